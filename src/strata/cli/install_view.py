@@ -1,0 +1,80 @@
+"""Parallel plugin installs with a progress display."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from strata.cli.context import Context
+
+
+def run_installs(
+    ctx: Context,
+    names: list[str],
+    *,
+    clean: bool,
+    parallelism: int | None,
+    quiet: bool = False,
+) -> list[dict[str, Any]]:
+    """Install ``names`` (or every plugin); one result per plugin, failures included."""
+    from strata.errors import StrataError
+    from strata.ingest import venv
+
+    project = ctx.project()
+    refs = [project.plugin(n) for n in names] if names else list(project.plugins())
+    envs: dict[str, venv.PluginEnv] = {}
+    for ref in refs:
+        env = venv.plugin_env(project, ref)
+        if env.pip_url is not None:
+            envs.setdefault(env.owner.name, env)
+    lock = venv.read_lock(project)
+
+    def one(env: venv.PluginEnv) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            status, error = venv.install(project, env, clean=clean, lock=lock), None
+        except StrataError as exc:
+            status, error = "failed", str(exc)
+        return {
+            "name": env.owner.name,
+            "status": status,
+            "error": error,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+
+    workers = parallelism or os.cpu_count() or 2
+    results: list[dict[str, Any]] = []
+    show = not quiet and not ctx.json
+    live = show and sys.stderr.isatty()
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(envs) or 1))) as pool:
+        futures = {name: pool.submit(one, env) for name, env in envs.items()}
+        if live:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            with Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=False
+            ) as bar:
+                tasks = {name: bar.add_task(f"installing {name}", total=1) for name in futures}
+                for name, future in futures.items():
+                    result = future.result()
+                    bar.update(tasks[name], completed=1, description=_line(result))
+                    results.append(result)
+        else:
+            for future in futures.values():
+                result = future.result()
+                if show:
+                    click.echo(_line(result), err=result["error"] is not None)
+                results.append(result)
+    return results
+
+
+def _line(result: dict[str, Any]) -> str:
+    if result["error"]:
+        return f"{result['name']}: failed: {result['error']}"
+    return f"{result['name']}: {result['status']} ({result['seconds']} s)"

@@ -1,0 +1,155 @@
+"""``strata add | remove | install | lock | invoke``."""
+
+from __future__ import annotations
+
+import click
+
+from strata.cli.context import Context, pass_context
+
+_TYPES = ["extractor", "loader", "mapper", "utility"]
+
+
+@click.command()
+@click.argument("plugin_type", metavar="TYPE", type=click.Choice(_TYPES))
+@click.argument("name")
+@click.option("--pip-url", help="What to install: any pip arguments (package==version, a path, a URL).")
+@click.option("--executable", help="Executable to run (default: the plugin name).")
+@click.option("--inherit-from", help="Existing plugin to inherit config and install from.")
+@click.option("--namespace", help="Prefix for the plugin's variables (default: the name with _).")
+@click.option("--install/--no-install", default=True, show_default=True, help="Install it right away.")
+@pass_context
+def add(
+    ctx: Context,
+    plugin_type: str,
+    name: str,
+    pip_url: str | None,
+    executable: str | None,
+    inherit_from: str | None,
+    namespace: str | None,
+    install: bool,
+) -> None:
+    """Add a plugin to the project file (and install it).
+
+    If the install fails, the project file is left as it was.
+    """
+    from strata.ingest import venv
+    from strata.project.edit import add_plugin
+    from strata.project.schema import ADDABLE_TYPES
+
+    project = ctx.project()
+    original = project.file.read_text(encoding="utf-8") if project.file else ""
+    add_plugin(
+        project,
+        ADDABLE_TYPES[plugin_type],
+        name,
+        pip_url=pip_url,
+        executable=executable,
+        inherit_from=inherit_from,
+        namespace=namespace,
+    )
+    project = ctx.reload()
+    status = "not installed"
+    if install:
+        env = venv.plugin_env(project, project.plugin(name))
+        try:
+            status = venv.install(project, env)
+        except BaseException:
+            from strata.project.yamlfile import write_atomic
+
+            assert project.file is not None
+            write_atomic(project.file, original)
+            raise
+    ctx.emit(
+        {"name": name, "type": ADDABLE_TYPES[plugin_type], "install": status},
+        lambda: click.echo(f"Added {plugin_type} `{name}` to {project.file_name} ({status})"),
+    )
+
+
+@click.command()
+@click.argument("names", nargs=-1, required=True)
+@pass_context
+def remove(ctx: Context, names: tuple[str, ...]) -> None:
+    """Remove plugins from the project file and delete their environments."""
+    from strata.ingest import venv
+    from strata.project.edit import remove_plugin
+
+    for name in names:
+        project = ctx.reload()
+        env = venv.plugin_env(project, project.plugin(name))
+        remove_plugin(project, name)
+        if env.owner.name == name:
+            venv.uninstall(env)
+        if not ctx.json:
+            click.echo(f"Removed `{name}`")
+    if ctx.json:
+        ctx.emit({"removed": list(names)}, lambda: None)
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option("--clean", is_flag=True, help="Rebuild environments even when they are up to date.")
+@click.option("-p", "--parallelism", type=click.IntRange(min=1), help="Installs at once (default: CPU count).")
+@pass_context
+def install(ctx: Context, names: tuple[str, ...], clean: bool, parallelism: int | None) -> None:
+    """Install plugins (all, or NAMES), each in its own virtual environment, in parallel."""
+    from strata.cli.install_view import run_installs
+
+    results = run_installs(ctx, list(names), clean=clean, parallelism=parallelism)
+    failed = [r for r in results if r["error"]]
+    ctx.emit(results, lambda: None)
+    if failed:
+        from strata.errors import InstallError
+
+        raise InstallError(
+            f"{len(failed)} of {len(results)} plugins failed to install: {', '.join(r['name'] for r in failed)}",
+            "the others are installed; fix the failing pip_url and run `strata install` again",
+        )
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@pass_context
+def lock(ctx: Context, names: tuple[str, ...]) -> None:
+    """Record the exact versions installed for each plugin in strata.lock."""
+    from strata.cli.install_view import run_installs
+    from strata.ingest import venv
+
+    results = run_installs(ctx, list(names), clean=False, parallelism=None, quiet=ctx.json)
+    if any(r["error"] for r in results):
+        from strata.errors import InstallError
+
+        raise InstallError(
+            "some plugins could not be installed, so nothing was locked", "fix them and run `strata lock` again"
+        )
+    project = ctx.project()
+    entries = {}
+    for result in results:
+        env = venv.plugin_env(project, project.plugin(result["name"]))
+        if env.pip_url is None or env.owner.name != result["name"]:
+            continue
+        entries[env.owner.name] = {
+            "type": env.owner.plugin_type,
+            "pip_url": env.pip_url,
+            "requirements": venv.freeze(env),
+        }
+    venv.write_lock(project, entries)
+
+    def human() -> None:
+        for locked_name, entry in entries.items():
+            click.echo(f"Locked {locked_name}: {len(entry['requirements'])} packages")
+
+    ctx.emit({n: e["requirements"] for n, e in entries.items()}, human)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("plugin")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def invoke(ctx: Context, plugin: str, args: tuple[str, ...]) -> int:
+    """Run PLUGIN's executable with its resolved config (passed as --config) and ARGS."""
+    from strata.ingest.invoke import invoke as run
+
+    return run(ctx.project(), plugin, list(args))
+
+
+COMMANDS = [add, remove, install, lock, invoke]

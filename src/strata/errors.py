@@ -1,0 +1,100 @@
+"""The one exception tree of strata.
+
+    StrataError                      root; carries a reason, an instruction and an exit code
+    ├── UsageError                   bad input from the user: not retryable (exit 2)
+    │   ├── ProjectNotFoundError     no strata.yml / meltano.yml above the working directory
+    │   ├── ProjectFileError         the project file is malformed or invalid (file, line, key)
+    │   ├── EnvironmentNotFoundError (KeyError) an unknown environment
+    │   ├── PluginNotFoundError      (KeyError) an unknown plugin name
+    │   ├── PluginExistsError        a plugin of that name is already defined
+    │   ├── SettingError             (ValueError) an unknown or unparsable setting value
+    │   └── VariableNotSetError      (KeyError) ``${VAR}`` names an unset variable
+    └── RuntimeFailure               something failed while running: may work on retry (exit 1)
+        ├── InstallError             a plugin's virtual environment could not be built
+        └── PluginExecutableError    a plugin's executable is missing or could not start
+
+Every error renders as one line, ``reason; instruction``; the CLI prints it and exits with
+``exit_code``. Errors that match a builtin also inherit it, so ``except KeyError`` works.
+"""
+
+from __future__ import annotations
+
+
+class StrataError(Exception):
+    """Root of every error strata raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, reason: str, instruction: str | None = None) -> None:
+        self.reason = reason
+        self.instruction = instruction
+        super().__init__(reason)
+
+    def __str__(self) -> str:
+        if self.instruction:
+            return f"{self.reason}; {self.instruction}"
+        return self.reason
+
+
+class UsageError(StrataError):
+    """The input is wrong; retrying the same thing will fail the same way."""
+
+    exit_code = 2
+
+
+class ProjectNotFoundError(UsageError):
+    """No project file was found."""
+
+
+class ProjectFileError(UsageError, ValueError):
+    """The project file cannot be read or does not follow the schema."""
+
+
+class EnvironmentNotFoundError(UsageError, KeyError):
+    """The selected environment is not defined in the project."""
+
+
+class PluginNotFoundError(UsageError, KeyError):
+    """No plugin of that name is defined in the project."""
+
+
+class PluginExistsError(UsageError):
+    """A plugin of that name is already defined."""
+
+
+class SettingError(UsageError, ValueError):
+    """A setting name or value is not acceptable."""
+
+
+class VariableNotSetError(UsageError, KeyError):
+    """A ``${VAR}`` reference names a variable that is not set anywhere."""
+
+
+class RuntimeFailure(StrataError):
+    """Something failed while running; the same command may succeed later."""
+
+    exit_code = 1
+
+
+class InstallError(RuntimeFailure):
+    """A plugin could not be installed."""
+
+
+class PluginExecutableError(RuntimeFailure):
+    """A plugin's executable is missing or could not be started."""
+
+
+__all__ = [
+    "EnvironmentNotFoundError",
+    "InstallError",
+    "PluginExecutableError",
+    "PluginExistsError",
+    "PluginNotFoundError",
+    "ProjectFileError",
+    "ProjectNotFoundError",
+    "RuntimeFailure",
+    "SettingError",
+    "StrataError",
+    "UsageError",
+    "VariableNotSetError",
+]

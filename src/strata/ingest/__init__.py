@@ -1,0 +1,1 @@
+"""The ingest half: plugin environments, plugin invocation, and (later) the Singer pipeline."""

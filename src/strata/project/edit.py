@@ -1,0 +1,160 @@
+"""Edits to the project file: plugins and their config. Each edit validates, then saves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from strata.errors import PluginExistsError, UsageError
+from strata.project.project import PluginRef, Project, ensure_mapping
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def check_plugin_name(name: str) -> None:
+    """Plugin names become directory names and variable prefixes: keep them plain."""
+    if not name or not set(name) <= _NAME_CHARS or name.startswith((".", "-")) or ".." in name:
+        raise UsageError(
+            f"`{name}` is not a valid plugin name",
+            "use letters, digits, `-`, `_` and `.`, starting with a letter or digit",
+        )
+
+
+def add_plugin(
+    project: Project,
+    plugin_type: str,
+    name: str,
+    *,
+    pip_url: str | None = None,
+    executable: str | None = None,
+    inherit_from: str | None = None,
+    namespace: str | None = None,
+) -> None:
+    """Append a plugin entry to the project file and save it (reload the project to see it)."""
+    check_plugin_name(name)
+    if any(ref.name == name for ref in project.plugins()):
+        raise PluginExistsError(
+            f"a plugin named `{name}` already exists", "choose another name or `strata remove` it first"
+        )
+    if inherit_from is not None:
+        parent = project.plugin(inherit_from)
+        if parent.plugin_type != plugin_type:
+            raise UsageError(
+                f"`{inherit_from}` is in `{parent.plugin_type}`, not `{plugin_type}`",
+                "inherit from a plugin of the same type",
+            )
+    elif pip_url is None and executable is None:
+        raise UsageError(f"`{name}` needs --pip-url, --executable or --inherit-from", "say how to install or find it")
+    entry = CommentedMap()
+    entry["name"] = name
+    for key, value in (
+        ("inherit_from", inherit_from),
+        ("namespace", namespace),
+        ("pip_url", pip_url),
+        ("executable", executable),
+    ):
+        if value is not None:
+            entry[key] = value
+    plugins = ensure_mapping(project.tree, "plugins")
+    section = plugins.get(plugin_type)
+    if not isinstance(section, CommentedSeq):
+        section = CommentedSeq()
+        plugins[plugin_type] = section
+    section.append(entry)
+    project.save()
+
+
+def remove_plugin(project: Project, name: str) -> PluginRef:
+    """Remove a plugin and its environment overrides from the project file."""
+    ref = project.plugin(name)
+    children = [r.name for r in project.plugins() if r.plugin.inherit_from == name]
+    if children:
+        raise UsageError(f"{', '.join(children)} inherit from `{name}`", "remove those plugins first")
+    del project.tree["plugins"][ref.plugin_type][ref.index]
+    for env in project.tree.get("environments") or []:
+        section = _get(env, "config", "plugins", ref.plugin_type)
+        if isinstance(section, list):
+            section[:] = [p for p in section if not (isinstance(p, dict) and p.get("name") == name)]
+    project.save()
+    return ref
+
+
+def _get(node: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def set_config(project: Project, name: str, key: str, value: Any, *, in_environment: bool) -> str:
+    """Write ``key: value`` into the plugin's config (or the active environment's); return where."""
+    ref = project.plugin(name)
+    if in_environment:
+        env = project.environment
+        if env is None:
+            raise UsageError("no environment is active", "pass -e NAME, or drop it to write the plugin's own config")
+        env_node = next(e for e in project.tree["environments"] if e.get("name") == env.name)
+        plugins = ensure_mapping(ensure_mapping(env_node, "config"), "plugins")
+        section = plugins.get(ref.plugin_type)
+        if not isinstance(section, CommentedSeq):
+            section = CommentedSeq()
+            plugins[ref.plugin_type] = section
+        entry = next((p for p in section if p.get("name") == name), None)
+        if entry is None:
+            entry = CommentedMap(name=name)
+            section.append(entry)
+        config = ensure_mapping(entry, "config")
+        where = f"{project.file_name} (environment {env.name})"
+    else:
+        entry = project.tree["plugins"][ref.plugin_type][ref.index]
+        config = ensure_mapping(entry, "config")
+        where = project.file_name
+    if key not in config:
+        *parents, key = key.split(".")
+        for part in parents:
+            config = ensure_mapping(config, part)
+    config[key] = value
+    project.save()
+    return where
+
+
+def unset_config(project: Project, name: str, key: str, *, in_environment: bool) -> bool:
+    """Remove ``key`` from the plugin's config (or the active environment's); True if found."""
+    ref = project.plugin(name)
+    if in_environment:
+        override = project.environment_override(ref)
+        if override is None:
+            return False
+        entry = _node(project, override[1])
+    else:
+        entry = project.tree["plugins"][ref.plugin_type][ref.index]
+    config = entry.get("config") if isinstance(entry, dict) else None
+    if not isinstance(config, dict):
+        return False
+    if key in config:
+        del config[key]
+    else:
+        chain = [config]
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = chain[-1].get(part)
+            if not isinstance(nxt, dict):
+                return False
+            chain.append(nxt)
+        if parts[-1] not in chain[-1]:
+            return False
+        del chain[-1][parts[-1]]
+        for parent, part in reversed(list(zip(chain[:-1], parts[:-1], strict=True))):
+            if not parent[part]:
+                del parent[part]
+    project.save()
+    return True
+
+
+def _node(project: Project, path: list[str | int]) -> Any:
+    node: Any = project.tree
+    for part in path:
+        node = node[part]
+    return node

@@ -1,0 +1,59 @@
+r"""``${VAR}`` expansion in project values.
+
+Forms: ``${VAR}``, ``$VAR``, ``${VAR:-default}`` (default when unset or empty) and
+``${VAR-default}`` (default when unset). ``$$`` and ``\\$`` stand for a literal ``$``.
+A reference to a variable that is set nowhere is an error naming the variable and where it
+was used: a silently empty password or host is worse than a clear stop.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import VariableNotSetError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_REFERENCE = re.compile(
+    r"(?P<escape>\$\$|\\\$)"
+    r"|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
+    r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
+
+
+def expand_str(text: str, variables: Mapping[str, str], where: str) -> str:
+    """Expand every reference in ``text``; ``where`` names the value in errors."""
+    if "$" not in text:
+        return text
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group("escape"):
+            return "$"
+        name = match.group("braced") or match.group("bare")
+        value = variables.get(name)
+        op = match.group("op")
+        if op == ":-" and not value:
+            return expand_str(match.group("default"), variables, where)
+        if op == "-" and value is None:
+            return expand_str(match.group("default"), variables, where)
+        if value is None:
+            raise VariableNotSetError(
+                f"{where} uses ${{{name}}}, which is not set",
+                f"set {name} in the environment or in .env, or write ${{{name}:-default}}",
+            )
+        return value
+
+    return _REFERENCE.sub(substitute, text)
+
+
+def expand(value: Any, variables: Mapping[str, str], where: str) -> Any:
+    """Expand references in strings nested anywhere inside ``value``."""
+    if isinstance(value, str):
+        return expand_str(value, variables, where)
+    if isinstance(value, dict):
+        return {k: expand(v, variables, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand(v, variables, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value

@@ -1,0 +1,277 @@
+"""The project: where it lives, its file, its ``.env`` and the active environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from strata.errors import (
+    EnvironmentNotFoundError,
+    PluginNotFoundError,
+    ProjectFileError,
+    ProjectNotFoundError,
+)
+from strata.project import yamlfile
+from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+PROJECT_FILES = ("strata.yml", "meltano.yml")
+"""File names that mark a project root, in order of preference."""
+
+SYSTEM_DIR = ".strata"
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` holding a project file."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if any((directory / name).is_file() for name in PROJECT_FILES):
+            return directory
+    raise ProjectNotFoundError(
+        f"no strata.yml or meltano.yml in {start} or any parent directory",
+        "run `strata init DIR` to create a project, or pass -C/--project-dir",
+    )
+
+
+@dataclass(frozen=True)
+class PluginRef:
+    """A plugin entry and where it sits in the project file."""
+
+    plugin_type: str
+    index: int
+    plugin: Plugin
+
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+    @property
+    def path(self) -> list[str | int]:
+        """Key path of the entry in the project file tree."""
+        return ["plugins", self.plugin_type, self.index]
+
+
+class Project:
+    """A loaded project. Cheap to build: the file is parsed once, nothing else is touched."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        environment: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.file = next((self.root / n for n in PROJECT_FILES if (self.root / n).is_file()), None)
+        if self.file is None:
+            raise ProjectNotFoundError(f"no strata.yml or meltano.yml in {self.root}", "run `strata init DIR` first")
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.tree: CommentedMap = yamlfile.load_tree(self.file)
+        self.model: ProjectFile = yamlfile.convert(self.tree, ProjectFile, self.file)
+        self._check()
+        self.environment = self._select_environment(environment)
+
+    @classmethod
+    def find(
+        cls,
+        project_dir: Path | None = None,
+        *,
+        environment: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Project:
+        """Load the project at ``project_dir``, or the one above the working directory."""
+        if project_dir is not None and not project_dir.is_dir():
+            raise ProjectNotFoundError(f"{project_dir} is not a directory", "pass an existing project directory to -C")
+        return cls(find_root(project_dir or Path.cwd()), environment=environment, environ=environ)
+
+    # -- places -------------------------------------------------------------------------
+
+    @property
+    def system_dir(self) -> Path:
+        """``.strata/``: plugin venvs, system database, logs, default store."""
+        return self.root / SYSTEM_DIR
+
+    @property
+    def plugins_dir(self) -> Path:
+        return self.system_dir / "plugins"
+
+    @property
+    def dotenv_path(self) -> Path:
+        return self.root / ".env"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "strata.lock"
+
+    # -- variables ----------------------------------------------------------------------
+
+    @cached_property
+    def dotenv(self) -> dict[str, str]:
+        """Values from ``.env``; they never override the process environment."""
+        if not self.dotenv_path.is_file():
+            return {}
+        from dotenv import dotenv_values
+
+        return {k: v for k, v in dotenv_values(self.dotenv_path).items() if v is not None}
+
+    @cached_property
+    def variables(self) -> dict[str, str]:
+        """What ``${VAR}`` sees: project paths < root ``env:`` < ``.env`` < process < environment ``env:``."""
+        from strata.project.expand import expand
+
+        base = {
+            "STRATA_PROJECT_ROOT": str(self.root),
+            "MELTANO_PROJECT_ROOT": str(self.root),
+            "STRATA_SYS_DIR_ROOT": str(self.system_dir),
+        }
+        merged = {**base, **self.dotenv, **self.environ}
+        root_env = expand({k: str(v) for k, v in self.model.env.items()}, merged, f"{self.file_name}: env")
+        merged = {**base, **root_env, **self.dotenv, **self.environ}
+        if self.environment is not None and self.environment.env:
+            where = f"{self.file_name}: environments.{self.environment.name}.env"
+            merged.update(expand({k: str(v) for k, v in self.environment.env.items()}, merged, where))
+        return merged
+
+    @property
+    def file_name(self) -> str:
+        assert self.file is not None
+        return self.file.name
+
+    # -- plugins ------------------------------------------------------------------------
+
+    def plugins(self, plugin_type: str | None = None) -> Iterator[PluginRef]:
+        """Every plugin entry, in file order."""
+        for ptype in PLUGIN_TYPES if plugin_type is None else (plugin_type,):
+            for index, plugin in enumerate(getattr(self.model.plugins, ptype)):
+                yield PluginRef(ptype, index, plugin)
+
+    def plugin(self, name: str) -> PluginRef:
+        """The plugin called ``name``; an unknown name says which ones exist."""
+        for ref in self.plugins():
+            if ref.name == name:
+                return ref
+        import difflib
+
+        names = [ref.name for ref in self.plugins()]
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = (
+            f"did you mean `{close[0]}`?"
+            if close
+            else (f"defined plugins: {', '.join(names)}" if names else "add one with `strata add`")
+        )
+        raise PluginNotFoundError(f"no plugin named `{name}` in {self.file_name}", hint)
+
+    def environment_override(self, ref: PluginRef) -> tuple[Plugin, list[str | int]] | None:
+        """The active environment's entry for ``ref`` and its key path, if any."""
+        if self.environment is None:
+            return None
+        env_index = next(i for i, e in enumerate(self.model.environments) if e.name == self.environment.name)
+        for index, plugin in enumerate(getattr(self.environment.config.plugins, ref.plugin_type)):
+            if plugin.name == ref.name:
+                return plugin, ["environments", env_index, "config", "plugins", ref.plugin_type, index]
+        return None
+
+    def line(self, path: list[str | int]) -> str:
+        """``file:line`` of a key path, for messages."""
+        line = yamlfile.line_of(self.tree, path)
+        return f"{self.file_name}:{line}" if line else self.file_name
+
+    # -- editing ------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Write the edited tree back, atomically; validate it first so a bad edit never lands."""
+        assert self.file is not None
+        text = yamlfile.dump(self.tree)
+        reparsed = yamlfile.load_tree_from_text(text, self.file)
+        yamlfile.convert(reparsed, ProjectFile, self.file)
+        yamlfile.write_atomic(self.file, text)
+
+    # -- checks -------------------------------------------------------------------------
+
+    def _select_environment(self, explicit: str | None) -> Environment | None:
+        name = explicit or self.environ.get("STRATA_ENVIRONMENT") or self.dotenv.get("STRATA_ENVIRONMENT")
+        name = name or self.model.default_environment
+        if not name:
+            return None
+        for env in self.model.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.model.environments) or "none"
+        raise EnvironmentNotFoundError(
+            f"environment `{name}` is not defined in {self.file_name} (defined: {known})",
+            "pick one of those with -e, or add it under `environments:`",
+        )
+
+    def _check(self) -> None:
+        """Rules the schema alone cannot express: unique names and valid references."""
+        seen: dict[str, list[str | int]] = {}
+        for ref in self.plugins():
+            if ref.name in seen:
+                raise ProjectFileError(
+                    f"{self.line([*ref.path, 'name'])}: plugin `{ref.name}` is defined twice "
+                    f"(first at {self.line([*seen[ref.name], 'name'])})",
+                    "rename or remove one of them",
+                )
+            seen[ref.name] = ref.path
+        for ref in self.plugins():
+            parent = ref.plugin.inherit_from
+            if parent is None:
+                continue
+            target = next((p for p in self.plugins() if p.name == parent), None)
+            if target is None or target.plugin_type != ref.plugin_type:
+                raise ProjectFileError(
+                    f"{self.line([*ref.path, 'inherit_from'])}: `{ref.name}` inherits from `{parent}`, "
+                    f"which is not a plugin in `{ref.plugin_type}`",
+                    "name an existing plugin of the same type",
+                )
+            self._check_inheritance_cycle(ref)
+        env_names: set[str] = set()
+        for i, env in enumerate(self.model.environments):
+            if env.name in env_names:
+                raise ProjectFileError(
+                    f"{self.line(['environments', i, 'name'])}: environment `{env.name}` is defined twice", "remove one"
+                )
+            env_names.add(env.name)
+            for ptype in PLUGIN_TYPES:
+                for j, override in enumerate(getattr(env.config.plugins, ptype)):
+                    if not any(r.name == override.name for r in self.plugins(ptype)):
+                        raise ProjectFileError(
+                            f"{self.line(['environments', i, 'config', 'plugins', ptype, j, 'name'])}: environment "
+                            f"`{env.name}` configures `{override.name}`, which is not a plugin in `{ptype}`",
+                            "add the plugin under `plugins:` or fix the name",
+                        )
+        default = self.model.default_environment
+        if default and default not in env_names:
+            raise ProjectFileError(
+                f"{self.line(['default_environment'])}: default_environment `{default}` is not defined",
+                "add it under `environments:` or change default_environment",
+            )
+
+    def _check_inheritance_cycle(self, ref: PluginRef) -> None:
+        chain = [ref.name]
+        current = ref.plugin
+        while current.inherit_from is not None:
+            if current.inherit_from in chain:
+                raise ProjectFileError(
+                    f"{self.line([*ref.path, 'inherit_from'])}: inherit_from forms a cycle: "
+                    + " -> ".join([*chain, current.inherit_from]),
+                    "break the cycle",
+                )
+            chain.append(current.inherit_from)
+            current = self.plugin(current.inherit_from).plugin
+
+
+def ensure_mapping(parent: Any, key: str | int) -> CommentedMap:
+    """``parent[key]`` as a mapping, created empty when missing or null."""
+    value = parent[key] if (isinstance(parent, dict) and key in parent) or isinstance(key, int) else None
+    if not isinstance(value, CommentedMap):
+        value = CommentedMap()
+        parent[key] = value
+    return value

@@ -1,0 +1,346 @@
+"""Plugin configuration: every value, where it came from, and which ones are secret.
+
+Layers, lowest to highest (Meltano's order):
+
+    default        the setting's ``value:`` in its ``settings:`` declaration
+    inherited      the parent's resolved value (``inherit_from``)
+    project file   the plugin's ``config:``
+    environment    the active environment's ``config.plugins.<type>[name].config``
+    .env           ``<PLUGIN>_<SETTING>`` in the project's ``.env``
+    process env    ``<PLUGIN>_<SETTING>`` in the process environment
+    command line   overrides passed by the caller
+
+Nested config is flattened to dotted names (``a.b``) for resolution and nested again when
+handed to the plugin. Values from the project file expand ``${VAR}``; values from variables
+are cast to the setting's ``kind`` (or to the type of the value they override).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import SettingError, StrataError
+from strata.project.expand import expand
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from strata.project.project import PluginRef, Project
+    from strata.project.schema import Setting
+
+REDACTED = "(redacted)"
+_SECRET_WORDS = {
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "token",
+    "secret",
+    "key",
+    "apikey",
+    "credentials",
+    "credential",
+}
+_SECRET_KINDS = {"password", "secret", "hidden", "oauth"}
+_OBJECT_KINDS = {"object", "array"}
+
+
+def env_name(*parts: str) -> str:
+    """``tap-postgres``, ``password`` -> ``TAP_POSTGRES_PASSWORD``."""
+    return re.sub(r"[^A-Za-z0-9]", "_", "_".join(parts)).upper()
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a setting name reads like a credential (``password``, ``api_key``, ``token`` …)."""
+    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+    return any(word in _SECRET_WORDS for word in words)
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    """One resolved setting."""
+
+    name: str
+    value: Any
+    source: str
+    """``default``, ``inherited``, the project file name, ``environment``, ``.env``, ``env`` or ``command line``."""
+    detail: str = ""
+    """Where exactly: ``strata.yml:12``, ``TAP_X_PASSWORD``, ``environment dev`` …"""
+    secret: bool = False
+    problem: StrataError | None = None
+    """Set when the value could not be resolved (an unset ``${VAR}``)."""
+
+    @property
+    def shown(self) -> Any:
+        """The value as it may be printed: secrets are redacted."""
+        return REDACTED if self.secret and self.value is not None else self.value
+
+    def describe(self) -> str:
+        """``strata.yml:12``, ``env TAP_X_PASSWORD``, ``environment dev (strata.yml:30)`` …."""
+        if not self.detail or self.detail.startswith(self.source):
+            return self.detail or self.source
+        return f"{self.source} ({self.detail})"
+
+
+@dataclass
+class PluginSettings:
+    """The resolved configuration of one plugin."""
+
+    project: Project
+    ref: PluginRef
+    values: dict[str, SettingValue] = field(default_factory=dict)
+
+    def config(self) -> dict[str, Any]:
+        """Nested configuration to hand to the plugin; raises if any value is unresolved."""
+        out: dict[str, Any] = {}
+        for item in self.values.values():
+            if item.problem is not None:
+                raise item.problem
+            if item.value is not None:
+                _nest(out, item.name, item.value)
+        return out
+
+    def as_env(self) -> dict[str, str]:
+        """``<PLUGIN>_<SETTING>`` variables for the plugin's process (Meltano does the same)."""
+        prefix = self.ref.name
+        env: dict[str, str] = {}
+        for item in self.values.values():
+            if item.value is None or item.problem is not None:
+                continue
+            value = item.value if isinstance(item.value, str) else json.dumps(item.value)
+            env[env_name(prefix, item.name)] = value
+        return env
+
+
+def declared_settings(project: Project, ref: PluginRef) -> dict[str, Setting]:
+    """Settings declared by the plugin and its ancestors (the nearest declaration wins)."""
+    chain = lineage(project, ref)
+    out: dict[str, Setting] = {}
+    for plugin_ref in reversed(chain):
+        for setting in plugin_ref.plugin.settings:
+            out[setting.name] = setting
+    return out
+
+
+def lineage(project: Project, ref: PluginRef) -> list[PluginRef]:
+    """``ref`` followed by its ancestors through ``inherit_from``."""
+    chain = [ref]
+    while chain[-1].plugin.inherit_from is not None:
+        chain.append(project.plugin(chain[-1].plugin.inherit_from))
+    return chain
+
+
+def namespace(project: Project, ref: PluginRef) -> str:
+    """The plugin's namespace: its own, its root ancestor's, or its name with ``_``."""
+    for plugin_ref in lineage(project, ref):
+        if plugin_ref.plugin.namespace:
+            return plugin_ref.plugin.namespace
+    return lineage(project, ref)[-1].name.replace("-", "_")
+
+
+def is_secret(name: str, declared: Setting | None) -> bool:
+    """A declaration decides (``sensitive``, ``kind: password``); otherwise the name does."""
+    if declared is not None:
+        if declared.sensitive or (declared.kind or "") in _SECRET_KINDS:
+            return True
+        if declared.sensitive is False:
+            return False
+    return looks_secret(name)
+
+
+def variable_names(project: Project, ref: PluginRef, name: str, declared: Setting | None) -> list[str]:
+    """Variables that set ``name`` for ``ref``, most specific first."""
+    names = []
+    if declared is not None and declared.env:
+        names.append(declared.env)
+    names.append(env_name(ref.name, name))
+    names.append(env_name(namespace(project, ref), name))
+    names.extend(env_name(ref.name, alias) for alias in (declared.aliases if declared is not None else []))
+    return list(dict.fromkeys(names))
+
+
+def resolve(
+    project: Project,
+    name: str,
+    overrides: Mapping[str, Any] | None = None,
+) -> PluginSettings:
+    """Resolve every setting of plugin ``name`` through all layers."""
+    ref = project.plugin(name)
+    declared = declared_settings(project, ref)
+    layers: list[dict[str, SettingValue]] = []
+
+    defaults = {}
+    for key, setting in declared.items():
+        if setting.value is not None:
+            defaults[key] = _from_file(project, key, setting.value, "default", f"declared in {project.file_name}")
+    layers.append(defaults)
+
+    if ref.plugin.inherit_from is not None:
+        parent = resolve(project, ref.plugin.inherit_from)
+        layers.append(
+            {
+                k: SettingValue(k, v.value, "inherited", f"from {parent.ref.name}", problem=v.problem)
+                for k, v in parent.values.items()
+                if v.value is not None or v.problem is not None
+            }
+        )
+
+    config_path = [*ref.path, "config"]
+    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_name, declared))
+    override = project.environment_override(ref)
+    if override is not None:
+        env_plugin, env_path = override
+        assert project.environment is not None
+        layers.append(
+            _file_layer(
+                project, env_plugin.config, [*env_path, "config"], f"environment {project.environment.name}", declared
+            )
+        )
+
+    names = list(declared)
+    for layer in layers:
+        names.extend(k for k in layer if k not in names)
+
+    below: dict[str, SettingValue] = {}
+    for layer in layers:
+        below.update(layer)
+    for source, variables in ((".env", project.dotenv), ("env", project.environ)):
+        layer = {}
+        for key in names:
+            for var in variable_names(project, ref, key, declared.get(key)):
+                if var in variables:
+                    previous = below.get(key)
+                    value = _cast(variables[var], declared.get(key), previous.value if previous else None, var)
+                    layer[key] = SettingValue(key, value, source, var)
+                    break
+        layers.append(layer)
+        below.update(layer)
+    if overrides:
+        layers.append({k: SettingValue(k, v, "command line") for k, v in overrides.items()})
+        names.extend(k for k in overrides if k not in names)
+
+    result = PluginSettings(project, ref)
+    for key in names:
+        chosen: SettingValue | None = None
+        for layer in layers:
+            chosen = layer.get(key, chosen)
+        secret = is_secret(key, declared.get(key))
+        if chosen is None:
+            chosen = SettingValue(key, None, "unset")
+        result.values[key] = SettingValue(
+            chosen.name, chosen.value, chosen.source, chosen.detail, secret, chosen.problem
+        )
+    return result
+
+
+def _file_layer(
+    project: Project,
+    config: dict[str, Any],
+    path: list[str | int],
+    source: str,
+    declared: Mapping[str, Setting],
+) -> dict[str, SettingValue]:
+    layer = {}
+    for key, (value, key_path) in flatten(config, path, declared).items():
+        where = project.line(key_path)
+        layer[key] = _from_file(project, key, value, source, where)
+    return layer
+
+
+def _from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
+    try:
+        return SettingValue(key, expand(value, project.variables, f"{where} `{key}`"), source, where)
+    except StrataError as exc:
+        return SettingValue(key, None, source, where, problem=exc)
+
+
+def flatten(
+    config: Mapping[str, Any],
+    path: list[str | int],
+    declared: Mapping[str, Setting],
+    prefix: str = "",
+) -> dict[str, tuple[Any, list[str | int]]]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": (1, path)}``, stopping at object/array settings."""
+    out: dict[str, tuple[Any, list[str | int]]] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        setting = declared.get(name)
+        is_leaf = not isinstance(value, dict) or not value or (setting is not None and setting.kind in _OBJECT_KINDS)
+        if is_leaf:
+            out[name] = (value, [*path, key])
+        else:
+            out.update(flatten(value, [*path, key], declared, f"{name}."))
+    return out
+
+
+def _nest(target: dict[str, Any], dotted_name: str, value: Any) -> None:
+    *parents, leaf = dotted_name.split(".")
+    for part in parents:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            target[part] = child
+        target = child
+    target[leaf] = value
+
+
+_TRUE = {"true", "1", "yes", "on", "y", "t"}
+_FALSE = {"false", "0", "no", "off", "n", "f"}
+
+
+def _cast(raw: str, declared: Setting | None, below: Any, where: str) -> Any:
+    """Cast a string from a variable to the setting's kind, or to the type it overrides."""
+    kind = declared.kind if declared is not None else None
+    if kind is None:
+        kind = _kind_of(below)
+    if kind is None:
+        return raw
+    return parse_value(raw, kind, where)
+
+
+def _kind_of(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "decimal"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return None
+
+
+def parse_value(raw: str, kind: str | None, where: str) -> Any:
+    """Parse ``raw`` as ``kind``; with no kind, JSON scalars/objects are parsed, else text."""
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "decimal":
+            return float(raw)
+        if kind == "boolean":
+            lowered = raw.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise ValueError(raw)
+        if kind in _OBJECT_KINDS:
+            value = json.loads(raw)
+            expected = dict if kind == "object" else list
+            if not isinstance(value, expected):
+                raise ValueError(raw)
+            return value
+    except ValueError:
+        raise SettingError(f"{where}: `{raw}` is not a valid {kind}", f"give a {kind} value") from None
+    if kind is None:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return raw
+        return value if not isinstance(value, str) else raw
+    return raw

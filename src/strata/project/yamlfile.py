@@ -1,0 +1,189 @@
+"""Reading and writing the project file with its line numbers and comments kept.
+
+The file is parsed once with ruamel.yaml's round-trip loader: the tree it returns remembers
+the line of every key, so a schema error can name ``file:line`` and the dotted key, and
+edits (``strata add``, ``config set``) write the file back with its comments and order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from strata.errors import ProjectFileError
+
+T = TypeVar("T")
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def load_tree(path: Path) -> CommentedMap:
+    """Parse ``path`` into a round-trip tree; malformed YAML raises with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
+    return load_tree_from_text(text, path)
+
+
+def load_tree_from_text(text: str, path: Path) -> CommentedMap:
+    """Parse project-file ``text`` (named ``path`` in errors) into a round-trip tree."""
+    try:
+        tree = _yaml().load(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+        raise ProjectFileError(f"{where}: malformed YAML: {exc.problem or exc.context}", "fix the YAML syntax") from exc
+    if tree is None:
+        raise ProjectFileError(f"{path.name} is empty", "write at least `version: 1`, or run `strata init`")
+    if not isinstance(tree, CommentedMap):
+        raise ProjectFileError(
+            f"{path.name}:1: the project file must be a mapping of keys to values", "see `strata init` for an example"
+        )
+    return tree
+
+
+def plain(node: Any) -> Any:
+    """Turn a round-trip tree into plain dicts, lists and scalars."""
+    if isinstance(node, dict):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, dt.date):
+        return node.isoformat()
+    return str(node)
+
+
+_PATH_PART = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\.\.\.\]")
+_MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def _parse_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for match in _PATH_PART.finditer(path):
+        if match.group(1) is not None:
+            parts.append(match.group(1))
+        elif match.group(2) is not None:
+            parts.append(int(match.group(2)))
+    return parts
+
+
+def dotted(parts: list[str | int]) -> str:
+    """Render a key path as ``plugins.extractors[0].name``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def line_of(tree: Any, parts: list[str | int]) -> int | None:
+    """1-based line of the key at ``parts`` in ``tree`` (the deepest one that exists)."""
+    node, line = tree, None
+    for part in parts:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+        else:
+            break
+        node = node[part]
+    return line
+
+
+def convert(tree: CommentedMap, model: type[T], path: Path) -> T:
+    """Validate ``tree`` against ``model``; errors name file, line and key."""
+    try:
+        return msgspec.convert(plain(tree), model)
+    except msgspec.ValidationError as exc:
+        match = _MSGSPEC_ERROR.match(str(exc))
+        assert match is not None
+        message, parts = match.group("msg"), _parse_path(match.group("path") or "")
+        unknown = re.match(r"Object contains unknown field `(.+)`", message)
+        if unknown:
+            key = unknown.group(1)
+            fields = _fields_at(model, parts)
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else "remove it or check the spelling"
+            where = _where(path, tree, [*parts, key])
+            raise ProjectFileError(f"{where}: unknown key `{dotted([*parts, key])}`", hint) from None
+        missing = re.match(r"Object missing required field `(.+)`", message)
+        if missing:
+            where = _where(path, tree, parts)
+            raise ProjectFileError(f"{where}: `{dotted(parts)}` needs a `{missing.group(1)}` key", "add it") from None
+        expected = message.replace("`", "").replace("Expected", "expected")
+        where = _where(path, tree, parts)
+        raise ProjectFileError(f"{where}: `{dotted(parts)}`: {expected}", "fix the value") from None
+
+
+def _where(path: Path, tree: Any, parts: list[str | int]) -> str:
+    line = line_of(tree, parts)
+    return f"{path.name}:{line}" if line else path.name
+
+
+def _fields_at(model: type[Any], parts: list[str | int]) -> list[str]:
+    """Field names of the schema node that ``parts`` points into."""
+    import typing
+
+    current: Any = model
+    for part in parts:
+        if isinstance(part, int):
+            continue
+        hints = typing.get_type_hints(current)
+        current = hints.get(part)
+        for arg in (*typing.get_args(current), current):
+            inner = typing.get_args(arg)
+            candidate = inner[0] if inner else arg
+            if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
+                current = candidate
+                break
+        else:
+            return []
+    return list(getattr(current, "__struct_fields__", ()))
+
+
+def dump(tree: CommentedMap) -> str:
+    """Render ``tree`` back to YAML text."""
+    stream = io.StringIO()
+    _yaml().dump(tree, stream)
+    return stream.getvalue()
+
+
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` in one step; a crash leaves the old file whole."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        elif path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
