@@ -91,7 +91,7 @@ def get(click_ctx: click.Context, key: str) -> None:
 def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
     """Set KEY to VALUE. Secrets always go to .env, never to the project file."""
     from strata.project import dotenv_file
-    from strata.project.edit import set_config
+    from strata.project.edit import declare_secret, set_config
     from strata.project.settings import declared_settings, is_secret, parse_value, variable_names
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
@@ -101,6 +101,8 @@ def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
     parsed = parse_value(value, declared.kind if declared else None, key)
     if secret or is_secret(key, declared):
         var = variable_names(project, ref, key, declared)[0]
+        if declared is None:
+            declare_secret(project, ref.name, key)
         dotenv_file.set_value(project.dotenv_path, var, value if isinstance(parsed, str) else json.dumps(parsed))
         where = f".env ({var})"
         shown: Any = "(redacted)"

@@ -158,3 +158,16 @@ def _node(project: Project, path: list[str | int]) -> Any:
     for part in path:
         node = node[part]
     return node
+
+
+def declare_secret(project: Project, name: str, key: str) -> None:
+    """Declare ``key`` as a sensitive setting of plugin ``name`` (no value is written)."""
+    ref = project.plugin(name)
+    entry = project.tree["plugins"][ref.plugin_type][ref.index]
+    settings = entry.get("settings")
+    if not isinstance(settings, CommentedSeq):
+        settings = CommentedSeq()
+        entry["settings"] = settings
+    if not any(isinstance(s, dict) and s.get("name") == key for s in settings):
+        settings.append(CommentedMap(name=key, sensitive=True))
+        project.save()

@@ -212,7 +212,7 @@ class Project:
     def _check(self) -> None:
         """Rules the schema alone cannot express: unique names and valid references."""
         seen: dict[str, list[str | int]] = {}
-        for ref in self.plugins():
+        for ref in sorted(self.plugins(), key=lambda r: yamlfile.line_of(self.tree, r.path) or 0):
             if ref.name in seen:
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'name'])}: plugin `{ref.name}` is defined twice "

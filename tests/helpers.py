@@ -1,0 +1,62 @@
+"""Helpers shared by the tests: CLI results, subprocess runs, project files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STRATA = [sys.executable, "-m", "strata"]
+
+
+@dataclass
+class Result:
+    """What a CLI call gave back."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Cli = Callable[..., Result]
+"""The ``strata`` fixture: call it with CLI arguments."""
+
+
+def run_strata(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+    """Run the real ``strata`` in a subprocess (for plugins that share the terminal)."""
+    done = subprocess.run(
+        [*STRATA, *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def write_project(root: Path, text: str, name: str = "strata.yml") -> Path:
+    """Write a project file from an indented literal."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (except plugin venvs) with its content, to prove nothing changed."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "plugins" not in p.relative_to(root).parts
+    }
