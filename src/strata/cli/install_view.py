@@ -34,6 +34,7 @@ def run_installs(
         if env.pip_url is not None:
             envs.setdefault(env.owner.name, env)
     lock = venv.read_lock(project)
+    venv.uv_binary()
 
     def one(env: venv.PluginEnv) -> dict[str, Any]:
         started = time.perf_counter()

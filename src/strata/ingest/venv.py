@@ -14,6 +14,8 @@ interpreter and the locked requirements, so ``install`` skips what is already ri
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -131,7 +133,9 @@ def write_lock(project: Project, entries: dict[str, dict[str, Any]]) -> None:
 # -- building ---------------------------------------------------------------------------
 
 
-def _uv() -> str | None:
+@functools.cache
+def uv_binary() -> str | None:
+    """The uv executable (cached: its lookup is not thread-safe, so resolve it before threads)."""
     try:
         from uv import find_uv_bin
 
@@ -166,6 +170,8 @@ def install(project: Project, env: PluginEnv, *, clean: bool = False, lock: dict
         os.replace(link, env.current)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            env.home.rmdir()  # only when empty: a previous good venv stays
         raise
     for old in env.home.glob("v-*"):
         if old != target:
@@ -176,7 +182,7 @@ def install(project: Project, env: PluginEnv, *, clean: bool = False, lock: dict
 def _build(env: PluginEnv, target: Path, requirements: list[str] | None) -> None:
     assert env.pip_url is not None
     python = env.python or sys.executable
-    uv = _uv()
+    uv = uv_binary()
     if requirements is not None:
         reqs = target.parent / f".{target.name}.requirements.txt"
         reqs.write_text("\n".join(requirements) + "\n", encoding="utf-8")
@@ -218,7 +224,7 @@ def _last_lines(text: str, count: int = 4) -> str:
 
 def freeze(env: PluginEnv) -> list[str]:
     """Exact requirements installed in ``env``'s venv."""
-    uv = _uv()
+    uv = uv_binary()
     vpy = str(env.current / "bin" / "python")
     cmd = [uv, "pip", "freeze", "--python", vpy] if uv else [vpy, "-m", "pip", "freeze"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
