@@ -269,3 +269,18 @@ def test_secret_config_reaches_the_plugin_but_not_the_terminal(tmp_path: Path) -
     assert "pw-123" not in listed.out
     assert os.environ.get("TAP_ECHO_PASSWORD") is None
     assert stat.S_IMODE((tmp_path / ".strata" / "run").stat().st_mode) & 0o077 == 0
+
+
+def test_json_logs_and_credentials_in_pip_url_are_never_shown(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        'plugins:\n  loaders:\n    - {name: target-git, pip_url: "git+https://user:tok3n@127.0.0.1:9/x.git"}\n',
+    )
+    done = run_strata("--log-format", "json", "--log-level", "debug", "install", cwd=tmp_path)
+    assert done.code == 1
+    assert "tok3n" not in done.out + done.err
+    events = [json.loads(line) for line in done.err.splitlines() if line.startswith("{")]
+    installing = next(e for e in events if e["event"] == "installing plugin")
+    assert installing["plugin"] == "target-git"
+    assert installing["pip_url"] == "git+https://***@127.0.0.1:9/x.git"
+    assert installing["level"] == "debug"

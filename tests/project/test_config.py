@@ -85,6 +85,9 @@ def test_inherit_from_sits_between_default_and_own_config(layered: Path, monkeyp
 
 def test_environment_is_chosen_by_flag_variable_or_default(layered: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Project(layered).environment.name == "dev"  # type: ignore[union-attr]
+    monkeypatch.setenv("STRATA_DEFAULT_ENVIRONMENT", "prod")  # project settings take STRATA_<SETTING>
+    assert Project(layered).environment.name == "prod"  # type: ignore[union-attr]
+    monkeypatch.setenv("STRATA_DEFAULT_ENVIRONMENT", "dev")
     monkeypatch.setenv("STRATA_ENVIRONMENT", "prod")
     assert Project(layered).environment.name == "prod"  # type: ignore[union-attr]
     assert Project(layered, environment="dev").environment.name == "dev"  # type: ignore[union-attr]
@@ -245,3 +248,13 @@ def test_bad_value_for_declared_kind_is_refused(strata: Cli, layered: Path) -> N
     assert result.code == 2
     assert "`many` is not a valid integer" in result.err
     assert snapshot(layered) == before
+
+
+def test_project_settings_are_overridden_by_strata_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_project(tmp_path, "state_backend:\n  uri: file://.strata/state\n")
+    assert Project(tmp_path).setting("state_backend.uri") == "file://.strata/state"
+    (tmp_path / ".env").write_text("STRATA_STATE_BACKEND_URI=sqlite:///dotenv.db\n")
+    assert Project(tmp_path).setting("state_backend.uri") == "sqlite:///dotenv.db"
+    monkeypatch.setenv("STRATA_STATE_BACKEND_URI", "sqlite:///env.db")
+    assert Project(tmp_path).setting("state_backend.uri") == "sqlite:///env.db"
+    assert Project(tmp_path).setting("no.such") is None

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -29,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from strata.errors import InstallError, PluginExecutableError, UsageError
 from strata.project.expand import expand_str
-from strata.project.settings import lineage
+from strata.project.settings import lineage, redact_urls
 from strata.project.yamlfile import write_atomic
 
 if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
 
 _MARKER = ".strata-installed"
+log = logging.getLogger("strata.ingest.venv")
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ def install(project: Project, env: PluginEnv, *, clean: bool = False, lock: dict
     if target.exists():
         shutil.rmtree(target)
     env.home.mkdir(parents=True, exist_ok=True)
+    fields = {"plugin": env.owner.name, "pip_url": redact_urls(env.pip_url), "locked": requirements is not None}
+    log.debug("installing plugin", extra={"fields": fields})
     try:
         _build(env, target, requirements)
         (target / _MARKER).write_text(json.dumps({"pip_url": env.pip_url, "locked": requirements is not None}))
@@ -206,8 +210,10 @@ def _build(env: PluginEnv, target: Path, requirements: list[str] | None) -> None
         for step in steps:
             done = subprocess.run(step, capture_output=True, text=True, env=run_env, check=False)
             if done.returncode != 0:
+                log.debug("install step failed", extra={"fields": {"plugin": env.owner.name, "step": step[1:3]}})
                 raise InstallError(
-                    f"could not install `{env.owner.name}` from `{env.pip_url}`: {_last_lines(done.stderr)}",
+                    f"could not install `{env.owner.name}` from `{redact_urls(env.pip_url)}`: "
+                    f"{redact_urls(_last_lines(done.stderr))}",
                     "check the package name and version in pip_url",
                 )
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -139,6 +140,22 @@ class Project:
             merged.update(expand({k: str(v) for k, v in self.environment.env.items()}, merged, where))
         return merged
 
+    def setting(self, name: str) -> Any:
+        """A project setting by dotted name; ``STRATA_<NAME>`` (process, then ``.env``) overrides the file.
+
+        ``state_backend.uri`` is overridden by ``STRATA_STATE_BACKEND_URI``, and so on.
+        """
+        var = "STRATA_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        for source in (self.environ, self.dotenv):
+            if var in source:
+                return source[var]
+        node: Any = yamlfile.plain(self.tree)
+        for part in name.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
     @property
     def file_name(self) -> str:
         assert self.file is not None
@@ -197,7 +214,7 @@ class Project:
 
     def _select_environment(self, explicit: str | None) -> Environment | None:
         name = explicit or self.environ.get("STRATA_ENVIRONMENT") or self.dotenv.get("STRATA_ENVIRONMENT")
-        name = name or self.model.default_environment
+        name = name or self.setting("default_environment")
         if not name:
             return None
         for env in self.model.environments:

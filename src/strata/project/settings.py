@@ -48,6 +48,11 @@ _SECRET_KINDS = {"password", "secret", "hidden", "oauth"}
 _OBJECT_KINDS = {"object", "array"}
 
 
+def redact_urls(text: str) -> str:
+    """Hide credentials written into URLs (``https://user:token@host`` -> ``https://***@host``)."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+
+
 def env_name(*parts: str) -> str:
     """``tap-postgres``, ``password`` -> ``TAP_POSTGRES_PASSWORD``."""
     return re.sub(r"[^A-Za-z0-9]", "_", "_".join(parts)).upper()
