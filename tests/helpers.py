@@ -54,9 +54,12 @@ def write_project(root: Path, text: str, name: str = "strata.yml") -> Path:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (except plugin venvs) with its content, to prove nothing changed."""
+    """Every file under ``root`` with its content, to prove a failed command changed nothing.
+
+    Plugin venvs and the parse cache (derived data, rebuilt at will) are left out.
+    """
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "plugins" not in p.relative_to(root).parts
+        if p.is_file() and not {"plugins", "cache"} & set(p.relative_to(root).parts)
     }

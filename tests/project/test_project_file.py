@@ -122,3 +122,16 @@ def test_save_refuses_an_edit_that_breaks_the_schema(tmp_path: Path) -> None:
     with pytest.raises(ProjectFileError, match="unknown key `bogus`"):
         project.save()
     assert path.read_text() == "version: 1  # keep me\n"
+
+
+def test_parse_cache_follows_every_edit_of_the_file(strata: Cli, project: Path) -> None:
+    path = project / "strata.yml"
+    path.write_text("plugins:\n  loaders:\n    - {name: target-x, executable: x, config: {a: 1}}\n")
+    assert "a=1" in strata("config", "target-x", "list").out
+    assert (project / ".strata" / "cache" / "project.json").is_file()
+    path.write_text(path.read_text().replace("a: 1", "a: 2"))
+    assert "a=2" in strata("config", "target-x", "list").out
+    path.write_text(path.read_text().replace("a: 2", "a: 2, b: [1"))
+    broken = strata("config", "target-x", "list")
+    assert broken.code == 2
+    assert "malformed YAML" in broken.err

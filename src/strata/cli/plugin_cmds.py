@@ -54,7 +54,7 @@ def add(
         try:
             status = venv.install(project, env)
         except BaseException:
-            from strata.project.yamlfile import write_atomic
+            from strata.project.files import write_atomic
 
             assert project.file is not None
             write_atomic(project.file, original)

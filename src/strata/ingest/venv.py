@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from strata.errors import InstallError, PluginExecutableError, UsageError
 from strata.project.expand import expand_str
+from strata.project.files import write_atomic
 from strata.project.settings import lineage, redact_urls
-from strata.project.yamlfile import write_atomic
 
 if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from strata.errors import PluginExistsError, UsageError
-from strata.project.project import PluginRef, Project, ensure_mapping
+
+if TYPE_CHECKING:
+    from strata.project.project import PluginRef, Project
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -171,3 +173,12 @@ def declare_secret(project: Project, name: str, key: str) -> None:
     if not any(isinstance(s, dict) and s.get("name") == key for s in settings):
         settings.append(CommentedMap(name=key, sensitive=True))
         project.save()
+
+
+def ensure_mapping(parent: Any, key: str | int) -> CommentedMap:
+    """``parent[key]`` as a mapping, created empty when missing or null."""
+    value = parent[key] if (isinstance(parent, dict) and key in parent) or isinstance(key, int) else None
+    if not isinstance(value, CommentedMap):
+        value = CommentedMap()
+        parent[key] = value
+    return value

@@ -6,8 +6,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from strata.errors import UsageError
+from strata.project.files import write_atomic
 from strata.project.project import PROJECT_FILES, SYSTEM_DIR
-from strata.project.yamlfile import write_atomic
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -9,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ruamel.yaml.comments import CommentedMap
+import msgspec
 
 from strata.errors import (
     EnvironmentNotFoundError,
@@ -17,8 +19,10 @@ from strata.errors import (
     ProjectFileError,
     ProjectNotFoundError,
 )
-from strata.project import yamlfile
 from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile
+
+if TYPE_CHECKING:
+    from ruamel.yaml.comments import CommentedMap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -74,10 +78,19 @@ class Project:
         if self.file is None:
             raise ProjectNotFoundError(f"no strata.yml or meltano.yml in {self.root}", "run `strata init DIR` first")
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        self.tree: CommentedMap = yamlfile.load_tree(self.file)
-        self.model: ProjectFile = yamlfile.convert(self.tree, ProjectFile, self.file)
+        self.text = _read(self.file)
+        self._plain, self._lines = _load(self.file, self.text, self.system_dir)
+        self.model: ProjectFile = msgspec.convert(self._plain, ProjectFile)
         self._check()
         self.environment = self._select_environment(environment)
+
+    @cached_property
+    def tree(self) -> CommentedMap:
+        """The round-trip YAML tree (comments and order kept); loaded only to edit the file."""
+        from strata.project import yamlfile
+
+        assert self.file is not None
+        return yamlfile.load_tree_from_text(self.text, self.file)
 
     @classmethod
     def find(
@@ -149,7 +162,7 @@ class Project:
         for source in (self.environ, self.dotenv):
             if var in source:
                 return source[var]
-        node: Any = yamlfile.plain(self.tree)
+        node: Any = self._plain
         for part in name.split("."):
             if not isinstance(node, dict) or part not in node:
                 return None
@@ -197,18 +210,25 @@ class Project:
 
     def line(self, path: list[str | int]) -> str:
         """``file:line`` of a key path, for messages."""
-        line = yamlfile.line_of(self.tree, path)
-        return f"{self.file_name}:{line}" if line else self.file_name
+        for end in range(len(path), 0, -1):
+            line = self._lines.get(json.dumps(path[:end]))
+            if line is not None:
+                return f"{self.file_name}:{line}"
+        return self.file_name
 
     # -- editing ------------------------------------------------------------------------
 
     def save(self) -> None:
         """Write the edited tree back, atomically; validate it first so a bad edit never lands."""
+        from strata.project import yamlfile
+        from strata.project.files import write_atomic
+
         assert self.file is not None
         text = yamlfile.dump(self.tree)
         reparsed = yamlfile.load_tree_from_text(text, self.file)
-        yamlfile.convert(reparsed, ProjectFile, self.file)
-        yamlfile.write_atomic(self.file, text)
+        self.model = yamlfile.convert(reparsed, ProjectFile, self.file)
+        write_atomic(self.file, text)
+        self.text, self._plain, self._lines = text, yamlfile.plain(reparsed), yamlfile.line_map(reparsed)
 
     # -- checks -------------------------------------------------------------------------
 
@@ -229,7 +249,7 @@ class Project:
     def _check(self) -> None:
         """Rules the schema alone cannot express: unique names and valid references."""
         seen: dict[str, list[str | int]] = {}
-        for ref in sorted(self.plugins(), key=lambda r: yamlfile.line_of(self.tree, r.path) or 0):
+        for ref in sorted(self.plugins(), key=lambda r: self._lines.get(json.dumps(r.path), 0)):
             if ref.name in seen:
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'name'])}: plugin `{ref.name}` is defined twice "
@@ -285,10 +305,39 @@ class Project:
             current = self.plugin(current.inherit_from).plugin
 
 
-def ensure_mapping(parent: Any, key: str | int) -> CommentedMap:
-    """``parent[key]`` as a mapping, created empty when missing or null."""
-    value = parent[key] if (isinstance(parent, dict) and key in parent) or isinstance(key, int) else None
-    if not isinstance(value, CommentedMap):
-        value = CommentedMap()
-        parent[key] = value
-    return value
+_CACHE_VERSION = "1"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
+
+
+def _load(path: Path, text: str, system_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """Plain data and line map of the project file, from the parse cache when the text is unchanged.
+
+    Parsing with ruamel.yaml costs more than the rest of a read-only command; the cache under
+    ``.strata/cache/`` holds the validated plain data and the line of every key, keyed by the file's
+    exact text, so ``config list`` and friends never import the YAML library.
+    """
+    key = [_CACHE_VERSION, str(path), text]
+    cache = system_dir / "cache" / "project.json"
+    try:
+        cached = json.loads(cache.read_bytes())
+        if cached.get("key") == key:
+            return cached["plain"], cached["lines"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    from strata.project import yamlfile
+
+    tree = yamlfile.load_tree_from_text(text, path)
+    yamlfile.convert(tree, ProjectFile, path)
+    plain, lines = yamlfile.plain(tree), yamlfile.line_map(tree)
+    with contextlib.suppress(OSError):
+        from strata.project.files import write_atomic
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cache, json.dumps({"key": key, "plain": plain, "lines": lines}))
+    return plain, lines

@@ -6,8 +6,6 @@ error that names the file, the line and the key. Free-form mappings (plugin ``co
 ``metadata``, ``schema``, ``env``) are kept as plain dictionaries.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import msgspec

@@ -10,11 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import io
-import os
+import json
 import re
-import tempfile
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from ruamel.yaml import YAML
@@ -22,6 +20,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from strata.errors import ProjectFileError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 T = TypeVar("T")
 
@@ -171,19 +172,24 @@ def dump(tree: CommentedMap) -> str:
     return stream.getvalue()
 
 
-def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` in one step; a crash leaves the old file whole."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        elif path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def line_map(tree: CommentedMap) -> dict[str, int]:
+    """1-based line of every key and list item, keyed by ``path_key(path)``."""
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, path: list[str | int]) -> None:
+        if isinstance(node, CommentedMap):
+            for key, value in node.items():
+                lines[path_key([*path, key])] = node.lc.key(key)[0] + 1
+                walk(value, [*path, key])
+        elif isinstance(node, CommentedSeq):
+            for index, value in enumerate(node):
+                lines[path_key([*path, index])] = node.lc.item(index)[0] + 1
+                walk(value, [*path, index])
+
+    walk(tree, [])
+    return lines
+
+
+def path_key(path: list[str | int]) -> str:
+    """A string key for a key path (``json.dumps`` keeps ints and strings apart)."""
+    return json.dumps(path)
