@@ -1,7 +1,58 @@
-"""strata: fresh data for ML features, from the source system to the last embedding."""
+"""strata: fresh data for ML features, from the source system to the last embedding.
+
+The package root is the public API. Stores and increments load lazily on first use, so
+``import strata`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from strata.errors import StrataError
+from strata.features.graph import Feature, FeatureGraph, FieldInput, current_graph
+from strata.features.keys import FeatureKey, FieldKey
+from strata.features.spec import ALL, FeatureDep, FeatureSpec, FieldDep, FieldSpec, Lineage
+
+if TYPE_CHECKING:
+    from strata.stores.base import Increment, MetadataStore
+    from strata.stores.duckdb.store import DuckDBStore
+    from strata.stores.memory.store import InMemoryStore
 
 __version__ = "0.1.0"
 
-__all__ = ["StrataError", "__version__"]
+_LAZY = {
+    "DuckDBStore": "strata.stores.duckdb.store",
+    "InMemoryStore": "strata.stores.memory.store",
+    "Increment": "strata.stores.base",
+    "MetadataStore": "strata.stores.base",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'strata' has no attribute {name!r}")
+
+
+__all__ = [
+    "ALL",
+    "DuckDBStore",
+    "Feature",
+    "FeatureDep",
+    "FeatureGraph",
+    "FeatureKey",
+    "FeatureSpec",
+    "FieldDep",
+    "FieldInput",
+    "FieldKey",
+    "FieldSpec",
+    "InMemoryStore",
+    "Increment",
+    "Lineage",
+    "MetadataStore",
+    "StrataError",
+    "__version__",
+    "current_graph",
+]

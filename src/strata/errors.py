@@ -8,7 +8,10 @@
     │   ├── PluginNotFoundError      (KeyError) an unknown plugin name
     │   ├── PluginExistsError        a plugin of that name is already defined
     │   ├── SettingError             (ValueError) an unknown or unparsable setting value
-    │   └── VariableNotSetError      (KeyError) ``${VAR}`` names an unset variable
+    │   ├── VariableNotSetError      (KeyError) ``${VAR}`` names an unset variable
+    │   ├── DefinitionError          (ValueError) a feature graph that cannot be right
+    │   ├── FeatureNotFoundError     (KeyError) an unknown feature key
+    │   └── WriteError               (ValueError) rows a store refuses to write
     └── RuntimeFailure               something failed while running: may work on retry (exit 1)
         ├── InstallError             a plugin's virtual environment could not be built
         └── PluginExecutableError    a plugin's executable is missing or could not start
@@ -70,6 +73,18 @@ class VariableNotSetError(UsageError, KeyError):
     """A ``${VAR}`` reference names a variable that is not set anywhere."""
 
 
+class DefinitionError(UsageError, ValueError):
+    """A feature, field or dependency definition is invalid."""
+
+
+class FeatureNotFoundError(UsageError, KeyError):
+    """No feature with that key is in the graph or the store."""
+
+
+class WriteError(UsageError, ValueError):
+    """Rows given to a store are missing columns, duplicated, or otherwise unfit; nothing was written."""
+
+
 class RuntimeFailure(StrataError):
     """Something failed while running; the same command may succeed later."""
 
@@ -85,7 +100,9 @@ class PluginExecutableError(RuntimeFailure):
 
 
 __all__ = [
+    "DefinitionError",
     "EnvironmentNotFoundError",
+    "FeatureNotFoundError",
     "InstallError",
     "PluginExecutableError",
     "PluginExistsError",
@@ -97,4 +114,5 @@ __all__ = [
     "StrataError",
     "UsageError",
     "VariableNotSetError",
+    "WriteError",
 ]

@@ -1,0 +1,1 @@
+"""Metadata stores: the contract (``base.py``) and one package per backend."""

@@ -1,0 +1,443 @@
+"""The store contract: what every metadata store does, and the increment it returns.
+
+A store keeps, per feature, an append-only history table and a *latest* table with one live row
+per sample. Writes add rows tagged with feature and snapshot version and a store-wide sequence
+number; nothing is updated in place in the history.
+
+``resolve_update(feature)`` answers "which samples must be added, recomputed (which fields,
+why) or removed". For a non-root feature the store keeps, per feature, the sequence numbers it
+last saw when the feature was fully in sync; the next resolve only looks at samples written
+since (upstream or own rows), so its cost follows what changed, not what exists. A changed
+definition, a hard delete or no sync record means a full comparison.
+
+Backends implement the underscored primitives; everything users call is here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from strata.errors import DefinitionError, FeatureNotFoundError, WriteError
+from strata.features.graph import FeatureGraph, current_graph
+from strata.features.keys import FeatureKey, feature_key_of
+from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
+from strata.versioning.plan import CAUSE, FeaturePlan
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import narwhals as nw
+    import pyarrow as pa
+
+IncrementPart = Literal["added", "changed", "removed"]
+
+
+@dataclass
+class Increment:
+    """What must change for one feature.
+
+    - ``added``: samples to compute, with their input data versions and new data versions;
+    - ``changed``: samples to recompute, the same columns plus ``strata_cause__<field>`` for
+      every field: null when that field is up to date, else why it is stale — ``code`` (its
+      code_version changed), ``data`` (a root field's data version changed) or the dotted keys
+      of the upstream fields whose data changed, comma-separated;
+    - ``removed``: ids of samples that no longer have inputs.
+
+    Frames are Narwhals frames: eager ``DataFrame`` by default, ``LazyFrame`` with ``lazy=True``.
+    """
+
+    feature: FeatureKey
+    added: Any
+    changed: Any
+    removed: Any
+    lazy: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def collect(self) -> Increment:
+        """An eager copy (a no-op for eager increments)."""
+        if not self.lazy:
+            return self
+        parts = {name: getattr(self, name).collect(backend="polars") for name in ("added", "changed", "removed")}
+        return Increment(self.feature, lazy=False, meta=self.meta, **parts)
+
+    @property
+    def is_empty(self) -> bool:
+        eager = self.collect()
+        return len(eager.added) == 0 and len(eager.changed) == 0 and len(eager.removed) == 0
+
+    def counts(self) -> dict[str, int]:
+        """Samples per part."""
+        eager = self.collect()
+        return {"added": len(eager.added), "changed": len(eager.changed), "removed": len(eager.removed)}
+
+    def changed_fields(self) -> dict[str, dict[str, int]]:
+        """Per field: how many samples changed, by cause (``code``, ``data`` or an upstream field)."""
+        eager = self.collect()
+        out: dict[str, dict[str, int]] = {}
+        for column in eager.changed.columns:
+            if not column.startswith(CAUSE):
+                continue
+            counts: dict[str, int] = {}
+            for value in eager.changed[column].to_list():
+                for cause in (value or "").split(","):
+                    if cause:
+                        counts[cause] = counts.get(cause, 0) + 1
+            if counts:
+                out[column.removeprefix(CAUSE)] = counts
+        return out
+
+
+class MetadataStore(ABC):
+    """Base of every store. Use as a context manager: ``with store: ...``."""
+
+    kind: str = "store"
+
+    def __init__(self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None) -> None:
+        self.hash_algorithm = check_algorithm(hash_algorithm)
+        self._graph = graph
+        self._plans: dict[tuple[int, int, FeatureKey], FeaturePlan] = {}
+        self._depth = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        if self._depth == 0:
+            self._open()
+            self._check_algorithm()
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._depth > 0
+
+    def _require_open(self) -> None:
+        if not self.is_open:
+            raise DefinitionError(f"the {self.kind} store is not open", "use it inside `with store:`")
+
+    def _check_algorithm(self) -> None:
+        stored = self._get_meta("hash_algorithm")
+        if stored is None:
+            self._set_meta("hash_algorithm", self.hash_algorithm)
+        elif stored != self.hash_algorithm:
+            raise DefinitionError(
+                f"this store holds data versions hashed with `{stored}`, not `{self.hash_algorithm}`",
+                f"open it with hash_algorithm={stored!r}; algorithms are never mixed",
+            )
+
+    # -- graph ---------------------------------------------------------------------------
+
+    @property
+    def graph(self) -> FeatureGraph:
+        """The graph given to the store, or the active one."""
+        return self._graph or current_graph()
+
+    def plan(self, feature: Any) -> FeaturePlan:
+        """The versioning plan of ``feature`` under the store's graph."""
+        graph = self.graph
+        key = feature_key_of(feature)
+        if key not in graph:
+            raise FeatureNotFoundError(f"no feature `{key}` in the graph", "import the module that defines it")
+        cache_key = (id(graph), graph._version, key)  # noqa: SLF001 - the graph's change counter
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            plan = FeaturePlan.build(graph, key)
+            self._plans[cache_key] = plan
+        return plan
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, feature: Any, frame: Any) -> int:
+        """Append rows for ``feature``; return how many. Nothing is written if any check fails.
+
+        Rows need the id columns and ``strata_dv__<field>`` for every field (a root feature's
+        caller supplies them; for other features they come with the increment, and may be
+        replaced by a content hash). Non-root rows also carry the increment's
+        ``strata_in__*`` columns, which record what they were computed from.
+        """
+        self._require_open()
+        plan = self.plan(feature)
+        table = _to_arrow(frame)
+        _check_write(plan, table)
+        if table.num_rows == 0:
+            return 0
+        self._write(plan, table)
+        return int(table.num_rows)
+
+    def delete(self, feature: Any, ids: Any, *, soft: bool = True) -> int:
+        """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase."""
+        self._require_open()
+        plan = self.plan(feature)
+        table = _to_arrow(ids)
+        missing = [c for c in plan.id_columns if c not in table.column_names]
+        if missing:
+            raise WriteError(
+                f"ids to delete from `{plan.key}` lack column(s) {', '.join(missing)}",
+                "pass a frame with the id columns",
+            )
+        table = table.select(list(plan.id_columns))
+        if table.num_rows == 0 or not self._has_table(plan.table):
+            return 0
+        deleted = self._delete(plan, table, soft=soft)
+        if not soft:
+            self._clear_sync()
+        return deleted
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read(
+        self,
+        feature: Any,
+        *,
+        filters: Sequence[Any] = (),
+        columns: Sequence[str] | None = None,
+        feature_version: str | None = None,
+        include_deleted: bool = False,
+        lazy: bool = False,
+    ) -> Any:
+        """Rows of ``feature``: the latest live row per sample by default.
+
+        ``feature_version``: ``None`` (latest row whatever its version), ``"current"`` (only rows
+        written under the current definition), ``"all"`` (the whole history) or a version hash.
+        ``filters`` are Narwhals expressions, run inside the store.
+        """
+        self._require_open()
+        plan = self.plan(feature)
+        frame = self._read(plan, history=feature_version == "all", include_deleted=include_deleted)
+        if frame is None:
+            frame = self._empty(plan)
+        import narwhals as nw
+
+        if feature_version not in (None, "all"):
+            wanted = plan.feature_version if feature_version == "current" else feature_version
+            frame = frame.filter(nw.col("strata_feature_version") == wanted)
+        for expr in filters:
+            frame = frame.filter(expr)
+        if columns is not None:
+            frame = frame.select(list(columns))
+        return frame if lazy else frame.collect(backend="polars")
+
+    def has_feature(self, feature: Any) -> bool:
+        """Whether anything was ever written for ``feature``."""
+        self._require_open()
+        return self._has_table(feature_key_of(feature).table_name)
+
+    # -- increments ----------------------------------------------------------------------
+
+    def resolve_update(self, feature: Any, *, samples: Any = None, lazy: bool = False) -> Increment:
+        """What to add, recompute (per field, with cause) and remove for ``feature``.
+
+        Root features take ``samples``: every sample that should exist, with the id columns and
+        ``strata_dv__<field>`` for each field. Other features compute their inputs from their
+        upstreams inside the store.
+        """
+        self._require_open()
+        plan = self.plan(feature)
+        if plan.is_root:
+            if samples is None:
+                raise DefinitionError(
+                    f"`{plan.key}` is a root feature: resolve_update needs samples=",
+                    "pass the current samples with their data versions",
+                )
+            table = _to_arrow(samples)
+            _check_write(plan, table, samples=True)
+            return self._resolve_root(plan, table, lazy=lazy)
+        if samples is not None:
+            raise DefinitionError(f"`{plan.key}` has upstreams; samples= is only for root features", "drop samples=")
+        state = self._sync_state(plan)
+        previous = self._get_sync(plan.key)
+        candidates: dict[str, int] | None = None
+        if previous is not None and previous.get("definition") == state["definition"]:
+            if previous["tables"] == state["tables"]:
+                return self._empty_increment(plan, lazy=lazy, meta={"mode": "in sync"})
+            candidates = {t: s for t, s in previous["tables"].items() if s is not None}
+        increment = self._resolve(plan, candidates, lazy=lazy)
+        increment.meta["mode"] = "full" if candidates is None else "since last sync"
+        if increment.is_empty:
+            self._set_sync(plan.key, state)
+        return increment
+
+    def _sync_state(self, plan: FeaturePlan) -> dict[str, Any]:
+        tables = [plan.table, *(u.table for u in plan.upstreams)]
+        definition = json.dumps([plan.feature_version, [d.to_json() for d in plan.spec.deps], self.hash_algorithm])
+        return {"definition": definition, "tables": {t: self._max_seq(t) for t in tables}}
+
+    def lookup(self, feature: Any, ids: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """One sample across the graph, with its status in each feature.
+
+        Covers ``feature`` and every feature upstream and downstream that shares its id
+        columns: the live row (or None), a status and, when stale, the cause per field.
+        """
+        self._require_open()
+        key = feature_key_of(feature)
+        graph = self.graph
+        related = [*reversed(_ancestors(graph, key)), key, *graph.downstream(key)]
+        out: dict[str, dict[str, Any]] = {}
+        import narwhals as nw
+
+        for fkey in dict.fromkeys(related):
+            plan = self.plan(fkey)
+            if not set(plan.id_columns) <= set(ids):
+                continue
+            exprs = [nw.col(c) == ids[c] for c in plan.id_columns]
+            rows = self.read(fkey, filters=exprs).to_dicts() if self._has_table(plan.table) else []
+            status = "missing"
+            causes: dict[str, str] = {}
+            if not plan.is_root:
+                inc = self._resolve(plan, None, lazy=False, only=dict(ids))
+                changed = inc.changed.filter(*exprs) if len(inc.changed) else inc.changed
+                if len(inc.added.filter(*exprs)):
+                    status = "to add"
+                elif len(changed):
+                    status = "stale"
+                    record = changed.to_dicts()[0]
+                    causes = {c.removeprefix(CAUSE): record[c] for c in record if c.startswith(CAUSE) and record[c]}
+                elif rows:
+                    status = "up to date"
+                if rows and len(inc.removed.filter(*exprs)):
+                    status = "to remove"
+            elif rows:
+                status = "present"
+            out[str(fkey)] = {"row": rows[0] if rows else None, "status": status, "causes": causes}
+        return out
+
+    # -- helpers for backends -----------------------------------------------------------
+
+    def _empty(self, plan: FeaturePlan) -> Any:
+        import narwhals as nw
+        import polars as pl
+
+        return nw.from_native(pl.DataFrame({c: [] for c in plan.id_columns}).lazy())
+
+    def _empty_increment(self, plan: FeaturePlan, *, lazy: bool, meta: dict[str, Any]) -> Increment:
+        import narwhals as nw
+        import polars as pl
+
+        ids = {c: pl.Series(c, [], pl.String) for c in plan.resolve_ids}
+        cols = {**ids, **{c: pl.Series(c, [], pl.String) for c in (*plan.input_columns, *plan.dv_columns)}}
+        causes = {f.cause_column: pl.Series(f.cause_column, [], pl.String) for f in plan.fields}
+        frames = [pl.DataFrame(cols), pl.DataFrame({**cols, **causes}), pl.DataFrame(ids)]
+        parts = [nw.from_native(f.lazy() if lazy else f) for f in frames]
+        return Increment(plan.key, parts[0], parts[1], parts[2], lazy=lazy, meta=meta)
+
+    # -- backend primitives -------------------------------------------------------------
+
+    @abstractmethod
+    def _open(self) -> None: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    @abstractmethod
+    def _get_meta(self, name: str) -> str | None: ...
+
+    @abstractmethod
+    def _set_meta(self, name: str, value: str) -> None: ...
+
+    @abstractmethod
+    def _has_table(self, table: str) -> bool: ...
+
+    @abstractmethod
+    def _write(self, plan: FeaturePlan, table: pa.Table) -> None: ...
+
+    @abstractmethod
+    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int: ...
+
+    @abstractmethod
+    def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None: ...
+
+    @abstractmethod
+    def _max_seq(self, table: str) -> int | None: ...
+
+    @abstractmethod
+    def _resolve(
+        self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
+    ) -> Increment: ...
+
+    @abstractmethod
+    def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment: ...
+
+    @abstractmethod
+    def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def _clear_sync(self) -> None: ...
+
+
+def _ancestors(graph: FeatureGraph, key: FeatureKey) -> list[FeatureKey]:
+    seen: list[FeatureKey] = []
+    stack = list(graph.upstream(key))
+    while stack:
+        item = stack.pop()
+        if item not in seen:
+            seen.append(item)
+            stack.extend(graph.upstream(item))
+    return seen
+
+
+def _to_arrow(frame: Any) -> pa.Table:
+    """Any frame Narwhals understands (Polars, pandas, PyArrow, DuckDB …) as a PyArrow table."""
+    import narwhals as nw
+
+    try:
+        native = nw.from_native(frame)
+    except TypeError as exc:
+        raise WriteError(
+            f"cannot read rows from a {type(frame).__name__}", "pass a Polars, pandas or PyArrow frame"
+        ) from exc
+    if isinstance(native, nw.LazyFrame):
+        native = native.collect()
+    return native.to_arrow()
+
+
+def _check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -> None:
+    """Refuse rows that lack ids or versions, or repeat a sample."""
+    what = "samples" if samples else "rows"
+    names = set(table.column_names)
+    missing = [c for c in plan.id_columns if c not in names]
+    if missing:
+        raise WriteError(
+            f"{what} for `{plan.key}` lack id column(s) {', '.join(missing)}", "add them; nothing was written"
+        )
+    missing = [c for c in plan.dv_columns if c not in names]
+    if missing:
+        raise WriteError(
+            f"{what} for `{plan.key}` lack data-version column(s) {', '.join(missing)}",
+            "root features take one per field; other features get them from resolve_update; nothing was written",
+        )
+    missing = [c for c in plan.input_columns if c not in names]
+    if missing and not samples:
+        raise WriteError(
+            f"rows for `{plan.key}` lack input column(s) {', '.join(missing)}",
+            "write rows built from the increment of resolve_update, which carries them; nothing was written",
+        )
+    for column in plan.id_columns:
+        if table.column(column).null_count:
+            raise WriteError(
+                f"{what} for `{plan.key}` have nulls in id column `{column}`",
+                "every sample needs its ids; nothing was written",
+            )
+    if table.num_rows:
+        distinct = table.group_by(list(plan.id_columns)).aggregate([]).num_rows
+        if distinct != table.num_rows:
+            raise WriteError(
+                f"{what} for `{plan.key}` repeat {table.num_rows - distinct} sample id(s)",
+                "write each sample once per call; nothing was written",
+            )
+    for column in plan.dv_columns:
+        if table.column(column).null_count:
+            raise WriteError(
+                f"{what} for `{plan.key}` have nulls in `{column}`",
+                "give every sample a data version; nothing was written",
+            )

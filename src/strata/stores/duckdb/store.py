@@ -1,0 +1,305 @@
+"""The DuckDB store: the embedded default, a file or ``:memory:``.
+
+Joins, hashes and comparisons run as SQL inside DuckDB (``versioning/sql.py``); only the
+increment comes out. No extension is installed or loaded: ``md5`` and ``sha256`` are built in.
+
+Tables: ``<feature>`` (latest live row per sample), ``<feature>$history`` (every row ever
+written), ``strata$meta`` (hash algorithm, write sequence) and ``strata$sync`` (what each feature
+last saw in sync). ``$`` cannot appear in a feature's table name, so nothing collides.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from strata.features.versions import DEFAULT_ALGORITHM
+from strata.stores.base import Increment, MetadataStore
+from strata.versioning import sql
+from strata.versioning.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.versioning.sql import ident, literal
+
+if TYPE_CHECKING:
+    import duckdb
+    import narwhals as nw
+    import pyarrow as pa
+
+    from strata.features.graph import FeatureGraph
+    from strata.features.keys import FeatureKey
+
+HISTORY = "$history"
+META = "strata$meta"
+SYNC = "strata$sync"
+_names = itertools.count()
+
+
+def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Execute and fetch everything (DuckDB refuses new work while a result is unfinished)."""
+    assert con is not None
+    return con.execute(query, params or []).fetchall()
+
+
+class DuckDBStore(MetadataStore):
+    """Metadata in a DuckDB database (``path``: a file, or ``":memory:"``)."""
+
+    kind = "duckdb"
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        hash_algorithm: str = DEFAULT_ALGORITHM,
+        graph: FeatureGraph | None = None,
+    ) -> None:
+        super().__init__(hash_algorithm=hash_algorithm, graph=graph)
+        self.path = str(path)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The open connection (``to_native()`` for users who want raw SQL)."""
+        self._require_open()
+        assert self._con is not None
+        return self._con
+
+    def to_native(self) -> duckdb.DuckDBPyConnection:
+        return self.con
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _open(self) -> None:
+        import duckdb
+
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(self.path)
+        _run(self._con, f"CREATE TABLE IF NOT EXISTS {ident(META)} (name VARCHAR PRIMARY KEY, value VARCHAR)")
+        _run(self._con, f"CREATE TABLE IF NOT EXISTS {ident(SYNC)} (feature VARCHAR PRIMARY KEY, state VARCHAR)")
+
+    def _close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def _get_meta(self, name: str) -> str | None:
+        assert self._con is not None
+        rows = _run(self._con, f"SELECT value FROM {ident(META)} WHERE name = ?", [name])
+        return str(rows[0][0]) if rows else None
+
+    def _set_meta(self, name: str, value: str) -> None:
+        assert self._con is not None
+        _run(self._con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, ?)", [name, value])
+
+    def _next_seq(self) -> int:
+        current = int(self._get_meta("seq") or 0) + 1
+        self._set_meta("seq", str(current))
+        return current
+
+    def _has_table(self, table: str) -> bool:
+        rows = _run(
+            self.con,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
+            [table],
+        )
+        return bool(rows[0][0])
+
+    def _columns(self, table: str) -> dict[str, str]:
+        rows = _run(
+            self.con,
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema() ORDER BY ordinal_position",
+            [table],
+        )
+        return {str(name): str(kind) for name, kind in rows}
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _system_select(self, plan: FeaturePlan, source: str, seq: int) -> str:
+        managed = [*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
+        consts = [f"{literal(f.code_version)} AS {ident(f.cv_column)}" for f in plan.fields]
+        consts += [
+            f"{literal(plan.feature_version)} AS {ident(FEATURE_VERSION)}",
+            f"{literal(plan.snapshot_version)} AS {ident(SNAPSHOT_VERSION)}",
+            f"CAST({seq} AS BIGINT) AS {ident(SEQ)}",
+            f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}",
+            f"false AS {ident(DELETED)}",
+        ]
+        batch_columns = self._columns_of(source)
+        keep = [ident(c) for c in batch_columns if c not in managed]
+        return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
+
+    def _columns_of(self, source: str) -> list[str]:
+        return [str(d[0]) for d in self.con.sql(f"SELECT * FROM {source} LIMIT 0").description]
+
+    def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
+        con = self.con
+        batch = f"strata_batch_{next(_names)}"
+        con.register(batch, table)
+        try:
+            # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
+            # transaction that created the table once they span several row groups.
+            self._ensure_tables(plan, self._system_select(plan, ident(batch), 0))
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                seq = self._next_seq()
+                select = self._system_select(plan, ident(batch), seq)
+                latest, history = ident(plan.table), ident(plan.table + HISTORY)
+                ids = sql.ids_list(plan.id_columns)
+                _run(con, f"INSERT INTO {history} BY NAME {select}")
+                _run(con, f"DELETE FROM {latest} WHERE ({ids}) IN (SELECT {ids} FROM {ident(batch)})")
+                _run(con, f"INSERT INTO {latest} BY NAME {select}")
+                _run(con, "COMMIT")
+            except BaseException:
+                _run(con, "ROLLBACK")
+                raise
+        finally:
+            con.unregister(batch)
+
+    def _ensure_tables(self, plan: FeaturePlan, select: str) -> None:
+        """Create the feature's tables from the first batch; add columns later batches bring."""
+        con = self.con
+        wanted = {str(d[0]): str(d[1]) for d in _run(con, f"DESCRIBE {select}")}
+        for table in (plan.table, plan.table + HISTORY):
+            if not self._has_table(table):
+                _run(con, f"CREATE TABLE {ident(table)} AS {select} LIMIT 0")
+                continue
+            existing = self._columns(table)
+            for name, kind in wanted.items():
+                if name not in existing:
+                    _run(con, f"ALTER TABLE {ident(table)} ADD COLUMN {ident(name)} {kind}")
+
+    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
+        con = self.con
+        batch = f"strata_ids_{next(_names)}"
+        con.register(batch, ids)
+        keys = sql.ids_list(plan.id_columns)
+        latest, history = ident(plan.table), ident(plan.table + HISTORY)
+        match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
+        try:
+            _run(con, "BEGIN TRANSACTION")
+            try:
+                if soft:
+                    seq = self._next_seq()
+                    replaced = (
+                        f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
+                        f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
+                    )
+                    tomb = f"SELECT * REPLACE ({replaced}) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}"
+                    _run(con, f"CREATE TEMP TABLE strata_tomb AS {tomb}")
+                    count = _run(con, "SELECT count(*) FROM strata_tomb")[0]
+                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM strata_tomb")
+                    _run(con, f"DELETE FROM {latest} WHERE {match}")
+                    _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM strata_tomb")
+                    _run(con, "DROP TABLE strata_tomb")
+                else:
+                    count = _run(con, f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0]
+                    _run(con, f"DELETE FROM {latest} WHERE {match}")
+                    _run(con, f"DELETE FROM {history} WHERE {match}")
+                _run(con, "COMMIT")
+            except BaseException:
+                _run(con, "ROLLBACK")
+                raise
+        finally:
+            con.unregister(batch)
+        return int(count[0]) if count else 0
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
+        import narwhals as nw
+
+        table = plan.table + (HISTORY if history else "")
+        if not self._has_table(table):
+            return None
+        where = "" if include_deleted or history else f" WHERE NOT {ident(DELETED)}"
+        return nw.from_native(self.con.sql(f"SELECT * FROM {ident(table)}{where}"))
+
+    def _max_seq(self, table: str) -> int | None:
+        if not self._has_table(table):
+            return None
+        value = _run(self.con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]
+        return None if value is None else int(value)
+
+    # -- increments ----------------------------------------------------------------------
+
+    def _source(self, table: str, columns: list[str]) -> str:
+        """The table, or an empty relation with the needed columns when it was never written."""
+        if self._has_table(table):
+            return ident(table)
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(c)}" for c in columns)
+        return f"(SELECT {nulls}, false AS {ident(DELETED)}, CAST(NULL AS BIGINT) AS {ident(SEQ)} WHERE false)"
+
+    def _sources(self, plan: FeaturePlan) -> dict[str, str]:
+        own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
+        sources = {plan.table: self._source(plan.table, own)}
+        for up in plan.upstreams:
+            cols = [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
+            sources[up.table] = self._source(up.table, cols)
+        return sources
+
+    def _candidates(
+        self, plan: FeaturePlan, sources: dict[str, str], since: dict[str, int], only: dict[str, Any] | None
+    ) -> str:
+        """A temp table of the resolve ids that may have changed since the last sync."""
+        name = f"strata_cand_{next(_names)}"
+        keys = sql.ids_list(plan.resolve_ids)
+        if only is not None:
+            values = ", ".join(f"? AS {ident(k)}" for k in plan.resolve_ids)
+            _run(self.con, f"CREATE TEMP TABLE {name} AS SELECT {values}", [only[k] for k in plan.resolve_ids])
+            return name
+        parts = []
+        for table in [plan.table, *(u.table for u in plan.upstreams)]:
+            if table in since and self._has_table(table):
+                parts.append(f"SELECT {keys} FROM {sources[table]} WHERE {ident(SEQ)} > {int(since[table])}")
+            elif self._has_table(table):
+                parts.append(f"SELECT {keys} FROM {sources[table]}")
+        union = " UNION ".join(parts) if parts else f"SELECT {keys} FROM {sources[plan.table]} WHERE false"
+        _run(self.con, f"CREATE TEMP TABLE {name} AS {union}")
+        return name
+
+    def _resolve(
+        self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
+    ) -> Increment:
+        sources = self._sources(plan)
+        candidates = None
+        if since is not None or only is not None:
+            candidates = self._candidates(plan, sources, since or {}, only)
+        expected = sql.expected_select(sql.DUCKDB, self.hash_algorithm, plan, candidates, sources)
+        current = sql.current_select(plan, candidates, sources[plan.table])
+        return self._increment(plan, expected, current, lazy=lazy)
+
+    def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
+        name = f"strata_samples_{next(_names)}"
+        self.con.register(name, samples)
+        own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
+        columns = ", ".join(ident(c) for c in (*plan.id_columns, *plan.dv_columns))
+        expected = f"SELECT {columns} FROM {ident(name)}"
+        current = sql.current_select(plan, None, self._source(plan.table, own))
+        increment = self._increment(plan, expected, current, lazy=lazy)
+        if not lazy:
+            self.con.unregister(name)
+        return increment
+
+    def _increment(self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool) -> Increment:
+        import narwhals as nw
+
+        queries = sql.increment_queries(sql.DUCKDB, self.hash_algorithm, plan, expected, current)
+        parts = {}
+        for part, query in queries.items():
+            relation = self.con.sql(query)
+            parts[part] = nw.from_native(relation) if lazy else nw.from_native(relation.pl())
+        return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=lazy)
+
+    # -- sync records --------------------------------------------------------------------
+
+    def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
+        rows = _run(self.con, f"SELECT state FROM {ident(SYNC)} WHERE feature = ?", [str(key)])
+        return json.loads(rows[0][0]) if rows else None
+
+    def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None:
+        _run(self.con, f"INSERT OR REPLACE INTO {ident(SYNC)} VALUES (?, ?)", [str(key), json.dumps(state)])
+
+    def _clear_sync(self) -> None:
+        _run(self.con, f"DELETE FROM {ident(SYNC)}")

@@ -1,0 +1,161 @@
+"""The in-memory store: Polars frames in the process, for tests, notebooks and small graphs.
+
+Same contract and same hashes as the SQL stores (``versioning/polars.py`` mirrors
+``versioning/sql.py``); nothing outlives the process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from strata.features.versions import DEFAULT_ALGORITHM
+from strata.stores.base import Increment, MetadataStore
+from strata.versioning import polars as engine
+from strata.versioning.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+
+if TYPE_CHECKING:
+    import narwhals as nw
+    import pyarrow as pa
+
+    from strata.features.graph import FeatureGraph
+    from strata.features.keys import FeatureKey
+
+
+class InMemoryStore(MetadataStore):
+    """Metadata held in Polars frames."""
+
+    kind = "in-memory"
+
+    def __init__(self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None) -> None:
+        super().__init__(hash_algorithm=hash_algorithm, graph=graph)
+        self._latest: dict[str, pl.DataFrame] = {}
+        self._history: dict[str, list[pl.DataFrame]] = {}
+        self._meta: dict[str, str] = {}
+        self._sync: dict[str, dict[str, Any]] = {}
+        self._seq = 0
+
+    def to_native(self) -> dict[str, pl.DataFrame]:
+        """The latest frame of every feature table."""
+        return dict(self._latest)
+
+    def _open(self) -> None:
+        pass
+
+    def _close(self) -> None:
+        pass
+
+    def _get_meta(self, name: str) -> str | None:
+        return self._meta.get(name)
+
+    def _set_meta(self, name: str, value: str) -> None:
+        self._meta[name] = value
+
+    def _has_table(self, table: str) -> bool:
+        return table in self._latest
+
+    def _stamp(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
+        self._seq += 1
+        managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
+        frame = frame.drop([c for c in frame.columns if c in managed])
+        return frame.with_columns(
+            *(pl.lit(f.code_version, pl.String).alias(f.cv_column) for f in plan.fields),
+            pl.lit(plan.feature_version, pl.String).alias(FEATURE_VERSION),
+            pl.lit(plan.snapshot_version, pl.String).alias(SNAPSHOT_VERSION),
+            pl.lit(self._seq, pl.Int64).alias(SEQ),
+            pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias(WRITTEN_AT),
+            pl.lit(value=False).alias(DELETED),
+        )
+
+    def _replace(self, plan: FeaturePlan, rows: pl.DataFrame) -> None:
+        keys = list(plan.id_columns)
+        latest = self._latest.get(plan.table)
+        if latest is None:
+            self._latest[plan.table] = rows
+        else:
+            kept = latest.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
+            self._latest[plan.table] = pl.concat([kept, rows], how="diagonal_relaxed")
+        self._history.setdefault(plan.table, []).append(rows)
+
+    def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        self._replace(plan, self._stamp(plan, frame))
+
+    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
+        keys = list(plan.id_columns)
+        wanted = pl.from_arrow(ids)
+        assert isinstance(wanted, pl.DataFrame)
+        latest = self._latest[plan.table]
+        hit = latest.filter(~pl.col(DELETED)).join(wanted, on=keys, how="semi", nulls_equal=True)
+        if soft:
+            if len(hit):
+                self._seq += 1
+                tomb = hit.with_columns(
+                    pl.lit(value=True).alias(DELETED),
+                    pl.lit(self._seq, pl.Int64).alias(SEQ),
+                    pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias(WRITTEN_AT),
+                )
+                self._replace(plan, tomb)
+            return len(hit)
+        self._latest[plan.table] = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
+        self._history[plan.table] = [
+            h.join(wanted, on=keys, how="anti", nulls_equal=True) for h in self._history[plan.table]
+        ]
+        return len(hit)
+
+    def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
+        import narwhals as nw
+
+        if plan.table not in self._latest:
+            return None
+        if history:
+            frame = pl.concat(self._history[plan.table], how="diagonal_relaxed")
+        else:
+            frame = self._latest[plan.table]
+            if not include_deleted:
+                frame = frame.filter(~pl.col(DELETED))
+        return nw.from_native(frame.lazy())
+
+    def _max_seq(self, table: str) -> int | None:
+        frame = self._latest.get(table)
+        if frame is None or len(frame) == 0:
+            return None
+        value = frame[SEQ].max()
+        return None if value is None else int(value)  # type: ignore[arg-type]
+
+    def _resolve(
+        self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
+    ) -> Increment:
+        candidates = None
+        if only is not None:
+            candidates = pl.DataFrame({k: [only[k]] for k in plan.resolve_ids})
+        elif since is not None:
+            candidates = engine.candidates_frame(plan, self._latest, since)
+        expected = engine.expected_frame(self.hash_algorithm, plan, self._latest, candidates)
+        current = engine.current_frame(plan, self._latest.get(plan.table), candidates)
+        return self._wrap(plan, engine.increment(self.hash_algorithm, plan, expected, current), lazy=lazy)
+
+    def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
+        frame = pl.from_arrow(samples)
+        assert isinstance(frame, pl.DataFrame)
+        expected = frame.select([*plan.id_columns, *plan.dv_columns])
+        current = engine.current_frame(plan, self._latest.get(plan.table), None)
+        return self._wrap(plan, engine.increment(self.hash_algorithm, plan, expected, current), lazy=lazy)
+
+    def _wrap(self, plan: FeaturePlan, parts: dict[str, pl.DataFrame], *, lazy: bool) -> Increment:
+        import narwhals as nw
+
+        frames = {k: nw.from_native(v.lazy() if lazy else v) for k, v in parts.items()}
+        return Increment(plan.key, frames["added"], frames["changed"], frames["removed"], lazy=lazy)
+
+    def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
+        return self._sync.get(str(key))
+
+    def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None:
+        self._sync[str(key)] = state
+
+    def _clear_sync(self) -> None:
+        self._sync.clear()

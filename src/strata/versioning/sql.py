@@ -1,0 +1,192 @@
+"""The SQL of increment resolution, for every SQL store.
+
+A :class:`Dialect` says how one engine spells the few things that differ (a hash, a byte
+length); the rest is portable SQL. Identifiers are always quoted with :func:`ident` and constants
+with :func:`literal`, so no key, field or code version reaches SQL unquoted.
+
+Queries read the *latest* table of each feature (one live row per sample) and return only the
+increment. ``candidates`` narrows every scan to the samples that may have changed since the
+feature was last seen in sync (see ``stores/base.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strata.features.versions import HASH_HEX_DIGITS
+from strata.versioning.plan import (
+    CAUSE_CODE,
+    CAUSE_DATA,
+    DELETED,
+    FeaturePlan,
+    FieldPlan,
+    UpstreamPlan,
+    input_column,
+)
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: str) -> str:
+    """A quoted SQL string constant."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine hashes and measures strings."""
+
+    name: str
+    hash_functions: dict[str, str]
+    """Algorithm -> SQL template with ``{}`` for the argument, giving lowercase hex."""
+    byte_length: str
+    """SQL template giving the byte length of a string."""
+
+    def hash(self, algorithm: str, expr: str) -> str:
+        """Hex digest of ``expr`` cut to the kept digits."""
+        full = self.hash_functions[algorithm].format(expr)
+        return f"substr({full}, 1, {HASH_HEX_DIGITS})"
+
+    def encoded(self, expr: str) -> str:
+        """``<byte length>:<value>``, or ``-1:`` when null."""
+        length = self.byte_length.format(expr)
+        return f"(CASE WHEN {expr} IS NULL THEN '-1:' ELSE CAST({length} AS VARCHAR) || ':' || {expr} END)"
+
+
+DUCKDB = Dialect("duckdb", {"md5": "md5({})", "sha256": "sha256({})"}, "strlen({})")
+
+
+def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:
+    """``"a", "b"`` (or ``x."a", x."b"``)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + ident(c) for c in columns)
+
+
+def dv_expr(dialect: Dialect, algorithm: str, field: FieldPlan, alias: str) -> str:
+    """The new data version of ``field``, from the input columns of ``alias``."""
+    pieces = []
+    for constant, column in field.hash_parts():
+        pieces.append(literal(constant))
+        if column is not None:
+            pieces.append(dialect.encoded(f"{alias}.{ident(column)}"))
+    return dialect.hash(algorithm, " || ".join(pieces))
+
+
+def candidate_filter(ids: tuple[str, ...], candidates: str | None, alias: str | None = None) -> str:
+    """``AND (ids) IN (SELECT ids FROM candidates)`` when narrowing, else nothing."""
+    if candidates is None:
+        return ""
+    return f" AND ({ids_list(ids, alias)}) IN (SELECT {ids_list(ids)} FROM {candidates})"
+
+
+def upstream_select(
+    dialect: Dialect, algorithm: str, plan: FeaturePlan, up: UpstreamPlan, candidates: str | None, source: str
+) -> str:
+    """One upstream's live rows as input columns keyed by this feature's resolve ids."""
+    cols = up.input_columns()
+    live = f"NOT {ident(DELETED)}"
+    if up.lineage.kind == "aggregation":
+        keys = plan.resolve_ids
+        rest = tuple(c for c in up.id_columns if c not in keys)
+        order = ids_list(rest)
+        aggs = []
+        for field, column in cols.items():
+            row = " || ".join(
+                [
+                    *(dialect.encoded(f"CAST({ident(c)} AS VARCHAR)") for c in rest),
+                    dialect.encoded(ident(f"strata_dv__{field}")),
+                ]
+            )
+            aggregate = f"string_agg({row}, '' ORDER BY {order})"
+            aggs.append(f"{dialect.hash(algorithm, aggregate)} AS {ident(column)}")
+        select = ", ".join([ids_list(keys), *aggs])
+        where = live + candidate_filter(keys, candidates)
+        return f"SELECT {select} FROM {source} WHERE {where} GROUP BY {ids_list(keys)}"
+    keys = plan.resolve_ids
+    select = ", ".join([ids_list(keys), *(f"{ident('strata_dv__' + f)} AS {ident(c)}" for f, c in cols.items())])
+    return f"SELECT {select} FROM {source} WHERE {live}{candidate_filter(keys, candidates)}"
+
+
+def expected_select(
+    dialect: Dialect, algorithm: str, plan: FeaturePlan, candidates: str | None, sources: dict[str, str]
+) -> str:
+    """Every sample this feature should have, with the current data versions of its inputs."""
+    keys = plan.resolve_ids
+    required = [u for u in plan.upstreams if not u.optional]
+    optional = [u for u in plan.upstreams if u.optional]
+    subqueries = {
+        u.key: f"({upstream_select(dialect, algorithm, plan, u, candidates, sources[u.table])})" for u in plan.upstreams
+    }
+    if required:
+        base_up, *rest = required
+        sql = f"SELECT * FROM {subqueries[base_up.key]} AS u0"
+        joins = [(u, "JOIN") for u in rest] + [(u, "LEFT JOIN") for u in optional]
+    else:
+        union = " UNION ".join(f"SELECT {ids_list(keys)} FROM {subqueries[u.key]}" for u in optional)
+        sql = f"SELECT * FROM ({union}) AS u0"
+        joins = [(u, "LEFT JOIN") for u in optional]
+    for index, (up, how) in enumerate(joins, start=1):
+        sql += f" {how} {subqueries[up.key]} AS u{index} USING ({ids_list(keys)})"
+    return sql
+
+
+def current_select(plan: FeaturePlan, candidates: str | None, source: str) -> str:
+    """This feature's live rows at resolve granularity (children collapse onto their parent)."""
+    keys = plan.resolve_ids
+    stored = [*plan.input_columns, *plan.cv_columns, *plan.dv_columns]
+    where = f"NOT {ident(DELETED)}{candidate_filter(keys, candidates)}"
+    if keys != plan.id_columns:
+        aggs = ", ".join(f"min({ident(c)}) AS {ident(c)}" for c in stored)
+        return f"SELECT {ids_list(keys)}, {aggs} FROM {source} WHERE {where} GROUP BY {ids_list(keys)}"
+    return f"SELECT {ids_list(keys)}, {', '.join(ident(c) for c in stored)} FROM {source} WHERE {where}"
+
+
+def stale_conditions(plan: FeaturePlan, field: FieldPlan) -> list[tuple[str, str]]:
+    """(condition, cause) pairs that make ``field`` stale, comparing ``c`` (stored) to ``e`` (expected)."""
+    conditions = [(f"c.{ident(field.cv_column)} IS DISTINCT FROM {literal(field.code_version)}", CAUSE_CODE)]
+    if plan.is_root:
+        conditions.append((f"c.{ident(field.dv_column)} IS DISTINCT FROM e.{ident(field.dv_column)}", CAUSE_DATA))
+    else:
+        for item in field.inputs:
+            column = ident(input_column(item))
+            conditions.append((f"c.{column} IS DISTINCT FROM e.{column}", item.dotted))
+    return conditions
+
+
+def increment_queries(
+    dialect: Dialect,
+    algorithm: str,
+    plan: FeaturePlan,
+    expected: str,
+    current: str,
+) -> dict[str, str]:
+    """SELECTs for ``added``, ``changed`` and ``removed`` given expected and current relations."""
+    keys = plan.resolve_ids
+    new_dvs = (
+        [f"e.{ident(f.dv_column)}" for f in plan.fields]
+        if plan.is_root
+        else [f"{dv_expr(dialect, algorithm, f, 'e')} AS {ident(f.dv_column)}" for f in plan.fields]
+    )
+    carried = [f"e.{ident(c)}" for c in plan.input_columns]
+    columns = ", ".join([ids_list(keys, "e"), *carried, *new_dvs])
+    causes: list[str] = []
+    any_stale: list[str] = []
+    for field in plan.fields:
+        conditions = stale_conditions(plan, field)
+        parts = ", ".join(f"CASE WHEN {cond} THEN {literal(cause)} END" for cond, cause in conditions)
+        causes.append(f"NULLIF(concat_ws(',', {parts}), '') AS {ident(field.cause_column)}")
+        any_stale.extend(cond for cond, _ in conditions)
+    on = " AND ".join(f"e.{ident(k)} = c.{ident(k)}" for k in keys)
+    in_current = f"EXISTS (SELECT 1 FROM ({current}) AS c WHERE {on})"
+    in_expected = f"EXISTS (SELECT 1 FROM ({expected}) AS e WHERE {on})"
+    return {
+        "added": f"SELECT {columns} FROM ({expected}) AS e WHERE NOT {in_current}",
+        "changed": (
+            f"SELECT {columns}, {', '.join(causes)} FROM ({expected}) AS e JOIN ({current}) AS c ON {on} "
+            f"WHERE {' OR '.join(any_stale)}"
+        ),
+        "removed": (f"SELECT {ids_list(keys, 'c')} FROM ({current}) AS c WHERE NOT {in_expected}"),
+    }
