@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import stat
 from pathlib import Path
 
 import pytest
 
+import strata as strata_pkg
 from strata.errors import ProjectFileError
 from strata.project.project import Project
 from tests.helpers import Cli, snapshot, write_project
@@ -135,3 +138,69 @@ def test_parse_cache_follows_every_edit_of_the_file(strata: Cli, project: Path) 
     broken = strata("config", "target-x", "list")
     assert broken.code == 2
     assert "malformed YAML" in broken.err
+
+
+@pytest.mark.parametrize("name", ["../../..", "a/b", ".hidden", "-x", "a..b", ""])
+def test_hand_written_plugin_names_are_validated_with_their_line(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    root = tmp_path / "p"
+    write_project(
+        root, f'plugins:\n  loaders:\n    - {{name: ok, executable: x}}\n    - {{name: "{name}", executable: x}}\n'
+    )
+    monkeypatch.chdir(root)
+    before = snapshot(tmp_path)
+    for args in (("config", "ok", "list"), ("remove", "--", name), ("invoke", "--", name)):
+        result = strata(*args)
+        assert result.code == 2, args
+        assert f"strata.yml:4: `{name}` is not a valid plugin name" in result.err
+        assert result.err.count("\n") == 1
+    assert snapshot(tmp_path) == before
+    assert root.is_dir()
+
+
+def test_a_missing_ancestor_anywhere_in_the_chain_is_located(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(
+        tmp_path,
+        "plugins:\n  loaders:\n    - {name: a, inherit_from: b}\n    - {name: b, inherit_from: c}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    result = strata("config", "a", "list")
+    assert result.code == 2
+    assert "strata.yml:4: `b` inherits from `c`, which is not a plugin in `loaders`" in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_parse_cache_is_owner_only(strata: Cli, project: Path) -> None:
+    assert strata("config", "x", "list").code == 2  # the project loads (and is cached) before the plugin lookup
+    cache = project / ".strata" / "cache" / "project.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+
+def test_parse_cache_is_keyed_by_the_strata_version(strata: Cli, project: Path) -> None:
+    path = project / "strata.yml"
+    path.write_text(path.read_text() + "env: {A: real}\n")
+    Project(project)
+    cache = project / ".strata" / "cache" / "project.json"
+    data = json.loads(cache.read_text())
+    assert strata_pkg.__version__ in data["key"]
+    # a cache written by another version is never trusted, even for the same text
+    data["key"] = [strata_pkg.__version__ + ".old" if part == strata_pkg.__version__ else part for part in data["key"]]
+    data["plain"]["env"] = {"A": "stale"}
+    cache.write_text(json.dumps(data))
+    assert Project(project).model.env == {"A": "real"}
+
+
+def test_a_cache_that_does_not_fit_the_schema_falls_back_to_parsing(project: Path) -> None:
+    path = project / "strata.yml"
+    path.write_text(path.read_text() + "env: {A: real}\n")
+    Project(project)
+    cache = project / ".strata" / "cache" / "project.json"
+    data = json.loads(cache.read_text())
+    data["plain"]["environments"] = "not a list"
+    cache.write_text(json.dumps(data))
+    loaded = Project(project)
+    assert loaded.model.env == {"A": "real"}
+    assert [e.name for e in loaded.model.environments] == ["dev", "staging", "prod"]

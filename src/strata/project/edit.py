@@ -7,20 +7,16 @@ from typing import TYPE_CHECKING, Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from strata.errors import PluginExistsError, UsageError
+from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
 
 if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
 
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-
 
 def check_plugin_name(name: str) -> None:
     """Plugin names become directory names and variable prefixes: keep them plain."""
-    if not name or not set(name) <= _NAME_CHARS or name.startswith((".", "-")) or ".." in name:
-        raise UsageError(
-            f"`{name}` is not a valid plugin name",
-            "use letters, digits, `-`, `_` and `.`, starting with a letter or digit",
-        )
+    if not valid_plugin_name(name):
+        raise UsageError(f"`{name}` is not a valid plugin name", PLUGIN_NAME_RULE)
 
 
 def add_plugin(

@@ -19,18 +19,29 @@ from strata.errors import (
     ProjectFileError,
     ProjectNotFoundError,
 )
+from strata.project.keypath import path_key
 from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile
 
 if TYPE_CHECKING:
-    from ruamel.yaml.comments import CommentedMap
-
-if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+
+    from ruamel.yaml.comments import CommentedMap
 
 PROJECT_FILES = ("strata.yml", "meltano.yml")
 """File names that mark a project root, in order of preference."""
 
 SYSTEM_DIR = ".strata"
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def valid_plugin_name(name: str) -> bool:
+    """Plugin names become directory names and variable prefixes: letters, digits, ``-_.``, no ``..``."""
+    return _NAME.fullmatch(name) is not None and ".." not in name
+
+
+PLUGIN_NAME_RULE = "use letters, digits, `-`, `_` and `.`, starting with a letter or digit"
+"""The instruction given with every invalid plugin name."""
 
 
 def find_root(start: Path) -> Path:
@@ -79,8 +90,7 @@ class Project:
             raise ProjectNotFoundError(f"no strata.yml or meltano.yml in {self.root}", "run `strata init DIR` first")
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.text = _read(self.file)
-        self._plain, self._lines = _load(self.file, self.text, self.system_dir)
-        self.model: ProjectFile = msgspec.convert(self._plain, ProjectFile)
+        self._plain, self._lines, self.model = _load(self.file, self.text, self.system_dir)
         self._check()
         self.environment = self._select_environment(environment)
 
@@ -211,7 +221,7 @@ class Project:
     def line(self, path: list[str | int]) -> str:
         """``file:line`` of a key path, for messages."""
         for end in range(len(path), 0, -1):
-            line = self._lines.get(json.dumps(path[:end]))
+            line = self._lines.get(path_key(path[:end]))
             if line is not None:
                 return f"{self.file_name}:{line}"
         return self.file_name
@@ -247,9 +257,13 @@ class Project:
         )
 
     def _check(self) -> None:
-        """Rules the schema alone cannot express: unique names and valid references."""
+        """Rules the schema alone cannot express: valid and unique names, valid references."""
         seen: dict[str, list[str | int]] = {}
-        for ref in sorted(self.plugins(), key=lambda r: self._lines.get(json.dumps(r.path), 0)):
+        for ref in sorted(self.plugins(), key=lambda r: self._lines.get(path_key(r.path), 0)):
+            if not valid_plugin_name(ref.name):
+                raise ProjectFileError(
+                    f"{self.line([*ref.path, 'name'])}: `{ref.name}` is not a valid plugin name", PLUGIN_NAME_RULE
+                )
             if ref.name in seen:
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'name'])}: plugin `{ref.name}` is defined twice "
@@ -257,18 +271,18 @@ class Project:
                     "rename or remove one of them",
                 )
             seen[ref.name] = ref.path
+        by_name = {ref.name: ref for ref in self.plugins()}
         for ref in self.plugins():
             parent = ref.plugin.inherit_from
-            if parent is None:
-                continue
-            target = next((p for p in self.plugins() if p.name == parent), None)
-            if target is None or target.plugin_type != ref.plugin_type:
+            target = by_name.get(parent) if parent is not None else None
+            if parent is not None and (target is None or target.plugin_type != ref.plugin_type):
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'inherit_from'])}: `{ref.name}` inherits from `{parent}`, "
                     f"which is not a plugin in `{ref.plugin_type}`",
                     "name an existing plugin of the same type",
                 )
-            self._check_inheritance_cycle(ref)
+        for ref in self.plugins():
+            self._check_inheritance_cycle(ref, by_name)
         env_names: set[str] = set()
         for i, env in enumerate(self.model.environments):
             if env.name in env_names:
@@ -291,7 +305,8 @@ class Project:
                 "add it under `environments:` or change default_environment",
             )
 
-    def _check_inheritance_cycle(self, ref: PluginRef) -> None:
+    def _check_inheritance_cycle(self, ref: PluginRef, by_name: Mapping[str, PluginRef]) -> None:
+        """Every parent is known to exist (checked first), so the walk ends in a root or a cycle."""
         chain = [ref.name]
         current = ref.plugin
         while current.inherit_from is not None:
@@ -302,10 +317,10 @@ class Project:
                     "break the cycle",
                 )
             chain.append(current.inherit_from)
-            current = self.plugin(current.inherit_from).plugin
+            current = by_name[current.inherit_from].plugin
 
 
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 
 
 def _read(path: Path) -> str:
@@ -315,29 +330,34 @@ def _read(path: Path) -> str:
         raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
 
 
-def _load(path: Path, text: str, system_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """Plain data and line map of the project file, from the parse cache when the text is unchanged.
+def _load(path: Path, text: str, system_dir: Path) -> tuple[dict[str, Any], dict[str, int], ProjectFile]:
+    """Plain data, line map and model of the project file, from the parse cache when the text is unchanged.
 
     Parsing with ruamel.yaml costs more than the rest of a read-only command; the cache under
-    ``.strata/cache/`` holds the validated plain data and the line of every key, keyed by the file's
-    exact text, so ``config list`` and friends never import the YAML library.
+    ``.strata/cache/`` holds the validated plain data and the line of every key, keyed by the
+    strata version and the file's exact text, so ``config list`` and friends never import the
+    YAML library. A cache that cannot be read or no longer fits the schema is ignored.
     """
-    key = [_CACHE_VERSION, str(path), text]
+    from strata import __version__
+
+    key = [_CACHE_VERSION, __version__, str(path), text]
     cache = system_dir / "cache" / "project.json"
     try:
         cached = json.loads(cache.read_bytes())
-        if cached.get("key") == key:
-            return cached["plain"], cached["lines"]
-    except (OSError, ValueError, AttributeError):
+        if cached["key"] == key:
+            plain, lines = cached["plain"], cached["lines"]
+            if isinstance(plain, dict) and isinstance(lines, dict):
+                return plain, lines, msgspec.convert(plain, ProjectFile)
+    except Exception:  # noqa: BLE001, S110 - any damage to derived data means: parse the file again
         pass
     from strata.project import yamlfile
 
     tree = yamlfile.load_tree_from_text(text, path)
-    yamlfile.convert(tree, ProjectFile, path)
+    model = yamlfile.convert(tree, ProjectFile, path)
     plain, lines = yamlfile.plain(tree), yamlfile.line_map(tree)
     with contextlib.suppress(OSError):
         from strata.project.files import write_atomic
 
         cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(cache, json.dumps({"key": key, "plain": plain, "lines": lines}))
-    return plain, lines
+        write_atomic(cache, json.dumps({"key": key, "plain": plain, "lines": lines}), mode=0o600)
+    return plain, lines, model

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import io
-import json
 import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from strata.errors import ProjectFileError
+from strata.project.keypath import dotted, path_key
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,15 +33,6 @@ def _yaml() -> YAML:
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
     return yaml
-
-
-def load_tree(path: Path) -> CommentedMap:
-    """Parse ``path`` into a round-trip tree; malformed YAML raises with its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
-    return load_tree_from_text(text, path)
 
 
 def load_tree_from_text(text: str, path: Path) -> CommentedMap:
@@ -90,14 +81,6 @@ def _parse_path(path: str) -> list[str | int]:
         elif match.group(2) is not None:
             parts.append(int(match.group(2)))
     return parts
-
-
-def dotted(parts: list[str | int]) -> str:
-    """Render a key path as ``plugins.extractors[0].name``."""
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
 
 
 def line_of(tree: Any, parts: list[str | int]) -> int | None:
@@ -188,8 +171,3 @@ def line_map(tree: CommentedMap) -> dict[str, int]:
 
     walk(tree, [])
     return lines
-
-
-def path_key(path: list[str | int]) -> str:
-    """A string key for a key path (``json.dumps`` keeps ints and strings apart)."""
-    return json.dumps(path)
