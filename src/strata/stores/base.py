@@ -288,7 +288,7 @@ class MetadataStore(ABC):
             if not set(plan.id_columns) <= set(ids):
                 continue
             exprs = [nw.col(c) == ids[c] for c in plan.id_columns]
-            rows = self.read(fkey, filters=exprs).to_dicts() if self._has_table(plan.table) else []
+            rows = self.read(fkey, filters=exprs).rows(named=True) if self._has_table(plan.table) else []
             status = "missing"
             causes: dict[str, str] = {}
             if not plan.is_root:
@@ -298,7 +298,7 @@ class MetadataStore(ABC):
                     status = "to add"
                 elif len(changed):
                     status = "stale"
-                    record = changed.to_dicts()[0]
+                    record = changed.rows(named=True)[0]
                     causes = {c.removeprefix(CAUSE): record[c] for c in record if c.startswith(CAUSE) and record[c]}
                 elif rows:
                     status = "up to date"

@@ -1,0 +1,390 @@
+"""What every store must do, run against each of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import narwhals as nw
+import polars as pl
+import pytest
+
+import strata as st
+from strata.errors import DefinitionError, WriteError
+from strata.features.versions import sample_hash
+from tests.stores.conftest import StoreFactory
+
+
+def graph_of(audio_cv: str = "1", frames_cv: str = "1", text_cv: str = "1", vector_cv: str = "1") -> st.FeatureGraph:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Video(
+            st.Feature,
+            spec=st.FeatureSpec("video", fields=[st.FieldSpec("audio", audio_cv), st.FieldSpec("frames", frames_cv)]),
+        ):
+            pass
+
+        class Transcript(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "transcript", deps=[Video], fields=[st.FieldSpec("text", text_cv, deps=[st.FieldDep(Video, ["audio"])])]
+            ),
+        ):
+            pass
+
+        class Embedding(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "embedding",
+                deps=[Transcript, Video],
+                fields=[
+                    st.FieldSpec(
+                        "vector", vector_cv, deps=[st.FieldDep(Transcript, ["text"]), st.FieldDep(Video, ["frames"])]
+                    )
+                ],
+            ),
+        ):
+            pass
+
+    return graph
+
+
+def roots(n: int, audio: dict[int, str] | None = None, frames: dict[int, str] | None = None) -> pl.DataFrame:
+    audio, frames = audio or {}, frames or {}
+    return pl.DataFrame(
+        {
+            "sample_uid": list(range(n)),
+            "strata_dv__audio": [audio.get(i, f"a{i}") for i in range(n)],
+            "strata_dv__frames": [frames.get(i, f"f{i}") for i in range(n)],
+        }
+    )
+
+
+def rows(inc: st.Increment, *parts: str) -> pl.DataFrame:
+    frames: list[pl.DataFrame] = [getattr(inc, p).to_native() for p in parts or ("added", "changed")]
+    frames = [f.drop([c for c in f.columns if c.startswith("strata_cause__")]) for f in frames]
+    return pl.concat(frames, how="vertical")
+
+
+def sync(store: st.MetadataStore, samples: pl.DataFrame, **extra: Any) -> dict[str, st.Increment]:
+    """Bring the whole graph up to date; return the increments seen on the way."""
+    seen = {}
+    for key in ("video", "transcript", "embedding"):
+        inc = store.resolve_update(key, samples=samples) if key == "video" else store.resolve_update(key)
+        seen[key] = inc
+        new = rows(inc)
+        if key in extra:
+            new = extra[key](new)
+        store.write(key, new)
+        if len(inc.removed):
+            store.delete(key, inc.removed)
+    return seen
+
+
+def ids(frame: Any) -> list[int]:
+    native = frame.to_native() if hasattr(frame, "to_native") else frame
+    return sorted(native["sample_uid"].to_list())
+
+
+def causes(inc: st.Increment, field: str) -> dict[int, str]:
+    changed = inc.changed.to_native()
+    return dict(zip(changed["sample_uid"].to_list(), changed[f"strata_cause__{field}"].to_list(), strict=True))
+
+
+def test_first_sync_adds_everything_and_then_nothing_is_stale(store_factory: StoreFactory) -> None:
+    graph = graph_of()
+    with store_factory(graph=graph) as store:
+        seen = sync(store, roots(5))
+        assert {k: v.counts() for k, v in seen.items()} == {k: {"added": 5, "changed": 0, "removed": 0} for k in seen}
+        for key in ("transcript", "embedding"):
+            again = store.resolve_update(key)
+            assert again.is_empty
+            assert store.resolve_update(key).meta["mode"] == "in sync"
+        assert store.resolve_update("video", samples=roots(5)).is_empty
+
+
+def test_data_versions_follow_the_documented_formula(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        text = store.read("transcript").to_native().sort("sample_uid")
+        assert text["strata_dv__text"].to_list() == [
+            sample_hash("md5", ["text", "1", "video.audio", f"a{i}"]) for i in range(3)
+        ]
+        vector = store.read("embedding").to_native().sort("sample_uid")
+        expected = [
+            sample_hash("md5", ["vector", "1", "transcript.text", text["strata_dv__text"][i], "video.frames", f"f{i}"])
+            for i in range(3)
+        ]
+        assert vector["strata_dv__vector"].to_list() == expected
+
+
+def test_a_source_change_reaches_exactly_the_dependent_fields_with_causes(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(10))
+        seen = sync(store, roots(10, audio={1: "A1", 2: "A2"}, frames={2: "F2", 7: "F7"}))
+        assert causes(seen["video"], "audio") == {1: "data", 2: "data", 7: None}
+        assert causes(seen["video"], "frames") == {1: None, 2: "data", 7: "data"}
+        assert causes(seen["transcript"], "text") == {1: "video.audio", 2: "video.audio"}
+        assert causes(seen["embedding"], "vector") == {
+            1: "transcript.text",
+            2: "transcript.text,video.frames",
+            7: "video.frames",
+        }
+        assert seen["embedding"].changed_fields() == {"vector": {"transcript.text": 2, "video.frames": 2}}
+        assert all(inc.counts()["added"] == 0 and inc.counts()["removed"] == 0 for inc in seen.values())
+
+
+def test_upstream_code_bump_stales_only_dependent_fields_never_orphans(
+    store_factory: StoreFactory, tmp_path: object
+) -> None:
+    store = store_factory(graph=graph_of())
+    with store:
+        sync(store, roots(4))
+        store._graph = graph_of(text_cv="2")  # noqa: SLF001 - the same store seen by new code
+        tinc = store.resolve_update("transcript")
+        assert tinc.counts() == {"added": 0, "changed": 4, "removed": 0}
+        assert set(causes(tinc, "text").values()) == {"code"}
+        einc = store.resolve_update("embedding")
+        assert einc.is_empty  # nothing orphaned, nothing stale until transcript really changes
+        store.write("transcript", rows(tinc))
+        einc = store.resolve_update("embedding")
+        assert einc.counts() == {"added": 0, "changed": 4, "removed": 0}
+        assert set(causes(einc, "vector").values()) == {"transcript.text"}
+
+
+def test_root_field_code_bump_flags_only_that_field(store_factory: StoreFactory) -> None:
+    store = store_factory(graph=graph_of())
+    with store:
+        sync(store, roots(3))
+        store._graph = graph_of(frames_cv="2")  # noqa: SLF001
+        inc = store.resolve_update("video", samples=roots(3))
+        assert causes(inc, "frames") == {0: "code", 1: "code", 2: "code"}
+        assert causes(inc, "audio") == {0: None, 1: None, 2: None}
+        store.write("video", rows(inc))
+        assert store.resolve_update("transcript").is_empty  # audio untouched: nothing downstream of it moves
+
+
+def test_an_unchanged_data_version_stops_propagation(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3, audio={0: "v1"}), transcript=lambda f: f.with_columns(strata_dv__text=pl.lit("same-text")))
+        seen = sync(
+            store,
+            roots(3, audio={0: "v2"}),
+            transcript=lambda f: f.with_columns(strata_dv__text=pl.lit("same-text")),  # content hash unchanged
+        )
+        assert seen["transcript"].counts()["changed"] == 1
+        assert seen["embedding"].is_empty
+
+
+def test_removed_samples_and_soft_and_hard_delete(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(5))
+        seen = sync(store, roots(5).filter(pl.col("sample_uid") != 3))
+        assert ids(seen["video"].removed) == [3]
+        assert ids(seen["transcript"].removed) == [3]
+        assert ids(seen["embedding"].removed) == [3]
+        assert ids(store.read("embedding")) == [0, 1, 2, 4]
+        assert 3 in ids(store.read("embedding", include_deleted=True))
+        history = store.read("embedding", feature_version="all").to_native()
+        assert history.filter(pl.col("sample_uid") == 3).height == 2  # the row and its tombstone
+        assert store.delete("embedding", pl.DataFrame({"sample_uid": [0]}), soft=False) == 1
+        assert 0 not in ids(store.read("embedding", feature_version="all"))
+        assert ids(store.resolve_update("embedding").added) == [0]
+
+
+def test_reads_filter_select_and_pick_versions(store_factory: StoreFactory) -> None:
+    graph = graph_of()
+    with store_factory(graph=graph) as store:
+        sync(store, roots(4))
+        got = store.read("video", filters=[nw.col("sample_uid") >= 2], columns=["sample_uid", "strata_dv__audio"])
+        assert got.to_native().sort("sample_uid").to_dicts() == [
+            {"sample_uid": 2, "strata_dv__audio": "a2"},
+            {"sample_uid": 3, "strata_dv__audio": "a3"},
+        ]
+        assert len(store.read("video", feature_version="current")) == 4
+        assert len(store.read("video", feature_version=graph.feature_version("video"))) == 4
+        assert len(store.read("video", feature_version="0000000000000000")) == 0
+        lazy = store.read("video", lazy=True)
+        assert isinstance(lazy, nw.LazyFrame)
+        store.write("video", roots(4, audio={0: "new"}).filter(pl.col("sample_uid") == 0))
+        latest = store.read("video").to_native().sort("sample_uid")
+        assert latest["strata_dv__audio"].to_list() == ["new", "a1", "a2", "a3"]
+        assert len(store.read("video", feature_version="all")) == 5
+
+
+def test_user_columns_are_kept_and_may_grow(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        store.write("video", roots(2).with_columns(path=pl.lit("s3://x")))
+        store.write("video", roots(3).filter(pl.col("sample_uid") == 2).with_columns(duration=pl.lit(1.5)))
+        got = store.read("video").to_native().sort("sample_uid")
+        assert got["path"].to_list() == ["s3://x", "s3://x", None]
+        assert got["duration"].to_list() == [None, None, 1.5]
+
+
+def test_lazy_increments_equal_eager_ones(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(6))
+        store.write("video", rows(store.resolve_update("video", samples=roots(6, audio={4: "x"}))))
+        lazy = store.resolve_update("transcript", lazy=True)
+        eager = store.resolve_update("transcript")
+        assert lazy.lazy
+        assert lazy.collect().counts() == eager.counts() == {"added": 0, "changed": 1, "removed": 0}
+        assert lazy.collect().changed.to_native().to_dicts() == eager.changed.to_native().to_dicts()
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (pl.DataFrame({"strata_dv__audio": ["a"], "strata_dv__frames": ["f"]}), "lack id column"),
+        (pl.DataFrame({"sample_uid": [1], "strata_dv__audio": ["a"]}), "lack data-version column"),
+        (
+            pl.DataFrame({"sample_uid": [1, 1], "strata_dv__audio": ["a", "b"], "strata_dv__frames": ["f", "g"]}),
+            "repeat 1 sample id",
+        ),
+        (
+            pl.DataFrame({"sample_uid": [None, 2], "strata_dv__audio": ["a", "b"], "strata_dv__frames": ["f", "g"]}),
+            "nulls in id column",
+        ),
+        (
+            pl.DataFrame(
+                {"sample_uid": [1], "strata_dv__audio": [None], "strata_dv__frames": ["f"]},
+                schema_overrides={"strata_dv__audio": pl.String},
+            ),
+            "nulls in `strata_dv__audio`",
+        ),
+    ],
+)
+def test_bad_writes_write_nothing(store_factory: StoreFactory, frame: pl.DataFrame, message: str) -> None:
+    with store_factory(graph=graph_of()) as store:
+        with pytest.raises(WriteError, match=message):
+            store.write("video", frame)
+        assert not store.has_feature("video")
+
+
+def test_non_root_writes_need_the_increment_columns(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(2))
+        with pytest.raises(WriteError, match="lack input column"):
+            store.write("transcript", pl.DataFrame({"sample_uid": [0], "strata_dv__text": ["x"]}))
+        with pytest.raises(DefinitionError, match="root feature: resolve_update needs samples"):
+            store.resolve_update("video")
+        with pytest.raises(DefinitionError, match="only for root features"):
+            store.resolve_update("transcript", samples=roots(1))
+
+
+def test_store_must_be_open(store_factory: StoreFactory) -> None:
+    store = store_factory(graph=graph_of())
+    with pytest.raises(DefinitionError, match="not open"):
+        store.read("video")
+
+
+def test_large_first_write_is_all_readable(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        n = 130_000  # more than one DuckDB row group
+        store.write("video", roots(n))
+        assert len(store.read("video")) == n
+        assert store.resolve_update("video", samples=roots(n)).is_empty
+
+
+def test_lineage_expansion_and_aggregation(store_factory: StoreFactory) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["frames"])):
+            pass
+
+        class Frames(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "frames",
+                id_columns=["sample_uid", "frame"],
+                deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
+                fields=["pixels"],
+            ),
+        ):
+            pass
+
+        class Summary(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["mean"]
+            ),
+        ):
+            pass
+
+    with store_factory(graph=graph) as store:
+        videos = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["v1", "v2"]})
+        store.write("video", videos)
+        inc = store.resolve_update("frames")
+        assert ids(inc.added) == [1, 2]  # per parent
+        children = inc.added.to_native().join(pl.DataFrame({"frame": [0, 1, 2]}), how="cross")
+        store.write("frames", children)
+        assert store.resolve_update("frames").is_empty
+        summary = store.resolve_update("summary")
+        assert ids(summary.added) == [1, 2]
+        store.write("summary", summary.added.to_native())
+        store.write("video", videos.with_columns(strata_dv__frames=pl.Series(["v1", "v2-new"])))
+        frames_inc = store.resolve_update("frames")
+        assert causes(frames_inc, "pixels") == {2: "video.frames"}
+        stale = (
+            frames_inc.changed.to_native()
+            .drop("strata_cause__pixels")
+            .join(pl.DataFrame({"frame": [0, 1]}), how="cross")
+        )
+        store.delete("frames", pl.DataFrame({"sample_uid": [2, 2, 2], "frame": [0, 1, 2]}))
+        store.write("frames", stale)
+        assert store.resolve_update("frames").is_empty
+        assert causes(store.resolve_update("summary"), "mean") == {2: "frames.pixels"}
+
+
+def test_optional_upstream_is_a_left_join(store_factory: StoreFactory) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class A(st.Feature, spec=st.FeatureSpec("a", fields=["x"])):
+            pass
+
+        class B(st.Feature, spec=st.FeatureSpec("b", fields=["y"])):
+            pass
+
+        class C(st.Feature, spec=st.FeatureSpec("c", deps=[A, st.FeatureDep(B, optional=True)], fields=["z"])):
+            pass
+
+    with store_factory(graph=graph) as store:
+        store.write("a", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["x1", "x2"]}))
+        inc = store.resolve_update("c")
+        added = inc.added.to_native().sort("sample_uid")
+        assert added["strata_in__b__y"].to_list() == [None, None]
+        assert added["strata_dv__z"][0] == sample_hash("md5", ["z", "1", "a.x", "x1", "b.y", None])
+        store.write("c", added)
+        store.write("b", pl.DataFrame({"sample_uid": [2], "strata_dv__y": ["y2"]}))
+        assert causes(store.resolve_update("c"), "z") == {2: "b.y"}
+
+
+def test_lookup_one_sample_across_the_graph(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        store.write("video", rows(store.resolve_update("video", samples=roots(3, audio={1: "new"}))))
+        found = store.lookup("transcript", {"sample_uid": 1})
+        assert found["video"]["status"] == "present"
+        assert found["transcript"]["status"] == "stale"
+        assert found["transcript"]["causes"] == {"text": "video.audio"}
+        assert found["embedding"]["status"] == "up to date"
+        assert store.lookup("transcript", {"sample_uid": 0})["transcript"]["status"] == "up to date"
+        assert store.lookup("transcript", {"sample_uid": 9})["transcript"]["status"] == "missing"
+
+
+def test_sha256_is_selectable_and_never_mixed(store_factory: StoreFactory) -> None:
+    store = store_factory(graph=graph_of(), hash_algorithm="sha256")
+    with store:
+        sync(store, roots(2))
+        text = store.read("transcript").to_native().sort("sample_uid")["strata_dv__text"].to_list()
+        assert text == [sample_hash("sha256", ["text", "1", "video.audio", f"a{i}"]) for i in range(2)]
+    if isinstance(store, st.DuckDBStore) and store.path != ":memory:":
+        with (
+            pytest.raises(DefinitionError, match="hashed with `sha256`, not `md5`"),
+            st.DuckDBStore(store.path, graph=graph_of()),
+        ):
+            pass
+    with pytest.raises(DefinitionError, match="unknown hash algorithm"):
+        store_factory(hash_algorithm="crc32")
