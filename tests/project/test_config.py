@@ -246,7 +246,8 @@ def test_bad_value_for_declared_kind_is_refused(strata: Cli, layered: Path) -> N
     before = snapshot(layered)
     result = strata("config", "tap-db", "set", "port", "many")
     assert result.code == 2
-    assert "`many` is not a valid integer" in result.err
+    assert "`port` is not a valid integer; give an integer value" in result.err
+    assert "many" not in result.err
     assert snapshot(layered) == before
 
 

@@ -92,13 +92,13 @@ def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
     """Set KEY to VALUE. Secrets always go to .env, never to the project file."""
     from strata.project import dotenv_file
     from strata.project.edit import declare_secret, set_config
-    from strata.project.settings import declared_settings, is_secret, parse_value, variable_names
+    from strata.project.settings import declared_settings, is_secret, parse_value, redact, variable_names
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
     ref = project.plugin(click_ctx.meta["plugin"])
     declared = declared_settings(project, ref).get(key)
-    parsed = parse_value(value, declared.kind if declared else None, key)
+    parsed = parse_value(value, declared.kind if declared else None, f"`{key}`")
     if secret or is_secret(key, declared):
         var = variable_names(project, ref, key, declared)[0]
         if declared is None:
@@ -108,7 +108,7 @@ def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
         shown: Any = "(redacted)"
     else:
         where = set_config(project, ref.name, key, parsed, in_environment=ctx.environment is not None)
-        shown = parsed
+        shown = redact(parsed)
     ctx.emit(
         {"name": key, "value": shown, "stored_in": where},
         lambda: click.echo(f"{ref.name}: {key}={_render(shown)} stored in {where}"),

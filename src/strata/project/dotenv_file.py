@@ -23,7 +23,7 @@ def unset_value(path: Path, name: str) -> bool:
         return False
     from dotenv import dotenv_values, unset_key
 
-    if name not in dotenv_values(path):
+    if name not in dotenv_values(path, interpolate=False):
         return False
     unset_key(path, name, quote_mode="always")
     os.chmod(path, 0o600)

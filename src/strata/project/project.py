@@ -138,12 +138,13 @@ class Project:
 
     @cached_property
     def dotenv(self) -> dict[str, str]:
-        """Values from ``.env``; they never override the process environment."""
+        """Values from ``.env``, taken literally (no ``${VAR}`` inside them is expanded)."""
         if not self.dotenv_path.is_file():
             return {}
         from dotenv import dotenv_values
 
-        return {k: v for k, v in dotenv_values(self.dotenv_path).items() if v is not None}
+        values = dotenv_values(self.dotenv_path, interpolate=False)
+        return {k: v for k, v in values.items() if v is not None}
 
     @cached_property
     def variables(self) -> dict[str, str]:

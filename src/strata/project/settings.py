@@ -32,25 +32,32 @@ if TYPE_CHECKING:
     from strata.project.schema import Setting
 
 REDACTED = "(redacted)"
-_SECRET_WORDS = {
-    "password",
-    "passwd",
-    "pwd",
-    "passphrase",
-    "token",
-    "secret",
-    "key",
-    "apikey",
-    "credentials",
-    "credential",
-}
+_SECRET_PARTS = ("password", "passwd", "passphrase", "secret", "token", "credential")
+"""Anywhere in a name: ``dbpassword``, ``clientSecret``, ``refresh_token``."""
+_SECRET_WORDS = frozenset({"pwd"})
+"""Only as a whole word."""
 _SECRET_KINDS = {"password", "secret", "hidden", "oauth"}
 _OBJECT_KINDS = {"object", "array"}
 
 
 def redact_urls(text: str) -> str:
     """Hide credentials written into URLs (``https://user:token@host`` -> ``https://***@host``)."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+    return re.sub(r"(?<=://)[^/\s]+@", "***@", text)
+
+
+def redact(value: Any, secret: bool = False) -> Any:
+    """``value`` as it may be shown: secrets, secret-named keys inside it and URL credentials hidden."""
+    if value is None:
+        return None
+    if secret:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_urls(value)
+    if isinstance(value, dict):
+        return {k: redact(v, looks_secret(str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
 
 
 def env_name(*parts: str) -> str:
@@ -59,9 +66,16 @@ def env_name(*parts: str) -> str:
 
 
 def looks_secret(name: str) -> bool:
-    """Whether a setting name reads like a credential (``password``, ``api_key``, ``token`` …)."""
+    """Whether a setting name reads like a credential (``password``, ``api_key``, ``privateKey`` …).
+
+    ``password``, ``secret``, ``token`` and the like count anywhere in the name; ``key`` counts as a
+    word or a word's end (``api_key``, ``apikey``), not a word's start (``keyspace``).
+    """
+    lowered = name.lower()
+    if any(part in lowered for part in _SECRET_PARTS):
+        return True
     words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
-    return any(word in _SECRET_WORDS for word in words)
+    return any(word in _SECRET_WORDS or word.endswith("key") for word in words)
 
 
 @dataclass(frozen=True)
@@ -76,12 +90,12 @@ class SettingValue:
     """Where exactly: ``strata.yml:12``, ``TAP_X_PASSWORD``, ``environment dev`` …"""
     secret: bool = False
     problem: StrataError | None = None
-    """Set when the value could not be resolved (an unset ``${VAR}``)."""
+    """Set when the value could not be resolved (an unset ``${VAR}``, a variable that does not fit the kind)."""
 
     @property
     def shown(self) -> Any:
-        """The value as it may be printed: secrets are redacted."""
-        return REDACTED if self.secret and self.value is not None else self.value
+        """The value as it may be printed: secrets, secret-named keys inside it and URL credentials redacted."""
+        return redact(self.value, self.secret)
 
     def describe(self) -> str:
         """``strata.yml:12``, ``env TAP_X_PASSWORD``, ``environment dev (strata.yml:30)`` …."""
@@ -213,14 +227,7 @@ def resolve(
     for layer in layers:
         below.update(layer)
     for source, variables in ((".env", project.dotenv), ("env", project.environ)):
-        layer = {}
-        for key in names:
-            for var in variable_names(project, ref, key, declared.get(key)):
-                if var in variables:
-                    previous = below.get(key)
-                    value = _cast(variables[var], declared.get(key), previous.value if previous else None, var)
-                    layer[key] = SettingValue(key, value, source, var)
-                    break
+        layer = _variable_layer(project, ref, names, declared, below, source, variables)
         layers.append(layer)
         below.update(layer)
     if overrides:
@@ -239,6 +246,31 @@ def resolve(
             chosen.name, chosen.value, chosen.source, chosen.detail, secret, chosen.problem
         )
     return result
+
+
+def _variable_layer(
+    project: Project,
+    ref: PluginRef,
+    names: list[str],
+    declared: Mapping[str, Setting],
+    below: Mapping[str, SettingValue],
+    source: str,
+    variables: Mapping[str, str],
+) -> dict[str, SettingValue]:
+    """Settings set by ``<PLUGIN>_<SETTING>`` variables; one that does not fit its kind keeps the error."""
+    layer = {}
+    for key in names:
+        var = next((v for v in variable_names(project, ref, key, declared.get(key)) if v in variables), None)
+        if var is None:
+            continue
+        previous = below.get(key)
+        try:
+            value = _cast(variables[var], declared.get(key), previous.value if previous else None, var)
+        except SettingError as exc:
+            layer[key] = SettingValue(key, None, source, var, problem=exc)
+        else:
+            layer[key] = SettingValue(key, value, source, var)
+    return layer
 
 
 def _file_layer(
@@ -297,13 +329,20 @@ _FALSE = {"false", "0", "no", "off", "n", "f"}
 
 
 def _cast(raw: str, declared: Setting | None, below: Any, where: str) -> Any:
-    """Cast a string from a variable to the setting's kind, or to the type it overrides."""
-    kind = declared.kind if declared is not None else None
-    if kind is None:
-        kind = _kind_of(below)
-    if kind is None:
+    """Cast a string from a variable to the setting's kind, or to the type it overrides.
+
+    A declared kind is a promise, so a value that does not fit it is an error; a type merely
+    guessed from the overridden value is not, and the text is kept.
+    """
+    if declared is not None and declared.kind is not None:
+        return parse_value(raw, declared.kind, where)
+    guessed = _kind_of(below)
+    if guessed is None:
         return raw
-    return parse_value(raw, kind, where)
+    try:
+        return parse_value(raw, guessed, where)
+    except SettingError:
+        return raw
 
 
 def _kind_of(value: Any) -> str | None:
@@ -321,7 +360,11 @@ def _kind_of(value: Any) -> str | None:
 
 
 def parse_value(raw: str, kind: str | None, where: str) -> Any:
-    """Parse ``raw`` as ``kind``; with no kind, JSON scalars/objects are parsed, else text."""
+    """Parse ``raw`` as ``kind``; with no kind, JSON scalars/objects are parsed, else text.
+
+    ``where`` names the setting or variable in errors; the value itself is never shown (it may
+    be a secret).
+    """
     try:
         if kind == "integer":
             return int(raw)
@@ -333,15 +376,17 @@ def parse_value(raw: str, kind: str | None, where: str) -> Any:
                 return True
             if lowered in _FALSE:
                 return False
-            raise ValueError(raw)
+            raise ValueError(kind)
         if kind in _OBJECT_KINDS:
             value = json.loads(raw)
             expected = dict if kind == "object" else list
             if not isinstance(value, expected):
-                raise ValueError(raw)
+                raise ValueError(kind)
             return value
     except ValueError:
-        raise SettingError(f"{where}: `{raw}` is not a valid {kind}", f"give a {kind} value") from None
+        assert kind is not None  # only the kinds above raise
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise SettingError(f"{where} is not a valid {kind}", f"give {article} {kind} value") from None
     if kind is None:
         try:
             value = json.loads(raw)
