@@ -36,7 +36,8 @@ def graphs(draw: hs.DrawFn) -> list[FeatureDef]:
         fields: dict[str, list[tuple[str, str]] | None] = {}
         for fname in names:
             available = [(u, g) for u in ups for g in next(d for d in defs if d.name == u).fields]
-            if ups and draw(hs.booleans()):
+            explicit = draw(hs.booleans())
+            if ups and explicit:
                 fields[fname] = draw(hs.lists(hs.sampled_from(available), min_size=1, unique=True))
             else:
                 fields[fname] = None
