@@ -92,7 +92,7 @@ def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
     """Set KEY to VALUE. Secrets always go to .env, never to the project file."""
     from strata.project import dotenv_file
     from strata.project.edit import declare_secret, set_config
-    from strata.project.settings import declared_settings, is_secret, parse_value, redact, variable_names
+    from strata.project.settings import declared_settings, is_secret, parse_value, rank_of, redact, variable_names
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
@@ -101,43 +101,76 @@ def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
     parsed = parse_value(value, declared.kind if declared else None, f"`{key}`")
     if secret or is_secret(key, declared):
         var = variable_names(project, ref, key, declared)[0]
-        if declared is None:
-            declare_secret(project, ref.name, key)
+        previous = project.dotenv.get(var)
         dotenv_file.set_value(project.dotenv_path, var, value if isinstance(parsed, str) else json.dumps(parsed))
-        where = f".env ({var})"
+        try:
+            if declared is None:
+                declare_secret(project, ref.name, key)
+        except BaseException:
+            if previous is None:
+                dotenv_file.unset_value(project.dotenv_path, var)
+            else:
+                dotenv_file.set_value(project.dotenv_path, var, previous)
+            raise
+        where, rank = f".env ({var})", rank_of(".env")
         shown: Any = "(redacted)"
     else:
         where = set_config(project, ref.name, key, parsed, in_environment=ctx.environment is not None)
+        rank = rank_of(_written_layer(ctx))
         shown = redact(parsed)
     ctx.emit(
         {"name": key, "value": shown, "stored_in": where},
         lambda: click.echo(f"{ref.name}: {key}={_render(shown)} stored in {where}"),
     )
+    _warn_if_shadowed(ctx, ref.name, key, rank)
 
 
 @config.command()
 @click.argument("key")
 @click.pass_context
 def unset(click_ctx: click.Context, key: str) -> None:
-    """Remove KEY from the project file (or the -e environment) and from .env."""
+    """Remove KEY from the project file (or the -e environment) and the plugin's own variables in .env."""
     from strata.project import dotenv_file
     from strata.project.edit import unset_config
-    from strata.project.settings import declared_settings, variable_names
+    from strata.project.settings import declared_settings, own_variable_names, rank_of
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
     ref = project.plugin(click_ctx.meta["plugin"])
+    variables = own_variable_names(project, ref, key, declared_settings(project, ref).get(key))
     removed = []
+    rank = rank_of(_written_layer(ctx))
     if unset_config(project, ref.name, key, in_environment=ctx.environment is not None):
         removed.append(project.file_name)
-    variables = variable_names(project, ref, key, declared_settings(project, ref).get(key))
-    removed.extend(f".env ({var})" for var in variables if dotenv_file.unset_value(project.dotenv_path, var))
+    for var in variables:
+        if dotenv_file.unset_value(project.dotenv_path, var):
+            removed.append(f".env ({var})")
+            rank = rank_of(".env")
     ctx.emit(
         {"name": key, "removed_from": removed},
         lambda: click.echo(
             f"{ref.name}: {key} removed from {', '.join(removed)}" if removed else f"{ref.name}: {key} was not set"
         ),
     )
+    _warn_if_shadowed(ctx, ref.name, key, rank)
+
+
+def _written_layer(ctx: Context) -> str:
+    """The layer ``set`` and ``unset`` edit in the project file, named as in ``SettingValue.source``."""
+    return f"environment {ctx.environment}" if ctx.environment is not None else ctx.project().file_name
+
+
+def _warn_if_shadowed(ctx: Context, plugin: str, key: str, rank: int) -> None:
+    """Say so on stderr when a layer above the one just written decides ``key``'s value."""
+    from strata.project.settings import resolve
+
+    item = resolve(ctx.reload(), plugin).values.get(key)
+    if item is not None and (item.value is not None or item.problem is not None) and item.rank > rank:
+        click.echo(
+            f"strata: warning: {plugin}: `{key}` is also set in {item.describe()}, which wins over what was "
+            "just changed; edit or remove it there to change the value in use",
+            err=True,
+        )
 
 
 COMMANDS = [config]

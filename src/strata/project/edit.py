@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from strata.errors import PluginExistsError, UsageError
+from strata.errors import PluginExistsError, SettingError, UsageError
 from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
 
 if TYPE_CHECKING:
@@ -110,12 +110,29 @@ def set_config(project: Project, name: str, key: str, value: Any, *, in_environm
         config = ensure_mapping(entry, "config")
         where = project.file_name
     if key not in config:
-        *parents, key = key.split(".")
+        *parents, leaf = key.split(".")
+        _check_parents(config, parents, key)
         for part in parents:
             config = ensure_mapping(config, part)
+        key = leaf
     config[key] = value
     project.save()
     return where
+
+
+def _check_parents(config: Any, parents: list[str], key: str) -> None:
+    """Refuse to put ``key`` inside a parent that already holds a scalar or a list (it would be lost)."""
+    node = config
+    for depth, part in enumerate(parents, start=1):
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return
+        if not isinstance(node, dict):
+            parent = ".".join(parents[:depth])
+            raise SettingError(
+                f"`{parent}` is set to a value that is not a mapping, so `{key}` cannot go inside it",
+                f"unset `{parent}` first, or set `{parent}` as a whole",
+            )
 
 
 def unset_config(project: Project, name: str, key: str, *, in_environment: bool) -> bool:

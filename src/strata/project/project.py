@@ -237,9 +237,15 @@ class Project:
         assert self.file is not None
         text = yamlfile.dump(self.tree)
         reparsed = yamlfile.load_tree_from_text(text, self.file)
-        self.model = yamlfile.convert(reparsed, ProjectFile, self.file)
-        write_atomic(self.file, text)
-        self.text, self._plain, self._lines = text, yamlfile.plain(reparsed), yamlfile.line_map(reparsed)
+        model = yamlfile.convert(reparsed, ProjectFile, self.file)
+        try:
+            write_atomic(self.file, text)
+        except OSError as exc:
+            raise ProjectFileError(
+                f"cannot write {self.file_name}: {exc.strerror}", f"check the permissions of {self.root}"
+            ) from exc
+        self.model, self.text = model, text
+        self._plain, self._lines = yamlfile.plain(reparsed), yamlfile.line_map(reparsed)
 
     # -- checks -------------------------------------------------------------------------
 

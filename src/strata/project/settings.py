@@ -60,6 +60,16 @@ def redact(value: Any, secret: bool = False) -> Any:
     return value
 
 
+_RANKS = {"unset": -1, "default": 0, "inherited": 1, ".env": 4, "env": 5, "command line": 6}
+
+
+def rank_of(source: str) -> int:
+    """Rank of a layer named as in ``SettingValue.source``: the project file is 2, an environment 3."""
+    if source.startswith("environment "):
+        return 3
+    return _RANKS.get(source, 2)
+
+
 def env_name(*parts: str) -> str:
     """``tap-postgres``, ``password`` -> ``TAP_POSTGRES_PASSWORD``."""
     return re.sub(r"[^A-Za-z0-9]", "_", "_".join(parts)).upper()
@@ -91,6 +101,11 @@ class SettingValue:
     secret: bool = False
     problem: StrataError | None = None
     """Set when the value could not be resolved (an unset ``${VAR}``, a variable that does not fit the kind)."""
+
+    @property
+    def rank(self) -> int:
+        """How high the layer this value came from sits; a higher rank wins."""
+        return rank_of(self.source)
 
     @property
     def shown(self) -> Any:
@@ -154,10 +169,11 @@ def lineage(project: Project, ref: PluginRef) -> list[PluginRef]:
 
 def namespace(project: Project, ref: PluginRef) -> str:
     """The plugin's namespace: its own, its root ancestor's, or its name with ``_``."""
-    for plugin_ref in lineage(project, ref):
+    chain = lineage(project, ref)
+    for plugin_ref in chain:
         if plugin_ref.plugin.namespace:
             return plugin_ref.plugin.namespace
-    return lineage(project, ref)[-1].name.replace("-", "_")
+    return chain[-1].name.replace("-", "_")
 
 
 def is_secret(name: str, declared: Setting | None) -> bool:
@@ -177,6 +193,23 @@ def variable_names(project: Project, ref: PluginRef, name: str, declared: Settin
         names.append(declared.env)
     names.append(env_name(ref.name, name))
     names.append(env_name(namespace(project, ref), name))
+    names.extend(env_name(ref.name, alias) for alias in (declared.aliases if declared is not None else []))
+    return list(dict.fromkeys(names))
+
+
+def own_variable_names(project: Project, ref: PluginRef, name: str, declared: Setting | None) -> list[str]:
+    """The variables of ``variable_names`` that belong to ``ref`` itself, not ones it shares with an ancestor.
+
+    An inherited plugin reads its parent's ``env:`` name and namespace variable too; removing
+    those would change the parent, so ``config unset`` removes only these.
+    """
+    own_declaration = any(setting.name == name for setting in ref.plugin.settings)
+    names = []
+    if declared is not None and declared.env and own_declaration:
+        names.append(declared.env)
+    names.append(env_name(ref.name, name))
+    if ref.plugin.inherit_from is None or ref.plugin.namespace:
+        names.append(env_name(namespace(project, ref), name))
     names.extend(env_name(ref.name, alias) for alias in (declared.aliases if declared is not None else []))
     return list(dict.fromkeys(names))
 
