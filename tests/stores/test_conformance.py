@@ -239,7 +239,7 @@ def test_lazy_increments_equal_eager_ones(store_factory: StoreFactory) -> None:
         (pl.DataFrame({"sample_uid": [1], "strata_dv__audio": ["a"]}), "lack data-version column"),
         (
             pl.DataFrame({"sample_uid": [1, 1], "strata_dv__audio": ["a", "b"], "strata_dv__frames": ["f", "g"]}),
-            "repeat 1 sample id",
+            "have 2 rows with repeated ids",
         ),
         (
             pl.DataFrame({"sample_uid": [None, 2], "strata_dv__audio": ["a", "b"], "strata_dv__frames": ["f", "g"]}),

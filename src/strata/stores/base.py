@@ -249,6 +249,8 @@ class MetadataStore(ABC):
                 )
             table = _to_arrow(samples)
             _check_write(plan, table, samples=True)
+            if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new
+                return self._all_added(plan, table, lazy=lazy)
             return self._resolve_root(plan, table, lazy=lazy)
         if samples is not None:
             raise DefinitionError(f"`{plan.key}` has upstreams; samples= is only for root features", "drop samples=")
@@ -317,14 +319,33 @@ class MetadataStore(ABC):
 
         return nw.from_native(pl.DataFrame({c: [] for c in plan.id_columns}).lazy())
 
-    def _empty_increment(self, plan: FeaturePlan, *, lazy: bool, meta: dict[str, Any]) -> Increment:
+    def _all_added(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         import narwhals as nw
         import polars as pl
 
-        ids = {c: pl.Series(c, [], pl.String) for c in plan.resolve_ids}
-        cols = {**ids, **{c: pl.Series(c, [], pl.String) for c in (*plan.input_columns, *plan.dv_columns)}}
-        causes = {f.cause_column: pl.Series(f.cause_column, [], pl.String) for f in plan.fields}
-        frames = [pl.DataFrame(cols), pl.DataFrame({**cols, **causes}), pl.DataFrame(ids)]
+        frame = pl.from_arrow(samples.select([*plan.id_columns, *plan.dv_columns]))
+        assert isinstance(frame, pl.DataFrame)
+        empty = self._empty_increment(
+            plan, lazy=lazy, meta={"mode": "first"}, ids=frame.select(plan.id_columns).clear()
+        )
+        empty.added = nw.from_native(frame.lazy() if lazy else frame)
+        return empty
+
+    def _empty_increment(self, plan: FeaturePlan, *, lazy: bool, meta: dict[str, Any], ids: Any = None) -> Increment:
+        """An increment with nothing in it; id columns keep the stored types."""
+        import narwhals as nw
+        import polars as pl
+
+        if ids is None:
+            stored = self._read(plan, history=False, include_deleted=True)
+            if stored is None:
+                ids = pl.DataFrame({c: pl.Series(c, [], pl.String) for c in plan.resolve_ids})
+            else:
+                ids = stored.select(list(plan.resolve_ids)).head(0).collect(backend="polars").to_native()
+        strings = [pl.lit(None, pl.String).alias(c) for c in (*plan.input_columns, *plan.dv_columns)]
+        causes = [pl.lit(None, pl.String).alias(f.cause_column) for f in plan.fields]
+        added = ids.with_columns(strings)
+        frames = [added, added.with_columns(causes), ids]
         parts = [nw.from_native(f.lazy() if lazy else f) for f in frames]
         return Increment(plan.key, parts[0], parts[1], parts[2], lazy=lazy, meta=meta)
 
@@ -429,10 +450,14 @@ def _check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -
                 "every sample needs its ids; nothing was written",
             )
     if table.num_rows:
-        distinct = table.group_by(list(plan.id_columns)).aggregate([]).num_rows
-        if distinct != table.num_rows:
+        import polars as pl
+
+        frame = pl.from_arrow(table.select(list(plan.id_columns)))
+        assert isinstance(frame, pl.DataFrame)
+        repeated = int(frame.is_duplicated().sum())
+        if repeated:
             raise WriteError(
-                f"{what} for `{plan.key}` repeat {table.num_rows - distinct} sample id(s)",
+                f"{what} for `{plan.key}` have {repeated} rows with repeated ids",
                 "write each sample once per call; nothing was written",
             )
     for column in plan.dv_columns:

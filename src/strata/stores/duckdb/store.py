@@ -3,8 +3,8 @@
 Joins, hashes and comparisons run as SQL inside DuckDB (``versioning/sql.py``); only the
 increment comes out. No extension is installed or loaded: ``md5`` and ``sha256`` are built in.
 
-Tables: ``<feature>`` (latest live row per sample), ``<feature>$history`` (every row ever
-written), ``strata$meta`` (hash algorithm, write sequence) and ``strata$sync`` (what each feature
+Tables: ``<feature>`` (the latest row per sample, tombstones included), ``<feature>$history``
+(every row a later write or delete superseded; with the latest rows it is the full history), ``strata$meta`` (hash algorithm, write sequence) and ``strata$sync`` (what each feature
 last saw in sync). ``$`` cannot appear in a feature's table name, so nothing collides.
 """
 
@@ -147,8 +147,10 @@ class DuckDBStore(MetadataStore):
                 select = self._system_select(plan, ident(batch), seq)
                 latest, history = ident(plan.table), ident(plan.table + HISTORY)
                 ids = sql.ids_list(plan.id_columns)
-                _run(con, f"INSERT INTO {history} BY NAME {select}")
-                _run(con, f"DELETE FROM {latest} WHERE ({ids}) IN (SELECT {ids} FROM {ident(batch)})")
+                match = f"({ids}) IN (SELECT {ids} FROM {ident(batch)})"
+                if self._max_seq(plan.table) is not None:  # rows this batch supersedes move to history
+                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
+                    _run(con, f"DELETE FROM {latest} WHERE {match}")
                 _run(con, f"INSERT INTO {latest} BY NAME {select}")
                 _run(con, "COMMIT")
             except BaseException:
@@ -189,7 +191,7 @@ class DuckDBStore(MetadataStore):
                     tomb = f"SELECT * REPLACE ({replaced}) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}"
                     _run(con, f"CREATE TEMP TABLE strata_tomb AS {tomb}")
                     count = _run(con, "SELECT count(*) FROM strata_tomb")[0]
-                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM strata_tomb")
+                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
                     _run(con, f"DELETE FROM {latest} WHERE {match}")
                     _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM strata_tomb")
                     _run(con, "DROP TABLE strata_tomb")
@@ -210,11 +212,13 @@ class DuckDBStore(MetadataStore):
     def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
         import narwhals as nw
 
-        table = plan.table + (HISTORY if history else "")
-        if not self._has_table(table):
+        if not self._has_table(plan.table):
             return None
-        where = "" if include_deleted or history else f" WHERE NOT {ident(DELETED)}"
-        return nw.from_native(self.con.sql(f"SELECT * FROM {ident(table)}{where}"))
+        if history:
+            latest, older = ident(plan.table), ident(plan.table + HISTORY)
+            return nw.from_native(self.con.sql(f"SELECT * FROM {older} UNION ALL BY NAME SELECT * FROM {latest}"))
+        where = "" if include_deleted else f" WHERE NOT {ident(DELETED)}"
+        return nw.from_native(self.con.sql(f"SELECT * FROM {ident(plan.table)}{where}"))
 
     def _max_seq(self, table: str) -> int | None:
         if not self._has_table(table):

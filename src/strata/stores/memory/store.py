@@ -70,14 +70,16 @@ class InMemoryStore(MetadataStore):
         )
 
     def _replace(self, plan: FeaturePlan, rows: pl.DataFrame) -> None:
+        """New rows become the latest; the rows they supersede move to the history."""
         keys = list(plan.id_columns)
         latest = self._latest.get(plan.table)
+        history = self._history.setdefault(plan.table, [])
         if latest is None:
             self._latest[plan.table] = rows
-        else:
-            kept = latest.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
-            self._latest[plan.table] = pl.concat([kept, rows], how="diagonal_relaxed")
-        self._history.setdefault(plan.table, []).append(rows)
+            return
+        history.append(latest.join(rows.select(keys), on=keys, how="semi", nulls_equal=True))
+        kept = latest.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
+        self._latest[plan.table] = pl.concat([kept, rows], how="diagonal_relaxed")
 
     def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
         frame = pl.from_arrow(table)
@@ -112,7 +114,7 @@ class InMemoryStore(MetadataStore):
         if plan.table not in self._latest:
             return None
         if history:
-            frame = pl.concat(self._history[plan.table], how="diagonal_relaxed")
+            frame = pl.concat([*self._history[plan.table], self._latest[plan.table]], how="diagonal_relaxed")
         else:
             frame = self._latest[plan.table]
             if not include_deleted:
