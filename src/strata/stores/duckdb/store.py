@@ -4,8 +4,9 @@ Joins, hashes and comparisons run as SQL inside DuckDB (``versioning/sql.py``); 
 increment comes out. No extension is installed or loaded: ``md5`` and ``sha256`` are built in.
 
 Tables: ``<feature>`` (the latest row per sample, tombstones included), ``<feature>$history``
-(every row a later write or delete superseded; with the latest rows it is the full history), ``strata$meta`` (hash algorithm, write sequence) and ``strata$sync`` (what each feature
-last saw in sync). ``$`` cannot appear in a feature's table name, so nothing collides.
+(every row a later write or delete superseded; with the latest rows it is the full history),
+``strata$meta`` (hash algorithm, write sequence) and ``strata$sync`` (what each feature last
+saw in sync). ``$`` cannot appear in a feature's table name, so nothing collides.
 """
 
 from __future__ import annotations
