@@ -1,0 +1,1 @@
+"""Feature modules of the reference project (named in strata.yml under features.entrypoints)."""

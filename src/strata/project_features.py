@@ -1,0 +1,330 @@
+"""The feature half of a project: its feature graph and its metadata stores, as ``strata.yml`` says.
+
+    features:
+      entrypoints: [features.video]      # modules imported into the graph
+      store: local                       # the store commands use unless told otherwise
+    stores:
+      local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5}
+      scratch: {type: memory}
+
+Without ``stores:`` the project has one store, ``local``: DuckDB at ``.strata/metadata.duckdb``.
+Store names, types and keys are checked before anything is opened; a mistake is one
+:class:`~strata.errors.ProjectFileError` naming ``file:line`` and what is allowed. A feature
+module that fails to import is one :class:`~strata.errors.DefinitionError` naming the module
+and the line that failed.
+
+The glue between ``project/`` (which imports nothing else of strata) and ``features/`` and
+``stores/``; store classes are imported only when a store is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import re
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import DefinitionError, ProjectFileError, RuntimeFailure, StrataError, UsageError
+from strata.features.graph import FeatureGraph, load_entrypoints
+from strata.features.versions import ALGORITHMS, DEFAULT_ALGORITHM
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from strata.project.project import Project
+    from strata.stores.base import MetadataStore
+
+DEFAULT_STORE = "local"
+"""Name of the store a project has when it declares no ``stores:``."""
+
+DEFAULT_STORE_PATH = ".strata/metadata.duckdb"
+
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_STORE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_FEATURES_KEYS = ("entrypoints", "store")
+
+_STORE_KEYS: dict[str, tuple[str, ...]] = {
+    "duckdb": ("type", "path", "hash_algorithm"),
+    "memory": ("type", "hash_algorithm"),
+}
+"""Store types a project can declare, and the keys each accepts."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """One entry of ``stores:``, checked and with ``${VAR}`` expanded."""
+
+    name: str
+    type: str
+    hash_algorithm: str
+    path: Path | None = None
+    where: str = ""
+    """``strata.yml:12``, for messages."""
+
+    def describe(self) -> str:
+        """``duckdb at /p/.strata/metadata.duckdb``."""
+        return f"{self.type} at {self.path}" if self.path is not None else self.type
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "hash_algorithm": self.hash_algorithm,
+            "path": None if self.path is None else str(self.path),
+        }
+
+
+# -- the graph ---------------------------------------------------------------------------
+
+
+def feature_modules(project: Project) -> list[str]:
+    """The modules named by ``features.entrypoints``, checked to be plain dotted module names."""
+    features = _features_section(project)
+    modules = features.get("entrypoints", [])
+    where = project.line(["features", "entrypoints"])
+    if not isinstance(modules, list):
+        raise ProjectFileError(
+            f"{where}: features.entrypoints must be a list of module names",
+            "write e.g. `entrypoints: [features.video]`",
+        )
+    for index, name in enumerate(modules):
+        if not isinstance(name, str) or not _MODULE.fullmatch(name):
+            raise ProjectFileError(
+                f"{project.line(['features', 'entrypoints', index])}: `{name}` is not a module name",
+                "name a module importable from the project root, e.g. `features.video` (no paths, no leading dots)",
+            )
+    return list(modules)
+
+
+def load_graph(project: Project) -> FeatureGraph:
+    """Import the project's feature modules into a new graph and check it."""
+    modules = feature_modules(project)
+    graph = FeatureGraph()
+    if not modules:
+        return graph
+    _forget_foreign_modules(modules, project.root)
+    root = str(project.root)
+    if root in sys.path:  # first on the path, so its modules win over another project's
+        sys.path.remove(root)
+    sys.path.insert(0, root)
+    importlib.invalidate_caches()
+    try:
+        return load_entrypoints(modules, project.root, graph)
+    except Exception as exc:
+        failed = next((m for m in modules if m not in sys.modules), None)
+        if failed is None or isinstance(exc.__cause__, ImportError):
+            raise  # a graph-level error (cycle, unknown upstream) or a module that is not there
+        raise _import_failure(failed, exc, project.root) from exc
+
+
+def _features_section(project: Project) -> dict[str, Any]:
+    features = project.model.features
+    unknown = sorted(set(features) - set(_FEATURES_KEYS))
+    if unknown:
+        raise ProjectFileError(
+            f"{project.line(['features', unknown[0]])}: unknown key `features.{unknown[0]}`",
+            f"features takes: {', '.join(_FEATURES_KEYS)}",
+        )
+    return features
+
+
+def _forget_foreign_modules(modules: list[str], root: Path) -> None:
+    """Drop cached modules of the same names that come from another project.
+
+    A process that loads two projects (tests, notebooks) would otherwise get the first
+    project's ``features`` package back from ``sys.modules``. Only names the project itself
+    provides (``<root>/features/`` or ``<root>/features.py``) are touched.
+    """
+    for top in {m.split(".")[0] for m in modules}:
+        if not ((root / top).is_dir() or (root / f"{top}.py").is_file()):
+            continue
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            if not _module_under(sys.modules[name], root):
+                del sys.modules[name]
+
+
+def _module_under(module: Any, root: Path) -> bool:
+    places = [getattr(module, "__file__", None), *list(getattr(module, "__path__", None) or [])]
+    return any(p is not None and Path(p).resolve().is_relative_to(root) for p in places)
+
+
+def _import_failure(module: str, exc: Exception, root: Path) -> DefinitionError:
+    """One line for a feature module that raised while being imported: where and what."""
+    if isinstance(exc, SyntaxError):
+        where = _relative(exc.filename, root) + (f":{exc.lineno}" if exc.lineno else "")
+        return DefinitionError(f"feature module `{module}` has a syntax error ({where}): {exc.msg}", "fix the module")
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_under(f.filename, root)]
+    where = f" ({_relative(frames[-1].filename, root)}:{frames[-1].lineno})" if frames else ""
+    if isinstance(exc, StrataError):
+        return DefinitionError(f"feature module `{module}`{where}: {exc.reason}", exc.instruction)
+    detail = " ".join(str(exc).split()) or "(no message)"
+    return DefinitionError(
+        f"feature module `{module}` failed to import{where}: {type(exc).__name__}: {detail}",
+        "fix the module; run with --debug for the traceback",
+    )
+
+
+def _is_under(filename: str | None, root: Path) -> bool:
+    return filename is not None and Path(filename).resolve().is_relative_to(root)
+
+
+def _relative(filename: str | None, root: Path) -> str:
+    if filename is None:
+        return "?"
+    path = Path(filename).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+# -- stores ------------------------------------------------------------------------------
+
+
+def store_configs(project: Project) -> dict[str, StoreConfig]:
+    """Every store of the project, checked; the built-in ``local`` store when none is declared."""
+    declared = project.model.stores
+    if not declared:
+        return {DEFAULT_STORE: _default_store(project)}
+    return {name: _store_config(project, name, entry) for name, entry in declared.items()}
+
+
+def default_store_name(project: Project) -> str:
+    """``features.store`` (or ``STRATA_FEATURES_STORE``); else the only store, else ``local``."""
+    _features_section(project)
+    chosen = project.setting("features.store")
+    if chosen is not None:
+        if not isinstance(chosen, str) or not chosen:
+            raise ProjectFileError(
+                f"{project.line(['features', 'store'])}: features.store must be a store name", "e.g. `store: local`"
+            )
+        return chosen
+    declared = list(project.model.stores)
+    if len(declared) == 1:
+        return declared[0]
+    if not declared or DEFAULT_STORE in declared:
+        return DEFAULT_STORE
+    raise ProjectFileError(
+        f"{project.line(['stores'])}: several stores ({', '.join(declared)}) and no features.store",
+        "set `features: {store: NAME}` or pass --store NAME",
+    )
+
+
+def store_config(project: Project, name: str | None = None) -> StoreConfig:
+    """The store called ``name`` (default: :func:`default_store_name`), checked."""
+    wanted = name if name is not None else default_store_name(project)
+    if not _STORE_NAME.fullmatch(wanted):
+        raise UsageError(
+            f"`{wanted}` is not a valid store name", "use letters, digits, `_` and `-`, starting with a letter or digit"
+        )
+    configs = store_configs(project)
+    if wanted not in configs:
+        if not project.model.stores:
+            hint = (
+                f"{project.file_name} declares no stores: only `{DEFAULT_STORE}` exists; declare others under `stores:`"
+            )
+        else:
+            hint = f"stores in {project.file_name}: {', '.join(configs)}"
+        raise UsageError(f"no store named `{wanted}`", hint)
+    return configs[wanted]
+
+
+def make_store(project: Project, name: str | None = None, *, graph: FeatureGraph | None = None) -> MetadataStore:
+    """Build (not open) the store called ``name``; use it as ``with store: ...`` or :func:`opened`."""
+    config = store_config(project, name)
+    return _BUILDERS[config.type](config, graph)
+
+
+@contextlib.contextmanager
+def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]:
+    """``with store:``, with a failure to open (a locked or unreadable file) as one clear line."""
+    try:
+        store.__enter__()
+    except StrataError:
+        raise
+    except Exception as exc:
+        detail = " ".join(str(exc).split())
+        raise RuntimeFailure(
+            f"cannot open store `{config.name}` ({config.describe()}): {detail}",
+            "check the path, and that no other process holds the database open",
+        ) from exc
+    try:
+        yield store
+    finally:
+        store.__exit__(None, None, None)
+
+
+def _default_store(project: Project) -> StoreConfig:
+    return StoreConfig(
+        DEFAULT_STORE, "duckdb", DEFAULT_ALGORITHM, project.root / DEFAULT_STORE_PATH, where=project.file_name
+    )
+
+
+def _store_config(project: Project, name: str, entry: Any) -> StoreConfig:
+    from strata.project.expand import expand
+
+    where = project.line(["stores", name])
+    if not _STORE_NAME.fullmatch(name):
+        raise ProjectFileError(
+            f"{where}: `{name}` is not a valid store name",
+            "use letters, digits, `_` and `-`, starting with a letter or digit",
+        )
+    types = ", ".join(_STORE_KEYS)
+    if not isinstance(entry, dict) or "type" not in entry:
+        raise ProjectFileError(f"{where}: store `{name}` has no type", f"add `type:` (one of: {types})")
+    values = expand(entry, project.variables, f"{project.file_name}: stores.{name}")
+    kind = values["type"]
+    if kind not in _STORE_KEYS:
+        raise ProjectFileError(
+            f"{project.line(['stores', name, 'type'])}: store `{name}` has unknown type `{kind}`",
+            f"use one of: {types}",
+        )
+    allowed = _STORE_KEYS[kind]
+    for key in values:
+        if key not in allowed:
+            raise ProjectFileError(
+                f"{project.line(['stores', name, key])}: unknown key `{key}` for a {kind} store `{name}`",
+                f"{kind} stores take: {', '.join(allowed)}",
+            )
+    algorithm = values.get("hash_algorithm", DEFAULT_ALGORITHM)
+    if algorithm not in ALGORITHMS:
+        raise ProjectFileError(
+            f"{project.line(['stores', name, 'hash_algorithm'])}: unknown hash_algorithm `{algorithm}`",
+            f"use one of: {', '.join(ALGORITHMS)}",
+        )
+    path = None
+    if kind == "duckdb":
+        path = _duckdb_path(project, name, values.get("path", DEFAULT_STORE_PATH))
+    return StoreConfig(name, kind, algorithm, path, where=where)
+
+
+def _duckdb_path(project: Project, name: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ProjectFileError(
+            f"{project.line(['stores', name, 'path'])}: store `{name}` needs a file path",
+            f"e.g. `path: {DEFAULT_STORE_PATH}` (relative to the project root), or `:memory:`",
+        )
+    if value == ":memory:":
+        return Path(value)
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else project.root / path
+
+
+def _build_duckdb(config: StoreConfig, graph: FeatureGraph | None) -> MetadataStore:
+    from strata.stores.duckdb.store import DuckDBStore
+
+    assert config.path is not None
+    return DuckDBStore(config.path, hash_algorithm=config.hash_algorithm, graph=graph)
+
+
+def _build_memory(config: StoreConfig, graph: FeatureGraph | None) -> MetadataStore:
+    from strata.stores.memory.store import InMemoryStore
+
+    return InMemoryStore(hash_algorithm=config.hash_algorithm, graph=graph)
+
+
+_BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None], MetadataStore]] = {
+    "duckdb": _build_duckdb,
+    "memory": _build_memory,
+}
