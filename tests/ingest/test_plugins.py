@@ -165,7 +165,12 @@ def test_failed_reinstall_keeps_the_working_venv(tmp_path: Path) -> None:
     project = Project(tmp_path)
     env = venv.plugin_env(project, project.plugin("target-jsonl"))
     assert env.current.resolve() == working
-    assert env.executable_path().is_file()
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run_strata("config", "target-jsonl", "set", "destination_path", str(out), cwd=tmp_path).code == 0
+    done = run_strata("invoke", "target-jsonl", cwd=tmp_path, stdin=singer(2))
+    assert done.code == 0, done.err  # the old venv still runs, not just exists
+    assert len(next(out.glob("users*.jsonl")).read_text().splitlines()) == 2
 
 
 def test_lock_records_exact_versions_and_install_honours_them(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from strata.cli.context import Context, pass_context
@@ -37,7 +39,9 @@ def add(
     from strata.project.schema import ADDABLE_TYPES
 
     project = ctx.project()
-    original = project.file.read_text(encoding="utf-8") if project.file else ""
+    assert project.file is not None
+    project_file = project.file
+    original = project_file.read_text(encoding="utf-8")
     add_plugin(
         project,
         ADDABLE_TYPES[plugin_type],
@@ -47,18 +51,16 @@ def add(
         inherit_from=inherit_from,
         namespace=namespace,
     )
-    project = ctx.reload()
-    status = "not installed"
-    if install:
-        env = venv.plugin_env(project, project.plugin(name))
-        try:
-            status = venv.install(project, env)
-        except BaseException:
-            from strata.project.files import write_atomic
+    try:
+        project = ctx.reload()
+        status = "not installed"
+        if install:
+            status = venv.install(project, venv.plugin_env(project, project.plugin(name)))
+    except BaseException:
+        from strata.project.files import write_atomic
 
-            assert project.file is not None
-            write_atomic(project.file, original)
-            raise
+        write_atomic(project_file, original)
+        raise
     ctx.emit(
         {"name": name, "type": ADDABLE_TYPES[plugin_type], "install": status},
         lambda: click.echo(f"Added {plugin_type} `{name}` to {project.file_name} ({status})"),
@@ -69,20 +71,22 @@ def add(
 @click.argument("names", nargs=-1, required=True)
 @pass_context
 def remove(ctx: Context, names: tuple[str, ...]) -> None:
-    """Remove plugins from the project file and delete their environments."""
-    from strata.ingest import venv
-    from strata.project.edit import remove_plugin
+    """Remove plugins from the project file, strata.lock and their environments.
 
-    for name in names:
-        project = ctx.reload()
-        env = venv.plugin_env(project, project.plugin(name))
-        remove_plugin(project, name)
-        if env.owner.name == name:
-            venv.uninstall(env)
-        if not ctx.json:
-            click.echo(f"Removed `{name}`")
-    if ctx.json:
-        ctx.emit({"removed": list(names)}, lambda: None)
+    Every name is checked first; nothing changes unless all of them can go.
+    """
+    from strata.ingest import venv
+    from strata.project.edit import remove_plugins
+
+    project = ctx.project()
+    unique = list(dict.fromkeys(names))
+    refs = [project.plugin(name) for name in unique]
+    homes = [venv.plugin_home(project, ref) for ref in refs if venv.owner_of(project, ref).name == ref.name]
+    remove_plugins(project, unique)
+    venv.drop_from_lock(project, unique)
+    for home in homes:
+        venv.uninstall(project, home)
+    ctx.emit({"removed": unique}, lambda: click.echo("\n".join(f"Removed `{name}`" for name in unique)))
 
 
 @click.command()
@@ -100,9 +104,10 @@ def install(ctx: Context, names: tuple[str, ...], clean: bool, parallelism: int 
     if failed:
         from strata.errors import InstallError
 
+        others = "the others are installed; " if len(failed) < len(results) else ""
         raise InstallError(
             f"{len(failed)} of {len(results)} plugins failed to install: {', '.join(r['name'] for r in failed)}",
-            "the others are installed; fix the failing pip_url and run `strata install` again",
+            f"{others}see the message above, fix the cause and run `strata install` again",
         )
 
 
@@ -122,14 +127,14 @@ def lock(ctx: Context, names: tuple[str, ...]) -> None:
             "some plugins could not be installed, so nothing was locked", "fix them and run `strata lock` again"
         )
     project = ctx.project()
-    entries = {}
+    entries: dict[str, dict[str, Any]] = {}
     for result in results:
         env = venv.plugin_env(project, project.plugin(result["name"]))
         if env.pip_url is None or env.owner.name != result["name"]:
             continue
         entries[env.owner.name] = {
             "type": env.owner.plugin_type,
-            "pip_url": env.pip_url,
+            "pip_url": env.raw_pip_url,
             "requirements": venv.freeze(env),
         }
     venv.write_lock(project, entries)

@@ -63,19 +63,27 @@ def add_plugin(
     project.save()
 
 
-def remove_plugin(project: Project, name: str) -> PluginRef:
-    """Remove a plugin and its environment overrides from the project file."""
-    ref = project.plugin(name)
-    children = [r.name for r in project.plugins() if r.plugin.inherit_from == name]
-    if children:
-        raise UsageError(f"{', '.join(children)} inherit from `{name}`", "remove those plugins first")
-    del project.tree["plugins"][ref.plugin_type][ref.index]
+def remove_plugins(project: Project, names: list[str]) -> list[PluginRef]:
+    """Remove plugins and their environment overrides from the project file, in one save.
+
+    Every name is checked first (it exists, and no plugin that stays inherits from it), so
+    either all of them go or nothing changes.
+    """
+    refs = [project.plugin(name) for name in names]
+    going = set(names)
+    for ref in refs:
+        children = [r.name for r in project.plugins() if r.plugin.inherit_from == ref.name and r.name not in going]
+        if children:
+            raise UsageError(f"{', '.join(children)} inherit from `{ref.name}`", "remove those plugins first")
+    for ref in sorted(refs, key=lambda r: r.index, reverse=True):
+        del project.tree["plugins"][ref.plugin_type][ref.index]
     for env in project.tree.get("environments") or []:
-        section = _get(env, "config", "plugins", ref.plugin_type)
-        if isinstance(section, list):
-            section[:] = [p for p in section if not (isinstance(p, dict) and p.get("name") == name)]
+        for plugin_type in {ref.plugin_type for ref in refs}:
+            section = _get(env, "config", "plugins", plugin_type)
+            if isinstance(section, list):
+                section[:] = [p for p in section if not (isinstance(p, dict) and p.get("name") in going)]
     project.save()
-    return ref
+    return refs
 
 
 def _get(node: Any, *keys: str) -> Any:

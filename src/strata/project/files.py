@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from strata.errors import UsageError
+
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     """Replace ``path`` with ``text`` in one step; a crash leaves the old file whole."""
@@ -23,3 +25,18 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def ensure_inside(path: Path, parent: Path) -> Path:
+    """``path``, after checking that it lies strictly inside ``parent`` once both are resolved.
+
+    Plugin directories are made from names in the project file; this is the last check before
+    anything is created or deleted there, so no name can reach outside ``.strata/``.
+    """
+    resolved, base = path.resolve(), parent.resolve()
+    if resolved == base or not resolved.is_relative_to(base):
+        raise UsageError(
+            f"refusing to create or delete {path}: it is not inside {parent}",
+            "check the plugin names in the project file",
+        )
+    return path

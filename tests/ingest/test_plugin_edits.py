@@ -1,0 +1,74 @@
+"""`strata add | remove | install` failures: nothing half-done, one line that says what to do."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from strata.project.project import Project
+from tests.helpers import Cli, snapshot, write_project
+
+
+def test_add_with_an_unset_variable_in_pip_url_changes_nothing(strata: Cli, project: Path) -> None:
+    before = snapshot(project)
+    result = strata("add", "extractor", "tap-x", "--pip-url", "${NOPE}")
+    assert result.code == 2
+    assert "uses ${NOPE}, which is not set" in result.err
+    assert result.err.count("\n") == 1
+    assert snapshot(project) == before
+
+
+TWO = """
+    plugins:
+      loaders:
+        - {name: a, executable: /bin/true}
+        - {name: b, executable: /bin/true}
+"""
+
+
+def test_remove_checks_every_name_before_changing_anything(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, TWO)
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    result = strata("remove", "a", "nope")
+    assert result.code == 2
+    assert "no plugin named `nope`" in result.err
+    assert snapshot(tmp_path) == before
+    assert [ref.name for ref in Project(tmp_path).plugins()] == ["a", "b"]
+
+
+def test_remove_drops_the_plugins_from_the_lock_file(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, TWO)
+    lock = {"version": 1, "plugins": {n: {"type": "loaders", "pip_url": n, "requirements": [f"{n}==1"]} for n in "ab"}}
+    (tmp_path / "strata.lock").write_text(json.dumps(lock))
+    monkeypatch.chdir(tmp_path)
+    result = strata("remove", "a", "a")
+    assert result.code == 0, result.err
+    assert result.out == "Removed `a`\n"
+    assert list(json.loads((tmp_path / "strata.lock").read_text())["plugins"]) == ["b"]
+    assert [ref.name for ref in Project(tmp_path).plugins()] == ["b"]
+
+
+def test_a_failed_install_of_the_only_plugin_does_not_mention_others_or_blame_pip_url(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(
+        tmp_path, "plugins:\n  loaders:\n    - {name: a, pip_url: target-jsonl, python: /nonexistent/python3}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = strata("install")
+    assert result.code == 1
+    last = result.err.splitlines()[-1]
+    assert last.startswith("strata: error: 1 of 1 plugins failed to install: a; see the message above")
+    assert "others" not in last
+    assert "pip_url" not in last
+    failure = result.err.splitlines()[0]
+    assert failure.startswith("a: failed: could not create the environment of `a`")
+    assert "check the plugin's `python:`" in failure
+    assert not (tmp_path / ".strata" / "plugins" / "loaders" / "a").exists()
