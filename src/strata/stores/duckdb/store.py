@@ -273,7 +273,10 @@ class DuckDBStore(MetadataStore):
             candidates = self._candidates(plan, sources, since or {}, only)
         expected = sql.expected_select(sql.DUCKDB, self.hash_algorithm, plan, candidates, sources)
         current = sql.current_select(plan, candidates, sources[plan.table])
-        return self._increment(plan, expected, current, lazy=lazy)
+        increment = self._increment(plan, expected, current, lazy=lazy)
+        if candidates is not None and not lazy:  # a lazy increment still reads it; it goes at close
+            _run(self.con, f"DROP TABLE IF EXISTS {candidates}")
+        return increment
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         name = f"strata_samples_{next(_names)}"
@@ -290,11 +293,23 @@ class DuckDBStore(MetadataStore):
     def _increment(self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool) -> Increment:
         import narwhals as nw
 
+        temps: list[str] = []
+        if not lazy:
+            # Eager: evaluate both sides once into temp tables, then take the three parts from them.
+            for side in (expected, current):
+                name = f"strata_side_{next(_names)}"
+                _run(self.con, f"CREATE TEMP TABLE {name} AS {side}")
+                temps.append(name)
+            expected, current = (f"SELECT * FROM {name}" for name in temps)
         queries = sql.increment_queries(sql.DUCKDB, self.hash_algorithm, plan, expected, current)
         parts = {}
-        for part, query in queries.items():
-            relation = self.con.sql(query)
-            parts[part] = nw.from_native(relation) if lazy else nw.from_native(relation.pl())
+        try:
+            for part, query in queries.items():
+                relation = self.con.sql(query)
+                parts[part] = nw.from_native(relation) if lazy else nw.from_native(relation.pl())
+        finally:
+            for name in temps:
+                _run(self.con, f"DROP TABLE IF EXISTS {name}")
         return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=lazy)
 
     # -- sync records --------------------------------------------------------------------
