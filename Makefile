@@ -33,8 +33,9 @@ pytest: install
 
 test: lint typecheck pytest  ## everything CI runs
 
-bench: install
+bench: install  ## side by side with Meltano and Metaxy (installed in bench/.venvs)
 	$(RUN) python bench/startup.py
+	$(RUN) python bench/features/compare.py
 
 clean:
 	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache

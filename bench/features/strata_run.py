@@ -1,7 +1,14 @@
-"""strata half of the feature-resolution benchmark (see bench/features/README.md).
+"""strata half of the incremental feature-metadata benchmark (see README.md here).
 
-Run with the project's venv: ``python bench/features/strata_run.py --n 100000 --store duckdb-file
---workdir DIR``. Prints one JSON object with the same keys as ``metaxy_run.py``.
+Same graph, scenario, flags and JSON keys as ``metaxy_run.py``; run with the project's venv:
+
+    .venv/bin/python bench/features/strata_run.py --n 100000 --store duckdb-file --workdir bench/.work/features
+
+Extra keys: ``noop_leaf_runs`` (each of the three no-op calls; the first after the first pass
+is a full comparison, later ones find the sync record), ``delta_leaf_fields`` (changed samples
+per field and cause), and ``leaf_process`` (``duckdb-file`` only): the delta leaf resolve
+repeated in a fresh process that only opens the store and resolves, with its own seconds and
+peak RSS — the memory a CI job asking "what changed?" needs.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import argparse
 import json
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,13 +27,20 @@ import polars as pl
 
 import strata as st
 
+ID = "sample_uid"
+AUDIO_MOD, AUDIO_REM = 200, 0
+FRAMES_MOD, FRAMES_REM = 200, 100
+DROP_MOD, DROP_REM = 1000, 7
+NEW_PER = 1000
+NOOP_REPEAT = 3
 
-def build_graph() -> tuple[st.FeatureGraph, type[st.Feature], type[st.Feature], type[st.Feature]]:
-    """The reference graph: video(audio, frames) -> transcript(text <- audio) -> embedding(vector <- text, frames)."""
+
+def build_graph() -> st.FeatureGraph:
+    """video(audio, frames) -> transcript(text <- audio) -> embedding(vector <- text, frames)."""
     graph = st.FeatureGraph()
     with graph.use():
 
-        class Video(st.Feature, spec=st.FeatureSpec("video", fields=[st.FieldSpec("audio"), st.FieldSpec("frames")])):
+        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio", "frames"])):
             pass
 
         class Transcript(
@@ -40,7 +55,7 @@ def build_graph() -> tuple[st.FeatureGraph, type[st.Feature], type[st.Feature], 
             st.Feature,
             spec=st.FeatureSpec(
                 "embedding",
-                deps=[Transcript, Video],
+                deps=[Video, Transcript],
                 fields=[
                     st.FieldSpec("vector", deps=[st.FieldDep(Transcript, ["text"]), st.FieldDep(Video, ["frames"])])
                 ],
@@ -48,90 +63,146 @@ def build_graph() -> tuple[st.FeatureGraph, type[st.Feature], type[st.Feature], 
         ):
             pass
 
-    return graph, Video, Transcript, Embedding
+    return graph
 
 
-def samples(n: int) -> pl.DataFrame:
-    """Root samples 0..n-1 with a data version per field."""
-    ids = pl.int_range(0, n, eager=True).alias("sample_uid")
-    return pl.DataFrame([ids]).with_columns(
-        ("a" + pl.col("sample_uid").cast(pl.String)).alias("strata_dv__audio"),
-        ("f" + pl.col("sample_uid").cast(pl.String)).alias("strata_dv__frames"),
-    )
+def root_samples(n: int, *, delta: bool) -> pl.DataFrame:
+    """Ids 0..n-1 with data versions a{i}/f{i}; with ``delta`` the README's delta applied."""
+    ids = pl.int_range(0, n + (n // NEW_PER if delta else 0), dtype=pl.Int64, eager=True).alias(ID)
+    i = pl.col(ID)
+    audio, frames = pl.format("a{}", i), pl.format("f{}", i)
+    frame = pl.DataFrame(ids)
+    if delta:
+        old = i < n
+        frame = frame.filter(~(old & (i % DROP_MOD == DROP_REM)))
+        audio = pl.when(old & (i % AUDIO_MOD == AUDIO_REM)).then(pl.format("a{}v2", i)).otherwise(audio)
+        frames = pl.when(old & (i % FRAMES_MOD == FRAMES_REM)).then(pl.format("f{}v2", i)).otherwise(frames)
+    return frame.with_columns(audio.alias("strata_dv__audio"), frames.alias("strata_dv__frames"))
 
 
-def delta(base: pl.DataFrame, n: int) -> pl.DataFrame:
-    """0.5 % new audio, another 0.5 % new frames, +0.1 % new ids, -0.1 % dropped ids."""
-    step = 200  # 1 in 200 = 0.5 %
-    uid = pl.col("sample_uid")
-    changed = base.with_columns(
-        pl.when(uid % step == 0)
-        .then("a2-" + uid.cast(pl.String))
-        .otherwise(pl.col("strata_dv__audio"))
-        .alias("strata_dv__audio"),
-        pl.when(uid % step == 1)
-        .then("f2-" + uid.cast(pl.String))
-        .otherwise(pl.col("strata_dv__frames"))
-        .alias("strata_dv__frames"),
-    )
-    dropped = changed.filter(uid % 1000 != 2)
-    extra = samples(n // 1000).with_columns(uid + n)
-    return pl.concat([dropped, extra])
+def expected_delta(n: int) -> dict[str, dict[str, set[int]]]:
+    """Exact new / stale / orphaned ids per feature after the delta."""
+    audio = set(range(AUDIO_REM, n, AUDIO_MOD))
+    frames = set(range(FRAMES_REM, n, FRAMES_MOD))
+    new = set(range(n, n + n // NEW_PER))
+    dropped = set(range(DROP_REM, n, DROP_MOD))
+    return {
+        "video": {"new": new, "stale": audio | frames, "orphaned": dropped},
+        "transcript": {"new": new, "stale": audio, "orphaned": dropped},
+        "embedding": {"new": new, "stale": audio | frames, "orphaned": dropped},
+    }
 
 
-def timed(fn: Any) -> tuple[float, Any]:
-    """Seconds taken by ``fn()`` and its result."""
+def id_sets(inc: st.Increment) -> dict[str, set[int]]:
+    """The increment's id sets under Metaxy's names."""
+    return {
+        "new": set(inc.added.to_native()[ID].to_list()),
+        "stale": set(inc.changed.to_native()[ID].to_list()),
+        "orphaned": set(inc.removed.to_native()[ID].to_list()),
+    }
+
+
+def writable(inc: st.Increment) -> pl.DataFrame:
+    """Added and changed rows as a user writes them back."""
+    changed: pl.DataFrame = inc.changed.to_native()
+    changed = changed.drop([c for c in changed.columns if c.startswith("strata_cause__")])
+    added: pl.DataFrame = inc.added.to_native()
+    return pl.concat([added, changed], how="vertical_relaxed")
+
+
+def seconds(fn: Any) -> tuple[float, Any]:
+    """Wall seconds of ``fn()`` and its result."""
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
 
 
-def main() -> int:
+def leaf_only(path: Path) -> None:
+    """Open an existing store, resolve the leaf once, print seconds and peak RSS."""
+    graph = build_graph()
+    store_class = st.DuckDBStore  # imports DuckDB, Polars and Narwhals before the clock starts
+    start = time.perf_counter()
+    with store_class(path, graph=graph) as store:
+        inc = store.resolve_update("embedding")
+        counts = inc.counts()
+    elapsed = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": round(elapsed, 4), "counts": counts, "peak_rss_mb": round(rss, 1)}))
+
+
+def main() -> int:  # noqa: PLR0915 - one scenario, read top to bottom
     """Run the scenario and print the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description="strata half of the feature benchmark")
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--store", choices=["duckdb-file", "duckdb-memory"], default="duckdb-file")
-    parser.add_argument("--workdir", type=Path, default=Path("bench/.work/features"))
+    parser.add_argument("--workdir", type=Path, default=Path("bench/.work/features/strata"))
+    parser.add_argument("--leaf-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.leaf_only:
+        leaf_only(args.leaf_only)
+        return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
-    path = args.workdir / f"strata-{args.n}.duckdb"
+    path = args.workdir / "strata.duckdb"
     path.unlink(missing_ok=True)
-    graph, video, transcript, embedding = build_graph()
-    store = st.DuckDBStore(":memory:" if args.store == "duckdb-memory" else path, graph=graph)
+    graph = build_graph()
+    location = ":memory:" if args.store == "duckdb-memory" else path
     out: dict[str, Any] = {"n": args.n, "store": args.store, "strata_version": st.__version__}
-    base = samples(args.n)
+    problems: list[str] = []
+    first = root_samples(args.n, delta=False)
+    delta = root_samples(args.n, delta=True)
+    store = st.DuckDBStore(location, graph=graph)
     with store:
         steps = {}
-        t0 = time.perf_counter()
-        for name, feature in (("video", video), ("transcript", transcript), ("embedding", embedding)):
-            kwargs = {"samples": base} if feature is video else {}
-            seconds, inc = timed(lambda f=feature, k=kwargs: store.resolve_update(f, **k))
-            write_s, _ = timed(lambda f=feature, i=inc: store.write(f, i.added))
-            steps[name] = {"resolve": round(seconds, 4), "write": round(write_s, 4)}
-        out["first"] = round(time.perf_counter() - t0, 4)
+        for key in ("video", "transcript", "embedding"):
+            kwargs = {"samples": first} if key == "video" else {}
+            took, inc = seconds(lambda k=key, kw=kwargs: store.resolve_update(k, **kw))
+            if inc.counts() != {"added": args.n, "changed": 0, "removed": 0}:
+                problems.append(f"first pass {key}: {inc.counts()}")
+            took_write, _ = seconds(lambda k=key, i=inc: store.write(k, writable(i)))
+            steps[key] = round(took + took_write, 4)
+        out["first"] = round(sum(steps.values()), 4)
         out["first_steps"] = steps
-        noops = [timed(lambda: store.resolve_update(embedding))[0] for _ in range(3)]
-        out["noop_leaf"] = round(statistics.median(noops), 4)
-        out["noop_leaf_runs"] = [round(x, 4) for x in noops]
-        new = delta(base, args.n)
-        _, inc = timed(lambda: store.resolve_update(video, samples=new))
-        store.write(video, pl.concat([inc.added.to_native(), inc.changed.to_native().select(inc.added.columns)]))
-        store.delete(video, inc.removed)
-        _, tinc = timed(lambda: store.resolve_update(transcript))
-        keep = tinc.added.columns
-        store.write(transcript, pl.concat([tinc.added.to_native(), tinc.changed.to_native().select(keep)]))
-        store.delete(transcript, tinc.removed)
-        seconds, linc = timed(lambda: store.resolve_update(embedding))
-        out["delta_leaf"] = round(seconds, 4)
-        out["delta_counts"] = {
-            "leaf": linc.counts(),
-            "transcript": tinc.counts(),
-            "leaf_fields": linc.changed_fields(),
-            "mode": linc.meta.get("mode"),
-        }
+        runs = []
+        for _ in range(NOOP_REPEAT):
+            took, inc = seconds(lambda: store.resolve_update("embedding"))
+            runs.append(round(took, 4))
+            if not inc.is_empty:
+                problems.append(f"no-op: {inc.counts()}")
+        out["noop_leaf"] = round(statistics.median(runs), 4)
+        out["noop_leaf_runs"] = runs
+
+        def video_step() -> st.Increment:
+            inc = store.resolve_update("video", samples=delta)
+            store.write("video", writable(inc))
+            store.delete("video", inc.removed)
+            return inc
+
+        def transcript_step() -> st.Increment:
+            inc = store.resolve_update("transcript")
+            store.write("transcript", writable(inc))
+            return inc
+
+        took_video, video_inc = seconds(video_step)
+        took_transcript, transcript_inc = seconds(transcript_step)
+        out["delta_steps"] = {"video": round(took_video, 4), "transcript": round(took_transcript, 4)}
+        took, leaf_inc = seconds(lambda: store.resolve_update("embedding"))
+        out["delta_leaf"] = round(took, 4)
+        out["delta_leaf_fields"] = leaf_inc.changed_fields()
+    if args.store == "duckdb-file":  # the same question from a fresh process (the store is closed now)
+        done = subprocess.run(
+            [sys.executable, __file__, "--leaf-only", str(path)], capture_output=True, text=True, check=True
+        )
+        out["leaf_process"] = json.loads(done.stdout)
+    got = {"video": id_sets(video_inc), "transcript": id_sets(transcript_inc), "embedding": id_sets(leaf_inc)}
+    out["delta_counts"] = {k: {part: len(ids) for part, ids in v.items()} for k, v in got.items()}
+    for key, want in expected_delta(args.n).items():
+        if got[key] != want:
+            problems.append(f"delta {key}: {out['delta_counts'][key]}")
+    for problem in problems:
+        print(f"check failed: {problem}", file=sys.stderr)
+    out["checks_ok"] = not problems
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    json.dump(out, sys.stdout)
-    print()
+    print(json.dumps(out))
     return 0
 
 
