@@ -8,7 +8,6 @@ environment and ``.env``, and a generated Singer stream loaded through it.
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -37,11 +36,11 @@ def singer_stream(rows: int) -> Iterator[str]:
 def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | None) -> dict[str, Any]:
     """Run the demo in ``directory`` (a new temporary one by default); return a summary."""
     from strata.ingest import venv
-    from strata.ingest.invoke import config_file, prepare
+    from strata.ingest.invoke import run_captured
     from strata.project.edit import add_plugin, set_config
     from strata.project.init import init_project
     from strata.project.project import Project
-    from strata.project.settings import resolve
+    from strata.project.settings import redact_urls, resolve
 
     say = echo or (lambda _: None)
     started = time.perf_counter()
@@ -64,24 +63,17 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
         say(f"   {item.name} = {item.shown!r}  (from {item.describe()})")
     output = root / "output"
     output.mkdir(exist_ok=True)
-    inv = prepare(project, TARGET, [])
     payload = "\n".join(singer_stream(rows)) + "\n"
     load_started = time.perf_counter()
-    with config_file(project, TARGET, inv.config) as path:
-        done = subprocess.run(
-            [inv.argv[0], "--config", str(path)],
-            input=payload,
-            capture_output=True,
-            text=True,
-            env=inv.environ,
-            cwd=root,
-            check=False,
-        )
+    done = run_captured(project, TARGET, [], payload)
     if done.returncode != 0:
         from strata.errors import RuntimeFailure
 
         tail = " / ".join(done.stderr.strip().splitlines()[-3:])
-        raise RuntimeFailure(f"{TARGET} failed with exit code {done.returncode}: {tail}", "see the message above")
+        raise RuntimeFailure(
+            f"{TARGET} failed with exit code {done.returncode}: {redact_urls(tail)}",
+            f"run `strata -C {root} invoke {TARGET}` to see all of its output",
+        )
     load_seconds = time.perf_counter() - load_started
     written = sum(1 for _ in (output / "videos.jsonl").open(encoding="utf-8"))
     state = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""

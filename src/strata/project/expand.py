@@ -8,6 +8,7 @@ was used: a silently empty password or host is worse than a clear stop.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -57,3 +58,19 @@ def expand(value: Any, variables: Mapping[str, str], where: str) -> Any:
     if isinstance(value, list):
         return [expand(v, variables, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def env_value(value: Any) -> str:
+    """How a value of an ``env:`` block reads as a variable: ``true``/``false``, ``""`` for null, JSON otherwise."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def expand_env(block: Mapping[str, Any], variables: Mapping[str, str], where: str) -> dict[str, str]:
+    """An ``env:`` block as variables: every value expanded, then made a string by ``env_value``."""
+    return {str(k): env_value(expand(v, variables, f"{where}.{k}")) for k, v in block.items()}

@@ -148,20 +148,25 @@ class Project:
 
     @cached_property
     def variables(self) -> dict[str, str]:
-        """What ``${VAR}`` sees: project paths < root ``env:`` < ``.env`` < process < environment ``env:``."""
-        from strata.project.expand import expand
+        """What ``${VAR}`` sees, and what every plugin process starts from; later layers win.
+
+        Project paths < root ``env:`` < ``.env`` < process environment < the active environment's
+        ``env:``. The root ``env:`` is expanded against the layers around it; the environment's
+        ``env:`` against everything below it.
+        """
+        from strata.project.expand import expand_env
 
         base = {
             "STRATA_PROJECT_ROOT": str(self.root),
             "MELTANO_PROJECT_ROOT": str(self.root),
             "STRATA_SYS_DIR_ROOT": str(self.system_dir),
         }
-        merged = {**base, **self.dotenv, **self.environ}
-        root_env = expand({k: str(v) for k, v in self.model.env.items()}, merged, f"{self.file_name}: env")
-        merged = {**base, **root_env, **self.dotenv, **self.environ}
+        outside = {**self.dotenv, **self.environ}
+        root_env = expand_env(self.model.env, {**base, **outside}, f"{self.file_name}: env")
+        merged = {**base, **root_env, **outside}
         if self.environment is not None and self.environment.env:
             where = f"{self.file_name}: environments.{self.environment.name}.env"
-            merged.update(expand({k: str(v) for k, v in self.environment.env.items()}, merged, where))
+            merged.update(expand_env(self.environment.env, merged, where))
         return merged
 
     def setting(self, name: str) -> Any:

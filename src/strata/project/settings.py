@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import SettingError, StrataError
-from strata.project.expand import expand
+from strata.project.expand import env_value, expand
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -144,8 +144,7 @@ class PluginSettings:
         for item in self.values.values():
             if item.value is None or item.problem is not None:
                 continue
-            value = item.value if isinstance(item.value, str) else json.dumps(item.value)
-            env[env_name(prefix, item.name)] = value
+            env[env_name(prefix, item.name)] = env_value(item.value)
         return env
 
 
