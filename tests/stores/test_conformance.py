@@ -388,3 +388,49 @@ def test_sha256_is_selectable_and_never_mixed(store_factory: StoreFactory) -> No
             pass
     with pytest.raises(DefinitionError, match="unknown hash algorithm"):
         store_factory(hash_algorithm="crc32")
+
+
+def test_a_custom_input_loader_replaces_the_lineage_joins(store_factory: StoreFactory) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Clip(st.Feature, spec=st.FeatureSpec("clip", id_columns=["clip_id"], fields=["audio"])):
+            pass
+
+        class Speaker(st.Feature, spec=st.FeatureSpec("speaker", id_columns=["speaker"], fields=["voice"])):
+            pass
+
+        class Match(
+            st.Feature,
+            spec=st.FeatureSpec("match", id_columns=["clip_id"], deps=[Clip, Speaker], fields=["score"]),
+        ):
+            @classmethod
+            def load_input(cls, upstream: Any) -> Any:
+                clips = upstream[Clip.key()]
+                speakers = upstream[Speaker.key()].rename({"speaker": "who"})
+                # every clip is matched against speaker "ann": a join no lineage describes
+                ann = speakers.filter(nw.col("who") == "ann").select("strata_in__speaker__voice")
+                return clips.select("clip_id", "strata_in__clip__audio").join(ann, how="cross")
+
+    with store_factory(graph=graph) as store:
+        store.write("clip", pl.DataFrame({"clip_id": [1, 2], "strata_dv__audio": ["c1", "c2"]}))
+        store.write("speaker", pl.DataFrame({"speaker": ["ann", "bob"], "strata_dv__voice": ["v-ann", "v-bob"]}))
+        inc = store.resolve_update("match")
+        assert inc.meta["mode"] == "custom loader"
+        assert ids_of(inc.added, "clip_id") == [1, 2]
+        expected = sample_hash("md5", ["score", "1", "clip.audio", "c1", "speaker.voice", "v-ann"])
+        assert inc.added.to_native().sort("clip_id")["strata_dv__score"][0] == expected
+        store.write("match", inc.added.to_native())
+        assert store.resolve_update("match").is_empty
+        store.write("speaker", pl.DataFrame({"speaker": ["ann"], "strata_dv__voice": ["v-ann-2"]}))
+        assert causes_of(store.resolve_update("match"), "score", "clip_id") == {1: "speaker.voice", 2: "speaker.voice"}
+        store.write("speaker", pl.DataFrame({"speaker": ["bob"], "strata_dv__voice": ["v-bob-2"]}))
+
+
+def ids_of(frame: Any, column: str) -> list[Any]:
+    return sorted(frame.to_native()[column].to_list())
+
+
+def causes_of(inc: st.Increment, field: str, column: str) -> dict[Any, Any]:
+    changed = inc.changed.to_native()
+    return dict(zip(changed[column].to_list(), changed[f"strata_cause__{field}"].to_list(), strict=True))

@@ -171,7 +171,8 @@ class FeatureGraph:
                     )
                 upstream = self._classes[dep.feature].spec
                 _check_field_deps(cls.spec, dep.feature, upstream)
-                _check_lineage(cls.spec, upstream)
+                if not has_custom_loader(cls):
+                    _check_lineage(cls.spec, upstream)
         order: list[FeatureKey] = []
         visiting, done = 1, 2
         state: dict[FeatureKey, int] = {}
@@ -319,6 +320,11 @@ _ACTIVE: contextvars.ContextVar[FeatureGraph] = contextvars.ContextVar("strata_a
 def current_graph() -> FeatureGraph:
     """The active graph (the process-wide default unless inside ``graph.use()``)."""
     return _ACTIVE.get()
+
+
+def has_custom_loader(cls: type[Feature]) -> bool:
+    """Whether ``cls`` overrides :meth:`Feature.load_input` (then its lineages are its own business)."""
+    return cls.load_input.__func__ is not Feature.load_input.__func__  # type: ignore[attr-defined]
 
 
 def _check_field_deps(spec: FeatureSpec, upstream_key: FeatureKey, upstream: FeatureSpec) -> None:

@@ -254,6 +254,9 @@ class MetadataStore(ABC):
             return self._resolve_root(plan, table, lazy=lazy)
         if samples is not None:
             raise DefinitionError(f"`{plan.key}` has upstreams; samples= is only for root features", "drop samples=")
+        custom = self._resolve_custom(plan, lazy=lazy)
+        if custom is not None:
+            return custom
         state = self._sync_state(plan)
         previous = self._get_sync(plan.key)
         candidates: dict[str, int] | None = None
@@ -266,6 +269,52 @@ class MetadataStore(ABC):
         if increment.is_empty:
             self._set_sync(plan.key, state)
         return increment
+
+    def _resolve_custom(self, plan: FeaturePlan, *, lazy: bool) -> Increment | None:
+        """Resolve through the feature's own ``load_input``, when it has one (always a full comparison).
+
+        The loader gets each upstream's live rows with its data-version columns already named
+        as this feature's input columns (``strata_in__<upstream>__<field>``), and returns this
+        feature's resolve ids with those input columns.
+        """
+        from strata.features.graph import has_custom_loader
+
+        cls = self.graph.feature(plan.key)
+        if not has_custom_loader(cls):
+            return None
+        import narwhals as nw
+
+        from strata.versioning import polars as engine
+
+        upstream = {}
+        for up in plan.upstreams:
+            frame = self._read(self.plan(up.key), history=False, include_deleted=False)
+            if frame is None:
+                frame = self._empty(self.plan(up.key))
+            renames = {f"strata_dv__{f}": column for f, column in up.input_columns().items()}
+            upstream[up.key] = frame.rename({k: v for k, v in renames.items() if k in frame.columns})
+        loaded = cls.load_input(upstream)
+        if loaded is None:
+            return None
+        expected = nw.from_native(loaded).lazy().collect(backend="polars").to_native()
+        missing = [c for c in (*plan.resolve_ids, *plan.input_columns) if c not in expected.columns]
+        if missing:
+            raise DefinitionError(
+                f"{cls.__name__}.load_input returned no column(s) {', '.join(missing)}",
+                "return this feature's ids and one column per input, named as the upstream frames name them",
+            )
+        stored = self._read(plan, history=False, include_deleted=True)
+        current = None if stored is None else stored.collect(backend="polars").to_native()
+        parts = engine.increment(
+            self.hash_algorithm,
+            plan,
+            expected.select([*plan.resolve_ids, *plan.input_columns]),
+            engine.current_frame(plan, current, None),
+        )
+        frames = {k: nw.from_native(v.lazy() if lazy else v) for k, v in parts.items()}
+        return Increment(
+            plan.key, frames["added"], frames["changed"], frames["removed"], lazy=lazy, meta={"mode": "custom loader"}
+        )
 
     def _sync_state(self, plan: FeaturePlan) -> dict[str, Any]:
         tables = [plan.table, *(u.table for u in plan.upstreams)]
