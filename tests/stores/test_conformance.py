@@ -434,3 +434,36 @@ def ids_of(frame: Any, column: str) -> list[Any]:
 def causes_of(inc: st.Increment, field: str, column: str) -> dict[Any, Any]:
     changed = inc.changed.to_native()
     return dict(zip(changed[column].to_list(), changed[f"strata_cause__{field}"].to_list(), strict=True))
+
+
+def test_writing_exactly_the_increment_records_the_feature_in_sync(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(6))
+        assert store.resolve_update("embedding").meta["mode"] == "in sync"  # no full comparison after a build
+        store.write("video", rows(store.resolve_update("video", samples=roots(6, audio={1: "x", 2: "y"}))))
+        inc = store.resolve_update("transcript")
+        first, second = rows(inc).filter(pl.col("sample_uid") == 1), rows(inc).filter(pl.col("sample_uid") == 2)
+        store.write("transcript", first)
+        assert store.resolve_update("transcript").meta["mode"] == "since last sync"  # half done
+        inc = store.resolve_update("transcript")
+        assert ids(inc.changed) == [2]
+        store.write("transcript", second)
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+
+
+def test_writes_the_increment_did_not_ask_for_never_fake_a_sync(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(4))
+        store.write("video", rows(store.resolve_update("video", samples=roots(4, audio={0: "new"}))))
+        inc = store.resolve_update("transcript")
+        wrong = rows(inc).with_columns(strata_in__video__audio=pl.lit("not what was asked"))
+        store.write("transcript", wrong)
+        again = store.resolve_update("transcript")
+        assert again.meta["mode"] != "in sync"
+        assert ids(again.changed) == [0]
+        store.write("transcript", rows(again))
+        extra = store.read("transcript").to_native().filter(pl.col("sample_uid") == 3)
+        store.write("video", rows(store.resolve_update("video", samples=roots(4, audio={0: "newer"}))))
+        inc = store.resolve_update("transcript")
+        store.write("transcript", pl.concat([rows(inc), extra.select(rows(inc).columns)]))  # one row too many
+        assert store.resolve_update("transcript").meta["mode"] != "in sync"

@@ -24,6 +24,7 @@ from strata.errors import DefinitionError, FeatureNotFoundError, WriteError
 from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
+from strata.stores.pending import Pending
 from strata.versioning.plan import CAUSE, FeaturePlan
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class MetadataStore(ABC):
         self.hash_algorithm = check_algorithm(hash_algorithm)
         self._graph = graph
         self._plans: dict[tuple[int, int, FeatureKey], FeaturePlan] = {}
+        self._pending: dict[FeatureKey, Pending] = {}
         self._depth = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -169,8 +171,21 @@ class MetadataStore(ABC):
         _check_write(plan, table)
         if table.num_rows == 0:
             return 0
+        pending = self._pending.pop(plan.key, None)
+        settles = pending is not None and self._sync_state(plan) == pending.state and pending.settle_write(plan, table)
         self._write(plan, table)
+        if settles:
+            assert pending is not None
+            self._settle(plan, pending)
         return int(table.num_rows)
+
+    def _settle(self, plan: FeaturePlan, pending: Pending) -> None:
+        """After a write or delete that gave what the last resolve asked for."""
+        pending.state = self._sync_state(plan)
+        if pending.done:
+            self._set_sync(plan.key, pending.state)
+        else:
+            self._pending[plan.key] = pending
 
     def delete(self, feature: Any, ids: Any, *, soft: bool = True) -> int:
         """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase."""
@@ -186,9 +201,19 @@ class MetadataStore(ABC):
         table = table.select(list(plan.id_columns))
         if table.num_rows == 0 or not self._has_table(plan.table):
             return 0
+        pending = self._pending.pop(plan.key, None)
+        settles = (
+            soft
+            and pending is not None
+            and self._sync_state(plan) == pending.state
+            and pending.settle_delete(plan, table)
+        )
         deleted = self._delete(plan, table, soft=soft)
         if not soft:
             self._clear_sync()
+        elif settles:
+            assert pending is not None
+            self._settle(plan, pending)
         return deleted
 
     # -- reading -------------------------------------------------------------------------
@@ -266,8 +291,14 @@ class MetadataStore(ABC):
             candidates = {t: s for t, s in previous["tables"].items() if s is not None}
         increment = self._resolve(plan, candidates, lazy=lazy)
         increment.meta["mode"] = "full" if candidates is None else "since last sync"
+        self._pending.pop(plan.key, None)
+        if lazy:
+            return increment
         if increment.is_empty:
             self._set_sync(plan.key, state)
+        elif plan.resolve_ids == plan.id_columns:
+            added, changed, removed = increment.added, increment.changed, increment.removed
+            self._pending[plan.key] = Pending.from_increment(plan, state, added, changed, removed)
         return increment
 
     def _resolve_custom(self, plan: FeaturePlan, *, lazy: bool) -> Increment | None:
