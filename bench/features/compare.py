@@ -84,7 +84,7 @@ def main() -> int:
                 f"  strata leaf resolve in a fresh process: {leaf['seconds']:.3f} s, peak {leaf['peak_rss_mb']:.0f} MB"
                 + ("  (target <= 500 MB)" if big else "")
             )
-        print(f"  first no-op call (full comparison): {strata['noop_leaf_runs'][0]:.3f} s")
+        print(f"  strata first no-op call right after the build: {strata['noop_leaf_runs'][0]:.3f} s")
         print(f"  exact increments: strata {strata['checks_ok']}, metaxy {metaxy['checks_ok']}\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
