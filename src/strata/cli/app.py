@@ -7,7 +7,19 @@ from pathlib import Path
 import click
 
 from strata import __version__
-from strata.cli import config_cmds, demo_cmd, features_cmds, plugin_cmds, project_cmds, status_cmd
+from strata.cli import (
+    catalog_cmds,
+    config_cmds,
+    demo_cmd,
+    features_cmds,
+    jobs_cmds,
+    plugin_cmds,
+    project_cmds,
+    run_cmds,
+    runs_cmds,
+    state_cmds,
+    status_cmd,
+)
 from strata.cli.context import Context
 from strata.logs import LEVELS
 
@@ -51,6 +63,18 @@ def cli(
     ctx.obj = Context(project_dir=project_dir, environment=environment or None, json=json_output, debug=debug)
 
 
-for module in (project_cmds, plugin_cmds, config_cmds, features_cmds, status_cmd, demo_cmd):
+for module in (
+    project_cmds,
+    plugin_cmds,
+    config_cmds,
+    catalog_cmds,
+    run_cmds,
+    state_cmds,
+    runs_cmds,
+    jobs_cmds,
+    features_cmds,
+    status_cmd,
+    demo_cmd,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
