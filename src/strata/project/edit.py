@@ -203,3 +203,16 @@ def ensure_mapping(parent: Any, key: str | int) -> CommentedMap:
         value = CommentedMap()
         parent[key] = value
     return value
+
+
+def add_select_rule(project: Project, name: str, rule: str) -> None:
+    """Append ``rule`` to the plugin's ``select:`` list (created if missing) and save."""
+    ref = project.plugin(name)
+    entry = project.tree["plugins"][ref.plugin_type][ref.index]
+    rules = entry.get("select")
+    if not isinstance(rules, CommentedSeq):
+        rules = CommentedSeq()
+        entry["select"] = rules
+    if rule not in rules:
+        rules.append(rule)
+        project.save()
