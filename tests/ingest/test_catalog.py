@@ -33,7 +33,7 @@ CATALOG = {
 
 def meta(catalog: dict, stream: str, breadcrumb: list[str]) -> dict:  # type: ignore[type-arg]
     entry = next(s for s in catalog["streams"] if s["tap_stream_id"] == stream)
-    return next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == breadcrumb)  # type: ignore[no-any-return]
+    return next(m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == breadcrumb)
 
 
 def test_select_rules_with_globs_exclusions_and_automatic_keys() -> None:
@@ -69,7 +69,7 @@ def test_metadata_and_schema_overrides() -> None:
 
 
 def test_bad_rule_is_refused() -> None:
-    with pytest.raises(UsageError, match="is not `stream.property`"):
+    with pytest.raises(UsageError, match=r"is not `stream\.property`"):
         selection(CATALOG, ["users"])
 
 
