@@ -11,10 +11,13 @@
     │   ├── VariableNotSetError      (KeyError) ``${VAR}`` names an unset variable
     │   ├── DefinitionError          (ValueError) a feature graph that cannot be right
     │   ├── FeatureNotFoundError     (KeyError) an unknown feature key
+    │   ├── JobNotFoundError         (KeyError) an unknown job or schedule
+    │   ├── RunNotFoundError         (KeyError) no run has that id (or the prefix is ambiguous)
     │   └── WriteError               (ValueError) rows a store refuses to write
     └── RuntimeFailure               something failed while running: may work on retry (exit 1)
         ├── InstallError             a plugin's virtual environment could not be built
-        └── PluginExecutableError    a plugin's executable is missing or could not start
+        ├── PluginExecutableError    a plugin's executable is missing or could not start
+        └── SystemDatabaseError      the system database (run history) cannot be opened or used
 
 Every error renders as one line, ``reason; instruction``; the CLI prints it and exits with
 ``exit_code``. Errors that match a builtin also inherit it, so ``except KeyError`` works.
@@ -81,6 +84,14 @@ class FeatureNotFoundError(UsageError, KeyError):
     """No feature with that key is in the graph or the store."""
 
 
+class JobNotFoundError(UsageError, KeyError):
+    """No job or schedule of that name is defined in the project."""
+
+
+class RunNotFoundError(UsageError, KeyError):
+    """No run in the history has that id, or a prefix matches several."""
+
+
 class WriteError(UsageError, ValueError):
     """Rows given to a store are missing columns, duplicated, or otherwise unfit; nothing was written."""
 
@@ -99,19 +110,26 @@ class PluginExecutableError(RuntimeFailure):
     """A plugin's executable is missing or could not be started."""
 
 
+class SystemDatabaseError(RuntimeFailure):
+    """The system database cannot be reached, migrated or written."""
+
+
 __all__ = [
     "DefinitionError",
     "EnvironmentNotFoundError",
     "FeatureNotFoundError",
     "InstallError",
+    "JobNotFoundError",
     "PluginExecutableError",
     "PluginExistsError",
     "PluginNotFoundError",
     "ProjectFileError",
     "ProjectNotFoundError",
+    "RunNotFoundError",
     "RuntimeFailure",
     "SettingError",
     "StrataError",
+    "SystemDatabaseError",
     "UsageError",
     "VariableNotSetError",
     "WriteError",
