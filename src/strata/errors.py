@@ -13,10 +13,14 @@
     │   ├── FeatureNotFoundError     (KeyError) an unknown feature key
     │   ├── JobNotFoundError         (KeyError) an unknown job or schedule
     │   ├── RunNotFoundError         (KeyError) no run has that id (or the prefix is ambiguous)
+    │   ├── StateIdError             (ValueError) a state id that is empty or unsafe as a path or key
+    │   ├── StateNotFoundError       (KeyError) no state is stored under that id
     │   └── WriteError               (ValueError) rows a store refuses to write
     └── RuntimeFailure               something failed while running: may work on retry (exit 1)
         ├── InstallError             a plugin's virtual environment could not be built
         ├── PluginExecutableError    a plugin's executable is missing or could not start
+        ├── StateBackendError        the state backend failed or cannot be reached
+        ├── StateLockedError         another live process holds the lock on a state id
         └── SystemDatabaseError      the system database (run history) cannot be opened or used
 
 Every error renders as one line, ``reason; instruction``; the CLI prints it and exits with
@@ -92,6 +96,14 @@ class RunNotFoundError(UsageError, KeyError):
     """No run in the history has that id, or a prefix matches several."""
 
 
+class StateIdError(UsageError, ValueError):
+    """A state id that is empty, too long, or holds characters unsafe in a path, key or URL."""
+
+
+class StateNotFoundError(UsageError, KeyError):
+    """No state is stored under that id."""
+
+
 class WriteError(UsageError, ValueError):
     """Rows given to a store are missing columns, duplicated, or otherwise unfit; nothing was written."""
 
@@ -108,6 +120,14 @@ class InstallError(RuntimeFailure):
 
 class PluginExecutableError(RuntimeFailure):
     """A plugin's executable is missing or could not be started."""
+
+
+class StateBackendError(RuntimeFailure):
+    """The state backend answered with an error or could not be reached."""
+
+
+class StateLockedError(RuntimeFailure):
+    """Another process holds the lock on a state id, or took it from this one."""
 
 
 class SystemDatabaseError(RuntimeFailure):
@@ -128,6 +148,10 @@ __all__ = [
     "RunNotFoundError",
     "RuntimeFailure",
     "SettingError",
+    "StateBackendError",
+    "StateIdError",
+    "StateLockedError",
+    "StateNotFoundError",
     "StrataError",
     "SystemDatabaseError",
     "UsageError",
