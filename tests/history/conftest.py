@@ -1,0 +1,44 @@
+"""A project whose run history lives in a real SQLite file (the default place)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from strata.history import RunHistory
+from strata.project.project import Project
+from tests.helpers import write_project
+
+PROJECT = """
+    default_environment: dev
+    environments: [{name: dev}, {name: prod}]
+    plugins:
+      extractors:
+        - {name: tap-x, executable: /bin/true}
+        - {name: tap-y, executable: /bin/true}
+      loaders:
+        - {name: target-y, executable: /bin/true}
+      mappers:
+        - name: mapper-m
+          executable: /bin/true
+          mappings: [{name: hash-pii, config: {}}]
+      utilities:
+        - {name: dbt, executable: /bin/true}
+"""
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with two extractors, a loader, a mapper (with a mapping) and a utility; cwd inside."""
+    path = tmp_path / "proj"
+    write_project(path, PROJECT)
+    monkeypatch.chdir(path)
+    return path
+
+
+@pytest.fixture
+def history(root: Path) -> Iterator[RunHistory]:
+    with RunHistory.open(Project(root)) as opened:
+        yield opened
