@@ -172,6 +172,7 @@ def _parse_lease(data: bytes) -> Lease:
             since=float(lease["since"]),
             expired=float(lease["expires"]) < time.time(),
             tag=_tag(data),
+            process=str(lease.get("process", "")),
         )
     except (ValueError, TypeError, KeyError):
         return Lease(holder="an unreadable lock file", token="", since=0.0, expired=True, tag=_tag(data))
@@ -182,6 +183,7 @@ def _write_lease(directory: Path, request: LeaseRequest) -> str:
     data = json.dumps(
         {
             "holder": request.holder,
+            "process": request.process,
             "token": request.token,
             "since": request.since,
             "renewed": now,

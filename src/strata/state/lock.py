@@ -6,13 +6,14 @@ replace-if-unchanged, drop-if-unchanged); the algorithm here is the same for all
 
 - no lease: create it; exactly one of several racing creators wins;
 - a live lease: refuse with :class:`~strata.errors.StateLockedError`, unless ``force``;
-- an expired lease (its holder stopped renewing it: a dead or hung process), or ``force``: replace
-  it, on the condition that it is still the lease that was read, so two racing takers cannot both
-  win.
+- an expired lease (its holder stopped renewing it: a dead or hung process), a lease whose holder
+  ran on this machine and has exited (see :func:`holder_is_gone`), or ``force``: replace it, on
+  the condition that it is still the lease that was read, so two racing takers cannot both win.
 
 A lock is held for a whole run, so it must be renewed: by default a daemon thread renews the
 lease every ``ttl / 3`` seconds, and :meth:`StateLock.refresh` does it on demand. A holder that
-dies stops renewing, and its lease is taken over ``ttl`` seconds after the last renewal. A holder
+dies stops renewing, and its lease is taken over ``ttl`` seconds after the last renewal, or at
+once by a process on the same machine (and PID namespace), which can see that it is gone. A holder
 whose lease was taken over learns it at its next renewal: :meth:`StateLock.refresh` and
 :meth:`StateLock.check` raise ``StateLockedError`` from then on.
 """
@@ -27,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from strata.errors import StateLockedError
@@ -50,6 +52,7 @@ class LeaseRequest:
     token: str
     since: float
     ttl: float
+    process: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,54 @@ class Lease:
     since: float
     expired: bool
     tag: str
+    process: str = ""
 
 
 def holder_name() -> str:
     """``pid@host``: who holds a lock, as error messages show it."""
     return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def process_key(pid: int | None = None) -> str:
+    """What identifies a process for the lifetime of the machine: ``boot/pid-namespace/pid/start``.
+
+    Linux only (``/proc``); elsewhere ``""``, and leases are judged by their expiry alone.
+    """
+    pid = os.getpid() if pid is None else pid
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat(f"/proc/{pid}/ns/pid").st_ino  # noqa: PTH116 - a /proc path
+        start = _start_time(pid)
+    except (OSError, IndexError, ValueError):
+        return ""
+    return f"{boot}/{namespace}/{pid}/{start}"
+
+
+def _start_time(pid: int) -> str:
+    """Field 22 of ``/proc/<pid>/stat`` (the process's start, in clock ticks since boot)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    if fields[0] in {"Z", "X"}:  # a zombie has exited: only its exit status is left
+        raise ValueError(fields[0])
+    return fields[19]
+
+
+def holder_is_gone(process: str) -> bool:
+    """Whether a lease's holder was a process on this machine, in this PID namespace, that has exited.
+
+    Only then can ``/proc`` tell for sure (a reused pid has another start time); holders on other
+    machines, in other containers or without a process key are judged by their lease alone.
+    """
+    ours = process_key()
+    if not process or not ours:
+        return False
+    parts, our_parts = process.split("/"), ours.split("/")
+    if len(parts) != len(our_parts) or parts[:2] != our_parts[:2] or not parts[2].isdigit():
+        return False
+    pid, start = parts[2], parts[3]
+    try:
+        return _start_time(int(pid)) != start
+    except (OSError, IndexError, ValueError):
+        return True
 
 
 def _when(epoch: float) -> str:
@@ -85,24 +131,25 @@ def acquire(backend: StateBackend, state_id: str, *, ttl: float, force: bool, au
     if ttl <= 0:
         msg = f"ttl must be positive, not {ttl}"
         raise ValueError(msg)
-    request = LeaseRequest(holder_name(), secrets.token_hex(16), time.time(), ttl)
+    request = LeaseRequest(holder_name(), secrets.token_hex(16), time.time(), ttl, process_key())
     for _ in range(_ATTEMPTS):
         current = backend._read_lease(state_id)  # noqa: SLF001 - the lease primitives are the backends' half of this module
         if current is None:
             tag = backend._create_lease(state_id, request)  # noqa: SLF001
         elif current.token == request.token:  # our own write, answered as a failure (a retried request)
             return StateLock(backend, state_id, request, current.tag, auto_refresh=auto_refresh)
-        elif current.expired or force:
+        elif current.expired or force or holder_is_gone(current.process):
             tag = backend._replace_lease(state_id, request, current.tag)  # noqa: SLF001
         else:
             raise locked_error(state_id, current)
         if tag is not None:
             if current is not None:
+                why = "its lease had expired" if current.expired else "forced" if force else "its process has exited"
                 log.warning(
                     "took over the lock on %s from %s (%s)",
                     state_id,
                     current.holder,
-                    "its lease had expired" if current.expired else "forced",
+                    why,
                     extra={"fields": {"state_id": state_id, "previous_holder": current.holder}},
                 )
             return StateLock(backend, state_id, request, tag, auto_refresh=auto_refresh)

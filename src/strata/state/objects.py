@@ -2,7 +2,7 @@
 
 ```
 <prefix>/<state id>/state.json    {"completed": {...}, "partial": {...}, "updated_at": "..."}
-<prefix>/<state id>/strata.lock   the lease: {"holder", "token", "since", "ttl"}
+<prefix>/<state id>/strata.lock   the lease: {"holder", "process", "token", "since", "ttl"}
 ```
 
 A state is one object written in one request, so a reader sees the old object or the new one.
@@ -118,6 +118,7 @@ class ObjectStateBackend(StateBackend):
                 since=float(lease["since"]),
                 expired=now - stored.modified > ttl + 1,
                 tag=stored.etag,
+                process=str(lease.get("process", "")),
             )
         except (ValueError, TypeError, KeyError):
             return Lease("an unreadable lock object", "", stored.modified, expired=True, tag=stored.etag)
@@ -125,7 +126,13 @@ class ObjectStateBackend(StateBackend):
     @staticmethod
     def _lease_body(request: LeaseRequest) -> bytes:
         return json.dumps(
-            {"holder": request.holder, "token": request.token, "since": request.since, "ttl": request.ttl}
+            {
+                "holder": request.holder,
+                "process": request.process,
+                "token": request.token,
+                "since": request.since,
+                "ttl": request.ttl,
+            }
         ).encode()
 
     def _create_lease(self, state_id: str, request: LeaseRequest) -> str | None:

@@ -2,7 +2,7 @@
 
 ```
 strata_state       (state_id PK, completed JSON, partial JSON, updated_at)
-strata_state_lock  (state_id PK, holder, token, version, since, renewed, expires)
+strata_state_lock  (state_id PK, holder, process, token, version, since, renewed, expires)
 ```
 
 Tables are created on first use. A ``put`` is one upsert in one transaction. Lease times are
@@ -50,6 +50,7 @@ LOCKS = sa.Table(
     _metadata,
     sa.Column("state_id", sa.String(MAX_LENGTH), primary_key=True),
     sa.Column("holder", sa.String(300), nullable=False),
+    sa.Column("process", sa.String(200), nullable=False),
     sa.Column("token", sa.String(64), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("since", sa.Float, nullable=False),
@@ -184,13 +185,13 @@ class SqlStateBackend(StateBackend):
         with self._begin() as conn:
             now = self._now(conn)
             row = conn.execute(
-                sa.select(LOCKS.c.holder, LOCKS.c.token, LOCKS.c.version, LOCKS.c.since, LOCKS.c.expires).where(
-                    LOCKS.c.state_id == state_id
-                )
+                sa.select(
+                    LOCKS.c.holder, LOCKS.c.process, LOCKS.c.token, LOCKS.c.version, LOCKS.c.since, LOCKS.c.expires
+                ).where(LOCKS.c.state_id == state_id)
             ).one_or_none()
         if row is None:
             return None
-        return Lease(row.holder, row.token, row.since, row.expires < now, f"{row.token}:{row.version}")
+        return Lease(row.holder, row.token, row.since, row.expires < now, f"{row.token}:{row.version}", row.process)
 
     def _create_lease(self, state_id: str, request: LeaseRequest) -> str | None:
         check_state_id(state_id)
@@ -199,6 +200,7 @@ class SqlStateBackend(StateBackend):
             statement = self._insert(LOCKS).values(
                 state_id=state_id,
                 holder=request.holder,
+                process=request.process,
                 token=request.token,
                 version=1,
                 since=request.since,
@@ -218,6 +220,7 @@ class SqlStateBackend(StateBackend):
                 .where(LOCKS.c.state_id == state_id, LOCKS.c.token == token, LOCKS.c.version == int(version))
                 .values(
                     holder=request.holder,
+                    process=request.process,
                     token=request.token,
                     version=LOCKS.c.version + 1,
                     since=request.since,
