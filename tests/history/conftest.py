@@ -1,4 +1,4 @@
-"""A project whose run history lives in a real SQLite file (the default place)."""
+"""A project, and its run history in a real SQLite file (the default place) or a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from strata.history import RunHistory
 from strata.project.project import Project
 from tests.helpers import write_project
+from tests.servers import postgres_database, postgres_server  # noqa: F401 - fixtures
 
 PROJECT = """
     default_environment: dev
@@ -38,7 +39,18 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, root: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The system database of ``root``: the default SQLite file, or a fresh PostgreSQL database.
+
+    PostgreSQL is chosen through ``STRATA_DATABASE_URI``, so child processes and the CLI use it too.
+    """
+    if request.param == "postgres":
+        monkeypatch.setenv("STRATA_DATABASE_URI", request.getfixturevalue("postgres_database"))
+    return str(request.param)
+
+
 @pytest.fixture
-def history(root: Path) -> Iterator[RunHistory]:
+def history(root: Path, database: str) -> Iterator[RunHistory]:
     with RunHistory.open(Project(root)) as opened:
         yield opened

@@ -34,6 +34,7 @@ def test_a_new_project_gets_the_default_sqlite_file_in_wal_mode(root: Path) -> N
     assert (root / ".strata" / "system.db").is_file()
 
 
+@pytest.mark.usefixtures("database")
 def test_migrating_from_empty_gives_exactly_the_tables_the_code_uses(root: Path) -> None:
     with RunHistory.open(Project(root)) as history:
         inspector = sa.inspect(history.engine)
@@ -42,6 +43,7 @@ def test_migrating_from_empty_gives_exactly_the_tables_the_code_uses(root: Path)
             assert [c["name"] for c in inspector.get_columns(name)] == [c.name for c in table.columns]
 
 
+@pytest.mark.usefixtures("database")
 def test_opening_again_changes_nothing_and_keeps_the_runs(root: Path) -> None:
     with RunHistory.open(Project(root)) as history:
         run = history.start("dev:tap-x-to-target-y", "dev", ["tap-x", "target-y"])
@@ -52,6 +54,7 @@ def test_opening_again_changes_nothing_and_keeps_the_runs(root: Path) -> None:
             assert [r.run_id for r in history.list()] == [run.run_id]
 
 
+@pytest.mark.usefixtures("database")
 def test_a_schema_newer_than_the_code_is_refused_and_left_alone(root: Path, strata: Cli) -> None:
     with RunHistory.open(Project(root)) as history, history.engine.begin() as connection:
         connection.execute(
@@ -63,7 +66,7 @@ def test_a_schema_newer_than_the_code_is_refused_and_left_alone(root: Path, stra
         RunHistory.open(Project(root))
     result = strata("runs", "list")
     assert result.code == 1
-    assert result.err.startswith("strata: error: the system database sqlite:///")
+    assert result.err.startswith("strata: error: the system database ")
     assert "upgrade strata" in result.err
     assert result.err.count("\n") == 1
 
@@ -77,8 +80,9 @@ def _broken(connection: sa.Connection) -> None:
     raise RuntimeError("step failed halfway")
 
 
-def test_steps_apply_in_order_once_and_a_failing_step_leaves_nothing_behind(tmp_path: Path) -> None:
-    engine = history_db.create_engine(sa.URL.create("sqlite", database=str(tmp_path / "s.db")))
+@pytest.mark.usefixtures("database")
+def test_steps_apply_in_order_once_and_a_failing_step_leaves_nothing_behind(root: Path) -> None:
+    engine = history_db.create_engine(history_db.database_url(Project(root)))
     steps = [*MIGRATIONS, Migration(2, "note column", _add_note)]
     assert migrate(engine, "test", steps) == 2
     assert migrate(engine, "test", steps) == 2
@@ -93,6 +97,7 @@ def test_steps_apply_in_order_once_and_a_failing_step_leaves_nothing_behind(tmp_
     engine.dispose()
 
 
+@pytest.mark.usefixtures("database")
 def test_processes_opening_a_new_database_at_once_migrate_it_once(root: Path) -> None:
     code = "from strata.history import RunHistory\nfrom strata.project.project import Project\nRunHistory.open(Project.find()).close()\n"
     procs = [

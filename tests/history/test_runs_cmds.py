@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from strata.history import RunHistory
 from strata.project.project import Project
 from tests.helpers import Cli
+
+pytestmark = pytest.mark.usefixtures("database")
 
 
 def _runs(root: Path) -> list[str]:
