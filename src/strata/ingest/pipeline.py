@@ -1,0 +1,444 @@
+"""``strata run`` / ``strata el``: tap -> mappers -> target, with state and run history.
+
+Data never passes through strata: the tap's stdout is an OS pipe into the first mapper or the
+target, so throughput is the plugins' own and memory stays flat. strata reads only:
+
+- the target's stdout, where a Singer target prints each state it has committed: every line is
+  stored as partial state as it arrives (a killed run resumes from the last one);
+- every plugin's stderr, copied into the run log with the plugin's name, with the tap's
+  ``METRIC`` lines counted as records per stream.
+
+On success the partial state becomes the completed state. Any plugin failing stops the others,
+and the error names it with its last log lines. Children die with strata (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from strata.errors import RuntimeFailure, UsageError
+from strata.ingest.catalog import apply_rules, discover, rules_of
+from strata.ingest.invoke import Invocation, config_file, exit_code, prepare
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from strata.project.project import PluginRef, Project
+
+_METRIC = re.compile(r"METRIC: (\{.*\})")
+_TAIL = 8
+_HEARTBEAT_SECONDS = 5.0
+FEATURE_BLOCK = re.compile(r"features:build(\[[^\]]*\])?")
+
+
+@dataclass
+class RunOptions:
+    """What ``run`` and ``el`` take from the command line."""
+
+    full_refresh: bool = False
+    state_id_suffix: str | None = None
+    state_id: str | None = None
+    force: bool = False
+    dry_run: bool = False
+    progress: Callable[[dict[str, int], float], None] | None = None
+
+
+@dataclass(frozen=True)
+class Block:
+    """One extract-load pipeline: an extractor, mappers, a loader."""
+
+    extractor: PluginRef
+    mappers: tuple[PluginRef, ...]
+    loader: PluginRef
+
+    @property
+    def names(self) -> list[str]:
+        return [self.extractor.name, *(m.name for m in self.mappers), self.loader.name]
+
+
+@dataclass
+class RunResult:
+    """How one block went."""
+
+    state_id: str
+    run_id: str | None
+    records: dict[str, int]
+    seconds: float
+    states: int
+    log: Path | None
+    dry_run: bool = False
+    plan: list[str] = field(default_factory=list)
+
+
+def expand(project: Project, names: list[str]) -> list[str]:
+    """Job names replaced by their tasks, everything split into block names."""
+    jobs = {job.name: job for job in project.model.jobs}
+    out: list[str] = []
+    for name in names:
+        job = jobs.get(name)
+        if job is None:
+            out.extend(name.split())
+            continue
+        tasks = job.tasks if isinstance(job.tasks, list) else [job.tasks]
+        for task in tasks:
+            for part in task if isinstance(task, list) else [task]:
+                out.extend(part.split())
+    return out
+
+
+def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
+    """Group block names into pipelines; feature blocks pass through as strings."""
+    out: list[Block | str] = []
+    pending: list[PluginRef] = []
+    for name in expand(project, names):
+        if FEATURE_BLOCK.fullmatch(name):
+            if pending:
+                raise UsageError(
+                    f"`{pending[0].name}` has no loader before `{name}`", "end each pipeline with a loader"
+                )
+            out.append(name)
+            continue
+        try:
+            ref = project.plugin(name)
+        except UsageError:
+            raise UsageError(
+                f"block `{name}` is not a plugin or a job in {project.file_name}",
+                "check the name with `strata job list`",
+            ) from None
+        if ref.plugin_type == "extractors":
+            if pending:
+                raise UsageError(
+                    f"`{pending[0].name}` is followed by another extractor `{name}`", "put a loader between them"
+                )
+            pending = [ref]
+        elif ref.plugin_type == "mappers":
+            if not pending:
+                raise UsageError(f"mapper `{name}` has no extractor before it", "write `EXTRACTOR MAPPER… LOADER`")
+            pending.append(ref)
+        elif ref.plugin_type == "loaders":
+            if not pending:
+                raise UsageError(f"loader `{name}` has no extractor before it", "write `EXTRACTOR [MAPPER…] LOADER`")
+            out.append(Block(pending[0], tuple(pending[1:]), ref))
+            pending = []
+        else:
+            raise UsageError(
+                f"`{name}` is a {ref.plugin_type[:-1]}, not a pipeline block", "use `strata invoke` for it"
+            )
+    if pending:
+        raise UsageError(f"`{pending[-1].name}` has no loader after it", "end the pipeline with a loader")
+    if not out:
+        raise UsageError("nothing to run", "name an extractor and a loader, or a job")
+    return out
+
+
+def state_id_for(project: Project, block: Block, options: RunOptions) -> str:
+    """``<environment>:<extractor>-to-<loader>[:<suffix>]``, Meltano's form."""
+    from strata.state import make_state_id
+
+    if options.state_id:
+        return options.state_id
+    env = project.environment
+    suffix = options.state_id_suffix or (env.state_id_suffix if env is not None else None)
+    return make_state_id(env.name if env else "default", block.extractor.name, block.loader.name, suffix)
+
+
+def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[RunResult]:
+    """Run every block in order; stop at the first failure."""
+    results = []
+    for block in parse_blocks(project, names):
+        if isinstance(block, str):
+            raise UsageError(
+                f"`{block}` needs the feature builder, which is not available yet", "run `strata build` later"
+            )
+        results.append(run_block(project, block, options))
+    return results
+
+
+def run_block(project: Project, block: Block, options: RunOptions) -> RunResult:
+    """One pipeline, under the state lock, recorded in the run history."""
+    state_id = state_id_for(project, block, options)
+    catalog = _catalog(project, block.extractor, refresh=options.full_refresh)
+    if options.dry_run:
+        plan = [" | ".join(_describe(project, ref) for ref in (block.extractor, *block.mappers, block.loader))]
+        return RunResult(state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"state id {state_id}", *plan])
+    from strata.history import RunHistory
+    from strata.state import state_backend_for
+
+    with (
+        state_backend_for(project) as backend,
+        backend.lock(state_id, force=options.force) as lock,
+        RunHistory.open(project) as history,
+    ):
+        logs = project.system_dir / "logs" / "runs"
+        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        record = backend.get(state_id)
+        start_state = None if options.full_refresh or record is None else singer_state(record.effective())
+        log_path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
+        environment = project.environment.name if project.environment else None
+        run = history.start(state_id, environment, block.names, str(log_path))
+        try:
+            result = _pipe(project, block, catalog, start_state, backend, state_id, log_path, run, lock, options)
+        except BaseException as exc:
+            run.finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
+            raise
+        run.finish("success")
+        return result
+
+
+def _catalog(project: Project, ref: PluginRef, *, refresh: bool) -> dict[str, Any]:
+    select, metadata, schema = rules_of(project, ref)
+    if ref.plugin.catalog:
+        return discover(project, ref)
+    return apply_rules(discover(project, ref, refresh=refresh), select, metadata, schema)
+
+
+def _describe(project: Project, ref: PluginRef) -> str:
+    inv = prepare(project, ref.name, [])
+    return f"{ref.name} ({inv.argv[0]} --config <0600 file>)"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class _Plugin:
+    name: str
+    proc: subprocess.Popen[bytes]
+    tail: deque[str]
+
+
+def _tap_args(ref: PluginRef, catalog_path: Path, state_path: Path | None) -> list[str]:
+    caps = set(ref.plugin.capabilities)
+    flag = "--properties" if "properties" in caps and "catalog" not in caps else "--catalog"
+    args = [flag, str(catalog_path)]
+    if state_path is not None and (not caps or "state" in caps):
+        args += ["--state", str(state_path)]
+    return args
+
+
+@contextlib.contextmanager
+def _files(project: Project, items: dict[str, Any]) -> Iterator[dict[str, Path]]:
+    """Owner-only temp files (catalog, state) removed afterwards."""
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(config_file(project, name, data)) for name, data in items.items()}
+
+
+def _pipe(
+    project: Project,
+    block: Block,
+    catalog: dict[str, Any],
+    start_state: dict[str, Any] | None,
+    backend: Any,
+    state_id: str,
+    log_path: Path,
+    run: Any,
+    lock: Any,
+    options: RunOptions,
+) -> RunResult:
+    started = time.monotonic()
+    refs = [block.extractor, *block.mappers, block.loader]
+    invs = [prepare(project, ref.name, []) for ref in refs]
+    extra = {"catalog": catalog} | ({"state": start_state} if start_state else {})
+    with _files(project, extra) as files, contextlib.ExitStack() as stack, log_path.open("a", encoding="utf-8") as log:
+        os.chmod(log_path, 0o600)
+        configs = [stack.enter_context(config_file(project, inv.env.ref.name, inv.config)) for inv in invs]
+        argvs = []
+        for ref, inv, cfg in zip(refs, invs, configs, strict=True):
+            args = _tap_args(ref, files["catalog"], files.get("state")) if ref is block.extractor else []
+            argvs.append([inv.argv[0], "--config", str(cfg), *args])
+        plugins = _start(project, refs, invs, argvs)
+        records: dict[str, int] = {}
+        states = _Counter()
+        log_lock = threading.Lock()
+        threads = [
+            threading.Thread(target=_read_stderr, args=(p, log, log_lock, records if i == 0 else None), daemon=True)
+            for i, p in enumerate(plugins)
+        ]
+        target = plugins[-1]
+        assert target.proc.stdout is not None
+        threads.append(
+            threading.Thread(
+                target=_read_states, args=(target.proc.stdout, backend, state_id, states, log, log_lock), daemon=True
+            )
+        )
+        for thread in threads:
+            thread.start()
+        failure = _wait(plugins, run, lock, records, started, options)
+        for thread in threads:
+            thread.join(timeout=30)
+        if states.error is not None:
+            failure = failure or f"could not store state: {states.error}"
+        run.add_records(records)
+        if failure:
+            raise RuntimeFailure(failure, f"see the run log {log_path}")
+        _complete(backend, state_id)
+    return RunResult(state_id, run.id, records, time.monotonic() - started, states.count, log_path)
+
+
+def _start(project: Project, refs: list[PluginRef], invs: list[Invocation], argvs: list[list[str]]) -> list[_Plugin]:
+    plugins: list[_Plugin] = []
+    upstream: IO[bytes] | None = None
+    try:
+        for ref, inv, argv in zip(refs, invs, argvs, strict=True):
+            proc = subprocess.Popen(
+                argv,
+                stdin=upstream if upstream is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=inv.environ,
+                cwd=project.root,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
+            )
+            if upstream is not None:
+                upstream.close()  # the child holds it now; our copy would keep the pipe open
+            upstream = proc.stdout
+            plugins.append(_Plugin(ref.name, proc, deque(maxlen=_TAIL)))
+    except OSError as exc:
+        for plugin in plugins:
+            plugin.proc.kill()
+        raise RuntimeFailure(
+            f"could not start `{refs[len(plugins)].name}`: {exc.strerror}", "check its executable"
+        ) from exc
+    return plugins
+
+
+def _read_stderr(plugin: _Plugin, log: IO[str], log_lock: threading.Lock, records: dict[str, int] | None) -> None:
+    assert plugin.proc.stderr is not None
+    for raw in plugin.proc.stderr:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        plugin.tail.append(line)
+        with log_lock:
+            log.write(f"{plugin.name} | {line}\n")
+        if records is not None and "METRIC" in line:
+            _count(line, records)
+
+
+def _count(line: str, records: dict[str, int]) -> None:
+    match = _METRIC.search(line)
+    if match is None:
+        return
+    try:
+        metric = json.loads(match.group(1))
+    except ValueError:
+        return
+    if metric.get("metric") == "record_count" and metric.get("type") == "counter":
+        stream = str((metric.get("tags") or {}).get("stream", "?"))
+        records[stream] = records.get(stream, 0) + int(metric.get("value") or 0)
+
+
+@dataclass
+class _Counter:
+    count: int = 0
+    error: str | None = None
+
+
+def _read_states(
+    stream: IO[bytes], backend: Any, state_id: str, states: _Counter, log: IO[str], log_lock: threading.Lock
+) -> None:
+    """Every state line the target prints is stored as partial state right away."""
+    from strata.state import merge_partial
+
+    for raw in stream:
+        text = raw.decode("utf-8", "replace").strip()
+        if not text:
+            continue
+        try:
+            message = json.loads(text)
+        except ValueError:
+            with log_lock:
+                log.write(f"(target stdout) | {text}\n")
+            continue
+        value = message.get("value") if isinstance(message, dict) and message.get("type") == "STATE" else message
+        if not isinstance(value, dict) or not value:
+            continue
+        try:
+            record = backend.get(state_id)
+            backend.put(state_id, merge_partial(record, {"singer_state": value}))
+            states.count += 1
+        except Exception as exc:  # noqa: BLE001 - reported as the run's failure
+            states.error = str(exc)
+
+
+def _wait(
+    plugins: list[_Plugin], run: Any, lock: Any, records: dict[str, int], started: float, options: RunOptions
+) -> str | None:
+    """Wait for every plugin; on the first failure stop the rest and say who failed."""
+    last_beat = 0.0
+    failed: _Plugin | None = None
+    while True:
+        codes = [p.proc.poll() for p in plugins]
+        bad = [p for p, code in zip(plugins, codes, strict=True) if code not in (None, 0)]
+        if bad and failed is None:
+            failed = _culprit(plugins, bad)
+            for plugin in plugins:
+                if plugin.proc.poll() is None:
+                    plugin.proc.terminate()
+            _reap(plugins)
+            break
+        if all(code == 0 for code in codes):
+            break
+        now = time.monotonic()
+        if now - last_beat >= _HEARTBEAT_SECONDS:
+            last_beat = now
+            run.heartbeat()
+            lock.check()  # raises if another run took the lock over with --force
+        if options.progress is not None:
+            options.progress(dict(records), now - started)
+        time.sleep(0.05)
+    if failed is None:
+        return None
+    code = exit_code(failed.proc.returncode or 0)
+    role = "extractor" if failed is plugins[0] else ("loader" if failed is plugins[-1] else "mapper")
+    tail = " / ".join(line.strip() for line in list(failed.tail)[-3:] if line.strip()) or "no output"
+    return f"{role} `{failed.name}` failed with exit code {code}: {tail}"
+
+
+def _culprit(plugins: list[_Plugin], bad: list[_Plugin]) -> _Plugin:
+    """The plugin to blame: one that died of a broken pipe was usually stopped by its consumer."""
+    for plugin in bad:
+        if plugin.proc.returncode not in (-signal.SIGPIPE, 128 + signal.SIGPIPE):
+            return plugin
+    downstream = [p for p in plugins if p not in bad and p.proc.poll() not in (None, 0)]
+    return downstream[0] if downstream else bad[0]
+
+
+def _reap(plugins: list[_Plugin]) -> None:
+    deadline = time.monotonic() + 5
+    for plugin in plugins:
+        try:
+            plugin.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            plugin.proc.kill()
+            plugin.proc.wait()
+
+
+def singer_state(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The state a tap gets: Meltano stores it under ``singer_state``; bare states pass as they are."""
+    if not stored:
+        return None
+    inner = stored.get("singer_state", stored)
+    return inner if isinstance(inner, dict) and inner else None
+
+
+def _complete(backend: Any, state_id: str) -> None:
+    """At success, the partial state becomes the completed state."""
+    from strata.state import complete
+
+    record = backend.get(state_id)
+    if record is not None and record.partial:
+        backend.put(state_id, complete(record, record.effective()))
