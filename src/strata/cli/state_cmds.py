@@ -198,6 +198,8 @@ def _copy(ctx: Context, source: str, target: str, *, force: bool, move: bool) ->
     if source == target:
         raise UsageError(f"source and destination are both `{source}`", "name two different state ids")
     with _backend(ctx) as backend, ExitStack() as locks:
+        if backend.get(source) is None:
+            raise _not_found(source, backend)
         for state_id in sorted({source, target} if move else {target}):
             locks.enter_context(backend.lock(state_id, ttl=EDIT_TTL, force=force))
         record = backend.get(source)
