@@ -8,6 +8,7 @@ import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -203,6 +204,50 @@ def test_a_dead_holders_lock_elsewhere_is_taken_over_after_its_ttl(
         holder.wait()
         with take_within(backend, ID, ttl + slack + 5) as taken:
             assert taken.holder.startswith(f"{os.getpid()}@")
+
+
+def test_of_simultaneous_takers_exactly_one_wins(backend_case: BackendCase, request: pytest.FixtureRequest) -> None:
+    if backend_case.kind == "s3":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=False,
+                reason="moto checks a conditional PUT and then writes without a lock between its request threads "
+                "(AWS S3 makes the pair atomic), so two racing creators could both succeed there",
+            )
+        )
+    backends = [backend_case.open() for _ in range(5)]
+    try:
+        for round_ in range(4):
+            won, failed = race(backends, f"{ID}:race-{round_}")
+            assert failed == []
+            assert len(won) == 1
+            won[0].release()
+    finally:
+        for backend in backends:
+            backend.close()
+
+
+def race(backends: list[StateBackend], state_id: str) -> tuple[list[StateLock], list[Exception]]:
+    """Every backend asks for the lock at the same moment, each from its own thread."""
+    start = threading.Barrier(len(backends))
+    won: list[StateLock] = []
+    failed: list[Exception] = []
+
+    def take(backend: StateBackend) -> None:
+        start.wait()
+        try:
+            won.append(backend.lock(state_id, auto_refresh=False))
+        except StateLockedError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            failed.append(exc)
+
+    threads = [threading.Thread(target=take, args=(backend,)) for backend in backends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won, failed
 
 
 def test_a_holder_learns_that_its_lock_was_taken(backend_case: BackendCase) -> None:
