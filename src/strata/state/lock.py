@@ -98,8 +98,10 @@ def _start_time(pid: int) -> str:
 def holder_is_gone(process: str) -> bool:
     """Whether a lease's holder was a process on this machine, in this PID namespace, that has exited.
 
-    Only then can ``/proc`` tell for sure (a reused pid has another start time); holders on other
-    machines, in other containers or without a process key are judged by their lease alone.
+    Only then can this process tell for sure: no such pid, a zombie, or a pid reused by a process
+    that started at another time. Holders on other machines, in other containers or without a
+    process key are judged by their lease alone, and so is one whose ``/proc`` entry this process
+    may not read (``hidepid``).
     """
     ours = process_key()
     if not process or not ours:
@@ -107,11 +109,19 @@ def holder_is_gone(process: str) -> bool:
     parts, our_parts = process.split("/"), ours.split("/")
     if len(parts) != len(our_parts) or parts[:2] != our_parts[:2] or not parts[2].isdigit():
         return False
-    pid, start = parts[2], parts[3]
+    pid, start = int(parts[2]), parts[3]
     try:
-        return _start_time(int(pid)) != start
-    except (OSError, IndexError, ValueError):
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return True
+    except PermissionError:  # it exists, run by another user
+        pass
+    try:
+        return _start_time(pid) != start
+    except ValueError:  # a zombie
+        return True
+    except (OSError, IndexError):
+        return False
 
 
 def _when(epoch: float) -> str:
