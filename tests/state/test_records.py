@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strata.errors import StateBackendError, StateIdError, UsageError
@@ -42,20 +42,23 @@ def test_merge_changes_neither_argument() -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3),
-    max_leaves=12,
+    max_leaves=8,
 )
 json_objects = st.dictionaries(st.text(max_size=3), json_values, max_size=4)
 
 
-@given(json_objects, json_objects, json_objects)
-def test_merging_is_associative_and_the_overlay_wins(
-    a: dict[str, object], b: dict[str, object], c: dict[str, object]
-) -> None:
-    assert merge_dicts(merge_dicts(a, b), c) == merge_dicts(a, merge_dicts(b, c))
-    merged = merge_dicts(a, b)
-    for key, value in b.items():
-        if not isinstance(value, dict):
-            assert merged[key] == value
+@settings(max_examples=60)
+@given(json_objects, json_objects)
+def test_the_overlay_wins_and_every_key_stays(base: dict[str, object], overlay: dict[str, object]) -> None:
+    merged = merge_dicts(base, overlay)
+    assert set(merged) == set(base) | set(overlay)
+    for key, value in merged.items():
+        if key not in overlay:
+            assert value == base[key]
+        elif not (isinstance(overlay[key], dict) and isinstance(base.get(key), dict)):
+            assert value == overlay[key]
+    assert merge_dicts(merged, overlay) == merged
+    assert merge_dicts(base, base) == base
 
 
 def test_effective_state_is_partial_merged_onto_completed() -> None:
