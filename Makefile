@@ -29,7 +29,7 @@ typecheck: install
 	$(RUN) mypy
 
 pytest: install
-	$(RUN) pytest
+	$(RUN) pytest -n 2
 
 test: lint typecheck pytest  ## everything CI runs
 
