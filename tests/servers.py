@@ -192,7 +192,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     as_postgres: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="strata-pg-"))
     if os.geteuid() == 0:
-        as_postgres = ["runuser", "-u", "postgres", "--"]
+        as_postgres = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
         shutil.chown(root, "postgres", "postgres")
     data, log, pwfile = root / "data", root / "server.log", root / "pwfile"
     password = secrets.token_hex(12)
