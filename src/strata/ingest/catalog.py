@@ -70,6 +70,14 @@ def stream_id(stream: dict[str, Any]) -> str:
     return str(stream.get("tap_stream_id") or stream.get("stream"))
 
 
+def _metadata_of(stream: dict[str, Any], breadcrumb: list[str]) -> dict[str, Any]:
+    """The metadata at ``breadcrumb``, read only (empty when there is none)."""
+    for entry in stream.get("metadata") or []:
+        if entry.get("breadcrumb") == breadcrumb:
+            return entry.get("metadata") or {}
+    return {}
+
+
 def _metadata(stream: dict[str, Any], breadcrumb: list[str]) -> dict[str, Any]:
     entries = stream.setdefault("metadata", [])
     for entry in entries:
@@ -94,7 +102,7 @@ def selection(catalog: Catalog, rules: list[str]) -> dict[str, dict[str, bool]]:
         sid = stream_id(stream)
         chosen = {}
         for prop in properties(stream):
-            meta = _metadata(copy.deepcopy(stream), ["properties", prop])
+            meta = _metadata_of(stream, ["properties", prop])
             inclusion = meta.get("inclusion")
             if inclusion == "automatic":
                 chosen[prop] = True
@@ -125,7 +133,9 @@ def apply_rules(
                 props.update(copy.deepcopy(overrides))
         props_selected = chosen.get(sid, {})
         any_selected = any(
-            v for p, v in props_selected.items() if _metadata(stream, ["properties", p]).get("inclusion") != "automatic"
+            v
+            for p, v in props_selected.items()
+            if _metadata_of(stream, ["properties", p]).get("inclusion") != "automatic"
         )
         _metadata(stream, [])["selected"] = any_selected
         for prop, value in props_selected.items():

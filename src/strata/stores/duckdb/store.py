@@ -117,7 +117,7 @@ class DuckDBStore(MetadataStore):
 
     # -- writing -------------------------------------------------------------------------
 
-    def _system_select(self, plan: FeaturePlan, source: str, seq: int) -> str:
+    def _system_select(self, plan: FeaturePlan, source: str, columns: list[str], seq: int) -> str:
         managed = [*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
         consts = [f"{literal(f.code_version)} AS {ident(f.cv_column)}" for f in plan.fields]
         consts += [
@@ -127,12 +127,8 @@ class DuckDBStore(MetadataStore):
             f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}",
             f"false AS {ident(DELETED)}",
         ]
-        batch_columns = self._columns_of(source)
-        keep = [ident(c) for c in batch_columns if c not in managed]
+        keep = [ident(c) for c in columns if c not in managed]
         return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
-
-    def _columns_of(self, source: str) -> list[str]:
-        return [str(d[0]) for d in self.con.sql(f"SELECT * FROM {source} LIMIT 0").description]
 
     def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
         con = self.con
@@ -141,11 +137,11 @@ class DuckDBStore(MetadataStore):
         try:
             # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
             # transaction that created the table once they span several row groups.
-            self._ensure_tables(plan, self._system_select(plan, ident(batch), 0))
+            self._ensure_tables(plan, self._system_select(plan, ident(batch), table.column_names, 0))
             _run(con, "BEGIN TRANSACTION")
             try:
                 seq = self._next_seq()
-                select = self._system_select(plan, ident(batch), seq)
+                select = self._system_select(plan, ident(batch), table.column_names, seq)
                 latest, history = ident(plan.table), ident(plan.table + HISTORY)
                 ids = sql.ids_list(plan.id_columns)
                 match = f"({ids}) IN (SELECT {ids} FROM {ident(batch)})"
