@@ -190,7 +190,10 @@ def run_block(project: Project, block: Block, options: RunOptions) -> RunResult:
         environment = project.environment.name if project.environment else None
         run = history.start(state_id, environment, block.names, str(log_path))
         try:
-            result = _pipe(project, block, catalog, start_state, backend, state_id, log_path, run, lock, options)
+            states = _Counter(record=record)
+            result = _pipe(
+                project, block, catalog, start_state, states, backend, state_id, log_path, run, lock, options
+            )
         except BaseException as exc:
             run.finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
             raise
@@ -243,6 +246,7 @@ def _pipe(
     block: Block,
     catalog: dict[str, Any],
     start_state: dict[str, Any] | None,
+    states: _Counter,
     backend: Any,
     state_id: str,
     log_path: Path,
@@ -263,7 +267,6 @@ def _pipe(
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
         plugins = _start(project, refs, invs, argvs)
         records: dict[str, int] = {}
-        states = _Counter()
         log_lock = threading.Lock()
         threads = [
             threading.Thread(target=_read_stderr, args=(p, log, log_lock, records if i == 0 else None), daemon=True)
@@ -286,7 +289,7 @@ def _pipe(
         run.add_records(records)
         if failure:
             raise RuntimeFailure(failure, f"see the run log {log_path}")
-        _complete(backend, state_id)
+        _complete(backend, state_id, states)
     return RunResult(state_id, run.id, records, time.monotonic() - started, states.count, log_path)
 
 
@@ -343,6 +346,13 @@ def _count(line: str, records: dict[str, int]) -> None:
 
 @dataclass
 class _Counter:
+    """States stored during a run.
+
+    Under the run's lock nobody else writes this state id, so the record is kept here instead
+    of being read back before every write.
+    """
+
+    record: Any = None
     count: int = 0
     error: str | None = None
 
@@ -367,8 +377,9 @@ def _read_states(
         if not isinstance(value, dict) or not value:
             continue
         try:
-            record = backend.get(state_id)
-            backend.put(state_id, merge_partial(record, {"singer_state": value}))
+            record = merge_partial(states.record, {"singer_state": value})
+            backend.put(state_id, record)
+            states.record = record
             states.count += 1
         except Exception as exc:  # noqa: BLE001 - reported as the run's failure
             states.error = str(exc)
@@ -435,10 +446,10 @@ def singer_state(stored: dict[str, Any] | None) -> dict[str, Any] | None:
     return inner if isinstance(inner, dict) and inner else None
 
 
-def _complete(backend: Any, state_id: str) -> None:
+def _complete(backend: Any, state_id: str, states: _Counter) -> None:
     """At success, the partial state becomes the completed state."""
     from strata.state import complete
 
-    record = backend.get(state_id)
+    record = states.record
     if record is not None and record.partial:
         backend.put(state_id, complete(record, record.effective()))
