@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import weakref
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -118,13 +119,20 @@ class SqlStateBackend(StateBackend):
             ) from None
 
     def _create_tables(self) -> None:
-        try:
-            _metadata.create_all(self.engine, checkfirst=True)
-        except sa.exc.DBAPIError:
-            # Another process created them between the check and the CREATE.
-            names = set(sa.inspect(self.engine).get_table_names())
-            if not {STATES.name, LOCKS.name} <= names:
-                raise
+        # ``IF NOT EXISTS`` makes racing creators harmless on SQLite; PostgreSQL can still refuse the
+        # loser of two simultaneous CREATEs (a unique catalog entry), so a failure is retried after
+        # a short pause, by which time the winner has committed.
+        attempts = 5
+        for attempt in range(attempts):
+            try:
+                with self.engine.begin() as conn:
+                    for table in (STATES, LOCKS):
+                        conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+                break
+            except sa.exc.DBAPIError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         self._ready = True
 
     def _now(self, conn: sa.Connection) -> float:
