@@ -102,9 +102,13 @@ def feature_modules(project: Project) -> list[str]:
 
 def load_graph(project: Project) -> FeatureGraph:
     """Import the project's feature modules into a new graph and check it."""
+    from strata.bridge.streams import add_stream_features
+
     modules = feature_modules(project)
     graph = FeatureGraph()
     if not modules:
+        add_stream_features(project, graph)
+        graph.validate()
         return graph
     _forget_foreign_modules(modules, project.root)
     root = str(project.root)
@@ -113,7 +117,7 @@ def load_graph(project: Project) -> FeatureGraph:
     sys.path.insert(0, root)
     importlib.invalidate_caches()
     try:
-        return load_entrypoints(modules, project.root, graph)
+        return load_entrypoints(modules, project.root, graph, before_validate=lambda g: add_stream_features(project, g))
     except Exception as exc:
         failed = next((m for m in modules if m not in sys.modules), None)
         if failed is None or isinstance(exc.__cause__, ImportError):

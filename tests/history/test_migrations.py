@@ -62,7 +62,7 @@ def test_a_schema_newer_than_the_code_is_refused_and_left_alone(root: Path, stra
                 "INSERT INTO strata_schema_version (version, description, applied_at) VALUES (99, 'future', '2030-01-01')"
             )
         )
-    with pytest.raises(SystemDatabaseError, match=r"has schema version 99, newer than this strata knows \(1\)"):
+    with pytest.raises(SystemDatabaseError, match=rf"has schema version 99, newer than this strata knows \({MIGRATIONS[-1].version}\)"):
         RunHistory.open(Project(root))
     result = strata("runs", "list")
     assert result.code == 1
@@ -83,16 +83,17 @@ def _broken(connection: sa.Connection) -> None:
 @pytest.mark.usefixtures("database")
 def test_steps_apply_in_order_once_and_a_failing_step_leaves_nothing_behind(root: Path) -> None:
     engine = history_db.create_engine(history_db.database_url(Project(root)))
-    steps = [*MIGRATIONS, Migration(2, "note column", _add_note)]
-    assert migrate(engine, "test", steps) == 2
-    assert migrate(engine, "test", steps) == 2
-    assert versions(engine) == [1, 2]
+    last = MIGRATIONS[-1].version
+    steps = [*MIGRATIONS, Migration(last + 1, "note column", _add_note)]
+    assert migrate(engine, "test", steps) == last + 1
+    assert migrate(engine, "test", steps) == last + 1
+    assert versions(engine) == list(range(1, last + 2))
     assert "note" in [c["name"] for c in sa.inspect(engine).get_columns("strata_runs")]
     with pytest.raises(RuntimeError, match="halfway"):
-        migrate(engine, "test", [*steps, Migration(3, "broken", _broken)])
-    assert versions(engine) == [1, 2]
+        migrate(engine, "test", [*steps, Migration(last + 2, "broken", _broken)])
+    assert versions(engine) == list(range(1, last + 2))
     assert not sa.inspect(engine).has_table("half_done")
-    with pytest.raises(SystemDatabaseError, match="schema version 2, newer than this strata knows"):
+    with pytest.raises(SystemDatabaseError, match=f"schema version {last + 1}, newer than this strata knows"):
         migrate(engine, "test", MIGRATIONS)
     engine.dispose()
 

@@ -467,3 +467,39 @@ def test_writes_the_increment_did_not_ask_for_never_fake_a_sync(store_factory: S
         inc = store.resolve_update("transcript")
         store.write("transcript", pl.concat([rows(inc), extra.select(rows(inc).columns)]))  # one row too many
         assert store.resolve_update("transcript").meta["mode"] != "in sync"
+
+
+def test_write_changed_writes_only_new_and_changed_root_rows(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        first = roots(5).with_columns(pl.lit("x").alias("note"))
+        assert store.write_changed("video", first) == {"added": 5, "changed": 0, "unchanged": 0}
+        # a changed note alone is not a change; sample 1's audio and a new sample 7 are
+        batch = roots(8, audio={1: "new"}).filter(pl.col("sample_uid").is_in([0, 1, 2, 7]))
+        batch = batch.with_columns(pl.lit("y").alias("note"))
+        assert store.write_changed("video", batch) == {"added": 1, "changed": 1, "unchanged": 2}
+        live = store.read("video").sort("sample_uid")
+        assert live["sample_uid"].to_list() == [0, 1, 2, 3, 4, 7]
+        assert live["note"].to_list() == ["x", "y", "x", "x", "x", "y"]
+        assert len(store.read("video", feature_version="all")) == 7
+        # a deleted sample written again is added back
+        store.delete("video", pl.DataFrame({"sample_uid": [3]}))
+        assert store.write_changed("video", roots(4).filter(pl.col("sample_uid") == 3))["added"] == 1
+        inc = store.resolve_update("transcript")
+        assert len(inc.added) == 6
+
+
+def test_write_changed_rewrites_rows_of_a_bumped_root_field(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        store.write_changed("video", roots(3))
+    with store_factory(graph=graph_of(frames_cv="2")) as store:
+        if store.has_feature("video"):  # persistent stores only
+            assert store.write_changed("video", roots(3)) == {"added": 0, "changed": 3, "unchanged": 0}
+
+
+def test_write_changed_is_for_roots_and_checks_rows(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        with pytest.raises(DefinitionError, match="write_changed is for root features"):
+            store.write_changed("transcript", roots(1))
+        with pytest.raises(WriteError, match="repeated ids"):
+            store.write_changed("video", pl.concat([roots(2), roots(2)]))
+        assert not store.has_feature("video")

@@ -8,6 +8,7 @@ import click
 
 from strata import __version__
 from strata.cli import (
+    build_cmd,
     catalog_cmds,
     config_cmds,
     demo_cmd,
@@ -67,6 +68,7 @@ for module in (
     project_cmds,
     plugin_cmds,
     config_cmds,
+    build_cmd,
     catalog_cmds,
     run_cmds,
     state_cmds,

@@ -82,17 +82,25 @@ def _summary(result: RunResult) -> dict[str, Any]:
         "log": str(result.log) if result.log else None,
         "dry_run": result.dry_run,
         "plan": result.plan,
+        "builds": result.builds,
     }
 
 
 def _line(result: RunResult) -> str:
     if result.dry_run:
         return "would run: " + "; ".join(result.plan)
+    built = "".join(
+        f"\n  built {b['feature']}: {b['written']} written, {b['removed']} removed"
+        for b in result.builds
+        if b["computable"]
+    )
+    if result.log is None:  # feature blocks only
+        return f"{result.state_id}: run {result.run_id} in {result.seconds:.1f} s{built}"
     total = sum(result.records.values())
     per = ", ".join(f"{k}={v}" for k, v in sorted(result.records.items())) or "no record counts reported"
     return (
         f"{result.state_id}: {total} records ({per}) in {result.seconds:.1f} s, "
-        f"{result.states} states stored, run {result.run_id}"
+        f"{result.states} states stored, run {result.run_id}{built}"
     )
 
 

@@ -22,7 +22,7 @@ from strata.features.spec import FeatureSpec
 from strata.features.versions import definition_hash
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
 
     import narwhals as nw
@@ -376,8 +376,17 @@ def _import_feature(path: str) -> type[Feature] | None:
     return target if isinstance(target, type) and issubclass(target, Feature) else None
 
 
-def load_entrypoints(modules: list[str], root: Path, graph: FeatureGraph) -> FeatureGraph:
-    """Import the project's feature modules (``features.entrypoints``) into ``graph``."""
+def load_entrypoints(
+    modules: list[str],
+    root: Path,
+    graph: FeatureGraph,
+    *,
+    before_validate: Callable[[FeatureGraph], None] | None = None,
+) -> FeatureGraph:
+    """Import the project's feature modules (``features.entrypoints``) into ``graph``.
+
+    ``before_validate`` may add features the modules refer to by key (ingested streams).
+    """
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     with graph.use():
@@ -396,5 +405,7 @@ def load_entrypoints(modules: list[str], root: Path, graph: FeatureGraph) -> Fea
                     and value.spec.key not in graph
                 ):
                     graph.add(value)
+    if before_validate is not None:
+        before_validate(graph)
     graph.validate()
     return graph

@@ -66,7 +66,26 @@ def _v1_runs(connection: sa.Connection) -> None:
     metadata.create_all(connection)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "runs table", _v1_runs),)
+def _v2_build_errors(connection: sa.Connection) -> None:
+    metadata = sa.MetaData()
+    sa.Table(
+        "strata_build_errors",
+        metadata,
+        sa.Column("store", sa.String(200), primary_key=True),
+        sa.Column("feature", sa.String(500), primary_key=True),
+        sa.Column("sample", sa.Text, primary_key=True),
+        sa.Column("inputs", sa.Text, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("run_id", sa.String(32)),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    metadata.create_all(connection)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "runs table", _v1_runs),
+    Migration(2, "build errors table", _v2_build_errors),
+)
 """Every schema step, oldest first. Append new steps; never edit a released one."""
 
 

@@ -31,7 +31,7 @@ from strata import __version__
 from strata.errors import RunNotFoundError, SystemDatabaseError
 from strata.history import db
 from strata.history.migrations import migrate
-from strata.history.tables import runs
+from strata.history.tables import build_errors, runs
 from strata.project.settings import redact_urls
 
 if TYPE_CHECKING:
@@ -412,6 +412,53 @@ class RunHistory:
         """Write columns of one run (used by ``Run``)."""
         with _database_errors(self.where), self.engine.begin() as connection:
             connection.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
+
+    # -- build errors ---------------------------------------------------------------------
+
+    def build_errors(self, store: str, feature: str) -> dict[str, tuple[str, str]]:
+        """Samples of ``feature`` whose compute failed: sample -> (inputs it failed on, error)."""
+        t = build_errors
+        query = sa.select(t.c.sample, t.c.inputs, t.c.error).where(t.c.store == store, t.c.feature == feature)
+        with _database_errors(self.where), self.engine.connect() as connection:
+            return {row.sample: (row.inputs, row.error) for row in connection.execute(query)}
+
+    def record_build_errors(
+        self, store: str, feature: str, samples: dict[str, str], error: str, run_id: str | None = None
+    ) -> None:
+        """Remember that ``samples`` (sample -> inputs) failed with ``error``; replaces earlier entries."""
+        t = build_errors
+        now = _now()
+        rows = [
+            {
+                "store": store,
+                "feature": feature,
+                "sample": k,
+                "inputs": v,
+                "error": error,
+                "run_id": run_id,
+                "failed_at": now,
+            }
+            for k, v in samples.items()
+        ]
+        with _database_errors(self.where), self.engine.begin() as connection:
+            self._delete_errors(connection, store, feature, list(samples))
+            if rows:
+                connection.execute(t.insert(), rows)
+
+    def clear_build_errors(self, store: str, feature: str, samples: builtins.list[str] | None = None) -> None:
+        """Forget failures of ``samples`` (all of the feature's when ``None``)."""
+        with _database_errors(self.where), self.engine.begin() as connection:
+            self._delete_errors(connection, store, feature, samples)
+
+    @staticmethod
+    def _delete_errors(connection: sa.Connection, store: str, feature: str, samples: builtins.list[str] | None) -> None:
+        t = build_errors
+        where = [t.c.store == store, t.c.feature == feature]
+        if samples is None:
+            connection.execute(t.delete().where(*where))
+            return
+        for start in range(0, len(samples), 500):
+            connection.execute(t.delete().where(*where, t.c.sample.in_(samples[start : start + 500])))
 
     def fail_dead(self) -> int:
         """Mark runs whose process died as failed now; return how many."""

@@ -58,3 +58,16 @@ runs = sa.Table(
     sa.Column("strata_version", sa.String(32)),
 )
 """One row per run: who ran what, where, how it ended, and how many records per stream."""
+
+build_errors = sa.Table(
+    "strata_build_errors",
+    metadata,
+    sa.Column("store", sa.String(200), primary_key=True),
+    sa.Column("feature", sa.String(500), primary_key=True),
+    sa.Column("sample", sa.Text, primary_key=True),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("failed_at", UTCDateTime, nullable=False),
+)
+"""Samples whose ``compute`` failed, with the inputs they failed on: ``build`` skips them until those change."""

@@ -81,6 +81,8 @@ class RunResult:
     log: Path | None
     dry_run: bool = False
     plan: list[str] = field(default_factory=list)
+    builds: list[dict[str, Any]] = field(default_factory=list)
+    """What feature blocks built, per feature (``FeatureBuild.to_json``)."""
 
 
 def expand(project: Project, names: list[str]) -> list[str]:
@@ -156,24 +158,83 @@ def state_id_for(project: Project, block: Block, options: RunOptions) -> str:
 
 
 def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[RunResult]:
-    """Run every block in order; stop at the first failure."""
-    results = []
-    for block in parse_blocks(project, names):
-        if isinstance(block, str):
-            raise UsageError(
-                f"`{block}` needs the feature builder, which is not available yet", "run `strata build` later"
-            )
-        results.append(run_block(project, block, options))
+    """Run every block in order; stop at the first failure.
+
+    Feature blocks right after a pipeline run inside that pipeline's run (one entry in the run
+    history); a feature block on its own gets a run of its own.
+    """
+    results: list[RunResult] = []
+    items = parse_blocks(project, names)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        index += 1
+        builds: list[str] = []
+        while index < len(items) and isinstance(items[index], str):
+            builds.append(str(items[index]))
+            index += 1
+        if isinstance(item, str):
+            results.append(run_features(project, [item, *builds], options))
+        else:
+            results.append(run_block(project, item, options, builds=builds))
     return results
 
 
-def run_block(project: Project, block: Block, options: RunOptions) -> RunResult:
-    """One pipeline, under the state lock, recorded in the run history."""
+def feature_names(block: str) -> list[str]:
+    """``features:build[a,b/c]`` -> ``["a", "b/c"]``; plain ``features:build`` -> all."""
+    match = FEATURE_BLOCK.fullmatch(block)
+    assert match is not None
+    inner = (match.group(1) or "[]")[1:-1]
+    return [name.strip() for name in inner.split(",") if name.strip()]
+
+
+def _build(project: Project, blocks: list[str], run_id: str | None, options: RunOptions) -> list[dict[str, Any]]:
+    """Run feature blocks; a failed batch fails the run after everything else was built."""
+    from strata.build import build
+
+    done: list[dict[str, Any]] = []
+    for block in blocks:
+        results = build(project, feature_names(block), dry_run=options.dry_run, run_id=run_id)
+        done.extend(r.to_json() for r in results)
+        failed = [r.key for r in results if r.failures]
+        if failed:
+            raise RuntimeFailure(
+                f"`{block}`: compute failed for some batches of {', '.join(failed)}",
+                "see `strata build --dry-run`; failed samples are skipped until their inputs change",
+            )
+    return done
+
+
+def run_features(project: Project, blocks: list[str], options: RunOptions) -> RunResult:
+    """Feature blocks with no pipeline before them: one run in the history."""
+    env = project.environment.name if project.environment else "default"
+    state_id = f"{env}:features:build"
+    if options.dry_run:
+        builds = _build(project, blocks, None, options)
+        return RunResult(state_id, None, {}, 0.0, 0, None, dry_run=True, plan=list(blocks), builds=builds)
+    from strata.history import RunHistory
+
+    started = time.monotonic()
+    with RunHistory.open(project) as history:
+        run = history.start(state_id, project.environment.name if project.environment else None, blocks)
+        try:
+            builds = _build(project, blocks, run.id, options)
+        except BaseException as exc:
+            run.finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
+            raise
+        run.finish("success")
+    return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, None, builds=builds)
+
+
+def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
+    """One pipeline, under the state lock, recorded in the run history; then its feature blocks."""
     state_id = state_id_for(project, block, options)
     catalog = _catalog(project, block.extractor, refresh=options.full_refresh)
     if options.dry_run:
         plan = [" | ".join(_describe(project, ref) for ref in (block.extractor, *block.mappers, block.loader))]
-        return RunResult(state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"state id {state_id}", *plan])
+        return RunResult(
+            state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"state id {state_id}", *plan, *(builds or [])]
+        )
     from strata.history import RunHistory
     from strata.state import state_backend_for
 
@@ -188,12 +249,14 @@ def run_block(project: Project, block: Block, options: RunOptions) -> RunResult:
         start_state = None if options.full_refresh or record is None else singer_state(record.effective())
         log_path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
         environment = project.environment.name if project.environment else None
-        run = history.start(state_id, environment, block.names, str(log_path))
+        run = history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path))
         try:
             states = _Counter(record=record)
             result = _pipe(
                 project, block, catalog, start_state, states, backend, state_id, log_path, run, lock, options
             )
+            if builds:
+                result.builds = _build(project, builds, run.id, options)
         except BaseException as exc:
             run.finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
             raise

@@ -20,7 +20,7 @@ from strata.errors import (
     ProjectNotFoundError,
 )
 from strata.project.keypath import path_key
-from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile
+from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile, Setting
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -72,6 +72,33 @@ class PluginRef:
     def path(self) -> list[str | int]:
         """Key path of the entry in the project file tree."""
         return ["plugins", self.plugin_type, self.index]
+
+
+BUILTIN_LOADER = "target-strata"
+"""The loader that ships with strata: Singer streams into the metadata store (``strata.bridge``)."""
+
+_BUILTIN_SETTINGS = ("store", "key_prefix", "chunk_bytes", "flush_seconds")
+
+
+def builtin_loader(declared: Plugin | None) -> Plugin:
+    """``target-strata`` as the project declares it (config, env), run from strata's own environment."""
+    import shutil
+    import sys
+
+    plugin = declared or Plugin(name=BUILTIN_LOADER)
+    if plugin.pip_url or plugin.executable or plugin.inherit_from:
+        return plugin  # the project runs its own build of it
+    beside = Path(sys.executable).parent / BUILTIN_LOADER
+    executable = str(beside) if beside.exists() else (shutil.which(BUILTIN_LOADER) or BUILTIN_LOADER)
+    known = {s.name for s in plugin.settings}
+    settings = [*plugin.settings, *(Setting(name=n) for n in _BUILTIN_SETTINGS if n not in known)]
+    return msgspec.structs.replace(
+        plugin,
+        executable=executable,
+        settings=settings,
+        description=plugin.description
+        or "strata's built-in loader: Singer streams into the metadata store as root features",
+    )
 
 
 class Project:
@@ -193,9 +220,12 @@ class Project:
     # -- plugins ------------------------------------------------------------------------
 
     def plugins(self, plugin_type: str | None = None) -> Iterator[PluginRef]:
-        """Every plugin entry, in file order."""
+        """Every plugin entry, in file order (a declared ``target-strata`` made runnable)."""
         for ptype in PLUGIN_TYPES if plugin_type is None else (plugin_type,):
-            for index, plugin in enumerate(getattr(self.model.plugins, ptype)):
+            entries = getattr(self.model.plugins, ptype)
+            for index, plugin in enumerate(entries):
+                if ptype == "loaders" and plugin.name == BUILTIN_LOADER:
+                    plugin = builtin_loader(plugin)  # noqa: PLW2901 - the declared entry, made runnable
                 yield PluginRef(ptype, index, plugin)
 
     def plugin(self, name: str) -> PluginRef:
@@ -203,6 +233,8 @@ class Project:
         for ref in self.plugins():
             if ref.name == name:
                 return ref
+        if name == BUILTIN_LOADER:  # always there, declared or not
+            return PluginRef("loaders", len(self.model.plugins.loaders), builtin_loader(None))
         import difflib
 
         names = [ref.name for ref in self.plugins()]

@@ -187,6 +187,54 @@ class MetadataStore(ABC):
         else:
             self._pending[plan.key] = pending
 
+    def write_changed(self, feature: Any, frame: Any) -> dict[str, int]:
+        """Write the rows of a root feature that are new or differ from the live row; skip the rest.
+
+        A row is written when its sample has no live row, or when any data version (or the
+        code_version a field was written with) differs. Other columns ride along but do not
+        count: a record whose fields hash alike produces no new row. Returns counts of
+        ``added``, ``changed`` and ``unchanged`` samples. This is how ``target-strata`` loads.
+        """
+        self._require_open()
+        plan = self.plan(feature)
+        if not plan.is_root:
+            raise DefinitionError(
+                f"`{plan.key}` has upstreams: write_changed is for root features", "use resolve_update and write"
+            )
+        table = _to_arrow(frame)
+        _check_write(plan, table, samples=True)
+        if table.num_rows == 0:
+            return {"added": 0, "changed": 0, "unchanged": 0}
+        if not self._has_table(plan.table):
+            rows, new = table, table.num_rows
+        else:
+            rows, new = self._changed_rows(plan, table)
+        if rows.num_rows:
+            self.write(feature, rows)
+        return {"added": new, "changed": rows.num_rows - new, "unchanged": table.num_rows - rows.num_rows}
+
+    def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
+        """Rows of ``table`` to write and how many of them are new samples (Polars; SQL stores override)."""
+        import polars as pl
+
+        stored = self._read(plan, history=False, include_deleted=False)
+        assert stored is not None
+        versions = [*plan.dv_columns, *plan.cv_columns]
+        live = stored.select([*plan.id_columns, *versions]).collect(backend="polars").to_native()
+        live = live.rename({c: f"strata_old__{c}" for c in versions}).with_columns(pl.lit(1).alias("strata_old__"))
+        batch = pl.from_arrow(table)
+        assert isinstance(batch, pl.DataFrame)
+        batch = batch.with_columns(
+            pl.lit(f.code_version, pl.String).alias(f"strata_new__{f.cv_column}") for f in plan.fields
+        )
+        joined = batch.join(live, on=list(plan.id_columns), how="left", nulls_equal=True)
+        new = pl.col("strata_old__").is_null()
+        differs = [pl.col(c).ne_missing(pl.col(f"strata_old__{c}")) for c in plan.dv_columns]
+        differs += [pl.col(f"strata_new__{c}").ne_missing(pl.col(f"strata_old__{c}")) for c in plan.cv_columns]
+        keep = joined.filter(pl.any_horizontal(new, *differs))
+        count = int(keep.select(new.sum()).item())
+        return keep.select(table.column_names).to_arrow(), count
+
     def delete(self, feature: Any, ids: Any, *, soft: bool = True) -> int:
         """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase."""
         self._require_open()

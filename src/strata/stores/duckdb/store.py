@@ -169,6 +169,31 @@ class DuckDBStore(MetadataStore):
                 if name not in existing:
                     _run(con, f"ALTER TABLE {ident(table)} ADD COLUMN {ident(name)} {kind}")
 
+    def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
+        batch = f"strata_batch_{next(_names)}"
+        self.con.register(batch, table)
+        try:
+            keys = sql.ids_list(plan.id_columns)
+            on = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
+            differs = [f"b.{ident(c)} IS DISTINCT FROM l.{ident(c)}" for c in plan.dv_columns]
+            differs += [f"l.{ident(f.cv_column)} IS DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
+            versions = ", ".join(ident(c) for c in (*plan.dv_columns, *plan.cv_columns))
+            live = (
+                f"SELECT {keys}, {versions}, true AS strata__live FROM {ident(plan.table)} WHERE NOT {ident(DELETED)}"
+            )
+            columns = ", ".join(f"b.{ident(c)}" for c in table.column_names)
+            query = (
+                f"SELECT {columns}, l.strata__live IS NULL AS strata__new FROM {ident(batch)} b "
+                f"LEFT JOIN ({live}) l ON {on} WHERE l.strata__live IS NULL OR {' OR '.join(differs)}"
+            )
+            rows = self.con.sql(query).to_arrow_table()
+        finally:
+            self.con.unregister(batch)
+        import pyarrow.compute as pc
+
+        new = int(pc.sum(rows.column("strata__new")).as_py() or 0)
+        return rows.drop_columns(["strata__new"]), new
+
     def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
         con = self.con
         batch = f"strata_ids_{next(_names)}"

@@ -1,0 +1,380 @@
+"""``target-strata``: a Singer target that loads streams into the metadata store as root features.
+
+It reads its input in chunks (up to ``chunk_bytes``, or whatever arrived within
+``flush_seconds``), never record by record: DuckDB parses each chunk of JSON lines in one
+scan, takes every property out typed, and hashes every field's value inside the query. Per
+stream, only samples whose field values changed are written (:meth:`MetadataStore.write_changed`),
+so a re-read of unchanged rows adds nothing.
+
+Message by message, in input order:
+
+- ``SCHEMA`` sets the stream's properties and key properties; the stream's feature is the one
+  the code defines under its key, or one defined from the schema (``bridge/streams.py``);
+- ``RECORD`` rows are loaded at the end of the chunk (or before the next SCHEMA or
+  ACTIVATE_VERSION of their stream); the last record of a sample in a chunk wins; a record
+  with ``_sdc_deleted_at`` set removes its sample;
+- ``ACTIVATE_VERSION`` (full-table syncs) removes every live sample of the stream that no record
+  of that version named, once records of that version were seen;
+- ``STATE`` is printed on stdout only after the rows before it are committed.
+
+The data version of a field is ``H(<JSON text of the value>)`` with the store's hash algorithm
+(``-1:`` for a property the record lacks). Run by ``strata run … target-strata``: the pipeline
+passes the project through ``STRATA_PROJECT_ROOT`` and ``STRATA_ENVIRONMENT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import StrataError, UsageError
+from strata.versioning.sql import DUCKDB, ident, literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import duckdb
+    import pyarrow as pa
+
+    from strata.features.graph import FeatureGraph
+    from strata.project.project import Project
+    from strata.stores.base import MetadataStore
+
+NAME = "target-strata"
+DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
+DEFAULT_FLUSH_SECONDS = 2.0
+_READ = 1 << 20
+_MESSAGE_COLUMNS = (
+    "{type: 'VARCHAR', stream: 'VARCHAR', record: 'JSON', value: 'JSON', schema: 'JSON', "
+    "key_properties: 'JSON', version: 'BIGINT'}"
+)
+
+
+@dataclass
+class Stream:
+    """What the loader knows about one stream."""
+
+    name: str
+    key: str
+    properties: dict[str, str]
+    """Property -> DuckDB column type, in schema order."""
+    key_properties: list[str]
+    fields: list[str]
+    flushed: int = 0
+    """Message number up to which records are loaded."""
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"records": 0, "added": 0, "changed": 0, "unchanged": 0, "removed": 0}
+    )
+
+
+class Loader:
+    """Loads Singer messages into a store; one per run."""
+
+    def __init__(
+        self, project: Project | None, store: MetadataStore, graph: FeatureGraph, config: dict[str, Any]
+    ) -> None:
+        import duckdb
+
+        self.project = project
+        self.store = store
+        self.graph = graph
+        self.prefix = str(config.get("key_prefix") or "")
+        self.streams: dict[str, Stream] = {}
+        self.con: duckdb.DuckDBPyConnection = duckdb.connect()
+        self._tmp = Path(tempfile.mkdtemp(prefix="target-strata-"))
+        self._chunk = self._tmp / "chunk.jsonl"
+        self._base = 0
+        self.state: Any = None
+        self.states_emitted = 0
+
+    def close(self) -> None:
+        self.con.close()
+        self._chunk.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._tmp.rmdir()
+
+    # -- chunks ----------------------------------------------------------------------------
+
+    def load_chunk(self, data: bytes) -> None:
+        """Parse and load complete lines; print the last state once its rows are committed."""
+        if not data.strip():
+            return
+        self._chunk.write_bytes(data)
+        try:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE msgs AS SELECT {self._base} + row_number() OVER () AS n, * "
+                f"FROM read_json(?, format = 'newline_delimited', columns = {_MESSAGE_COLUMNS}, "
+                "maximum_object_size = 268435456)",
+                [str(self._chunk)],
+            )
+        except Exception as exc:  # noqa: BLE001 - DuckDB's parser errors, as one line
+            detail = " ".join(str(exc).split())[:300]
+            raise UsageError(f"input is not Singer JSON lines: {detail}", "check the extractor's output") from None
+        count = int(self.con.execute("SELECT count(*) FROM msgs").fetchall()[0][0])
+        controls = self.con.execute(
+            "SELECT n, type, stream, CAST(schema AS VARCHAR), CAST(key_properties AS VARCHAR), "
+            "CAST(value AS VARCHAR), version FROM msgs WHERE type IS DISTINCT FROM 'RECORD' ORDER BY n"
+        ).fetchall()
+        self._check_records_have_schemas(controls)
+        for n, kind, stream, schema, keys, value, version in controls:
+            if kind == "SCHEMA":
+                self._schema(int(n), stream, json.loads(schema or "{}"), json.loads(keys or "[]"))
+            elif kind == "STATE":
+                self.state = json.loads(value) if value is not None else None
+            elif kind == "ACTIVATE_VERSION":
+                self._activate(int(n), stream, version)
+            elif kind is None:
+                raise UsageError(f"message {n} has no `type`", "check the extractor's output")
+        end = self._base + count + 1
+        for stream in self.streams.values():
+            self._flush(stream, end)
+        self._base += count
+        self.con.execute("DROP TABLE msgs")
+        if self.state is not None:
+            sys.stdout.write(json.dumps(self.state) + "\n")
+            sys.stdout.flush()
+            self.state = None
+            self.states_emitted += 1
+
+    def _check_records_have_schemas(self, controls: list[tuple[Any, ...]]) -> None:
+        firsts = self.con.execute("SELECT stream, min(n) FROM msgs WHERE type = 'RECORD' GROUP BY stream").fetchall()
+        schema_at = {}
+        for n, kind, stream, *_ in controls:
+            if kind == "SCHEMA" and stream not in schema_at:
+                schema_at[stream] = n
+        for stream, first in firsts:
+            if stream in self.streams:
+                continue
+            if stream not in schema_at or schema_at[stream] > first:
+                raise UsageError(
+                    f"a RECORD for stream `{stream}` came before any SCHEMA for it",
+                    "the extractor must declare every stream with a SCHEMA message first",
+                )
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _schema(self, n: int, name: str, schema: dict[str, Any], keys: list[str]) -> None:
+        from strata.bridge.streams import column_type, feature_key
+
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(properties, dict):
+            raise UsageError(f"the SCHEMA of stream `{name}` has no properties", "check the extractor's catalog")
+        old = self.streams.get(name)
+        if old is not None:
+            self._flush(old, n)
+        columns = {str(p): column_type(s) for p, s in properties.items()}
+        bad = [p for p in columns if p.startswith("strata_") or '"' in p or "'" in p]
+        if bad:
+            raise UsageError(f"stream `{name}` has properties strata cannot store: {', '.join(bad)}", "rename them")
+        key = feature_key(name, self.prefix)
+        fields = self._feature_for(name, key, columns, [str(k) for k in keys])
+        stream = Stream(name, key, columns, list(self.graph.spec(key).id_columns), fields)
+        if old is not None:
+            stream.counts, stream.flushed = old.counts, n
+        self.streams[name] = stream
+        ids = ", ".join(f"{ident(c)} {columns[c]}" for c in stream.key_properties)
+        self.con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {ident('seen__' + key)} ({ids}, version BIGINT)")
+
+    def _feature_for(self, stream: str, key: str, columns: dict[str, str], keys: list[str]) -> list[str]:
+        """The fields of the stream's feature; defines (and records) it when no code does."""
+        from strata.bridge.streams import IMPORT_MODULE, check_spec, record_spec, spec_for_stream
+
+        if key in self.graph:
+            cls = self.graph.feature(key)
+            if cls.__module__ != IMPORT_MODULE:  # defined in code: it must fit
+                check_spec(cls.spec, stream, columns, keys)
+                return [f.key.name for f in cls.spec.fields]
+        spec = spec_for_stream(key, stream, columns, keys)
+        if key in self.graph:
+            if self.graph.spec(key).to_json() == spec.to_json():
+                return [f.key.name for f in spec.fields]
+            self.graph.remove(key)
+        self.graph.add_spec(spec, import_path=f"{IMPORT_MODULE}:{spec.key.table_name}")
+        self.graph.validate()
+        if self.project is not None:
+            record_spec(self.project, spec)
+        return [f.key.name for f in spec.fields]
+
+    def _activate(self, n: int, name: str, version: int | None) -> None:
+        stream = self.streams.get(name)
+        if stream is None or version is None:
+            return
+        self._flush(stream, n)
+        seen = ident("seen__" + stream.key)
+        if not self.con.execute(f"SELECT count(*) FROM {seen} WHERE version = ?", [version]).fetchall()[0][0]:
+            return  # the start of a full-table sync: nothing of this version has come yet
+        if self.store.has_feature(stream.key):
+            ids = stream.key_properties
+            live = self.store.read(stream.key, columns=ids).to_arrow()
+            self.con.register("strata_live", live)
+            try:
+                keys = ", ".join(ident(c) for c in ids)
+                gone = self.con.sql(
+                    f"SELECT {keys} FROM strata_live WHERE ({keys}) NOT IN "
+                    f"(SELECT {keys} FROM {seen} WHERE version = {int(version)})"
+                ).to_arrow_table()
+            finally:
+                self.con.unregister("strata_live")
+            if gone.num_rows:
+                stream.counts["removed"] += self.store.delete(stream.key, gone)
+        self.con.execute(f"DELETE FROM {seen} WHERE version <= ?", [version])
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _flush(self, stream: Stream, upto: int) -> None:
+        """Load the stream's records numbered after ``stream.flushed`` and before ``upto``."""
+        lo, stream.flushed = stream.flushed, max(stream.flushed, upto - 1)
+        if upto - 1 <= lo:
+            return
+        rows = self.con.sql(self._records_sql(stream, lo, upto)).to_arrow_table()
+        if rows.num_rows == 0:
+            return
+        stream.counts["records"] += rows.num_rows
+        import pyarrow.compute as pc
+
+        deleted = rows.column("strata__deleted")
+        versions = rows.select([*stream.key_properties, "strata__version"])
+        live = rows.filter(pc.invert(deleted)).drop_columns(["strata__deleted", "strata__version"])
+        gone = rows.filter(deleted).select(stream.key_properties)
+        if live.num_rows:
+            counts = self.store.write_changed(stream.key, live)
+            for name, value in counts.items():
+                stream.counts[name] += value
+        if gone.num_rows and self.store.has_feature(stream.key):
+            stream.counts["removed"] += self.store.delete(stream.key, gone)
+        self._remember_versions(stream, versions)
+
+    def _remember_versions(self, stream: Stream, versions: pa.Table) -> None:
+        import pyarrow.compute as pc
+
+        versions = versions.filter(pc.is_valid(versions.column("strata__version")))
+        if versions.num_rows:
+            self.con.register("strata_versions", versions)
+            try:
+                self.con.execute(f"INSERT INTO {ident('seen__' + stream.key)} SELECT * FROM strata_versions")
+            finally:
+                self.con.unregister("strata_versions")
+
+    def _records_sql(self, stream: Stream, lo: int, upto: int) -> str:
+        props = list(stream.properties)
+        struct = literal(json.dumps(stream.properties))
+        paths = "[" + ", ".join(literal("$." + json.dumps(p)) for p in props) + "]"
+        keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
+        algorithm = self.store.hash_algorithm
+        columns = []
+        for prop, kind in stream.properties.items():
+            value = f"t.{ident(prop)}"
+            columns.append(f"{'CAST(' + value + ' AS VARCHAR)' if kind == 'JSON' else value} AS {ident(prop)}")
+        for name in stream.fields:
+            text = f"CAST(v[{props.index(name) + 1}] AS VARCHAR)"
+            columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
+        deleted = "json_extract_string(record, '$._sdc_deleted_at') IS NOT NULL"
+        return (
+            f"WITH r AS (SELECT n, version, {deleted} AS d, json_transform(record, {struct}) AS t, "
+            f"json_extract(record, {paths}) AS v FROM msgs "
+            f"WHERE type = 'RECORD' AND stream = {literal(stream.name)} AND n > {lo} AND n < {upto}), "
+            f"l AS (SELECT * FROM r QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1) "
+            f"SELECT {', '.join(columns)}, d AS strata__deleted, version AS strata__version FROM l"
+        )
+
+    def summary(self) -> list[str]:
+        return [
+            f"stream {s.name} -> feature {s.key}: " + ", ".join(f"{count} {what}" for what, count in s.counts.items())
+            for s in self.streams.values()
+        ]
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+def chunks(fd: int, max_bytes: int, flush_seconds: float) -> Iterator[bytes]:
+    """Complete lines from ``fd``: a chunk when ``max_bytes`` arrived, input paused, or at the end."""
+    buffer = bytearray()
+    since: float | None = None
+    while True:
+        timeout = None if since is None else max(0.0, since + flush_seconds - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], timeout)
+        data = os.read(fd, _READ) if ready else b""
+        if ready and not data:
+            if buffer.strip():
+                yield bytes(buffer)
+            return
+        if data:
+            buffer += data
+            since = since or time.monotonic()
+        due = since is not None and time.monotonic() - since >= flush_seconds
+        if len(buffer) >= max_bytes or (due and buffer):
+            cut = buffer.rfind(b"\n") + 1
+            if cut:
+                yield bytes(buffer[:cut])
+                del buffer[:cut]
+            since = time.monotonic() if buffer else None
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def _project(config: dict[str, Any]) -> Project:
+    from strata.project.project import Project, find_root
+
+    root = config.get("project_dir") or os.environ.get("STRATA_PROJECT_ROOT")
+    start = Path(root) if root else find_root(Path.cwd())
+    return Project(start, environment=os.environ.get("STRATA_ENVIRONMENT") or None)
+
+
+def run(config: dict[str, Any], fd: int) -> list[str]:
+    """Load everything from ``fd`` into the configured store; return the per-stream summary."""
+    from strata.project_features import load_graph, make_store, opened, store_config
+
+    project = _project(config)
+    graph = load_graph(project)
+    name = config.get("store") or None
+    store = make_store(project, name, graph=graph)
+    max_bytes = int(config.get("chunk_bytes") or DEFAULT_CHUNK_BYTES)
+    flush_seconds = float(config.get("flush_seconds") or DEFAULT_FLUSH_SECONDS)
+    with opened(store, store_config(project, name)), graph.use():
+        loader = Loader(project, store, graph, config)
+        try:
+            for chunk in chunks(fd, max_bytes, flush_seconds):
+                loader.load_chunk(chunk)
+        finally:
+            loader.close()
+    return loader.summary()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``target-strata --config FILE``: Singer messages on stdin, states on stdout."""
+    parser = argparse.ArgumentParser(prog=NAME, description="Load Singer streams into strata's metadata store.")
+    parser.add_argument("--config", type=Path, help="JSON config: store, key_prefix, chunk_bytes, flush_seconds")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    try:
+        config = json.loads(args.config.read_text(encoding="utf-8")) if args.config else {}
+        if not isinstance(config, dict):
+            raise UsageError("the config file must hold a JSON object", "check --config")
+        for line in run(config, sys.stdin.fileno()):
+            sys.stderr.write(f"{NAME}: {line}\n")
+    except StrataError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"{NAME}: error: {exc}\n")
+        return int(getattr(exc, "exit_code", 1))
+    except (OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"{NAME}: error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""``strata build``: bring features up to date by running their ``compute``.
+
+For each feature with a ``compute`` method, in topological order (roots come from ingest and
+are never computed):
+
+1. ``resolve_update`` gives the increment: samples to add, to recompute (per field, with the
+   cause) and to remove;
+2. removed samples are deleted (soft);
+3. added and changed samples go to ``compute`` in batches of ``batch_size`` (a class attribute
+   of the feature, default 10 000), in worker processes when ``--workers`` is above one;
+4. each batch's result is checked — the feature's id columns, one column per field, no
+   ``strata_`` columns, exactly the batch's samples (or, for an expansion, children of them) —
+   joined to the increment's version columns and written at once, so a killed build keeps
+   every finished batch and the next one picks up the rest.
+
+A batch that raises or returns a bad frame is recorded in the system database
+(``strata_build_errors``: which samples, on which inputs, what error) and skipped; other
+batches go on. Those samples are skipped by later builds until their inputs change.
+
+``compute(self, inputs)`` gets :class:`Inputs`: per upstream feature, a Polars frame of its live
+rows for the batch (id columns and the user's columns), and ``inputs.samples``, the batch's ids
+with the ``strata_cause__<field>`` columns (null for added samples).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure
+from strata.features.keys import FeatureKey, feature_key_of
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import polars as pl
+
+    from strata.features.graph import FeatureGraph
+    from strata.history import RunHistory
+    from strata.project.project import Project
+    from strata.stores.base import Increment, MetadataStore
+    from strata.versioning.plan import FeaturePlan
+
+DEFAULT_BATCH_SIZE = 10_000
+_ERROR_TEXT = 500
+
+
+class Inputs(Mapping[str, "pl.DataFrame"]):
+    """What ``compute`` gets: each upstream's rows for the batch, by key (``inputs["video"]``, ``inputs[Video]``)."""
+
+    def __init__(self, frames: dict[str, pl.DataFrame], samples: pl.DataFrame) -> None:
+        self._frames = frames
+        self.samples = samples
+        """The batch: id columns, and per field ``strata_cause__<field>`` (why it is recomputed)."""
+
+    def __getitem__(self, key: Any) -> pl.DataFrame:
+        return self._frames[str(feature_key_of(key))]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+@dataclass
+class FeatureBuild:
+    """What ``build`` did (or, dry, would do) for one feature."""
+
+    key: str
+    computable: bool
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    fields: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per field: samples to recompute by cause."""
+    computed: int = 0
+    written: int = 0
+    skipped: int = 0
+    """Samples left out because they failed before on the same inputs."""
+    batches: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": self.key,
+            "computable": self.computable,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "fields": self.fields,
+            "computed": self.computed,
+            "written": self.written,
+            "skipped": self.skipped,
+            "batches": self.batches,
+            "failures": self.failures,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def has_compute(cls: type) -> bool:
+    """Whether a feature class defines ``compute`` (so ``build`` can run it)."""
+    return callable(getattr(cls, "compute", None))
+
+
+def selected(graph: FeatureGraph, names: list[str]) -> list[FeatureKey]:
+    """The features to build, in order: those named and everything upstream of them (all when none)."""
+    order = graph.topological_order()
+    if not names:
+        return order
+    wanted: set[FeatureKey] = set()
+    for name in names:
+        key = feature_key_of(name)
+        if key not in graph:
+            raise FeatureNotFoundError(f"no feature `{name}` in the graph", "see `strata features list`")
+        stack = [key]
+        while stack:
+            item = stack.pop()
+            if item not in wanted:
+                wanted.add(item)
+                stack.extend(graph.upstream(item))
+    return [k for k in order if k in wanted]
+
+
+class Builder:
+    """One build over one open store."""
+
+    def __init__(
+        self,
+        project: Project | None,
+        store: MetadataStore,
+        store_name: str,
+        history: RunHistory | None,
+        *,
+        workers: int = 1,
+        run_id: str | None = None,
+        progress: Any = None,
+    ) -> None:
+        self.project = project
+        self.store = store
+        self.store_name = store_name
+        self.history = history
+        self.workers = max(1, workers)
+        self.run_id = run_id
+        self.progress = progress
+        self._pool: Any = None
+        self._failed_before = False
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def run(self, keys: list[FeatureKey], *, dry_run: bool) -> list[FeatureBuild]:
+        graph = self.store.graph
+        results = []
+        for key in keys:
+            plan = self.store.plan(key)
+            if plan.is_root:
+                continue
+            cls = graph.feature(key)
+            result = FeatureBuild(str(key), has_compute(cls))
+            started = time.monotonic()
+            increment = self.store.resolve_update(key)
+            counts = increment.counts()
+            result.added, result.changed, result.removed = counts["added"], counts["changed"], counts["removed"]
+            result.fields = increment.changed_fields()
+            if not dry_run and result.computable:
+                self._apply(cls, plan, increment, result)
+            result.seconds = time.monotonic() - started
+            results.append(result)
+        return results
+
+    # -- one feature -------------------------------------------------------------------------
+
+    def _apply(self, cls: type, plan: FeaturePlan, increment: Increment, result: FeatureBuild) -> None:
+        import polars as pl
+
+        if result.removed:
+            self.store.delete(plan.key, increment.removed)
+        added = increment.added.to_native()
+        changed = increment.changed.to_native()
+        causes = [f.cause_column for f in plan.fields]
+        work = pl.concat(
+            [added.with_columns(pl.lit(None, pl.String).alias(c) for c in causes), changed], how="diagonal"
+        )
+        if work.is_empty():
+            return
+        work = self._skip_failed(plan, work, result)
+        if work.is_empty():
+            return
+        upstream = self._upstream_rows(plan, work)
+        size = int(getattr(cls, "batch_size", DEFAULT_BATCH_SIZE) or DEFAULT_BATCH_SIZE)
+        batches = [work.slice(i, size) for i in range(0, len(work), size)]
+        result.batches = len(batches)
+        for batch, outcome in zip(batches, self._compute(cls, plan, batches, upstream), strict=True):
+            self._finish_batch(plan, batch, outcome, result)
+
+    def _skip_failed(self, plan: FeaturePlan, work: pl.DataFrame, result: FeatureBuild) -> pl.DataFrame:
+        """Leave out samples that failed before on the very same inputs."""
+        if self.history is None:
+            return work
+        failed = self.history.build_errors(self.store_name, str(plan.key))
+        self._failed_before = bool(failed)
+        if not failed:
+            return work
+        import polars as pl
+
+        keys = _sample_keys(plan, work)
+        inputs = _input_keys(plan, work)
+        skip = pl.Series([failed.get(k, (None,))[0] == v for k, v in zip(keys, inputs, strict=True)])
+        result.skipped = int(skip.sum())
+        return work.filter(~skip)
+
+    def _upstream_rows(self, plan: FeaturePlan, work: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        """Each upstream's live rows (user columns) for the samples to compute, read once per feature."""
+        import narwhals as nw
+        import polars as pl
+
+        frames = {}
+        for up in plan.upstreams:
+            shared = [c for c in plan.resolve_ids if c in up.id_columns]
+            if not self.store.has_feature(up.key):
+                frames[str(up.key)] = pl.DataFrame()
+                continue
+            first = shared[0] if shared else None
+            filters = [nw.col(first).is_in(work[first].unique().to_list())] if first else []
+            frame = self.store.read(up.key, filters=filters)
+            native = frame.to_native() if hasattr(frame, "to_native") else frame
+            user = [c for c in native.columns if not c.startswith("strata_")]
+            frames[str(up.key)] = native.select(user)
+        return frames
+
+    def _compute(
+        self, cls: type, plan: FeaturePlan, batches: list[pl.DataFrame], upstream: dict[str, pl.DataFrame]
+    ) -> Iterator[Any]:
+        """Each batch's result frame, or the exception it raised; in order."""
+        payloads = [(batch, _rows_for(plan, batch, upstream)) for batch in batches]
+        if self.workers == 1 or len(batches) == 1:
+            for payload in payloads:
+                yield _call(cls, *payload)
+            return
+        pool = self._ensure_pool()
+        futures = [pool.submit(_worker_compute, str(plan.key), *payload) for payload in payloads]
+        for future in futures:
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker that died; recorded like a raising compute
+                yield exc
+
+    def _ensure_pool(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            root = str(self.project.root) if self.project is not None else None
+            environment = self.project.environment.name if self.project and self.project.environment else None
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(root, environment),
+            )
+        return self._pool
+
+    def _finish_batch(self, plan: FeaturePlan, batch: pl.DataFrame, outcome: Any, result: FeatureBuild) -> None:
+        result.computed += len(batch)
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            rows = _checked(plan, batch, outcome)
+        except Exception as exc:  # noqa: BLE001 - recorded per batch; other batches go on
+            message = _describe(exc)
+            samples = _sample_keys(plan, batch)
+            result.failures.append({"samples": len(batch), "first": samples[:5], "error": message})
+            if self.history is not None:
+                inputs = dict(zip(samples, _input_keys(plan, batch), strict=True))
+                self.history.record_build_errors(self.store_name, str(plan.key), inputs, message, self.run_id)
+            return
+        result.written += self.store.write(plan.key, rows)
+        if self.history is not None and self._failed_before:
+            self.history.clear_build_errors(self.store_name, str(plan.key), _sample_keys(plan, batch))
+        if self.progress is not None:
+            self.progress(result)
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+def _rows_for(plan: FeaturePlan, batch: pl.DataFrame, upstream: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    out = {}
+    for up in plan.upstreams:
+        frame = upstream[str(up.key)]
+        shared = [c for c in plan.resolve_ids if c in up.id_columns]
+        if frame.width == 0 or not shared:
+            out[str(up.key)] = frame
+            continue
+        out[str(up.key)] = frame.join(batch.select(shared).unique(), on=shared, how="semi", nulls_equal=True)
+    return out
+
+
+def _call(cls: type, batch: pl.DataFrame, frames: dict[str, pl.DataFrame]) -> Any:
+    """``compute`` on one batch: its result, or the exception it raised."""
+    samples = batch.select([c for c in batch.columns if not c.startswith(("strata_in__", "strata_dv__"))])
+    try:
+        return cls().compute(Inputs(frames, samples))
+    except Exception as exc:  # noqa: BLE001 - handed back and recorded with the batch
+        return exc
+
+
+def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
+    """The rows to write: compute's result checked and joined to the increment's version columns."""
+    import narwhals as nw
+    import polars as pl
+
+    if out is None:
+        raise BatchError("compute returned nothing", "return a frame with the id columns and one column per field")
+    try:
+        frame = nw.from_native(out)
+        if isinstance(frame, nw.LazyFrame):
+            frame = frame.collect()
+        result = pl.from_arrow(frame.to_arrow())
+    except TypeError:
+        raise BatchError(
+            f"compute returned a {type(out).__name__}, not a data frame", "return a Polars frame"
+        ) from None
+    assert isinstance(result, pl.DataFrame)
+    missing = [c for c in plan.id_columns if c not in result.columns]
+    if missing:
+        raise BatchError(f"compute returned no id column(s) {', '.join(missing)}", "keep the id columns")
+    missing = [f.name for f in plan.fields if f.name not in result.columns]
+    if missing:
+        raise BatchError(f"compute returned no column for field(s) {', '.join(missing)}", "return one per field")
+    reserved = [c for c in result.columns if c.startswith("strata_")]
+    if reserved:
+        raise BatchError(f"compute returned reserved column(s) {', '.join(reserved)}", "drop columns named strata_*")
+    keys = list(plan.resolve_ids)
+    wanted = batch.select(keys)
+    got = result.select(keys).unique()
+    strangers = got.join(wanted, on=keys, how="anti", nulls_equal=True)
+    if len(strangers):
+        raise BatchError(f"compute returned {len(strangers)} sample(s) that were not asked for", "return the batch's")
+    lacking = wanted.join(got, on=keys, how="anti", nulls_equal=True)
+    if len(lacking) and plan.resolve_ids == plan.id_columns:
+        raise BatchError(f"compute returned no row for {len(lacking)} sample(s) of the batch", "return every sample")
+    versions = batch.select([*keys, *plan.input_columns, *plan.dv_columns])
+    return result.join(versions, on=keys, how="left", nulls_equal=True)
+
+
+class BatchError(RuntimeFailure):
+    """A batch's compute gave something strata cannot write."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BatchError):
+        return str(exc)[:_ERROR_TEXT]
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:_ERROR_TEXT] if text else type(exc).__name__
+
+
+def _sample_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
+    rows = frame.select(list(plan.resolve_ids)).rows()
+    if len(plan.resolve_ids) == 1:
+        return [json.dumps(row[0], default=str) for row in rows]
+    return [json.dumps(list(row), default=str, separators=(",", ":")) for row in rows]
+
+
+def _input_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
+    columns = list(plan.input_columns)
+    rows = frame.select(columns).rows() if columns else [() for _ in range(len(frame))]
+    return [json.dumps(list(row), separators=(",", ":")) for row in rows]
+
+
+# -- worker processes ------------------------------------------------------------------------
+
+_WORKER_GRAPH: FeatureGraph | None = None
+
+
+def _worker_init(root: str | None, environment: str | None) -> None:  # pragma: no cover - runs in workers
+    global _WORKER_GRAPH  # noqa: PLW0603 - one graph per worker process
+    from pathlib import Path
+
+    from strata.project.project import Project
+    from strata.project_features import load_graph
+
+    if root is not None:
+        _WORKER_GRAPH = load_graph(Project(Path(root), environment=environment))
+
+
+def _worker_compute(key: str, batch: pl.DataFrame, frames: dict[str, pl.DataFrame]) -> Any:  # pragma: no cover
+    if _WORKER_GRAPH is None:
+        raise DefinitionError("the worker has no feature graph", "run build from a project")
+    outcome = _call(_WORKER_GRAPH.feature(key), batch, frames)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    import narwhals as nw
+
+    native = nw.from_native(outcome)
+    if isinstance(native, nw.LazyFrame):
+        native = native.collect()
+    return native.to_native() if hasattr(native, "to_native") else outcome
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def build(
+    project: Project,
+    names: list[str],
+    *,
+    dry_run: bool = False,
+    workers: int | None = None,
+    store_name: str | None = None,
+    run_id: str | None = None,
+    progress: Any = None,
+) -> list[FeatureBuild]:
+    """Build the project's features (``names`` and what they need; all when empty)."""
+    from strata.history import RunHistory
+    from strata.project_features import load_graph, make_store, opened, store_config
+
+    graph = load_graph(project)
+    config = store_config(project, store_name)
+    store = make_store(project, store_name, graph=graph)
+    keys = selected(graph, names)
+    count = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    with opened(store, config), graph.use(), RunHistory.open(project) as history:
+        builder = Builder(project, store, config.name, history, workers=count, run_id=run_id, progress=progress)
+        try:
+            return builder.run(keys, dry_run=dry_run)
+        finally:
+            builder.close()

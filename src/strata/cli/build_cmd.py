@@ -1,0 +1,83 @@
+"""``strata build [FEATURE…] [--dry-run] [--workers N] [--store S]``: compute what is stale."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from strata.cli.context import Context, pass_context
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from strata.build import FeatureBuild
+
+
+@click.command()
+@click.argument("feature_keys", metavar="[FEATURE]...", nargs=-1)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (add / recompute per field with cause / remove); change nothing."
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Worker processes for compute (default: cores, at most 4).")
+@click.option("--store", "store_name", metavar="NAME", help="Store to build in (default: features.store).")
+@pass_context
+def build(
+    ctx: Context, feature_keys: tuple[str, ...], dry_run: bool, workers: int | None, store_name: str | None
+) -> None:
+    """Run compute for every feature (or FEATURE and what it needs) on the samples that are stale.
+
+    Failing batches are recorded with their samples and skipped until their inputs change;
+    the command then exits 1 after finishing everything else.
+    """
+    from strata.build import build as run_build
+    from strata.errors import RuntimeFailure
+
+    results = run_build(ctx.project(), list(feature_keys), dry_run=dry_run, workers=workers, store_name=store_name)
+    ctx.emit(
+        {"dry_run": dry_run, "features": [r.to_json() for r in results]},
+        lambda: click.echo(text(results, dry_run=dry_run)),
+    )
+    failed = [r.key for r in results if r.failures]
+    if failed and not dry_run:
+        raise RuntimeFailure(
+            f"compute failed for some batches of {', '.join(failed)}",
+            "see the errors above; those samples are skipped until their inputs change",
+        )
+
+
+def text(results: Sequence[FeatureBuild], *, dry_run: bool) -> str:
+    """The plan or the outcome as a table, then per field the causes, then any failures."""
+    from strata.cli.tables import table
+
+    if not results:
+        return "nothing to build: no feature with upstreams in the graph"
+    rows: list[list[Any]] = []
+    for r in results:
+        note = "no compute" if not r.computable else ("in sync" if not (r.added or r.changed or r.removed) else "")
+        if dry_run:
+            rows.append([r.key, r.added, r.changed, r.removed, note or "to build"])
+        else:
+            done = note or ("failed batches" if r.failures else "built")
+            rows.append([r.key, r.added, r.changed, r.removed, r.written, r.skipped, f"{r.seconds:.2f}", done])
+    headers = (
+        ["feature", "add", "recompute", "remove", "status"]
+        if dry_run
+        else ["feature", "added", "recomputed", "removed", "written", "skipped", "seconds", "status"]
+    )
+    lines = [("plan (dry run):" if dry_run else "build:"), table(headers, rows)]
+    details = [
+        f"  {r.key}.{name} <- " + ", ".join(f"{cause} ({count})" for cause, count in sorted(causes.items()))
+        for r in results
+        for name, causes in r.fields.items()
+    ]
+    if details:
+        lines += ["recompute per field (cause):", *details]
+    for r in results:
+        for failure in r.failures:
+            first = ", ".join(failure["first"])
+            lines.append(f"  {r.key}: batch of {failure['samples']} failed ({first}…): {failure['error']}")
+    return "\n".join(lines)
+
+
+COMMANDS = [build]
