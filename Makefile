@@ -36,6 +36,7 @@ test: lint typecheck pytest  ## everything CI runs
 bench: install  ## side by side with Meltano and Metaxy (installed in bench/.venvs)
 	$(RUN) python bench/startup.py
 	$(RUN) python bench/features/compare.py
+	$(RUN) python bench/ingest.py
 
 clean:
 	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache
