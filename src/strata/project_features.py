@@ -100,15 +100,16 @@ def feature_modules(project: Project) -> list[str]:
     return list(modules)
 
 
-def load_graph(project: Project) -> FeatureGraph:
-    """Import the project's feature modules into a new graph and check it."""
+def load_graph(project: Project, *, check: bool = True) -> FeatureGraph:
+    """Import the project's feature modules into a new graph and check it (unless ``check=False``)."""
     from strata.bridge.streams import add_stream_features
 
     modules = feature_modules(project)
     graph = FeatureGraph()
     if not modules:
         add_stream_features(project, graph)
-        graph.validate()
+        if check:
+            graph.validate()
         return graph
     _forget_foreign_modules(modules, project.root)
     root = str(project.root)
@@ -117,7 +118,9 @@ def load_graph(project: Project) -> FeatureGraph:
     sys.path.insert(0, root)
     importlib.invalidate_caches()
     try:
-        return load_entrypoints(modules, project.root, graph, before_validate=lambda g: add_stream_features(project, g))
+        return load_entrypoints(
+            modules, project.root, graph, before_validate=lambda g: add_stream_features(project, g), check=check
+        )
     except Exception as exc:
         failed = next((m for m in modules if m not in sys.modules), None)
         if failed is None or isinstance(exc.__cause__, ImportError):

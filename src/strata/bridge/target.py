@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import StrataError, UsageError
+from strata.errors import DefinitionError, StrataError, UsageError
 from strata.versioning.sql import DUCKDB, ident, literal
 
 if TYPE_CHECKING:
@@ -95,6 +95,19 @@ class Loader:
         self._base = 0
         self.state: Any = None
         self.states_emitted = 0
+        self._refresh_graph()
+
+    def _refresh_graph(self) -> None:
+        """Give the store the whole graph, or only its roots while it is incomplete.
+
+        Downstream features may name streams that have not arrived yet (the first ingest).
+        """
+        try:
+            self.graph.validate()
+        except DefinitionError:
+            self.store.graph = self.graph.roots()
+        else:
+            self.store.graph = self.graph
 
     def close(self) -> None:
         self.con.close()
@@ -117,7 +130,7 @@ class Loader:
                 [str(self._chunk)],
             )
         except Exception as exc:  # noqa: BLE001 - DuckDB's parser errors, as one line
-            detail = " ".join(str(exc).split())[:300]
+            detail = " ".join(str(exc).replace(f'in file "{self._chunk}", ', "").split())[:300]
             raise UsageError(f"input is not Singer JSON lines: {detail}", "check the extractor's output") from None
         count = int(self.con.execute("SELECT count(*) FROM msgs").fetchall()[0][0])
         controls = self.con.execute(
@@ -199,7 +212,7 @@ class Loader:
                 return [f.key.name for f in spec.fields]
             self.graph.remove(key)
         self.graph.add_spec(spec, import_path=f"{IMPORT_MODULE}:{spec.key.table_name}")
-        self.graph.validate()
+        self._refresh_graph()
         if self.project is not None:
             record_spec(self.project, spec)
         return [f.key.name for f in spec.fields]
@@ -336,7 +349,7 @@ def run(config: dict[str, Any], fd: int) -> list[str]:
     from strata.project_features import load_graph, make_store, opened, store_config
 
     project = _project(config)
-    graph = load_graph(project)
+    graph = load_graph(project, check=False)
     name = config.get("store") or None
     store = make_store(project, name, graph=graph)
     max_bytes = int(config.get("chunk_bytes") or DEFAULT_CHUNK_BYTES)

@@ -142,6 +142,10 @@ class MetadataStore(ABC):
         """The graph given to the store, or the active one."""
         return self._graph or current_graph()
 
+    @graph.setter
+    def graph(self, graph: FeatureGraph) -> None:
+        self._graph = graph
+
     def plan(self, feature: Any) -> FeaturePlan:
         """The versioning plan of ``feature`` under the store's graph."""
         graph = self.graph

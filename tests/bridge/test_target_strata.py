@@ -1,0 +1,219 @@
+"""target-strata: Singer streams into the metadata store as root features, through `strata run`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from strata.features.versions import sample_hash
+from tests.helpers import Result, run_strata, write_project
+
+TAP = """
+import json, os, sys, time
+for line in open(os.environ["FAKE_TAP_MESSAGES"]):
+    message = json.loads(line)
+    if "wait_for" in message:  # until strata stored a state that says this
+        sys.stdout.flush()
+        deadline = time.monotonic() + 60
+        path = os.path.join(os.environ["STRATA_SYS_DIR_ROOT"], "state")
+        while time.monotonic() < deadline:
+            found = [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs if f == "state.json"]
+            if any(message["wait_for"] in open(f).read() for f in found):
+                break
+            time.sleep(0.05)
+    elif "raw" in message:
+        print(message["raw"], flush=True)
+    else:
+        print(json.dumps(message))
+"""
+
+SCHEMA = {
+    "type": "SCHEMA",
+    "stream": "users",
+    "schema": {
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": ["null", "string"]},
+            "score": {"type": "number"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "_sdc_extracted_at": {"type": "string"},
+        }
+    },
+    "key_properties": ["id"],
+}
+
+
+def record(i: int, name: str | None = None, score: float | None = None, **extra: Any) -> dict[str, Any]:
+    body = {"id": i, "name": name if name is not None else f"n{i}", "score": score if score is not None else i / 2}
+    return {"type": "RECORD", "stream": "users", "record": {**body, "tags": ["a"], "_sdc_extracted_at": "t", **extra}}
+
+
+def state(i: int) -> dict[str, Any]:
+    return {"type": "STATE", "value": {"bookmarks": {"users": {"id": i}}}}
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.messages = root / "messages.jsonl"
+        tap = root / "fake-tap"
+        tap.write_text(f"#!{sys.executable}\n{TAP}")
+        tap.chmod(0o755)
+        catalog = root / "catalog.json"
+        catalog.write_text(json.dumps({"streams": []}))
+        write_project(
+            root,
+            f"""
+            default_environment: dev
+            environments: [{{name: dev}}]
+            plugins:
+              extractors:
+                - {{name: tap-fake, executable: {tap}, catalog: {catalog}}}
+              loaders:
+                - name: target-strata
+                  config: {{flush_seconds: 0.2}}
+            """,
+        )
+
+    def feed(self, *messages: dict[str, Any]) -> None:
+        self.messages.write_text("".join(json.dumps(m) + "\n" for m in messages))
+
+    def strata(self, *args: str) -> Result:
+        return run_strata(*args, cwd=self.root, env={"FAKE_TAP_MESSAGES": str(self.messages)})
+
+    def run(self, *blocks: str) -> Result:
+        return self.strata("--json", "run", "tap-fake", "target-strata", *blocks)
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.root / ".strata" / "metadata.duckdb"), read_only=True) as con:
+            return con.execute(query).fetchall()
+
+    def state(self) -> Any:
+        done = self.strata("--json", "state", "get", "dev:tap-fake-to-target-strata")
+        return done.json() if done.code == 0 else None
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def test_a_stream_becomes_a_root_feature_with_a_hash_per_field(project: Project) -> None:
+    project.feed(SCHEMA, *(record(i) for i in range(1, 6)), state(5))
+    done = project.run()
+    assert done.code == 0, done.err
+    listed = project.strata("--json", "features", "list").json()
+    users = next(f for f in listed if f["key"] == "users")
+    assert users["fields"] == ["name", "score", "tags"]
+    rows = project.rows(
+        'SELECT id, name, score, tags, "_sdc_extracted_at", strata_dv__name, strata_dv__score, strata_dv__tags '
+        "FROM users ORDER BY id"
+    )
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
+    first = rows[0]
+    assert first[1:5] == ("n1", 0.5, '["a"]', "t")
+    assert first[5] == sample_hash("md5", ['"n1"'])
+    assert first[6] == sample_hash("md5", ["0.5"])
+    assert first[7] == sample_hash("md5", ['["a"]'])
+    assert "bookmarks" in json.dumps(project.state())
+
+
+def test_unchanged_records_add_no_rows_and_a_changed_column_changes_only_its_field(project: Project) -> None:
+    project.feed(SCHEMA, *(record(i) for i in range(1, 6)), state(5))
+    assert project.run().code == 0
+    project.feed(SCHEMA, *(record(i, _sdc_extracted_at="later") for i in range(1, 6)), state(5))
+    assert project.run().code == 0
+    assert project.rows('SELECT count(*) FROM "users$history"') == [(0,)]
+    project.feed(SCHEMA, *(record(i, name="new" if i in (2, 4) else None) for i in range(1, 6)), state(5))
+    assert project.run().code == 0
+    history = project.rows('SELECT id FROM "users$history" ORDER BY id')
+    assert history == [(2,), (4,)]
+    status = project.strata("--json", "status").json()
+    assert next(f for f in status["features"] if f["feature"] == "users")["samples"] == 5
+
+
+def test_deleted_records_and_activate_version_remove_samples(project: Project) -> None:
+    version = {"type": "ACTIVATE_VERSION", "stream": "users", "version": 7}
+    versioned = [{**record(i), "version": 7} for i in range(1, 6)]
+    project.feed(SCHEMA, version, *versioned, version, state(5))
+    assert project.run().code == 0
+    assert project.rows("SELECT count(*) FROM users WHERE NOT strata_deleted") == [(5,)]
+    # the next full sync no longer has ids 2 and 3; id 5 comes with _sdc_deleted_at
+    later = {**version, "version": 8}
+    rows = [{**record(i), "version": 8} for i in (1, 4)] + [{**record(5, _sdc_deleted_at="2024-01-01"), "version": 8}]
+    project.feed(SCHEMA, later, *rows, later, state(5))
+    done = project.run()
+    assert done.code == 0, done.err
+    live = project.rows("SELECT id FROM users WHERE NOT strata_deleted ORDER BY id")
+    assert live == [(1,), (4,)]
+
+
+def test_state_is_stored_only_for_rows_that_were_committed(project: Project) -> None:
+    project.feed(SCHEMA, record(1), record(2), state(2), {"wait_for": '"id": 2'}, record(3), {"raw": "x"}, state(3))
+    done = project.run()
+    assert done.code == 1
+    assert "target-strata" in done.err
+    assert "not Singer JSON" in done.err or "not json" in done.err.lower()
+    assert project.rows("SELECT id FROM users ORDER BY id") == [(1,), (2,)]
+    assert project.state()["effective"]["singer_state"] == {"bookmarks": {"users": {"id": 2}}}
+    runs = project.strata("--json", "runs", "list").json()
+    assert [r["status"] for r in runs] == ["failed"]
+
+
+def test_a_record_for_an_undeclared_stream_fails_the_run_and_writes_nothing(project: Project) -> None:
+    project.feed(SCHEMA, record(1), {"type": "RECORD", "stream": "ghosts", "record": {"id": 1}}, state(1))
+    done = project.run()
+    assert done.code == 1
+    assert "a RECORD for stream `ghosts` came before any SCHEMA" in done.err
+    assert done.err.count("\n") == 1
+    assert project.state() is None
+    assert not (project.root / ".strata" / "metadata.duckdb").exists() or project.rows(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'"
+    ) == [(0,)]
+
+
+def test_a_feature_defined_in_code_must_fit_its_stream(project: Project) -> None:
+    (project.root / "feats.py").write_text(
+        "import strata as st\n"
+        "class Users(st.Feature, spec=st.FeatureSpec('users', id_columns=['uid'], fields=['name'])):\n"
+        "    pass\n"
+    )
+    text = (project.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
+    (project.root / "strata.yml").write_text(text)
+    project.feed(SCHEMA, record(1), state(1))
+    done = project.run()
+    assert done.code == 1
+    assert "has key properties ['id'], but `users` has id columns ['uid']" in done.err
+    assert project.state() is None
+
+
+def test_ingest_and_build_in_one_run(project: Project) -> None:
+    (project.root / "feats.py").write_text(
+        "import polars as pl\n"
+        "import strata as st\n"
+        "class Shout(st.Feature, spec=st.FeatureSpec('shout', id_columns=['id'], deps=['users'],\n"
+        "        fields=[st.FieldSpec('loud', deps=[st.FieldDep('users', ['name'])])])):\n"
+        "    def compute(self, inputs):\n"
+        "        return inputs['users'].select('id', pl.col('name').str.to_uppercase().alias('loud'))\n"
+    )
+    text = (project.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
+    (project.root / "strata.yml").write_text(text)
+    project.feed(SCHEMA, *(record(i) for i in range(1, 4)), state(3))
+    done = project.run("features:build")
+    assert done.code == 0, done.err
+    [result] = done.json()
+    assert [(b["feature"], b["added"], b["written"]) for b in result["builds"]] == [("shout", 3, 3)]
+    assert project.rows("SELECT id, loud FROM shout ORDER BY id") == [(1, "N1"), (2, "N2"), (3, "N3")]
+    runs = project.strata("--json", "runs", "list").json()
+    assert len(runs) == 1
+    assert runs[0]["blocks"] == ["tap-fake", "target-strata", "features:build"]
+    assert runs[0]["status"] == "success"
+    project.feed(SCHEMA, *(record(i, score=9.0) for i in range(1, 4)), state(3))  # a column shout does not use
+    assert project.strata("run", "tap-fake", "target-strata").code == 0
+    plan = project.strata("--json", "build", "--dry-run").json()
+    assert [(f["feature"], f["added"], f["changed"], f["removed"]) for f in plan["features"]] == [("shout", 0, 0, 0)]
