@@ -1,90 +1,253 @@
-"""The demo behind ``strata demo``.
+"""The demo behind ``strata demo``: source to embedding, then one column changes.
 
-It grows with the product. Today: a new project, a real Singer target (``target-jsonl``)
-installed from PyPI into its own venv, its config resolved through the project file, the
-environment and ``.env``, and a generated Singer stream loaded through it.
+1. A new project: ``tap-jsonl`` (a real Singer tap from PyPI, in its own venv) reads generated
+   articles; the built-in ``target-strata`` loads them as the root feature ``articles``; a
+   feature module defines ``clean`` (``text`` <- ``articles.body``, ``headline`` <-
+   ``articles.title``) and ``embedding`` (``vector`` <- ``clean.text``, ``articles.tags``), with
+   small CPU-only compute functions.
+2. ``strata run tap-jsonl target-strata features:build``: ingest, then build everything.
+3. A few articles get a new ``body``, many a new ``views`` (a column no feature reads), and the
+   same run goes again: the table shows what was recomputed, per field, and why.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
-TARGET = "target-jsonl"
-TARGET_PIP_URL = "target-jsonl==0.1.4"
+TAP = "tap-jsonl"
+TAP_PIP_URL = "tap-jsonl==0.3.1"
+CHANGED_BODIES = 5
+CHANGED_VIEWS = 50
+_WORDS = [
+    "data",
+    "feature",
+    "store",
+    "stream",
+    "embedding",
+    "vector",
+    "model",
+    "source",
+    "column",
+    "field",
+    "sample",
+    "graph",
+    "fresh",
+    "change",
+    "ingest",
+    "build",
+    "cache",
+    "query",
+    "table",
+    "batch",
+    "version",
+    "hash",
+]
+_TARGET_LINE = re.compile(
+    r"stream (\S+) -> feature (\S+): (\d+) records, (\d+) added, (\d+) changed, (\d+) unchanged, (\d+) removed"
+)
+
+PROJECT = """\
+# strata demo project: `strata run tap-jsonl target-strata features:build`
+version: 1
+project_id: strata-demo
+default_environment: dev
+environments:
+  - name: dev
+plugins:
+  extractors:
+    - name: tap-jsonl
+      pip_url: {pip_url}
+      settings: [{{name: path}}, {{name: stream_name}}, {{name: primary_keys, kind: array}}]
+      config:
+        path: ${{STRATA_PROJECT_ROOT}}/data/articles.jsonl
+        stream_name: articles
+        primary_keys: [id]
+  loaders:
+    - name: target-strata
+features:
+  entrypoints: [demo_features]
+"""
+
+FEATURES = '''\
+"""Features of the demo: `articles` is the Singer stream target-strata loads."""
+
+import re
+import zlib
+
+import polars as pl
+
+import strata as st
+
+ARTICLES = "articles"  # defined by ingest from the stream's schema (.strata/streams.json)
+DIMENSIONS = 16
 
 
-def singer_stream(rows: int) -> Iterator[str]:
-    """A small Singer stream: one SCHEMA, ``rows`` RECORDs and a STATE."""
-    schema = {
-        "type": "object",
-        "properties": {"id": {"type": "integer"}, "title": {"type": "string"}, "views": {"type": "integer"}},
-    }
-    yield json.dumps({"type": "SCHEMA", "stream": "videos", "schema": schema, "key_properties": ["id"]})
-    for i in range(rows):
-        record = {"id": i, "title": f"video {i}", "views": (i * 7919) % 1000}
-        yield json.dumps({"type": "RECORD", "stream": "videos", "record": record})
-    yield json.dumps({"type": "STATE", "value": {"bookmarks": {"videos": {"id": rows - 1}}}})
+class Clean(st.Feature, spec=st.FeatureSpec(
+        "clean", id_columns=["id"], deps=[ARTICLES],
+        fields=[
+            st.FieldSpec("text", code_version="1", deps=[st.FieldDep(ARTICLES, ["body"])]),
+            st.FieldSpec("headline", code_version="1", deps=[st.FieldDep(ARTICLES, ["title"])]),
+        ])):
+    """Normalised text and headline."""
+
+    def compute(self, inputs):
+        articles = inputs[ARTICLES]
+        return articles.select(
+            "id",
+            pl.col("body").str.to_lowercase().str.replace_all(r"[^a-z0-9 ]", "").alias("text"),
+            pl.col("title").str.to_titlecase().alias("headline"),
+        )
+
+
+def embed(text, tags):
+    """A hashed bag of words (and tags), L2-normalised: a stand-in for a real model."""
+    vector = [0.0] * DIMENSIONS
+    for word in re.findall(r"[a-z0-9]+", text or "") + [f"#{t}" for t in tags or []]:
+        vector[zlib.crc32(word.encode()) % DIMENSIONS] += 1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in vector]
+
+
+class Embedding(st.Feature, spec=st.FeatureSpec(
+        "embedding", id_columns=["id"], deps=[Clean, ARTICLES],
+        fields=[st.FieldSpec("vector", code_version="1",
+                             deps=[st.FieldDep(Clean, ["text"]), st.FieldDep(ARTICLES, ["tags"])])])):
+    """A small vector per article."""
+
+    def compute(self, inputs):
+        import json
+
+        rows = inputs[Clean].join(inputs[ARTICLES].select("id", "tags"), on="id")
+        vectors = [embed(text, json.loads(tags) if tags else []) for text, tags in zip(rows["text"], rows["tags"])]
+        return pl.DataFrame({"id": rows["id"], "vector": vectors})
+'''
+
+
+def articles(rows: int, version: int = 0) -> list[dict[str, Any]]:
+    """The source: ``rows`` articles; ``version`` 1 changes some bodies and many view counts."""
+    out = []
+    for i in range(1, rows + 1):
+        words = [_WORDS[(i * k * 7 + k) % len(_WORDS)] for k in range(1, 9)]
+        body = " ".join(words).capitalize() + "."
+        views = (i * 7919) % 1000
+        if version and i <= CHANGED_BODIES:
+            body = f"Rewritten article {i}: the source changed this body."
+        if version and i % max(1, rows // CHANGED_VIEWS) == 0 and i > CHANGED_BODIES:
+            views += 1
+        title = f"article {i} on {words[0]} and {words[1]}"
+        out.append({"id": i, "title": title, "body": body, "tags": [words[2], words[3]], "views": views})
+    return out
+
+
+def _write_source(root: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace the source file; its modification time moves past the last one by 2 s at least.
+
+    tap-jsonl's bookmark is the file's modification time, to the second.
+    """
+    import os
+
+    path = root / "data" / "articles.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    before = path.stat().st_mtime if path.exists() else 0.0
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    stamp = max(time.time(), before + 2)
+    os.utime(tmp, (stamp, stamp))
+    tmp.replace(path)
+
+
+def _target_counts(log: Path | None) -> dict[str, int]:
+    if log is None or not log.exists():
+        return {}
+    for line in reversed(log.read_text(encoding="utf-8").splitlines()):
+        match = _TARGET_LINE.search(line)
+        if match:
+            keys = ("records", "added", "changed", "unchanged", "removed")
+            return dict(zip(keys, map(int, match.groups()[2:]), strict=True))
+    return {}
 
 
 def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | None) -> dict[str, Any]:
     """Run the demo in ``directory`` (a new temporary one by default); return a summary."""
     from strata.ingest import venv
-    from strata.ingest.invoke import run_captured
-    from strata.project.edit import add_plugin, set_config
-    from strata.project.init import init_project
+    from strata.ingest.pipeline import RunOptions, run_blocks
     from strata.project.project import Project
-    from strata.project.settings import redact_urls, resolve
 
     say = echo or (lambda _: None)
     started = time.perf_counter()
-    root = directory or Path(tempfile.mkdtemp(prefix="strata-demo-"))
-    if not (root / "strata.yml").exists():
-        init_project(root)
-        say(f"1. created a project in {root}")
+    root = (directory or Path(tempfile.mkdtemp(prefix="strata-demo-"))).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    fresh = not (root / "strata.yml").exists()
+    if fresh:
+        (root / "strata.yml").write_text(PROJECT.format(pip_url=TAP_PIP_URL), encoding="utf-8")
+        (root / "demo_features.py").write_text(FEATURES, encoding="utf-8")
+        (root / ".gitignore").write_text(".strata/\ndata/\n", encoding="utf-8")
+    _write_source(root, articles(rows))
     project = Project(root)
-    if not any(ref.name == TARGET for ref in project.plugins()):
-        add_plugin(project, "loaders", TARGET, pip_url=TARGET_PIP_URL)
-        project = Project(root)
-        set_config(project, TARGET, "destination_path", "${STRATA_PROJECT_ROOT}/output", in_environment=False)
-        project = Project(root)
-        set_config(project, TARGET, "do_timestamp_file", value=False, in_environment=True)
-        project = Project(root)
-    env = venv.plugin_env(project, project.plugin(TARGET))
+    say(f"1. project in {root}: {TAP} -> target-strata -> clean -> embedding")
+    env = venv.plugin_env(project, project.plugin(TAP))
     status = venv.install(project, env)
-    say(f"2. {TARGET} {status} in its own environment ({env.current.resolve().relative_to(root)})")
-    for item in resolve(project, TARGET).values.values():
-        say(f"   {item.name} = {item.shown!r}  (from {item.describe()})")
-    output = root / "output"
-    output.mkdir(exist_ok=True)
-    payload = "\n".join(singer_stream(rows)) + "\n"
-    load_started = time.perf_counter()
-    done = run_captured(project, TARGET, [], payload)
-    if done.returncode != 0:
-        from strata.errors import RuntimeFailure
+    say(f"2. {TAP} {status} from PyPI in its own environment")
 
-        tail = " / ".join(done.stderr.strip().splitlines()[-3:])
-        raise RuntimeFailure(
-            f"{TARGET} failed with exit code {done.returncode}: {redact_urls(tail)}",
-            f"run `strata -C {root} invoke {TARGET}` to see all of its output",
-        )
-    load_seconds = time.perf_counter() - load_started
-    written = sum(1 for _ in (output / "videos.jsonl").open(encoding="utf-8"))
-    state = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    say(f"3. loaded {written} records into {output / 'videos.jsonl'} in {load_seconds:.2f} s")
-    say(f"4. state the target confirmed: {state}")
+    blocks = [TAP, "target-strata", "features:build"]
+    first_started = time.perf_counter()
+    [first] = run_blocks(project, blocks, RunOptions(full_refresh=fresh))
+    first_seconds = time.perf_counter() - first_started
+    loaded = _target_counts(first.log)
+    say(
+        f"3. ingested {loaded.get('records', 0)} articles ({loaded.get('added', 0)} new) and built "
+        + ", ".join(f"{b['feature']} ({b['written']} computed)" for b in first.builds)
+        + f" in {first_seconds:.1f} s"
+    )
+
+    _write_source(root, articles(rows, version=1))
+    say(f"4. changed the source: `body` of {CHANGED_BODIES} articles, `views` of others (no feature reads views)")
+    second_started = time.perf_counter()
+    [second] = run_blocks(project, blocks, RunOptions())
+    second_seconds = time.perf_counter() - second_started
+    reloaded = _target_counts(second.log)
+    table = _recompute_table(project, reloaded, second.builds)
+    say(f"5. ingested again and rebuilt in {second_seconds:.1f} s; what was recomputed, and why:")
+    from strata.cli.tables import table as render
+
+    say(textwrap.indent(render(["feature", "field", "samples", "recomputed", "cause"], table), "   "))
     summary = {
         "project": str(root),
         "install": status,
-        "records_written": written,
-        "state": json.loads(state) if state else None,
+        "rows": rows,
+        "first_run": {"seconds": round(first_seconds, 2), "target": loaded, "builds": first.builds},
+        "second_run": {"seconds": round(second_seconds, 2), "target": reloaded, "builds": second.builds},
+        "recomputed": [
+            dict(zip(["feature", "field", "samples", "recomputed", "cause"], r, strict=True)) for r in table
+        ],
         "seconds": round(time.perf_counter() - started, 2),
     }
-    say(f"done in {summary['seconds']} s")
+    say(f"done in {summary['seconds']} s; look around with `strata -C {root} status` or `strata -C {root} runs list`")
     return summary
+
+
+def _recompute_table(project: Any, target: dict[str, int], builds: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per field: how many samples it has, how many were recomputed, and the cause."""
+    from strata.project_features import load_graph
+
+    graph = load_graph(project)
+    samples = target.get("records", 0)
+    rows: list[list[Any]] = [
+        ["articles", "(ingest)", samples, target.get("added", 0) + target.get("changed", 0), "source rows changed"]
+    ]
+    for build in builds:
+        for field in graph.spec(build["feature"]).fields:
+            causes = build["fields"].get(field.key.name, {})
+            count = sum(causes.values())
+            cause = ", ".join(sorted(causes)) if causes else "-"
+            rows.append([build["feature"], field.key.name, samples, count, cause])
+    return rows

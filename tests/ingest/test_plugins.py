@@ -289,12 +289,3 @@ def test_json_logs_and_credentials_in_pip_url_are_never_shown(tmp_path: Path) ->
     assert installing["plugin"] == "target-git"
     assert installing["pip_url"] == "git+https://***@127.0.0.1:9/x.git"
     assert installing["level"] == "debug"
-
-
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    done = run_strata("--json", "demo", "--dir", str(tmp_path / "demo"), "--rows", "7", cwd=tmp_path)
-    assert done.code == 0, done.err
-    summary = done.json()
-    assert summary["records_written"] == 7
-    assert summary["state"] == {"bookmarks": {"videos": {"id": 6}}}
-    assert not list((tmp_path / "demo" / ".strata" / "run").glob("*.config.json"))

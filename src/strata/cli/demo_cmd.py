@@ -1,8 +1,8 @@
 """``strata demo``: the main job end to end on embedded defaults.
 
-Until the feature half lands, the demo runs the furthest path that works: a new project, a
-real Singer target installed from PyPI into its own venv, configured through every layer,
-and invoked on a small Singer stream.
+A new project where a real Singer tap (from PyPI) feeds ``target-strata``, a three-level
+feature graph built from it, one source column changed, and a table of exactly what was
+recomputed and why (``strata/demo.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from strata.cli.context import Context, pass_context
     type=click.Path(file_okay=False, path_type=Path),
     help="Where to create the demo project (default: a new temporary directory).",
 )
-@click.option("--rows", type=click.IntRange(min=1), default=1000, show_default=True, help="Records in the demo stream.")
+@click.option(
+    "--rows", type=click.IntRange(min=1), default=1000, show_default=True, help="Articles in the demo source."
+)
 @pass_context
 def demo(ctx: Context, directory: Path | None, rows: int) -> None:
     """Run the main job end to end on embedded defaults."""

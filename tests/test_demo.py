@@ -1,0 +1,58 @@
+"""`strata demo`: the main job, source to embedding, with exact recompute counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strata.demo import articles
+from tests.helpers import run_strata
+
+pytestmark = pytest.mark.network
+
+
+def test_demo_recomputes_exactly_the_samples_and_fields_downstream_of_the_change(tmp_path: Path) -> None:
+    rows = 200
+    done = run_strata("--json", "demo", "--dir", str(tmp_path / "demo"), "--rows", str(rows), cwd=tmp_path)
+    assert done.code == 0, done.err
+    summary = done.json()
+    before, after = articles(rows), articles(rows, version=1)
+    bodies = sum(a["body"] != b["body"] for a, b in zip(before, after, strict=True))
+    changed = sum(a != b for a, b in zip(before, after, strict=True))
+    assert 0 < bodies < changed < rows  # the demo changes some bodies and, elsewhere, only views
+
+    first = summary["first_run"]
+    assert first["target"] == {"records": rows, "added": rows, "changed": 0, "unchanged": 0, "removed": 0}
+    assert [(b["feature"], b["added"], b["written"]) for b in first["builds"]] == [
+        ("clean", rows, rows),
+        ("embedding", rows, rows),
+    ]
+    second = summary["second_run"]
+    assert second["target"] == {
+        "records": rows,
+        "added": 0,
+        "changed": changed,
+        "unchanged": rows - changed,
+        "removed": 0,
+    }
+    assert [(r["feature"], r["field"], r["recomputed"], r["cause"]) for r in summary["recomputed"]] == [
+        ("articles", "(ingest)", changed, "source rows changed"),
+        ("clean", "text", bodies, "articles.body"),
+        ("clean", "headline", 0, "-"),
+        ("embedding", "vector", bodies, "clean.text"),
+    ]
+    status = run_strata("--json", "-C", str(tmp_path / "demo"), "status", "--assert-in-sync", cwd=tmp_path)
+    assert status.code == 0, status.err
+    runs = run_strata("--json", "-C", str(tmp_path / "demo"), "runs", "list", cwd=tmp_path).json()
+    assert [r["status"] for r in runs] == ["success", "success"]
+    assert all(r["blocks"] == ["tap-jsonl", "target-strata", "features:build"] for r in runs)
+    assert not list((tmp_path / "demo" / ".strata" / "run").glob("*.config.json"))
+
+
+def test_demo_runs_again_in_the_same_directory(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    assert run_strata("demo", "--dir", str(target), "--rows", "30", cwd=tmp_path).code == 0
+    again = run_strata("demo", "--dir", str(target), "--rows", "30", cwd=tmp_path)
+    assert again.code == 0, again.err
+    assert "embedding  vector" in again.out
