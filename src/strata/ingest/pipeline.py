@@ -321,7 +321,12 @@ def _pipe(
     refs = [block.extractor, *block.mappers, block.loader]
     invs = [prepare(project, ref.name, []) for ref in refs]
     extra = {"catalog": catalog} | ({"state": start_state} if start_state else {})
-    with _files(project, extra) as files, contextlib.ExitStack() as stack, log_path.open("a", encoding="utf-8") as log:
+    # line-buffered, so a strata killed halfway (SIGKILL, OOM) leaves every line it had read in the log
+    with (
+        _files(project, extra) as files,
+        contextlib.ExitStack() as stack,
+        log_path.open("a", encoding="utf-8", buffering=1) as log,
+    ):
         os.chmod(log_path, 0o600)
         configs = [stack.enter_context(config_file(project, inv.env.ref.name, inv.config)) for inv in invs]
         argvs = []
