@@ -117,7 +117,7 @@ def test_a_stream_becomes_a_root_feature_with_a_hash_per_field(project: Project)
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
     first = rows[0]
     assert first[1:5] == ("n1", 0.5, '["a"]', "t")
-    assert first[5] == sample_hash("md5", ['"n1"'])
+    assert first[5] == sample_hash("md5", ["n1"])
     assert first[6] == sample_hash("md5", ["0.5"])
     assert first[7] == sample_hash("md5", ['["a"]'])
     assert "bookmarks" in json.dumps(project.state())
@@ -217,3 +217,35 @@ def test_ingest_and_build_in_one_run(project: Project) -> None:
     assert project.strata("run", "tap-fake", "target-strata").code == 0
     plan = project.strata("--json", "build", "--dry-run").json()
     assert [(f["feature"], f["added"], f["changed"], f["removed"]) for f in plan["features"]] == [("shout", 0, 0, 0)]
+
+
+def test_several_streams_and_a_schema_change_midway(project: Project) -> None:
+    orders = {
+        "type": "SCHEMA",
+        "stream": "orders",
+        "schema": {"properties": {"order_id": {"type": "string"}, "total": {"type": "number"}}},
+        "key_properties": ["order_id"],
+    }
+    properties: dict[str, Any] = {**SCHEMA["schema"]["properties"], "city": {"type": "string"}}  # type: ignore[index]
+    wider = {**SCHEMA, "schema": {"properties": properties}}
+    project.feed(
+        SCHEMA,
+        record(1, name='he said "SCHEMA"'),
+        orders,
+        {"type": "RECORD", "stream": "orders", "record": {"order_id": "a", "total": 1.5}},
+        record(2),
+        wider,
+        record(3, city="Oslo"),
+        {"type": "RECORD", "stream": "orders", "record": {"order_id": "b", "total": 2}},
+        state(3),
+    )
+    done = project.run()
+    assert done.code == 0, done.err
+    assert project.rows("SELECT id, name, city FROM users ORDER BY id") == [
+        (1, 'he said "SCHEMA"', None),
+        (2, "n2", None),
+        (3, "n3", "Oslo"),
+    ]
+    assert project.rows("SELECT order_id, total FROM orders ORDER BY 1") == [("a", 1.5), ("b", 2.0)]
+    listed = {f["key"]: f["fields"] for f in project.strata("--json", "features", "list").json()}
+    assert listed == {"orders": ["total"], "users": ["name", "score", "tags", "city"]}

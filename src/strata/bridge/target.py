@@ -17,8 +17,10 @@ Message by message, in input order:
   of that version named, once records of that version were seen;
 - ``STATE`` is printed on stdout only after the rows before it are committed.
 
-The data version of a field is ``H(<JSON text of the value>)`` with the store's hash algorithm
-(``-1:`` for a property the record lacks). Run by ``strata run … target-strata``: the pipeline
+The data version of a field is ``H(<the value as text>)`` with the store's hash algorithm: the
+value is first read as the schema's type, so ``1.50`` and ``1.5`` hash alike; strings are
+hashed as they are, numbers and booleans in DuckDB's text form, nested values as compact
+JSON, and a missing or null value encodes as ``-1:``. Run by ``strata run … target-strata``: the pipeline
 passes the project through ``STRATA_PROJECT_ROOT`` and ``STRATA_ENVIRONMENT``.
 """
 
@@ -95,6 +97,7 @@ class Loader:
         self._base = 0
         self.state: Any = None
         self.states_emitted = 0
+        self._typed = False
         self._refresh_graph()
 
     def _refresh_graph(self) -> None:
@@ -118,14 +121,46 @@ class Loader:
     # -- chunks ----------------------------------------------------------------------------
 
     def load_chunk(self, data: bytes) -> None:
-        """Parse and load complete lines; print the last state once its rows are committed."""
+        """Parse and load complete lines; print the last state once its rows are committed.
+
+        The lines up to the chunk's last SCHEMA message are read generically (records as JSON,
+        parsed again per stream); the lines after it — usually all of them — are read with the
+        records typed by the known schemas, so each line is parsed once.
+        """
         if not data.strip():
             return
+        last = data.rfind(b'"SCHEMA"')
+        cut = 0 if last < 0 else (data.find(b"\n", last) + 1 or len(data))
+        if cut:
+            self._load_part(data[:cut], None)
+        if cut < len(data) and data[cut:].strip():
+            self._load_part(data[cut:], self._record_type())
+        if self.state is not None:
+            sys.stdout.write(json.dumps(self.state) + "\n")
+            sys.stdout.flush()
+            self.state = None
+            self.states_emitted += 1
+
+    def _record_type(self) -> str | None:
+        """One STRUCT type for the records of every known stream, or None if their types clash."""
+        merged: dict[str, str] = {}
+        for stream in self.streams.values():
+            for name, kind in stream.properties.items():
+                if merged.setdefault(name, kind) != kind:
+                    return None
+        if not merged:
+            return None
+        merged.setdefault("_sdc_deleted_at", "VARCHAR")
+        return "STRUCT(" + ", ".join(f"{ident(name)} {kind}" for name, kind in merged.items()) + ")"
+
+    def _load_part(self, data: bytes, record_type: str | None) -> None:
+        self._typed = record_type is not None
+        columns = _MESSAGE_COLUMNS.replace("record: 'JSON'", f"record: {literal(record_type or 'JSON')}")
         self._chunk.write_bytes(data)
         try:
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE msgs AS SELECT {self._base} + row_number() OVER () AS n, * "
-                f"FROM read_json(?, format = 'newline_delimited', columns = {_MESSAGE_COLUMNS}, "
+                f"FROM read_json(?, format = 'newline_delimited', columns = {columns}, "
                 "maximum_object_size = 268435456)",
                 [str(self._chunk)],
             )
@@ -152,11 +187,6 @@ class Loader:
             self._flush(stream, end)
         self._base += count
         self.con.execute("DROP TABLE msgs")
-        if self.state is not None:
-            sys.stdout.write(json.dumps(self.state) + "\n")
-            sys.stdout.flush()
-            self.state = None
-            self.states_emitted += 1
 
     def _check_records_have_schemas(self, controls: list[tuple[Any, ...]]) -> None:
         firsts = self.con.execute("SELECT stream, min(n) FROM msgs WHERE type = 'RECORD' GROUP BY stream").fetchall()
@@ -278,9 +308,12 @@ class Loader:
                 self.con.unregister("strata_versions")
 
     def _records_sql(self, stream: Stream, lo: int, upto: int) -> str:
-        props = list(stream.properties)
+        """Typed columns, one data version per field and a deletion flag; the last record per sample.
+
+        Each record is parsed once (``json_transform`` to the schema's types); a field's data
+        version hashes the value's text form (nested values as JSON text).
+        """
         struct = literal(json.dumps(stream.properties))
-        paths = "[" + ", ".join(literal("$." + json.dumps(p)) for p in props) + "]"
         keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
         algorithm = self.store.hash_algorithm
         columns = []
@@ -288,12 +321,17 @@ class Loader:
             value = f"t.{ident(prop)}"
             columns.append(f"{'CAST(' + value + ' AS VARCHAR)' if kind == 'JSON' else value} AS {ident(prop)}")
         for name in stream.fields:
-            text = f"CAST(v[{props.index(name) + 1}] AS VARCHAR)"
+            text = f"CAST(t.{ident(name)} AS VARCHAR)"
             columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
-        deleted = "json_extract_string(record, '$._sdc_deleted_at') IS NOT NULL"
+        if self._typed:  # records were read typed: every known property is a struct field already
+            deleted, typed = "record._sdc_deleted_at IS NOT NULL", "record"
+        else:
+            deleted, typed = (
+                "json_extract_string(record, '$._sdc_deleted_at') IS NOT NULL",
+                f"json_transform(record, {struct})",
+            )
         return (
-            f"WITH r AS (SELECT n, version, {deleted} AS d, json_transform(record, {struct}) AS t, "
-            f"json_extract(record, {paths}) AS v FROM msgs "
+            f"WITH r AS (SELECT n, version, {deleted} AS d, {typed} AS t FROM msgs "
             f"WHERE type = 'RECORD' AND stream = {literal(stream.name)} AND n > {lo} AND n < {upto}), "
             f"l AS (SELECT * FROM r QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1) "
             f"SELECT {', '.join(columns)}, d AS strata__deleted, version AS strata__version FROM l"
@@ -381,10 +419,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"{NAME}: error: {exc}\n")
         return int(getattr(exc, "exit_code", 1))
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # one line unless --debug, like strata itself
         if args.debug:
             raise
-        sys.stderr.write(f"{NAME}: error: {exc}\n")
+        detail = " ".join(str(exc).split())[:500]
+        sys.stderr.write(f"{NAME}: error: {type(exc).__name__}: {detail} (run with --debug for the traceback)\n")
         return 1
     return 0
 

@@ -224,7 +224,9 @@ class MetadataStore(ABC):
         stored = self._read(plan, history=False, include_deleted=False)
         assert stored is not None
         versions = [*plan.dv_columns, *plan.cv_columns]
-        live = stored.select([*plan.id_columns, *versions]).collect(backend="polars").to_native()
+        present = set(stored.columns)  # a field added since the last write has no column yet
+        live = stored.select([c for c in (*plan.id_columns, *versions) if c in present]).collect(backend="polars")
+        live = live.to_native().with_columns(pl.lit(None, pl.String).alias(c) for c in versions if c not in present)
         live = live.rename({c: f"strata_old__{c}" for c in versions}).with_columns(pl.lit(1).alias("strata_old__"))
         batch = pl.from_arrow(table)
         assert isinstance(batch, pl.DataFrame)

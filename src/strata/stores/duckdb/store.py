@@ -177,7 +177,11 @@ class DuckDBStore(MetadataStore):
             on = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
             differs = [f"b.{ident(c)} IS DISTINCT FROM l.{ident(c)}" for c in plan.dv_columns]
             differs += [f"l.{ident(f.cv_column)} IS DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
-            versions = ", ".join(ident(c) for c in (*plan.dv_columns, *plan.cv_columns))
+            stored = self._columns(plan.table)  # a field added since the last write has no column yet
+            versions = ", ".join(
+                ident(c) if c in stored else f"CAST(NULL AS VARCHAR) AS {ident(c)}"
+                for c in (*plan.dv_columns, *plan.cv_columns)
+            )
             live = (
                 f"SELECT {keys}, {versions}, true AS strata__live FROM {ident(plan.table)} WHERE NOT {ident(DELETED)}"
             )
