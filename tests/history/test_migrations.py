@@ -62,7 +62,9 @@ def test_a_schema_newer_than_the_code_is_refused_and_left_alone(root: Path, stra
                 "INSERT INTO strata_schema_version (version, description, applied_at) VALUES (99, 'future', '2030-01-01')"
             )
         )
-    with pytest.raises(SystemDatabaseError, match=rf"has schema version 99, newer than this strata knows \({MIGRATIONS[-1].version}\)"):
+    with pytest.raises(
+        SystemDatabaseError, match=rf"has schema version 99, newer than this strata knows \({MIGRATIONS[-1].version}\)"
+    ):
         RunHistory.open(Project(root))
     result = strata("runs", "list")
     assert result.code == 1

@@ -203,3 +203,15 @@ def test_a_second_run_on_the_same_state_id_is_refused_unless_forced(case: Case) 
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
+
+
+def test_a_stored_singer_state_that_is_not_an_object_is_refused_not_dropped(case: Case) -> None:
+    state_id = case.state_id("tap-jsonl", "target-jsonl")
+    assert case.strata("state", "set", "--force", state_id, '{"singer_state": 5}').code == 0
+    before = case.strata("--json", "state", "get", state_id).out
+    done = case.run("tap-jsonl", "target-jsonl")
+    assert done.code == 2
+    assert f"the stored state of `{state_id}` has a `singer_state` that is not an object" in done.err
+    assert done.err.count("\n") == 1
+    assert case.strata("--json", "state", "get", state_id).out == before
+    assert not (case.work / "out" / "users.jsonl").exists()

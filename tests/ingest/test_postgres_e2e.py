@@ -404,7 +404,7 @@ def test_a_malformed_stored_state_is_one_clear_error_and_changes_nothing(case: C
     assert done.code == 1  # a StateBackendError
     assert done.err.count("\n") == 1, done.err
     assert f"{state_file} is not a state document" in done.err
-    assert "clear the state with `strata state clear ID`" in done.err
+    assert f"clear the state with `strata state clear '{state_id}'`" in done.err
     assert "Traceback" not in done.err
     assert snapshot(case.root) == before  # the state file, run history, logs: all as they were
     assert not list(out.iterdir())

@@ -246,7 +246,7 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
         logs = project.system_dir / "logs" / "runs"
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         record = backend.get(state_id)
-        start_state = None if options.full_refresh or record is None else singer_state(record.effective())
+        start_state = None if options.full_refresh or record is None else singer_state(record.effective(), state_id)
         log_path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
         environment = project.environment.name if project.environment else None
         run = history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path))
@@ -506,12 +506,21 @@ def _reap(plugins: list[_Plugin]) -> None:
             plugin.proc.wait()
 
 
-def singer_state(stored: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The state a tap gets: Meltano stores it under ``singer_state``; bare states pass as they are."""
+def singer_state(stored: dict[str, Any] | None, state_id: str = "") -> dict[str, Any] | None:
+    """The state a tap gets: Meltano stores it under ``singer_state``; bare states pass as they are.
+
+    A ``singer_state`` that is not an object is refused rather than dropped: starting from
+    nothing would re-read everything and then overwrite it.
+    """
     if not stored:
         return None
     inner = stored.get("singer_state", stored)
-    return inner if isinstance(inner, dict) and inner else None
+    if inner is not None and not isinstance(inner, dict):
+        raise UsageError(
+            f"the stored state of `{state_id}` has a `singer_state` that is not an object",
+            f"fix it with `strata state set '{state_id}' JSON` or clear it with `strata state clear '{state_id}'`",
+        )
+    return inner or None
 
 
 def _complete(backend: Any, state_id: str, states: _Counter) -> None:

@@ -70,7 +70,9 @@ class StateRecord:
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
     @classmethod
-    def from_document(cls, data: bytes, where: str, modified: datetime | None = None) -> StateRecord:
+    def from_document(
+        cls, data: bytes, where: str, modified: datetime | None = None, state_id: str = "ID"
+    ) -> StateRecord:
         """Read :meth:`to_document`'s JSON, or a ``state.json`` Meltano wrote (no ``updated_at``)."""
         try:
             document = json.loads(data)
@@ -83,7 +85,7 @@ class StateRecord:
         except (ValueError, TypeError, AttributeError):
             raise StateBackendError(
                 f"{where} is not a state document (JSON with `completed` and `partial` objects)",
-                "fix the file or clear the state with `strata state clear ID`",
+                f"fix the file or clear the state with `strata state clear '{state_id}'`",
             ) from None
         return cls(completed, partial, updated_at)
 

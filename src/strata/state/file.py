@@ -81,7 +81,7 @@ class FileStateBackend(StateBackend):
             return None
         except OSError as exc:
             raise StateBackendError(f"cannot read {path}: {exc.strerror}", "check its permissions") from None
-        return StateRecord.from_document(data, str(path), modified)
+        return StateRecord.from_document(data, str(path), modified, state_id)
 
     def put(self, state_id: str, record: StateRecord) -> None:
         directory = self._ensure_dir(state_id)

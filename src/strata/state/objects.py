@@ -79,7 +79,7 @@ class ObjectStateBackend(StateBackend):
         if stored is None:
             return None
         return StateRecord.from_document(
-            stored.data, f"{self.describe()}: {key}", datetime.fromtimestamp(stored.modified, UTC)
+            stored.data, f"{self.describe()}: {key}", datetime.fromtimestamp(stored.modified, UTC), state_id
         )
 
     def put(self, state_id: str, record: StateRecord) -> None:
