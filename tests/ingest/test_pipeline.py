@@ -141,7 +141,7 @@ def test_job_names_and_dry_run(case: Case) -> None:
     [
         (["tap-jsonl"], "has no loader after it"),
         (["target-jsonl"], "has no extractor before it"),
-        (["tap-jsonl", "nope", "target-jsonl"], "block `nope` is not a plugin or a job"),
+        (["tap-jsonl", "nope", "target-jsonl"], "block `nope` is not a plugin, a mapping or a job"),
         (["tap-jsonl", "tap-jsonl", "target-jsonl"], "followed by another extractor"),
     ],
 )

@@ -125,6 +125,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory, postgres_server: Postgre
                     stream_maps:
                       # Meltano (and strata) drop null config values: the SDK's __NULL__ removes a property
                       public-people: {{email: __NULL__, domain: "email.split('@')[-1]", __filter__: "id != 3"}}
+                  mappings:  # Meltano's named configurations: each name is a block of its own
+                    - name: shout-names
+                      config:
+                        stream_maps: {{public-people: {{name: "name.upper()"}}}}
               loaders:
                 - name: target-jsonl
                   pip_url: "{TARGET}"
@@ -422,3 +426,14 @@ def test_a_mapper_drops_adds_and_filters(case: Case) -> None:
     assert [r["domain"] for r in written] == [f"ex{i % 3}.org" for i in range(1, PEOPLE + 1) if i != 3]
     runs = case.runs(case.state_id("tap-pg-people", "target-jsonl"))
     assert [(r["status"], r["blocks"]) for r in runs] == [("success", ["tap-pg-people", "people-map", "target-jsonl"])]
+
+
+def test_a_mapping_name_is_a_block_with_its_own_config(case: Case) -> None:
+    result, written = case.load("tap-pg-people", "shout-names", "target-jsonl")
+    assert result["records"] == {"public-people": PEOPLE}
+    assert [r["id"] for r in written] == list(range(1, PEOPLE + 1))  # the mapper's own filter is not used
+    assert [(r["name"], r["email"]) for r in written] == [
+        (f"P{i}", f"p{i}@ex{i % 3}.org") for i in range(1, PEOPLE + 1)
+    ]
+    runs = case.runs(case.state_id("tap-pg-people", "target-jsonl"))
+    assert [(r["status"], r["blocks"]) for r in runs] == [("success", ["tap-pg-people", "shout-names", "target-jsonl"])]

@@ -63,10 +63,39 @@ class Block:
     extractor: PluginRef
     mappers: tuple[PluginRef, ...]
     loader: PluginRef
+    mappings: tuple[Mapping | None, ...] = ()
+    """Per mapper: the Meltano ``mappings:`` entry it was named by, if any."""
 
     @property
     def names(self) -> list[str]:
-        return [self.extractor.name, *(m.name for m in self.mappers), self.loader.name]
+        mappers = [m.name if m is not None else r.name for r, m in zip(self.mappers, self._mappings, strict=True)]
+        return [self.extractor.name, *mappers, self.loader.name]
+
+    @property
+    def _mappings(self) -> tuple[Mapping | None, ...]:
+        return self.mappings or tuple(None for _ in self.mappers)
+
+    def overrides(self, index: int) -> dict[str, Any] | None:
+        """Config of the mapping the ``index``-th mapper was named by (applied over the mapper's own)."""
+        mapping = self._mappings[index]
+        return None if mapping is None else mapping.config
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A named configuration of a mapper (Meltano's ``mappings:``), usable as a block."""
+
+    name: str
+    config: dict[str, Any]
+
+
+def _mapping(project: Project, name: str) -> tuple[PluginRef, Mapping] | None:
+    for ref in project.plugins("mappers"):
+        for entry in ref.plugin.mappings:
+            if isinstance(entry, dict) and entry.get("name") == name:
+                config = entry.get("config") or {}
+                return ref, Mapping(name, dict(config) if isinstance(config, dict) else {})
+    return None
 
 
 @dataclass
@@ -105,6 +134,7 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
     """Group block names into pipelines; feature blocks pass through as strings."""
     out: list[Block | str] = []
     pending: list[PluginRef] = []
+    mappings: list[Mapping | None] = []
     for name in expand(project, names):
         if FEATURE_BLOCK.fullmatch(name):
             if pending:
@@ -113,28 +143,33 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
                 )
             out.append(name)
             continue
+        mapping: Mapping | None = None
         try:
             ref = project.plugin(name)
         except UsageError:
-            raise UsageError(
-                f"block `{name}` is not a plugin or a job in {project.file_name}",
-                "check the name with `strata job list`",
-            ) from None
+            found = _mapping(project, name)
+            if found is None:
+                raise UsageError(
+                    f"block `{name}` is not a plugin, a mapping or a job in {project.file_name}",
+                    "check the name with `strata job list`",
+                ) from None
+            ref, mapping = found
         if ref.plugin_type == "extractors":
             if pending:
                 raise UsageError(
                     f"`{pending[0].name}` is followed by another extractor `{name}`", "put a loader between them"
                 )
-            pending = [ref]
+            pending, mappings = [ref], []
         elif ref.plugin_type == "mappers":
             if not pending:
                 raise UsageError(f"mapper `{name}` has no extractor before it", "write `EXTRACTOR MAPPER… LOADER`")
             pending.append(ref)
+            mappings.append(mapping)
         elif ref.plugin_type == "loaders":
             if not pending:
                 raise UsageError(f"loader `{name}` has no extractor before it", "write `EXTRACTOR [MAPPER…] LOADER`")
-            out.append(Block(pending[0], tuple(pending[1:]), ref))
-            pending = []
+            out.append(Block(pending[0], tuple(pending[1:]), ref, tuple(mappings)))
+            pending, mappings = [], []
         else:
             raise UsageError(
                 f"`{name}` is a {ref.plugin_type[:-1]}, not a pipeline block", "use `strata invoke` for it"
@@ -319,7 +354,8 @@ def _pipe(
 ) -> RunResult:
     started = time.monotonic()
     refs = [block.extractor, *block.mappers, block.loader]
-    invs = [prepare(project, ref.name, []) for ref in refs]
+    overrides = [None, *(block.overrides(i) for i in range(len(block.mappers))), None]
+    invs = [prepare(project, ref.name, [], over) for ref, over in zip(refs, overrides, strict=True)]
     extra = {"catalog": catalog} | ({"state": start_state} if start_state else {})
     # line-buffered, so a strata killed halfway (SIGKILL, OOM) leaves every line it had read in the log
     with (
