@@ -215,3 +215,50 @@ def test_a_stored_singer_state_that_is_not_an_object_is_refused_not_dropped(case
     assert done.err.count("\n") == 1
     assert case.strata("--json", "state", "get", state_id).out == before
     assert not (case.work / "out" / "users.jsonl").exists()
+
+
+def test_a_terminal_sees_records_per_stream_and_the_rate_while_the_run_goes(case: Case) -> None:
+    import pty
+
+    schema = {
+        "type": "SCHEMA",
+        "stream": "s",
+        "schema": {"properties": {"id": {"type": "integer"}}},
+        "key_properties": ["id"],
+    }
+    body = (
+        "import json, sys, time\n"
+        f"print(json.dumps({schema!r}), flush=True)\n"
+        "for batch in range(6):\n"
+        "    for i in range(10):\n"
+        "        print(json.dumps({'type': 'RECORD', 'stream': 's', 'record': {'id': batch * 10 + i + 1}}), flush=True)\n"
+        "    metric = {'type': 'counter', 'metric': 'record_count', 'value': 10, 'tags': {'stream': 's'}}\n"
+        "    print('METRIC: ' + json.dumps(metric), file=sys.stderr, flush=True)\n"
+        "    time.sleep(0.5)\n"
+    )
+    case.add_extractor("tap-ticking", script(case.work / "ticking-tap", body))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*STRATA, "run", "--state-id-suffix", case.suffix, "tap-ticking", "target-jsonl"],
+        cwd=case.root,
+        env={**os.environ, **case.env},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    lines = [part for part in seen.decode(errors="replace").split("\r") if "records (" in part]
+    assert lines, seen
+    assert any("/s)" in line and "s=" in line for line in lines)
+    assert "60 records (s=60)" in out.decode()
