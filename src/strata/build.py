@@ -7,7 +7,8 @@ are never computed):
    cause) and to remove;
 2. removed samples are deleted (soft);
 3. added and changed samples go to ``compute`` in batches of ``batch_size`` (a class attribute
-   of the feature, default 10 000), in worker processes when ``--workers`` is above one;
+   of the feature, default 10 000), in worker processes when ``--workers`` is above one, or as
+   Ray tasks with ``features.executor: ray`` (:mod:`strata.executors.ray_executor`);
 4. each batch's result is checked — the feature's id columns, one column per field, no
    ``strata_`` columns, exactly the batch's samples (or, for an expansion, children of them) —
    joined to the increment's version columns and written at once, so a killed build keeps
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure
+from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, UsageError
 from strata.features.keys import FeatureKey, feature_key_of
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class Builder:
         history: RunHistory | None,
         *,
         workers: int = 1,
+        executor: str = "local",
+        ray_address: str | None = None,
         run_id: str | None = None,
         progress: Any = None,
     ) -> None:
@@ -146,15 +149,21 @@ class Builder:
         self.store_name = store_name
         self.history = history
         self.workers = max(1, workers)
+        self.executor = executor
+        self.ray_address = ray_address
         self.run_id = run_id
         self.progress = progress
         self._pool: Any = None
+        self._ray: Any = None
         self._failed_before = False
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
 
     def run(self, keys: list[FeatureKey], *, dry_run: bool) -> list[FeatureBuild]:
         graph = self.store.graph
@@ -241,6 +250,9 @@ class Builder:
     ) -> Iterator[Any]:
         """Each batch's result frame, or the exception it raised; in order."""
         payloads = [(batch, _rows_for(plan, batch, upstream)) for batch in batches]
+        if self.executor == "ray":
+            yield from self._ensure_ray().map(str(plan.key), payloads)
+            return
         if self.workers == 1 or len(batches) == 1:
             for payload in payloads:
                 yield _call(cls, *payload)
@@ -267,6 +279,16 @@ class Builder:
                 initargs=(root, environment),
             )
         return self._pool
+
+    def _ensure_ray(self) -> Any:
+        if self._ray is None:
+            from strata.executors.ray_executor import RayExecutor
+
+            if self.project is None:
+                raise DefinitionError("the Ray executor needs a project", "run build from a project")
+            environment = self.project.environment.name if self.project.environment else None
+            self._ray = RayExecutor(str(self.project.root), environment, address=self.ray_address, workers=self.workers)
+        return self._ray
 
     def _finish_batch(self, plan: FeaturePlan, batch: pl.DataFrame, outcome: Any, result: FeatureBuild) -> None:
         result.computed += len(batch)
@@ -415,21 +437,38 @@ def build(
     *,
     dry_run: bool = False,
     workers: int | None = None,
+    executor: str | None = None,
     store_name: str | None = None,
     run_id: str | None = None,
     progress: Any = None,
 ) -> list[FeatureBuild]:
-    """Build the project's features (``names`` and what they need; all when empty)."""
-    from strata.history import RunHistory
-    from strata.project_features import load_graph, make_store, opened, store_config
+    """Build the project's features (``names`` and what they need; all when empty).
 
+    ``executor`` (``local`` or ``ray``) overrides ``features.executor``.
+    """
+    from strata.history import RunHistory
+    from strata.project_features import EXECUTORS, build_executor, load_graph, make_store, opened, store_config
+
+    configured, ray_address = build_executor(project)
+    if executor is not None and executor not in EXECUTORS:
+        raise UsageError(f"unknown executor `{executor}`", f"use one of: {', '.join(EXECUTORS)}")
     graph = load_graph(project)
     config = store_config(project, store_name)
     store = make_store(project, store_name, graph=graph)
     keys = selected(graph, names)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
     with opened(store, config), graph.use(), RunHistory.open(project) as history:
-        builder = Builder(project, store, config.name, history, workers=count, run_id=run_id, progress=progress)
+        builder = Builder(
+            project,
+            store,
+            config.name,
+            history,
+            workers=count,
+            executor=executor or configured,
+            ray_address=ray_address,
+            run_id=run_id,
+            progress=progress,
+        )
         try:
             return builder.run(keys, dry_run=dry_run)
         finally:

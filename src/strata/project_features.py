@@ -3,6 +3,8 @@
     features:
       entrypoints: [features.video]      # modules imported into the graph
       store: local                       # the store commands use unless told otherwise
+      executor: ray                      # where build runs compute: local (default) or ray
+      ray_address: auto                  # the Ray cluster (default: a local instance strata starts)
     stores:
       local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5}
       scratch: {type: memory}
@@ -45,7 +47,11 @@ DEFAULT_STORE_PATH = ".strata/metadata.duckdb"
 
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _STORE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_FEATURES_KEYS = ("entrypoints", "store")
+_FEATURES_KEYS = ("entrypoints", "store", "executor", "ray_address")
+_RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9_.\[\]:-]+:[0-9]+")
+
+EXECUTORS = ("local", "ray")
+"""Where ``strata build`` runs ``compute``: in-process or a process pool, or Ray tasks."""
 
 _STORE_KEYS: dict[str, tuple[str, ...]] = {
     "duckdb": ("type", "path", "hash_algorithm"),
@@ -184,6 +190,50 @@ def _relative(filename: str | None, root: Path) -> str:
         return "?"
     path = Path(filename).resolve()
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+# -- the build executor ------------------------------------------------------------------
+
+
+def build_executor(project: Project) -> tuple[str, str | None]:
+    """``features.executor`` (``local`` unless told) and ``features.ray_address`` (None: a local instance).
+
+    ``STRATA_FEATURES_EXECUTOR`` and ``STRATA_FEATURES_RAY_ADDRESS`` override the file.
+    """
+    from strata.project.expand import expand
+
+    _features_section(project)
+    executor = project.setting("features.executor")
+    if executor is None:
+        executor = "local"
+    if executor not in EXECUTORS:
+        raise ProjectFileError(
+            f"{_where(project, 'features.executor')}: unknown features.executor `{executor}`",
+            f"use one of: {', '.join(EXECUTORS)}",
+        )
+    address = project.setting("features.ray_address")
+    if address is None:
+        return executor, None
+    where = _where(project, "features.ray_address")
+    if isinstance(address, str):
+        address = expand(address, project.variables, f"{project.file_name}: features.ray_address")
+    if not isinstance(address, str) or not _RAY_ADDRESS.fullmatch(address):
+        raise ProjectFileError(
+            f"{where}: features.ray_address `{address}` is not a Ray address",
+            "use `auto`, `HOST:PORT` or `ray://HOST:PORT`, or leave it out to start a local Ray instance",
+        )
+    return executor, address
+
+
+def _where(project: Project, name: str) -> str:
+    """Where a setting's value came from, for messages: its variable, or ``file:line``."""
+    var = "STRATA_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    if var in project.environ:
+        return var
+    if var in project.dotenv:
+        return f".env: {var}"
+    path: list[str | int] = [*name.split(".")]
+    return project.line(path)
 
 
 # -- stores ------------------------------------------------------------------------------

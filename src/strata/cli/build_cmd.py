@@ -1,4 +1,4 @@
-"""``strata build [FEATURE…] [--dry-run] [--workers N] [--store S]``: compute what is stale."""
+"""``strata build [FEATURE…] [--dry-run] [--workers N] [--executor local|ray] [--store S]``: compute what is stale."""
 
 from __future__ import annotations
 
@@ -20,10 +20,20 @@ if TYPE_CHECKING:
     "--dry-run", is_flag=True, help="Print the plan (add / recompute per field with cause / remove); change nothing."
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Worker processes for compute (default: cores, at most 4).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where compute runs: this machine's processes, or Ray tasks (default: features.executor, else local).",
+)
 @click.option("--store", "store_name", metavar="NAME", help="Store to build in (default: features.store).")
 @pass_context
 def build(
-    ctx: Context, feature_keys: tuple[str, ...], dry_run: bool, workers: int | None, store_name: str | None
+    ctx: Context,
+    feature_keys: tuple[str, ...],
+    dry_run: bool,
+    workers: int | None,
+    executor: str | None,
+    store_name: str | None,
 ) -> None:
     """Run compute for every feature (or FEATURE and what it needs) on the samples that are stale.
 
@@ -33,7 +43,9 @@ def build(
     from strata.build import build as run_build
     from strata.errors import RuntimeFailure
 
-    results = run_build(ctx.project(), list(feature_keys), dry_run=dry_run, workers=workers, store_name=store_name)
+    results = run_build(
+        ctx.project(), list(feature_keys), dry_run=dry_run, workers=workers, executor=executor, store_name=store_name
+    )
     ctx.emit(
         {"dry_run": dry_run, "features": [r.to_json() for r in results]},
         lambda: click.echo(text(results, dry_run=dry_run)),
