@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 10_000
 _ERROR_TEXT = 500
+_IN_LIMIT = 50_000
+"""Above this many samples, upstream rows are read whole and narrowed in Polars."""
 
 
 class Inputs(Mapping[str, "pl.DataFrame"]):
@@ -237,8 +239,11 @@ class Builder:
             if not self.store.has_feature(up.key):
                 frames[str(up.key)] = pl.DataFrame()
                 continue
-            first = shared[0] if shared else None
-            filters = [nw.col(first).is_in(work[first].unique().to_list())] if first else []
+            filters = []
+            if shared:
+                wanted = work[shared[0]].unique()
+                if len(wanted) <= _IN_LIMIT:  # a longer IN list costs more than reading all and joining in Polars
+                    filters = [nw.col(shared[0]).is_in(wanted.to_list())]
             frame = self.store.read(up.key, filters=filters)
             native = frame.to_native() if hasattr(frame, "to_native") else frame
             user = [c for c in native.columns if not c.startswith("strata_")]
