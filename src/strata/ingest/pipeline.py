@@ -270,33 +270,40 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
         return RunResult(
             state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"state id {state_id}", *plan, *(builds or [])]
         )
-    from strata.history import RunHistory
     from strata.state import state_backend_for
 
-    with (
-        state_backend_for(project) as backend,
-        backend.lock(state_id, force=options.force) as lock,
-        RunHistory.open(project) as history,
-    ):
+    with state_backend_for(project) as backend, backend.lock(state_id, force=options.force) as lock:
         logs = project.system_dir / "logs" / "runs"
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         record = backend.get(state_id)
         start_state = None if options.full_refresh or record is None else singer_state(record.effective(), state_id)
         log_path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
         environment = project.environment.name if project.environment else None
-        run = history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path))
-        try:
-            states = _Counter(record=record)
-            result = _pipe(
-                project, block, catalog, start_state, states, backend, state_id, log_path, run, lock, options
-            )
-            if builds:
-                result.builds = _build(project, builds, run.id, options)
-        except BaseException as exc:
-            run.finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
-            raise
-        run.finish("success")
-        return result
+        with contextlib.ExitStack() as stack:
+            runs: list[Any] = []
+
+            def open_run() -> Any:
+                # Called once the plugins are starting: opening the system database (and importing
+                # SQLAlchemy) then overlaps with their own start-up instead of adding to it.
+                from strata.history import RunHistory
+
+                history = stack.enter_context(RunHistory.open(project))
+                runs.append(history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path)))
+                return runs[0]
+
+            try:
+                states = _Counter(record=record)
+                result = _pipe(
+                    project, block, catalog, start_state, states, backend, state_id, log_path, open_run, lock, options
+                )
+                if builds:
+                    result.builds = _build(project, builds, runs[0].id, options)
+            except BaseException as exc:
+                if runs:
+                    runs[0].finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
+                raise
+            runs[0].finish("success")
+            return result
 
 
 def _catalog(project: Project, ref: PluginRef, *, refresh: bool) -> dict[str, Any]:
@@ -348,7 +355,7 @@ def _pipe(
     backend: Any,
     state_id: str,
     log_path: Path,
-    run: Any,
+    open_run: Callable[[], Any],
     lock: Any,
     options: RunOptions,
 ) -> RunResult:
@@ -385,6 +392,14 @@ def _pipe(
         )
         for thread in threads:
             thread.start()
+        try:
+            run = open_run()
+        except BaseException:
+            for plugin in plugins:
+                if plugin.proc.poll() is None:
+                    plugin.proc.kill()
+            _reap(plugins)
+            raise
         failure = _wait(plugins, run, lock, records, started, options)
         for thread in threads:
             thread.join(timeout=30)
