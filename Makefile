@@ -37,6 +37,7 @@ bench: install  ## side by side with Meltano and Metaxy (installed in bench/.ven
 	$(RUN) python bench/startup.py
 	$(RUN) python bench/features/compare.py
 	$(RUN) python bench/ingest.py
+	$(RUN) python bench/bridge.py
 
 clean:
 	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache
