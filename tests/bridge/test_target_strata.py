@@ -249,3 +249,17 @@ def test_several_streams_and_a_schema_change_midway(project: Project) -> None:
     assert project.rows("SELECT order_id, total FROM orders ORDER BY 1") == [("a", 1.5), ("b", 2.0)]
     listed = {f["key"]: f["fields"] for f in project.strata("--json", "features", "list").json()}
     assert listed == {"orders": ["total"], "users": ["name", "score", "tags", "city"]}
+
+
+def test_the_builtin_loader_needs_no_declaration_and_takes_config(project: Project) -> None:
+    text = (project.root / "strata.yml").read_text()
+    (project.root / "strata.yml").write_text(text.split("  loaders:")[0])  # no loaders declared at all
+    done = project.strata("config", "target-strata", "set", "key_prefix", "raw/")
+    assert done.code == 0, done.err
+    assert "stored in strata.yml" in done.out
+    listed = project.strata("config", "target-strata", "list").out
+    assert "key_prefix=raw/ (from strata.yml" in listed
+    assert not (project.root / ".env").exists()
+    project.feed(SCHEMA, record(1), state(1))
+    assert project.run().code == 0
+    assert [f["key"] for f in project.strata("--json", "features", "list").json()] == ["raw/users"]

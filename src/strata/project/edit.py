@@ -114,7 +114,7 @@ def set_config(project: Project, name: str, key: str, value: Any, *, in_environm
         config = ensure_mapping(entry, "config")
         where = f"{project.file_name} (environment {env.name})"
     else:
-        entry = project.tree["plugins"][ref.plugin_type][ref.index]
+        entry = _plugin_entry(project, ref.plugin_type, ref.index, name)
         config = ensure_mapping(entry, "config")
         where = project.file_name
     if key not in config:
@@ -126,6 +126,18 @@ def set_config(project: Project, name: str, key: str, value: Any, *, in_environm
     config[key] = value
     project.save()
     return where
+
+
+def _plugin_entry(project: Project, plugin_type: str, index: int, name: str) -> Any:
+    """The plugin's entry in the file; the built-in ``target-strata`` gets one on its first edit."""
+    plugins = ensure_mapping(project.tree, "plugins")
+    section = plugins.get(plugin_type)
+    if not isinstance(section, CommentedSeq):
+        section = CommentedSeq()
+        plugins[plugin_type] = section
+    if index >= len(section):
+        section.append(CommentedMap(name=name))
+    return section[index]
 
 
 def _check_parents(config: Any, parents: list[str], key: str) -> None:
@@ -152,7 +164,8 @@ def unset_config(project: Project, name: str, key: str, *, in_environment: bool)
             return False
         entry = _node(project, override[1])
     else:
-        entry = project.tree["plugins"][ref.plugin_type][ref.index]
+        section = project.tree.get("plugins", {}).get(ref.plugin_type) or []
+        entry = section[ref.index] if ref.index < len(section) else None  # an undeclared built-in has none
     config = entry.get("config") if isinstance(entry, dict) else None
     if not isinstance(config, dict):
         return False

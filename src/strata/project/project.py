@@ -77,7 +77,8 @@ class PluginRef:
 BUILTIN_LOADER = "target-strata"
 """The loader that ships with strata: Singer streams into the metadata store (``strata.bridge``)."""
 
-_BUILTIN_SETTINGS = ("store", "key_prefix", "chunk_bytes", "flush_seconds")
+_BUILTIN_SETTINGS = {"store": "string", "key_prefix": "string", "chunk_bytes": "integer", "flush_seconds": "string"}
+"""target-strata's settings and kinds (none is secret, though ``key_prefix`` is named like one)."""
 
 
 def builtin_loader(declared: Plugin | None) -> Plugin:
@@ -91,7 +92,10 @@ def builtin_loader(declared: Plugin | None) -> Plugin:
     beside = Path(sys.executable).parent / BUILTIN_LOADER
     executable = str(beside) if beside.exists() else (shutil.which(BUILTIN_LOADER) or BUILTIN_LOADER)
     known = {s.name for s in plugin.settings}
-    settings = [*plugin.settings, *(Setting(name=n) for n in _BUILTIN_SETTINGS if n not in known)]
+    settings = [
+        *plugin.settings,
+        *(Setting(name=n, kind=k, sensitive=False) for n, k in _BUILTIN_SETTINGS.items() if n not in known),
+    ]
     return msgspec.structs.replace(
         plugin,
         executable=executable,
