@@ -263,3 +263,18 @@ def test_the_builtin_loader_needs_no_declaration_and_takes_config(project: Proje
     project.feed(SCHEMA, record(1), state(1))
     assert project.run().code == 0
     assert [f["key"] for f in project.strata("--json", "features", "list").json()] == ["raw/users"]
+
+
+def test_the_last_record_of_a_sample_wins_and_a_line_over_16_mb_is_read(project: Project) -> None:
+    big = "x" * (17 << 20)
+    project.feed(SCHEMA, record(1), record(2), record(1, name="again"), record(3, name=big), state(3))
+    done = project.run()
+    assert done.code == 0, done.err
+    assert project.rows("SELECT id, name, strlen(name) FROM users WHERE id < 3 ORDER BY id") == [
+        (1, "again", 5),
+        (2, "n2", 2),
+    ]
+    assert project.rows("SELECT strlen(name), strata_dv__name FROM users WHERE id = 3") == [
+        (len(big), sample_hash("md5", [big]))
+    ]
+    assert project.rows('SELECT count(*) FROM "users$history"') == [(0,)]

@@ -2,9 +2,11 @@
 
 It reads its input in chunks (up to ``chunk_bytes``, or whatever arrived within
 ``flush_seconds``), never record by record: DuckDB parses each chunk of JSON lines in one
-scan, takes every property out typed, and hashes every field's value inside the query. Per
-stream, only samples whose field values changed are written (:meth:`MetadataStore.write_changed`),
-so a re-read of unchanged rows adds nothing.
+scan, takes every property out typed, and hashes every field's value inside the query. A chunk
+is one transaction per stream. Per stream, only samples whose field values changed are written
+(:meth:`MetadataStore.write_changed`; with a DuckDB store, ``DuckDBStore.write_changed_from``
+in the store's own connection, so rows never leave DuckDB), so a re-read of unchanged rows adds
+nothing.
 
 Message by message, in input order:
 
@@ -30,6 +32,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import select
 import sys
 import tempfile
@@ -45,16 +48,28 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     import duckdb
-    import pyarrow as pa
 
     from strata.features.graph import FeatureGraph
     from strata.project.project import Project
     from strata.stores.base import MetadataStore
 
 NAME = "target-strata"
-DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
 DEFAULT_FLUSH_SECONDS = 2.0
-_READ = 1 << 20
+_READ = 4 << 20
+_TEXT = re.compile(rb"\S")
+# Working tables in the loader's connection (the store's own, for DuckDB): `$` cannot appear in
+# a feature's table name, so they never collide with one.
+MSGS = ident("strata$msgs")
+ROWS = ident("strata$rows")
+LIVE = ident("strata$live")
+
+
+def seen_table(key: str) -> str:
+    """The temp table of (ids, version) of a stream's records seen in the current full-table sync."""
+    return ident(f"strata$seen${key}")
+
+
 _MESSAGE_COLUMNS = (
     "{type: 'VARCHAR', stream: 'VARCHAR', record: 'JSON', value: 'JSON', schema: 'JSON', "
     "key_properties: 'JSON', version: 'BIGINT'}"
@@ -91,7 +106,13 @@ class Loader:
         self.graph = graph
         self.prefix = str(config.get("key_prefix") or "")
         self.streams: dict[str, Stream] = {}
-        self.con: duckdb.DuckDBPyConnection = duckdb.connect()
+        # A DuckDB store lends its connection: records are parsed, hashed and written without
+        # leaving DuckDB. Other stores get Arrow tables from a private in-memory connection.
+        from strata.stores.duckdb.store import DuckDBStore
+
+        self.duckdb_store = store if isinstance(store, DuckDBStore) else None
+        self.in_place = self.duckdb_store is not None
+        self.con: duckdb.DuckDBPyConnection = self.duckdb_store.con if self.duckdb_store else duckdb.connect()
         self._tmp = Path(tempfile.mkdtemp(prefix="target-strata-"))
         self._chunk = self._tmp / "chunk.jsonl"
         self._base = 0
@@ -113,28 +134,34 @@ class Loader:
             self.store.graph = self.graph
 
     def close(self) -> None:
-        self.con.close()
+        if self.in_place:
+            for name in (MSGS, ROWS, LIVE, *(seen_table(s.key) for s in self.streams.values())):
+                with contextlib.suppress(Exception):
+                    self.con.execute(f"DROP VIEW IF EXISTS {name}" if name == LIVE else f"DROP TABLE IF EXISTS {name}")
+        else:
+            self.con.close()
         self._chunk.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self._tmp.rmdir()
 
     # -- chunks ----------------------------------------------------------------------------
 
-    def load_chunk(self, data: bytes) -> None:
+    def load_chunk(self, data: bytes | bytearray) -> None:
         """Parse and load complete lines; print the last state once its rows are committed.
 
         The lines up to the chunk's last SCHEMA message are read generically (records as JSON,
         parsed again per stream); the lines after it — usually all of them — are read with the
         records typed by the known schemas, so each line is parsed once.
         """
-        if not data.strip():
+        if not _TEXT.search(data):
             return
         last = data.rfind(b'"SCHEMA"')
         cut = 0 if last < 0 else (data.find(b"\n", last) + 1 or len(data))
+        view = memoryview(data)
         if cut:
-            self._load_part(data[:cut], None)
-        if cut < len(data) and data[cut:].strip():
-            self._load_part(data[cut:], self._record_type())
+            self._load_part(view[:cut], None)
+        if cut < len(data) and _TEXT.search(data, cut):
+            self._load_part(view[cut:], self._record_type())
         if self.state is not None:
             sys.stdout.write(json.dumps(self.state) + "\n")
             sys.stdout.flush()
@@ -153,24 +180,25 @@ class Loader:
         merged.setdefault("_sdc_deleted_at", "VARCHAR")
         return "STRUCT(" + ", ".join(f"{ident(name)} {kind}" for name, kind in merged.items()) + ")"
 
-    def _load_part(self, data: bytes, record_type: str | None) -> None:
+    def _load_part(self, data: memoryview, record_type: str | None) -> None:
         self._typed = record_type is not None
         columns = _MESSAGE_COLUMNS.replace("record: 'JSON'", f"record: {literal(record_type or 'JSON')}")
         self._chunk.write_bytes(data)
+        # No maximum_object_size: a large one slows every read (DuckDB sizes buffers by it), and
+        # DuckDB 2.0 reads longer lines anyway (a test loads one of 17 MB).
         try:
             self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE msgs AS SELECT {self._base} + row_number() OVER () AS n, * "
-                f"FROM read_json(?, format = 'newline_delimited', columns = {columns}, "
-                "maximum_object_size = 268435456)",
+                f"CREATE OR REPLACE TEMP TABLE {MSGS} AS SELECT * "
+                f"FROM read_json(?, format = 'newline_delimited', columns = {columns})",
                 [str(self._chunk)],
             )
         except Exception as exc:  # noqa: BLE001 - DuckDB's parser errors, as one line
             detail = " ".join(str(exc).replace(f'in file "{self._chunk}", ', "").split())[:300]
             raise UsageError(f"input is not Singer JSON lines: {detail}", "check the extractor's output") from None
-        count = int(self.con.execute("SELECT count(*) FROM msgs").fetchall()[0][0])
+        count = int(self.con.execute(f"SELECT count(*) FROM {MSGS}").fetchall()[0][0])
         controls = self.con.execute(
-            "SELECT n, type, stream, CAST(schema AS VARCHAR), CAST(key_properties AS VARCHAR), "
-            "CAST(value AS VARCHAR), version FROM msgs WHERE type IS DISTINCT FROM 'RECORD' ORDER BY n"
+            f"SELECT {self._n()}, type, stream, CAST(schema AS VARCHAR), CAST(key_properties AS VARCHAR), "
+            f"CAST(value AS VARCHAR), version FROM {MSGS} WHERE type IS DISTINCT FROM 'RECORD' ORDER BY rowid"
         ).fetchall()
         self._check_records_have_schemas(controls)
         for n, kind, stream, schema, keys, value, version in controls:
@@ -186,10 +214,19 @@ class Loader:
         for stream in self.streams.values():
             self._flush(stream, end)
         self._base += count
-        self.con.execute("DROP TABLE msgs")
+        self.con.execute(f"DROP TABLE {MSGS}")
+
+    def _n(self) -> str:
+        """The message number (from 1 over the whole input) of a row of the messages table.
+
+        The table is created from one scan in input order, so its ``rowid`` is the line's place.
+        """
+        return f"(rowid + {self._base + 1})"
 
     def _check_records_have_schemas(self, controls: list[tuple[Any, ...]]) -> None:
-        firsts = self.con.execute("SELECT stream, min(n) FROM msgs WHERE type = 'RECORD' GROUP BY stream").fetchall()
+        firsts = self.con.execute(
+            f"SELECT stream, min({self._n()}) FROM {MSGS} WHERE type = 'RECORD' GROUP BY stream"
+        ).fetchall()
         schema_at = {}
         for n, kind, stream, *_ in controls:
             if kind == "SCHEMA" and stream not in schema_at:
@@ -225,7 +262,7 @@ class Loader:
             stream.counts, stream.flushed = old.counts, n
         self.streams[name] = stream
         ids = ", ".join(f"{ident(c)} {columns[c]}" for c in stream.key_properties)
-        self.con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {ident('seen__' + key)} ({ids}, version BIGINT)")
+        self.con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {seen_table(key)} ({ids}, version BIGINT)")
 
     def _feature_for(self, stream: str, key: str, columns: dict[str, str], keys: list[str]) -> list[str]:
         """The fields of the stream's feature; defines (and records) it when no code does."""
@@ -252,7 +289,7 @@ class Loader:
         if stream is None or version is None:
             return
         self._flush(stream, n)
-        seen = ident("seen__" + stream.key)
+        seen = seen_table(stream.key)
         if not self.con.execute(f"SELECT count(*) FROM {seen} WHERE version = ?", [version]).fetchall()[0][0]:
             return  # the start of a full-table sync: nothing of this version has come yet
         if self.store.has_feature(stream.key):
@@ -278,43 +315,70 @@ class Loader:
         lo, stream.flushed = stream.flushed, max(stream.flushed, upto - 1)
         if upto - 1 <= lo:
             return
-        rows = self.con.sql(self._records_sql(stream, lo, upto)).to_arrow_table()
-        if rows.num_rows == 0:
+        records = self._records(stream, lo, upto)
+        keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
+        repeated = (
+            keys
+            and self.con.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM ({records}) GROUP BY {keys} HAVING count(*) > 1)"
+            ).fetchall()[0][0]
+        )
+        rows = self._rows_sql(stream, records, last=bool(repeated))
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {ROWS} AS {rows}")
+        total, deleted = self.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE strata__deleted) FROM {ROWS}"
+        ).fetchall()[0]
+        if total == 0:
             return
-        stream.counts["records"] += rows.num_rows
-        import pyarrow.compute as pc
-
-        deleted = rows.column("strata__deleted")
-        versions = rows.select([*stream.key_properties, "strata__version"])
-        live = rows.filter(pc.invert(deleted)).drop_columns(["strata__deleted", "strata__version"])
-        gone = rows.filter(deleted).select(stream.key_properties)
-        if live.num_rows:
-            counts = self.store.write_changed(stream.key, live)
+        stream.counts["records"] += int(total)
+        keep = (
+            ", ".join(ident(c) for c in stream.properties)
+            + ", "
+            + ", ".join(ident("strata_dv__" + name) for name in stream.fields)
+        )
+        if total > deleted:
+            live = f"SELECT {keep} FROM {ROWS} WHERE NOT strata__deleted"
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
+            if self.duckdb_store is not None:
+                counts = self.duckdb_store.write_changed_from(stream.key, LIVE, unique=True)
+            else:
+                counts = self.store.write_changed(stream.key, self.con.sql(f"SELECT * FROM {LIVE}").to_arrow_table())
             for name, value in counts.items():
                 stream.counts[name] += value
-        if gone.num_rows and self.store.has_feature(stream.key):
+        ids = ", ".join(ident(c) for c in stream.key_properties)
+        if deleted and self.store.has_feature(stream.key):
+            gone = self.con.sql(f"SELECT {ids} FROM {ROWS} WHERE strata__deleted").to_arrow_table()
             stream.counts["removed"] += self.store.delete(stream.key, gone)
-        self._remember_versions(stream, versions)
+        self.con.execute(
+            f"INSERT INTO {seen_table(stream.key)} SELECT {ids}, strata__version FROM {ROWS} "
+            "WHERE strata__version IS NOT NULL"
+        )
 
-    def _remember_versions(self, stream: Stream, versions: pa.Table) -> None:
-        import pyarrow.compute as pc
+    def _records(self, stream: Stream, lo: int, upto: int) -> str:
+        """The stream's records numbered in ``(lo, upto)``: number, version, deletion flag and typed values ``t``.
 
-        versions = versions.filter(pc.is_valid(versions.column("strata__version")))
-        if versions.num_rows:
-            self.con.register("strata_versions", versions)
-            try:
-                self.con.execute(f"INSERT INTO {ident('seen__' + stream.key)} SELECT * FROM strata_versions")
-            finally:
-                self.con.unregister("strata_versions")
+        Records read typed are a struct already; others are parsed once with ``json_transform``.
+        """
+        if self._typed:  # records were read typed: every known property is a struct field already
+            deleted, typed = "record._sdc_deleted_at IS NOT NULL", "record"
+        else:
+            struct = literal(json.dumps(stream.properties))
+            deleted, typed = (
+                "json_extract_string(record, '$._sdc_deleted_at') IS NOT NULL",
+                f"json_transform(record, {struct})",
+            )
+        n = self._n()
+        return (
+            f"SELECT {n} AS n, version, {deleted} AS d, {typed} AS t FROM {MSGS} "
+            f"WHERE type = 'RECORD' AND stream = {literal(stream.name)} AND {n} > {lo} AND {n} < {upto}"
+        )
 
-    def _records_sql(self, stream: Stream, lo: int, upto: int) -> str:
+    def _rows_sql(self, stream: Stream, records: str, *, last: bool) -> str:
         """Typed columns, one data version per field and a deletion flag; the last record per sample.
 
-        Each record is parsed once (``json_transform`` to the schema's types); a field's data
-        version hashes the value's text form (nested values as JSON text).
+        A field's data version hashes the value's text form (nested values as JSON text).
+        ``last``: some sample has several records here, keep only the last one.
         """
-        struct = literal(json.dumps(stream.properties))
-        keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
         algorithm = self.store.hash_algorithm
         columns = []
         for prop, kind in stream.properties.items():
@@ -323,19 +387,11 @@ class Loader:
         for name in stream.fields:
             text = f"CAST(t.{ident(name)} AS VARCHAR)"
             columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
-        if self._typed:  # records were read typed: every known property is a struct field already
-            deleted, typed = "record._sdc_deleted_at IS NOT NULL", "record"
-        else:
-            deleted, typed = (
-                "json_extract_string(record, '$._sdc_deleted_at') IS NOT NULL",
-                f"json_transform(record, {struct})",
-            )
-        return (
-            f"WITH r AS (SELECT n, version, {deleted} AS d, {typed} AS t FROM msgs "
-            f"WHERE type = 'RECORD' AND stream = {literal(stream.name)} AND n > {lo} AND n < {upto}), "
-            f"l AS (SELECT * FROM r QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1) "
-            f"SELECT {', '.join(columns)}, d AS strata__deleted, version AS strata__version FROM l"
-        )
+        source = records
+        keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
+        if last and keys:
+            source = f"SELECT * FROM ({records}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1"
+        return f"SELECT {', '.join(columns)}, d AS strata__deleted, version AS strata__version FROM ({source})"
 
     def summary(self) -> list[str]:
         return [
@@ -347,7 +403,7 @@ class Loader:
 # -- input -----------------------------------------------------------------------------------
 
 
-def chunks(fd: int, max_bytes: int, flush_seconds: float) -> Iterator[bytes]:
+def chunks(fd: int, max_bytes: int, flush_seconds: float) -> Iterator[bytearray]:
     """Complete lines from ``fd``: a chunk when ``max_bytes`` arrived, input paused, or at the end."""
     buffer = bytearray()
     since: float | None = None
@@ -356,8 +412,8 @@ def chunks(fd: int, max_bytes: int, flush_seconds: float) -> Iterator[bytes]:
         ready, _, _ = select.select([fd], [], [], timeout)
         data = os.read(fd, _READ) if ready else b""
         if ready and not data:
-            if buffer.strip():
-                yield bytes(buffer)
+            if _TEXT.search(buffer):
+                yield buffer
             return
         if data:
             buffer += data
@@ -366,8 +422,10 @@ def chunks(fd: int, max_bytes: int, flush_seconds: float) -> Iterator[bytes]:
         if len(buffer) >= max_bytes or (due and buffer):
             cut = buffer.rfind(b"\n") + 1
             if cut:
-                yield bytes(buffer[:cut])
-                del buffer[:cut]
+                rest = buffer[cut:]  # a partial line: small
+                del buffer[cut:]
+                yield buffer
+                buffer = rest
             since = time.monotonic() if buffer else None
 
 

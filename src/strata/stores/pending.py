@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 if TYPE_CHECKING:
+    import polars as pl
     import pyarrow as pa
 
     from strata.versioning.plan import FeaturePlan
@@ -38,6 +37,8 @@ class Pending:
         cls, plan: FeaturePlan, state: dict[str, Any], added: Any, changed: Any, removed: Any
     ) -> Pending:
         """Remember an eager increment's asks."""
+        import polars as pl
+
         keys = [*plan.resolve_ids, *plan.input_columns]
         rows = pl.concat([added.to_native().select(keys), changed.to_native().select(keys)], how="vertical_relaxed")
         return cls(state, rows.with_columns(pl.lit(value=True).alias(_PRESENT)), removed.to_native())
@@ -48,6 +49,8 @@ class Pending:
 
     def settle_write(self, plan: FeaturePlan, batch: pa.Table) -> bool:
         """Tick off written rows; False when the batch holds anything that was not asked for."""
+        import polars as pl
+
         keys = list(plan.resolve_ids)
         frame = pl.from_arrow(batch.select([*keys, *plan.input_columns]))
         assert isinstance(frame, pl.DataFrame)
@@ -64,6 +67,8 @@ class Pending:
 
     def settle_delete(self, plan: FeaturePlan, ids: pa.Table) -> bool:
         """Tick off deleted ids; False when an id was not asked to be removed."""
+        import polars as pl
+
         keys = list(plan.resolve_ids)
         frame = pl.from_arrow(ids.select(keys))
         assert isinstance(frame, pl.DataFrame)

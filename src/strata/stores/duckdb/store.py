@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from strata.errors import DefinitionError, WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.stores.base import Increment, MetadataStore
 from strata.versioning import sql
@@ -131,30 +132,34 @@ class DuckDBStore(MetadataStore):
         return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
 
     def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
-        con = self.con
         batch = f"strata_batch_{next(_names)}"
-        con.register(batch, table)
+        self.con.register(batch, table)
         try:
-            # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
-            # transaction that created the table once they span several row groups.
-            self._ensure_tables(plan, self._system_select(plan, ident(batch), table.column_names, 0))
-            _run(con, "BEGIN TRANSACTION")
-            try:
-                seq = self._next_seq()
-                select = self._system_select(plan, ident(batch), table.column_names, seq)
-                latest, history = ident(plan.table), ident(plan.table + HISTORY)
-                ids = sql.ids_list(plan.id_columns)
-                match = f"({ids}) IN (SELECT {ids} FROM {ident(batch)})"
-                if self._max_seq(plan.table) is not None:  # rows this batch supersedes move to history
-                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
-                    _run(con, f"DELETE FROM {latest} WHERE {match}")
-                _run(con, f"INSERT INTO {latest} BY NAME {select}")
-                _run(con, "COMMIT")
-            except BaseException:
-                _run(con, "ROLLBACK")
-                raise
+            self._write_source(plan, ident(batch), table.column_names)
         finally:
-            con.unregister(batch)
+            self.con.unregister(batch)
+
+    def _write_source(self, plan: FeaturePlan, source: str, columns: list[str]) -> None:
+        """Append the rows of ``source`` (a table or view of this connection) in one transaction."""
+        con = self.con
+        # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
+        # transaction that created the table once they span several row groups.
+        self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
+        _run(con, "BEGIN TRANSACTION")
+        try:
+            seq = self._next_seq()
+            select = self._system_select(plan, source, columns, seq)
+            latest, history = ident(plan.table), ident(plan.table + HISTORY)
+            ids = sql.ids_list(plan.id_columns)
+            match = f"({ids}) IN (SELECT {ids} FROM {source})"
+            if self._max_seq(plan.table) is not None:  # rows this batch supersedes move to history
+                _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
+                _run(con, f"DELETE FROM {latest} WHERE {match}")
+            _run(con, f"INSERT INTO {latest} BY NAME {select}")
+            _run(con, "COMMIT")
+        except BaseException:
+            _run(con, "ROLLBACK")
+            raise
 
     def _ensure_tables(self, plan: FeaturePlan, select: str) -> None:
         """Create the feature's tables from the first batch; add columns later batches bring."""
@@ -173,30 +178,91 @@ class DuckDBStore(MetadataStore):
         batch = f"strata_batch_{next(_names)}"
         self.con.register(batch, table)
         try:
-            keys = sql.ids_list(plan.id_columns)
-            on = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
-            differs = [f"b.{ident(c)} IS DISTINCT FROM l.{ident(c)}" for c in plan.dv_columns]
-            differs += [f"l.{ident(f.cv_column)} IS DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
-            stored = self._columns(plan.table)  # a field added since the last write has no column yet
-            versions = ", ".join(
-                ident(c) if c in stored else f"CAST(NULL AS VARCHAR) AS {ident(c)}"
-                for c in (*plan.dv_columns, *plan.cv_columns)
-            )
-            live = (
-                f"SELECT {keys}, {versions}, true AS strata__live FROM {ident(plan.table)} WHERE NOT {ident(DELETED)}"
-            )
-            columns = ", ".join(f"b.{ident(c)}" for c in table.column_names)
-            query = (
-                f"SELECT {columns}, l.strata__live IS NULL AS strata__new FROM {ident(batch)} b "
-                f"LEFT JOIN ({live}) l ON {on} WHERE l.strata__live IS NULL OR {' OR '.join(differs)}"
-            )
-            rows = self.con.sql(query).to_arrow_table()
+            rows = self.con.sql(self._changed_select(plan, ident(batch), table.column_names)).to_arrow_table()
         finally:
             self.con.unregister(batch)
         import pyarrow.compute as pc
 
         new = int(pc.sum(rows.column("strata__new")).as_py() or 0)
         return rows.drop_columns(["strata__new"]), new
+
+    def _changed_select(self, plan: FeaturePlan, source: str, columns: list[str]) -> str:
+        """Rows of ``source`` that are new samples or differ from the live row, flagged ``strata__new``."""
+        keys = sql.ids_list(plan.id_columns)
+        on = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
+        differs = [f"b.{ident(c)} IS DISTINCT FROM l.{ident(c)}" for c in plan.dv_columns]
+        differs += [f"l.{ident(f.cv_column)} IS DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
+        stored = self._columns(plan.table)  # a field added since the last write has no column yet
+        versions = ", ".join(
+            ident(c) if c in stored else f"CAST(NULL AS VARCHAR) AS {ident(c)}"
+            for c in (*plan.dv_columns, *plan.cv_columns)
+        )
+        live = f"SELECT {keys}, {versions}, true AS strata__live FROM {ident(plan.table)} WHERE NOT {ident(DELETED)}"
+        picked = ", ".join(f"b.{ident(c)}" for c in columns)
+        return (
+            f"SELECT {picked}, l.strata__live IS NULL AS strata__new FROM {source} b "
+            f"LEFT JOIN ({live}) l ON {on} WHERE l.strata__live IS NULL OR {' OR '.join(differs)}"
+        )
+
+    def write_changed_from(self, feature: Any, source: str, *, unique: bool = False) -> dict[str, int]:
+        """:meth:`write_changed` for rows already in a table or view of this store's connection.
+
+        ``target-strata``'s fast path: the rows never leave DuckDB. ``source`` is a quoted name
+        the caller made (never user input); the same checks apply, in SQL, except the one for
+        repeated ids when the caller vouches with ``unique=True`` (it picked one row per sample).
+        """
+        self._require_open()
+        plan = self.plan(feature)
+        if not plan.is_root:
+            raise DefinitionError(
+                f"`{plan.key}` has upstreams: write_changed is for root features", "use resolve_update and write"
+            )
+        if plan.key in self._pending:  # a resolve waits to be settled by this write: take the general path
+            return self.write_changed(feature, self.con.sql(f"SELECT * FROM {source}").to_arrow_table())
+        columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {source}")]
+        self._check_source(plan, source, columns, unique=unique)
+        total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
+        if total == 0:
+            return {"added": 0, "changed": 0, "unchanged": 0}
+        if not self._has_table(plan.table):
+            self._write_source(plan, source, columns)
+            return {"added": total, "changed": 0, "unchanged": 0}
+        changed = ident(f"strata$changed_{next(_names)}")
+        _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
+        try:
+            rows, new = _run(self.con, f"SELECT count(*), count(*) FILTER (WHERE strata__new) FROM {changed}")[0]
+            if rows:
+                self._write_source(plan, changed, columns)
+        finally:
+            _run(self.con, f"DROP TABLE IF EXISTS {changed}")
+        return {"added": int(new), "changed": int(rows) - int(new), "unchanged": total - int(rows)}
+
+    def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, unique: bool) -> None:
+        """The checks of ``_check_write`` for samples, run as one SQL scan."""
+        for kind, wanted in (("id column(s)", plan.id_columns), ("data-version column(s)", plan.dv_columns)):
+            missing = [c for c in wanted if c not in columns]
+            if missing:
+                raise WriteError(
+                    f"samples for `{plan.key}` lack {kind} {', '.join(missing)}", "add them; nothing was written"
+                )
+        nulls = [f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in (*plan.id_columns, *plan.dv_columns)]
+        counts = _run(self.con, f"SELECT {', '.join(nulls)} FROM {source}")[0]
+        for column, count in zip((*plan.id_columns, *plan.dv_columns), counts, strict=True):
+            if count:
+                what = "id column" if column in plan.id_columns else "data-version column"
+                raise WriteError(
+                    f"samples for `{plan.key}` have nulls in {what} `{column}`",
+                    "every sample needs its ids and data versions; nothing was written",
+                )
+        if unique:
+            return
+        keys = sql.ids_list(plan.id_columns)
+        repeated = _run(self.con, f"SELECT count(*) FROM (SELECT 1 FROM {source} GROUP BY {keys} HAVING count(*) > 1)")
+        if repeated[0][0]:
+            raise WriteError(
+                f"samples for `{plan.key}` have {repeated[0][0]} repeated ids",
+                "write each sample once per call; nothing was written",
+            )
 
     def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
         con = self.con
