@@ -113,7 +113,7 @@ class Loader:
         self.duckdb_store = store if isinstance(store, DuckDBStore) else None
         self.in_place = self.duckdb_store is not None
         self.con: duckdb.DuckDBPyConnection = self.duckdb_store.con if self.duckdb_store else duckdb.connect()
-        self._tmp = Path(tempfile.mkdtemp(prefix="target-strata-"))
+        self._tmp = Path(tempfile.mkdtemp(prefix="target-strata-", dir=scratch_dir(_chunk_bytes(config))))
         self._chunk = self._tmp / "chunk.jsonl"
         self._base = 0
         self.state: Any = None
@@ -429,6 +429,26 @@ def chunks(fd: int, max_bytes: int, flush_seconds: float) -> Iterator[bytearray]
             since = time.monotonic() if buffer else None
 
 
+def scratch_dir(chunk_bytes: int, shm: str = "/dev/shm") -> str | None:  # noqa: S108 - mkdtemp in it
+    """Where chunks are written for DuckDB to read: memory-backed ``/dev/shm`` when it has room.
+
+    Writing a 226 MB chunk there takes ~0.1 s against 0.3-0.6 s in a disk-backed temp dir; the
+    pages are memory either way. Containers often give ``/dev/shm`` only 64 MB: then the
+    default temp dir (``None``).
+    """
+    try:
+        stat = os.statvfs(shm)
+    except OSError:
+        return None
+    if not os.access(shm, os.W_OK) or stat.f_bavail * stat.f_frsize < 2 * chunk_bytes:
+        return None
+    return shm
+
+
+def _chunk_bytes(config: dict[str, Any]) -> int:
+    return int(config.get("chunk_bytes") or DEFAULT_CHUNK_BYTES)
+
+
 # -- entry point ---------------------------------------------------------------------------
 
 
@@ -448,7 +468,7 @@ def run(config: dict[str, Any], fd: int) -> list[str]:
     graph = load_graph(project, check=False)
     name = config.get("store") or None
     store = make_store(project, name, graph=graph)
-    max_bytes = int(config.get("chunk_bytes") or DEFAULT_CHUNK_BYTES)
+    max_bytes = _chunk_bytes(config)
     flush_seconds = float(config.get("flush_seconds") or DEFAULT_FLUSH_SECONDS)
     with opened(store, store_config(project, name)), graph.use():
         loader = Loader(project, store, graph, config)
