@@ -278,3 +278,14 @@ def test_the_last_record_of_a_sample_wins_and_a_line_over_16_mb_is_read(project:
         (len(big), sample_hash("md5", [big]))
     ]
     assert project.rows('SELECT count(*) FROM "users$history"') == [(0,)]
+
+
+def test_a_record_without_its_key_fails_the_run_and_writes_nothing(project: Project) -> None:
+    project.feed(SCHEMA, record(1), {**record(2), "record": {**record(2)["record"], "id": None}}, state(2))
+    done = project.run()
+    assert done.code == 1
+    assert "1 record(s) of stream `users` have no value for a key property (id)" in done.err
+    assert project.state() is None
+    assert not (project.root / ".strata" / "metadata.duckdb").exists() or project.rows(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'"
+    ) == [(0,)]

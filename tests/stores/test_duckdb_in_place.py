@@ -27,7 +27,7 @@ def test_rows_already_in_duckdb_are_written_like_write_changed(tmp_path: Path) -
         assert store.write_changed_from("video", stage(store, first)) == {"added": 5, "changed": 0, "unchanged": 0}
         batch = roots(8, audio={1: "new"}).filter(pl.col("sample_uid").is_in([0, 1, 2, 7]))
         batch = batch.with_columns(pl.lit("y").alias("note"))
-        counts = store.write_changed_from("video", stage(store, batch), unique=True)
+        counts = store.write_changed_from("video", stage(store, batch), checked=True)
         assert counts == {"added": 1, "changed": 1, "unchanged": 2}
     with DuckDBStore(path, graph=graph_of()) as store:  # committed: another open sees it
         live = store.read("video").sort("sample_uid")

@@ -135,9 +135,11 @@ class Loader:
 
     def close(self) -> None:
         if self.in_place:
-            for name in (MSGS, ROWS, LIVE, *(seen_table(s.key) for s in self.streams.values())):
+            drops = [f"DROP VIEW IF EXISTS {LIVE}", f"DROP VIEW IF EXISTS {ROWS}", f"DROP TABLE IF EXISTS {MSGS}"]
+            drops += [f"DROP TABLE IF EXISTS {seen_table(s.key)}" for s in self.streams.values()]
+            for drop in drops:
                 with contextlib.suppress(Exception):
-                    self.con.execute(f"DROP VIEW IF EXISTS {name}" if name == LIVE else f"DROP TABLE IF EXISTS {name}")
+                    self.con.execute(drop)
         else:
             self.con.close()
         self._chunk.unlink(missing_ok=True)
@@ -214,6 +216,8 @@ class Loader:
         for stream in self.streams.values():
             self._flush(stream, end)
         self._base += count
+        self.con.execute(f"DROP VIEW IF EXISTS {LIVE}")
+        self.con.execute(f"DROP VIEW IF EXISTS {ROWS}")
         self.con.execute(f"DROP TABLE {MSGS}")
 
     def _n(self) -> str:
@@ -311,7 +315,12 @@ class Loader:
     # -- loading ---------------------------------------------------------------------------
 
     def _flush(self, stream: Stream, upto: int) -> None:
-        """Load the stream's records numbered after ``stream.flushed`` and before ``upto``."""
+        """Load the stream's records numbered after ``stream.flushed`` and before ``upto``.
+
+        The rows are a view, never materialized: counting, deletions and the versions seen read
+        only ids and flags (DuckDB prunes the hashes from those queries), so the hashes are
+        computed once, by the write itself.
+        """
         lo, stream.flushed = stream.flushed, max(stream.flushed, upto - 1)
         if upto - 1 <= lo:
             return
@@ -323,34 +332,38 @@ class Loader:
                 f"SELECT count(*) FROM (SELECT 1 FROM ({records}) GROUP BY {keys} HAVING count(*) > 1)"
             ).fetchall()[0][0]
         )
-        rows = self._rows_sql(stream, records, last=bool(repeated))
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {ROWS} AS {rows}")
-        total, deleted = self.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE strata__deleted) FROM {ROWS}"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {ROWS} AS {self._rows_sql(stream, records, last=bool(repeated))}"
+        )
+        ids = [ident(c) for c in stream.key_properties]
+        no_key = " OR ".join(f"{c} IS NULL" for c in ids) or "false"
+        total, deleted, keyless = self.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE strata__deleted), count(*) FILTER (WHERE {no_key}) FROM {ROWS}"
         ).fetchall()[0]
+        if keyless:
+            raise UsageError(
+                f"{keyless} record(s) of stream `{stream.name}` have no value for a key property "
+                f"({', '.join(stream.key_properties)})",
+                "every record needs its key properties; nothing of this batch was written",
+            )
         if total == 0:
             return
         stream.counts["records"] += int(total)
-        keep = (
-            ", ".join(ident(c) for c in stream.properties)
-            + ", "
-            + ", ".join(ident("strata_dv__" + name) for name in stream.fields)
-        )
+        keep = [*(ident(c) for c in stream.properties), *(ident("strata_dv__" + name) for name in stream.fields)]
         if total > deleted:
-            live = f"SELECT {keep} FROM {ROWS} WHERE NOT strata__deleted"
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
+            live = f"SELECT {', '.join(keep)} FROM {ROWS} WHERE NOT strata__deleted"
             if self.duckdb_store is not None:
-                counts = self.duckdb_store.write_changed_from(stream.key, LIVE, unique=True)
+                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
+                counts = self.duckdb_store.write_changed_from(stream.key, LIVE, checked=True)
             else:
-                counts = self.store.write_changed(stream.key, self.con.sql(f"SELECT * FROM {LIVE}").to_arrow_table())
+                counts = self.store.write_changed(stream.key, self.con.sql(live).to_arrow_table())
             for name, value in counts.items():
                 stream.counts[name] += value
-        ids = ", ".join(ident(c) for c in stream.key_properties)
         if deleted and self.store.has_feature(stream.key):
-            gone = self.con.sql(f"SELECT {ids} FROM {ROWS} WHERE strata__deleted").to_arrow_table()
+            gone = self.con.sql(f"SELECT {', '.join(ids)} FROM {ROWS} WHERE strata__deleted").to_arrow_table()
             stream.counts["removed"] += self.store.delete(stream.key, gone)
         self.con.execute(
-            f"INSERT INTO {seen_table(stream.key)} SELECT {ids}, strata__version FROM {ROWS} "
+            f"INSERT INTO {seen_table(stream.key)} SELECT {', '.join(ids)}, strata__version FROM {ROWS} "
             "WHERE strata__version IS NOT NULL"
         )
 

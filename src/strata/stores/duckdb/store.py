@@ -204,12 +204,14 @@ class DuckDBStore(MetadataStore):
             f"LEFT JOIN ({live}) l ON {on} WHERE l.strata__live IS NULL OR {' OR '.join(differs)}"
         )
 
-    def write_changed_from(self, feature: Any, source: str, *, unique: bool = False) -> dict[str, int]:
+    def write_changed_from(self, feature: Any, source: str, *, checked: bool = False) -> dict[str, int]:
         """:meth:`write_changed` for rows already in a table or view of this store's connection.
 
         ``target-strata``'s fast path: the rows never leave DuckDB. ``source`` is a quoted name
-        the caller made (never user input); the same checks apply, in SQL, except the one for
-        repeated ids when the caller vouches with ``unique=True`` (it picked one row per sample).
+        the caller made (never user input). The checks of :meth:`write_changed` run in SQL,
+        unless the caller vouches with ``checked=True`` that there is one row per sample and no
+        null id or data version: then ``source`` may be a view that is costly to evaluate (it
+        hashes), and its data versions are read once, by the write.
         """
         self._require_open()
         plan = self.plan(feature)
@@ -220,7 +222,7 @@ class DuckDBStore(MetadataStore):
         if plan.key in self._pending:  # a resolve waits to be settled by this write: take the general path
             return self.write_changed(feature, self.con.sql(f"SELECT * FROM {source}").to_arrow_table())
         columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {source}")]
-        self._check_source(plan, source, columns, unique=unique)
+        self._check_source(plan, source, columns, checked=checked)
         total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
         if total == 0:
             return {"added": 0, "changed": 0, "unchanged": 0}
@@ -237,14 +239,16 @@ class DuckDBStore(MetadataStore):
             _run(self.con, f"DROP TABLE IF EXISTS {changed}")
         return {"added": int(new), "changed": int(rows) - int(new), "unchanged": total - int(rows)}
 
-    def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, unique: bool) -> None:
-        """The checks of ``_check_write`` for samples, run as one SQL scan."""
+    def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool) -> None:
+        """The checks of ``_check_write`` for samples, in SQL (only the columns' presence when ``checked``)."""
         for kind, wanted in (("id column(s)", plan.id_columns), ("data-version column(s)", plan.dv_columns)):
             missing = [c for c in wanted if c not in columns]
             if missing:
                 raise WriteError(
                     f"samples for `{plan.key}` lack {kind} {', '.join(missing)}", "add them; nothing was written"
                 )
+        if checked:
+            return
         nulls = [f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in (*plan.id_columns, *plan.dv_columns)]
         counts = _run(self.con, f"SELECT {', '.join(nulls)} FROM {source}")[0]
         for column, count in zip((*plan.id_columns, *plan.dv_columns), counts, strict=True):
@@ -254,8 +258,6 @@ class DuckDBStore(MetadataStore):
                     f"samples for `{plan.key}` have nulls in {what} `{column}`",
                     "every sample needs its ids and data versions; nothing was written",
                 )
-        if unique:
-            return
         keys = sql.ids_list(plan.id_columns)
         repeated = _run(self.con, f"SELECT count(*) FROM (SELECT 1 FROM {source} GROUP BY {keys} HAVING count(*) > 1)")
         if repeated[0][0]:
