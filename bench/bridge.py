@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -102,7 +103,12 @@ def messages(path: Path, records: int) -> None:
 
 
 def timed(argv: list[str], stdin: Path, cwd: Path, env: dict[str, str]) -> float:
-    """Seconds one command takes with ``stdin`` as its input; exits on failure."""
+    """Seconds one command takes with ``stdin`` as its input; exits on failure.
+
+    Dirty pages of the previous run are flushed first (``os.sync``), so no target pays for the
+    writeback of another's output when it commits.
+    """
+    os.sync()
     with stdin.open("rb") as handle:
         started = time.perf_counter()
         done = subprocess.run(argv, stdin=handle, cwd=cwd, env=env, capture_output=True, check=False)
@@ -121,7 +127,7 @@ def fresh_project(path: Path, text: str = "version: 1\nproject_id: bench\n") -> 
     return path
 
 
-def load_rates(records: int, repeat: int, env: dict[str, str]) -> dict[str, dict[str, float]]:
+def load_rates(records: int, repeat: int, env: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Median seconds and records/s per target on the same input."""
     data = WORK / f"items-{records}.jsonl"
     if not data.exists():
@@ -168,7 +174,11 @@ def load_rates(records: int, repeat: int, env: dict[str, str]) -> dict[str, dict
         cfg.write_text(json.dumps({"filepath": str(db), "default_target_schema": "main"}))
         times["target-duckdb"].append(timed([exe("target-duckdb"), "--config", str(cfg)], data, WORK, env))
     return {
-        name: {"seconds": statistics.median(values), "records_per_second": records / statistics.median(values)}
+        name: {
+            "seconds": statistics.median(values),
+            "records_per_second": records / statistics.median(values),
+            "runs": values,
+        }
         for name, values in times.items()
     }
 
