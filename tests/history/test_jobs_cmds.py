@@ -382,7 +382,7 @@ def test_schedule_export_refuses_a_schedule_it_cannot_run(strata: Cli, root: Pat
     result = strata("schedule", "export", "--to", "cron")
     assert result.code == 2
     assert "no job named `gone`" in result.err
-    bad_name = strata("schedule", "export", "--to", "dagster")
+    bad_name = strata("schedule", "export", "--to", "airflow")
     assert bad_name.code == 2
 
 

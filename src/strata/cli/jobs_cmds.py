@@ -2,7 +2,8 @@
 
 Jobs and schedules live in the project file (Meltano's shape); running them hands their blocks
 to the pipeline, exactly as ``strata run`` would. strata has no scheduler daemon:
-``schedule export --to cron`` prints crontab lines that call ``strata schedule run``.
+``schedule export --to cron`` prints crontab lines that call ``strata schedule run``;
+``--to dagster`` prints a Dagster code location whose jobs call it (``project/dagster_export.py``).
 """
 
 from __future__ import annotations
@@ -261,10 +262,14 @@ def schedule_run(ctx: Context, name: str, full_refresh: bool, force: bool, dry_r
 
 
 @schedule.command("export")
-@click.option("--to", "target", type=click.Choice(["cron"]), required=True, help="What to export to.")
+@click.option("--to", "target", type=click.Choice(["cron", "dagster"]), required=True, help="What to export to.")
 @pass_context
 def schedule_export(ctx: Context, target: str) -> None:
-    """Print the schedules as crontab lines (install them with `crontab -e`)."""
+    """Print the schedules as crontab lines, or as a Dagster code location.
+
+    Cron: install the lines with `crontab -e`. Dagster: save the output as a .py file, then
+    `dagster dev -f FILE`; each schedule is a job that runs `strata schedule run NAME`.
+    """
     from strata.project.jobs_edit import (
         check_interval,
         check_name,
@@ -273,25 +278,30 @@ def schedule_export(ctx: Context, target: str) -> None:
         schedule_environment,
     )
 
-    assert target == "cron"
     project = ctx.project()
     strata = _strata_executable()
-    root = str(project.root)
-    logs = project.system_dir / "logs"
     active = project.environment.name if project.environment is not None else None
-    lines = [
-        f"# strata schedules of {root}",
-        f"# made by `strata schedule export --to cron`; output of each run is appended to {logs}/schedule-<name>.log",
-    ]
+    rows: list[tuple[Schedule, str | None, str | None]] = []
     for entry in project.model.schedules:
         check_name("schedule", entry.name)
         check_interval(entry.interval)
         schedule_blocks(project, entry)
-        expression = cron_expression(entry.interval)
+        rows.append((entry, cron_expression(entry.interval), schedule_environment(entry) or active))
+    if target == "dagster":
+        from strata.project.dagster_export import render
+
+        click.echo(render(project.root, strata, [(entry.name, cron, env) for entry, cron, env in rows]), nl=False)
+        return
+    root = str(project.root)
+    logs = project.system_dir / "logs"
+    lines = [
+        f"# strata schedules of {root}",
+        f"# made by `strata schedule export --to cron`; output of each run is appended to {logs}/schedule-<name>.log",
+    ]
+    for entry, expression, environment in rows:
         if expression is None:
             lines.append(f"# {entry.name}: {entry.interval.strip()}, not run on a clock")
             continue
-        environment = schedule_environment(entry) or active
         command = [strata, "-C", root, *(["-e", environment] if environment else []), "schedule", "run", entry.name]
         log = str(logs / f"schedule-{entry.name}.log")
         shell = (f"mkdir -p {shlex.quote(str(logs))} && {shlex.join(command)} >> {shlex.quote(log)} 2>&1").replace(
