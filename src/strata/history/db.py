@@ -11,15 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from strata.errors import SystemDatabaseError
 from strata.project.expand import expand_str
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from sqlalchemy.engine import URL, Engine
 
     from strata.project.project import Project
@@ -34,15 +30,26 @@ _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"
 """Accepted URL schemes and the SQLAlchemy driver each one uses."""
 
 
+def default_file(project: Project) -> Path | None:
+    """The default SQLite file when ``database_uri`` names no database, else None (no SQLAlchemy needed)."""
+    raw = project.setting("database_uri")
+    return project.system_dir / DEFAULT_FILE if raw is None or raw == "" else None
+
+
 def database_url(project: Project) -> URL:
     """The system database URL: ``database_uri`` (``${VAR}`` expanded) or the default SQLite file.
 
     A relative SQLite path is relative to the project root, not the working directory.
     ``$MELTANO_SYS_DIR_ROOT`` (Meltano's default URI uses it) means ``.strata/``.
     """
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    default = default_file(project)
+    if default is not None:
+        return sa.URL.create("sqlite", database=str(default))
     raw = project.setting("database_uri")
-    if raw is None or raw == "":
-        return sa.URL.create("sqlite", database=str(project.system_dir / DEFAULT_FILE))
     variables = {"MELTANO_SYS_DIR_ROOT": str(project.system_dir), **project.variables}
     text = expand_str(str(raw), variables, "database_uri")
     try:
@@ -71,6 +78,9 @@ def shown(url: URL) -> str:
 
 def create_engine(url: URL) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and explicit ``BEGIN IMMEDIATE``."""
+    import sqlalchemy as sa
+    from sqlalchemy import event
+
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
@@ -87,19 +97,24 @@ def create_engine(url: URL) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite would BEGIN on its own, deferred, only before writes; strata begins itself.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            _wal(cursor)
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        finally:
-            cursor.close()
+        setup(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def setup(connection: Any) -> None:
+    """Busy timeout, WAL and ``synchronous=NORMAL`` on a new sqlite3 connection (autocommit mode)."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
 
 
 def _wal(cursor: Any) -> None:

@@ -15,12 +15,7 @@ import contextlib
 import logging
 import os
 import re
-import socket
-import threading
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -31,13 +26,25 @@ from strata import __version__
 from strata.errors import RunNotFoundError, SystemDatabaseError
 from strata.history import db
 from strata.history.migrations import migrate
+from strata.history.model import (
+    FLUSH_EVERY,
+    HEARTBEAT_EVERY,
+    MAX_ERROR,
+    STALE_AFTER,
+    Run,
+    RunStatus,
+    _alive,
+    _host,
+    _now,
+    clean_error,
+)
 from strata.history.tables import build_errors, runs
 from strata.project.settings import redact_urls
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Iterator, Mapping
-    from types import TracebackType
+    from collections.abc import Iterator
+    from datetime import timedelta
 
     from sqlalchemy.engine import URL
 
@@ -45,57 +52,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strata.history")
 
-STALE_AFTER = timedelta(minutes=5)
-"""A running run whose last heartbeat is older than this is taken for dead."""
-
-HEARTBEAT_EVERY = timedelta(seconds=30)
-"""How often ``Run.keep_alive`` (and a run used as a context manager) beats."""
-
-FLUSH_EVERY = timedelta(seconds=10)
-"""``add_records`` writes the counts at most this often; ``heartbeat`` and ``finish`` always do."""
-
-MAX_ERROR = 4000
-"""Characters of an error message kept in the history."""
-
-
-class RunStatus(StrEnum):
-    """Where a run is: running, or how it ended."""
-
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _host() -> str:
-    return socket.gethostname()
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process on this host (a zombie counts as dead)."""
-    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there; rely on the heartbeat
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
-
-
-def clean_error(text: str) -> str:
-    """An error as the history keeps it: URL credentials hidden, at most ``MAX_ERROR`` characters."""
-    text = redact_urls(text.strip())
-    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+__all__ = [
+    "FLUSH_EVERY",
+    "HEARTBEAT_EVERY",
+    "MAX_ERROR",
+    "STALE_AFTER",
+    "Run",
+    "RunHistory",
+    "RunStatus",
+    "clean_error",
+]
 
 
 @contextlib.contextmanager
@@ -109,157 +75,6 @@ def _database_errors(where: str) -> Iterator[None]:
         raise SystemDatabaseError(
             f"the system database {where} failed: {reason}", "check that it is reachable and writable"
         ) from exc
-
-
-@dataclass(eq=False)
-class Run:
-    """One run as the history knows it; the run that ``start`` returned also writes itself.
-
-    ``records`` counts records per stream. ``log_path`` is as the pipeline gave it (relative
-    paths are relative to the project root).
-    """
-
-    run_id: str
-    state_id: str
-    environment: str | None
-    blocks: list[str]
-    status: RunStatus
-    started_at: datetime
-    ended_at: datetime | None
-    heartbeat_at: datetime
-    pid: int | None
-    host: str | None
-    records: dict[str, int]
-    error: str | None
-    log_path: str | None
-    strata_version: str | None = None
-    _history: RunHistory | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _written: datetime = field(default_factory=_now, repr=False)
-    _stop: threading.Event | None = field(default=None, repr=False)
-    _context: contextlib.AbstractContextManager[Run] | None = field(default=None, repr=False)
-
-    @property
-    def id(self) -> str:
-        """The run id (same as ``run_id``)."""
-        return self.run_id
-
-    @property
-    def duration(self) -> timedelta | None:
-        """How long it ran (so far, while running)."""
-        if self.status is RunStatus.RUNNING:
-            return _now() - self.started_at
-        return None if self.ended_at is None else self.ended_at - self.started_at
-
-    @property
-    def total_records(self) -> int:
-        return sum(self.records.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``--json``: times in ISO 8601 UTC, duration in seconds."""
-        duration = self.duration
-        return {
-            "run_id": self.run_id,
-            "state_id": self.state_id,
-            "environment": self.environment,
-            "blocks": list(self.blocks),
-            "status": str(self.status),
-            "started_at": self.started_at.isoformat(),
-            "ended_at": None if self.ended_at is None else self.ended_at.isoformat(),
-            "heartbeat_at": self.heartbeat_at.isoformat(),
-            "duration_seconds": None if duration is None else round(duration.total_seconds(), 3),
-            "pid": self.pid,
-            "host": self.host,
-            "records": dict(self.records),
-            "error": self.error,
-            "log_path": self.log_path,
-            "strata_version": self.strata_version,
-        }
-
-    # -- writing (the run this process started) ------------------------------------------
-
-    def heartbeat(self) -> None:
-        """Record that the run is alive, with the record counts so far."""
-        with self._lock:
-            self._write(heartbeat_at=_now())
-
-    def add_records(self, counts: Mapping[str, int]) -> None:
-        """Add records per stream; written with the next heartbeat, or now if none for a while."""
-        with self._lock:
-            for stream, count in counts.items():
-                self.records[stream] = self.records.get(stream, 0) + int(count)
-            now = _now()
-            if now - self._written >= FLUSH_EVERY:
-                self._write(heartbeat_at=now)
-
-    def finish(self, status: RunStatus | str, error: str | None = None) -> None:
-        """Close the run: ``success``, ``failed`` or ``cancelled``, with an error message (no secrets)."""
-        final = RunStatus(status)
-        if final is RunStatus.RUNNING:
-            raise ValueError("finish needs a final status: success, failed or cancelled")
-        with self._lock:
-            now = _now()
-            self.status, self.ended_at = final, now
-            self.error = None if error is None else clean_error(error)
-            self._write(heartbeat_at=now, status=str(final), ended_at=now, error=self.error)
-        self._stop_beating()
-
-    @contextlib.contextmanager
-    def keep_alive(self, every: timedelta = HEARTBEAT_EVERY) -> Iterator[Self]:
-        """Beat from a background thread every ``every`` until the block ends.
-
-        A heartbeat that fails (database briefly unreachable) is logged and tried again on the
-        next beat; the run itself goes on.
-        """
-        stop = threading.Event()
-        self._stop = stop
-
-        def beat() -> None:
-            while not stop.wait(every.total_seconds()):
-                try:
-                    self.heartbeat()
-                except SystemDatabaseError as exc:
-                    log.warning("heartbeat failed: %s", exc, extra={"fields": {"run_id": self.run_id}})
-
-        thread = threading.Thread(target=beat, name=f"strata-heartbeat-{self.run_id[:8]}", daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            stop.set()
-            thread.join()
-
-    def __enter__(self) -> Self:
-        self._context = self.keep_alive()
-        self._context.__enter__()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop beating; a run not finished yet ends ``success``, ``failed`` (exception) or ``cancelled``."""
-        if self._context is not None:
-            self._context.__exit__(exc_type, exc, tb)
-            self._context = None
-        if self.status is not RunStatus.RUNNING:
-            return
-        if exc is None:
-            self.finish(RunStatus.SUCCESS)
-        elif isinstance(exc, KeyboardInterrupt):
-            self.finish(RunStatus.CANCELLED, "interrupted")
-        else:
-            self.finish(RunStatus.FAILED, str(exc) or type(exc).__name__)
-
-    def _stop_beating(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-
-    def _write(self, **values: Any) -> None:
-        if self._history is None:
-            raise RuntimeError("this run was read from the history; only the process that started it writes it")
-        self._history.update(self.run_id, records=dict(self.records), **values)
-        self._written = values.get("heartbeat_at", _now())
-        self.heartbeat_at = self._written
 
 
 def _from_row(row: sa.Row[Any], history: RunHistory | None = None) -> Run:

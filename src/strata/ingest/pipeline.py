@@ -283,11 +283,13 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
             runs: list[Any] = []
 
             def open_run() -> Any:
-                # Called once the plugins are starting: opening the system database (and importing
-                # SQLAlchemy) then overlaps with their own start-up instead of adding to it.
-                from strata.history import RunHistory
+                # Called once the plugins are starting: opening the system database then overlaps
+                # with their own start-up instead of adding to it. The default SQLite database is
+                # written with sqlite3 (history/lite.py): no SQLAlchemy import on the run path.
+                from strata.history.lite import open_writer
 
-                history = stack.enter_context(RunHistory.open(project))
+                history = open_writer(project)
+                stack.callback(history.close)
                 runs.append(history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path)))
                 return runs[0]
 
