@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
-from strata import __version__
 from strata.errors import SystemDatabaseError
 from strata.history import db
-from strata.history.model import STALE_AFTER, Run, RunStatus, _alive, _host, _now
+from strata.history.model import STALE_AFTER, Run, RunStatus, death, new_run
 from strata.project.settings import redact_urls
 
 if TYPE_CHECKING:
@@ -133,24 +130,8 @@ class LiteHistory:
         self, state_id: str, environment: str | None, blocks: list[str], log_path: Path | str | None = None
     ) -> Run:
         """Record a new ``running`` run owned by this process and return it (as ``RunHistory.start``)."""
-        now = _now()
-        run = Run(
-            run_id=uuid.uuid4().hex,
-            state_id=state_id,
-            environment=environment,
-            blocks=[str(b) for b in blocks],
-            status=RunStatus.RUNNING,
-            started_at=now,
-            ended_at=None,
-            heartbeat_at=now,
-            pid=os.getpid(),
-            host=_host(),
-            records={},
-            error=None,
-            log_path=None if log_path is None else str(log_path),
-            strata_version=__version__,
-            _history=self,
-        )
+        run = new_run(self, state_id, environment, blocks, log_path)
+        now = run.started_at
         with self._transaction() as connection:
             self._reap(connection)
             connection.execute(
@@ -191,14 +172,10 @@ class LiteHistory:
         rows = connection.execute(
             "SELECT run_id, heartbeat_at, pid, host FROM strata_runs WHERE status = ?", (str(RunStatus.RUNNING),)
         ).fetchall()
-        now, host, failed = _now(), _host(), 0
+        failed = 0
         for run_id, beat, pid, run_host in rows:
-            heartbeat = _parse(beat)
-            if now - heartbeat > self.stale_after:
-                reason = f"process died: no heartbeat since {heartbeat.isoformat(timespec='seconds')}"
-            elif run_host == host and pid is not None and pid != os.getpid() and not _alive(pid):
-                reason = f"process died: pid {pid} on {host} is gone"
-            else:
+            reason = death(_parse(beat), pid, run_host, self.stale_after)
+            if reason is None:
                 continue
             done = connection.execute(
                 "UPDATE strata_runs SET status = ?, ended_at = ?, error = ? "

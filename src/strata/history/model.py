@@ -235,3 +235,41 @@ class Run:
         self._history.update(self.run_id, records=dict(self.records), **values)
         self._written = values.get("heartbeat_at", _now())
         self.heartbeat_at = self._written
+
+
+def new_run(
+    history: Writer, state_id: str, environment: str | None, blocks: list[str], log_path: Path | str | None
+) -> Run:
+    """A ``running`` run owned by this process, written through ``history``."""
+    import uuid
+
+    from strata import __version__
+
+    now = _now()
+    return Run(
+        run_id=uuid.uuid4().hex,
+        state_id=state_id,
+        environment=environment,
+        blocks=[str(b) for b in blocks],
+        status=RunStatus.RUNNING,
+        started_at=now,
+        ended_at=None,
+        heartbeat_at=now,
+        pid=os.getpid(),
+        host=_host(),
+        records={},
+        error=None,
+        log_path=None if log_path is None else str(log_path),
+        strata_version=__version__,
+        _history=history,
+    )
+
+
+def death(heartbeat: datetime, pid: int | None, host: str | None, stale_after: timedelta) -> str | None:
+    """Why a ``running`` run is dead (``process died: …``), or None while it may be alive."""
+    if _now() - heartbeat > stale_after:
+        return f"process died: no heartbeat since {heartbeat.isoformat(timespec='seconds')}"
+    here = _host()
+    if host == here and pid is not None and pid != os.getpid() and not _alive(pid):
+        return f"process died: pid {pid} on {here} is gone"
+    return None

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from strata import __version__
 from strata.errors import RunNotFoundError, SystemDatabaseError
 from strata.history import db
 from strata.history.migrations import migrate
@@ -33,10 +30,10 @@ from strata.history.model import (
     STALE_AFTER,
     Run,
     RunStatus,
-    _alive,
-    _host,
     _now,
     clean_error,
+    death,
+    new_run,
 )
 from strata.history.tables import build_errors, runs
 from strata.project.settings import redact_urls
@@ -141,24 +138,8 @@ class RunHistory:
         self, state_id: str, environment: str | None, blocks: list[str], log_path: Path | str | None = None
     ) -> Run:
         """Record a new ``running`` run owned by this process and return it."""
-        now = _now()
-        run = Run(
-            run_id=uuid.uuid4().hex,
-            state_id=state_id,
-            environment=environment,
-            blocks=[str(b) for b in blocks],
-            status=RunStatus.RUNNING,
-            started_at=now,
-            ended_at=None,
-            heartbeat_at=now,
-            pid=os.getpid(),
-            host=_host(),
-            records={},
-            error=None,
-            log_path=None if log_path is None else str(log_path),
-            strata_version=__version__,
-            _history=self,
-        )
+        run = new_run(self, state_id, environment, blocks, log_path)
+        now = run.started_at
         with _database_errors(self.where), self.engine.begin() as connection:
             self._reap(connection)
             connection.execute(
@@ -285,13 +266,10 @@ class RunHistory:
         query = sa.select(runs.c.run_id, runs.c.heartbeat_at, runs.c.pid, runs.c.host).where(
             runs.c.status == str(RunStatus.RUNNING)
         )
-        now, host, failed = _now(), _host(), 0
+        failed = 0
         for row in connection.execute(query).all():
-            if now - row.heartbeat_at > self.stale_after:
-                reason = f"process died: no heartbeat since {row.heartbeat_at.isoformat(timespec='seconds')}"
-            elif row.host == host and row.pid is not None and row.pid != os.getpid() and not _alive(row.pid):
-                reason = f"process died: pid {row.pid} on {host} is gone"
-            else:
+            reason = death(row.heartbeat_at, row.pid, row.host, self.stale_after)
+            if reason is None:
                 continue
             done = connection.execute(
                 runs.update()
