@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +294,25 @@ def test_a_record_without_its_key_fails_the_run_and_writes_nothing(project: Proj
     assert not (project.root / ".strata" / "metadata.duckdb").exists() or project.rows(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'"
     ) == [(0,)]
+
+
+def test_a_killed_loader_leaves_no_scratch_behind_the_next_one(project: Project) -> None:
+    from strata.bridge.target import DEFAULT_CHUNK_BYTES, scratch_dir
+
+    target = Path(sys.executable).with_name("target-strata")
+    env = {**os.environ, "STRATA_PROJECT_ROOT": str(project.root)}
+    scratch = Path(scratch_dir(DEFAULT_CHUNK_BYTES) or tempfile.gettempdir())
+    with subprocess.Popen([str(target)], stdin=subprocess.PIPE, env=env, cwd=project.root) as proc:
+        assert proc.stdin is not None
+        proc.stdin.write((json.dumps(SCHEMA) + "\n").encode())
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not list(scratch.glob(f"target-strata-{proc.pid}-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(scratch.glob(f"target-strata-{proc.pid}-*")), "the loader made its scratch dir"
+        proc.send_signal(signal.SIGKILL)
+    assert list(scratch.glob(f"target-strata-{proc.pid}-*"))  # left behind by the kill
+    project.feed(SCHEMA, record(1), state(1))
+    assert project.run().code == 0
+    assert not list(scratch.glob(f"target-strata-{proc.pid}-*"))
+    assert project.rows("SELECT id FROM users") == [(1,)]

@@ -113,7 +113,9 @@ class Loader:
         self.duckdb_store = store if isinstance(store, DuckDBStore) else None
         self.in_place = self.duckdb_store is not None
         self.con: duckdb.DuckDBPyConnection = self.duckdb_store.con if self.duckdb_store else duckdb.connect()
-        self._tmp = Path(tempfile.mkdtemp(prefix="target-strata-", dir=scratch_dir(_chunk_bytes(config))))
+        scratch = scratch_dir(_chunk_bytes(config))
+        sweep(scratch)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"target-strata-{os.getpid()}-", dir=scratch))
         self._chunk = self._tmp / "chunk.jsonl"
         self._base = 0
         self.state: Any = None
@@ -197,6 +199,8 @@ class Loader:
         except Exception as exc:  # noqa: BLE001 - DuckDB's parser errors, as one line
             detail = " ".join(str(exc).replace(f'in file "{self._chunk}", ', "").split())[:300]
             raise UsageError(f"input is not Singer JSON lines: {detail}", "check the extractor's output") from None
+        finally:
+            self._chunk.unlink(missing_ok=True)  # in /dev/shm it is memory: hold it only while DuckDB reads
         count = int(self.con.execute(f"SELECT count(*) FROM {MSGS}").fetchall()[0][0])
         controls = self.con.execute(
             f"SELECT {self._n()}, type, stream, CAST(schema AS VARCHAR), CAST(key_properties AS VARCHAR), "
@@ -456,6 +460,20 @@ def scratch_dir(chunk_bytes: int, shm: str = "/dev/shm") -> str | None:  # noqa:
     if not os.access(shm, os.W_OK) or stat.f_bavail * stat.f_frsize < 2 * chunk_bytes:
         return None
     return shm
+
+
+def sweep(scratch: str | None) -> None:
+    """Remove this user's scratch dirs of loaders that were killed (pid gone): in /dev/shm they hold memory."""
+    from strata.history.model import pid_alive
+
+    for path in Path(scratch or tempfile.gettempdir()).glob("target-strata-*-*"):
+        pid = path.name.split("-")[2]
+        with contextlib.suppress(OSError):
+            if not pid.isdigit() or path.stat().st_uid != os.getuid() or pid_alive(int(pid)):
+                continue
+            for item in path.iterdir():
+                item.unlink(missing_ok=True)
+            path.rmdir()
 
 
 def _chunk_bytes(config: dict[str, Any]) -> int:

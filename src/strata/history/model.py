@@ -63,7 +63,7 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether ``pid`` is a live process on this host (a zombie counts as dead)."""
     if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there; rely on the heartbeat
         return True
@@ -270,6 +270,6 @@ def death(heartbeat: datetime, pid: int | None, host: str | None, stale_after: t
     if _now() - heartbeat > stale_after:
         return f"process died: no heartbeat since {heartbeat.isoformat(timespec='seconds')}"
     here = _host()
-    if host == here and pid is not None and pid != os.getpid() and not _alive(pid):
+    if host == here and pid is not None and pid != os.getpid() and not pid_alive(pid):
         return f"process died: pid {pid} on {here} is gone"
     return None
