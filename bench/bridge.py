@@ -183,27 +183,36 @@ def load_rates(records: int, repeat: int, env: dict[str, str]) -> dict[str, dict
     }
 
 
-def build_overhead(samples: int, env: dict[str, str]) -> dict[str, float]:
-    """Seconds of `strata build` with one batch and with batches of 1 000."""
+def build_overhead(samples: int, env: dict[str, str], repeat: int = 3) -> dict[str, float]:
+    """Median seconds of `strata build` with one batch and with batches of 1 000 (fresh store each run)."""
     data = WORK / f"items-{samples}.jsonl"
     if not data.exists():
         messages(data, samples)
     out: dict[str, float] = {}
     for label, batch in (("one batch", samples), ("batches of 1000", 1000)):
-        project = fresh_project(
-            WORK / f"build-{batch}", "version: 1\nproject_id: b\nfeatures: {entrypoints: [feats]}\n"
-        )
-        (project / "feats.py").write_text(BUILD_FEATURES.format(batch=batch))
-        (WORK / "config" / "strata.json").write_text("{}")
-        run_env = {**env, "STRATA_PROJECT_ROOT": str(project)}
-        timed([str(TARGET_STRATA), "--config", str(WORK / "config" / "strata.json")], data, project, run_env)
-        started = time.perf_counter()
-        done = subprocess.run(
-            [str(STRATA), "build", "--workers", "1"], cwd=project, env=env, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"strata build failed:\n{done.stderr}")
-        out[label] = time.perf_counter() - started
+        runs = []
+        for _ in range(repeat):
+            project = fresh_project(
+                WORK / f"build-{batch}", "version: 1\nproject_id: b\nfeatures: {entrypoints: [feats]}\n"
+            )
+            (project / "feats.py").write_text(BUILD_FEATURES.format(batch=batch))
+            (WORK / "config" / "strata.json").write_text("{}")
+            run_env = {**env, "STRATA_PROJECT_ROOT": str(project)}
+            timed([str(TARGET_STRATA), "--config", str(WORK / "config" / "strata.json")], data, project, run_env)
+            os.sync()
+            started = time.perf_counter()
+            done = subprocess.run(
+                [str(STRATA), "build", "--workers", "1"],
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise SystemExit(f"strata build failed:\n{done.stderr}")
+            runs.append(time.perf_counter() - started)
+        out[label] = statistics.median(runs)
     batches = samples // 1000
     out["overhead per batch"] = (out["batches of 1000"] - out["one batch"]) / max(1, batches - 1)
     return out
@@ -230,8 +239,8 @@ def main() -> int:
         print(f"  {name:28} {row['seconds']:8.2f} {row['records_per_second']:11,.0f} {ratio:16.2f}x")
     verdict = "PASS" if strata_rate >= RATE_TARGET else "MISS"
     print(f"  target-strata >= {RATE_TARGET:,} records/s: {verdict}")
-    overhead = build_overhead(args.build_samples, env)
-    print(f"build of {args.build_samples:,} samples (one cheap feature, 1 worker):")
+    overhead = build_overhead(args.build_samples, env, args.repeat)
+    print(f"build of {args.build_samples:,} samples (one cheap feature, 1 worker, median of {args.repeat}):")
     for name, seconds in overhead.items():
         print(
             f"  {name:22} {seconds * (1000 if 'per batch' in name else 1):8.3f} {'ms' if 'per batch' in name else 's'}"
