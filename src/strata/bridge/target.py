@@ -111,7 +111,6 @@ class Loader:
         from strata.stores.duckdb.store import DuckDBStore
 
         self.duckdb_store = store if isinstance(store, DuckDBStore) else None
-        self.in_place = self.duckdb_store is not None
         self.con: duckdb.DuckDBPyConnection = self.duckdb_store.con if self.duckdb_store else duckdb.connect()
         scratch = scratch_dir(_chunk_bytes(config))
         sweep(scratch)
@@ -136,7 +135,7 @@ class Loader:
             self.store.graph = self.graph
 
     def close(self) -> None:
-        if self.in_place:
+        if self.duckdb_store is not None:
             drops = [f"DROP VIEW IF EXISTS {LIVE}", f"DROP VIEW IF EXISTS {ROWS}", f"DROP TABLE IF EXISTS {MSGS}"]
             drops += [f"DROP TABLE IF EXISTS {seen_table(s.key)}" for s in self.streams.values()]
             for drop in drops:
