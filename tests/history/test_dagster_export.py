@@ -130,3 +130,36 @@ def test_export_to_dagster_checks_schedules_like_cron(
     assert result.code == 2
     assert "no job named `gone`" in result.err
     assert result.out == ""
+
+
+def test_schedule_names_become_unique_dagster_names(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ast
+
+    write_project(
+        tmp_path,
+        "plugins:\n  extractors: [{name: tap-x, executable: /bin/true}]\n"
+        "  loaders: [{name: target-y, executable: /bin/true}]\n"
+        "schedules:\n"
+        + "".join(
+            f"  - {{name: '{name}', interval: '@daily', extractor: tap-x, loader: target-y}}\n"
+            for name in ("a-b", "a.b", "a_b", "1x")
+        ),
+    )
+    monkeypatch.chdir(tmp_path)
+    result = strata("schedule", "export", "--to", "dagster")
+    assert result.code == 0, result.err
+    module = ast.parse(result.out)
+    (rows,) = [
+        node.value
+        for node in module.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "SCHEDULES"
+    ]
+    assert rows is not None
+    assert ast.literal_eval(rows) == [
+        ("a_b", "a-b", "0 0 * * *", None),
+        ("a_b_2", "a.b", "0 0 * * *", None),
+        ("a_b_3", "a_b", "0 0 * * *", None),
+        ("s_1x", "1x", "0 0 * * *", None),
+    ]
