@@ -135,13 +135,8 @@ class Loader:
             self.store.graph = self.graph
 
     def close(self) -> None:
-        if self.duckdb_store is not None:
-            drops = [f"DROP VIEW IF EXISTS {LIVE}", f"DROP VIEW IF EXISTS {ROWS}", f"DROP TABLE IF EXISTS {MSGS}"]
-            drops += [f"DROP TABLE IF EXISTS {seen_table(s.key)}" for s in self.streams.values()]
-            for drop in drops:
-                with contextlib.suppress(Exception):
-                    self.con.execute(drop)
-        else:
+        """Close the private connection; temp objects in a store's connection go when the store closes."""
+        if self.duckdb_store is None:
             self.con.close()
         self._chunk.unlink(missing_ok=True)
         with contextlib.suppress(OSError):

@@ -21,10 +21,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
-from strata.errors import SystemDatabaseError
 from strata.history import db
-from strata.history.model import STALE_AFTER, Run, RunStatus, death, new_run
-from strata.project.settings import redact_urls
+from strata.history.model import STALE_AFTER, Run, RunStatus, database_failure, death, new_run
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -64,9 +62,7 @@ def _errors(where: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise SystemDatabaseError(
-            f"the system database {where} failed: {redact_urls(str(exc))}", "check that it is reachable and writable"
-        ) from exc
+        raise database_failure(where, exc) from exc
 
 
 class LiteHistory:

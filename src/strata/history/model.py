@@ -273,3 +273,12 @@ def death(heartbeat: datetime, pid: int | None, host: str | None, stale_after: t
     if host == here and pid is not None and pid != os.getpid() and not pid_alive(pid):
         return f"process died: pid {pid} on {here} is gone"
     return None
+
+
+def database_failure(where: str, exc: BaseException) -> SystemDatabaseError:
+    """A database failure as one line naming the database (never its password)."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = redact_urls(detail[0]) if detail else type(exc).__name__
+    return SystemDatabaseError(
+        f"the system database {where} failed: {reason}", "check that it is reachable and writable"
+    )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from strata.errors import RunNotFoundError, SystemDatabaseError
+from strata.errors import RunNotFoundError
 from strata.history import db
 from strata.history.migrations import migrate
 from strata.history.model import (
@@ -32,11 +32,11 @@ from strata.history.model import (
     RunStatus,
     _now,
     clean_error,
+    database_failure,
     death,
     new_run,
 )
 from strata.history.tables import build_errors, runs
-from strata.project.settings import redact_urls
 
 if TYPE_CHECKING:
     import builtins
@@ -67,11 +67,7 @@ def _database_errors(where: str) -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        reason = redact_urls(detail[0]) if detail else type(exc).__name__
-        raise SystemDatabaseError(
-            f"the system database {where} failed: {reason}", "check that it is reachable and writable"
-        ) from exc
+        raise database_failure(where, exc) from exc
 
 
 def _from_row(row: sa.Row[Any], history: RunHistory | None = None) -> Run:

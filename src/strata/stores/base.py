@@ -199,12 +199,7 @@ class MetadataStore(ABC):
         count: a record whose fields hash alike produces no new row. Returns counts of
         ``added``, ``changed`` and ``unchanged`` samples. This is how ``target-strata`` loads.
         """
-        self._require_open()
-        plan = self.plan(feature)
-        if not plan.is_root:
-            raise DefinitionError(
-                f"`{plan.key}` has upstreams: write_changed is for root features", "use resolve_update and write"
-            )
+        plan = self._root_plan(feature)
         table = _to_arrow(frame)
         _check_write(plan, table, samples=True)
         if table.num_rows == 0:
@@ -216,6 +211,16 @@ class MetadataStore(ABC):
         if rows.num_rows:
             self.write(feature, rows)
         return {"added": new, "changed": rows.num_rows - new, "unchanged": table.num_rows - rows.num_rows}
+
+    def _root_plan(self, feature: Any) -> FeaturePlan:
+        """The plan of a root feature, for ``write_changed`` and its variants."""
+        self._require_open()
+        plan = self.plan(feature)
+        if not plan.is_root:
+            raise DefinitionError(
+                f"`{plan.key}` has upstreams: write_changed is for root features", "use resolve_update and write"
+            )
+        return plan
 
     def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
         """Rows of ``table`` to write and how many of them are new samples (Polars; SQL stores override)."""

@@ -11,12 +11,13 @@ saw in sync). ``$`` cannot appear in a feature's table name, so nothing collides
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import DefinitionError, WriteError
+from strata.errors import WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.stores.base import Increment, MetadataStore
 from strata.versioning import sql
@@ -24,6 +25,8 @@ from strata.versioning.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSI
 from strata.versioning.sql import ident, literal
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import duckdb
     import narwhals as nw
     import pyarrow as pa
@@ -145,8 +148,7 @@ class DuckDBStore(MetadataStore):
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
         # transaction that created the table once they span several row groups.
         self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
-        _run(con, "BEGIN TRANSACTION")
-        try:
+        with self._transaction():
             seq = self._next_seq()
             select = self._system_select(plan, source, columns, seq)
             latest, history = ident(plan.table), ident(plan.table + HISTORY)
@@ -156,10 +158,17 @@ class DuckDBStore(MetadataStore):
                 _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
                 _run(con, f"DELETE FROM {latest} WHERE {match}")
             _run(con, f"INSERT INTO {latest} BY NAME {select}")
-            _run(con, "COMMIT")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
+        _run(self.con, "BEGIN TRANSACTION")
+        try:
+            yield
         except BaseException:
-            _run(con, "ROLLBACK")
+            _run(self.con, "ROLLBACK")
             raise
+        _run(self.con, "COMMIT")
 
     def _ensure_tables(self, plan: FeaturePlan, select: str) -> None:
         """Create the feature's tables from the first batch; add columns later batches bring."""
@@ -213,12 +222,7 @@ class DuckDBStore(MetadataStore):
         null id or data version: then ``source`` may be a view that is costly to evaluate (it
         hashes), and its data versions are read once, by the write.
         """
-        self._require_open()
-        plan = self.plan(feature)
-        if not plan.is_root:
-            raise DefinitionError(
-                f"`{plan.key}` has upstreams: write_changed is for root features", "use resolve_update and write"
-            )
+        plan = self._root_plan(feature)
         if plan.key in self._pending:  # a resolve waits to be settled by this write: take the general path
             return self.write_changed(feature, self.con.sql(f"SELECT * FROM {source}").to_arrow_table())
         columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {source}")]
@@ -274,8 +278,7 @@ class DuckDBStore(MetadataStore):
         latest, history = ident(plan.table), ident(plan.table + HISTORY)
         match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
         try:
-            _run(con, "BEGIN TRANSACTION")
-            try:
+            with self._transaction():
                 if soft:
                     seq = self._next_seq()
                     replaced = (
@@ -293,10 +296,6 @@ class DuckDBStore(MetadataStore):
                     count = _run(con, f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0]
                     _run(con, f"DELETE FROM {latest} WHERE {match}")
                     _run(con, f"DELETE FROM {history} WHERE {match}")
-                _run(con, "COMMIT")
-            except BaseException:
-                _run(con, "ROLLBACK")
-                raise
         finally:
             con.unregister(batch)
         return int(count[0]) if count else 0
