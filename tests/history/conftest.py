@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +58,28 @@ def database(request: pytest.FixtureRequest, root: Path, monkeypatch: pytest.Mon
 def history(root: Path, database: str) -> Iterator[RunHistory]:
     with RunHistory.open(Project(root)) as opened:
         yield opened
+
+
+@contextlib.contextmanager
+def killed_run(root: Path, opener: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A run started by another process (``opener`` opens its history); SIGKILLed when the block ends.
+
+    Yields the run id and the process; after the block the process is dead and its run still says
+    ``running``.
+    """
+    code = (
+        "import sys\n"
+        "from strata.history import RunHistory\n"
+        "from strata.history.lite import open_writer\n"
+        "from strata.project.project import Project\n"
+        f"run = {opener}(Project.find()).start('dev:tap-x-to-target-y', 'dev', ['tap-x', 'target-y'])\n"
+        "print(run.run_id, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip(), proc
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from strata.history.lite import SCHEMA_VERSION, LiteHistory, open_writer
 from strata.history.migrations import MIGRATIONS
 from strata.project.project import Project
 from tests.helpers import run_strata
+from tests.history.conftest import killed_run
 
 
 def test_it_knows_the_last_migration() -> None:
@@ -79,17 +79,8 @@ def test_rows_match_what_sqlalchemy_writes_byte_for_byte(root: Path) -> None:
 def test_a_dead_run_is_failed_when_the_next_one_starts(root: Path) -> None:
     project = Project(root)
     RunHistory.open(project).close()
-    code = (
-        "import sys\nfrom strata.history.lite import open_writer\nfrom strata.project.project import Project\n"
-        "run = open_writer(Project.find()).start('s', None, [])\nprint(run.run_id, flush=True)\nsys.stdin.read()\n"
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", code], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        dead_id = proc.stdout.readline().strip()
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    with killed_run(root, "open_writer") as (dead_id, proc):
+        pass
     with open_writer(project) as lite:
         assert isinstance(lite, LiteHistory)
         lite.start("s", None, []).finish("success")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +14,7 @@ from strata.errors import RunNotFoundError
 from strata.history import Run, RunHistory, RunStatus
 from strata.history.tables import runs
 from strata.project.project import Project
+from tests.history.conftest import killed_run
 
 
 def test_start_heartbeat_records_finish(history: RunHistory) -> None:
@@ -128,22 +126,8 @@ def test_a_fresh_run_of_another_host_is_left_running(history: RunHistory) -> Non
 
 
 def test_a_run_whose_process_was_killed_is_failed_on_the_next_look(root: Path, history: RunHistory) -> None:
-    code = (
-        "import sys\n"
-        "from strata.history import RunHistory\n"
-        "from strata.project.project import Project\n"
-        "run = RunHistory.open(Project.find()).start('dev:tap-x-to-target-y', 'dev', ['tap-x', 'target-y'])\n"
-        "print(run.run_id, flush=True)\n"
-        "sys.stdin.read()\n"
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", code], cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        run_id = proc.stdout.readline().strip()
+    with killed_run(root, "RunHistory.open") as (run_id, proc):
         assert history.get(run_id).status is RunStatus.RUNNING
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
     dead = history.get(run_id)
     assert dead.status is RunStatus.FAILED
     assert dead.error == f"process died: pid {proc.pid} on {dead.host} is gone"
