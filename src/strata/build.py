@@ -459,7 +459,7 @@ def build(
         raise UsageError(f"unknown executor `{executor}`", f"use one of: {', '.join(EXECUTORS)}")
     graph = load_graph(project)
     config = store_config(project, store_name)
-    store = make_store(project, store_name, graph=graph)
+    store = make_store(project, store_name, graph=graph, read_only=dry_run)
     keys = selected(graph, names)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
     with opened(store, config), graph.use(), RunHistory.open(project) as history:

@@ -96,8 +96,12 @@ class MetadataStore(ABC):
 
     kind: str = "store"
 
-    def __init__(self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None) -> None:
+    def __init__(
+        self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None, read_only: bool = False
+    ) -> None:
         self.hash_algorithm = check_algorithm(hash_algorithm)
+        self.read_only = read_only
+        """Only read: writes are refused and resolves record nothing (what reporting commands use)."""
         self._graph = graph
         self._plans: dict[tuple[int, int, FeatureKey], FeaturePlan] = {}
         self._pending: dict[FeatureKey, Pending] = {}
@@ -125,10 +129,16 @@ class MetadataStore(ABC):
         if not self.is_open:
             raise DefinitionError(f"the {self.kind} store is not open", "use it inside `with store:`")
 
+    def _require_writable(self) -> None:
+        self._require_open()
+        if self.read_only:
+            raise WriteError(f"the {self.kind} store is open read-only", "open it without read_only=True to write")
+
     def _check_algorithm(self) -> None:
         stored = self._get_meta("hash_algorithm")
         if stored is None:
-            self._set_meta("hash_algorithm", self.hash_algorithm)
+            if not self.read_only:
+                self._set_meta("hash_algorithm", self.hash_algorithm)
         elif stored != self.hash_algorithm:
             raise DefinitionError(
                 f"this store holds data versions hashed with `{stored}`, not `{self.hash_algorithm}`",
@@ -169,7 +179,7 @@ class MetadataStore(ABC):
         replaced by a content hash). Non-root rows also carry the increment's
         ``strata_in__*`` columns, which record what they were computed from.
         """
-        self._require_open()
+        self._require_writable()
         plan = self.plan(feature)
         table = _to_arrow(frame)
         _check_write(plan, table)
@@ -214,7 +224,7 @@ class MetadataStore(ABC):
 
     def _root_plan(self, feature: Any) -> FeaturePlan:
         """The plan of a root feature, for ``write_changed`` and its variants."""
-        self._require_open()
+        self._require_writable()
         plan = self.plan(feature)
         if not plan.is_root:
             raise DefinitionError(
@@ -248,7 +258,7 @@ class MetadataStore(ABC):
 
     def delete(self, feature: Any, ids: Any, *, soft: bool = True) -> int:
         """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase."""
-        self._require_open()
+        self._require_writable()
         plan = self.plan(feature)
         table = _to_arrow(ids)
         missing = [c for c in plan.id_columns if c not in table.column_names]
@@ -351,7 +361,7 @@ class MetadataStore(ABC):
         increment = self._resolve(plan, candidates, lazy=lazy)
         increment.meta["mode"] = "full" if candidates is None else "since last sync"
         self._pending.pop(plan.key, None)
-        if lazy:
+        if lazy or self.read_only:
             return increment
         if increment.is_empty:
             self._set_sync(plan.key, state)
@@ -476,17 +486,46 @@ class MetadataStore(ABC):
         import polars as pl
 
         if ids is None:
-            stored = self._read(plan, history=False, include_deleted=True)
-            if stored is None:
-                ids = pl.DataFrame({c: pl.Series(c, [], pl.String) for c in plan.resolve_ids})
-            else:
-                ids = stored.select(list(plan.resolve_ids)).head(0).collect(backend="polars").to_native()
+            ids = pl.DataFrame(schema=self._id_schema(plan, plan.resolve_ids))
         strings = [pl.lit(None, pl.String).alias(c) for c in (*plan.input_columns, *plan.dv_columns)]
         causes = [pl.lit(None, pl.String).alias(f.cause_column) for f in plan.fields]
         added = ids.with_columns(strings)
         frames = [added, added.with_columns(causes), ids]
         parts = [nw.from_native(f.lazy() if lazy else f) for f in frames]
         return Increment(plan.key, parts[0], parts[1], parts[2], lazy=lazy, meta=meta)
+
+    def _id_donors(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, FeaturePlan]:
+        """For each id column, the nearest stored feature that has it: ``plan`` itself, else upstream.
+
+        Where a table does not exist yet, its stand-in takes its id types from here, so an
+        increment's id types never depend on which tables exist. Columns no stored feature
+        has are left out (nothing holds a value of them yet).
+        """
+        donors: dict[str, FeaturePlan] = {}
+        queue, seen = [plan.key], set()
+        while queue and len(donors) < len(columns):
+            key = queue.pop(0)
+            if key in seen:
+                continue
+            seen.add(key)
+            candidate = self.plan(key)
+            if self._has_table(candidate.table):
+                for column in columns:
+                    if column in candidate.id_columns:
+                        donors.setdefault(column, candidate)
+            queue.extend(self.graph.upstream(key))
+        return donors
+
+    def _id_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any]:
+        """Polars types of ``columns`` as stored (see :meth:`_id_donors`); String where nothing holds them."""
+        import polars as pl
+
+        schema: dict[str, Any] = dict.fromkeys(columns, pl.String)
+        for column, donor in self._id_donors(plan, columns).items():
+            stored = self._read(donor, history=False, include_deleted=True)
+            assert stored is not None
+            schema[column] = stored.select(column).head(0).collect(backend="polars").to_native().schema[column]
+        return schema
 
     # -- backend primitives -------------------------------------------------------------
 

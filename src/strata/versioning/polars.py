@@ -136,16 +136,24 @@ def _differs(left: str, right: str | pl.Expr) -> pl.Expr:
 
 
 def increment(
-    algorithm: str, plan: FeaturePlan, expected: pl.DataFrame | None, current: pl.DataFrame | None
+    algorithm: str,
+    plan: FeaturePlan,
+    expected: pl.DataFrame | None,
+    current: pl.DataFrame | None,
+    id_schema: Mapping[str, pl.DataType] | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """``added``, ``changed`` and ``removed`` frames."""
+    """``added``, ``changed`` and ``removed`` frames.
+
+    ``id_schema`` types the ids when neither side exists (the store knows them from elsewhere).
+    """
     keys = list(plan.resolve_ids)
     carried = [*keys, *plan.input_columns]
     cause_cols = [f.cause_column for f in plan.fields]
     if expected is None or current is None:
         strings = (*plan.input_columns, *plan.cv_columns, *plan.dv_columns)
         id_types = expected if expected is not None else current
-        schema = {k: (id_types.schema[k] if id_types is not None else pl.String) for k in keys}
+        fallback = id_schema or {}
+        schema = {k: (id_types.schema[k] if id_types is not None else fallback.get(k, pl.String)) for k in keys}
         empty = pl.DataFrame(schema={**schema, **dict.fromkeys(strings, pl.String)})
         expected = (
             empty.select([*keys, *plan.input_columns, *(plan.dv_columns if plan.is_root else ())])

@@ -57,8 +57,9 @@ class DuckDBStore(MetadataStore):
         *,
         hash_algorithm: str = DEFAULT_ALGORITHM,
         graph: FeatureGraph | None = None,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(hash_algorithm=hash_algorithm, graph=graph)
+        super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
         self.path = str(path)
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -77,11 +78,22 @@ class DuckDBStore(MetadataStore):
     def _open(self) -> None:
         import duckdb
 
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(self.path)
-        _run(self._con, f"CREATE TABLE IF NOT EXISTS {ident(META)} (name VARCHAR PRIMARY KEY, value VARCHAR)")
-        _run(self._con, f"CREATE TABLE IF NOT EXISTS {ident(SYNC)} (feature VARCHAR PRIMARY KEY, state VARCHAR)")
+        if self.read_only:
+            # A file that does not exist yet is an empty store: nothing is created for a read.
+            exists = self.path != ":memory:" and Path(self.path).exists()
+            self._con = duckdb.connect(self.path, read_only=True) if exists else duckdb.connect(":memory:")
+            kind = "TEMP TABLE" if exists else "TABLE"
+        else:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(self.path)
+            kind = "TABLE"
+        for table, columns in (
+            (META, "name VARCHAR PRIMARY KEY, value VARCHAR"),
+            (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
+        ):
+            if not self._has_table(table, opening=True):
+                _run(self._con, f"CREATE {kind} IF NOT EXISTS {ident(table)} ({columns})")
 
     def _close(self) -> None:
         if self._con is not None:
@@ -102,9 +114,9 @@ class DuckDBStore(MetadataStore):
         self._set_meta("seq", str(current))
         return current
 
-    def _has_table(self, table: str) -> bool:
+    def _has_table(self, table: str, *, opening: bool = False) -> bool:
         rows = _run(
-            self.con,
+            self._con if opening else self.con,
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
             [table],
         )
@@ -321,19 +333,25 @@ class DuckDBStore(MetadataStore):
 
     # -- increments ----------------------------------------------------------------------
 
-    def _source(self, table: str, columns: list[str]) -> str:
-        """The table, or an empty relation with the needed columns when it was never written."""
-        if self._has_table(table):
-            return ident(table)
-        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(c)}" for c in columns)
+    def _source(self, plan: FeaturePlan, columns: list[str]) -> str:
+        """The feature's table, or an empty relation with the needed columns when it was never written.
+
+        The stand-in's id columns take their types from the nearest stored feature that has
+        them, so comparing it with real rows never mixes types.
+        """
+        if self._has_table(plan.table):
+            return ident(plan.table)
+        donors = self._id_donors(plan, plan.id_columns)
+        types = {c: self._columns(d.table)[c] for c, d in donors.items()}
+        nulls = ", ".join(f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, false AS {ident(DELETED)}, CAST(NULL AS BIGINT) AS {ident(SEQ)} WHERE false)"
 
     def _sources(self, plan: FeaturePlan) -> dict[str, str]:
         own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
-        sources = {plan.table: self._source(plan.table, own)}
+        sources = {plan.table: self._source(plan, own)}
         for up in plan.upstreams:
             cols = [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
-            sources[up.table] = self._source(up.table, cols)
+            sources[up.table] = self._source(self.plan(up.key), cols)
         return sources
 
     def _candidates(
@@ -376,7 +394,7 @@ class DuckDBStore(MetadataStore):
         own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
         columns = ", ".join(ident(c) for c in (*plan.id_columns, *plan.dv_columns))
         expected = f"SELECT {columns} FROM {ident(name)}"
-        current = sql.current_select(plan, None, self._source(plan.table, own))
+        current = sql.current_select(plan, None, self._source(plan, own))
         increment = self._increment(plan, expected, current, lazy=lazy)
         if not lazy:
             self.con.unregister(name)

@@ -29,8 +29,10 @@ class InMemoryStore(MetadataStore):
 
     kind = "in-memory"
 
-    def __init__(self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None) -> None:
-        super().__init__(hash_algorithm=hash_algorithm, graph=graph)
+    def __init__(
+        self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None, read_only: bool = False
+    ) -> None:
+        super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
         self._latest: dict[str, pl.DataFrame] = {}
         self._history: dict[str, list[pl.DataFrame]] = {}
         self._meta: dict[str, str] = {}
@@ -138,7 +140,8 @@ class InMemoryStore(MetadataStore):
             candidates = engine.candidates_frame(plan, self._latest, since)
         expected = engine.expected_frame(self.hash_algorithm, plan, self._latest, candidates)
         current = engine.current_frame(plan, self._latest.get(plan.table), candidates)
-        return self._wrap(plan, engine.increment(self.hash_algorithm, plan, expected, current), lazy=lazy)
+        schema = self._id_schema(plan, plan.resolve_ids) if expected is None and current is None else None
+        return self._wrap(plan, engine.increment(self.hash_algorithm, plan, expected, current, schema), lazy=lazy)
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         frame = pl.from_arrow(samples)
