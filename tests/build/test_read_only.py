@@ -120,7 +120,8 @@ def test_resolving_before_the_upstream_exists_does_not_break_later_resolves(stor
             assert later.added.to_native().schema["sample_uid"] == pl.Int64
 
 
-def test_an_increments_id_types_do_not_depend_on_whether_its_table_exists(store: st.MetadataStore) -> None:
+def _two_roots_and_a_join(store: st.MetadataStore) -> None:
+    """Roots ``a`` and ``b`` and ``c`` on both, as the store's graph."""
     graph = st.FeatureGraph()
     with graph.use():
 
@@ -134,35 +135,27 @@ def test_an_increments_id_types_do_not_depend_on_whether_its_table_exists(store:
             pass
 
     store.graph = graph
+
+
+def test_an_increments_id_types_do_not_depend_on_whether_its_table_exists(store: st.MetadataStore) -> None:
+    _two_roots_and_a_join(store)
     with store:
-        store.write(A, pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["v1", "v2"]}))
-        store.write(B, pl.DataFrame({"sample_uid": [3], "strata_dv__z": ["w"]}))  # no id shared with A
+        store.write("a", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["v1", "v2"]}))
+        store.write("b", pl.DataFrame({"sample_uid": [3], "strata_dv__z": ["w"]}))  # no id shared with A
         for _ in range(2):
-            inc = store.resolve_update(C)
+            inc = store.resolve_update("c")
             assert inc.is_empty
             for part in (inc.added, inc.changed, inc.removed):
                 assert part.to_native().schema["sample_uid"] == pl.Int64
-        store.write(B, pl.DataFrame({"sample_uid": [1], "strata_dv__z": ["w"]}))
-        assert store.resolve_update(C).added.to_native()["sample_uid"].to_list() == [1]
+        store.write("b", pl.DataFrame({"sample_uid": [1], "strata_dv__z": ["w"]}))
+        assert store.resolve_update("c").added.to_native()["sample_uid"].to_list() == [1]
 
 
 def test_ids_keep_their_type_when_a_second_upstream_was_never_written(store: st.MetadataStore) -> None:
-    graph = st.FeatureGraph()
-    with graph.use():
-
-        class A(st.Feature, spec=st.FeatureSpec("a", fields=["x"])):
-            pass
-
-        class B(st.Feature, spec=st.FeatureSpec("b", fields=["z"])):
-            pass
-
-        class C(st.Feature, spec=st.FeatureSpec("c", deps=[A, B], fields=["y"])):
-            pass
-
-    store.graph = graph
+    _two_roots_and_a_join(store)
     with store:
-        store.write(A, pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["v1", "v2"]}))
+        store.write("a", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["v1", "v2"]}))
         for lazy in (False, True):
-            inc = store.resolve_update(C, lazy=lazy).collect()
+            inc = store.resolve_update("c", lazy=lazy).collect()
             for part in (inc.added, inc.changed, inc.removed):
                 assert part.to_native().schema["sample_uid"] == pl.Int64
