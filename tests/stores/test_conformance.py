@@ -140,7 +140,7 @@ def test_upstream_code_bump_stales_only_dependent_fields_never_orphans(
     store = store_factory(graph=graph_of())
     with store:
         sync(store, roots(4))
-        store._graph = graph_of(text_cv="2")  # noqa: SLF001 - the same store seen by new code
+        store.graph = graph_of(text_cv="2")  # the same store seen by new code
         tinc = store.resolve_update("transcript")
         assert tinc.counts() == {"added": 0, "changed": 4, "removed": 0}
         assert set(causes(tinc, "text").values()) == {"code"}
@@ -152,11 +152,37 @@ def test_upstream_code_bump_stales_only_dependent_fields_never_orphans(
         assert set(causes(einc, "vector").values()) == {"transcript.text"}
 
 
+def test_each_graph_gets_its_own_plans_even_at_a_freed_graphs_address(store_factory: StoreFactory) -> None:
+    """The active graph changes under a store with no graph of its own; CPython reuses freed addresses."""
+    store = store_factory()
+    with store:
+        with graph_of().use():
+            sync(store, roots(4))
+        for code in ("2", "3", "2", "4"):
+            with graph_of(text_cv=code).use():  # the previous graph is freed: this one may take its place
+                inc = store.resolve_update("transcript")
+                assert set(causes(inc, "text").values()) == {"code"}, code
+                store.write("transcript", rows(inc))
+                assert store.resolve_update("transcript").is_empty
+            with graph_of(text_cv=code).use():
+                assert store.resolve_update("transcript").is_empty
+
+
+def test_handing_a_store_new_definitions(store_factory: StoreFactory) -> None:
+    store = store_factory(graph=graph_of())
+    with store:
+        sync(store, roots(3))
+        store.graph = graph_of(text_cv="2")
+        assert set(causes(store.resolve_update("transcript"), "text").values()) == {"code"}
+        store.graph = graph_of()
+        assert store.resolve_update("transcript").is_empty
+
+
 def test_root_field_code_bump_flags_only_that_field(store_factory: StoreFactory) -> None:
     store = store_factory(graph=graph_of())
     with store:
         sync(store, roots(3))
-        store._graph = graph_of(frames_cv="2")  # noqa: SLF001
+        store.graph = graph_of(frames_cv="2")
         inc = store.resolve_update("video", samples=roots(3))
         assert causes(inc, "frames") == {0: "code", 1: "code", 2: "code"}
         assert causes(inc, "audio") == {0: None, 1: None, 2: None}

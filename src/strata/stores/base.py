@@ -103,7 +103,9 @@ class MetadataStore(ABC):
         self.read_only = read_only
         """Only read: writes are refused and resolves record nothing (what reporting commands use)."""
         self._graph = graph
-        self._plans: dict[tuple[int, int, FeatureKey], FeaturePlan] = {}
+        self._plans: dict[FeatureKey, FeaturePlan] = {}
+        self._plans_of: tuple[FeatureGraph, int] | None = None
+        """The graph (held, so its address is never reused meanwhile) and revision ``_plans`` belong to."""
         self._pending: dict[FeatureKey, Pending] = {}
         self._depth = 0
 
@@ -149,24 +151,36 @@ class MetadataStore(ABC):
 
     @property
     def graph(self) -> FeatureGraph:
-        """The graph given to the store, or the active one."""
+        """The definitions the store versions by: the graph given to it, else the active one.
+
+        Assign a new graph (``store.graph = graph``) to hand an open store new definitions,
+        e.g. after a code change; ``None`` goes back to the active graph.
+        """
         return self._graph or current_graph()
 
     @graph.setter
-    def graph(self, graph: FeatureGraph) -> None:
+    def graph(self, graph: FeatureGraph | None) -> None:
         self._graph = graph
+        self._pending.clear()
 
     def plan(self, feature: Any) -> FeaturePlan:
-        """The versioning plan of ``feature`` under the store's graph."""
+        """The versioning plan of ``feature`` under the store's graph.
+
+        Plans are kept for one graph at a time, by identity and revision: a graph built anew
+        (even at a freed graph's address) or changed in place is planned again.
+        """
         graph = self.graph
         key = feature_key_of(feature)
         if key not in graph:
             raise FeatureNotFoundError(f"no feature `{key}` in the graph", "import the module that defines it")
-        cache_key = (id(graph), graph._version, key)  # noqa: SLF001 - the graph's change counter
-        plan = self._plans.get(cache_key)
+        revision = graph._version  # noqa: SLF001 - the graph's change counter
+        if self._plans_of is None or self._plans_of[0] is not graph or self._plans_of[1] != revision:
+            self._plans = {}
+            self._plans_of = (graph, revision)
+        plan = self._plans.get(key)
         if plan is None:
             plan = FeaturePlan.build(graph, key)
-            self._plans[cache_key] = plan
+            self._plans[key] = plan
         return plan
 
     # -- writing -------------------------------------------------------------------------
