@@ -196,6 +196,7 @@ class MetadataStore(ABC):
         self._require_writable()
         plan = self.plan(feature)
         table = _to_arrow(frame)
+        table = table.drop_columns([c for c in table.column_names if c.startswith(CAUSE)])  # an increment's, not data
         _check_write(plan, table)
         if table.num_rows == 0:
             return 0
@@ -215,26 +216,47 @@ class MetadataStore(ABC):
         else:
             self._pending[plan.key] = pending
 
-    def write_changed(self, feature: Any, frame: Any) -> dict[str, int]:
+    def write_changed(self, feature: Any, frame: Any, *, snapshot: bool = False) -> dict[str, int]:
         """Write the rows of a root feature that are new or differ from the live row; skip the rest.
 
         A row is written when its sample has no live row, or when any data version (or the
         code_version a field was written with) differs. Other columns ride along but do not
         count: a record whose fields hash alike produces no new row. Returns counts of
         ``added``, ``changed`` and ``unchanged`` samples. This is how ``target-strata`` loads.
+
+        ``snapshot=True``: ``frame`` is every sample the feature should have (a full snapshot of
+        its source), so live samples missing from it are deleted (soft) as well, and the counts
+        include ``removed``. One call brings the root in line with its source.
         """
         plan = self._root_plan(feature)
         table = _to_arrow(frame)
         _check_write(plan, table, samples=True)
-        if table.num_rows == 0:
-            return {"added": 0, "changed": 0, "unchanged": 0}
-        if not self._has_table(plan.table):
-            rows, new = table, table.num_rows
-        else:
-            rows, new = self._changed_rows(plan, table)
-        if rows.num_rows:
-            self.write(feature, rows)
-        return {"added": new, "changed": rows.num_rows - new, "unchanged": table.num_rows - rows.num_rows}
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        if table.num_rows:
+            if not self._has_table(plan.table):
+                rows, new = table, table.num_rows
+            else:
+                rows, new = self._changed_rows(plan, table)
+            if rows.num_rows:
+                self.write(feature, rows)
+            counts = {"added": new, "changed": rows.num_rows - new, "unchanged": table.num_rows - rows.num_rows}
+        if snapshot:
+            counts["removed"] = self._remove_missing(plan, table)
+        return counts
+
+    def _remove_missing(self, plan: FeaturePlan, table: pa.Table) -> int:
+        """Soft-delete the live samples of ``plan`` whose ids are not in ``table``."""
+        import polars as pl
+
+        stored = self._read(plan, history=False, include_deleted=False)
+        if stored is None:
+            return 0
+        keys = list(plan.id_columns)
+        live = stored.select(keys).collect(backend="polars").to_native()
+        present = pl.from_arrow(table.select(keys))
+        assert isinstance(present, pl.DataFrame)
+        gone = live.join(present, on=keys, how="anti", nulls_equal=True) if len(present) else live
+        return self.delete(plan.key, gone) if len(gone) else 0
 
     def _root_plan(self, feature: Any) -> FeaturePlan:
         """The plan of a root feature, for ``write_changed`` and its variants."""
