@@ -373,10 +373,16 @@ def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
     if len(strangers):
         raise BatchError(f"compute returned {len(strangers)} sample(s) that were not asked for", "return the batch's")
     lacking = wanted.join(got, on=keys, how="anti", nulls_equal=True)
-    if len(lacking) and plan.resolve_ids == plan.id_columns:
+    if len(lacking) and not plan.child_ids:
         raise BatchError(f"compute returned no row for {len(lacking)} sample(s) of the batch", "return every sample")
     versions = batch.select([*keys, *plan.input_columns, *plan.dv_columns])
-    return result.join(versions, on=keys, how="left", nulls_equal=True)
+    rows = result.join(versions, on=keys, how="left", nulls_equal=True)
+    if len(lacking):  # parents that expanded into no children: one row each with null child ids records it
+        childless = lacking.join(versions, on=keys, how="left", nulls_equal=True).with_columns(
+            pl.lit(None, rows.schema[c]).alias(c) for c in plan.child_ids
+        )
+        rows = pl.concat([rows, childless], how="diagonal_relaxed")
+    return rows
 
 
 class BatchError(RuntimeFailure):

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     import narwhals as nw
+    import polars as pl
     import pyarrow as pa
 
 IncrementPart = Literal["added", "changed", "removed"]
@@ -192,6 +193,12 @@ class MetadataStore(ABC):
         caller supplies them; for other features they come with the increment, and may be
         replaced by a content hash). Non-root rows also carry the increment's
         ``strata_in__*`` columns, which record what they were computed from.
+
+        For an expansion (one parent row makes many), rows replace everything stored for the
+        parents they name: children of those parents missing from the rows are deleted (soft).
+        A parent that expands into no children is written as one row with every child id null;
+        it is kept as a deleted row, so it is never read as a sample but is not computed again
+        until its inputs change.
         """
         self._require_writable()
         plan = self.plan(feature)
@@ -293,17 +300,24 @@ class MetadataStore(ABC):
         return keep.select(table.column_names).to_arrow(), count
 
     def delete(self, feature: Any, ids: Any, *, soft: bool = True) -> int:
-        """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase."""
+        """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase.
+
+        For an expansion, a frame of parent ids (an increment's ``removed``) deletes every child
+        of those parents. Returns how many live rows were deleted.
+        """
         self._require_writable()
         plan = self.plan(feature)
         table = _to_arrow(ids)
-        missing = [c for c in plan.id_columns if c not in table.column_names]
+        by = plan.id_columns
+        missing = [c for c in by if c not in table.column_names]
+        if missing and plan.child_ids and all(c in table.column_names for c in plan.resolve_ids):
+            by, missing = plan.resolve_ids, []  # parent ids (as an increment's `removed` gives them): all children go
         if missing:
             raise WriteError(
                 f"ids to delete from `{plan.key}` lack column(s) {', '.join(missing)}",
                 "pass a frame with the id columns",
             )
-        table = table.select(list(plan.id_columns))
+        table = table.select(list(by))
         if table.num_rows == 0 or not self._has_table(plan.table):
             return 0
         pending = self._pending.pop(plan.key, None)
@@ -657,7 +671,7 @@ def _check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -
             f"rows for `{plan.key}` lack input column(s) {', '.join(missing)}",
             "write rows built from the increment of resolve_update, which carries them; nothing was written",
         )
-    for column in plan.id_columns:
+    for column in plan.resolve_ids:  # an expansion's child ids may be null: see _check_children
         if table.column(column).null_count:
             raise WriteError(
                 f"{what} for `{plan.key}` have nulls in id column `{column}`",
@@ -674,9 +688,29 @@ def _check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -
                 f"{what} for `{plan.key}` have {repeated} rows with repeated ids",
                 "write each sample once per call; nothing was written",
             )
+        if plan.child_ids:
+            _check_children(plan, frame)
     for column in plan.dv_columns:
         if table.column(column).null_count:
             raise WriteError(
                 f"{what} for `{plan.key}` have nulls in `{column}`",
                 "give every sample a data version; nothing was written",
             )
+
+
+def _check_children(plan: FeaturePlan, ids: pl.DataFrame) -> None:
+    """Child ids are all null (the parent has no children) or none is, and a childless parent has no children."""
+    import polars as pl
+
+    nulls = [pl.col(c).is_null() for c in plan.child_ids]
+    if ids.filter(pl.any_horizontal(nulls) & ~pl.all_horizontal(nulls)).height:
+        raise WriteError(
+            f"rows for `{plan.key}` have some but not all of {', '.join(plan.child_ids)} null",
+            "give a child all its ids, or a parent with no children one row with all of them null; nothing was written",
+        )
+    parents = ids.group_by(list(plan.resolve_ids)).agg(pl.all_horizontal(nulls).any().alias("childless"), pl.len())
+    if parents.filter(pl.col("childless") & (pl.col("len") > 1)).height:
+        raise WriteError(
+            f"rows for `{plan.key}` give a parent both children and a row saying it has none",
+            "write either its children or the one row with null child ids; nothing was written",
+        )

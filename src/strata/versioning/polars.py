@@ -17,6 +17,7 @@ from strata.versioning.plan import (
     CAUSE_CODE,
     CAUSE_DATA,
     DELETED,
+    MIXED,
     SEQ,
     FeaturePlan,
     FieldPlan,
@@ -121,13 +122,19 @@ def current_frame(
 ) -> pl.DataFrame | None:
     """The feature's live rows at resolve granularity."""
     keys = list(plan.resolve_ids)
-    rows = live(frame, plan.resolve_ids, candidates)
-    if rows is None:
-        return None
     stored = [*plan.input_columns, *plan.cv_columns, *plan.dv_columns]
-    if tuple(keys) != plan.id_columns:
-        return rows.group_by(keys).agg(pl.col(c).min() for c in stored)
-    return rows.select([*keys, *stored])
+    if plan.child_ids and frame is not None:  # as sql.current_select: "no children" rows count, disagreement is MIXED
+        childless = pl.all_horizontal(pl.col(c).is_null() for c in plan.child_ids)
+        rows = frame.filter(~pl.col(DELETED) | childless)
+        if candidates is not None:
+            rows = rows.join(candidates.select(keys), on=keys, how="semi", nulls_equal=True)
+        agreed = [
+            pl.when(pl.col(c).n_unique() == 1).then(pl.col(c).first().cast(pl.String)).otherwise(pl.lit(MIXED)).alias(c)
+            for c in stored
+        ]
+        return rows.group_by(keys).agg(agreed)
+    alive = live(frame, plan.resolve_ids, candidates)
+    return None if alive is None else alive.select([*keys, *stored])
 
 
 def _differs(left: str, right: str | pl.Expr) -> pl.Expr:

@@ -37,7 +37,15 @@ if TYPE_CHECKING:
 HISTORY = "$history"
 META = "strata$meta"
 SYNC = "strata$sync"
+VANISHED = "strata$vanished"
 _names = itertools.count()
+
+
+def _childless(plan: FeaturePlan) -> str:
+    """SQL true for an expansion's "no children" row (every child id null); false for every other row."""
+    if not plan.child_ids:
+        return "false"
+    return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
 
 
 def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -141,7 +149,7 @@ class DuckDBStore(MetadataStore):
             f"{literal(plan.snapshot_version)} AS {ident(SNAPSHOT_VERSION)}",
             f"CAST({seq} AS BIGINT) AS {ident(SEQ)}",
             f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}",
-            f"false AS {ident(DELETED)}",
+            f"{_childless(plan)} AS {ident(DELETED)}",
         ]
         keep = [ident(c) for c in columns if c not in managed]
         return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
@@ -164,12 +172,30 @@ class DuckDBStore(MetadataStore):
             seq = self._next_seq()
             select = self._system_select(plan, source, columns, seq)
             latest, history = ident(plan.table), ident(plan.table + HISTORY)
-            ids = sql.ids_list(plan.id_columns)
+            ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
             match = f"({ids}) IN (SELECT {ids} FROM {source})"
             if self._max_seq(plan.table) is not None:  # rows this batch supersedes move to history
+                if plan.child_ids:
+                    self._tombstone_vanished(plan, source, match, seq)
                 _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
                 _run(con, f"DELETE FROM {latest} WHERE {match}")
+                if plan.child_ids:
+                    _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {ident(VANISHED)}")
+                    _run(con, f"DROP TABLE {ident(VANISHED)}")
             _run(con, f"INSERT INTO {latest} BY NAME {select}")
+
+    def _tombstone_vanished(self, plan: FeaturePlan, source: str, match: str, seq: int) -> None:
+        """Tombstones (in temp table ``VANISHED``) for live children of rewritten parents that ``source`` lacks."""
+        same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
+        replaced = (
+            f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
+            f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
+        )
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {ident(VANISHED)} AS SELECT * REPLACE ({replaced}) FROM {ident(plan.table)} l "
+            f"WHERE NOT {ident(DELETED)} AND {match} AND NOT EXISTS (SELECT 1 FROM {source} s WHERE {same})",
+        )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -286,7 +312,7 @@ class DuckDBStore(MetadataStore):
         con = self.con
         batch = f"strata_ids_{next(_names)}"
         con.register(batch, ids)
-        keys = sql.ids_list(plan.id_columns)
+        keys = sql.ids_list(tuple(ids.column_names))  # the id columns, or an expansion's parent ids
         latest, history = ident(plan.table), ident(plan.table + HISTORY)
         match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
         try:
