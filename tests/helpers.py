@@ -63,3 +63,14 @@ def snapshot(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not {"plugins", "cache"} & set(p.relative_to(root).parts)
     }
+
+
+def computed(log: Path) -> dict[str, list[Any]]:
+    """Sample ids handed to compute per feature, from a JSON-lines log test features write; the log is emptied."""
+    out: dict[str, list[Any]] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            out.setdefault(entry["feature"], []).extend(entry["ids"])
+        log.unlink()
+    return out

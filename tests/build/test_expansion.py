@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from strata.errors import WriteError
 from strata.features.versions import sample_hash
 from strata.project.project import Project
 from strata.project_features import load_graph, make_store
-from tests.helpers import run_strata, write_project
+from tests.helpers import computed, run_strata, write_project
 
 FEATURES = """
 import json, os
@@ -84,14 +83,9 @@ class Videos:
         result: dict[str, Any] = done.json()
         return {f["feature"]: (f["added"], f["changed"], f["removed"]) for f in result["features"]}
 
-    def computed(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        if self.log.exists():
-            for line in self.log.read_text().splitlines():
-                entry = json.loads(line)
-                out.setdefault(entry["feature"], []).extend(entry["ids"])
-            self.log.unlink()
-        return out
+    def computed(self) -> dict[str, list[Any]]:
+        """Samples handed to compute per feature, in call order; the log is emptied."""
+        return computed(self.log)
 
     def live(self, table: str) -> list[tuple[Any, ...]]:
         queries = {
