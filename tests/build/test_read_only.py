@@ -154,8 +154,9 @@ def test_an_increments_id_types_do_not_depend_on_whether_its_table_exists(store:
 def test_ids_keep_their_type_when_a_second_upstream_was_never_written(store: st.MetadataStore) -> None:
     _two_roots_and_a_join(store)
     with store:
+        assert store.resolve_update("c").is_empty  # recorded in sync before anything exists
         store.write("a", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["v1", "v2"]}))
-        for lazy in (False, True):
+        for lazy in (False, True, False):
             inc = store.resolve_update("c", lazy=lazy).collect()
             for part in (inc.added, inc.changed, inc.removed):
                 assert part.to_native().schema["sample_uid"] == pl.Int64

@@ -359,25 +359,25 @@ class DuckDBStore(MetadataStore):
 
     # -- increments ----------------------------------------------------------------------
 
-    def _source(self, plan: FeaturePlan, columns: list[str]) -> str:
+    def _source(self, plan: FeaturePlan, columns: list[str], resolving: FeaturePlan) -> str:
         """The feature's table, or an empty relation with the needed columns when it was never written.
 
-        The stand-in's id columns take their types from the nearest stored feature that has
-        them, so comparing it with real rows never mixes types.
+        The stand-in's id columns take their types from the stored feature nearest to the one
+        being resolved (itself, its upstreams, theirs), so it never compares text with numbers.
         """
         if self._has_table(plan.table):
             return ident(plan.table)
-        donors = self._id_donors(plan, plan.id_columns)
+        donors = self._id_donors(resolving, plan.id_columns)
         types = {c: self._columns(d.table)[c] for c, d in donors.items()}
         nulls = ", ".join(f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, false AS {ident(DELETED)}, CAST(NULL AS BIGINT) AS {ident(SEQ)} WHERE false)"
 
     def _sources(self, plan: FeaturePlan) -> dict[str, str]:
         own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
-        sources = {plan.table: self._source(plan, own)}
+        sources = {plan.table: self._source(plan, own, plan)}
         for up in plan.upstreams:
             cols = [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
-            sources[up.table] = self._source(self.plan(up.key), cols)
+            sources[up.table] = self._source(self.plan(up.key), cols, plan)
         return sources
 
     def _candidates(
@@ -420,7 +420,7 @@ class DuckDBStore(MetadataStore):
         own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
         columns = ", ".join(ident(c) for c in (*plan.id_columns, *plan.dv_columns))
         expected = f"SELECT {columns} FROM {ident(name)}"
-        current = sql.current_select(plan, None, self._source(plan, own))
+        current = sql.current_select(plan, None, self._source(plan, own, plan))
         increment = self._increment(plan, expected, current, lazy=lazy)
         if not lazy:
             self.con.unregister(name)
