@@ -25,6 +25,7 @@ with the ``strata_cause__<field>`` columns (null for added samples).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -32,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, UsageError
+from strata.errors import BuildRunningError, DefinitionError, FeatureNotFoundError, RuntimeFailure, UsageError
 from strata.features.keys import FeatureKey, feature_key_of
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from strata.features.graph import FeatureGraph
     from strata.history import RunHistory
     from strata.project.project import Project
+    from strata.project_features import StoreConfig
     from strata.stores.base import Increment, MetadataStore
     from strata.versioning.plan import FeaturePlan
 
@@ -281,7 +283,7 @@ class Builder:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
-                initargs=(root, environment),
+                initargs=(root, environment, os.getpid()),
             )
         return self._pool
 
@@ -414,12 +416,21 @@ def _input_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
 _WORKER_GRAPH: FeatureGraph | None = None
 
 
-def _worker_init(root: str | None, environment: str | None) -> None:  # pragma: no cover - runs in workers
+def _worker_init(root: str | None, environment: str | None, parent: int | None = None) -> None:  # pragma: no cover
+    """Load the graph; a pool worker (``parent``: the build's pid) first arranges to die with the build.
+
+    Killed alone, the build would otherwise leave its workers computing on. Ray workers belong to
+    Ray, which ends them itself.
+    """
     global _WORKER_GRAPH  # noqa: PLW0603 - one graph per worker process
     from pathlib import Path
 
+    from strata.processes import die_with_parent
     from strata.project.project import Project
     from strata.project_features import load_graph
+
+    if parent is not None:
+        die_with_parent(parent)
 
     if root is not None:
         _WORKER_GRAPH = load_graph(Project(Path(root), environment=environment))
@@ -468,7 +479,7 @@ def build(
     store = make_store(project, store_name, graph=graph, read_only=dry_run)
     keys = selected(graph, names)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    with opened(store, config), graph.use(), RunHistory.open(project) as history:
+    with one_build(config), opened(store, config), graph.use(), RunHistory.open(project) as history:
         builder = Builder(
             project,
             store,
@@ -484,3 +495,36 @@ def build(
             return builder.run(keys, dry_run=dry_run)
         finally:
             builder.close()
+
+
+@contextlib.contextmanager
+def one_build(config: StoreConfig) -> Iterator[None]:
+    """Hold the store's build lock for the block: a second build is refused, naming the first's pid.
+
+    The lock is an ``flock`` on ``<store file>.build.lock``, which the kernel drops when its
+    holder dies: a killed build never blocks the next one. A store with no file (in memory)
+    is private to its process and needs none.
+    """
+    import fcntl
+
+    if config.path is None or str(config.path) == ":memory:":
+        yield
+        return
+    path = config.path.with_name(config.path.name + ".build.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f"pid {holder}" if holder.isdigit() else "pid unknown"
+            raise BuildRunningError(
+                f"a build is running on store `{config.name}` ({who})",
+                "wait for it to finish, or stop that process",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)

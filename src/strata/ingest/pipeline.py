@@ -15,7 +15,6 @@ and the error names it with its last log lines. Children die with strata (``PR_S
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 from strata.errors import RuntimeFailure, UsageError
 from strata.ingest.catalog import apply_rules, discover, rules_of
 from strata.ingest.invoke import Invocation, config_file, exit_code, prepare
+from strata.processes import die_with_parent as _die_with_parent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -318,11 +318,6 @@ def _catalog(project: Project, ref: PluginRef, *, refresh: bool) -> dict[str, An
 def _describe(project: Project, ref: PluginRef) -> str:
     inv = prepare(project, ref.name, [])
     return f"{ref.name} ({inv.argv[0]} --config <0600 file>)"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
