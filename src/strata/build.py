@@ -85,6 +85,8 @@ class FeatureBuild:
     """Per field: samples to recompute by cause."""
     computed: int = 0
     written: int = 0
+    written_fields: dict[str, int] = field(default_factory=dict)
+    """Per field: samples written because that field was stale (added, or changed with a cause for it)."""
     skipped: int = 0
     """Samples left out because they failed before on the same inputs."""
     batches: int = 0
@@ -101,6 +103,7 @@ class FeatureBuild:
             "fields": self.fields,
             "computed": self.computed,
             "written": self.written,
+            "written_fields": self.written_fields,
             "skipped": self.skipped,
             "batches": self.batches,
             "failures": self.failures,
@@ -177,7 +180,7 @@ class Builder:
             if plan.is_root:
                 continue
             cls = graph.feature(key)
-            result = FeatureBuild(str(key), has_compute(cls))
+            result = FeatureBuild(str(key), has_compute(cls), written_fields={f.name: 0 for f in plan.fields})
             started = time.monotonic()
             increment = self.store.resolve_update(key)
             counts = increment.counts()
@@ -312,6 +315,7 @@ class Builder:
                 self.history.record_build_errors(self.store_name, str(plan.key), inputs, message, self.run_id)
             return
         result.written += self.store.write(plan.key, rows)
+        _count_fields(plan, batch, result)
         if self.history is not None and self._failed_before:
             self.history.clear_build_errors(self.store_name, str(plan.key), _sample_keys(plan, batch))
         if self.progress is not None:
@@ -319,6 +323,19 @@ class Builder:
 
 
 # -- batches -----------------------------------------------------------------------------------
+
+
+def _count_fields(plan: FeaturePlan, batch: pl.DataFrame, result: FeatureBuild) -> None:
+    """Count a written batch in ``written_fields``: all fields of an added sample, the stale ones of a changed one."""
+    import polars as pl
+
+    if not plan.fields:
+        return
+    causes = [pl.col(f.cause_column).is_not_null() for f in plan.fields]
+    added = ~pl.any_horizontal(causes)
+    counts = batch.select((cause | added).sum().alias(f.name) for f, cause in zip(plan.fields, causes, strict=True))
+    for name, count in counts.row(0, named=True).items():
+        result.written_fields[name] = result.written_fields.get(name, 0) + int(count)
 
 
 def _rows_for(plan: FeaturePlan, batch: pl.DataFrame, upstream: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
