@@ -172,4 +172,6 @@ def test_runs_of_a_version_2_database_read_back_with_no_builds_after_the_upgrade
         run = history.start("dev:features:build", "dev", ["features:build"])
         run.add_builds([{"feature": "clip", "written": 2, "failures": []}])
         run.finish("success")
-        assert history.get(run.run_id).builds == [{"feature": "clip", "written": 2, "failures": [], "failed_batches": 0}]
+        assert history.get(run.run_id).builds == [
+            {"feature": "clip", "written": 2, "failures": [], "failed_batches": 0}
+        ]
