@@ -254,3 +254,4 @@ def test_what_a_build_did_is_in_the_run_history_and_its_log(case: RunCase) -> No
         "features:build | clip: 4 added, 2 recomputed, 0 removed, 2 written (text 0, size 2), 4 skipped" in shown["log"]
     )
     assert json.loads(again.out)[0]["log"] == shown["log_file"]
+    assert Path(shown["log_file"]).stat().st_mode & 0o777 == 0o600

@@ -166,9 +166,13 @@ class Run:
                 self._write(heartbeat_at=_now())
 
     def set_records(self, totals: Mapping[str, int]) -> None:
-        """Replace the records per stream with running totals; written with the next heartbeat."""
+        """Replace the records per stream with running totals; written with the next heartbeat.
+
+        ``totals`` may be a dict another thread adds streams to: it is copied in one step first.
+        """
+        copied = dict(totals)
         with self._lock:
-            self.records = {str(stream): int(count) for stream, count in totals.items()}
+            self.records = {str(stream): int(count) for stream, count in copied.items()}
 
     def add_builds(self, builds: list[dict[str, Any]]) -> None:
         """Record what a ``features:build`` block did (``FeatureBuild.to_json`` per feature), now."""

@@ -261,10 +261,12 @@ def _log_builds(log_path: Path, built: list[dict[str, Any]]) -> None:
 
 
 def _new_log(project: Project) -> Path:
-    """A new run log's path under ``.strata/logs/runs/`` (the directory owner-only)."""
+    """A new, empty run log under ``.strata/logs/runs/`` (owner-only, as its directory)."""
     logs = project.system_dir / "logs" / "runs"
     logs.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
+    path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
 
 
 def run_features(project: Project, blocks: list[str], options: RunOptions) -> RunResult:
