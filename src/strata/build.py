@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import BuildRunningError, DefinitionError, FeatureNotFoundError, RuntimeFailure, UsageError
+from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, UsageError
 from strata.features.keys import FeatureKey, feature_key_of
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from strata.features.graph import FeatureGraph
     from strata.history import RunHistory
     from strata.project.project import Project
-    from strata.project_features import StoreConfig
     from strata.stores.base import Increment, MetadataStore
     from strata.versioning.plan import FeaturePlan
 
@@ -485,6 +484,7 @@ def build(
 
     ``executor`` (``local`` or ``ray``) overrides ``features.executor``.
     """
+    from strata.build_lock import build_lock
     from strata.history import RunHistory
     from strata.project_features import EXECUTORS, build_executor, load_graph, make_store, opened, store_config
 
@@ -496,7 +496,8 @@ def build(
     store = make_store(project, store_name, graph=graph, read_only=dry_run)
     keys = selected(graph, names)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    with one_build(config), opened(store, config), graph.use(), RunHistory.open(project) as history:
+    lock = contextlib.nullcontext() if dry_run else build_lock(config)  # a dry run writes nothing, not even a lock
+    with lock, opened(store, config), graph.use(), RunHistory.open(project) as history:
         builder = Builder(
             project,
             store,
@@ -512,36 +513,3 @@ def build(
             return builder.run(keys, dry_run=dry_run)
         finally:
             builder.close()
-
-
-@contextlib.contextmanager
-def one_build(config: StoreConfig) -> Iterator[None]:
-    """Hold the store's build lock for the block: a second build is refused, naming the first's pid.
-
-    The lock is an ``flock`` on ``<store file>.build.lock``, which the kernel drops when its
-    holder dies: a killed build never blocks the next one. A store with no file (in memory)
-    is private to its process and needs none.
-    """
-    import fcntl
-
-    if config.path is None or str(config.path) == ":memory:":
-        yield
-        return
-    path = config.path.with_name(config.path.name + ".build.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            who = f"pid {holder}" if holder.isdigit() else "pid unknown"
-            raise BuildRunningError(
-                f"a build is running on store `{config.name}` ({who})",
-                "wait for it to finish, or stop that process",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
-    finally:
-        os.close(fd)

@@ -104,6 +104,11 @@ def test_a_second_build_is_refused_while_one_runs_and_a_dead_one_blocks_nothing(
     assert f"a build is running on store `local` (pid {slow_build.pid})" in second.err
     assert "wait for it" in second.err
     assert "Traceback" not in second.err
+    for command in (["build", "--dry-run"], ["status"]):  # readers meet the store's lock: they say who holds it
+        reader = case.strata(*command)
+        assert reader.code == 1, reader.out
+        assert reader.err.count("\n") == 1, reader.err
+        assert f"a build is running on store `local` (pid {slow_build.pid})" in reader.err
     computed = case.computed()
     assert len(computed["transcript"]) <= 2 * 4  # only the first build's two workers computed
     slow_build.send_signal(signal.SIGKILL)
