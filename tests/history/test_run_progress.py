@@ -1,7 +1,7 @@
 """The history of runs that build features or get killed: alive while they build, counts as they go.
 
 The runs here beat every 0.2 s instead of every 30 s (``HEARTBEAT_EVERY`` set in the child) and
-are judged dead after 1 s without a beat instead of 5 minutes, so a build "longer than the
+are judged dead after 2 s without a beat instead of 5 minutes, so a build "longer than the
 threshold" takes a few seconds.
 """
 
@@ -83,7 +83,7 @@ for line in sys.stdin:
         print(line, end="", flush=True)
 """
 
-STALE_AFTER = timedelta(seconds=1)
+STALE_AFTER = timedelta(seconds=2)
 BEAT = (
     "import sys\nfrom datetime import timedelta\nfrom strata.history import model\n"
     "model.HEARTBEAT_EVERY = timedelta(seconds=0.2)\nfrom strata.cli import main\nmain(sys.argv[1:])\n"
@@ -134,7 +134,7 @@ class RunCase(Case):
             proc.communicate(timeout=30)
 
     def runs(self) -> list[Run]:
-        """The runs, judged as a history that takes 1 s without a beat for a dead process."""
+        """The runs, judged by a history that takes ``STALE_AFTER`` without a beat for a dead process."""
         with RunHistory.open(Project(self.root), stale_after=STALE_AFTER) as history:
             return history.list()
 
@@ -174,21 +174,22 @@ def test_a_build_longer_than_the_dead_threshold_keeps_its_run_alive_and_in_its_t
     case: RunCase, blocks: list[str]
 ) -> None:
     proc = case.start(*blocks)
-    case.wait_for(_running_for(3 * STALE_AFTER.total_seconds()), "the run to beat for 3 s of build")
+    longer = 2 * STALE_AFTER.total_seconds()
+    case.wait_for(_running_for(longer), "the run to beat through twice the dead threshold")
     case.release.touch()
     done = _finish(proc)
     assert done.code == 0, done.err
     [summary] = done.json()[-1:]
-    assert summary["seconds"] >= 3  # the build is part of the run's time
+    assert summary["seconds"] >= longer  # the build is part of the run's time
     [run] = case.runs()
     assert run.status is RunStatus.SUCCESS
     assert run.duration is not None
-    assert run.duration.total_seconds() >= 3
+    assert run.duration.total_seconds() >= longer
 
 
 def test_a_run_killed_while_building_keeps_its_records_and_the_time_it_built(case: RunCase) -> None:
     proc = case.start("tap-x", "target-y", "features:build")
-    seen = case.wait_for(_running_for(2), "the run to build for 2 s")
+    seen = case.wait_for(_running_for(STALE_AFTER.total_seconds()), "the run to build past the dead threshold")
     assert seen.records == {"s": 60}
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
