@@ -13,10 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -138,7 +137,7 @@ class RunCase(Case):
         with RunHistory.open(Project(self.root), stale_after=STALE_AFTER) as history:
             return history.list()
 
-    def wait_for(self, wanted: Any, what: str) -> Run:
+    def wait_for(self, wanted: Callable[[Run], bool], what: str) -> Run:
         """Poll the history until its newest run satisfies ``wanted``; a failed run is an error."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -151,7 +150,7 @@ class RunCase(Case):
         pytest.fail(f"timed out waiting for {what}")
 
 
-def _running_for(seconds: float) -> Any:
+def _running_for(seconds: float) -> Callable[[Run], bool]:
     return lambda run: (
         run.status is RunStatus.RUNNING and run.heartbeat_at - run.started_at > timedelta(seconds=seconds)
     )
