@@ -307,6 +307,11 @@ def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]
     except StrataError:
         raise
     except Exception as exc:
+        from strata.build_lock import holder, running
+
+        who = holder(config)
+        if who is not None:  # the store's own lock error would not say who holds it
+            raise running(config, who) from exc
         detail = " ".join(str(exc).split())
         raise RuntimeFailure(
             f"cannot open store `{config.name}` ({config.describe()}): {detail}",
