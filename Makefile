@@ -2,8 +2,8 @@
 # uv is installed into .tools/ when it is not on PATH, and everything else comes from uv.lock.
 # `make demo` installs what strata needs at run time (no extras, no dev tools); `make install`
 # (and so `make test`) installs everything: every extra and the dev group.
-# Behind a proxy with its own certificate authority, `UV_NATIVE_TLS=1 make demo`: uv then trusts
-# the system's certificate store, and so does the pip that installs uv.
+# Behind a proxy with its own certificate authority, `UV_SYSTEM_CERTS=1 make demo` (older uv:
+# UV_NATIVE_TLS=1): uv then trusts the system's certificate store, and so does the pip that installs uv.
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -12,7 +12,7 @@ export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 SYSTEM_CA := $(firstword $(wildcard /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem))
-PIP_TLS := $(if $(filter-out 0 false no,$(UV_NATIVE_TLS)),$(if $(SYSTEM_CA),--cert $(SYSTEM_CA)))
+PIP_TLS := $(if $(filter-out 0 false no,$(UV_SYSTEM_CERTS) $(UV_NATIVE_TLS)),$(if $(SYSTEM_CA),--cert $(SYSTEM_CA)))
 
 .PHONY: runtime install demo test lint typecheck pytest bench clean
 
