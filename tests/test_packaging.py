@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,10 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("core") / "venv"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update(UV_PROJECT_ENVIRONMENT=str(venv), UV_PYTHON_DOWNLOADS="never")
-    sync = [find_uv_bin(), "sync", "--frozen", "--no-dev", "--offline", "--quiet", "--python", str(python_of(REPO))]
+    sync = [find_uv_bin(), "sync", "--frozen", "--no-dev", "--offline", "--quiet", "--python", sys.executable]
     done = subprocess.run(sync, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return venv
-
-
-def python_of(venv_parent: Path) -> Path:
-    return venv_parent / ".venv" / "bin" / "python"
 
 
 def core_strata(venv: Path, *args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
