@@ -1,5 +1,9 @@
 # One entry point for people and CI. Needs only python3 (with pip) on the machine:
 # uv is installed into .tools/ when it is not on PATH, and everything else comes from uv.lock.
+# `make demo` installs what strata needs at run time (no extras, no dev tools); `make install`
+# (and so `make test`) installs everything: every extra and the dev group.
+# Behind a proxy with its own certificate authority, `UV_SYSTEM_CERTS=1 make demo` (older uv:
+# UV_NATIVE_TLS=1): uv then trusts the system's certificate store, and so does the pip that installs uv.
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -7,19 +11,26 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen --no-sync
+SYSTEM_CA := $(firstword $(wildcard /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem))
+PIP_TLS := $(if $(filter-out 0 false no,$(UV_SYSTEM_CERTS) $(UV_NATIVE_TLS)),$(if $(SYSTEM_CA),--cert $(SYSTEM_CA)))
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: runtime install demo test lint typecheck pytest bench clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+	.tools/bin/pip install --quiet $(PIP_TLS) uv==$(UV_VERSION)
 
-install: $(UV)
-	$(UV) sync --frozen --compile-bytecode --quiet
+runtime: $(UV)  ## strata and its core dependencies in .venv (what is there already stays)
+	$(UV) sync --frozen --no-dev --inexact --compile-bytecode --quiet
 	$(RUN) python -m compileall -q src
 
-demo: install  ## the main job, end to end
+install: $(UV)  ## everything: all extras and the dev group
+	$(UV) sync --frozen --all-extras --compile-bytecode --quiet
+	$(RUN) python -m compileall -q src
+
+demo: runtime  ## the main job, end to end
 	$(RUN) strata demo
+	@echo 'strata is installed in .venv: `source .venv/bin/activate` puts it on PATH (README.md, Quick start)'
 
 lint: install
 	$(RUN) ruff check src tests bench

@@ -1,7 +1,7 @@
 """CLI start-up benchmark: strata versus Meltano 4.4.1, side by side.
 
-Times two commands per tool, each in a fresh throwaway project (bench/.work/)
-that declares the same custom `target-jsonl` loader:
+Times two commands per tool, each in a fresh throwaway project (bench/.work/startup/,
+the only folder this script removes) that declares the same custom `target-jsonl` loader:
 
     strata --help                    vs  meltano --help
     strata config target-jsonl list  vs  meltano config list target-jsonl
@@ -40,6 +40,7 @@ TARGET_RATIO = 0.2
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORK = BENCH / ".work"
+"""Where every benchmark keeps its throwaway files, each in a folder of its own."""
 MELTANO_VENV = BENCH / ".venvs" / "meltano"
 MELTANO = MELTANO_VENV / "bin" / "meltano"
 STRATA = REPO / ".venv" / "bin" / "strata"
@@ -132,9 +133,10 @@ def ensure_meltano(env: Env) -> None:
 
 
 def make_projects() -> tuple[Path, Path]:
-    """Recreate the throwaway strata and Meltano projects under bench/.work/."""
-    shutil.rmtree(WORK, ignore_errors=True)
-    strata_dir, meltano_dir = WORK / "strata", WORK / "meltano"
+    """Recreate the throwaway strata and Meltano projects in bench/.work/startup/, and nothing else."""
+    own = WORK / "startup"
+    shutil.rmtree(own, ignore_errors=True)
+    strata_dir, meltano_dir = own / "strata", own / "meltano"
     strata_dir.mkdir(parents=True)
     meltano_dir.mkdir(parents=True)
     strata_yml = PROJECT_YAML.format(extra="", namespace="")

@@ -15,6 +15,7 @@
     │   ├── RunNotFoundError         (KeyError) no run has that id (or the prefix is ambiguous)
     │   ├── StateIdError             (ValueError) a state id that is empty or unsafe as a path or key
     │   ├── StateNotFoundError       (KeyError) no state is stored under that id
+    │   ├── MissingExtraError        (ImportError) an optional dependency is not installed: names the extra
     │   └── WriteError               (ValueError) rows a store refuses to write
     └── RuntimeFailure               something failed while running: may work on retry (exit 1)
         ├── InstallError             a plugin's virtual environment could not be built
@@ -109,6 +110,10 @@ class WriteError(UsageError, ValueError):
     """Rows given to a store are missing columns, duplicated, or otherwise unfit; nothing was written."""
 
 
+class MissingExtraError(UsageError, ImportError):
+    """A feature needs an optional dependency (an extra of ``strata-ml``) that is not installed."""
+
+
 class RuntimeFailure(StrataError):
     """Something failed while running; the same command may succeed later."""
 
@@ -146,6 +151,7 @@ __all__ = [
     "FeatureNotFoundError",
     "InstallError",
     "JobNotFoundError",
+    "MissingExtraError",
     "PluginExecutableError",
     "PluginExistsError",
     "PluginNotFoundError",

@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import RuntimeFailure, StrataError, UsageError
+from strata.errors import RuntimeFailure, StrataError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -166,13 +166,10 @@ def _import_ray() -> Any:
     # Ray re-runs its workers under `uv run` (and uploads the working directory) when an ancestor
     # process is `uv run`; strata's workers need this interpreter and the project at its own path.
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    try:
+    from strata.extras import needs
+
+    with needs("ray", "the Ray executor (features.executor `ray`)", otherwise="use --executor local"):
         import ray
-    except ImportError:
-        raise UsageError(
-            "features.executor is `ray` but Ray is not installed",
-            "install strata's `ray` extra (pip install 'strata[ray]'), or use --executor local",
-        ) from None
     return ray
 
 

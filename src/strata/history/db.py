@@ -82,7 +82,10 @@ def create_engine(url: URL) -> Engine:
     from sqlalchemy import event
 
     if url.get_backend_name() != "sqlite":
-        return sa.create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
+        from strata.extras import needs
+
+        with needs("postgres", "a PostgreSQL system database (database_uri)"):
+            return sa.create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
         try:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

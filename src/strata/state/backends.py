@@ -10,7 +10,8 @@
 | ``systemdb`` (Meltano's default) | ``sqlite:///.strata/state.db`` |
 
 Each backend module imports its client library, and is imported only when chosen, so commands
-that never touch state never load SQLAlchemy, boto3 or the Azure SDK.
+that never touch state never load SQLAlchemy, boto3 or the Azure SDK. boto3, the Azure SDK and
+psycopg come with extras of ``strata-ml``; a missing one is named by :func:`strata.extras.needs`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from strata.errors import SettingError
+from strata.extras import needs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -146,7 +148,8 @@ def _open_s3(uri: str, root: Path, options: _Options, environ: _Env) -> StateBac
     elif not key_id and environ.get("AWS_ACCESS_KEY_ID"):  # also from .env, which boto3 does not read
         key_id, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
         token = environ.get("AWS_SESSION_TOKEN")
-    from strata.state.s3 import S3StateBackend
+    with needs("s3", "the S3 state backend"):
+        from strata.state.s3 import S3StateBackend
 
     return S3StateBackend(
         bucket,
@@ -169,7 +172,8 @@ def _open_azure(uri: str, root: Path, options: _Options, environ: _Env) -> State
             "the azure state backend needs a connection string",
             "set state_backend.azure.connection_string or AZURE_STORAGE_CONNECTION_STRING",
         )
-    from strata.state.azure import AzureStateBackend
+    with needs("azure", "the Azure state backend"):
+        from strata.state.azure import AzureStateBackend
 
     return AzureStateBackend(container, prefix, connection_string=connection_string)
 

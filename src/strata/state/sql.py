@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from strata.errors import SettingError, StateBackendError
+from strata.extras import needs
 from strata.state.base import StateBackend, StateRecord
 from strata.state.ids import MAX_LENGTH, check_state_id, is_state_id
 from strata.state.lock import Lease, LeaseRequest
@@ -88,7 +89,8 @@ class SqlStateBackend(StateBackend):
             if url.database and url.database != ":memory:":
                 _create_private_file(url.database)
         try:
-            self.engine = sa.create_engine(url, **options)
+            with needs("postgres", "the PostgreSQL state backend"):
+                self.engine = sa.create_engine(url, **options)
         except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
             raise SettingError(
                 f"no database driver for `{url.drivername}` ({exc})", "use sqlite:///PATH or postgresql://…"
