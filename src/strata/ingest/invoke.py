@@ -1,68 +1,37 @@
 """Starting a plugin with its resolved configuration.
 
 The configuration goes to the plugin as a JSON file readable by its owner only, created
-under ``.strata/run/`` and removed when the plugin exits, whatever happens: SIGTERM and SIGHUP
-are passed on to the plugin while it runs, and strata waits for it before cleaning up. Files
-left by a process killed outright (SIGKILL) are removed by the next invoke once a day old.
+under ``.strata/run/`` (``runfiles.py``) and removed when the plugin exits, whatever happens:
+SIGTERM and SIGHUP are passed on to the plugin while it runs, and strata waits for it before
+cleaning up. Files left by a process killed outright (SIGKILL) go at the next command.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
-import tempfile
 import threading
-import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError
+from strata.ingest.redaction import Redactor, secret_values
+from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent
 from strata.project.expand import expand_env
-from strata.project.files import ensure_inside
 from strata.project.settings import resolve
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
     from types import FrameType
 
     from strata.project.project import Project
 
 _TAKES_CONFIG = frozenset({"extractors", "loaders", "mappers"})
-_STALE_SECONDS = 24 * 3600
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def config_file(project: Project, name: str, config: Mapping[str, Any]) -> Iterator[Path]:
-    """A 0600 JSON file holding ``config`` in ``.strata/run/`` (0700), deleted on exit."""
-    run_dir = ensure_inside(project.system_dir / "run", project.system_dir)
-    ensure_inside(run_dir / f"{name}.config.json", run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(run_dir, 0o700)
-    _remove_stale(run_dir)
-    fd, raw = tempfile.mkstemp(prefix=f"{name}.", suffix=".config.json", dir=run_dir)
-    path = Path(raw)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(config, handle)
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _remove_stale(run_dir: Path) -> None:
-    """Config files of runs killed before their cleanup (SIGKILL, power loss), once a day old."""
-    cutoff = time.time() - _STALE_SECONDS
-    for path in run_dir.glob("*.config.json"):
-        with contextlib.suppress(OSError):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
 
 
 @dataclass
@@ -74,6 +43,8 @@ class Invocation:
     environ: dict[str, str]
     config: dict[str, Any]
     takes_config: bool
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    """Values of its secret settings, kept out of any output strata stores or shows."""
 
 
 def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str, Any] | None = None) -> Invocation:
@@ -102,7 +73,9 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
         environ["PATH"] = f"{env.current / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
-    return Invocation(env, [str(executable), *args], environ, config, ref.plugin_type in _TAKES_CONFIG)
+    return Invocation(
+        env, [str(executable), *args], environ, config, ref.plugin_type in _TAKES_CONFIG, secret_values(settings)
+    )
 
 
 def invoke(project: Project, name: str, args: list[str]) -> int:
@@ -111,8 +84,14 @@ def invoke(project: Project, name: str, args: list[str]) -> int:
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
-    """Run plugin ``name`` with ``stdin`` as its input; return its exit code and captured output."""
-    return _execute(project, prepare(project, name, args), stdin, capture=True)
+    """Run plugin ``name`` with ``stdin`` as its input; return its exit code and captured output.
+
+    Its stderr comes back with its secrets redacted: it ends up in error messages.
+    """
+    inv = prepare(project, name, args)
+    done = _execute(project, inv, stdin, capture=True)
+    done.stderr = Redactor(inv.secrets)(done.stderr or "")
+    return done
 
 
 def exit_code(returncode: int) -> int:
