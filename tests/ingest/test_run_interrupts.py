@@ -37,8 +37,14 @@ def latest_run(root: Path) -> dict[str, object]:
     return runs[0] if runs else {}
 
 
-@pytest.mark.parametrize("to_group", [True, False], ids=["sigint-to-the-group", "sigint-to-strata-only"])
-def test_ctrl_c_stops_the_plugins_keeps_confirmed_state_and_the_whole_log(tmp_path: Path, to_group: bool) -> None:
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, False)],
+    ids=["sigint-to-the-group", "sigint-to-strata-only", "sigterm-to-strata"],
+)
+def test_ctrl_c_or_sigterm_stops_the_plugins_keeps_confirmed_state_and_the_whole_log(
+    tmp_path: Path, signum: signal.Signals, to_group: bool
+) -> None:
     root = tmp_path / "proj"
     work = scripted_project(root)
     for attempt in range(TRIES):
@@ -48,19 +54,19 @@ def test_ctrl_c_stops_the_plugins_keeps_confirmed_state_and_the_whole_log(tmp_pa
             wait_for(lambda: len(confirmed(work)) >= before + 3, "three confirmed states")  # noqa: B023
             wait_for(lambda: latest_run(root).get("pid") == proc.pid, "the run in the history")  # noqa: B023
             if to_group:
-                os.killpg(proc.pid, signal.SIGINT)
+                os.killpg(proc.pid, signum)
             else:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signum)
             _, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        assert proc.returncode == 130, (attempt, err)
+        assert proc.returncode == 128 + signum, (attempt, err)
         assert err.count("\n") == 1, (attempt, err)
         assert "Traceback" not in err
         assert "Exception in thread" not in err
-        assert err.startswith("strata: interrupted"), err
+        assert err.startswith(f"strata: interrupted by {signum.name}: run "), err
         assert not [pid for pid in plugin_pids(work) if pid_alive(pid)]
 
         last = confirmed(work)[-1]
@@ -70,7 +76,7 @@ def test_ctrl_c_stops_the_plugins_keeps_confirmed_state_and_the_whole_log(tmp_pa
 
         run = latest_run(root)
         assert run["status"] == "cancelled", run
-        assert "interrupted" in str(run["error"]), run
+        assert run["error"] == f"interrupted by {signum.name}", run
         log = Path(str(run["log_path"])).read_text()
         assert f"target-echo | target bye after {json.dumps(last)}" in log.replace("'", '"'), (attempt, log)
         assert "tap-slow | tap bye after" in log, (attempt, log)
