@@ -61,6 +61,21 @@ for line in sys.stdin:
 print(f"target bye after {last}", file=sys.stderr, flush=True)
 """
 
+BATCH_TARGET = """\
+import json, os, sys
+pids = json.load(open(sys.argv[sys.argv.index("--config") + 1]))["pids"]
+open(os.path.join(pids, f"target-{os.getpid()}"), "w").close()
+last = None
+for line in sys.stdin:
+    message = json.loads(line)
+    if message["type"] == "STATE":
+        last = message["value"]
+print(json.dumps(last), flush=True)
+with open(os.path.join(pids, "..", "confirmed.jsonl"), "a") as handle:
+    handle.write(json.dumps(last) + "\\n")
+"""
+"""A target that loads in one batch at the end of its input and only then confirms the last state."""
+
 
 def _script(path: Path, body: str) -> Path:
     path.write_text(f"#!{sys.executable}\n{body}")
@@ -68,14 +83,20 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
-def scripted_project(root: Path, *, ticks: int = 100_000, pause: float = 0.05, secret_lines: str = "") -> Path:
-    """A project at ``root`` with ``tap-slow`` and ``target-echo`` (their secret: ``password``)."""
+def scripted_project(
+    root: Path, *, ticks: int = 100_000, pause: float = 0.05, secret_lines: str = "", target: str | None = None
+) -> Path:
+    """A project at ``root`` with ``tap-slow`` and ``target-echo`` (their secret: ``password``).
+
+    ``target`` replaces the target's script (``BATCH_TARGET``).
+    """
     work = root / "work"
     (work / "pids").mkdir(parents=True)
     catalog = work / "catalog.json"
     catalog.write_text(json.dumps({"streams": []}))
     tap = _script(work / "tap", TAP.replace("TICKS", str(ticks)).replace("PAUSE", str(pause)))
-    target = _script(work / "target", TARGET.replace("SECRET_LINES", secret_lines))
+    body = target if target is not None else TARGET.replace("SECRET_LINES", secret_lines)
+    target_path = _script(work / "target", body)
     write_project(
         root,
         f"""
@@ -90,7 +111,7 @@ def scripted_project(root: Path, *, ticks: int = 100_000, pause: float = 0.05, s
               config: {{pids: {work / "pids"}}}
           loaders:
             - name: target-echo
-              executable: {target}
+              executable: {target_path}
               settings: [{{name: password, kind: password}}]
               config: {{pids: {work / "pids"}}}
         """,

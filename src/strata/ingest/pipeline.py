@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 _METRIC = re.compile(r"METRIC: (\{.*\})")
 _TAIL = 8
 _HEARTBEAT_SECONDS = 5.0
+_GRACE_SECONDS = 5.0
+"""How long stopped plugins get before the next, stronger signal."""
 _STOPPING = (signal.SIGTERM, signal.SIGHUP)
 """Signals that stop a run as Ctrl-C (SIGINT) does."""
 FEATURE_BLOCK = re.compile(r"features:build(\[[^\]]*\])?")
@@ -261,6 +263,38 @@ def _signals_interrupt() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[None]:
+    """A stopping signal that arrives inside the block takes effect at its end; a second one at once.
+
+    Used while the run is written to the history, so that a run interrupted early is still recorded.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def defer(signum: int, _frame: FrameType | None) -> None:
+        if received:
+            _raise(signum)
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, defer) for signum in (signal.SIGINT, *_STOPPING)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        _raise(received[0])
+
+
+def _raise(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Signalled(signum)
 
 
 def _signal_number(exc: BaseException) -> int:
@@ -494,7 +528,8 @@ def _pipe(
             thread.start()
         run: Any = None
         try:
-            run = open_run()
+            with _deferred_signals():
+                run = open_run()
             failure = _wait(plugins, run, lock, records, started, options)
             _join(threads, 30)
         except BaseException:
@@ -676,10 +711,13 @@ def _culprit(plugins: list[_Plugin], bad: list[_Plugin]) -> _Plugin:
 
 
 def _stop(plugins: list[_Plugin]) -> None:
-    """Stop the plugins still running (SIGTERM, SIGKILL after 5 s) and wait for them.
+    """Stop the plugins still running, the extractor first, and wait for them.
 
-    Their stderr and the target's last states are read until they are gone. Another Ctrl-C
-    (or SIGTERM) meanwhile kills them at once instead of unwinding half-way through.
+    The extractor gets SIGTERM; mappers and the target then see the end of their input and may
+    commit and confirm what they received. Whatever still runs after ``_GRACE_SECONDS`` gets
+    SIGTERM, then SIGKILL after as long again. Their stderr and the target's last states are read
+    until they are gone. Another Ctrl-C (or SIGTERM) meanwhile kills them at once instead of
+    unwinding half-way through.
     """
 
     def kill_now(_signum: int, _frame: FrameType | None) -> None:
@@ -691,13 +729,27 @@ def _stop(plugins: list[_Plugin]) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = {signum: signal.signal(signum, kill_now) for signum in (signal.SIGINT, *_STOPPING)}
     try:
-        for plugin in plugins:
-            if plugin.proc.poll() is None:
-                plugin.proc.terminate()
-        _reap(plugins)
+        if plugins[0].proc.poll() is None:
+            plugins[0].proc.terminate()
+        if not _exited(plugins, _GRACE_SECONDS):
+            for plugin in plugins:
+                if plugin.proc.poll() is None:
+                    plugin.proc.terminate()
+            _reap(plugins)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _exited(plugins: list[_Plugin], seconds: float) -> bool:
+    """Whether every plugin has exited within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    for plugin in plugins:
+        try:
+            plugin.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True
 
 
 def _join(threads: list[threading.Thread], timeout: float) -> None:
@@ -708,12 +760,11 @@ def _join(threads: list[threading.Thread], timeout: float) -> None:
 
 
 def _reap(plugins: list[_Plugin]) -> None:
-    deadline = time.monotonic() + 5
-    for plugin in plugins:
-        try:
-            plugin.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            plugin.proc.kill()
+    """Wait for the plugins; SIGKILL those still running after ``_GRACE_SECONDS``."""
+    if not _exited(plugins, _GRACE_SECONDS):
+        for plugin in plugins:
+            if plugin.proc.poll() is None:
+                plugin.proc.kill()
             plugin.proc.wait()
 
 
