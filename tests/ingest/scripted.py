@@ -41,39 +41,44 @@ while not stop and i < start + TICKS:
 print(f"tap bye after {i - 1}", file=sys.stderr, flush=True)
 """
 
-TARGET = """\
+_TARGET_START = """\
 import json, os, signal, sys
 config = json.load(open(sys.argv[sys.argv.index("--config") + 1]))
 pids = config["pids"]
 open(os.path.join(pids, f"target-{os.getpid()}"), "w").close()
+def confirm(state):
+    print(json.dumps(state), flush=True)
+    with open(os.path.join(pids, "..", "confirmed.jsonl"), "a") as handle:
+        handle.write(json.dumps(state) + "\\n")
+last = None
+"""
+
+TARGET = (
+    _TARGET_START
+    + """\
 signal.signal(signal.SIGINT, lambda *_: None)
 signal.signal(signal.SIGTERM, lambda *_: None)
 SECRET_LINES
-last = None
 for line in sys.stdin:
     message = json.loads(line)
     if message["type"] == "STATE":
         last = message["value"]
-        print(json.dumps(last), flush=True)
-        with open(os.path.join(pids, "..", "confirmed.jsonl"), "a") as handle:
-            handle.write(json.dumps(last) + "\\n")
+        confirm(last)
         print(f"target confirmed {last['bookmarks']['s']}", file=sys.stderr, flush=True)
 print(f"target bye after {last}", file=sys.stderr, flush=True)
 """
+)
 
-BATCH_TARGET = """\
-import json, os, sys
-pids = json.load(open(sys.argv[sys.argv.index("--config") + 1]))["pids"]
-open(os.path.join(pids, f"target-{os.getpid()}"), "w").close()
-last = None
+BATCH_TARGET = (
+    _TARGET_START
+    + """\
 for line in sys.stdin:
     message = json.loads(line)
     if message["type"] == "STATE":
         last = message["value"]
-print(json.dumps(last), flush=True)
-with open(os.path.join(pids, "..", "confirmed.jsonl"), "a") as handle:
-    handle.write(json.dumps(last) + "\\n")
+confirm(last)
 """
+)
 """A target that loads in one batch at the end of its input and only then confirms the last state."""
 
 
