@@ -214,9 +214,7 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
         try:
             _run_items(project, items, options, results)
         except KeyboardInterrupt as exc:
-            raise Interrupted(
-                f"interrupted by {_signal_name(exc)} before the pipeline started", "run it again"
-            ) from None
+            raise _interrupted(exc, None, None) from None
     return results
 
 
@@ -243,26 +241,32 @@ class _Signalled(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise_signalled(signum: int, _frame: FrameType | None) -> None:
+def _raise(signum: int, _frame: FrameType | None = None) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise _Signalled(signum)
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop a run as Ctrl-C does: plugins stopped, log and confirmed state kept.
-
-    Without this their default action would end strata at once, leaving config files behind.
-    Only the main thread may set handlers; elsewhere nothing changes.
-    """
+def _handling(signums: tuple[int, ...], handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handler`` for ``signums`` inside the block (only the main thread may set handlers; elsewhere none)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise_signalled) for signum in _STOPPING}
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGHUP stop a run as Ctrl-C does: plugins stopped, log and confirmed state kept.
+
+    Without this their default action would end strata at once, leaving config files behind.
+    """
+    return _handling(_STOPPING, _raise)
 
 
 @contextlib.contextmanager
@@ -271,9 +275,6 @@ def _deferred_signals() -> Iterator[None]:
 
     Used while the run is written to the history, so that a run interrupted early is still recorded.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     received: list[int] = []
 
     def defer(signum: int, _frame: FrameType | None) -> None:
@@ -281,20 +282,10 @@ def _deferred_signals() -> Iterator[None]:
             _raise(signum)
         received.append(signum)
 
-    previous = {signum: signal.signal(signum, defer) for signum in (signal.SIGINT, *_STOPPING)}
-    try:
+    with _handling((signal.SIGINT, *_STOPPING), defer):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     if received:
         _raise(received[0])
-
-
-def _raise(signum: int) -> None:
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise _Signalled(signum)
 
 
 def _signal_number(exc: BaseException) -> int:
@@ -313,15 +304,15 @@ def _finish(run: Any, exc: BaseException) -> None:
         run.finish("failed", error=str(exc) or type(exc).__name__)
 
 
-def _interrupted(exc: KeyboardInterrupt, run: Any, states: int) -> Interrupted:
-    """The one line a run stopped by a signal ends with (``run`` is None if it was not recorded yet)."""
+def _interrupted(exc: KeyboardInterrupt, run: Any, states: int | None) -> Interrupted:
+    """The one line a run stopped by a signal ends with.
+
+    ``run`` is None if it was not recorded yet; ``states`` (None: no pipeline) counts the states stored.
+    """
     cancelled = "" if run is None else f": run {run.id[:8]} cancelled"
-    kept = f"{states} state{'s' if states != 1 else ''} the target confirmed kept"
-    return Interrupted(
-        f"interrupted by {_signal_name(exc)}{cancelled}, {kept}",
-        "run it again to resume",
-        _signal_number(exc),
-    )
+    kept = "" if states is None else f", {states} state{'s' if states != 1 else ''} the target confirmed kept"
+    again = "run it again" if states is None else "run it again to resume"
+    return Interrupted(f"interrupted by {_signal_name(exc)}{cancelled}{kept}", again, _signal_number(exc))
 
 
 def feature_names(block: str) -> list[str]:
@@ -396,7 +387,7 @@ def run_features(project: Project, blocks: list[str], options: RunOptions) -> Ru
         except BaseException as exc:
             _finish(run, exc)
             if isinstance(exc, KeyboardInterrupt):
-                raise _interrupted(exc, run, 0) from None
+                raise _interrupted(exc, run, None) from None
             raise
         run.finish("success")
     return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, log_path, builds=builds, pipeline=False)
@@ -725,10 +716,7 @@ def _stop(plugins: list[_Plugin]) -> None:
             if plugin.proc.poll() is None:
                 plugin.proc.kill()
 
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {signum: signal.signal(signum, kill_now) for signum in (signal.SIGINT, *_STOPPING)}
-    try:
+    with _handling((signal.SIGINT, *_STOPPING), kill_now):
         if plugins[0].proc.poll() is None:
             plugins[0].proc.terminate()
         if not _exited(plugins, _GRACE_SECONDS):
@@ -736,9 +724,6 @@ def _stop(plugins: list[_Plugin]) -> None:
                 if plugin.proc.poll() is None:
                     plugin.proc.terminate()
             _reap(plugins)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _exited(plugins: list[_Plugin], seconds: float) -> bool:
