@@ -119,7 +119,7 @@ def test_files_of_a_killed_run_go_at_the_next_command_and_a_live_runs_files_stay
         killed = subprocess.Popen([*STRATA, "run", "tap-slow", "target-echo"], cwd=root, env=env)
         wait_for(lambda: len(config_files(root) - mine) >= len(mine), "the second run's files")
         left = config_files(root) - mine
-        assert any("hunter2-hunter2" in path.read_text() for path in left)
+        wait_for(lambda: any("hunter2-hunter2" in path.read_text() for path in left), "the password written")
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=30)
         assert config_files(root) == mine | left  # nobody cleaned up after it
