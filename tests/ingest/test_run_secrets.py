@@ -70,10 +70,11 @@ def test_a_password_the_target_prints_is_redacted_everywhere_it_is_stored_or_sho
         assert form.encode() not in stored, form
 
 
-def test_a_password_in_a_failed_discovery_is_redacted(tmp_path: Path) -> None:
+def test_a_password_in_a_failed_discovery_is_redacted_as_are_secret_named_env_entries(tmp_path: Path) -> None:
     script = tmp_path / "tap-leaky"
     script.write_text(
-        '#!/bin/sh\necho "discovery failed: password $TAP_LEAKY_PASSWORD rejected" >&2\nexit 2\n', encoding="utf-8"
+        '#!/bin/sh\necho "password $TAP_LEAKY_PASSWORD rejected, and PGPASSWORD $PGPASSWORD too" >&2\nexit 2\n',
+        encoding="utf-8",
     )
     script.chmod(0o755)
     write_project(
@@ -81,15 +82,20 @@ def test_a_password_in_a_failed_discovery_is_redacted(tmp_path: Path) -> None:
         f"""
         plugins:
           extractors:
-            - {{name: tap-leaky, executable: {script}, settings: [{{name: password, kind: password}}]}}
+            - name: tap-leaky
+              executable: {script}
+              settings: [{{name: password, kind: password}}]
+              env: {{PGPASSWORD: "${{DB_PASSWORD}}"}}
           loaders:
             - {{name: target-x, executable: /bin/cat}}
         """,
     )
-    done = run_strata("run", "tap-leaky", "target-x", cwd=tmp_path, env={"TAP_LEAKY_PASSWORD": PASSWORD})
+    env = {"TAP_LEAKY_PASSWORD": PASSWORD, "DB_PASSWORD": "pg-secret-value"}
+    done = run_strata("run", "tap-leaky", "target-x", cwd=tmp_path, env=env)
     assert done.code == 1
-    assert "password (redacted) rejected" in done.err
+    assert "password (redacted) rejected, and PGPASSWORD (redacted) too" in done.err
     assert PASSWORD not in done.err
+    assert "pg-secret-value" not in done.err
 
 
 def mode(path: Path) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError
-from strata.ingest.redaction import Redactor, secret_values
+from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent
@@ -53,7 +53,8 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
     adds ``<PLUGIN>_<SETTING>`` variables, the plugin's own ``env:`` and the active environment's
-    ``env:`` for this plugin.
+    ``env:`` for this plugin. Its ``secrets`` are the values of its secret settings and of the
+    ``env:`` entries named like secrets (``PGPASSWORD``).
     """
     ref = project.plugin(name)
     env = plugin_env(project, ref)
@@ -65,16 +66,22 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     if project.environment is not None:
         environ["STRATA_ENVIRONMENT"] = project.environment.name
     environ.update(settings.as_env())
-    environ.update(expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env"))
+    own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env")
     override = project.environment_override(ref)
     if override is not None:
         plugin, path = override
-        environ.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env"))
+        own.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env"))
+    environ.update(own)
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
         environ["PATH"] = f"{env.current / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
     return Invocation(
-        env, [str(executable), *args], environ, config, ref.plugin_type in _TAKES_CONFIG, secret_values(settings)
+        env,
+        [str(executable), *args],
+        environ,
+        config,
+        ref.plugin_type in _TAKES_CONFIG,
+        secret_values(settings) | secret_variables(own),
     )
 
 

@@ -1,10 +1,10 @@
 """Secret values kept out of whatever strata stores or shows of a plugin's output.
 
 A plugin may print its own password: a connection string in an error, a dump of its config.
-Every value of a secret setting (``PluginSettings`` decides which are secret), and of
-secret-named keys inside object settings, is replaced by ``(redacted)`` in the run log, the
-error line, the run history and a failed discovery's message; so is its percent-encoded form
-(inside URLs) and its JSON-escaped form, and ``user:password@`` in any URL.
+Every value of a secret setting (``PluginSettings`` decides which are secret), of secret-named
+keys inside object settings and of secret-named ``env:`` entries is replaced by ``(redacted)``
+in the run log, the error line, the run history and a failed discovery's message; so is its
+percent-encoded form (inside URLs) and its JSON-escaped form, and ``user:password@`` in any URL.
 
 Values shorter than ``MIN_LENGTH`` characters are not searched for: a one- to three-character
 secret protects nothing, and replacing every ``1`` or ``ab`` would shred the output.
@@ -20,7 +20,7 @@ from strata.errors import UsageError
 from strata.project.settings import REDACTED, looks_secret, redact_urls, resolve
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from strata.project.project import Project
     from strata.project.settings import PluginSettings
@@ -35,6 +35,11 @@ def secret_values(settings: PluginSettings) -> frozenset[str]:
     for item in settings.values.values():
         _collect(item.value, item.secret, found)
     return frozenset(value for value in found if len(value) >= MIN_LENGTH)
+
+
+def secret_variables(variables: Mapping[str, str]) -> frozenset[str]:
+    """The values of ``variables`` (a plugin's ``env:``) whose names read like secrets (``PGPASSWORD``)."""
+    return frozenset(value for name, value in variables.items() if looks_secret(name) and len(value) >= MIN_LENGTH)
 
 
 def _collect(value: Any, secret: bool, found: set[str]) -> None:
