@@ -2,8 +2,9 @@
 
 The configuration goes to the plugin as a JSON file readable by its owner only, created
 under ``.strata/run/`` (``runfiles.py``) and removed when the plugin exits, whatever happens:
-SIGTERM and SIGHUP are passed on to the plugin while it runs, and strata waits for it before
-cleaning up. Files left by a process killed outright (SIGKILL) go at the next command.
+SIGTERM and SIGHUP (and Ctrl-C, for ``strata invoke``) are passed on to the plugin while it
+runs, and strata waits for it before cleaning up. Files left by a process killed outright
+(SIGKILL) go at the next command.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _execute(
     project: Project, inv: Invocation, stdin: str | None, *, capture: bool
 ) -> subprocess.CompletedProcess[str]:
     name = inv.env.ref.name
-    with _SignalsToPlugin() as signals, contextlib.ExitStack() as stack:
+    with _SignalsToPlugin(interactive=not capture) as signals, contextlib.ExitStack() as stack:
         argv = inv.argv
         if inv.takes_config:
             path = stack.enter_context(config_file(project, name, inv.config))
@@ -149,15 +150,20 @@ class _SignalsToPlugin:
     removes the config file. A signal that comes before the plugin has started ends strata
     through ``SystemExit`` (128 + N), which unwinds through the same cleanup. Only the main
     thread may set handlers; elsewhere nothing changes.
+
+    An ``interactive`` plugin (attached to the terminal) is given Ctrl-C the same way instead of
+    being killed: the terminal sends SIGINT to it as well when strata is in the foreground, so
+    strata then only waits; otherwise (strata alone was signalled) it passes SIGINT on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, interactive: bool = False) -> None:
         self.plugin: subprocess.Popen[str] | None = None
         self._previous: dict[int, Any] = {}
+        self._signals = (*_FORWARDED, signal.SIGINT) if interactive else _FORWARDED
 
     def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._forward) for signum in _FORWARDED}
+            self._previous = {signum: signal.signal(signum, self._forward) for signum in self._signals}
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -166,6 +172,24 @@ class _SignalsToPlugin:
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         if self.plugin is None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
             raise SystemExit(128 + signum)
+        if signum == signal.SIGINT and _in_foreground():
+            return
         with contextlib.suppress(ProcessLookupError):
             self.plugin.send_signal(signum)
+
+
+def _in_foreground() -> bool:
+    """Whether strata is in its terminal's foreground process group (the one Ctrl-C reaches)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
