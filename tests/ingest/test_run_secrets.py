@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
 from tests.helpers import STRATA, Result, run_strata, write_project
-from tests.ingest.scripted import scripted_project
+from tests.ingest.scripted import scripted_project, wait_for
 
 PASSWORD = "s3cr3t/p@ss wörd"
 """Characters that URLs and JSON escape, so its encoded forms differ from it."""
@@ -119,3 +120,26 @@ def test_the_system_database_and_the_run_logs_are_owner_only(tmp_path: Path) -> 
         assert {p.name: mode(p) for p in logs} == {p.name: 0o600 for p in logs}, opener
         for path in (*databases, system / "logs", system / "logs" / "runs"):  # made wider by hand: narrowed again
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_the_write_ahead_log_of_a_running_run_is_owner_only(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    scripted_project(root)
+    system = root / ".strata"
+    for opener in ("SQLAlchemy creates the database", "sqlite3 writes the existing one"):
+        proc = subprocess.Popen(
+            [*STRATA, "run", "tap-slow", "target-echo"],
+            cwd=root,
+            stderr=subprocess.PIPE,
+            text=True,
+            umask=0o022,
+            start_new_session=True,
+        )
+        try:
+            companions = [system / "system.db-wal", system / "system.db-shm"]
+            wait_for(lambda: all(p.exists() for p in companions), "the run writing its history")  # noqa: B023
+            assert {p.name: mode(p) for p in companions} == {p.name: 0o600 for p in companions}, opener
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
