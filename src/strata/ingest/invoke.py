@@ -45,7 +45,7 @@ class Invocation:
     config: dict[str, Any]
     takes_config: bool
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
-    """Values of its secret settings, kept out of any output strata stores or shows."""
+    """Values of its secret settings and secret-named ``env:`` entries, kept out of stored or shown output."""
 
 
 def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str, Any] | None = None) -> Invocation:
