@@ -131,3 +131,35 @@ def test_files_of_a_killed_run_go_at_the_next_command_and_a_live_runs_files_stay
         live.send_signal(signal.SIGINT)
         live.wait(timeout=30)
     assert not config_files(root)
+
+
+def test_on_a_terminal_the_interrupted_line_starts_a_line_of_its_own(tmp_path: Path) -> None:
+    import pty
+
+    root = tmp_path / "proj"
+    work = scripted_project(root)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*STRATA, "run", "tap-slow", "target-echo"], cwd=root, stdout=subprocess.PIPE, stderr=follower
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while b" records (" not in seen:  # the progress line, shown after a second
+            seen += os.read(leader, 4096)
+        wait_for(lambda: len(confirmed(work)) >= 1, "a confirmed state")
+        proc.send_signal(signal.SIGINT)
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        proc.communicate(timeout=60)
+        os.close(leader)
+    assert proc.returncode == 130
+    text = seen.decode(errors="replace")
+    assert "\nstrata: interrupted by SIGINT: run " in text.replace("\r\n", "\n"), text
