@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from strata.history.model import pid_alive
-from tests.helpers import STRATA, run_strata
+from tests.helpers import STRATA, read_until_closed, run_strata
 from tests.ingest.scripted import BATCH_TARGET, STATE_ID, confirmed, plugin_pids, scripted_project, wait_for
 
 TRIES = 4
@@ -149,14 +149,7 @@ def test_on_a_terminal_the_interrupted_line_starts_a_line_of_its_own(tmp_path: P
             seen += os.read(leader, 4096)
         wait_for(lambda: len(confirmed(work)) >= 1, "a confirmed state")
         proc.send_signal(signal.SIGINT)
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen += read_until_closed(leader)
     finally:
         proc.communicate(timeout=60)
         os.close(leader)
