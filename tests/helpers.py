@@ -74,3 +74,16 @@ def computed(log: Path) -> dict[str, list[Any]]:
             out.setdefault(entry["feature"], []).extend(entry["ids"])
         log.unlink()
     return out
+
+
+def read_until_closed(fd: int) -> bytes:
+    """Everything written to the pseudo-terminal ``fd`` until the child at the other end closes it."""
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            return seen
+        if not chunk:
+            return seen
+        seen += chunk

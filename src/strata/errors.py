@@ -17,13 +17,14 @@
     │   ├── StateNotFoundError       (KeyError) no state is stored under that id
     │   ├── MissingExtraError        (ImportError) an optional dependency is not installed: names the extra
     │   └── WriteError               (ValueError) rows a store refuses to write
-    └── RuntimeFailure               something failed while running: may work on retry (exit 1)
-        ├── InstallError             a plugin's virtual environment could not be built
-        ├── PluginExecutableError    a plugin's executable is missing or could not start
-        ├── StateBackendError        the state backend failed or cannot be reached
-        ├── StateLockedError         another live process holds the lock on a state id
-        ├── BuildRunningError        another live build holds the store
-        └── SystemDatabaseError      the system database (run history) cannot be opened or used
+    ├── RuntimeFailure               something failed while running: may work on retry (exit 1)
+    │   ├── InstallError             a plugin's virtual environment could not be built
+    │   ├── PluginExecutableError    a plugin's executable is missing or could not start
+    │   ├── StateBackendError        the state backend failed or cannot be reached
+    │   ├── StateLockedError         another live process holds the lock on a state id
+    │   ├── BuildRunningError        another live build holds the store
+    │   └── SystemDatabaseError      the system database (run history) cannot be opened or used
+    └── Interrupted                  a signal (Ctrl-C, SIGTERM) stopped a run (exit 128 + N)
 
 Every error renders as one line, ``reason; instruction``; the CLI prints it and exits with
 ``exit_code``. Errors that match a builtin also inherit it, so ``except KeyError`` works.
@@ -144,12 +145,22 @@ class SystemDatabaseError(RuntimeFailure):
     """The system database cannot be reached, migrated or written."""
 
 
+class Interrupted(StrataError):
+    """A signal stopped strata in the middle of a run; the exit code is ``128 + signal``, as a shell's."""
+
+    def __init__(self, reason: str, instruction: str | None = None, signum: int = 2) -> None:
+        super().__init__(reason, instruction)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 __all__ = [
     "BuildRunningError",
     "DefinitionError",
     "EnvironmentNotFoundError",
     "FeatureNotFoundError",
     "InstallError",
+    "Interrupted",
     "JobNotFoundError",
     "MissingExtraError",
     "PluginExecutableError",

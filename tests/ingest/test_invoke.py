@@ -28,8 +28,9 @@ def plugin(root: Path, body: str, name: str = "probe", plugin_type: str = "loade
     return script
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_reaches_the_plugin_and_the_config_file_is_still_removed(tmp_path: Path, signum: int) -> None:
+    """SIGINT too: sent to strata alone (no terminal), it goes on to the plugin, which is not killed."""
     marker = tmp_path / "got-signal"
     plugin(
         tmp_path,
@@ -40,12 +41,18 @@ def test_a_signal_reaches_the_plugin_and_the_config_file_is_still_removed(tmp_pa
             sys.exit(7)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGHUP, stop)
+        signal.signal(signal.SIGINT, stop)
         print(sys.argv[2], flush=True)
         time.sleep(60)
         """,
     )
     proc = subprocess.Popen(
-        [*STRATA, "invoke", "probe"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*STRATA, "invoke", "probe"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     config_path = Path(proc.stdout.readline().strip())

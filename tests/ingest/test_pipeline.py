@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import STRATA, Result, run_strata, write_project
+from tests.helpers import STRATA, Result, read_until_closed, run_strata, write_project
 
 pytestmark = pytest.mark.network
 
@@ -246,15 +246,7 @@ def test_a_terminal_sees_records_per_stream_and_the_rate_while_the_run_goes(case
         stderr=follower,
     )
     os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
+    seen = read_until_closed(leader)
     out, _ = proc.communicate(timeout=60)
     os.close(leader)
     assert proc.returncode == 0, seen.decode(errors="replace")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from strata.errors import StrataError
+from strata.errors import Interrupted, StrataError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,11 +30,16 @@ class Context:
     _project: Project | None = field(default=None, repr=False)
 
     def project(self) -> Project:
-        """The project for this invocation (found upward from the working directory)."""
+        """The project for this invocation (found upward from the working directory).
+
+        Loading it first removes what killed runs left in ``.strata/run/`` (config files hold passwords).
+        """
         if self._project is None:
+            from strata.ingest.runfiles import remove_leftovers
             from strata.project.project import Project
 
             self._project = Project.find(self.project_dir, environment=self.environment)
+            remove_leftovers(self._project.system_dir)
         return self._project
 
     def reload(self) -> Project:
@@ -58,6 +63,9 @@ def run_cli(group: click.Group, args: list[str]) -> int:
     debug = "--debug" in args
     try:
         result = group.main(args=args, prog_name="strata", standalone_mode=False)
+    except Interrupted as exc:
+        click.echo(f"strata: {exc}", err=True)
+        return exc.exit_code
     except StrataError as exc:
         if debug:
             traceback.print_exc()

@@ -61,11 +61,13 @@ def _execute(ctx: Context, blocks: list[str], options: RunOptions) -> None:
 
     if not ctx.json and sys.stderr.isatty():
         options.progress = _progress_printer()
-    results = run_blocks(ctx.project(), blocks, options)
+    try:
+        results = run_blocks(ctx.project(), blocks, options)
+    finally:
+        if options.progress is not None:
+            click.echo("", err=True)  # ends the progress line, so the summary or the error starts a line
 
     def human() -> None:
-        if options.progress is not None:
-            click.echo("", err=True)
         for result in results:
             click.echo(_line(result))
 

@@ -61,17 +61,24 @@ def list_(ctx: Context, state_id: str | None, limit: int, json_output: bool) -> 
 @json_option
 @pass_context
 def show(ctx: Context, run_id: str, tail: int | None, json_output: bool) -> None:
-    """One run (any unique prefix of its id) with its log."""
+    """One run (any unique prefix of its id) with its log.
+
+    The log and the error are shown with the current secrets of the run's plugins redacted
+    (logs are written redacted; this covers logs written before that).
+    """
     from strata.history import RunHistory
     from strata.history.model import build_summary
+    from strata.ingest.redaction import redactor_for
 
     ctx.json = ctx.json or json_output
     with RunHistory.open(ctx.project()) as history:
         run = history.get(run_id)
         path = history.log_file(run)
+    redact = redactor_for(ctx.project(), run.blocks)
+    run.error = None if run.error is None else redact(run.error)
     log: str | None = None
     if path is not None and path.is_file():
-        log = path.read_text(encoding="utf-8", errors="replace")
+        log = redact(path.read_text(encoding="utf-8", errors="replace"))
         if tail is not None:
             log = "".join(log.splitlines(keepends=True)[-tail:] if tail else [])
     data = run.to_dict() | {"log_file": None if path is None else str(path), "log": log}

@@ -1,6 +1,7 @@
 """The system database: where it is and how to connect to it.
 
-SQLite at ``.strata/system.db`` unless ``database_uri`` (or ``STRATA_DATABASE_URI``) names
+SQLite at ``.strata/system.db`` (0600, like its ``-wal`` and ``-shm`` files: run errors quote
+plugin output) unless ``database_uri`` (or ``STRATA_DATABASE_URI``) names
 another database; ``postgresql://`` URLs use psycopg 3. SQLite runs in WAL mode, and strata
 issues ``BEGIN IMMEDIATE`` itself, so two processes never deadlock upgrading a read to a write:
 the second waits (``busy_timeout``) instead of failing.
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.errors import SystemDatabaseError
 from strata.project.expand import expand_str
+from strata.project.files import SQLITE_FILES, private_file
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -89,9 +91,10 @@ def create_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
         try:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(url.database), SQLITE_FILES)
         except OSError as exc:
             raise SystemDatabaseError(
-                f"cannot create the directory of {url.database}: {exc.strerror}",
+                f"cannot create {url.database} owner-only: {exc.strerror}",
                 "check the path in database_uri and its permissions",
             ) from exc
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})

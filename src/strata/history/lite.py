@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from strata.history import db
 from strata.history.model import STALE_AFTER, Run, RunStatus, database_failure, death, new_run
+from strata.project.files import SQLITE_FILES, private_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,7 +62,7 @@ def _value(value: Any) -> Any:
 def _errors(where: str) -> Iterator[None]:
     try:
         yield
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise database_failure(where, exc) from exc
 
 
@@ -85,6 +86,7 @@ class LiteHistory:
             return None
         where = f"sqlite:///{path}"
         with _errors(where):
+            private_file(path, SQLITE_FILES)
             connection = sqlite3.connect(
                 path, timeout=db.BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )

@@ -1,68 +1,38 @@
 """Starting a plugin with its resolved configuration.
 
 The configuration goes to the plugin as a JSON file readable by its owner only, created
-under ``.strata/run/`` and removed when the plugin exits, whatever happens: SIGTERM and SIGHUP
-are passed on to the plugin while it runs, and strata waits for it before cleaning up. Files
-left by a process killed outright (SIGKILL) are removed by the next invoke once a day old.
+under ``.strata/run/`` (``runfiles.py``) and removed when the plugin exits, whatever happens:
+SIGTERM and SIGHUP (and Ctrl-C, for ``strata invoke``) are passed on to the plugin while it
+runs, and strata waits for it before cleaning up. Files left by a process killed outright
+(SIGKILL) go at the next command.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
-import tempfile
 import threading
-import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError
+from strata.ingest.redaction import Redactor, secret_values, secret_variables
+from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent
 from strata.project.expand import expand_env
-from strata.project.files import ensure_inside
 from strata.project.settings import resolve
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
     from types import FrameType
 
     from strata.project.project import Project
 
 _TAKES_CONFIG = frozenset({"extractors", "loaders", "mappers"})
-_STALE_SECONDS = 24 * 3600
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def config_file(project: Project, name: str, config: Mapping[str, Any]) -> Iterator[Path]:
-    """A 0600 JSON file holding ``config`` in ``.strata/run/`` (0700), deleted on exit."""
-    run_dir = ensure_inside(project.system_dir / "run", project.system_dir)
-    ensure_inside(run_dir / f"{name}.config.json", run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(run_dir, 0o700)
-    _remove_stale(run_dir)
-    fd, raw = tempfile.mkstemp(prefix=f"{name}.", suffix=".config.json", dir=run_dir)
-    path = Path(raw)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(config, handle)
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _remove_stale(run_dir: Path) -> None:
-    """Config files of runs killed before their cleanup (SIGKILL, power loss), once a day old."""
-    cutoff = time.time() - _STALE_SECONDS
-    for path in run_dir.glob("*.config.json"):
-        with contextlib.suppress(OSError):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
 
 
 @dataclass
@@ -74,6 +44,8 @@ class Invocation:
     environ: dict[str, str]
     config: dict[str, Any]
     takes_config: bool
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    """Values of its secret settings and secret-named ``env:`` entries, kept out of stored or shown output."""
 
 
 def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str, Any] | None = None) -> Invocation:
@@ -82,7 +54,8 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
     adds ``<PLUGIN>_<SETTING>`` variables, the plugin's own ``env:`` and the active environment's
-    ``env:`` for this plugin.
+    ``env:`` for this plugin. Its ``secrets`` are the values of its secret settings and of the
+    ``env:`` entries named like secrets (``PGPASSWORD``).
     """
     ref = project.plugin(name)
     env = plugin_env(project, ref)
@@ -94,15 +67,23 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     if project.environment is not None:
         environ["STRATA_ENVIRONMENT"] = project.environment.name
     environ.update(settings.as_env())
-    environ.update(expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env"))
+    own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env")
     override = project.environment_override(ref)
     if override is not None:
         plugin, path = override
-        environ.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env"))
+        own.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env"))
+    environ.update(own)
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
         environ["PATH"] = f"{env.current / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
-    return Invocation(env, [str(executable), *args], environ, config, ref.plugin_type in _TAKES_CONFIG)
+    return Invocation(
+        env,
+        [str(executable), *args],
+        environ,
+        config,
+        ref.plugin_type in _TAKES_CONFIG,
+        secret_values(settings) | secret_variables(own),
+    )
 
 
 def invoke(project: Project, name: str, args: list[str]) -> int:
@@ -111,8 +92,14 @@ def invoke(project: Project, name: str, args: list[str]) -> int:
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
-    """Run plugin ``name`` with ``stdin`` as its input; return its exit code and captured output."""
-    return _execute(project, prepare(project, name, args), stdin, capture=True)
+    """Run plugin ``name`` with ``stdin`` as its input; return its exit code and captured output.
+
+    Its stderr comes back with its secrets redacted: it ends up in error messages.
+    """
+    inv = prepare(project, name, args)
+    done = _execute(project, inv, stdin, capture=True)
+    done.stderr = Redactor(inv.secrets)(done.stderr or "")
+    return done
 
 
 def exit_code(returncode: int) -> int:
@@ -124,7 +111,7 @@ def _execute(
     project: Project, inv: Invocation, stdin: str | None, *, capture: bool
 ) -> subprocess.CompletedProcess[str]:
     name = inv.env.ref.name
-    with _SignalsToPlugin() as signals, contextlib.ExitStack() as stack:
+    with _SignalsToPlugin(interactive=not capture) as signals, contextlib.ExitStack() as stack:
         argv = inv.argv
         if inv.takes_config:
             path = stack.enter_context(config_file(project, name, inv.config))
@@ -163,15 +150,20 @@ class _SignalsToPlugin:
     removes the config file. A signal that comes before the plugin has started ends strata
     through ``SystemExit`` (128 + N), which unwinds through the same cleanup. Only the main
     thread may set handlers; elsewhere nothing changes.
+
+    An ``interactive`` plugin (attached to the terminal) is given Ctrl-C the same way instead of
+    being killed: the terminal sends SIGINT to it as well when strata is in the foreground, so
+    strata then only waits; otherwise (strata alone was signalled) it passes SIGINT on.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, interactive: bool = False) -> None:
         self.plugin: subprocess.Popen[str] | None = None
         self._previous: dict[int, Any] = {}
+        self._signals = (*_FORWARDED, signal.SIGINT) if interactive else _FORWARDED
 
     def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._forward) for signum in _FORWARDED}
+            self._previous = {signum: signal.signal(signum, self._forward) for signum in self._signals}
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -180,6 +172,24 @@ class _SignalsToPlugin:
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         if self.plugin is None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
             raise SystemExit(128 + signum)
+        if signum == signal.SIGINT and _in_foreground():
+            return
         with contextlib.suppress(ProcessLookupError):
             self.plugin.send_signal(signum)
+
+
+def _in_foreground() -> bool:
+    """Whether strata is in its terminal's foreground process group (the one Ctrl-C reaches)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -25,22 +25,30 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Self
 
-from strata.errors import RuntimeFailure, UsageError
+from strata.errors import Interrupted, RuntimeFailure, UsageError
 from strata.ingest.catalog import apply_rules, discover, rules_of
-from strata.ingest.invoke import Invocation, config_file, exit_code, prepare
+from strata.ingest.invoke import Invocation, exit_code, prepare
+from strata.ingest.redaction import Redactor
+from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
+from strata.project.files import private_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+    from types import FrameType
 
     from strata.project.project import PluginRef, Project
 
 _METRIC = re.compile(r"METRIC: (\{.*\})")
 _TAIL = 8
 _HEARTBEAT_SECONDS = 5.0
+_GRACE_SECONDS = 5.0
+"""How long stopped plugins get before the next, stronger signal."""
+_STOPPING = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a run as Ctrl-C (SIGINT) does."""
 FEATURE_BLOCK = re.compile(r"features:build(\[[^\]]*\])?")
 
 
@@ -202,6 +210,15 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
     """
     results: list[RunResult] = []
     items = parse_blocks(project, names)
+    with _signals_interrupt():
+        try:
+            _run_items(project, items, options, results)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, None, None) from None
+    return results
+
+
+def _run_items(project: Project, items: list[Block | str], options: RunOptions, results: list[RunResult]) -> None:
     index = 0
     while index < len(items):
         item = items[index]
@@ -214,7 +231,88 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
             results.append(run_features(project, [item, *builds], options))
         else:
             results.append(run_block(project, item, options, builds=builds))
-    return results
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread the way Ctrl-C raises ``KeyboardInterrupt``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise(signum: int, _frame: FrameType | None = None) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Signalled(signum)
+
+
+@contextlib.contextmanager
+def _handling(signums: tuple[int, ...], handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handler`` for ``signums`` inside the block (only the main thread may set handlers; elsewhere none)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGHUP stop a run as Ctrl-C does: plugins stopped, log and confirmed state kept.
+
+    Without this their default action would end strata at once, leaving config files behind.
+    """
+    return _handling(_STOPPING, _raise)
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[None]:
+    """A stopping signal that arrives inside the block takes effect at its end; a second one at once.
+
+    Used while the run is written to the history, so that a run interrupted early is still recorded.
+    """
+    received: list[int] = []
+
+    def defer(signum: int, _frame: FrameType | None) -> None:
+        if received:
+            _raise(signum)
+        received.append(signum)
+
+    with _handling((signal.SIGINT, *_STOPPING), defer):
+        yield
+    if received:
+        _raise(received[0])
+
+
+def _signal_number(exc: BaseException) -> int:
+    return exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
+
+
+def _signal_name(exc: BaseException) -> str:
+    return signal.Signals(_signal_number(exc)).name
+
+
+def _finish(run: Any, exc: BaseException) -> None:
+    """Close a run that ``exc`` ended: ``cancelled`` by a signal, else ``failed``."""
+    if isinstance(exc, KeyboardInterrupt):
+        run.finish("cancelled", error=f"interrupted by {_signal_name(exc)}")
+    else:
+        run.finish("failed", error=str(exc) or type(exc).__name__)
+
+
+def _interrupted(exc: KeyboardInterrupt, run: Any, states: int | None) -> Interrupted:
+    """The one line a run stopped by a signal ends with.
+
+    ``run`` is None if it was not recorded yet; ``states`` (None: no pipeline) counts the states stored.
+    """
+    cancelled = "" if run is None else f": run {run.id[:8]} cancelled"
+    kept = "" if states is None else f", {states} state{'s' if states != 1 else ''} the target confirmed kept"
+    again = "run it again" if states is None else "run it again to resume"
+    return Interrupted(f"interrupted by {_signal_name(exc)}{cancelled}{kept}", again, _signal_number(exc))
 
 
 def feature_names(block: str) -> list[str]:
@@ -262,8 +360,7 @@ def _log_builds(log_path: Path, built: list[dict[str, Any]]) -> None:
 
 def _new_log(project: Project) -> Path:
     """A new, empty run log under ``.strata/logs/runs/`` (owner-only, as its directory)."""
-    logs = project.system_dir / "logs" / "runs"
-    logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    logs = private_dir(private_dir(project.system_dir / "logs") / "runs")
     path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     return path
@@ -288,7 +385,9 @@ def run_features(project: Project, blocks: list[str], options: RunOptions) -> Ru
             with run.keep_alive():
                 builds = _build(project, blocks, run, log_path, options)
         except BaseException as exc:
-            run.finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
+            _finish(run, exc)
+            if isinstance(exc, KeyboardInterrupt):
+                raise _interrupted(exc, run, None) from None
             raise
         run.finish("success")
     return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, log_path, builds=builds, pipeline=False)
@@ -324,8 +423,8 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
                 runs.append(history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path)))
                 return stack.enter_context(runs[0].keep_alive())  # beats through the pipeline and the builds
 
+            states = _Counter(record=record)
             try:
-                states = _Counter(record=record)
                 started = time.monotonic()
                 result = _pipe(
                     project, block, catalog, start_state, states, backend, state_id, log_path, open_run, lock, options
@@ -335,7 +434,9 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
                     result.seconds = time.monotonic() - started
             except BaseException as exc:
                 if runs:
-                    runs[0].finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
+                    _finish(runs[0], exc)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise _interrupted(exc, runs[0] if runs else None, states.count) from None
                 raise
             runs[0].finish("success")
             return result
@@ -394,13 +495,8 @@ def _pipe(
     overrides = [None, *(block.overrides(i) for i in range(len(block.mappers))), None]
     invs = [prepare(project, ref.name, [], over) for ref, over in zip(refs, overrides, strict=True)]
     extra = {"catalog": catalog} | ({"state": start_state} if start_state else {})
-    # line-buffered, so a strata killed halfway (SIGKILL, OOM) leaves every line it had read in the log
-    with (
-        _files(project, extra) as files,
-        contextlib.ExitStack() as stack,
-        log_path.open("a", encoding="utf-8", buffering=1) as log,
-    ):
-        os.chmod(log_path, 0o600)
+    redact = Redactor(frozenset[str]().union(*(inv.secrets for inv in invs)))
+    with _files(project, extra) as files, contextlib.ExitStack() as stack, _RunLog(log_path, redact) as log:
         configs = [stack.enter_context(config_file(project, inv.env.ref.name, inv.config)) for inv in invs]
         argvs = []
         for ref, inv, cfg in zip(refs, invs, configs, strict=True):
@@ -408,31 +504,31 @@ def _pipe(
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
         plugins = _start(project, refs, invs, argvs)
         records: dict[str, int] = {}
-        log_lock = threading.Lock()
         threads = [
-            threading.Thread(target=_read_stderr, args=(p, log, log_lock, records if i == 0 else None), daemon=True)
+            threading.Thread(target=_read_stderr, args=(p, log, records if i == 0 else None), daemon=True)
             for i, p in enumerate(plugins)
         ]
         target = plugins[-1]
         assert target.proc.stdout is not None
         threads.append(
             threading.Thread(
-                target=_read_states, args=(target.proc.stdout, backend, state_id, states, log, log_lock), daemon=True
+                target=_read_states, args=(target.proc.stdout, backend, state_id, states, log), daemon=True
             )
         )
         for thread in threads:
             thread.start()
+        run: Any = None
         try:
-            run = open_run()
+            with _deferred_signals():
+                run = open_run()
+            failure = _wait(plugins, run, lock, records, started, options)
+            _join(threads, 30)
         except BaseException:
-            for plugin in plugins:
-                if plugin.proc.poll() is None:
-                    plugin.proc.kill()
-            _reap(plugins)
+            _stop(plugins)
+            _join(threads, 5)
+            if run is not None:
+                run.set_records(records)
             raise
-        failure = _wait(plugins, run, lock, records, started, options)
-        for thread in threads:
-            thread.join(timeout=30)
         if states.error is not None:
             failure = failure or f"could not store state: {states.error}"
         run.set_records(records)
@@ -460,24 +556,54 @@ def _start(project: Project, refs: list[PluginRef], invs: list[Invocation], argv
                 upstream.close()  # the child holds it now; our copy would keep the pipe open
             upstream = proc.stdout
             plugins.append(_Plugin(ref.name, proc, deque(maxlen=_TAIL)))
-    except OSError as exc:
+    except BaseException as exc:
         for plugin in plugins:
             plugin.proc.kill()
-        raise RuntimeFailure(
-            f"could not start `{refs[len(plugins)].name}`: {exc.strerror}", "check its executable"
-        ) from exc
+        _reap(plugins)
+        if isinstance(exc, OSError):
+            raise RuntimeFailure(
+                f"could not start `{refs[len(plugins)].name}`: {exc.strerror}", "check its executable"
+            ) from exc
+        raise
     return plugins
 
 
-def _read_stderr(plugin: _Plugin, log: IO[str], log_lock: threading.Lock, records: dict[str, int] | None) -> None:
+class _RunLog:
+    """The run log (0600): ``source | line``, secrets redacted; lines that come after ``close`` are dropped.
+
+    Line-buffered, so a strata killed halfway (SIGKILL, OOM) leaves every line it had read in it.
+    Reader threads write to it; a thread still reading when the run ends cannot fail on a closed file.
+    """
+
+    def __init__(self, path: Path, redact: Redactor) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+        self._lock = threading.Lock()
+        self._redact = redact
+
+    def write(self, source: str, text: str) -> str:
+        """Append one line from ``source``; return it as written (redacted)."""
+        line = self._redact(text)
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(f"{source} | {line}\n")
+        return line
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def _read_stderr(plugin: _Plugin, log: _RunLog, records: dict[str, int] | None) -> None:
     assert plugin.proc.stderr is not None
     for raw in plugin.proc.stderr:
-        line = raw.decode("utf-8", "replace").rstrip("\n")
-        plugin.tail.append(line)
-        with log_lock:
-            log.write(f"{plugin.name} | {line}\n")
-        if records is not None and "METRIC" in line:
-            _count(line, records)
+        text = raw.decode("utf-8", "replace").rstrip("\n")
+        plugin.tail.append(log.write(plugin.name, text))
+        if records is not None and "METRIC" in text:
+            _count(text, records)
 
 
 def _count(line: str, records: dict[str, int]) -> None:
@@ -506,9 +632,7 @@ class _Counter:
     error: str | None = None
 
 
-def _read_states(
-    stream: IO[bytes], backend: Any, state_id: str, states: _Counter, log: IO[str], log_lock: threading.Lock
-) -> None:
+def _read_states(stream: IO[bytes], backend: Any, state_id: str, states: _Counter, log: _RunLog) -> None:
     """Every state line the target prints is stored as partial state right away."""
     from strata.state import merge_partial
 
@@ -519,8 +643,7 @@ def _read_states(
         try:
             message = json.loads(text)
         except ValueError:
-            with log_lock:
-                log.write(f"(target stdout) | {text}\n")
+            log.write("(target stdout)", text)
             continue
         value = message.get("value") if isinstance(message, dict) and message.get("type") == "STATE" else message
         if not isinstance(value, dict) or not value:
@@ -578,13 +701,55 @@ def _culprit(plugins: list[_Plugin], bad: list[_Plugin]) -> _Plugin:
     return downstream[0] if downstream else bad[0]
 
 
-def _reap(plugins: list[_Plugin]) -> None:
-    deadline = time.monotonic() + 5
+def _stop(plugins: list[_Plugin]) -> None:
+    """Stop the plugins still running, the extractor first, and wait for them.
+
+    The extractor gets SIGTERM; mappers and the target then see the end of their input and may
+    commit and confirm what they received. Whatever still runs after ``_GRACE_SECONDS`` gets
+    SIGTERM, then SIGKILL after as long again. Their stderr and the target's last states are read
+    until they are gone. Another Ctrl-C (or SIGTERM) meanwhile kills them at once instead of
+    unwinding half-way through.
+    """
+
+    def kill_now(_signum: int, _frame: FrameType | None) -> None:
+        for plugin in plugins:
+            if plugin.proc.poll() is None:
+                plugin.proc.kill()
+
+    with _handling((signal.SIGINT, *_STOPPING), kill_now):
+        if plugins[0].proc.poll() is None:
+            plugins[0].proc.terminate()
+        if not _exited(plugins, _GRACE_SECONDS):
+            for plugin in plugins:
+                if plugin.proc.poll() is None:
+                    plugin.proc.terminate()
+            _reap(plugins)
+
+
+def _exited(plugins: list[_Plugin], seconds: float) -> bool:
+    """Whether every plugin has exited within ``seconds``."""
+    deadline = time.monotonic() + seconds
     for plugin in plugins:
         try:
-            plugin.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            plugin.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            plugin.proc.kill()
+            return False
+    return True
+
+
+def _join(threads: list[threading.Thread], timeout: float) -> None:
+    """Wait for the reader threads (they end when the plugins close their pipes) at most ``timeout`` in all."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _reap(plugins: list[_Plugin]) -> None:
+    """Wait for the plugins; SIGKILL those still running after ``_GRACE_SECONDS``."""
+    if not _exited(plugins, _GRACE_SECONDS):
+        for plugin in plugins:
+            if plugin.proc.poll() is None:
+                plugin.proc.kill()
             plugin.proc.wait()
 
 

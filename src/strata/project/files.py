@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from strata.errors import UsageError
+
+SQLITE_FILES = ("-wal", "-shm", "-journal")
+"""Suffixes of the files SQLite keeps beside a database."""
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
@@ -40,3 +44,36 @@ def ensure_inside(path: Path, parent: Path) -> Path:
             "check the plugin names in the project file",
         )
     return path
+
+
+def private_file(path: Path, companions: tuple[str, ...] = ()) -> Path:
+    """``path`` created owner-only (0600) if missing, else narrowed to it; so are ``path + suffix`` files.
+
+    Created before a library would create it with the umask (SQLite gives its ``-wal``, ``-shm``
+    and ``-journal`` files the mode of the database; those are the ``companions``).
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        _narrow(path, 0o600)
+    for suffix in companions:
+        _narrow(path.with_name(path.name + suffix), 0o600)
+    return path
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter (0700), created or narrowed (missing parents: as usual)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(exist_ok=True, mode=0o700)
+    _narrow(path, 0o700)
+    return path
+
+
+def _narrow(path: Path, allowed: int) -> None:
+    """Drop the permission bits of ``path`` outside ``allowed`` (a missing file is left missing)."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if current & ~allowed:
+        os.chmod(path, current & allowed)

@@ -21,6 +21,7 @@ import time
 import weakref
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -28,13 +29,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from strata.errors import SettingError, StateBackendError
 from strata.extras import needs
+from strata.project.files import SQLITE_FILES, private_file
 from strata.state.base import StateBackend, StateRecord
 from strata.state.ids import MAX_LENGTH, check_state_id, is_state_id
 from strata.state.lock import Lease, LeaseRequest
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 _metadata = sa.MetaData()
 
@@ -259,5 +260,4 @@ def _create_private_file(path: str) -> None:
     directory = os.path.dirname(path)  # noqa: PTH120 - the URL holds a string
     if directory:
         os.makedirs(directory, mode=0o700, exist_ok=True)  # noqa: PTH103
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    private_file(Path(path), SQLITE_FILES)
