@@ -31,8 +31,10 @@ Cli = Callable[..., Result]
 """The ``strata`` fixture: call it with CLI arguments."""
 
 
-def run_strata(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
-    """Run the real ``strata`` in a subprocess (for plugins that share the terminal)."""
+def run_strata(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float | None = None
+) -> Result:
+    """Run the real ``strata`` in a subprocess (for plugins that share the terminal); killed after ``timeout`` s."""
     done = subprocess.run(
         [*STRATA, *args],
         cwd=cwd,
@@ -41,6 +43,7 @@ def run_strata(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: 
         text=True,
         env={**os.environ, **(env or {})},
         check=False,
+        timeout=timeout,
     )
     return Result(done.returncode, done.stdout, done.stderr)
 

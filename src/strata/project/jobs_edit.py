@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import JobNotFoundError, PluginNotFoundError, UsageError
+from strata.errors import JobNotFoundError, PluginNotFoundError, ProjectFileError, UsageError
 from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
 
 if TYPE_CHECKING:
@@ -184,13 +184,12 @@ def next_run(entry: Schedule, now: datetime) -> datetime | None:
 
 def parse_tasks(text: str) -> list[str | list[str]]:
     """``--tasks`` as the project file keeps it: YAML, a single string becoming a one-task list."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from strata.project.yamlfile import load_text
 
     try:
-        tasks = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        problem = str(getattr(exc, "problem", None) or "malformed YAML")
+        tasks = load_text(text, "--tasks", typ="safe")
+    except ProjectFileError as exc:
+        problem = exc.reason.split(": ", 1)[1]
         raise UsageError(f"--tasks is not valid YAML: {problem}", f"write {TASKS_SHAPE}") from None
     if isinstance(tasks, str):
         tasks = [tasks]

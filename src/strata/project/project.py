@@ -172,9 +172,12 @@ class Project:
         """Values from ``.env``, taken literally (no ``${VAR}`` inside them is expanded)."""
         if not self.dotenv_path.is_file():
             return {}
+        import io
+
         from dotenv import dotenv_values
 
-        values = dotenv_values(self.dotenv_path, interpolate=False)
+        text = decode(self.dotenv_path.read_bytes(), self.dotenv_path.name)
+        values = dotenv_values(stream=io.StringIO(text), interpolate=False)
         return {k: v for k, v in values.items() if v is not None}
 
     @cached_property
@@ -373,9 +376,20 @@ _CACHE_VERSION = "2"
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return decode(path.read_bytes(), path.name)
     except OSError as exc:
         raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
+
+
+def decode(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text; otherwise an error naming file ``name``, the line and the byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ProjectFileError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})", "save the file as UTF-8"
+        ) from None
 
 
 def _load(path: Path, text: str, system_dir: Path) -> tuple[dict[str, Any], dict[str, int], ProjectFile]:
