@@ -78,7 +78,7 @@ BUILTIN_LOADER = "target-strata"
 """The loader that ships with strata: Singer streams into the metadata store (``strata.bridge``)."""
 
 _BUILTIN_SETTINGS = {"store": "string", "key_prefix": "string", "chunk_bytes": "integer", "flush_seconds": "string"}
-"""target-strata's settings and kinds (none is secret, though ``key_prefix`` is named like one)."""
+"""target-strata's settings and kinds (none is secret)."""
 
 
 def builtin_loader(declared: Plugin | None) -> Plugin:
