@@ -18,7 +18,9 @@ from strata.errors import (
     PluginNotFoundError,
     ProjectFileError,
     ProjectNotFoundError,
+    RuntimeFailure,
 )
+from strata.project.files import decode
 from strata.project.keypath import path_key
 from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile, Setting
 
@@ -276,7 +278,7 @@ class Project:
     def save(self) -> None:
         """Write the edited tree back, atomically; validate it first so a bad edit never lands."""
         from strata.project import yamlfile
-        from strata.project.files import write_atomic
+        from strata.project.files import what_to_do, write_atomic
 
         assert self.file is not None
         text = yamlfile.dump(self.tree)
@@ -285,9 +287,7 @@ class Project:
         try:
             write_atomic(self.file, text)
         except OSError as exc:
-            raise ProjectFileError(
-                f"cannot write {self.file_name}: {exc.strerror}", f"check the permissions of {self.root}"
-            ) from exc
+            raise RuntimeFailure(f"cannot write {self.file_name}: {exc.strerror}", what_to_do(self.file, exc)) from exc
         self.model, self.text = model, text
         self._plain, self._lines = yamlfile.plain(reparsed), yamlfile.line_map(reparsed)
 
@@ -379,17 +379,6 @@ def _read(path: Path) -> str:
         return decode(path.read_bytes(), path.name)
     except OSError as exc:
         raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
-
-
-def decode(data: bytes, name: str) -> str:
-    """``data`` as UTF-8 text; otherwise an error naming file ``name``, the line and the byte."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ProjectFileError(
-            f"{name}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})", "save the file as UTF-8"
-        ) from None
 
 
 def _load(path: Path, text: str, system_dir: Path) -> tuple[dict[str, Any], dict[str, int], ProjectFile]:
