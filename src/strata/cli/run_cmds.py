@@ -58,10 +58,14 @@ def el(
 
 def _execute(ctx: Context, blocks: list[str], options: RunOptions) -> None:
     from strata.ingest.pipeline import run_blocks
+    from strata.project.files import ensure_writable
 
+    project = ctx.project()
+    if not options.dry_run:
+        ensure_writable(project.system_dir)
     if not ctx.json and sys.stderr.isatty():
         options.progress = _progress_printer()
-    results = run_blocks(ctx.project(), blocks, options)
+    results = run_blocks(project, blocks, options)
 
     def human() -> None:
         if options.progress is not None:

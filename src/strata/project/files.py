@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from strata.errors import ProjectFileError, UsageError
+from strata.errors import ProjectFileError, RuntimeFailure, UsageError
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
@@ -34,12 +34,27 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
 
 
 def what_to_do(path: Path, exc: OSError) -> str:
-    """The instruction for a file strata could not write, by the reason the system gave."""
+    """The instruction for a file (or directory) strata could not write, by the reason the system gave."""
+    where = path if path.is_dir() else path.parent
     if exc.errno in {errno.ENOSPC, errno.EDQUOT}:
-        return f"free some space on the file system of {path.parent}, then try again"
+        return f"free some space on the file system of {where}, then try again"
     if exc.errno == errno.EROFS:
-        return f"{path.parent} is on a read-only file system: remount it read-write, or use a writable copy"
-    return f"make {path} a file you can write"
+        return f"{where} is on a read-only file system: remount it read-write, or use a writable copy"
+    return f"make {path} a {'directory' if path.is_dir() else 'file'} you can write"
+
+
+def ensure_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and prove a file can be written in it, or raise what to do.
+
+    For commands that write several files there (a run's catalog, state, log and history):
+    one clear error before anything starts beats a failure halfway.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write in {directory}: {exc.strerror}", what_to_do(directory, exc)) from None
 
 
 def decode(data: bytes, name: str) -> str:
