@@ -85,6 +85,12 @@ class Project:
             """,
         )
 
+    def define(self, feature_class: str) -> None:
+        """Add a feature module ``feats`` holding ``feature_class`` (polars and strata imported)."""
+        (self.root / "feats.py").write_text("import polars as pl\nimport strata as st\n" + feature_class)
+        text = (self.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
+        (self.root / "strata.yml").write_text(text)
+
     def feed(self, *messages: dict[str, Any]) -> None:
         self.messages.write_text("".join(json.dumps(m) + "\n" for m in messages))
 
@@ -198,16 +204,12 @@ def test_a_feature_defined_in_code_must_fit_its_stream(project: Project) -> None
 
 
 def test_ingest_and_build_in_one_run(project: Project) -> None:
-    (project.root / "feats.py").write_text(
-        "import polars as pl\n"
-        "import strata as st\n"
+    project.define(
         "class Shout(st.Feature, spec=st.FeatureSpec('shout', id_columns=['id'], deps=['users'],\n"
         "        fields=[st.FieldSpec('loud', deps=[st.FieldDep('users', ['name'])])])):\n"
         "    def compute(self, inputs):\n"
         "        return inputs['users'].select('id', pl.col('name').str.to_uppercase().alias('loud'))\n"
     )
-    text = (project.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
-    (project.root / "strata.yml").write_text(text)
     project.feed(SCHEMA, *(record(i) for i in range(1, 4)), state(3))
     done = project.run("features:build")
     assert done.code == 0, done.err
@@ -225,16 +227,12 @@ def test_ingest_and_build_in_one_run(project: Project) -> None:
 
 
 def test_salesforce_custom_fields_with_double_underscores_load_and_feed_a_downstream_feature(project: Project) -> None:
-    (project.root / "feats.py").write_text(
-        "import polars as pl\n"
-        "import strata as st\n"
+    project.define(
         "class Big(st.Feature, spec=st.FeatureSpec('big_deals', id_columns=['Id'], deps=['Opportunity'],\n"
         "        fields=[st.FieldSpec('amount_k', deps=[st.FieldDep('Opportunity', ['Amount_c'])])])):\n"
         "    def compute(self, inputs):\n"
         "        return inputs['Opportunity'].select('Id', (pl.col('Amount__c') / 1000).alias('amount_k'))\n"
     )
-    text = (project.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
-    (project.root / "strata.yml").write_text(text)
     schema = {
         "type": "SCHEMA",
         "stream": "Opportunity",
