@@ -107,3 +107,11 @@ def test_a_state_backend_on_a_read_only_file_system_says_so(tmp_path: Path) -> N
         assert "Read-only file system; " in result.err
         assert "is on a read-only file system: remount it read-write, or use a writable copy" in result.err
         assert result.err.count("\n") == 1
+
+
+def test_the_run_line_counts_in_words(tmp_path: Path) -> None:
+    root = singer_project(tmp_path / "proj", tmp_path / "bin")
+    done = run_strata("run", "tap-s", "target-s", cwd=root)
+    assert done.code == 0, done.err
+    assert ": 0 records (no record counts reported) in " in done.out
+    assert " s, 1 state stored, run " in done.out

@@ -64,13 +64,15 @@ def run_blocks(ctx: Context, project: Project, blocks: list[str], flags: dict[st
         for r in results
     ]
 
+    from strata.cli.tables import counted
+
     def human() -> None:
         for r in results:
             if r.dry_run:
                 click.echo("would run: " + "; ".join(r.plan))
             else:
                 total = sum(r.records.values())
-                click.echo(f"{r.state_id}: {total} records in {r.seconds:.1f} s, run {r.run_id}")
+                click.echo(f"{r.state_id}: {counted(total, 'record')} in {r.seconds:.1f} s, run {r.run_id}")
 
     ctx.emit(rows, human)
 

@@ -102,13 +102,17 @@ def _line(result: RunResult) -> str:
         return f"{result.state_id}: run {result.run_id} in {result.seconds:.1f} s{built}"
     total = sum(result.records.values())
     per = ", ".join(f"{k}={v}" for k, v in sorted(result.records.items())) or "no record counts reported"
+    from strata.cli.tables import counted
+
     return (
-        f"{result.state_id}: {total} records ({per}) in {result.seconds:.1f} s, "
-        f"{result.states} states stored, run {result.run_id}{built}"
+        f"{result.state_id}: {counted(total, 'record')} ({per}) in {result.seconds:.1f} s, "
+        f"{counted(result.states, 'state')} stored, run {result.run_id}{built}"
     )
 
 
 def _progress_printer() -> Any:
+    from strata.cli.tables import counted
+
     last = [0.0]
 
     def show(records: dict[str, int], elapsed: float) -> None:
@@ -118,7 +122,7 @@ def _progress_printer() -> Any:
         total = sum(records.values())
         rate = total / elapsed if elapsed else 0.0
         streams = ", ".join(f"{k}={v}" for k, v in sorted(records.items()))
-        click.echo(f"\r{elapsed:6.1f} s  {total} records ({rate:.0f}/s)  {streams}", err=True, nl=False)
+        click.echo(f"\r{elapsed:6.1f} s  {counted(total, 'record')} ({rate:.0f}/s)  {streams}", err=True, nl=False)
 
     return show
 

@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 from strata.errors import RuntimeFailure, UsageError
 from strata.ingest.catalog import apply_rules, discover, rules_of
 from strata.ingest.invoke import Invocation, config_file, exit_code, prepare
+from strata.project.schema import singular
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -149,9 +150,11 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
         except UsageError:
             found = _mapping(project, name)
             if found is None:
+                from strata.project.jobs_edit import block_hint
+
                 raise UsageError(
                     f"block `{name}` is not a plugin, a mapping or a job in {project.file_name}",
-                    "check the name with `strata job list`",
+                    block_hint(project, name),
                 ) from None
             ref, mapping = found
         if ref.plugin_type == "extractors":
@@ -172,7 +175,7 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
             pending, mappings = [], []
         else:
             raise UsageError(
-                f"`{name}` is a {ref.plugin_type[:-1]}, not a pipeline block", "use `strata invoke` for it"
+                f"`{name}` is a {singular(ref.plugin_type)}, not a pipeline block", "use `strata invoke` for it"
             )
     if pending:
         raise UsageError(f"`{pending[-1].name}` has no loader after it", "end the pipeline with a loader")

@@ -213,6 +213,17 @@ def _known_blocks(project: Project) -> set[str]:
     return known
 
 
+def block_hint(project: Project, block: str) -> str:
+    """What to do about a block the project does not know: the closest known name, and ``strata add``."""
+    from strata.project.project import BUILTIN_LOADER
+
+    known = _known_blocks(project) | {job.name for job in project.model.jobs} | {BUILTIN_LOADER, "features:build"}
+    close = difflib.get_close_matches(block, sorted(known), n=1)
+    kind = {"tap": "extractor", "target": "loader"}.get(block.split("-", 1)[0], "extractor|loader|mapper")
+    add = f"add it with `strata add {kind} {block}`"
+    return f"did you mean `{close[0]}`? Or {add}" if close else f"{add}, or see `strata job list` for jobs"
+
+
 def _check_blocks(project: Project, name: str, blocks: list[str]) -> None:
     plugins = _known_blocks(project)
     jobs = {j.name for j in project.model.jobs}
@@ -224,10 +235,9 @@ def _check_blocks(project: Project, name: str, blocks: list[str]) -> None:
         plugin, sep, command = block.partition(":")
         if sep and command and plugin in plugins:
             continue
-        close = difflib.get_close_matches(block, sorted(plugins | jobs), n=1)
         raise UsageError(
             f"--tasks names `{block}`, which is neither a plugin nor a job in {project.file_name}",
-            f"did you mean `{close[0]}`?" if close else "add the plugin first, or fix the name",
+            block_hint(project, block),
         )
 
 
