@@ -1,4 +1,4 @@
-"""`strata run` where the machine gets in the way: a read-only file system, a damaged system database.
+"""Commands where the machine gets in the way: a read-only file system, a damaged system database.
 
 The plugins are small real Singer programs (a tap that discovers and emits one stream, a target
 that echoes state), so no package index is needed. Runs go through a subprocess, as in the
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import remount_read_only, run_strata, tmpfs, write_project
+from tests.helpers import Cli, remount_read_only, run_strata, tmpfs, write_project
 
 TAP = f"""#!{sys.executable}
 import json, sys
@@ -62,7 +62,8 @@ def test_run_on_a_read_only_file_system_says_so_in_one_line(tmp_path: Path, ran_
             first = run_strata("run", "tap-s", "target-s", cwd=root)
             assert first.code == 0, first.err
         remount_read_only(disk)
-        for args in (("run", "tap-s", "target-s"), ("el", "tap-s", "target-s"), ("config", "tap-s", "set", "a", "1")):
+        commands = [("run", "tap-s", "target-s"), ("el", "tap-s", "target-s"), ("config", "tap-s", "set", "a", "1")]
+        for args in [*commands, ("invoke", "tap-s"), ("lock",)]:
             result = run_strata(*args, cwd=root)
             assert result.code == 1, (args, result.err)
             assert "Read-only file system" in result.err
@@ -115,3 +116,15 @@ def test_the_run_line_counts_in_words(tmp_path: Path) -> None:
     assert done.code == 0, done.err
     assert ": 0 records (no record counts reported) in " in done.out
     assert " s, 1 state stored, run " in done.out
+
+
+def test_any_command_on_a_read_only_file_system_says_what_to_do(strata: Cli, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk") as disk:
+        remount_read_only(disk)
+        for args in (("init", str(disk / "new")), ("demo", "--dir", str(disk / "demo"))):
+            result = strata(*args)
+            assert result.code == 1, result.err
+            assert result.err == (
+                f"strata: error: {disk / args[-1].rsplit('/', 1)[-1]}: Read-only file system; "
+                f"{disk} is on a read-only file system: remount it read-write, or use a writable copy\n"
+            )

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from strata.errors import PluginExecutableError
+from strata.errors import PluginExecutableError, RuntimeFailure
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.project.expand import expand_env
-from strata.project.files import ensure_inside
+from strata.project.files import ensure_inside, what_to_do
 from strata.project.settings import resolve
 
 if TYPE_CHECKING:
@@ -42,10 +42,13 @@ def config_file(project: Project, name: str, config: Mapping[str, Any]) -> Itera
     """A 0600 JSON file holding ``config`` in ``.strata/run/`` (0700), deleted on exit."""
     run_dir = ensure_inside(project.system_dir / "run", project.system_dir)
     ensure_inside(run_dir / f"{name}.config.json", run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(run_dir, 0o700)
-    _remove_stale(run_dir)
-    fd, raw = tempfile.mkstemp(prefix=f"{name}.", suffix=".config.json", dir=run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(run_dir, 0o700)
+        _remove_stale(run_dir)
+        fd, raw = tempfile.mkstemp(prefix=f"{name}.", suffix=".config.json", dir=run_dir)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write in {run_dir}: {exc.strerror}", what_to_do(run_dir, exc)) from None
     path = Path(raw)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
