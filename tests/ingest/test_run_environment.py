@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,17 +73,32 @@ def test_run_on_a_read_only_file_system_says_so_in_one_line(tmp_path: Path, ran_
             assert result.err.count("\n") == 1
 
 
-def test_a_damaged_system_database_says_to_move_it_aside(tmp_path: Path) -> None:
+def overwrite_page_two(database: Path) -> None:
+    """Scribble over the second page (the schema version table, made first): SQLite still opens the file."""
+    with database.open("r+b") as handle:
+        handle.seek(4096 + 10)
+        handle.write(b"\xff" * 3000)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda db: db.write_bytes(b"\x13\x37" * 2048), "file is not a database"),
+        (overwrite_page_two, "database disk image is malformed"),
+    ],
+)
+def test_a_damaged_system_database_says_to_move_it_aside(
+    tmp_path: Path, damage: Callable[[Path], object], reason: str
+) -> None:
     root = singer_project(tmp_path / "proj", tmp_path / "bin")
     assert run_strata("run", "tap-s", "target-s", cwd=root).code == 0
     database = root / ".strata" / "system.db"
-    database.write_bytes(b"\x13\x37" * 2048)
+    assert not database.with_name("system.db-wal").exists()  # checkpointed: the pages are in the file
+    damage(database)
     for args in (("run", "tap-s", "target-s"), ("runs", "list")):
         result = run_strata(*args, cwd=root)
         assert result.code == 1, result.err
-        assert result.err.startswith(
-            f"strata: error: the system database {database} is damaged (file is not a database); "
-        )
+        assert result.err.startswith(f"strata: error: the system database {database} is damaged ({reason}); ")
         assert f"move {database} (and any system.db-wal and system.db-shm beside it) aside" in result.err
         assert result.err.count("\n") == 1
     aside = tmp_path / "aside"
