@@ -50,6 +50,7 @@ def singer_project(root: Path, programs: Path) -> Path:
             - {{name: tap-s, executable: {programs / "tap-s"}}}
           loaders:
             - {{name: target-s, executable: {programs / "target-s"}}}
+        jobs: [{{name: both, tasks: [tap-s target-s]}}]
         """,
     )
     return root
@@ -64,7 +65,7 @@ def test_run_on_a_read_only_file_system_says_so_in_one_line(tmp_path: Path, ran_
             assert first.code == 0, first.err
         remount_read_only(disk)
         commands = [("run", "tap-s", "target-s"), ("el", "tap-s", "target-s"), ("config", "tap-s", "set", "a", "1")]
-        for args in [*commands, ("invoke", "tap-s"), ("lock",)]:
+        for args in [*commands, ("job", "run", "both"), ("invoke", "tap-s"), ("lock",)]:
             result = run_strata(*args, cwd=root)
             assert result.code == 1, (args, result.err)
             assert "Read-only file system" in result.err
