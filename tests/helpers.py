@@ -109,3 +109,14 @@ def fill(directory: Path) -> None:
     finally:
         os.close(fd)
     assert failure.errno == errno.ENOSPC
+
+
+def computed(log: Path) -> dict[str, list[Any]]:
+    """Sample ids handed to compute per feature, from a JSON-lines log test features write; the log is emptied."""
+    out: dict[str, list[Any]] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            out.setdefault(entry["feature"], []).extend(entry["ids"])
+        log.unlink()
+    return out

@@ -18,15 +18,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
-from strata.project.project import Project
-from strata.project_features import load_graph, make_store, store_config
-
-if TYPE_CHECKING:
-    import strata as st
+import strata as st
 
 ROOT = Path(__file__).resolve().parent
 SAMPLES = 100
@@ -107,13 +103,14 @@ def write_roots(store: st.MetadataStore, samples: pl.DataFrame, step: str) -> st
 
 def main() -> None:
     """Empty the store, then walk the graph twice: first run, then after the audio change."""
-    project = Project.find(ROOT)
-    graph = load_graph(project)
-    config = store_config(project)
-    if config.path is not None and config.path.exists():
-        shutil.rmtree(config.path) if config.path.is_dir() else config.path.unlink()
-    print(f"store: {config.describe()} (emptied)")
-    with make_store(project, graph=graph) as store:
+    project = st.open_project(ROOT)
+    graph = project.graph
+    store = project.store()
+    path = Path(getattr(store, "path", ":memory:"))
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    print(f"store: {project.describe_store()} (emptied)")
+    with store:
         write_roots(store, videos(), "first run")
         materialize(store, graph, "transcript", "first run")
         materialize(store, graph, "embedding", "first run")

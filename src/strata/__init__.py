@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from strata.stores.base import Increment, MetadataStore
     from strata.stores.duckdb.store import DuckDBStore
     from strata.stores.memory.store import InMemoryStore
+    from strata.workspace import StrataProject, open_project
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,8 @@ _LAZY = {
     "InMemoryStore": "strata.stores.memory.store",
     "Increment": "strata.stores.base",
     "MetadataStore": "strata.stores.base",
+    "StrataProject": "strata.workspace",
+    "open_project": "strata.workspace",
 }
 
 
@@ -53,6 +56,8 @@ __all__ = [
     "Lineage",
     "MetadataStore",
     "StrataError",
+    "StrataProject",
     "__version__",
     "current_graph",
+    "open_project",
 ]

@@ -25,6 +25,7 @@ with the ``strata_cause__<field>`` columns (null for added samples).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -83,6 +84,8 @@ class FeatureBuild:
     """Per field: samples to recompute by cause."""
     computed: int = 0
     written: int = 0
+    written_fields: dict[str, int] = field(default_factory=dict)
+    """Per field: samples written because that field was stale (added, or changed with a cause for it)."""
     skipped: int = 0
     """Samples left out because they failed before on the same inputs."""
     batches: int = 0
@@ -99,6 +102,7 @@ class FeatureBuild:
             "fields": self.fields,
             "computed": self.computed,
             "written": self.written,
+            "written_fields": self.written_fields,
             "skipped": self.skipped,
             "batches": self.batches,
             "failures": self.failures,
@@ -175,7 +179,7 @@ class Builder:
             if plan.is_root:
                 continue
             cls = graph.feature(key)
-            result = FeatureBuild(str(key), has_compute(cls))
+            result = FeatureBuild(str(key), has_compute(cls), written_fields={f.name: 0 for f in plan.fields})
             started = time.monotonic()
             increment = self.store.resolve_update(key)
             counts = increment.counts()
@@ -281,7 +285,7 @@ class Builder:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
-                initargs=(root, environment),
+                initargs=(root, environment, os.getpid()),
             )
         return self._pool
 
@@ -310,6 +314,7 @@ class Builder:
                 self.history.record_build_errors(self.store_name, str(plan.key), inputs, message, self.run_id)
             return
         result.written += self.store.write(plan.key, rows)
+        _count_fields(plan, batch, result)
         if self.history is not None and self._failed_before:
             self.history.clear_build_errors(self.store_name, str(plan.key), _sample_keys(plan, batch))
         if self.progress is not None:
@@ -317,6 +322,19 @@ class Builder:
 
 
 # -- batches -----------------------------------------------------------------------------------
+
+
+def _count_fields(plan: FeaturePlan, batch: pl.DataFrame, result: FeatureBuild) -> None:
+    """Count a written batch in ``written_fields``: all fields of an added sample, the stale ones of a changed one."""
+    import polars as pl
+
+    if not plan.fields:
+        return
+    causes = [pl.col(f.cause_column).is_not_null() for f in plan.fields]
+    added = ~pl.any_horizontal(causes)
+    counts = batch.select((cause | added).sum().alias(f.name) for f, cause in zip(plan.fields, causes, strict=True))
+    for name, count in counts.row(0, named=True).items():
+        result.written_fields[name] = result.written_fields.get(name, 0) + int(count)
 
 
 def _rows_for(plan: FeaturePlan, batch: pl.DataFrame, upstream: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
@@ -373,10 +391,16 @@ def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
     if len(strangers):
         raise BatchError(f"compute returned {len(strangers)} sample(s) that were not asked for", "return the batch's")
     lacking = wanted.join(got, on=keys, how="anti", nulls_equal=True)
-    if len(lacking) and plan.resolve_ids == plan.id_columns:
+    if len(lacking) and not plan.child_ids:
         raise BatchError(f"compute returned no row for {len(lacking)} sample(s) of the batch", "return every sample")
     versions = batch.select([*keys, *plan.input_columns, *plan.dv_columns])
-    return result.join(versions, on=keys, how="left", nulls_equal=True)
+    rows = result.join(versions, on=keys, how="left", nulls_equal=True)
+    if len(lacking):  # parents that expanded into no children: one row each with null child ids records it
+        childless = lacking.join(versions, on=keys, how="left", nulls_equal=True).with_columns(
+            pl.lit(None, rows.schema[c]).alias(c) for c in plan.child_ids
+        )
+        rows = pl.concat([rows, childless], how="diagonal_relaxed")
+    return rows
 
 
 class BatchError(RuntimeFailure):
@@ -408,12 +432,21 @@ def _input_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
 _WORKER_GRAPH: FeatureGraph | None = None
 
 
-def _worker_init(root: str | None, environment: str | None) -> None:  # pragma: no cover - runs in workers
+def _worker_init(root: str | None, environment: str | None, parent: int | None = None) -> None:  # pragma: no cover
+    """Load the graph; a pool worker (``parent``: the build's pid) first arranges to die with the build.
+
+    Killed alone, the build would otherwise leave its workers computing on. Ray workers belong to
+    Ray, which ends them itself.
+    """
     global _WORKER_GRAPH  # noqa: PLW0603 - one graph per worker process
     from pathlib import Path
 
+    from strata.processes import die_with_parent
     from strata.project.project import Project
     from strata.project_features import load_graph
+
+    if parent is not None:
+        die_with_parent(parent)
 
     if root is not None:
         _WORKER_GRAPH = load_graph(Project(Path(root), environment=environment))
@@ -451,6 +484,7 @@ def build(
 
     ``executor`` (``local`` or ``ray``) overrides ``features.executor``.
     """
+    from strata.build_lock import build_lock
     from strata.history import RunHistory
     from strata.project_features import EXECUTORS, build_executor, load_graph, make_store, opened, store_config
 
@@ -459,10 +493,11 @@ def build(
         raise UsageError(f"unknown executor `{executor}`", f"use one of: {', '.join(EXECUTORS)}")
     graph = load_graph(project)
     config = store_config(project, store_name)
-    store = make_store(project, store_name, graph=graph)
+    store = make_store(project, store_name, graph=graph, read_only=dry_run)
     keys = selected(graph, names)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    with opened(store, config), graph.use(), RunHistory.open(project) as history:
+    lock = contextlib.nullcontext() if dry_run else build_lock(config)  # a dry run writes nothing, not even a lock
+    with lock, opened(store, config), graph.use(), RunHistory.open(project) as history:
         builder = Builder(
             project,
             store,

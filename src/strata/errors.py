@@ -21,6 +21,7 @@
         ├── PluginExecutableError    a plugin's executable is missing or could not start
         ├── StateBackendError        the state backend failed or cannot be reached
         ├── StateLockedError         another live process holds the lock on a state id
+        ├── BuildRunningError        another live build holds the store
         └── SystemDatabaseError      the system database (run history) cannot be opened or used
 
 Every error renders as one line, ``reason; instruction``; the CLI prints it and exits with
@@ -130,11 +131,16 @@ class StateLockedError(RuntimeFailure):
     """Another process holds the lock on a state id, or took it from this one."""
 
 
+class BuildRunningError(RuntimeFailure):
+    """Another live process is building in the same store."""
+
+
 class SystemDatabaseError(RuntimeFailure):
     """The system database cannot be reached, migrated or written."""
 
 
 __all__ = [
+    "BuildRunningError",
     "DefinitionError",
     "EnvironmentNotFoundError",
     "FeatureNotFoundError",

@@ -287,10 +287,16 @@ def store_config(project: Project, name: str | None = None) -> StoreConfig:
     return configs[wanted]
 
 
-def make_store(project: Project, name: str | None = None, *, graph: FeatureGraph | None = None) -> MetadataStore:
-    """Build (not open) the store called ``name``; use it as ``with store: ...`` or :func:`opened`."""
+def make_store(
+    project: Project, name: str | None = None, *, graph: FeatureGraph | None = None, read_only: bool = False
+) -> MetadataStore:
+    """Build (not open) the store called ``name``; use it as ``with store: ...`` or :func:`opened`.
+
+    ``read_only`` for commands that only report (``status``, ``build --dry-run``): they must
+    never change a store, not even by recording what they saw.
+    """
     config = store_config(project, name)
-    return _BUILDERS[config.type](config, graph)
+    return _BUILDERS[config.type](config, graph, read_only)
 
 
 @contextlib.contextmanager
@@ -301,6 +307,11 @@ def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]
     except StrataError:
         raise
     except Exception as exc:
+        from strata.build_lock import holder, running
+
+        who = holder(config)
+        if who is not None:  # the store's own lock error would not say who holds it
+            raise running(config, who) from exc
         detail = " ".join(str(exc).split())
         raise RuntimeFailure(
             f"cannot open store `{config.name}` ({config.describe()}): {detail}",
@@ -368,20 +379,20 @@ def _duckdb_path(project: Project, name: str, value: Any) -> Path:
     return path if path.is_absolute() else project.root / path
 
 
-def _build_duckdb(config: StoreConfig, graph: FeatureGraph | None) -> MetadataStore:
+def _build_duckdb(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
     from strata.stores.duckdb.store import DuckDBStore
 
     assert config.path is not None
-    return DuckDBStore(config.path, hash_algorithm=config.hash_algorithm, graph=graph)
+    return DuckDBStore(config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only)
 
 
-def _build_memory(config: StoreConfig, graph: FeatureGraph | None) -> MetadataStore:
+def _build_memory(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
     from strata.stores.memory.store import InMemoryStore
 
-    return InMemoryStore(hash_algorithm=config.hash_algorithm, graph=graph)
+    return InMemoryStore(hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only)
 
 
-_BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None], MetadataStore]] = {
+_BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None, bool], MetadataStore]] = {
     "duckdb": _build_duckdb,
     "memory": _build_memory,
 }

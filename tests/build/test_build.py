@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 
 from strata.project.project import Project
 from strata.project_features import load_graph, make_store
-from tests.helpers import STRATA, Result, run_strata, write_project
+from tests.helpers import STRATA, Result, computed, run_strata, write_project
 
 FEATURES = """
 import json, os, time
@@ -106,15 +105,9 @@ class Case:
         out["err"] = done.err
         return out
 
-    def computed(self) -> dict[str, list[int]]:
+    def computed(self) -> dict[str, list[Any]]:
         """Samples handed to compute per feature, in call order; the log is emptied."""
-        out: dict[str, list[int]] = {}
-        if self.log.exists():
-            for line in self.log.read_text().splitlines():
-                entry = json.loads(line)
-                out.setdefault(entry["feature"], []).extend(entry["ids"])
-            self.log.unlink()
-        return out
+        return computed(self.log)
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         with duckdb.connect(str(self.root / ".strata" / "metadata.duckdb"), read_only=True) as con:

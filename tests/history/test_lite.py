@@ -69,7 +69,7 @@ def test_rows_match_what_sqlalchemy_writes_byte_for_byte(root: Path) -> None:
         rows = {
             row[0]: row[1:]
             for row in con.execute(
-                "SELECT run_id, typeof(started_at), length(started_at), blocks, records, typeof(pid), status "
+                "SELECT run_id, typeof(started_at), length(started_at), blocks, records, builds, typeof(pid), status "
                 "FROM strata_runs"
             )
         }

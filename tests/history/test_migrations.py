@@ -149,3 +149,29 @@ def test_an_unreachable_postgres_is_one_line_without_the_password(root: Path, st
     )
     assert "s3cret" not in result.err
     assert result.err.count("\n") == 1
+
+
+@pytest.mark.usefixtures("database")
+def test_runs_of_a_version_2_database_read_back_with_no_builds_after_the_upgrade(root: Path) -> None:
+    engine = history_db.create_engine(history_db.database_url(Project(root)))
+    assert migrate(engine, "test", MIGRATIONS[:2]) == 2
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO strata_runs (run_id, state_id, blocks, status, started_at, heartbeat_at, records) "
+                "VALUES ('ab12', 'dev:x-to-y', '[]', 'success', '2026-01-01 00:00:00', '2026-01-01 00:00:00', "
+                "'{\"users\": 3}')"
+            )
+        )
+    engine.dispose()
+    with RunHistory.open(Project(root)) as history:
+        assert versions(history.engine) == [m.version for m in MIGRATIONS]
+        old = history.get("ab12")
+        assert old.builds == []
+        assert old.records == {"users": 3}
+        run = history.start("dev:features:build", "dev", ["features:build"])
+        run.add_builds([{"feature": "clip", "written": 2, "failures": []}])
+        run.finish("success")
+        assert history.get(run.run_id).builds == [
+            {"feature": "clip", "written": 2, "failures": [], "failed_batches": 0}
+        ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from strata.history.model import pid_alive
 from strata.ingest.invoke import run_captured
 from strata.project.project import Project
 from tests.helpers import STRATA, Cli, run_strata, write_project
@@ -150,3 +151,20 @@ def test_run_captured_feeds_stdin_and_returns_the_output(tmp_path: Path) -> None
     assert json.loads(done.stdout) == {"config": {}, "stdin": "line 1\nline 2\n", "args": ["--x"]}
     assert done.stderr == "to stderr\n"
     assert not list((tmp_path / ".strata" / "run").glob("*.config.json"))
+
+
+def test_the_plugin_dies_when_strata_is_killed(tmp_path: Path) -> None:
+    plugin(tmp_path, "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([*STRATA, "invoke", "probe"], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 20
+        while pid_alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(child)
+    finally:
+        if pid_alive(child):
+            os.kill(child, signal.SIGKILL)

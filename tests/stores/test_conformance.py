@@ -140,7 +140,7 @@ def test_upstream_code_bump_stales_only_dependent_fields_never_orphans(
     store = store_factory(graph=graph_of())
     with store:
         sync(store, roots(4))
-        store._graph = graph_of(text_cv="2")  # noqa: SLF001 - the same store seen by new code
+        store.graph = graph_of(text_cv="2")  # the same store seen by new code
         tinc = store.resolve_update("transcript")
         assert tinc.counts() == {"added": 0, "changed": 4, "removed": 0}
         assert set(causes(tinc, "text").values()) == {"code"}
@@ -152,11 +152,37 @@ def test_upstream_code_bump_stales_only_dependent_fields_never_orphans(
         assert set(causes(einc, "vector").values()) == {"transcript.text"}
 
 
+def test_each_graph_gets_its_own_plans_even_at_a_freed_graphs_address(store_factory: StoreFactory) -> None:
+    """The active graph changes under a store with no graph of its own; CPython reuses freed addresses."""
+    store = store_factory()
+    with store:
+        with graph_of().use():
+            sync(store, roots(4))
+        for code in ("2", "3", "2", "4"):
+            with graph_of(text_cv=code).use():  # the previous graph is freed: this one may take its place
+                inc = store.resolve_update("transcript")
+                assert set(causes(inc, "text").values()) == {"code"}, code
+                store.write("transcript", rows(inc))
+                assert store.resolve_update("transcript").is_empty
+            with graph_of(text_cv=code).use():
+                assert store.resolve_update("transcript").is_empty
+
+
+def test_handing_a_store_new_definitions(store_factory: StoreFactory) -> None:
+    store = store_factory(graph=graph_of())
+    with store:
+        sync(store, roots(3))
+        store.graph = graph_of(text_cv="2")
+        assert set(causes(store.resolve_update("transcript"), "text").values()) == {"code"}
+        store.graph = graph_of()
+        assert store.resolve_update("transcript").is_empty
+
+
 def test_root_field_code_bump_flags_only_that_field(store_factory: StoreFactory) -> None:
     store = store_factory(graph=graph_of())
     with store:
         sync(store, roots(3))
-        store._graph = graph_of(frames_cv="2")  # noqa: SLF001
+        store.graph = graph_of(frames_cv="2")
         inc = store.resolve_update("video", samples=roots(3))
         assert causes(inc, "frames") == {0: "code", 1: "code", 2: "code"}
         assert causes(inc, "audio") == {0: None, 1: None, 2: None}
@@ -503,3 +529,46 @@ def test_write_changed_is_for_roots_and_checks_rows(store_factory: StoreFactory)
         with pytest.raises(WriteError, match="repeated ids"):
             store.write_changed("video", pl.concat([roots(2), roots(2)]))
         assert not store.has_feature("video")
+
+
+def test_an_increment_written_back_as_it_came_stores_exactly_the_features_columns(
+    store_factory: StoreFactory,
+) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        store.graph = graph_of(text_cv="2")
+        inc = store.resolve_update("transcript")
+        assert "strata_cause__text" in inc.changed.columns
+        store.write("transcript", inc.changed.to_native().with_columns(pl.lit("t").alias("text")))
+        for version in (None, "all"):
+            stored = store.read("transcript", feature_version=version).columns
+            assert not [c for c in stored if c.startswith("strata_cause__")], version
+        assert "text" in store.read("transcript").columns
+        assert store.resolve_update("transcript").is_empty
+
+
+def test_write_changed_with_a_full_snapshot_adds_changes_and_removes_in_one_call(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        assert store.write_changed("video", roots(5), snapshot=True) == {
+            "added": 5,
+            "changed": 0,
+            "unchanged": 0,
+            "removed": 0,
+        }
+        store.write("transcript", rows(store.resolve_update("transcript")).with_columns(pl.lit("t").alias("text")))
+        # sample 1 changes, 3 and 4 leave the source, 9 arrives
+        snapshot = roots(10, audio={1: "new"}).filter(pl.col("sample_uid").is_in([0, 1, 2, 9]))
+        assert store.write_changed("video", snapshot, snapshot=True) == {
+            "added": 1,
+            "changed": 1,
+            "unchanged": 2,
+            "removed": 2,
+        }
+        assert ids(store.read("video")) == [0, 1, 2, 9]
+        assert store.resolve_update("video", samples=snapshot).is_empty
+        inc = store.resolve_update("transcript")
+        assert (ids(inc.added), ids(inc.changed), ids(inc.removed)) == ([9], [1], [3, 4])
+        assert store.write_changed("video", snapshot, snapshot=True)["removed"] == 0
+        # an empty snapshot: the source is empty, so is the feature
+        assert store.write_changed("video", snapshot.clear(), snapshot=True)["removed"] == 4
+        assert ids(store.read("video")) == []

@@ -205,7 +205,7 @@ def test_every_store_matches_the_oracle_and_each_other(defs: list[FeatureDef], c
         for roots, round_defs in rounds:
             graph = build(round_defs)
             for store in stores:
-                store._graph = graph  # noqa: SLF001 - the same store seen by new code
+                store.graph = graph  # the same store seen by new code
             for d in round_defs:
                 expected = oracle.expected(round_defs, d, roots)
                 want_added, want_changed, want_removed = oracle.diff(round_defs, d, expected)

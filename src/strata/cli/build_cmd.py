@@ -61,6 +61,7 @@ def build(
 def text(results: Sequence[FeatureBuild], *, dry_run: bool) -> str:
     """The plan or the outcome as a table, then per field the causes, then any failures."""
     from strata.cli.tables import table
+    from strata.history.model import failure_line
 
     if not results:
         return "nothing to build: no feature with upstreams in the graph"
@@ -85,10 +86,7 @@ def text(results: Sequence[FeatureBuild], *, dry_run: bool) -> str:
     ]
     if details:
         lines += ["recompute per field (cause):", *details]
-    for r in results:
-        for failure in r.failures:
-            first = ", ".join(failure["first"])
-            lines.append(f"  {r.key}: batch of {failure['samples']} failed ({first}…): {failure['error']}")
+    lines += [f"  {failure_line(r.key, failure)}" for r in results for failure in r.failures]
     return "\n".join(lines)
 
 

@@ -98,7 +98,7 @@ def _line(result: RunResult) -> str:
         for b in result.builds
         if b["computable"]
     )
-    if result.log is None:  # feature blocks only
+    if not result.pipeline:
         return f"{result.state_id}: run {result.run_id} in {result.seconds:.1f} s{built}"
     total = sum(result.records.values())
     per = ", ".join(f"{k}={v}" for k, v in sorted(result.records.items())) or "no record counts reported"

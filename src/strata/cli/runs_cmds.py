@@ -63,6 +63,7 @@ def list_(ctx: Context, state_id: str | None, limit: int, json_output: bool) -> 
 def show(ctx: Context, run_id: str, tail: int | None, json_output: bool) -> None:
     """One run (any unique prefix of its id) with its log."""
     from strata.history import RunHistory
+    from strata.history.model import build_summary
 
     ctx.json = ctx.json or json_output
     with RunHistory.open(ctx.project()) as history:
@@ -89,6 +90,7 @@ def show(ctx: Context, run_id: str, tail: int | None, json_output: bool) -> None
             ("heartbeat", _local(run.heartbeat_at)),
             ("process", f"pid {run.pid} on {run.host}" if run.pid is not None else "-"),
             ("records", f"{run.total_records} ({records})" if records else "0"),
+            *(("built", build_summary(b)) for b in run.builds),
             ("error", run.error or "-"),
             ("log", str(path) if path is not None else "-"),
         ]

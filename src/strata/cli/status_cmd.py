@@ -39,7 +39,7 @@ def status(
     config = store_config(project, store_name)
     rows: list[dict[str, Any]] = []
     if keys:
-        store = make_store(project, store_name, graph=graph)
+        store = make_store(project, store_name, graph=graph, read_only=True)
         with opened(store, config):
             rows = feature_status(store, keys)
     ctx.emit({"store": config.to_json(), "features": rows}, lambda: click.echo(_status_text(config.name, rows)))

@@ -31,12 +31,12 @@ if TYPE_CHECKING:
     from strata.history.runs import RunHistory
     from strata.project.project import Project
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this writer knows (the last step of ``migrations.MIGRATIONS``; a test checks)."""
 
 _COLUMNS = frozenset(
     {"state_id", "environment", "blocks", "status", "started_at", "ended_at", "heartbeat_at", "pid", "host"}
-    | {"records", "error", "log_path", "strata_version"}
+    | {"records", "error", "log_path", "strata_version", "builds"}
 )
 
 
@@ -132,7 +132,7 @@ class LiteHistory:
             self._reap(connection)
             connection.execute(
                 "INSERT INTO strata_runs (run_id, state_id, environment, blocks, status, started_at, heartbeat_at, "
-                "pid, host, records, log_path, strata_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "pid, host, records, builds, log_path, strata_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id,
                     run.state_id,
@@ -144,6 +144,7 @@ class LiteHistory:
                     run.pid,
                     run.host,
                     json.dumps({}),
+                    json.dumps([]),
                     run.log_path,
                     run.strata_version,
                 ),

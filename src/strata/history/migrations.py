@@ -82,9 +82,15 @@ def _v2_build_errors(connection: sa.Connection) -> None:
     metadata.create_all(connection)
 
 
+def _v3_run_builds(connection: sa.Connection) -> None:
+    kind = sa.JSON().compile(dialect=connection.dialect)
+    connection.execute(sa.text(f"ALTER TABLE strata_runs ADD COLUMN builds {kind}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs table", _v1_runs),
     Migration(2, "build errors table", _v2_build_errors),
+    Migration(3, "what each run built (strata_runs.builds)", _v3_run_builds),
 )
 """Every schema step, oldest first. Append new steps; never edit a released one."""
 

@@ -39,6 +39,9 @@ FLUSH_EVERY = timedelta(seconds=10)
 MAX_ERROR = 4000
 """Characters of an error message kept in the history."""
 
+MAX_FAILURES = 10
+"""Failed batches kept per feature in a run's ``builds`` (all of them go to the run log)."""
+
 
 class Writer(Protocol):
     """What a run needs from the history that started it."""
@@ -91,7 +94,8 @@ class Run:
     """One run as the history knows it; the run that ``start`` returned also writes itself.
 
     ``records`` counts records per stream. ``log_path`` is as the pipeline gave it (relative
-    paths are relative to the project root).
+    paths are relative to the project root). ``builds`` says what its ``features:build`` blocks
+    did, per feature (``FeatureBuild.to_json``, at most ``MAX_FAILURES`` failures each).
     """
 
     run_id: str
@@ -108,6 +112,7 @@ class Run:
     error: str | None
     log_path: str | None
     strata_version: str | None = None
+    builds: list[dict[str, Any]] = field(default_factory=list)
     _history: Writer | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _written: datetime = field(default_factory=_now, repr=False)
@@ -149,13 +154,31 @@ class Run:
             "error": self.error,
             "log_path": self.log_path,
             "strata_version": self.strata_version,
+            "builds": [dict(b) for b in self.builds],
         }
 
     # -- writing (the run this process started) ------------------------------------------
 
     def heartbeat(self) -> None:
-        """Record that the run is alive, with the record counts so far."""
+        """Record that the run is alive, with the record counts so far (nothing once it is finished)."""
         with self._lock:
+            if self.status is RunStatus.RUNNING:
+                self._write(heartbeat_at=_now())
+
+    def set_records(self, totals: Mapping[str, int]) -> None:
+        """Replace the records per stream with running totals; written with the next heartbeat.
+
+        ``totals`` may be a dict another thread adds streams to: it is copied in one step first.
+        """
+        copied = dict(totals)
+        with self._lock:
+            self.records = {str(stream): int(count) for stream, count in copied.items()}
+
+    def add_builds(self, builds: list[dict[str, Any]]) -> None:
+        """Record what a ``features:build`` block did (``FeatureBuild.to_json`` per feature), now."""
+        kept = [_kept_build(b) for b in builds]
+        with self._lock:
+            self.builds.extend(kept)
             self._write(heartbeat_at=_now())
 
     def add_records(self, counts: Mapping[str, int]) -> None:
@@ -180,17 +203,21 @@ class Run:
         self._stop_beating()
 
     @contextlib.contextmanager
-    def keep_alive(self, every: timedelta = HEARTBEAT_EVERY) -> Iterator[Self]:
-        """Beat from a background thread every ``every`` until the block ends.
+    def keep_alive(self, every: timedelta | None = None) -> Iterator[Self]:
+        """Beat from a background thread every ``every`` (``HEARTBEAT_EVERY``) until the block ends.
+
+        The thread beats whatever the main thread does, so a run stays alive through a single
+        step (a build's batch) longer than ``STALE_AFTER``.
 
         A heartbeat that fails (database briefly unreachable) is logged and tried again on the
         next beat; the run itself goes on.
         """
         stop = threading.Event()
         self._stop = stop
+        seconds = (every or HEARTBEAT_EVERY).total_seconds()
 
         def beat() -> None:
-            while not stop.wait(every.total_seconds()):
+            while not stop.wait(seconds):
                 try:
                     self.heartbeat()
                 except SystemDatabaseError as exc:
@@ -232,9 +259,41 @@ class Run:
     def _write(self, **values: Any) -> None:
         if self._history is None:
             raise RuntimeError("this run was read from the history; only the process that started it writes it")
-        self._history.update(self.run_id, records=dict(self.records), **values)
+        self._history.update(self.run_id, records=dict(self.records), builds=list(self.builds), **values)
         self._written = values.get("heartbeat_at", _now())
         self.heartbeat_at = self._written
+
+
+def _kept_build(build: Mapping[str, Any]) -> dict[str, Any]:
+    failures = list(build.get("failures") or [])
+    kept = [{**f, "error": clean_error(str(f.get("error", "")))} for f in failures[:MAX_FAILURES]]
+    return {**build, "failures": kept, "failed_batches": len(failures)}
+
+
+def build_summary(build: Mapping[str, Any]) -> str:
+    """One feature's build in a line: ``clip: 10 added, 0 recomputed, 0 removed, 6 written (text 6), …``."""
+    fields = ", ".join(f"{name} {count}" for name, count in (build.get("written_fields") or {}).items())
+    failed = int(build.get("failed_batches", len(build.get("failures") or [])))
+    text = (
+        f"{build['feature']}: {build.get('added', 0)} added, {build.get('changed', 0)} recomputed, "
+        f"{build.get('removed', 0)} removed, {build.get('written', 0)} written"
+        + (f" ({fields})" if fields else "")
+        + f", {build.get('skipped', 0)} skipped, {failed} failed batch{'' if failed == 1 else 'es'}"
+        + f" in {float(build.get('seconds', 0.0)):.2f} s"
+    )
+    return text if build.get("computable", True) else f"{text} (no compute)"
+
+
+def failure_line(feature: str, failure: Mapping[str, Any]) -> str:
+    """One failed batch: ``clip: batch of 4 failed (0, 1, 2, 3…): ValueError: …`` (URL credentials hidden)."""
+    first = ", ".join(str(s) for s in failure.get("first") or [])
+    error = redact_urls(str(failure.get("error", "")))
+    return f"{feature}: batch of {failure.get('samples', 0)} failed ({first}…): {error}"
+
+
+def build_lines(build: Mapping[str, Any]) -> list[str]:
+    """What one feature's build did, for the run log: its summary, then each failed batch."""
+    return [build_summary(build), *(failure_line(build["feature"], f) for f in build.get("failures") or [])]
 
 
 def new_run(

@@ -86,6 +86,7 @@ def _from_row(row: sa.Row[Any], history: RunHistory | None = None) -> Run:
         error=row.error,
         log_path=row.log_path,
         strata_version=row.strata_version,
+        builds=list(row.builds or []),
         _history=history,
     )
 
@@ -150,6 +151,7 @@ class RunHistory:
                     pid=run.pid,
                     host=run.host,
                     records={},
+                    builds=[],
                     log_path=run.log_path,
                     strata_version=run.strata_version,
                 )

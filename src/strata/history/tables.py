@@ -56,8 +56,9 @@ runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("log_path", sa.Text),
     sa.Column("strata_version", sa.String(32)),
+    sa.Column("builds", sa.JSON),
 )
-"""One row per run: who ran what, where, how it ended, and how many records per stream."""
+"""One row per run: who ran what, where, how it ended, how many records per stream, what it built."""
 
 build_errors = sa.Table(
     "strata_build_errors",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError, RuntimeFailure
 from strata.ingest.venv import PluginEnv, plugin_env
+from strata.processes import die_with_parent
 from strata.project.expand import expand_env
 from strata.project.files import ensure_inside, what_to_do
 from strata.project.settings import resolve
@@ -141,6 +142,7 @@ def _execute(
                 stdout=pipe,
                 stderr=pipe,
                 text=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
         except OSError as exc:
             raise PluginExecutableError(

@@ -15,7 +15,6 @@ and the error names it with its last log lines. Children die with strata (``PR_S
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 from strata.errors import RuntimeFailure, UsageError
 from strata.ingest.catalog import apply_rules, discover, rules_of
 from strata.ingest.invoke import Invocation, config_file, exit_code, prepare
+from strata.processes import die_with_parent as _die_with_parent
 from strata.project.schema import singular
 
 if TYPE_CHECKING:
@@ -113,6 +113,8 @@ class RunResult:
     plan: list[str] = field(default_factory=list)
     builds: list[dict[str, Any]] = field(default_factory=list)
     """What feature blocks built, per feature (``FeatureBuild.to_json``)."""
+    pipeline: bool = True
+    """False for a run of feature blocks alone."""
 
 
 def expand(project: Project, names: list[str]) -> list[str]:
@@ -226,14 +228,24 @@ def feature_names(block: str) -> list[str]:
     return [name.strip() for name in inner.split(",") if name.strip()]
 
 
-def _build(project: Project, blocks: list[str], run_id: str | None, options: RunOptions) -> list[dict[str, Any]]:
-    """Run feature blocks; a failed batch fails the run after everything else was built."""
+def _build(
+    project: Project, blocks: list[str], run: Any, log_path: Path | None, options: RunOptions
+) -> list[dict[str, Any]]:
+    """Run feature blocks; a failed batch fails the run after everything else was built.
+
+    What each block did goes into ``run`` (its history row) and the run log as soon as it ends.
+    """
     from strata.build import build
 
     done: list[dict[str, Any]] = []
     for block in blocks:
-        results = build(project, feature_names(block), dry_run=options.dry_run, run_id=run_id)
-        done.extend(r.to_json() for r in results)
+        results = build(project, feature_names(block), dry_run=options.dry_run, run_id=run.id if run else None)
+        built = [r.to_json() for r in results]
+        done.extend(built)
+        if run is not None:
+            run.add_builds(built)
+        if log_path is not None:
+            _log_builds(log_path, built)
         failed = [r.key for r in results if r.failures]
         if failed:
             raise RuntimeFailure(
@@ -243,25 +255,46 @@ def _build(project: Project, blocks: list[str], run_id: str | None, options: Run
     return done
 
 
+def _log_builds(log_path: Path, built: list[dict[str, Any]]) -> None:
+    """Append what a feature block did to the run log (owner-only)."""
+    from strata.history.model import build_lines
+
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8") as log:
+        log.writelines(f"features:build | {line}\n" for b in built for line in build_lines(b))
+
+
+def _new_log(project: Project) -> Path:
+    """A new, empty run log under ``.strata/logs/runs/`` (owner-only, as its directory)."""
+    logs = project.system_dir / "logs" / "runs"
+    logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
+
+
 def run_features(project: Project, blocks: list[str], options: RunOptions) -> RunResult:
-    """Feature blocks with no pipeline before them: one run in the history."""
+    """Feature blocks with no pipeline before them: one run in the history, beating while it builds."""
     env = project.environment.name if project.environment else "default"
     state_id = f"{env}:features:build"
     if options.dry_run:
-        builds = _build(project, blocks, None, options)
-        return RunResult(state_id, None, {}, 0.0, 0, None, dry_run=True, plan=list(blocks), builds=builds)
+        builds = _build(project, blocks, None, None, options)
+        return RunResult(
+            state_id, None, {}, 0.0, 0, None, dry_run=True, plan=list(blocks), builds=builds, pipeline=False
+        )
     from strata.history import RunHistory
 
     started = time.monotonic()
+    log_path = _new_log(project)
     with RunHistory.open(project) as history:
-        run = history.start(state_id, project.environment.name if project.environment else None, blocks)
+        run = history.start(state_id, project.environment.name if project.environment else None, blocks, str(log_path))
         try:
-            builds = _build(project, blocks, run.id, options)
+            with run.keep_alive():
+                builds = _build(project, blocks, run, log_path, options)
         except BaseException as exc:
             run.finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
             raise
         run.finish("success")
-    return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, None, builds=builds)
+    return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, log_path, builds=builds, pipeline=False)
 
 
 def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
@@ -276,11 +309,9 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
     from strata.state import state_backend_for
 
     with state_backend_for(project) as backend, backend.lock(state_id, force=options.force) as lock:
-        logs = project.system_dir / "logs" / "runs"
-        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
         record = backend.get(state_id)
         start_state = None if options.full_refresh or record is None else singer_state(record.effective(), state_id)
-        log_path = logs / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}.log"
+        log_path = _new_log(project)
         environment = project.environment.name if project.environment else None
         with contextlib.ExitStack() as stack:
             runs: list[Any] = []
@@ -294,15 +325,17 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
                 history = open_writer(project)
                 stack.callback(history.close)
                 runs.append(history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path)))
-                return runs[0]
+                return stack.enter_context(runs[0].keep_alive())  # beats through the pipeline and the builds
 
             try:
                 states = _Counter(record=record)
+                started = time.monotonic()
                 result = _pipe(
                     project, block, catalog, start_state, states, backend, state_id, log_path, open_run, lock, options
                 )
                 if builds:
-                    result.builds = _build(project, builds, runs[0].id, options)
+                    result.builds = _build(project, builds, runs[0], log_path, options)
+                    result.seconds = time.monotonic() - started
             except BaseException as exc:
                 if runs:
                     runs[0].finish("failed", error=str(exc) if isinstance(exc, Exception) else type(exc).__name__)
@@ -321,11 +354,6 @@ def _catalog(project: Project, ref: PluginRef, *, refresh: bool) -> dict[str, An
 def _describe(project: Project, ref: PluginRef) -> str:
     inv = prepare(project, ref.name, [])
     return f"{ref.name} ({inv.argv[0]} --config <0600 file>)"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -410,7 +438,7 @@ def _pipe(
             thread.join(timeout=30)
         if states.error is not None:
             failure = failure or f"could not store state: {states.error}"
-        run.add_records(records)
+        run.set_records(records)
         if failure:
             raise RuntimeFailure(failure, f"see the run log {log_path}")
         _complete(backend, state_id, states)
@@ -527,6 +555,7 @@ def _wait(
             break
         if all(code == 0 for code in codes):
             break
+        run.set_records(records)  # the counts so far go with every heartbeat: a killed run keeps them
         now = time.monotonic()
         if now - last_beat >= _HEARTBEAT_SECONDS:
             last_beat = now

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     import narwhals as nw
+    import polars as pl
     import pyarrow as pa
 
 IncrementPart = Literal["added", "changed", "removed"]
@@ -96,10 +97,16 @@ class MetadataStore(ABC):
 
     kind: str = "store"
 
-    def __init__(self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None) -> None:
+    def __init__(
+        self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None, read_only: bool = False
+    ) -> None:
         self.hash_algorithm = check_algorithm(hash_algorithm)
+        self.read_only = read_only
+        """Only read: writes are refused and resolves record nothing (what reporting commands use)."""
         self._graph = graph
-        self._plans: dict[tuple[int, int, FeatureKey], FeaturePlan] = {}
+        self._plans: dict[FeatureKey, FeaturePlan] = {}
+        self._plans_of: tuple[FeatureGraph, int] | None = None
+        """The graph (held, so its address is never reused meanwhile) and revision ``_plans`` belong to."""
         self._pending: dict[FeatureKey, Pending] = {}
         self._depth = 0
 
@@ -125,10 +132,16 @@ class MetadataStore(ABC):
         if not self.is_open:
             raise DefinitionError(f"the {self.kind} store is not open", "use it inside `with store:`")
 
+    def _require_writable(self) -> None:
+        self._require_open()
+        if self.read_only:
+            raise WriteError(f"the {self.kind} store is open read-only", "open it without read_only=True to write")
+
     def _check_algorithm(self) -> None:
         stored = self._get_meta("hash_algorithm")
         if stored is None:
-            self._set_meta("hash_algorithm", self.hash_algorithm)
+            if not self.read_only:
+                self._set_meta("hash_algorithm", self.hash_algorithm)
         elif stored != self.hash_algorithm:
             raise DefinitionError(
                 f"this store holds data versions hashed with `{stored}`, not `{self.hash_algorithm}`",
@@ -139,24 +152,36 @@ class MetadataStore(ABC):
 
     @property
     def graph(self) -> FeatureGraph:
-        """The graph given to the store, or the active one."""
+        """The definitions the store versions by: the graph given to it, else the active one.
+
+        Assign a new graph (``store.graph = graph``) to hand an open store new definitions,
+        e.g. after a code change; ``None`` goes back to the active graph.
+        """
         return self._graph or current_graph()
 
     @graph.setter
-    def graph(self, graph: FeatureGraph) -> None:
+    def graph(self, graph: FeatureGraph | None) -> None:
         self._graph = graph
+        self._pending.clear()
 
     def plan(self, feature: Any) -> FeaturePlan:
-        """The versioning plan of ``feature`` under the store's graph."""
+        """The versioning plan of ``feature`` under the store's graph.
+
+        Plans are kept for one graph at a time, by identity and revision: a graph built anew
+        (even at a freed graph's address) or changed in place is planned again.
+        """
         graph = self.graph
         key = feature_key_of(feature)
         if key not in graph:
             raise FeatureNotFoundError(f"no feature `{key}` in the graph", "import the module that defines it")
-        cache_key = (id(graph), graph._version, key)  # noqa: SLF001 - the graph's change counter
-        plan = self._plans.get(cache_key)
+        revision = graph._version  # noqa: SLF001 - the graph's change counter
+        if self._plans_of is None or self._plans_of[0] is not graph or self._plans_of[1] != revision:
+            self._plans = {}
+            self._plans_of = (graph, revision)
+        plan = self._plans.get(key)
         if plan is None:
             plan = FeaturePlan.build(graph, key)
-            self._plans[cache_key] = plan
+            self._plans[key] = plan
         return plan
 
     # -- writing -------------------------------------------------------------------------
@@ -168,10 +193,17 @@ class MetadataStore(ABC):
         caller supplies them; for other features they come with the increment, and may be
         replaced by a content hash). Non-root rows also carry the increment's
         ``strata_in__*`` columns, which record what they were computed from.
+
+        For an expansion (one parent row makes many), rows replace everything stored for the
+        parents they name: children of those parents missing from the rows are deleted (soft).
+        A parent that expands into no children is written as one row with every child id null;
+        it is kept as a deleted row, so it is never read as a sample but is not computed again
+        until its inputs change.
         """
-        self._require_open()
+        self._require_writable()
         plan = self.plan(feature)
         table = _to_arrow(frame)
+        table = table.drop_columns([c for c in table.column_names if c.startswith(CAUSE)])  # an increment's, not data
         _check_write(plan, table)
         if table.num_rows == 0:
             return 0
@@ -191,30 +223,51 @@ class MetadataStore(ABC):
         else:
             self._pending[plan.key] = pending
 
-    def write_changed(self, feature: Any, frame: Any) -> dict[str, int]:
+    def write_changed(self, feature: Any, frame: Any, *, snapshot: bool = False) -> dict[str, int]:
         """Write the rows of a root feature that are new or differ from the live row; skip the rest.
 
         A row is written when its sample has no live row, or when any data version (or the
         code_version a field was written with) differs. Other columns ride along but do not
         count: a record whose fields hash alike produces no new row. Returns counts of
         ``added``, ``changed`` and ``unchanged`` samples. This is how ``target-strata`` loads.
+
+        ``snapshot=True``: ``frame`` is every sample the feature should have (a full snapshot of
+        its source), so live samples missing from it are deleted (soft) as well, and the counts
+        include ``removed``. One call brings the root in line with its source.
         """
         plan = self._root_plan(feature)
         table = _to_arrow(frame)
         _check_write(plan, table, samples=True)
-        if table.num_rows == 0:
-            return {"added": 0, "changed": 0, "unchanged": 0}
-        if not self._has_table(plan.table):
-            rows, new = table, table.num_rows
-        else:
-            rows, new = self._changed_rows(plan, table)
-        if rows.num_rows:
-            self.write(feature, rows)
-        return {"added": new, "changed": rows.num_rows - new, "unchanged": table.num_rows - rows.num_rows}
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        if table.num_rows:
+            if not self._has_table(plan.table):
+                rows, new = table, table.num_rows
+            else:
+                rows, new = self._changed_rows(plan, table)
+            if rows.num_rows:
+                self.write(feature, rows)
+            counts = {"added": new, "changed": rows.num_rows - new, "unchanged": table.num_rows - rows.num_rows}
+        if snapshot:
+            counts["removed"] = self._remove_missing(plan, table)
+        return counts
+
+    def _remove_missing(self, plan: FeaturePlan, table: pa.Table) -> int:
+        """Soft-delete the live samples of ``plan`` whose ids are not in ``table``."""
+        import polars as pl
+
+        stored = self._read(plan, history=False, include_deleted=False)
+        if stored is None:
+            return 0
+        keys = list(plan.id_columns)
+        live = stored.select(keys).collect(backend="polars").to_native()
+        present = pl.from_arrow(table.select(keys))
+        assert isinstance(present, pl.DataFrame)
+        gone = live.join(present, on=keys, how="anti", nulls_equal=True) if len(present) else live
+        return self.delete(plan.key, gone) if len(gone) else 0
 
     def _root_plan(self, feature: Any) -> FeaturePlan:
         """The plan of a root feature, for ``write_changed`` and its variants."""
-        self._require_open()
+        self._require_writable()
         plan = self.plan(feature)
         if not plan.is_root:
             raise DefinitionError(
@@ -247,17 +300,24 @@ class MetadataStore(ABC):
         return keep.select(table.column_names).to_arrow(), count
 
     def delete(self, feature: Any, ids: Any, *, soft: bool = True) -> int:
-        """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase."""
-        self._require_open()
+        """Delete samples by id (a frame with the id columns). Soft: append tombstones; hard: erase.
+
+        For an expansion, a frame of parent ids (an increment's ``removed``) deletes every child
+        of those parents. Returns how many live rows were deleted.
+        """
+        self._require_writable()
         plan = self.plan(feature)
         table = _to_arrow(ids)
-        missing = [c for c in plan.id_columns if c not in table.column_names]
+        by = plan.id_columns
+        missing = [c for c in by if c not in table.column_names]
+        if missing and plan.child_ids and all(c in table.column_names for c in plan.resolve_ids):
+            by, missing = plan.resolve_ids, []  # parent ids (as an increment's `removed` gives them): all children go
         if missing:
             raise WriteError(
                 f"ids to delete from `{plan.key}` lack column(s) {', '.join(missing)}",
                 "pass a frame with the id columns",
             )
-        table = table.select(list(plan.id_columns))
+        table = table.select(list(by))
         if table.num_rows == 0 or not self._has_table(plan.table):
             return 0
         pending = self._pending.pop(plan.key, None)
@@ -351,7 +411,7 @@ class MetadataStore(ABC):
         increment = self._resolve(plan, candidates, lazy=lazy)
         increment.meta["mode"] = "full" if candidates is None else "since last sync"
         self._pending.pop(plan.key, None)
-        if lazy:
+        if lazy or self.read_only:
             return increment
         if increment.is_empty:
             self._set_sync(plan.key, state)
@@ -476,17 +536,46 @@ class MetadataStore(ABC):
         import polars as pl
 
         if ids is None:
-            stored = self._read(plan, history=False, include_deleted=True)
-            if stored is None:
-                ids = pl.DataFrame({c: pl.Series(c, [], pl.String) for c in plan.resolve_ids})
-            else:
-                ids = stored.select(list(plan.resolve_ids)).head(0).collect(backend="polars").to_native()
+            ids = pl.DataFrame(schema=self._id_schema(plan, plan.resolve_ids))
         strings = [pl.lit(None, pl.String).alias(c) for c in (*plan.input_columns, *plan.dv_columns)]
         causes = [pl.lit(None, pl.String).alias(f.cause_column) for f in plan.fields]
         added = ids.with_columns(strings)
         frames = [added, added.with_columns(causes), ids]
         parts = [nw.from_native(f.lazy() if lazy else f) for f in frames]
         return Increment(plan.key, parts[0], parts[1], parts[2], lazy=lazy, meta=meta)
+
+    def _id_donors(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, FeaturePlan]:
+        """For each id column, the nearest stored feature that has it: ``plan`` itself, else upstream.
+
+        Where a table does not exist yet, its stand-in takes its id types from here, so an
+        increment's id types never depend on which tables exist. Columns no stored feature
+        has are left out (nothing holds a value of them yet).
+        """
+        donors: dict[str, FeaturePlan] = {}
+        queue, seen = [plan.key], set()
+        while queue and len(donors) < len(columns):
+            key = queue.pop(0)
+            if key in seen:
+                continue
+            seen.add(key)
+            candidate = self.plan(key)
+            if self._has_table(candidate.table):
+                for column in columns:
+                    if column in candidate.id_columns:
+                        donors.setdefault(column, candidate)
+            queue.extend(self.graph.upstream(key))
+        return donors
+
+    def _id_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any]:
+        """Polars types of ``columns`` as stored (see :meth:`_id_donors`); String where nothing holds them."""
+        import polars as pl
+
+        schema: dict[str, Any] = dict.fromkeys(columns, pl.String)
+        for column, donor in self._id_donors(plan, columns).items():
+            stored = self._read(donor, history=False, include_deleted=True)
+            assert stored is not None
+            schema[column] = stored.select(column).head(0).collect(backend="polars").to_native().schema[column]
+        return schema
 
     # -- backend primitives -------------------------------------------------------------
 
@@ -582,7 +671,7 @@ def _check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -
             f"rows for `{plan.key}` lack input column(s) {', '.join(missing)}",
             "write rows built from the increment of resolve_update, which carries them; nothing was written",
         )
-    for column in plan.id_columns:
+    for column in plan.resolve_ids:  # an expansion's child ids may be null: see _check_children
         if table.column(column).null_count:
             raise WriteError(
                 f"{what} for `{plan.key}` have nulls in id column `{column}`",
@@ -599,9 +688,29 @@ def _check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -
                 f"{what} for `{plan.key}` have {repeated} rows with repeated ids",
                 "write each sample once per call; nothing was written",
             )
+        if plan.child_ids:
+            _check_children(plan, frame)
     for column in plan.dv_columns:
         if table.column(column).null_count:
             raise WriteError(
                 f"{what} for `{plan.key}` have nulls in `{column}`",
                 "give every sample a data version; nothing was written",
             )
+
+
+def _check_children(plan: FeaturePlan, ids: pl.DataFrame) -> None:
+    """Child ids are all null (the parent has no children) or none is, and a childless parent has no children."""
+    import polars as pl
+
+    nulls = [pl.col(c).is_null() for c in plan.child_ids]
+    if ids.filter(pl.any_horizontal(nulls) & ~pl.all_horizontal(nulls)).height:
+        raise WriteError(
+            f"rows for `{plan.key}` have some but not all of {', '.join(plan.child_ids)} null",
+            "give a child all its ids, or a parent with no children one row with all of them null; nothing was written",
+        )
+    parents = ids.group_by(list(plan.resolve_ids)).agg(pl.all_horizontal(nulls).any().alias("childless"), pl.len())
+    if parents.filter(pl.col("childless") & (pl.col("len") > 1)).height:
+        raise WriteError(
+            f"rows for `{plan.key}` give a parent both children and a row saying it has none",
+            "write either its children or the one row with null child ids; nothing was written",
+        )

@@ -36,6 +36,9 @@ SEQ = "strata_seq"
 WRITTEN_AT = "strata_written_at"
 DELETED = "strata_deleted"
 
+MIXED = "strata:mixed"
+"""What a parent's stored column reads as when its children disagree on it (no version looks like this)."""
+
 CAUSE_CODE = "code"
 """Cause of a change: this field's code_version changed."""
 CAUSE_DATA = "data"
@@ -166,3 +169,13 @@ class FeaturePlan:
             if up.lineage.kind == "expansion":
                 return up.lineage.on
         return self.id_columns
+
+    @property
+    def child_ids(self) -> tuple[str, ...]:
+        """For an expansion, the id columns a child adds to its parent's; else nothing.
+
+        A stored row whose child ids are all null says "this parent expanded into no children":
+        it is kept as a deleted row (never read as a sample) that records what the parent was
+        computed from, so the parent is not computed again until its inputs change.
+        """
+        return tuple(c for c in self.id_columns if c not in self.resolve_ids)

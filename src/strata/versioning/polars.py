@@ -17,6 +17,7 @@ from strata.versioning.plan import (
     CAUSE_CODE,
     CAUSE_DATA,
     DELETED,
+    MIXED,
     SEQ,
     FeaturePlan,
     FieldPlan,
@@ -121,13 +122,19 @@ def current_frame(
 ) -> pl.DataFrame | None:
     """The feature's live rows at resolve granularity."""
     keys = list(plan.resolve_ids)
-    rows = live(frame, plan.resolve_ids, candidates)
-    if rows is None:
-        return None
     stored = [*plan.input_columns, *plan.cv_columns, *plan.dv_columns]
-    if tuple(keys) != plan.id_columns:
-        return rows.group_by(keys).agg(pl.col(c).min() for c in stored)
-    return rows.select([*keys, *stored])
+    if plan.child_ids and frame is not None:  # as sql.current_select: "no children" rows count, disagreement is MIXED
+        childless = pl.all_horizontal(pl.col(c).is_null() for c in plan.child_ids)
+        rows = frame.filter(~pl.col(DELETED) | childless)
+        if candidates is not None:
+            rows = rows.join(candidates.select(keys), on=keys, how="semi", nulls_equal=True)
+        agreed = [
+            pl.when(pl.col(c).n_unique() == 1).then(pl.col(c).first().cast(pl.String)).otherwise(pl.lit(MIXED)).alias(c)
+            for c in stored
+        ]
+        return rows.group_by(keys).agg(agreed)
+    alive = live(frame, plan.resolve_ids, candidates)
+    return None if alive is None else alive.select([*keys, *stored])
 
 
 def _differs(left: str, right: str | pl.Expr) -> pl.Expr:
@@ -136,16 +143,24 @@ def _differs(left: str, right: str | pl.Expr) -> pl.Expr:
 
 
 def increment(
-    algorithm: str, plan: FeaturePlan, expected: pl.DataFrame | None, current: pl.DataFrame | None
+    algorithm: str,
+    plan: FeaturePlan,
+    expected: pl.DataFrame | None,
+    current: pl.DataFrame | None,
+    id_schema: Mapping[str, pl.DataType] | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """``added``, ``changed`` and ``removed`` frames."""
+    """``added``, ``changed`` and ``removed`` frames.
+
+    ``id_schema`` types the ids when neither side exists (the store knows them from elsewhere).
+    """
     keys = list(plan.resolve_ids)
     carried = [*keys, *plan.input_columns]
     cause_cols = [f.cause_column for f in plan.fields]
     if expected is None or current is None:
         strings = (*plan.input_columns, *plan.cv_columns, *plan.dv_columns)
         id_types = expected if expected is not None else current
-        schema = {k: (id_types.schema[k] if id_types is not None else pl.String) for k in keys}
+        fallback = id_schema or {}
+        schema = {k: (id_types.schema[k] if id_types is not None else fallback.get(k, pl.String)) for k in keys}
         empty = pl.DataFrame(schema={**schema, **dict.fromkeys(strings, pl.String)})
         expected = (
             empty.select([*keys, *plan.input_columns, *(plan.dv_columns if plan.is_root else ())])

@@ -18,6 +18,7 @@ from strata.versioning.plan import (
     CAUSE_CODE,
     CAUSE_DATA,
     DELETED,
+    MIXED,
     FeaturePlan,
     FieldPlan,
     UpstreamPlan,
@@ -134,14 +135,28 @@ def expected_select(
 
 
 def current_select(plan: FeaturePlan, candidates: str | None, source: str) -> str:
-    """This feature's live rows at resolve granularity (children collapse onto their parent)."""
+    """This feature's live rows at resolve granularity.
+
+    Children collapse onto their parent, with the "no children" rows (see
+    ``FeaturePlan.child_ids``): a stored column keeps its value when every row of the parent
+    agrees on it, else it becomes :data:`MIXED`, which matches nothing, so a parent is stale in
+    a field as soon as any of its children is.
+    """
     keys = plan.resolve_ids
     stored = [*plan.input_columns, *plan.cv_columns, *plan.dv_columns]
-    where = f"NOT {ident(DELETED)}{candidate_filter(keys, candidates)}"
-    if keys != plan.id_columns:
-        aggs = ", ".join(f"min({ident(c)}) AS {ident(c)}" for c in stored)
+    if plan.child_ids:
+        childless = " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids)
+        where = f"(NOT {ident(DELETED)} OR ({childless})){candidate_filter(keys, candidates)}"
+        aggs = ", ".join(f"{_agreed(ident(c))} AS {ident(c)}" for c in stored)
         return f"SELECT {ids_list(keys)}, {aggs} FROM {source} WHERE {where} GROUP BY {ids_list(keys)}"
+    where = f"NOT {ident(DELETED)}{candidate_filter(keys, candidates)}"
     return f"SELECT {ids_list(keys)}, {', '.join(ident(c) for c in stored)} FROM {source} WHERE {where}"
+
+
+def _agreed(column: str) -> str:
+    """The column's value when all rows of the group agree (nulls included), else :data:`MIXED`."""
+    same = f"count(DISTINCT {column}) = 0 OR (count(DISTINCT {column}) = 1 AND count({column}) = count(*))"
+    return f"CASE WHEN {same} THEN min({column}) ELSE {literal(MIXED)} END"
 
 
 def stale_conditions(plan: FeaturePlan, field: FieldPlan) -> list[tuple[str, str]]:

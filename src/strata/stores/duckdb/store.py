@@ -37,7 +37,15 @@ if TYPE_CHECKING:
 HISTORY = "$history"
 META = "strata$meta"
 SYNC = "strata$sync"
+VANISHED = "strata$vanished"
 _names = itertools.count()
+
+
+def _childless(plan: FeaturePlan) -> str:
+    """SQL true for an expansion's "no children" row (every child id null); false for every other row."""
+    if not plan.child_ids:
+        return "false"
+    return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
 
 
 def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -57,8 +65,9 @@ class DuckDBStore(MetadataStore):
         *,
         hash_algorithm: str = DEFAULT_ALGORITHM,
         graph: FeatureGraph | None = None,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(hash_algorithm=hash_algorithm, graph=graph)
+        super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
         self.path = str(path)
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -77,11 +86,22 @@ class DuckDBStore(MetadataStore):
     def _open(self) -> None:
         import duckdb
 
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(self.path)
-        _run(self._con, f"CREATE TABLE IF NOT EXISTS {ident(META)} (name VARCHAR PRIMARY KEY, value VARCHAR)")
-        _run(self._con, f"CREATE TABLE IF NOT EXISTS {ident(SYNC)} (feature VARCHAR PRIMARY KEY, state VARCHAR)")
+        if self.read_only:
+            # A file that does not exist yet is an empty store: nothing is created for a read.
+            exists = self.path != ":memory:" and Path(self.path).exists()
+            self._con = duckdb.connect(self.path, read_only=True) if exists else duckdb.connect(":memory:")
+            kind = "TEMP TABLE" if exists else "TABLE"
+        else:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect(self.path)
+            kind = "TABLE"
+        for table, columns in (
+            (META, "name VARCHAR PRIMARY KEY, value VARCHAR"),
+            (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
+        ):
+            if not self._has_table(table, opening=True):
+                _run(self._con, f"CREATE {kind} IF NOT EXISTS {ident(table)} ({columns})")
 
     def _close(self) -> None:
         if self._con is not None:
@@ -102,9 +122,9 @@ class DuckDBStore(MetadataStore):
         self._set_meta("seq", str(current))
         return current
 
-    def _has_table(self, table: str) -> bool:
+    def _has_table(self, table: str, *, opening: bool = False) -> bool:
         rows = _run(
-            self.con,
+            self._con if opening else self.con,
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
             [table],
         )
@@ -129,7 +149,7 @@ class DuckDBStore(MetadataStore):
             f"{literal(plan.snapshot_version)} AS {ident(SNAPSHOT_VERSION)}",
             f"CAST({seq} AS BIGINT) AS {ident(SEQ)}",
             f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}",
-            f"false AS {ident(DELETED)}",
+            f"{_childless(plan)} AS {ident(DELETED)}",
         ]
         keep = [ident(c) for c in columns if c not in managed]
         return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
@@ -152,12 +172,30 @@ class DuckDBStore(MetadataStore):
             seq = self._next_seq()
             select = self._system_select(plan, source, columns, seq)
             latest, history = ident(plan.table), ident(plan.table + HISTORY)
-            ids = sql.ids_list(plan.id_columns)
+            ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
             match = f"({ids}) IN (SELECT {ids} FROM {source})"
             if self._max_seq(plan.table) is not None:  # rows this batch supersedes move to history
+                if plan.child_ids:
+                    self._tombstone_vanished(plan, source, match, seq)
                 _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
                 _run(con, f"DELETE FROM {latest} WHERE {match}")
+                if plan.child_ids:
+                    _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {ident(VANISHED)}")
+                    _run(con, f"DROP TABLE {ident(VANISHED)}")
             _run(con, f"INSERT INTO {latest} BY NAME {select}")
+
+    def _tombstone_vanished(self, plan: FeaturePlan, source: str, match: str, seq: int) -> None:
+        """Tombstones (in temp table ``VANISHED``) for live children of rewritten parents that ``source`` lacks."""
+        same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
+        replaced = (
+            f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
+            f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
+        )
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {ident(VANISHED)} AS SELECT * REPLACE ({replaced}) FROM {ident(plan.table)} l "
+            f"WHERE NOT {ident(DELETED)} AND {match} AND NOT EXISTS (SELECT 1 FROM {source} s WHERE {same})",
+        )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -274,7 +312,7 @@ class DuckDBStore(MetadataStore):
         con = self.con
         batch = f"strata_ids_{next(_names)}"
         con.register(batch, ids)
-        keys = sql.ids_list(plan.id_columns)
+        keys = sql.ids_list(tuple(ids.column_names))  # the id columns, or an expansion's parent ids
         latest, history = ident(plan.table), ident(plan.table + HISTORY)
         match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
         try:
@@ -321,19 +359,25 @@ class DuckDBStore(MetadataStore):
 
     # -- increments ----------------------------------------------------------------------
 
-    def _source(self, table: str, columns: list[str]) -> str:
-        """The table, or an empty relation with the needed columns when it was never written."""
-        if self._has_table(table):
-            return ident(table)
-        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(c)}" for c in columns)
+    def _source(self, plan: FeaturePlan, columns: list[str], resolving: FeaturePlan) -> str:
+        """The feature's table, or an empty relation with the needed columns when it was never written.
+
+        The stand-in's id columns take their types from the stored feature nearest to the one
+        being resolved (itself, its upstreams, theirs), so it never compares text with numbers.
+        """
+        if self._has_table(plan.table):
+            return ident(plan.table)
+        donors = self._id_donors(resolving, plan.id_columns)
+        types = {c: self._columns(d.table)[c] for c, d in donors.items()}
+        nulls = ", ".join(f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, false AS {ident(DELETED)}, CAST(NULL AS BIGINT) AS {ident(SEQ)} WHERE false)"
 
     def _sources(self, plan: FeaturePlan) -> dict[str, str]:
         own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
-        sources = {plan.table: self._source(plan.table, own)}
+        sources = {plan.table: self._source(plan, own, plan)}
         for up in plan.upstreams:
             cols = [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
-            sources[up.table] = self._source(up.table, cols)
+            sources[up.table] = self._source(self.plan(up.key), cols, plan)
         return sources
 
     def _candidates(
@@ -376,7 +420,7 @@ class DuckDBStore(MetadataStore):
         own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
         columns = ", ".join(ident(c) for c in (*plan.id_columns, *plan.dv_columns))
         expected = f"SELECT {columns} FROM {ident(name)}"
-        current = sql.current_select(plan, None, self._source(plan.table, own))
+        current = sql.current_select(plan, None, self._source(plan, own, plan))
         increment = self._increment(plan, expected, current, lazy=lazy)
         if not lazy:
             self.con.unregister(name)

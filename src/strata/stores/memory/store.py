@@ -29,8 +29,10 @@ class InMemoryStore(MetadataStore):
 
     kind = "in-memory"
 
-    def __init__(self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None) -> None:
-        super().__init__(hash_algorithm=hash_algorithm, graph=graph)
+    def __init__(
+        self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None, read_only: bool = False
+    ) -> None:
+        super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
         self._latest: dict[str, pl.DataFrame] = {}
         self._history: dict[str, list[pl.DataFrame]] = {}
         self._meta: dict[str, str] = {}
@@ -66,41 +68,61 @@ class InMemoryStore(MetadataStore):
             pl.lit(plan.snapshot_version, pl.String).alias(SNAPSHOT_VERSION),
             pl.lit(self._seq, pl.Int64).alias(SEQ),
             pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias(WRITTEN_AT),
-            pl.lit(value=False).alias(DELETED),
+            # an expansion's "no children" row (every child id null) is kept as a deleted row
+            pl.all_horizontal(pl.lit(value=bool(plan.child_ids)), *(pl.col(c).is_null() for c in plan.child_ids)).alias(
+                DELETED
+            ),
         )
 
     def _replace(self, plan: FeaturePlan, rows: pl.DataFrame) -> None:
-        """New rows become the latest; the rows they supersede move to the history."""
-        keys = list(plan.id_columns)
+        """New rows become the latest; the rows they supersede (same resolve ids) move to the history."""
         latest = self._latest.get(plan.table)
         history = self._history.setdefault(plan.table, [])
         if latest is None:
             self._latest[plan.table] = rows
             return
-        history.append(latest.join(rows.select(keys), on=keys, how="semi", nulls_equal=True))
-        kept = latest.join(rows.select(keys), on=keys, how="anti", nulls_equal=True)
+        on = list(plan.resolve_ids)
+        history.append(latest.join(rows.select(on), on=on, how="semi", nulls_equal=True))
+        kept = latest.join(rows.select(on), on=on, how="anti", nulls_equal=True)
         self._latest[plan.table] = pl.concat([kept, rows], how="diagonal_relaxed")
 
     def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
-        self._replace(plan, self._stamp(plan, frame))
+        rows = self._stamp(plan, frame)
+        latest = self._latest.get(plan.table)
+        if plan.child_ids and latest is not None:  # rows replace all of their parents' rows
+            parents = list(plan.resolve_ids)
+            ids = list(plan.id_columns)
+            ours = latest.filter(~pl.col(DELETED)).join(rows.select(parents), on=parents, how="semi", nulls_equal=True)
+            vanished = ours.join(rows.select(ids), on=ids, how="anti", nulls_equal=True)
+            stamp = rows[SEQ][0], rows[WRITTEN_AT][0]
+            tombs = vanished.with_columns(
+                pl.lit(value=True).alias(DELETED),
+                pl.lit(stamp[0], pl.Int64).alias(SEQ),
+                pl.lit(stamp[1]).alias(WRITTEN_AT),
+            )
+            rows = pl.concat([rows, tombs], how="diagonal_relaxed")
+        self._replace(plan, rows)
 
     def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
-        keys = list(plan.id_columns)
+        keys = list(ids.column_names)  # the id columns, or an expansion's parent ids
         wanted = pl.from_arrow(ids)
         assert isinstance(wanted, pl.DataFrame)
         latest = self._latest[plan.table]
-        hit = latest.filter(~pl.col(DELETED)).join(wanted, on=keys, how="semi", nulls_equal=True)
+        matched = latest.join(wanted, on=keys, how="semi", nulls_equal=True)
+        hit = matched.filter(~pl.col(DELETED))
         if soft:
-            if len(hit):
+            if len(matched):  # live rows become tombstones; an expansion's "no children" row just goes
                 self._seq += 1
                 tomb = hit.with_columns(
                     pl.lit(value=True).alias(DELETED),
                     pl.lit(self._seq, pl.Int64).alias(SEQ),
                     pl.lit(dt.datetime.now(dt.UTC).replace(tzinfo=None)).alias(WRITTEN_AT),
                 )
-                self._replace(plan, tomb)
+                self._history[plan.table].append(matched)
+                kept = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
+                self._latest[plan.table] = pl.concat([kept, tomb], how="diagonal_relaxed")
             return len(hit)
         self._latest[plan.table] = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
         self._history[plan.table] = [
@@ -138,7 +160,8 @@ class InMemoryStore(MetadataStore):
             candidates = engine.candidates_frame(plan, self._latest, since)
         expected = engine.expected_frame(self.hash_algorithm, plan, self._latest, candidates)
         current = engine.current_frame(plan, self._latest.get(plan.table), candidates)
-        return self._wrap(plan, engine.increment(self.hash_algorithm, plan, expected, current), lazy=lazy)
+        schema = self._id_schema(plan, plan.resolve_ids) if expected is None and current is None else None
+        return self._wrap(plan, engine.increment(self.hash_algorithm, plan, expected, current, schema), lazy=lazy)
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         frame = pl.from_arrow(samples)

@@ -1,0 +1,120 @@
+"""`strata build` as processes: its workers die with it, and one build at a time per store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.build.test_build import Case
+from tests.helpers import STRATA
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if fields[0] not in ("Z", "X"):
+            out[int(entry.name)] = int(fields[1])
+    return out
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes under ``pid``."""
+    parents = _parents()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (zombies count as gone)."""
+    return pids & set(_parents())
+
+
+def wait_for(condition: object, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> Case:
+    return Case(tmp_path)
+
+
+@pytest.fixture
+def slow_build(case: Case) -> Iterator[subprocess.Popen[bytes]]:
+    """`strata build --workers 2` on a compute that takes minutes, once both workers compute."""
+    case.source(40)
+    with subprocess.Popen(
+        [*STRATA, "build", "--workers", "2"],
+        cwd=case.root,
+        env={**os.environ, **case.env, "BUILD_SLEEP": "120"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        started: set[int] = set()
+        try:
+            wait_for(lambda: case.log.exists() and len(case.log.read_text().splitlines()) >= 2, "two computing workers")
+            started = descendants(proc.pid)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            for pid in alive(started):  # left behind by a failing test: do not let them compute on
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
+def test_workers_die_when_only_the_build_process_is_killed(slow_build: subprocess.Popen[bytes]) -> None:
+    workers = descendants(slow_build.pid)
+    assert len(workers) >= 2
+    slow_build.send_signal(signal.SIGKILL)
+    slow_build.wait(timeout=30)
+    wait_for(lambda: not alive(workers), "the workers to die with their parent", timeout=20)
+
+
+def test_a_second_build_is_refused_while_one_runs_and_a_dead_one_blocks_nothing(
+    case: Case, slow_build: subprocess.Popen[bytes]
+) -> None:
+    second = case.strata("build", "--workers", "1")
+    assert second.code == 1
+    assert second.out == ""
+    assert second.err.count("\n") == 1, second.err
+    assert f"a build is running on store `local` (pid {slow_build.pid})" in second.err
+    assert "wait for it" in second.err
+    assert "Traceback" not in second.err
+    for command in (["build", "--dry-run"], ["status"]):  # readers meet the store's lock: they say who holds it
+        reader = case.strata(*command)
+        assert reader.code == 1, reader.out
+        assert reader.err.count("\n") == 1, reader.err
+        assert f"a build is running on store `local` (pid {slow_build.pid})" in reader.err
+    computed = case.computed()
+    assert len(computed["transcript"]) <= 2 * 4  # only the first build's two workers computed
+    slow_build.send_signal(signal.SIGKILL)
+    slow_build.wait(timeout=30)
+
+    third = case.build("--workers", "1")
+    assert third["code"] == 0, third["err"]
+    assert case.rows("SELECT count(*) FROM transcript") == [(40,)]
+    assert case.rows("SELECT count(*) FROM embedding") == [(40,)]
