@@ -52,11 +52,11 @@ class _Checked:
     """
 
     def construct_document(self, node: Any) -> Any:
-        check_nodes(node, self.node_limit)  # type: ignore[attr-defined]
+        _check_nodes(node, self.node_limit)  # type: ignore[attr-defined]
         return super().construct_document(node)  # type: ignore[misc]
 
 
-def check_nodes(root: Any, limit: int) -> None:
+def _check_nodes(root: Any, limit: int) -> None:
     """Raise ``_Refused`` for a tag that is not plain data, or when aliases expand past ``limit`` nodes."""
     from ruamel.yaml.nodes import MappingNode, SequenceNode
 
