@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ Cli = Callable[..., Result]
 """The ``strata`` fixture: call it with CLI arguments."""
 
 
-def run_strata(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
-    """Run the real ``strata`` in a subprocess (for plugins that share the terminal)."""
+def run_strata(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float | None = None
+) -> Result:
+    """Run the real ``strata`` in a subprocess (for plugins that share the terminal); killed after ``timeout`` s."""
     done = subprocess.run(
         [*STRATA, *args],
         cwd=cwd,
@@ -41,6 +44,7 @@ def run_strata(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: 
         text=True,
         env={**os.environ, **(env or {})},
         check=False,
+        timeout=timeout,
     )
     return Result(done.returncode, done.stdout, done.stderr)
 
@@ -63,6 +67,48 @@ def snapshot(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not {"plugins", "cache"} & set(p.relative_to(root).parts)
     }
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "64k") -> Iterator[Path]:
+    """A small real file system mounted at ``path`` (root only); the test is skipped, with why, elsewhere."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"a tmpfs cannot be mounted here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)  # noqa: S607
+
+
+def remount_read_only(path: Path) -> None:
+    """Make the tmpfs at ``path`` read-only, as a file system mounted ``ro`` is."""
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)  # noqa: S607
+
+
+def fill(directory: Path) -> None:
+    """Take every free byte of the file system holding ``directory``."""
+    import errno
+
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    failure: OSError | None = None
+    try:
+        while failure is None:
+            try:
+                os.write(fd, b"\0" * 4096)
+            except OSError as exc:
+                failure = exc
+    finally:
+        os.close(fd)
+    assert failure.errno == errno.ENOSPC
 
 
 def computed(log: Path) -> dict[str, list[Any]]:

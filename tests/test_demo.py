@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from strata.demo import articles
-from tests.helpers import run_strata
+from tests.helpers import Cli, run_strata, snapshot
 
 pytestmark = pytest.mark.network
 
@@ -56,3 +56,29 @@ def test_demo_runs_again_in_the_same_directory(tmp_path: Path) -> None:
     again = run_strata("demo", "--dir", str(target), "--rows", "30", cwd=tmp_path)
     assert again.code == 0, again.err
     assert "embedding  vector" in again.out
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"strata.yml": "version: 1\nproject_id: mine\n", "data/articles.jsonl": '{"id": 1}\n', "tap.py": "print(1)\n"},
+        {"notes.txt": "my notes\n"},
+        {"strata.yml": "version: 1\nproject_id: strata-demo\n"},
+    ],
+)
+def test_demo_refuses_a_directory_that_is_not_empty_and_touches_nothing(
+    strata: Cli, tmp_path: Path, files: dict[str, str]
+) -> None:
+    target = tmp_path / "mine"
+    for name, text in files.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_text(text)
+    before = snapshot(target)
+    result = strata("demo", "--dir", str(target), "--rows", "5")
+    assert result.code == 2
+    assert result.err == (
+        f"strata: error: {target} is not empty and holds no earlier demo; "
+        "give --dir a new or empty directory (or leave it out for a temporary one)\n"
+    )
+    assert snapshot(target) == before
+    assert sorted(p.name for p in target.iterdir()) == sorted({name.split("/")[0] for name in files})

@@ -176,6 +176,34 @@ def _target_counts(log: Path | None) -> dict[str, int]:
     return {}
 
 
+_DEMO_ENTRIES = frozenset({"strata.yml", "demo_features.py", ".gitignore", "data", ".strata", "__pycache__"})
+"""What a demo directory holds after a run."""
+
+
+def check_directory(root: Path) -> bool:
+    """True for a new or empty ``root``, False for an earlier demo; raise for anything else.
+
+    The demo writes ``data/articles.jsonl``, runs its tap and records runs: in a directory
+    holding anything else (a real project, a user's files) it would change what it does not own.
+    """
+    from strata.errors import UsageError
+
+    entries = {p.name for p in root.iterdir()} if root.is_dir() else set()
+    if not entries:
+        return True
+    project = root / "strata.yml"
+    if entries <= _DEMO_ENTRIES and project.is_file() and project.read_bytes() == _project_text().encode():
+        return False
+    raise UsageError(
+        f"{root} is not empty and holds no earlier demo",
+        "give --dir a new or empty directory (or leave it out for a temporary one)",
+    )
+
+
+def _project_text() -> str:
+    return PROJECT.format(pip_url=TAP_PIP_URL)
+
+
 def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | None) -> dict[str, Any]:
     """Run the demo in ``directory`` (a new temporary one by default); return a summary."""
     from strata.ingest import venv
@@ -185,10 +213,10 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
     say = echo or (lambda _: None)
     started = time.perf_counter()
     root = (directory or Path(tempfile.mkdtemp(prefix="strata-demo-"))).resolve()
+    fresh = check_directory(root)
     root.mkdir(parents=True, exist_ok=True)
-    fresh = not (root / "strata.yml").exists()
     if fresh:
-        (root / "strata.yml").write_text(PROJECT.format(pip_url=TAP_PIP_URL), encoding="utf-8")
+        (root / "strata.yml").write_text(_project_text(), encoding="utf-8")
         (root / "demo_features.py").write_text(FEATURES, encoding="utf-8")
         (root / ".gitignore").write_text(".strata/\ndata/\n", encoding="utf-8")
     _write_source(root, articles(rows))

@@ -85,6 +85,12 @@ class Project:
             """,
         )
 
+    def define(self, feature_class: str) -> None:
+        """Add a feature module ``feats`` holding ``feature_class`` (polars and strata imported)."""
+        (self.root / "feats.py").write_text("import polars as pl\nimport strata as st\n" + feature_class)
+        text = (self.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
+        (self.root / "strata.yml").write_text(text)
+
     def feed(self, *messages: dict[str, Any]) -> None:
         self.messages.write_text("".join(json.dumps(m) + "\n" for m in messages))
 
@@ -198,16 +204,12 @@ def test_a_feature_defined_in_code_must_fit_its_stream(project: Project) -> None
 
 
 def test_ingest_and_build_in_one_run(project: Project) -> None:
-    (project.root / "feats.py").write_text(
-        "import polars as pl\n"
-        "import strata as st\n"
+    project.define(
         "class Shout(st.Feature, spec=st.FeatureSpec('shout', id_columns=['id'], deps=['users'],\n"
         "        fields=[st.FieldSpec('loud', deps=[st.FieldDep('users', ['name'])])])):\n"
         "    def compute(self, inputs):\n"
         "        return inputs['users'].select('id', pl.col('name').str.to_uppercase().alias('loud'))\n"
     )
-    text = (project.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
-    (project.root / "strata.yml").write_text(text)
     project.feed(SCHEMA, *(record(i) for i in range(1, 4)), state(3))
     done = project.run("features:build")
     assert done.code == 0, done.err
@@ -222,6 +224,49 @@ def test_ingest_and_build_in_one_run(project: Project) -> None:
     assert project.strata("run", "tap-fake", "target-strata").code == 0
     plan = project.strata("--json", "build", "--dry-run").json()
     assert [(f["feature"], f["added"], f["changed"], f["removed"]) for f in plan["features"]] == [("shout", 0, 0, 0)]
+
+
+def test_salesforce_custom_fields_with_double_underscores_load_and_feed_a_downstream_feature(project: Project) -> None:
+    project.define(
+        "class Big(st.Feature, spec=st.FeatureSpec('big_deals', id_columns=['Id'], deps=['Opportunity'],\n"
+        "        fields=[st.FieldSpec('amount_k', deps=[st.FieldDep('Opportunity', ['Amount_c'])])])):\n"
+        "    def compute(self, inputs):\n"
+        "        return inputs['Opportunity'].select('Id', (pl.col('Amount__c') / 1000).alias('amount_k'))\n"
+    )
+    schema = {
+        "type": "SCHEMA",
+        "stream": "Opportunity",
+        "schema": {
+            "properties": {
+                "Id": {"type": "string"},
+                "Name": {"type": "string"},
+                "Amount__c": {"type": ["null", "number"]},
+                "Region__c": {"type": ["null", "string"]},
+            }
+        },
+        "key_properties": ["Id"],
+    }
+
+    def opportunity(i: int, amount: float) -> dict[str, Any]:
+        body = {"Id": f"006{i}", "Name": f"deal {i}", "Amount__c": amount, "Region__c": "EMEA"}
+        return {"type": "RECORD", "stream": "Opportunity", "record": body}
+
+    project.feed(schema, opportunity(1, 1500.0), opportunity(2, 20000.0))
+    done = project.run("features:build")
+    assert done.code == 0, done.err
+    listed = {f["key"]: f for f in project.strata("--json", "features", "list").json()}
+    assert listed["Opportunity"]["fields"] == ["Name", "Amount_c", "Region_c"]
+    assert project.rows(
+        'SELECT "Id", "Amount__c", "strata_dv__Amount_c" IS NOT NULL FROM "Opportunity" ORDER BY 1'
+    ) == [
+        ("0061", 1500.0, True),
+        ("0062", 20000.0, True),
+    ]
+    assert project.rows('SELECT "Id", amount_k FROM big_deals ORDER BY 1') == [("0061", 1.5), ("0062", 20.0)]
+    project.feed(schema, opportunity(1, 3000.0), opportunity(2, 20000.0))
+    assert project.strata("run", "tap-fake", "target-strata").code == 0
+    plan = project.strata("--json", "build", "--dry-run").json()
+    assert [(f["feature"], f["added"], f["changed"]) for f in plan["features"]] == [("big_deals", 0, 1)]
 
 
 def test_several_streams_and_a_schema_change_midway(project: Project) -> None:

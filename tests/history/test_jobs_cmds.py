@@ -386,6 +386,36 @@ def test_schedule_export_refuses_a_schedule_it_cannot_run(strata: Cli, root: Pat
     assert bad_name.code == 2
 
 
+@pytest.mark.parametrize("target", ["cron", "dagster"])
+def test_schedule_export_skips_a_broken_schedule_with_a_warning_and_exports_the_rest(
+    strata: Cli, root: Path, target: str
+) -> None:
+    write_project(
+        root,
+        PROJECT
+        + "    jobs: [{name: j, tasks: [tap-x target-y]}]\n"
+        + "    schedules:\n"
+        + "      - {name: gone-job, interval: '@daily', job: gone}\n"
+        + "      - {name: nightly, interval: '0 2 * * *', job: j}\n"
+        + "      - {name: bad-clock, interval: 'at noon', job: j}\n",
+    )
+    result = strata("schedule", "export", "--to", target)
+    assert result.code == 0, result.err
+    gone, clock = result.err.splitlines()
+    assert (
+        gone
+        == "strata: warning: schedule `gone-job` is not exported: no job named `gone` in strata.yml; defined jobs: j"
+    )
+    assert clock.startswith(
+        "strata: warning: schedule `bad-clock` is not exported: `at noon` is not a valid cron expression; write 5 fields"
+    )
+    assert "nightly" in result.out
+    assert "gone-job" not in result.out.replace("# gone-job: not exported", "")
+    if target == "cron":
+        assert [expression for expression, _ in _cron_lines(result.out)] == ["0 2 * * *"]
+        assert "# gone-job: not exported: no job named `gone` in strata.yml\n" in result.out
+
+
 def test_listing_jobs_and_schedules_loads_no_database_library(root: Path) -> None:
     (root / "strata.yml").write_text(
         _file(root) + "jobs: [{name: j, tasks: [tap-x target-y]}]\nschedules: [{name: s, interval: '@daily', job: j}]\n"

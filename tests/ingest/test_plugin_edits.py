@@ -72,3 +72,26 @@ def test_a_failed_install_of_the_only_plugin_does_not_mention_others_or_blame_pi
     assert failure.startswith("a: failed: could not create the environment of `a`")
     assert "check the plugin's `python:`" in failure
     assert not (tmp_path / ".strata" / "plugins" / "loaders" / "a").exists()
+
+
+def test_install_of_a_plugin_without_pip_url_says_there_is_nothing_to_install(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(
+        tmp_path,
+        "plugins:\n  extractors:\n    - {name: tap-local, executable: /bin/true}\n    - {name: tap-bare}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    named = strata("install", "tap-local", "tap-bare", "target-strata")
+    assert named.code == 0, named.err
+    assert named.out.splitlines() == [
+        "tap-local: nothing to install: it has no pip_url and runs /bin/true as it is",
+        "tap-bare: nothing to install: it has no pip_url; add one to it in strata.yml, or put `tap-bare` on PATH",
+        "target-strata: nothing to install: it is built into strata",
+    ]
+    as_json = strata("--json", "install", "tap-local")
+    assert as_json.json() == [{"name": "tap-local", "status": "nothing to install", "error": None, "seconds": 0}]
+    everything = strata("install")
+    assert everything.code == 0
+    assert everything.out == "nothing to install: no plugin has a pip_url\n"
+    assert not (tmp_path / ".strata" / "plugins").exists()

@@ -9,7 +9,7 @@ import pytest
 
 from strata.project.project import Project
 from strata.project.settings import resolve
-from tests.helpers import Cli, snapshot, write_project
+from tests.helpers import Cli, fill, snapshot, tmpfs, write_project
 from tests.project.test_config import LAYERED
 
 
@@ -96,3 +96,45 @@ def test_a_write_shadowed_by_a_higher_layer_warns_and_names_it(
     quiet = strata("config", "tap-db", "set", "port", "7")
     assert quiet.code == 0
     assert quiet.err == ""
+
+
+def test_a_full_disk_leaves_no_temporary_file_and_says_so(strata: Cli, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk") as disk:
+        root = disk / "proj"
+        assert strata("init", str(root)).code == 0
+        assert strata("-C", str(root), "add", "loader", "target-x", "--executable", "x").code == 0
+        (root / ".env").write_text("OTHER=1\n")
+        fill(disk)
+        before = snapshot(root)
+        for key, value in (("api_token", "tok-full"), ("host", "h" * 8192)):
+            result = strata("-C", str(root), "config", "target-x", "set", key, value)
+            assert result.code == 1, result.err
+            assert result.err.startswith("strata: error: cannot write ")
+            assert ": No space left on device; free some space on the file system of" in result.err
+            assert result.err.count("\n") == 1
+            assert "tok-full" not in result.err
+            assert snapshot(root) == before
+            assert sorted(p.name for p in root.iterdir()) == [".env", ".gitignore", ".strata", "strata.yml"]
+
+
+def test_a_symlinked_dotenv_and_project_file_are_written_through(strata: Cli, tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    assert strata("init", str(root)).code == 0
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "secrets.env").write_text("OTHER=1\n")
+    (root / ".env").symlink_to(shared / "secrets.env")
+    (root / "strata.yml").rename(shared / "strata.yml")
+    (root / "strata.yml").symlink_to(shared / "strata.yml")
+    assert strata("-C", str(root), "add", "loader", "target-x", "--executable", "x").code == 0
+    assert strata("-C", str(root), "config", "target-x", "set", "api_token", "tok-1").code == 0
+    assert strata("-C", str(root), "config", "target-x", "set", "api_token", "it's \\ 2").code == 0
+    assert (root / ".env").is_symlink()
+    assert (root / "strata.yml").is_symlink()
+    assert (shared / "secrets.env").read_text() == "OTHER=1\nTARGET_X_API_TOKEN='it\\'s \\\\ 2'\n"
+    assert stat.S_IMODE((shared / "secrets.env").stat().st_mode) == 0o600
+    assert "target-x" in (shared / "strata.yml").read_text()
+    assert resolve(Project(root), "target-x").values["api_token"].value == "it's \\ 2"
+    assert strata("-C", str(root), "config", "target-x", "unset", "api_token").code == 0
+    assert (root / ".env").is_symlink()
+    assert (shared / "secrets.env").read_text() == "OTHER=1\n"

@@ -96,6 +96,129 @@ def test_secret_names(name: str, secret: bool) -> None:
     assert looks_secret(name) is secret
 
 
+REAL_SETTING_NAMES = [
+    # (plugin the name comes from, setting name, secret)
+    ("tap-postgres", "password", True),
+    ("tap-postgres", "ssh_tunnel.private_key", True),
+    ("tap-postgres", "ssh_tunnel.private_key_password", True),
+    ("tap-postgres", "ssl_client_private_key", True),
+    ("tap-postgres", "ssl_client_certificate", False),
+    ("tap-postgres", "filter_schemas", False),
+    ("tap-postgres", "flattening_max_depth", False),
+    ("tap-github", "auth_token", True),
+    ("tap-github", "additional_auth_tokens", True),
+    ("tap-github", "start_date", False),
+    ("tap-github", "rate_limit_buffer", False),
+    ("tap-salesforce", "client_id", False),
+    ("tap-salesforce", "client_secret", True),
+    ("tap-salesforce", "refresh_token", True),
+    ("tap-salesforce", "security_token", True),
+    ("tap-salesforce", "is_sandbox", False),
+    ("tap-stripe", "api_key", True),
+    ("tap-stripe", "account_id", False),
+    ("tap-hubspot", "access_token", True),
+    ("tap-shopify", "access_token", True),
+    ("tap-zendesk", "api_token", True),
+    ("tap-gitlab", "private_token", True),
+    ("tap-google-ads", "developer_token", True),
+    ("tap-google-ads", "login_customer_id", False),
+    ("tap-google-sheets", "oauth_credentials.client_secret", True),
+    ("tap-google-sheets", "oauth_credentials.refresh_token", True),
+    ("tap-google-analytics", "key_file_location", False),
+    ("tap-twilio", "account_sid", False),
+    ("tap-twilio", "auth_token", True),
+    ("tap-datadog", "app_key", True),
+    ("tap-mongodb", "mongodb_connection_string", True),
+    ("tap-kafka", "ssl_keystore_password", True),
+    ("tap-kafka", "keystore_path", False),
+    ("tap-rest-api-msdk", "next_page_token_path", False),
+    ("tap-rest-api-msdk", "pagination_request_style", False),
+    ("tap-rest-api-msdk", "bearer_token", True),
+    ("tap-rest-api-msdk", "replication_key", False),
+    ("tap-rest-api-msdk", "primary_keys", False),
+    ("tap-rest-api-msdk", "api_url", False),
+    ("tap-mailchimp", "apikey", True),
+    ("tap-s3-csv", "aws_access_key_id", True),
+    ("tap-s3-csv", "aws_secret_access_key", True),
+    ("tap-s3-csv", "aws_session_token", True),
+    ("target-snowflake", "private_key_passphrase", True),
+    ("target-snowflake", "private_key_path", False),
+    ("target-snowflake", "s3_key_prefix", False),
+    ("target-snowflake", "primary_key_required", False),
+    ("target-snowflake", "add_metadata_columns", False),
+    ("target-postgres", "sqlalchemy_url", False),
+    ("target-postgres", "batch_size_rows", False),
+    ("target-bigquery", "credentials_json", True),
+    ("target-bigquery", "credentials_path", False),
+    ("target-s3", "aws_secret_access_key", True),
+    ("target-redshift", "aws_redshift_copy_role_arn", False),
+    ("meltano-map-transformer", "stream_maps", False),
+    ("target-jsonl", "destination_path", False),
+    ("tap-cassandra", "keyspace", False),
+    ("tap-dynamodb", "key_properties", False),
+    ("singer-sdk", "key_hash", False),
+    ("tap-auth0", "clientSecret", True),
+    ("tap-mysql", "db_password", True),
+    ("tap-oracle", "token_uri", False),
+]
+
+
+@pytest.mark.parametrize(("plugin", "name", "secret"), REAL_SETTING_NAMES)
+def test_real_setting_names_are_secret_by_whole_words(plugin: str, name: str, secret: bool) -> None:
+    assert looks_secret(name) is secret, f"{plugin}: {name}"
+
+
+def test_the_table_of_real_names_is_large() -> None:
+    assert len({name for _, name, _ in REAL_SETTING_NAMES}) >= 40
+
+
+DECLARED = """
+    plugins:
+      loaders:
+        - name: target-x
+          executable: /bin/true
+          settings:
+            - {name: primary_key_required, kind: boolean}
+            - {name: token_budget, kind: integer}
+            - {name: connection_uri, kind: password}
+            - {name: signing_key_id, sensitive: true}
+            - {name: token, sensitive: false}
+            - {name: refresh_token, kind: string}
+"""
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "secret"),
+    [
+        ("primary_key_required", "true", False),
+        ("token_budget", "5", False),
+        ("replication_key", "updated_at", False),
+        ("s3_key_prefix", "exports/", False),
+        ("next_page_token_path", "$.next", False),
+        ("key_hash", "abc", False),
+        ("token", "tok-value", False),
+        ("connection_uri", "pg-uri-secret", True),
+        ("signing_key_id", "kid-secret", True),
+        ("refresh_token", "rt-secret", True),
+        ("api_key", "ak-secret", True),
+    ],
+)
+def test_config_set_decides_by_declared_kind_then_by_whole_words(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str, secret: bool
+) -> None:
+    write_project(tmp_path, DECLARED)
+    monkeypatch.chdir(tmp_path)
+    result = strata("config", "target-x", "set", key, value)
+    assert result.code == 0, result.err
+    in_file = value in (tmp_path / "strata.yml").read_text()
+    dotenv = tmp_path / ".env"
+    in_dotenv = dotenv.exists() and value in dotenv.read_text()
+    assert (in_file, in_dotenv) == (not secret, secret)
+    listed = strata("config", "target-x", "get", key)
+    assert (value in listed.out) is not secret
+    assert ("(redacted)" in listed.out) is secret
+
+
 NESTED = """
     plugins:
       loaders:

@@ -20,6 +20,7 @@ from strata.features.spec import FeatureSpec, FieldSpec
 from strata.project.files import write_atomic
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from strata.features.graph import FeatureGraph
@@ -75,8 +76,28 @@ def feature_key(stream: str, prefix: str = "") -> str:
 
 
 def is_field_name(name: str) -> bool:
-    """Whether a property name can be a field key (``_sdc_*`` and ``strata_*`` cannot)."""
-    return bool(_FIELD.fullmatch(name)) and not name.startswith("strata_")
+    """Whether a property name can be a field key as it is (``_sdc_*``, ``strata_*``, ``a__b`` cannot)."""
+    return bool(_FIELD.fullmatch(name)) and not name.startswith("strata_") and "__" not in name
+
+
+def stream_fields(properties: Iterable[str]) -> dict[str, str]:
+    """Field key -> property, for every property that can be a field.
+
+    A field key never holds ``__`` (it separates feature and field in input column names), so a
+    property that does (Salesforce's ``Amount__c``) is the field with each run of ``_`` made one
+    (``Amount_c``); its values stay in the column ``Amount__c``. When that name is a property of
+    its own, or another property gives it too, the property named so as it is keeps it and the
+    others stay plain columns.
+    """
+    names = list(properties)
+    fields = {name: name for name in names if is_field_name(name)}
+    for name in names:
+        if "__" in name and not name.startswith("strata_"):
+            field = re.sub("_+", "_", name)
+            if is_field_name(field) and field not in fields:
+                fields[field] = name
+    order = {name: i for i, name in enumerate(names)}
+    return dict(sorted(fields.items(), key=lambda item: order[item[1]]))
 
 
 def spec_for_stream(key: str, stream: str, properties: dict[str, Any], key_properties: list[str]) -> FeatureSpec:
@@ -86,7 +107,7 @@ def spec_for_stream(key: str, stream: str, properties: dict[str, Any], key_prope
             f"stream `{stream}` has no key properties, so its records cannot become samples",
             "set `table-key-properties` in the extractor's metadata, or define the feature in code",
         )
-    fields = [FieldSpec(name) for name in properties if name not in key_properties and is_field_name(name)]
+    fields = [FieldSpec(name) for name, prop in stream_fields(properties).items() if prop not in key_properties]
     if not fields:
         raise DefinitionError(
             f"stream `{stream}` has no property besides its keys that can be a field",
@@ -115,7 +136,7 @@ def check_spec(spec: FeatureSpec, stream: str, properties: dict[str, Any], key_p
             "make them the same",
         )
     missing = [c for c in spec.id_columns if c not in properties]
-    missing += [f.key.name for f in spec.fields if f.key.name not in properties]
+    missing += [f.key.name for f in spec.fields if f.key.name not in stream_fields(properties)]
     if missing:
         raise DefinitionError(
             f"stream `{stream}` has no propert{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)} "

@@ -85,7 +85,8 @@ class Stream:
     properties: dict[str, str]
     """Property -> DuckDB column type, in schema order."""
     key_properties: list[str]
-    fields: list[str]
+    fields: dict[str, str]
+    """Field key -> the property it versions (``Amount_c`` -> ``Amount__c``; mostly the same name)."""
     flushed: int = 0
     """Message number up to which records are loaded."""
     counts: dict[str, int] = field(
@@ -266,25 +267,25 @@ class Loader:
         ids = ", ".join(f"{ident(c)} {columns[c]}" for c in stream.key_properties)
         self.con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {seen_table(key)} ({ids}, version BIGINT)")
 
-    def _feature_for(self, stream: str, key: str, columns: dict[str, str], keys: list[str]) -> list[str]:
-        """The fields of the stream's feature; defines (and records) it when no code does."""
-        from strata.bridge.streams import IMPORT_MODULE, check_spec, record_spec, spec_for_stream
+    def _feature_for(self, stream: str, key: str, columns: dict[str, str], keys: list[str]) -> dict[str, str]:
+        """The fields of the stream's feature and their properties; defines (and records) it when no code does."""
+        from strata.bridge.streams import IMPORT_MODULE, check_spec, record_spec, spec_for_stream, stream_fields
 
+        properties = stream_fields(columns)
         if key in self.graph:
             cls = self.graph.feature(key)
             if cls.__module__ != IMPORT_MODULE:  # defined in code: it must fit
                 check_spec(cls.spec, stream, columns, keys)
-                return [f.key.name for f in cls.spec.fields]
+                return {f.key.name: properties[f.key.name] for f in cls.spec.fields}
         spec = spec_for_stream(key, stream, columns, keys)
-        if key in self.graph:
-            if self.graph.spec(key).to_json() == spec.to_json():
-                return [f.key.name for f in spec.fields]
+        if key in self.graph and self.graph.spec(key).to_json() != spec.to_json():
             self.graph.remove(key)
-        self.graph.add_spec(spec, import_path=f"{IMPORT_MODULE}:{spec.key.table_name}")
-        self._refresh_graph()
-        if self.project is not None:
-            record_spec(self.project, spec)
-        return [f.key.name for f in spec.fields]
+        if key not in self.graph:
+            self.graph.add_spec(spec, import_path=f"{IMPORT_MODULE}:{spec.key.table_name}")
+            self._refresh_graph()
+            if self.project is not None:
+                record_spec(self.project, spec)
+        return {f.key.name: properties[f.key.name] for f in spec.fields}
 
     def _activate(self, n: int, name: str, version: int | None) -> None:
         stream = self.streams.get(name)
@@ -395,8 +396,8 @@ class Loader:
         for prop, kind in stream.properties.items():
             value = f"t.{ident(prop)}"
             columns.append(f"{'CAST(' + value + ' AS VARCHAR)' if kind == 'JSON' else value} AS {ident(prop)}")
-        for name in stream.fields:
-            text = f"CAST(t.{ident(name)} AS VARCHAR)"
+        for name, prop in stream.fields.items():
+            text = f"CAST(t.{ident(prop)} AS VARCHAR)"
             columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
         source = records
         keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)

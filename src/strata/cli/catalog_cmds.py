@@ -12,6 +12,7 @@ from strata.cli.context import Context, pass_context
 @pass_context
 def discover(ctx: Context, extractor: str) -> None:
     """Run EXTRACTOR's discovery and cache its catalog (always refreshes)."""
+    from strata.cli.tables import counted
     from strata.ingest.catalog import cache_path, streams
     from strata.ingest.catalog import discover as run_discover
 
@@ -22,7 +23,7 @@ def discover(ctx: Context, extractor: str) -> None:
     ctx.emit(
         {"extractor": extractor, "streams": len(found), "cache": str(cache_path(project, ref))},
         lambda: click.echo(
-            f"{extractor}: {len(found)} streams discovered, catalog cached in {cache_path(project, ref)}"
+            f"{extractor}: {counted(len(found), 'stream')} discovered, catalog cached in {cache_path(project, ref)}"
         ),
     )
 

@@ -83,6 +83,11 @@ def run_cli(group: click.Group, args: list[str]) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return 1
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"strata: error: {_os_error(exc)}", err=True)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence prints one line, not a traceback
         if debug:
             traceback.print_exc()
@@ -92,3 +97,16 @@ def run_cli(group: click.Group, args: list[str]) -> int:
         )
         return 1
     return result if isinstance(result, int) else 0
+
+
+def _os_error(exc: OSError) -> str:
+    """``reason; what to do`` for a system call that failed where no command expected it."""
+    import errno
+    from pathlib import Path
+
+    from strata.project.files import what_to_do
+
+    reason = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
+    if exc.filename and exc.errno in {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}:
+        return f"{reason}; {what_to_do(Path(exc.filename), exc)}"
+    return f"{reason}; run again with --debug for the traceback"

@@ -19,7 +19,7 @@ from strata.cli.context import Context, pass_context
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where to create the demo project (default: a new temporary directory).",
+    help="A new or empty directory for the demo project, or an earlier demo (default: a new temporary one).",
 )
 @click.option(
     "--rows", type=click.IntRange(min=1), default=1000, show_default=True, help="Articles in the demo source."

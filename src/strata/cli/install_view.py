@@ -12,6 +12,8 @@ import click
 
 if TYPE_CHECKING:
     from strata.cli.context import Context
+    from strata.ingest.venv import PluginEnv
+    from strata.project.project import Project
 
 
 def run_installs(
@@ -29,10 +31,20 @@ def run_installs(
     project = ctx.project()
     refs = [project.plugin(n) for n in names] if names else list(project.plugins())
     envs: dict[str, venv.PluginEnv] = {}
+    results: list[dict[str, Any]] = []
+    show = not quiet and not ctx.json
     for ref in refs:
         env = venv.plugin_env(project, ref)
         if env.pip_url is not None:
             envs.setdefault(env.owner.name, env)
+        elif names:  # asked for by name: say why nothing happens
+            results.append({"name": ref.name, "status": "nothing to install", "error": None, "seconds": 0})
+            if show:
+                click.echo(f"{ref.name}: nothing to install: {_why_nothing(project, env)}")
+    if not envs:
+        if show and not names:
+            click.echo("nothing to install: no plugin has a pip_url")
+        return results
     lock = venv.read_lock(project)
     venv.uv_binary()
 
@@ -50,8 +62,6 @@ def run_installs(
         }
 
     workers = parallelism or os.cpu_count() or 2
-    results: list[dict[str, Any]] = []
-    show = not quiet and not ctx.json
     live = show and sys.stderr.isatty()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(envs) or 1))) as pool:
         futures = {name: pool.submit(one, env) for name, env in envs.items()}
@@ -73,6 +83,19 @@ def run_installs(
                     click.echo(_line(result), err=result["error"] is not None)
                 results.append(result)
     return results
+
+
+def _why_nothing(project: Project, env: PluginEnv) -> str:
+    """Why a plugin without ``pip_url`` has nothing to install, and what runs instead."""
+    from strata.project.project import BUILTIN_LOADER
+
+    declared = next((p for p in project.model.plugins.loaders if p.name == env.ref.name), None)
+    own_build = declared is not None and (declared.executable or declared.inherit_from)
+    if env.ref.name == BUILTIN_LOADER and not own_build:
+        return "it is built into strata"
+    if env.ref.plugin.executable is None and env.owner.plugin.executable is None:
+        return f"it has no pip_url; add one to it in {project.file_name}, or put `{env.executable}` on PATH"
+    return f"it has no pip_url and runs {env.executable} as it is"
 
 
 def _line(result: dict[str, Any]) -> str:

@@ -64,13 +64,15 @@ def run_blocks(ctx: Context, project: Project, blocks: list[str], flags: dict[st
         for r in results
     ]
 
+    from strata.cli.tables import counted
+
     def human() -> None:
         for r in results:
             if r.dry_run:
                 click.echo("would run: " + "; ".join(r.plan))
             else:
                 total = sum(r.records.values())
-                click.echo(f"{r.state_id}: {total} records in {r.seconds:.1f} s, run {r.run_id}")
+                click.echo(f"{r.state_id}: {counted(total, 'record')} in {r.seconds:.1f} s, run {r.run_id}")
 
     ctx.emit(rows, human)
 
@@ -267,6 +269,9 @@ def schedule_run(ctx: Context, name: str, full_refresh: bool, force: bool, dry_r
 def schedule_export(ctx: Context, target: str) -> None:
     """Print the schedules as crontab lines, or as a Dagster code location.
 
+    A schedule that cannot run (a missing job, a bad interval) is left out with a warning;
+    only when none can run is that an error.
+
     Cron: install the lines with `crontab -e`. Dagster: save the output as a .py file, then
     `dagster dev -f FILE`; each schedule is a job that runs `strata schedule run NAME`.
     """
@@ -282,11 +287,20 @@ def schedule_export(ctx: Context, target: str) -> None:
     strata = _strata_executable()
     active = project.environment.name if project.environment is not None else None
     rows: list[tuple[Schedule, str | None, str | None]] = []
+    skipped: list[tuple[Schedule, UsageError]] = []
     for entry in project.model.schedules:
-        check_name("schedule", entry.name)
-        check_interval(entry.interval)
-        schedule_blocks(project, entry)
+        try:
+            check_name("schedule", entry.name)
+            check_interval(entry.interval)
+            schedule_blocks(project, entry)
+        except UsageError as exc:
+            skipped.append((entry, exc))
+            continue
         rows.append((entry, cron_expression(entry.interval), schedule_environment(entry) or active))
+    if skipped and not rows:
+        raise skipped[0][1]  # nothing to export: the first reason is the error
+    for entry, problem in skipped:
+        click.echo(f"strata: warning: schedule `{entry.name}` is not exported: {problem}", err=True)
     if target == "dagster":
         from strata.project.dagster_export import render
 
@@ -298,6 +312,7 @@ def schedule_export(ctx: Context, target: str) -> None:
         f"# strata schedules of {root}",
         f"# made by `strata schedule export --to cron`; output of each run is appended to {logs}/schedule-<name>.log",
     ]
+    lines.extend(f"# {entry.name}: not exported: {problem.reason}" for entry, problem in skipped)
     for entry, expression, environment in rows:
         if expression is None:
             lines.append(f"# {entry.name}: {entry.interval.strip()}, not run on a clock")

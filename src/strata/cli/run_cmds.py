@@ -58,11 +58,15 @@ def el(
 
 def _execute(ctx: Context, blocks: list[str], options: RunOptions) -> None:
     from strata.ingest.pipeline import run_blocks
+    from strata.project.files import ensure_writable
 
+    project = ctx.project()
+    if not options.dry_run:
+        ensure_writable(project.system_dir)
     if not ctx.json and sys.stderr.isatty():
         options.progress = _progress_printer()
     try:
-        results = run_blocks(ctx.project(), blocks, options)
+        results = run_blocks(project, blocks, options)
     finally:
         if options.progress is not None:
             click.echo("", err=True)  # ends the progress line, so the summary or the error starts a line
@@ -100,13 +104,17 @@ def _line(result: RunResult) -> str:
         return f"{result.state_id}: run {result.run_id} in {result.seconds:.1f} s{built}"
     total = sum(result.records.values())
     per = ", ".join(f"{k}={v}" for k, v in sorted(result.records.items())) or "no record counts reported"
+    from strata.cli.tables import counted
+
     return (
-        f"{result.state_id}: {total} records ({per}) in {result.seconds:.1f} s, "
-        f"{result.states} states stored, run {result.run_id}{built}"
+        f"{result.state_id}: {counted(total, 'record')} ({per}) in {result.seconds:.1f} s, "
+        f"{counted(result.states, 'state')} stored, run {result.run_id}{built}"
     )
 
 
 def _progress_printer() -> Any:
+    from strata.cli.tables import counted
+
     last = [0.0]
 
     def show(records: dict[str, int], elapsed: float) -> None:
@@ -116,7 +124,7 @@ def _progress_printer() -> Any:
         total = sum(records.values())
         rate = total / elapsed if elapsed else 0.0
         streams = ", ".join(f"{k}={v}" for k, v in sorted(records.items()))
-        click.echo(f"\r{elapsed:6.1f} s  {total} records ({rate:.0f}/s)  {streams}", err=True, nl=False)
+        click.echo(f"\r{elapsed:6.1f} s  {counted(total, 'record')} ({rate:.0f}/s)  {streams}", err=True, nl=False)
 
     return show
 

@@ -8,6 +8,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 state``, ``2 states``, ``0 records``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Columns padded to their widest cell; numbers right-aligned, ``None`` shown as ``-``."""
     cells = [[("-" if v is None else str(v)) for v in row] for row in rows]

@@ -121,6 +121,8 @@ def migrate(engine: sa.Engine, where: str, migrations: Sequence[Migration] = MIG
     known = migrations[-1].version if migrations else 0
     with engine.connect() as connection:
         version = current_version(connection)
+        if version > known:
+            _check_intact(connection, where)
     _refuse_newer(version, known, where)
     for step in migrations:
         if step.version <= version:
@@ -140,6 +142,17 @@ def migrate(engine: sa.Engine, where: str, migrations: Sequence[Migration] = MIG
             )
             version = step.version
     return version
+
+
+def _check_intact(connection: sa.Connection, where: str) -> None:
+    """A version from the future may be a damaged SQLite page: ask SQLite before blaming the version."""
+    if connection.dialect.name != "sqlite":
+        return
+    problems = [str(row[0]) for row in connection.exec_driver_sql("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        from strata.history.model import damaged_database
+
+        raise damaged_database(where, problems[-1].splitlines()[-1])
 
 
 def _refuse_newer(version: int, known: int, where: str) -> None:

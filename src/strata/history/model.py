@@ -334,10 +334,29 @@ def death(heartbeat: datetime, pid: int | None, host: str | None, stale_after: t
     return None
 
 
+def damaged_database(where: str, reason: str) -> SystemDatabaseError:
+    """A SQLite system database that is not one, or whose pages are damaged: which file to move aside."""
+    path = Path(where.removeprefix("sqlite:///"))
+    return SystemDatabaseError(
+        f"the system database {path} is damaged ({reason})",
+        f"move {path} (and any {path.name}-wal and {path.name}-shm beside it) aside and run again: "
+        "strata starts a new, empty run history",
+    )
+
+
 def database_failure(where: str, exc: BaseException) -> SystemDatabaseError:
-    """A database failure as one line naming the database (never its password)."""
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    """A database failure as one line naming the database (never its password).
+
+    A SQLite file that is not a database, or whose pages are damaged, fails every run the same
+    way: the message says which file to move aside (strata then starts a new run history).
+    """
+    import sqlite3
+
+    original = getattr(exc, "orig", None) or exc
+    detail = str(original).strip().splitlines()
     reason = redact_urls(detail[0]) if detail else type(exc).__name__
+    if getattr(original, "sqlite_errorcode", None) in {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}:
+        return damaged_database(where, reason)
     return SystemDatabaseError(
         f"the system database {where} failed: {reason}", "check that it is reachable and writable"
     )

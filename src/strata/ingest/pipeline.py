@@ -34,6 +34,7 @@ from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
 from strata.project.files import private_dir
+from strata.project.schema import singular
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -159,9 +160,11 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
         except UsageError:
             found = _mapping(project, name)
             if found is None:
+                from strata.project.jobs_edit import block_hint
+
                 raise UsageError(
                     f"block `{name}` is not a plugin, a mapping or a job in {project.file_name}",
-                    "check the name with `strata job list`",
+                    block_hint(project, name),
                 ) from None
             ref, mapping = found
         if ref.plugin_type == "extractors":
@@ -182,7 +185,7 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
             pending, mappings = [], []
         else:
             raise UsageError(
-                f"`{name}` is a {ref.plugin_type[:-1]}, not a pipeline block", "use `strata invoke` for it"
+                f"`{name}` is a {singular(ref.plugin_type)}, not a pipeline block", "use `strata invoke` for it"
             )
     if pending:
         raise UsageError(f"`{pending[-1].name}` has no loader after it", "end the pipeline with a loader")

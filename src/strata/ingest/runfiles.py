@@ -22,7 +22,8 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strata.project.files import ensure_inside
+from strata.errors import RuntimeFailure
+from strata.project.files import ensure_inside, what_to_do
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -73,9 +74,12 @@ def config_file(project: Project, name: str, config: Mapping[str, Any]) -> Itera
     """A 0600 JSON file holding ``config`` in ``.strata/run/`` (0700), deleted on exit."""
     run_dir = ensure_inside(project.system_dir / "run", project.system_dir)
     ensure_inside(run_dir / f"{name}{_SUFFIX}", run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(run_dir, 0o700)
-    fd, raw = tempfile.mkstemp(prefix=f"{name}.{_owner()}.", suffix=_SUFFIX, dir=run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(run_dir, 0o700)
+        fd, raw = tempfile.mkstemp(prefix=f"{name}.{_owner()}.", suffix=_SUFFIX, dir=run_dir)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write in {run_dir}: {exc.strerror}", what_to_do(run_dir, exc)) from None
     path = Path(raw)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.errors import InstallError, PluginExecutableError, UsageError
 from strata.project.expand import expand_str
-from strata.project.files import ensure_inside, write_atomic
+from strata.project.files import ensure_inside, what_to_do, write_atomic
 from strata.project.settings import lineage, redact_urls
 
 if TYPE_CHECKING:
@@ -181,7 +181,11 @@ def drop_from_lock(project: Project, names: list[str]) -> None:
 
 def _write_lock(project: Project, plugins: dict[str, Any]) -> None:
     body = {"version": 1, "plugins": dict(sorted(plugins.items()))}
-    write_atomic(project.lock_path, json.dumps(body, indent=2, sort_keys=False) + "\n")
+    try:
+        write_atomic(project.lock_path, json.dumps(body, indent=2, sort_keys=False) + "\n")
+    except OSError as exc:
+        path = project.lock_path
+        raise InstallError(f"cannot write {path.name}: {exc.strerror}", what_to_do(path, exc)) from None
 
 
 _USERINFO = re.compile(r"(?<=://)[^/\s]+(?=@)")

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-from strata.errors import UsageError
+from strata.errors import ProjectFileError, RuntimeFailure, UsageError
 
 SQLITE_FILES = ("-wal", "-shm", "-journal")
 """Suffixes of the files SQLite keeps beside a database."""
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` in one step; a crash leaves the old file whole."""
+    """Replace ``path`` with ``text`` in one step; a crash or a full disk leaves the old file whole.
+
+    A symlink is written through: its target is replaced and the link stays a link.
+    """
+    if path.is_symlink():
+        path = path.resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -29,6 +35,41 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def what_to_do(path: Path, exc: OSError) -> str:
+    """The instruction for a file (or directory) strata could not write, by the reason the system gave."""
+    where = path if path.is_dir() else path.parent
+    if exc.errno in {errno.ENOSPC, errno.EDQUOT}:
+        return f"free some space on the file system of {where}, then try again"
+    if exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system: remount it read-write, or use a writable copy"
+    return f"make {path} a {'directory' if path.is_dir() else 'file'} you can write"
+
+
+def ensure_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and prove a file can be written in it, or raise what to do.
+
+    For commands that write several files there (a run's catalog, state, log and history):
+    one clear error before anything starts beats a failure halfway.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write in {directory}: {exc.strerror}", what_to_do(directory, exc)) from None
+
+
+def decode(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text; otherwise an error naming file ``name``, the line and the byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ProjectFileError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})", "save the file as UTF-8"
+        ) from None
 
 
 def ensure_inside(path: Path, parent: Path) -> Path:

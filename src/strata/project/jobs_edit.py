@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import JobNotFoundError, PluginNotFoundError, UsageError
+from strata.errors import JobNotFoundError, PluginNotFoundError, ProjectFileError, UsageError
 from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
 
 if TYPE_CHECKING:
@@ -184,13 +184,12 @@ def next_run(entry: Schedule, now: datetime) -> datetime | None:
 
 def parse_tasks(text: str) -> list[str | list[str]]:
     """``--tasks`` as the project file keeps it: YAML, a single string becoming a one-task list."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from strata.project.yamlfile import load_text
 
     try:
-        tasks = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        problem = str(getattr(exc, "problem", None) or "malformed YAML")
+        tasks = load_text(text, "--tasks", typ="safe")
+    except ProjectFileError as exc:
+        problem = exc.reason.split(": ", 1)[1]
         raise UsageError(f"--tasks is not valid YAML: {problem}", f"write {TASKS_SHAPE}") from None
     if isinstance(tasks, str):
         tasks = [tasks]
@@ -214,6 +213,17 @@ def _known_blocks(project: Project) -> set[str]:
     return known
 
 
+def block_hint(project: Project, block: str) -> str:
+    """What to do about a block the project does not know: the closest known name, and ``strata add``."""
+    from strata.project.project import BUILTIN_LOADER
+
+    known = _known_blocks(project) | {job.name for job in project.model.jobs} | {BUILTIN_LOADER, "features:build"}
+    close = difflib.get_close_matches(block, sorted(known), n=1)
+    kind = {"tap": "extractor", "target": "loader"}.get(block.split("-", 1)[0], "extractor|loader|mapper")
+    add = f"add it with `strata add {kind} {block}`"
+    return f"did you mean `{close[0]}`? Or {add}" if close else f"{add}, or see `strata job list` for jobs"
+
+
 def _check_blocks(project: Project, name: str, blocks: list[str]) -> None:
     plugins = _known_blocks(project)
     jobs = {j.name for j in project.model.jobs}
@@ -225,10 +235,9 @@ def _check_blocks(project: Project, name: str, blocks: list[str]) -> None:
         plugin, sep, command = block.partition(":")
         if sep and command and plugin in plugins:
             continue
-        close = difflib.get_close_matches(block, sorted(plugins | jobs), n=1)
         raise UsageError(
             f"--tasks names `{block}`, which is neither a plugin nor a job in {project.file_name}",
-            f"did you mean `{close[0]}`?" if close else "add the plugin first, or fix the name",
+            block_hint(project, block),
         )
 
 

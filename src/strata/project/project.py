@@ -18,7 +18,9 @@ from strata.errors import (
     PluginNotFoundError,
     ProjectFileError,
     ProjectNotFoundError,
+    RuntimeFailure,
 )
+from strata.project.files import decode
 from strata.project.keypath import path_key
 from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile, Setting
 
@@ -78,7 +80,7 @@ BUILTIN_LOADER = "target-strata"
 """The loader that ships with strata: Singer streams into the metadata store (``strata.bridge``)."""
 
 _BUILTIN_SETTINGS = {"store": "string", "key_prefix": "string", "chunk_bytes": "integer", "flush_seconds": "string"}
-"""target-strata's settings and kinds (none is secret, though ``key_prefix`` is named like one)."""
+"""target-strata's settings and kinds (none is secret)."""
 
 
 def builtin_loader(declared: Plugin | None) -> Plugin:
@@ -172,9 +174,12 @@ class Project:
         """Values from ``.env``, taken literally (no ``${VAR}`` inside them is expanded)."""
         if not self.dotenv_path.is_file():
             return {}
+        import io
+
         from dotenv import dotenv_values
 
-        values = dotenv_values(self.dotenv_path, interpolate=False)
+        text = decode(self.dotenv_path.read_bytes(), self.dotenv_path.name)
+        values = dotenv_values(stream=io.StringIO(text), interpolate=False)
         return {k: v for k, v in values.items() if v is not None}
 
     @cached_property
@@ -273,7 +278,7 @@ class Project:
     def save(self) -> None:
         """Write the edited tree back, atomically; validate it first so a bad edit never lands."""
         from strata.project import yamlfile
-        from strata.project.files import write_atomic
+        from strata.project.files import what_to_do, write_atomic
 
         assert self.file is not None
         text = yamlfile.dump(self.tree)
@@ -282,9 +287,7 @@ class Project:
         try:
             write_atomic(self.file, text)
         except OSError as exc:
-            raise ProjectFileError(
-                f"cannot write {self.file_name}: {exc.strerror}", f"check the permissions of {self.root}"
-            ) from exc
+            raise RuntimeFailure(f"cannot write {self.file_name}: {exc.strerror}", what_to_do(self.file, exc)) from exc
         self.model, self.text = model, text
         self._plain, self._lines = yamlfile.plain(reparsed), yamlfile.line_map(reparsed)
 
@@ -373,7 +376,7 @@ _CACHE_VERSION = "2"
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return decode(path.read_bytes(), path.name)
     except OSError as exc:
         raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
 

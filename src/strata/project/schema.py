@@ -31,6 +31,11 @@ ADDABLE_TYPES: dict[str, str] = {
 """Singular names accepted by ``strata add``, mapped to their section."""
 
 
+def singular(plugin_type: str) -> str:
+    """``utilities`` -> ``utility``, ``extractors`` -> ``extractor``."""
+    return next((one for one, many in ADDABLE_TYPES.items() if many == plugin_type), plugin_type.removesuffix("s"))
+
+
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Base of every schema node: unknown keys are errors."""
 

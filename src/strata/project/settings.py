@@ -32,11 +32,22 @@ if TYPE_CHECKING:
     from strata.project.schema import Setting
 
 REDACTED = "(redacted)"
-_SECRET_PARTS = ("password", "passwd", "passphrase", "secret", "token", "credential")
-"""Anywhere in a name: ``dbpassword``, ``clientSecret``, ``refresh_token``."""
-_SECRET_WORDS = frozenset({"pwd"})
-"""Only as a whole word."""
+_SECRET_NOUNS = ("password", "passwd", "passphrase", "secret", "token", "credential")
+"""A name whose last word is one of these, or ends in one (``dbpassword``, ``refreshtoken``), is secret."""
+_KEY_OWNERS = frozenset(
+    {"api", "private", "access", "secret", "ssh", "ssl", "tls", "client", "signing", "encryption", "master"}
+    | {"account", "shared", "subscription", "app", "auth", "license", "developer", "hmac"}
+)
+"""Words that make a following ``key`` a credential (``api_key``, ``privateKey``); ``replication_key`` is not one."""
+_SECRET_WORDS = frozenset({"pwd", *(f"{owner}key" for owner in _KEY_OWNERS)})
+"""Last words that are secret on their own: ``pwd``, ``apikey``, ``privatekey`` …"""
+_SECRET_PHRASES = (("key", "file"), ("access", "key", "id"), ("connection", "string"))
+"""Endings of several words that are secret (a key file, an AWS key id, a connection string with its password)."""
+_ENCODINGS = frozenset({"json", "b64", "base64"})
+"""Trailing words that only say how a secret is written (``credentials_json``)."""
 _SECRET_KINDS = {"password", "secret", "hidden", "oauth"}
+_PLAIN_KINDS = {"boolean", "integer", "decimal", "date_iso8601", "options"}
+"""Kinds whose values cannot be credentials: flags, numbers, dates and choices from a list."""
 _OBJECT_KINDS = {"object", "array"}
 
 
@@ -76,16 +87,27 @@ def env_name(*parts: str) -> str:
 
 
 def looks_secret(name: str) -> bool:
-    """Whether a setting name reads like a credential (``password``, ``api_key``, ``privateKey`` …).
+    """Whether a setting name reads like a credential, by its whole words (camelCase and snake_case split).
 
-    ``password``, ``secret``, ``token`` and the like count anywhere in the name; ``key`` counts as a
-    word or a word's end (``api_key``, ``apikey``), not a word's start (``keyspace``).
+    The last word decides, as the noun of the name: ``db_password``, ``clientSecret``,
+    ``refresh_token``, ``gcp_credentials_json`` are secret; ``next_page_token_path``,
+    ``token_uri`` are not. ``key`` is secret alone or after an owner word (``api_key``,
+    ``aws_secret_access_key``), never after others (``primary_key_required``, ``replication_key``,
+    ``s3_key_prefix``, ``key_hash``). A dotted name is read as one (``ssh.private_key``).
     """
-    lowered = name.lower()
-    if any(part in lowered for part in _SECRET_PARTS):
+    words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()) if w]
+    while len(words) > 1 and words[-1] in _ENCODINGS:
+        words.pop()
+    if not words:
+        return False
+    last = words[-1]
+    if last.endswith("s") and (last[:-1] == "key" or last[:-1].endswith(_SECRET_NOUNS)):
+        last = words[-1] = last[:-1]
+    if last in _SECRET_WORDS or last.endswith(_SECRET_NOUNS):
         return True
-    words = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
-    return any(word in _SECRET_WORDS or word.endswith("key") for word in words)
+    if last == "key" and (len(words) == 1 or words[-2] in _KEY_OWNERS):
+        return True
+    return any(tuple(words[-len(phrase) :]) == phrase for phrase in _SECRET_PHRASES)
 
 
 @dataclass(frozen=True)
@@ -176,11 +198,11 @@ def namespace(project: Project, ref: PluginRef) -> str:
 
 
 def is_secret(name: str, declared: Setting | None) -> bool:
-    """A declaration decides (``sensitive``, ``kind: password``); otherwise the name does."""
+    """A declaration decides (``sensitive``, a secret or plain ``kind``); otherwise the name does."""
     if declared is not None:
-        if declared.sensitive or (declared.kind or "") in _SECRET_KINDS:
+        if declared.sensitive or declared.kind in _SECRET_KINDS:
             return True
-        if declared.sensitive is False:
+        if declared.sensitive is False or declared.kind in _PLAIN_KINDS:
             return False
     return looks_secret(name)
 

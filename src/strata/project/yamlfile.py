@@ -27,22 +27,98 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _yaml() -> YAML:
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
+ALIAS_LIMIT = 10_000
+"""Nodes a document may expand to through aliases, plus ``ALIAS_LIMIT_PER_CHAR`` per character of text."""
+ALIAS_LIMIT_PER_CHAR = 10
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+)
+"""Tags of plain data (and ``<<`` merge keys); any other tag would build an object, or a value strata cannot read."""
+
+
+class _Refused(Exception):
+    """A document composed fine but holds what a project file must not; ``message`` says what."""
+
+    def __init__(self, message: str, mark: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+
+class _Checked:
+    """Constructor mixin: check the composed node graph before anything is built from it.
+
+    Aliases are references, so composing an alias bomb is cheap; it is every walk over the
+    built data (``plain``, ``line_map``, validation) that would expand it without end.
+    """
+
+    def construct_document(self, node: Any) -> Any:
+        _check_nodes(node, self.node_limit)  # type: ignore[attr-defined]
+        return super().construct_document(node)  # type: ignore[misc]
+
+
+def _check_nodes(root: Any, limit: int) -> None:
+    """Raise ``_Refused`` for a tag that is not plain data, or when aliases expand past ``limit`` nodes."""
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = limit + 1  # met again before it is counted: a cycle
+        tag = str(node.tag)
+        if tag not in _PLAIN_TAGS:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise _Refused(f"the YAML tag `{shown}` is not allowed in a project file", node.start_mark)
+        total = 1
+        children = node.value if isinstance(node, (MappingNode, SequenceNode)) else ()
+        for child in children:
+            for part in child if isinstance(child, tuple) else (child,):
+                total += size(part)
+            if total > limit:
+                raise _Refused(f"YAML aliases expand too far (more than {limit:,} nodes)")
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def _yaml(typ: str = "rt", text: str = "") -> YAML:
+    yaml = YAML(typ=typ, pure=True)
+    base = yaml.Constructor
+    limit = ALIAS_LIMIT + ALIAS_LIMIT_PER_CHAR * len(text)
+    yaml.Constructor = type("CheckedConstructor", (_Checked, base), {"node_limit": limit})
+    if typ == "rt":
+        yaml.preserve_quotes = True
+        yaml.indent(mapping=2, sequence=4, offset=2)
+        yaml.width = 4096
     return yaml
+
+
+def load_text(text: str, name: str, typ: str = "rt") -> Any:
+    """Parse ``text`` (named ``name`` in errors) as plain YAML data; raise ``ProjectFileError`` otherwise.
+
+    Only plain tags are read, aliases may not expand past a generous multiple of the text's size,
+    and a document nested too deeply for the parser is refused in one line.
+    """
+    try:
+        return _yaml(typ, text).load(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        raise ProjectFileError(f"{where}: malformed YAML: {exc.problem or exc.context}", "fix the YAML syntax") from exc
+    except _Refused as exc:
+        where = f"{name}:{exc.mark.line + 1}:{exc.mark.column + 1}" if exc.mark else name
+        hint = "remove it: a project file holds plain values" if exc.mark else "remove the nested anchors"
+        raise ProjectFileError(f"{where}: {exc.message}", hint) from None
+    except RecursionError:
+        raise ProjectFileError(f"{name}: YAML nested too deeply", "flatten the structure") from None
 
 
 def load_tree_from_text(text: str, path: Path) -> CommentedMap:
     """Parse project-file ``text`` (named ``path`` in errors) into a round-trip tree."""
-    try:
-        tree = _yaml().load(io.StringIO(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
-        raise ProjectFileError(f"{where}: malformed YAML: {exc.problem or exc.context}", "fix the YAML syntax") from exc
+    tree = load_text(text, path.name)
     if tree is None:
         raise ProjectFileError(f"{path.name} is empty", "write at least `version: 1`, or run `strata init`")
     if not isinstance(tree, CommentedMap):
@@ -88,7 +164,7 @@ def line_of(tree: Any, parts: list[str | int]) -> int | None:
     node, line = tree, None
     for part in parts:
         if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
+            line = _key_line(node, part) or line
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
             line = node.lc.item(part)[0] + 1
         else:
@@ -120,6 +196,12 @@ def convert(tree: CommentedMap, model: type[T], path: Path) -> T:
         expected = message.replace("`", "").replace("Expected", "expected")
         where = _where(path, tree, parts)
         raise ProjectFileError(f"{where}: `{dotted(parts)}`: {expected}", "fix the value") from None
+
+
+def _key_line(node: CommentedMap, key: Any) -> int | None:
+    """1-based line of ``key`` in ``node``; None for a key merged in with ``<<`` (its line is the anchor's)."""
+    position = node.lc.data.get(key)
+    return position[0] + 1 if position else None
 
 
 def _where(path: Path, tree: Any, parts: list[str | int]) -> str:
@@ -162,7 +244,9 @@ def line_map(tree: CommentedMap) -> dict[str, int]:
     def walk(node: Any, path: list[str | int]) -> None:
         if isinstance(node, CommentedMap):
             for key, value in node.items():
-                lines[path_key([*path, key])] = node.lc.key(key)[0] + 1
+                line = _key_line(node, key)
+                if line is not None:
+                    lines[path_key([*path, key])] = line
                 walk(value, [*path, key])
         elif isinstance(node, CommentedSeq):
             for index, value in enumerate(node):

@@ -31,6 +31,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from strata.errors import StateBackendError
+from strata.project.files import what_to_do
 from strata.state.base import StateBackend, StateRecord
 from strata.state.ids import check_state_id, is_state_id
 from strata.state.lock import Lease, LeaseRequest
@@ -116,10 +117,15 @@ class FileStateBackend(StateBackend):
     def _guard(self, state_id: str) -> Iterator[Path]:
         directory = self._ensure_dir(state_id)
         try:
-            fd = os.open(directory / GUARD_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:  # a delete removed the empty directory just now
-            directory = self._ensure_dir(state_id)
-            fd = os.open(directory / GUARD_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(directory / GUARD_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            except FileNotFoundError:  # a delete removed the empty directory just now
+                directory = self._ensure_dir(state_id)
+                fd = os.open(directory / GUARD_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateBackendError(
+                f"cannot lock state `{state_id}` in {directory}: {exc.strerror}", what_to_do(directory, exc)
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield directory
@@ -203,7 +209,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
             path.parent.mkdir(exist_ok=True, mode=0o700)
             fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise StateBackendError(f"cannot write in {path.parent}: {exc.strerror}", "check its permissions") from None
+        raise StateBackendError(
+            f"cannot write in {path.parent}: {exc.strerror}", what_to_do(path.parent, exc)
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
@@ -215,7 +223,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
             os.unlink(temp)  # noqa: PTH108 - the temp name is a string from mkstemp
         if isinstance(exc, OSError):
             reason = f"cannot write {path}: {exc.strerror}"
-            raise StateBackendError(reason, "check free space and permissions") from None
+            raise StateBackendError(reason, what_to_do(path, exc)) from None
         raise
     _fsync_dir(path.parent)
 

@@ -1,0 +1,147 @@
+"""Commands where the machine gets in the way: a read-only file system, a damaged system database.
+
+The plugins are small real Singer programs (a tap that discovers and emits one stream, a target
+that echoes state), so no package index is needed. Runs go through a subprocess, as in the
+pipeline tests.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Cli, remount_read_only, run_strata, tmpfs, write_project
+
+TAP = f"""#!{sys.executable}
+import json, sys
+schema = {{"properties": {{"id": {{"type": "integer"}}}}}}
+if "--discover" in sys.argv:
+    metadata = [{{"breadcrumb": [], "metadata": {{"selected": True}}}}]
+    print(json.dumps({{"streams": [{{"tap_stream_id": "s", "stream": "s", "schema": schema, "metadata": metadata}}]}}))
+    sys.exit()
+print(json.dumps({{"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]}}))
+print(json.dumps({{"type": "RECORD", "stream": "s", "record": {{"id": 1}}}}))
+print(json.dumps({{"type": "STATE", "value": {{"done": 1}}}}))
+"""
+
+TARGET = f"""#!{sys.executable}
+import sys
+for line in sys.stdin:
+    if '"STATE"' in line:
+        print(line, end="", flush=True)
+"""
+
+
+def singer_project(root: Path, programs: Path) -> Path:
+    """A project whose tap and target are the scripts above, written to ``programs``."""
+    programs.mkdir(parents=True, exist_ok=True)
+    for name, text in (("tap-s", TAP), ("target-s", TARGET)):
+        (programs / name).write_text(text)
+        (programs / name).chmod(0o755)
+    write_project(
+        root,
+        f"""
+        plugins:
+          extractors:
+            - {{name: tap-s, executable: {programs / "tap-s"}}}
+          loaders:
+            - {{name: target-s, executable: {programs / "target-s"}}}
+        jobs: [{{name: both, tasks: [tap-s target-s]}}]
+        """,
+    )
+    return root
+
+
+@pytest.mark.parametrize("ran_before", [True, False])
+def test_run_on_a_read_only_file_system_says_so_in_one_line(tmp_path: Path, ran_before: bool) -> None:
+    with tmpfs(tmp_path / "disk", size="8m") as disk:
+        root = singer_project(disk / "proj", tmp_path / "bin")
+        if ran_before:
+            first = run_strata("run", "tap-s", "target-s", cwd=root)
+            assert first.code == 0, first.err
+        remount_read_only(disk)
+        commands = [("run", "tap-s", "target-s"), ("el", "tap-s", "target-s"), ("config", "tap-s", "set", "a", "1")]
+        for args in [*commands, ("job", "run", "both"), ("invoke", "tap-s"), ("lock",)]:
+            result = run_strata(*args, cwd=root)
+            assert result.code == 1, (args, result.err)
+            assert "Read-only file system" in result.err
+            assert "is on a read-only file system: remount it read-write, or use a writable copy" in result.err
+            assert "unexpected" not in result.err
+            assert result.err.count("\n") == 1
+
+
+def overwrite_page_two(database: Path) -> None:
+    """Scribble over the second page (the schema version table, made first): SQLite still opens the file."""
+    with database.open("r+b") as handle:
+        handle.seek(4096 + 10)
+        handle.write(b"\xff" * 3000)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda db: db.write_bytes(b"\x13\x37" * 2048), "file is not a database"),
+        (overwrite_page_two, "database disk image is malformed"),
+    ],
+)
+def test_a_damaged_system_database_says_to_move_it_aside(
+    tmp_path: Path, damage: Callable[[Path], object], reason: str
+) -> None:
+    root = singer_project(tmp_path / "proj", tmp_path / "bin")
+    assert run_strata("run", "tap-s", "target-s", cwd=root).code == 0
+    database = root / ".strata" / "system.db"
+    assert not database.with_name("system.db-wal").exists()  # checkpointed: the pages are in the file
+    damage(database)
+    for args in (("run", "tap-s", "target-s"), ("runs", "list")):
+        result = run_strata(*args, cwd=root)
+        assert result.code == 1, result.err
+        assert result.err.startswith(f"strata: error: the system database {database} is damaged ({reason}); ")
+        assert f"move {database} (and any system.db-wal and system.db-shm beside it) aside" in result.err
+        assert result.err.count("\n") == 1
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for path in database.parent.glob("system.db*"):
+        path.rename(aside / path.name)
+    again = run_strata("run", "tap-s", "target-s", cwd=root)
+    assert again.code == 0, again.err
+    listed = run_strata("--json", "runs", "list", cwd=root)
+    assert [r["status"] for r in json.loads(listed.out)] == ["success"]
+
+
+def test_a_state_backend_on_a_read_only_file_system_says_so(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk") as disk:
+        root = singer_project(tmp_path / "proj", tmp_path / "bin")
+        project_file = root / "strata.yml"
+        project_file.write_text(project_file.read_text() + f"state_backend: {{uri: 'file://{disk}/state'}}\n")
+        assert run_strata("run", "tap-s", "target-s", cwd=root).code == 0
+        remount_read_only(disk)
+        result = run_strata("run", "tap-s", "target-s", cwd=root)
+        assert result.code == 1
+        assert result.err.startswith("strata: error: cannot lock state `default:tap-s-to-target-s` in ")
+        assert "Read-only file system; " in result.err
+        assert "is on a read-only file system: remount it read-write, or use a writable copy" in result.err
+        assert result.err.count("\n") == 1
+
+
+def test_the_run_line_counts_in_words(tmp_path: Path) -> None:
+    root = singer_project(tmp_path / "proj", tmp_path / "bin")
+    done = run_strata("run", "tap-s", "target-s", cwd=root)
+    assert done.code == 0, done.err
+    assert ": 0 records (no record counts reported) in " in done.out
+    assert " s, 1 state stored, run " in done.out
+
+
+def test_any_command_on_a_read_only_file_system_says_what_to_do(strata: Cli, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk") as disk:
+        remount_read_only(disk)
+        for args in (("init", str(disk / "new")), ("demo", "--dir", str(disk / "demo"))):
+            result = strata(*args)
+            assert result.code == 1, result.err
+            assert result.err == (
+                f"strata: error: {disk / args[-1].rsplit('/', 1)[-1]}: Read-only file system; "
+                f"{disk} is on a read-only file system: remount it read-write, or use a writable copy\n"
+            )
