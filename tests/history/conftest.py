@@ -30,7 +30,7 @@ PROJECT = """
           executable: /bin/true
           mappings: [{name: hash-pii, config: {}}]
       utilities:
-        - {name: dbt, executable: /bin/true}
+        - {name: dbt, executable: /bin/true, commands: {run: run}}
 """
 
 

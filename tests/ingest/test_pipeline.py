@@ -21,6 +21,16 @@ TARGET = "target-jsonl==0.1.4"
 UPSERT_TARGET = "target-duckdb==0.8.0"
 
 
+GROW = """\
+import json, sys
+with open(sys.argv[1], "a") as handle:
+    for i in range(10):
+        handle.write(json.dumps({"id": 1000 + i, "name": sys.argv[2]}) + "\\n")
+print(f"grew {sys.argv[1]} by 10 {sys.argv[2]}")
+"""
+"""The `grow` command of tap-jsonl: run with its venv's python, its args expanded from its config."""
+
+
 def rows(path: Path, count: int, start: int = 0, *, modulo: int | None = None) -> None:
     with path.open("a") as handle:
         for i in range(start, start + count):
@@ -50,6 +60,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
               pip_url: "{TAP}"
               settings: [{{name: path}}]
               config: {{stream_name: users, primary_keys: [id]}}
+              commands:
+                grow: {{executable: python, args: "grow.py $TAP_JSONL_PATH ${{TAP_JSONL_STREAM_NAME}}"}}
+                fail: "--no-such-option"
           loaders:
             - name: target-jsonl
               pip_url: "{TARGET}"
@@ -61,6 +74,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
               config: {{default_target_schema: main}}
         """,
     )
+    (root / "grow.py").write_text(GROW)
     done = run_strata("install", cwd=root)
     assert done.code == 0, done.err
     return root
@@ -254,3 +268,35 @@ def test_a_terminal_sees_records_per_stream_and_the_rate_while_the_run_goes(case
     assert lines, seen
     assert any("/s)" in line and "s=" in line for line in lines)
     assert "60 records (s=60)" in out.decode()
+
+
+def test_a_command_block_runs_between_two_pipelines_in_the_plugin_environment(case: Case) -> None:
+    """`tap-jsonl:grow` adds rows between two loads: three runs in the history, in order."""
+    done = case.run("tap-jsonl", "target-jsonl", "tap-jsonl:grow", "tap-jsonl", "target-jsonl")
+    assert done.code == 0, done.err
+    first, grow, second = done.json()
+    assert first["records"] == {"users": 50}
+    assert grow["state_id"] == "dev:tap-jsonl:grow"
+    assert second["records"] == {"users": 60}
+    lines = [json.loads(line) for line in (case.work / "out" / "users.jsonl").read_text().splitlines()]
+    assert [row["name"] for row in lines[-10:]] == ["users"] * 10  # ${TAP_JSONL_STREAM_NAME} from its config
+    log = Path(grow["log"]).read_text()
+    assert f"tap-jsonl:grow | grew {case.data} by 10 users" in log
+    runs = case.strata("--json", "runs", "list", "--limit", "1000").json()
+    mine = [r for r in runs if r["run_id"] in {first["run_id"], grow["run_id"], second["run_id"]}]
+    assert [(r["blocks"], r["status"]) for r in reversed(mine)] == [
+        (["tap-jsonl", "target-jsonl"], "success"),
+        (["tap-jsonl:grow"], "success"),
+        (["tap-jsonl", "target-jsonl"], "success"),
+    ]
+
+
+def test_a_failing_command_block_stops_the_run_before_the_next_pipeline(case: Case) -> None:
+    done = case.run("tap-jsonl", "target-jsonl", "tap-jsonl:fail", "tap-jsonl", "target-jsonl")
+    assert done.code == 1
+    assert done.err.startswith("strata: error: block `tap-jsonl:fail` failed with exit code 2: "), done.err
+    assert "no-such-option" in done.err
+    assert done.err.count("\n") == 1
+    runs = case.strata("--json", "runs", "list", "--state-id", "dev:tap-jsonl:fail").json()
+    assert [r["status"] for r in runs] == ["failed"]
+    assert len((case.work / "out" / "users.jsonl").read_text().splitlines()) == 50  # the second load never ran

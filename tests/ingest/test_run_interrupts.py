@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,20 +15,41 @@ from strata.history.model import pid_alive
 from tests.helpers import STRATA, read_until_closed, run_strata
 from tests.ingest.scripted import BATCH_TARGET, STATE_ID, confirmed, plugin_pids, scripted_project, wait_for
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 TRIES = 4
 """Ctrl-C lost log lines in 2 of 3 tries: each test repeats it to catch the races."""
 
 
-def start_run(root: Path) -> subprocess.Popen[str]:
-    """``strata run`` in a session of its own, as a terminal starts a foreground job."""
+def start_run(root: Path, *blocks: str) -> subprocess.Popen[str]:
+    """``strata run BLOCKS`` (default: the scripted pipeline) in a session of its own, as a terminal starts a job."""
     return subprocess.Popen(
-        [*STRATA, "run", "tap-slow", "target-echo"],
+        [*STRATA, "run", *(blocks or ("tap-slow", "target-echo"))],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+
+
+def interrupt(
+    proc: subprocess.Popen[str], signum: int, ready: Callable[[], bool], what: str, *, to_group: bool = False
+) -> str:
+    """Once ``ready()``, send ``signum`` to strata (or its whole group); its stderr. A hung strata is killed."""
+    try:
+        wait_for(ready, what)
+        if to_group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return err
 
 
 def latest_run(root: Path) -> dict[str, object]:
@@ -50,18 +72,14 @@ def test_ctrl_c_or_sigterm_stops_the_plugins_keeps_confirmed_state_and_the_whole
     for attempt in range(TRIES):
         before = len(confirmed(work))
         proc = start_run(root)
-        try:
-            # no waiting for the history: a run interrupted while strata opens it is still recorded
-            wait_for(lambda: len(confirmed(work)) >= before + 3, "three confirmed states")  # noqa: B023
-            if to_group:
-                os.killpg(proc.pid, signum)
-            else:
-                proc.send_signal(signum)
-            _, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        # no waiting for the history: a run interrupted while strata opens it is still recorded
+        err = interrupt(
+            proc,
+            signum,
+            lambda: len(confirmed(work)) >= before + 3,  # noqa: B023
+            "three confirmed states",
+            to_group=to_group,
+        )
         assert proc.returncode == 128 + signum, (attempt, err)
         assert err.count("\n") == 1, (attempt, err)
         assert "Traceback" not in err

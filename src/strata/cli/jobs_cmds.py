@@ -269,12 +269,14 @@ def schedule_run(ctx: Context, name: str, full_refresh: bool, force: bool, dry_r
 def schedule_export(ctx: Context, target: str) -> None:
     """Print the schedules as crontab lines, or as a Dagster code location.
 
-    A schedule that cannot run (a missing job, a bad interval) is left out with a warning;
+    A schedule that cannot run (a missing job, a bad interval, a command its plugin lacks) is left
+    out with a warning;
     only when none can run is that an error.
 
     Cron: install the lines with `crontab -e`. Dagster: save the output as a .py file, then
     `dagster dev -f FILE`; each schedule is a job that runs `strata schedule run NAME`.
     """
+    from strata.ingest.commands import find, is_command_block
     from strata.project.jobs_edit import (
         check_interval,
         check_name,
@@ -292,7 +294,9 @@ def schedule_export(ctx: Context, target: str) -> None:
         try:
             check_name("schedule", entry.name)
             check_interval(entry.interval)
-            schedule_blocks(project, entry)
+            for block in schedule_blocks(project, entry):
+                if is_command_block(block):
+                    find(project, block)  # a command the plugin lacks would only fail when the schedule runs
         except UsageError as exc:
             skipped.append((entry, exc))
             continue

@@ -147,14 +147,48 @@ def lock(ctx: Context, names: tuple[str, ...]) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--list-commands", is_flag=True, help="List PLUGIN's commands (its `commands:`) instead.")
 @click.argument("plugin")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
-def invoke(ctx: Context, plugin: str, args: tuple[str, ...]) -> int:
-    """Run PLUGIN's executable with its resolved config (passed as --config) and ARGS."""
+def invoke(ctx: Context, plugin: str, args: tuple[str, ...], list_commands: bool) -> int | None:
+    """Run PLUGIN's executable with its resolved config (passed as --config) and ARGS.
+
+    PLUGIN:COMMAND runs one of its `commands:` instead: the command's executable (or the
+    plugin's) with the command's args, $VAR expanded from the plugin's settings, then ARGS.
+    """
+    if list_commands:
+        _list_commands(ctx, plugin)
+        return None
     from strata.ingest.invoke import invoke as run
 
     return run(ctx.project(), plugin, list(args))
+
+
+def _list_commands(ctx: Context, plugin: str) -> None:
+    from strata.ingest.commands import plugin_commands
+
+    project = ctx.project()
+    found = plugin_commands(project, project.plugin(plugin))
+    rows = [
+        {
+            "name": c.block,
+            "args": c.command.args,
+            "executable": c.command.executable,
+            "description": c.command.description,
+        }
+        for c in found.values()
+    ]
+
+    def human() -> None:
+        if not rows:
+            click.echo(f"`{plugin}` defines no commands")
+        width = max((len(name) for name in found), default=0) + len(plugin) + 1
+        for command in found.values():
+            text = command.command.description or command.command.args
+            click.echo(f"{command.block:<{width}}  {text}".rstrip())
+
+    ctx.emit(rows, human)
 
 
 COMMANDS = [add, remove, install, lock, invoke]

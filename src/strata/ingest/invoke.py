@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError
+from strata.ingest import commands
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
@@ -48,8 +49,18 @@ class Invocation:
     """Values of its secret settings and secret-named ``env:`` entries, kept out of stored or shown output."""
 
 
-def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str, Any] | None = None) -> Invocation:
+def prepare(
+    project: Project,
+    name: str,
+    args: list[str],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    executable: str | None = None,
+) -> Invocation:
     """Resolve executable, config and environment of plugin ``name``.
+
+    ``executable`` (a command's) replaces the plugin's own: looked up in its environment's
+    ``bin/`` first, then on ``PATH``; a path with ``/`` starts at the project root.
 
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
@@ -59,7 +70,6 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     """
     ref = project.plugin(name)
     env = plugin_env(project, ref)
-    executable = env.executable_path()
     settings = resolve(project, name, overrides)
     config = settings.config()
     environ = dict(project.variables)
@@ -76,9 +86,11 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
         environ["PATH"] = f"{env.current / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
+    search = environ.get("PATH", os.defpath)
+    program = env.executable_path() if executable is None else env.command_path(executable, search)
     return Invocation(
         env,
-        [str(executable), *args],
+        [str(program), *args],
         environ,
         config,
         ref.plugin_type in _TAKES_CONFIG,
@@ -86,9 +98,24 @@ def prepare(project: Project, name: str, args: list[str], overrides: Mapping[str
     )
 
 
+def prepare_command(project: Project, block: str, args: list[str]) -> Invocation:
+    """A ``PLUGIN:COMMAND``: the command's executable, its expanded ``args``, then ``args``; no ``--config``.
+
+    As in Meltano, a command gets the plugin's environment (its settings as variables) but not
+    the ``--config`` argument: its ``args`` say everything it is given.
+    """
+    command = commands.find(project, block)
+    commands.warn_unsupported(command)
+    inv = prepare(project, command.plugin.name, [], executable=command.command.executable)
+    inv.argv = [*command.argv(inv.argv[0], inv.environ), *args]
+    inv.takes_config = False
+    return inv
+
+
 def invoke(project: Project, name: str, args: list[str]) -> int:
-    """Run plugin ``name`` with ``args`` attached to this terminal; return its exit code."""
-    return _execute(project, prepare(project, name, args), None, capture=False).returncode
+    """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code."""
+    inv = prepare_command(project, name, args) if commands.is_command_block(name) else prepare(project, name, args)
+    return _execute(project, inv, None, capture=False).returncode
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:

@@ -141,18 +141,33 @@ def expand(project: Project, names: list[str]) -> list[str]:
     return out
 
 
-def parse_blocks(project: Project, names: list[str]) -> list[Block | str]:
-    """Group block names into pipelines; feature blocks pass through as strings."""
-    out: list[Block | str] = []
+@dataclass(frozen=True)
+class CommandBlock:
+    """A ``PLUGIN:COMMAND`` block: one process, with a run of its own in the history."""
+
+    name: str
+
+
+def parse_blocks(project: Project, names: list[str]) -> list[Block | str | CommandBlock]:
+    """Group block names into pipelines; feature blocks pass through as strings.
+
+    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline; its command is checked here,
+    so a typo stops the run before anything has run.
+    """
+    from strata.ingest.commands import find, is_command_block
+
+    out: list[Block | str | CommandBlock] = []
     pending: list[PluginRef] = []
     mappings: list[Mapping | None] = []
     for name in expand(project, names):
+        standalone = FEATURE_BLOCK.fullmatch(name) is not None or is_command_block(name)
+        if standalone and pending:
+            raise UsageError(f"`{pending[0].name}` has no loader before `{name}`", "end each pipeline with a loader")
         if FEATURE_BLOCK.fullmatch(name):
-            if pending:
-                raise UsageError(
-                    f"`{pending[0].name}` has no loader before `{name}`", "end each pipeline with a loader"
-                )
             out.append(name)
+            continue
+        if standalone:
+            out.append(CommandBlock(find(project, name).block))
             continue
         mapping: Mapping | None = None
         try:
@@ -209,7 +224,7 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
     """Run every block in order; stop at the first failure.
 
     Feature blocks right after a pipeline run inside that pipeline's run (one entry in the run
-    history); a feature block on its own gets a run of its own.
+    history); a feature block on its own gets a run of its own, and so does each command block.
     """
     results: list[RunResult] = []
     items = parse_blocks(project, names)
@@ -221,11 +236,16 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
     return results
 
 
-def _run_items(project: Project, items: list[Block | str], options: RunOptions, results: list[RunResult]) -> None:
+def _run_items(
+    project: Project, items: list[Block | str | CommandBlock], options: RunOptions, results: list[RunResult]
+) -> None:
     index = 0
     while index < len(items):
         item = items[index]
         index += 1
+        if isinstance(item, CommandBlock):
+            results.append(run_command(project, item, options))
+            continue
         builds: list[str] = []
         while index < len(items) and isinstance(items[index], str):
             builds.append(str(items[index]))
@@ -369,6 +389,23 @@ def _new_log(project: Project) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _recorded(run: Any) -> Iterator[None]:
+    """A run of blocks without a pipeline: beating inside, then ``success``, or ``failed`` / ``cancelled``.
+
+    A signal ends it with the one line of ``_interrupted``.
+    """
+    try:
+        with run.keep_alive():
+            yield
+    except BaseException as exc:
+        _finish(run, exc)
+        if isinstance(exc, KeyboardInterrupt):
+            raise _interrupted(exc, run, None) from None
+        raise
+    run.finish("success")
+
+
 def run_features(project: Project, blocks: list[str], options: RunOptions) -> RunResult:
     """Feature blocks with no pipeline before them: one run in the history, beating while it builds."""
     env = project.environment.name if project.environment else "default"
@@ -384,16 +421,61 @@ def run_features(project: Project, blocks: list[str], options: RunOptions) -> Ru
     log_path = _new_log(project)
     with RunHistory.open(project) as history:
         run = history.start(state_id, project.environment.name if project.environment else None, blocks, str(log_path))
-        try:
-            with run.keep_alive():
-                builds = _build(project, blocks, run, log_path, options)
-        except BaseException as exc:
-            _finish(run, exc)
-            if isinstance(exc, KeyboardInterrupt):
-                raise _interrupted(exc, run, None) from None
-            raise
-        run.finish("success")
+        with _recorded(run):
+            builds = _build(project, blocks, run, log_path, options)
     return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, log_path, builds=builds, pipeline=False)
+
+
+def run_command(project: Project, block: CommandBlock, options: RunOptions) -> RunResult:
+    """A ``PLUGIN:COMMAND`` block: its own run in the history, its output (stdout and stderr) in the run log.
+
+    A non-zero exit fails the run with the block's name and its last lines (redacted); Ctrl-C,
+    SIGTERM and SIGHUP stop the command as they stop a pipeline.
+    """
+    from strata.ingest.invoke import prepare_command
+
+    env = project.environment.name if project.environment else "default"
+    state_id = f"{env}:{block.name}"
+    inv = prepare_command(project, block.name, [])
+    if options.dry_run:
+        plan = f"{block.name} ({inv.argv[0]} <{len(inv.argv) - 1} args>)"
+        return RunResult(state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[plan], pipeline=False)
+    from strata.history.lite import open_writer
+
+    started = time.monotonic()
+    log_path = _new_log(project)
+    with contextlib.closing(open_writer(project)) as history, _RunLog(log_path, Redactor(inv.secrets)) as log:
+        run = history.start(
+            state_id, project.environment.name if project.environment else None, [block.name], str(log_path)
+        )
+        with _recorded(run):
+            failure = _run_process(project, block.name, inv, log)
+            if failure:
+                raise RuntimeFailure(failure, f"see the run log {log_path}")
+    return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, log_path, pipeline=False)
+
+
+def _run_process(project: Project, name: str, inv: Invocation, log: _RunLog) -> str | None:
+    """Run one command to its end, its output into ``log``; None, or why it failed."""
+    plugins = _start(project, [inv.env.ref], [inv], [inv.argv], merge_output=True)
+    plugin = plugins[0]
+    plugin.name = name  # its log lines and errors say `PLUGIN:COMMAND`
+    reader = threading.Thread(target=_read_stderr, args=(plugin, log, None), daemon=True)
+    reader.start()
+    try:
+        plugin.proc.wait()
+        _join([reader], 30)
+    except BaseException:
+        _stop(plugins)
+        _join([reader], 5)
+        raise
+    finally:
+        if plugin.proc.stdout is not None:
+            plugin.proc.stdout.close()
+    if plugin.proc.returncode == 0:
+        return None
+    tail = " / ".join(line.strip() for line in list(plugin.tail)[-3:] if line.strip()) or "no output"
+    return f"block `{name}` failed with exit code {exit_code(plugin.proc.returncode)}: {tail}"
 
 
 def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
@@ -541,7 +623,15 @@ def _pipe(
     return RunResult(state_id, run.id, records, time.monotonic() - started, states.count, log_path)
 
 
-def _start(project: Project, refs: list[PluginRef], invs: list[Invocation], argvs: list[list[str]]) -> list[_Plugin]:
+def _start(
+    project: Project,
+    refs: list[PluginRef],
+    invs: list[Invocation],
+    argvs: list[list[str]],
+    *,
+    merge_output: bool = False,
+) -> list[_Plugin]:
+    """Start the plugins, each reading the one before; ``merge_output``: stdout goes with stderr."""
     plugins: list[_Plugin] = []
     upstream: IO[bytes] | None = None
     try:
@@ -550,7 +640,7 @@ def _start(project: Project, refs: list[PluginRef], invs: list[Invocation], argv
                 argv,
                 stdin=upstream if upstream is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
                 env=inv.environ,
                 cwd=project.root,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
@@ -601,8 +691,10 @@ class _RunLog:
 
 
 def _read_stderr(plugin: _Plugin, log: _RunLog, records: dict[str, int] | None) -> None:
-    assert plugin.proc.stderr is not None
-    for raw in plugin.proc.stderr:
+    """Copy a plugin's stderr (its stdout too, if merged into it) into the run log, keeping its last lines."""
+    stream = plugin.proc.stderr or plugin.proc.stdout
+    assert stream is not None
+    for raw in stream:
         text = raw.decode("utf-8", "replace").rstrip("\n")
         plugin.tail.append(log.write(plugin.name, text))
         if records is not None and "METRIC" in text:

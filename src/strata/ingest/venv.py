@@ -94,6 +94,28 @@ class PluginEnv:
             )
         return path
 
+    def command_path(self, executable: str, search_path: str) -> Path:
+        """A command's ``executable``: a path from the project root, else found on ``search_path``.
+
+        ``search_path`` is the plugin's ``PATH``, its environment's ``bin/`` first.
+        """
+        if self.pip_url is not None and not self.is_installed:
+            raise PluginExecutableError(
+                f"`{self.ref.name}` is not installed", f"run `strata install {self.owner.name}`"
+            )
+        if os.sep in executable or executable.startswith("~"):
+            path = self.root / Path(executable).expanduser()
+            if path.is_file():
+                return path
+        else:
+            found = shutil.which(executable, path=search_path)
+            if found is not None:
+                return Path(found)
+        raise PluginExecutableError(
+            f"`{self.ref.name}` has a command executable `{executable}` that is neither in its environment nor on PATH",
+            "install what provides it, or set the command's `executable:` to a path that exists",
+        )
+
     def _own_executable(self) -> Path:
         """A plugin without ``pip_url``: a path (relative to the project root) or a name on PATH."""
         if os.sep in self.executable or self.executable.startswith("~"):

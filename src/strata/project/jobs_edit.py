@@ -215,9 +215,12 @@ def _known_blocks(project: Project) -> set[str]:
 
 def block_hint(project: Project, block: str) -> str:
     """What to do about a block the project does not know: the closest known name, and ``strata add``."""
+    from strata.ingest.commands import is_command_block, plugin_commands
     from strata.project.project import BUILTIN_LOADER
 
     known = _known_blocks(project) | {job.name for job in project.model.jobs} | {BUILTIN_LOADER, "features:build"}
+    if is_command_block(block):
+        known |= {command.block for ref in project.plugins() for command in plugin_commands(project, ref).values()}
     close = difflib.get_close_matches(block, sorted(known), n=1)
     kind = {"tap": "extractor", "target": "loader"}.get(block.split("-", 1)[0], "extractor|loader|mapper")
     add = f"add it with `strata add {kind} {block}`"
@@ -225,6 +228,8 @@ def block_hint(project: Project, block: str) -> str:
 
 
 def _check_blocks(project: Project, name: str, blocks: list[str]) -> None:
+    from strata.ingest.commands import find, is_command_block
+
     plugins = _known_blocks(project)
     jobs = {j.name for j in project.model.jobs}
     for block in blocks:
@@ -232,8 +237,8 @@ def _check_blocks(project: Project, name: str, blocks: list[str]) -> None:
             raise UsageError(f"job `{name}` cannot run itself", "remove it from --tasks")
         if block in plugins or block in jobs or _FEATURE_BLOCK.fullmatch(block):
             continue
-        plugin, sep, command = block.partition(":")
-        if sep and command and plugin in plugins:
+        if is_command_block(block) and block.partition(":")[0] in plugins:
+            find(project, block)  # an unknown command says which ones the plugin has
             continue
         raise UsageError(
             f"--tasks names `{block}`, which is neither a plugin nor a job in {project.file_name}",

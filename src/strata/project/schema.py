@@ -62,6 +62,15 @@ class Setting(_Strict):
     annotations: dict[str, Any] = {}
 
 
+class Command(_Strict):
+    """A ``commands:`` entry in its object form (Meltano's; a plain string is its ``args``)."""
+
+    args: str = ""
+    description: str | None = None
+    executable: str | None = None
+    container_spec: dict[str, Any] | None = None
+
+
 class Plugin(_Strict):
     """One plugin entry; environments reuse it for their per-plugin overrides."""
 
@@ -78,6 +87,7 @@ class Plugin(_Strict):
     config: dict[str, Any] = {}
     env: dict[str, Any] = {}
     commands: dict[str, Any] = {}
+    """Name -> a string (the args) or a ``Command`` object; checked when used (``ingest/commands.py``)."""
     requires: dict[str, Any] = {}
     annotations: dict[str, Any] = {}
     description: str | None = None
