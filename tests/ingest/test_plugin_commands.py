@@ -141,6 +141,13 @@ def test_a_container_spec_is_ignored_with_a_warning(tmp_path: Path) -> None:
         (["job", "add", "weekly", "--tasks", "tap-x target-x tool:gret"], "did you mean `tool:greet`?"),
         (["job", "add", "weekly", "--tasks", "tap-x target-x bare:run"], "`bare` defines no commands"),
         (["job", "add", "weekly", "--tasks", "tap-x target-x tol:greet"], "did you mean `tool:greet`?"),
+        (
+            ["job", "add", "weekly", "--tasks", "zzz:run"],
+            (
+                "strata: error: --tasks names `zzz:run`, which is neither a plugin nor a job in strata.yml; "
+                "add a plugin `zzz` with a `run` entry under its `commands:`\n"
+            ),
+        ),
     ],
 )
 def test_an_unknown_command_is_one_clear_line_and_changes_nothing(

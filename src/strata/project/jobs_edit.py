@@ -10,6 +10,7 @@ the plugin name rule (schedule names become log file names). Every edit checks i
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from datetime import datetime, timedelta
@@ -215,16 +216,31 @@ def _known_blocks(project: Project) -> set[str]:
 
 def block_hint(project: Project, block: str) -> str:
     """What to do about a block the project does not know: the closest known name, and ``strata add``."""
-    from strata.ingest.commands import is_command_block, plugin_commands
+    from strata.ingest.commands import is_command_block
     from strata.project.project import BUILTIN_LOADER
 
-    known = _known_blocks(project) | {job.name for job in project.model.jobs} | {BUILTIN_LOADER, "features:build"}
     if is_command_block(block):
-        known |= {command.block for ref in project.plugins() for command in plugin_commands(project, ref).values()}
+        return _command_hint(project, block)
+    known = _known_blocks(project) | {job.name for job in project.model.jobs} | {BUILTIN_LOADER, "features:build"}
     close = difflib.get_close_matches(block, sorted(known), n=1)
     kind = {"tap": "extractor", "target": "loader"}.get(block.split("-", 1)[0], "extractor|loader|mapper")
     add = f"add it with `strata add {kind} {block}`"
     return f"did you mean `{close[0]}`? Or {add}" if close else f"{add}, or see `strata job list` for jobs"
+
+
+def _command_hint(project: Project, block: str) -> str:
+    """The closest ``plugin:command`` the project defines, or how to define this one."""
+    from strata.ingest.commands import plugin_commands
+
+    known: set[str] = set()
+    for ref in project.plugins():
+        with contextlib.suppress(ProjectFileError):  # a malformed entry is reported where it is used
+            known.update(command.block for command in plugin_commands(project, ref).values())
+    close = difflib.get_close_matches(block, sorted(known), n=1)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    plugin, _, command = block.partition(":")
+    return f"add a plugin `{plugin}` with a `{command}` entry under its `commands:`"
 
 
 def _check_blocks(project: Project, name: str, blocks: list[str]) -> None:
