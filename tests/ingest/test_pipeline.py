@@ -26,7 +26,7 @@ import json, sys
 with open(sys.argv[1], "a") as handle:
     for i in range(10):
         handle.write(json.dumps({"id": 1000 + i, "name": sys.argv[2]}) + "\\n")
-print(f"grew {sys.argv[1]} by 10 {sys.argv[2]}")
+print(f"grew {sys.argv[1]} by 10 {sys.argv[2]} with {sys.prefix}")
 """
 """The `grow` command of tap-jsonl: run with its venv's python, its args expanded from its config."""
 
@@ -281,7 +281,8 @@ def test_a_command_block_runs_between_two_pipelines_in_the_plugin_environment(ca
     lines = [json.loads(line) for line in (case.work / "out" / "users.jsonl").read_text().splitlines()]
     assert [row["name"] for row in lines[-10:]] == ["users"] * 10  # ${TAP_JSONL_STREAM_NAME} from its config
     log = Path(grow["log"]).read_text()
-    assert f"tap-jsonl:grow | grew {case.data} by 10 users" in log
+    venv = case.root / ".strata" / "plugins" / "extractors" / "tap-jsonl"
+    assert f"tap-jsonl:grow | grew {case.data} by 10 users with {venv}" in log  # the tap's own python
     runs = case.strata("--json", "runs", "list", "--limit", "1000").json()
     mine = [r for r in runs if r["run_id"] in {first["run_id"], grow["run_id"], second["run_id"]}]
     assert [(r["blocks"], r["status"]) for r in reversed(mine)] == [
