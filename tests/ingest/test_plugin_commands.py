@@ -180,7 +180,15 @@ def test_an_unknown_command_is_one_clear_line_and_changes_nothing(
         ("bad: $UNSET_ONE", "strata.yml:19: command `tool:bad` args: `$UNSET_ONE` is empty once expanded"),
     ],
 )
-@pytest.mark.parametrize("command", [["invoke", "tool:bad"], ["run", "tool:bad"], ["run", "--dry-run", "tool:bad"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["invoke", "tool:bad"],
+        ["run", "tool:bad"],
+        ["run", "--dry-run", "tool:bad"],
+        ["run", "tool:greet", "tap-x", "target-x", "tool:bad"],  # refused before anything runs
+    ],
+)
 def test_a_command_entry_of_the_wrong_shape_is_one_clear_line(
     strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, expected: str, command: list[str]
 ) -> None:

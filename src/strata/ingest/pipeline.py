@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import Interrupted, RuntimeFailure, UsageError
 from strata.ingest.catalog import apply_rules, discover, rules_of
-from strata.ingest.invoke import Invocation, exit_code, prepare
+from strata.ingest.invoke import Invocation, exit_code, prepare, prepare_command
 from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
@@ -146,15 +146,16 @@ class CommandBlock:
     """A ``PLUGIN:COMMAND`` block: one process, with a run of its own in the history."""
 
     name: str
+    invocation: Invocation = field(repr=False)
 
 
 def parse_blocks(project: Project, names: list[str]) -> list[Block | str | CommandBlock]:
     """Group block names into pipelines; feature blocks pass through as strings.
 
-    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline; its command is checked here,
-    so a typo stops the run before anything has run.
+    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline; its command is resolved here
+    (executable, expanded args), so a typo or an unset variable stops the run before anything has run.
     """
-    from strata.ingest.commands import find, is_command_block
+    from strata.ingest.commands import is_command_block
 
     out: list[Block | str | CommandBlock] = []
     pending: list[PluginRef] = []
@@ -167,7 +168,7 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str | Comma
             out.append(name)
             continue
         if standalone:
-            out.append(CommandBlock(find(project, name).block))
+            out.append(CommandBlock(name, prepare_command(project, name, [])))
             continue
         mapping: Mapping | None = None
         try:
@@ -432,11 +433,9 @@ def run_command(project: Project, block: CommandBlock, options: RunOptions) -> R
     A non-zero exit fails the run with the block's name and its last lines (redacted); Ctrl-C,
     SIGTERM and SIGHUP stop the command as they stop a pipeline.
     """
-    from strata.ingest.invoke import prepare_command
-
     env = project.environment.name if project.environment else "default"
     state_id = f"{env}:{block.name}"
-    inv = prepare_command(project, block.name, [])
+    inv = block.invocation
     if options.dry_run:
         plan = f"{block.name} ({inv.argv[0]} <{len(inv.argv) - 1} args>)"
         return RunResult(state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[plan], pipeline=False)
