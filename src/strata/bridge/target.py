@@ -121,6 +121,9 @@ class Loader:
         self.state: Any = None
         self.states_emitted = 0
         self._typed = False
+        self.seconds = {"read": 0.0, "compare_write": 0.0}
+        """Time spent parsing chunks (``read_json``) and hashing, comparing and writing their rows."""
+        self.chunks = 0
         self._refresh_graph()
 
     def _refresh_graph(self) -> None:
@@ -154,6 +157,7 @@ class Loader:
         """
         if not _TEXT.search(data):
             return
+        self.chunks += 1
         last = data.rfind(b'"SCHEMA"')
         cut = 0 if last < 0 else (data.find(b"\n", last) + 1 or len(data))
         view = memoryview(data)
@@ -182,6 +186,7 @@ class Loader:
     def _load_part(self, data: memoryview, record_type: str | None) -> None:
         self._typed = record_type is not None
         columns = _MESSAGE_COLUMNS.replace("record: 'JSON'", f"record: {literal(record_type or 'JSON')}")
+        started = time.perf_counter()
         self._chunk.write_bytes(data)
         # No maximum_object_size: a large one slows every read (DuckDB sizes buffers by it), and
         # DuckDB 2.0 reads longer lines anyway (a test loads one of 17 MB).
@@ -197,6 +202,8 @@ class Loader:
         finally:
             self._chunk.unlink(missing_ok=True)  # in /dev/shm it is memory: hold it only while DuckDB reads
         count = int(self.con.execute(f"SELECT count(*) FROM {MSGS}").fetchall()[0][0])
+        parsed = time.perf_counter()
+        self.seconds["read"] += parsed - started
         controls = self.con.execute(
             f"SELECT {self._n()}, type, stream, CAST(schema AS VARCHAR), CAST(key_properties AS VARCHAR), "
             f"CAST(value AS VARCHAR), version FROM {MSGS} WHERE type IS DISTINCT FROM 'RECORD' ORDER BY rowid"
@@ -218,6 +225,7 @@ class Loader:
         self.con.execute(f"DROP VIEW IF EXISTS {LIVE}")
         self.con.execute(f"DROP VIEW IF EXISTS {ROWS}")
         self.con.execute(f"DROP TABLE {MSGS}")
+        self.seconds["compare_write"] += time.perf_counter() - parsed
 
     def _n(self) -> str:
         """The message number (from 1 over the whole input) of a row of the messages table.
@@ -405,10 +413,20 @@ class Loader:
             source = f"SELECT * FROM ({records}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1"
         return f"SELECT {', '.join(columns)}, d AS strata__deleted, version AS strata__version FROM ({source})"
 
-    def summary(self) -> list[str]:
+    def summary(self, opened: float) -> list[str]:
+        """One line per stream (its counts), then one of where the loader's time went.
+
+        ``opened``: seconds to load the feature graph and open the store.
+        """
         return [
             f"stream {s.name} -> feature {s.key}: " + ", ".join(f"{count} {what}" for what, count in s.counts.items())
             for s in self.streams.values()
+        ] + [
+            (
+                f"{self.chunks} chunk(s): {opened:.3f} s loading the features and opening the store, "
+                f"{self.seconds['read']:.3f} s reading records, "
+                f"{self.seconds['compare_write']:.3f} s hashing, comparing and writing"
+            )
         ]
 
 
@@ -490,6 +508,7 @@ def run(config: dict[str, Any], fd: int) -> list[str]:
     """Load everything from ``fd`` into the configured store; return the per-stream summary."""
     from strata.project_features import load_graph, make_store, opened, store_config
 
+    started = time.perf_counter()
     project = _project(config)
     graph = load_graph(project, check=False)
     name = config.get("store") or None
@@ -498,12 +517,13 @@ def run(config: dict[str, Any], fd: int) -> list[str]:
     flush_seconds = float(config.get("flush_seconds") or DEFAULT_FLUSH_SECONDS)
     with opened(store, store_config(project, name)), graph.use():
         loader = Loader(project, store, graph, config)
+        opening = time.perf_counter() - started
         try:
             for chunk in chunks(fd, max_bytes, flush_seconds):
                 loader.load_chunk(chunk)
         finally:
             loader.close()
-    return loader.summary()
+    return loader.summary(opening)
 
 
 def main(argv: list[str] | None = None) -> int:
