@@ -75,6 +75,9 @@ plugins:
         path: ${{STRATA_PROJECT_ROOT}}/data/articles.jsonl
         stream_name: articles
         primary_keys: [id]
+      schema:  # the tap infers `tags` as an array of anything: they are strings (a List(String) in compute)
+        articles:
+          tags: {{type: [array, "null"], items: {{type: string}}}}
   loaders:
     - name: target-strata
 features:
@@ -128,10 +131,9 @@ class Embedding(st.Feature, spec=st.FeatureSpec(
     """A small vector per article."""
 
     def compute(self, inputs):
-        import json
-
         rows = inputs[Clean].join(inputs[ARTICLES].select("id", "tags"), on="id")
-        vectors = [embed(text, json.loads(tags) if tags else []) for text, tags in zip(rows["text"], rows["tags"])]
+        tags = rows["tags"].list.eval(pl.element().str.to_lowercase())  # tags arrive as a List(String)
+        vectors = [embed(text, tags) for text, tags in zip(rows["text"], tags.to_list())]
         return pl.DataFrame({"id": rows["id"], "vector": vectors})
 '''
 

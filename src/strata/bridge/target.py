@@ -22,8 +22,12 @@ Message by message, in input order:
 The data version of a field is ``H(<the value as text>)`` with the store's hash algorithm: the
 value is first read as the schema's type, so ``1.50`` and ``1.5`` hash alike; strings are
 hashed as they are, numbers and booleans in DuckDB's text form, nested values as compact
-JSON, and a missing or null value encodes as ``-1:``. Run by ``strata run … target-strata``: the pipeline
-passes the project through ``STRATA_PROJECT_ROOT`` and ``STRATA_ENVIRONMENT``.
+JSON, and a missing or null value encodes as ``-1:``. An array of one scalar type is stored as a
+list (``bridge/streams.py``) and hashed as its compact JSON text, the text the JSON column it
+was before held, so a store loaded before lists keeps its data versions (number arrays excepted:
+DuckDB writes ``2`` as ``2.0``, so such samples show as changed once). Run by ``strata run …
+target-strata``: the pipeline passes the project through ``STRATA_PROJECT_ROOT`` and
+``STRATA_ENVIRONMENT``.
 """
 
 from __future__ import annotations
@@ -382,7 +386,7 @@ class Loader:
         if self._typed:  # records were read typed: every known property is a struct field already
             deleted, typed = "record._sdc_deleted_at IS NOT NULL", "record"
         else:
-            struct = literal(json.dumps(stream.properties))
+            struct = literal(json.dumps({p: _transform_type(kind) for p, kind in stream.properties.items()}))
             deleted, typed = (
                 "json_extract_string(record, '$._sdc_deleted_at') IS NOT NULL",
                 f"json_transform(record, {struct})",
@@ -405,7 +409,8 @@ class Loader:
             value = f"t.{ident(prop)}"
             columns.append(f"{'CAST(' + value + ' AS VARCHAR)' if kind == 'JSON' else value} AS {ident(prop)}")
         for name, prop in stream.fields.items():
-            text = f"CAST(t.{ident(prop)} AS VARCHAR)"
+            value = f"t.{ident(prop)}"
+            text = f"CAST({'to_json(' + value + ')' if _is_list(stream.properties[prop]) else value} AS VARCHAR)"
             columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
         source = records
         keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
@@ -428,6 +433,16 @@ class Loader:
                 f"{self.seconds['compare_write']:.3f} s hashing, comparing and writing"
             )
         ]
+
+
+def _is_list(kind: str) -> bool:
+    """Whether a column type is a list (``VARCHAR[]``): its values hash as their JSON text."""
+    return kind.endswith("[]")
+
+
+def _transform_type(kind: str) -> Any:
+    """A column type as ``json_transform`` spells it: a list type is ``[item]``."""
+    return [_transform_type(kind[:-2])] if _is_list(kind) else kind
 
 
 # -- input -----------------------------------------------------------------------------------

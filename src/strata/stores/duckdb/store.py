@@ -220,6 +220,16 @@ class DuckDBStore(MetadataStore):
             for name, kind in wanted.items():
                 if name not in existing:
                     _run(con, f"ALTER TABLE {ident(table)} ADD COLUMN {ident(name)} {kind}")
+                elif kind.endswith("[]") and existing[name] == "VARCHAR":
+                    # JSON text of an array that now arrives as a list (target-strata types arrays by
+                    # their items since): read the stored text as that list, or it would be cast to
+                    # DuckDB's own text form (`[a, b]`) on insert.
+                    column = ident(name)
+                    _run(
+                        con,
+                        f"ALTER TABLE {ident(table)} ALTER COLUMN {column} SET DATA TYPE {kind} "
+                        f"USING CAST(CAST({column} AS JSON) AS {kind})",
+                    )
 
     def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
         batch = f"strata_batch_{next(_names)}"
@@ -271,6 +281,7 @@ class DuckDBStore(MetadataStore):
         if not self._has_table(plan.table):
             self._write_source(plan, source, columns)
             return {"added": total, "changed": 0, "unchanged": 0}
+        self._ensure_tables(plan, self._system_select(plan, source, columns, 0))  # new columns and types, now
         changed = ident(f"strata$changed_{next(_names)}")
         _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
         try:
