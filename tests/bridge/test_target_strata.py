@@ -127,7 +127,7 @@ def test_a_stream_becomes_a_root_feature_with_a_hash_per_field(project: Project)
     )
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
     first = rows[0]
-    assert first[1:5] == ("n1", 0.5, '["a"]', "t")
+    assert first[1:5] == ("n1", 0.5, ["a"], "t")  # an array of strings is a list; it hashes as its JSON text
     assert first[5] == sample_hash("md5", ["n1"])
     assert first[6] == sample_hash("md5", ["0.5"])
     assert first[7] == sample_hash("md5", ['["a"]'])
@@ -201,6 +201,38 @@ def test_a_feature_defined_in_code_must_fit_its_stream(project: Project) -> None
     assert done.code == 1
     assert "has key properties ['id'], but `users` has id columns ['uid']" in done.err
     assert project.state() is None
+
+
+def test_an_array_of_one_type_is_a_list_in_compute_and_keeps_the_data_version_its_json_text_had(
+    project: Project,
+) -> None:
+    project.define(
+        "class Tagged(st.Feature, spec=st.FeatureSpec('tagged', id_columns=['id'], deps=['users'],\n"
+        "        fields=[st.FieldSpec('first_tag', deps=[st.FieldDep('users', ['tags'])]),\n"
+        "                st.FieldSpec('tag_count', deps=[st.FieldDep('users', ['tags'])])])):\n"
+        "    def compute(self, inputs):\n"
+        "        tags = pl.col('tags')\n"
+        "        return inputs['users'].select('id', tags.list.first().alias('first_tag'), tags.list.len().alias('tag_count'))\n"
+    )
+    untyped = json.loads(json.dumps(SCHEMA))
+    untyped["schema"]["properties"]["tags"]["items"] = {}  # an array of anything: JSON text, as before lists
+    project.feed(untyped, *(record(i, tags=["b", "c"][: i % 3]) for i in range(1, 4)))
+    assert project.run().code == 0
+    assert project.rows("SELECT id, tags, strata_dv__tags FROM users ORDER BY id") == [
+        (1, '["b"]', sample_hash("md5", ['["b"]'])),
+        (2, '["b","c"]', sample_hash("md5", ['["b","c"]'])),
+        (3, "[]", sample_hash("md5", ["[]"])),
+    ]
+    project.feed(SCHEMA, *(record(i, tags=["b", "c"][: i % 3]) for i in range(1, 4)))
+    done = project.run("features:build")
+    assert done.code == 0, done.err
+    assert project.rows('SELECT count(*) FROM "users$history"') == [(0,)]  # same text, same data version: unchanged
+    assert project.rows("SELECT id, tags FROM users ORDER BY id") == [(1, ["b"]), (2, ["b", "c"]), (3, [])]
+    assert project.rows("SELECT id, first_tag, tag_count FROM tagged ORDER BY id") == [
+        (1, "b", 1),
+        (2, "b", 2),
+        (3, None, 0),
+    ]
 
 
 def test_ingest_and_build_in_one_run(project: Project) -> None:
