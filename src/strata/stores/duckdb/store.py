@@ -273,7 +273,8 @@ class DuckDBStore(MetadataStore):
         plan = self._root_plan(feature)
         if plan.key in self._pending:  # a resolve waits to be settled by this write: take the general path
             return self.write_changed(feature, self.con.sql(f"SELECT * FROM {source}").to_arrow_table())
-        columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {source}")]
+        described = _run(self.con, f"DESCRIBE SELECT * FROM {source}")
+        columns = [str(d[0]) for d in described]
         self._check_source(plan, source, columns, checked=checked)
         total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
         if total == 0:
@@ -281,7 +282,8 @@ class DuckDBStore(MetadataStore):
         if not self._has_table(plan.table):
             self._write_source(plan, source, columns)
             return {"added": total, "changed": 0, "unchanged": 0}
-        self._ensure_tables(plan, self._system_select(plan, source, columns, 0))  # new columns and types, now
+        if any(str(d[1]).endswith("[]") for d in described):  # a list column may still hold JSON text
+            self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
         changed = ident(f"strata$changed_{next(_names)}")
         _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
         try:
