@@ -104,6 +104,10 @@ class Project:
         with duckdb.connect(str(self.root / ".strata" / "metadata.duckdb"), read_only=True) as con:
             return con.execute(query).fetchall()
 
+    def log_of(self, run: Result) -> str:
+        """The run log of a ``--json`` run."""
+        return Path(run.json()[0]["log"]).read_text()
+
     def state(self) -> Any:
         done = self.strata("--json", "state", "get", "dev:tap-fake-to-target-strata")
         return done.json() if done.code == 0 else None
@@ -201,6 +205,30 @@ def test_a_feature_defined_in_code_must_fit_its_stream(project: Project) -> None
     assert done.code == 1
     assert "has key properties ['id'], but `users` has id columns ['uid']" in done.err
     assert project.state() is None
+
+
+def test_a_reread_skips_samples_whose_values_are_stored_but_rewrites_them_for_a_new_code_version(
+    project: Project,
+) -> None:
+    feats = project.root / "feats.py"
+    spec = "st.FeatureSpec('users', id_columns=['id'], fields=[st.FieldSpec('name', code_version='{}'), 'score'])"
+    feats.write_text("import strata as st\nclass Users(st.Feature, spec=" + spec.format("1") + "):\n    pass\n")
+    (project.root / "strata.yml").write_text(
+        (project.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
+    )
+    project.feed(SCHEMA, *(record(i) for i in range(1, 5)))
+    assert project.run().code == 0
+    project.feed(SCHEMA, *(record(i, score=9.5 if i == 3 else None) for i in range(1, 5)))
+    again = project.run()
+    assert again.code == 0, again.err
+    assert "4 records, 0 added, 1 changed, 3 unchanged, 0 removed" in project.log_of(again)
+    assert project.rows('SELECT id FROM "users$history"') == [(3,)]
+    feats.write_text("import strata as st\nclass Users(st.Feature, spec=" + spec.format("2") + "):\n    pass\n")
+    project.feed(SCHEMA, *(record(i, score=9.5 if i == 3 else None) for i in range(1, 5)))
+    rewritten = project.run()  # same values, but `name` is versioned anew: every sample is written again
+    assert rewritten.code == 0, rewritten.err
+    assert "4 records, 0 added, 4 changed, 0 unchanged, 0 removed" in project.log_of(rewritten)
+    assert project.rows("SELECT DISTINCT strata_cv__name FROM users") == [("2",)]
 
 
 def test_an_array_of_one_type_is_a_list_in_compute_and_keeps_the_data_version_its_json_text_had(

@@ -67,6 +67,7 @@ _TEXT = re.compile(rb"\S")
 MSGS = ident("strata$msgs")
 ROWS = ident("strata$rows")
 LIVE = ident("strata$live")
+RAW = ident("strata$raw")
 
 
 def seen_table(key: str) -> str:
@@ -361,13 +362,11 @@ class Loader:
             return
         stream.counts["records"] += int(total)
         keep = [*(ident(c) for c in stream.properties), *(ident("strata_dv__" + name) for name in stream.fields)]
-        if total > deleted:
+        if total > deleted and self.duckdb_store is not None:
+            self._write_changed(stream, lo, upto, keep, repeated=bool(repeated))
+        elif total > deleted:
             live = f"SELECT {', '.join(keep)} FROM {ROWS} WHERE NOT strata__deleted"
-            if self.duckdb_store is not None:
-                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
-                counts = self.duckdb_store.write_changed_from(stream.key, LIVE, checked=True)
-            else:
-                counts = self.store.write_changed(stream.key, self.con.sql(live).to_arrow_table())
+            counts = self.store.write_changed(stream.key, self.con.sql(live).to_arrow_table())
             for name, value in counts.items():
                 stream.counts[name] += value
         if deleted and self.store.has_feature(stream.key):
@@ -378,10 +377,43 @@ class Loader:
             "WHERE strata__version IS NOT NULL"
         )
 
-    def _records(self, stream: Stream, lo: int, upto: int) -> str:
+    def _write_changed(self, stream: Stream, lo: int, upto: int, keep: list[str], *, repeated: bool) -> None:
+        """Write the live records numbered in ``(lo, upto)`` that changed, in the DuckDB store's connection.
+
+        Records whose fields' texts equal the live row's are found first, by a join that reads
+        raw values only; the rest alone are hashed and compared by data version. On a re-read
+        of an unchanged source nothing is hashed. (When a sample repeats in the chunk every
+        record goes through the hashing view, which keeps the last one.)
+        """
+        assert self.duckdb_store is not None
+        same = None
+        if not repeated:
+            keys = [f"t.{ident(k)} AS {ident(k)}" for k in stream.key_properties]
+            values = [f"t.{ident(p)} AS {ident(p)}" for p in dict.fromkeys(stream.fields.values())]
+            raw = f"SELECT {', '.join(keys + values)} FROM ({self._records(stream, lo, upto)}) WHERE NOT d"
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {RAW} AS {raw}")
+            texts = {name: (prop, _text(stream.properties[prop], "{}")) for name, prop in stream.fields.items()}
+            same = self.duckdb_store.same_rows(stream.key, RAW, texts)
+        try:
+            records = self._records(stream, lo, upto, exclude=same)
+            rows = self._rows_sql(stream, records, last=repeated)
+            live = f"SELECT {', '.join(keep)} FROM ({rows}) WHERE NOT strata__deleted"
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
+            counts = self.duckdb_store.write_changed_from(stream.key, LIVE, checked=True)
+            if same is not None:
+                counts["unchanged"] += int(self.con.execute(f"SELECT count(*) FROM {same}").fetchall()[0][0])
+        finally:
+            if same is not None:
+                self.con.execute(f"DROP TABLE IF EXISTS {same}")
+            self.con.execute(f"DROP VIEW IF EXISTS {RAW}")
+        for name, value in counts.items():
+            stream.counts[name] += value
+
+    def _records(self, stream: Stream, lo: int, upto: int, exclude: str | None = None) -> str:
         """The stream's records numbered in ``(lo, upto)``: number, version, deletion flag and typed values ``t``.
 
         Records read typed are a struct already; others are parsed once with ``json_transform``.
+        ``exclude``: a table of ids whose records are left out.
         """
         if self._typed:  # records were read typed: every known property is a struct field already
             deleted, typed = "record._sdc_deleted_at IS NOT NULL", "record"
@@ -392,10 +424,12 @@ class Loader:
                 f"json_transform(record, {struct})",
             )
         n = self._n()
-        return (
-            f"SELECT {n} AS n, version, {deleted} AS d, {typed} AS t FROM {MSGS} "
-            f"WHERE type = 'RECORD' AND stream = {literal(stream.name)} AND {n} > {lo} AND {n} < {upto}"
-        )
+        where = f"type = 'RECORD' AND stream = {literal(stream.name)} AND {n} > {lo} AND {n} < {upto}"
+        select = f"SELECT {n} AS n, version, {deleted} AS d, {typed} AS t FROM {MSGS} WHERE {where}"
+        if exclude is None:
+            return select
+        on = " AND ".join(f"r.t.{ident(k)} = x.{ident(k)}" for k in stream.key_properties)
+        return f"SELECT r.* FROM ({select}) r ANTI JOIN {exclude} x ON {on}"
 
     def _rows_sql(self, stream: Stream, records: str, *, last: bool) -> str:
         """Typed columns, one data version per field and a deletion flag; the last record per sample.
@@ -409,8 +443,7 @@ class Loader:
             value = f"t.{ident(prop)}"
             columns.append(f"{'CAST(' + value + ' AS VARCHAR)' if kind == 'JSON' else value} AS {ident(prop)}")
         for name, prop in stream.fields.items():
-            value = f"t.{ident(prop)}"
-            text = f"CAST({'to_json(' + value + ')' if _is_list(stream.properties[prop]) else value} AS VARCHAR)"
+            text = _text(stream.properties[prop], f"t.{ident(prop)}")
             columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
         source = records
         keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
@@ -438,6 +471,11 @@ class Loader:
 def _is_list(kind: str) -> bool:
     """Whether a column type is a list (``VARCHAR[]``): its values hash as their JSON text."""
     return kind.endswith("[]")
+
+
+def _text(kind: str, value: str) -> str:
+    """The text a field's data version hashes: the value as VARCHAR, a list as its JSON text."""
+    return f"CAST({'to_json(' + value + ')' if _is_list(kind) else value} AS VARCHAR)"
 
 
 def _transform_type(kind: str) -> Any:

@@ -294,6 +294,34 @@ class DuckDBStore(MetadataStore):
             _run(self.con, f"DROP TABLE IF EXISTS {changed}")
         return {"added": int(new), "changed": int(rows) - int(new), "unchanged": total - int(rows)}
 
+    def same_rows(self, feature: Any, source: str, texts: dict[str, tuple[str, str]]) -> str | None:
+        """A temp table of the ids of ``source``'s rows that the live rows hold already, or None.
+
+        ``target-strata``'s shortcut past hashing: ``source`` (a quoted name the caller made)
+        has the id columns and raw values; ``texts`` gives, per field, the column of its value
+        and the SQL text its data version hashes, ``{}`` standing for the column
+        (``("body", "CAST({} AS VARCHAR)")``). A row is the same when every field's text equals
+        the live row's and every code version is current: its data versions would be equal, so
+        it need not be hashed. None when the feature has no table yet or lacks one of the columns.
+        """
+        plan = self._root_plan(feature)
+        if not self._has_table(plan.table) or sorted(texts) != sorted(f.name for f in plan.fields):
+            return None
+        stored = self._columns(plan.table)
+        if any(column not in stored for column, _ in texts.values()):
+            return None
+        same = [f"l.{ident(f.cv_column)} IS NOT DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
+        for column, text in texts.values():
+            same.append(f"{text.format('b.' + ident(column))} IS NOT DISTINCT FROM {text.format('l.' + ident(column))}")
+        on = " AND ".join(f"b.{ident(c)} = l.{ident(c)}" for c in plan.id_columns)
+        table = ident(f"strata$same_{next(_names)}")
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(f'b.{ident(c)}' for c in plan.id_columns)} "
+            f"FROM {source} b JOIN {ident(plan.table)} l ON {on} WHERE NOT l.{ident(DELETED)} AND {' AND '.join(same)}",
+        )
+        return table
+
     def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool) -> None:
         """The checks of ``_check_write`` for samples, in SQL (only the columns' presence when ``checked``)."""
         for kind, wanted in (("id column(s)", plan.id_columns), ("data-version column(s)", plan.dv_columns)):
