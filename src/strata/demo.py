@@ -7,7 +7,10 @@
    small CPU-only compute functions.
 2. ``strata run tap-jsonl target-strata features:build``: ingest, then build everything.
 3. A few articles get a new ``body``, many a new ``views`` (a column no feature reads), and the
-   same run goes again: the table shows what was recomputed, per field, and why.
+   same run goes again: the table shows, per field, the samples skipped and recomputed, and why.
+4. The same pipeline runs on the same source into an empty copy of the project (a full rebuild),
+   timed: a second table splits both runs into the tap, target-strata after the tap, each build
+   and the rest (from the plugins' exit times, the builds' own seconds and target-strata's line).
 """
 
 from __future__ import annotations
