@@ -58,18 +58,7 @@ def test_demo_recomputes_exactly_the_samples_and_fields_downstream_of_the_change
 
 def test_demo_splits_the_incremental_runs_time_beside_a_measured_full_rebuild(tmp_path: Path) -> None:
     rows = 100
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    done = run_strata(
-        "--json",
-        "demo",
-        "--dir",
-        str(tmp_path / "demo"),
-        "--rows",
-        str(rows),
-        cwd=tmp_path,
-        env={"TMPDIR": str(scratch)},
-    )
+    done = run_strata("--json", "demo", "--dir", str(tmp_path / "demo"), "--rows", str(rows), cwd=tmp_path)
     assert done.code == 0, done.err
     summary = done.json()
     full = summary["full_rebuild"]  # the same pipeline into an empty store: it loads and computes everything
@@ -91,7 +80,7 @@ def test_demo_splits_the_incremental_runs_time_beside_a_measured_full_rebuild(tm
         assert sum(steps[:-1]) == pytest.approx(steps[-1], abs=0.06)  # the steps add up to the total (rounding)
         assert 0 < run["exited"]["tap-jsonl"] <= run["exited"]["target-strata"] < run["seconds"]
     assert set(summary["second_run"]["target_seconds"]) == {"opening", "reading", "comparing"}
-    assert not list(scratch.glob("strata-demo-full-*"))  # the copy the rebuild went into is gone
+    assert not list((tmp_path / "demo" / ".strata").glob("full-rebuild-*"))  # the rebuild's copy is gone
 
 
 def test_demo_runs_again_in_the_same_directory(tmp_path: Path) -> None:

@@ -307,28 +307,27 @@ def _run_json(result: Any, seconds: float, target: dict[str, int]) -> dict[str, 
 
 
 def _full_rebuild(root: Path, blocks: list[str]) -> tuple[float, Any, dict[str, int]]:
-    """Time the same pipeline on the same source into an empty store: a copy of the project, without ``.strata``.
+    """Time the same pipeline on the same source into an empty store: a copy of the project, without its state.
 
-    The copy shares the tap's installed environment (hard links) and its catalog is discovered
-    before the clock starts, as the incremental run's was: what is timed is what a rebuild
-    does, reading every record, loading every sample and computing every feature.
+    The copy (in ``.strata/``, so on the same file system) shares the tap's installed
+    environment and the source file through hard links, and its catalog is discovered before
+    the clock starts, as the incremental run's was: what is timed is what a rebuild does,
+    reading every record, loading every sample and computing every feature.
     """
-    import os
     import shutil
 
     from strata.ingest.catalog import discover
     from strata.ingest.pipeline import RunOptions, run_blocks
     from strata.project.project import Project
 
-    scratch = Path(tempfile.mkdtemp(prefix="strata-demo-full-"))
+    scratch = Path(tempfile.mkdtemp(prefix="full-rebuild-", dir=root / ".strata"))
     try:
         for name in ("strata.yml", "demo_features.py"):
             shutil.copy2(root / name, scratch / name)
         (scratch / "data").mkdir()
-        os.link(root / "data" / "articles.jsonl", scratch / "data" / "articles.jsonl")
-        shutil.copytree(
-            root / ".strata" / "plugins", scratch / ".strata" / "plugins", symlinks=True, copy_function=os.link
-        )
+        _link(root / "data" / "articles.jsonl", scratch / "data" / "articles.jsonl")
+        plugins = root / ".strata" / "plugins"
+        shutil.copytree(plugins, scratch / ".strata" / "plugins", symlinks=True, copy_function=_link)
         project = Project(scratch)
         discover(project, project.plugin(TAP))
         started = time.perf_counter()
@@ -336,6 +335,17 @@ def _full_rebuild(root: Path, blocks: list[str]) -> tuple[float, Any, dict[str, 
         return time.perf_counter() - started, full, _target_counts(full.log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _link(source: str | Path, target: str | Path) -> None:
+    """A hard link, or a copy where the file system has none."""
+    import os
+    import shutil
+
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _time_split(second: Any, second_seconds: float, full: Any, full_seconds: float) -> list[list[Any]]:
