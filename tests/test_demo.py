@@ -42,12 +42,45 @@ def test_demo_recomputes_exactly_the_samples_and_fields_downstream_of_the_change
         ("clean", "headline", 0, "-"),
         ("embedding", "vector", bodies, "clean.text"),
     ]
+    assert [(r["feature"], r["field"], r["samples"], r["skipped"]) for r in summary["recomputed"]] == [
+        ("articles", "(ingest)", rows, rows - changed),
+        ("clean", "text", rows, rows - bodies),
+        ("clean", "headline", rows, rows),
+        ("embedding", "vector", rows, rows - bodies),
+    ]
     status = run_strata("--json", "-C", str(tmp_path / "demo"), "status", "--assert-in-sync", cwd=tmp_path)
     assert status.code == 0, status.err
     runs = run_strata("--json", "-C", str(tmp_path / "demo"), "runs", "list", cwd=tmp_path).json()
     assert [r["status"] for r in runs] == ["success", "success"]
     assert all(r["blocks"] == ["tap-jsonl", "target-strata", "features:build"] for r in runs)
     assert not list((tmp_path / "demo" / ".strata" / "run").glob("*.config.json"))
+
+
+def test_demo_splits_the_incremental_runs_time_beside_a_measured_full_rebuild(tmp_path: Path) -> None:
+    rows = 100
+    done = run_strata("--json", "demo", "--dir", str(tmp_path / "demo"), "--rows", str(rows), cwd=tmp_path)
+    assert done.code == 0, done.err
+    summary = done.json()
+    full = summary["full_rebuild"]  # the same pipeline into an empty store: it loads and computes everything
+    assert full["target"] == {"records": rows, "added": rows, "changed": 0, "unchanged": 0, "removed": 0}
+    assert [(b["feature"], b["written"]) for b in full["builds"]] == [("clean", rows), ("embedding", rows)]
+    split = summary["time_split"]
+    assert [s["step"] for s in split] == [
+        "tap-jsonl (reads the whole source file)",
+        "target-strata (after the tap ended)",
+        "build clean",
+        "build embedding",
+        "strata (start-up, plugins, state, run history)",
+        "total",
+    ]
+    for run, column in ((summary["second_run"], "incremental"), (full, "full_rebuild")):
+        steps = [s[column] for s in split]
+        assert all(value >= 0 for value in steps)
+        assert steps[-1] == pytest.approx(run["seconds"], abs=0.01)
+        assert sum(steps[:-1]) == pytest.approx(steps[-1], abs=0.06)  # the steps add up to the total (rounding)
+        assert 0 < run["exited"]["tap-jsonl"] <= run["exited"]["target-strata"] < run["seconds"]
+    assert set(summary["second_run"]["target_seconds"]) == {"opening", "reading", "comparing"}
+    assert not list((tmp_path / "demo" / ".strata").glob("full-rebuild-*"))  # the rebuild's copy is gone
 
 
 def test_demo_runs_again_in_the_same_directory(tmp_path: Path) -> None:

@@ -104,6 +104,10 @@ class Project:
         with duckdb.connect(str(self.root / ".strata" / "metadata.duckdb"), read_only=True) as con:
             return con.execute(query).fetchall()
 
+    def log_of(self, run: Result) -> str:
+        """The run log of a ``--json`` run."""
+        return Path(run.json()[0]["log"]).read_text()
+
     def state(self) -> Any:
         done = self.strata("--json", "state", "get", "dev:tap-fake-to-target-strata")
         return done.json() if done.code == 0 else None
@@ -127,7 +131,7 @@ def test_a_stream_becomes_a_root_feature_with_a_hash_per_field(project: Project)
     )
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
     first = rows[0]
-    assert first[1:5] == ("n1", 0.5, '["a"]', "t")
+    assert first[1:5] == ("n1", 0.5, ["a"], "t")  # an array of strings is a list; it hashes as its JSON text
     assert first[5] == sample_hash("md5", ["n1"])
     assert first[6] == sample_hash("md5", ["0.5"])
     assert first[7] == sample_hash("md5", ['["a"]'])
@@ -201,6 +205,62 @@ def test_a_feature_defined_in_code_must_fit_its_stream(project: Project) -> None
     assert done.code == 1
     assert "has key properties ['id'], but `users` has id columns ['uid']" in done.err
     assert project.state() is None
+
+
+def test_a_reread_skips_samples_whose_values_are_stored_but_rewrites_them_for_a_new_code_version(
+    project: Project,
+) -> None:
+    feats = project.root / "feats.py"
+    spec = "st.FeatureSpec('users', id_columns=['id'], fields=[st.FieldSpec('name', code_version='{}'), 'score'])"
+    feats.write_text("import strata as st\nclass Users(st.Feature, spec=" + spec.format("1") + "):\n    pass\n")
+    (project.root / "strata.yml").write_text(
+        (project.root / "strata.yml").read_text() + "features: {entrypoints: [feats]}\n"
+    )
+    project.feed(SCHEMA, *(record(i) for i in range(1, 5)))
+    assert project.run().code == 0
+    project.feed(SCHEMA, *(record(i, score=9.5 if i == 3 else None) for i in range(1, 5)))
+    again = project.run()
+    assert again.code == 0, again.err
+    assert "4 records, 0 added, 1 changed, 3 unchanged, 0 removed" in project.log_of(again)
+    assert project.rows('SELECT id FROM "users$history"') == [(3,)]
+    feats.write_text("import strata as st\nclass Users(st.Feature, spec=" + spec.format("2") + "):\n    pass\n")
+    project.feed(SCHEMA, *(record(i, score=9.5 if i == 3 else None) for i in range(1, 5)))
+    rewritten = project.run()  # same values, but `name` is versioned anew: every sample is written again
+    assert rewritten.code == 0, rewritten.err
+    assert "4 records, 0 added, 4 changed, 0 unchanged, 0 removed" in project.log_of(rewritten)
+    assert project.rows("SELECT DISTINCT strata_cv__name FROM users") == [("2",)]
+
+
+def test_an_array_of_one_type_is_a_list_in_compute_and_keeps_the_data_version_its_json_text_had(
+    project: Project,
+) -> None:
+    project.define(
+        "class Tagged(st.Feature, spec=st.FeatureSpec('tagged', id_columns=['id'], deps=['users'],\n"
+        "        fields=[st.FieldSpec('first_tag', deps=[st.FieldDep('users', ['tags'])]),\n"
+        "                st.FieldSpec('tag_count', deps=[st.FieldDep('users', ['tags'])])])):\n"
+        "    def compute(self, inputs):\n"
+        "        tags = pl.col('tags')\n"
+        "        return inputs['users'].select('id', tags.list.first().alias('first_tag'), tags.list.len().alias('tag_count'))\n"
+    )
+    untyped = json.loads(json.dumps(SCHEMA))
+    untyped["schema"]["properties"]["tags"]["items"] = {}  # an array of anything: JSON text, as before lists
+    project.feed(untyped, *(record(i, tags=["b", "c"][: i % 3]) for i in range(1, 4)))
+    assert project.run().code == 0
+    assert project.rows("SELECT id, tags, strata_dv__tags FROM users ORDER BY id") == [
+        (1, '["b"]', sample_hash("md5", ['["b"]'])),
+        (2, '["b","c"]', sample_hash("md5", ['["b","c"]'])),
+        (3, "[]", sample_hash("md5", ["[]"])),
+    ]
+    project.feed(SCHEMA, *(record(i, tags=["b", "c"][: i % 3]) for i in range(1, 4)))
+    done = project.run("features:build")
+    assert done.code == 0, done.err
+    assert project.rows('SELECT count(*) FROM "users$history"') == [(0,)]  # same text, same data version: unchanged
+    assert project.rows("SELECT id, tags FROM users ORDER BY id") == [(1, ["b"]), (2, ["b", "c"]), (3, [])]
+    assert project.rows("SELECT id, first_tag, tag_count FROM tagged ORDER BY id") == [
+        (1, "b", 1),
+        (2, "b", 2),
+        (3, None, 0),
+    ]
 
 
 def test_ingest_and_build_in_one_run(project: Project) -> None:

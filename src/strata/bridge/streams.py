@@ -151,19 +151,36 @@ _SCALARS = {"integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN", "stri
 
 
 def column_type(schema: Any) -> str:
-    """The DuckDB type a JSON-schema property is stored as (nested values as JSON text)."""
-    if not isinstance(schema, dict):
+    """The DuckDB type a JSON-schema property is stored as.
+
+    Scalars get their type; an array whose ``items`` are one scalar type is a list of it
+    (``VARCHAR[]``: a Polars ``List(String)`` in ``compute``); anything else nested (objects,
+    arrays of objects or of untyped items) is JSON text.
+    """
+    options = _types(schema)
+    if options == ["array"]:
+        item = _types(schema.get("items"))
+        if len(item) == 1 and item[0] in _SCALARS:
+            return f"{_SCALARS[item[0]]}[]"
+        if set(item) == {"integer", "number"}:
+            return "DOUBLE[]"
         return "JSON"
-    kinds = schema.get("type")
-    options = kinds if isinstance(kinds, list) else [kinds] if kinds else []
-    for key in ("anyOf", "oneOf"):
-        for option in schema.get(key) or []:
-            if isinstance(option, dict):
-                sub = option.get("type")
-                options.extend(sub if isinstance(sub, list) else [sub] if sub else [])
-    options = [o for o in dict.fromkeys(options) if o != "null"]
     if len(options) == 1 and options[0] in _SCALARS:
         return _SCALARS[options[0]]
     if set(options) == {"integer", "number"}:
         return "DOUBLE"
     return "JSON"
+
+
+def _types(schema: Any) -> list[str]:
+    """The JSON types a schema allows, ``null`` left out (from ``type``, ``anyOf`` and ``oneOf``)."""
+    if not isinstance(schema, dict):
+        return []
+    kinds = schema.get("type")
+    options = list(kinds) if isinstance(kinds, list) else [kinds] if kinds else []
+    for key in ("anyOf", "oneOf"):
+        for option in schema.get(key) or []:
+            if isinstance(option, dict):
+                sub = option.get("type")
+                options.extend(sub if isinstance(sub, list) else [sub] if sub else [])
+    return [o for o in dict.fromkeys(options) if o != "null"]

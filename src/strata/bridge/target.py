@@ -22,8 +22,12 @@ Message by message, in input order:
 The data version of a field is ``H(<the value as text>)`` with the store's hash algorithm: the
 value is first read as the schema's type, so ``1.50`` and ``1.5`` hash alike; strings are
 hashed as they are, numbers and booleans in DuckDB's text form, nested values as compact
-JSON, and a missing or null value encodes as ``-1:``. Run by ``strata run … target-strata``: the pipeline
-passes the project through ``STRATA_PROJECT_ROOT`` and ``STRATA_ENVIRONMENT``.
+JSON, and a missing or null value encodes as ``-1:``. An array of one scalar type is stored as a
+list (``bridge/streams.py``) and hashed as its compact JSON text, the text the JSON column it
+was before held, so a store loaded before lists keeps its data versions (number arrays excepted:
+DuckDB writes ``2`` as ``2.0``, so such samples show as changed once). Run by ``strata run …
+target-strata``: the pipeline passes the project through ``STRATA_PROJECT_ROOT`` and
+``STRATA_ENVIRONMENT``.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ _TEXT = re.compile(rb"\S")
 MSGS = ident("strata$msgs")
 ROWS = ident("strata$rows")
 LIVE = ident("strata$live")
+RAW = ident("strata$raw")
 
 
 def seen_table(key: str) -> str:
@@ -121,6 +126,9 @@ class Loader:
         self.state: Any = None
         self.states_emitted = 0
         self._typed = False
+        self.seconds = {"read": 0.0, "compare_write": 0.0}
+        """Time spent parsing chunks (``read_json``) and hashing, comparing and writing their rows."""
+        self.chunks = 0
         self._refresh_graph()
 
     def _refresh_graph(self) -> None:
@@ -154,6 +162,7 @@ class Loader:
         """
         if not _TEXT.search(data):
             return
+        self.chunks += 1
         last = data.rfind(b'"SCHEMA"')
         cut = 0 if last < 0 else (data.find(b"\n", last) + 1 or len(data))
         view = memoryview(data)
@@ -182,6 +191,7 @@ class Loader:
     def _load_part(self, data: memoryview, record_type: str | None) -> None:
         self._typed = record_type is not None
         columns = _MESSAGE_COLUMNS.replace("record: 'JSON'", f"record: {literal(record_type or 'JSON')}")
+        started = time.perf_counter()
         self._chunk.write_bytes(data)
         # No maximum_object_size: a large one slows every read (DuckDB sizes buffers by it), and
         # DuckDB 2.0 reads longer lines anyway (a test loads one of 17 MB).
@@ -197,6 +207,8 @@ class Loader:
         finally:
             self._chunk.unlink(missing_ok=True)  # in /dev/shm it is memory: hold it only while DuckDB reads
         count = int(self.con.execute(f"SELECT count(*) FROM {MSGS}").fetchall()[0][0])
+        parsed = time.perf_counter()
+        self.seconds["read"] += parsed - started
         controls = self.con.execute(
             f"SELECT {self._n()}, type, stream, CAST(schema AS VARCHAR), CAST(key_properties AS VARCHAR), "
             f"CAST(value AS VARCHAR), version FROM {MSGS} WHERE type IS DISTINCT FROM 'RECORD' ORDER BY rowid"
@@ -218,6 +230,7 @@ class Loader:
         self.con.execute(f"DROP VIEW IF EXISTS {LIVE}")
         self.con.execute(f"DROP VIEW IF EXISTS {ROWS}")
         self.con.execute(f"DROP TABLE {MSGS}")
+        self.seconds["compare_write"] += time.perf_counter() - parsed
 
     def _n(self) -> str:
         """The message number (from 1 over the whole input) of a row of the messages table.
@@ -349,13 +362,11 @@ class Loader:
             return
         stream.counts["records"] += int(total)
         keep = [*(ident(c) for c in stream.properties), *(ident("strata_dv__" + name) for name in stream.fields)]
-        if total > deleted:
+        if total > deleted and self.duckdb_store is not None:
+            self._write_changed(stream, lo, upto, keep, repeated=bool(repeated))
+        elif total > deleted:
             live = f"SELECT {', '.join(keep)} FROM {ROWS} WHERE NOT strata__deleted"
-            if self.duckdb_store is not None:
-                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
-                counts = self.duckdb_store.write_changed_from(stream.key, LIVE, checked=True)
-            else:
-                counts = self.store.write_changed(stream.key, self.con.sql(live).to_arrow_table())
+            counts = self.store.write_changed(stream.key, self.con.sql(live).to_arrow_table())
             for name, value in counts.items():
                 stream.counts[name] += value
         if deleted and self.store.has_feature(stream.key):
@@ -366,24 +377,59 @@ class Loader:
             "WHERE strata__version IS NOT NULL"
         )
 
-    def _records(self, stream: Stream, lo: int, upto: int) -> str:
+    def _write_changed(self, stream: Stream, lo: int, upto: int, keep: list[str], *, repeated: bool) -> None:
+        """Write the live records numbered in ``(lo, upto)`` that changed, in the DuckDB store's connection.
+
+        Records whose fields' texts equal the live row's are found first, by a join that reads
+        raw values only; the rest alone are hashed and compared by data version. On a re-read
+        of an unchanged source nothing is hashed. (When a sample repeats in the chunk every
+        record goes through the hashing view, which keeps the last one.)
+        """
+        assert self.duckdb_store is not None
+        same = None
+        if not repeated:
+            keys = [f"t.{ident(k)} AS {ident(k)}" for k in stream.key_properties]
+            values = [f"t.{ident(p)} AS {ident(p)}" for p in dict.fromkeys(stream.fields.values())]
+            raw = f"SELECT {', '.join(keys + values)} FROM ({self._records(stream, lo, upto)}) WHERE NOT d"
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {RAW} AS {raw}")
+            texts = {name: (prop, _text(stream.properties[prop], "{}")) for name, prop in stream.fields.items()}
+            same = self.duckdb_store.same_rows(stream.key, RAW, texts)
+        try:
+            records = self._records(stream, lo, upto, exclude=same)
+            rows = self._rows_sql(stream, records, last=repeated)
+            live = f"SELECT {', '.join(keep)} FROM ({rows}) WHERE NOT strata__deleted"
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
+            counts = self.duckdb_store.write_changed_from(stream.key, LIVE, checked=True)
+            if same is not None:
+                counts["unchanged"] += int(self.con.execute(f"SELECT count(*) FROM {same}").fetchall()[0][0])
+        finally:
+            if same is not None:
+                self.con.execute(f"DROP TABLE IF EXISTS {same}")
+            self.con.execute(f"DROP VIEW IF EXISTS {RAW}")
+        for name, value in counts.items():
+            stream.counts[name] += value
+
+    def _records(self, stream: Stream, lo: int, upto: int, exclude: str | None = None) -> str:
         """The stream's records numbered in ``(lo, upto)``: number, version, deletion flag and typed values ``t``.
 
         Records read typed are a struct already; others are parsed once with ``json_transform``.
+        ``exclude``: a table of ids whose records are left out.
         """
         if self._typed:  # records were read typed: every known property is a struct field already
             deleted, typed = "record._sdc_deleted_at IS NOT NULL", "record"
         else:
-            struct = literal(json.dumps(stream.properties))
+            struct = literal(json.dumps({p: _transform_type(kind) for p, kind in stream.properties.items()}))
             deleted, typed = (
                 "json_extract_string(record, '$._sdc_deleted_at') IS NOT NULL",
                 f"json_transform(record, {struct})",
             )
         n = self._n()
-        return (
-            f"SELECT {n} AS n, version, {deleted} AS d, {typed} AS t FROM {MSGS} "
-            f"WHERE type = 'RECORD' AND stream = {literal(stream.name)} AND {n} > {lo} AND {n} < {upto}"
-        )
+        where = f"type = 'RECORD' AND stream = {literal(stream.name)} AND {n} > {lo} AND {n} < {upto}"
+        select = f"SELECT {n} AS n, version, {deleted} AS d, {typed} AS t FROM {MSGS} WHERE {where}"
+        if exclude is None:
+            return select
+        on = " AND ".join(f"r.t.{ident(k)} = x.{ident(k)}" for k in stream.key_properties)
+        return f"SELECT r.* FROM ({select}) r ANTI JOIN {exclude} x ON {on}"
 
     def _rows_sql(self, stream: Stream, records: str, *, last: bool) -> str:
         """Typed columns, one data version per field and a deletion flag; the last record per sample.
@@ -397,7 +443,7 @@ class Loader:
             value = f"t.{ident(prop)}"
             columns.append(f"{'CAST(' + value + ' AS VARCHAR)' if kind == 'JSON' else value} AS {ident(prop)}")
         for name, prop in stream.fields.items():
-            text = f"CAST(t.{ident(prop)} AS VARCHAR)"
+            text = _text(stream.properties[prop], f"t.{ident(prop)}")
             columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
         source = records
         keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
@@ -405,11 +451,36 @@ class Loader:
             source = f"SELECT * FROM ({records}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1"
         return f"SELECT {', '.join(columns)}, d AS strata__deleted, version AS strata__version FROM ({source})"
 
-    def summary(self) -> list[str]:
+    def summary(self, opened: float) -> list[str]:
+        """One line per stream (its counts), then one of where the loader's time went.
+
+        ``opened``: seconds to load the feature graph and open the store.
+        """
         return [
             f"stream {s.name} -> feature {s.key}: " + ", ".join(f"{count} {what}" for what, count in s.counts.items())
             for s in self.streams.values()
+        ] + [
+            (
+                f"{self.chunks} chunk(s): {opened:.3f} s loading the features and opening the store, "
+                f"{self.seconds['read']:.3f} s reading records, "
+                f"{self.seconds['compare_write']:.3f} s hashing, comparing and writing"
+            )
         ]
+
+
+def _is_list(kind: str) -> bool:
+    """Whether a column type is a list (``VARCHAR[]``): its values hash as their JSON text."""
+    return kind.endswith("[]")
+
+
+def _text(kind: str, value: str) -> str:
+    """The text a field's data version hashes: the value as VARCHAR, a list as its JSON text."""
+    return f"CAST({'to_json(' + value + ')' if _is_list(kind) else value} AS VARCHAR)"
+
+
+def _transform_type(kind: str) -> Any:
+    """A column type as ``json_transform`` spells it: a list type is ``[item]``."""
+    return [_transform_type(kind[:-2])] if _is_list(kind) else kind
 
 
 # -- input -----------------------------------------------------------------------------------
@@ -490,6 +561,7 @@ def run(config: dict[str, Any], fd: int) -> list[str]:
     """Load everything from ``fd`` into the configured store; return the per-stream summary."""
     from strata.project_features import load_graph, make_store, opened, store_config
 
+    started = time.perf_counter()
     project = _project(config)
     graph = load_graph(project, check=False)
     name = config.get("store") or None
@@ -498,12 +570,13 @@ def run(config: dict[str, Any], fd: int) -> list[str]:
     flush_seconds = float(config.get("flush_seconds") or DEFAULT_FLUSH_SECONDS)
     with opened(store, store_config(project, name)), graph.use():
         loader = Loader(project, store, graph, config)
+        opening = time.perf_counter() - started
         try:
             for chunk in chunks(fd, max_bytes, flush_seconds):
                 loader.load_chunk(chunk)
         finally:
             loader.close()
-    return loader.summary()
+    return loader.summary(opening)
 
 
 def main(argv: list[str] | None = None) -> int:

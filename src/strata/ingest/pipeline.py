@@ -123,6 +123,8 @@ class RunResult:
     """What feature blocks built, per feature (``FeatureBuild.to_json``)."""
     pipeline: bool = True
     """False for a run of feature blocks alone."""
+    exited: dict[str, float] = field(default_factory=dict)
+    """Per plugin: seconds from the pipeline's start until its process exited (to 50 ms)."""
 
 
 def expand(project: Project, names: list[str]) -> list[str]:
@@ -605,7 +607,8 @@ def _pipe(
         try:
             with _deferred_signals():
                 run = open_run()
-            failure = _wait(plugins, run, lock, records, started, options)
+            exited: dict[str, float] = {}
+            failure = _wait(plugins, run, lock, records, started, options, exited)
             _join(threads, 30)
         except BaseException:
             _stop(plugins)
@@ -619,7 +622,7 @@ def _pipe(
         if failure:
             raise RuntimeFailure(failure, f"see the run log {log_path}")
         _complete(backend, state_id, states)
-    return RunResult(state_id, run.id, records, time.monotonic() - started, states.count, log_path)
+    return RunResult(state_id, run.id, records, time.monotonic() - started, states.count, log_path, exited=exited)
 
 
 def _start(
@@ -752,13 +755,25 @@ def _read_states(stream: IO[bytes], backend: Any, state_id: str, states: _Counte
 
 
 def _wait(
-    plugins: list[_Plugin], run: Any, lock: Any, records: dict[str, int], started: float, options: RunOptions
+    plugins: list[_Plugin],
+    run: Any,
+    lock: Any,
+    records: dict[str, int],
+    started: float,
+    options: RunOptions,
+    exited: dict[str, float],
 ) -> str | None:
-    """Wait for every plugin; on the first failure stop the rest and say who failed."""
+    """Wait for every plugin; on the first failure stop the rest and say who failed.
+
+    ``exited`` gets each plugin's exit time, in seconds since ``started``.
+    """
     last_beat = 0.0
     failed: _Plugin | None = None
     while True:
         codes = [p.proc.poll() for p in plugins]
+        for plugin, code in zip(plugins, codes, strict=True):
+            if code is not None and plugin.name not in exited:
+                exited[plugin.name] = round(time.monotonic() - started, 3)
         bad = [p for p, code in zip(plugins, codes, strict=True) if code not in (None, 0)]
         if bad and failed is None:
             failed = _culprit(plugins, bad)

@@ -220,6 +220,16 @@ class DuckDBStore(MetadataStore):
             for name, kind in wanted.items():
                 if name not in existing:
                     _run(con, f"ALTER TABLE {ident(table)} ADD COLUMN {ident(name)} {kind}")
+                elif kind.endswith("[]") and existing[name] == "VARCHAR":
+                    # JSON text of an array that now arrives as a list (target-strata types arrays by
+                    # their items since): read the stored text as that list, or it would be cast to
+                    # DuckDB's own text form (`[a, b]`) on insert.
+                    column = ident(name)
+                    _run(
+                        con,
+                        f"ALTER TABLE {ident(table)} ALTER COLUMN {column} SET DATA TYPE {kind} "
+                        f"USING CAST(CAST({column} AS JSON) AS {kind})",
+                    )
 
     def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
         batch = f"strata_batch_{next(_names)}"
@@ -263,7 +273,8 @@ class DuckDBStore(MetadataStore):
         plan = self._root_plan(feature)
         if plan.key in self._pending:  # a resolve waits to be settled by this write: take the general path
             return self.write_changed(feature, self.con.sql(f"SELECT * FROM {source}").to_arrow_table())
-        columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {source}")]
+        described = _run(self.con, f"DESCRIBE SELECT * FROM {source}")
+        columns = [str(d[0]) for d in described]
         self._check_source(plan, source, columns, checked=checked)
         total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
         if total == 0:
@@ -271,6 +282,8 @@ class DuckDBStore(MetadataStore):
         if not self._has_table(plan.table):
             self._write_source(plan, source, columns)
             return {"added": total, "changed": 0, "unchanged": 0}
+        if any(str(d[1]).endswith("[]") for d in described):  # a list column may still hold JSON text
+            self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
         changed = ident(f"strata$changed_{next(_names)}")
         _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
         try:
@@ -280,6 +293,34 @@ class DuckDBStore(MetadataStore):
         finally:
             _run(self.con, f"DROP TABLE IF EXISTS {changed}")
         return {"added": int(new), "changed": int(rows) - int(new), "unchanged": total - int(rows)}
+
+    def same_rows(self, feature: Any, source: str, texts: dict[str, tuple[str, str]]) -> str | None:
+        """A temp table of the ids of ``source``'s rows that the live rows hold already, or None.
+
+        ``target-strata``'s shortcut past hashing: ``source`` (a quoted name the caller made)
+        has the id columns and raw values; ``texts`` gives, per field, the column of its value
+        and the SQL text its data version hashes, ``{}`` standing for the column
+        (``("body", "CAST({} AS VARCHAR)")``). A row is the same when every field's text equals
+        the live row's and every code version is current: its data versions would be equal, so
+        it need not be hashed. None when the feature has no table yet or lacks one of the columns.
+        """
+        plan = self._root_plan(feature)
+        if not self._has_table(plan.table) or sorted(texts) != sorted(f.name for f in plan.fields):
+            return None
+        stored = self._columns(plan.table)
+        if any(column not in stored for column, _ in texts.values()):
+            return None
+        same = [f"l.{ident(f.cv_column)} IS NOT DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
+        for column, text in texts.values():
+            same.append(f"{text.format('b.' + ident(column))} IS NOT DISTINCT FROM {text.format('l.' + ident(column))}")
+        on = " AND ".join(f"b.{ident(c)} = l.{ident(c)}" for c in plan.id_columns)
+        table = ident(f"strata$same_{next(_names)}")
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(f'b.{ident(c)}' for c in plan.id_columns)} "
+            f"FROM {source} b JOIN {ident(plan.table)} l ON {on} WHERE NOT l.{ident(DELETED)} AND {' AND '.join(same)}",
+        )
+        return table
 
     def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool) -> None:
         """The checks of ``_check_write`` for samples, in SQL (only the columns' presence when ``checked``)."""
