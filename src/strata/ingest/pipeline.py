@@ -505,24 +505,16 @@ def _pipe(
         for ref, inv, cfg in zip(refs, invs, configs, strict=True):
             args = _tap_args(ref, files["catalog"], files.get("state")) if ref is block.extractor else []
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
-        plugins = _start(project, refs, invs, argvs)
         records: dict[str, int] = {}
-        threads = [
-            threading.Thread(target=_read_stderr, args=(p, log, records if i == 0 else None), daemon=True)
-            for i, p in enumerate(plugins)
-        ]
-        target = plugins[-1]
-        assert target.proc.stdout is not None
-        threads.append(
-            threading.Thread(
-                target=_read_states, args=(target.proc.stdout, backend, state_id, states, log), daemon=True
-            )
-        )
-        for thread in threads:
-            thread.start()
+        plugins: list[_Plugin] = []
+        threads: list[threading.Thread] = []
         run: Any = None
         try:
+            # a signal before the run is recorded (plugins starting, their readers, the history
+            # opening) takes effect once it is: the plugins are then stopped and the run recorded
             with _deferred_signals():
+                plugins = _start(project, refs, invs, argvs)
+                threads = _readers(plugins, log, records, backend, state_id, states)
                 run = open_run()
             failure = _wait(plugins, run, lock, records, started, options)
             _join(threads, 30)
@@ -539,6 +531,27 @@ def _pipe(
             raise RuntimeFailure(failure, f"see the run log {log_path}")
         _complete(backend, state_id, states)
     return RunResult(state_id, run.id, records, time.monotonic() - started, states.count, log_path)
+
+
+def _readers(
+    plugins: list[_Plugin],
+    log: _RunLog,
+    records: dict[str, int],
+    backend: Any,
+    state_id: str,
+    states: _Counter,
+) -> list[threading.Thread]:
+    """Started threads that read every plugin's stderr into the log and the target's states into ``backend``."""
+    threads = [
+        threading.Thread(target=_read_stderr, args=(p, log, records if i == 0 else None), daemon=True)
+        for i, p in enumerate(plugins)
+    ]
+    target = plugins[-1].proc.stdout
+    assert target is not None
+    threads.append(threading.Thread(target=_read_states, args=(target, backend, state_id, states, log), daemon=True))
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def _start(project: Project, refs: list[PluginRef], invs: list[Invocation], argvs: list[list[str]]) -> list[_Plugin]:
@@ -720,7 +733,7 @@ def _stop(plugins: list[_Plugin]) -> None:
                 plugin.proc.kill()
 
     with _handling((signal.SIGINT, *_STOPPING), kill_now):
-        if plugins[0].proc.poll() is None:
+        if plugins and plugins[0].proc.poll() is None:
             plugins[0].proc.terminate()
         if not _exited(plugins, _GRACE_SECONDS):
             for plugin in plugins:
