@@ -382,13 +382,17 @@ def run_features(project: Project, blocks: list[str], options: RunOptions) -> Ru
 
     started = time.monotonic()
     log_path = _new_log(project)
+    environment = project.environment.name if project.environment else None
     with RunHistory.open(project) as history:
-        run = history.start(state_id, project.environment.name if project.environment else None, blocks, str(log_path))
+        run: Any = None
         try:
+            with _deferred_signals():  # a run started is a run recorded as it ends, even by an early Ctrl-C
+                run = history.start(state_id, environment, blocks, str(log_path))
             with run.keep_alive():
                 builds = _build(project, blocks, run, log_path, options)
         except BaseException as exc:
-            _finish(run, exc)
+            if run is not None:
+                _finish(run, exc)
             if isinstance(exc, KeyboardInterrupt):
                 raise _interrupted(exc, run, None) from None
             raise
