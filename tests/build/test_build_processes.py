@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.build.test_build import Case
-from tests.helpers import STRATA
+from tests.helpers import STRATA, wait_for
 
 
 def _parents() -> dict[int, int]:
@@ -47,15 +46,6 @@ def alive(pids: set[int]) -> set[int]:
     return pids & set(_parents())
 
 
-def wait_for(condition: object, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def case(tmp_path: Path) -> Case:
     return Case(tmp_path)
@@ -74,7 +64,11 @@ def slow_build(case: Case) -> Iterator[subprocess.Popen[bytes]]:
     ) as proc:
         started: set[int] = set()
         try:
-            wait_for(lambda: case.log.exists() and len(case.log.read_text().splitlines()) >= 2, "two computing workers")
+            wait_for(
+                lambda: case.log.exists() and len(case.log.read_text().splitlines()) >= 2,
+                "two computing workers",
+                timeout=60,
+            )
             started = descendants(proc.pid)
             yield proc
         finally:

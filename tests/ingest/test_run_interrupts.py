@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from strata.history.model import pid_alive
-from tests.helpers import STRATA, read_until_closed, run_strata
-from tests.ingest.scripted import BATCH_TARGET, STATE_ID, confirmed, plugin_pids, scripted_project, wait_for
+from tests.helpers import STRATA, read_until_closed, run_strata, wait_for
+from tests.ingest.scripted import BATCH_TARGET, STATE_ID, confirmed, plugin_pids, scripted_project
 
 TRIES = 4
 """Ctrl-C lost log lines in 2 of 3 tries: each test repeats it to catch the races."""
