@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Cli, remount_read_only, run_strata, tmpfs, write_project
+from tests.helpers import Cli, fill, remount_read_only, run_strata, tmpfs, write_project
 
 TAP = f"""#!{sys.executable}
 import json, sys
@@ -145,3 +145,21 @@ def test_any_command_on_a_read_only_file_system_says_what_to_do(strata: Cli, tmp
                 f"strata: error: {disk / args[-1].rsplit('/', 1)[-1]}: Read-only file system; "
                 f"{disk} is on a read-only file system: remount it read-write, or use a writable copy\n"
             )
+
+
+@pytest.mark.parametrize("args", [("invoke", "tap-s"), ("run", "tap-s", "target-s")])
+def test_a_full_disk_while_a_plugins_config_is_written_says_what_to_do(tmp_path: Path, args: tuple[str, ...]) -> None:
+    with tmpfs(tmp_path / "disk", size="8m") as disk:
+        root = singer_project(disk / "proj", tmp_path / "bin")
+        (root / "strata.yml").write_text(
+            (root / "strata.yml").read_text().replace("name: tap-s,", f"name: tap-s, config: {{pad: {'x' * 8192}}},")
+        )
+        assert run_strata("run", "tap-s", "target-s", cwd=root).code == 0  # .strata/ and its files exist
+        fill(disk)
+        result = run_strata(*args, cwd=root)
+        assert result.code == 1, result.err
+        assert "No space left on device; free some space on the file system of " in result.err, result.err
+        assert "unexpected" not in result.err
+        assert "--debug" not in result.err
+        assert result.err.count("\n") == 1, result.err
+        assert not list((root / ".strata" / "run").iterdir())
