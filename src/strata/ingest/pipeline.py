@@ -33,7 +33,7 @@ from strata.ingest.invoke import Invocation, exit_code, prepare
 from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
-from strata.project.files import private_dir
+from strata.project.files import private_dir, what_to_do
 from strata.project.schema import singular
 
 if TYPE_CHECKING:
@@ -528,6 +528,7 @@ def _pipe(
             if run is not None:
                 run.set_records(records)
             raise
+        log.check()
         if states.error is not None:
             failure = failure or f"could not store state: {states.error}"
         run.set_records(records)
@@ -597,23 +598,40 @@ class _RunLog:
 
     def __init__(self, path: Path, redact: Redactor) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.path = path
         self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         self._lock = threading.Lock()
         self._redact = redact
+        self.error: OSError | None = None
+        """Why the log could not be written (a full disk): later lines are dropped, the run fails."""
 
     def write(self, source: str, text: str) -> str:
-        """Append one line from ``source``; return it as written (redacted)."""
+        """Append one line from ``source``; return it as written (redacted).
+
+        A line that cannot be written (full disk) does not stop the reader calling this: it goes
+        on draining the plugin's pipe, which would otherwise fill up and block the plugin.
+        """
         line = self._redact(text)
         with self._lock:
-            if not self._file.closed:
-                self._file.write(f"{source} | {line}\n")
+            if not self._file.closed and self.error is None:
+                try:
+                    self._file.write(f"{source} | {line}\n")
+                except OSError as exc:
+                    self.error = exc
         return line
+
+    def check(self) -> None:
+        """Raise what to do if a line could not be written."""
+        if self.error is not None:
+            raise RuntimeFailure(
+                f"cannot write the run log {self.path}: {self.error.strerror}", what_to_do(self.path, self.error)
+            )
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        with self._lock:
+        with self._lock, contextlib.suppress(OSError):  # a full disk: the lines are lost, self.error says so
             self._file.close()
 
 
