@@ -38,6 +38,7 @@ from strata.features.keys import FeatureKey, feature_key_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from concurrent.futures import Future
 
     import polars as pl
 
@@ -51,6 +52,8 @@ DEFAULT_BATCH_SIZE = 10_000
 _ERROR_TEXT = 500
 _IN_LIMIT = 50_000
 """Above this many samples, upstream rows are read whole and narrowed in Polars."""
+_WAIT_STEP_SECONDS = 0.1
+"""How often a wait for a worker's batch lets a signal through (see ``_result``)."""
 
 
 class Inputs(Mapping[str, "pl.DataFrame"]):
@@ -163,8 +166,17 @@ class Builder:
         self._ray: Any = None
         self._failed_before = False
 
-    def close(self) -> None:
+    def close(self, *, abandon: bool = False) -> None:
+        """Shut the workers down; ``abandon`` (the build failed or was stopped) kills those still computing.
+
+        Otherwise a Ctrl-C or SIGTERM would wait for every running batch to finish, minutes maybe,
+        for results nobody will write.
+        """
         if self._pool is not None:
+            if abandon:
+                for process in list(self._pool._processes.values()):  # noqa: SLF001 - kill_workers() is Python 3.14
+                    with contextlib.suppress(OSError):
+                        process.kill()
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
         if self._ray is not None:
@@ -270,7 +282,7 @@ class Builder:
         futures = [pool.submit(_worker_compute, str(plan.key), *payload) for payload in payloads]
         for future in futures:
             try:
-                yield future.result()
+                yield _result(future)
             except Exception as exc:  # noqa: BLE001 - a worker that died; recorded like a raising compute
                 yield exc
 
@@ -319,6 +331,19 @@ class Builder:
             self.history.clear_build_errors(self.store_name, str(plan.key), _sample_keys(plan, batch))
         if self.progress is not None:
             self.progress(result)
+
+
+def _result(future: Future[Any]) -> Any:
+    """``future.result()``, waited for in short steps so that Ctrl-C stops the build at once.
+
+    Polars installs a SIGINT handler that restarts a wait blocked on a lock: ``result()`` alone
+    would only see the KeyboardInterrupt once the batch is done, minutes later maybe.
+    """
+    from concurrent.futures import wait
+
+    while not wait([future], timeout=_WAIT_STEP_SECONDS).done:
+        pass
+    return future.result()
 
 
 # -- batches -----------------------------------------------------------------------------------
@@ -509,7 +534,10 @@ def build(
             run_id=run_id,
             progress=progress,
         )
+        done = False
         try:
-            return builder.run(keys, dry_run=dry_run)
+            results = builder.run(keys, dry_run=dry_run)
+            done = True
         finally:
-            builder.close()
+            builder.close(abandon=not done)
+        return results

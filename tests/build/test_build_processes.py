@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.build.test_build import Case
-from tests.helpers import STRATA
+from tests.helpers import STRATA, wait_for
 
 
 def _parents() -> dict[int, int]:
@@ -47,15 +46,6 @@ def alive(pids: set[int]) -> set[int]:
     return pids & set(_parents())
 
 
-def wait_for(condition: object, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def case(tmp_path: Path) -> Case:
     return Case(tmp_path)
@@ -74,7 +64,11 @@ def slow_build(case: Case) -> Iterator[subprocess.Popen[bytes]]:
     ) as proc:
         started: set[int] = set()
         try:
-            wait_for(lambda: case.log.exists() and len(case.log.read_text().splitlines()) >= 2, "two computing workers")
+            wait_for(
+                lambda: case.log.exists() and len(case.log.read_text().splitlines()) >= 2,
+                "two computing workers",
+                timeout=60,
+            )
             started = descendants(proc.pid)
             yield proc
         finally:
@@ -118,3 +112,33 @@ def test_a_second_build_is_refused_while_one_runs_and_a_dead_one_blocks_nothing(
     assert third["code"] == 0, third["err"]
     assert case.rows("SELECT count(*) FROM transcript") == [(40,)]
     assert case.rows("SELECT count(*) FROM embedding") == [(40,)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the workers")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_signal_to_a_building_run_stops_its_workers_at_once(case: Case, signum: signal.Signals) -> None:
+    case.source(40)
+    proc = subprocess.Popen(
+        [*STRATA, "run", "features:build"],
+        cwd=case.root,
+        env={**os.environ, **case.env, "BUILD_SLEEP": "120"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # strata alone gets the signal, as from a supervisor or `kill`
+    )
+    workers: set[int] = set()
+    try:
+        wait_for(lambda: case.log.exists() and len(case.log.read_text().splitlines()) >= 2, "computing workers", 60)
+        workers = descendants(proc.pid)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)  # the batches sleep for 120 s: no waiting for them
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        for pid in alive(workers):
+            os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signum, err
+    assert err.startswith(f"strata: interrupted by {signum.name}: run "), err
+    wait_for(lambda: not alive(workers), "the workers to stop", timeout=20)

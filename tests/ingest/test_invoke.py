@@ -16,7 +16,7 @@ import pytest
 from strata.history.model import pid_alive
 from strata.ingest.invoke import run_captured
 from strata.project.project import Project
-from tests.helpers import STRATA, Cli, run_strata, write_project
+from tests.helpers import STRATA, Cli, run_strata, wait_for, write_project
 
 
 def plugin(root: Path, body: str, name: str = "probe", plugin_type: str = "loaders", extra: str = "") -> Path:
@@ -168,10 +168,7 @@ def test_the_plugin_dies_when_strata_is_killed(tmp_path: Path) -> None:
     try:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
-        deadline = time.monotonic() + 20
-        while pid_alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not pid_alive(child)
+        wait_for(lambda: not pid_alive(child), "the plugin to die with strata", timeout=20)
     finally:
         if pid_alive(child):
             os.kill(child, signal.SIGKILL)

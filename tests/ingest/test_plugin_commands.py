@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from strata.history.model import pid_alive
-from tests.helpers import Cli, run_strata, snapshot, write_project
-from tests.ingest.scripted import wait_for
+from tests.helpers import Cli, run_strata, snapshot, wait_for, write_project
 from tests.ingest.test_run_interrupts import interrupt, start_run
 
 ECHO = """\

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Cli, remount_read_only, run_strata, tmpfs, write_project
+from tests.helpers import Cli, fill, remount_read_only, run_strata, tmpfs, write_project
 
 TAP = f"""#!{sys.executable}
 import json, sys
@@ -99,7 +99,10 @@ def test_a_damaged_system_database_says_to_move_it_aside(
     for args in (("run", "tap-s", "target-s"), ("runs", "list")):
         result = run_strata(*args, cwd=root)
         assert result.code == 1, result.err
-        assert result.err.startswith(f"strata: error: the system database {database} is damaged ({reason}); ")
+        assert result.err.startswith(f"strata: error: the system database {database} is damaged ({reason}); "), (
+            args,
+            result.err,
+        )
         assert f"move {database} (and any system.db-wal and system.db-shm beside it) aside" in result.err
         assert result.err.count("\n") == 1
     aside = tmp_path / "aside"
@@ -145,3 +148,61 @@ def test_any_command_on_a_read_only_file_system_says_what_to_do(strata: Cli, tmp
                 f"strata: error: {disk / args[-1].rsplit('/', 1)[-1]}: Read-only file system; "
                 f"{disk} is on a read-only file system: remount it read-write, or use a writable copy\n"
             )
+
+
+@pytest.mark.parametrize("args", [("invoke", "tap-s"), ("run", "tap-s", "target-s")])
+def test_a_full_disk_while_a_plugins_config_is_written_says_what_to_do(tmp_path: Path, args: tuple[str, ...]) -> None:
+    with tmpfs(tmp_path / "disk", size="8m") as disk:
+        root = singer_project(disk / "proj", tmp_path / "bin")
+        (root / "strata.yml").write_text(
+            (root / "strata.yml").read_text().replace("name: tap-s,", f"name: tap-s, config: {{pad: {'x' * 8192}}},")
+        )
+        assert run_strata("run", "tap-s", "target-s", cwd=root).code == 0  # .strata/ and its files exist
+        fill(disk)
+        result = run_strata(*args, cwd=root)
+        assert result.code == 1, result.err
+        assert "No space left on device; free some space on the file system of " in result.err, result.err
+        assert "unexpected" not in result.err
+        assert "--debug" not in result.err
+        assert result.err.count("\n") == 1, result.err
+        assert not list((root / ".strata" / "run").iterdir())
+
+
+FILLING_TAP = f"""#!{sys.executable}
+import json, sys
+with open("filler", "wb") as handle:  # the run's own disk fills up under it
+    try:
+        while True:
+            handle.write(b"\\0" * 4096)
+            handle.flush()
+    except OSError:
+        pass
+for i in range(2000):  # more than a pipe holds: nobody reading them would block the tap
+    print(f"tap line {{i}} " + "." * 100, file=sys.stderr, flush=True)
+schema = {{"properties": {{"id": {{"type": "integer"}}}}}}
+print(json.dumps({{"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]}}))
+print(json.dumps({{"type": "STATE", "value": {{"done": 1}}}}))
+"""
+
+
+@pytest.mark.parametrize("ran_before", [True, False])
+def test_a_disk_that_fills_up_during_a_run_fails_it_in_one_line(tmp_path: Path, ran_before: bool) -> None:
+    with tmpfs(tmp_path / "disk", size="8m") as disk:
+        root = singer_project(disk / "proj", tmp_path / "bin")
+        if ran_before:  # the history exists: the run log is what cannot be written
+            assert run_strata("run", "tap-s", "target-s", cwd=root).code == 0
+        (tmp_path / "bin" / "tap-s").write_text(FILLING_TAP)
+        (tmp_path / "bin" / "catalog.json").write_text('{"streams": []}')
+        (root / "strata.yml").write_text(
+            (root / "strata.yml")
+            .read_text()
+            .replace("name: tap-s,", f"name: tap-s, catalog: {tmp_path}/bin/catalog.json,")
+        )
+        result = run_strata("run", "tap-s", "target-s", cwd=root, timeout=20)  # no retrying what waiting won't fix
+        assert result.code == 1, result.err
+        assert "Exception in thread" not in result.err
+        assert "Traceback" not in result.err
+        assert result.err.count("\n") == 1, result.err
+        assert "; free some space on the file system of " in result.err, result.err  # the log, state or history
+        if ran_before:
+            assert result.err.startswith("strata: error: cannot write the run log "), result.err

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from strata.history.model import pid_alive
-from tests.helpers import STRATA, read_until_closed, run_strata
-from tests.ingest.scripted import BATCH_TARGET, STATE_ID, confirmed, plugin_pids, scripted_project, wait_for
+from tests.helpers import STRATA, read_until_closed, run_strata, wait_for
+from tests.ingest.scripted import BATCH_TARGET, STATE_ID, confirmed, plugin_pids, scripted_project
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
-from tests.helpers import STRATA, Result, run_strata, write_project
-from tests.ingest.scripted import scripted_project, wait_for
+from tests.helpers import STRATA, Result, run_strata, wait_for, write_project
+from tests.ingest.scripted import scripted_project
 
 PASSWORD = "s3cr3t/p@ss wörd"
 """Characters that URLs and JSON escape, so its encoded forms differ from it."""

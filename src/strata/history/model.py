@@ -357,6 +357,11 @@ def database_failure(where: str, exc: BaseException) -> SystemDatabaseError:
     reason = redact_urls(detail[0]) if detail else type(exc).__name__
     if getattr(original, "sqlite_errorcode", None) in {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}:
         return damaged_database(where, reason)
+    if getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        path = Path(where.removeprefix("sqlite:///"))
+        return SystemDatabaseError(
+            f"the system database {where} failed: {reason}", f"free some space on the file system of {path.parent}"
+        )
     return SystemDatabaseError(
         f"the system database {where} failed: {reason}", "check that it is reachable and writable"
     )

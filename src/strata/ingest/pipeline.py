@@ -33,7 +33,7 @@ from strata.ingest.invoke import Invocation, exit_code, prepare, prepare_command
 from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
-from strata.project.files import private_dir
+from strata.project.files import private_dir, what_to_do
 from strata.project.schema import singular
 
 if TYPE_CHECKING:
@@ -393,16 +393,22 @@ def _new_log(project: Project) -> Path:
 
 
 @contextlib.contextmanager
-def _recorded(run: Any) -> Iterator[None]:
-    """A run of blocks without a pipeline: beating inside, then ``success``, or ``failed`` / ``cancelled``.
+def _recorded(start: Callable[[], Any]) -> Iterator[Any]:
+    """A run of blocks without a pipeline, from the moment ``start()`` records it to its end.
 
-    A signal ends it with the one line of ``_interrupted``.
+    A signal while it is recorded is deferred (a run started is a run recorded as it ends); inside,
+    it beats and ends ``success``, or ``failed`` / ``cancelled``; a signal ends it with the one
+    line of ``_interrupted``.
     """
+    run: Any = None
     try:
+        with _deferred_signals():
+            run = start()
         with run.keep_alive():
-            yield
+            yield run
     except BaseException as exc:
-        _finish(run, exc)
+        if run is not None:
+            _finish(run, exc)
         if isinstance(exc, KeyboardInterrupt):
             raise _interrupted(exc, run, None) from None
         raise
@@ -422,10 +428,12 @@ def run_features(project: Project, blocks: list[str], options: RunOptions) -> Ru
 
     started = time.monotonic()
     log_path = _new_log(project)
-    with RunHistory.open(project) as history:
-        run = history.start(state_id, project.environment.name if project.environment else None, blocks, str(log_path))
-        with _recorded(run):
-            builds = _build(project, blocks, run, log_path, options)
+    environment = project.environment.name if project.environment else None
+    with (
+        RunHistory.open(project) as history,
+        _recorded(lambda: history.start(state_id, environment, blocks, str(log_path))) as run,
+    ):
+        builds = _build(project, blocks, run, log_path, options)
     return RunResult(state_id, run.id, {}, time.monotonic() - started, 0, log_path, builds=builds, pipeline=False)
 
 
@@ -446,10 +454,8 @@ def run_command(project: Project, block: CommandBlock, options: RunOptions) -> R
     started = time.monotonic()
     log_path = _new_log(project)
     with contextlib.closing(open_writer(project)) as history, _RunLog(log_path, Redactor(inv.secrets)) as log:
-        run = history.start(
-            state_id, project.environment.name if project.environment else None, [block.name], str(log_path)
-        )
-        with _recorded(run):
+        environment = project.environment.name if project.environment else None
+        with _recorded(lambda: history.start(state_id, environment, [block.name], str(log_path))) as run:
             failure = _run_process(project, block.name, inv, log)
             if failure:
                 raise RuntimeFailure(failure, f"see the run log {log_path}")
@@ -588,24 +594,16 @@ def _pipe(
         for ref, inv, cfg in zip(refs, invs, configs, strict=True):
             args = _tap_args(ref, files["catalog"], files.get("state")) if ref is block.extractor else []
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
-        plugins = _start(project, refs, invs, argvs)
         records: dict[str, int] = {}
-        threads = [
-            threading.Thread(target=_read_stderr, args=(p, log, records if i == 0 else None), daemon=True)
-            for i, p in enumerate(plugins)
-        ]
-        target = plugins[-1]
-        assert target.proc.stdout is not None
-        threads.append(
-            threading.Thread(
-                target=_read_states, args=(target.proc.stdout, backend, state_id, states, log), daemon=True
-            )
-        )
-        for thread in threads:
-            thread.start()
+        plugins: list[_Plugin] = []
+        threads: list[threading.Thread] = []
         run: Any = None
         try:
+            # a signal before the run is recorded (plugins starting, their readers, the history
+            # opening) takes effect once it is: the plugins are then stopped and the run recorded
             with _deferred_signals():
+                plugins = _start(project, refs, invs, argvs)
+                threads = _readers(plugins, log, records, backend, state_id, states)
                 run = open_run()
             exited: dict[str, float] = {}
             failure = _wait(plugins, run, lock, records, started, options, exited)
@@ -616,6 +614,7 @@ def _pipe(
             if run is not None:
                 run.set_records(records)
             raise
+        log.check()
         if states.error is not None:
             failure = failure or f"could not store state: {states.error}"
         run.set_records(records)
@@ -623,6 +622,27 @@ def _pipe(
             raise RuntimeFailure(failure, f"see the run log {log_path}")
         _complete(backend, state_id, states)
     return RunResult(state_id, run.id, records, time.monotonic() - started, states.count, log_path, exited=exited)
+
+
+def _readers(
+    plugins: list[_Plugin],
+    log: _RunLog,
+    records: dict[str, int],
+    backend: Any,
+    state_id: str,
+    states: _Counter,
+) -> list[threading.Thread]:
+    """Started threads that read every plugin's stderr into the log and the target's states into ``backend``."""
+    threads = [
+        threading.Thread(target=_read_stderr, args=(p, log, records if i == 0 else None), daemon=True)
+        for i, p in enumerate(plugins)
+    ]
+    target = plugins[-1].proc.stdout
+    assert target is not None
+    threads.append(threading.Thread(target=_read_states, args=(target, backend, state_id, states, log), daemon=True))
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def _start(
@@ -672,23 +692,40 @@ class _RunLog:
 
     def __init__(self, path: Path, redact: Redactor) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.path = path
         self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         self._lock = threading.Lock()
         self._redact = redact
+        self.error: OSError | None = None
+        """Why the log could not be written (a full disk): later lines are dropped, the run fails."""
 
     def write(self, source: str, text: str) -> str:
-        """Append one line from ``source``; return it as written (redacted)."""
+        """Append one line from ``source``; return it as written (redacted).
+
+        A line that cannot be written (full disk) does not stop the reader calling this: it goes
+        on draining the plugin's pipe, which would otherwise fill up and block the plugin.
+        """
         line = self._redact(text)
         with self._lock:
-            if not self._file.closed:
-                self._file.write(f"{source} | {line}\n")
+            if not self._file.closed and self.error is None:
+                try:
+                    self._file.write(f"{source} | {line}\n")
+                except OSError as exc:
+                    self.error = exc
         return line
+
+    def check(self) -> None:
+        """Raise what to do if a line could not be written."""
+        if self.error is not None:
+            raise RuntimeFailure(
+                f"cannot write the run log {self.path}: {self.error.strerror}", what_to_do(self.path, self.error)
+            )
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        with self._lock:
+        with self._lock, contextlib.suppress(OSError):  # a full disk: the lines are lost, self.error says so
             self._file.close()
 
 
@@ -826,7 +863,7 @@ def _stop(plugins: list[_Plugin]) -> None:
                 plugin.proc.kill()
 
     with _handling((signal.SIGINT, *_STOPPING), kill_now):
-        if plugins[0].proc.poll() is None:
+        if plugins and plugins[0].proc.poll() is None:
             plugins[0].proc.terminate()
         if not _exited(plugins, _GRACE_SECONDS):
             for plugin in plugins:

@@ -82,8 +82,11 @@ def config_file(project: Project, name: str, config: Mapping[str, Any]) -> Itera
         raise RuntimeFailure(f"cannot write in {run_dir}: {exc.strerror}", what_to_do(run_dir, exc)) from None
     path = Path(raw)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(config, handle)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(config, handle)
+        except OSError as exc:  # a full disk shows when the file is flushed
+            raise RuntimeFailure(f"cannot write {path}: {exc.strerror}", what_to_do(run_dir, exc)) from None
         yield path
     finally:
         path.unlink(missing_ok=True)
