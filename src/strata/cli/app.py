@@ -34,7 +34,10 @@ from strata.logs import LEVELS
     help="Project directory (default: found upward from the working directory).",
 )
 @click.option(
-    "-e", "--environment", envvar="STRATA_ENVIRONMENT", help="Environment to use (default: default_environment)."
+    "-e",
+    "--environment",
+    envvar=["STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT"],
+    help="Environment to use (default: default_environment).",
 )
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True, help="Log level.")
 @click.option(

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import JobNotFoundError, PluginNotFoundError, ProjectFileError, UsageError
-from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
+from strata.project.project import ENVIRONMENT_VARIABLES, PLUGIN_NAME_RULE, valid_plugin_name
 
 if TYPE_CHECKING:
     from strata.project.project import Project
@@ -37,9 +37,6 @@ INTERVALS: dict[str, str | None] = {
 """Meltano's interval words and the cron expression each stands for (None: never on a clock)."""
 
 TASKS_SHAPE = 'a YAML list of strings or of lists of strings, like \'["tap-x target-y", ["tap-a target-b"]]\''
-
-ENVIRONMENT_VARIABLES = ("STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT")
-"""Variables of a schedule's ``env:`` that choose the environment it runs in."""
 
 _FEATURE_BLOCK = re.compile(r"features:build(\[[^\]]*\])?")
 

@@ -34,6 +34,12 @@ PROJECT_FILES = ("strata.yml", "meltano.yml")
 
 SYSTEM_DIR = ".strata"
 
+ENVIRONMENT_VARIABLES = ("STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT")
+"""Variables that pick the active environment (after ``-e``), strata's first."""
+
+MELTANO_SETTINGS = ("default_environment", "database_uri", "state_backend.")
+"""Project settings (or prefixes) that Meltano also has, so ``MELTANO_<NAME>`` sets them too."""
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -206,20 +212,31 @@ class Project:
         return merged
 
     def setting(self, name: str) -> Any:
-        """A project setting by dotted name; ``STRATA_<NAME>`` (process, then ``.env``) overrides the file.
-
-        ``state_backend.uri`` is overridden by ``STRATA_STATE_BACKEND_URI``, and so on.
-        """
-        var = "STRATA_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-        for source in (self.environ, self.dotenv):
-            if var in source:
-                return source[var]
+        """A project setting by dotted name: its variable (``setting_variable``) if set, else the file's value."""
+        from_variable = self.setting_variable(name)
+        if from_variable is not None:
+            return from_variable
         node: Any = self._plain
         for part in name.split("."):
             if not isinstance(node, dict) or part not in node:
                 return None
             node = node[part]
         return node
+
+    def setting_variable(self, name: str) -> str | None:
+        """The variable that overrides project setting ``name``, taken as it is; None when none is set.
+
+        ``state_backend.uri`` is overridden by ``STRATA_STATE_BACKEND_URI`` and, for the settings
+        Meltano also has (``MELTANO_SETTINGS``), by Meltano's ``MELTANO_STATE_BACKEND_URI``. The
+        process environment wins over ``.env``; within each, ``STRATA_`` wins over ``MELTANO_``.
+        """
+        suffix = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        prefixes = ("STRATA_", "MELTANO_") if name.startswith(MELTANO_SETTINGS) else ("STRATA_",)
+        for source in (self.environ, self.dotenv):
+            for prefix in prefixes:
+                if prefix + suffix in source:
+                    return source[prefix + suffix]
+        return None
 
     @property
     def file_name(self) -> str:
@@ -294,8 +311,8 @@ class Project:
     # -- checks -------------------------------------------------------------------------
 
     def _select_environment(self, explicit: str | None) -> Environment | None:
-        name = explicit or self.environ.get("STRATA_ENVIRONMENT") or self.dotenv.get("STRATA_ENVIRONMENT")
-        name = name or self.setting("default_environment")
+        chosen = (source.get(var) for source in (self.environ, self.dotenv) for var in ENVIRONMENT_VARIABLES)
+        name = explicit or next((value for value in chosen if value), None) or self.setting("default_environment")
         if not name:
             return None
         for env in self.model.environments:
