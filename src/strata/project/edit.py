@@ -112,11 +112,12 @@ def set_config(project: Project, name: str, key: str, value: Any, *, in_environm
             entry = CommentedMap(name=name)
             section.append(entry)
         config = ensure_mapping(entry, "config")
-        where = f"{project.file_name} (environment {env.name})"
+        env_index = next(i for i, e in enumerate(project.model.environments) if e.name == env.name)
+        where = f"{project.file_of(['environments', env_index])} (environment {env.name})"
     else:
         entry = _plugin_entry(project, ref.plugin_type, ref.index, name)
         config = ensure_mapping(entry, "config")
-        where = project.file_name
+        where = project.file_of(ref.path)
     if key not in config:
         *parents, leaf = key.split(".")
         _check_parents(config, parents, key)

@@ -261,16 +261,18 @@ def _flow(seq: Any) -> Any:
     return seq
 
 
-def remove_job(project: Project, name: str) -> None:
-    """Remove a job that no schedule and no other job uses."""
+def remove_job(project: Project, name: str) -> str:
+    """Remove a job that no schedule and no other job uses; return the name of the file it was in."""
     job(project, name)
     users = [f"schedule `{s.name}`" for s in project.model.schedules if s.job == name]
     users += [f"job `{j.name}`" for j in project.model.jobs if j.name != name and name in flat_blocks(j.tasks)]
     if users:
         raise UsageError(f"job `{name}` is used by {', '.join(users)}", "remove or change those first")
     index = next(i for i, j in enumerate(project.model.jobs) if j.name == name)
+    where = project.file_of(["jobs", index])
     del project.tree["jobs"][index]
     project.save()
+    return where
 
 
 def add_schedule(
@@ -312,12 +314,14 @@ def add_schedule(
     project.save()
 
 
-def remove_schedule(project: Project, name: str) -> None:
-    """Remove a schedule."""
+def remove_schedule(project: Project, name: str) -> str:
+    """Remove a schedule; return the name of the file it was in."""
     schedule(project, name)
     index = next(i for i, s in enumerate(project.model.schedules) if s.name == name)
+    where = project.file_of(["schedules", index])
     del project.tree["schedules"][index]
     project.save()
+    return where
 
 
 def _plugin_of_type(project: Project, name: str, plugin_type: str) -> None:

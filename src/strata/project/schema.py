@@ -193,3 +193,12 @@ class ProjectFile(_Strict):
     hub_url_auth: str | bool | None = None
     snowplow: dict[str, Any] = {}
     auto_install: bool | None = None
+
+
+class IncludedFile(msgspec.Struct, omit_defaults=True):
+    """A file named by ``include_paths``: only these sections are read (other keys get a warning)."""
+
+    plugins: Plugins = msgspec.field(default_factory=Plugins)
+    schedules: list[Schedule] = []
+    environments: list[Environment] = []
+    jobs: list[Job] = []

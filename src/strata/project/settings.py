@@ -262,7 +262,7 @@ def resolve(
         )
 
     config_path = [*ref.path, "config"]
-    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_name, declared))
+    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_of(ref.path), declared))
     override = project.environment_override(ref)
     if override is not None:
         env_plugin, env_path = override
