@@ -351,24 +351,19 @@ class Project:
 
     def _check(self) -> None:
         """Rules the schema alone cannot express: valid and unique names, valid references."""
-        seen: dict[str, list[str | int]] = {}
+        seen: dict[str, PluginRef] = {}
         for ref in sorted(self.plugins(), key=lambda r: self._lines.get(path_key(r.path), [0, 0])):
             if not valid_plugin_name(ref.name):
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'name'])}: `{ref.name}` is not a valid plugin name", PLUGIN_NAME_RULE
                 )
-            if ref.name in seen:
-                raise ProjectFileError(
-                    f"{self.line([*ref.path, 'name'])}: plugin `{ref.name}` is defined twice "
-                    f"(first at {self.line([*seen[ref.name], 'name'])})",
-                    "rename or remove one of them",
-                )
-            seen[ref.name] = ref.path
-        by_name = {ref.name: ref for ref in self.plugins()}
+            first = seen.setdefault(ref.name, ref)
+            if first is not ref:
+                self._check_shared_name(first, ref)
+        by_name = {(ref.plugin_type, ref.name): ref for ref in self.plugins()}
         for ref in self.plugins():
             parent = ref.plugin.inherit_from
-            target = by_name.get(parent) if parent is not None else None
-            if parent is not None and (target is None or target.plugin_type != ref.plugin_type):
+            if parent is not None and (ref.plugin_type, parent) not in by_name:
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'inherit_from'])}: `{ref.name}` inherits from `{parent}`, "
                     f"which is not a plugin in `{ref.plugin_type}`",
@@ -386,11 +381,14 @@ class Project:
             for ptype in PLUGIN_TYPES:
                 for j, override in enumerate(getattr(env.config.plugins, ptype)):
                     if not any(r.name == override.name for r in self.plugins(ptype)):
-                        raise ProjectFileError(
-                            f"{self.line(['environments', i, 'config', 'plugins', ptype, j, 'name'])}: environment "
-                            f"`{env.name}` configures `{override.name}`, which is not a plugin in `{ptype}`",
-                            "add the plugin under `plugins:` or fix the name",
+                        where = self.line(["environments", i, "config", "plugins", ptype, j, "name"])
+                        message = (
+                            f"{where}: environment `{env.name}` configures `{override.name}`, "
+                            f"which is not a plugin in `{ptype}`"
                         )
+                        if not lenient(self.sources[0].path):
+                            raise ProjectFileError(message, "add the plugin under `plugins:` or fix the name")
+                        _warn(self.root, [f"{message}; its settings there are not used"])
         default = self.model.default_environment
         if default and default not in env_names:
             raise ProjectFileError(
@@ -398,7 +396,26 @@ class Project:
                 "add it under `environments:` or change default_environment",
             )
 
-    def _check_inheritance_cycle(self, ref: PluginRef, by_name: Mapping[str, PluginRef]) -> None:
+    def _check_shared_name(self, first: PluginRef, again: PluginRef) -> None:
+        """Two plugins with one name: an error, but a warning across types in ``meltano.yml``.
+
+        Meltano allows one name across types (``dbt`` as a transformer and a file bundle). The
+        name then means the plugin whose type comes first in ``PLUGIN_TYPES`` (the one Meltano's
+        ``config`` and ``invoke`` find); the others are still listed and installed.
+        """
+        where, first_at = self.line([*again.path, "name"]), self.line([*first.path, "name"])
+        if first.plugin_type == again.plugin_type or not lenient(self.sources[0].path):
+            raise ProjectFileError(
+                f"{where}: plugin `{again.name}` is defined twice (first at {first_at})", "rename or remove one of them"
+            )
+        meant = min(first, again, key=lambda r: PLUGIN_TYPES.index(r.plugin_type))
+        message = (
+            f"{where}: plugin name `{again.name}` is used in {first.plugin_type} ({first_at}) and in "
+            f"{again.plugin_type}; `{again.name}` means the one in {meant.plugin_type}"
+        )
+        _warn(self.root, [message])
+
+    def _check_inheritance_cycle(self, ref: PluginRef, by_name: Mapping[tuple[str, str], PluginRef]) -> None:
         """Every parent is known to exist (checked first), so the walk ends in a root or a cycle."""
         chain = [ref.name]
         current = ref.plugin
@@ -410,7 +427,7 @@ class Project:
                     "break the cycle",
                 )
             chain.append(current.inherit_from)
-            current = by_name[current.inherit_from].plugin
+            current = by_name[ref.plugin_type, current.inherit_from].plugin
 
 
 _CACHE_VERSION = "3"
@@ -545,7 +562,7 @@ def _parse_all(root: Path, sources: list[Source]) -> _Loaded:
             return f"{main.name}:{line}" if line else main.name
 
         sources = [main, *_included(root, main.path, model.include_paths, where)]
-    trees, warnings = [main_tree], []
+    trees, warnings = [main_tree], _unknown_keys(main, main_tree)
     for source in sources[1:]:
         tree = _parse(source, main=False)
         yamlfile.convert(tree, IncludedFile, Path(source.name))
@@ -561,6 +578,34 @@ def _parse_all(root: Path, sources: list[Source]) -> _Loaded:
     if len(trees) > 1:
         model = msgspec.convert(plain, ProjectFile)
     return _Loaded(sources, plain, includes.line_map(merged, trees), model, warnings)
+
+
+def lenient(path: Path) -> bool:
+    """Whether the project file is read with Meltano's leniency (``meltano.yml``) or strictly (``strata.yml``).
+
+    Meltano accepts unknown top-level keys, one name for plugins of different types and
+    environments that configure undefined plugins: in ``meltano.yml`` those are warnings, in
+    strata's own file errors.
+    """
+    return path.name == "meltano.yml"
+
+
+def _unknown_keys(main: Source, tree: CommentedMap) -> list[str]:
+    """A warning for each top-level key the schema does not know; an error in a strict file."""
+    import difflib
+
+    from strata.project import yamlfile
+
+    known = ProjectFile.__struct_fields__
+    warnings = []
+    for key in (str(k) for k in tree if k not in known):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "remove it or check the spelling"
+        where = f"{main.name}:{yamlfile.line_of(tree, [key])}"
+        if not lenient(main.path):
+            raise ProjectFileError(f"{where}: unknown key `{key}`", hint)
+        warnings.append(f"{where}: unknown key `{key}` is not read; {hint}")
+    return warnings
 
 
 def _dump(tree: CommentedMap) -> str:
