@@ -93,6 +93,11 @@ def test_an_edit_changes_only_the_file_it_must(strata: Cli, split: Path) -> None
     changed = {name for name in after if after[name] != before.get(name)}
     assert changed == {"subconfig/extractors.yml"}
     assert "delimiter: ;" in (split / "subconfig/extractors.yml").read_text()
+    assert (
+        "tap-csv: delimiter removed from subconfig/extractors.yml"
+        in strata("config", "tap-csv", "unset", "delimiter").out
+    )
+    assert snapshot(split) == before
 
 
 def test_added_entries_go_to_the_main_file_and_removed_ones_leave_their_file(strata: Cli, split: Path) -> None:
