@@ -231,3 +231,26 @@ def test_the_stored_meltano_output_is_what_meltano_prints_now(tmp_path: Path) ->
     recorded = {p.relative_to(copy / "expected"): p.read_bytes() for p in (copy / "expected").rglob("*") if p.is_file()}
     stored = {p.relative_to(EXPECTED): p.read_bytes() for p in EXPECTED.rglob("*") if p.is_file()}
     assert recorded == stored
+
+
+def test_a_job_in_two_included_files_is_refused_as_in_meltano(strata: Cli, split: Path) -> None:
+    """Meltano refuses a job, schedule or environment defined in two included files ("Duplicate ... found")."""
+    (split / "subconfig" / "more.yml").write_text(
+        "jobs:\n  - name: load-cities\n    tasks: [tap-csv-extra target-jsonl]\n"
+    )
+    before = snapshot(split)
+    result = strata("job", "list")
+    assert result.code == 2
+    assert "subconfig/more.yml:2: job `load-cities` is defined twice (first at subconfig/jobs.yml:2)" in result.err
+    assert result.err.count("\n") == 1
+    assert snapshot(split) == before
+
+
+def test_a_job_in_the_main_file_and_an_included_one_is_a_warning(strata: Cli, split: Path) -> None:
+    """Meltano lists both (the main file is not indexed); strata warns and uses the first."""
+    main = split / "meltano.yml"
+    main.write_text(main.read_text() + "jobs:\n  - name: load-cities\n    tasks: [tap-csv-extra target-jsonl]\n")
+    result = strata("job", "list")
+    assert result.code == 0
+    assert "subconfig/jobs.yml:2: job `load-cities` is defined twice (first at meltano.yml:17)" in result.err
+    assert "; the first one is used" in result.err

@@ -371,6 +371,8 @@ class Project:
                 )
         for ref in self.plugins():
             self._check_inheritance_cycle(ref, by_name)
+        self._check_unique("jobs", "job", [j.name for j in self.model.jobs])
+        self._check_unique("schedules", "schedule", [s.name for s in self.model.schedules])
         env_names: set[str] = set()
         for i, env in enumerate(self.model.environments):
             if env.name in env_names:
@@ -395,6 +397,23 @@ class Project:
                 f"{self.line(['default_environment'])}: default_environment `{default}` is not defined",
                 "add it under `environments:` or change default_environment",
             )
+
+    def _check_unique(self, section: str, kind: str, names: list[str]) -> None:
+        """A job or schedule name used twice: an error, but a warning in ``meltano.yml`` unless both are included.
+
+        Meltano refuses the same name in two included files and keeps both otherwise; strata uses the first.
+        """
+        first: dict[str, int] = {}
+        for index, name in enumerate(names):
+            earlier = first.setdefault(name, index)
+            if earlier == index:
+                continue
+            where, first_at = self.line([section, index]), self.line([section, earlier])
+            message = f"{where}: {kind} `{name}` is defined twice (first at {first_at})"
+            files = (self._lines[path_key([section, earlier])][0], self._lines[path_key([section, index])][0])
+            if not lenient(self.sources[0].path) or min(files) > 0:
+                raise ProjectFileError(message, "rename or remove one of them")
+            _warn(self.root, [f"{message}; the first one is used"])
 
     def _check_shared_name(self, first: PluginRef, again: PluginRef) -> None:
         """Two plugins with one name: an error, but a warning across types in ``meltano.yml``.
