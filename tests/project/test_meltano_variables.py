@@ -99,3 +99,19 @@ def test_meltano_default_environment_variable_picks_the_environment(two_environm
 def test_meltano_variables_do_not_reach_strata_only_settings(two_environments: Path) -> None:
     """``features.*`` is strata's own: Meltano has no such setting, so no MELTANO_ variable sets it."""
     assert Project(two_environments, environ={"MELTANO_FEATURES_STORE": "x"}).setting("features.store") is None
+
+
+def test_meltano_project_root_finds_the_project_as_in_meltano(
+    strata: Cli, two_environments: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(two_environments))
+    result = strata("config", "target-jsonl", "list")
+    assert result.code == 0, result.err
+    assert "destination_path=output" in result.out
+    other = tmp_path / "other"
+    write_project(other, "default_environment: ci\nenvironments: [{name: ci}]\n")
+    monkeypatch.setenv("STRATA_PROJECT_DIR", str(other))
+    assert "no plugin named `target-jsonl` in strata.yml" in strata("config", "target-jsonl", "list").err

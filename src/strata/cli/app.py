@@ -30,7 +30,7 @@ from strata.logs import LEVELS
     "-C",
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="STRATA_PROJECT_DIR",
+    envvar=["STRATA_PROJECT_DIR", "MELTANO_PROJECT_ROOT"],
     help="Project directory (default: found upward from the working directory).",
 )
 @click.option(
