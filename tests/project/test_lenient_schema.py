@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from strata.project.project import Project
+from strata.project.settings import lineage, namespace, resolve
 from tests.helpers import Cli, snapshot, write_project
 
 LENIENT = """
@@ -90,13 +91,23 @@ def test_unknown_nested_keys_are_still_errors(strata: Cli, tmp_path: Path, monke
     assert "meltano.yml:3: unknown key `plugins.extractors[0].bogus_key`" in result.err
 
 
-def test_inheritance_is_checked_within_the_type_when_names_are_shared(
+def test_inheritance_stays_within_the_type_when_names_are_shared(
     strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = "plugins:\n  transformers:\n    - {name: dbt, executable: dbt}\n  files:\n    - {name: dbt}\n    - {name: dbt-x, inherit_from: dbt}\n"
+    """``dbt-x`` inherits from the file bundle ``dbt``, not from the transformer of that name."""
+    text = (
+        "plugins:\n  transformers:\n    - {name: dbt, executable: dbt, config: {project_dir: transform}}\n"
+        "  files:\n    - {name: dbt, namespace: dbt_files}\n    - {name: dbt-x, inherit_from: dbt}\n"
+    )
     write_project(tmp_path, text, name="meltano.yml")
     monkeypatch.chdir(tmp_path)
     assert strata("job", "list").code == 0
+    project = Project(tmp_path, environ={})
+    bundle = project.plugin("dbt-x")
+    assert [(r.plugin_type, r.name) for r in lineage(project, bundle)] == [("files", "dbt-x"), ("files", "dbt")]
+    assert namespace(project, bundle) == "dbt_files"
+    assert "project_dir" not in resolve(project, "dbt-x").values
+    assert resolve(project, "dbt").values["project_dir"].value == "transform"
 
 
 def test_strata_yml_stays_strict(strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -262,12 +262,16 @@ class Project:
                     plugin = builtin_loader(plugin)  # noqa: PLW2901 - the declared entry, made runnable
                 yield PluginRef(ptype, index, plugin)
 
-    def plugin(self, name: str) -> PluginRef:
-        """The plugin called ``name``; an unknown name says which ones exist."""
-        for ref in self.plugins():
+    def plugin(self, name: str, plugin_type: str | None = None) -> PluginRef:
+        """The plugin called ``name`` (of ``plugin_type``, when names are shared across types).
+
+        Without a type, a name shared across types means the first type in ``PLUGIN_TYPES``.
+        An unknown name says which ones exist.
+        """
+        for ref in self.plugins(plugin_type):
             if ref.name == name:
                 return ref
-        if name == BUILTIN_LOADER:  # always there, declared or not
+        if name == BUILTIN_LOADER and plugin_type in (None, "loaders"):  # always there, declared or not
             return PluginRef("loaders", len(self.model.plugins.loaders), builtin_loader(None))
         import difflib
 
