@@ -254,3 +254,18 @@ def test_a_job_in_the_main_file_and_an_included_one_is_a_warning(strata: Cli, sp
     assert result.code == 0
     assert "subconfig/jobs.yml:2: job `load-cities` is defined twice (first at meltano.yml:17)" in result.err
     assert "; the first one is used" in result.err
+
+
+def test_other_keys_in_a_file_included_by_strata_yml_are_errors(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, "include_paths: [more.yml]\n")
+    (tmp_path / "more.yml").write_text("jobs: []\nenv: {A: 1}\n")
+    monkeypatch.chdir(tmp_path)
+    result = strata("job", "list")
+    assert result.code == 2
+    assert (
+        "more.yml:2: `env` is not read from an included file (only plugins, schedules, environments, jobs)"
+        in result.err
+    )
+    assert result.err.count("\n") == 1

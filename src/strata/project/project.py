@@ -592,10 +592,12 @@ def _parse_all(root: Path, sources: list[Source]) -> _Loaded:
         trees.append(tree)
         for key in includes.extra_keys(tree):
             line = yamlfile.line_of(tree, [key])
-            warnings.append(
-                f"{source.name}:{line}: `{key}` is not read from an included file "
-                f"(only {', '.join(includes.SECTIONS)}); move it to {main.name}"
+            message = (
+                f"{source.name}:{line}: `{key}` is not read from an included file (only {', '.join(includes.SECTIONS)})"
             )
+            if not lenient(main.path):
+                raise ProjectFileError(message, f"move it to {main.name}")
+            warnings.append(f"{message}; move it to {main.name}")
     merged, _ = includes.merge(trees)
     plain = yamlfile.plain(merged)
     if len(trees) > 1:
