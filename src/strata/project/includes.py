@@ -7,7 +7,7 @@ merged round-trip tree holds the very entry nodes of each file, so an edit insid
 changes that file's tree; ``split`` puts added and removed entries back where they belong
 (new ones in the main file, as Meltano does) before the files are written.
 
-Only pathlib is imported at module level: a read from the parse cache resolves the patterns
+Nothing heavy is imported at module level: a read from the parse cache resolves the patterns
 again (the set of files is part of the cache key) without loading ruamel.yaml.
 """
 
