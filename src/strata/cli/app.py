@@ -30,11 +30,14 @@ from strata.logs import LEVELS
     "-C",
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="STRATA_PROJECT_DIR",
+    envvar=["STRATA_PROJECT_DIR", "MELTANO_PROJECT_ROOT"],
     help="Project directory (default: found upward from the working directory).",
 )
 @click.option(
-    "-e", "--environment", envvar="STRATA_ENVIRONMENT", help="Environment to use (default: default_environment)."
+    "-e",
+    "--environment",
+    envvar=["STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT"],
+    help="Environment to use (default: default_environment).",
 )
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True, help="Log level.")
 @click.option(

@@ -140,8 +140,9 @@ def unset(click_ctx: click.Context, key: str) -> None:
     variables = own_variable_names(project, ref, key, declared_settings(project, ref).get(key))
     removed = []
     rank = rank_of(_written_layer(ctx))
-    if unset_config(project, ref.name, key, in_environment=ctx.environment is not None):
-        removed.append(project.file_name)
+    where = unset_config(project, ref.name, key, in_environment=ctx.environment is not None)
+    if where is not None:
+        removed.append(where)
     for var in variables:
         if dotenv_file.unset_value(project.dotenv_path, var):
             removed.append(f".env ({var})")

@@ -134,8 +134,8 @@ def job_remove(ctx: Context, name: str) -> None:
     from strata.project.jobs_edit import remove_job
 
     project = ctx.project()
-    remove_job(project, name)
-    ctx.emit({"removed": name}, lambda: click.echo(f"Removed job `{name}` from {project.file_name}"))
+    where = remove_job(project, name)
+    ctx.emit({"removed": name}, lambda: click.echo(f"Removed job `{name}` from {where}"))
 
 
 @job.command("run")
@@ -232,8 +232,8 @@ def schedule_remove(ctx: Context, name: str) -> None:
     from strata.project.jobs_edit import remove_schedule
 
     project = ctx.project()
-    remove_schedule(project, name)
-    ctx.emit({"removed": name}, lambda: click.echo(f"Removed schedule `{name}` from {project.file_name}"))
+    where = remove_schedule(project, name)
+    ctx.emit({"removed": name}, lambda: click.echo(f"Removed schedule `{name}` from {where}"))
 
 
 @schedule.command("run")

@@ -112,11 +112,12 @@ def set_config(project: Project, name: str, key: str, value: Any, *, in_environm
             entry = CommentedMap(name=name)
             section.append(entry)
         config = ensure_mapping(entry, "config")
-        where = f"{project.file_name} (environment {env.name})"
+        env_index = next(i for i, e in enumerate(project.model.environments) if e.name == env.name)
+        where = f"{project.file_of(['environments', env_index])} (environment {env.name})"
     else:
         entry = _plugin_entry(project, ref.plugin_type, ref.index, name)
         config = ensure_mapping(entry, "config")
-        where = project.file_name
+        where = project.file_of(ref.path)
     if key not in config:
         *parents, leaf = key.split(".")
         _check_parents(config, parents, key)
@@ -155,20 +156,22 @@ def _check_parents(config: Any, parents: list[str], key: str) -> None:
             )
 
 
-def unset_config(project: Project, name: str, key: str, *, in_environment: bool) -> bool:
-    """Remove ``key`` from the plugin's config (or the active environment's); True if found."""
+def unset_config(project: Project, name: str, key: str, *, in_environment: bool) -> str | None:
+    """Remove ``key`` from the plugin's config (or the active environment's); the file it was in, if found."""
     ref = project.plugin(name)
     if in_environment:
         override = project.environment_override(ref)
         if override is None:
-            return False
+            return None
         entry = _node(project, override[1])
+        where = project.file_of(override[1])
     else:
         section = project.tree.get("plugins", {}).get(ref.plugin_type) or []
         entry = section[ref.index] if ref.index < len(section) else None  # an undeclared built-in has none
+        where = project.file_of(ref.path)
     config = entry.get("config") if isinstance(entry, dict) else None
     if not isinstance(config, dict):
-        return False
+        return None
     if key in config:
         del config[key]
     else:
@@ -177,16 +180,16 @@ def unset_config(project: Project, name: str, key: str, *, in_environment: bool)
         for part in parts[:-1]:
             nxt = chain[-1].get(part)
             if not isinstance(nxt, dict):
-                return False
+                return None
             chain.append(nxt)
         if parts[-1] not in chain[-1]:
-            return False
+            return None
         del chain[-1][parts[-1]]
         for parent, part in reversed(list(zip(chain[:-1], parts[:-1], strict=True))):
             if not parent[part]:
                 del parent[part]
     project.save()
-    return True
+    return where
 
 
 def _node(project: Project, path: list[str | int]) -> Any:

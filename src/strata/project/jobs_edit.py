@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import JobNotFoundError, PluginNotFoundError, ProjectFileError, UsageError
-from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
+from strata.project.project import ENVIRONMENT_VARIABLES, PLUGIN_NAME_RULE, valid_plugin_name
 
 if TYPE_CHECKING:
     from strata.project.project import Project
@@ -38,9 +38,6 @@ INTERVALS: dict[str, str | None] = {
 """Meltano's interval words and the cron expression each stands for (None: never on a clock)."""
 
 TASKS_SHAPE = 'a YAML list of strings or of lists of strings, like \'["tap-x target-y", ["tap-a target-b"]]\''
-
-ENVIRONMENT_VARIABLES = ("STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT")
-"""Variables of a schedule's ``env:`` that choose the environment it runs in."""
 
 _FEATURE_BLOCK = re.compile(r"features:build(\[[^\]]*\])?")
 
@@ -285,16 +282,18 @@ def _flow(seq: Any) -> Any:
     return seq
 
 
-def remove_job(project: Project, name: str) -> None:
-    """Remove a job that no schedule and no other job uses."""
+def remove_job(project: Project, name: str) -> str:
+    """Remove a job that no schedule and no other job uses; return the name of the file it was in."""
     job(project, name)
     users = [f"schedule `{s.name}`" for s in project.model.schedules if s.job == name]
     users += [f"job `{j.name}`" for j in project.model.jobs if j.name != name and name in flat_blocks(j.tasks)]
     if users:
         raise UsageError(f"job `{name}` is used by {', '.join(users)}", "remove or change those first")
     index = next(i for i, j in enumerate(project.model.jobs) if j.name == name)
+    where = project.file_of(["jobs", index])
     del project.tree["jobs"][index]
     project.save()
+    return where
 
 
 def add_schedule(
@@ -336,12 +335,14 @@ def add_schedule(
     project.save()
 
 
-def remove_schedule(project: Project, name: str) -> None:
-    """Remove a schedule."""
+def remove_schedule(project: Project, name: str) -> str:
+    """Remove a schedule; return the name of the file it was in."""
     schedule(project, name)
     index = next(i for i, s in enumerate(project.model.schedules) if s.name == name)
+    where = project.file_of(["schedules", index])
     del project.tree["schedules"][index]
     project.save()
+    return where
 
 
 def _plugin_of_type(project: Project, name: str, plugin_type: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from strata.project.keypath import path_key
 from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile, Setting
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from ruamel.yaml.comments import CommentedMap
 
@@ -33,6 +34,12 @@ PROJECT_FILES = ("strata.yml", "meltano.yml")
 """File names that mark a project root, in order of preference."""
 
 SYSTEM_DIR = ".strata"
+
+ENVIRONMENT_VARIABLES = ("STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT")
+"""Variables that pick the active environment (after ``-e``), strata's first."""
+
+MELTANO_SETTINGS = ("default_environment", "database_uri", "state_backend.")
+"""Project settings (or prefixes) that Meltano also has, so ``MELTANO_<NAME>`` sets them too."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -123,17 +130,24 @@ class Project:
             raise ProjectNotFoundError(f"no strata.yml or meltano.yml in {self.root}", "run `strata init DIR` first")
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.text = _read(self.file)
-        self._plain, self._lines, self.model = _load(self.file, self.text, self.system_dir)
+        loaded = _load(self.root, self.file, self.text, self.system_dir)
+        self.sources, self._plain, self._lines, self.model = loaded.sources, loaded.plain, loaded.lines, loaded.model
+        _warn(self.root, loaded.warnings)
         self._check()
         self.environment = self._select_environment(environment)
 
     @cached_property
     def tree(self) -> CommentedMap:
-        """The round-trip YAML tree (comments and order kept); loaded only to edit the file."""
-        from strata.project import yamlfile
+        """The round-trip YAML tree of every project file merged (comments and order kept); loaded only to edit.
 
-        assert self.file is not None
-        return yamlfile.load_tree_from_text(self.text, self.file)
+        Entries are the nodes of the file that holds them, so ``save`` writes each edit back there.
+        """
+        from strata.project import includes
+
+        trees = [_parse(source, main=index == 0) for index, source in enumerate(self.sources)]
+        merged, self._owners = includes.merge(trees)
+        self._trees, self._shapes = trees, [_dump(tree) for tree in trees]
+        return merged
 
     @classmethod
     def find(
@@ -206,20 +220,31 @@ class Project:
         return merged
 
     def setting(self, name: str) -> Any:
-        """A project setting by dotted name; ``STRATA_<NAME>`` (process, then ``.env``) overrides the file.
-
-        ``state_backend.uri`` is overridden by ``STRATA_STATE_BACKEND_URI``, and so on.
-        """
-        var = "STRATA_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-        for source in (self.environ, self.dotenv):
-            if var in source:
-                return source[var]
+        """A project setting by dotted name: its variable (``setting_variable``) if set, else the file's value."""
+        from_variable = self.setting_variable(name)
+        if from_variable is not None:
+            return from_variable
         node: Any = self._plain
         for part in name.split("."):
             if not isinstance(node, dict) or part not in node:
                 return None
             node = node[part]
         return node
+
+    def setting_variable(self, name: str) -> str | None:
+        """The variable that overrides project setting ``name``, taken as it is; None when none is set.
+
+        ``state_backend.uri`` is overridden by ``STRATA_STATE_BACKEND_URI`` and, for the settings
+        Meltano also has (``MELTANO_SETTINGS``), by Meltano's ``MELTANO_STATE_BACKEND_URI``. The
+        process environment wins over ``.env``; within each, ``STRATA_`` wins over ``MELTANO_``.
+        """
+        suffix = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        prefixes = ("STRATA_", "MELTANO_") if name.startswith(MELTANO_SETTINGS) else ("STRATA_",)
+        for source in (self.environ, self.dotenv):
+            for prefix in prefixes:
+                if prefix + suffix in source:
+                    return source[prefix + suffix]
+        return None
 
     @property
     def file_name(self) -> str:
@@ -237,12 +262,16 @@ class Project:
                     plugin = builtin_loader(plugin)  # noqa: PLW2901 - the declared entry, made runnable
                 yield PluginRef(ptype, index, plugin)
 
-    def plugin(self, name: str) -> PluginRef:
-        """The plugin called ``name``; an unknown name says which ones exist."""
-        for ref in self.plugins():
+    def plugin(self, name: str, plugin_type: str | None = None) -> PluginRef:
+        """The plugin called ``name`` (of ``plugin_type``, when names are shared across types).
+
+        Without a type, a name shared across types means the first type in ``PLUGIN_TYPES``.
+        An unknown name says which ones exist.
+        """
+        for ref in self.plugins(plugin_type):
             if ref.name == name:
                 return ref
-        if name == BUILTIN_LOADER:  # always there, declared or not
+        if name == BUILTIN_LOADER and plugin_type in (None, "loaders"):  # always there, declared or not
             return PluginRef("loaders", len(self.model.plugins.loaders), builtin_loader(None))
         import difflib
 
@@ -266,36 +295,53 @@ class Project:
         return None
 
     def line(self, path: list[str | int]) -> str:
-        """``file:line`` of a key path, for messages."""
+        """``file:line`` of a key path, for messages; the file is the one that holds it."""
         for end in range(len(path), 0, -1):
-            line = self._lines.get(path_key(path[:end]))
-            if line is not None:
-                return f"{self.file_name}:{line}"
+            found = self._lines.get(path_key(path[:end]))
+            if found is not None:
+                return f"{self.sources[found[0]].name}:{found[1]}"
         return self.file_name
+
+    def file_of(self, path: list[str | int]) -> str:
+        """The name of the project file that holds the entry at key path ``path`` (the main file for others)."""
+        depth = 3 if path[:1] == ["plugins"] else 2
+        found = self._lines.get(path_key(path[:depth])) if len(path) >= depth else None
+        return self.sources[found[0]].name if found is not None else self.file_name
 
     # -- editing ------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Write the edited tree back, atomically; validate it first so a bad edit never lands."""
-        from strata.project import yamlfile
+        """Write the edited tree back, each entry to its own file; validate first so a bad edit never lands.
+
+        Only files whose text the edit changes are written, each atomically.
+        """
+        from strata.project import includes
         from strata.project.files import what_to_do, write_atomic
 
-        assert self.file is not None
-        text = yamlfile.dump(self.tree)
-        reparsed = yamlfile.load_tree_from_text(text, self.file)
-        model = yamlfile.convert(reparsed, ProjectFile, self.file)
-        try:
-            write_atomic(self.file, text)
-        except OSError as exc:
-            raise RuntimeFailure(f"cannot write {self.file_name}: {exc.strerror}", what_to_do(self.file, exc)) from exc
-        self.model, self.text = model, text
-        self._plain, self._lines = yamlfile.plain(reparsed), yamlfile.line_map(reparsed)
+        tree = self.tree
+        includes.split(tree, self._trees, self._owners)
+        shapes = [_dump(t) for t in self._trees]
+        sources = [
+            s if shape == before else msgspec.structs.replace(s, text=shape)
+            for s, shape, before in zip(self.sources, shapes, self._shapes, strict=True)
+        ]
+        loaded = _parse_all(self.root, sources)
+        for before, after in zip(self.sources, sources, strict=True):
+            if after is before:
+                continue
+            try:
+                write_atomic(after.path, after.text)
+            except OSError as exc:
+                raise RuntimeFailure(f"cannot write {after.name}: {exc.strerror}", what_to_do(after.path, exc)) from exc
+        self._shapes = shapes
+        self.sources, self.text, self.model = sources, sources[0].text, loaded.model
+        self._plain, self._lines = loaded.plain, loaded.lines
 
     # -- checks -------------------------------------------------------------------------
 
     def _select_environment(self, explicit: str | None) -> Environment | None:
-        name = explicit or self.environ.get("STRATA_ENVIRONMENT") or self.dotenv.get("STRATA_ENVIRONMENT")
-        name = name or self.setting("default_environment")
+        chosen = (source.get(var) for source in (self.environ, self.dotenv) for var in ENVIRONMENT_VARIABLES)
+        name = explicit or next((value for value in chosen if value), None) or self.setting("default_environment")
         if not name:
             return None
         for env in self.model.environments:
@@ -309,24 +355,19 @@ class Project:
 
     def _check(self) -> None:
         """Rules the schema alone cannot express: valid and unique names, valid references."""
-        seen: dict[str, list[str | int]] = {}
-        for ref in sorted(self.plugins(), key=lambda r: self._lines.get(path_key(r.path), 0)):
+        seen: dict[str, PluginRef] = {}
+        for ref in sorted(self.plugins(), key=lambda r: self._lines.get(path_key(r.path), [0, 0])):
             if not valid_plugin_name(ref.name):
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'name'])}: `{ref.name}` is not a valid plugin name", PLUGIN_NAME_RULE
                 )
-            if ref.name in seen:
-                raise ProjectFileError(
-                    f"{self.line([*ref.path, 'name'])}: plugin `{ref.name}` is defined twice "
-                    f"(first at {self.line([*seen[ref.name], 'name'])})",
-                    "rename or remove one of them",
-                )
-            seen[ref.name] = ref.path
-        by_name = {ref.name: ref for ref in self.plugins()}
+            first = seen.setdefault(ref.name, ref)
+            if first is not ref:
+                self._check_shared_name(first, ref)
+        by_name = {(ref.plugin_type, ref.name): ref for ref in self.plugins()}
         for ref in self.plugins():
             parent = ref.plugin.inherit_from
-            target = by_name.get(parent) if parent is not None else None
-            if parent is not None and (target is None or target.plugin_type != ref.plugin_type):
+            if parent is not None and (ref.plugin_type, parent) not in by_name:
                 raise ProjectFileError(
                     f"{self.line([*ref.path, 'inherit_from'])}: `{ref.name}` inherits from `{parent}`, "
                     f"which is not a plugin in `{ref.plugin_type}`",
@@ -334,6 +375,8 @@ class Project:
                 )
         for ref in self.plugins():
             self._check_inheritance_cycle(ref, by_name)
+        self._check_unique("jobs", "job", [j.name for j in self.model.jobs])
+        self._check_unique("schedules", "schedule", [s.name for s in self.model.schedules])
         env_names: set[str] = set()
         for i, env in enumerate(self.model.environments):
             if env.name in env_names:
@@ -344,11 +387,14 @@ class Project:
             for ptype in PLUGIN_TYPES:
                 for j, override in enumerate(getattr(env.config.plugins, ptype)):
                     if not any(r.name == override.name for r in self.plugins(ptype)):
-                        raise ProjectFileError(
-                            f"{self.line(['environments', i, 'config', 'plugins', ptype, j, 'name'])}: environment "
-                            f"`{env.name}` configures `{override.name}`, which is not a plugin in `{ptype}`",
-                            "add the plugin under `plugins:` or fix the name",
+                        where = self.line(["environments", i, "config", "plugins", ptype, j, "name"])
+                        message = (
+                            f"{where}: environment `{env.name}` configures `{override.name}`, "
+                            f"which is not a plugin in `{ptype}`"
                         )
+                        if not lenient(self.sources[0].path):
+                            raise ProjectFileError(message, "add the plugin under `plugins:` or fix the name")
+                        _warn(self.root, [f"{message}; its settings there are not used"])
         default = self.model.default_environment
         if default and default not in env_names:
             raise ProjectFileError(
@@ -356,7 +402,43 @@ class Project:
                 "add it under `environments:` or change default_environment",
             )
 
-    def _check_inheritance_cycle(self, ref: PluginRef, by_name: Mapping[str, PluginRef]) -> None:
+    def _check_unique(self, section: str, kind: str, names: list[str]) -> None:
+        """A job or schedule name used twice: an error, but a warning in ``meltano.yml`` unless both are included.
+
+        Meltano refuses the same name in two included files and keeps both otherwise; strata uses the first.
+        """
+        first: dict[str, int] = {}
+        for index, name in enumerate(names):
+            earlier = first.setdefault(name, index)
+            if earlier == index:
+                continue
+            where, first_at = self.line([section, index]), self.line([section, earlier])
+            message = f"{where}: {kind} `{name}` is defined twice (first at {first_at})"
+            files = (self._lines[path_key([section, earlier])][0], self._lines[path_key([section, index])][0])
+            if not lenient(self.sources[0].path) or min(files) > 0:
+                raise ProjectFileError(message, "rename or remove one of them")
+            _warn(self.root, [f"{message}; the first one is used"])
+
+    def _check_shared_name(self, first: PluginRef, again: PluginRef) -> None:
+        """Two plugins with one name: an error, but a warning across types in ``meltano.yml``.
+
+        Meltano allows one name across types (``dbt`` as a transformer and a file bundle). The
+        name then means the plugin whose type comes first in ``PLUGIN_TYPES`` (the one Meltano's
+        ``config`` and ``invoke`` find); the others are still listed and installed.
+        """
+        where, first_at = self.line([*again.path, "name"]), self.line([*first.path, "name"])
+        if first.plugin_type == again.plugin_type or not lenient(self.sources[0].path):
+            raise ProjectFileError(
+                f"{where}: plugin `{again.name}` is defined twice (first at {first_at})", "rename or remove one of them"
+            )
+        meant = min(first, again, key=lambda r: PLUGIN_TYPES.index(r.plugin_type))
+        message = (
+            f"{where}: plugin name `{again.name}` is used in {first.plugin_type} ({first_at}) and in "
+            f"{again.plugin_type}; `{again.name}` means the one in {meant.plugin_type}"
+        )
+        _warn(self.root, [message])
+
+    def _check_inheritance_cycle(self, ref: PluginRef, by_name: Mapping[tuple[str, str], PluginRef]) -> None:
         """Every parent is known to exist (checked first), so the walk ends in a root or a cycle."""
         chain = [ref.name]
         current = ref.plugin
@@ -368,47 +450,190 @@ class Project:
                     "break the cycle",
                 )
             chain.append(current.inherit_from)
-            current = by_name[current.inherit_from].plugin
+            current = by_name[ref.plugin_type, current.inherit_from].plugin
 
 
-_CACHE_VERSION = "2"
+_CACHE_VERSION = "3"
+
+_log = logging.getLogger("strata.project")
+_warned: set[tuple[Path, str]] = set()
 
 
-def _read(path: Path) -> str:
+def _warn(root: Path, messages: list[str]) -> None:
+    """Log each warning about a project's files once per process (a command may load them twice)."""
+    for message in messages:
+        if (root, message) not in _warned and _log.isEnabledFor(logging.WARNING):
+            _warned.add((root, message))
+            _log.warning(message)
+
+
+class Source(msgspec.Struct, frozen=True):
+    """One project file: the main one first, then each one ``include_paths`` names."""
+
+    path: Path
+    name: str
+    """As messages show it: the main file by its name, an included one relative to the root."""
+    text: str
+
+
+class _Loaded(msgspec.Struct):
+    sources: list[Source]
+    plain: dict[str, Any]
+    lines: dict[str, list[int]]
+    model: ProjectFile
+    warnings: list[str]
+
+
+def _read(path: Path, name: str | None = None) -> str:
     try:
-        return decode(path.read_bytes(), path.name)
+        return decode(path.read_bytes(), name or path.name)
     except OSError as exc:
         raise ProjectFileError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from exc
 
 
-def _load(path: Path, text: str, system_dir: Path) -> tuple[dict[str, Any], dict[str, int], ProjectFile]:
-    """Plain data, line map and model of the project file, from the parse cache when the text is unchanged.
+def _included(root: Path, main: Path, patterns: list[str], where: Callable[[int], str]) -> list[Source]:
+    """The files ``include_paths`` names, read."""
+    from strata.project import includes
+
+    sources = []
+    for path in includes.resolve(root, main, patterns, where):
+        name = path.relative_to(root).as_posix()
+        sources.append(Source(path, name, _read(path, name)))
+    return sources
+
+
+def _load(root: Path, path: Path, text: str, system_dir: Path) -> _Loaded:
+    """Sources, plain data, line map and model of the project files, from the parse cache when unchanged.
 
     Parsing with ruamel.yaml costs more than the rest of a read-only command; the cache under
-    ``.strata/cache/`` holds the validated plain data and the line of every key, keyed by the
-    strata version and the file's exact text, so ``config list`` and friends never import the
-    YAML library. A cache that cannot be read or no longer fits the schema is ignored.
+    ``.strata/cache/`` holds the validated plain data, the file and line of every key and the
+    warnings, keyed by the strata version and the exact text of every file (the main one and
+    those its ``include_paths`` name now), so ``config list`` and friends never import the YAML
+    library. A cache that cannot be read or no longer fits the schema is ignored.
     """
     from strata import __version__
 
-    key = [_CACHE_VERSION, __version__, str(path), text]
+    main = Source(path, path.name, text)
+    key: list[Any] = [_CACHE_VERSION, __version__, str(path), text]
     cache = system_dir / "cache" / "project.json"
     try:
         cached = json.loads(cache.read_bytes())
-        if cached["key"] == key:
+        if cached["key"][:4] == key:
             plain, lines = cached["plain"], cached["lines"]
-            if isinstance(plain, dict) and isinstance(lines, dict):
-                return plain, lines, msgspec.convert(plain, ProjectFile)
-    except Exception:  # noqa: BLE001, S110 - any damage to derived data means: parse the file again
-        pass
-    from strata.project import yamlfile
 
-    tree = yamlfile.load_tree_from_text(text, path)
-    model = yamlfile.convert(tree, ProjectFile, path)
-    plain, lines = yamlfile.plain(tree), yamlfile.line_map(tree)
+            def where(index: int) -> str:
+                found = lines.get(path_key(["include_paths", index]))
+                return f"{path.name}:{found[1]}" if found else path.name
+
+            sources = [main, *_included(root, path, plain.get("include_paths") or [], where)]
+            if cached["key"] == _cache_key(key, sources) and isinstance(plain, dict) and isinstance(lines, dict):
+                model = msgspec.convert(plain, ProjectFile)
+                return _Loaded(sources, plain, lines, model, [str(w) for w in cached["warnings"]])
+    except ProjectFileError:
+        raise
+    except Exception:  # noqa: BLE001, S110 - any damage to derived data means: parse the files again
+        pass
+    loaded = _parse_all(root, [main])
     with contextlib.suppress(OSError):
         from strata.project.files import write_atomic
 
         cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(cache, json.dumps({"key": key, "plain": plain, "lines": lines}), mode=0o600)
-    return plain, lines, model
+        entry = {
+            "key": _cache_key(key, loaded.sources),
+            "plain": loaded.plain,
+            "lines": loaded.lines,
+            "warnings": loaded.warnings,
+        }
+        write_atomic(cache, json.dumps(entry), mode=0o600)
+    return loaded
+
+
+def _cache_key(key: list[Any], sources: list[Source]) -> list[Any]:
+    return [*key, [[s.name, s.text] for s in sources[1:]]]
+
+
+def _parse(source: Source, *, main: bool) -> CommentedMap:
+    """The round-trip tree of one file; an empty included file holds nothing."""
+    from ruamel.yaml.comments import CommentedMap
+
+    from strata.project import yamlfile
+
+    if main:
+        return yamlfile.load_tree_from_text(source.text, source.path)
+    tree = yamlfile.load_text(source.text, source.name)
+    if tree is None:
+        return CommentedMap()
+    if not isinstance(tree, CommentedMap):
+        raise ProjectFileError(
+            f"{source.name}:1: an included file must be a mapping of keys to values", "see meltano.yml"
+        )
+    return tree
+
+
+def _parse_all(root: Path, sources: list[Source]) -> _Loaded:
+    """Parse and validate the main file, then the files it includes (read now unless given), and merge them."""
+    from strata.project import includes, yamlfile
+    from strata.project.schema import IncludedFile
+
+    main = sources[0]
+    main_tree = _parse(main, main=True)
+    model = yamlfile.convert(main_tree, ProjectFile, main.path)
+    if len(sources) == 1:
+
+        def where(index: int) -> str:
+            line = yamlfile.line_of(main_tree, ["include_paths", index])
+            return f"{main.name}:{line}" if line else main.name
+
+        sources = [main, *_included(root, main.path, model.include_paths, where)]
+    trees, warnings = [main_tree], _unknown_keys(main, main_tree)
+    for source in sources[1:]:
+        tree = _parse(source, main=False)
+        yamlfile.convert(tree, IncludedFile, Path(source.name))
+        trees.append(tree)
+        for key in includes.extra_keys(tree):
+            line = yamlfile.line_of(tree, [key])
+            message = (
+                f"{source.name}:{line}: `{key}` is not read from an included file (only {', '.join(includes.SECTIONS)})"
+            )
+            if not lenient(main.path):
+                raise ProjectFileError(message, f"move it to {main.name}")
+            warnings.append(f"{message}; move it to {main.name}")
+    merged, _ = includes.merge(trees)
+    plain = yamlfile.plain(merged)
+    if len(trees) > 1:
+        model = msgspec.convert(plain, ProjectFile)
+    return _Loaded(sources, plain, includes.line_map(merged, trees), model, warnings)
+
+
+def lenient(path: Path) -> bool:
+    """Whether the project file is read with Meltano's leniency (``meltano.yml``) or strictly (``strata.yml``).
+
+    Meltano accepts unknown top-level keys, one name for plugins of different types and
+    environments that configure undefined plugins: in ``meltano.yml`` those are warnings, in
+    strata's own file errors.
+    """
+    return path.name == "meltano.yml"
+
+
+def _unknown_keys(main: Source, tree: CommentedMap) -> list[str]:
+    """A warning for each top-level key the schema does not know; an error in a strict file."""
+    import difflib
+
+    from strata.project import yamlfile
+
+    known = ProjectFile.__struct_fields__
+    warnings = []
+    for key in (str(k) for k in tree if k not in known):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "remove it or check the spelling"
+        where = f"{main.name}:{yamlfile.line_of(tree, [key])}"
+        if not lenient(main.path):
+            raise ProjectFileError(f"{where}: unknown key `{key}`", hint)
+        warnings.append(f"{where}: unknown key `{key}` is not read; {hint}")
+    return warnings
+
+
+def _dump(tree: CommentedMap) -> str:
+    from strata.project import yamlfile
+
+    return yamlfile.dump(tree)

@@ -1,8 +1,9 @@
 """The schema of ``strata.yml`` and ``meltano.yml``.
 
 strata reads both files with one schema: every key Meltano defines is accepted (so a Meltano
-project loads unchanged), strata adds ``features`` and ``stores``, and any other key is an
-error that names the file, the line and the key. Free-form mappings (plugin ``config``,
+project loads unchanged), strata adds ``features`` and ``stores``. Any other key inside a
+section is an error that names the file, the line and the key; an unknown top-level key is
+not read and gets a warning (Meltano accepts it). Free-form mappings (plugin ``config``,
 ``metadata``, ``schema``, ``env``) are kept as plain dictionaries.
 """
 
@@ -170,8 +171,8 @@ class Schedule(_Strict):
     annotations: dict[str, Any] = {}
 
 
-class ProjectFile(_Strict):
-    """The whole project file."""
+class ProjectFile(msgspec.Struct, omit_defaults=True):
+    """The whole project file. An unknown top-level key is not read, with a warning, as Meltano accepts it."""
 
     version: int | None = None
     project_id: str | None = None
@@ -203,3 +204,12 @@ class ProjectFile(_Strict):
     hub_url_auth: str | bool | None = None
     snowplow: dict[str, Any] = {}
     auto_install: bool | None = None
+
+
+class IncludedFile(msgspec.Struct, omit_defaults=True):
+    """A file named by ``include_paths``: only these sections are read (other keys get a warning)."""
+
+    plugins: Plugins = msgspec.field(default_factory=Plugins)
+    schedules: list[Schedule] = []
+    environments: list[Environment] = []
+    jobs: list[Job] = []

@@ -184,7 +184,7 @@ def lineage(project: Project, ref: PluginRef) -> list[PluginRef]:
     """``ref`` followed by its ancestors through ``inherit_from``."""
     chain = [ref]
     while chain[-1].plugin.inherit_from is not None:
-        chain.append(project.plugin(chain[-1].plugin.inherit_from))
+        chain.append(project.plugin(chain[-1].plugin.inherit_from, chain[-1].plugin_type))
     return chain
 
 
@@ -239,9 +239,11 @@ def resolve(
     project: Project,
     name: str,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    plugin_type: str | None = None,
 ) -> PluginSettings:
-    """Resolve every setting of plugin ``name`` through all layers."""
-    ref = project.plugin(name)
+    """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers."""
+    ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
     layers: list[dict[str, SettingValue]] = []
 
@@ -252,7 +254,7 @@ def resolve(
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
-        parent = resolve(project, ref.plugin.inherit_from)
+        parent = resolve(project, ref.plugin.inherit_from, plugin_type=ref.plugin_type)
         layers.append(
             {
                 k: SettingValue(k, v.value, "inherited", f"from {parent.ref.name}", problem=v.problem)
@@ -262,7 +264,7 @@ def resolve(
         )
 
     config_path = [*ref.path, "config"]
-    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_name, declared))
+    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_of(ref.path), declared))
     override = project.environment_override(ref)
     if override is not None:
         env_plugin, env_path = override

@@ -116,14 +116,20 @@ def load_text(text: str, name: str, typ: str = "rt") -> Any:
         raise ProjectFileError(f"{name}: YAML nested too deeply", "flatten the structure") from None
 
 
+def shown(path: Path) -> str:
+    """How errors name a project file: the main file by its name, an included one relative to the root."""
+    return path.name if path.is_absolute() else path.as_posix()
+
+
 def load_tree_from_text(text: str, path: Path) -> CommentedMap:
-    """Parse project-file ``text`` (named ``path`` in errors) into a round-trip tree."""
-    tree = load_text(text, path.name)
+    """Parse project-file ``text`` (named ``path`` in errors, see ``shown``) into a round-trip tree."""
+    name = shown(path)
+    tree = load_text(text, name)
     if tree is None:
-        raise ProjectFileError(f"{path.name} is empty", "write at least `version: 1`, or run `strata init`")
+        raise ProjectFileError(f"{name} is empty", "write at least `version: 1`, or run `strata init`")
     if not isinstance(tree, CommentedMap):
         raise ProjectFileError(
-            f"{path.name}:1: the project file must be a mapping of keys to values", "see `strata init` for an example"
+            f"{name}:1: the project file must be a mapping of keys to values", "see `strata init` for an example"
         )
     return tree
 
@@ -206,7 +212,7 @@ def _key_line(node: CommentedMap, key: Any) -> int | None:
 
 def _where(path: Path, tree: Any, parts: list[str | int]) -> str:
     line = line_of(tree, parts)
-    return f"{path.name}:{line}" if line else path.name
+    return f"{shown(path)}:{line}" if line else shown(path)
 
 
 def _fields_at(model: type[Any], parts: list[str | int]) -> list[str]:
@@ -237,8 +243,8 @@ def dump(tree: CommentedMap) -> str:
     return stream.getvalue()
 
 
-def line_map(tree: CommentedMap) -> dict[str, int]:
-    """1-based line of every key and list item, keyed by ``path_key(path)``."""
+def line_map(tree: CommentedMap, prefix: list[str | int] | None = None) -> dict[str, int]:
+    """1-based line of every key and list item, keyed by ``path_key(path)``; paths start with ``prefix``."""
     lines: dict[str, int] = {}
 
     def walk(node: Any, path: list[str | int]) -> None:
@@ -253,5 +259,5 @@ def line_map(tree: CommentedMap) -> dict[str, int]:
                 lines[path_key([*path, index])] = node.lc.item(index)[0] + 1
                 walk(value, [*path, index])
 
-    walk(tree, [])
+    walk(tree, list(prefix or []))
     return lines

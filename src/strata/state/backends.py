@@ -100,11 +100,9 @@ def _setting(project: Project, name: str) -> Any:
     Values from the project file have ``${VAR}`` expanded; values from variables are taken as
     they are.
     """
-    suffix = re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-    for var in (f"STRATA_{suffix}", f"MELTANO_{suffix}"):
-        for source in (project.environ, project.dotenv):
-            if var in source:
-                return source[var]
+    from_variable = project.setting_variable(name)
+    if from_variable is not None:
+        return from_variable
     value = project.setting(name)
     if isinstance(value, str):
         from strata.project.expand import expand_str
