@@ -20,6 +20,7 @@ import copy
 import fnmatch
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
 
 Catalog = dict[str, Any]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,45 @@ def rules_of(project: Project, ref: PluginRef) -> tuple[list[str] | None, dict[s
     return found.get("select"), found.get("metadata"), found.get("schema")
 
 
+def capabilities(project: Project, ref: PluginRef) -> frozenset[str] | None:
+    """The ``capabilities`` the plugin declares, or its nearest ancestor's; None when none declares any."""
+    from strata.project.settings import lineage
+
+    for item in lineage(project, ref):
+        if item.plugin.capabilities:
+            return frozenset(item.plugin.capabilities)
+    return None
+
+
+def has_capability(project: Project, ref: PluginRef, name: str) -> bool:
+    """Whether the plugin advertises ``name``; a plugin that declares no capabilities is taken to have them all."""
+    declared = capabilities(project, ref)
+    return declared is None or name in declared
+
+
+def run_catalog(project: Project, ref: PluginRef, *, refresh: bool) -> Catalog | None:
+    """The catalog a run hands the tap, or None when it takes none (Meltano's rules).
+
+    A tap without the ``catalog`` or ``properties`` capability gets no catalog (its ``catalog:``
+    file is ignored with a warning); a ``catalog:`` file is used as it is; a tap without the
+    ``discover`` capability is not discovered and gets none; otherwise the discovered catalog
+    with the project's rules applied.
+    """
+    if not (has_capability(project, ref, "catalog") or has_capability(project, ref, "properties")):
+        if ref.plugin.catalog:
+            _log.warning(
+                "%s is ignored: `%s` does not advertise the `catalog` or `properties` capability",
+                ref.plugin.catalog,
+                ref.name,
+            )
+        return None
+    if ref.plugin.catalog:
+        return discover(project, ref)
+    if not has_capability(project, ref, "discover"):
+        return None
+    return apply_rules(discover(project, ref, refresh=refresh), *rules_of(project, ref))
+
+
 def discover(project: Project, ref: PluginRef, *, refresh: bool = False) -> Catalog:
     """The extractor's catalog: its ``catalog:`` file, the cache, or a fresh ``--discover``."""
     from strata.ingest.invoke import prepare, run_captured
@@ -217,6 +259,11 @@ def discover(project: Project, ref: PluginRef, *, refresh: bool = False) -> Cata
                 f"`{ref.name}` catalog file {path} cannot be read as JSON: {exc}", "fix `catalog:`"
             ) from exc
         return data  # type: ignore[no-any-return]
+    if not has_capability(project, ref, "discover"):
+        raise UsageError(
+            f"`{ref.name}` does not advertise the `discover` capability, so it cannot be discovered",
+            "give it a `catalog:` file, or add `discover` to its `capabilities:` if it has it",
+        )
     inv = prepare(project, ref.name, [])
     key = cache_key(inv.config, f"{inv.env.pip_url}|{inv.argv[0]}")
     if not refresh:

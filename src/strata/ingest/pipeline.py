@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import Interrupted, RuntimeFailure, UsageError
-from strata.ingest.catalog import apply_rules, discover, rules_of
+from strata.ingest.catalog import has_capability, run_catalog
 from strata.ingest.invoke import Invocation, exit_code, prepare, prepare_command
 from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
@@ -488,7 +488,7 @@ def _run_process(project: Project, name: str, inv: Invocation, log: _RunLog) -> 
 def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
     """One pipeline, under the state lock, recorded in the run history; then its feature blocks."""
     state_id = state_id_for(project, block, options)
-    catalog = _catalog(project, block.extractor, refresh=options.full_refresh)
+    catalog = run_catalog(project, block.extractor, refresh=options.full_refresh)
     if options.dry_run:
         plan = [" | ".join(_describe(project, ref) for ref in (block.extractor, *block.mappers, block.loader))]
         return RunResult(
@@ -534,13 +534,6 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
             return result
 
 
-def _catalog(project: Project, ref: PluginRef, *, refresh: bool) -> dict[str, Any]:
-    select, metadata, schema = rules_of(project, ref)
-    if ref.plugin.catalog:
-        return discover(project, ref)
-    return apply_rules(discover(project, ref, refresh=refresh), select, metadata, schema)
-
-
 def _describe(project: Project, ref: PluginRef) -> str:
     inv = prepare(project, ref.name, [])
     return f"{ref.name} ({inv.argv[0]} --config <0600 file>)"
@@ -553,11 +546,12 @@ class _Plugin:
     tail: deque[str]
 
 
-def _tap_args(ref: PluginRef, catalog_path: Path, state_path: Path | None) -> list[str]:
-    caps = set(ref.plugin.capabilities)
-    flag = "--properties" if "properties" in caps and "catalog" not in caps else "--catalog"
-    args = [flag, str(catalog_path)]
-    if state_path is not None and (not caps or "state" in caps):
+def _tap_args(project: Project, ref: PluginRef, catalog_path: Path | None, state_path: Path | None) -> list[str]:
+    args: list[str] = []
+    if catalog_path is not None:
+        catalog = has_capability(project, ref, "catalog") or not has_capability(project, ref, "properties")
+        args += ["--catalog" if catalog else "--properties", str(catalog_path)]
+    if state_path is not None and has_capability(project, ref, "state"):
         args += ["--state", str(state_path)]
     return args
 
@@ -572,7 +566,7 @@ def _files(project: Project, items: dict[str, Any]) -> Iterator[dict[str, Path]]
 def _pipe(
     project: Project,
     block: Block,
-    catalog: dict[str, Any],
+    catalog: dict[str, Any] | None,
     start_state: dict[str, Any] | None,
     states: _Counter,
     backend: Any,
@@ -586,13 +580,13 @@ def _pipe(
     refs = [block.extractor, *block.mappers, block.loader]
     overrides = [None, *(block.overrides(i) for i in range(len(block.mappers))), None]
     invs = [prepare(project, ref.name, [], over) for ref, over in zip(refs, overrides, strict=True)]
-    extra = {"catalog": catalog} | ({"state": start_state} if start_state else {})
+    extra = ({"catalog": catalog} if catalog is not None else {}) | ({"state": start_state} if start_state else {})
     redact = Redactor(frozenset[str]().union(*(inv.secrets for inv in invs)))
     with _files(project, extra) as files, contextlib.ExitStack() as stack, _RunLog(log_path, redact) as log:
         configs = [stack.enter_context(config_file(project, inv.env.ref.name, inv.config)) for inv in invs]
         argvs = []
         for ref, inv, cfg in zip(refs, invs, configs, strict=True):
-            args = _tap_args(ref, files["catalog"], files.get("state")) if ref is block.extractor else []
+            args = _tap_args(project, ref, files.get("catalog"), files.get("state")) if ref is block.extractor else []
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
         records: dict[str, int] = {}
         plugins: list[_Plugin] = []
