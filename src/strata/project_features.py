@@ -216,7 +216,9 @@ def build_executor(project: Project) -> tuple[str, str | None]:
         return executor, None
     where = _where(project, "features.ray_address")
     if isinstance(address, str):
-        address = expand(address, project.variables, f"{project.file_name}: features.ray_address")
+        address = expand(
+            address, project.variables, f"{project.file_name}: features.ray_address", strict=project.strict_env_var_mode
+        )
     if not isinstance(address, str) or not _RAY_ADDRESS.fullmatch(address):
         raise ProjectFileError(
             f"{where}: features.ray_address `{address}` is not a Ray address",
@@ -341,7 +343,7 @@ def _store_config(project: Project, name: str, entry: Any) -> StoreConfig:
     types = ", ".join(_STORE_KEYS)
     if not isinstance(entry, dict) or "type" not in entry:
         raise ProjectFileError(f"{where}: store `{name}` has no type", f"add `type:` (one of: {types})")
-    values = expand(entry, project.variables, f"{project.file_name}: stores.{name}")
+    values = expand(entry, project.variables, f"{project.file_name}: stores.{name}", strict=project.strict_env_var_mode)
     kind = values["type"]
     if kind not in _STORE_KEYS:
         raise ProjectFileError(

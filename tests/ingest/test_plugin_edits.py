@@ -11,7 +11,10 @@ from strata.project.project import Project
 from tests.helpers import Cli, snapshot, write_project
 
 
-def test_add_with_an_unset_variable_in_pip_url_changes_nothing(strata: Cli, project: Path) -> None:
+def test_add_with_an_unset_variable_in_pip_url_changes_nothing(
+    strata: Cli, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATA_FF_STRICT_ENV_VAR_MODE", "1")
     before = snapshot(project)
     result = strata("add", "extractor", "tap-x", "--pip-url", "${NOPE}")
     assert result.code == 2

@@ -101,9 +101,16 @@ def test_unknown_environment_is_a_usage_error(strata: Cli, layered: Path) -> Non
 
 def test_expansion_forms() -> None:
     env = {"A": "a", "EMPTY": ""}
-    assert expand_str("${A}/$A/${B:-b}/${EMPTY:-e}/${EMPTY-e}/$$A/\\$A", env, "x") == "a/a/b/e//$A/$A"
+    assert expand_str("${A}/$A/${B:-b}/${EMPTY:-e}/${EMPTY-e}/$$A/\\$A", env, "x", strict=True) == "a/a/b/e//$A/$A"
     with pytest.raises(VariableNotSetError, match=r"x uses \$\{NOPE\}, which is not set"):
-        expand_str("pre-${NOPE}", env, "x")
+        expand_str("pre-${NOPE}", env, "x", strict=True)
+
+
+def test_an_unset_variable_expands_to_empty_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    assert expand_str("pre-${UNSET_FORMS}-$UNSET_FORMS", {}, "x", strict=False) == "pre--"
+    assert expand_str("${UNSET_FORMS}", {}, "y", strict=False) == ""
+    warning = "x uses ${UNSET_FORMS}, which is not set; it expands to empty (set ff.strict_env_var_mode to make this an error)"
+    assert [r.getMessage() for r in caplog.records] == [warning]
 
 
 def test_expansion_in_config_sees_dotenv_and_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,6 +133,7 @@ def test_expansion_in_config_sees_dotenv_and_project_root(tmp_path: Path, monkey
 def test_unset_variable_is_one_clear_error_and_list_still_shows_the_rest(
     strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("STRATA_FF_STRICT_ENV_VAR_MODE", "1")
     write_project(
         tmp_path,
         """
@@ -259,3 +267,54 @@ def test_project_settings_are_overridden_by_strata_variables(tmp_path: Path, mon
     monkeypatch.setenv("STRATA_STATE_BACKEND_URI", "sqlite:///env.db")
     assert Project(tmp_path).setting("state_backend.uri") == "sqlite:///env.db"
     assert Project(tmp_path).setting("no.such") is None
+
+
+UNSET_PASSWORD = """
+    plugins:
+      loaders:
+        - name: target-x
+          executable: /bin/true
+          config: {password: "${UNSET_DB_PASSWORD}", host: h}
+"""
+
+
+def test_unset_variable_expands_to_empty_with_one_warning_as_in_meltano(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, UNSET_PASSWORD)
+    monkeypatch.chdir(tmp_path)
+    invoked = strata("invoke", "target-x")
+    assert invoked.code == 0, invoked.err
+    (line,) = invoked.err.splitlines()
+    assert line.endswith(
+        " warning  strata.yml:5 `password` uses ${UNSET_DB_PASSWORD}, which is not set; it expands to empty "
+        "(set ff.strict_env_var_mode to make this an error)"
+    )
+    listed = strata("config", "target-x", "list")
+    assert listed.code == 0
+    assert "UNSET_DB_PASSWORD" not in listed.err
+    assert "error" not in listed.out
+
+
+@pytest.mark.parametrize(
+    ("variable", "in_file"),
+    [
+        ("MELTANO_FF_STRICT_ENV_VAR_MODE", ""),
+        ("STRATA_FF_STRICT_ENV_VAR_MODE", ""),
+        ("", "ff: {strict_env_var_mode: true}"),
+    ],
+)
+def test_strict_env_var_mode_makes_an_unset_variable_an_error(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, in_file: str
+) -> None:
+    write_project(tmp_path, UNSET_PASSWORD + in_file + "\n")
+    if variable:
+        monkeypatch.setenv(variable, "true")
+    monkeypatch.chdir(tmp_path)
+    invoked = strata("invoke", "target-x")
+    assert invoked.code == 2
+    error = (
+        "strata: error: strata.yml:5 `password` uses ${UNSET_DB_PASSWORD}, which is not set; "
+        "set UNSET_DB_PASSWORD in the environment or in .env, or write ${UNSET_DB_PASSWORD:-default}"
+    )
+    assert invoked.err.splitlines() == [error]

@@ -86,7 +86,7 @@ def test_variables_in_the_file_are_expanded(tmp_path: Path) -> None:
         assert isinstance(backend, FileStateBackend)
         assert backend.root == tmp_path / "somewhere" / "x"
     with pytest.raises(VariableNotSetError, match="STATE_DIR"):
-        state_backend_for(project_with(tmp_path, text))
+        state_backend_for(project_with(tmp_path, text, {"MELTANO_FF_STRICT_ENV_VAR_MODE": "1"}))
 
 
 @pytest.mark.parametrize(

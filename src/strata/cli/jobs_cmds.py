@@ -254,7 +254,12 @@ def schedule_run(ctx: Context, name: str, full_refresh: bool, force: bool, dry_r
     entry = jobs_edit.schedule(project, name)
     jobs_edit.check_name("schedule", entry.name)
     if entry.env:
-        env = expand_env(entry.env, project.variables, f"{project.file_name}: schedules.{name}.env")
+        env = expand_env(
+            entry.env,
+            project.variables,
+            f"{project.file_name}: schedules.{name}.env",
+            strict=project.strict_env_var_mode,
+        )
         project = Project(project.root, environment=ctx.environment, environ={**os.environ, **env})
     blocks = jobs_edit.schedule_blocks(project, entry)
     flags: dict[str, Any] = {"full_refresh": full_refresh, "force": force, "dry_run": dry_run}

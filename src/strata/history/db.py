@@ -53,7 +53,7 @@ def database_url(project: Project) -> URL:
         return sa.URL.create("sqlite", database=str(default))
     raw = project.setting("database_uri")
     variables = {"MELTANO_SYS_DIR_ROOT": str(project.system_dir), **project.variables}
-    text = expand_str(str(raw), variables, "database_uri")
+    text = expand_str(str(raw), variables, "database_uri", strict=project.strict_env_var_mode)
     try:
         url = make_url(text)
     except ArgumentError as exc:

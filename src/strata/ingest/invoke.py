@@ -77,11 +77,12 @@ def prepare(
     if project.environment is not None:
         environ["STRATA_ENVIRONMENT"] = project.environment.name
     environ.update(settings.as_env())
-    own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env")
+    strict = project.strict_env_var_mode
+    own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
     override = project.environment_override(ref)
     if override is not None:
         plugin, path = override
-        own.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env"))
+        own.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env", strict=strict))
     environ.update(own)
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)

@@ -155,7 +155,12 @@ def plugin_env(project: Project, ref: PluginRef) -> PluginEnv:
     raw = owner.plugin.pip_url
     pip_url = None
     if raw is not None:
-        pip_url = expand_str(raw, project.variables, f"{project.line([*owner.path, 'pip_url'])} pip_url")
+        pip_url = expand_str(
+            raw,
+            project.variables,
+            f"{project.line([*owner.path, 'pip_url'])} pip_url",
+            strict=project.strict_env_var_mode,
+        )
     return PluginEnv(ref, owner, pip_url, raw, executable, python, plugin_home(project, owner), project.root)
 
 
@@ -290,7 +295,10 @@ def install(project: Project, env: PluginEnv, *, clean: bool = False, lock: dict
     requirements = locked_requirements(env, lock if lock is not None else read_lock(project))
     wanted = fingerprint(env, requirements)
     if requirements is not None:
-        requirements = [expand_str(r, project.variables, f"strata.lock ({env.owner.name})") for r in requirements]
+        requirements = [
+            expand_str(r, project.variables, f"strata.lock ({env.owner.name})", strict=project.strict_env_var_mode)
+            for r in requirements
+        ]
     home = ensure_inside(env.home, project.system_dir)
     with plugin_lock(home):
         if not clean and _fingerprint_of(env) == wanted:

@@ -38,7 +38,7 @@ SYSTEM_DIR = ".strata"
 ENVIRONMENT_VARIABLES = ("STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT")
 """Variables that pick the active environment (after ``-e``), strata's first."""
 
-MELTANO_SETTINGS = ("default_environment", "database_uri", "state_backend.")
+MELTANO_SETTINGS = ("default_environment", "database_uri", "state_backend.", "ff.")
 """Project settings (or prefixes) that Meltano also has, so ``MELTANO_<NAME>`` sets them too."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -212,12 +212,27 @@ class Project:
             "STRATA_SYS_DIR_ROOT": str(self.system_dir),
         }
         outside = {**self.dotenv, **self.environ}
-        root_env = expand_env(self.model.env, {**base, **outside}, f"{self.file_name}: env")
+        strict = self.strict_env_var_mode
+        root_env = expand_env(self.model.env, {**base, **outside}, f"{self.file_name}: env", strict=strict)
         merged = {**base, **root_env, **outside}
         if self.environment is not None and self.environment.env:
             where = f"{self.file_name}: environments.{self.environment.name}.env"
-            merged.update(expand_env(self.environment.env, merged, where))
+            merged.update(expand_env(self.environment.env, merged, where, strict=strict))
         return merged
+
+    @cached_property
+    def strict_env_var_mode(self) -> bool:
+        """Meltano's ``ff.strict_env_var_mode``: an unset ``${VAR}`` is an error, not empty.
+
+        Set in the file as ``ff: {strict_env_var_mode: true}`` or by ``STRATA_FF_STRICT_ENV_VAR_MODE``
+        or ``MELTANO_FF_STRICT_ENV_VAR_MODE``.
+        """
+        from strata.project.settings import parse_value
+
+        value = self.setting("ff.strict_env_var_mode")
+        if value is None or isinstance(value, bool):
+            return value is True
+        return bool(parse_value(str(value), "boolean", "ff.strict_env_var_mode"))
 
     def setting(self, name: str) -> Any:
         """A project setting by dotted name: its variable (``setting_variable``) if set, else the file's value."""

@@ -345,7 +345,9 @@ def _file_layer(
 
 def _from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
     try:
-        return SettingValue(key, expand(value, project.variables, f"{where} `{key}`"), source, where)
+        return SettingValue(
+            key, expand(value, project.variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
+        )
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
 

@@ -107,7 +107,7 @@ def _setting(project: Project, name: str) -> Any:
     if isinstance(value, str):
         from strata.project.expand import expand_str
 
-        value = expand_str(value, project.variables, f"{project.file_name}: {name}")
+        value = expand_str(value, project.variables, f"{project.file_name}: {name}", strict=project.strict_env_var_mode)
     return value
 
 
