@@ -41,6 +41,19 @@ PROJECT = """
           limit: 5
 """
 
+JOBS = """
+      loaders:
+      - name: target-y
+        namespace: target_y
+        executable: target-y
+    jobs:
+    - name: daily
+      tasks:
+      - tap-x target-y
+    - name: two
+      tasks: [tap-x target-y, [tap-x, target-y]]
+"""
+
 MELTANO: dict[str, str] = YAML(typ="safe").load(Path(__file__).with_name("meltano_4_outputs.yml"))
 
 
@@ -139,3 +152,17 @@ def test_environment_add_and_remove_refuse_what_cannot_be(strata: Cli, meltano_p
         assert words in result.err
         assert result.err.count("\n") == 1
     assert (meltano_project / "meltano.yml").read_text() == before
+
+
+def test_job_list_format_json_prints_meltanos_shape(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, PROJECT.rstrip("\n") + JOBS, "meltano.yml")
+    monkeypatch.chdir(tmp_path)
+    assert strata("job", "list", "--format=json").out == MELTANO["job_list_json"]
+    assert strata("job", "list", "daily", "--format", "json").out == MELTANO["job_list_one_json"]
+    assert [row["name"] for row in strata("job", "list", "--json").json()] == ["daily", "two"]
+    assert "two" not in strata("job", "list", "daily").out
+    missing = strata("job", "list", "nope", "--format=json")
+    assert missing.code == 2
+    assert missing.err.startswith("strata: error: no job named `nope`")

@@ -8,6 +8,7 @@ to the pipeline, exactly as ``strata run`` would. strata has no scheduler daemon
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -100,15 +101,30 @@ def job_add(ctx: Context, name: str, tasks: str) -> None:
 
 
 @job.command("list")
+@click.argument("name", required=False)
 @json_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help='json: Meltano\'s shape (`{"jobs": [{"job_name", "tasks"}]}`, the job\'s object with NAME).',
+)
 @pass_context
-def job_list(ctx: Context, json_output: bool) -> None:
-    """Every job and its tasks."""
+def job_list(ctx: Context, name: str | None, json_output: bool, output_format: str) -> None:
+    """Every job (or job NAME) and its tasks."""
     from strata.cli.tables import table
     from strata.project.jobs_edit import flat_blocks
+    from strata.project.jobs_edit import job as find_job
 
     ctx.json = ctx.json or json_output
-    jobs = ctx.project().model.jobs
+    project = ctx.project()
+    jobs = project.model.jobs if name is None else [find_job(project, name)]
+    if output_format == "json":
+        shaped = [{"job_name": j.name, "tasks": j.tasks} for j in jobs]
+        click.echo(json.dumps(shaped[0] if name is not None else {"jobs": shaped}, indent=2))
+        return
     rows = [{"name": j.name, "tasks": j.tasks, "blocks": flat_blocks(j.tasks)} for j in jobs]
 
     def human() -> None:
