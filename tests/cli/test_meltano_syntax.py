@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from strata.history import RunHistory, RunStatus
+from strata.project.project import Project
 from strata.project.settings import REDACTED
 from tests.helpers import Cli, write_project
 
@@ -52,6 +54,19 @@ JOBS = """
       - tap-x target-y
     - name: two
       tasks: [tap-x target-y, [tap-x, target-y]]
+"""
+
+SCHEDULES = """
+    schedules:
+    - name: daily-job
+      interval: '@daily'
+      job: daily
+    - name: hourly-elt
+      interval: '0 * * * *'
+      extractor: tap-x
+      loader: target-y
+      transform: skip
+      start_date: 2024-01-01
 """
 
 MELTANO: dict[str, str] = YAML(typ="safe").load(Path(__file__).with_name("meltano_4_outputs.yml"))
@@ -166,3 +181,21 @@ def test_job_list_format_json_prints_meltanos_shape(
     missing = strata("job", "list", "nope", "--format=json")
     assert missing.code == 2
     assert missing.err.startswith("strata: error: no job named `nope`")
+
+
+def test_schedule_list_format_json_prints_meltanos_shape(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, PROJECT.rstrip("\n") + JOBS + SCHEDULES, "meltano.yml")
+    monkeypatch.chdir(tmp_path)
+    result = strata("schedule", "list", "--format=json")
+    assert result.code == 0, result.err
+    assert result.out == MELTANO["schedule_list_json"]
+    assert [row["name"] for row in strata("schedule", "list", "--json").json()] == ["daily-job", "hourly-elt"]
+    with RunHistory.open(Project(tmp_path)) as history:
+        history.start("hourly-elt", None, ["tap-x", "target-y"]).finish(RunStatus.SUCCESS)
+        history.start("hourly-elt", None, ["tap-x", "target-y"]).finish(RunStatus.FAILED)
+        succeeded = next(run for run in history.list("hourly-elt") if run.status == RunStatus.SUCCESS)
+    elt = strata("schedule", "list", "--format", "json").json()["schedules"]["elt"][0]
+    assert succeeded.ended_at is not None
+    assert elt["last_successful_run_ended_at"] == succeeded.ended_at.isoformat()
