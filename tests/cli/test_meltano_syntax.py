@@ -118,6 +118,17 @@ def test_config_set_and_unset_in_meltano_4_order(strata: Cli, meltano_project: P
     assert "limit" not in strata("config", "print", "tap-x").json()
 
 
+def test_config_set_and_unset_take_a_setting_name_in_words_like_meltano(strata: Cli, meltano_project: Path) -> None:
+    """`meltano config set tap-x nested inner 3` sets `nested.inner`, as the dotted name does."""
+    result = strata("config", "set", "tap-x", "nested", "inner", "three")
+    assert result.code == 0, result.err
+    assert strata("config", "print", "tap-x").json()["nested"] == {"inner": "three"}
+    assert strata("config", "tap-x", "set", "nested", "other", "four").code == 0
+    assert strata("config", "get", "tap-x", "nested.other").out.startswith("nested.other=four")
+    assert strata("config", "unset", "tap-x", "nested", "inner").code == 0
+    assert strata("config", "print", "tap-x").json()["nested"] == {"other": "four"}
+
+
 def test_config_list_and_get_in_both_orders(strata: Cli, meltano_project: Path) -> None:
     new, old = strata("config", "list", "tap-x"), strata("config", "tap-x", "list")
     assert new.code == old.code == 0, new.err

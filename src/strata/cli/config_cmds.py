@@ -117,12 +117,16 @@ def get(click_ctx: click.Context, key: str) -> None:
 
 
 @config.command("set")
-@click.argument("key")
+@click.argument("words", metavar="KEY...", nargs=-1, required=True)
 @click.argument("value")
 @click.option("--secret", is_flag=True, help="Store in .env (owner-only) instead of the project file.")
 @click.pass_context
-def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
-    """Set KEY to VALUE. Secrets always go to .env, never to the project file."""
+def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: bool) -> None:
+    """Set KEY to VALUE. Secrets always go to .env, never to the project file.
+
+    KEY is dotted (`a.b`) or, as Meltano takes it, in words (`a b`).
+    """
+    key = ".".join(words)
     from strata.project import dotenv_file
     from strata.project.edit import declare_secret, set_config
     from strata.project.settings import declared_settings, is_secret, parse_value, rank_of, redact, variable_names
@@ -159,10 +163,14 @@ def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
 
 
 @config.command()
-@click.argument("key")
+@click.argument("words", metavar="KEY...", nargs=-1, required=True)
 @click.pass_context
-def unset(click_ctx: click.Context, key: str) -> None:
-    """Remove KEY from the project file (or the -e environment) and the plugin's own variables in .env."""
+def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
+    """Remove KEY from the project file (or the -e environment) and the plugin's own variables in .env.
+
+    KEY is dotted (`a.b`) or, as Meltano takes it, in words (`a b`).
+    """
+    key = ".".join(words)
     from strata.project import dotenv_file
     from strata.project.edit import unset_config
     from strata.project.settings import declared_settings, own_variable_names, rank_of
