@@ -172,6 +172,8 @@ def test_environment_add_and_remove_refuse_what_cannot_be(strata: Cli, meltano_p
         (["add", "dev"], "already exists"),
         (["remove", "nope"], "not defined"),
         (["remove", "dev"], "default_environment"),
+        (["add", "eu:west"], "not a valid environment name"),
+        (["add", " "], "not a valid environment name"),
     ):
         result = strata("environment", *args)
         assert result.code == 2, (args, result.out)

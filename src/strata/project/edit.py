@@ -236,8 +236,11 @@ def add_select_rule(project: Project, name: str, rule: str) -> None:
 
 def add_environment(project: Project, name: str) -> None:
     """Append ``- name: NAME`` to ``environments:`` and save, as ``meltano environment add`` does."""
-    if not name.strip():
-        raise UsageError("an environment needs a name", "pass one, e.g. `strata environment add staging`")
+    if not name.strip() or name != name.strip() or ":" in name:
+        raise UsageError(
+            f"`{name}` is not a valid environment name",
+            "use a name without `:` or surrounding spaces; it starts state ids (`ENV:tap-x-to-target-y`)",
+        )
     if any(env.name == name for env in project.model.environments):
         raise UsageError(
             f"an environment named `{name}` already exists", "choose another name or `strata environment remove` it"
