@@ -1,4 +1,4 @@
-"""``strata config PLUGIN list | get | set | unset``."""
+"""``strata config list | get | set | unset | print PLUGIN …`` (Meltano 4), or ``strata config PLUGIN list …``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,44 @@ import click
 from strata.cli.context import Context
 
 
-@click.group()
+class _EitherOrder(click.Group):
+    """Takes the verb first, as Meltano 4 does (``config list PLUGIN``), or the plugin first, as before.
+
+    The first word after ``config`` decides: one of the verbs makes it Meltano 4's form (a plugin
+    named like a verb is not realistic), and the plugin name is moved in front of the verb.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Put the plugin in front of the verb when the verb comes first."""
+        if args and args[0] in self.commands:
+            args = _plugin_first(self.commands[args[0]], args[0], args[1:])
+        return super().parse_args(ctx, args)
+
+
+def _plugin_first(command: click.Command, verb: str, rest: list[str]) -> list[str]:
+    """``list --x PLUGIN …`` -> ``PLUGIN list --x …``: the plugin is the first argument that is not an option."""
+    takes_value = {name for p in command.params if isinstance(p, click.Option) and not p.is_flag for name in p.opts}
+    i = 0
+    while i < len(rest):
+        if not rest[i].startswith("-"):
+            return [rest[i], verb, *rest[:i], *rest[i + 1 :]]
+        i += 2 if rest[i] in takes_value else 1
+    if any(arg in {"-h", "--help"} for arg in rest):
+        return ["PLUGIN", verb, "--help"]
+    from strata.errors import UsageError
+
+    raise UsageError(f"`strata config {verb}` needs a plugin", f"run `strata config {verb} PLUGIN`")
+
+
+@click.group(cls=_EitherOrder)
 @click.argument("plugin")
 @click.pass_context
 def config(click_ctx: click.Context, plugin: str) -> None:
-    """Show and change PLUGIN's settings; every value says where it came from."""
+    """Show and change PLUGIN's settings; every value says where it came from.
+
+    Meltano 4's order (`strata config list PLUGIN`, `strata config set PLUGIN KEY VALUE`) and the
+    older one (`strata config PLUGIN list`, `strata config PLUGIN set KEY VALUE`) both work.
+    """
     click_ctx.meta["plugin"] = plugin
 
 
@@ -45,7 +78,7 @@ def list_(click_ctx: click.Context) -> None:
     def human() -> None:
         if not rows:
             click.echo(
-                f"{settings.ref.name} has no settings (set one with `strata config {settings.ref.name} set KEY VALUE`)"
+                f"{settings.ref.name} has no settings (set one with `strata config set {settings.ref.name} KEY VALUE`)"
             )
         for v in settings.values.values():
             if v.problem is not None:
@@ -71,7 +104,7 @@ def get(click_ctx: click.Context, key: str) -> None:
     value = settings.values.get(key)
     if value is None:
         raise SettingError(
-            f"`{settings.ref.name}` has no setting `{key}`", f"see `strata config {settings.ref.name} list`"
+            f"`{settings.ref.name}` has no setting `{key}`", f"see `strata config list {settings.ref.name}`"
         )
     if value.problem is not None:
         raise value.problem
@@ -84,12 +117,16 @@ def get(click_ctx: click.Context, key: str) -> None:
 
 
 @config.command("set")
-@click.argument("key")
+@click.argument("words", metavar="KEY...", nargs=-1, required=True)
 @click.argument("value")
 @click.option("--secret", is_flag=True, help="Store in .env (owner-only) instead of the project file.")
 @click.pass_context
-def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
-    """Set KEY to VALUE. Secrets always go to .env, never to the project file."""
+def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: bool) -> None:
+    """Set KEY to VALUE. Secrets always go to .env, never to the project file.
+
+    KEY is dotted (`a.b`) or, as Meltano takes it, in words (`a b`).
+    """
+    key = ".".join(words)
     from strata.project import dotenv_file
     from strata.project.edit import declare_secret, set_config
     from strata.project.settings import declared_settings, is_secret, parse_value, rank_of, redact, variable_names
@@ -126,10 +163,14 @@ def set_(click_ctx: click.Context, key: str, value: str, secret: bool) -> None:
 
 
 @config.command()
-@click.argument("key")
+@click.argument("words", metavar="KEY...", nargs=-1, required=True)
 @click.pass_context
-def unset(click_ctx: click.Context, key: str) -> None:
-    """Remove KEY from the project file (or the -e environment) and the plugin's own variables in .env."""
+def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
+    """Remove KEY from the project file (or the -e environment) and the plugin's own variables in .env.
+
+    KEY is dotted (`a.b`) or, as Meltano takes it, in words (`a b`).
+    """
+    key = ".".join(words)
     from strata.project import dotenv_file
     from strata.project.edit import unset_config
     from strata.project.settings import declared_settings, own_variable_names, rank_of
@@ -154,6 +195,31 @@ def unset(click_ctx: click.Context, key: str) -> None:
         ),
     )
     _warn_if_shadowed(ctx, ref.name, key, rank)
+
+
+@config.command("print")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "env"]),
+    default="json",
+    show_default=True,
+    help="JSON object, or the variables the plugin gets (NAME='value' lines).",
+)
+@click.pass_context
+def print_(click_ctx: click.Context, output_format: str) -> None:
+    """The configuration the plugin gets, as `meltano config print` shows it; secrets are redacted."""
+    from strata.project.dotenv_file import line_of
+    from strata.project.settings import resolve
+
+    ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
+    settings = resolve(ctx.project(), click_ctx.meta["plugin"])
+    if output_format == "env" and not ctx.json:
+        for name, value in settings.as_env(redacted=True).items():
+            click.echo(line_of(name, value))
+        return
+    data = settings.config(redacted=True)
+    ctx.emit(data, lambda: click.echo(json.dumps(data, indent=2, default=str)))
 
 
 def _written_layer(ctx: Context) -> str:

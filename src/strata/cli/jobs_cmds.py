@@ -8,6 +8,7 @@ to the pipeline, exactly as ``strata run`` would. strata has no scheduler daemon
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -21,10 +22,25 @@ from strata.cli.context import Context, pass_context
 from strata.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from strata.project.project import Project
     from strata.project.schema import Schedule
 
 json_option = click.option("--json", "json_output", is_flag=True, help="Print JSON (same as the global --json).")
+
+
+def _format_option(shape: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--format text|json`` for a list command; ``json`` prints Meltano 4's ``shape``."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help=f"json: Meltano 4's shape ({shape}); --json prints strata's rows.",
+    )
+
 
 _RUN_OPTIONS = (
     click.option("--full-refresh", is_flag=True, help="Ignore stored state and read everything again."),
@@ -100,15 +116,23 @@ def job_add(ctx: Context, name: str, tasks: str) -> None:
 
 
 @job.command("list")
+@click.argument("name", required=False)
 @json_option
+@_format_option('`{"jobs": [{"job_name", "tasks"}]}`, the job\'s object alone with NAME')
 @pass_context
-def job_list(ctx: Context, json_output: bool) -> None:
-    """Every job and its tasks."""
+def job_list(ctx: Context, name: str | None, json_output: bool, output_format: str) -> None:
+    """Every job (or job NAME) and its tasks."""
     from strata.cli.tables import table
     from strata.project.jobs_edit import flat_blocks
+    from strata.project.jobs_edit import job as find_job
 
     ctx.json = ctx.json or json_output
-    jobs = ctx.project().model.jobs
+    project = ctx.project()
+    jobs = project.model.jobs if name is None else [find_job(project, name)]
+    if output_format == "json":
+        shaped = [{"job_name": j.name, "tasks": j.tasks} for j in jobs]
+        click.echo(json.dumps(shaped[0] if name is not None else {"jobs": shaped}, indent=2))
+        return
     rows = [{"name": j.name, "tasks": j.tasks, "blocks": flat_blocks(j.tasks)} for j in jobs]
 
     def human() -> None:
@@ -189,12 +213,16 @@ def _target(entry: Schedule) -> str:
 
 @schedule.command("list")
 @json_option
+@_format_option('`{"schedules": {"job": [...], "elt": [...]}}`')
 @pass_context
-def schedule_list(ctx: Context, json_output: bool) -> None:
+def schedule_list(ctx: Context, json_output: bool, output_format: str) -> None:
     """Every schedule, what it runs and when it runs next (local time)."""
     from strata.cli.tables import table
     from strata.project.jobs_edit import cron_expression, next_run
 
+    if output_format == "json":
+        click.echo(json.dumps({"schedules": _meltano_schedules(ctx.project())}, indent=2, default=str))
+        return
     ctx.json = ctx.json or json_output
     now = datetime.now().astimezone()
     rows, cells = [], []
@@ -222,6 +250,51 @@ def schedule_list(ctx: Context, json_output: bool) -> None:
         click.echo(table(["schedule", "interval", "runs", "next run"], cells))
 
     ctx.emit(rows, human)
+
+
+def _meltano_schedules(project: Project) -> dict[str, list[dict[str, Any]]]:
+    """The schedules as ``meltano schedule list --format=json`` prints them, job and elt apart.
+
+    An extractor/loader schedule's last successful run is the newest successful run of its state
+    id (the schedule's name, as ``schedule run`` uses), from the run history.
+    """
+    from strata.history import RunHistory
+    from strata.project.jobs_edit import cron_expression
+    from strata.project.jobs_edit import job as find_job
+
+    shaped: dict[str, list[dict[str, Any]]] = {"job": [], "elt": []}
+    with RunHistory.open(project) as history:
+        for entry in project.model.schedules:
+            common = {"name": entry.name, "interval": entry.interval}
+            cron = cron_expression(entry.interval)
+            if entry.job is not None:
+                job = find_job(project, entry.job)
+                shaped["job"].append(
+                    {**common, "cron_interval": cron, "env": entry.env, "job": {"name": job.name, "tasks": job.tasks}}
+                )
+                continue
+            last = history.last_success(entry.name)
+            shaped["elt"].append(
+                {
+                    "name": entry.name,
+                    "extractor": entry.extractor,
+                    "loader": entry.loader,
+                    "transform": entry.transform,
+                    "interval": entry.interval,
+                    "env": entry.env,
+                    "cron_interval": cron,
+                    "last_successful_run_ended_at": None
+                    if last is None or last.ended_at is None
+                    else last.ended_at.isoformat(),
+                    "elt_args": [
+                        str(entry.extractor),
+                        str(entry.loader),
+                        f"--transform={entry.transform}",
+                        f"--state-id={entry.name}",
+                    ],
+                }
+            )
+    return shaped
 
 
 @schedule.command("remove")

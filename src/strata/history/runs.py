@@ -167,6 +167,18 @@ class RunHistory:
             self._reap(connection)
             return [_from_row(row) for row in connection.execute(query)]
 
+    def last_success(self, state_id: str) -> Run | None:
+        """The run of ``state_id`` that succeeded last (the newest ``ended_at``), if any."""
+        query = (
+            sa.select(runs)
+            .where(runs.c.state_id == state_id, runs.c.status == str(RunStatus.SUCCESS))
+            .order_by(runs.c.ended_at.desc(), runs.c.run_id.desc())
+            .limit(1)
+        )
+        with _database_errors(self.where), self.engine.begin() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _from_row(row)
+
     def get(self, run_id: str) -> Run:
         """The run with this id, or the one run whose id starts with it."""
         key = run_id.strip().lower().replace("-", "")

@@ -18,10 +18,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
+def line_of(name: str, value: str) -> str:
+    """``NAME='value'`` as this module writes it (and python-dotenv reads it back), without the newline."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"{name}='{escaped}'"
+
+
 def set_value(path: Path, name: str, value: str) -> None:
     """Set ``name=value`` in ``path`` (0600 afterwards, whatever its mode was)."""
-    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-    line = f"{name}='{escaped}'\n"
+    line = line_of(name, value) + "\n"
     lines, replaced = [], False
     for key, original in _lines(path):
         if key == name:

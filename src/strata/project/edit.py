@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from strata.errors import PluginExistsError, SettingError, UsageError
+from strata.errors import EnvironmentNotFoundError, PluginExistsError, SettingError, UsageError
 from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
 
 if TYPE_CHECKING:
@@ -232,3 +232,37 @@ def add_select_rule(project: Project, name: str, rule: str) -> None:
     if rule not in rules:
         rules.append(rule)
         project.save()
+
+
+def add_environment(project: Project, name: str) -> None:
+    """Append ``- name: NAME`` to ``environments:`` and save, as ``meltano environment add`` does."""
+    if not name.strip() or name != name.strip() or ":" in name:
+        raise UsageError(
+            f"`{name}` is not a valid environment name",
+            "use a name without `:` or surrounding spaces; it starts state ids (`ENV:tap-x-to-target-y`)",
+        )
+    if any(env.name == name for env in project.model.environments):
+        raise UsageError(
+            f"an environment named `{name}` already exists", "choose another name or `strata environment remove` it"
+        )
+    section = project.tree.get("environments")
+    if not isinstance(section, CommentedSeq):
+        section = CommentedSeq()
+        project.tree["environments"] = section
+    section.append(CommentedMap(name=name))
+    project.save()
+
+
+def remove_environment(project: Project, name: str) -> None:
+    """Remove environment ``name`` (with its config) and save; the default environment stays."""
+    known = [env.name for env in project.model.environments]
+    if name not in known:
+        raise EnvironmentNotFoundError(
+            f"environment `{name}` is not defined in {project.file_name} (defined: {', '.join(known) or 'none'})",
+            "see `strata environment list`",
+        )
+    if project.setting("default_environment") == name:
+        raise UsageError(f"`{name}` is the default_environment", "set default_environment to another environment first")
+    section = project.tree["environments"]
+    section[:] = [env for env in section if not (isinstance(env, dict) and env.get("name") == name)]
+    project.save()

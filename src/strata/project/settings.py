@@ -149,24 +149,24 @@ class PluginSettings:
     ref: PluginRef
     values: dict[str, SettingValue] = field(default_factory=dict)
 
-    def config(self) -> dict[str, Any]:
-        """Nested configuration to hand to the plugin; raises if any value is unresolved."""
+    def config(self, *, redacted: bool = False) -> dict[str, Any]:
+        """Nested configuration to hand to the plugin (or to show, ``redacted``); raises if any value is unresolved."""
         out: dict[str, Any] = {}
         for item in self.values.values():
             if item.problem is not None:
                 raise item.problem
             if item.value is not None:
-                _nest(out, item.name, item.value)
+                _nest(out, item.name, item.shown if redacted else item.value)
         return out
 
-    def as_env(self) -> dict[str, str]:
-        """``<PLUGIN>_<SETTING>`` variables for the plugin's process (Meltano does the same)."""
+    def as_env(self, *, redacted: bool = False) -> dict[str, str]:
+        """``<PLUGIN>_<SETTING>`` variables for the plugin's process (Meltano does the same), or to show."""
         prefix = self.ref.name
         env: dict[str, str] = {}
         for item in self.values.values():
             if item.value is None or item.problem is not None:
                 continue
-            env[env_name(prefix, item.name)] = env_value(item.value)
+            env[env_name(prefix, item.name)] = env_value(item.shown if redacted else item.value)
         return env
 
 
