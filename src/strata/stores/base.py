@@ -567,14 +567,24 @@ class MetadataStore(ABC):
         return donors
 
     def _id_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any]:
-        """Polars types of ``columns`` as stored (see :meth:`_id_donors`); String where nothing holds them."""
+        """Polars types of ``columns`` as stored (see :meth:`_id_donors`); String where nothing holds them.
+
+        The feature's own table answers at once when it exists (the common case: an in-sync
+        resolve); otherwise each donor is read once for all the columns it gives.
+        """
         import polars as pl
 
+        own = self._read(plan, history=False, include_deleted=True)
+        if own is not None and set(columns) <= set(own.columns):
+            return dict(own.select(list(columns)).head(0).collect(backend="polars").to_native().schema)
         schema: dict[str, Any] = dict.fromkeys(columns, pl.String)
+        by_donor: dict[FeatureKey, list[str]] = {}
         for column, donor in self._id_donors(plan, columns).items():
-            stored = self._read(donor, history=False, include_deleted=True)
+            by_donor.setdefault(donor.key, []).append(column)
+        for key, wanted in by_donor.items():
+            stored = self._read(self.plan(key), history=False, include_deleted=True)
             assert stored is not None
-            schema[column] = stored.select(column).head(0).collect(backend="polars").to_native().schema[column]
+            schema.update(stored.select(wanted).head(0).collect(backend="polars").to_native().schema)
         return schema
 
     # -- backend primitives -------------------------------------------------------------
