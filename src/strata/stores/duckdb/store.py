@@ -409,7 +409,8 @@ class DuckDBStore(MetadataStore):
         if self._has_table(plan.table):
             return ident(plan.table)
         donors = self._id_donors(resolving, plan.id_columns)
-        types = {c: self._columns(d.table)[c] for c, d in donors.items()}
+        stored = {d.table: self._columns(d.table) for d in donors.values()}  # one lookup per donor table
+        types = {c: stored[d.table][c] for c, d in donors.items()}
         nulls = ", ".join(f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, false AS {ident(DELETED)}, CAST(NULL AS BIGINT) AS {ident(SEQ)} WHERE false)"
 
