@@ -308,3 +308,22 @@ def test_invoke_list_commands_shows_each_command_with_its_description(strata: Cl
         "description": None,
     }
     assert strata("invoke", "--list-commands", "bare").out == "`bare` defines no commands\n"
+
+
+def test_strict_env_var_mode_makes_an_unset_variable_in_a_commands_args_an_error(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path, commands="half: --name=$UNSET_ONE --other x", extra="ff: {strict_env_var_mode: true}")
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    result = strata("invoke", "tool:half")
+    assert result.code == 2, result.err
+    assert result.err.startswith(
+        "strata: error: strata.yml:19: command `tool:half` args use $UNSET_ONE, which is not set"
+    )
+    assert result.err.count("\n") == 1
+    assert snapshot(tmp_path) == before
+    monkeypatch.delenv("STRATA_FF_STRICT_ENV_VAR_MODE", raising=False)
+    _project(tmp_path, commands="half: --name=$UNSET_ONE --other x")
+    lenient = strata("invoke", "tool:half")
+    assert lenient.code == 0, lenient.err  # empty, with a warning: Meltano's default

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from strata.errors import ProjectFileError, UsageError
+from strata.errors import ProjectFileError, UsageError, VariableNotSetError
 from strata.project.schema import Command
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class PluginCommand:
     command: Command
     where: str
     """``file:line`` of its entry, for messages."""
+    strict: bool = False
+    """``ff.strict_env_var_mode``: an unset variable in ``args`` is an error, as everywhere else."""
 
     @property
     def block(self) -> str:
@@ -68,7 +70,8 @@ def plugin_commands(project: Project, ref: PluginRef) -> dict[str, PluginCommand
     for owner in reversed(lineage(project, ref)):
         for name, raw in owner.plugin.commands.items():
             where = project.line([*owner.path, "commands", name])
-            out[str(name)] = PluginCommand(ref, str(name), _parse(raw, where, owner, str(name)), where)
+            parsed = _parse(raw, where, owner, str(name))
+            out[str(name)] = PluginCommand(ref, str(name), parsed, where, project.strict_env_var_mode)
     return out
 
 
@@ -101,6 +104,10 @@ def expanded_args(command: PluginCommand, environ: dict[str, str]) -> list[str]:
     for part in parts:
         unset: list[str] = []
         value = _expand(part, environ, unset)
+        if unset and command.strict:
+            raise VariableNotSetError(
+                f"{where} use ${unset[0]}, which is not set", f"set {unset[0]}, or turn off ff.strict_env_var_mode"
+            )
         if not value:
             raise UsageError(
                 f"{where}: `{part}` is empty once expanded", "set the variable it names, or change the command"
