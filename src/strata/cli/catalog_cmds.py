@@ -48,7 +48,7 @@ def select(
         from strata.ingest.catalog import discover as run_discover
         from strata.ingest.catalog import rules_of, selection
 
-        rules, _, _ = rules_of(project, ref)
+        rules = rules_of(project, ref).select
         chosen = selection(run_discover(project, ref), rules if rules is not None else ["*.*"])
 
         def human() -> None:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strata.cli.context import Context
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from strata.project.project import PluginRef, Project
+    from strata.project.settings import SettingValue
 
 
 class _EitherOrder(click.Group):
@@ -56,14 +62,34 @@ def _render(value: Any) -> str:
 
 
 @config.command("list")
+@click.option(
+    "--extras", is_flag=True, help="List only the plugin's extras (`_select`, `_metadata` …), as Meltano does."
+)
 @click.pass_context
-def list_(click_ctx: click.Context) -> None:
+def list_(click_ctx: click.Context, extras: bool) -> None:
     """Every setting: value and source. Secrets are redacted."""
     from strata.project.settings import resolve
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     settings = resolve(ctx.project(), click_ctx.meta["plugin"])
-    rows = [
+    if extras:
+        _list_extras(ctx, settings.ref)
+        return
+    rows = _rows(settings.values.values())
+
+    def human() -> None:
+        if not rows:
+            click.echo(
+                f"{settings.ref.name} has no settings (set one with `strata config set {settings.ref.name} KEY VALUE`)"
+            )
+        _echo_values(settings.values.values())
+
+    ctx.emit(rows, human)
+
+
+def _rows(values: Iterable[SettingValue]) -> list[dict[str, Any]]:
+    """``config list --json`` rows."""
+    return [
         {
             "name": v.name,
             "value": v.shown,
@@ -72,23 +98,33 @@ def list_(click_ctx: click.Context) -> None:
             "secret": v.secret,
             **({"problem": str(v.problem)} if v.problem else {}),
         }
-        for v in settings.values.values()
+        for v in values
     ]
 
-    def human() -> None:
-        if not rows:
-            click.echo(
-                f"{settings.ref.name} has no settings (set one with `strata config set {settings.ref.name} KEY VALUE`)"
-            )
-        for v in settings.values.values():
-            if v.problem is not None:
-                click.echo(f"{v.name} (error: {v.problem})")
-            elif v.value is None:
-                click.echo(f"{v.name} (unset)")
-            else:
-                click.echo(f"{v.name}={_render(v.shown)} (from {v.describe()})")
 
-    ctx.emit(rows, human)
+def _echo_values(values: Iterable[SettingValue]) -> None:
+    """``name=value (from source)`` lines, ``(unset)`` or ``(error: …)``."""
+    for v in values:
+        if v.problem is not None:
+            click.echo(f"{v.name} (error: {v.problem})")
+        elif v.value is None:
+            click.echo(f"{v.name} (unset)")
+        else:
+            click.echo(f"{v.name}={_render(v.shown)} (from {v.describe()})")
+
+
+def _list_extras(ctx: Context, ref: PluginRef) -> None:
+    """Every extra of ``ref`` (Meltano's ``config list --extras --all``): value and source."""
+    from strata.project.extras import resolve_extras
+
+    values = resolve_extras(ctx.project(), ref).values()
+
+    def human() -> None:
+        if not values:
+            click.echo(f"{ref.name} is one of the {ref.plugin_type}, which have no extras")
+        _echo_values(values)
+
+    ctx.emit(_rows(values), human)
 
 
 @config.command()
@@ -101,7 +137,7 @@ def get(click_ctx: click.Context, key: str) -> None:
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     settings = resolve(ctx.project(), click_ctx.meta["plugin"])
-    value = settings.values.get(key)
+    value = _extra_value(ctx.project(), settings.ref, key) if key.startswith("_") else settings.values.get(key)
     if value is None:
         raise SettingError(
             f"`{settings.ref.name}` has no setting `{key}`", f"see `strata config list {settings.ref.name}`"
@@ -134,6 +170,9 @@ def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: b
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
     ref = project.plugin(click_ctx.meta["plugin"])
+    if key.startswith("_"):
+        _set_extra(ctx, ref, key, value, secret=secret)
+        return
     declared = declared_settings(project, ref).get(key)
     parsed = parse_value(value, declared.kind if declared else None, f"`{key}`")
     if secret or is_secret(key, declared):
@@ -162,6 +201,30 @@ def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: b
     _warn_if_shadowed(ctx, ref.name, key, rank)
 
 
+def _set_extra(ctx: Context, ref: PluginRef, key: str, value: str, *, secret: bool) -> None:
+    """``config set PLUGIN _select VALUE``: checked against the extra's kind, written as Meltano writes it."""
+    from strata.errors import UsageError
+    from strata.project import extras
+    from strata.project.edit import set_extra
+    from strata.project.settings import rank_of
+
+    extra, path = extras.find(ref.plugin_type, key)
+    if secret:
+        raise UsageError(f"`{extra.name}` is an extra, never a secret", "drop --secret")
+    parsed = extras.parse(extra, path, value)
+    if extra.name == "_select":
+        from strata.ingest.catalog import Rule
+
+        for rule in parsed:
+            Rule.parse(rule)
+    where = set_extra(ctx.project(), ref.name, key, parsed, in_environment=ctx.environment is not None)
+    ctx.emit(
+        {"name": key, "value": parsed, "stored_in": where},
+        lambda: click.echo(f"{ref.name}: {key}={_render(parsed)} stored in {where}"),
+    )
+    _warn_if_shadowed(ctx, ref.name, key, rank_of(_written_layer(ctx)))
+
+
 @config.command()
 @click.argument("words", metavar="KEY...", nargs=-1, required=True)
 @click.pass_context
@@ -178,10 +241,19 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
     ref = project.plugin(click_ctx.meta["plugin"])
-    variables = own_variable_names(project, ref, key, declared_settings(project, ref).get(key))
+    in_environment = ctx.environment is not None
+    if key.startswith("_"):
+        from strata.project import extras
+        from strata.project.edit import unset_extra
+
+        extra, _ = extras.find(ref.plugin_type, key)
+        variables = extras.variable_names(ref, extra) if "." not in key else []
+        where = unset_extra(project, ref.name, key, in_environment=in_environment)
+    else:
+        variables = own_variable_names(project, ref, key, declared_settings(project, ref).get(key))
+        where = unset_config(project, ref.name, key, in_environment=in_environment)
     removed = []
     rank = rank_of(_written_layer(ctx))
-    where = unset_config(project, ref.name, key, in_environment=ctx.environment is not None)
     if where is not None:
         removed.append(where)
     for var in variables:
@@ -222,6 +294,13 @@ def print_(click_ctx: click.Context, output_format: str) -> None:
     ctx.emit(data, lambda: click.echo(json.dumps(data, indent=2, default=str)))
 
 
+def _extra_value(project: Project, ref: PluginRef, key: str) -> SettingValue | None:
+    """Extra ``key`` of ``ref`` as resolved (None when the plugin's type has no such extra)."""
+    from strata.project.extras import resolve_extras
+
+    return resolve_extras(project, ref).get(key)
+
+
 def _written_layer(ctx: Context) -> str:
     """The layer ``set`` and ``unset`` edit in the project file, named as in ``SettingValue.source``."""
     return f"environment {ctx.environment}" if ctx.environment is not None else ctx.project().file_name
@@ -231,7 +310,11 @@ def _warn_if_shadowed(ctx: Context, plugin: str, key: str, rank: int) -> None:
     """Say so on stderr when a layer above the one just written decides ``key``'s value."""
     from strata.project.settings import resolve
 
-    item = resolve(ctx.reload(), plugin).values.get(key)
+    project = ctx.reload()
+    if key.startswith("_"):
+        item = _extra_value(project, project.plugin(plugin), key.split(".", 1)[0])
+    else:
+        item = resolve(project, plugin).values.get(key)
     if item is not None and (item.value is not None or item.problem is not None) and item.rank > rank:
         click.echo(
             f"strata: warning: {plugin}: `{key}` is also set in {item.describe()}, which wins over what was "

@@ -1,17 +1,21 @@
-"""Singer catalogs: discovery with a cache, and the project's select, metadata and schema rules.
+"""Singer catalogs: discovery with a cache, and the extractor's select, metadata and schema rules.
 
 ``discover`` runs ``<tap> --config … --discover`` and caches the catalog under
 ``.strata/catalogs/<extractor>.json`` with a key made of the resolved config, the install and
-the executable; a changed key (new config, new version) discovers again. The rules from the
-project file are applied to a copy of the catalog for every run, never to the cache:
+the executable; a changed key (new config, new version) discovers again. The rules come from
+the extractor's extras (``strata.project.extras``: ``select:`` in the file, ``_select`` in
+``config set``, ``TAP_X__SELECT`` …) and are applied to a copy of the catalog for every run,
+never to the cache, in Meltano's order:
 
-- ``select``: ``stream.property`` globs (``users.*``, ``*.id``), ``!`` to exclude; default
+- ``_schema``: ``{stream glob: {property glob: json schema}}`` replaces (or adds) property schemas.
+- ``_select``: ``stream.property`` globs (``users.*``, ``*.id``), ``!`` to exclude; default
   ``*.*``. A stream is selected when any of its properties is; ``inclusion: automatic``
   properties (keys, bookmarks) always are, ``unsupported`` never.
-- ``metadata``: ``{stream glob: {key: value}}`` merged into the stream's metadata
-  (``replication-method``, ``replication-key`` …); a nested ``properties`` map sets property
-  metadata.
-- ``schema``: ``{stream glob: {property: json schema}}`` replaces property schemas.
+- ``_metadata``: ``{stream glob: {key: value, property: {key: value}}}`` as Meltano reads it
+  (``replication-method``, ``replication-key`` on the stream, also written underscored on the
+  stream itself; ``selected`` … on a property); ``properties: {prop: {key: value}}`` is read too.
+- ``_select_filter``: stream patterns (``users``, ``!orders``) that deselect the streams they
+  leave out, also over a ``catalog:`` file.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import fnmatch
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from strata.errors import RuntimeFailure, UsageError
 from strata.project.files import write_atomic
@@ -124,39 +129,109 @@ def apply_rules(
     select: list[str] | None,
     metadata: dict[str, Any] | None,
     schema: dict[str, Any] | None,
+    select_filter: list[str] | None = None,
 ) -> Catalog:
-    """A copy of ``catalog`` with selection, metadata and schema overrides applied."""
+    """A copy of ``catalog`` with the rules applied in Meltano's order: schema, selection, metadata, filter."""
     out = copy.deepcopy(catalog)
+    for stream in streams(out):
+        _apply_schema(stream, schema or {})
     chosen = selection(out, select if select is not None else ["*.*"])
     for stream in streams(out):
-        sid = stream_id(stream)
-        for pattern, overrides in (schema or {}).items():
-            if fnmatch.fnmatchcase(sid, pattern):
-                props = stream.setdefault("schema", {}).setdefault("properties", {})
-                props.update(copy.deepcopy(overrides))
-        props_selected = chosen.get(sid, {})
+        props_selected = chosen.get(stream_id(stream), {})
         any_selected = any(
             v
             for p, v in props_selected.items()
             if _metadata_of(stream, ["properties", p]).get("inclusion") != "automatic"
         )
-        _metadata(stream, [])["selected"] = any_selected
+        _set_stream_metadata(stream, "selected", value=any_selected)
         for prop, value in props_selected.items():
             _metadata(stream, ["properties", prop])["selected"] = value
-        for pattern, overrides in (metadata or {}).items():
-            if not fnmatch.fnmatchcase(sid, pattern):
-                continue
-            for key, value in (overrides or {}).items():
-                if key == "properties" and isinstance(value, dict):
-                    for prop, prop_meta in value.items():
-                        _metadata(stream, ["properties", prop]).update(prop_meta or {})
-                else:
-                    _metadata(stream, [])[key] = value
-                    if key == "replication-method":
-                        stream["replication_method"] = value
-                    elif key == "replication-key":
-                        stream["replication_key"] = value
+        for pattern, entries in (metadata or {}).items():
+            if fnmatch.fnmatchcase(stream_id(stream), pattern):
+                for props, key, value in _metadata_leaves(entries or {}, []):
+                    _apply_metadata(stream, props, key, value)
+    return filter_streams(out, select_filter or [])
+
+
+def _apply_schema(stream: dict[str, Any], rules: dict[str, Any]) -> None:
+    """Replace (or add) the schema of each property a rule names; property names may be globs, as in Meltano."""
+    for pattern, overrides in rules.items():
+        if not fnmatch.fnmatchcase(stream_id(stream), pattern):
+            continue
+        props = stream.setdefault("schema", {}).setdefault("properties", {})
+        for prop, payload in (overrides or {}).items():
+            for name in fnmatch.filter(props, prop) if _GLOB.search(prop) else [prop]:
+                props[name] = copy.deepcopy(payload)
+
+
+_GLOB = re.compile(r"[*?\[\]]")
+
+
+def _metadata_leaves(entries: dict[str, Any], props: list[str]) -> list[tuple[list[str], str, Any]]:
+    """``{key: v, prop: {key: v}}`` -> ``(property path, key, value)``, as Meltano reads ``_metadata``.
+
+    A mapping under a key is a property (nested mappings are sub-properties); anything else is a
+    metadata value. strata's earlier form ``properties: {prop: {key: v}}`` is read too.
+    """
+    out: list[tuple[list[str], str, Any]] = []
+    for key, value in entries.items():
+        if not isinstance(value, dict):
+            out.append((props, key, value))
+        elif key == "properties" and not props:
+            for prop, prop_entries in value.items():
+                out.extend(_metadata_leaves(prop_entries or {}, [prop]))
+        else:
+            out.extend(_metadata_leaves(value, [*props, key]))
     return out
+
+
+def _apply_metadata(stream: dict[str, Any], props: list[str], key: str, value: Any) -> None:
+    """Set ``key`` on the stream (and, underscored, on the stream itself) or on every property ``props`` matches."""
+    if not props:
+        _set_stream_metadata(stream, key, value=value)
+        return
+    pattern = ".".join(part for prop in props for part in ("properties", prop))
+    for breadcrumb in _breadcrumbs(stream):
+        if fnmatch.fnmatchcase(".".join(breadcrumb), pattern):
+            node = _metadata(stream, breadcrumb)
+            if not (key == "selected" and value is True and node.get("inclusion") == "unsupported"):
+                node[key] = value
+
+
+def _breadcrumbs(stream: dict[str, Any]) -> list[list[str]]:
+    """The breadcrumb of every property of the stream's schema, nested ones included."""
+    found: list[list[str]] = []
+
+    def walk(schema: dict[str, Any], path: list[str]) -> None:
+        for name, child in (schema.get("properties") or {}).items():
+            found.append([*path, "properties", name])
+            if isinstance(child, dict):
+                walk(child, [*path, "properties", name])
+
+    walk(stream.get("schema") or {}, [])
+    return found
+
+
+def _set_stream_metadata(stream: dict[str, Any], key: str, *, value: Any) -> None:
+    """Stream metadata ``key``, also written underscored on the stream (``replication_key``) as Meltano does."""
+    _metadata(stream, [])[key] = value
+    stream[key.replace("-", "_")] = value
+
+
+def filter_streams(catalog: Catalog, patterns: list[str]) -> Catalog:
+    """Deselect the streams ``patterns`` leave out (Meltano's ``_select_filter``): ``users``, ``!orders``, globs.
+
+    A stream is left out when include patterns are given and it matches none, or when it
+    matches a ``!`` pattern; a ``stream.property`` pattern counts for its stream.
+    """
+    include = [p.partition(".")[0] for p in patterns if not p.startswith("!")]
+    exclude = [p[1:].partition(".")[0] for p in patterns if p.startswith("!")]
+    for stream in streams(catalog):
+        sid = stream_id(stream)
+        matched = any(fnmatch.fnmatchcase(sid, p) for p in include)
+        if (include and not matched) or any(fnmatch.fnmatchcase(sid, p) for p in exclude):
+            _set_stream_metadata(stream, "selected", value=False)
+    return catalog
 
 
 def cache_key(config: dict[str, Any], install: str) -> str:
@@ -189,22 +264,36 @@ def store_cached(project: Project, ref: PluginRef, key: str, catalog: Catalog) -
     write_atomic(path, json.dumps({"key": key, "catalog": catalog}), mode=0o600)
 
 
-def rules_of(project: Project, ref: PluginRef) -> tuple[list[str] | None, dict[str, Any] | None, dict[str, Any] | None]:
-    """The ``select``, ``metadata`` and ``schema`` in force: the environment's, the plugin's, or its parent's."""
-    from strata.project.settings import lineage
+class Rules(NamedTuple):
+    """The catalog rules in force for an extractor, from its extras."""
 
-    override = project.environment_override(ref)
-    found: dict[str, Any] = {}
-    for key in ("select", "metadata", "schema"):
-        if override is not None and getattr(override[0], key) is not None:
-            found[key] = getattr(override[0], key)
-            continue
-        for item in lineage(project, ref):
-            value = getattr(item.plugin, key)
-            if value is not None:
-                found[key] = value
-                break
-    return found.get("select"), found.get("metadata"), found.get("schema")
+    select: list[str] | None
+    """None when ``_select`` is at its default (every property)."""
+    metadata: dict[str, Any]
+    schema: dict[str, Any]
+    select_filter: list[str]
+    catalog: str | None
+    """A ``catalog:`` file used as it is instead of discovery."""
+    use_cached_catalog: bool
+
+
+def rules_of(project: Project, ref: PluginRef) -> Rules:
+    """The rules from the extractor's extras, however they are set (file, environment, variables, parent)."""
+    from strata.project.extras import resolve_extras
+
+    values = resolve_extras(project, ref)
+    for value in values.values():
+        if value.problem is not None:
+            raise value.problem
+    select = values["_select"]
+    return Rules(
+        select.value if select.source != "default" else None,
+        values["_metadata"].value,
+        values["_schema"].value,
+        values["_select_filter"].value,
+        values["_catalog"].value,
+        values["_use_cached_catalog"].value,
+    )
 
 
 def capabilities(project: Project, ref: PluginRef) -> frozenset[str] | None:
@@ -227,31 +316,35 @@ def run_catalog(project: Project, ref: PluginRef, *, refresh: bool) -> Catalog |
     """The catalog a run hands the tap, or None when it takes none (Meltano's rules).
 
     A tap without the ``catalog`` or ``properties`` capability gets no catalog (its ``catalog:``
-    file is ignored with a warning); a ``catalog:`` file is used as it is; a tap without the
-    ``discover`` capability is not discovered and gets none; otherwise the discovered catalog
+    file is ignored with a warning); a ``catalog:`` file is used as it is, but for
+    ``_select_filter``; a tap without the ``discover`` capability is not discovered and gets
+    none; otherwise the discovered catalog (rediscovered when ``_use_cached_catalog`` is false)
     with the project's rules applied.
     """
+    rules = rules_of(project, ref)
     if not (has_capability(project, ref, "catalog") or has_capability(project, ref, "properties")):
-        if ref.plugin.catalog:
+        if rules.catalog:
             _log.warning(
                 "%s is ignored: `%s` does not advertise the `catalog` or `properties` capability",
-                ref.plugin.catalog,
+                rules.catalog,
                 ref.name,
             )
         return None
-    if ref.plugin.catalog:
-        return discover(project, ref)
+    if rules.catalog:
+        return filter_streams(discover(project, ref), rules.select_filter)
     if not has_capability(project, ref, "discover"):
         return None
-    return apply_rules(discover(project, ref, refresh=refresh), *rules_of(project, ref))
+    catalog = discover(project, ref, refresh=refresh or not rules.use_cached_catalog)
+    return apply_rules(catalog, rules.select, rules.metadata, rules.schema, rules.select_filter)
 
 
 def discover(project: Project, ref: PluginRef, *, refresh: bool = False) -> Catalog:
     """The extractor's catalog: its ``catalog:`` file, the cache, or a fresh ``--discover``."""
     from strata.ingest.invoke import prepare, run_captured
 
-    if ref.plugin.catalog:
-        path = (project.root / ref.plugin.catalog).resolve()
+    catalog_file = rules_of(project, ref).catalog
+    if catalog_file:
+        path = (project.root / catalog_file).resolve()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -96,37 +96,112 @@ def _get(node: Any, *keys: str) -> Any:
 
 def set_config(project: Project, name: str, key: str, value: Any, *, in_environment: bool) -> str:
     """Write ``key: value`` into the plugin's config (or the active environment's); return where."""
-    ref = project.plugin(name)
-    if in_environment:
-        env = project.environment
-        if env is None:
-            raise UsageError("no environment is active", "pass -e NAME, or drop it to write the plugin's own config")
-        env_node = next(e for e in project.tree["environments"] if e.get("name") == env.name)
-        plugins = ensure_mapping(ensure_mapping(env_node, "config"), "plugins")
-        section = plugins.get(ref.plugin_type)
-        if not isinstance(section, CommentedSeq):
-            section = CommentedSeq()
-            plugins[ref.plugin_type] = section
-        entry = next((p for p in section if p.get("name") == name), None)
-        if entry is None:
-            entry = CommentedMap(name=name)
-            section.append(entry)
-        config = ensure_mapping(entry, "config")
-        env_index = next(i for i, e in enumerate(project.model.environments) if e.name == env.name)
-        where = f"{project.file_of(['environments', env_index])} (environment {env.name})"
+    entry, where = _entry_to_edit(project, name, in_environment=in_environment)
+    config = ensure_mapping(entry, "config")
+    if key in config:
+        config[key] = value
     else:
-        entry = _plugin_entry(project, ref.plugin_type, ref.index, name)
-        config = ensure_mapping(entry, "config")
-        where = project.file_of(ref.path)
-    if key not in config:
-        *parents, leaf = key.split(".")
-        _check_parents(config, parents, key)
-        for part in parents:
-            config = ensure_mapping(config, part)
-        key = leaf
-    config[key] = value
+        _put(config, key.split("."), value, key)
     project.save()
     return where
+
+
+def _put(node: CommentedMap, parts: list[str], value: Any, key: str) -> None:
+    """``node[a][b]… = value`` for ``parts``, creating the mappings between (``key`` names it in errors)."""
+    *parents, leaf = parts
+    _check_parents(node, parents, key)
+    for part in parents:
+        node = ensure_mapping(node, part)
+    node[leaf] = value
+
+
+def _entry_to_edit(project: Project, name: str, *, in_environment: bool) -> tuple[CommentedMap, str]:
+    """The plugin's entry (or the active environment's entry for it, created if missing) and where it is."""
+    ref = project.plugin(name)
+    if not in_environment:
+        return _plugin_entry(project, ref.plugin_type, ref.index, name), project.file_of(ref.path)
+    env = project.environment
+    if env is None:
+        raise UsageError("no environment is active", "pass -e NAME, or drop it to write the plugin's own config")
+    env_node = next(e for e in project.tree["environments"] if e.get("name") == env.name)
+    plugins = ensure_mapping(ensure_mapping(env_node, "config"), "plugins")
+    section = plugins.get(ref.plugin_type)
+    if not isinstance(section, CommentedSeq):
+        section = CommentedSeq()
+        plugins[ref.plugin_type] = section
+    entry = next((p for p in section if p.get("name") == name), None)
+    if entry is None:
+        entry = CommentedMap(name=name)
+        section.append(entry)
+    env_index = next(i for i, e in enumerate(project.model.environments) if e.name == env.name)
+    return entry, f"{project.file_of(['environments', env_index])} (environment {env.name})"
+
+
+def set_extra(project: Project, name: str, key: str, value: Any, *, in_environment: bool) -> str:
+    """Write extra ``key`` (``_select``, ``_metadata.users.replication-key``) as Meltano does; return where.
+
+    ``_select`` goes to the entry's ``select:``; a dotted name goes inside the extra's mapping.
+    Extras the entry keeps in ``config:`` (``config._select``) move out to their keys first, as
+    Meltano moves them on every edit.
+    """
+    from strata.project.extras import extras_of
+
+    entry, where = _entry_to_edit(project, name, in_environment=in_environment)
+    _move_config_extras(entry, set(extras_of(project.plugin(name).plugin_type)))
+    root, *path = key.split(".")
+    if not path:
+        entry[root[1:]] = value
+    else:
+        _put(ensure_mapping(entry, root[1:]), path, value, key)
+    project.save()
+    return where
+
+
+def unset_extra(project: Project, name: str, key: str, *, in_environment: bool) -> str | None:
+    """Remove extra ``key`` (or one leaf of it) from the plugin's entry or the environment's; where, if found."""
+    entry, where = _existing_entry(project, name, in_environment=in_environment)
+    if not isinstance(entry, dict):
+        return None
+    root, *path = key.split(".")
+    removed = _remove(entry, [root[1:], *path])
+    config = entry.get("config")
+    if isinstance(config, dict):
+        removed = _remove(config, [root, *path]) or removed
+        if not config:
+            del entry["config"]
+    if not removed:
+        return None
+    project.save()
+    return where
+
+
+def _move_config_extras(entry: CommentedMap, known: set[str]) -> None:
+    """``config: {_select: …}`` -> ``select: …`` for the known extras (a key already out there wins)."""
+    config = entry.get("config")
+    if not isinstance(config, dict):
+        return
+    for key in [k for k in config if k in known]:
+        value = config.pop(key)
+        entry.setdefault(key[1:], value)
+    if not config:
+        del entry["config"]
+
+
+def _remove(node: Any, parts: list[str]) -> bool:
+    """Delete the key at ``parts`` under ``node`` and the mappings it leaves empty; whether it was there."""
+    chain = [node]
+    for part in parts[:-1]:
+        nxt = chain[-1].get(part)
+        if not isinstance(nxt, dict):
+            return False
+        chain.append(nxt)
+    if parts[-1] not in chain[-1]:
+        return False
+    del chain[-1][parts[-1]]
+    for parent, part in reversed(list(zip(chain[:-1], parts[:-1], strict=True))):
+        if not parent[part]:
+            del parent[part]
+    return True
 
 
 def _plugin_entry(project: Project, plugin_type: str, index: int, name: str) -> Any:
@@ -158,38 +233,29 @@ def _check_parents(config: Any, parents: list[str], key: str) -> None:
 
 def unset_config(project: Project, name: str, key: str, *, in_environment: bool) -> str | None:
     """Remove ``key`` from the plugin's config (or the active environment's); the file it was in, if found."""
-    ref = project.plugin(name)
-    if in_environment:
-        override = project.environment_override(ref)
-        if override is None:
-            return None
-        entry = _node(project, override[1])
-        where = project.file_of(override[1])
-    else:
-        section = project.tree.get("plugins", {}).get(ref.plugin_type) or []
-        entry = section[ref.index] if ref.index < len(section) else None  # an undeclared built-in has none
-        where = project.file_of(ref.path)
+    entry, where = _existing_entry(project, name, in_environment=in_environment)
     config = entry.get("config") if isinstance(entry, dict) else None
     if not isinstance(config, dict):
         return None
     if key in config:
         del config[key]
-    else:
-        chain = [config]
-        parts = key.split(".")
-        for part in parts[:-1]:
-            nxt = chain[-1].get(part)
-            if not isinstance(nxt, dict):
-                return None
-            chain.append(nxt)
-        if parts[-1] not in chain[-1]:
-            return None
-        del chain[-1][parts[-1]]
-        for parent, part in reversed(list(zip(chain[:-1], parts[:-1], strict=True))):
-            if not parent[part]:
-                del parent[part]
+    elif not _remove(config, key.split(".")):
+        return None
     project.save()
     return where
+
+
+def _existing_entry(project: Project, name: str, *, in_environment: bool) -> tuple[Any, str]:
+    """The plugin's entry (or the active environment's entry for it) if there is one, and the file it is in."""
+    ref = project.plugin(name)
+    if in_environment:
+        override = project.environment_override(ref)
+        if override is None:
+            return None, project.file_name
+        return _node(project, override[1]), project.file_of(override[1])
+    section = project.tree.get("plugins", {}).get(ref.plugin_type) or []
+    entry = section[ref.index] if ref.index < len(section) else None  # an undeclared built-in has none
+    return entry, project.file_of(ref.path)
 
 
 def _node(project: Project, path: list[str | int]) -> Any:

@@ -100,7 +100,7 @@ class Plugin(_Strict):
     plugin_type: str | None = None
     requires_meltano: str | None = None
     hidden: bool | None = None
-    # extractor extras
+    # extractor extras (``strata.project.extras`` resolves every extra)
     select: list[str] | None = None
     metadata: dict[str, Any] | None = None
     schema: dict[str, Any] | None = None
@@ -113,8 +113,11 @@ class Plugin(_Strict):
     # loader, mapper and transform extras
     dialect: str | None = None
     mappings: list[dict[str, Any]] = []
+    mapping_name: str | None = None
     vars: dict[str, Any] = {}
     package_name: str | None = None
+    # file bundle extra
+    update: dict[str, Any] = {}
 
 
 class Plugins(_Strict):

@@ -10,7 +10,8 @@ Layers, lowest to highest (Meltano's order):
     process env    ``<PLUGIN>_<SETTING>`` in the process environment
     command line   overrides passed by the caller
 
-Nested config is flattened to dotted names (``a.b``) for resolution and nested again when
+A ``config:`` key that starts with ``_`` is an extra (``_select``), not a setting: see
+``strata.project.extras``. Nested config is flattened to dotted names (``a.b``) for resolution and nested again when
 handed to the plugin. Values from the project file expand ``${VAR}``; values from variables
 are cast to the setting's ``kind`` (or to the type of the value they override).
 """
@@ -250,7 +251,7 @@ def resolve(
     defaults = {}
     for key, setting in declared.items():
         if setting.value is not None:
-            defaults[key] = _from_file(project, key, setting.value, "default", f"declared in {project.file_name}")
+            defaults[key] = from_file(project, key, setting.value, "default", f"declared in {project.file_name}")
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
@@ -338,12 +339,15 @@ def _file_layer(
 ) -> dict[str, SettingValue]:
     layer = {}
     for key, (value, key_path) in flatten(config, path, declared).items():
+        if key.startswith("_"):
+            continue  # an extra (``config._select``), as Meltano reads it: see ``strata.project.extras``
         where = project.line(key_path)
-        layer[key] = _from_file(project, key, value, source, where)
+        layer[key] = from_file(project, key, value, source, where)
     return layer
 
 
-def _from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
+def from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
+    """A value written in the project file, ``${VAR}`` expanded; an expansion that fails is kept as the problem."""
     try:
         return SettingValue(
             key, expand(value, project.variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
