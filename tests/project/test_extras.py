@@ -272,3 +272,16 @@ def test_metadata_and_schema_rules_follow_meltanos_paths() -> None:
     assert users["schema"]["properties"]["added"] == {"type": "string"}
     assert users["schema"]["properties"]["id"] == {"type": "integer"}
     assert next(m["metadata"] for m in orders["metadata"] if m["breadcrumb"] == [])["selected"] is False
+
+
+def test_select_adds_to_rules_kept_in_config_as_meltano_does(strata: Cli, catalog_project: Path) -> None:
+    """`config: {_select: …}` is the extractor's select: `strata select` adds to it (moving it out) instead of hiding it."""
+    path = catalog_project / "strata.yml"
+    path.write_text(
+        path.read_text().replace("catalog: catalog.json}", "catalog: catalog.json, config: {_select: [users.id]}}")
+    )
+    assert strata("select", "tap-x", "orders").code == 0
+    plugin = _data(path)["plugins"]["extractors"][0]
+    assert plugin["select"] == ["users.id", "orders.*"]
+    assert "config" not in plugin
+    assert strata("--json", "select", "tap-x", "--list").json()["rules"] == ["users.id", "orders.*"]

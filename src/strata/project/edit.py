@@ -288,9 +288,12 @@ def ensure_mapping(parent: Any, key: str | int) -> CommentedMap:
 
 
 def add_select_rule(project: Project, name: str, rule: str) -> None:
-    """Append ``rule`` to the plugin's ``select:`` list (created if missing) and save."""
+    """Append ``rule`` to the plugin's ``select:`` list (created if missing; a ``config._select`` moves there) and save."""
+    from strata.project.extras import extras_of
+
     ref = project.plugin(name)
     entry = project.tree["plugins"][ref.plugin_type][ref.index]
+    _move_config_extras(entry, set(extras_of(ref.plugin_type)))
     rules = entry.get("select")
     if not isinstance(rules, CommentedSeq):
         rules = CommentedSeq()
