@@ -288,7 +288,7 @@ def ensure_mapping(parent: Any, key: str | int) -> CommentedMap:
 
 
 def add_select_rule(project: Project, name: str, rule: str) -> None:
-    """Append ``rule`` to the plugin's ``select:`` list (created if missing; a ``config._select`` moves there) and save."""
+    """Append ``rule`` to the plugin's ``select:`` (created if missing; ``config._select`` moves there) and save."""
     from strata.project.extras import extras_of
 
     ref = project.plugin(name)
