@@ -84,11 +84,6 @@ def extras_of(plugin_type: str) -> dict[str, Extra]:
     return {extra.name: extra for extra in EXTRAS.get(plugin_type, ())}
 
 
-def is_extra(name: str) -> bool:
-    """Whether a setting name (dotted or not) names an extra: it starts with ``_``."""
-    return name.startswith("_")
-
-
 def find(plugin_type: str, key: str) -> tuple[Extra, list[str]]:
     """The extra ``key`` names (``_metadata.users.replication-key``) and the path inside it.
 
