@@ -135,3 +135,16 @@ def test_schema_set_with_config_set_overrides_a_property_type(case: Case) -> Non
     assert id_type("before") == "HUGEINT"
     case.set("_schema", '{"users": {"id": {"type": ["string", "null"]}}}')
     assert id_type("after") == "VARCHAR"
+
+
+def test_use_cached_catalog_false_discovers_again_on_every_run(case: Case) -> None:
+    """A property the data gained after discovery reaches the target only when the catalog is not reused."""
+    case.run("target-jsonl", "first")
+    case.records()
+    data = Path(case.env["TAP_JSONL_PATH"])
+    data.write_text(data.read_text() + json.dumps({"id": 6, "name": "n6", "password": "x", "email": "e6"}) + "\n")
+    case.run("target-jsonl", "cached")
+    assert all("email" not in row for row in case.records())
+    case.set("_use_cached_catalog", "false")
+    case.run("target-jsonl", "fresh")
+    assert [row.get("email") for row in case.records()][-1] == "e6"
