@@ -285,3 +285,18 @@ def test_select_adds_to_rules_kept_in_config_as_meltano_does(strata: Cli, catalo
     assert plugin["select"] == ["users.id", "orders.*"]
     assert "config" not in plugin
     assert strata("--json", "select", "tap-x", "--list").json()["rules"] == ["users.id", "orders.*"]
+
+
+def test_a_catalog_file_set_as_an_extra_is_the_catalog(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_catalog` from `config set` or `TAP_X__CATALOG` is used as the `catalog:` key is: no discovery."""
+    (tmp_path / "catalog.json").write_text(json.dumps(CATALOG))
+    write_project(tmp_path, "plugins:\n  extractors:\n    - {name: tap-x, executable: /nonexistent/tap-x}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAP_X__CATALOG", "catalog.json")
+    assert list(strata("--json", "select", "tap-x", "--list").json()["streams"]) == ["users", "orders"]
+    monkeypatch.delenv("TAP_X__CATALOG")
+    assert strata("config", "set", "tap-x", "_catalog", "catalog.json").code == 0
+    assert _data(tmp_path / "strata.yml")["plugins"]["extractors"][0]["catalog"] == "catalog.json"
+    assert list(strata("--json", "select", "tap-x", "--list").json()["streams"]) == ["users", "orders"]
