@@ -68,9 +68,23 @@ def test_metadata_and_schema_overrides() -> None:
     assert orders["schema"]["properties"]["total"] == {"type": ["string", "null"]}
 
 
-def test_bad_rule_is_refused() -> None:
-    with pytest.raises(UsageError, match=r"is not `stream\.property`"):
-        selection(CATALOG, ["users"])
+def test_a_bare_stream_selects_all_its_properties_as_in_meltano() -> None:
+    """Meltano 4.4.1 reads a stream-only pattern as ``stream.*`` (``SelectPattern`` / ``select_metadata_rules``)."""
+    assert selection(CATALOG, ["users"]) == selection(CATALOG, ["users.*"])
+    assert selection(CATALOG, ["users"])["users"] == {"id": True, "name": True, "password": True}
+    assert selection(CATALOG, ["*", "!users"]) == {
+        "users": {"id": True, "name": False, "password": False},
+        "orders": {"id": True, "total": True},
+    }
+    dotted = {"streams": [{"tap_stream_id": "public.users", "schema": {"properties": {"id": {}}}}]}
+    assert selection(dotted, ["public\\.users"]) == {"public.users": {"id": True}}
+    assert selection(dotted, ["public\\.users.id"]) == {"public.users": {"id": True}}
+
+
+@pytest.mark.parametrize("rule", ["", "!", ".id", "users."])
+def test_bad_rule_is_refused(rule: str) -> None:
+    with pytest.raises(UsageError, match=r"is not `stream` or `stream\.property`"):
+        selection(CATALOG, [rule])
 
 
 @pytest.fixture(scope="module")

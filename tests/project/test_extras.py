@@ -157,8 +157,11 @@ def test_config_unset_removes_an_extra_or_one_leaf_of_it(strata: Cli, extras: Pa
             "strata: error: `_select` is not a valid array; give an array value\n",
         ),
         (
-            ("_select", '["users"]'),
-            "strata: error: select rule `users` is not `stream.property`; write e.g. `users.*` or `!users.password`\n",
+            ("_select", '["users."]'),
+            (
+                "strata: error: select rule `users.` is not `stream` or `stream.property`; "
+                "write e.g. `users.*` or `!users.password`\n"
+            ),
         ),
         (
             ("_select", "[1]"),

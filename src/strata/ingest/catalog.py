@@ -8,8 +8,8 @@ the extractor's extras (``strata.project.extras``: ``select:`` in the file, ``_s
 never to the cache, in Meltano's order:
 
 - ``_schema``: ``{stream glob: {property glob: json schema}}`` replaces (or adds) property schemas.
-- ``_select``: ``stream.property`` globs (``users.*``, ``*.id``), ``!`` to exclude; default
-  ``*.*``. A stream is selected when any of its properties is; ``inclusion: automatic``
+- ``_select``: ``stream.property`` globs (``users.*``, ``*.id``; a bare ``users`` is ``users.*``),
+  ``!`` to exclude; default ``*.*``. A stream is selected when any of its properties is; ``inclusion: automatic``
   properties (keys, bookmarks) always are, ``unsupported`` never.
 - ``_metadata``: ``{stream glob: {key: value, property: {key: value}}}`` as Meltano reads it
   (``replication-method``, ``replication-key`` on the stream, also written underscored on the
@@ -42,6 +42,10 @@ Catalog = dict[str, Any]
 _log = logging.getLogger(__name__)
 
 
+_UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
+"""The dot between stream and property; an escaped ``\\.`` belongs to the stream name."""
+
+
 @dataclass(frozen=True)
 class Rule:
     """One select rule: stream and property globs, include or exclude."""
@@ -52,13 +56,19 @@ class Rule:
 
     @classmethod
     def parse(cls, text: str) -> Rule:
+        r"""``stream.property``, or a bare ``stream`` meaning ``stream.*`` (as in Meltano).
+
+        ``\.`` is a dot inside a stream name.
+        """
         include = not text.startswith("!")
-        body = text.lstrip("!")
-        stream, dot, prop = body.partition(".")
-        if not stream or not dot or not prop:
+        stream, *rest = _UNESCAPED_DOT.split(text.lstrip("!"), maxsplit=1)
+        prop = rest[0] if rest else "*"
+        if not stream or not prop:
             raise UsageError(
-                f"select rule `{text}` is not `stream.property`", "write e.g. `users.*` or `!users.password`"
+                f"select rule `{text}` is not `stream` or `stream.property`",
+                "write e.g. `users.*` or `!users.password`",
             )
+        stream = stream.replace("\\.", ".")
         return cls(stream, prop, include)
 
     def matches(self, stream: str, prop: str) -> bool:
