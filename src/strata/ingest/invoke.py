@@ -113,10 +113,14 @@ def prepare_command(project: Project, block: str, args: list[str]) -> Invocation
     return inv
 
 
-def invoke(project: Project, name: str, args: list[str]) -> int:
-    """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code."""
+def invoke(project: Project, name: str, args: list[str], *, stdout_to_stderr: bool = False) -> int:
+    """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code.
+
+    ``stdout_to_stderr``: its standard output goes to strata's standard error (which keeps
+    strata's own output, JSON for instance, clean).
+    """
     inv = prepare_command(project, name, args) if commands.is_command_block(name) else prepare(project, name, args)
-    return _execute(project, inv, None, capture=False).returncode
+    return _execute(project, inv, None, capture=False, stdout=2 if stdout_to_stderr else None).returncode
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
@@ -130,13 +134,21 @@ def run_captured(project: Project, name: str, args: list[str], stdin: str) -> su
     return done
 
 
+def cannot_start(name: str, program: str, exc: OSError) -> PluginExecutableError:
+    """The error for plugin ``name`` whose ``program`` could not be started."""
+    return PluginExecutableError(
+        f"`{name}` could not start {program}: {exc.strerror}",
+        "check that it is an executable file and that its #! interpreter exists",
+    )
+
+
 def exit_code(returncode: int) -> int:
     """A process's exit code as a shell reports it: killed by signal N is ``128 + N``."""
     return 128 - returncode if returncode < 0 else returncode
 
 
 def _execute(
-    project: Project, inv: Invocation, stdin: str | None, *, capture: bool
+    project: Project, inv: Invocation, stdin: str | None, *, capture: bool, stdout: int | None = None
 ) -> subprocess.CompletedProcess[str]:
     name = inv.env.ref.name
     with _SignalsToPlugin(interactive=not capture) as signals, contextlib.ExitStack() as stack:
@@ -151,16 +163,13 @@ def _execute(
                 env=inv.environ,
                 cwd=project.root,
                 stdin=subprocess.PIPE if stdin is not None else None,
-                stdout=pipe,
+                stdout=pipe if capture else stdout,
                 stderr=pipe,
                 text=True,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
         except OSError as exc:
-            raise PluginExecutableError(
-                f"`{name}` could not start {argv[0]}: {exc.strerror}",
-                "check that it is an executable file and that its #! interpreter exists",
-            ) from exc
+            raise cannot_start(name, argv[0], exc) from exc
         signals.plugin = proc
         try:
             out, err = proc.communicate(stdin)

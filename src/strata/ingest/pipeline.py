@@ -231,11 +231,8 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
     """
     results: list[RunResult] = []
     items = parse_blocks(project, names)
-    with _signals_interrupt():
-        try:
-            _run_items(project, items, options, results)
-        except KeyboardInterrupt as exc:
-            raise _interrupted(exc, None, None) from None
+    with stopped_by_signals():
+        _run_items(project, items, options, results)
     return results
 
 
@@ -285,6 +282,16 @@ def _handling(signums: tuple[int, ...], handler: Callable[[int, FrameType | None
     finally:
         for signum, before in previous.items():
             signal.signal(signum, before)
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP end the block with ``Interrupted`` (exit 128 + N) after its cleanup ran."""
+    with _signals_interrupt():
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, None, None) from None
 
 
 def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
@@ -546,7 +553,8 @@ class _Plugin:
     tail: deque[str]
 
 
-def _tap_args(project: Project, ref: PluginRef, catalog_path: Path | None, state_path: Path | None) -> list[str]:
+def tap_args(project: Project, ref: PluginRef, catalog_path: Path | None, state_path: Path | None) -> list[str]:
+    """``--catalog`` (or ``--properties``) and ``--state`` as the tap's capabilities call them."""
     args: list[str] = []
     if catalog_path is not None:
         catalog = has_capability(project, ref, "catalog") or not has_capability(project, ref, "properties")
@@ -586,7 +594,7 @@ def _pipe(
         configs = [stack.enter_context(config_file(project, inv.env.ref.name, inv.config)) for inv in invs]
         argvs = []
         for ref, inv, cfg in zip(refs, invs, configs, strict=True):
-            args = _tap_args(project, ref, files.get("catalog"), files.get("state")) if ref is block.extractor else []
+            args = tap_args(project, ref, files.get("catalog"), files.get("state")) if ref is block.extractor else []
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
         records: dict[str, int] = {}
         plugins: list[_Plugin] = []
