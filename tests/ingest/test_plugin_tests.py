@@ -57,6 +57,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "      capabilities: [state]\n"  # no catalog: no discovery, the tap reads every stream
             "      settings: [{name: path}, {name: stream_name}, {name: api_token, kind: password}]\n"
             "      config: {path: users.jsonl, stream_name: users}\n"
+            "    - {name: tap-wrapped-full, inherit_from: tap-wrapped, capabilities: [catalog, discover, state]}\n"
             "  loaders:\n",
         )
     )
@@ -209,6 +210,21 @@ def test_config_test_of_a_non_extractor_is_not_supported(installed: Path, plugin
         f"strata: error: operation not supported for {kind} `{plugin}`: `config test` checks extractors; "
         f"run `strata config test` with an extractor\n"
     )
+
+
+def test_discovery_ends_with_the_tap_and_leaves_no_helper(installed: Path, tmp_path: Path) -> None:
+    """A helper the tap left holding its output does not keep discovery (or `config test`) waiting, nor outlive it."""
+    pidfile = tmp_path / "helper.pid"
+    tap = installed / ".strata" / "plugins" / "extractors" / "tap-jsonl" / "current" / "bin" / "tap-jsonl"
+    env = {"WRAPPED_PIDFILE": str(pidfile), "WRAPPED_TAP": str(tap)}
+    done = run_strata("discover", "tap-wrapped-full", cwd=installed, env=env, timeout=60)
+    assert done.code == 0, done.err
+    assert "1 stream discovered" in done.out
+    wait_for(lambda: not pid_alive(int(pidfile.read_text())), "the helper to be gone", timeout=10)
+    pidfile.unlink()
+    done = _strata(installed, "config", "test", "tap-wrapped-full", env=env)
+    assert (done.out, done.code) == ("Plugin configuration is valid\n", 0), done.err
+    wait_for(lambda: not pid_alive(int(pidfile.read_text())), "the helper to be gone", timeout=10)
 
 
 def test_config_test_is_stopped_with_its_tap_by_sigterm(installed: Path, tmp_path: Path) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import threading
 from collections import deque
@@ -74,11 +72,39 @@ def check_extractor(project: Project, name: str) -> None:
 
 def _first_record(project: Project, inv: Invocation, argv: list[str]) -> tuple[bool, int, list[str]]:
     """Run the tap until its first record or its end: (record seen, exit code, last stderr lines)."""
+    from strata.ingest.pipeline import deferred_signals
+    from strata.processes import stop_group
+
+    found = threading.Event()
+    tail: deque[str] = deque(maxlen=_TAIL)
+    proc: subprocess.Popen[bytes] | None = None
+    readers: list[threading.Thread] = []
+    try:
+        with deferred_signals():  # a signal while the tap starts takes effect once it can be stopped
+            proc = _start(project, inv, argv)
+            readers = [
+                threading.Thread(target=_watch, args=(proc.stdout, found), daemon=True),
+                threading.Thread(target=_keep_tail, args=(proc.stderr, tail), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+        while not found.wait(0.05) and proc.poll() is None:
+            pass
+    finally:
+        if proc is not None:
+            stop_group(proc, GRACE_SECONDS)
+            for reader in readers:
+                reader.join(GRACE_SECONDS)
+    return found.is_set(), proc.returncode, [line for line in tail if line]
+
+
+def _start(project: Project, inv: Invocation, argv: list[str]) -> subprocess.Popen[bytes]:
+    """The tap, in a session (and process group) of its own, its stdout and stderr piped to strata."""
     from strata.ingest.invoke import cannot_start
     from strata.processes import die_with_parent
 
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -90,30 +116,15 @@ def _first_record(project: Project, inv: Invocation, argv: list[str]) -> tuple[b
         )
     except OSError as exc:
         raise cannot_start(inv.env.ref.name, argv[0], exc) from exc
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    found = threading.Event()
-    tail: deque[str] = deque(maxlen=_TAIL)
-    readers = [
-        threading.Thread(target=_watch, args=(proc.stdout, found), daemon=True),
-        threading.Thread(target=_keep_tail, args=(proc.stderr, tail), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        while not found.wait(0.05) and proc.poll() is None:
-            pass
-    finally:
-        _stop_group(proc)
-        for reader in readers:
-            reader.join(GRACE_SECONDS)
-        proc.stdout.close()
-        proc.stderr.close()
-    return found.is_set(), proc.returncode, [line for line in tail if line]
 
 
 def _watch(stream: IO[bytes], found: threading.Event) -> None:
     """Set ``found`` at the first RECORD or BATCH line; read on to the end (the pipe must not fill up)."""
+    with stream:
+        _find_record(stream, found)
+
+
+def _find_record(stream: IO[bytes], found: threading.Event) -> None:
     for raw in stream:
         if found.is_set():
             continue
@@ -126,18 +137,6 @@ def _watch(stream: IO[bytes], found: threading.Event) -> None:
 
 
 def _keep_tail(stream: IO[bytes], tail: deque[str]) -> None:
-    for raw in stream:
-        tail.append(raw.decode("utf-8", "replace").strip())
-
-
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the tap's whole process group: SIGTERM, then SIGKILL to whatever is left after the grace time."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    with stream:
+        for raw in stream:
+            tail.append(raw.decode("utf-8", "replace").strip())

@@ -15,14 +15,14 @@ import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError
 from strata.ingest import commands
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
-from strata.processes import die_with_parent
+from strata.processes import die_with_parent, stop_group
 from strata.project.expand import expand_env
 from strata.project.settings import resolve
 
@@ -166,18 +166,54 @@ def _execute(
                 stdout=pipe if capture else stdout,
                 stderr=pipe,
                 text=True,
+                start_new_session=capture,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
         except OSError as exc:
             raise cannot_start(name, argv[0], exc) from exc
         signals.plugin = proc
         try:
-            out, err = proc.communicate(stdin)
+            out, err = _communicate(proc, stdin) if capture else proc.communicate(stdin)
         except BaseException:
+            if capture:
+                stop_group(proc, 0)
             proc.kill()
             proc.wait()
             raise
     return subprocess.CompletedProcess(argv, exit_code(proc.returncode), out, err)
+
+
+def _communicate(proc: subprocess.Popen[str], stdin: str | None) -> tuple[str, str]:
+    """``communicate`` that ends when the plugin exits, not when its pipes close.
+
+    Helpers the plugin started (in its own process group) are stopped then: one that kept the
+    pipes open would otherwise keep strata waiting for ever.
+    """
+    output: dict[str, str] = {}
+
+    def read(key: str, stream: IO[str]) -> None:
+        output[key] = stream.read()
+
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    readers = [
+        threading.Thread(target=read, args=("out", proc.stdout), daemon=True),
+        threading.Thread(target=read, args=("err", proc.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin or "")
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    proc.wait()
+    stop_group(proc, 0)
+    for reader in readers:
+        reader.join()
+    proc.stdout.close()
+    proc.stderr.close()
+    return output.get("out", ""), output.get("err", "")
 
 
 class _SignalsToPlugin:

@@ -303,7 +303,7 @@ def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def _deferred_signals() -> Iterator[None]:
+def deferred_signals() -> Iterator[None]:
     """A stopping signal that arrives inside the block takes effect at its end; a second one at once.
 
     Used while the run is written to the history, so that a run interrupted early is still recorded.
@@ -409,7 +409,7 @@ def _recorded(start: Callable[[], Any]) -> Iterator[Any]:
     """
     run: Any = None
     try:
-        with _deferred_signals():
+        with deferred_signals():
             run = start()
         with run.keep_alive():
             yield run
@@ -603,7 +603,7 @@ def _pipe(
         try:
             # a signal before the run is recorded (plugins starting, their readers, the history
             # opening) takes effect once it is: the plugins are then stopped and the run recorded
-            with _deferred_signals():
+            with deferred_signals():
                 plugins = _start(project, refs, invs, argvs)
                 threads = _readers(plugins, log, records, backend, state_id, states)
                 run = open_run()
