@@ -1,4 +1,4 @@
-"""``strata config list | get | set | unset | print PLUGIN …`` (Meltano 4), or ``strata config PLUGIN list …``."""
+"""``strata config list | get | set | unset | print | test PLUGIN …`` (Meltano 4), or ``config PLUGIN list …``."""
 
 from __future__ import annotations
 
@@ -299,6 +299,23 @@ def _extra_value(project: Project, ref: PluginRef, key: str) -> SettingValue | N
     from strata.project.extras import resolve_extras
 
     return resolve_extras(project, ref).get(key)
+
+
+@config.command("test")
+@click.pass_context
+def test_(click_ctx: click.Context) -> None:
+    """Check that the extractor starts and emits its first RECORD with its resolved config.
+
+    It runs as a run starts it (config, catalog with the selection), is stopped at its first
+    RECORD or BATCH message (its whole process group), and `Plugin configuration is valid` is
+    printed; otherwise the error says why, with its last stderr lines (secrets redacted). Exit 1.
+    """
+    from strata.ingest.config_check import check_extractor
+
+    ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
+    name = click_ctx.meta["plugin"]
+    check_extractor(ctx.project(), name)
+    ctx.emit({"plugin": name, "valid": True}, lambda: click.echo("Plugin configuration is valid"))
 
 
 def _written_layer(ctx: Context) -> str:

@@ -15,14 +15,14 @@ import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError
 from strata.ingest import commands
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
-from strata.processes import die_with_parent
+from strata.processes import die_with_parent, stop_group
 from strata.project.expand import expand_env
 from strata.project.settings import resolve
 
@@ -113,10 +113,14 @@ def prepare_command(project: Project, block: str, args: list[str]) -> Invocation
     return inv
 
 
-def invoke(project: Project, name: str, args: list[str]) -> int:
-    """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code."""
+def invoke(project: Project, name: str, args: list[str], *, stdout_to_stderr: bool = False) -> int:
+    """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code.
+
+    ``stdout_to_stderr``: its standard output goes to strata's standard error (which keeps
+    strata's own output, JSON for instance, clean).
+    """
     inv = prepare_command(project, name, args) if commands.is_command_block(name) else prepare(project, name, args)
-    return _execute(project, inv, None, capture=False).returncode
+    return _execute(project, inv, None, capture=False, stdout=2 if stdout_to_stderr else None).returncode
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
@@ -130,13 +134,21 @@ def run_captured(project: Project, name: str, args: list[str], stdin: str) -> su
     return done
 
 
+def cannot_start(name: str, program: str, exc: OSError) -> PluginExecutableError:
+    """The error for plugin ``name`` whose ``program`` could not be started."""
+    return PluginExecutableError(
+        f"`{name}` could not start {program}: {exc.strerror}",
+        "check that it is an executable file and that its #! interpreter exists",
+    )
+
+
 def exit_code(returncode: int) -> int:
     """A process's exit code as a shell reports it: killed by signal N is ``128 + N``."""
     return 128 - returncode if returncode < 0 else returncode
 
 
 def _execute(
-    project: Project, inv: Invocation, stdin: str | None, *, capture: bool
+    project: Project, inv: Invocation, stdin: str | None, *, capture: bool, stdout: int | None = None
 ) -> subprocess.CompletedProcess[str]:
     name = inv.env.ref.name
     with _SignalsToPlugin(interactive=not capture) as signals, contextlib.ExitStack() as stack:
@@ -151,24 +163,57 @@ def _execute(
                 env=inv.environ,
                 cwd=project.root,
                 stdin=subprocess.PIPE if stdin is not None else None,
-                stdout=pipe,
+                stdout=pipe if capture else stdout,
                 stderr=pipe,
                 text=True,
+                start_new_session=capture,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
         except OSError as exc:
-            raise PluginExecutableError(
-                f"`{name}` could not start {argv[0]}: {exc.strerror}",
-                "check that it is an executable file and that its #! interpreter exists",
-            ) from exc
+            raise cannot_start(name, argv[0], exc) from exc
         signals.plugin = proc
         try:
-            out, err = proc.communicate(stdin)
+            out, err = _communicate(proc, stdin) if capture else proc.communicate(stdin)
         except BaseException:
+            if capture:
+                stop_group(proc, 0)
             proc.kill()
             proc.wait()
             raise
     return subprocess.CompletedProcess(argv, exit_code(proc.returncode), out, err)
+
+
+def _communicate(proc: subprocess.Popen[str], stdin: str | None) -> tuple[str, str]:
+    """``communicate`` that ends when the plugin exits, not when its pipes close.
+
+    Helpers the plugin started (in its own process group) are stopped then: one that kept the
+    pipes open would otherwise keep strata waiting for ever.
+    """
+    output: dict[str, str] = {}
+
+    def read(key: str, stream: IO[str]) -> None:
+        output[key] = stream.read()
+
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    readers = [
+        threading.Thread(target=read, args=("out", proc.stdout), daemon=True),
+        threading.Thread(target=read, args=("err", proc.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin or "")
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    proc.wait()
+    stop_group(proc, 0)
+    for reader in readers:
+        reader.join()
+    proc.stdout.close()
+    proc.stderr.close()
+    return output.get("out", ""), output.get("err", "")
 
 
 class _SignalsToPlugin:

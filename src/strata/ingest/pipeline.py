@@ -231,11 +231,8 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
     """
     results: list[RunResult] = []
     items = parse_blocks(project, names)
-    with _signals_interrupt():
-        try:
-            _run_items(project, items, options, results)
-        except KeyboardInterrupt as exc:
-            raise _interrupted(exc, None, None) from None
+    with stopped_by_signals():
+        _run_items(project, items, options, results)
     return results
 
 
@@ -287,6 +284,16 @@ def _handling(signums: tuple[int, ...], handler: Callable[[int, FrameType | None
             signal.signal(signum, before)
 
 
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP end the block with ``Interrupted`` (exit 128 + N) after its cleanup ran."""
+    with _signals_interrupt():
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, None, None) from None
+
+
 def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP stop a run as Ctrl-C does: plugins stopped, log and confirmed state kept.
 
@@ -296,7 +303,7 @@ def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def _deferred_signals() -> Iterator[None]:
+def deferred_signals() -> Iterator[None]:
     """A stopping signal that arrives inside the block takes effect at its end; a second one at once.
 
     Used while the run is written to the history, so that a run interrupted early is still recorded.
@@ -402,7 +409,7 @@ def _recorded(start: Callable[[], Any]) -> Iterator[Any]:
     """
     run: Any = None
     try:
-        with _deferred_signals():
+        with deferred_signals():
             run = start()
         with run.keep_alive():
             yield run
@@ -546,7 +553,8 @@ class _Plugin:
     tail: deque[str]
 
 
-def _tap_args(project: Project, ref: PluginRef, catalog_path: Path | None, state_path: Path | None) -> list[str]:
+def tap_args(project: Project, ref: PluginRef, catalog_path: Path | None, state_path: Path | None) -> list[str]:
+    """``--catalog`` (or ``--properties``) and ``--state`` as the tap's capabilities call them."""
     args: list[str] = []
     if catalog_path is not None:
         catalog = has_capability(project, ref, "catalog") or not has_capability(project, ref, "properties")
@@ -586,7 +594,7 @@ def _pipe(
         configs = [stack.enter_context(config_file(project, inv.env.ref.name, inv.config)) for inv in invs]
         argvs = []
         for ref, inv, cfg in zip(refs, invs, configs, strict=True):
-            args = _tap_args(project, ref, files.get("catalog"), files.get("state")) if ref is block.extractor else []
+            args = tap_args(project, ref, files.get("catalog"), files.get("state")) if ref is block.extractor else []
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
         records: dict[str, int] = {}
         plugins: list[_Plugin] = []
@@ -595,7 +603,7 @@ def _pipe(
         try:
             # a signal before the run is recorded (plugins starting, their readers, the history
             # opening) takes effect once it is: the plugins are then stopped and the run recorded
-            with _deferred_signals():
+            with deferred_signals():
                 plugins = _start(project, refs, invs, argvs)
                 threads = _readers(plugins, log, records, backend, state_id, states)
                 run = open_run()
