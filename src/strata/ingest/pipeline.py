@@ -34,7 +34,6 @@ from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
 from strata.project.files import private_dir, what_to_do
-from strata.project.schema import singular
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -154,8 +153,9 @@ class CommandBlock:
 def parse_blocks(project: Project, names: list[str]) -> list[Block | str | CommandBlock]:
     """Group block names into pipelines; feature blocks pass through as strings.
 
-    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline; its command is resolved here
-    (executable, expanded args), so a typo or an unset variable stops the run before anything has run.
+    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline, and so may a utility or a
+    transformer alone (its executable with no arguments, as Meltano runs it); a command is resolved
+    here (executable, expanded args), so a typo or an unset variable stops the run before anything has run.
     """
     from strata.ingest.commands import is_command_block
 
@@ -201,10 +201,10 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str | Comma
                 raise UsageError(f"loader `{name}` has no extractor before it", "write `EXTRACTOR [MAPPER…] LOADER`")
             out.append(Block(pending[0], tuple(pending[1:]), ref, tuple(mappings)))
             pending, mappings = [], []
+        elif pending:
+            raise UsageError(f"`{pending[0].name}` has no loader before `{name}`", "end each pipeline with a loader")
         else:
-            raise UsageError(
-                f"`{name}` is a {singular(ref.plugin_type)}, not a pipeline block", "use `strata invoke` for it"
-            )
+            out.append(CommandBlock(name, prepare(project, name, [])))
     if pending:
         raise UsageError(f"`{pending[-1].name}` has no loader after it", "end the pipeline with a loader")
     if not out:
@@ -658,7 +658,7 @@ def _start(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
                 env=inv.environ,
-                cwd=project.root,
+                cwd=inv.cwd or project.root,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
             if upstream is not None:
