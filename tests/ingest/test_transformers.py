@@ -90,3 +90,22 @@ def test_the_stored_meltano_output_is_what_meltano_gives_now(tmp_path: Path) -> 
     """With Meltano at hand, ``record.sh`` run again writes every stored file byte for byte."""
     recorded, stored = recorded_by_meltano(FIXTURE, tmp_path)
     assert recorded == stored
+
+
+def test_a_failed_block_is_named_with_its_last_lines_of_text(strata: Cli, dbt_shaped: Path) -> None:
+    """The line keeps the last lines that say something: colours, bare timestamps and carets are left out."""
+    script = dbt_shaped / "loud.sh"
+    script.write_text(
+        "#!/bin/sh\nprintf '\\033[31mBinder Error: column nme not found\\033[0m\\n  ^^^\\n12:00:01\\n12:00:01  \\n'\n"
+        "exit 1\n"
+    )
+    script.chmod(0o755)
+    path = dbt_shaped / "meltano.yml"
+    path.write_text(
+        path.read_text().replace("  transformers:\n", "  - {name: loud, executable: ./loud.sh}\n  transformers:\n")
+    )
+    result = strata("run", "loud")
+    assert result.code == 1
+    assert result.err.startswith(
+        "strata: error: block `loud` failed with exit code 1: Binder Error: column nme not found; "
+    )

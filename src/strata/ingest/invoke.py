@@ -80,8 +80,8 @@ def prepare(
     config = settings.config()
     environ = dict(project.variables)
     environ.pop("PYTHONPATH", None)
-    if project.environment is not None:
-        environ["STRATA_ENVIRONMENT"] = project.environment.name
+    if project.environment is not None:  # Meltano's name too: dbt profiles pick their target by it
+        environ["STRATA_ENVIRONMENT"] = environ["MELTANO_ENVIRONMENT"] = project.environment.name
     environ.update(plugin_info_env(project, ref))
     environ.update(settings.as_env())
     strict = project.strict_env_var_mode

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
 
 _METRIC = re.compile(r"METRIC: (\{.*\})")
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal control sequences (colours) in a plugin's output."""
 _TAIL = 8
 _HEARTBEAT_SECONDS = 5.0
 _GRACE_SECONDS = 5.0
@@ -481,8 +483,7 @@ def _run_process(project: Project, name: str, inv: Invocation, log: _RunLog) -> 
             plugin.proc.stdout.close()
     if plugin.proc.returncode == 0:
         return None
-    tail = " / ".join(line.strip() for line in list(plugin.tail)[-3:] if line.strip()) or "no output"
-    return f"block `{name}` failed with exit code {exit_code(plugin.proc.returncode)}: {tail}"
+    return f"block `{name}` failed with exit code {exit_code(plugin.proc.returncode)}: {_last_words(plugin)}"
 
 
 def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
@@ -828,8 +829,17 @@ def _wait(
         return None
     code = exit_code(failed.proc.returncode or 0)
     role = "extractor" if failed is plugins[0] else ("loader" if failed is plugins[-1] else "mapper")
-    tail = " / ".join(line.strip() for line in list(failed.tail)[-3:] if line.strip()) or "no output"
-    return f"{role} `{failed.name}` failed with exit code {code}: {tail}"
+    return f"{role} `{failed.name}` failed with exit code {code}: {_last_words(failed)}"
+
+
+def _last_words(plugin: _Plugin) -> str:
+    """Its last three lines that say something, for the one line a failure ends with.
+
+    Terminal colours are dropped, and so are lines without a letter (a bare timestamp, carets
+    under a column, a rule), which tools such as dbt print after their error.
+    """
+    lines = [_ESCAPES.sub("", line).strip() for line in plugin.tail]
+    return " / ".join([line for line in lines if re.search(r"[^\W\d_]", line)][-3:]) or "no output"
 
 
 def _culprit(plugins: list[_Plugin], bad: list[_Plugin]) -> _Plugin:
