@@ -28,8 +28,12 @@ def add_plugin(
     executable: str | None = None,
     inherit_from: str | None = None,
     namespace: str | None = None,
+    variant: str | None = None,
 ) -> None:
-    """Append a plugin entry to the project file and save it (reload the project to see it)."""
+    """Append a plugin entry to the project file and save it (reload the project to see it).
+
+    Its keys come in the order Meltano writes them.
+    """
     check_plugin_name(name)
     if any(ref.name == name for ref in project.plugins()):
         raise PluginExistsError(
@@ -49,6 +53,7 @@ def add_plugin(
     for key, value in (
         ("inherit_from", inherit_from),
         ("namespace", namespace),
+        ("variant", variant),
         ("pip_url", pip_url),
         ("executable", executable),
     ):

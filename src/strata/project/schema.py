@@ -28,8 +28,14 @@ ADDABLE_TYPES: dict[str, str] = {
     "loader": "loaders",
     "mapper": "mappers",
     "utility": "utilities",
+    "transformer": "transformers",
+    "orchestrator": "orchestrators",
+    "file": "files",
 }
-"""Singular names accepted by ``strata add``, mapped to their section."""
+"""Singular names accepted by ``strata add`` (the plural works too, as in Meltano), mapped to their section.
+
+Meltano's ``transform`` (a dbt package) and ``mapping`` (an entry of a mapper) are not plugins strata adds.
+"""
 
 
 def singular(plugin_type: str) -> str:
