@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strata.cli.context import Context, pass_context
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from strata.ingest.venv import PluginEnv
+    from strata.project.project import Project
 
 
 @click.command()
@@ -57,17 +63,30 @@ def add(
     try:
         project = ctx.reload()
         status = "not installed"
+        env = venv.plugin_env(project, project.plugin(name))
         if install:
-            status = venv.install(project, venv.plugin_env(project, project.plugin(name)))
+            status = venv.install(project, env)
     except BaseException:
         from strata.project.files import write_atomic
 
         write_atomic(project_file, original)
         raise
-    ctx.emit(
-        {"name": name, "type": section, "install": status},
-        lambda: click.echo(f"Added {singular(section)} `{name}` to {project.file_name} ({status})"),
-    )
+    created = _copy_bundle(project, env) if section == "files" and install else []
+
+    def human() -> None:
+        for path, kept in created:
+            click.echo(f"Created {path}" + (f" ({kept} exists)" if kept is not None else ""))
+        click.echo(f"Added {singular(section)} `{name}` to {project.file_name} ({status})")
+
+    files = [str(path) for path, _ in created]
+    ctx.emit({"name": name, "type": section, "install": status, "files": files}, human)
+
+
+def _copy_bundle(project: Project, env: PluginEnv) -> list[tuple[Path, Path | None]]:
+    """A file bundle just added: its files written into the project, as Meltano's ``add files`` does."""
+    from strata.ingest.bundles import copy_into
+
+    return copy_into(project, env)
 
 
 def _type_and_name(words: tuple[str, ...], option: str | None) -> tuple[str, str]:

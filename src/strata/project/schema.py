@@ -121,6 +121,8 @@ class Plugin(_Strict):
     mappings: list[dict[str, Any]] = []
     vars: dict[str, Any] = {}
     package_name: str | None = None
+    # file bundle extra: paths to rewrite on Meltano's `upgrade files` (read, not acted on)
+    update: dict[str, Any] | None = None
 
 
 class Plugins(_Strict):
