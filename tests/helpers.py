@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -49,35 +48,6 @@ def run_strata(
         timeout=timeout,
     )
     return Result(done.returncode, done.stdout, done.stderr)
-
-
-def meltano_bin() -> Path | None:
-    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
-    given = os.environ.get("TEST_MELTANO_BIN")
-    bench = Path(__file__).parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
-    candidate = Path(given) if given else bench
-    return candidate if candidate.is_file() else None
-
-
-def recorded_by_meltano(fixture: Path, work: Path) -> tuple[dict[Path, bytes], dict[Path, bytes]]:
-    """The fixture's ``record.sh`` run again with Meltano (skips without it): what it writes, and what is stored.
-
-    Both map each file's path under ``expected/`` to its bytes.
-    """
-    import pytest
-
-    meltano = meltano_bin()
-    if meltano is None:
-        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
-    copy = work / "fixture"
-    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns("expected"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "MELTANO": str(meltano), "TMPDIR": str(work)}
-    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=300)
-
-    def files(root: Path) -> dict[Path, bytes]:
-        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-    return files(copy / "expected"), files(fixture / "expected")
 
 
 def write_project(root: Path, text: str, name: str = "strata.yml") -> Path:
@@ -172,3 +142,30 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def meltano_bin() -> Path | None:
+    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
+    given = os.environ.get("TEST_MELTANO_BIN")
+    bench = Path(__file__).parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
+    candidate = Path(given) if given else bench
+    return candidate if candidate.is_file() else None
+
+
+def assert_meltano_still_prints(fixture: Path, tmp_path: Path) -> None:
+    """Run the fixture's ``record.sh`` with Meltano again: every file under ``expected/`` comes out byte for byte."""
+    import shutil
+
+    import pytest
+
+    meltano = meltano_bin()
+    if meltano is None:
+        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
+    copy = tmp_path / "fixture"
+    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns("expected"))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
+    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=300)
+    recorded = {p.relative_to(copy / "expected"): p.read_bytes() for p in (copy / "expected").rglob("*") if p.is_file()}
+    expected = fixture / "expected"
+    stored = {p.relative_to(expected): p.read_bytes() for p in expected.rglob("*") if p.is_file()}
+    assert recorded == stored
