@@ -161,6 +161,9 @@ def test_dbt_builds_its_models_over_what_the_pipeline_before_it_loaded(case: Cas
     log = Path(done.json()[1]["log"]).read_text()
     assert "dbt-duckdb:run | " in log
     assert "OK created sql table model main.users_by_name" in log
+    transformers = case.root / ".strata" / "plugins" / "transformers"
+    assert (transformers / "dbt-duckdb" / "current" / "bin" / "dbt").is_file()  # its own venv, shared by dbt-broken
+    assert sorted(path.name for path in transformers.iterdir()) == ["dbt-duckdb"]
 
 
 def test_a_failing_model_stops_the_run_naming_the_block(case: Case) -> None:
