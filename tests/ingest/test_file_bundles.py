@@ -84,3 +84,23 @@ def test_add_file_copies_the_bundle_into_the_project_keeping_what_is_there(strat
         "Created transform/profiles/duckdb/profiles.yml",
         "Added file `files-dbt-duckdb` to meltano.yml (installed)",
     ]
+
+
+def test_add_file_may_share_a_transformers_name_in_meltano_yml(strata: Cli, bundled: Path) -> None:
+    """Meltano projects pair `dbt-duckdb` the transformer with `dbt-duckdb` the bundle; strata.yml keeps names unique."""
+    path = bundled / "meltano.yml"
+    transformer_only = path.read_text().split("  files:\n")[0]
+    path.write_text(transformer_only)
+    source = bundled.parent / "files-dbt-duckdb"
+    result = strata("add", "file", "dbt-duckdb", "--pip-url", str(source))
+    assert result.code == 0, result.err
+    assert "Added file `dbt-duckdb` to meltano.yml (installed)" in result.out
+    assert (bundled / ".strata" / "plugins" / "files" / "dbt-duckdb" / "current").is_dir()
+    assert (bundled / "transform" / "dbt_project.yml").is_file()
+    path.unlink()
+    (bundled / "strata.yml").write_text(transformer_only)
+    before = snapshot(bundled)
+    refused = strata("add", "file", "dbt-duckdb", "--pip-url", str(source))
+    assert refused.code == 2
+    assert "a plugin named `dbt-duckdb` already exists" in refused.err
+    assert snapshot(bundled) == before

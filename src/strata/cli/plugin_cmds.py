@@ -63,7 +63,7 @@ def add(
     try:
         project = ctx.reload()
         status = "not installed"
-        env = venv.plugin_env(project, project.plugin(name))
+        env = venv.plugin_env(project, project.plugin(name, section))
         if install:
             status = venv.install(project, env)
     except BaseException:
