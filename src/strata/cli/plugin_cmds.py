@@ -11,9 +11,6 @@ from strata.cli.context import Context, pass_context
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from strata.ingest.venv import PluginEnv
-    from strata.project.project import Project
-
 
 @click.command()
 @click.argument("words", nargs=-1, required=True, metavar="[TYPE] NAME")
@@ -71,7 +68,11 @@ def add(
 
         write_atomic(project_file, original)
         raise
-    created = _copy_bundle(project, env) if section == "files" and install else []
+    created: list[tuple[Path, Path | None]] = []
+    if section == "files" and install:  # as Meltano's `add files`: the bundle's files go into the project
+        from strata.ingest.bundles import copy_into
+
+        created = copy_into(project, env)
 
     def human() -> None:
         for path, kept in created:
@@ -80,13 +81,6 @@ def add(
 
     files = [str(path) for path, _ in created]
     ctx.emit({"name": name, "type": section, "install": status, "files": files}, human)
-
-
-def _copy_bundle(project: Project, env: PluginEnv) -> list[tuple[Path, Path | None]]:
-    """A file bundle just added: its files written into the project, as Meltano's ``add files`` does."""
-    from strata.ingest.bundles import copy_into
-
-    return copy_into(project, env)
 
 
 def _type_and_name(words: tuple[str, ...], option: str | None) -> tuple[str, str]:

@@ -67,10 +67,12 @@ def prepare(
 
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
-    adds ``<PLUGIN>_<SETTING>`` variables, the plugin's own ``env:`` and the active environment's
-    ``env:`` for this plugin. Its ``secrets`` are the values of its secret settings and of the
-    ``env:`` entries named like secrets (``PGPASSWORD``). A file bundle has no program; a
-    transformer runs in its ``project_dir`` (``_working_dir``).
+    adds ``STRATA_ENVIRONMENT`` and ``MELTANO_ENVIRONMENT``, Meltano's ``MELTANO_<TYPE>_NAME`` …
+    (``plugin_info_env``), every setting under each name Meltano writes it to (``as_env``), the
+    plugin's own ``env:`` and the active environment's ``env:`` for this plugin. Its ``secrets``
+    are the values of its secret settings and of the ``env:`` entries named like secrets
+    (``PGPASSWORD``). A file bundle has no program; a transformer runs in its ``project_dir``
+    (``_working_dir``).
     """
     ref = project.plugin(name)
     if ref.plugin_type == "files":
