@@ -30,13 +30,14 @@ def run_installs(
 
     project = ctx.project()
     refs = [project.plugin(n) for n in names] if names else list(project.plugins())
-    envs: dict[str, venv.PluginEnv] = {}
+    envs: dict[tuple[str, str], venv.PluginEnv] = {}
+    """By type and name: one name may be a transformer and a file bundle (Meltano allows it)."""
     results: list[dict[str, Any]] = []
     show = not quiet and not ctx.json
     for ref in refs:
         env = venv.plugin_env(project, ref)
         if env.pip_url is not None:
-            envs.setdefault(env.owner.name, env)
+            envs.setdefault((env.owner.plugin_type, env.owner.name), env)
         elif names:  # asked for by name: say why nothing happens
             results.append({"name": ref.name, "status": "nothing to install", "error": None, "seconds": 0})
             if show:
@@ -54,27 +55,33 @@ def run_installs(
             status, error = venv.install(project, env, clean=clean, lock=lock), None
         except StrataError as exc:
             status, error = "failed", str(exc)
-        return {
+        result: dict[str, Any] = {
             "name": env.owner.name,
+            "type": env.owner.plugin_type,
             "status": status,
             "error": error,
             "seconds": round(time.perf_counter() - started, 2),
         }
+        if env.owner.plugin_type == "files" and error is None:
+            from strata.ingest.bundles import bundle_files
+
+            result["files"] = [str(path) for path in bundle_files(env)]
+        return result
 
     workers = parallelism or os.cpu_count() or 2
     live = show and sys.stderr.isatty()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(envs) or 1))) as pool:
-        futures = {name: pool.submit(one, env) for name, env in envs.items()}
+        futures = {key: pool.submit(one, env) for key, env in envs.items()}
         if live:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             with Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=False
             ) as bar:
-                tasks = {name: bar.add_task(f"installing {name}", total=1) for name in futures}
-                for name, future in futures.items():
+                tasks = {key: bar.add_task(f"installing {key[1]}", total=1) for key in futures}
+                for key, future in futures.items():
                     result = future.result()
-                    bar.update(tasks[name], completed=1, description=_line(result))
+                    bar.update(tasks[key], completed=1, description=_line(result))
                     results.append(result)
         else:
             for future in futures.values():
@@ -101,4 +108,10 @@ def _why_nothing(project: Project, env: PluginEnv) -> str:
 def _line(result: dict[str, Any]) -> str:
     if result["error"]:
         return f"{result['name']}: failed: {result['error']}"
+    if "files" in result:
+        files = ", ".join(result["files"]) or "none"
+        return (
+            f"{result['name']} (file bundle): {result['status']}; its files, not copied into the project "
+            f"by install: {files} ({result['seconds']} s)"
+        )
     return f"{result['name']}: {result['status']} ({result['seconds']} s)"

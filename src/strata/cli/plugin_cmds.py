@@ -2,69 +2,121 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strata.cli.context import Context, pass_context
 
-_TYPES = ["extractor", "loader", "mapper", "utility"]
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @click.command()
-@click.argument("plugin_type", metavar="TYPE", type=click.Choice(_TYPES))
-@click.argument("name")
+@click.argument("words", nargs=-1, required=True, metavar="[TYPE] NAME")
+@click.option("--plugin-type", metavar="TYPE", help="The plugin's type, Meltano 4's form: add --plugin-type TYPE NAME.")
 @click.option("--pip-url", help="What to install: any pip arguments (package==version, a path, a URL).")
 @click.option("--executable", help="Executable to run (default: the plugin name).")
 @click.option("--inherit-from", help="Existing plugin to inherit config and install from.")
 @click.option("--namespace", help="Prefix for the plugin's variables (default: the name with _).")
+@click.option("--variant", help="The variant it is (written as `variant:`, shown as MELTANO_<TYPE>_VARIANT).")
 @click.option("--install/--no-install", default=True, show_default=True, help="Install it right away.")
 @pass_context
 def add(
     ctx: Context,
-    plugin_type: str,
-    name: str,
+    words: tuple[str, ...],
+    plugin_type: str | None,
     pip_url: str | None,
     executable: str | None,
     inherit_from: str | None,
     namespace: str | None,
+    variant: str | None,
     install: bool,
 ) -> None:
     """Add a plugin to the project file (and install it).
 
-    If the install fails, the project file is left as it was.
+    TYPE is extractor, loader, mapper, utility, transformer, orchestrator or file (or the
+    plural). If the install fails, the project file is left as it was.
     """
     from strata.ingest import venv
     from strata.project.edit import add_plugin
-    from strata.project.schema import ADDABLE_TYPES
+    from strata.project.schema import singular
 
+    section, name = _type_and_name(words, plugin_type)
     project = ctx.project()
     assert project.file is not None
     project_file = project.file
     original = project_file.read_text(encoding="utf-8")
     add_plugin(
         project,
-        ADDABLE_TYPES[plugin_type],
+        section,
         name,
         pip_url=pip_url,
         executable=executable,
         inherit_from=inherit_from,
         namespace=namespace,
+        variant=variant,
     )
     try:
         project = ctx.reload()
         status = "not installed"
+        env = venv.plugin_env(project, project.plugin(name, section))
         if install:
-            status = venv.install(project, venv.plugin_env(project, project.plugin(name)))
+            status = venv.install(project, env)
     except BaseException:
         from strata.project.files import write_atomic
 
         write_atomic(project_file, original)
         raise
-    ctx.emit(
-        {"name": name, "type": ADDABLE_TYPES[plugin_type], "install": status},
-        lambda: click.echo(f"Added {plugin_type} `{name}` to {project.file_name} ({status})"),
-    )
+    created: list[tuple[Path, Path | None]] = []
+    if section == "files" and install:  # as Meltano's `add files`: the bundle's files go into the project
+        from strata.ingest.bundles import copy_into
+
+        created = copy_into(project, env)
+
+    def human() -> None:
+        for path, kept in created:
+            click.echo(f"Created {path}" + (f" ({kept} exists)" if kept is not None else ""))
+        click.echo(f"Added {singular(section)} `{name}` to {project.file_name} ({status})")
+
+    files = [str(path) for path, _ in created]
+    ctx.emit({"name": name, "type": section, "install": status, "files": files}, human)
+
+
+def _type_and_name(words: tuple[str, ...], option: str | None) -> tuple[str, str]:
+    """``(section, name)`` from ``add TYPE NAME`` or Meltano 4's ``add --plugin-type TYPE NAME``."""
+    from strata.errors import UsageError
+
+    if option is not None:
+        if len(words) != 1:
+            raise UsageError("add one plugin at a time", "run `strata add` once per plugin")
+        return _section(option), words[0]
+    if len(words) == 1:
+        if words[0] in _sections():
+            raise UsageError(f"`strata add {words[0]}` needs the plugin's NAME", f"write `strata add {words[0]} NAME`")
+        raise UsageError(f"`strata add {words[0]}` needs the plugin's TYPE", f"write `strata add TYPE {words[0]}`")
+    kind, *names = words
+    if len(names) > 1:
+        raise UsageError("add one plugin at a time", "run `strata add` once per plugin")
+    return _section(kind), names[0]
+
+
+def _section(word: str) -> str:
+    """The project file section of a plugin type written in the singular or the plural."""
+    from strata.errors import UsageError
+    from strata.project.schema import ADDABLE_TYPES
+
+    sections = _sections()
+    if word not in sections:
+        raise UsageError(f"unknown plugin type `{word}`", f"one of: {', '.join(ADDABLE_TYPES)}")
+    return sections[word]
+
+
+def _sections() -> dict[str, str]:
+    """Every way to write a type ``add`` takes (``utility``, ``utilities``), mapped to its section."""
+    from strata.project.schema import ADDABLE_TYPES
+
+    return {**ADDABLE_TYPES, **{many: many for many in ADDABLE_TYPES.values()}}
 
 
 @click.command()

@@ -15,22 +15,23 @@ import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
-from strata.errors import PluginExecutableError
+from strata.errors import PluginExecutableError, UsageError
 from strata.ingest import commands
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent, stop_group
 from strata.project.expand import expand_env
-from strata.project.settings import resolve
+from strata.project.settings import plugin_info_env, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import FrameType
 
-    from strata.project.project import Project
+    from strata.project.project import PluginRef, Project
 
 _TAKES_CONFIG = frozenset({"extractors", "loaders", "mappers"})
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP)
@@ -47,6 +48,8 @@ class Invocation:
     takes_config: bool
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     """Values of its secret settings and secret-named ``env:`` entries, kept out of stored or shown output."""
+    cwd: Path | None = None
+    """Where it runs: a transformer in its ``project_dir`` (Meltano's dbt invoker); None for the project root."""
 
 
 def prepare(
@@ -64,18 +67,24 @@ def prepare(
 
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
-    adds ``<PLUGIN>_<SETTING>`` variables, the plugin's own ``env:`` and the active environment's
-    ``env:`` for this plugin. Its ``secrets`` are the values of its secret settings and of the
-    ``env:`` entries named like secrets (``PGPASSWORD``).
+    adds ``STRATA_ENVIRONMENT`` and ``MELTANO_ENVIRONMENT``, Meltano's ``MELTANO_<TYPE>_NAME`` …
+    (``plugin_info_env``), every setting under each name Meltano writes it to (``as_env``), the
+    plugin's own ``env:`` and the active environment's ``env:`` for this plugin. Its ``secrets``
+    are the values of its secret settings and of the ``env:`` entries named like secrets
+    (``PGPASSWORD``). A file bundle has no program; a transformer runs in its ``project_dir``
+    (``_working_dir``).
     """
     ref = project.plugin(name)
+    if ref.plugin_type == "files":
+        raise UsageError(f"`{name}` is a file bundle, which has no program to run", "run the plugin its files are for")
     env = plugin_env(project, ref)
     settings = resolve(project, name, overrides)
     config = settings.config()
     environ = dict(project.variables)
     environ.pop("PYTHONPATH", None)
-    if project.environment is not None:
-        environ["STRATA_ENVIRONMENT"] = project.environment.name
+    if project.environment is not None:  # Meltano's name too: dbt profiles pick their target by it
+        environ["STRATA_ENVIRONMENT"] = environ["MELTANO_ENVIRONMENT"] = project.environment.name
+    environ.update(plugin_info_env(project, ref))
     environ.update(settings.as_env())
     strict = project.strict_env_var_mode
     own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
@@ -96,7 +105,30 @@ def prepare(
         config,
         ref.plugin_type in _TAKES_CONFIG,
         secret_values(settings) | secret_variables(own),
+        _working_dir(project, ref, config),
     )
+
+
+def _working_dir(project: Project, ref: PluginRef, config: dict[str, Any]) -> Path | None:
+    """A transformer's ``project_dir`` (from the project root when relative); None for other plugins.
+
+    Meltano runs every transformer there (its dbt invoker) and cannot start one without it.
+    """
+    if ref.plugin_type != "transformers":
+        return None
+    value = config.get("project_dir")
+    if value in (None, ""):
+        raise UsageError(
+            f"transformer `{ref.name}` has no `project_dir`, the directory it runs in",
+            "set it in its config (a dbt project's directory, such as $MELTANO_PROJECT_ROOT/transform)",
+        )
+    path = project.root / Path(str(value)).expanduser()
+    if not path.is_dir():
+        raise UsageError(
+            f"the project_dir of transformer `{ref.name}`, {path}, is not a directory",
+            "create it (the dbt project goes there) or set `project_dir` to the dbt project's directory",
+        )
+    return path
 
 
 def prepare_command(project: Project, block: str, args: list[str]) -> Invocation:
@@ -161,7 +193,7 @@ def _execute(
             proc = subprocess.Popen(
                 argv,
                 env=inv.environ,
-                cwd=project.root,
+                cwd=inv.cwd or project.root,
                 stdin=subprocess.PIPE if stdin is not None else None,
                 stdout=pipe if capture else stdout,
                 stderr=pipe,

@@ -34,7 +34,6 @@ from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
 from strata.project.files import private_dir, what_to_do
-from strata.project.schema import singular
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
 
 _METRIC = re.compile(r"METRIC: (\{.*\})")
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal control sequences (colours) in a plugin's output."""
 _TAIL = 8
 _HEARTBEAT_SECONDS = 5.0
 _GRACE_SECONDS = 5.0
@@ -154,8 +155,9 @@ class CommandBlock:
 def parse_blocks(project: Project, names: list[str]) -> list[Block | str | CommandBlock]:
     """Group block names into pipelines; feature blocks pass through as strings.
 
-    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline; its command is resolved here
-    (executable, expanded args), so a typo or an unset variable stops the run before anything has run.
+    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline, and so may a utility or a
+    transformer alone (its executable with no arguments, as Meltano runs it); a command is resolved
+    here (executable, expanded args), so a typo or an unset variable stops the run before anything has run.
     """
     from strata.ingest.commands import is_command_block
 
@@ -201,10 +203,10 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str | Comma
                 raise UsageError(f"loader `{name}` has no extractor before it", "write `EXTRACTOR [MAPPER…] LOADER`")
             out.append(Block(pending[0], tuple(pending[1:]), ref, tuple(mappings)))
             pending, mappings = [], []
+        elif pending:
+            raise UsageError(f"`{pending[0].name}` has no loader before `{name}`", "end each pipeline with a loader")
         else:
-            raise UsageError(
-                f"`{name}` is a {singular(ref.plugin_type)}, not a pipeline block", "use `strata invoke` for it"
-            )
+            out.append(CommandBlock(name, prepare(project, name, [])))
     if pending:
         raise UsageError(f"`{pending[-1].name}` has no loader after it", "end the pipeline with a loader")
     if not out:
@@ -488,8 +490,7 @@ def _run_process(project: Project, name: str, inv: Invocation, log: _RunLog) -> 
             plugin.proc.stdout.close()
     if plugin.proc.returncode == 0:
         return None
-    tail = " / ".join(line.strip() for line in list(plugin.tail)[-3:] if line.strip()) or "no output"
-    return f"block `{name}` failed with exit code {exit_code(plugin.proc.returncode)}: {tail}"
+    return f"block `{name}` failed with exit code {exit_code(plugin.proc.returncode)}: {_last_words(plugin)}"
 
 
 def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
@@ -666,7 +667,7 @@ def _start(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
                 env=inv.environ,
-                cwd=project.root,
+                cwd=inv.cwd or project.root,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
             if upstream is not None:
@@ -836,8 +837,17 @@ def _wait(
         return None
     code = exit_code(failed.proc.returncode or 0)
     role = "extractor" if failed is plugins[0] else ("loader" if failed is plugins[-1] else "mapper")
-    tail = " / ".join(line.strip() for line in list(failed.tail)[-3:] if line.strip()) or "no output"
-    return f"{role} `{failed.name}` failed with exit code {code}: {tail}"
+    return f"{role} `{failed.name}` failed with exit code {code}: {_last_words(failed)}"
+
+
+def _last_words(plugin: _Plugin) -> str:
+    """Its last three lines that say something, for the one line a failure ends with.
+
+    Terminal colours are dropped, and so are lines without a letter (a bare timestamp, carets
+    under a column, a rule), which tools such as dbt print after their error.
+    """
+    lines = [_ESCAPES.sub("", line).strip() for line in plugin.tail]
+    return " / ".join([line for line in lines if re.search(r"[^\W\d_]", line)][-3:]) or "no output"
 
 
 def _culprit(plugins: list[_Plugin], bad: list[_Plugin]) -> _Plugin:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from strata.errors import EnvironmentNotFoundError, PluginExistsError, SettingError, UsageError
-from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
+from strata.project.project import PLUGIN_NAME_RULE, lenient, valid_plugin_name
 
 if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
@@ -28,15 +28,21 @@ def add_plugin(
     executable: str | None = None,
     inherit_from: str | None = None,
     namespace: str | None = None,
+    variant: str | None = None,
 ) -> None:
-    """Append a plugin entry to the project file and save it (reload the project to see it)."""
+    """Append a plugin entry to the project file and save it (reload the project to see it).
+
+    Its keys come in the order Meltano writes them.
+    """
     check_plugin_name(name)
-    if any(ref.name == name for ref in project.plugins()):
+    shared = lenient(project.sources[0].path)  # Meltano allows one name across types (`dbt` and `dbt` files)
+    if any(ref.name == name and (ref.plugin_type == plugin_type or not shared) for ref in project.plugins()):
         raise PluginExistsError(
             f"a plugin named `{name}` already exists", "choose another name or `strata remove` it first"
         )
     if inherit_from is not None:
-        parent = project.plugin(inherit_from)
+        same_type = [ref for ref in project.plugins(plugin_type) if ref.name == inherit_from]
+        parent = same_type[0] if same_type else project.plugin(inherit_from)
         if parent.plugin_type != plugin_type:
             raise UsageError(
                 f"`{inherit_from}` is in `{parent.plugin_type}`, not `{plugin_type}`",
@@ -49,6 +55,7 @@ def add_plugin(
     for key, value in (
         ("inherit_from", inherit_from),
         ("namespace", namespace),
+        ("variant", variant),
         ("pip_url", pip_url),
         ("executable", executable),
     ):

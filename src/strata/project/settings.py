@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.errors import SettingError, StrataError
 from strata.project.expand import env_value, expand
+from strata.project.schema import singular
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -161,13 +162,22 @@ class PluginSettings:
         return out
 
     def as_env(self, *, redacted: bool = False) -> dict[str, str]:
-        """``<PLUGIN>_<SETTING>`` variables for the plugin's process (Meltano does the same), or to show."""
-        prefix = self.ref.name
+        """The variables Meltano writes each setting to, for the plugin's process (or to show).
+
+        Per setting, in Meltano's order: its declared ``env:``, then ``<PREFIX>_<SETTING>`` for each
+        of ``written_prefixes`` (``DBT_DUCKDB_PATH``, ``MELTANO_TRANSFORM_PATH``).
+        """
+        prefixes = written_prefixes(self.project, self.ref)
+        declared = declared_settings(self.project, self.ref)
         env: dict[str, str] = {}
         for item in self.values.values():
             if item.value is None or item.problem is not None:
                 continue
-            env[env_name(prefix, item.name)] = env_value(item.shown if redacted else item.value)
+            value = env_value(item.shown if redacted else item.value)
+            setting = declared.get(item.name)
+            custom = [setting.env] if setting is not None and setting.env else []
+            for name in [*custom, *(env_name(prefix, item.name) for prefix in prefixes)]:
+                env.setdefault(name, value)
         return env
 
 
@@ -196,6 +206,46 @@ def namespace(project: Project, ref: PluginRef) -> str:
         if plugin_ref.plugin.namespace:
             return plugin_ref.plugin.namespace
     return chain[-1].name.replace("-", "_")
+
+
+_VERBS = {
+    "extractors": "extract",
+    "loaders": "load",
+    "mappers": "map",
+    "utilities": "utilize",
+    "transformers": "transform",
+    "transforms": "transform",
+    "orchestrators": "orchestrat",
+    "files": "fi",
+}
+"""Meltano's ``PluginType.verb`` (``MELTANO_EXTRACT_*``), its odd forms included."""
+
+
+def own_namespace(project: Project, ref: PluginRef) -> str:
+    """The namespace Meltano gives ``ref`` itself: its own, else an inheriting plugin's name with ``_``.
+
+    (``namespace`` is the one its settings are read under, the root ancestor's.)
+    """
+    if ref.plugin.namespace:
+        return ref.plugin.namespace
+    return ref.name.replace("-", "_") if ref.plugin.inherit_from is not None else namespace(project, ref)
+
+
+def written_prefixes(project: Project, ref: PluginRef) -> list[str]:
+    """Meltano's prefixes of the variables a plugin's settings are written to, for its process.
+
+    Its name and namespace, each ancestor's, then ``MELTANO_<VERB>`` (``env_prefixes(for_writing=True)``).
+    """
+    prefixes = [part for owner in lineage(project, ref) for part in (owner.name, own_namespace(project, owner))]
+    prefixes.append(f"meltano_{_VERBS.get(ref.plugin_type, ref.plugin_type)}")
+    return list(dict.fromkeys(prefixes))
+
+
+def plugin_info_env(project: Project, ref: PluginRef) -> dict[str, str]:
+    """``MELTANO_<TYPE>_NAME``, ``_NAMESPACE`` and ``_VARIANT`` (``default`` when none is set), as in Meltano."""
+    variant = next((owner.plugin.variant for owner in lineage(project, ref) if owner.plugin.variant), "default")
+    info = {"name": ref.name, "namespace": own_namespace(project, ref), "variant": variant}
+    return {env_name("meltano", singular(ref.plugin_type), key): value for key, value in info.items()}
 
 
 def is_secret(name: str, declared: Setting | None) -> bool:
