@@ -8,6 +8,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from strata.errors import EnvironmentNotFoundError, PluginExistsError, SettingError, UsageError
 from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
+from strata.project.yamlfile import delete
 
 if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
@@ -80,8 +81,10 @@ def remove_plugins(project: Project, names: list[str]) -> list[PluginRef]:
     for env in project.tree.get("environments") or []:
         for plugin_type in {ref.plugin_type for ref in refs}:
             section = _get(env, "config", "plugins", plugin_type)
-            if isinstance(section, list):
-                section[:] = [p for p in section if not (isinstance(p, dict) and p.get("name") in going)]
+            if isinstance(section, CommentedSeq):
+                for position in reversed(range(len(section))):
+                    if isinstance(section[position], dict) and section[position].get("name") in going:
+                        delete(section, position)
     project.save()
     return refs
 
@@ -172,24 +175,33 @@ def unset_config(project: Project, name: str, key: str, *, in_environment: bool)
     config = entry.get("config") if isinstance(entry, dict) else None
     if not isinstance(config, dict):
         return None
+    if not _delete_setting(config, key):
+        return None
+    if not config:
+        delete(entry, "config")  # as Meltano does: no `config: {}` left behind
+    project.save()
+    return where
+
+
+def _delete_setting(config: Any, key: str) -> bool:
+    """Delete ``key`` (a name, or a dotted path into nested mappings) and the mappings it empties."""
     if key in config:
-        del config[key]
+        delete(config, key)
     else:
         chain = [config]
         parts = key.split(".")
         for part in parts[:-1]:
             nxt = chain[-1].get(part)
             if not isinstance(nxt, dict):
-                return None
+                return False
             chain.append(nxt)
         if parts[-1] not in chain[-1]:
-            return None
-        del chain[-1][parts[-1]]
+            return False
+        delete(chain[-1], parts[-1])
         for parent, part in reversed(list(zip(chain[:-1], parts[:-1], strict=True))):
             if not parent[part]:
-                del parent[part]
-    project.save()
-    return where
+                delete(parent, part)
+    return True
 
 
 def _node(project: Project, path: list[str | int]) -> Any:

@@ -156,10 +156,12 @@ def split(merged: CommentedMap, trees: list[CommentedMap], owners: dict[int, int
 
 def _replace(section: list[Any], wanted: list[Any]) -> None:
     """Make ``section`` hold ``wanted``: drop what is gone, append what is new, keep the rest in place."""
+    from strata.project.yamlfile import delete
+
     ids = {id(entry) for entry in wanted}
     for position in reversed(range(len(section))):
         if id(section[position]) not in ids:
-            del section[position]
+            delete(section, position)
     present = {id(entry) for entry in section}
     section.extend(entry for entry in wanted if id(entry) not in present)
 
