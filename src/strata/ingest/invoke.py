@@ -23,8 +23,7 @@ from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent
-from strata.project.expand import expand_env
-from strata.project.settings import resolve
+from strata.project.settings import plugin_variables, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,28 +61,22 @@ def prepare(
     ``executable`` (a command's) replaces the plugin's own: looked up in its environment's
     ``bin/`` first, then on ``PATH``; a path with ``/`` starts at the project root.
 
-    The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
-    its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
-    adds ``<PLUGIN>_<SETTING>`` variables, the plugin's own ``env:`` and the active environment's
-    ``env:`` for this plugin. Its ``secrets`` are the values of its secret settings and of the
-    ``env:`` entries named like secrets (``PGPASSWORD``).
+    The process environment starts from ``Project.variables`` (project paths < root ``env:`` <
+    ``.env`` < process < environment ``env:``), then adds ``<PLUGIN>_<SETTING>`` variables, then
+    the ``env:`` blocks as Meltano layers them for a plugin (``settings.plugin_variables``: the
+    plugin's own < the environment's < the environment's for this plugin), the very map its
+    config's ``${VAR}`` sees. Its ``secrets`` are the values of its secret settings and of the
+    plugin's ``env:`` entries named like secrets (``PGPASSWORD``).
     """
     ref = project.plugin(name)
     env = plugin_env(project, ref)
     settings = resolve(project, name, overrides)
     config = settings.config()
-    environ = dict(project.variables)
+    variables = plugin_variables(project, ref)
+    environ = {**project.variables, **settings.as_env(), **variables.layered}
     environ.pop("PYTHONPATH", None)
     if project.environment is not None:
         environ["STRATA_ENVIRONMENT"] = project.environment.name
-    environ.update(settings.as_env())
-    strict = project.strict_env_var_mode
-    own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
-    override = project.environment_override(ref)
-    if override is not None:
-        plugin, path = override
-        own.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env", strict=strict))
-    environ.update(own)
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
         environ["PATH"] = f"{env.current / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
@@ -95,7 +88,7 @@ def prepare(
         environ,
         config,
         ref.plugin_type in _TAKES_CONFIG,
-        secret_values(settings) | secret_variables(own),
+        secret_values(settings) | secret_variables(variables.own),
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from strata.errors import SettingError, StrataError
 from strata.project.expand import env_value, expand
@@ -160,14 +160,61 @@ class PluginSettings:
         return out
 
     def as_env(self, *, redacted: bool = False) -> dict[str, str]:
-        """``<PLUGIN>_<SETTING>`` variables for the plugin's process (Meltano does the same), or to show."""
+        """``<PLUGIN>_<SETTING>`` variables for the plugin's process, or to show.
+
+        As in Meltano, a setting that declares its own ``env:`` name is set under that name too.
+        """
         prefix = self.ref.name
+        declared = declared_settings(self.project, self.ref)
         env: dict[str, str] = {}
         for item in self.values.values():
             if item.value is None or item.problem is not None:
                 continue
-            env[env_name(prefix, item.name)] = env_value(item.shown if redacted else item.value)
+            value = env_value(item.shown if redacted else item.value)
+            env[env_name(prefix, item.name)] = value
+            setting = declared.get(item.name)
+            if setting is not None and setting.env:
+                env[setting.env] = value
         return env
+
+
+class PluginVariables(NamedTuple):
+    """What a plugin sees (see ``plugin_variables``)."""
+
+    seen: dict[str, str]
+    """Everything its process and its config's ``${VAR}`` see."""
+    layered: dict[str, str]
+    """The entries of ``seen`` that the ``env:`` blocks of the plugin and the environment decide."""
+    own: dict[str, str]
+    """The entries the plugin's ``env:`` blocks (its own and the environment's for it) add."""
+
+
+def plugin_variables(project: Project, ref: PluginRef) -> PluginVariables:
+    """What plugin ``ref``'s process and its config's ``${VAR}`` see.
+
+    As Meltano layers them: the project's variables (``Project.variables``) < the plugin's
+    ``env:`` < the active environment's ``env:`` < that environment's ``env:`` for the plugin.
+    The plugin's ``env:`` is expanded against the project's variables, the environment's entry
+    for it against those and the plugin's.
+    """
+    from strata.project.expand import expand_env
+
+    strict = project.strict_env_var_mode
+    variables = project.variables
+    own = expand_env(ref.plugin.env, variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
+    seen = {**variables, **own}
+    names = set(own)
+    if project.environment is not None:
+        names.update(project.environment.env)
+        seen.update({name: variables[name] for name in project.environment.env if name in variables})
+    override = project.environment_override(ref)
+    if override is not None:
+        plugin, path = override
+        inner = expand_env(plugin.env, seen, f"{project.line([*path, 'env'])} env", strict=strict)
+        own.update(inner)
+        seen.update(inner)
+        names.update(inner)
+    return PluginVariables(seen, {name: seen[name] for name in names if name in seen}, own)
 
 
 def declared_settings(project: Project, ref: PluginRef) -> dict[str, Setting]:
@@ -245,12 +292,13 @@ def resolve(
     """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers."""
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
+    seen = plugin_variables(project, ref).seen
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
     for key, setting in declared.items():
         if setting.value is not None:
-            defaults[key] = _from_file(project, key, setting.value, "default", f"declared in {project.file_name}")
+            defaults[key] = _from_file(project, seen, key, setting.value, "default", f"declared in {project.file_name}")
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
@@ -264,14 +312,19 @@ def resolve(
         )
 
     config_path = [*ref.path, "config"]
-    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_of(ref.path), declared))
+    layers.append(_file_layer(project, seen, ref.plugin.config, config_path, project.file_of(ref.path), declared))
     override = project.environment_override(ref)
     if override is not None:
         env_plugin, env_path = override
         assert project.environment is not None
         layers.append(
             _file_layer(
-                project, env_plugin.config, [*env_path, "config"], f"environment {project.environment.name}", declared
+                project,
+                seen,
+                env_plugin.config,
+                [*env_path, "config"],
+                f"environment {project.environment.name}",
+                declared,
             )
         )
 
@@ -331,6 +384,7 @@ def _variable_layer(
 
 def _file_layer(
     project: Project,
+    variables: Mapping[str, str],
     config: dict[str, Any],
     path: list[str | int],
     source: str,
@@ -339,14 +393,17 @@ def _file_layer(
     layer = {}
     for key, (value, key_path) in flatten(config, path, declared).items():
         where = project.line(key_path)
-        layer[key] = _from_file(project, key, value, source, where)
+        layer[key] = _from_file(project, variables, key, value, source, where)
     return layer
 
 
-def _from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
+def _from_file(
+    project: Project, variables: Mapping[str, str], key: str, value: Any, source: str, where: str
+) -> SettingValue:
+    """A value from the project file, its ``${VAR}`` expanded against ``variables`` (``plugin_variables``)."""
     try:
         return SettingValue(
-            key, expand(value, project.variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
+            key, expand(value, variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
         )
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
