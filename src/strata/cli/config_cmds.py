@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from strata.cli.context import Context
+
+if TYPE_CHECKING:
+    from strata.project.project import Project
 
 
 class _EitherOrder(click.Group):
@@ -49,6 +52,13 @@ def config(click_ctx: click.Context, plugin: str) -> None:
     older one (`strata config PLUGIN list`, `strata config PLUGIN set KEY VALUE`) both work.
     """
     click_ctx.meta["plugin"] = plugin
+
+
+def _is_project(project: Project, name: str) -> bool:
+    """Whether ``config set|unset NAME`` means the project's settings: ``meltano``, unless a plugin has that name."""
+    from strata.project.meltano_settings import PROJECT
+
+    return name == PROJECT and all(ref.name != PROJECT for ref in project.plugins())
 
 
 def _render(value: Any) -> str:
@@ -133,6 +143,12 @@ def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: b
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
+    if _is_project(project, click_ctx.meta["plugin"]):
+        from strata.project.meltano_settings import set_setting
+
+        stored = set_setting(project, key, value)
+        ctx.emit({"name": key, "stored_in": stored}, lambda: click.echo(f"meltano: {key} stored in {stored}"))
+        return
     ref = project.plugin(click_ctx.meta["plugin"])
     declared = declared_settings(project, ref).get(key)
     parsed = parse_value(value, declared.kind if declared else None, f"`{key}`")
@@ -177,6 +193,17 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
+    if _is_project(project, click_ctx.meta["plugin"]):
+        from strata.project.meltano_settings import unset_setting
+
+        gone = unset_setting(project, key)
+        ctx.emit(
+            {"name": key, "removed_from": gone},
+            lambda: click.echo(
+                f"meltano: {key} removed from {', '.join(gone)}" if gone else f"meltano: {key} was not set"
+            ),
+        )
+        return
     ref = project.plugin(click_ctx.meta["plugin"])
     variables = own_variable_names(project, ref, key, declared_settings(project, ref).get(key))
     removed = []
