@@ -169,3 +169,11 @@ def record_again(fixture: Path, tmp_path: Path, recorded: str) -> Path:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
     subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=600)
     return copy
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    """The removed (``-``) and added (``+``) lines between two texts, line ends kept."""
+    import difflib
+
+    diff = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), n=0)
+    return [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]

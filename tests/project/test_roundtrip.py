@@ -10,7 +10,6 @@ and after must be exactly the lines the edit needs.
 
 from __future__ import annotations
 
-import difflib
 import os
 import shlex
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Cli, record_again, snapshot
+from tests.helpers import Cli, changed_lines, record_again, snapshot
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-roundtrip"
 CASES = sorted(p.name for p in FIXTURE.iterdir() if p.is_dir())
@@ -33,12 +32,6 @@ ONLY_LINES: dict[str, list[str]] = {
     "unknown-keys": ["+      foo: bar\n"],
 }
 """The changed lines of every other case (Meltano re-indents, drops CRLF, quotes and comments there)."""
-
-
-def changed_lines(before: str, after: str) -> list[str]:
-    """The removed (``-``) and added (``+``) lines between two texts, line ends kept."""
-    diff = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), n=0)
-    return [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 
 def _copy(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
