@@ -4,7 +4,8 @@ The fixture ``tests/fixtures/meltano-env-levels`` holds a project whose extracto
 config it is given and the variables it sees; ``expected/invoke.json`` is what it printed under
 Meltano 4.4.1 (``record.sh``). For the plugin, Meltano layers: the project's ``env:`` < the
 plugin's ``env:`` < the active environment's ``env:`` < the environment's ``env:`` for the
-plugin, and a plugin's config expands ``${VAR}`` against exactly what its process sees.
+plugin; a plugin's config expands ``${VAR}`` against exactly what its process sees, and a
+``<PLUGIN>_<SETTING>`` name in any ``env:`` block sets that setting.
 """
 
 from __future__ import annotations

@@ -292,7 +292,8 @@ def resolve(
     """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers."""
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
-    seen = plugin_variables(project, ref).seen
+    variables = plugin_variables(project, ref)
+    seen = variables.seen
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
@@ -335,8 +336,8 @@ def resolve(
     below: dict[str, SettingValue] = {}
     for layer in layers:
         below.update(layer)
-    for source, variables in ((".env", project.dotenv), ("env", project.environ)):
-        layer = _variable_layer(project, ref, names, declared, below, source, variables)
+    for source, values in ((".env", project.dotenv), ("env", _environment(project, variables))):
+        layer = _variable_layer(project, ref, names, declared, below, source, values)
         layers.append(layer)
         below.update(layer)
     if overrides:
@@ -380,6 +381,16 @@ def _variable_layer(
         else:
             layer[key] = SettingValue(key, value, source, var)
     return layer
+
+
+def _environment(project: Project, variables: PluginVariables) -> dict[str, str]:
+    """The variables a setting reads as ``env``: the process's, and those the ``env:`` blocks set.
+
+    As in Meltano, ``TAP_X_PASSWORD`` in the project's, the plugin's or an environment's ``env:``
+    sets the setting just as the process would; where ``.env`` decides a name, it stays ``.env``'s.
+    """
+    blocks = {name for name in project.model.env if name not in project.dotenv} | set(variables.layered)
+    return {name: value for name, value in variables.seen.items() if name in project.environ or name in blocks}
 
 
 def _file_layer(
