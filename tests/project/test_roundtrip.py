@@ -279,3 +279,30 @@ def test_a_file_without_a_final_line_end_gets_one_only_where_lines_follow(
         "+    tasks:\r\n",
         "+      - tap-x target-y\r\n",
     ]
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [["job", "add", "again", "--tasks", "tap-x target-y"], ["job", "remove", "again"]],
+        [["environment", "add", "zz"], ["environment", "remove", "zz"]],
+        [
+            ["schedule", "add", "s1", "--extractor", "tap-x", "--loader", "target-y", "--interval", "@daily"],
+            ["schedule", "remove", "s1"],
+        ],
+        [["config", "set", "tap-x", "foo", "bar"], ["config", "unset", "tap-x", "foo"]],
+    ],
+    ids=["job", "environment", "schedule", "config"],
+)
+def test_an_edit_and_its_undo_leave_the_file_as_it_was(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edits: list[list[str]]
+) -> None:
+    """As in Meltano, removing the last entry of a section removes the section it created."""
+    root = _copy("crlf", tmp_path, monkeypatch)
+    path = root / "meltano.yml"
+    text = path.read_bytes().replace(b"  - name: dev\r\n  - name: prod\r\n", b"").replace(b"environments:\r\n", b"")
+    text = text.replace(b"default_environment: dev\r\n", b"")
+    path.write_bytes(text)
+    for args in edits:
+        assert strata(*args).code == 0, args
+    assert path.read_bytes() == text
