@@ -22,7 +22,14 @@ from tests.helpers import Cli, changed_lines, record_again, snapshot
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-roundtrip"
 CASES = sorted(p.name for p in FIXTURE.iterdir() if p.is_dir())
-SAME_AS_MELTANO = ("meltano-style", "block-strings", "unset-last-key")
+SAME_AS_MELTANO = (
+    "meltano-style",
+    "block-strings",
+    "unset-last-key",
+    "environment-add",
+    "environment-remove",
+    "schedule-add",
+)
 """Cases whose shape Meltano keeps too: strata writes byte for byte what Meltano wrote."""
 ONLY_LINES: dict[str, list[str]] = {
     "four-space-indented": ["+              foo: bar\n"],
