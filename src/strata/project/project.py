@@ -339,13 +339,14 @@ class Project:
         from strata.project import includes
         from strata.project.files import what_to_do, write_atomic
         from strata.project.roundtrip import rewrite
+        from strata.project.yamlfile import plain
 
         tree = self.tree
         includes.split(tree, self._trees, self._owners)
         shapes = [_dump(t, style) for t, style in zip(self._trees, self._styles, strict=True)]
         sources = [
-            s if shape == before else msgspec.structs.replace(s, text=rewrite(s.text, before, shape))
-            for s, shape, before in zip(self.sources, shapes, self._shapes, strict=True)
+            s if shape == before else msgspec.structs.replace(s, text=rewrite(s.text, before, shape, plain(t)))
+            for s, shape, before, t in zip(self.sources, shapes, self._shapes, self._trees, strict=True)
         ]
         loaded = _parse_all(self.root, sources)
         for before, after in zip(self.sources, sources, strict=True):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 from difflib import SequenceMatcher
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Style(NamedTuple):
@@ -86,16 +86,17 @@ class _Hunk(NamedTuple):
     lines: list[str]
 
 
-def rewrite(text: str, before: str, after: str) -> str:
-    """``patch``, checked: when the patched text would not read back as ``after`` does, ``after`` itself.
+def rewrite(text: str, before: str, after: str, expected: Any) -> str:
+    """``patch``, checked: when the patched text would not read back as ``expected``, ``after`` itself.
 
-    The fallback keeps the edit right at the cost of the file's spelling (it is still in the
-    file's indentation and line ends); no case is known where it is taken.
+    ``expected`` is the edited tree as plain data (``yamlfile.plain``). The fallback keeps the
+    edit right at the cost of the file's spelling (it is still in the file's indentation and
+    line ends); no case is known where it is taken.
     """
-    from strata.project.yamlfile import load_text
+    from strata.project.yamlfile import load_text, plain
 
     patched = patch(text, before, after)
-    if load_text(patched, "patched", typ="safe") == load_text(after, "rendered", typ="safe"):
+    if plain(load_text(patched, "patched", typ="safe")) == expected:
         return patched
     newline = "\r\n" if _crlf(text.splitlines(keepends=True)) else "\n"
     return after.replace("\n", newline)
