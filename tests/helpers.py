@@ -58,11 +58,11 @@ def meltano_bin() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def recorded_by_meltano(fixture: Path, work: Path, timeout: float = 300) -> dict[Path, bytes]:
-    """Every file ``fixture/record.sh`` writes under ``expected/`` when run again now with Meltano.
+def record_again(fixture: Path, work: Path, recorded: str, timeout: float = 600) -> Path:
+    """A copy of ``fixture`` without its ``recorded`` files, after its ``record.sh`` ran again with Meltano.
 
-    The test is skipped (saying why) without Meltano. Pip's settings are passed on, for a
-    ``record.sh`` that installs plugins.
+    The test is skipped (saying why) without Meltano (see ``meltano_bin``). Pip's settings are
+    passed on, for a ``record.sh`` that installs plugins.
     """
     import shutil
 
@@ -72,11 +72,16 @@ def recorded_by_meltano(fixture: Path, work: Path, timeout: float = 300) -> dict
     if meltano is None:
         pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
     copy = work / "fixture"
-    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns("expected"))
+    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns(recorded))
     pip = {k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.endswith(("_CA_BUNDLE", "_CERT_FILE"))}
     env = {**pip, "PATH": "/usr/bin:/bin", "HOME": str(work), "MELTANO": str(meltano), "TMPDIR": str(work)}
     subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=timeout)
-    return files_under(copy / "expected")
+    return copy
+
+
+def recorded_by_meltano(fixture: Path, work: Path, timeout: float = 600) -> dict[Path, bytes]:
+    """Every file ``fixture/record.sh`` writes under ``expected/`` when run again now with Meltano."""
+    return files_under(record_again(fixture, work, "expected", timeout) / "expected")
 
 
 def files_under(root: Path) -> dict[Path, bytes]:
@@ -181,3 +186,11 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
 def assert_meltano_still_prints(fixture: Path, tmp_path: Path) -> None:
     """Run the fixture's ``record.sh`` with Meltano again: every file under ``expected/`` comes out byte for byte."""
     assert recorded_by_meltano(fixture, tmp_path) == files_under(fixture / "expected")
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    """The removed (``-``) and added (``+``) lines between two texts, line ends kept."""
+    import difflib
+
+    diff = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), n=0)
+    return [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]

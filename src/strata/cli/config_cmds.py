@@ -57,6 +57,13 @@ def config(click_ctx: click.Context, plugin: str) -> None:
     click_ctx.meta["plugin"] = plugin
 
 
+def _is_project(project: Project, name: str) -> bool:
+    """Whether ``config set|unset NAME`` means the project's settings: ``meltano``, unless a plugin has that name."""
+    from strata.project.meltano_settings import PROJECT
+
+    return name == PROJECT and all(ref.name != PROJECT for ref in project.plugins())
+
+
 def _render(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -169,6 +176,12 @@ def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: b
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
+    if _is_project(project, click_ctx.meta["plugin"]):
+        from strata.project.meltano_settings import set_setting
+
+        stored = set_setting(project, key, value)
+        ctx.emit({"name": key, "stored_in": stored}, lambda: click.echo(f"meltano: {key} stored in {stored}"))
+        return
     ref = project.plugin(click_ctx.meta["plugin"])
     if key.startswith("_"):
         _set_extra(ctx, ref, key, value, secret=secret)
@@ -240,6 +253,17 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
+    if _is_project(project, click_ctx.meta["plugin"]):
+        from strata.project.meltano_settings import unset_setting
+
+        gone = unset_setting(project, key)
+        ctx.emit(
+            {"name": key, "removed_from": gone},
+            lambda: click.echo(
+                f"meltano: {key} removed from {', '.join(gone)}" if gone else f"meltano: {key} was not set"
+            ),
+        )
+        return
     ref = project.plugin(click_ctx.meta["plugin"])
     in_environment = ctx.environment is not None
     if key.startswith("_"):

@@ -24,8 +24,7 @@ from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent, stop_group
-from strata.project.expand import expand_env
-from strata.project.settings import plugin_info_env, resolve
+from strata.project.settings import plugin_info_env, plugin_variables, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -68,11 +67,12 @@ def prepare(
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
     adds ``STRATA_ENVIRONMENT`` and ``MELTANO_ENVIRONMENT``, Meltano's ``MELTANO_<TYPE>_NAME`` …
-    (``plugin_info_env``), every setting under each name Meltano writes it to (``as_env``), the
-    plugin's own ``env:`` and the active environment's ``env:`` for this plugin. Its ``secrets``
-    are the values of its secret settings and of the ``env:`` entries named like secrets
-    (``PGPASSWORD``). A file bundle has no program; a transformer runs in its ``project_dir``
-    (``_working_dir``).
+    (``plugin_info_env``), every setting under each name Meltano writes it to (``as_env``), then
+    the ``env:`` blocks as Meltano layers them for a plugin (``settings.plugin_variables``: the
+    plugin's own < the environment's < the environment's for this plugin), the very map its
+    config's ``${VAR}`` sees. Its ``secrets`` are the values of its secret settings and of the
+    plugin's ``env:`` entries named like secrets (``PGPASSWORD``). A file bundle has no program;
+    a transformer runs in its ``project_dir`` (``_working_dir``).
     """
     ref = project.plugin(name)
     if ref.plugin_type == "files":
@@ -80,19 +80,14 @@ def prepare(
     env = plugin_env(project, ref)
     settings = resolve(project, name, overrides)
     config = settings.config()
+    variables = plugin_variables(project, ref)
     environ = dict(project.variables)
     environ.pop("PYTHONPATH", None)
     if project.environment is not None:  # Meltano's name too: dbt profiles pick their target by it
         environ["STRATA_ENVIRONMENT"] = environ["MELTANO_ENVIRONMENT"] = project.environment.name
     environ.update(plugin_info_env(project, ref))
     environ.update(settings.as_env())
-    strict = project.strict_env_var_mode
-    own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
-    override = project.environment_override(ref)
-    if override is not None:
-        plugin, path = override
-        own.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env", strict=strict))
-    environ.update(own)
+    environ.update(variables.layered)
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
         environ["PATH"] = f"{env.current / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
@@ -104,7 +99,7 @@ def prepare(
         environ,
         config,
         ref.plugin_type in _TAKES_CONFIG,
-        secret_values(settings) | secret_variables(own),
+        secret_values(settings) | secret_variables(variables.own),
         _working_dir(project, ref, config),
     )
 

@@ -503,8 +503,10 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
             state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"state id {state_id}", *plan, *(builds or [])]
         )
     from strata.state import state_backend_for
+    from strata.state.backends import lock_seconds
 
-    with state_backend_for(project) as backend, backend.lock(state_id, force=options.force) as lock:
+    ttl = lock_seconds(project)
+    with state_backend_for(project) as backend, backend.lock(state_id, ttl=ttl, force=options.force) as lock:
         record = backend.get(state_id)
         start_state = None if options.full_refresh or record is None else singer_state(record.effective(), state_id)
         log_path = _new_log(project)

@@ -8,6 +8,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from strata.errors import EnvironmentNotFoundError, PluginExistsError, SettingError, UsageError
 from strata.project.project import PLUGIN_NAME_RULE, lenient, valid_plugin_name
+from strata.project.yamlfile import delete
 
 if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
@@ -87,8 +88,10 @@ def remove_plugins(project: Project, names: list[str]) -> list[PluginRef]:
     for env in project.tree.get("environments") or []:
         for plugin_type in {ref.plugin_type for ref in refs}:
             section = _get(env, "config", "plugins", plugin_type)
-            if isinstance(section, list):
-                section[:] = [p for p in section if not (isinstance(p, dict) and p.get("name") in going)]
+            if isinstance(section, CommentedSeq):
+                for position in reversed(range(len(section))):
+                    if isinstance(section[position], dict) and section[position].get("name") in going:
+                        delete(section, position)
     project.save()
     return refs
 
@@ -175,7 +178,7 @@ def unset_extra(project: Project, name: str, key: str, *, in_environment: bool) 
     if isinstance(config, dict):
         removed = _remove(config, [root, *path]) or removed
         if not config:
-            del entry["config"]
+            delete(entry, "config")
     if not removed:
         return None
     project.save()
@@ -191,7 +194,7 @@ def _move_config_extras(entry: CommentedMap, known: set[str]) -> None:
         value = config.pop(key)
         entry.setdefault(key[1:], value)
     if not config:
-        del entry["config"]
+        delete(entry, "config")
 
 
 def _remove(node: Any, parts: list[str]) -> bool:
@@ -204,10 +207,10 @@ def _remove(node: Any, parts: list[str]) -> bool:
         chain.append(nxt)
     if parts[-1] not in chain[-1]:
         return False
-    del chain[-1][parts[-1]]
+    delete(chain[-1], parts[-1])
     for parent, part in reversed(list(zip(chain[:-1], parts[:-1], strict=True))):
         if not parent[part]:
-            del parent[part]
+            delete(parent, part)
     return True
 
 
@@ -244,12 +247,20 @@ def unset_config(project: Project, name: str, key: str, *, in_environment: bool)
     config = entry.get("config") if isinstance(entry, dict) else None
     if not isinstance(config, dict):
         return None
-    if key in config:
-        del config[key]
-    elif not _remove(config, key.split(".")):
+    if not _delete_setting(config, key):
         return None
+    if not config:
+        delete(entry, "config")  # as Meltano does: no `config: {}` left behind
     project.save()
     return where
+
+
+def _delete_setting(config: Any, key: str) -> bool:
+    """Delete ``key`` (a name, or a dotted path into nested mappings) and the mappings it empties."""
+    if key in config:
+        delete(config, key)
+        return True
+    return _remove(config, key.split("."))
 
 
 def _existing_entry(project: Project, name: str, *, in_environment: bool) -> tuple[Any, str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import SettingError, UsageError
-from strata.project.settings import SettingValue, env_name, from_file, parse_value
+from strata.project.settings import SettingValue, env_name, from_file, parse_value, plugin_variables
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -129,6 +129,7 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
     if ref.plugin.inherit_from is not None:
         parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type))
     override = project.environment_override(ref)
+    seen = plugin_variables(project, ref).seen
     result = {}
     for extra in EXTRAS.get(ref.plugin_type, ()):
         default = own_namespace(ref) if extra.default is NAMESPACE else extra.default
@@ -139,7 +140,7 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
                 extra.name, inherited.value, "inherited", f"from {ref.plugin.inherit_from}", problem=inherited.problem
             )
             value = _over(extra, value, from_parent)
-        for layer in _file_values(project, ref, extra, override):
+        for layer in _file_values(project, seen, ref, extra, override):
             value = _over(extra, value, layer)
         for source, variables in ((".env", project.dotenv), ("env", project.environ)):
             var = next((v for v in variable_names(ref, extra) if v in variables), None)
@@ -150,9 +151,13 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
 
 
 def _file_values(
-    project: Project, ref: PluginRef, extra: Extra, override: tuple[Plugin, list[str | int]] | None
+    project: Project,
+    seen: Mapping[str, str],
+    ref: PluginRef,
+    extra: Extra,
+    override: tuple[Plugin, list[str | int]] | None,
 ) -> list[SettingValue]:
-    """The extra as the plugin's entry and the environment's entry set it, lowest first."""
+    """The extra as the plugin's entry and the environment's entry set it (``${VAR}`` from ``seen``), lowest first."""
     entries: list[tuple[Plugin, list[str | int], str]] = [(ref.plugin, ref.path, project.file_of(ref.path))]
     if override is not None:
         assert project.environment is not None
@@ -164,7 +169,7 @@ def _file_values(
             ([*path, extra.key], _field(plugin, extra.key)),
         ):
             if value is not None:
-                item = from_file(project, extra.name, value, source, project.line(key_path))
+                item = from_file(project, seen, extra.name, value, source, project.line(key_path))
                 found.append(_checked(extra, item))
     return found
 

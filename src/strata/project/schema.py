@@ -76,6 +76,7 @@ class Command(_Strict):
     description: str | None = None
     executable: str | None = None
     container_spec: dict[str, Any] | None = None
+    annotations: dict[str, Any] = {}
 
 
 class Plugin(_Strict):

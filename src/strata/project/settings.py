@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from strata.errors import SettingError, StrataError
 from strata.project.expand import env_value, expand
@@ -181,6 +181,45 @@ class PluginSettings:
         return env
 
 
+class PluginVariables(NamedTuple):
+    """What a plugin sees (see ``plugin_variables``)."""
+
+    seen: dict[str, str]
+    """Everything its process and its config's ``${VAR}`` see."""
+    layered: dict[str, str]
+    """The entries of ``seen`` that the ``env:`` blocks of the plugin and the environment decide."""
+    own: dict[str, str]
+    """The entries the plugin's ``env:`` blocks (its own and the environment's for it) add."""
+
+
+def plugin_variables(project: Project, ref: PluginRef) -> PluginVariables:
+    """What plugin ``ref``'s process and its config's ``${VAR}`` see.
+
+    As Meltano layers them: the project's variables (``Project.variables``) < the plugin's
+    ``env:`` < the active environment's ``env:`` < that environment's ``env:`` for the plugin.
+    The plugin's ``env:`` is expanded against the project's variables, the environment's entry
+    for it against those and the plugin's.
+    """
+    from strata.project.expand import expand_env
+
+    strict = project.strict_env_var_mode
+    variables = project.variables
+    own = expand_env(ref.plugin.env, variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
+    seen = {**variables, **own}
+    names = set(own)
+    if project.environment is not None:
+        names.update(project.environment.env)
+        seen.update({name: variables[name] for name in project.environment.env if name in variables})
+    override = project.environment_override(ref)
+    if override is not None:
+        plugin, path = override
+        inner = expand_env(plugin.env, seen, f"{project.line([*path, 'env'])} env", strict=strict)
+        own.update(inner)
+        seen.update(inner)
+        names.update(inner)
+    return PluginVariables(seen, {name: seen[name] for name in names if name in seen}, own)
+
+
 def declared_settings(project: Project, ref: PluginRef) -> dict[str, Setting]:
     """Settings declared by the plugin and its ancestors (the nearest declaration wins)."""
     chain = lineage(project, ref)
@@ -296,12 +335,14 @@ def resolve(
     """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers."""
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
+    variables = plugin_variables(project, ref)
+    seen = variables.seen
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
     for key, setting in declared.items():
         if setting.value is not None:
-            defaults[key] = from_file(project, key, setting.value, "default", f"declared in {project.file_name}")
+            defaults[key] = from_file(project, seen, key, setting.value, "default", f"declared in {project.file_name}")
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
@@ -315,14 +356,19 @@ def resolve(
         )
 
     config_path = [*ref.path, "config"]
-    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_of(ref.path), declared))
+    layers.append(_file_layer(project, seen, ref.plugin.config, config_path, project.file_of(ref.path), declared))
     override = project.environment_override(ref)
     if override is not None:
         env_plugin, env_path = override
         assert project.environment is not None
         layers.append(
             _file_layer(
-                project, env_plugin.config, [*env_path, "config"], f"environment {project.environment.name}", declared
+                project,
+                seen,
+                env_plugin.config,
+                [*env_path, "config"],
+                f"environment {project.environment.name}",
+                declared,
             )
         )
 
@@ -333,8 +379,8 @@ def resolve(
     below: dict[str, SettingValue] = {}
     for layer in layers:
         below.update(layer)
-    for source, variables in ((".env", project.dotenv), ("env", project.environ)):
-        layer = _variable_layer(project, ref, names, declared, below, source, variables)
+    for source, values in ((".env", project.dotenv), ("env", _environment(project, variables))):
+        layer = _variable_layer(project, ref, names, declared, below, source, values)
         layers.append(layer)
         below.update(layer)
     if overrides:
@@ -380,8 +426,19 @@ def _variable_layer(
     return layer
 
 
+def _environment(project: Project, variables: PluginVariables) -> dict[str, str]:
+    """The variables a setting reads as ``env``: the process's, and those the ``env:`` blocks set.
+
+    As in Meltano, ``TAP_X_PASSWORD`` in the project's, the plugin's or an environment's ``env:``
+    sets the setting just as the process would; where ``.env`` decides a name, it stays ``.env``'s.
+    """
+    blocks = {name for name in project.model.env if name not in project.dotenv} | set(variables.layered)
+    return {name: value for name, value in variables.seen.items() if name in project.environ or name in blocks}
+
+
 def _file_layer(
     project: Project,
+    variables: Mapping[str, str],
     config: dict[str, Any],
     path: list[str | int],
     source: str,
@@ -392,15 +449,17 @@ def _file_layer(
         if key.startswith("_"):
             continue  # an extra (``config._select``), as Meltano reads it: see ``strata.project.extras``
         where = project.line(key_path)
-        layer[key] = from_file(project, key, value, source, where)
+        layer[key] = from_file(project, variables, key, value, source, where)
     return layer
 
 
-def from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
-    """A value written in the project file, ``${VAR}`` expanded; an expansion that fails is kept as the problem."""
+def from_file(
+    project: Project, variables: Mapping[str, str], key: str, value: Any, source: str, where: str
+) -> SettingValue:
+    """A value from the project file, its ``${VAR}`` expanded against ``variables`` (``plugin_variables``)."""
     try:
         return SettingValue(
-            key, expand(value, project.variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
+            key, expand(value, variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
         )
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
