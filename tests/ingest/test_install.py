@@ -122,7 +122,9 @@ def test_lock_update_resolves_the_pip_url_again(tmp_path: Path) -> None:
     plugin_still_works(tmp_path)
 
 
-def test_lock_update_of_an_unknown_plugin_is_one_line(strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_update_of_an_unknown_plugin_is_one_line(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_project(tmp_path, ONE)
     monkeypatch.chdir(tmp_path)
     done = strata("lock", "--update", "nope")

@@ -115,13 +115,20 @@ def install(ctx: Context, names: tuple[str, ...], clean: bool, parallelism: int 
 
 @click.command()
 @click.argument("names", nargs=-1)
+@click.option(
+    "-u", "--update", is_flag=True, help="Resolve each plugin's pip_url again, ignoring strata.lock, and record that."
+)
 @pass_context
-def lock(ctx: Context, names: tuple[str, ...]) -> None:
-    """Record the exact versions installed for each plugin in strata.lock."""
+def lock(ctx: Context, names: tuple[str, ...], update: bool) -> None:
+    """Record the exact versions installed for each plugin in strata.lock.
+
+    Without --update an installed plugin keeps the versions strata.lock gave it; with --update
+    its venv is built afresh from its pip_url (as `install --clean`, the lock not honoured).
+    """
     from strata.cli.install_view import run_installs
     from strata.ingest import venv
 
-    results = run_installs(ctx, list(names), clean=False, parallelism=None, quiet=ctx.json)
+    results = run_installs(ctx, list(names), clean=update, parallelism=None, quiet=ctx.json, locked=not update)
     if any(r["error"] for r in results):
         from strata.errors import InstallError
 
