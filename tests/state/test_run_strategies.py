@@ -64,6 +64,25 @@ def test_state_strategies_through_run_and_el(strata: Cli, scripted: Path, backen
         assert backend.ids() == ["dev:by-el", STATE_ID]
 
 
+def test_meltanos_run_variables_set_the_flags(scripted: Path, backend_case: BackendCase) -> None:
+    """``MELTANO_RUN_STATE_STRATEGY``, ``MELTANO_RUN_FULL_REFRESH``…, as in Meltano (``STRATA_RUN_…`` too)."""
+
+    def with_env(**env: str) -> Cli:
+        return lambda *args: run_strata(*args, cwd=scripted, env={**backend_case.environ(), **env})
+
+    run = ("run", "tap-slow", "target-echo")
+    assert stored_after(with_env(MELTANO_RUN_STATE_STRATEGY="merge"), *run) == bookmarks(s=5, old=1)
+    assert stored_after(with_env(STRATA_RUN_STATE_STRATEGY="merge"), *run) == bookmarks(s=5, old=1)
+    assert stored_after(with_env(MELTANO_RUN_FULL_REFRESH="true"), *run) == bookmarks(s=2, old=1)
+    assert stored_after(with_env(MELTANO_RUN_NO_STATE_UPDATE="1"), *run) == STORED
+    assert stored_after(with_env(MELTANO_RUN_STATE_ID_SUFFIX="x"), *run) == STORED  # another state id
+    assert stored_after(with_env(MELTANO_RUN_STATE_ID_SUFFIX="x"), *run, state_id=f"{STATE_ID}:x") == bookmarks(s=5)
+    bad = with_env(MELTANO_RUN_STATE_STRATEGY="bogus")(*run)
+    assert bad.code == 2
+    assert bad.err.count("\n") == 1
+    assert "'bogus' is not one of" in bad.err
+
+
 def test_no_state_update_reads_and_stores_no_state(strata: Cli, scripted: Path) -> None:
     """Meltano's meaning: the run has no state job, so the tap starts from nothing and nothing is stored."""
     assert strata("state", "set", "--force", STATE_ID, json.dumps(STORED)).code == 0

@@ -12,27 +12,43 @@ import click
 from strata.cli.context import Context, pass_context
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from strata.ingest.pipeline import RunOptions, RunResult
 
-_STATE_STRATEGY = click.option(
-    "--state-strategy",
-    type=click.Choice(["auto", "merge", "overwrite"]),
-    default="auto",
-    show_default=True,
-    help="How the run's states combine with the stored state: merge (deep-merge), overwrite, "
-    "or auto (merge with --full-refresh, else overwrite).",
-)
-_MERGE_STATE = click.option("--merge-state", is_flag=True, hidden=True, help="Old spelling of --state-strategy merge.")
 
-RUN_OPTIONS = [
-    click.option("--full-refresh", is_flag=True, help="Ignore stored state and read everything again."),
-    click.option("--refresh-catalog", is_flag=True, help="Discover again even when a cached catalog exists."),
-    click.option("-f", "--force", is_flag=True, help="Run even if another run holds this state id's lock."),
+def _run_env(name: str) -> list[str]:
+    """The variables that set a ``run`` option: ``STRATA_RUN_NAME`` and Meltano's ``MELTANO_RUN_NAME``."""
+    return [f"STRATA_RUN_{name}", f"MELTANO_RUN_{name}"]
+
+
+def _state_strategy(envvar: list[str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--state-strategy",
+        type=click.Choice(["auto", "merge", "overwrite"]),
+        default="auto",
+        show_default=True,
+        envvar=envvar,
+        help="How the run's states combine with the stored state: merge (deep-merge), overwrite, "
+        "or auto (merge with --full-refresh, else overwrite).",
+    )
+
+
+_MERGE_STATE = click.option("--merge-state", is_flag=True, hidden=True, help="Old spelling of --state-strategy merge.")
+_FULL_REFRESH_HELP = "Ignore stored state and read everything again."
+_REFRESH_CATALOG_HELP = "Discover again even when a cached catalog exists."
+_FORCE_HELP = "Run even if another run holds this state id's lock."
+
+RUN_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option("--full-refresh", is_flag=True, envvar=_run_env("FULL_REFRESH"), help=_FULL_REFRESH_HELP),
+    click.option("--refresh-catalog", is_flag=True, envvar=_run_env("REFRESH_CATALOG"), help=_REFRESH_CATALOG_HELP),
+    click.option("-f", "--force", is_flag=True, envvar=_run_env("FORCE"), help=_FORCE_HELP),
     click.option("--dry-run", is_flag=True, help="Print what would run, run nothing (plugins need not be installed)."),
-    _STATE_STRATEGY,
+    _state_strategy(_run_env("STATE_STRATEGY")),
     _MERGE_STATE,
 ]
-"""Options of ``run`` and ``job run`` beside the blocks; ``el`` shares the state ones."""
+"""Options of ``run``, ``job run`` and ``schedule run`` beside the blocks, settable as in Meltano by
+``MELTANO_RUN_…`` variables (or ``STRATA_RUN_…``)."""
 
 
 def run_options(fn: Any) -> Any:
@@ -54,8 +70,13 @@ def strategy_of(strategy: str, merge_state: bool) -> str:
 
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("blocks", nargs=-1, required=True)
-@click.option("--state-id-suffix", help="Appended to the generated state ids.")
-@click.option("--no-state-update", is_flag=True, help="Read no stored state and store none (Meltano's meaning).")
+@click.option("--state-id-suffix", envvar=_run_env("STATE_ID_SUFFIX"), help="Appended to the generated state ids.")
+@click.option(
+    "--no-state-update",
+    is_flag=True,
+    envvar=_run_env("NO_STATE_UPDATE"),
+    help="Read no stored state and store none (Meltano's meaning).",
+)
 @run_options
 @pass_context
 def run(ctx: Context, /, blocks: tuple[str, ...], merge_state: bool, state_strategy: str, **flags: Any) -> None:
@@ -69,9 +90,13 @@ def run(ctx: Context, /, blocks: tuple[str, ...], merge_state: bool, state_strat
 @click.command()
 @click.argument("extractor")
 @click.argument("loader")
-@click.option("--state-id", help="State id to use (default: <environment>:<extractor>-to-<loader>).")
-@click.option("--full-refresh", is_flag=True, help="Ignore stored state and read everything again.")
-@click.option("--refresh-catalog", is_flag=True, help="Discover again even when a cached catalog exists.")
+@click.option(
+    "--state-id",
+    envvar=["STRATA_STATE_ID", "MELTANO_STATE_ID"],
+    help="State id to use (default: <environment>:<extractor>-to-<loader>).",
+)
+@click.option("--full-refresh", is_flag=True, envvar=_run_env("FULL_REFRESH"), help=_FULL_REFRESH_HELP)
+@click.option("--refresh-catalog", is_flag=True, help=_REFRESH_CATALOG_HELP)
 @click.option("-s", "--select", multiple=True, help="Extract only the streams matching this glob (repeatable).")
 @click.option("-e", "--exclude", multiple=True, help="Do not extract the streams matching this glob (repeatable).")
 @click.option(
@@ -84,9 +109,9 @@ def run(ctx: Context, /, blocks: tuple[str, ...], merge_state: bool, state_strat
     type=click.Path(dir_okay=False, path_type=Path),
     help="State file the extractor starts from instead of the stored state.",
 )
-@click.option("-f", "--force", is_flag=True, help="Run even if another run holds this state id's lock.")
+@click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
 @click.option("--dry-run", "--dry", is_flag=True, help="Print what would run, run nothing.")
-@_STATE_STRATEGY
+@_state_strategy()
 @_MERGE_STATE
 @pass_context
 def el(

@@ -1,0 +1,65 @@
+"""State flags compared with Meltano 4.4.1: after each scenario strata stores the state Meltano stored.
+
+``tests/fixtures/meltano-state-strategies``: a project whose tap resumes after the bookmark ``s``
+and emits ``{"bookmarks": {"s": i}}`` only, ``scenarios.txt`` (a name and the `run`/`el` arguments
+per line), and ``expected/NAME.json``, the ``meltano state get`` that ``record.sh`` recorded after
+the scenario, the state having been set to ``STORED`` before it. With Meltano present
+(``TEST_MELTANO_BIN``, or the bench venv ``bench/.venvs/meltano``) one more test records again
+and checks that Meltano still stores exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_strata
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-state-strategies"
+STATE_ID = "dev:tap-count-to-target-echo"
+STORED = '{"singer_state": {"bookmarks": {"s": 2, "old": 1}}}'
+SCENARIOS = [line.split() for line in (FIXTURE / "scenarios.txt").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("strategies") / "project"
+    shutil.copytree(FIXTURE / "project", root)
+    return root
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_strata_stores_the_state_meltano_stores(project: Path, scenario: list[str]) -> None:
+    name, *args = scenario
+    assert run_strata("state", "set", "--force", STATE_ID, STORED, cwd=project).code == 0
+    done = run_strata(*args, cwd=project)
+    assert done.code == 0, done.err
+    shown = run_strata("state", "get", STATE_ID, cwd=project)
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out) == json.loads((FIXTURE / "expected" / f"{name}.json").read_text())
+
+
+def meltano_bin() -> Path | None:
+    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv, if present."""
+    given = os.environ.get("TEST_MELTANO_BIN")
+    bench = Path(__file__).parent.parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
+    candidate = Path(given) if given else bench
+    return candidate if candidate.is_file() else None
+
+
+def test_the_stored_meltano_states_are_what_meltano_stores_now(tmp_path: Path) -> None:
+    meltano = meltano_bin()
+    if meltano is None:
+        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
+    copy = tmp_path / "fixture"
+    shutil.copytree(FIXTURE, copy, ignore=shutil.ignore_patterns("expected"))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
+    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=600)
+    for name, *_ in SCENARIOS:
+        recorded = json.loads((copy / "expected" / f"{name}.json").read_text())
+        assert recorded == json.loads((FIXTURE / "expected" / f"{name}.json").read_text()), name
