@@ -142,3 +142,30 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def meltano_bin() -> Path | None:
+    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
+    given = os.environ.get("TEST_MELTANO_BIN")
+    bench = Path(__file__).parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
+    candidate = Path(given) if given else bench
+    return candidate if candidate.is_file() else None
+
+
+def record_again(fixture: Path, tmp_path: Path, timeout: float = 300) -> Path:
+    """``fixture/record.sh`` run with Meltano on a copy of ``fixture``; the copy (its ``expected/`` new).
+
+    Skips the calling test when Meltano is not at hand.
+    """
+    import shutil
+
+    import pytest
+
+    meltano = meltano_bin()
+    if meltano is None:
+        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
+    copy = tmp_path / "fixture"
+    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns("expected"))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
+    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=timeout)
+    return copy

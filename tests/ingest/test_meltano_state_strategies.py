@@ -11,14 +11,12 @@ and checks that Meltano still stores exactly that.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_strata
+from tests.helpers import record_again, run_strata
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-state-strategies"
 STATE_ID = "dev:tap-count-to-target-echo"
@@ -44,22 +42,8 @@ def test_strata_stores_the_state_meltano_stores(project: Path, scenario: list[st
     assert json.loads(shown.out) == json.loads((FIXTURE / "expected" / f"{name}.json").read_text())
 
 
-def meltano_bin() -> Path | None:
-    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv, if present."""
-    given = os.environ.get("TEST_MELTANO_BIN")
-    bench = Path(__file__).parent.parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
-    candidate = Path(given) if given else bench
-    return candidate if candidate.is_file() else None
-
-
 def test_the_stored_meltano_states_are_what_meltano_stores_now(tmp_path: Path) -> None:
-    meltano = meltano_bin()
-    if meltano is None:
-        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
-    copy = tmp_path / "fixture"
-    shutil.copytree(FIXTURE, copy, ignore=shutil.ignore_patterns("expected"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
-    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=600)
+    copy = record_again(FIXTURE, tmp_path, timeout=600)
     for name, *_ in SCENARIOS:
         recorded = json.loads((copy / "expected" / f"{name}.json").read_text())
         assert recorded == json.loads((FIXTURE / "expected" / f"{name}.json").read_text()), name

@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 
 from strata.project.project import Project
 from strata.project.settings import resolve
-from tests.helpers import Cli, snapshot, write_project
+from tests.helpers import Cli, record_again, snapshot, write_project
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-include-paths"
 EXPECTED = FIXTURE / "expected"
@@ -207,27 +207,9 @@ def test_a_second_read_of_a_split_project_comes_from_the_parse_cache(split: Path
     assert "ruamel.yaml" not in _modules_after(["job", "list"], split)
 
 
-def _meltano() -> Path | None:
-    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
-    import os
-
-    given = os.environ.get("TEST_MELTANO_BIN")
-    bench = Path(__file__).parent.parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
-    candidate = Path(given) if given else bench
-    return candidate if candidate.is_file() else None
-
-
 def test_the_stored_meltano_output_is_what_meltano_prints_now(tmp_path: Path) -> None:
     """With Meltano at hand, ``record.sh`` run again reproduces every stored file byte for byte."""
-    import subprocess
-
-    meltano = _meltano()
-    if meltano is None:
-        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
-    copy = tmp_path / "fixture"
-    shutil.copytree(FIXTURE, copy, ignore=shutil.ignore_patterns("expected"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
-    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=300)
+    copy = record_again(FIXTURE, tmp_path)
     recorded = {p.relative_to(copy / "expected"): p.read_bytes() for p in (copy / "expected").rglob("*") if p.is_file()}
     stored = {p.relative_to(EXPECTED): p.read_bytes() for p in EXPECTED.rglob("*") if p.is_file()}
     assert recorded == stored
