@@ -161,6 +161,31 @@ def test_invoke_dumps_and_files(case: Case) -> None:
     assert not list((case.root / ".strata" / "run").glob("*.json"))  # the files it got are gone
 
 
+def test_el_dump_prints_what_the_pipeline_would_give_and_runs_nothing(case: Case) -> None:
+    """Meltano's `el --dump catalog|state|extractor-config|loader-config`."""
+    config = case.el("--dump", "extractor-config")
+    assert config.code == 0, config.err
+    assert json.loads(config.out)["path"] == str(case.data)
+    assert "hunter2-secret" not in config.out
+    assert json.loads(case.el("--dump", "loader-config").out)["destination_path"] == str(case.out)
+    catalog = json.loads(case.el("--dump", "catalog", "--exclude", "users").out)
+    (users,) = catalog["streams"]
+    assert next(m for m in users["metadata"] if m["breadcrumb"] == [])["metadata"]["selected"] is False
+    none = case.el("--dump", "state")
+    assert "starts from no state" in one_line(none)
+    assert case.el().code == 0
+    assert case.loaded() == 50
+    stored = json.loads(case.strata("state", "get", case.state_id).out)["singer_state"]
+    assert json.loads(case.el("--dump", "state").out) == stored
+    given = case.work / "given.json"
+    given.write_text('{"bookmarks": {"users": {"x": 1}}}')
+    assert json.loads(case.el("--dump", "state", "--state", str(given)).out) == {"bookmarks": {"users": {"x": 1}}}
+    assert "starts from no state" in one_line(case.el("--dump", "state", "--full-refresh"))
+    runs = json.loads(case.strata("--json", "runs", "list", "--state-id", case.state_id).out)
+    assert len(runs) == 1  # the dumps ran nothing
+    assert case.loaded() == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -170,6 +195,7 @@ def test_invoke_dumps_and_files(case: Case) -> None:
         (["el", "tap-jsonl", "target-jsonl", "--state-strategy", "bogus"], "'bogus' is not one of"),
         (["run", "--state-strategy", "bogus", "tap-jsonl", "target-jsonl"], "'bogus' is not one of"),
         (["invoke", "--dump=nope", "tap-jsonl"], "'nope' is not one of"),
+        (["el", "tap-jsonl", "target-jsonl", "--dump", "config"], "'config' is not one of"),
         (["invoke", "--catalog", "missing.json", "tap-jsonl"], "--catalog missing.json cannot be read"),
         (["invoke", "--dump=state", "tap-jsonl"], "no stored state"),
         (["invoke", "--state", "strata.yml", "target-jsonl"], "not JSON"),

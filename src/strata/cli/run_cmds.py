@@ -109,6 +109,11 @@ def run(ctx: Context, /, blocks: tuple[str, ...], merge_state: bool, state_strat
     type=click.Path(dir_okay=False, path_type=Path),
     help="State file the extractor starts from instead of the stored state.",
 )
+@click.option(
+    "--dump",
+    type=click.Choice(["catalog", "state", "extractor-config", "loader-config"]),
+    help="Print what the pipeline would give the plugin (configs with secrets redacted) and run nothing.",
+)
 @click.option("-f", "--force", is_flag=True, help=_FORCE_HELP)
 @click.option("--dry-run", "--dry", is_flag=True, help="Print what would run, run nothing.")
 @_state_strategy()
@@ -123,6 +128,7 @@ def el(
     exclude: tuple[str, ...],
     merge_state: bool,
     state_strategy: str,
+    dump: str | None,
     **flags: Any,
 ) -> None:
     """Extract with EXTRACTOR and load with LOADER."""
@@ -133,7 +139,24 @@ def el(
         select_filter=(*select, *(f"!{pattern}" for pattern in exclude)),
         **flags,
     )
+    if dump is not None:
+        _dump(ctx, [extractor, loader], options, dump)
+        return
     _execute(ctx, [extractor, loader], options)
+
+
+def _dump(ctx: Context, blocks: list[str], options: RunOptions, what: str) -> None:
+    import json
+
+    from strata.ingest.pipeline import Block, dump_block, parse_blocks
+
+    project = ctx.project()
+    items = parse_blocks(project, blocks, dry_run=True)
+    if len(items) != 1 or not isinstance(items[0], Block):
+        from strata.errors import UsageError
+
+        raise UsageError("--dump takes one EXTRACTOR and one LOADER", "name the plugins, not jobs")
+    click.echo(json.dumps(dump_block(project, items[0], options, what), indent=2))
 
 
 def _execute(ctx: Context, blocks: list[str], options: RunOptions) -> None:

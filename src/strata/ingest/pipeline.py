@@ -575,6 +575,45 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
             return result
 
 
+def dump_block(project: Project, block: Block, options: RunOptions, what: str) -> dict[str, Any]:
+    """What Meltano's ``el --dump WHAT`` prints: a file the pipeline would hand a plugin; nothing runs.
+
+    ``extractor-config``/``loader-config`` (secrets redacted), ``catalog`` (the one the extractor
+    gets: discovered, or ``--catalog``, with ``--select/--exclude``), ``state`` (the one it starts
+    from: ``--state``, else the stored state; none with ``--full-refresh``).
+    """
+    from strata.ingest.catalog import read_catalog_file
+    from strata.ingest.runfiles import read_json_file
+
+    if what in ("extractor-config", "loader-config"):
+        ref = block.extractor if what == "extractor-config" else block.loader
+        return resolve(project, ref.name).config(redacted=True)
+    name = block.extractor.name
+    if what == "catalog":
+        given = None if options.catalog is None else read_catalog_file(options.catalog)
+        refresh = options.full_refresh or options.refresh_catalog
+        found = run_catalog(project, block.extractor, refresh=refresh, given=given, select_filter=options.select_filter)
+        if found is None:
+            raise UsageError(f"`{name}` is given no catalog (see its `capabilities:`)", "dump its config or state")
+        return found
+    state = None
+    if not options.full_refresh:
+        state = None if options.state is None else read_json_file(options.state, "--state")
+        if state is None:
+            from strata.state import state_backend_for
+
+            state_id = state_id_for(project, block, options)
+            with state_backend_for(project) as backend:
+                record = backend.get(state_id)
+            state = None if record is None else singer_state(record.effective(), state_id)
+    if not state:
+        raise UsageError(
+            f"`{name}` starts from no state in this pipeline (--full-refresh, or none stored)",
+            "see `strata state list`",
+        )
+    return state
+
+
 @contextlib.contextmanager
 def _state_store(project: Project, state_id: str, options: RunOptions) -> Iterator[tuple[Any, Any]]:
     """The state backend and the run's lock on ``state_id``; neither with ``--no-state-update``."""
