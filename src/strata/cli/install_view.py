@@ -23,8 +23,12 @@ def run_installs(
     clean: bool,
     parallelism: int | None,
     quiet: bool = False,
+    locked: bool = True,
 ) -> list[dict[str, Any]]:
-    """Install ``names`` (or every plugin); one result per plugin, failures included."""
+    """Install ``names`` (or every plugin); one result per plugin, failures included.
+
+    ``locked``: the versions in ``strata.lock`` are installed (else each ``pip_url`` is resolved again).
+    """
     from strata.errors import StrataError
     from strata.ingest import venv
 
@@ -46,7 +50,7 @@ def run_installs(
         if show and not names:
             click.echo("nothing to install: no plugin has a pip_url")
         return results
-    lock = venv.read_lock(project)
+    lock = venv.read_lock(project) if locked else {}
     venv.uv_binary()
 
     def one(env: venv.PluginEnv) -> dict[str, Any]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from pathlib import Path
+from typing import Any
 
 import click
 
 from strata.cli.context import Context, pass_context
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 @click.command()
@@ -165,13 +164,20 @@ def install(ctx: Context, names: tuple[str, ...], clean: bool, parallelism: int 
 
 @click.command()
 @click.argument("names", nargs=-1)
+@click.option(
+    "-u", "--update", is_flag=True, help="Resolve each plugin's pip_url again, ignoring strata.lock, and record that."
+)
 @pass_context
-def lock(ctx: Context, names: tuple[str, ...]) -> None:
-    """Record the exact versions installed for each plugin in strata.lock."""
+def lock(ctx: Context, names: tuple[str, ...], update: bool) -> None:
+    """Record the exact versions installed for each plugin in strata.lock.
+
+    Without --update an installed plugin keeps the versions strata.lock gave it; with --update
+    its venv is built afresh from its pip_url (as `install --clean`, the lock not honoured).
+    """
     from strata.cli.install_view import run_installs
     from strata.ingest import venv
 
-    results = run_installs(ctx, list(names), clean=False, parallelism=None, quiet=ctx.json)
+    results = run_installs(ctx, list(names), clean=update, parallelism=None, quiet=ctx.json, locked=not update)
     if any(r["error"] for r in results):
         from strata.errors import InstallError
 
@@ -200,21 +206,58 @@ def lock(ctx: Context, names: tuple[str, ...]) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--list-commands", is_flag=True, help="List PLUGIN's commands (its `commands:`) instead.")
+@click.option(
+    "--dump",
+    type=click.Choice(["config", "catalog", "state"]),
+    help="Print what the plugin would be given (config with secrets redacted) and run nothing.",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Catalog file to give the extractor (as --catalog or --properties).",
+)
+@click.option("--state", type=click.Path(dir_okay=False, path_type=Path), help="State file to give the extractor.")
+@click.option("--refresh-catalog", is_flag=True, help="With --dump=catalog: discover again even when cached.")
 @click.argument("plugin")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
-def invoke(ctx: Context, plugin: str, args: tuple[str, ...], list_commands: bool) -> int | None:
+def invoke(
+    ctx: Context,
+    /,
+    plugin: str,
+    args: tuple[str, ...],
+    list_commands: bool,
+    dump: str | None,
+    catalog: Path | None,
+    state: Path | None,
+    refresh_catalog: bool,
+) -> int | None:
     """Run PLUGIN's executable with its resolved config (passed as --config) and ARGS.
 
     PLUGIN:COMMAND runs one of its `commands:` instead: the command's executable (or the
     plugin's) with the command's args, $VAR expanded from the plugin's settings, then ARGS.
+    Options go before PLUGIN; everything after it goes to the plugin.
     """
     if list_commands:
         _list_commands(ctx, plugin)
         return None
-    from strata.ingest.invoke import invoke as run
+    from strata.ingest import invoke as invoking
+    from strata.ingest.catalog import read_catalog_file
+    from strata.ingest.runfiles import read_json_file
 
-    return run(ctx.project(), plugin, list(args))
+    project = ctx.project()
+    files = {}
+    if catalog is not None:
+        files["catalog"] = read_catalog_file(catalog)
+    if state is not None:
+        files["state"] = read_json_file(state, "--state")
+    if dump is not None:
+        shown = invoking.dump(
+            project, plugin, dump, catalog=files.get("catalog"), state=files.get("state"), refresh=refresh_catalog
+        )
+        click.echo(json.dumps(shown, indent=2))
+        return None
+    return invoking.invoke(project, plugin, list(args), files)
 
 
 def _list_commands(ctx: Context, plugin: str) -> None:

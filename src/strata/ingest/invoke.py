@@ -140,14 +140,69 @@ def prepare_command(project: Project, block: str, args: list[str]) -> Invocation
     return inv
 
 
-def invoke(project: Project, name: str, args: list[str], *, stdout_to_stderr: bool = False) -> int:
+def invoke(
+    project: Project,
+    name: str,
+    args: list[str],
+    files: Mapping[str, dict[str, Any]] | None = None,
+    *,
+    stdout_to_stderr: bool = False,
+) -> int:
     """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code.
 
+    ``files`` (``catalog``, ``state``: an extractor's, from ``--catalog``/``--state FILE``) go to it
+    as 0600 files, with the arguments its capabilities take (``catalog.tap_args``).
     ``stdout_to_stderr``: its standard output goes to strata's standard error (which keeps
     strata's own output, JSON for instance, clean).
     """
+    if files:
+        extractor(project, name, "--catalog and --state")
     inv = prepare_command(project, name, args) if commands.is_command_block(name) else prepare(project, name, args)
-    return _execute(project, inv, None, capture=False, stdout=2 if stdout_to_stderr else None).returncode
+    stdout = 2 if stdout_to_stderr else None
+    return _execute(project, inv, None, capture=False, files=files or {}, stdout=stdout).returncode
+
+
+def extractor(project: Project, name: str, what: str) -> None:
+    """Refuse ``what`` (an option) for anything but an extractor."""
+    if commands.is_command_block(name) or project.plugin(name).plugin_type != "extractors":
+        raise UsageError(f"{what} apply to an extractor, and `{name}` is not one", f"leave {what} out for it")
+
+
+def dump(
+    project: Project,
+    name: str,
+    what: str,
+    *,
+    catalog: dict[str, Any] | None,
+    state: dict[str, Any] | None,
+    refresh: bool,
+) -> dict[str, Any]:
+    """What ``invoke --dump=WHAT`` prints, starting nothing but a discovery: no plugin run.
+
+    ``config``: the resolved config, secrets redacted (Meltano prints them; strata prints no
+    secret). ``catalog``: the ``--catalog`` file, else the catalog a run gives the extractor.
+    ``state``: the ``--state`` file (invoke has no state id, so no stored state is given).
+    """
+    if what == "config":
+        if commands.is_command_block(name) or project.plugin(name).plugin_type not in _TAKES_CONFIG:
+            raise UsageError(f"`{name}` is given no config file", "dump the config of an extractor, loader or mapper")
+        return resolve(project, name).config(redacted=True)
+    extractor(project, name, f"--dump={what}")
+    if what == "state":
+        if state is None:
+            raise UsageError(
+                "`strata invoke` gives an extractor no stored state, only a --state FILE",
+                "pass --state FILE, or see a run's state with `strata state get ID`",
+            )
+        return state
+    if catalog is not None:
+        return catalog
+    from strata.ingest.catalog import run_catalog
+
+    found = run_catalog(project, project.plugin(name), refresh=refresh)
+    if found is None:
+        raise UsageError(f"`{name}` is given no catalog (see its `capabilities:`)", "dump its config or state instead")
+    return found
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
@@ -175,11 +230,24 @@ def exit_code(returncode: int) -> int:
 
 
 def _execute(
-    project: Project, inv: Invocation, stdin: str | None, *, capture: bool, stdout: int | None = None
+    project: Project,
+    inv: Invocation,
+    stdin: str | None,
+    *,
+    capture: bool,
+    files: Mapping[str, dict[str, Any]] | None = None,
+    stdout: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     name = inv.env.ref.name
     with _SignalsToPlugin(interactive=not capture) as signals, contextlib.ExitStack() as stack:
         argv = inv.argv
+        if files:
+            from strata.ingest.catalog import tap_args
+
+            paths = {
+                kind: stack.enter_context(config_file(project, f"{name}.{kind}", data)) for kind, data in files.items()
+            }
+            argv = [argv[0], *tap_args(project, inv.env.ref, paths.get("catalog"), paths.get("state")), *argv[1:]]
         if inv.takes_config:
             path = stack.enter_context(config_file(project, name, inv.config))
             argv = [argv[0], "--config", str(path), *argv[1:]]
