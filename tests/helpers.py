@@ -142,3 +142,11 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def meltano_bin() -> Path | None:
+    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
+    given = os.environ.get("TEST_MELTANO_BIN")
+    bench = Path(__file__).parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
+    candidate = Path(given) if given else bench
+    return candidate if candidate.is_file() else None

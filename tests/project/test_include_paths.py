@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 
 from strata.project.project import Project
 from strata.project.settings import resolve
-from tests.helpers import Cli, snapshot, write_project
+from tests.helpers import Cli, meltano_bin, snapshot, write_project
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-include-paths"
 EXPECTED = FIXTURE / "expected"
@@ -207,21 +207,11 @@ def test_a_second_read_of_a_split_project_comes_from_the_parse_cache(split: Path
     assert "ruamel.yaml" not in _modules_after(["job", "list"], split)
 
 
-def _meltano() -> Path | None:
-    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
-    import os
-
-    given = os.environ.get("TEST_MELTANO_BIN")
-    bench = Path(__file__).parent.parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
-    candidate = Path(given) if given else bench
-    return candidate if candidate.is_file() else None
-
-
 def test_the_stored_meltano_output_is_what_meltano_prints_now(tmp_path: Path) -> None:
     """With Meltano at hand, ``record.sh`` run again reproduces every stored file byte for byte."""
     import subprocess
 
-    meltano = _meltano()
+    meltano = meltano_bin()
     if meltano is None:
         pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
     copy = tmp_path / "fixture"

@@ -333,7 +333,12 @@ def schedule_run(ctx: Context, name: str, full_refresh: bool, force: bool, dry_r
             f"{project.file_name}: schedules.{name}.env",
             strict=project.strict_env_var_mode,
         )
-        project = Project(project.root, environment=ctx.environment, environ={**os.environ, **env})
+        project = Project(
+            project.root,
+            environment=ctx.environment,
+            no_environment=ctx.no_environment,
+            environ={**os.environ, **env},
+        )
     blocks = jobs_edit.schedule_blocks(project, entry)
     flags: dict[str, Any] = {"full_refresh": full_refresh, "force": force, "dry_run": dry_run}
     if entry.job is None:

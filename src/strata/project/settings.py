@@ -344,12 +344,14 @@ def _file_layer(
 
 
 def _from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
+    """``value`` with its variables expanded; one that is nothing but unset variables is no value, as in Meltano."""
     try:
-        return SettingValue(
-            key, expand(value, project.variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
-        )
+        expanded = expand(value, project.variables, f"{where} `{key}`", strict=project.strict_env_var_mode)
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
+    if isinstance(value, str) and value and expanded == "":
+        expanded = None
+    return SettingValue(key, expanded, source, where)
 
 
 def flatten(
