@@ -279,3 +279,30 @@ def test_a_value_that_is_only_unset_variables_is_no_value_as_in_meltano(
     rows = {row["name"]: row for row in strata("--json", "config", "list", "tap-x").json()}
     assert (rows["whole"]["value"], rows["whole"]["source"]) == (None, "meltano.yml")
     assert (rows["both"]["value"], rows["both"]["source"]) == (None, "meltano.yml")
+
+
+DECLARED_ENV = """
+    plugins:
+      extractors:
+        - name: tap-db
+          namespace: tap_db
+          settings:
+            - {name: password, kind: password, env: DB_PASSWORD}
+            - {name: host, env: DB_HOST}
+"""
+
+
+def test_a_settings_own_env_name_is_not_read_as_in_meltano(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meltano 4 reads ``<PLUGIN>_<SETTING>`` (and the namespace's); a setting's ``env:`` is only what the plugin gets."""
+    write_project(tmp_path, DECLARED_ENV, name="meltano.yml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DB_PASSWORD=from-dotenv\n")
+    monkeypatch.setenv("DB_HOST", "from-process")
+    assert strata("config", "print", "tap-db").json() == {}
+    assert strata("config", "set", "tap-db", "password", "pw-2").code == 0
+    assert (tmp_path / ".env").read_text() == "DB_PASSWORD=from-dotenv\nTAP_DB_PASSWORD='pw-2'\n"
+    rows = {row["name"]: row for row in strata("--json", "config", "list", "tap-db").json()}
+    assert (rows["password"]["source"], rows["password"]["detail"]) == (".env", "TAP_DB_PASSWORD")
+    assert rows["host"]["source"] == "unset"

@@ -93,7 +93,8 @@ def looks_secret(name: str) -> bool:
     ``refresh_token``, ``gcp_credentials_json`` are secret; ``next_page_token_path``,
     ``token_uri`` are not. ``key`` is secret alone or after an owner word (``api_key``,
     ``aws_secret_access_key``), never after others (``primary_key_required``, ``replication_key``,
-    ``s3_key_prefix``, ``key_hash``). A dotted name is read as one (``ssh.private_key``).
+    ``s3_key_prefix``, ``key_hash``); ``keys`` alone is a list of key columns (tap-csv's
+    ``files[].keys``), not a credential. A dotted name is read as one (``ssh.private_key``).
     """
     words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()) if w]
     while len(words) > 1 and words[-1] in _ENCODINGS:
@@ -101,11 +102,12 @@ def looks_secret(name: str) -> bool:
     if not words:
         return False
     last = words[-1]
-    if last.endswith("s") and (last[:-1] == "key" or last[:-1].endswith(_SECRET_NOUNS)):
+    plural = last.endswith("s") and (last[:-1] == "key" or last[:-1].endswith(_SECRET_NOUNS))
+    if plural:
         last = words[-1] = last[:-1]
     if last in _SECRET_WORDS or last.endswith(_SECRET_NOUNS):
         return True
-    if last == "key" and (len(words) == 1 or words[-2] in _KEY_OWNERS):
+    if last == "key" and ((len(words) == 1 and not plural) or (len(words) > 1 and words[-2] in _KEY_OWNERS)):
         return True
     return any(tuple(words[-len(phrase) :]) == phrase for phrase in _SECRET_PHRASES)
 
@@ -208,11 +210,12 @@ def is_secret(name: str, declared: Setting | None) -> bool:
 
 
 def variable_names(project: Project, ref: PluginRef, name: str, declared: Setting | None) -> list[str]:
-    """Variables that set ``name`` for ``ref``, most specific first."""
-    names = []
-    if declared is not None and declared.env:
-        names.append(declared.env)
-    names.append(env_name(ref.name, name))
+    """Variables that set ``name`` for ``ref``, most specific first.
+
+    As in Meltano 4, a setting's own ``env:`` is not among them: it names the variable the plugin
+    gets, it does not set the value (Meltano neither reads it nor writes it with ``config set``).
+    """
+    names = [env_name(ref.name, name)]
     names.append(env_name(namespace(project, ref), name))
     names.extend(env_name(ref.name, alias) for alias in (declared.aliases if declared is not None else []))
     return list(dict.fromkeys(names))
