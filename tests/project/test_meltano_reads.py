@@ -306,3 +306,33 @@ def test_a_settings_own_env_name_is_not_read_as_in_meltano(
     rows = {row["name"]: row for row in strata("--json", "config", "list", "tap-db").json()}
     assert (rows["password"]["source"], rows["password"]["detail"]) == (".env", "TAP_DB_PASSWORD")
     assert rows["host"]["source"] == "unset"
+
+
+INHERITED = """
+    plugins:
+      extractors:
+        - name: tap-pg
+          namespace: tap_postgres
+          settings:
+            - {name: port, kind: integer, value: 5432}
+            - {name: host}
+            - {name: password, kind: password}
+        - name: tap-pg-orders
+          inherit_from: tap-pg
+          config: {host: orders-db}
+"""
+
+
+def test_an_inheriting_plugin_gets_its_parents_variables_through_the_parent_as_in_meltano(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent's variables are the parent's values: inherited, beneath the child's own config."""
+    write_project(tmp_path, INHERITED, name="meltano.yml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("TAP_POSTGRES_PASSWORD=pw\nTAP_POSTGRES_HOST=shared-db\n")
+    rows = {row["name"]: row for row in strata("--json", "config", "list", "tap-pg-orders").json()}
+    assert (rows["host"]["value"], rows["host"]["source"]) == ("orders-db", "meltano.yml")
+    assert (rows["password"]["value"], rows["password"]["source"]) == ("(redacted)", "inherited")
+    assert (rows["port"]["value"], rows["port"]["source"]) == (5432, "default")
+    monkeypatch.setenv("TAP_PG_ORDERS_HOST", "own-variable")
+    assert strata("config", "print", "tap-pg-orders").json()["host"] == "own-variable"

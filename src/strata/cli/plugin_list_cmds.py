@@ -16,6 +16,18 @@ if TYPE_CHECKING:
 _DESCRIPTORS = {"files": "file bundle", "utilities": "utility"}
 """Meltano's name of a plugin type where it is not the section name without its ``s``."""
 
+_MELTANO_ORDER = (
+    "extractors",
+    "loaders",
+    "transforms",
+    "orchestrators",
+    "transformers",
+    "files",
+    "utilities",
+    "mappers",
+)
+"""The order of Meltano's plugin types, in which ``plugin list`` prints them."""
+
 
 @click.group()
 def plugin() -> None:
@@ -35,7 +47,8 @@ def plugin() -> None:
 def list_(ctx: Context, output_format: str) -> None:
     """Every plugin of the project with its type, variant, parent and pip_url, in Meltano's order."""
     project = ctx.project()
-    rows = [_listing(project, ref) for ref in project.plugins()]
+    refs = sorted(project.plugins(), key=lambda ref: _MELTANO_ORDER.index(ref.plugin_type))
+    rows = [_listing(project, ref) for ref in refs]
     if output_format == "json" or ctx.json:
         click.echo(json.dumps(rows, indent=2))
         return

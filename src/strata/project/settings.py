@@ -214,9 +214,12 @@ def variable_names(project: Project, ref: PluginRef, name: str, declared: Settin
 
     As in Meltano 4, a setting's own ``env:`` is not among them: it names the variable the plugin
     gets, it does not set the value (Meltano neither reads it nor writes it with ``config set``).
+    An inheriting plugin reads the namespace's variable only when it has a namespace of its own:
+    otherwise that variable is its parent's, and reaches it as an inherited value.
     """
     names = [env_name(ref.name, name)]
-    names.append(env_name(namespace(project, ref), name))
+    if ref.plugin.inherit_from is None or ref.plugin.namespace:
+        names.append(env_name(namespace(project, ref), name))
     names.extend(env_name(ref.name, alias) for alias in (declared.aliases if declared is not None else []))
     return list(dict.fromkeys(names))
 
@@ -262,7 +265,7 @@ def resolve(
             {
                 k: SettingValue(k, v.value, "inherited", f"from {parent.ref.name}", problem=v.problem)
                 for k, v in parent.values.items()
-                if v.value is not None or v.problem is not None
+                if (v.value is not None or v.problem is not None) and v.source != "default"
             }
         )
 
