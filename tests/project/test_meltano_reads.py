@@ -336,3 +336,38 @@ def test_an_inheriting_plugin_gets_its_parents_variables_through_the_parent_as_i
     assert (rows["port"]["value"], rows["port"]["source"]) == (5432, "default")
     monkeypatch.setenv("TAP_PG_ORDERS_HOST", "own-variable")
     assert strata("config", "print", "tap-pg-orders").json()["host"] == "own-variable"
+
+
+NOT_SINGER = """
+    plugins:
+      extractors:
+        - name: tap-x
+          namespace: tap_x
+          settings: [{name: unset_one}, {name: a.b, value: 1}]
+      utilities:
+        - name: tool
+          namespace: tool
+          settings: [{name: unset_one}, {name: a.b, value: 1}, {name: token, kind: password}]
+      orchestrators:
+        - name: airflow
+          namespace: airflow
+          settings: [{name: core.load_examples, kind: boolean, value: false}, {name: port, kind: integer}]
+          config: {port: 8080}
+"""
+
+
+@pytest.mark.parametrize(
+    ("plugin", "printed"),
+    [
+        ("tap-x", {"a": {"b": 1}}),
+        ("tool", {"unset_one": None, "a.b": 1, "token": None}),
+        ("airflow", {"core": {"load_examples": "False"}, "port": "8080"}),
+    ],
+)
+def test_config_print_is_the_plugins_own_processing_as_in_meltano(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugin: str, printed: dict[str, object]
+) -> None:
+    """Singer plugins get nested config without nulls; others Meltano's flat settings; Airflow nested text."""
+    write_project(tmp_path, NOT_SINGER, name="meltano.yml")
+    monkeypatch.chdir(tmp_path)
+    assert strata("config", "print", plugin).json() == printed

@@ -251,7 +251,7 @@ def print_(click_ctx: click.Context, output_format: str, plugin_type: str | None
         for name, value in settings.as_env(redacted=True).items():
             click.echo(line_of(name, value))
         return
-    data = settings.config(redacted=True)
+    data = settings.printed()
     ctx.emit(data, lambda: click.echo(json.dumps(data, indent=2, default=str)))
 
 

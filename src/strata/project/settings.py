@@ -49,6 +49,8 @@ _SECRET_KINDS = {"password", "secret", "hidden", "oauth"}
 _PLAIN_KINDS = {"boolean", "integer", "decimal", "date_iso8601", "options"}
 """Kinds whose values cannot be credentials: flags, numbers, dates and choices from a list."""
 _OBJECT_KINDS = {"object", "array"}
+SINGER_TYPES = frozenset({"extractors", "loaders", "mappers"})
+"""Plugin types that speak Singer: they get their config as a file, nested and without nulls."""
 
 
 def redact_urls(text: str) -> str:
@@ -160,6 +162,27 @@ class PluginSettings:
             if item.value is not None:
                 _nest(out, item.name, item.shown if redacted else item.value)
         return out
+
+    def printed(self) -> dict[str, Any]:
+        """What ``meltano config print`` shows: the plugin type's own processing of the config, secrets redacted.
+
+        A Singer plugin (extractor, loader, mapper) gets its config nested and without null values,
+        as in its config file; Airflow nested with every value as text; any other plugin the flat
+        dotted names, with null for a setting that has no value.
+        """
+        if self.ref.plugin_type in SINGER_TYPES:
+            return self.config(redacted=True)
+        flat: dict[str, Any] = {}
+        for item in self.values.values():
+            if item.problem is not None:
+                raise item.problem
+            flat[item.name] = item.shown
+        if self.ref.plugin_type != "orchestrators" or namespace(self.project, self.ref) != "airflow":
+            return flat
+        nested: dict[str, Any] = {}
+        for name, value in flat.items():
+            _nest(nested, name, str(value))
+        return nested
 
     def as_env(self, *, redacted: bool = False) -> dict[str, str]:
         """``<PLUGIN>_<SETTING>`` variables for the plugin's process (Meltano does the same), or to show."""
