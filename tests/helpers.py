@@ -150,3 +150,28 @@ def meltano_bin() -> Path | None:
     bench = Path(__file__).parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
     candidate = Path(given) if given else bench
     return candidate if candidate.is_file() else None
+
+
+def record_with_meltano(fixture: Path, tmp_path: Path, timeout: float) -> Path:
+    """Run ``fixture``'s ``record.sh`` with the Meltano at hand on a copy of it (without ``expected/``).
+
+    Returns the copy, whose ``expected/`` then holds what Meltano prints now; the test is skipped,
+    saying how to get one, when there is no Meltano.
+    """
+    import shutil
+
+    import pytest
+
+    meltano = meltano_bin()
+    if meltano is None:
+        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
+    copy = tmp_path / fixture.name
+    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns("expected"))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
+    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=timeout)
+    return copy
+
+
+def files_under(root: Path) -> dict[Path, bytes]:
+    """Every file under ``root`` (by its path relative to ``root``) with its bytes."""
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 
 from strata.project.project import Project
 from strata.project.settings import resolve
-from tests.helpers import Cli, meltano_bin, snapshot, write_project
+from tests.helpers import Cli, files_under, record_with_meltano, snapshot, write_project
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-include-paths"
 EXPECTED = FIXTURE / "expected"
@@ -209,18 +209,8 @@ def test_a_second_read_of_a_split_project_comes_from_the_parse_cache(split: Path
 
 def test_the_stored_meltano_output_is_what_meltano_prints_now(tmp_path: Path) -> None:
     """With Meltano at hand, ``record.sh`` run again reproduces every stored file byte for byte."""
-    import subprocess
-
-    meltano = meltano_bin()
-    if meltano is None:
-        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
-    copy = tmp_path / "fixture"
-    shutil.copytree(FIXTURE, copy, ignore=shutil.ignore_patterns("expected"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
-    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=300)
-    recorded = {p.relative_to(copy / "expected"): p.read_bytes() for p in (copy / "expected").rglob("*") if p.is_file()}
-    stored = {p.relative_to(EXPECTED): p.read_bytes() for p in EXPECTED.rglob("*") if p.is_file()}
-    assert recorded == stored
+    copy = record_with_meltano(FIXTURE, tmp_path, timeout=300)
+    assert files_under(copy / "expected") == files_under(EXPECTED)
 
 
 def test_a_job_in_two_included_files_is_refused_as_in_meltano(strata: Cli, split: Path) -> None:
