@@ -87,10 +87,10 @@ def test_a_write_shadowed_by_a_higher_layer_warns_and_names_it(
     (layered / ".env").write_text("TAP_DB_USER=from-dotenv\n")
     in_env = strata("-e", "dev", "config", "tap-db", "set", "user", "u")
     assert "`user` is also set in .env (TAP_DB_USER), which wins" in in_env.err
-    monkeypatch.setenv("DB_PASSWORD", "from-process")
+    monkeypatch.setenv("TAP_DB_PASSWORD", "from-process")  # the setting's env: DB_PASSWORD is not read (Meltano 4)
     secret = strata("config", "tap-db", "set", "password", "pw-2")
     assert secret.code == 0
-    assert "`password` is also set in env (DB_PASSWORD), which wins" in secret.err
+    assert "`password` is also set in env (TAP_DB_PASSWORD), which wins" in secret.err
     assert "pw-2" not in secret.out + secret.err
     assert "from-process" not in secret.out + secret.err
     quiet = strata("config", "tap-db", "set", "port", "7")

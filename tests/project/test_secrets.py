@@ -84,6 +84,8 @@ def test_config_set_of_a_bad_value_names_the_setting_not_the_value(strata: Cli, 
         ("refreshtoken", True),
         ("gcp_credentials_json", True),
         ("key", True),
+        ("keys", False),  # tap-csv's files[].keys: a stream's primary key columns
+        ("api_keys", True),
         ("ssh.key_file", True),
         ("keyspace", False),
         ("keystore_path", False),

@@ -16,6 +16,7 @@ from strata.cli import (
     features_cmds,
     jobs_cmds,
     plugin_cmds,
+    plugin_list_cmds,
     project_cmds,
     run_cmds,
     runs_cmds,
@@ -41,6 +42,11 @@ from strata.logs import LEVELS
     envvar=["STRATA_ENVIRONMENT", "MELTANO_ENVIRONMENT"],
     help="Environment to use (default: default_environment).",
 )
+@click.option(
+    "--no-environment",
+    is_flag=True,
+    help="Use no environment, not even default_environment or one from the variables (as in Meltano).",
+)
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True, help="Log level.")
 @click.option(
     "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True, help="Log format."
@@ -53,6 +59,7 @@ def cli(
     ctx: click.Context,
     project_dir: Path | None,
     environment: str | None,
+    no_environment: bool,
     log_level: str,
     log_format: str,
     json_output: bool,
@@ -66,12 +73,19 @@ def cli(
     from strata import logs
 
     logs.configure("debug" if debug else log_level, log_format)
-    ctx.obj = Context(project_dir=project_dir, environment=environment or None, json=json_output, debug=debug)
+    ctx.obj = Context(
+        project_dir=project_dir,
+        environment=None if no_environment else environment or None,
+        no_environment=no_environment,
+        json=json_output,
+        debug=debug,
+    )
 
 
 for module in (
     project_cmds,
     plugin_cmds,
+    plugin_list_cmds,
     config_cmds,
     environment_cmds,
     build_cmd,

@@ -64,6 +64,36 @@ def _is_project(project: Project, name: str) -> bool:
     return name == PROJECT and all(ref.name != PROJECT for ref in project.plugins())
 
 
+_PLUGIN_TYPES = {
+    "extractor": "extractors",
+    "extractors": "extractors",
+    "loader": "loaders",
+    "loaders": "loaders",
+    "transform": "transforms",
+    "transforms": "transforms",
+    "orchestrator": "orchestrators",
+    "orchestrators": "orchestrators",
+    "transformer": "transformers",
+    "transformers": "transformers",
+    "file": "files",
+    "files": "files",
+    "utility": "utilities",
+    "utilities": "utilities",
+    "mapper": "mappers",
+    "mappers": "mappers",
+    "mapping": "mappers",
+    "mappings": "mappers",
+}
+"""Meltano's ``--plugin-type`` values and the section of the project file each one means."""
+
+plugin_type_option = click.option(
+    "--plugin-type",
+    type=click.Choice(list(_PLUGIN_TYPES)),
+    callback=lambda _ctx, _param, value: _PLUGIN_TYPES.get(value) if value else None,
+    help="The plugin's type, when plugins of different types share its name (as in Meltano).",
+)
+
+
 def _render(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -72,13 +102,14 @@ def _render(value: Any) -> str:
 @click.option(
     "--extras", is_flag=True, help="List only the plugin's extras (`_select`, `_metadata` …), as Meltano does."
 )
+@plugin_type_option
 @click.pass_context
-def list_(click_ctx: click.Context, extras: bool) -> None:
+def list_(click_ctx: click.Context, extras: bool, plugin_type: str | None) -> None:
     """Every setting: value and source. Secrets are redacted."""
     from strata.project.settings import resolve
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
-    settings = resolve(ctx.project(), click_ctx.meta["plugin"])
+    settings = resolve(ctx.project(), click_ctx.meta["plugin"], plugin_type=plugin_type)
     if extras:
         _list_extras(ctx, settings.ref)
         return
@@ -136,14 +167,15 @@ def _list_extras(ctx: Context, ref: PluginRef) -> None:
 
 @config.command()
 @click.argument("key")
+@plugin_type_option
 @click.pass_context
-def get(click_ctx: click.Context, key: str) -> None:
+def get(click_ctx: click.Context, key: str, plugin_type: str | None) -> None:
     """One setting's value and source."""
     from strata.errors import SettingError
     from strata.project.settings import resolve
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
-    settings = resolve(ctx.project(), click_ctx.meta["plugin"])
+    settings = resolve(ctx.project(), click_ctx.meta["plugin"], plugin_type=plugin_type)
     value = _extra_value(ctx.project(), settings.ref, key) if key.startswith("_") else settings.values.get(key)
     if value is None:
         raise SettingError(
@@ -302,19 +334,20 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
     show_default=True,
     help="JSON object, or the variables the plugin gets (NAME='value' lines).",
 )
+@plugin_type_option
 @click.pass_context
-def print_(click_ctx: click.Context, output_format: str) -> None:
+def print_(click_ctx: click.Context, output_format: str, plugin_type: str | None) -> None:
     """The configuration the plugin gets, as `meltano config print` shows it; secrets are redacted."""
     from strata.project.dotenv_file import line_of
     from strata.project.settings import resolve
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
-    settings = resolve(ctx.project(), click_ctx.meta["plugin"])
+    settings = resolve(ctx.project(), click_ctx.meta["plugin"], plugin_type=plugin_type)
     if output_format == "env" and not ctx.json:
         for name, value in settings.as_env(redacted=True).items():
             click.echo(line_of(name, value))
         return
-    data = settings.config(redacted=True)
+    data = settings.printed()
     ctx.emit(data, lambda: click.echo(json.dumps(data, indent=2, default=str)))
 
 

@@ -25,6 +25,8 @@ class Context:
 
     project_dir: Path | None = None
     environment: str | None = None
+    no_environment: bool = False
+    """``--no-environment``: no environment at all, not even ``default_environment``."""
     json: bool = False
     debug: bool = False
     _project: Project | None = field(default=None, repr=False)
@@ -38,7 +40,9 @@ class Context:
             from strata.ingest.runfiles import remove_leftovers
             from strata.project.project import Project
 
-            self._project = Project.find(self.project_dir, environment=self.environment)
+            self._project = Project.find(
+                self.project_dir, environment=self.environment, no_environment=self.no_environment
+            )
             remove_leftovers(self._project.system_dir)
         return self._project
 

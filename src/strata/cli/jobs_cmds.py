@@ -319,7 +319,12 @@ def schedule_run(ctx: Context, /, name: str, merge_state: bool, state_strategy: 
             f"{project.file_name}: schedules.{name}.env",
             strict=project.strict_env_var_mode,
         )
-        project = Project(project.root, environment=ctx.environment, environ={**os.environ, **env})
+        project = Project(
+            project.root,
+            environment=ctx.environment,
+            no_environment=ctx.no_environment,
+            environ={**os.environ, **env},
+        )
     blocks = jobs_edit.schedule_blocks(project, entry)
     flags["state_strategy"] = strategy_of(state_strategy, merge_state)
     if entry.job is None:

@@ -23,7 +23,7 @@ from strata.errors import (
 )
 from strata.project.files import decode
 from strata.project.keypath import path_key
-from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile, Setting
+from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile, Setting, singular
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -124,19 +124,22 @@ class Project:
         root: Path,
         *,
         environment: str | None = None,
+        no_environment: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        """``no_environment`` (Meltano's ``--no-environment``) selects none, whatever else says one."""
         self.root = root.resolve()
         self.file = next((self.root / n for n in PROJECT_FILES if (self.root / n).is_file()), None)
         if self.file is None:
             raise ProjectNotFoundError(f"no strata.yml or meltano.yml in {self.root}", "run `strata init DIR` first")
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._lock_definitions: dict[Path, dict[str, Any]] = {}
         self.text = _read(self.file)
         loaded = _load(self.root, self.file, self.text, self.system_dir)
         self.sources, self._plain, self._lines, self.model = loaded.sources, loaded.plain, loaded.lines, loaded.model
         _warn(self.root, loaded.warnings)
         self._check()
-        self.environment = self._select_environment(environment)
+        self.environment = None if no_environment else self._select_environment(environment)
 
     @cached_property
     def tree(self) -> CommentedMap:
@@ -159,12 +162,14 @@ class Project:
         project_dir: Path | None = None,
         *,
         environment: str | None = None,
+        no_environment: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> Project:
         """Load the project at ``project_dir``, or the one above the working directory."""
         if project_dir is not None and not project_dir.is_dir():
             raise ProjectNotFoundError(f"{project_dir} is not a directory", "pass an existing project directory to -C")
-        return cls(find_root(project_dir or Path.cwd()), environment=environment, environ=environ)
+        root = find_root(project_dir or Path.cwd())
+        return cls(root, environment=environment, no_environment=no_environment, environ=environ)
 
     # -- places -------------------------------------------------------------------------
 
@@ -273,13 +278,30 @@ class Project:
     # -- plugins ------------------------------------------------------------------------
 
     def plugins(self, plugin_type: str | None = None) -> Iterator[PluginRef]:
-        """Every plugin entry, in file order (a declared ``target-strata`` made runnable)."""
+        """Every plugin entry, in file order.
+
+        A hub plugin comes over its lock file's definition, a declared ``target-strata`` made runnable.
+        """
         for ptype in PLUGIN_TYPES if plugin_type is None else (plugin_type,):
             entries = getattr(self.model.plugins, ptype)
             for index, plugin in enumerate(entries):
                 if ptype == "loaders" and plugin.name == BUILTIN_LOADER:
                     plugin = builtin_loader(plugin)  # noqa: PLW2901 - the declared entry, made runnable
+                else:
+                    plugin = self._defined(ptype, plugin)  # noqa: PLW2901 - the entry over its definition
                 yield PluginRef(ptype, index, plugin)
+
+    def _defined(self, plugin_type: str, plugin: Plugin) -> Plugin:
+        """``plugin`` over the definition in its Meltano lock file (``hub_lock``), when it has one."""
+        from strata.project import hub_lock
+
+        path = hub_lock.lock_path(self.root, plugin_type, plugin)
+        if path is None:
+            return plugin
+        definition = self._lock_definitions.get(path)
+        if definition is None:
+            definition = self._lock_definitions[path] = hub_lock.read_definition(self.root, path)
+        return hub_lock.with_definition(plugin, definition, str(path.relative_to(self.root)))
 
     def plugin(self, name: str, plugin_type: str | None = None) -> PluginRef:
         """The plugin called ``name`` (of ``plugin_type``, when names are shared across types).
@@ -294,14 +316,17 @@ class Project:
             return PluginRef("loaders", len(self.model.plugins.loaders), builtin_loader(None))
         import difflib
 
-        names = [ref.name for ref in self.plugins()]
+        kind = "plugin" if plugin_type is None else singular(plugin_type)
+        names = [ref.name for ref in self.plugins(plugin_type)]
         close = difflib.get_close_matches(name, names, n=1)
-        hint = (
-            f"did you mean `{close[0]}`?"
-            if close
-            else (f"defined plugins: {', '.join(names)}" if names else "add one with `strata add`")
-        )
-        raise PluginNotFoundError(f"no plugin named `{name}` in {self.file_name}", hint)
+        other_types = [singular(ref.plugin_type) for ref in self.plugins() if ref.name == name]
+        if other_types:
+            hint = f"`{name}` is a {' and a '.join(other_types)}; pass that type"
+        elif close:
+            hint = f"did you mean `{close[0]}`?"
+        else:
+            hint = f"defined {kind}s: {', '.join(names)}" if names else "add one with `strata add`"
+        raise PluginNotFoundError(f"no {kind} named `{name}` in {self.file_name}", hint)
 
     def environment_override(self, ref: PluginRef) -> tuple[Plugin, list[str | int]] | None:
         """The active environment's entry for ``ref`` and its key path, if any."""

@@ -51,6 +51,8 @@ _SECRET_KINDS = {"password", "secret", "hidden", "oauth"}
 _PLAIN_KINDS = {"boolean", "integer", "decimal", "date_iso8601", "options"}
 """Kinds whose values cannot be credentials: flags, numbers, dates and choices from a list."""
 _OBJECT_KINDS = {"object", "array"}
+SINGER_TYPES = frozenset({"extractors", "loaders", "mappers"})
+"""Plugin types that speak Singer: they get their config as a file, nested and without nulls."""
 
 
 def redact_urls(text: str) -> str:
@@ -95,7 +97,8 @@ def looks_secret(name: str) -> bool:
     ``refresh_token``, ``gcp_credentials_json`` are secret; ``next_page_token_path``,
     ``token_uri`` are not. ``key`` is secret alone or after an owner word (``api_key``,
     ``aws_secret_access_key``), never after others (``primary_key_required``, ``replication_key``,
-    ``s3_key_prefix``, ``key_hash``). A dotted name is read as one (``ssh.private_key``).
+    ``s3_key_prefix``, ``key_hash``); ``keys`` alone is a list of key columns (tap-csv's
+    ``files[].keys``), not a credential. A dotted name is read as one (``ssh.private_key``).
     """
     words = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()) if w]
     while len(words) > 1 and words[-1] in _ENCODINGS:
@@ -103,11 +106,12 @@ def looks_secret(name: str) -> bool:
     if not words:
         return False
     last = words[-1]
-    if last.endswith("s") and (last[:-1] == "key" or last[:-1].endswith(_SECRET_NOUNS)):
+    plural = last.endswith("s") and (last[:-1] == "key" or last[:-1].endswith(_SECRET_NOUNS))
+    if plural:
         last = words[-1] = last[:-1]
     if last in _SECRET_WORDS or last.endswith(_SECRET_NOUNS):
         return True
-    if last == "key" and (len(words) == 1 or words[-2] in _KEY_OWNERS):
+    if last == "key" and ((len(words) == 1 and not plural) or (len(words) > 1 and words[-2] in _KEY_OWNERS)):
         return True
     return any(tuple(words[-len(phrase) :]) == phrase for phrase in _SECRET_PHRASES)
 
@@ -160,6 +164,27 @@ class PluginSettings:
             if item.value is not None:
                 _nest(out, item.name, item.shown if redacted else item.value)
         return out
+
+    def printed(self) -> dict[str, Any]:
+        """What ``meltano config print`` shows: the plugin type's own processing of the config, secrets redacted.
+
+        A Singer plugin (extractor, loader, mapper) gets its config nested and without null values,
+        as in its config file; Airflow nested with every value as text; any other plugin the flat
+        dotted names, with null for a setting that has no value.
+        """
+        if self.ref.plugin_type in SINGER_TYPES:
+            return self.config(redacted=True)
+        flat: dict[str, Any] = {}
+        for item in self.values.values():
+            if item.problem is not None:
+                raise item.problem
+            flat[item.name] = item.shown
+        if self.ref.plugin_type != "orchestrators" or namespace(self.project, self.ref) != "airflow":
+            return flat
+        nested: dict[str, Any] = {}
+        for name, value in flat.items():
+            _nest(nested, name, str(value))
+        return nested
 
     def as_env(self, *, redacted: bool = False) -> dict[str, str]:
         """The variables Meltano writes each setting to, for the plugin's process (or to show).
@@ -298,12 +323,16 @@ def is_secret(name: str, declared: Setting | None) -> bool:
 
 
 def variable_names(project: Project, ref: PluginRef, name: str, declared: Setting | None) -> list[str]:
-    """Variables that set ``name`` for ``ref``, most specific first."""
-    names = []
-    if declared is not None and declared.env:
-        names.append(declared.env)
-    names.append(env_name(ref.name, name))
-    names.append(env_name(namespace(project, ref), name))
+    """Variables that set ``name`` for ``ref``, most specific first.
+
+    As in Meltano 4, a setting's own ``env:`` is not among them: it names the variable the plugin
+    gets, it does not set the value (Meltano neither reads it nor writes it with ``config set``).
+    An inheriting plugin reads the namespace's variable only when it has a namespace of its own:
+    otherwise that variable is its parent's, and reaches it as an inherited value.
+    """
+    names = [env_name(ref.name, name)]
+    if ref.plugin.inherit_from is None or ref.plugin.namespace:
+        names.append(env_name(namespace(project, ref), name))
     names.extend(env_name(ref.name, alias) for alias in (declared.aliases if declared is not None else []))
     return list(dict.fromkeys(names))
 
@@ -351,7 +380,7 @@ def resolve(
             {
                 k: SettingValue(k, v.value, "inherited", f"from {parent.ref.name}", problem=v.problem)
                 for k, v in parent.values.items()
-                if v.value is not None or v.problem is not None
+                if (v.value is not None or v.problem is not None) and v.source != "default"
             }
         )
 
@@ -456,13 +485,17 @@ def _file_layer(
 def from_file(
     project: Project, variables: Mapping[str, str], key: str, value: Any, source: str, where: str
 ) -> SettingValue:
-    """A value from the project file, its ``${VAR}`` expanded against ``variables`` (``plugin_variables``)."""
+    """A value from the project file, its ``${VAR}`` expanded against ``variables`` (``plugin_variables``).
+
+    One that is nothing but unset variables is no value, as in Meltano.
+    """
     try:
-        return SettingValue(
-            key, expand(value, variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
-        )
+        expanded = expand(value, variables, f"{where} `{key}`", strict=project.strict_env_var_mode)
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
+    if isinstance(value, str) and value and expanded == "":
+        expanded = None
+    return SettingValue(key, expanded, source, where)
 
 
 def flatten(
