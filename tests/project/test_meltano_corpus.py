@@ -52,7 +52,9 @@ MELTANO_SECRET = "*****"
 STRATA_SECRET = "(redacted)"
 
 CUSTOM_EXTRAS = "issue 12 item 7: extras (an unknown plugin key is a custom extra in Meltano; strata refuses the file)"
-EXTRAS = "issue 12 item 7: extras (config list --extras)"
+EXTRAS = "issue 12: Meltano's custom extras and the dotted rows of object extras in config list --extras"
+EXTRAS_PENDING = {"custom-extras", "postgres-inherit-extras"}
+"""Layouts whose ``config list --extras`` still differs: unknown plugin keys (custom extras), dotted rows."""
 
 KNOWN: dict[tuple[str, ...], str] = {
     **{(check, "custom-extras"): CUSTOM_EXTRAS for check in ("plugins", "jobs", "schedules", "environments")},
@@ -267,7 +269,11 @@ def test_config_list_values_and_sources_are_meltanos(
     ("layout", "environment", "plugin_type", "plugin"),
     [
         pytest.param(
-            *case, marks=pytest.mark.xfail(strict=True, reason=KNOWN.get(("extras", *case), EXTRAS)), id="-".join(case)
+            *case,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN.get(("extras", *case), EXTRAS))]
+            if case[0] in EXTRAS_PENDING
+            else [],
+            id="-".join(case),
         )
         for case in _extras_cases()
     ],
