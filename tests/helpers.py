@@ -152,6 +152,12 @@ def meltano_bin() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+_NETWORK_VARIABLES = frozenset(
+    {"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
+)
+"""What a ``record.sh`` that installs plugins from PyPI needs of the caller's environment to reach it."""
+
+
 def assert_meltano_still_prints(fixture: Path, tmp_path: Path) -> None:
     """Run the fixture's ``record.sh`` with Meltano again: every file under ``expected/`` comes out byte for byte."""
     import shutil
@@ -164,6 +170,7 @@ def assert_meltano_still_prints(fixture: Path, tmp_path: Path) -> None:
     copy = tmp_path / "fixture"
     shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns("expected"))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
+    env |= {k: v for k, v in os.environ.items() if k in _NETWORK_VARIABLES}  # a record.sh that installs plugins
     subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=300)
     recorded = {p.relative_to(copy / "expected"): p.read_bytes() for p in (copy / "expected").rglob("*") if p.is_file()}
     expected = fixture / "expected"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError
 from strata.ingest import commands
+from strata.ingest.pipeline_env import plugin_variables
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
@@ -47,6 +48,8 @@ class Invocation:
     takes_config: bool
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     """Values of its secret settings and secret-named ``env:`` entries, kept out of stored or shown output."""
+    exported: dict[str, str] = field(default_factory=dict, repr=False)
+    """Its info, settings and extras as Meltano's variables: what the next plugins of a pipeline see."""
 
 
 def prepare(
@@ -56,6 +59,7 @@ def prepare(
     overrides: Mapping[str, Any] | None = None,
     *,
     executable: str | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> Invocation:
     """Resolve executable, config and environment of plugin ``name``.
 
@@ -64,19 +68,23 @@ def prepare(
 
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
-    adds ``<PLUGIN>_<SETTING>`` variables, the plugin's own ``env:`` and the active environment's
-    ``env:`` for this plugin. Its ``secrets`` are the values of its secret settings and of the
-    ``env:`` entries named like secrets (``PGPASSWORD``).
+    adds ``context`` (the variables of the plugins before it in a pipeline), the plugin's info,
+    settings and extras as Meltano's variables (``strata.ingest.pipeline_env``), the plugin's own
+    ``env:`` and the active environment's ``env:`` for this plugin. Its ``secrets`` are the values
+    of its secret settings and of the ``env:`` entries named like secrets (``PGPASSWORD``).
     """
     ref = project.plugin(name)
     env = plugin_env(project, ref)
-    settings = resolve(project, name, overrides)
+    context = context or {}
+    settings = resolve(project, name, overrides, context=context)
     config = settings.config()
     environ = dict(project.variables)
     environ.pop("PYTHONPATH", None)
     if project.environment is not None:
         environ["STRATA_ENVIRONMENT"] = project.environment.name
-    environ.update(settings.as_env())
+    exported = plugin_variables(project, ref, settings, context)
+    environ.update(context)
+    environ.update(exported)
     strict = project.strict_env_var_mode
     own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
     override = project.environment_override(ref)
@@ -96,6 +104,7 @@ def prepare(
         config,
         ref.plugin_type in _TAKES_CONFIG,
         secret_values(settings) | secret_variables(own),
+        exported,
     )
 
 

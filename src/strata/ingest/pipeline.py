@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, Self
 from strata.errors import Interrupted, RuntimeFailure, UsageError
 from strata.ingest.catalog import has_capability, run_catalog
 from strata.ingest.invoke import Invocation, exit_code, prepare, prepare_command
+from strata.ingest.pipeline_env import prepare_block
 from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.processes import die_with_parent as _die_with_parent
@@ -578,8 +579,7 @@ def _pipe(
 ) -> RunResult:
     started = time.monotonic()
     refs = [block.extractor, *block.mappers, block.loader]
-    overrides = [None, *(block.overrides(i) for i in range(len(block.mappers))), None]
-    invs = [prepare(project, ref.name, [], over) for ref, over in zip(refs, overrides, strict=True)]
+    invs = prepare_block(project, block)
     extra = ({"catalog": catalog} if catalog is not None else {}) | ({"state": start_state} if start_state else {})
     redact = Redactor(frozenset[str]().union(*(inv.secrets for inv in invs)))
     with _files(project, extra) as files, contextlib.ExitStack() as stack, _RunLog(log_path, redact) as log:

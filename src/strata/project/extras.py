@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import SettingError, UsageError
-from strata.project.settings import SettingValue, env_name, from_file, parse_value
+from strata.project.settings import (
+    SettingValue,
+    env_name,
+    exported,
+    from_file,
+    info_variables,
+    own_namespace,
+    parse_value,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -110,11 +119,6 @@ def parse(extra: Extra, path: list[str], raw: str) -> Any:
     return value
 
 
-def own_namespace(ref: PluginRef) -> str:
-    """The plugin's own namespace, as Meltano gives it to extras: ``namespace:`` or its name with ``_``."""
-    return ref.plugin.namespace or ref.name.replace("-", "_")
-
-
 def variable_names(ref: PluginRef, extra: Extra) -> list[str]:
     """``TAP_X__SELECT`` (plugin name, then namespace), then the same for each alias (``TAP_X_METADATA``)."""
     prefixes = (ref.name, own_namespace(ref))
@@ -123,11 +127,25 @@ def variable_names(ref: PluginRef, extra: Extra) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
-    """Every extra of ``ref`` through all layers (see the module docstring)."""
+def resolve_extras(
+    project: Project, ref: PluginRef, context: Mapping[str, str] | None = None
+) -> dict[str, SettingValue]:
+    """Every extra of ``ref`` through all layers (see the module docstring).
+
+    ``${VAR}`` in an extra sees what the plugin's settings see (``context`` included, see
+    ``settings.resolve``) and, as in Meltano, the plugin's own settings as variables
+    (``load_schema: $MELTANO_EXTRACT_DATABASE``).
+    """
     parent = None
     if ref.plugin.inherit_from is not None:
-        parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type))
+        parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type), context)
+    settings = resolve(project, ref.name, plugin_type=ref.plugin_type, context=context)
+    seen = {
+        **project.variables,
+        **(context or {}),
+        **info_variables(ref),
+        **exported(project, ref, settings.values.values()),
+    }
     override = project.environment_override(ref)
     result = {}
     for extra in EXTRAS.get(ref.plugin_type, ()):
@@ -139,18 +157,22 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
                 extra.name, inherited.value, "inherited", f"from {ref.plugin.inherit_from}", problem=inherited.problem
             )
             value = _over(extra, value, from_parent)
-        for layer in _file_values(project, ref, extra, override):
+        for layer in _file_values(project, ref, extra, override, seen):
             value = _over(extra, value, layer)
-        for source, variables in ((".env", project.dotenv), ("env", project.environ)):
-            var = next((v for v in variable_names(ref, extra) if v in variables), None)
+        for source, layer_vars in ((".env", project.dotenv), ("env", project.environ)):
+            var = next((v for v in variable_names(ref, extra) if v in layer_vars), None)
             if var is not None:
-                value = _from_variable(extra, variables[var], source, var)
+                value = _from_variable(extra, layer_vars[var], source, var)
         result[extra.name] = value
     return result
 
 
 def _file_values(
-    project: Project, ref: PluginRef, extra: Extra, override: tuple[Plugin, list[str | int]] | None
+    project: Project,
+    ref: PluginRef,
+    extra: Extra,
+    override: tuple[Plugin, list[str | int]] | None,
+    variables: Mapping[str, str],
 ) -> list[SettingValue]:
     """The extra as the plugin's entry and the environment's entry set it, lowest first."""
     entries: list[tuple[Plugin, list[str | int], str]] = [(ref.plugin, ref.path, project.file_of(ref.path))]
@@ -164,7 +186,7 @@ def _file_values(
             ([*path, extra.key], _field(plugin, extra.key)),
         ):
             if value is not None:
-                item = from_file(project, extra.name, value, source, project.line(key_path))
+                item = from_file(project, extra.name, value, source, project.line(key_path), variables)
                 found.append(_checked(extra, item))
     return found
 

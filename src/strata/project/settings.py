@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from strata.errors import SettingError, StrataError
 from strata.project.expand import env_value, expand
+from strata.project.schema import singular
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from strata.project.project import PluginRef, Project
     from strata.project.schema import Setting
@@ -198,6 +199,59 @@ def namespace(project: Project, ref: PluginRef) -> str:
     return chain[-1].name.replace("-", "_")
 
 
+def info_variables(ref: PluginRef) -> dict[str, str]:
+    """``MELTANO_EXTRACTOR_NAME``, ``…_NAMESPACE``, ``…_VARIANT``: Meltano's plugin info variables.
+
+    The namespace is the plugin's own (``namespace:`` or its name with ``_``, even when it
+    inherits), the variant its own or ``default``, as Meltano 4.4.1 gives them.
+    """
+    kind = env_name(singular(ref.plugin_type))
+    values = {"NAME": ref.name, "NAMESPACE": own_namespace(ref), "VARIANT": ref.plugin.variant or "default"}
+    return {f"MELTANO_{kind}_{key}": value for key, value in values.items()}
+
+
+def own_namespace(ref: PluginRef) -> str:
+    """The plugin's own namespace, as Meltano gives it to extras: ``namespace:`` or its name with ``_``."""
+    return ref.plugin.namespace or ref.name.replace("-", "_")
+
+
+def verb(plugin_type: str) -> str:
+    """Meltano's verb of a plugin type (``extract``, ``map``, ``utilize``), as in ``MELTANO_EXTRACT_<SETTING>``."""
+    if plugin_type == "transforms":
+        return "transform"
+    if plugin_type == "utilities":
+        return "utilize"
+    return "map" if plugin_type == "mappers" else plugin_type[:-3]
+
+
+def export_prefixes(project: Project, ref: PluginRef) -> list[str]:
+    """Prefixes of the variables a plugin's values go to it as: name, namespace, its parents', ``meltano_<verb>``."""
+    prefixes = [ref.name, own_namespace(ref)]
+    for parent in lineage(project, ref)[1:]:
+        prefixes += [parent.name, own_namespace(parent)]
+    prefixes.append(f"meltano_{verb(ref.plugin_type)}")
+    return list(dict.fromkeys(prefixes))
+
+
+def exported(project: Project, ref: PluginRef, values: Iterable[SettingValue]) -> dict[str, str]:
+    """``values`` as the variables Meltano hands the plugin: a declared ``env:`` name, then one per prefix.
+
+    ``TAP_X_USER``, ``<NAMESPACE>_USER``, ``MELTANO_EXTRACT_USER``; extras likewise
+    (``TAP_X__SELECT``). Unset values and values in error are left out.
+    """
+    declared = declared_settings(project, ref)
+    prefixes = export_prefixes(project, ref)
+    env: dict[str, str] = {}
+    for item in values:
+        if item.value is None or item.problem is not None:
+            continue
+        setting = declared.get(item.name)
+        names = [setting.env] if setting is not None and setting.env else []
+        names += [env_name(prefix, item.name) for prefix in prefixes]
+        env.update(dict.fromkeys(names, env_value(item.value)))
+    return env
+
+
 def is_secret(name: str, declared: Setting | None) -> bool:
     """A declaration decides (``sensitive``, a secret or plain ``kind``); otherwise the name does."""
     if declared is not None:
@@ -242,20 +296,28 @@ def resolve(
     overrides: Mapping[str, Any] | None = None,
     *,
     plugin_type: str | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> PluginSettings:
-    """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers."""
+    """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers.
+
+    ``${VAR}`` in values sees ``Project.variables``, then ``context`` (the variables of the plugins
+    before this one in a pipeline, see ``strata.ingest.pipeline_env``), then the plugin's own
+    ``MELTANO_<TYPE>_NAME/NAMESPACE/VARIANT``, as in Meltano.
+    """
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
+    seen = {**project.variables, **(context or {}), **info_variables(ref)}
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
     for key, setting in declared.items():
         if setting.value is not None:
-            defaults[key] = from_file(project, key, setting.value, "default", f"declared in {project.file_name}")
+            where = f"declared in {project.file_name}"
+            defaults[key] = from_file(project, key, setting.value, "default", where, seen)
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
-        parent = resolve(project, ref.plugin.inherit_from, plugin_type=ref.plugin_type)
+        parent = resolve(project, ref.plugin.inherit_from, plugin_type=ref.plugin_type, context=context)
         layers.append(
             {
                 k: SettingValue(k, v.value, "inherited", f"from {parent.ref.name}", problem=v.problem)
@@ -265,14 +327,19 @@ def resolve(
         )
 
     config_path = [*ref.path, "config"]
-    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_of(ref.path), declared))
+    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_of(ref.path), declared, seen))
     override = project.environment_override(ref)
     if override is not None:
         env_plugin, env_path = override
         assert project.environment is not None
         layers.append(
             _file_layer(
-                project, env_plugin.config, [*env_path, "config"], f"environment {project.environment.name}", declared
+                project,
+                env_plugin.config,
+                [*env_path, "config"],
+                f"environment {project.environment.name}",
+                declared,
+                seen,
             )
         )
 
@@ -336,24 +403,34 @@ def _file_layer(
     path: list[str | int],
     source: str,
     declared: Mapping[str, Setting],
+    variables: Mapping[str, str],
 ) -> dict[str, SettingValue]:
     layer = {}
     for key, (value, key_path) in flatten(config, path, declared).items():
         if key.startswith("_"):
             continue  # an extra (``config._select``), as Meltano reads it: see ``strata.project.extras``
         where = project.line(key_path)
-        layer[key] = from_file(project, key, value, source, where)
+        layer[key] = from_file(project, key, value, source, where, variables)
     return layer
 
 
-def from_file(project: Project, key: str, value: Any, source: str, where: str) -> SettingValue:
-    """A value written in the project file, ``${VAR}`` expanded; an expansion that fails is kept as the problem."""
+def from_file(
+    project: Project, key: str, value: Any, source: str, where: str, variables: Mapping[str, str] | None = None
+) -> SettingValue:
+    """A value written in the project file, ``${VAR}`` expanded; an expansion that fails is kept as the problem.
+
+    ``variables`` (``Project.variables`` when None) is what ``${VAR}`` sees. A text that expands
+    to nothing at all (``${MELTANO_EXTRACTOR_NAMESPACE}`` outside a pipeline) is unset, as in
+    Meltano: the setting is then left out of the plugin's config.
+    """
+    seen = project.variables if variables is None else variables
     try:
-        return SettingValue(
-            key, expand(value, project.variables, f"{where} `{key}`", strict=project.strict_env_var_mode), source, where
-        )
+        expanded = expand(value, seen, f"{where} `{key}`", strict=project.strict_env_var_mode)
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
+    if isinstance(value, str) and value and not expanded:
+        expanded = None
+    return SettingValue(key, expanded, source, where)
 
 
 def flatten(

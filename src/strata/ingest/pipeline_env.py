@@ -1,0 +1,70 @@
+"""The variables Meltano hands the plugins of a pipeline, and the order they become visible in.
+
+Every plugin gets its own info and values as variables (``strata invoke`` too):
+
+    MELTANO_EXTRACTOR_NAME, _NAMESPACE, _VARIANT    its info (MELTANO_LOADER_…, MELTANO_MAPPER_…, MELTANO_UTILITY_…)
+    TAP_X_USER  <NAMESPACE>_USER  MELTANO_EXTRACT_USER    every setting set (MELTANO_LOAD_…, MELTANO_UTILIZE_…)
+    TAP_X__SELECT  <NAMESPACE>__SELECT  MELTANO_EXTRACT__SELECT    every extra set
+
+In a pipeline (``run``, ``el``, jobs) each plugin also gets those of the plugins before it: a
+mapper the extractor's, the loader the extractor's and the mappers'. Its settings and extras
+may use them in ``${VAR}`` (``destination_path: out/$MELTANO_EXTRACT__LOAD_SCHEMA``), as Meltano
+4.4.1 expands a loader's config with the extractor's variables. A mapper named by a mapping also
+says so (``MELTANO_MAP__MAPPING=true``, ``MELTANO_MAP__MAPPING_NAME``). Command blocks and other
+pipelines of the same run get none of them, as in Meltano.
+
+These variables go to the plugin processes only; secret values among them are redacted from
+the run log with the secrets of the plugin they come from.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from strata.project.extras import resolve_extras
+from strata.project.settings import SettingValue, exported, info_variables
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from strata.ingest.invoke import Invocation
+    from strata.ingest.pipeline import Block
+    from strata.project.project import PluginRef, Project
+    from strata.project.settings import PluginSettings
+
+
+def plugin_variables(
+    project: Project, ref: PluginRef, settings: PluginSettings, context: Mapping[str, str]
+) -> dict[str, str]:
+    """The info, settings and extras of ``ref`` as variables (``context``: those of the plugins before it)."""
+    extras = resolve_extras(project, ref, context)
+    values = [*settings.values.values(), *extras.values()]
+    return {**info_variables(ref), **exported(project, ref, values)}
+
+
+def mapping_variables(project: Project, ref: PluginRef, mapping: str) -> dict[str, str]:
+    """What Meltano adds for a mapper run as the mapping ``mapping``: ``_mapping`` and ``_mapping_name``."""
+    values = [SettingValue("_mapping", value=True, source="mapping"), SettingValue("_mapping_name", mapping, "mapping")]
+    return exported(project, ref, values)
+
+
+def prepare_block(project: Project, block: Block) -> list[Invocation]:
+    """The invocations of a pipeline's plugins, in order, each resolved with the variables of those before it."""
+    from strata.ingest.invoke import prepare
+
+    mappings = block.mappings or tuple(None for _ in block.mappers)
+    steps = [
+        (block.extractor, None, None),
+        *((ref, block.overrides(i), mappings[i]) for i, ref in enumerate(block.mappers)),
+        (block.loader, None, None),
+    ]
+    context: dict[str, str] = {}
+    invocations = []
+    for ref, overrides, mapping in steps:
+        inv = prepare(project, ref.name, [], overrides, context=context)
+        if mapping is not None:
+            inv.exported.update(mapping_variables(project, ref, mapping.name))
+            inv.environ.update(inv.exported)
+        context = {**context, **inv.exported}
+        invocations.append(inv)
+    return invocations
