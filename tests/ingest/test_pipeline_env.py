@@ -73,6 +73,14 @@ def test_el_hands_the_loader_the_variables_of_the_extractor(project: Path) -> No
     assert_as_meltano(project, "el", "loader.env", "loader.config")
 
 
+def test_an_inheriting_extractor_hands_its_own_info_and_its_parents_values_expanded_as_its_own(
+    project: Path,
+) -> None:
+    """`tap-kid` inherits `load_schema: stage_$MELTANO_EXTRACTOR_NAMESPACE`: Meltano expands it with tap-kid's namespace."""
+    strata(project, "el", "tap-kid", "target-dump")
+    assert_as_meltano(project, "el-tap-kid", "loader.env", "loader.config")
+
+
 def test_invoke_hands_a_plugin_its_own_variables_only(project: Path) -> None:
     """Outside a pipeline the extractor's variables are unset: a value that expands to nothing is left out."""
     strata(project, "invoke", "target-dump")

@@ -39,7 +39,7 @@ def plugin_variables(
     """The info, settings and extras of ``ref`` as variables (``context``: those of the plugins before it)."""
     extras = resolve_extras(project, ref, context)
     values = [*settings.values.values(), *extras.values()]
-    return {**info_variables(ref), **exported(project, ref, values)}
+    return {**info_variables(project, ref), **exported(project, ref, values)}
 
 
 def mapping_variables(project: Project, ref: PluginRef, mapping: str) -> dict[str, str]:

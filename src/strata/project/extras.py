@@ -128,23 +128,24 @@ def variable_names(ref: PluginRef, extra: Extra) -> list[str]:
 
 
 def resolve_extras(
-    project: Project, ref: PluginRef, context: Mapping[str, str] | None = None
+    project: Project, ref: PluginRef, context: Mapping[str, str] | None = None, heir: PluginRef | None = None
 ) -> dict[str, SettingValue]:
     """Every extra of ``ref`` through all layers (see the module docstring).
 
-    ``${VAR}`` in an extra sees what the plugin's settings see (``context`` included, see
+    ``${VAR}`` in an extra sees what the plugin's settings see (``context`` and ``heir``, see
     ``settings.resolve``) and, as in Meltano, the plugin's own settings as variables
     (``load_schema: $MELTANO_EXTRACT_DATABASE``).
     """
+    me = heir or ref
     parent = None
     if ref.plugin.inherit_from is not None:
-        parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type), context)
-    settings = resolve(project, ref.name, plugin_type=ref.plugin_type, context=context)
+        parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type), context, me)
+    settings = resolve(project, me.name, plugin_type=me.plugin_type, context=context)
     seen = {
         **project.variables,
         **(context or {}),
-        **info_variables(ref),
-        **exported(project, ref, settings.values.values()),
+        **info_variables(project, me),
+        **exported(project, me, settings.values.values()),
     }
     override = project.environment_override(ref)
     result = {}

@@ -199,14 +199,15 @@ def namespace(project: Project, ref: PluginRef) -> str:
     return chain[-1].name.replace("-", "_")
 
 
-def info_variables(ref: PluginRef) -> dict[str, str]:
+def info_variables(project: Project, ref: PluginRef) -> dict[str, str]:
     """``MELTANO_EXTRACTOR_NAME``, ``…_NAMESPACE``, ``…_VARIANT``: Meltano's plugin info variables.
 
     The namespace is the plugin's own (``namespace:`` or its name with ``_``, even when it
-    inherits), the variant its own or ``default``, as Meltano 4.4.1 gives them.
+    inherits), the variant its own, its nearest ancestor's or ``default``, as Meltano 4.4.1 gives them.
     """
     kind = env_name(singular(ref.plugin_type))
-    values = {"NAME": ref.name, "NAMESPACE": own_namespace(ref), "VARIANT": ref.plugin.variant or "default"}
+    variant = next((r.plugin.variant for r in lineage(project, ref) if r.plugin.variant), "default")
+    values = {"NAME": ref.name, "NAMESPACE": own_namespace(ref), "VARIANT": variant}
     return {f"MELTANO_{kind}_{key}": value for key, value in values.items()}
 
 
@@ -297,16 +298,18 @@ def resolve(
     *,
     plugin_type: str | None = None,
     context: Mapping[str, str] | None = None,
+    heir: PluginRef | None = None,
 ) -> PluginSettings:
     """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers.
 
     ``${VAR}`` in values sees ``Project.variables``, then ``context`` (the variables of the plugins
     before this one in a pipeline, see ``strata.ingest.pipeline_env``), then the plugin's own
-    ``MELTANO_<TYPE>_NAME/NAMESPACE/VARIANT``, as in Meltano.
+    ``MELTANO_<TYPE>_NAME/NAMESPACE/VARIANT``, as in Meltano. A value a plugin inherits is
+    expanded as its own (Meltano reads the parent's text in the child): ``heir`` is that child.
     """
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
-    seen = {**project.variables, **(context or {}), **info_variables(ref)}
+    seen = {**project.variables, **(context or {}), **info_variables(project, heir or ref)}
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
@@ -317,7 +320,9 @@ def resolve(
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
-        parent = resolve(project, ref.plugin.inherit_from, plugin_type=ref.plugin_type, context=context)
+        parent = resolve(
+            project, ref.plugin.inherit_from, plugin_type=ref.plugin_type, context=context, heir=heir or ref
+        )
         layers.append(
             {
                 k: SettingValue(k, v.value, "inherited", f"from {parent.ref.name}", problem=v.problem)
