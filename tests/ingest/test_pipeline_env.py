@@ -68,6 +68,12 @@ def test_run_hands_the_mapper_and_the_loader_the_variables_of_the_plugins_before
     assert_as_meltano(project, "run", "mapper.env", "loader.env", "loader.config")
 
 
+def test_a_job_hands_its_pipeline_the_same_variables(project: Path) -> None:
+    """`dump-job` is `tap-jsonl dumped target-dump`: Meltano runs a job's pipeline as `run` does."""
+    strata(project, "run", "dump-job")
+    assert_as_meltano(project, "job", "mapper.env", "loader.env", "loader.config")
+
+
 def test_el_hands_the_loader_the_variables_of_the_extractor(project: Path) -> None:
     strata(project, "el", "tap-jsonl", "target-dump")
     assert_as_meltano(project, "el", "loader.env", "loader.config")
