@@ -50,6 +50,45 @@ def run_strata(
     return Result(done.returncode, done.stdout, done.stderr)
 
 
+def meltano_bin() -> Path | None:
+    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
+    given = os.environ.get("TEST_MELTANO_BIN")
+    bench = Path(__file__).parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
+    candidate = Path(given) if given else bench
+    return candidate if candidate.is_file() else None
+
+
+def record_again(fixture: Path, work: Path, recorded: str, timeout: float = 600) -> Path:
+    """A copy of ``fixture`` without its ``recorded`` files, after its ``record.sh`` ran again with Meltano.
+
+    The test is skipped (saying why) without Meltano (see ``meltano_bin``). Pip's settings are
+    passed on, for a ``record.sh`` that installs plugins.
+    """
+    import shutil
+
+    import pytest
+
+    meltano = meltano_bin()
+    if meltano is None:
+        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
+    copy = work / "fixture"
+    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns(recorded))
+    pip = {k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.endswith(("_CA_BUNDLE", "_CERT_FILE"))}
+    env = {**pip, "PATH": "/usr/bin:/bin", "HOME": str(work), "MELTANO": str(meltano), "TMPDIR": str(work)}
+    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=timeout)
+    return copy
+
+
+def recorded_by_meltano(fixture: Path, work: Path, timeout: float = 600) -> dict[Path, bytes]:
+    """Every file ``fixture/record.sh`` writes under ``expected/`` when run again now with Meltano."""
+    return files_under(record_again(fixture, work, "expected", timeout) / "expected")
+
+
+def files_under(root: Path) -> dict[Path, bytes]:
+    """Every file under ``root`` (its path relative to ``root``) with its content."""
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def write_project(root: Path, text: str, name: str = "strata.yml") -> Path:
     """Write a project file from an indented literal."""
     root.mkdir(parents=True, exist_ok=True)
@@ -144,35 +183,14 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
         time.sleep(0.02)
 
 
-def meltano_bin() -> Path | None:
-    """Meltano 4.4.1 from ``TEST_MELTANO_BIN`` or the bench venv (``bench/startup.py`` builds it), if present."""
-    given = os.environ.get("TEST_MELTANO_BIN")
-    bench = Path(__file__).parent.parent / "bench" / ".venvs" / "meltano" / "bin" / "meltano"
-    candidate = Path(given) if given else bench
-    return candidate if candidate.is_file() else None
-
-
-_NETWORK_VARIABLES = frozenset(
-    {"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"}
-)
-"""What a ``record.sh`` that installs plugins from PyPI needs of the caller's environment to reach it."""
-
-
 def assert_meltano_still_prints(fixture: Path, tmp_path: Path) -> None:
     """Run the fixture's ``record.sh`` with Meltano again: every file under ``expected/`` comes out byte for byte."""
-    import shutil
+    assert recorded_by_meltano(fixture, tmp_path) == files_under(fixture / "expected")
 
-    import pytest
 
-    meltano = meltano_bin()
-    if meltano is None:
-        pytest.skip("no Meltano venv: set TEST_MELTANO_BIN or build bench/.venvs/meltano")
-    copy = tmp_path / "fixture"
-    shutil.copytree(fixture, copy, ignore=shutil.ignore_patterns("expected"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MELTANO": str(meltano), "TMPDIR": str(tmp_path)}
-    env |= {k: v for k, v in os.environ.items() if k in _NETWORK_VARIABLES}  # a record.sh that installs plugins
-    subprocess.run(["/bin/sh", "record.sh"], cwd=copy, env=env, check=True, timeout=300)
-    recorded = {p.relative_to(copy / "expected"): p.read_bytes() for p in (copy / "expected").rglob("*") if p.is_file()}
-    expected = fixture / "expected"
-    stored = {p.relative_to(expected): p.read_bytes() for p in expected.rglob("*") if p.is_file()}
-    assert recorded == stored
+def changed_lines(before: str, after: str) -> list[str]:
+    """The removed (``-``) and added (``+``) lines between two texts, line ends kept."""
+    import difflib
+
+    diff = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), n=0)
+    return [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]

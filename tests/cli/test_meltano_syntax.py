@@ -92,10 +92,9 @@ def test_config_print_prints_meltanos_json(strata: Cli, meltano_project: Path) -
 
 
 def test_config_print_format_env_prints_the_plugins_variables(strata: Cli, meltano_project: Path) -> None:
-    expected = [line for line in MELTANO["config_print_env"].splitlines() if line.startswith("TAP_X_")]
     result = strata("config", "print", "tap-x", "--format=env")
     assert result.code == 0, result.err
-    assert result.out.splitlines() == expected
+    assert result.out == MELTANO["config_print_env"]
     (meltano_project / ".env").write_text("TAP_X_API_KEY=s3cret\n")
     shown = strata("config", "print", "tap-x", "--format", "env").out
     assert "s3cret" not in shown

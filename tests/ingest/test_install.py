@@ -80,6 +80,59 @@ def test_the_lock_records_pip_url_as_written_never_expanded(tmp_path: Path) -> N
         assert again.json()[0]["status"] == status
 
 
+@pytest.mark.network
+def test_install_clean_recreates_the_venv(tmp_path: Path) -> None:
+    """Meltano's `install --clean`: the venv is made anew even when it is up to date."""
+    write_project(tmp_path, ONE)
+    assert run_strata("install", cwd=tmp_path).code == 0
+    project = Project(tmp_path)
+    first = venv.plugin_env(project, project.plugin("target-jsonl")).current.resolve()
+    planted = first / "planted-by-the-test"
+    planted.write_text("x")
+    again = run_strata("--json", "install", "target-jsonl", cwd=tmp_path)
+    assert again.json()[0]["status"] == "up to date"
+    assert planted.exists()
+    clean = run_strata("--json", "install", "--clean", "target-jsonl", cwd=tmp_path)
+    assert clean.code == 0, clean.err
+    assert clean.json()[0]["status"] == "installed"
+    current = venv.plugin_env(project, project.plugin("target-jsonl")).current.resolve()
+    assert current != first
+    assert not first.exists()
+    assert not (current / "planted-by-the-test").exists()
+    plugin_still_works(tmp_path)
+
+
+@pytest.mark.network
+def test_lock_update_resolves_the_pip_url_again(tmp_path: Path) -> None:
+    """`lock --update` ignores the plugin's entry in strata.lock, installs it afresh and records what it got."""
+    write_project(tmp_path, ONE)
+    assert run_strata("lock", cwd=tmp_path).code == 0
+    lock_file = tmp_path / "strata.lock"
+    good = json.loads(lock_file.read_text())
+    stale = json.loads(lock_file.read_text())
+    stale["plugins"]["target-jsonl"]["requirements"].append("no-such-package-for-strata-tests==1.0")
+    lock_file.write_text(json.dumps(stale))
+    kept = run_strata("lock", cwd=tmp_path)  # without --update the lock is honoured, so the bad pin fails
+    assert kept.code == 1
+    assert json.loads(lock_file.read_text()) == stale
+    done = run_strata("lock", "--update", cwd=tmp_path)
+    assert done.code == 0, done.err
+    assert json.loads(lock_file.read_text()) == good
+    assert run_strata("--json", "install", cwd=tmp_path).json()[0]["status"] in {"installed", "up to date"}
+    plugin_still_works(tmp_path)
+
+
+def test_lock_update_of_an_unknown_plugin_is_one_line(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(tmp_path, ONE)
+    monkeypatch.chdir(tmp_path)
+    done = strata("lock", "--update", "nope")
+    assert done.code == 2
+    assert done.err.count("\n") == 1
+    assert not (tmp_path / "strata.lock").exists()
+
+
 def test_frozen_requirements_keep_no_credentials(tmp_path: Path) -> None:
     write_project(
         tmp_path,

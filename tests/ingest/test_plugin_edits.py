@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from strata.project.project import Project
-from tests.helpers import Cli, snapshot, write_project
+from tests.helpers import Cli, assert_meltano_still_prints, snapshot, write_project
 
 
 def test_add_with_an_unset_variable_in_pip_url_changes_nothing(
@@ -98,3 +98,59 @@ def test_install_of_a_plugin_without_pip_url_says_there_is_nothing_to_install(
     assert everything.code == 0
     assert everything.out == "nothing to install: no plugin has a pip_url\n"
     assert not (tmp_path / ".strata" / "plugins").exists()
+
+
+ADD_FIXTURE = Path(__file__).parent.parent / "fixtures" / "meltano-add"
+
+
+def _entries(path: Path) -> dict[str, list[list[tuple[str, object]]]]:
+    """Each plugin section's entries as ordered (key, value) pairs."""
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(path.read_text())
+    return {kind: [list(entry.items()) for entry in entries] for kind, entries in data["plugins"].items()}
+
+
+def test_add_writes_utilities_and_transformers_as_meltano_does(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meltano 4's `add --plugin-type TYPE NAME` (singular or plural) and strata's `add TYPE NAME` write one entry each."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "meltano.yml").write_text((ADD_FIXTURE / "project" / "meltano.yml").read_text())
+    monkeypatch.chdir(root)
+    dbt = ["--pip-url", "dbt-core==1.9.11 dbt-duckdb==1.9.6", "--executable", "dbt"]
+    for args in (
+        ["--plugin-type", "transformer", "dbt-duckdb", "--namespace", "dbt_duckdb", "--variant", "jwills", *dbt],
+        ["--plugin-type", "transformers", "dbt-eu", "--inherit-from", "dbt-duckdb"],
+        ["utility", "sqlfluff", "--namespace", "sqlfluff", "--pip-url", "sqlfluff==3.2.0"],
+    ):
+        result = strata("add", *args, "--no-install")
+        assert result.code == 0, result.err
+    assert result.out == "Added utility `sqlfluff` to meltano.yml (not installed)\n"
+    assert _entries(root / "meltano.yml") == _entries(ADD_FIXTURE / "expected" / "meltano.yml")
+    assert Project(root).plugin("dbt-eu").plugin_type == "transformers"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["utility"], "`strata add utility` needs the plugin's NAME; write `strata add utility NAME`"),
+        (["transform", "x"], "unknown plugin type `transform`; one of: extractor, loader, mapper, utility"),
+        (["--plugin-type", "utility", "a", "b"], "add one plugin at a time; run `strata add` once per plugin"),
+        (["--plugin-type", "utility", "utility", "a"], "add one plugin at a time"),
+        (["--plugin-type", "mapping", "a"], "unknown plugin type `mapping`; one of: extractor, loader"),
+    ],
+)
+def test_add_refuses_what_it_cannot_add(strata: Cli, project: Path, args: list[str], expected: str) -> None:
+    before = snapshot(project)
+    result = strata("add", *args, "--executable", "x")
+    assert result.code == 2
+    assert expected in result.err
+    assert result.err.count("\n") == 1
+    assert snapshot(project) == before
+
+
+def test_the_stored_meltano_add_is_what_meltano_writes_now(tmp_path: Path) -> None:
+    """With Meltano at hand, ``meltano-add/record.sh`` run again writes the stored file byte for byte."""
+    assert_meltano_still_prints(ADD_FIXTURE, tmp_path)

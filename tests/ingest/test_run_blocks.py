@@ -64,7 +64,11 @@ PROJECT = """
                 "`strata add extractor tap-stripe`, or see `strata job list` for jobs"
             ),
         ),
-        (["run", "dbt"], "strata: error: `dbt` is a utility, not a pipeline block; use `strata invoke` for it\n"),
+        # a utility alone runs as Meltano runs it (tests/ingest/test_transformers.py); inside a pipeline it cannot
+        (
+            ["run", "tap-github", "dbt", "target-jsonl"],
+            "strata: error: `tap-github` has no loader before `dbt`; end each pipeline with a loader\n",
+        ),
         (
             ["job", "add", "weekly", "--tasks", "tap-gitlb target-jsonl"],
             "did you mean `tap-gitlab`? Or add it with `strata add extractor tap-gitlb`",

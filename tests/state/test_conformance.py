@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from strata.errors import StateIdError, StateLockedError
-from strata.state import StateBackend, StateLock, StateRecord, complete, merge_partial
+from strata.state import StateBackend, StateLock, StateRecord, complete, confirm, finish, merge_partial, merges
 from tests.state.child import INTERRUPTED_MARKER
 from tests.state.conftest import REPO, BackendCase
 
@@ -125,6 +125,32 @@ def test_partial_merges_recursively_and_replaces_lists(backend: StateBackend) ->
         }
     }
     assert record.partial == {"singer_state": {"bookmarks": {"users": {"ids": [3]}, "orders": {"id": 9}}, "v": 2}}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "full_refresh", "completed"),
+    [
+        ("auto", False, state(a=3, c=4)),
+        ("overwrite", False, state(a=3, c=4)),
+        ("overwrite", True, state(a=3, c=4)),
+        ("merge", False, state(a=3, b={"x": 1, "y": 2}, c=4)),
+        ("auto", True, state(a=3, b={"x": 1, "y": 2}, c=4)),
+    ],
+)
+def test_state_strategies_are_meltanos(
+    backend: StateBackend, strategy: str, full_refresh: bool, completed: dict[str, object]
+) -> None:
+    """A run's states merged into the stored state, or replacing it, as Meltano's ``--state-strategy``."""
+    backend.put(ID, complete(None, state(a=1, b={"x": 1, "y": 2})))
+    merge = merges(strategy, full_refresh=full_refresh)
+    backend.put(ID, confirm(backend.get(ID), state(a=2, b={"x": 1}), merge=merge))
+    backend.put(ID, confirm(backend.get(ID), state(a=3, c=4), merge=merge))
+    running = backend.get(ID)
+    assert running is not None
+    assert running.completed == state(a=1, b={"x": 1, "y": 2})  # a run that dies here resumes from its partial
+    assert running.partial == (state(a=3, b={"x": 1}, c=4) if merge else state(a=3, c=4))
+    backend.put(ID, finish(running, merge=merge))
+    assert backend.get(ID) == StateRecord(completed, None)
 
 
 def test_values_round_trip(backend: StateBackend) -> None:

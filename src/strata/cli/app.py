@@ -21,6 +21,7 @@ from strata.cli import (
     runs_cmds,
     state_cmds,
     status_cmd,
+    test_cmd,
 )
 from strata.cli.context import Context
 from strata.logs import LEVELS
@@ -81,6 +82,7 @@ for module in (
     jobs_cmds,
     features_cmds,
     status_cmd,
+    test_cmd,
     demo_cmd,
 ):
     for command in module.COMMANDS:

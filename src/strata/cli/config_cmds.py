@@ -1,4 +1,4 @@
-"""``strata config list | get | set | unset | print PLUGIN …`` (Meltano 4), or ``strata config PLUGIN list …``."""
+"""``strata config list | get | set | unset | print | test PLUGIN …`` (Meltano 4), or ``config PLUGIN list …``."""
 
 from __future__ import annotations
 
@@ -55,6 +55,13 @@ def config(click_ctx: click.Context, plugin: str) -> None:
     older one (`strata config PLUGIN list`, `strata config PLUGIN set KEY VALUE`) both work.
     """
     click_ctx.meta["plugin"] = plugin
+
+
+def _is_project(project: Project, name: str) -> bool:
+    """Whether ``config set|unset NAME`` means the project's settings: ``meltano``, unless a plugin has that name."""
+    from strata.project.meltano_settings import PROJECT
+
+    return name == PROJECT and all(ref.name != PROJECT for ref in project.plugins())
 
 
 def _render(value: Any) -> str:
@@ -169,6 +176,12 @@ def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: b
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
+    if _is_project(project, click_ctx.meta["plugin"]):
+        from strata.project.meltano_settings import set_setting
+
+        stored = set_setting(project, key, value)
+        ctx.emit({"name": key, "stored_in": stored}, lambda: click.echo(f"meltano: {key} stored in {stored}"))
+        return
     ref = project.plugin(click_ctx.meta["plugin"])
     if key.startswith("_"):
         _set_extra(ctx, ref, key, value, secret=secret)
@@ -240,6 +253,17 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()
+    if _is_project(project, click_ctx.meta["plugin"]):
+        from strata.project.meltano_settings import unset_setting
+
+        gone = unset_setting(project, key)
+        ctx.emit(
+            {"name": key, "removed_from": gone},
+            lambda: click.echo(
+                f"meltano: {key} removed from {', '.join(gone)}" if gone else f"meltano: {key} was not set"
+            ),
+        )
+        return
     ref = project.plugin(click_ctx.meta["plugin"])
     in_environment = ctx.environment is not None
     if key.startswith("_"):
@@ -247,7 +271,7 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
         from strata.project.edit import unset_extra
 
         extra, _ = extras.find(ref.plugin_type, key)
-        variables = extras.variable_names(ref, extra) if "." not in key else []
+        variables = extras.variable_names(project, ref, extra) if "." not in key else []
         where = unset_extra(project, ref.name, key, in_environment=in_environment)
     else:
         variables = own_variable_names(project, ref, key, declared_settings(project, ref).get(key))
@@ -299,6 +323,23 @@ def _extra_value(project: Project, ref: PluginRef, key: str) -> SettingValue | N
     from strata.project.extras import resolve_extras
 
     return resolve_extras(project, ref).get(key)
+
+
+@config.command("test")
+@click.pass_context
+def test_(click_ctx: click.Context) -> None:
+    """Check that the extractor starts and emits its first RECORD with its resolved config.
+
+    It runs as a run starts it (config, catalog with the selection), is stopped at its first
+    RECORD or BATCH message (its whole process group), and `Plugin configuration is valid` is
+    printed; otherwise the error says why, with its last stderr lines (secrets redacted). Exit 1.
+    """
+    from strata.ingest.config_check import check_extractor
+
+    ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
+    name = click_ctx.meta["plugin"]
+    check_extractor(ctx.project(), name)
+    ctx.emit({"plugin": name, "valid": True}, lambda: click.echo("Plugin configuration is valid"))
 
 
 def _written_layer(ctx: Context) -> str:

@@ -71,9 +71,13 @@ def run_cli(group: click.Group, args: list[str]) -> int:
             traceback.print_exc()
         click.echo(f"strata: error: {exc}", err=True)
         return exc.exit_code
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "strata"
+        click.echo(f"strata: error: {exc.format_message().rstrip('.')}; see `{where} --help`", err=True)
+        return 2
     except click.ClickException as exc:
         exc.show()
-        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+        return exc.exit_code
     except click.Abort:
         click.echo("strata: aborted", err=True)
         return 130

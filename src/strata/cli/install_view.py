@@ -23,20 +23,25 @@ def run_installs(
     clean: bool,
     parallelism: int | None,
     quiet: bool = False,
+    locked: bool = True,
 ) -> list[dict[str, Any]]:
-    """Install ``names`` (or every plugin); one result per plugin, failures included."""
+    """Install ``names`` (or every plugin); one result per plugin, failures included.
+
+    ``locked``: the versions in ``strata.lock`` are installed (else each ``pip_url`` is resolved again).
+    """
     from strata.errors import StrataError
     from strata.ingest import venv
 
     project = ctx.project()
     refs = [project.plugin(n) for n in names] if names else list(project.plugins())
-    envs: dict[str, venv.PluginEnv] = {}
+    envs: dict[tuple[str, str], venv.PluginEnv] = {}
+    """By type and name: one name may be a transformer and a file bundle (Meltano allows it)."""
     results: list[dict[str, Any]] = []
     show = not quiet and not ctx.json
     for ref in refs:
         env = venv.plugin_env(project, ref)
         if env.pip_url is not None:
-            envs.setdefault(env.owner.name, env)
+            envs.setdefault((env.owner.plugin_type, env.owner.name), env)
         elif names:  # asked for by name: say why nothing happens
             results.append({"name": ref.name, "status": "nothing to install", "error": None, "seconds": 0})
             if show:
@@ -45,7 +50,7 @@ def run_installs(
         if show and not names:
             click.echo("nothing to install: no plugin has a pip_url")
         return results
-    lock = venv.read_lock(project)
+    lock = venv.read_lock(project) if locked else {}
     venv.uv_binary()
 
     def one(env: venv.PluginEnv) -> dict[str, Any]:
@@ -54,27 +59,33 @@ def run_installs(
             status, error = venv.install(project, env, clean=clean, lock=lock), None
         except StrataError as exc:
             status, error = "failed", str(exc)
-        return {
+        result: dict[str, Any] = {
             "name": env.owner.name,
+            "type": env.owner.plugin_type,
             "status": status,
             "error": error,
             "seconds": round(time.perf_counter() - started, 2),
         }
+        if env.owner.plugin_type == "files" and error is None:
+            from strata.ingest.bundles import bundle_files
+
+            result["files"] = [str(path) for path in bundle_files(env)]
+        return result
 
     workers = parallelism or os.cpu_count() or 2
     live = show and sys.stderr.isatty()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(envs) or 1))) as pool:
-        futures = {name: pool.submit(one, env) for name, env in envs.items()}
+        futures = {key: pool.submit(one, env) for key, env in envs.items()}
         if live:
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             with Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=False
             ) as bar:
-                tasks = {name: bar.add_task(f"installing {name}", total=1) for name in futures}
-                for name, future in futures.items():
+                tasks = {key: bar.add_task(f"installing {key[1]}", total=1) for key in futures}
+                for key, future in futures.items():
                     result = future.result()
-                    bar.update(tasks[name], completed=1, description=_line(result))
+                    bar.update(tasks[key], completed=1, description=_line(result))
                     results.append(result)
         else:
             for future in futures.values():
@@ -101,4 +112,10 @@ def _why_nothing(project: Project, env: PluginEnv) -> str:
 def _line(result: dict[str, Any]) -> str:
     if result["error"]:
         return f"{result['name']}: failed: {result['error']}"
+    if "files" in result:
+        files = ", ".join(result["files"]) or "none"
+        return (
+            f"{result['name']} (file bundle): {result['status']}; its files, not copied into the project "
+            f"by install: {files} ({result['seconds']} s)"
+        )
     return f"{result['name']}: {result['status']} ({result['seconds']} s)"

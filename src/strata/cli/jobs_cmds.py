@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from strata.cli.context import Context, pass_context
+from strata.cli.run_cmds import run_options, strategy_of
 from strata.errors import UsageError
 
 if TYPE_CHECKING:
@@ -40,19 +41,6 @@ def _format_option(shape: str) -> Callable[[Callable[..., None]], Callable[..., 
         show_default=True,
         help=f"json: Meltano 4's shape ({shape}); --json prints strata's rows.",
     )
-
-
-_RUN_OPTIONS = (
-    click.option("--full-refresh", is_flag=True, help="Ignore stored state and read everything again."),
-    click.option("--force", is_flag=True, help="Run even if another run holds the state id's lock."),
-    click.option("--dry-run", is_flag=True, help="Print what would run, run nothing."),
-)
-
-
-def _run_options(fn: Any) -> Any:
-    for option in reversed(_RUN_OPTIONS):
-        fn = option(fn)
-    return fn
 
 
 def run_blocks(ctx: Context, project: Project, blocks: list[str], flags: dict[str, Any]) -> None:
@@ -165,18 +153,16 @@ def job_remove(ctx: Context, name: str) -> None:
 @job.command("run")
 @click.argument("name")
 @click.option("--state-id-suffix", help="Appended to the generated state ids.")
-@_run_options
+@click.option("--no-state-update", is_flag=True, help="Read no stored state and store none (Meltano's meaning).")
+@run_options
 @pass_context
-def job_run(
-    ctx: Context, name: str, state_id_suffix: str | None, full_refresh: bool, force: bool, dry_run: bool
-) -> None:
+def job_run(ctx: Context, /, name: str, merge_state: bool, state_strategy: str, **flags: Any) -> None:
     """Run a job's blocks in order, as `strata run NAME` would."""
     from strata.project.jobs_edit import job_blocks
 
     project = ctx.project()
     blocks = job_blocks(project, name)
-    flags = {"full_refresh": full_refresh, "force": force, "dry_run": dry_run, "state_id_suffix": state_id_suffix}
-    run_blocks(ctx, project, blocks, flags)
+    run_blocks(ctx, project, blocks, {**flags, "state_strategy": strategy_of(state_strategy, merge_state)})
 
 
 # -- schedules ----------------------------------------------------------------------------
@@ -311,9 +297,9 @@ def schedule_remove(ctx: Context, name: str) -> None:
 
 @schedule.command("run")
 @click.argument("name")
-@_run_options
+@run_options
 @pass_context
-def schedule_run(ctx: Context, name: str, full_refresh: bool, force: bool, dry_run: bool) -> None:
+def schedule_run(ctx: Context, /, name: str, merge_state: bool, state_strategy: str, **flags: Any) -> None:
     """Run a schedule now: its job, or its extractor and loader (state id: the schedule's name).
 
     The schedule's env: variables are set for the run; STRATA_ENVIRONMENT among them picks the
@@ -335,7 +321,7 @@ def schedule_run(ctx: Context, name: str, full_refresh: bool, force: bool, dry_r
         )
         project = Project(project.root, environment=ctx.environment, environ={**os.environ, **env})
     blocks = jobs_edit.schedule_blocks(project, entry)
-    flags: dict[str, Any] = {"full_refresh": full_refresh, "force": force, "dry_run": dry_run}
+    flags["state_strategy"] = strategy_of(state_strategy, merge_state)
     if entry.job is None:
         flags["state_id"] = entry.name  # Meltano's state id for an extractor/loader schedule
     run_blocks(ctx, project, blocks, flags)

@@ -322,15 +322,56 @@ def has_capability(project: Project, ref: PluginRef, name: str) -> bool:
     return declared is None or name in declared
 
 
-def run_catalog(project: Project, ref: PluginRef, *, refresh: bool) -> Catalog | None:
+def tap_args(project: Project, ref: PluginRef, catalog_path: Path | None, state_path: Path | None) -> list[str]:
+    """The arguments that hand a tap its catalog and state files, as its capabilities allow.
+
+    ``--catalog`` when it has ``catalog`` (or declares neither that nor ``properties``),
+    ``--properties`` when it has only ``properties``; ``--state`` only with ``state``.
+    """
+    args: list[str] = []
+    if catalog_path is not None:
+        catalog = has_capability(project, ref, "catalog") or not has_capability(project, ref, "properties")
+        args += ["--catalog" if catalog else "--properties", str(catalog_path)]
+    if state_path is not None and has_capability(project, ref, "state"):
+        args += ["--state", str(state_path)]
+    return args
+
+
+def run_catalog(
+    project: Project,
+    ref: PluginRef,
+    *,
+    refresh: bool,
+    given: Catalog | None = None,
+    select_filter: tuple[str, ...] = (),
+) -> Catalog | None:
     """The catalog a run hands the tap, or None when it takes none (Meltano's rules).
 
-    A tap without the ``catalog`` or ``properties`` capability gets no catalog (its ``catalog:``
-    file is ignored with a warning); a ``catalog:`` file is used as it is, but for
-    ``_select_filter``; a tap without the ``discover`` capability is not discovered and gets
-    none; otherwise the discovered catalog (rediscovered when ``_use_cached_catalog`` is false)
-    with the project's rules applied.
+    A catalog ``given`` on the command line (``--catalog FILE``) is used as it is; so is a
+    ``catalog:`` file (``_catalog``), but for ``_select_filter``, and but a tap without the
+    ``catalog`` or ``properties`` capability gets none (its ``catalog:`` is ignored with a
+    warning); a tap without the ``discover`` capability is not discovered and gets none; otherwise
+    the discovered catalog (discovered again when ``refresh`` or ``_use_cached_catalog`` is false)
+    with the project's rules applied. ``select_filter`` (``el --select/--exclude``) applies to all.
     """
+    catalog = given if given is not None else _project_catalog(project, ref, refresh=refresh)
+    if catalog is None or not select_filter:
+        return catalog
+    return filter_streams(copy.deepcopy(catalog), list(select_filter))
+
+
+def read_catalog_file(path: Path) -> Catalog:
+    """A catalog given as ``--catalog FILE``: a JSON object with a ``streams`` list, else a usage error."""
+    from strata.ingest.runfiles import read_json_file
+
+    catalog = read_json_file(path, "--catalog")
+    if not isinstance(catalog.get("streams"), list):
+        raise UsageError(f"--catalog {path} has no `streams` list", "give it a Singer catalog file")
+    return catalog
+
+
+def _project_catalog(project: Project, ref: PluginRef, *, refresh: bool) -> Catalog | None:
+    """The catalog the project's file and rules give the tap (``run_catalog`` without the command line)."""
     rules = rules_of(project, ref)
     if not (has_capability(project, ref, "catalog") or has_capability(project, ref, "properties")):
         if rules.catalog:

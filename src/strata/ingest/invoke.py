@@ -15,23 +15,23 @@ import signal
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Self
 
-from strata.errors import PluginExecutableError
+from strata.errors import PluginExecutableError, UsageError
 from strata.ingest import commands
-from strata.ingest.pipeline_env import plugin_variables
+from strata.ingest.pipeline_env import meltano_variables
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
-from strata.processes import die_with_parent
-from strata.project.expand import expand_env
-from strata.project.settings import resolve
+from strata.processes import die_with_parent, stop_group
+from strata.project.settings import plugin_variables, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import FrameType
 
-    from strata.project.project import Project
+    from strata.project.project import PluginRef, Project
 
 _TAKES_CONFIG = frozenset({"extractors", "loaders", "mappers"})
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP)
@@ -48,6 +48,8 @@ class Invocation:
     takes_config: bool
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     """Values of its secret settings and secret-named ``env:`` entries, kept out of stored or shown output."""
+    cwd: Path | None = None
+    """Where it runs: a transformer in its ``project_dir`` (Meltano's dbt invoker); None for the project root."""
     exported: dict[str, str] = field(default_factory=dict, repr=False)
     """Its info, settings and extras as Meltano's variables: what the next plugins of a pipeline see."""
 
@@ -68,30 +70,32 @@ def prepare(
 
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
-    adds ``context`` (the variables of the plugins before it in a pipeline), the plugin's info,
-    settings and extras as Meltano's variables (``strata.ingest.pipeline_env``), the plugin's own
-    ``env:`` and the active environment's ``env:`` for this plugin. Its ``secrets`` are the values
-    of its secret settings and of the ``env:`` entries named like secrets (``PGPASSWORD``).
+    adds ``STRATA_ENVIRONMENT`` and ``MELTANO_ENVIRONMENT``, ``context`` (the variables of the
+    plugins before it in a pipeline, see ``strata.ingest.pipeline_env``), Meltano's
+    ``MELTANO_<TYPE>_NAME`` … (``plugin_info_env``), every setting and extra under each name
+    Meltano writes it to (``as_env``, ``meltano_variables``), then the ``env:`` blocks as Meltano
+    layers them for a plugin (``settings.plugin_variables``: the plugin's own < the environment's
+    < the environment's for this plugin), the very map its config's ``${VAR}`` sees. Its
+    ``secrets`` are the values of its secret settings and of the plugin's ``env:`` entries named
+    like secrets (``PGPASSWORD``). A file bundle has no program; a transformer runs in its
+    ``project_dir`` (``_working_dir``).
     """
     ref = project.plugin(name)
+    if ref.plugin_type == "files":
+        raise UsageError(f"`{name}` is a file bundle, which has no program to run", "run the plugin its files are for")
     env = plugin_env(project, ref)
     context = context or {}
     settings = resolve(project, name, overrides, context=context)
     config = settings.config()
+    variables = plugin_variables(project, ref)
     environ = dict(project.variables)
     environ.pop("PYTHONPATH", None)
-    if project.environment is not None:
-        environ["STRATA_ENVIRONMENT"] = project.environment.name
-    exported = plugin_variables(project, ref, settings, context)
+    if project.environment is not None:  # Meltano's name too: dbt profiles pick their target by it
+        environ["STRATA_ENVIRONMENT"] = environ["MELTANO_ENVIRONMENT"] = project.environment.name
+    exported = meltano_variables(project, ref, settings, context)
     environ.update(context)
     environ.update(exported)
-    strict = project.strict_env_var_mode
-    own = expand_env(ref.plugin.env, project.variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
-    override = project.environment_override(ref)
-    if override is not None:
-        plugin, path = override
-        own.update(expand_env(plugin.env, project.variables, f"{project.line([*path, 'env'])} env", strict=strict))
-    environ.update(own)
+    environ.update(variables.layered)
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
         environ["PATH"] = f"{env.current / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
@@ -103,9 +107,32 @@ def prepare(
         environ,
         config,
         ref.plugin_type in _TAKES_CONFIG,
-        secret_values(settings) | secret_variables(own),
+        secret_values(settings) | secret_variables(variables.own),
+        _working_dir(project, ref, config),
         exported,
     )
+
+
+def _working_dir(project: Project, ref: PluginRef, config: dict[str, Any]) -> Path | None:
+    """A transformer's ``project_dir`` (from the project root when relative); None for other plugins.
+
+    Meltano runs every transformer there (its dbt invoker) and cannot start one without it.
+    """
+    if ref.plugin_type != "transformers":
+        return None
+    value = config.get("project_dir")
+    if value in (None, ""):
+        raise UsageError(
+            f"transformer `{ref.name}` has no `project_dir`, the directory it runs in",
+            "set it in its config (a dbt project's directory, such as $MELTANO_PROJECT_ROOT/transform)",
+        )
+    path = project.root / Path(str(value)).expanduser()
+    if not path.is_dir():
+        raise UsageError(
+            f"the project_dir of transformer `{ref.name}`, {path}, is not a directory",
+            "create it (the dbt project goes there) or set `project_dir` to the dbt project's directory",
+        )
+    return path
 
 
 def prepare_command(project: Project, block: str, args: list[str]) -> Invocation:
@@ -122,10 +149,69 @@ def prepare_command(project: Project, block: str, args: list[str]) -> Invocation
     return inv
 
 
-def invoke(project: Project, name: str, args: list[str]) -> int:
-    """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code."""
+def invoke(
+    project: Project,
+    name: str,
+    args: list[str],
+    files: Mapping[str, dict[str, Any]] | None = None,
+    *,
+    stdout_to_stderr: bool = False,
+) -> int:
+    """Run plugin ``name`` (or a ``PLUGIN:COMMAND``) with ``args`` attached to this terminal; return its exit code.
+
+    ``files`` (``catalog``, ``state``: an extractor's, from ``--catalog``/``--state FILE``) go to it
+    as 0600 files, with the arguments its capabilities take (``catalog.tap_args``).
+    ``stdout_to_stderr``: its standard output goes to strata's standard error (which keeps
+    strata's own output, JSON for instance, clean).
+    """
+    if files:
+        extractor(project, name, "--catalog and --state")
     inv = prepare_command(project, name, args) if commands.is_command_block(name) else prepare(project, name, args)
-    return _execute(project, inv, None, capture=False).returncode
+    stdout = 2 if stdout_to_stderr else None
+    return _execute(project, inv, None, capture=False, files=files or {}, stdout=stdout).returncode
+
+
+def extractor(project: Project, name: str, what: str) -> None:
+    """Refuse ``what`` (an option) for anything but an extractor."""
+    if commands.is_command_block(name) or project.plugin(name).plugin_type != "extractors":
+        raise UsageError(f"{what} apply to an extractor, and `{name}` is not one", f"leave {what} out for it")
+
+
+def dump(
+    project: Project,
+    name: str,
+    what: str,
+    *,
+    catalog: dict[str, Any] | None,
+    state: dict[str, Any] | None,
+    refresh: bool,
+) -> dict[str, Any]:
+    """What ``invoke --dump=WHAT`` prints, starting nothing but a discovery: no plugin run.
+
+    ``config``: the resolved config, secrets redacted (Meltano prints them; strata prints no
+    secret). ``catalog``: the ``--catalog`` file, else the catalog a run gives the extractor.
+    ``state``: the ``--state`` file (invoke has no state id, so no stored state is given).
+    """
+    if what == "config":
+        if commands.is_command_block(name) or project.plugin(name).plugin_type not in _TAKES_CONFIG:
+            raise UsageError(f"`{name}` is given no config file", "dump the config of an extractor, loader or mapper")
+        return resolve(project, name).config(redacted=True)
+    extractor(project, name, f"--dump={what}")
+    if what == "state":
+        if state is None:
+            raise UsageError(
+                "`strata invoke` gives an extractor no stored state, only a --state FILE",
+                "pass --state FILE, or see a run's state with `strata state get ID`",
+            )
+        return state
+    if catalog is not None:
+        return catalog
+    from strata.ingest.catalog import run_catalog
+
+    found = run_catalog(project, project.plugin(name), refresh=refresh)
+    if found is None:
+        raise UsageError(f"`{name}` is given no catalog (see its `capabilities:`)", "dump its config or state instead")
+    return found
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
@@ -139,17 +225,38 @@ def run_captured(project: Project, name: str, args: list[str], stdin: str) -> su
     return done
 
 
+def cannot_start(name: str, program: str, exc: OSError) -> PluginExecutableError:
+    """The error for plugin ``name`` whose ``program`` could not be started."""
+    return PluginExecutableError(
+        f"`{name}` could not start {program}: {exc.strerror}",
+        "check that it is an executable file and that its #! interpreter exists",
+    )
+
+
 def exit_code(returncode: int) -> int:
     """A process's exit code as a shell reports it: killed by signal N is ``128 + N``."""
     return 128 - returncode if returncode < 0 else returncode
 
 
 def _execute(
-    project: Project, inv: Invocation, stdin: str | None, *, capture: bool
+    project: Project,
+    inv: Invocation,
+    stdin: str | None,
+    *,
+    capture: bool,
+    files: Mapping[str, dict[str, Any]] | None = None,
+    stdout: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     name = inv.env.ref.name
     with _SignalsToPlugin(interactive=not capture) as signals, contextlib.ExitStack() as stack:
         argv = inv.argv
+        if files:
+            from strata.ingest.catalog import tap_args
+
+            paths = {
+                kind: stack.enter_context(config_file(project, f"{name}.{kind}", data)) for kind, data in files.items()
+            }
+            argv = [argv[0], *tap_args(project, inv.env.ref, paths.get("catalog"), paths.get("state")), *argv[1:]]
         if inv.takes_config:
             path = stack.enter_context(config_file(project, name, inv.config))
             argv = [argv[0], "--config", str(path), *argv[1:]]
@@ -158,26 +265,59 @@ def _execute(
             proc = subprocess.Popen(
                 argv,
                 env=inv.environ,
-                cwd=project.root,
+                cwd=inv.cwd or project.root,
                 stdin=subprocess.PIPE if stdin is not None else None,
-                stdout=pipe,
+                stdout=pipe if capture else stdout,
                 stderr=pipe,
                 text=True,
+                start_new_session=capture,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
         except OSError as exc:
-            raise PluginExecutableError(
-                f"`{name}` could not start {argv[0]}: {exc.strerror}",
-                "check that it is an executable file and that its #! interpreter exists",
-            ) from exc
+            raise cannot_start(name, argv[0], exc) from exc
         signals.plugin = proc
         try:
-            out, err = proc.communicate(stdin)
+            out, err = _communicate(proc, stdin) if capture else proc.communicate(stdin)
         except BaseException:
+            if capture:
+                stop_group(proc, 0)
             proc.kill()
             proc.wait()
             raise
     return subprocess.CompletedProcess(argv, exit_code(proc.returncode), out, err)
+
+
+def _communicate(proc: subprocess.Popen[str], stdin: str | None) -> tuple[str, str]:
+    """``communicate`` that ends when the plugin exits, not when its pipes close.
+
+    Helpers the plugin started (in its own process group) are stopped then: one that kept the
+    pipes open would otherwise keep strata waiting for ever.
+    """
+    output: dict[str, str] = {}
+
+    def read(key: str, stream: IO[str]) -> None:
+        output[key] = stream.read()
+
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    readers = [
+        threading.Thread(target=read, args=("out", proc.stdout), daemon=True),
+        threading.Thread(target=read, args=("err", proc.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin or "")
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    proc.wait()
+    stop_group(proc, 0)
+    for reader in readers:
+        reader.join()
+    proc.stdout.close()
+    proc.stderr.close()
+    return output.get("out", ""), output.get("err", "")
 
 
 class _SignalsToPlugin:

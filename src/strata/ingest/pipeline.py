@@ -28,14 +28,16 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import Interrupted, RuntimeFailure, UsageError
-from strata.ingest.catalog import has_capability, run_catalog
+from strata.ingest.catalog import run_catalog, tap_args
 from strata.ingest.invoke import Invocation, exit_code, prepare, prepare_command
 from strata.ingest.pipeline_env import prepare_block
 from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
+from strata.ingest.venv import plugin_env
 from strata.processes import die_with_parent as _die_with_parent
 from strata.project.files import private_dir, what_to_do
-from strata.project.schema import singular
+from strata.project.settings import resolve
+from strata.state.base import merges
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
 
 _METRIC = re.compile(r"METRIC: (\{.*\})")
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal control sequences (colours) in a plugin's output."""
 _TAIL = 8
 _HEARTBEAT_SECONDS = 5.0
 _GRACE_SECONDS = 5.0
@@ -64,6 +68,18 @@ class RunOptions:
     force: bool = False
     dry_run: bool = False
     progress: Callable[[dict[str, int], float], None] | None = None
+    refresh_catalog: bool = False
+    """Discover again even when a cached catalog exists (``--full-refresh`` does too)."""
+    state_strategy: str = "auto"
+    """How the run's states combine with the stored state (``strata.state.merges``)."""
+    no_state_update: bool = False
+    """Meltano's ``--no-state-update``: no stored state is read, locked or written."""
+    select_filter: tuple[str, ...] = ()
+    """``el --select`` stream globs, ``!``-prefixed for ``--exclude`` (``catalog.select_filter``)."""
+    catalog: Path | None = None
+    """A catalog file used as it is instead of discovering (``el --catalog``)."""
+    state: Path | None = None
+    """A state file the tap starts from instead of the stored state (``el --state``)."""
 
 
 @dataclass(frozen=True)
@@ -149,14 +165,27 @@ class CommandBlock:
     """A ``PLUGIN:COMMAND`` block: one process, with a run of its own in the history."""
 
     name: str
-    invocation: Invocation = field(repr=False)
+    invocation: Invocation | None = field(repr=False)
+    """None only in a dry run, for a plugin not installed yet."""
 
 
-def parse_blocks(project: Project, names: list[str]) -> list[Block | str | CommandBlock]:
+def _command_block(project: Project, name: str, *, dry_run: bool) -> CommandBlock:
+    """A ``PLUGIN:COMMAND`` block, resolved; in a dry run, a plugin not installed yet is only found."""
+    from strata.ingest.commands import find
+
+    if dry_run:
+        env = plugin_env(project, find(project, name).plugin)
+        if env.pip_url is not None and not env.is_installed:
+            return CommandBlock(name, None)
+    return CommandBlock(name, prepare_command(project, name, []))
+
+
+def parse_blocks(project: Project, names: list[str], *, dry_run: bool = False) -> list[Block | str | CommandBlock]:
     """Group block names into pipelines; feature blocks pass through as strings.
 
-    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline; its command is resolved here
-    (executable, expanded args), so a typo or an unset variable stops the run before anything has run.
+    A ``PLUGIN:COMMAND`` block may stand anywhere outside a pipeline, and so may a utility or a
+    transformer alone (its executable with no arguments, as Meltano runs it); a command is resolved
+    here (executable, expanded args), so a typo or an unset variable stops the run before anything has run.
     """
     from strata.ingest.commands import is_command_block
 
@@ -171,7 +200,7 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str | Comma
             out.append(name)
             continue
         if standalone:
-            out.append(CommandBlock(name, prepare_command(project, name, [])))
+            out.append(_command_block(project, name, dry_run=dry_run))
             continue
         mapping: Mapping | None = None
         try:
@@ -202,10 +231,10 @@ def parse_blocks(project: Project, names: list[str]) -> list[Block | str | Comma
                 raise UsageError(f"loader `{name}` has no extractor before it", "write `EXTRACTOR [MAPPER…] LOADER`")
             out.append(Block(pending[0], tuple(pending[1:]), ref, tuple(mappings)))
             pending, mappings = [], []
+        elif pending:
+            raise UsageError(f"`{pending[0].name}` has no loader before `{name}`", "end each pipeline with a loader")
         else:
-            raise UsageError(
-                f"`{name}` is a {singular(ref.plugin_type)}, not a pipeline block", "use `strata invoke` for it"
-            )
+            out.append(CommandBlock(name, prepare(project, name, [])))
     if pending:
         raise UsageError(f"`{pending[-1].name}` has no loader after it", "end the pipeline with a loader")
     if not out:
@@ -231,12 +260,9 @@ def run_blocks(project: Project, names: list[str], options: RunOptions) -> list[
     history); a feature block on its own gets a run of its own, and so does each command block.
     """
     results: list[RunResult] = []
-    items = parse_blocks(project, names)
-    with _signals_interrupt():
-        try:
-            _run_items(project, items, options, results)
-        except KeyboardInterrupt as exc:
-            raise _interrupted(exc, None, None) from None
+    items = parse_blocks(project, names, dry_run=options.dry_run)
+    with stopped_by_signals():
+        _run_items(project, items, options, results)
     return results
 
 
@@ -288,6 +314,16 @@ def _handling(signums: tuple[int, ...], handler: Callable[[int, FrameType | None
             signal.signal(signum, before)
 
 
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP end the block with ``Interrupted`` (exit 128 + N) after its cleanup ran."""
+    with _signals_interrupt():
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            raise _interrupted(exc, None, None) from None
+
+
 def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP stop a run as Ctrl-C does: plugins stopped, log and confirmed state kept.
 
@@ -297,7 +333,7 @@ def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def _deferred_signals() -> Iterator[None]:
+def deferred_signals() -> Iterator[None]:
     """A stopping signal that arrives inside the block takes effect at its end; a second one at once.
 
     Used while the run is written to the history, so that a run interrupted early is still recorded.
@@ -403,7 +439,7 @@ def _recorded(start: Callable[[], Any]) -> Iterator[Any]:
     """
     run: Any = None
     try:
-        with _deferred_signals():
+        with deferred_signals():
             run = start()
         with run.keep_alive():
             yield run
@@ -448,8 +484,11 @@ def run_command(project: Project, block: CommandBlock, options: RunOptions) -> R
     state_id = f"{env}:{block.name}"
     inv = block.invocation
     if options.dry_run:
-        plan = f"{block.name} ({inv.argv[0]} <{len(inv.argv) - 1} args>)"
-        return RunResult(state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[plan], pipeline=False)
+        shown = "not installed yet" if inv is None else f"{inv.argv[0]} <{len(inv.argv) - 1} args>"
+        return RunResult(
+            state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"{block.name} ({shown})"], pipeline=False
+        )
+    assert inv is not None  # only a dry run leaves it unresolved
     from strata.history.lite import open_writer
 
     started = time.monotonic()
@@ -482,24 +521,34 @@ def _run_process(project: Project, name: str, inv: Invocation, log: _RunLog) -> 
             plugin.proc.stdout.close()
     if plugin.proc.returncode == 0:
         return None
-    tail = " / ".join(line.strip() for line in list(plugin.tail)[-3:] if line.strip()) or "no output"
-    return f"block `{name}` failed with exit code {exit_code(plugin.proc.returncode)}: {tail}"
+    return f"block `{name}` failed with exit code {exit_code(plugin.proc.returncode)}: {_last_words(plugin)}"
 
 
 def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
     """One pipeline, under the state lock, recorded in the run history; then its feature blocks."""
+    from strata.ingest.catalog import read_catalog_file
+    from strata.ingest.runfiles import read_json_file
+
     state_id = state_id_for(project, block, options)
-    catalog = run_catalog(project, block.extractor, refresh=options.full_refresh)
+    given_catalog = None if options.catalog is None else read_catalog_file(options.catalog)
+    given_state = None if options.state is None else read_json_file(options.state, "--state")
     if options.dry_run:
         plan = [" | ".join(_describe(project, ref) for ref in (block.extractor, *block.mappers, block.loader))]
         return RunResult(
             state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"state id {state_id}", *plan, *(builds or [])]
         )
-    from strata.state import state_backend_for
-
-    with state_backend_for(project) as backend, backend.lock(state_id, force=options.force) as lock:
-        record = backend.get(state_id)
-        start_state = None if options.full_refresh or record is None else singer_state(record.effective(), state_id)
+    catalog = run_catalog(
+        project,
+        block.extractor,
+        refresh=options.full_refresh or options.refresh_catalog,
+        given=given_catalog,
+        select_filter=options.select_filter,
+    )
+    with _state_store(project, state_id, options) as (backend, lock):
+        record = None if backend is None else backend.get(state_id)
+        start_state = None
+        if not (options.full_refresh or options.no_state_update):
+            start_state = given_state or (None if record is None else singer_state(record.effective(), state_id))
         log_path = _new_log(project)
         environment = project.environment.name if project.environment else None
         with contextlib.ExitStack() as stack:
@@ -516,7 +565,7 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
                 runs.append(history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path)))
                 return stack.enter_context(runs[0].keep_alive())  # beats through the pipeline and the builds
 
-            states = _Counter(record=record)
+            states = _Counter(record=record, merge=merges(options.state_strategy, full_refresh=options.full_refresh))
             try:
                 started = time.monotonic()
                 result = _pipe(
@@ -535,7 +584,65 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
             return result
 
 
+def dump_block(project: Project, block: Block, options: RunOptions, what: str) -> dict[str, Any]:
+    """What Meltano's ``el --dump WHAT`` prints: a file the pipeline would hand a plugin; nothing runs.
+
+    ``extractor-config``/``loader-config`` (secrets redacted), ``catalog`` (the one the extractor
+    gets: discovered, or ``--catalog``, with ``--select/--exclude``), ``state`` (the one it starts
+    from: ``--state``, else the stored state; none with ``--full-refresh``).
+    """
+    from strata.ingest.catalog import read_catalog_file
+    from strata.ingest.runfiles import read_json_file
+
+    if what in ("extractor-config", "loader-config"):
+        ref = block.extractor if what == "extractor-config" else block.loader
+        return resolve(project, ref.name).config(redacted=True)
+    name = block.extractor.name
+    if what == "catalog":
+        given = None if options.catalog is None else read_catalog_file(options.catalog)
+        refresh = options.full_refresh or options.refresh_catalog
+        found = run_catalog(project, block.extractor, refresh=refresh, given=given, select_filter=options.select_filter)
+        if found is None:
+            raise UsageError(f"`{name}` is given no catalog (see its `capabilities:`)", "dump its config or state")
+        return found
+    state = None
+    if not options.full_refresh:
+        state = None if options.state is None else read_json_file(options.state, "--state")
+        if state is None:
+            from strata.state import state_backend_for
+
+            state_id = state_id_for(project, block, options)
+            with state_backend_for(project) as backend:
+                record = backend.get(state_id)
+            state = None if record is None else singer_state(record.effective(), state_id)
+    if not state:
+        raise UsageError(
+            f"`{name}` starts from no state in this pipeline (--full-refresh, or none stored)",
+            "see `strata state list`",
+        )
+    return state
+
+
+@contextlib.contextmanager
+def _state_store(project: Project, state_id: str, options: RunOptions) -> Iterator[tuple[Any, Any]]:
+    """The state backend and the run's lock on ``state_id``; neither with ``--no-state-update``."""
+    if options.no_state_update:
+        yield None, None
+        return
+    from strata.state import state_backend_for
+    from strata.state.backends import lock_seconds
+
+    ttl = lock_seconds(project)
+    with state_backend_for(project) as backend, backend.lock(state_id, ttl=ttl, force=options.force) as lock:
+        yield backend, lock
+
+
 def _describe(project: Project, ref: PluginRef) -> str:
+    """A plugin as a dry run shows it; one not installed yet is named so (its settings still resolve)."""
+    env = plugin_env(project, ref)
+    if env.pip_url is not None and not env.is_installed:
+        resolve(project, ref.name).config()
+        return f"{ref.name} ({env.executable}, not installed yet: `strata install {env.owner.name}`)"
     inv = prepare(project, ref.name, [])
     return f"{ref.name} ({inv.argv[0]} --config <0600 file>)"
 
@@ -545,16 +652,6 @@ class _Plugin:
     name: str
     proc: subprocess.Popen[bytes]
     tail: deque[str]
-
-
-def _tap_args(project: Project, ref: PluginRef, catalog_path: Path | None, state_path: Path | None) -> list[str]:
-    args: list[str] = []
-    if catalog_path is not None:
-        catalog = has_capability(project, ref, "catalog") or not has_capability(project, ref, "properties")
-        args += ["--catalog" if catalog else "--properties", str(catalog_path)]
-    if state_path is not None and has_capability(project, ref, "state"):
-        args += ["--state", str(state_path)]
-    return args
 
 
 @contextlib.contextmanager
@@ -586,7 +683,7 @@ def _pipe(
         configs = [stack.enter_context(config_file(project, inv.env.ref.name, inv.config)) for inv in invs]
         argvs = []
         for ref, inv, cfg in zip(refs, invs, configs, strict=True):
-            args = _tap_args(project, ref, files.get("catalog"), files.get("state")) if ref is block.extractor else []
+            args = tap_args(project, ref, files.get("catalog"), files.get("state")) if ref is block.extractor else []
             argvs.append([inv.argv[0], "--config", str(cfg), *args])
         records: dict[str, int] = {}
         plugins: list[_Plugin] = []
@@ -595,7 +692,7 @@ def _pipe(
         try:
             # a signal before the run is recorded (plugins starting, their readers, the history
             # opening) takes effect once it is: the plugins are then stopped and the run recorded
-            with _deferred_signals():
+            with deferred_signals():
                 plugins = _start(project, refs, invs, argvs)
                 threads = _readers(plugins, log, records, backend, state_id, states)
                 run = open_run()
@@ -658,7 +755,7 @@ def _start(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
                 env=inv.environ,
-                cwd=project.root,
+                cwd=inv.cwd or project.root,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks or threads touched
             )
             if upstream is not None:
@@ -758,11 +855,13 @@ class _Counter:
     record: Any = None
     count: int = 0
     error: str | None = None
+    merge: bool = False
+    """Each state merged into the run's partial state, or replacing it (``strata.state.confirm``)."""
 
 
 def _read_states(stream: IO[bytes], backend: Any, state_id: str, states: _Counter, log: _RunLog) -> None:
     """Every state line the target prints is stored as partial state right away."""
-    from strata.state import merge_partial
+    from strata.state import confirm
 
     for raw in stream:
         text = raw.decode("utf-8", "replace").strip()
@@ -774,10 +873,10 @@ def _read_states(stream: IO[bytes], backend: Any, state_id: str, states: _Counte
             log.write("(target stdout)", text)
             continue
         value = message.get("value") if isinstance(message, dict) and message.get("type") == "STATE" else message
-        if not isinstance(value, dict) or not value:
+        if not isinstance(value, dict) or not value or backend is None:
             continue
         try:
-            record = merge_partial(states.record, {"singer_state": value})
+            record = confirm(states.record, {"singer_state": value}, merge=states.merge)
             backend.put(state_id, record)
             states.record = record
             states.count += 1
@@ -820,7 +919,8 @@ def _wait(
         if now - last_beat >= _HEARTBEAT_SECONDS:
             last_beat = now
             run.heartbeat()
-            lock.check()  # raises if another run took the lock over with --force
+            if lock is not None:
+                lock.check()  # raises if another run took the lock over with --force
         if options.progress is not None:
             options.progress(dict(records), now - started)
         time.sleep(0.05)
@@ -828,8 +928,17 @@ def _wait(
         return None
     code = exit_code(failed.proc.returncode or 0)
     role = "extractor" if failed is plugins[0] else ("loader" if failed is plugins[-1] else "mapper")
-    tail = " / ".join(line.strip() for line in list(failed.tail)[-3:] if line.strip()) or "no output"
-    return f"{role} `{failed.name}` failed with exit code {code}: {tail}"
+    return f"{role} `{failed.name}` failed with exit code {code}: {_last_words(failed)}"
+
+
+def _last_words(plugin: _Plugin) -> str:
+    """Its last three lines that say something, for the one line a failure ends with.
+
+    Terminal colours are dropped, and so are lines without a letter (a bare timestamp, carets
+    under a column, a rule), which tools such as dbt print after their error.
+    """
+    lines = [_ESCAPES.sub("", line).strip() for line in plugin.tail]
+    return " / ".join([line for line in lines if re.search(r"[^\W\d_]", line)][-3:]) or "no output"
 
 
 def _culprit(plugins: list[_Plugin], bad: list[_Plugin]) -> _Plugin:
@@ -911,9 +1020,9 @@ def singer_state(stored: dict[str, Any] | None, state_id: str = "") -> dict[str,
 
 
 def _complete(backend: Any, state_id: str, states: _Counter) -> None:
-    """At success, the partial state becomes the completed state."""
-    from strata.state import complete
+    """At success, the partial state becomes the completed state (merged onto it, or replacing it)."""
+    from strata.state import finish
 
     record = states.record
-    if record is not None and record.partial:
-        backend.put(state_id, complete(record, record.effective()))
+    if backend is not None and record is not None and record.partial:
+        backend.put(state_id, finish(record, merge=states.merge))

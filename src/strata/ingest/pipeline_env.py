@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strata.project.extras import resolve_extras
-from strata.project.settings import SettingValue, exported, info_variables
+from strata.project.settings import SettingValue, exported, plugin_info_env
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -33,13 +33,12 @@ if TYPE_CHECKING:
     from strata.project.settings import PluginSettings
 
 
-def plugin_variables(
+def meltano_variables(
     project: Project, ref: PluginRef, settings: PluginSettings, context: Mapping[str, str]
 ) -> dict[str, str]:
     """The info, settings and extras of ``ref`` as variables (``context``: those of the plugins before it)."""
     extras = resolve_extras(project, ref, context)
-    values = [*settings.values.values(), *extras.values()]
-    return {**info_variables(project, ref), **exported(project, ref, values)}
+    return {**plugin_info_env(project, ref), **settings.as_env(), **exported(project, ref, extras.values())}
 
 
 def mapping_variables(project: Project, ref: PluginRef, mapping: str) -> dict[str, str]:
@@ -63,8 +62,9 @@ def prepare_block(project: Project, block: Block) -> list[Invocation]:
     for ref, overrides, mapping in steps:
         inv = prepare(project, ref.name, [], overrides, context=context)
         if mapping is not None:
-            inv.exported.update(mapping_variables(project, ref, mapping.name))
-            inv.environ.update(inv.exported)
+            added = mapping_variables(project, ref, mapping.name)
+            inv.exported.update(added)
+            inv.environ.update(added)
         context = {**context, **inv.exported}
         invocations.append(inv)
     return invocations

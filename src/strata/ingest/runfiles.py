@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import RuntimeFailure
+from strata.errors import RuntimeFailure, UsageError
 from strata.project.files import ensure_inside, what_to_do
 
 if TYPE_CHECKING:
@@ -108,3 +108,19 @@ def remove_leftovers(system_dir: Path) -> None:
                 gone = not _alive(int(owner.group(2)), int(owner.group(3)))
             if gone:
                 path.unlink()
+
+
+def read_json_file(path: Path, option: str) -> dict[str, Any]:
+    """A JSON object the user gives as ``option`` (``--state FILE``); anything else is a usage error."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{option} {path} cannot be read: {exc.strerror}", f"give {option} an existing file") from None
+    except ValueError as exc:
+        raise UsageError(f"{option} {path} is not JSON ({exc})", "give it a file holding one JSON object") from None
+    if not isinstance(data, dict):
+        found = type(data).__name__
+        raise UsageError(
+            f"{option} {path} holds a {found}, not a JSON object", "give it a file holding one JSON object"
+        )
+    return data

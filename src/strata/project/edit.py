@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from strata.errors import EnvironmentNotFoundError, PluginExistsError, SettingError, UsageError
-from strata.project.project import PLUGIN_NAME_RULE, valid_plugin_name
+from strata.project.project import PLUGIN_NAME_RULE, lenient, valid_plugin_name
+from strata.project.yamlfile import delete
 
 if TYPE_CHECKING:
     from strata.project.project import PluginRef, Project
@@ -28,15 +29,21 @@ def add_plugin(
     executable: str | None = None,
     inherit_from: str | None = None,
     namespace: str | None = None,
+    variant: str | None = None,
 ) -> None:
-    """Append a plugin entry to the project file and save it (reload the project to see it)."""
+    """Append a plugin entry to the project file and save it (reload the project to see it).
+
+    Its keys come in the order Meltano writes them.
+    """
     check_plugin_name(name)
-    if any(ref.name == name for ref in project.plugins()):
+    shared = lenient(project.sources[0].path)  # Meltano allows one name across types (`dbt` and `dbt` files)
+    if any(ref.name == name and (ref.plugin_type == plugin_type or not shared) for ref in project.plugins()):
         raise PluginExistsError(
             f"a plugin named `{name}` already exists", "choose another name or `strata remove` it first"
         )
     if inherit_from is not None:
-        parent = project.plugin(inherit_from)
+        same_type = [ref for ref in project.plugins(plugin_type) if ref.name == inherit_from]
+        parent = same_type[0] if same_type else project.plugin(inherit_from)
         if parent.plugin_type != plugin_type:
             raise UsageError(
                 f"`{inherit_from}` is in `{parent.plugin_type}`, not `{plugin_type}`",
@@ -49,6 +56,7 @@ def add_plugin(
     for key, value in (
         ("inherit_from", inherit_from),
         ("namespace", namespace),
+        ("variant", variant),
         ("pip_url", pip_url),
         ("executable", executable),
     ):
@@ -80,8 +88,10 @@ def remove_plugins(project: Project, names: list[str]) -> list[PluginRef]:
     for env in project.tree.get("environments") or []:
         for plugin_type in {ref.plugin_type for ref in refs}:
             section = _get(env, "config", "plugins", plugin_type)
-            if isinstance(section, list):
-                section[:] = [p for p in section if not (isinstance(p, dict) and p.get("name") in going)]
+            if isinstance(section, CommentedSeq):
+                for position in reversed(range(len(section))):
+                    if isinstance(section[position], dict) and section[position].get("name") in going:
+                        delete(section, position)
     project.save()
     return refs
 
@@ -168,7 +178,7 @@ def unset_extra(project: Project, name: str, key: str, *, in_environment: bool) 
     if isinstance(config, dict):
         removed = _remove(config, [root, *path]) or removed
         if not config:
-            del entry["config"]
+            delete(entry, "config")
     if not removed:
         return None
     project.save()
@@ -184,7 +194,7 @@ def _move_config_extras(entry: CommentedMap, known: set[str]) -> None:
         value = config.pop(key)
         entry.setdefault(key[1:], value)
     if not config:
-        del entry["config"]
+        delete(entry, "config")
 
 
 def _remove(node: Any, parts: list[str]) -> bool:
@@ -197,10 +207,10 @@ def _remove(node: Any, parts: list[str]) -> bool:
         chain.append(nxt)
     if parts[-1] not in chain[-1]:
         return False
-    del chain[-1][parts[-1]]
+    delete(chain[-1], parts[-1])
     for parent, part in reversed(list(zip(chain[:-1], parts[:-1], strict=True))):
         if not parent[part]:
-            del parent[part]
+            delete(parent, part)
     return True
 
 
@@ -237,12 +247,20 @@ def unset_config(project: Project, name: str, key: str, *, in_environment: bool)
     config = entry.get("config") if isinstance(entry, dict) else None
     if not isinstance(config, dict):
         return None
-    if key in config:
-        del config[key]
-    elif not _remove(config, key.split(".")):
+    if not _delete_setting(config, key):
         return None
+    if not config:
+        delete(entry, "config")  # as Meltano does: no `config: {}` left behind
     project.save()
     return where
+
+
+def _delete_setting(config: Any, key: str) -> bool:
+    """Delete ``key`` (a name, or a dotted path into nested mappings) and the mappings it empties."""
+    if key in config:
+        delete(config, key)
+        return True
+    return _remove(config, key.split("."))
 
 
 def _existing_entry(project: Project, name: str, *, in_environment: bool) -> tuple[Any, str]:

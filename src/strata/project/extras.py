@@ -30,9 +30,10 @@ from strata.project.settings import (
     env_name,
     exported,
     from_file,
-    info_variables,
     own_namespace,
     parse_value,
+    plugin_info_env,
+    plugin_variables,
     resolve,
 )
 
@@ -119,9 +120,9 @@ def parse(extra: Extra, path: list[str], raw: str) -> Any:
     return value
 
 
-def variable_names(ref: PluginRef, extra: Extra) -> list[str]:
+def variable_names(project: Project, ref: PluginRef, extra: Extra) -> list[str]:
     """``TAP_X__SELECT`` (plugin name, then namespace), then the same for each alias (``TAP_X_METADATA``)."""
-    prefixes = (ref.name, own_namespace(ref))
+    prefixes = (ref.name, own_namespace(project, ref))
     names = [env_name(prefix, extra.name) for prefix in prefixes]
     names.extend(env_name(prefix, alias) for alias in extra.aliases for prefix in prefixes)
     return list(dict.fromkeys(names))
@@ -132,9 +133,9 @@ def resolve_extras(
 ) -> dict[str, SettingValue]:
     """Every extra of ``ref`` through all layers (see the module docstring).
 
-    ``${VAR}`` in an extra sees what the plugin's settings see (``context`` and ``heir``, see
-    ``settings.resolve``) and, as in Meltano, the plugin's own settings as variables
-    (``load_schema: $MELTANO_EXTRACT_DATABASE``).
+    ``${VAR}`` in an extra sees what the plugin's settings see (``context``, ``heir`` and the
+    ``env:`` blocks, see ``settings.resolve``) and, as in Meltano, the plugin's own settings as
+    variables (``load_schema: $MELTANO_EXTRACT_DATABASE``).
     """
     me = heir or ref
     parent = None
@@ -144,13 +145,14 @@ def resolve_extras(
     seen = {
         **project.variables,
         **(context or {}),
-        **info_variables(project, me),
+        **plugin_info_env(project, me),
         **exported(project, me, settings.values.values()),
+        **plugin_variables(project, ref).layered,
     }
     override = project.environment_override(ref)
     result = {}
     for extra in EXTRAS.get(ref.plugin_type, ()):
-        default = own_namespace(ref) if extra.default is NAMESPACE else extra.default
+        default = own_namespace(project, ref) if extra.default is NAMESPACE else extra.default
         value = SettingValue(extra.name, default, "default")
         inherited = parent[extra.name] if parent is not None else None
         if inherited is not None and inherited.source != "default":
@@ -158,10 +160,10 @@ def resolve_extras(
                 extra.name, inherited.value, "inherited", f"from {ref.plugin.inherit_from}", problem=inherited.problem
             )
             value = _over(extra, value, from_parent)
-        for layer in _file_values(project, ref, extra, override, seen):
+        for layer in _file_values(project, seen, ref, extra, override):
             value = _over(extra, value, layer)
         for source, layer_vars in ((".env", project.dotenv), ("env", project.environ)):
-            var = next((v for v in variable_names(ref, extra) if v in layer_vars), None)
+            var = next((v for v in variable_names(project, ref, extra) if v in layer_vars), None)
             if var is not None:
                 value = _from_variable(extra, layer_vars[var], source, var)
         result[extra.name] = value
@@ -170,12 +172,12 @@ def resolve_extras(
 
 def _file_values(
     project: Project,
+    seen: Mapping[str, str],
     ref: PluginRef,
     extra: Extra,
     override: tuple[Plugin, list[str | int]] | None,
-    variables: Mapping[str, str],
 ) -> list[SettingValue]:
-    """The extra as the plugin's entry and the environment's entry set it, lowest first."""
+    """The extra as the plugin's entry and the environment's entry set it (``${VAR}`` from ``seen``), lowest first."""
     entries: list[tuple[Plugin, list[str | int], str]] = [(ref.plugin, ref.path, project.file_of(ref.path))]
     if override is not None:
         assert project.environment is not None
@@ -187,7 +189,7 @@ def _file_values(
             ([*path, extra.key], _field(plugin, extra.key)),
         ):
             if value is not None:
-                item = from_file(project, extra.name, value, source, project.line(key_path), variables)
+                item = from_file(project, seen, extra.name, value, source, project.line(key_path))
                 found.append(_checked(extra, item))
     return found
 

@@ -15,26 +15,41 @@ SQLITE_FILES = ("-wal", "-shm", "-journal")
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
-    """Replace ``path`` with ``text`` in one step; a crash or a full disk leaves the old file whole.
+    r"""Replace ``path`` with ``text`` in one step; a crash or a full disk leaves the old file whole.
 
-    A symlink is written through: its target is replaced and the link stays a link.
+    A symlink is written through: its target is replaced and the link stays a link. Before it
+    replaces the old file, the new one gets ``mode`` (else the old file's mode) and the old
+    file's owner and group, as far as the system lets this user give them (the group needs
+    membership, another owner needs root).
+    Text is written as given: ``\r\n`` stays ``\r\n``.
     """
     if path.is_symlink():
         path = path.resolve()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        elif path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
+        old = path.stat() if path.exists() else None
+        if old is not None:
+            _same_owner(tmp, old)
+        os.chmod(tmp, mode if mode is not None else stat.S_IMODE(old.st_mode) if old is not None else 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _same_owner(path: str, old: os.stat_result) -> None:
+    """Give ``path`` the owner and group of ``old``, or as much of them as this user may."""
+    new = Path(path).stat()
+    if (new.st_uid, new.st_gid) == (old.st_uid, old.st_gid):
+        return
+    for uid in (old.st_uid, -1):
+        try:
+            os.chown(path, uid, old.st_gid)
+        except PermissionError:
+            continue
+        return
 
 
 def what_to_do(path: Path, exc: OSError) -> str:

@@ -147,19 +147,29 @@ def split(merged: CommentedMap, trees: list[CommentedMap], owners: dict[int, int
             wanted = [entry for entry in section if owners[id(entry)] == index]
             current = _section(tree, path, create=bool(wanted))
             if current is not None:
-                _replace(current, wanted)
-    for tree in trees:  # sections that are gone from the merged tree altogether
-        for path, section in _entries(tree):
+                _replace(current, wanted, tree if index == 0 else None, path)
+    for index, tree in enumerate(trees):  # sections that are gone from the merged tree altogether
+        for path, section in list(_entries(tree)):
             if _section(merged, path, create=False) is None:
-                _replace(section, [])
+                _replace(section, [], tree if index == 0 else None, path)
 
 
-def _replace(section: list[Any], wanted: list[Any]) -> None:
-    """Make ``section`` hold ``wanted``: drop what is gone, append what is new, keep the rest in place."""
+def _replace(section: list[Any], wanted: list[Any], main: Any = None, path: tuple[str, ...] = ()) -> None:
+    """Make ``section`` hold ``wanted``: drop what is gone, append what is new, keep the rest in place.
+
+    In the ``main`` file, a top-level section (``jobs``, ``schedules``, ``environments``) that
+    this empties is removed, as Meltano removes it.
+    """
+    from strata.project.yamlfile import delete
+
     ids = {id(entry) for entry in wanted}
+    held = len(section)
     for position in reversed(range(len(section))):
         if id(section[position]) not in ids:
-            del section[position]
+            delete(section, position)
+    if main is not None and len(path) == 1 and held and not wanted:
+        delete(main, path[0])
+        return
     present = {id(entry) for entry in section}
     section.extend(entry for entry in wanted if id(entry) not in present)
 

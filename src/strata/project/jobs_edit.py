@@ -331,6 +331,7 @@ def add_schedule(
         _plugin_of_type(project, loader, "loaders")
         entry["extractor"] = extractor
         entry["loader"] = loader
+        entry["transform"] = "skip"  # what Meltano writes; strata runs no transform step either way
     _section(project, "schedules").append(entry)
     project.save()
 

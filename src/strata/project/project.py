@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from ruamel.yaml.comments import CommentedMap
 
+    from strata.project.roundtrip import Style
+
 PROJECT_FILES = ("strata.yml", "meltano.yml")
 """File names that mark a project root, in order of preference."""
 
@@ -143,10 +145,12 @@ class Project:
         Entries are the nodes of the file that holds them, so ``save`` writes each edit back there.
         """
         from strata.project import includes
+        from strata.project.roundtrip import style_of
 
         trees = [_parse(source, main=index == 0) for index, source in enumerate(self.sources)]
         merged, self._owners = includes.merge(trees)
-        self._trees, self._shapes = trees, [_dump(tree) for tree in trees]
+        self._styles = [style_of(source.text) for source in self.sources]
+        self._trees, self._shapes = trees, [_dump(tree, style) for tree, style in zip(trees, self._styles, strict=True)]
         return merged
 
     @classmethod
@@ -328,17 +332,21 @@ class Project:
     def save(self) -> None:
         """Write the edited tree back, each entry to its own file; validate first so a bad edit never lands.
 
-        Only files whose text the edit changes are written, each atomically.
+        Only files whose text the edit changes are written, each atomically, and in each only
+        the lines the edit changes (``roundtrip.rewrite``): indentation, line ends, quoting and
+        comments of every other line stay as they were.
         """
         from strata.project import includes
         from strata.project.files import what_to_do, write_atomic
+        from strata.project.roundtrip import rewrite
+        from strata.project.yamlfile import plain
 
         tree = self.tree
         includes.split(tree, self._trees, self._owners)
-        shapes = [_dump(t) for t in self._trees]
+        shapes = [_dump(t, style) for t, style in zip(self._trees, self._styles, strict=True)]
         sources = [
-            s if shape == before else msgspec.structs.replace(s, text=shape)
-            for s, shape, before in zip(self.sources, shapes, self._shapes, strict=True)
+            s if shape == before else msgspec.structs.replace(s, text=rewrite(s.text, before, shape, plain(t)))
+            for s, shape, before, t in zip(self.sources, shapes, self._shapes, self._trees, strict=True)
         ]
         loaded = _parse_all(self.root, sources)
         for before, after in zip(self.sources, sources, strict=True):
@@ -648,7 +656,7 @@ def _unknown_keys(main: Source, tree: CommentedMap) -> list[str]:
     return warnings
 
 
-def _dump(tree: CommentedMap) -> str:
+def _dump(tree: CommentedMap, style: Style) -> str:
     from strata.project import yamlfile
 
-    return yamlfile.dump(tree)
+    return yamlfile.dump(tree, style)

@@ -28,8 +28,14 @@ ADDABLE_TYPES: dict[str, str] = {
     "loader": "loaders",
     "mapper": "mappers",
     "utility": "utilities",
+    "transformer": "transformers",
+    "orchestrator": "orchestrators",
+    "file": "files",
 }
-"""Singular names accepted by ``strata add``, mapped to their section."""
+"""Singular names accepted by ``strata add`` (the plural works too, as in Meltano), mapped to their section.
+
+Meltano's ``transform`` (a dbt package) and ``mapping`` (an entry of a mapper) are not plugins strata adds.
+"""
 
 
 def singular(plugin_type: str) -> str:
@@ -70,6 +76,7 @@ class Command(_Strict):
     description: str | None = None
     executable: str | None = None
     container_spec: dict[str, Any] | None = None
+    annotations: dict[str, Any] = {}
 
 
 class Plugin(_Strict):
@@ -116,7 +123,7 @@ class Plugin(_Strict):
     mapping_name: str | None = None
     vars: dict[str, Any] = {}
     package_name: str | None = None
-    # file bundle extra
+    # file bundle extra: paths to rewrite on Meltano's `upgrade files` (read, not acted on)
     update: dict[str, Any] = {}
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from strata.errors import SettingError, StrataError
 from strata.project.expand import env_value, expand
@@ -162,14 +162,51 @@ class PluginSettings:
         return out
 
     def as_env(self, *, redacted: bool = False) -> dict[str, str]:
-        """``<PLUGIN>_<SETTING>`` variables for the plugin's process (Meltano does the same), or to show."""
-        prefix = self.ref.name
-        env: dict[str, str] = {}
-        for item in self.values.values():
-            if item.value is None or item.problem is not None:
-                continue
-            env[env_name(prefix, item.name)] = env_value(item.shown if redacted else item.value)
-        return env
+        """The variables Meltano writes each setting to, for the plugin's process (or to show).
+
+        Per setting, in Meltano's order: its declared ``env:``, then ``<PREFIX>_<SETTING>`` for each
+        of ``written_prefixes`` (``DBT_DUCKDB_PATH``, ``MELTANO_TRANSFORM_PATH``).
+        """
+        return exported(self.project, self.ref, self.values.values(), redacted=redacted)
+
+
+class PluginVariables(NamedTuple):
+    """What a plugin sees (see ``plugin_variables``)."""
+
+    seen: dict[str, str]
+    """Everything its process and its config's ``${VAR}`` see."""
+    layered: dict[str, str]
+    """The entries of ``seen`` that the ``env:`` blocks of the plugin and the environment decide."""
+    own: dict[str, str]
+    """The entries the plugin's ``env:`` blocks (its own and the environment's for it) add."""
+
+
+def plugin_variables(project: Project, ref: PluginRef) -> PluginVariables:
+    """What plugin ``ref``'s process and its config's ``${VAR}`` see.
+
+    As Meltano layers them: the project's variables (``Project.variables``) < the plugin's
+    ``env:`` < the active environment's ``env:`` < that environment's ``env:`` for the plugin.
+    The plugin's ``env:`` is expanded against the project's variables, the environment's entry
+    for it against those and the plugin's.
+    """
+    from strata.project.expand import expand_env
+
+    strict = project.strict_env_var_mode
+    variables = project.variables
+    own = expand_env(ref.plugin.env, variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
+    seen = {**variables, **own}
+    names = set(own)
+    if project.environment is not None:
+        names.update(project.environment.env)
+        seen.update({name: variables[name] for name in project.environment.env if name in variables})
+    override = project.environment_override(ref)
+    if override is not None:
+        plugin, path = override
+        inner = expand_env(plugin.env, seen, f"{project.line([*path, 'env'])} env", strict=strict)
+        own.update(inner)
+        seen.update(inner)
+        names.update(inner)
+    return PluginVariables(seen, {name: seen[name] for name in names if name in seen}, own)
 
 
 def declared_settings(project: Project, ref: PluginRef) -> dict[str, Setting]:
@@ -199,57 +236,66 @@ def namespace(project: Project, ref: PluginRef) -> str:
     return chain[-1].name.replace("-", "_")
 
 
-def info_variables(project: Project, ref: PluginRef) -> dict[str, str]:
-    """``MELTANO_EXTRACTOR_NAME``, ``…_NAMESPACE``, ``…_VARIANT``: Meltano's plugin info variables.
+_VERBS = {
+    "extractors": "extract",
+    "loaders": "load",
+    "mappers": "map",
+    "utilities": "utilize",
+    "transformers": "transform",
+    "transforms": "transform",
+    "orchestrators": "orchestrat",
+    "files": "fi",
+}
+"""Meltano's ``PluginType.verb`` (``MELTANO_EXTRACT_*``), its odd forms included."""
 
-    The namespace is the plugin's own (``namespace:`` or its name with ``_``, even when it
-    inherits), the variant its own, its nearest ancestor's or ``default``, as Meltano 4.4.1 gives them.
+
+def own_namespace(project: Project, ref: PluginRef) -> str:
+    """The namespace Meltano gives ``ref`` itself: its own, else an inheriting plugin's name with ``_``.
+
+    (``namespace`` is the one its settings are read under, the root ancestor's.)
     """
-    kind = env_name(singular(ref.plugin_type))
-    variant = next((r.plugin.variant for r in lineage(project, ref) if r.plugin.variant), "default")
-    values = {"NAME": ref.name, "NAMESPACE": own_namespace(ref), "VARIANT": variant}
-    return {f"MELTANO_{kind}_{key}": value for key, value in values.items()}
+    if ref.plugin.namespace:
+        return ref.plugin.namespace
+    return ref.name.replace("-", "_") if ref.plugin.inherit_from is not None else namespace(project, ref)
 
 
-def own_namespace(ref: PluginRef) -> str:
-    """The plugin's own namespace, as Meltano gives it to extras: ``namespace:`` or its name with ``_``."""
-    return ref.plugin.namespace or ref.name.replace("-", "_")
+def written_prefixes(project: Project, ref: PluginRef) -> list[str]:
+    """Meltano's prefixes of the variables a plugin's settings are written to, for its process.
 
-
-def verb(plugin_type: str) -> str:
-    """Meltano's verb of a plugin type (``extract``, ``map``, ``utilize``), as in ``MELTANO_EXTRACT_<SETTING>``."""
-    if plugin_type == "transforms":
-        return "transform"
-    if plugin_type == "utilities":
-        return "utilize"
-    return "map" if plugin_type == "mappers" else plugin_type[:-3]
-
-
-def export_prefixes(project: Project, ref: PluginRef) -> list[str]:
-    """Prefixes of the variables a plugin's values go to it as: name, namespace, its parents', ``meltano_<verb>``."""
-    prefixes = [ref.name, own_namespace(ref)]
-    for parent in lineage(project, ref)[1:]:
-        prefixes += [parent.name, own_namespace(parent)]
-    prefixes.append(f"meltano_{verb(ref.plugin_type)}")
+    Its name and namespace, each ancestor's, then ``MELTANO_<VERB>`` (``env_prefixes(for_writing=True)``).
+    """
+    prefixes = [part for owner in lineage(project, ref) for part in (owner.name, own_namespace(project, owner))]
+    prefixes.append(f"meltano_{_VERBS.get(ref.plugin_type, ref.plugin_type)}")
     return list(dict.fromkeys(prefixes))
 
 
-def exported(project: Project, ref: PluginRef, values: Iterable[SettingValue]) -> dict[str, str]:
-    """``values`` as the variables Meltano hands the plugin: a declared ``env:`` name, then one per prefix.
+def plugin_info_env(project: Project, ref: PluginRef) -> dict[str, str]:
+    """``MELTANO_<TYPE>_NAME``, ``_NAMESPACE`` and ``_VARIANT`` (``default`` when none is set), as in Meltano."""
+    variant = next((owner.plugin.variant for owner in lineage(project, ref) if owner.plugin.variant), "default")
+    info = {"name": ref.name, "namespace": own_namespace(project, ref), "variant": variant}
+    return {env_name("meltano", singular(ref.plugin_type), key): value for key, value in info.items()}
 
+
+def exported(
+    project: Project, ref: PluginRef, values: Iterable[SettingValue], *, redacted: bool = False
+) -> dict[str, str]:
+    """``values`` as the variables Meltano hands the plugin, per value in Meltano's order.
+
+    Its declared ``env:`` name, then ``<PREFIX>_<NAME>`` for each of ``written_prefixes``:
     ``TAP_X_USER``, ``<NAMESPACE>_USER``, ``MELTANO_EXTRACT_USER``; extras likewise
-    (``TAP_X__SELECT``). Unset values and values in error are left out.
+    (``TAP_X__SELECT``, ``MELTANO_EXTRACT__LOAD_SCHEMA``). Unset values and values in error are left out.
     """
+    prefixes = written_prefixes(project, ref)
     declared = declared_settings(project, ref)
-    prefixes = export_prefixes(project, ref)
     env: dict[str, str] = {}
     for item in values:
         if item.value is None or item.problem is not None:
             continue
+        value = env_value(item.shown if redacted else item.value)
         setting = declared.get(item.name)
-        names = [setting.env] if setting is not None and setting.env else []
-        names += [env_name(prefix, item.name) for prefix in prefixes]
-        env.update(dict.fromkeys(names, env_value(item.value)))
+        custom = [setting.env] if setting is not None and setting.env else []
+        for name in [*custom, *(env_name(prefix, item.name) for prefix in prefixes)]:
+            env.setdefault(name, value)
     return env
 
 
@@ -302,21 +348,22 @@ def resolve(
 ) -> PluginSettings:
     """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers.
 
-    ``${VAR}`` in values sees ``Project.variables``, then ``context`` (the variables of the plugins
-    before this one in a pipeline, see ``strata.ingest.pipeline_env``), then the plugin's own
-    ``MELTANO_<TYPE>_NAME/NAMESPACE/VARIANT``, as in Meltano. A value a plugin inherits is
-    expanded as its own (Meltano reads the parent's text in the child): ``heir`` is that child.
+    ``${VAR}`` in values sees, in Meltano's order: ``Project.variables``, then ``context`` (the
+    variables of the plugins before this one in a pipeline, see ``strata.ingest.pipeline_env``),
+    then the plugin's own ``MELTANO_<TYPE>_NAME/NAMESPACE/VARIANT`` (``plugin_info_env``), then
+    the ``env:`` blocks as ``plugin_variables`` layers them. A value a plugin inherits is expanded
+    as its own (Meltano reads the parent's text in the child): ``heir`` is that child.
     """
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
-    seen = {**project.variables, **(context or {}), **info_variables(project, heir or ref)}
+    variables = plugin_variables(project, ref)
+    seen = {**project.variables, **(context or {}), **plugin_info_env(project, heir or ref), **variables.layered}
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
     for key, setting in declared.items():
         if setting.value is not None:
-            where = f"declared in {project.file_name}"
-            defaults[key] = from_file(project, key, setting.value, "default", where, seen)
+            defaults[key] = from_file(project, seen, key, setting.value, "default", f"declared in {project.file_name}")
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
@@ -332,7 +379,7 @@ def resolve(
         )
 
     config_path = [*ref.path, "config"]
-    layers.append(_file_layer(project, ref.plugin.config, config_path, project.file_of(ref.path), declared, seen))
+    layers.append(_file_layer(project, seen, ref.plugin.config, config_path, project.file_of(ref.path), declared))
     override = project.environment_override(ref)
     if override is not None:
         env_plugin, env_path = override
@@ -340,11 +387,11 @@ def resolve(
         layers.append(
             _file_layer(
                 project,
+                seen,
                 env_plugin.config,
                 [*env_path, "config"],
                 f"environment {project.environment.name}",
                 declared,
-                seen,
             )
         )
 
@@ -355,8 +402,8 @@ def resolve(
     below: dict[str, SettingValue] = {}
     for layer in layers:
         below.update(layer)
-    for source, variables in ((".env", project.dotenv), ("env", project.environ)):
-        layer = _variable_layer(project, ref, names, declared, below, source, variables)
+    for source, values in ((".env", project.dotenv), ("env", _environment(project, variables))):
+        layer = _variable_layer(project, ref, names, declared, below, source, values)
         layers.append(layer)
         below.update(layer)
     if overrides:
@@ -402,35 +449,44 @@ def _variable_layer(
     return layer
 
 
+def _environment(project: Project, variables: PluginVariables) -> dict[str, str]:
+    """The variables a setting reads as ``env``: the process's, and those the ``env:`` blocks set.
+
+    As in Meltano, ``TAP_X_PASSWORD`` in the project's, the plugin's or an environment's ``env:``
+    sets the setting just as the process would; where ``.env`` decides a name, it stays ``.env``'s.
+    """
+    blocks = {name for name in project.model.env if name not in project.dotenv} | set(variables.layered)
+    return {name: value for name, value in variables.seen.items() if name in project.environ or name in blocks}
+
+
 def _file_layer(
     project: Project,
+    variables: Mapping[str, str],
     config: dict[str, Any],
     path: list[str | int],
     source: str,
     declared: Mapping[str, Setting],
-    variables: Mapping[str, str],
 ) -> dict[str, SettingValue]:
     layer = {}
     for key, (value, key_path) in flatten(config, path, declared).items():
         if key.startswith("_"):
             continue  # an extra (``config._select``), as Meltano reads it: see ``strata.project.extras``
         where = project.line(key_path)
-        layer[key] = from_file(project, key, value, source, where, variables)
+        layer[key] = from_file(project, variables, key, value, source, where)
     return layer
 
 
 def from_file(
-    project: Project, key: str, value: Any, source: str, where: str, variables: Mapping[str, str] | None = None
+    project: Project, variables: Mapping[str, str], key: str, value: Any, source: str, where: str
 ) -> SettingValue:
-    """A value written in the project file, ``${VAR}`` expanded; an expansion that fails is kept as the problem.
+    """A value from the project file, its ``${VAR}`` expanded against ``variables`` (``plugin_variables``).
 
-    ``variables`` (``Project.variables`` when None) is what ``${VAR}`` sees. A text that expands
-    to nothing at all (``${MELTANO_EXTRACTOR_NAMESPACE}`` outside a pipeline) is unset, as in
-    Meltano: the setting is then left out of the plugin's config.
+    An expansion that fails is kept as the problem. A text that expands to nothing at all
+    (``${MELTANO_EXTRACTOR_NAMESPACE}`` outside a pipeline) is unset, as in Meltano: the setting
+    is then left out of the plugin's config.
     """
-    seen = project.variables if variables is None else variables
     try:
-        expanded = expand(value, seen, f"{where} `{key}`", strict=project.strict_env_var_mode)
+        expanded = expand(value, variables, f"{where} `{key}`", strict=project.strict_env_var_mode)
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
     if isinstance(value, str) and value and not expanded:

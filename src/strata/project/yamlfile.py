@@ -2,7 +2,8 @@
 
 The file is parsed once with ruamel.yaml's round-trip loader: the tree it returns remembers
 the line of every key, so a schema error can name ``file:line`` and the dotted key, and
-edits (``strata add``, ``config set``) write the file back with its comments and order.
+edits (``strata add``, ``config set``) write the file back with its comments and order
+(``roundtrip`` then keeps every line the edit does not touch as it was).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from strata.project.keypath import dotted, path_key
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from strata.project.roundtrip import Style
 
 T = TypeVar("T")
 
@@ -236,10 +239,13 @@ def _fields_at(model: type[Any], parts: list[str | int]) -> list[str]:
     return list(getattr(current, "__struct_fields__", ()))
 
 
-def dump(tree: CommentedMap) -> str:
-    """Render ``tree`` back to YAML text."""
+def dump(tree: CommentedMap, style: Style | None = None) -> str:
+    """Render ``tree`` back to YAML text, indented in ``style`` (see ``roundtrip.style_of``)."""
+    yaml = _yaml()
+    if style is not None:
+        yaml.indent(mapping=style.mapping, sequence=style.sequence, offset=style.offset)
     stream = io.StringIO()
-    _yaml().dump(tree, stream)
+    yaml.dump(tree, stream)
     return stream.getvalue()
 
 
@@ -261,3 +267,48 @@ def line_map(tree: CommentedMap, prefix: list[str | int] | None = None) -> dict[
 
     walk(tree, list(prefix or []))
     return lines
+
+
+def delete(node: Any, key: Any) -> None:
+    """Delete ``node[key]``; the blank lines and comments after a last item stay, on the item before it.
+
+    ruamel.yaml keeps the lines that follow an item (up to the next key) as that item's comment,
+    so deleting the last item of a section would also delete the blank line that ends the section.
+    """
+    keys = list(node) if isinstance(node, CommentedMap) else list(range(len(node)))
+    position = keys.index(key)
+    if position == len(keys) - 1 and position > 0:
+        gone = _tail(node, key)
+        following = str(gone.value).partition("\n")[2] if gone is not None else ""
+        if following:
+            _append_tail(node, keys[position - 1], following)
+    del node[key]
+
+
+def _tail(node: Any, key: Any) -> Any:
+    """The comment token after the last line of ``node[key]`` (its end-of-line comment and the lines after), if any."""
+    value = node[key]
+    if isinstance(value, (CommentedMap, CommentedSeq)) and len(value):
+        last = list(value)[-1] if isinstance(value, CommentedMap) else len(value) - 1
+        return _tail(value, last)
+    slots = node.ca.items.get(key)
+    return slots[2 if isinstance(node, CommentedMap) else 0] if slots else None
+
+
+def _append_tail(node: Any, key: Any, lines: str) -> None:
+    """Add ``lines`` (whole lines of blanks and comments) after the last line of ``node[key]``."""
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    value = node[key]
+    if isinstance(value, (CommentedMap, CommentedSeq)) and len(value):
+        last = list(value)[-1] if isinstance(value, CommentedMap) else len(value) - 1
+        _append_tail(value, last, lines)
+        return
+    slot = 2 if isinstance(node, CommentedMap) else 0
+    slots = node.ca.items.setdefault(key, [None, None, None, None])
+    current = slots[slot]
+    if current is None:
+        slots[slot] = CommentToken("\n" + lines, CommentMark(0), None)
+    else:
+        current.value += lines

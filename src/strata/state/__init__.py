@@ -18,12 +18,17 @@ Importing this package loads no client library; each backend module imports its 
 from strata.state.backends import DEFAULT_URI, open_backend, state_backend_for
 from strata.state.base import (
     SINGER_STATE_KEY,
+    STATE_STRATEGIES,
     StateBackend,
     StateRecord,
     complete,
+    confirm,
+    finish,
     merge_dicts,
     merge_partial,
+    merges,
     parse_state,
+    replace_partial,
 )
 from strata.state.ids import check_state_id, make_state_id
 from strata.state.lock import StateLock
@@ -31,15 +36,20 @@ from strata.state.lock import StateLock
 __all__ = [
     "DEFAULT_URI",
     "SINGER_STATE_KEY",
+    "STATE_STRATEGIES",
     "StateBackend",
     "StateLock",
     "StateRecord",
     "check_state_id",
     "complete",
+    "confirm",
+    "finish",
     "make_state_id",
     "merge_dicts",
     "merge_partial",
+    "merges",
     "open_backend",
     "parse_state",
+    "replace_partial",
     "state_backend_for",
 ]

@@ -51,6 +51,31 @@ SETTINGS = (
 )
 """The ``state_backend.*`` settings read from the project (Meltano's names)."""
 
+RUN_LOCK_SECONDS = 300.0
+"""How long a run's lease counts without renewal, unless ``state_backend.lock_timeout_seconds`` says."""
+
+
+def lock_seconds(project: Project) -> float:
+    """Meltano's ``state_backend.lock_timeout_seconds``: how long a run's state lock counts unrenewed.
+
+    strata renews a run's lease every third of that time, so it bounds how long a crashed run
+    on another machine blocks the state id. (``lock_retry_seconds`` has no use here: a locked
+    state id is refused at once instead of waited for.)
+    """
+    value = _setting(project, "state_backend.lock_timeout_seconds")
+    if value in (None, ""):
+        return RUN_LOCK_SECONDS
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if seconds <= 0:
+        raise SettingError(
+            f"state_backend.lock_timeout_seconds `{value}` is not a positive number of seconds",
+            "set it to a whole number of seconds, e.g. 300",
+        )
+    return seconds
+
 
 def state_backend_for(project: Project) -> StateBackend:
     """The project's state backend: ``state_backend.uri`` and its settings, or the default."""

@@ -96,6 +96,38 @@ def merge_partial(record: StateRecord | None, new_partial: dict[str, Any]) -> St
     return StateRecord(record.completed, merge_dicts(record.partial or {}, new_partial), _utc_now())
 
 
+def replace_partial(record: StateRecord | None, new_partial: dict[str, Any]) -> StateRecord:
+    """``record`` with ``new_partial`` as its partial state (the old partial dropped); the completed state is kept."""
+    record = record or StateRecord()
+    return StateRecord(record.completed, copy.deepcopy(new_partial), _utc_now())
+
+
+STATE_STRATEGIES = ("auto", "merge", "overwrite")
+"""Meltano's ``--state-strategy`` values: how a run's states combine with the stored state."""
+
+
+def merges(strategy: str, *, full_refresh: bool) -> bool:
+    """Whether a run's states are merged into the stored state (Meltano's ``should_merge_states``).
+
+    ``merge`` always; ``overwrite`` never; ``auto`` only with ``--full-refresh``, so that a full
+    refresh of some streams keeps the bookmarks of the others.
+    """
+    return strategy == "merge" or (strategy == "auto" and full_refresh)
+
+
+def confirm(record: StateRecord | None, new_state: dict[str, Any], *, merge: bool) -> StateRecord:
+    """``record`` after a run's target confirmed ``new_state``: merged onto the partial state, or replacing it."""
+    return merge_partial(record, new_state) if merge else replace_partial(record, new_state)
+
+
+def finish(record: StateRecord, *, merge: bool) -> StateRecord:
+    """``record`` at a run's success: its partial state becomes the completed state.
+
+    Merging, the partial state is deep-merged onto the completed one; overwriting, it replaces it.
+    """
+    return complete(record, record.effective() if merge else record.partial)
+
+
 def complete(record: StateRecord | None, new_state: dict[str, Any] | None) -> StateRecord:  # noqa: ARG001 - Meltano's semantics: a completed state replaces everything
     """A record whose completed state is ``new_state`` and whose partial state is cleared."""
     return StateRecord(copy.deepcopy(new_state) if new_state else None, None, _utc_now())
