@@ -79,6 +79,16 @@ def test_el_hands_the_loader_the_variables_of_the_extractor(project: Path) -> No
     assert_as_meltano(project, "el", "loader.env", "loader.config")
 
 
+def test_el_dump_prints_the_loader_config_the_pipeline_hands_the_loader(project: Path) -> None:
+    """`el --dump=loader-config` expands the loader's config with the extractor's variables, as Meltano's does."""
+    done = strata(project, "el", "tap-jsonl", "target-dump", "--dump=loader-config")
+    want = json.loads((EXPECTED / "el-dump-loader-config.json").read_text())
+    want["token"] = "(redacted)"  # Meltano prints the secret; strata prints none
+    assert json.loads(done.out) == want
+    assert "not set" not in done.err
+    assert not (project / "out").exists()  # nothing ran
+
+
 def test_an_inheriting_extractor_hands_its_own_info_and_its_parents_values_expanded_as_its_own(
     project: Path,
 ) -> None:

@@ -19,16 +19,17 @@ the run log with the secrets of the plugin they come from.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strata.project.extras import resolve_extras
-from strata.project.settings import SettingValue, exported, plugin_info_env
+from strata.project.settings import SettingValue, exported, plugin_info_env, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from strata.ingest.invoke import Invocation
     from strata.ingest.pipeline import Block
+    from strata.ingest.pipeline import Mapping as NamedMapping
     from strata.project.project import PluginRef, Project
     from strata.project.settings import PluginSettings
 
@@ -47,19 +48,23 @@ def mapping_variables(project: Project, ref: PluginRef, mapping: str) -> dict[st
     return exported(project, ref, values)
 
 
-def prepare_block(project: Project, block: Block) -> list[Invocation]:
-    """The invocations of a pipeline's plugins, in order, each resolved with the variables of those before it."""
-    from strata.ingest.invoke import prepare
-
+def _steps(block: Block) -> list[tuple[PluginRef, Mapping[str, Any] | None, NamedMapping | None]]:
+    """The plugins of a pipeline in order, each with its config overrides and the mapping it runs as."""
     mappings = block.mappings or tuple(None for _ in block.mappers)
-    steps = [
+    return [
         (block.extractor, None, None),
         *((ref, block.overrides(i), mappings[i]) for i, ref in enumerate(block.mappers)),
         (block.loader, None, None),
     ]
+
+
+def prepare_block(project: Project, block: Block) -> list[Invocation]:
+    """The invocations of a pipeline's plugins, in order, each resolved with the variables of those before it."""
+    from strata.ingest.invoke import prepare
+
     context: dict[str, str] = {}
     invocations = []
-    for ref, overrides, mapping in steps:
+    for ref, overrides, mapping in _steps(block):
         inv = prepare(project, ref.name, [], overrides, context=context)
         if mapping is not None:
             added = mapping_variables(project, ref, mapping.name)
@@ -68,3 +73,18 @@ def prepare_block(project: Project, block: Block) -> list[Invocation]:
         context = {**context, **inv.exported}
         invocations.append(inv)
     return invocations
+
+
+def settings_in_block(project: Project, block: Block, position: int) -> PluginSettings:
+    """The settings of the pipeline's plugin at ``position`` (``-1``: the loader) as ``prepare_block`` resolves them.
+
+    Nothing is started or looked up in a venv: ``el --dump=loader-config`` prints these.
+    """
+    steps = _steps(block)
+    ref, overrides, _ = steps[position]
+    context: dict[str, str] = {}
+    for before, before_overrides, mapping in steps[: position % len(steps)]:
+        settings = resolve(project, before.name, before_overrides, context=context)
+        added = mapping_variables(project, before, mapping.name) if mapping is not None else {}
+        context = {**context, **meltano_variables(project, before, settings, context), **added}
+    return resolve(project, ref.name, overrides, context=context)
