@@ -73,3 +73,21 @@ def test_a_dry_run_still_checks_the_blocks_and_the_settings(strata: Cli, uninsta
         assert message in done.err
         assert done.err.count("\n") == 1
     assert written(uninstalled) == []
+
+
+def test_a_dry_run_resolves_the_loader_with_the_extractors_variables(
+    strata: Cli, uninstalled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run sets `$MELTANO_EXTRACT__LOAD_SCHEMA` for the loader, so the dry run neither warns nor refuses it."""
+    loader = "      pip_url: target-jsonl==0.1.4\n"
+    text = PROJECT.replace(
+        loader, f'{loader}      config: {{destination_path: "out/${{MELTANO_EXTRACT__LOAD_SCHEMA}}"}}\n'
+    )
+    monkeypatch.setenv("DATA_PATH", "users.jsonl")
+    for strict in ("false", "true"):
+        (uninstalled / "strata.yml").write_text(f"{text}ff:\n  strict_env_var_mode: {strict}\n")
+        done = strata("run", "--dry-run", "tap-jsonl", "target-jsonl")
+        assert done.code == 0, done.err
+        assert "not set" not in done.err
+        assert "target-jsonl (target-jsonl, not installed yet" in done.out
+    assert written(uninstalled) == []

@@ -303,7 +303,7 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
         from strata.project.edit import unset_extra
 
         extra, _ = extras.find(ref.plugin_type, key)
-        variables = extras.variable_names(ref, extra) if "." not in key else []
+        variables = extras.variable_names(project, ref, extra) if "." not in key else []
         where = unset_extra(project, ref.name, key, in_environment=in_environment)
     else:
         variables = own_variable_names(project, ref, key, declared_settings(project, ref).get(key))

@@ -20,11 +20,12 @@ from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError, UsageError
 from strata.ingest import commands
+from strata.ingest.pipeline_env import meltano_variables
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent, stop_group
-from strata.project.settings import plugin_info_env, plugin_variables, resolve
+from strata.project.settings import plugin_variables, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -49,6 +50,8 @@ class Invocation:
     """Values of its secret settings and secret-named ``env:`` entries, kept out of stored or shown output."""
     cwd: Path | None = None
     """Where it runs: a transformer in its ``project_dir`` (Meltano's dbt invoker); None for the project root."""
+    exported: dict[str, str] = field(default_factory=dict, repr=False)
+    """Its info, settings and extras as Meltano's variables: what the next plugins of a pipeline see."""
 
 
 def prepare(
@@ -58,6 +61,7 @@ def prepare(
     overrides: Mapping[str, Any] | None = None,
     *,
     executable: str | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> Invocation:
     """Resolve executable, config and environment of plugin ``name``.
 
@@ -66,27 +70,31 @@ def prepare(
 
     The process environment starts from ``Project.variables`` (the very map ``${VAR}`` sees, in
     its order: project paths < root ``env:`` < ``.env`` < process < environment ``env:``), then
-    adds ``STRATA_ENVIRONMENT`` and ``MELTANO_ENVIRONMENT``, Meltano's ``MELTANO_<TYPE>_NAME`` …
-    (``plugin_info_env``), every setting under each name Meltano writes it to (``as_env``), then
-    the ``env:`` blocks as Meltano layers them for a plugin (``settings.plugin_variables``: the
-    plugin's own < the environment's < the environment's for this plugin), the very map its
-    config's ``${VAR}`` sees. Its ``secrets`` are the values of its secret settings and of the
-    plugin's ``env:`` entries named like secrets (``PGPASSWORD``). A file bundle has no program;
-    a transformer runs in its ``project_dir`` (``_working_dir``).
+    adds ``STRATA_ENVIRONMENT`` and ``MELTANO_ENVIRONMENT``, ``context`` (the variables of the
+    plugins before it in a pipeline, see ``strata.ingest.pipeline_env``), Meltano's
+    ``MELTANO_<TYPE>_NAME`` … (``plugin_info_env``), every setting and extra under each name
+    Meltano writes it to (``as_env``, ``meltano_variables``), then the ``env:`` blocks as Meltano
+    layers them for a plugin (``settings.plugin_variables``: the plugin's own < the environment's
+    < the environment's for this plugin), the very map its config's ``${VAR}`` sees. Its
+    ``secrets`` are the values of its secret settings and of the plugin's ``env:`` entries named
+    like secrets (``PGPASSWORD``). A file bundle has no program; a transformer runs in its
+    ``project_dir`` (``_working_dir``).
     """
     ref = project.plugin(name)
     if ref.plugin_type == "files":
         raise UsageError(f"`{name}` is a file bundle, which has no program to run", "run the plugin its files are for")
     env = plugin_env(project, ref)
-    settings = resolve(project, name, overrides)
+    context = context or {}
+    settings = resolve(project, name, overrides, context=context)
     config = settings.config()
     variables = plugin_variables(project, ref)
     environ = dict(project.variables)
     environ.pop("PYTHONPATH", None)
     if project.environment is not None:  # Meltano's name too: dbt profiles pick their target by it
         environ["STRATA_ENVIRONMENT"] = environ["MELTANO_ENVIRONMENT"] = project.environment.name
-    environ.update(plugin_info_env(project, ref))
-    environ.update(settings.as_env())
+    exported = meltano_variables(project, ref, settings, context)
+    environ.update(context)
+    environ.update(exported)
     environ.update(variables.layered)
     if env.pip_url is not None:
         environ["VIRTUAL_ENV"] = str(env.current)
@@ -101,6 +109,7 @@ def prepare(
         ref.plugin_type in _TAKES_CONFIG,
         secret_values(settings) | secret_variables(variables.own),
         _working_dir(project, ref, config),
+        exported,
     )
 
 

@@ -30,12 +30,12 @@ from typing import IO, TYPE_CHECKING, Any, Self
 from strata.errors import Interrupted, RuntimeFailure, UsageError
 from strata.ingest.catalog import run_catalog, tap_args
 from strata.ingest.invoke import Invocation, exit_code, prepare, prepare_command
+from strata.ingest.pipeline_env import prepare_block, settings_in_block
 from strata.ingest.redaction import Redactor
 from strata.ingest.runfiles import config_file
 from strata.ingest.venv import plugin_env
 from strata.processes import die_with_parent as _die_with_parent
 from strata.project.files import private_dir, what_to_do
-from strata.project.settings import resolve
 from strata.state.base import merges
 
 if TYPE_CHECKING:
@@ -532,7 +532,7 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
     given_catalog = None if options.catalog is None else read_catalog_file(options.catalog)
     given_state = None if options.state is None else read_json_file(options.state, "--state")
     if options.dry_run:
-        plan = [" | ".join(_describe(project, ref) for ref in (block.extractor, *block.mappers, block.loader))]
+        plan = [" | ".join(_describe(project, block, i) for i in range(len(block.mappers) + 2))]
         return RunResult(
             state_id, None, {}, 0.0, 0, None, dry_run=True, plan=[f"state id {state_id}", *plan, *(builds or [])]
         )
@@ -586,7 +586,8 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
 def dump_block(project: Project, block: Block, options: RunOptions, what: str) -> dict[str, Any]:
     """What Meltano's ``el --dump WHAT`` prints: a file the pipeline would hand a plugin; nothing runs.
 
-    ``extractor-config``/``loader-config`` (secrets redacted), ``catalog`` (the one the extractor
+    ``extractor-config``/``loader-config`` (secrets redacted; the loader's expanded with the
+    extractor's variables, as the run gives it), ``catalog`` (the one the extractor
     gets: discovered, or ``--catalog``, with ``--select/--exclude``), ``state`` (the one it starts
     from: ``--state``, else the stored state; none with ``--full-refresh``).
     """
@@ -594,8 +595,7 @@ def dump_block(project: Project, block: Block, options: RunOptions, what: str) -
     from strata.ingest.runfiles import read_json_file
 
     if what in ("extractor-config", "loader-config"):
-        ref = block.extractor if what == "extractor-config" else block.loader
-        return resolve(project, ref.name).config(redacted=True)
+        return settings_in_block(project, block, 0 if what == "extractor-config" else -1).config(redacted=True)
     name = block.extractor.name
     if what == "catalog":
         given = None if options.catalog is None else read_catalog_file(options.catalog)
@@ -636,14 +636,17 @@ def _state_store(project: Project, state_id: str, options: RunOptions) -> Iterat
         yield backend, lock
 
 
-def _describe(project: Project, ref: PluginRef) -> str:
-    """A plugin as a dry run shows it; one not installed yet is named so (its settings still resolve)."""
+def _describe(project: Project, block: Block, position: int) -> str:
+    """The pipeline's plugin at ``position`` as a dry run shows it; one not installed yet is named so.
+
+    Its settings still resolve, as the run resolves them (with the variables of the plugins before it).
+    """
+    ref = [block.extractor, *block.mappers, block.loader][position]
+    settings_in_block(project, block, position).config()
     env = plugin_env(project, ref)
     if env.pip_url is not None and not env.is_installed:
-        resolve(project, ref.name).config()
         return f"{ref.name} ({env.executable}, not installed yet: `strata install {env.owner.name}`)"
-    inv = prepare(project, ref.name, [])
-    return f"{ref.name} ({inv.argv[0]} --config <0600 file>)"
+    return f"{ref.name} ({env.executable_path()} --config <0600 file>)"
 
 
 @dataclass
@@ -675,8 +678,7 @@ def _pipe(
 ) -> RunResult:
     started = time.monotonic()
     refs = [block.extractor, *block.mappers, block.loader]
-    overrides = [None, *(block.overrides(i) for i in range(len(block.mappers))), None]
-    invs = [prepare(project, ref.name, [], over) for ref, over in zip(refs, overrides, strict=True)]
+    invs = prepare_block(project, block)
     extra = ({"catalog": catalog} if catalog is not None else {}) | ({"state": start_state} if start_state else {})
     redact = Redactor(frozenset[str]().union(*(inv.secrets for inv in invs)))
     with _files(project, extra) as files, contextlib.ExitStack() as stack, _RunLog(log_path, redact) as log:

@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import SettingError, UsageError
-from strata.project.settings import SettingValue, env_name, from_file, parse_value, plugin_variables
+from strata.project.settings import (
+    SettingValue,
+    env_name,
+    exported,
+    from_file,
+    own_namespace,
+    parse_value,
+    plugin_info_env,
+    plugin_variables,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -110,29 +120,39 @@ def parse(extra: Extra, path: list[str], raw: str) -> Any:
     return value
 
 
-def own_namespace(ref: PluginRef) -> str:
-    """The plugin's own namespace, as Meltano gives it to extras: ``namespace:`` or its name with ``_``."""
-    return ref.plugin.namespace or ref.name.replace("-", "_")
-
-
-def variable_names(ref: PluginRef, extra: Extra) -> list[str]:
+def variable_names(project: Project, ref: PluginRef, extra: Extra) -> list[str]:
     """``TAP_X__SELECT`` (plugin name, then namespace), then the same for each alias (``TAP_X_METADATA``)."""
-    prefixes = (ref.name, own_namespace(ref))
+    prefixes = (ref.name, own_namespace(project, ref))
     names = [env_name(prefix, extra.name) for prefix in prefixes]
     names.extend(env_name(prefix, alias) for alias in extra.aliases for prefix in prefixes)
     return list(dict.fromkeys(names))
 
 
-def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
-    """Every extra of ``ref`` through all layers (see the module docstring)."""
+def resolve_extras(
+    project: Project, ref: PluginRef, context: Mapping[str, str] | None = None, heir: PluginRef | None = None
+) -> dict[str, SettingValue]:
+    """Every extra of ``ref`` through all layers (see the module docstring).
+
+    ``${VAR}`` in an extra sees what the plugin's settings see (``context``, ``heir`` and the
+    ``env:`` blocks, see ``settings.resolve``) and, as in Meltano, the plugin's own settings as
+    variables (``load_schema: $MELTANO_EXTRACT_DATABASE``).
+    """
+    me = heir or ref
     parent = None
     if ref.plugin.inherit_from is not None:
-        parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type))
+        parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type), context, me)
+    settings = resolve(project, me.name, plugin_type=me.plugin_type, context=context)
+    seen = {
+        **project.variables,
+        **(context or {}),
+        **plugin_info_env(project, me),
+        **exported(project, me, settings.values.values()),
+        **plugin_variables(project, ref).layered,
+    }
     override = project.environment_override(ref)
-    seen = plugin_variables(project, ref).seen
     result = {}
     for extra in EXTRAS.get(ref.plugin_type, ()):
-        default = own_namespace(ref) if extra.default is NAMESPACE else extra.default
+        default = own_namespace(project, ref) if extra.default is NAMESPACE else extra.default
         value = SettingValue(extra.name, default, "default")
         inherited = parent[extra.name] if parent is not None else None
         if inherited is not None and inherited.source != "default":
@@ -142,10 +162,10 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
             value = _over(extra, value, from_parent)
         for layer in _file_values(project, seen, ref, extra, override):
             value = _over(extra, value, layer)
-        for source, variables in ((".env", project.dotenv), ("env", project.environ)):
-            var = next((v for v in variable_names(ref, extra) if v in variables), None)
+        for source, layer_vars in ((".env", project.dotenv), ("env", project.environ)):
+            var = next((v for v in variable_names(project, ref, extra) if v in layer_vars), None)
             if var is not None:
-                value = _from_variable(extra, variables[var], source, var)
+                value = _from_variable(extra, layer_vars[var], source, var)
         result[extra.name] = value
     return result
 

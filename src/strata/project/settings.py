@@ -28,7 +28,7 @@ from strata.project.expand import env_value, expand
 from strata.project.schema import singular
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from strata.project.project import PluginRef, Project
     from strata.project.schema import Setting
@@ -192,18 +192,7 @@ class PluginSettings:
         Per setting, in Meltano's order: its declared ``env:``, then ``<PREFIX>_<SETTING>`` for each
         of ``written_prefixes`` (``DBT_DUCKDB_PATH``, ``MELTANO_TRANSFORM_PATH``).
         """
-        prefixes = written_prefixes(self.project, self.ref)
-        declared = declared_settings(self.project, self.ref)
-        env: dict[str, str] = {}
-        for item in self.values.values():
-            if item.value is None or item.problem is not None:
-                continue
-            value = env_value(item.shown if redacted else item.value)
-            setting = declared.get(item.name)
-            custom = [setting.env] if setting is not None and setting.env else []
-            for name in [*custom, *(env_name(prefix, item.name) for prefix in prefixes)]:
-                env.setdefault(name, value)
-        return env
+        return exported(self.project, self.ref, self.values.values(), redacted=redacted)
 
 
 class PluginVariables(NamedTuple):
@@ -312,6 +301,29 @@ def plugin_info_env(project: Project, ref: PluginRef) -> dict[str, str]:
     return {env_name("meltano", singular(ref.plugin_type), key): value for key, value in info.items()}
 
 
+def exported(
+    project: Project, ref: PluginRef, values: Iterable[SettingValue], *, redacted: bool = False
+) -> dict[str, str]:
+    """``values`` as the variables Meltano hands the plugin, per value in Meltano's order.
+
+    Its declared ``env:`` name, then ``<PREFIX>_<NAME>`` for each of ``written_prefixes``:
+    ``TAP_X_USER``, ``<NAMESPACE>_USER``, ``MELTANO_EXTRACT_USER``; extras likewise
+    (``TAP_X__SELECT``, ``MELTANO_EXTRACT__LOAD_SCHEMA``). Unset values and values in error are left out.
+    """
+    prefixes = written_prefixes(project, ref)
+    declared = declared_settings(project, ref)
+    env: dict[str, str] = {}
+    for item in values:
+        if item.value is None or item.problem is not None:
+            continue
+        value = env_value(item.shown if redacted else item.value)
+        setting = declared.get(item.name)
+        custom = [setting.env] if setting is not None and setting.env else []
+        for name in [*custom, *(env_name(prefix, item.name) for prefix in prefixes)]:
+            env.setdefault(name, value)
+    return env
+
+
 def is_secret(name: str, declared: Setting | None) -> bool:
     """A declaration decides (``sensitive``, a secret or plain ``kind``); otherwise the name does."""
     if declared is not None:
@@ -360,12 +372,21 @@ def resolve(
     overrides: Mapping[str, Any] | None = None,
     *,
     plugin_type: str | None = None,
+    context: Mapping[str, str] | None = None,
+    heir: PluginRef | None = None,
 ) -> PluginSettings:
-    """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers."""
+    """Resolve every setting of plugin ``name`` (of ``plugin_type``, see ``Project.plugin``) through all layers.
+
+    ``${VAR}`` in values sees, in Meltano's order: ``Project.variables``, then ``context`` (the
+    variables of the plugins before this one in a pipeline, see ``strata.ingest.pipeline_env``),
+    then the plugin's own ``MELTANO_<TYPE>_NAME/NAMESPACE/VARIANT`` (``plugin_info_env``), then
+    the ``env:`` blocks as ``plugin_variables`` layers them. A value a plugin inherits is expanded
+    as its own (Meltano reads the parent's text in the child): ``heir`` is that child.
+    """
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
     variables = plugin_variables(project, ref)
-    seen = variables.seen
+    seen = {**project.variables, **(context or {}), **plugin_info_env(project, heir or ref), **variables.layered}
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
@@ -375,7 +396,9 @@ def resolve(
     layers.append(defaults)
 
     if ref.plugin.inherit_from is not None:
-        parent = resolve(project, ref.plugin.inherit_from, plugin_type=ref.plugin_type)
+        parent = resolve(
+            project, ref.plugin.inherit_from, plugin_type=ref.plugin_type, context=context, heir=heir or ref
+        )
         layers.append(
             {
                 k: SettingValue(k, v.value, "inherited", f"from {parent.ref.name}", problem=v.problem)
@@ -487,13 +510,15 @@ def from_file(
 ) -> SettingValue:
     """A value from the project file, its ``${VAR}`` expanded against ``variables`` (``plugin_variables``).
 
-    One that is nothing but unset variables is no value, as in Meltano.
+    An expansion that fails is kept as the problem. A text that expands to nothing at all
+    (``${MELTANO_EXTRACTOR_NAMESPACE}`` outside a pipeline) is unset, as in Meltano: the setting
+    is then left out of the plugin's config.
     """
     try:
         expanded = expand(value, variables, f"{where} `{key}`", strict=project.strict_env_var_mode)
     except StrataError as exc:
         return SettingValue(key, None, source, where, problem=exc)
-    if isinstance(value, str) and value and expanded == "":
+    if isinstance(value, str) and value and not expanded:
         expanded = None
     return SettingValue(key, expanded, source, where)
 
