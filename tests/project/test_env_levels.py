@@ -32,8 +32,8 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "project"
 
 
-def _seen(root: Path) -> dict[str, Any]:
-    done = run_strata("invoke", "tap-probe", cwd=root, env=PROCESS)
+def _seen(root: Path, plugin: str = "tap-probe") -> dict[str, Any]:
+    done = run_strata("invoke", plugin, cwd=root, env=PROCESS)
     assert done.code == 0, done.err
     return dict(json.loads(done.out))
 
@@ -49,6 +49,20 @@ def test_the_plugin_sees_every_env_level_as_meltano_layers_them(root: Path) -> N
     assert (seen["env"]["F"], seen["env"]["I"]) == ("process", "dotenv")
 
 
+def test_an_inherited_value_is_expanded_with_the_heirs_variables_as_in_meltano(root: Path) -> None:
+    """``tap-probe-kid`` inherits ``sees_a: ${A}`` …: Meltano expands the text with the kid's variables.
+
+    The kid has no entry in the environment, so ``A`` is the environment's ``envlevel`` (the parent
+    sees its own entry's ``envplugin``); the parent's ``env:`` (``D``, ``G``) does not reach the kid,
+    while a setting the parent's ``env:`` blocks set (``from_plugin_env``) is inherited.
+    """
+    seen, meltano = _seen(root, "tap-probe-kid"), json.loads((FIXTURE / "expected" / "invoke-kid.json").read_text())
+    assert _without(seen["env"], DIFFERS) == _without(meltano["env"], DIFFERS)
+    assert _without(seen["config"], DIFFERS) == _without(meltano["config"], DIFFERS)
+    assert (seen["config"]["sees_a"], seen["config"]["sees_d"]) == ("envlevel", "top")
+
+
 def test_meltano_still_prints_what_is_stored(tmp_path: Path) -> None:
     copy = record_again(FIXTURE, tmp_path, "expected")
-    assert (copy / "expected" / "invoke.json").read_bytes() == (FIXTURE / "expected" / "invoke.json").read_bytes()
+    for name in ("invoke.json", "invoke-kid.json"):
+        assert (copy / "expected" / name).read_bytes() == (FIXTURE / "expected" / name).read_bytes()

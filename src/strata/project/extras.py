@@ -147,7 +147,7 @@ def resolve_extras(
         **(context or {}),
         **plugin_info_env(project, me),
         **exported(project, me, settings.values.values()),
-        **plugin_variables(project, ref).layered,
+        **plugin_variables(project, me).layered,
     }
     override = project.environment_override(ref)
     result = {}

@@ -386,7 +386,8 @@ def resolve(
     ref = project.plugin(name, plugin_type)
     declared = declared_settings(project, ref)
     variables = plugin_variables(project, ref)
-    seen = {**project.variables, **(context or {}), **plugin_info_env(project, heir or ref), **variables.layered}
+    expanding = variables if heir is None else plugin_variables(project, heir)  # an inherited value: as the heir's
+    seen = {**project.variables, **(context or {}), **plugin_info_env(project, heir or ref), **expanding.layered}
     layers: list[dict[str, SettingValue]] = []
 
     defaults = {}
