@@ -53,13 +53,15 @@ def test_an_inherited_value_is_expanded_with_the_heirs_variables_as_in_meltano(r
     """``tap-probe-kid`` inherits ``sees_a: ${A}`` …: Meltano expands the text with the kid's variables.
 
     The kid has no entry in the environment, so ``A`` is the environment's ``envlevel`` (the parent
-    sees its own entry's ``envplugin``); the parent's ``env:`` (``D``, ``G``) does not reach the kid,
-    while a setting the parent's ``env:`` blocks set (``from_plugin_env``) is inherited.
+    sees its own entry's ``envplugin``). The parent's ``env:`` reaches the kid beneath every other
+    level: ``N``, set nowhere else, does; ``D`` and ``G`` lose to the project's ``env:`` and the
+    process. A setting the parent's ``env:`` blocks set (``from_plugin_env``) is inherited.
     """
     seen, meltano = _seen(root, "tap-probe-kid"), json.loads((FIXTURE / "expected" / "invoke-kid.json").read_text())
     assert _without(seen["env"], DIFFERS) == _without(meltano["env"], DIFFERS)
     assert _without(seen["config"], DIFFERS) == _without(meltano["config"], DIFFERS)
     assert (seen["config"]["sees_a"], seen["config"]["sees_d"]) == ("envlevel", "top")
+    assert (seen["env"]["N"], seen["config"]["sees_n"]) == ("plugin-only", "plugin-only")
 
 
 def test_meltano_still_prints_what_is_stored(tmp_path: Path) -> None:

@@ -209,16 +209,23 @@ class PluginVariables(NamedTuple):
 def plugin_variables(project: Project, ref: PluginRef) -> PluginVariables:
     """What plugin ``ref``'s process and its config's ``${VAR}`` see.
 
-    As Meltano layers them: the project's variables (``Project.variables``) < the plugin's
-    ``env:`` < the active environment's ``env:`` < that environment's ``env:`` for the plugin.
+    As Meltano layers them: its ancestors' ``env:`` (``inherit_from``, the nearest winning) < the
+    project's variables (``Project.variables``) < the plugin's ``env:`` < the active environment's
+    ``env:`` < that environment's ``env:`` for the plugin.
     The plugin's ``env:`` is expanded against the project's variables, the environment's entry
     for it against those and the plugin's.
     """
     from strata.project.expand import expand_env
 
     strict = project.strict_env_var_mode
-    variables = project.variables
-    own = expand_env(ref.plugin.env, variables, f"{project.line([*ref.path, 'env'])} env", strict=strict)
+    where = f"{project.line([*ref.path, 'env'])} env"
+    inherited: dict[str, str] = {}
+    for ancestor in reversed(lineage(project, ref)[1:]):
+        inherited.update(ancestor.plugin.env)
+    below = expand_env(inherited, project.variables, where, strict=strict) if inherited else {}
+    variables = {**below, **project.variables}
+    own = {name: value for name, value in below.items() if name not in project.variables}
+    own.update(expand_env(ref.plugin.env, variables, where, strict=strict))
     seen = {**variables, **own}
     names = set(own)
     if project.environment is not None:
