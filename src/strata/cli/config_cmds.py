@@ -152,10 +152,10 @@ def _echo_values(values: Iterable[SettingValue]) -> None:
 
 
 def _list_extras(ctx: Context, ref: PluginRef) -> None:
-    """Every extra of ``ref`` (Meltano's ``config list --extras --all``): value and source."""
-    from strata.project.extras import resolve_extras
+    """Every extra of ``ref`` (Meltano's ``config list --extras --all``), custom ones and object leaves included."""
+    from strata.project.extras import listed, resolve_extras
 
-    values = resolve_extras(ctx.project(), ref).values()
+    values = listed(resolve_extras(ctx.project(), ref), ref.plugin_type)
 
     def human() -> None:
         if not values:

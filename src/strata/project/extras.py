@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import SettingError, UsageError
+from strata.project.schema import PLUGIN_KEYS
 from strata.project.settings import SettingValue, env_name, from_file, parse_value, plugin_variables
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Extra:
 
     name: str
     kind: str = "string"
+    """``string``, ``array``, ``object``, ``boolean``, or ``custom`` (a key Meltano keeps: any value)."""
     default: Any = None
     aliases: tuple[str, ...] = ()
 
@@ -77,6 +79,9 @@ EXTRAS: dict[str, tuple[Extra, ...]] = {
 """The extras of each plugin type, as Meltano 4.4.1 defines them; other types have none."""
 
 _TYPES = {"string": str, "array": list, "object": dict, "boolean": bool}
+
+_BASE_KEYS = PLUGIN_KEYS - {extra.key for extras in EXTRAS.values() for extra in extras}
+"""The keys of a plugin entry that are not extras of any plugin type."""
 
 
 def extras_of(plugin_type: str) -> dict[str, Extra]:
@@ -131,10 +136,10 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
     override = project.environment_override(ref)
     seen = plugin_variables(project, ref).seen
     result = {}
-    for extra in EXTRAS.get(ref.plugin_type, ()):
+    for extra in (*EXTRAS.get(ref.plugin_type, ()), *_customs(project, ref, parent, override)):
         default = own_namespace(ref) if extra.default is NAMESPACE else extra.default
         value = SettingValue(extra.name, default, "default")
-        inherited = parent[extra.name] if parent is not None else None
+        inherited = parent.get(extra.name) if parent is not None else None
         if inherited is not None and inherited.source != "default":
             from_parent = SettingValue(
                 extra.name, inherited.value, "inherited", f"from {ref.plugin.inherit_from}", problem=inherited.problem
@@ -150,6 +155,65 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
     return result
 
 
+def _entries(
+    project: Project, ref: PluginRef, override: tuple[Plugin, list[str | int]] | None
+) -> list[tuple[Plugin, list[str | int], str]]:
+    """The plugin's entry and the active environment's entry for it, lowest first, each with its path and source."""
+    entries: list[tuple[Plugin, list[str | int], str]] = [(ref.plugin, ref.path, project.file_of(ref.path))]
+    if override is not None:
+        assert project.environment is not None
+        entries.append((override[0], override[1], f"environment {project.environment.name}"))
+    return entries
+
+
+def _customs(
+    project: Project,
+    ref: PluginRef,
+    parent: Mapping[str, SettingValue] | None,
+    override: tuple[Plugin, list[str | int]] | None,
+) -> list[Extra]:
+    """The custom extras of ``ref``: its parent's, then the unknown keys of its entries (Meltano keeps them).
+
+    A key of the entry that is neither one of ``PLUGIN_KEYS`` outside the extras nor an extra of
+    the plugin's type (``load_schema:`` on a loader) is a custom extra ``_key``.
+    """
+    known = extras_of(ref.plugin_type)
+    names = [name for name in parent or {} if name not in known]
+    for _, path, _ in _entries(project, ref, override):
+        names.extend(f"_{key}" for key in project.entry(path) if key not in _BASE_KEYS and f"_{key}" not in known)
+    return [Extra(name, "custom") for name in dict.fromkeys(names)]
+
+
+def is_custom(extra: str, plugin_type: str) -> bool:
+    """Whether ``extra`` (``_x-owner``) is a custom extra of a plugin of ``plugin_type``, not one Meltano defines."""
+    return extra not in extras_of(plugin_type)
+
+
+def listed(values: Mapping[str, SettingValue], plugin_type: str) -> list[SettingValue]:
+    """The rows of ``config list --extras``, as Meltano lists them.
+
+    Each extra, then a row for each leaf of an object extra set anywhere (``_metadata.users.replication-key``,
+    with the object's source); a custom object extra is listed by its leaves only.
+    """
+    rows = []
+    for value in values.values():
+        leaves = isinstance(value.value, dict) and value.source != "default" and value.problem is None
+        if not (leaves and is_custom(value.name, plugin_type)):
+            rows.append(value)
+        if leaves:
+            rows.extend(
+                SettingValue(name, leaf, value.source, value.detail) for name, leaf in _leaves(value.name, value.value)
+            )
+    return rows
+
+
+def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    """``("_m", {"a": {"b": 1}})`` -> ``[("_m.a.b", 1)]``; a list or an empty object is a leaf."""
+    if not isinstance(value, dict) or not value:
+        return [(prefix, value)]
+    return [leaf for key, item in value.items() for leaf in _leaves(f"{prefix}.{key}", item)]
+
+
 def _file_values(
     project: Project,
     seen: Mapping[str, str],
@@ -158,12 +222,15 @@ def _file_values(
     override: tuple[Plugin, list[str | int]] | None,
 ) -> list[SettingValue]:
     """The extra as the plugin's entry and the environment's entry set it (``${VAR}`` from ``seen``), lowest first."""
-    entries: list[tuple[Plugin, list[str | int], str]] = [(ref.plugin, ref.path, project.file_of(ref.path))]
-    if override is not None:
-        assert project.environment is not None
-        entries.append((override[0], override[1], f"environment {project.environment.name}"))
     found = []
-    for plugin, path, source in entries:
+    for plugin, path, source in _entries(project, ref, override):
+        if extra.kind == "custom":
+            raw = project.entry(path)
+            if extra.key in raw:
+                found.append(
+                    from_file(project, seen, extra.name, raw[extra.key], source, project.line([*path, extra.key]))
+                )
+            continue
         for key_path, value in (
             ([*path, "config", extra.name], plugin.config.get(extra.name)),
             ([*path, extra.key], _field(plugin, extra.key)),
@@ -194,7 +261,7 @@ def _checked(extra: Extra, item: SettingValue) -> SettingValue:
 
 def _over(extra: Extra, below: SettingValue, above: SettingValue) -> SettingValue:
     """``above`` in place of ``below``; an object from a file layer is merged into the one below it."""
-    if extra.kind == "object" and isinstance(below.value, dict) and isinstance(above.value, dict):
+    if extra.kind in ("object", "custom") and isinstance(below.value, dict) and isinstance(above.value, dict):
         merged = _merge(below.value, above.value)
         return SettingValue(above.name, merged, above.source, above.detail, problem=above.problem)
     return above
@@ -210,7 +277,7 @@ def _merge(below: Mapping[str, Any], above: Mapping[str, Any]) -> dict[str, Any]
 
 def _from_variable(extra: Extra, raw: str, source: str, var: str) -> SettingValue:
     try:
-        value = parse_value(raw, extra.kind, var)
+        value = parse_value(raw, None if extra.kind == "custom" else extra.kind, var)
     except SettingError as exc:
         return SettingValue(extra.name, None, source, var, problem=exc)
     return SettingValue(extra.name, value, source, var)
