@@ -105,6 +105,7 @@ environments:
         extractors:
           - name: tap-y
             x-owner: dev-team
+            ui_hints: {color: red}
 """
 
 
@@ -138,8 +139,17 @@ def test_unknown_plugin_keys_are_custom_extras_kept_on_write_and_listed(
     }
     assert child["_x-owner"] == ("data-team", "inherited")
     assert child["_ui_hints.category"] == ("crm", "inherited")
-    in_dev = strata("-e", "dev", "--json", "config", "list", "tap-y", "--extras").json()
-    assert {row["name"]: (row["value"], row["source"]) for row in in_dev}["_x-owner"] == ("dev-team", "environment dev")
+    in_dev = {
+        row["name"]: (row["value"], row["source"])
+        for row in strata("-e", "dev", "--json", "config", "list", "tap-y", "--extras").json()
+    }
+    assert in_dev["_x-owner"] == ("dev-team", "environment dev")
+    assert in_dev["_ui_hints.color"] == ("red", "environment dev")
+    assert in_dev["_ui_hints.category"] == ("crm", "inherited")
+    monkeypatch.setenv("TAP_X__UI_HINTS_CATEGORY", "sales")
+    from_variable = strata("--json", "config", "get", "tap-x", "_ui_hints.category").json()
+    assert (from_variable["value"], from_variable["source"]) == ("sales", "env")
+    monkeypatch.delenv("TAP_X__UI_HINTS_CATEGORY")
     assert strata("config", "get", "tap-x", "_x-owner").out == "_x-owner=data-team (from meltano.yml:4)\n"
     assert strata("config", "set", "tap-x", "start_date", "2024-01-01").code == 0
     after = path.read_text().splitlines()

@@ -153,9 +153,9 @@ def _echo_values(values: Iterable[SettingValue]) -> None:
 
 def _list_extras(ctx: Context, ref: PluginRef) -> None:
     """Every extra of ``ref`` (Meltano's ``config list --extras --all``), custom ones and object leaves included."""
-    from strata.project.extras import listed, resolve_extras
+    from strata.project.extras import resolve_extras
 
-    values = listed(resolve_extras(ctx.project(), ref), ref.plugin_type)
+    values = resolve_extras(ctx.project(), ref).values()
 
     def human() -> None:
         if not values:

@@ -47,6 +47,8 @@ class Extra:
     """``string``, ``array``, ``object``, ``boolean``, or ``custom`` (a key Meltano keeps: any value)."""
     default: Any = None
     aliases: tuple[str, ...] = ()
+    path: tuple[str, ...] = ()
+    """Where a leaf extra (kind ``custom``) sits in a plugin entry: ``("metadata", "users", "replication-key")``."""
 
     @property
     def key(self) -> str:
@@ -129,17 +131,21 @@ def variable_names(ref: PluginRef, extra: Extra) -> list[str]:
 
 
 def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
-    """Every extra of ``ref`` through all layers (see the module docstring)."""
+    """Every extra of ``ref`` through all layers (see the module docstring), leaf extras after the others."""
+    return {name: value for name, (_, value) in _resolve(project, ref).items()}
+
+
+def _resolve(project: Project, ref: PluginRef) -> dict[str, tuple[Extra, SettingValue]]:
     parent = None
     if ref.plugin.inherit_from is not None:
-        parent = resolve_extras(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type))
+        parent = _resolve(project, project.plugin(ref.plugin.inherit_from, ref.plugin_type))
     override = project.environment_override(ref)
     seen = plugin_variables(project, ref).seen
     result = {}
-    for extra in (*EXTRAS.get(ref.plugin_type, ()), *_customs(project, ref, parent, override)):
+    for extra in (*EXTRAS.get(ref.plugin_type, ()), *_leaf_extras(project, ref, parent, override)):
         default = own_namespace(ref) if extra.default is NAMESPACE else extra.default
         value = SettingValue(extra.name, default, "default")
-        inherited = parent.get(extra.name) if parent is not None else None
+        inherited = parent[extra.name][1] if parent is not None and extra.name in parent else None
         if inherited is not None and inherited.source != "default":
             from_parent = SettingValue(
                 extra.name, inherited.value, "inherited", f"from {ref.plugin.inherit_from}", problem=inherited.problem
@@ -151,7 +157,7 @@ def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
             var = next((v for v in variable_names(ref, extra) if v in variables), None)
             if var is not None:
                 value = _from_variable(extra, variables[var], source, var)
-        result[extra.name] = value
+        result[extra.name] = (extra, value)
     return result
 
 
@@ -166,52 +172,39 @@ def _entries(
     return entries
 
 
-def _customs(
+def _leaf_extras(
     project: Project,
     ref: PluginRef,
-    parent: Mapping[str, SettingValue] | None,
+    parent: Mapping[str, tuple[Extra, SettingValue]] | None,
     override: tuple[Plugin, list[str | int]] | None,
 ) -> list[Extra]:
-    """The custom extras of ``ref``: its parent's, then the unknown keys of its entries (Meltano keeps them).
+    """The extras Meltano lists as "Custom": its parent's, then those the entries of ``ref`` set.
 
-    A key of the entry that is neither one of ``PLUGIN_KEYS`` outside the extras nor an extra of
-    the plugin's type (``load_schema:`` on a loader) is a custom extra ``_key``.
+    A key of an entry that is neither one of ``PLUGIN_KEYS`` outside the extras nor an extra of
+    the plugin's type (``x-owner:``, ``load_schema:`` on a loader) is a custom extra ``_x-owner``.
+    A custom key holding an object is one extra per leaf (``_ui_hints.category``), and so is
+    each leaf of an object extra (``_metadata.users.replication-key``): each is resolved through
+    the layers on its own, as Meltano does.
     """
     known = extras_of(ref.plugin_type)
-    names = [name for name in parent or {} if name not in known]
+    found = {name: extra for name, (extra, _) in (parent or {}).items() if name not in known}
     for _, path, _ in _entries(project, ref, override):
-        names.extend(f"_{key}" for key in project.entry(path) if key not in _BASE_KEYS and f"_{key}" not in known)
-    return [Extra(name, "custom") for name in dict.fromkeys(names)]
+        for key, value in project.entry(path).items():
+            extra = known.get(f"_{key}")
+            if key in _BASE_KEYS or (extra is not None and extra.kind != "object"):
+                continue
+            for parts, _ in _leaves((key,), value):
+                if extra is None or len(parts) > 1:
+                    name = "_" + ".".join(parts)
+                    found.setdefault(name, Extra(name, "custom", path=parts))
+    return list(found.values())
 
 
-def is_custom(extra: str, plugin_type: str) -> bool:
-    """Whether ``extra`` (``_x-owner``) is a custom extra of a plugin of ``plugin_type``, not one Meltano defines."""
-    return extra not in extras_of(plugin_type)
-
-
-def listed(values: Mapping[str, SettingValue], plugin_type: str) -> list[SettingValue]:
-    """The rows of ``config list --extras``, as Meltano lists them.
-
-    Each extra, then a row for each leaf of an object extra set anywhere (``_metadata.users.replication-key``,
-    with the object's source); a custom object extra is listed by its leaves only.
-    """
-    rows = []
-    for value in values.values():
-        leaves = isinstance(value.value, dict) and value.source != "default" and value.problem is None
-        if not (leaves and is_custom(value.name, plugin_type)):
-            rows.append(value)
-        if leaves:
-            rows.extend(
-                SettingValue(name, leaf, value.source, value.detail) for name, leaf in _leaves(value.name, value.value)
-            )
-    return rows
-
-
-def _leaves(prefix: str, value: Any) -> list[tuple[str, Any]]:
-    """``("_m", {"a": {"b": 1}})`` -> ``[("_m.a.b", 1)]``; a list or an empty object is a leaf."""
+def _leaves(path: tuple[str, ...], value: Any) -> list[tuple[tuple[str, ...], Any]]:
+    """``(("m",), {"a": {"b": 1}})`` -> ``[(("m", "a", "b"), 1)]``; a list or an empty object is a leaf."""
     if not isinstance(value, dict) or not value:
-        return [(prefix, value)]
-    return [leaf for key, item in value.items() for leaf in _leaves(f"{prefix}.{key}", item)]
+        return [(path, value)]
+    return [leaf for key, item in value.items() for leaf in _leaves((*path, str(key)), item)]
 
 
 def _file_values(
@@ -225,11 +218,7 @@ def _file_values(
     found = []
     for plugin, path, source in _entries(project, ref, override):
         if extra.kind == "custom":
-            raw = project.entry(path)
-            if extra.key in raw:
-                found.append(
-                    from_file(project, seen, extra.name, raw[extra.key], source, project.line([*path, extra.key]))
-                )
+            found.extend(_custom_value(project, seen, extra, path, source))
             continue
         for key_path, value in (
             ([*path, "config", extra.name], plugin.config.get(extra.name)),
@@ -239,6 +228,18 @@ def _file_values(
                 item = from_file(project, seen, extra.name, value, source, project.line(key_path))
                 found.append(_checked(extra, item))
     return found
+
+
+def _custom_value(
+    project: Project, seen: Mapping[str, str], extra: Extra, path: list[str | int], source: str
+) -> list[SettingValue]:
+    """The custom extra (a leaf: ``_ui_hints.category``) as the entry at ``path`` sets it: one value or none."""
+    node: Any = project.entry(path)
+    for part in extra.path:
+        if not isinstance(node, dict) or part not in node:
+            return []
+        node = node[part]
+    return [from_file(project, seen, extra.name, node, source, project.line([*path, *extra.path]))]
 
 
 def _field(plugin: Plugin, key: str) -> Any:
@@ -261,7 +262,7 @@ def _checked(extra: Extra, item: SettingValue) -> SettingValue:
 
 def _over(extra: Extra, below: SettingValue, above: SettingValue) -> SettingValue:
     """``above`` in place of ``below``; an object from a file layer is merged into the one below it."""
-    if extra.kind in ("object", "custom") and isinstance(below.value, dict) and isinstance(above.value, dict):
+    if extra.kind == "object" and isinstance(below.value, dict) and isinstance(above.value, dict):
         merged = _merge(below.value, above.value)
         return SettingValue(above.name, merged, above.source, above.detail, problem=above.problem)
     return above
