@@ -225,3 +225,31 @@ def test_strata_yml_stays_strict(strata: Cli, tmp_path: Path, monkeypatch: pytes
     assert result.code == 2
     assert "strata.yml:2: unknown key `settings`" in result.err
     assert result.err.count("\n") == 1
+
+
+def test_config_set_and_unset_write_a_custom_extra_as_meltano_does(
+    strata: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``meltano config set tap-x _x-owner foo`` rewrites ``x-owner:``; a plugin key or a new name is refused.
+
+    Meltano would write a new ``_name`` as a key too; strata keeps refusing it, as a likely typo.
+    """
+    path = write_project(tmp_path, CUSTOM, name="meltano.yml")
+    monkeypatch.chdir(tmp_path)
+    assert strata("config", "set", "tap-x", "_x-owner", "growth").code == 0
+    assert path.read_text() == CUSTOM.replace("x-owner: data-team", "x-owner: growth")
+    assert strata("config", "set", "tap-x", "_ui_hints.category", "sales").code == 0
+    assert path.read_text() == CUSTOM.replace("x-owner: data-team", "x-owner: growth").replace(
+        "category: crm", "category: sales"
+    )
+    assert (
+        strata("config", "get", "tap-x", "_ui_hints.category").out == "_ui_hints.category=sales (from meltano.yml:5)\n"
+    )
+    assert strata("config", "unset", "tap-x", "_review_ticket").code == 0
+    assert "review_ticket" not in path.read_text()
+    before = path.read_text()
+    refused = strata("config", "set", "tap-x", "_pip_url", "x")
+    assert refused.code == 2
+    assert "`_pip_url` is not an extra of extractors" in refused.err
+    assert strata("config", "set", "tap-x", "_x-ownr", "x").code == 2
+    assert path.read_text() == before

@@ -29,7 +29,7 @@ from strata.project.schema import PLUGIN_KEYS
 from strata.project.settings import SettingValue, env_name, from_file, parse_value, plugin_variables
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from strata.project.project import PluginRef, Project
     from strata.project.schema import Plugin
@@ -91,18 +91,22 @@ def extras_of(plugin_type: str) -> dict[str, Extra]:
     return {extra.name: extra for extra in EXTRAS.get(plugin_type, ())}
 
 
-def find(plugin_type: str, key: str) -> tuple[Extra, list[str]]:
+def find(plugin_type: str, key: str, custom: Collection[str] = ()) -> tuple[Extra, list[str]]:
     """The extra ``key`` names (``_metadata.users.replication-key``) and the path inside it.
 
-    An unknown extra, or a path into an extra that is not an object, is a usage error.
+    ``custom`` holds the custom extras the plugin has (``custom_roots``): those can be set too.
+    Any other unknown extra (a typo, or one Meltano would write as a new key), or a path into an
+    extra that is not an object, is a usage error.
     """
     root, *path = key.split(".")
     known = extras_of(plugin_type)
     extra = known.get(root)
+    if extra is None and root in custom:
+        return Extra(root, "custom"), path
     if extra is None:
         listed = ", ".join(sorted(known)) or "none"
         raise UsageError(f"`{root}` is not an extra of {plugin_type}", f"the extras of {plugin_type} are {listed}")
-    if path and extra.kind != "object":
+    if path and extra.kind not in ("object", "custom"):
         raise UsageError(f"`{root}` is not an object, so `{key}` cannot be set", f"set `{root}` as a whole")
     return extra, path
 
@@ -111,7 +115,7 @@ def parse(extra: Extra, path: list[str], raw: str) -> Any:
     """The value ``raw`` sets: of the extra's kind, or any JSON value (else text) inside an object."""
     if path:
         return parse_value(raw, None, f"`{extra.name}.{'.'.join(path)}`")
-    value = parse_value(raw, extra.kind, f"`{extra.name}`")
+    value = parse_value(raw, None if extra.kind == "custom" else extra.kind, f"`{extra.name}`")
     if extra.kind == "array" and extra.name.startswith("_select") and not all(isinstance(v, str) for v in value):
         raise SettingError(f"`{extra.name}` must be a list of strings", "give e.g. '[\"users.*\"]'")
     return value
@@ -128,6 +132,13 @@ def variable_names(ref: PluginRef, extra: Extra) -> list[str]:
     names = [env_name(prefix, extra.name) for prefix in prefixes]
     names.extend(env_name(prefix, alias) for alias in extra.aliases for prefix in prefixes)
     return list(dict.fromkeys(names))
+
+
+def custom_roots(project: Project, ref: PluginRef) -> set[str]:
+    """The custom extras ``ref`` has by their key in the entry (``_ui_hints`` for ``_ui_hints.category``)."""
+    known = extras_of(ref.plugin_type)
+    roots = {f"_{extra.path[0]}" for extra, _ in _resolve(project, ref).values() if extra.kind == "custom"}
+    return roots - set(known)
 
 
 def resolve_extras(project: Project, ref: PluginRef) -> dict[str, SettingValue]:
