@@ -59,11 +59,11 @@ def _source(text: str) -> str:
 
 
 def meltano_extras(name: str) -> dict[str, tuple[Any, str]]:
-    """Extra -> (value, source) from a stored ``meltano config list PLUGIN --extras --all``."""
+    """Extra -> (value, source) from a stored ``meltano config list PLUGIN --extras --all``, object leaves included."""
     found = {}
     for line in (EXPECTED / name).read_text().splitlines():
         match = _LINE.match(line)
-        if match and "." not in match["name"]:
+        if match:
             found[match["name"]] = (ast.literal_eval(match["value"]), _source(match["source"]))
     assert found, name
     return found

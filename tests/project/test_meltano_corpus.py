@@ -51,19 +51,7 @@ TYPE_ORDER = ["extractor", "loader", "transform", "orchestrator", "transformer",
 MELTANO_SECRET = "*****"
 STRATA_SECRET = "(redacted)"
 
-CUSTOM_EXTRAS = "issue 12 item 7: extras (an unknown plugin key is a custom extra in Meltano; strata refuses the file)"
-EXTRAS = "issue 12: Meltano's custom extras and the dotted rows of object extras in config list --extras"
-EXTRAS_PENDING = {"custom-extras", "postgres-inherit-extras"}
-"""Layouts whose ``config list --extras`` still differs: unknown plugin keys (custom extras), dotted rows."""
-
-KNOWN: dict[tuple[str, ...], str] = {
-    **{(check, "custom-extras"): CUSTOM_EXTRAS for check in ("plugins", "jobs", "schedules", "environments")},
-    **{
-        (check, "custom-extras", "no-environment", plugin_type, plugin): CUSTOM_EXTRAS
-        for check in ("print", "list", "extras")
-        for plugin_type, plugin in (("extractor", "tap-hubspot"), ("loader", "target-bigquery"))
-    },
-}
+KNOWN: dict[tuple[str, ...], str] = {}
 """Comparisons that differ because another engineer's item is in progress: (check, layout, …) -> reason."""
 
 
@@ -267,16 +255,7 @@ def test_config_list_values_and_sources_are_meltanos(
 
 @pytest.mark.parametrize(
     ("layout", "environment", "plugin_type", "plugin"),
-    [
-        pytest.param(
-            *case,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN.get(("extras", *case), EXTRAS))]
-            if case[0] in EXTRAS_PENDING
-            else [],
-            id="-".join(case),
-        )
-        for case in _extras_cases()
-    ],
+    [_marked("extras", *case) for case in _extras_cases()],
 )
 def test_config_list_extras_are_meltanos(
     strata: Cli, layout: str, layout_dir: Path, environment: str, plugin_type: str, plugin: str

@@ -152,7 +152,7 @@ def _echo_values(values: Iterable[SettingValue]) -> None:
 
 
 def _list_extras(ctx: Context, ref: PluginRef) -> None:
-    """Every extra of ``ref`` (Meltano's ``config list --extras --all``): value and source."""
+    """Every extra of ``ref`` (Meltano's ``config list --extras --all``), custom ones and object leaves included."""
     from strata.project.extras import resolve_extras
 
     values = resolve_extras(ctx.project(), ref).values()
@@ -253,7 +253,7 @@ def _set_extra(ctx: Context, ref: PluginRef, key: str, value: str, *, secret: bo
     from strata.project.edit import set_extra
     from strata.project.settings import rank_of
 
-    extra, path = extras.find(ref.plugin_type, key)
+    extra, path = extras.find(ref.plugin_type, key, extras.custom_roots(ctx.project(), ref))
     if secret:
         raise UsageError(f"`{extra.name}` is an extra, never a secret", "drop --secret")
     parsed = extras.parse(extra, path, value)
@@ -302,7 +302,7 @@ def unset(click_ctx: click.Context, words: tuple[str, ...]) -> None:
         from strata.project import extras
         from strata.project.edit import unset_extra
 
-        extra, _ = extras.find(ref.plugin_type, key)
+        extra, _ = extras.find(ref.plugin_type, key, extras.custom_roots(project, ref))
         variables = extras.variable_names(project, ref, extra) if "." not in key else []
         where = unset_extra(project, ref.name, key, in_environment=in_environment)
     else:

@@ -23,7 +23,15 @@ from strata.errors import (
 )
 from strata.project.files import decode
 from strata.project.keypath import path_key
-from strata.project.schema import PLUGIN_TYPES, Environment, Plugin, ProjectFile, Setting, singular
+from strata.project.schema import (
+    PLUGIN_TYPES,
+    Environment,
+    Plugin,
+    ProjectFile,
+    Setting,
+    singular,
+    without_custom_keys,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -338,6 +346,16 @@ class Project:
                 return plugin, ["environments", env_index, "config", "plugins", ref.plugin_type, index]
         return None
 
+    def entry(self, path: list[str | int]) -> dict[str, Any]:
+        """The plain data of the entry at key path ``path`` as the files hold it, custom keys included; {} if none."""
+        node: Any = self._plain
+        for part in path:
+            if isinstance(part, int):
+                node = node[part] if isinstance(node, list) and part < len(node) else None
+            else:
+                node = node.get(part) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else {}
+
     def line(self, path: list[str | int]) -> str:
         """``file:line`` of a key path, for messages; the file is the one that holds it."""
         for end in range(len(path), 0, -1):
@@ -575,7 +593,7 @@ def _load(root: Path, path: Path, text: str, system_dir: Path) -> _Loaded:
 
             sources = [main, *_included(root, path, plain.get("include_paths") or [], where)]
             if cached["key"] == _cache_key(key, sources) and isinstance(plain, dict) and isinstance(lines, dict):
-                model = msgspec.convert(plain, ProjectFile)
+                model = _model(plain, path)
                 return _Loaded(sources, plain, lines, model, [str(w) for w in cached["warnings"]])
     except ProjectFileError:
         raise
@@ -625,7 +643,8 @@ def _parse_all(root: Path, sources: list[Source]) -> _Loaded:
 
     main = sources[0]
     main_tree = _parse(main, main=True)
-    model = yamlfile.convert(main_tree, ProjectFile, main.path)
+    prepare = without_custom_keys if lenient(main.path) else None
+    model = yamlfile.convert(main_tree, ProjectFile, main.path, prepare)
     if len(sources) == 1:
 
         def where(index: int) -> str:
@@ -636,7 +655,7 @@ def _parse_all(root: Path, sources: list[Source]) -> _Loaded:
     trees, warnings = [main_tree], _unknown_keys(main, main_tree)
     for source in sources[1:]:
         tree = _parse(source, main=False)
-        yamlfile.convert(tree, IncludedFile, Path(source.name))
+        yamlfile.convert(tree, IncludedFile, Path(source.name), prepare)
         trees.append(tree)
         for key in includes.extra_keys(tree):
             line = yamlfile.line_of(tree, [key])
@@ -649,8 +668,13 @@ def _parse_all(root: Path, sources: list[Source]) -> _Loaded:
     merged, _ = includes.merge(trees)
     plain = yamlfile.plain(merged)
     if len(trees) > 1:
-        model = msgspec.convert(plain, ProjectFile)
+        model = _model(plain, main.path)
     return _Loaded(sources, plain, includes.line_map(merged, trees), model, warnings)
+
+
+def _model(plain: dict[str, Any], main: Path) -> ProjectFile:
+    """The model of validated plain data; in ``meltano.yml`` unknown plugin keys (custom extras) are left out of it."""
+    return msgspec.convert(without_custom_keys(plain) if lenient(main) else plain, ProjectFile)
 
 
 def lenient(path: Path) -> bool:
@@ -658,7 +682,8 @@ def lenient(path: Path) -> bool:
 
     Meltano accepts unknown top-level keys, one name for plugins of different types and
     environments that configure undefined plugins: in ``meltano.yml`` those are warnings, in
-    strata's own file errors.
+    strata's own file errors. It also keeps an unknown key of a plugin entry as a custom extra:
+    accepted silently in ``meltano.yml``, an error in strata's own file.
     """
     return path.name == "meltano.yml"
 

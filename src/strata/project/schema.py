@@ -3,7 +3,8 @@
 strata reads both files with one schema: every key Meltano defines is accepted (so a Meltano
 project loads unchanged), strata adds ``features`` and ``stores``. Any other key inside a
 section is an error that names the file, the line and the key; an unknown top-level key is
-not read and gets a warning (Meltano accepts it). Free-form mappings (plugin ``config``,
+not read and gets a warning (Meltano accepts it). In ``meltano.yml`` an unknown key of a
+plugin entry is a custom extra (``without_custom_keys``), as in Meltano. Free-form mappings (plugin ``config``,
 ``metadata``, ``schema``, ``env``) are kept as plain dictionaries.
 """
 
@@ -125,6 +126,49 @@ class Plugin(_Strict):
     package_name: str | None = None
     # file bundle extra: paths to rewrite on Meltano's `upgrade files` (read, not acted on)
     update: dict[str, Any] = {}
+
+
+PLUGIN_KEYS = frozenset(Plugin.__struct_fields__)
+"""The keys of a plugin entry the schema knows; in ``meltano.yml`` any other key is a custom extra."""
+
+
+def without_custom_keys(data: Any) -> Any:
+    """A project file's plain data without the unknown keys of its plugin entries, for validation.
+
+    Meltano keeps such a key (``x-owner:``) as a custom extra ``_x-owner``. The entries under
+    ``plugins.<type>`` and ``environments[].config.plugins.<type>`` are copied without them;
+    anything not shaped as those sections is left for the schema to report.
+    """
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    if "plugins" in data:
+        out["plugins"] = _known_entries(data["plugins"])
+    environments = data.get("environments")
+    if isinstance(environments, list):
+        out["environments"] = [_environment_known(env) for env in environments]
+    return out
+
+
+def _environment_known(env: Any) -> Any:
+    config = env.get("config") if isinstance(env, dict) else None
+    if not isinstance(config, dict) or "plugins" not in config:
+        return env
+    return {**env, "config": {**config, "plugins": _known_entries(config["plugins"])}}
+
+
+def _known_entries(plugins: Any) -> Any:
+    if not isinstance(plugins, dict):
+        return plugins
+    return {
+        plugin_type: [
+            {k: v for k, v in entry.items() if k in PLUGIN_KEYS} if isinstance(entry, dict) else entry
+            for entry in entries
+        ]
+        if isinstance(entries, list)
+        else entries
+        for plugin_type, entries in plugins.items()
+    }
 
 
 class Plugins(_Strict):

@@ -23,6 +23,7 @@ from strata.errors import ProjectFileError
 from strata.project.keypath import dotted, path_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from strata.project.roundtrip import Style
@@ -182,10 +183,11 @@ def line_of(tree: Any, parts: list[str | int]) -> int | None:
     return line
 
 
-def convert(tree: CommentedMap, model: type[T], path: Path) -> T:
-    """Validate ``tree`` against ``model``; errors name file, line and key."""
+def convert(tree: CommentedMap, model: type[T], path: Path, prepare: Callable[[Any], Any] | None = None) -> T:
+    """Validate ``tree`` (its plain data through ``prepare``) against ``model``; errors name file, line and key."""
+    data = plain(tree)
     try:
-        return msgspec.convert(plain(tree), model)
+        return msgspec.convert(data if prepare is None else prepare(data), model)
     except msgspec.ValidationError as exc:
         match = _MSGSPEC_ERROR.match(str(exc))
         assert match is not None
