@@ -64,26 +64,15 @@ def _is_project(project: Project, name: str) -> bool:
     return name == PROJECT and all(ref.name != PROJECT for ref in project.plugins())
 
 
-_PLUGIN_TYPES = {
-    "extractor": "extractors",
-    "extractors": "extractors",
-    "loader": "loaders",
-    "loaders": "loaders",
-    "transform": "transforms",
-    "transforms": "transforms",
-    "orchestrator": "orchestrators",
-    "orchestrators": "orchestrators",
-    "transformer": "transformers",
-    "transformers": "transformers",
-    "file": "files",
-    "files": "files",
-    "utility": "utilities",
-    "utilities": "utilities",
-    "mapper": "mappers",
-    "mappers": "mappers",
-    "mapping": "mappers",
-    "mappings": "mappers",
-}
+def _plugin_types() -> dict[str, str]:
+    """Meltano's ``--plugin-type`` values (singular or plural; ``transform``, ``mapping`` too) -> section."""
+    from strata.project.schema import ADDABLE_TYPES
+
+    words = {**ADDABLE_TYPES, "transform": "transforms", "mapping": "mappers", "mappings": "mappers"}
+    return {**words, **{section: section for section in words.values()}}
+
+
+_PLUGIN_TYPES = _plugin_types()
 """Meltano's ``--plugin-type`` values and the section of the project file each one means."""
 
 plugin_type_option = click.option(
