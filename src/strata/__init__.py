@@ -14,7 +14,8 @@ from strata.features.keys import FeatureKey, FieldKey
 from strata.features.spec import ALL, FeatureDep, FeatureSpec, FieldDep, FieldSpec, Lineage
 
 if TYPE_CHECKING:
-    from strata.stores.base import Increment, MetadataStore
+    from strata.resolve.increment import Increment
+    from strata.stores.base import MetadataStore
     from strata.stores.duckdb.store import DuckDBStore
     from strata.stores.memory.store import InMemoryStore
     from strata.workspace import StrataProject, open_project

@@ -375,7 +375,7 @@ def _recompute_table(project: Any, target: dict[str, int], builds: list[dict[str
 
     Every feature of the demo has one sample per article, as many as the source has records.
     """
-    from strata.project_features import load_graph
+    from strata.features.project import load_graph
 
     graph = load_graph(project)
     samples = target.get("records", 0)

@@ -35,19 +35,19 @@ class StrataProject:
     @cached_property
     def graph(self) -> FeatureGraph:
         """The feature graph of ``features.entrypoints`` (imported once), with the ingested streams."""
-        from strata.project_features import load_graph
+        from strata.features.project import load_graph
 
         return load_graph(self._project)
 
     def store(self, name: str | None = None, *, read_only: bool = False) -> MetadataStore:
         """The store called ``name`` (default: ``features.store``), with this graph; use it as ``with store:``."""
-        from strata.project_features import make_store
+        from strata.features.project import make_store
 
         return make_store(self._project, name, graph=self.graph, read_only=read_only)
 
     def describe_store(self, name: str | None = None) -> str:
         """Where a store lives, for people: ``duckdb at /p/.strata/metadata.duckdb``."""
-        from strata.project_features import store_config
+        from strata.features.project import store_config
 
         return store_config(self._project, name).describe()
 

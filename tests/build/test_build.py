@@ -13,8 +13,8 @@ import duckdb
 import polars as pl
 import pytest
 
+from strata.features.project import load_graph, make_store
 from strata.project.project import Project
-from strata.project_features import load_graph, make_store
 from tests.helpers import STRATA, Result, computed, run_strata, write_project
 
 FEATURES = """

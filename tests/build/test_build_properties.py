@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import strata as st
-from strata.build import Builder
+from strata.build.runner import Builder
 
 TOP = ("sample_uid",)
 CHILD = ("sample_uid", "k")

@@ -11,9 +11,9 @@ import pytest
 
 import strata as st
 from strata.errors import WriteError
+from strata.features.project import load_graph, make_store
 from strata.features.versions import sample_hash
 from strata.project.project import Project
-from strata.project_features import load_graph, make_store
 from tests.helpers import computed, run_strata, write_project
 
 FEATURES = """

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from strata.features.project import build_executor
 from strata.project.project import Project
-from strata.project_features import build_executor
 from tests.build.test_build import Case, summary
 from tests.helpers import write_project
 from tests.test_cli_frame import _modules_after
@@ -225,7 +225,7 @@ def test_the_local_executor_overrides_the_file_and_never_imports_ray(tmp_path: P
     assert done["code"] == 0, done["err"]
     assert summary(done) == {"transcript": (4, 0, 0, 4), "embedding": (4, 0, 0, 4)}
     loaded = _modules_after(["build", "--executor", "local"], tmp_path)
-    assert "strata.build" in loaded
+    assert "strata.build.runner" in loaded
     assert "ray" not in loaded
-    assert "strata.executors.ray_executor" not in loaded
+    assert "strata.build.ray" not in loaded
     assert "ray" not in _modules_after(["--help"], tmp_path)

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 import strata as st
+from strata.features.project import load_graph, make_store
 from strata.features.versions import sample_hash
 from strata.project.project import Project
-from strata.project_features import load_graph, make_store
 from tests.helpers import run_strata, write_project
 
 IDS: dict[str, dict[str, list[Any]]] = {

@@ -8,8 +8,8 @@ import pytest
 
 import strata as st
 from strata.errors import DefinitionError, ProjectFileError, RuntimeFailure, UsageError
+from strata.features.project import feature_modules, load_graph, make_store, opened, store_config, store_configs
 from strata.project.project import Project
-from strata.project_features import feature_modules, load_graph, make_store, opened, store_config, store_configs
 from tests.cli.conftest import MakeProject
 from tests.helpers import write_project
 

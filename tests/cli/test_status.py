@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 import pytest
 
+from strata.features.project import load_graph, make_store
 from strata.project.project import Project
-from strata.project_features import load_graph, make_store
 from tests.cli.conftest import MakeProject
 from tests.helpers import Cli, run_strata
 

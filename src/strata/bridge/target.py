@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import DefinitionError, StrataError, UsageError
-from strata.versioning.sql import DUCKDB, ident, literal
+from strata.resolve.sql import DUCKDB, ident, literal
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -559,7 +559,7 @@ def _project(config: dict[str, Any]) -> Project:
 
 def run(config: dict[str, Any], fd: int) -> list[str]:
     """Load everything from ``fd`` into the configured store; return the per-stream summary."""
-    from strata.project_features import load_graph, make_store, opened, store_config
+    from strata.features.project import load_graph, make_store, opened, store_config
 
     started = time.perf_counter()
     project = _project(config)

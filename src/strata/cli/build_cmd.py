@@ -11,7 +11,7 @@ from strata.cli.context import Context, pass_context
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from strata.build import FeatureBuild
+    from strata.build.runner import FeatureBuild
 
 
 @click.command()
@@ -40,7 +40,7 @@ def build(
     Failing batches are recorded with their samples and skipped until their inputs change;
     the command then exits 1 after finishing everything else.
     """
-    from strata.build import build as run_build
+    from strata.build.runner import build as run_build
     from strata.errors import RuntimeFailure
 
     results = run_build(

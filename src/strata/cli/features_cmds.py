@@ -20,7 +20,7 @@ json_option = click.option("--json", "json_output", is_flag=True, help="Print JS
 
 def load_graph(ctx: Context) -> FeatureGraph:
     """The project's feature graph (``features.entrypoints``)."""
-    from strata.project_features import load_graph as load
+    from strata.features.project import load_graph as load
 
     return load(ctx.project())
 
@@ -36,7 +36,7 @@ def features() -> None:
 def list_(ctx: Context, json_output: bool) -> None:
     """Every feature: key, fields, upstreams, version (upstreams first)."""
     from strata.cli.tables import table
-    from strata.graph_views import summary
+    from strata.views.graph import summary
 
     ctx.json = ctx.json or json_output
     graph = load_graph(ctx)
@@ -65,7 +65,7 @@ def list_(ctx: Context, json_output: bool) -> None:
 @pass_context
 def show(ctx: Context, key: str, json_output: bool) -> None:
     """One feature: ids, upstreams, fields with their inputs and versions."""
-    from strata.graph_views import describe
+    from strata.views.graph import describe
 
     ctx.json = ctx.json or json_output
     graph = load_graph(ctx)
@@ -116,7 +116,7 @@ def graph() -> None:
 @pass_context
 def render(ctx: Context, fmt: str) -> None:
     """Draw the graph with its fields; edges name the upstream fields used."""
-    from strata.graph_views import RENDERERS
+    from strata.views.graph import RENDERERS
 
     feature_graph = load_graph(ctx)
     text = RENDERERS[fmt](feature_graph)

@@ -27,9 +27,9 @@ def status(
     show their sample count only: they resolve against the samples their caller supplies.
     """
     from strata.errors import RuntimeFailure
-    from strata.graph_views import out_of_sync
-    from strata.graph_views import status as feature_status
-    from strata.project_features import load_graph, make_store, opened, store_config
+    from strata.features.project import load_graph, make_store, opened, store_config
+    from strata.views.graph import out_of_sync
+    from strata.views.graph import status as feature_status
 
     ctx.json = ctx.json or json_output
     project = ctx.project()

@@ -35,7 +35,7 @@ class Feature:
 
     - ``compute(self, inputs)``: make this feature's values for a batch (used by ``strata build``);
     - ``load_input(cls, upstream)``: a custom input loader replacing the lineage joins (see
-      :mod:`strata.versioning`).
+      :mod:`strata.resolve`).
     """
 
     spec: ClassVar[FeatureSpec]

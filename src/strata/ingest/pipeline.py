@@ -392,7 +392,7 @@ def _build(
 
     What each block did goes into ``run`` (its history row) and the run log as soon as it ends.
     """
-    from strata.build import build
+    from strata.build.runner import build
 
     done: list[dict[str, Any]] = []
     for block in blocks:

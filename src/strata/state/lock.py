@@ -29,14 +29,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from strata.errors import StateLockedError
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from strata.state.base import StateBackend
 
 log = logging.getLogger("strata.state")
 
@@ -65,6 +63,21 @@ class Lease:
     expired: bool
     tag: str
     process: str = ""
+
+
+class LeaseBackend(Protocol):
+    """The four lease primitives every state backend gives (see :class:`strata.state.base.StateBackend`).
+
+    Declared here, so the lock needs nothing else of a backend and ``base`` alone imports ``lock``.
+    """
+
+    def _read_lease(self, state_id: str) -> Lease | None: ...
+
+    def _create_lease(self, state_id: str, request: LeaseRequest) -> str | None: ...
+
+    def _replace_lease(self, state_id: str, request: LeaseRequest, tag: str) -> str | None: ...
+
+    def _drop_lease(self, state_id: str, tag: str) -> bool: ...
 
 
 def holder_name() -> str:
@@ -136,7 +149,7 @@ def locked_error(state_id: str, lease: Lease) -> StateLockedError:
     )
 
 
-def acquire(backend: StateBackend, state_id: str, *, ttl: float, force: bool, auto_refresh: bool) -> StateLock:
+def acquire(backend: LeaseBackend, state_id: str, *, ttl: float, force: bool, auto_refresh: bool) -> StateLock:
     """Take the lock on ``state_id`` (the algorithm in this module's docstring)."""
     if ttl <= 0:
         msg = f"ttl must be positive, not {ttl}"
@@ -177,7 +190,7 @@ class StateLock:
     """
 
     def __init__(
-        self, backend: StateBackend, state_id: str, request: LeaseRequest, tag: str, *, auto_refresh: bool
+        self, backend: LeaseBackend, state_id: str, request: LeaseRequest, tag: str, *, auto_refresh: bool
     ) -> None:
         self.state_id = state_id
         self.holder = request.holder

@@ -1,4 +1,4 @@
-"""The store contract: what every metadata store does, and the increment it returns.
+"""What users call on every store: open, write, delete, read, resolve, look up.
 
 A store keeps, per feature, an append-only history table and a *latest* table with one live row
 per sample. Writes add rows tagged with feature and snapshot version and a store-wide sequence
@@ -10,89 +10,35 @@ last saw when the feature was fully in sync; the next resolve only looks at samp
 since (upstream or own rows), so its cost follows what changed, not what exists. A changed
 definition, a hard delete or no sync record means a full comparison.
 
-Backends implement the underscored primitives; everything users call is here, once.
+Backends implement the primitives of :class:`~strata.stores.contract.StoreBackend`; everything
+users call is here, once. The increment itself is :class:`~strata.resolve.increment.Increment`.
 """
 
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import DefinitionError, FeatureNotFoundError, WriteError
 from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
-from strata.stores.pending import Pending
-from strata.versioning.plan import CAUSE, FeaturePlan
+from strata.resolve.increment import Increment
+from strata.resolve.plan import CAUSE, FeaturePlan
+from strata.stores.checks import check_write, to_arrow
+from strata.stores.contract import StoreBackend
+from strata.stores.sync import Pending
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    import narwhals as nw
-    import polars as pl
     import pyarrow as pa
 
-IncrementPart = Literal["added", "changed", "removed"]
+
+__all__ = ["Increment", "MetadataStore"]
 
 
-@dataclass
-class Increment:
-    """What must change for one feature.
-
-    - ``added``: samples to compute, with their input data versions and new data versions;
-    - ``changed``: samples to recompute, the same columns plus ``strata_cause__<field>`` for
-      every field: null when that field is up to date, else why it is stale — ``code`` (its
-      code_version changed), ``data`` (a root field's data version changed) or the dotted keys
-      of the upstream fields whose data changed, comma-separated;
-    - ``removed``: ids of samples that no longer have inputs.
-
-    Frames are Narwhals frames: eager ``DataFrame`` by default, ``LazyFrame`` with ``lazy=True``.
-    """
-
-    feature: FeatureKey
-    added: Any
-    changed: Any
-    removed: Any
-    lazy: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def collect(self) -> Increment:
-        """An eager copy (a no-op for eager increments)."""
-        if not self.lazy:
-            return self
-        parts = {name: getattr(self, name).collect(backend="polars") for name in ("added", "changed", "removed")}
-        return Increment(self.feature, lazy=False, meta=self.meta, **parts)
-
-    @property
-    def is_empty(self) -> bool:
-        eager = self.collect()
-        return len(eager.added) == 0 and len(eager.changed) == 0 and len(eager.removed) == 0
-
-    def counts(self) -> dict[str, int]:
-        """Samples per part."""
-        eager = self.collect()
-        return {"added": len(eager.added), "changed": len(eager.changed), "removed": len(eager.removed)}
-
-    def changed_fields(self) -> dict[str, dict[str, int]]:
-        """Per field: how many samples changed, by cause (``code``, ``data`` or an upstream field)."""
-        eager = self.collect()
-        out: dict[str, dict[str, int]] = {}
-        for column in eager.changed.columns:
-            if not column.startswith(CAUSE):
-                continue
-            counts: dict[str, int] = {}
-            for value in eager.changed[column].to_list():
-                for cause in (value or "").split(","):
-                    if cause:
-                        counts[cause] = counts.get(cause, 0) + 1
-            if counts:
-                out[column.removeprefix(CAUSE)] = counts
-        return out
-
-
-class MetadataStore(ABC):
+class MetadataStore(StoreBackend):
     """Base of every store. Use as a context manager: ``with store: ...``."""
 
     kind: str = "store"
@@ -202,9 +148,9 @@ class MetadataStore(ABC):
         """
         self._require_writable()
         plan = self.plan(feature)
-        table = _to_arrow(frame)
+        table = to_arrow(frame)
         table = table.drop_columns([c for c in table.column_names if c.startswith(CAUSE)])  # an increment's, not data
-        _check_write(plan, table)
+        check_write(plan, table)
         if table.num_rows == 0:
             return 0
         pending = self._pending.pop(plan.key, None)
@@ -236,8 +182,8 @@ class MetadataStore(ABC):
         include ``removed``. One call brings the root in line with its source.
         """
         plan = self._root_plan(feature)
-        table = _to_arrow(frame)
-        _check_write(plan, table, samples=True)
+        table = to_arrow(frame)
+        check_write(plan, table, samples=True)
         counts = {"added": 0, "changed": 0, "unchanged": 0}
         if table.num_rows:
             if not self._has_table(plan.table):
@@ -307,7 +253,7 @@ class MetadataStore(ABC):
         """
         self._require_writable()
         plan = self.plan(feature)
-        table = _to_arrow(ids)
+        table = to_arrow(ids)
         by = plan.id_columns
         missing = [c for c in by if c not in table.column_names]
         if missing and plan.child_ids and all(c in table.column_names for c in plan.resolve_ids):
@@ -391,8 +337,8 @@ class MetadataStore(ABC):
                     f"`{plan.key}` is a root feature: resolve_update needs samples=",
                     "pass the current samples with their data versions",
                 )
-            table = _to_arrow(samples)
-            _check_write(plan, table, samples=True)
+            table = to_arrow(samples)
+            check_write(plan, table, samples=True)
             if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new
                 return self._all_added(plan, table, lazy=lazy)
             return self._resolve_root(plan, table, lazy=lazy)
@@ -434,7 +380,7 @@ class MetadataStore(ABC):
             return None
         import narwhals as nw
 
-        from strata.versioning import polars as engine
+        from strata.resolve import polars as engine
 
         upstream = {}
         for up in plan.upstreams:
@@ -587,52 +533,6 @@ class MetadataStore(ABC):
             schema.update(stored.select(wanted).head(0).collect(backend="polars").to_native().schema)
         return schema
 
-    # -- backend primitives -------------------------------------------------------------
-
-    @abstractmethod
-    def _open(self) -> None: ...
-
-    @abstractmethod
-    def _close(self) -> None: ...
-
-    @abstractmethod
-    def _get_meta(self, name: str) -> str | None: ...
-
-    @abstractmethod
-    def _set_meta(self, name: str, value: str) -> None: ...
-
-    @abstractmethod
-    def _has_table(self, table: str) -> bool: ...
-
-    @abstractmethod
-    def _write(self, plan: FeaturePlan, table: pa.Table) -> None: ...
-
-    @abstractmethod
-    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int: ...
-
-    @abstractmethod
-    def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None: ...
-
-    @abstractmethod
-    def _max_seq(self, table: str) -> int | None: ...
-
-    @abstractmethod
-    def _resolve(
-        self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
-    ) -> Increment: ...
-
-    @abstractmethod
-    def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment: ...
-
-    @abstractmethod
-    def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None: ...
-
-    @abstractmethod
-    def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None: ...
-
-    @abstractmethod
-    def _clear_sync(self) -> None: ...
-
 
 def _ancestors(graph: FeatureGraph, key: FeatureKey) -> list[FeatureKey]:
     seen: list[FeatureKey] = []
@@ -643,84 +543,3 @@ def _ancestors(graph: FeatureGraph, key: FeatureKey) -> list[FeatureKey]:
             seen.append(item)
             stack.extend(graph.upstream(item))
     return seen
-
-
-def _to_arrow(frame: Any) -> pa.Table:
-    """Any frame Narwhals understands (Polars, pandas, PyArrow, DuckDB …) as a PyArrow table."""
-    import narwhals as nw
-
-    try:
-        native = nw.from_native(frame)
-    except TypeError as exc:
-        raise WriteError(
-            f"cannot read rows from a {type(frame).__name__}", "pass a Polars, pandas or PyArrow frame"
-        ) from exc
-    if isinstance(native, nw.LazyFrame):
-        native = native.collect()
-    return native.to_arrow()
-
-
-def _check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -> None:
-    """Refuse rows that lack ids or versions, or repeat a sample."""
-    what = "samples" if samples else "rows"
-    names = set(table.column_names)
-    missing = [c for c in plan.id_columns if c not in names]
-    if missing:
-        raise WriteError(
-            f"{what} for `{plan.key}` lack id column(s) {', '.join(missing)}", "add them; nothing was written"
-        )
-    missing = [c for c in plan.dv_columns if c not in names]
-    if missing:
-        raise WriteError(
-            f"{what} for `{plan.key}` lack data-version column(s) {', '.join(missing)}",
-            "root features take one per field; other features get them from resolve_update; nothing was written",
-        )
-    missing = [c for c in plan.input_columns if c not in names]
-    if missing and not samples:
-        raise WriteError(
-            f"rows for `{plan.key}` lack input column(s) {', '.join(missing)}",
-            "write rows built from the increment of resolve_update, which carries them; nothing was written",
-        )
-    for column in plan.resolve_ids:  # an expansion's child ids may be null: see _check_children
-        if table.column(column).null_count:
-            raise WriteError(
-                f"{what} for `{plan.key}` have nulls in id column `{column}`",
-                "every sample needs its ids; nothing was written",
-            )
-    if table.num_rows:
-        import polars as pl
-
-        frame = pl.from_arrow(table.select(list(plan.id_columns)))
-        assert isinstance(frame, pl.DataFrame)
-        repeated = int(frame.is_duplicated().sum())
-        if repeated:
-            raise WriteError(
-                f"{what} for `{plan.key}` have {repeated} rows with repeated ids",
-                "write each sample once per call; nothing was written",
-            )
-        if plan.child_ids:
-            _check_children(plan, frame)
-    for column in plan.dv_columns:
-        if table.column(column).null_count:
-            raise WriteError(
-                f"{what} for `{plan.key}` have nulls in `{column}`",
-                "give every sample a data version; nothing was written",
-            )
-
-
-def _check_children(plan: FeaturePlan, ids: pl.DataFrame) -> None:
-    """Child ids are all null (the parent has no children) or none is, and a childless parent has no children."""
-    import polars as pl
-
-    nulls = [pl.col(c).is_null() for c in plan.child_ids]
-    if ids.filter(pl.any_horizontal(nulls) & ~pl.all_horizontal(nulls)).height:
-        raise WriteError(
-            f"rows for `{plan.key}` have some but not all of {', '.join(plan.child_ids)} null",
-            "give a child all its ids, or a parent with no children one row with all of them null; nothing was written",
-        )
-    parents = ids.group_by(list(plan.resolve_ids)).agg(pl.all_horizontal(nulls).any().alias("childless"), pl.len())
-    if parents.filter(pl.col("childless") & (pl.col("len") > 1)).height:
-        raise WriteError(
-            f"rows for `{plan.key}` give a parent both children and a row saying it has none",
-            "write either its children or the one row with null child ids; nothing was written",
-        )

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from strata.errors import WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
-from strata.stores.base import Increment, MetadataStore
-from strata.versioning import sql
-from strata.versioning.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
-from strata.versioning.sql import ident, literal
+from strata.resolve import sql
+from strata.resolve.increment import Increment
+from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.resolve.sql import ident, literal
+from strata.stores.base import MetadataStore
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

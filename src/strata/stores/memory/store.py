@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from strata.features.versions import DEFAULT_ALGORITHM
-from strata.stores.base import Increment, MetadataStore
-from strata.versioning import polars as engine
-from strata.versioning.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.resolve import polars as engine
+from strata.resolve.increment import Increment
+from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.stores.base import MetadataStore
 
 if TYPE_CHECKING:
     import narwhals as nw

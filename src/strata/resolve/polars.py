@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from strata.features.versions import digest_hex
-from strata.versioning.plan import (
+from strata.resolve.plan import (
     CAUSE_CODE,
     CAUSE_DATA,
     DELETED,

@@ -8,7 +8,7 @@ are never computed):
 2. removed samples are deleted (soft);
 3. added and changed samples go to ``compute`` in batches of ``batch_size`` (a class attribute
    of the feature, default 10 000), in worker processes when ``--workers`` is above one, or as
-   Ray tasks with ``features.executor: ray`` (:mod:`strata.executors.ray_executor`);
+   Ray tasks with ``features.executor: ray`` (:mod:`strata.build.ray`);
 4. each batch's result is checked — the feature's id columns, one column per field, no
    ``strata_`` columns, exactly the batch's samples (or, for an expansion, children of them) —
    joined to the increment's version columns and written at once, so a killed build keeps
@@ -18,7 +18,7 @@ A batch that raises or returns a bad frame is recorded in the system database
 (``strata_build_errors``: which samples, on which inputs, what error) and skipped; other
 batches go on. Those samples are skipped by later builds until their inputs change.
 
-``compute(self, inputs)`` gets :class:`Inputs`: per upstream feature, a Polars frame of its live
+``compute(self, inputs)`` gets :class:`~strata.build.worker.Inputs`: per upstream feature, a Polars frame of its live
 rows for the batch (id columns and the user's columns), and ``inputs.samples``, the batch's ids
 with the ``strata_cause__<field>`` columns (null for added samples).
 """
@@ -29,10 +29,12 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from strata.build.worker import call
+from strata.build.worker import compute as compute_in_worker
+from strata.build.worker import init as init_worker
 from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, UsageError
 from strata.features.keys import FeatureKey, feature_key_of
 
@@ -45,8 +47,9 @@ if TYPE_CHECKING:
     from strata.features.graph import FeatureGraph
     from strata.history import RunHistory
     from strata.project.project import Project
-    from strata.stores.base import Increment, MetadataStore
-    from strata.versioning.plan import FeaturePlan
+    from strata.resolve.increment import Increment
+    from strata.resolve.plan import FeaturePlan
+    from strata.stores.base import MetadataStore
 
 DEFAULT_BATCH_SIZE = 10_000
 _ERROR_TEXT = 500
@@ -54,24 +57,6 @@ _IN_LIMIT = 50_000
 """Above this many samples, upstream rows are read whole and narrowed in Polars."""
 _WAIT_STEP_SECONDS = 0.1
 """How often a wait for a worker's batch lets a signal through (see ``_result``)."""
-
-
-class Inputs(Mapping[str, "pl.DataFrame"]):
-    """What ``compute`` gets: each upstream's rows for the batch, by key (``inputs["video"]``, ``inputs[Video]``)."""
-
-    def __init__(self, frames: dict[str, pl.DataFrame], samples: pl.DataFrame) -> None:
-        self._frames = frames
-        self.samples = samples
-        """The batch: id columns, and per field ``strata_cause__<field>`` (why it is recomputed)."""
-
-    def __getitem__(self, key: Any) -> pl.DataFrame:
-        return self._frames[str(feature_key_of(key))]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._frames)
-
-    def __len__(self) -> int:
-        return len(self._frames)
 
 
 @dataclass
@@ -276,10 +261,10 @@ class Builder:
             return
         if self.workers == 1 or len(batches) == 1:
             for payload in payloads:
-                yield _call(cls, *payload)
+                yield call(cls, *payload)
             return
         pool = self._ensure_pool()
-        futures = [pool.submit(_worker_compute, str(plan.key), *payload) for payload in payloads]
+        futures = [pool.submit(compute_in_worker, str(plan.key), *payload) for payload in payloads]
         for future in futures:
             try:
                 yield _result(future)
@@ -296,14 +281,14 @@ class Builder:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
+                initializer=init_worker,
                 initargs=(root, environment, os.getpid()),
             )
         return self._pool
 
     def _ensure_ray(self) -> Any:
         if self._ray is None:
-            from strata.executors.ray_executor import RayExecutor
+            from strata.build.ray import RayExecutor
 
             if self.project is None:
                 raise DefinitionError("the Ray executor needs a project", "run build from a project")
@@ -372,15 +357,6 @@ def _rows_for(plan: FeaturePlan, batch: pl.DataFrame, upstream: dict[str, pl.Dat
             continue
         out[str(up.key)] = frame.join(batch.select(shared).unique(), on=shared, how="semi", nulls_equal=True)
     return out
-
-
-def _call(cls: type, batch: pl.DataFrame, frames: dict[str, pl.DataFrame]) -> Any:
-    """``compute`` on one batch: its result, or the exception it raised."""
-    samples = batch.select([c for c in batch.columns if not c.startswith(("strata_in__", "strata_dv__"))])
-    try:
-        return cls().compute(Inputs(frames, samples))
-    except Exception as exc:  # noqa: BLE001 - handed back and recorded with the batch
-        return exc
 
 
 def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
@@ -452,45 +428,6 @@ def _input_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
     return [json.dumps(list(row), separators=(",", ":")) for row in rows]
 
 
-# -- worker processes ------------------------------------------------------------------------
-
-_WORKER_GRAPH: FeatureGraph | None = None
-
-
-def _worker_init(root: str | None, environment: str | None, parent: int | None = None) -> None:  # pragma: no cover
-    """Load the graph; a pool worker (``parent``: the build's pid) first arranges to die with the build.
-
-    Killed alone, the build would otherwise leave its workers computing on. Ray workers belong to
-    Ray, which ends them itself.
-    """
-    global _WORKER_GRAPH  # noqa: PLW0603 - one graph per worker process
-    from pathlib import Path
-
-    from strata.processes import die_with_parent
-    from strata.project.project import Project
-    from strata.project_features import load_graph
-
-    if parent is not None:
-        die_with_parent(parent)
-
-    if root is not None:
-        _WORKER_GRAPH = load_graph(Project(Path(root), environment=environment))
-
-
-def _worker_compute(key: str, batch: pl.DataFrame, frames: dict[str, pl.DataFrame]) -> Any:  # pragma: no cover
-    if _WORKER_GRAPH is None:
-        raise DefinitionError("the worker has no feature graph", "run build from a project")
-    outcome = _call(_WORKER_GRAPH.feature(key), batch, frames)
-    if isinstance(outcome, BaseException):
-        raise outcome
-    import narwhals as nw
-
-    native = nw.from_native(outcome)
-    if isinstance(native, nw.LazyFrame):
-        native = native.collect()
-    return native.to_native() if hasattr(native, "to_native") else outcome
-
-
 # -- entry point -----------------------------------------------------------------------------
 
 
@@ -509,9 +446,9 @@ def build(
 
     ``executor`` (``local`` or ``ray``) overrides ``features.executor``.
     """
-    from strata.build_lock import build_lock
+    from strata.build.lock import build_lock
+    from strata.features.project import EXECUTORS, build_executor, load_graph, make_store, opened, store_config
     from strata.history import RunHistory
-    from strata.project_features import EXECUTORS, build_executor, load_graph, make_store, opened, store_config
 
     configured, ray_address = build_executor(project)
     if executor is not None and executor not in EXECUTORS:

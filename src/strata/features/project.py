@@ -309,7 +309,7 @@ def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]
     except StrataError:
         raise
     except Exception as exc:
-        from strata.build_lock import holder, running
+        from strata.build.lock import holder, running
 
         who = holder(config)
         if who is not None:  # the store's own lock error would not say who holds it

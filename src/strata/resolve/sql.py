@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from strata.features.versions import HASH_HEX_DIGITS
-from strata.versioning.plan import (
+from strata.resolve.plan import (
     CAUSE_CODE,
     CAUSE_DATA,
     DELETED,

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
-    from strata.versioning.plan import FeaturePlan
+    from strata.resolve.plan import FeaturePlan
 
 _PRESENT = "__strata_pending"
 

@@ -3,8 +3,8 @@
 The payloads are the process pool's: per batch, the batch frame (ids, causes, version columns)
 and each upstream's rows for it. A task gets them with the project root, the environment name
 and the feature key; the worker process loads the project's graph the first time (the process
-pool's :func:`strata.build._worker_init`) and keeps it while root and environment stay the
-same, then runs :func:`strata.build._worker_compute`, the very call the pool's workers make.
+pool's :func:`strata.build.worker.init`) and keeps it while root and environment stay the
+same, then runs :func:`strata.build.worker.compute`, the very call the pool's workers make.
 An exception ``compute`` raises is the task's *value*, so it comes back as it was raised and is
 recorded by the builder like any failing batch; the result frame is checked and written by the
 builder, as for the other executors.
@@ -191,15 +191,15 @@ def _run_batch(  # pragma: no cover - runs in Ray workers
 ) -> Any:
     """One batch in a Ray worker: the process pool's worker calls, with the exception as the value."""
     global _LOADED  # noqa: PLW0603 - one graph per worker process
-    from strata.build import _worker_compute, _worker_init
+    from strata.build.worker import compute, init
 
     if (root, environment) != _LOADED:
         try:
-            _worker_init(root, environment)
+            init(root, environment)
         except Exception as exc:  # noqa: BLE001 - handed back: no batch is at fault
             return _NoGraph(_one_line(exc))
         _LOADED = (root, environment)
     try:
-        return _worker_compute(key, batch, frames)
+        return compute(key, batch, frames)
     except Exception as exc:  # noqa: BLE001 - handed back and recorded with the batch
         return exc

@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from strata.errors import BuildRunningError
 
@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from strata.project_features import StoreConfig
+
+class StoreConfig(Protocol):
+    """What the lock needs of a store's configuration (:class:`strata.features.project.StoreConfig`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> Path | None: ...
+
 
 _RETRIES = 5
 """Tries (0.1 s apart) before a build is refused: a reader's probe holds the lock for microseconds."""

@@ -1,0 +1,97 @@
+"""The store contract: the few primitives a backend implements; everything users call is built on them.
+
+See docs/stores.md for what each must guarantee, how a store finds what changed since its last
+sync, and how a new store (SQLite, PostgreSQL, ClickHouse) passes the shared conformance tests.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import narwhals as nw
+    import pyarrow as pa
+
+    from strata.features.keys import FeatureKey
+    from strata.resolve.increment import Increment
+    from strata.resolve.plan import FeaturePlan
+
+
+class StoreBackend(ABC):
+    """What a backend gives :class:`~strata.stores.base.MetadataStore`."""
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Connect; create the bookkeeping tables (meta, sync) unless read-only."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Disconnect; temp tables and registered frames go with the connection."""
+
+    @abstractmethod
+    def _get_meta(self, name: str) -> str | None:
+        """A store-wide setting (``hash_algorithm``, the write sequence ``seq``)."""
+
+    @abstractmethod
+    def _set_meta(self, name: str, value: str) -> None:
+        """Set a store-wide setting."""
+
+    @abstractmethod
+    def _has_table(self, table: str) -> bool:
+        """Whether a feature's latest table exists (its first write creates it)."""
+
+    @abstractmethod
+    def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
+        """Append checked rows in one transaction, under a new sequence number.
+
+        Rows they supersede (same ids; for an expansion, same parent ids) move to history; the
+        system columns (code versions, feature and snapshot version, ``strata_seq``,
+        ``strata_written_at``, ``strata_deleted``) are stamped here.
+        """
+
+    @abstractmethod
+    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
+        """Delete by id; return how many live rows went.
+
+        Soft: tombstones under a new sequence number. Hard: every row, history included.
+        """
+
+    @abstractmethod
+    def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
+        """Live rows (or the whole history) as a lazy frame; None when the table does not exist."""
+
+    @abstractmethod
+    def _max_seq(self, table: str) -> int | None:
+        """The highest ``strata_seq`` in ``table`` (None: no table).
+
+        Equal numbers at two resolves mean nothing was written in between: this is how a store
+        finds what changed since its last sync.
+        """
+
+    @abstractmethod
+    def _resolve(
+        self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
+    ) -> Increment:
+        """The increment of a non-root feature (``resolve/sql.py`` gives SQL stores the queries).
+
+        ``since`` (table -> sequence number at the last sync) narrows the comparison to the
+        samples with rows written after it, in the feature's own table or an upstream's; None
+        means the full comparison. ``only`` narrows it to one sample (``lookup``).
+        """
+
+    @abstractmethod
+    def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
+        """The increment of a root feature, given every sample it should have with its data versions."""
+
+    @abstractmethod
+    def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
+        """The sync record of ``key``: its definition and its tables' sequence numbers when last in sync."""
+
+    @abstractmethod
+    def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None:
+        """Record that ``key`` is in sync at ``state`` (only ever written when it is: see ``stores/sync.py``)."""
+
+    @abstractmethod
+    def _clear_sync(self) -> None:
+        """Forget every sync record (after a hard delete the next resolves compare in full)."""

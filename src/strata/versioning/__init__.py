@@ -1,1 +1,0 @@
-"""Increment resolution: the plan of a feature, the SQL it generates, the Polars path."""
