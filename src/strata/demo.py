@@ -316,7 +316,7 @@ def _full_rebuild(root: Path, blocks: list[str]) -> tuple[float, Any, dict[str, 
     """
     import shutil
 
-    from strata.ingest.catalog import discover
+    from strata.ingest.discovery import discover
     from strata.ingest.pipeline import RunOptions, run_blocks
     from strata.project.project import Project
 

@@ -14,7 +14,7 @@ def discover(ctx: Context, extractor: str) -> None:
     """Run EXTRACTOR's discovery and cache its catalog (always refreshes)."""
     from strata.cli.tables import counted
     from strata.ingest.catalog import cache_path, streams
-    from strata.ingest.catalog import discover as run_discover
+    from strata.ingest.discovery import discover as run_discover
 
     project = ctx.project()
     ref = project.plugin(extractor)
@@ -45,8 +45,8 @@ def select(
     project = ctx.project()
     ref = project.plugin(extractor)
     if list_ or stream is None:
-        from strata.ingest.catalog import discover as run_discover
         from strata.ingest.catalog import rules_of, selection
+        from strata.ingest.discovery import discover as run_discover
 
         rules = rules_of(project, ref).select
         chosen = selection(run_discover(project, ref), rules if rules is not None else ["*.*"])

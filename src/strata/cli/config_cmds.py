@@ -193,7 +193,8 @@ def set_(click_ctx: click.Context, words: tuple[str, ...], value: str, secret: b
     key = ".".join(words)
     from strata.project import dotenv_file
     from strata.project.edit import declare_secret, set_config
-    from strata.project.settings import declared_settings, is_secret, parse_value, rank_of, redact, variable_names
+    from strata.project.settings import declared_settings, is_secret, rank_of, redact, variable_names
+    from strata.project.values import parse_value
 
     ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
     project = ctx.project()

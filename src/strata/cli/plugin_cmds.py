@@ -252,7 +252,9 @@ def invoke(
     if state is not None:
         files["state"] = read_json_file(state, "--state")
     if dump is not None:
-        shown = invoking.dump(
+        from strata.ingest.discovery import dump as dump_of
+
+        shown = dump_of(
             project, plugin, dump, catalog=files.get("catalog"), state=files.get("state"), refresh=refresh_catalog
         )
         click.echo(json.dumps(shown, indent=2))

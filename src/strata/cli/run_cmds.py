@@ -148,7 +148,8 @@ def el(
 def _dump(ctx: Context, blocks: list[str], options: RunOptions, what: str) -> None:
     import json
 
-    from strata.ingest.pipeline import Block, dump_block, parse_blocks
+    from strata.ingest.blocks import Block
+    from strata.ingest.pipeline import dump_block, parse_blocks
 
     project = ctx.project()
     items = parse_blocks(project, blocks, dry_run=True)

@@ -33,7 +33,8 @@ _FIRST = frozenset({"RECORD", "BATCH"})
 
 def check_extractor(project: Project, name: str) -> None:
     """Return once extractor ``name`` has emitted its first record; raise why its configuration is invalid."""
-    from strata.ingest.catalog import run_catalog, tap_args
+    from strata.ingest.catalog import tap_args
+    from strata.ingest.discovery import run_catalog
     from strata.ingest.invoke import exit_code, prepare
     from strata.ingest.pipeline import stopped_by_signals
     from strata.ingest.redaction import Redactor

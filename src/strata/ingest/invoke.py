@@ -20,9 +20,9 @@ from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import PluginExecutableError, UsageError
 from strata.ingest import commands
-from strata.ingest.pipeline_env import meltano_variables
 from strata.ingest.redaction import Redactor, secret_values, secret_variables
 from strata.ingest.runfiles import config_file
+from strata.ingest.variables import meltano_variables
 from strata.ingest.venv import PluginEnv, plugin_env
 from strata.processes import die_with_parent, stop_group
 from strata.project.settings import plugin_variables, resolve
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
     from strata.project.project import PluginRef, Project
 
-_TAKES_CONFIG = frozenset({"extractors", "loaders", "mappers"})
+TAKES_CONFIG = frozenset({"extractors", "loaders", "mappers"})
+"""Plugin types that are given a config file."""
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP)
 
 
@@ -106,7 +107,7 @@ def prepare(
         [str(program), *args],
         environ,
         config,
-        ref.plugin_type in _TAKES_CONFIG,
+        ref.plugin_type in TAKES_CONFIG,
         secret_values(settings) | secret_variables(variables.own),
         _working_dir(project, ref, config),
         exported,
@@ -175,43 +176,6 @@ def extractor(project: Project, name: str, what: str) -> None:
     """Refuse ``what`` (an option) for anything but an extractor."""
     if commands.is_command_block(name) or project.plugin(name).plugin_type != "extractors":
         raise UsageError(f"{what} apply to an extractor, and `{name}` is not one", f"leave {what} out for it")
-
-
-def dump(
-    project: Project,
-    name: str,
-    what: str,
-    *,
-    catalog: dict[str, Any] | None,
-    state: dict[str, Any] | None,
-    refresh: bool,
-) -> dict[str, Any]:
-    """What ``invoke --dump=WHAT`` prints, starting nothing but a discovery: no plugin run.
-
-    ``config``: the resolved config, secrets redacted (Meltano prints them; strata prints no
-    secret). ``catalog``: the ``--catalog`` file, else the catalog a run gives the extractor.
-    ``state``: the ``--state`` file (invoke has no state id, so no stored state is given).
-    """
-    if what == "config":
-        if commands.is_command_block(name) or project.plugin(name).plugin_type not in _TAKES_CONFIG:
-            raise UsageError(f"`{name}` is given no config file", "dump the config of an extractor, loader or mapper")
-        return resolve(project, name).config(redacted=True)
-    extractor(project, name, f"--dump={what}")
-    if what == "state":
-        if state is None:
-            raise UsageError(
-                "`strata invoke` gives an extractor no stored state, only a --state FILE",
-                "pass --state FILE, or see a run's state with `strata state get ID`",
-            )
-        return state
-    if catalog is not None:
-        return catalog
-    from strata.ingest.catalog import run_catalog
-
-    found = run_catalog(project, project.plugin(name), refresh=refresh)
-    if found is None:
-        raise UsageError(f"`{name}` is given no catalog (see its `capabilities:`)", "dump its config or state instead")
-    return found
 
 
 def run_captured(project: Project, name: str, args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Self
 
 from strata.errors import Interrupted, RuntimeFailure, UsageError
-from strata.ingest.catalog import run_catalog, tap_args
+from strata.ingest.blocks import Block, Mapping
+from strata.ingest.catalog import tap_args
+from strata.ingest.discovery import run_catalog
 from strata.ingest.invoke import Invocation, exit_code, prepare, prepare_command
 from strata.ingest.pipeline_env import prepare_block, settings_in_block
 from strata.ingest.redaction import Redactor
@@ -79,39 +81,6 @@ class RunOptions:
     """A catalog file used as it is instead of discovering (``el --catalog``)."""
     state: Path | None = None
     """A state file the tap starts from instead of the stored state (``el --state``)."""
-
-
-@dataclass(frozen=True)
-class Block:
-    """One extract-load pipeline: an extractor, mappers, a loader."""
-
-    extractor: PluginRef
-    mappers: tuple[PluginRef, ...]
-    loader: PluginRef
-    mappings: tuple[Mapping | None, ...] = ()
-    """Per mapper: the Meltano ``mappings:`` entry it was named by, if any."""
-
-    @property
-    def names(self) -> list[str]:
-        mappers = [m.name if m is not None else r.name for r, m in zip(self.mappers, self._mappings, strict=True)]
-        return [self.extractor.name, *mappers, self.loader.name]
-
-    @property
-    def _mappings(self) -> tuple[Mapping | None, ...]:
-        return self.mappings or tuple(None for _ in self.mappers)
-
-    def overrides(self, index: int) -> dict[str, Any] | None:
-        """Config of the mapping the ``index``-th mapper was named by (applied over the mapper's own)."""
-        mapping = self._mappings[index]
-        return None if mapping is None else mapping.config
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """A named configuration of a mapper (Meltano's ``mappings:``), usable as a block."""
-
-    name: str
-    config: dict[str, Any]
 
 
 def _mapping(project: Project, name: str) -> tuple[PluginRef, Mapping] | None:

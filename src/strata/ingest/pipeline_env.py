@@ -21,31 +21,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strata.project.extras import resolve_extras
-from strata.project.settings import SettingValue, exported, plugin_info_env, resolve
+from strata.ingest.variables import mapping_variables, meltano_variables
+from strata.project.settings import resolve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from strata.ingest.blocks import Block
+    from strata.ingest.blocks import Mapping as NamedMapping
     from strata.ingest.invoke import Invocation
-    from strata.ingest.pipeline import Block
-    from strata.ingest.pipeline import Mapping as NamedMapping
     from strata.project.project import PluginRef, Project
     from strata.project.settings import PluginSettings
-
-
-def meltano_variables(
-    project: Project, ref: PluginRef, settings: PluginSettings, context: Mapping[str, str]
-) -> dict[str, str]:
-    """The info, settings and extras of ``ref`` as variables (``context``: those of the plugins before it)."""
-    extras = resolve_extras(project, ref, context)
-    return {**plugin_info_env(project, ref), **settings.as_env(), **exported(project, ref, extras.values())}
-
-
-def mapping_variables(project: Project, ref: PluginRef, mapping: str) -> dict[str, str]:
-    """What Meltano adds for a mapper run as the mapping ``mapping``: ``_mapping`` and ``_mapping_name``."""
-    values = [SettingValue("_mapping", value=True, source="mapping"), SettingValue("_mapping_name", mapping, "mapping")]
-    return exported(project, ref, values)
 
 
 def _steps(block: Block) -> list[tuple[PluginRef, Mapping[str, Any] | None, NamedMapping | None]]:

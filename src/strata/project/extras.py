@@ -32,11 +32,11 @@ from strata.project.settings import (
     exported,
     from_file,
     own_namespace,
-    parse_value,
     plugin_info_env,
     plugin_variables,
     resolve,
 )
+from strata.project.values import parse_value
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping

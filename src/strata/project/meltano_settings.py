@@ -57,7 +57,7 @@ def set_setting(project: Project, name: str, value: str) -> str:
     """Write project setting ``name`` where Meltano writes it; return where (``.env (VAR)`` or the file)."""
     from strata.project import dotenv_file
     from strata.project.edit import ensure_mapping
-    from strata.project.settings import parse_value
+    from strata.project.values import parse_value
 
     _check(name)
     if name in IN_DOTENV:

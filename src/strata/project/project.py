@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from ruamel.yaml.comments import CommentedMap
 
-    from strata.project.roundtrip import Style
+    from strata.project.yamlstyle import Style
 
 PROJECT_FILES = ("strata.yml", "meltano.yml")
 """File names that mark a project root, in order of preference."""
@@ -244,7 +244,7 @@ class Project:
         Set in the file as ``ff: {strict_env_var_mode: true}`` or by ``STRATA_FF_STRICT_ENV_VAR_MODE``
         or ``MELTANO_FF_STRICT_ENV_VAR_MODE``.
         """
-        from strata.project.settings import parse_value
+        from strata.project.values import parse_value
 
         value = self.setting("ff.strict_env_var_mode")
         if value is None or isinstance(value, bool):

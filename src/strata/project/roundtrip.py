@@ -22,16 +22,7 @@ import re
 from difflib import SequenceMatcher
 from typing import Any, NamedTuple
 
-
-class Style(NamedTuple):
-    """Indentation as ``ruamel.yaml``'s ``YAML.indent`` takes it."""
-
-    mapping: int = 2
-    sequence: int = 4
-    """Column of a sequence item's content, relative to its parent key."""
-    offset: int = 2
-    """Column of a sequence item's dash, relative to its parent key."""
-
+from strata.project.yamlstyle import Style
 
 _OPENER = re.compile(r"^(?P<lead> *(?:- +)*)(?P<key>[^\s#-][^#]*?|-[^\s#][^#]*?):\s*(?:#.*)?$")
 """A line that opens a block: ``key:`` with nothing after it but a comment."""

@@ -18,7 +18,6 @@ are cast to the setting's ``kind`` (or to the type of the value they override).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from strata.errors import SettingError, StrataError
 from strata.project.expand import env_value, expand
 from strata.project.schema import singular
+from strata.project.values import OBJECT_KINDS, parse_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -50,7 +50,6 @@ _ENCODINGS = frozenset({"json", "b64", "base64"})
 _SECRET_KINDS = {"password", "secret", "hidden", "oauth"}
 _PLAIN_KINDS = {"boolean", "integer", "decimal", "date_iso8601", "options"}
 """Kinds whose values cannot be credentials: flags, numbers, dates and choices from a list."""
-_OBJECT_KINDS = {"object", "array"}
 SINGER_TYPES = frozenset({"extractors", "loaders", "mappers"})
 """Plugin types that speak Singer: they get their config as a file, nested and without nulls."""
 
@@ -542,7 +541,7 @@ def flatten(
     for key, value in config.items():
         name = f"{prefix}{key}"
         setting = declared.get(name)
-        is_leaf = not isinstance(value, dict) or not value or (setting is not None and setting.kind in _OBJECT_KINDS)
+        is_leaf = not isinstance(value, dict) or not value or (setting is not None and setting.kind in OBJECT_KINDS)
         if is_leaf:
             out[name] = (value, [*path, key])
         else:
@@ -559,10 +558,6 @@ def _nest(target: dict[str, Any], dotted_name: str, value: Any) -> None:
             target[part] = child
         target = child
     target[leaf] = value
-
-
-_TRUE = {"true", "1", "yes", "on", "y", "t"}
-_FALSE = {"false", "0", "no", "off", "n", "f"}
 
 
 def _cast(raw: str, declared: Setting | None, below: Any, where: str) -> Any:
@@ -594,40 +589,3 @@ def _kind_of(value: Any) -> str | None:
     if isinstance(value, list):
         return "array"
     return None
-
-
-def parse_value(raw: str, kind: str | None, where: str) -> Any:
-    """Parse ``raw`` as ``kind``; with no kind, JSON scalars/objects are parsed, else text.
-
-    ``where`` names the setting or variable in errors; the value itself is never shown (it may
-    be a secret).
-    """
-    try:
-        if kind == "integer":
-            return int(raw)
-        if kind == "decimal":
-            return float(raw)
-        if kind == "boolean":
-            lowered = raw.strip().lower()
-            if lowered in _TRUE:
-                return True
-            if lowered in _FALSE:
-                return False
-            raise ValueError(kind)
-        if kind in _OBJECT_KINDS:
-            value = json.loads(raw)
-            expected = dict if kind == "object" else list
-            if not isinstance(value, expected):
-                raise ValueError(kind)
-            return value
-    except ValueError:
-        assert kind is not None  # only the kinds above raise
-        article = "an" if kind[0] in "aeiou" else "a"
-        raise SettingError(f"{where} is not a valid {kind}", f"give {article} {kind} value") from None
-    if kind is None:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return raw
-        return value if not isinstance(value, str) else raw
-    return raw

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from strata.project.roundtrip import Style
+    from strata.project.yamlstyle import Style
 
 T = TypeVar("T")
 
