@@ -115,8 +115,8 @@ class Steps:
     def check(self, what: str, got: dict[str, set[int]], want: dict[str, set[int]]) -> None:
         """Exact id sets, as strata_run.py checks them."""
         if got != want:
-            counts = {k: (len(got[k]), len(want[k])) for k in want}
-            self.problems.append(f"{what}: (got, expected) per part {counts}")
+            off = {k: (len(got[k]), len(want[k] - got[k]), len(got[k] - want[k])) for k in want}
+            self.problems.append(f"{what}: (ids, missing, extra) per part {off}")
 
     def report(self, **extra: Any) -> None:
         """Print the worker's JSON."""
@@ -258,7 +258,8 @@ def strata_worker(n: int, path: Path, limit: str) -> None:
         steps.check(
             "full comparison after a hard delete", strata_run.id_sets(inc), {**synced, "new": synced["new"] | erased}
         )
-    steps.report(n=n, tool="strata", version=__import__("strata").__version__, disk_mb=disk_mb(path.parent))
+    version = __import__("strata").__version__
+    steps.report(n=n, tool="strata", version=version, disk_mb=disk_mb(path.parent), memory_limit=limit)
 
 
 def strata_cold(n: int, path: Path) -> None:
@@ -442,7 +443,7 @@ def sql_worker(n: int, path: Path, limit: str) -> None:
         steps.check(
             "full comparison after a hard delete", sql_ids(inc), {**synced, "new": synced["new"] | hard_deleted(n)}
         )
-    steps.report(n=n, tool="sql", version=duckdb.__version__, disk_mb=disk_mb(path.parent))
+    steps.report(n=n, tool="sql", version=duckdb.__version__, disk_mb=disk_mb(path.parent), memory_limit=limit)
 
 
 def sql_cold(n: int, path: Path) -> None:
@@ -580,9 +581,9 @@ def growth(sizes: list[int], all_results: dict[int, dict[str, dict[str, Any] | N
     pairs = list(itertools.pairwise(sizes))
     if not pairs:
         return []
-    heads = [f"{label(b)}/{label(a)}" for a, b in pairs]
+    heads = [f"{size_label(b)}/{size_label(a)}" for a, b in pairs]
     lines = [
-        "growth | " + " | ".join(f"strata s {h} | strata MB {h} | SQL s {h}" for h in heads),
+        "| growth | " + " | ".join(f"strata s {h} | strata MB {h} | SQL s {h}" for h in heads) + " |",
         "|---" * (1 + 3 * len(pairs)) + "|",
     ]
     for key, label in ROWS:
@@ -596,7 +597,7 @@ def growth(sizes: list[int], all_results: dict[int, dict[str, dict[str, Any] | N
     return lines
 
 
-def label(n: int) -> str:
+def size_label(n: int) -> str:
     """1000000 as 1M, 200000 as 200k."""
     return f"{n // 10**6}M" if n % 10**6 == 0 else f"{n // 1000}k"
 
@@ -619,9 +620,11 @@ def parse_sizes(text: str, *, huge: bool) -> list[int]:
     if huge and HUGE not in sizes:
         sizes.append(HUGE)
     if not huge and any(n >= HUGE for n in sizes):
-        sys.exit("error: 1e8 samples need --huge (about 30 GB of disk and an hour or more); add --huge")
+        msg = "1e8 samples need --huge (10 GB of disk, an hour or more per tool); add --huge"
+        raise ValueError(msg)
     if any(n % FIXED or n < FIXED * 200 for n in sizes):
-        sys.exit("error: sizes must be multiples of 1,000 and at least 200,000; use e.g. 1e6")
+        msg = "sizes must be multiples of 1,000 and at least 200,000; use e.g. 1e6"
+        raise ValueError(msg)
     return sizes
 
 
@@ -633,6 +636,7 @@ def main() -> int:
     parser.add_argument("--memory-limit", default="4GB", help="DuckDB's memory_limit for strata and SQL")
     parser.add_argument("--json", type=Path, help="write all results here")
     parser.add_argument("--rounds", type=int, default=1, help="run each tool this often per size; medians")
+    parser.add_argument("--report", type=Path, help="print the tables of an earlier run's --json, run nothing")
     parser.add_argument("--worker", choices=["strata", "sql"], help=argparse.SUPPRESS)
     parser.add_argument("--cold", choices=["strata", "sql"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -644,28 +648,44 @@ def main() -> int:
     if args.cold:
         (strata_cold if args.cold == "strata" else sql_cold)(args.n, args.path)
         return 0
-    sizes = parse_sizes(args.sizes, huge=args.huge)
+    if args.report:
+        return report(json.loads(args.report.read_text()), args.memory_limit)
+    try:
+        sizes = parse_sizes(args.sizes, huge=args.huge)
+    except ValueError as exc:
+        parser.error(str(exc))  # exit 2: bad usage
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    all_results: dict[int, dict[str, dict[str, Any] | None]] = {}
-    failed = False
+    all_results: dict[str, dict[str, dict[str, Any] | None]] = {}
     for n in sizes:
         tools = ["strata", "sql"] + (["metaxy"] if n <= METAXY_MAX else [])
         rounds = [{tool: worker(tool, n, args.memory_limit) for tool in tools} for _ in range(args.rounds)]
         results: dict[str, dict[str, Any] | None] = {"metaxy": None}
         results |= {tool: merge([r[tool] for r in rounds]) for tool in tools}
-        all_results[n] = results
+        all_results[str(n)] = results
+        if args.json:  # after every size, so a long run that stops later keeps what it measured
+            args.json.write_text(json.dumps(all_results, indent=2) + "\n")
         print("\n".join(table(n, results)) + "\n", flush=True)
+    return report(all_results, args.memory_limit, tables=False)
+
+
+def report(all_results: dict[str, dict[str, dict[str, Any] | None]], limit: str, *, tables: bool = True) -> int:
+    """Print the tables (unless printed already), notes, failed checks and growth; 1 if a check failed."""
+    sizes = sorted(int(n) for n in all_results)
+    failed = False
+    for n in sizes:
+        results = all_results[str(n)]
+        if tables:
+            print("\n".join(table(n, results)) + "\n")
         for tool, result in results.items():
             for note in (result or {}).get("notes", []):
                 print(f"note ({tool}, {n:,}): {note}")
             for problem in (result or {}).get("problems", []):
                 print(f"CHECK FAILED ({tool}, {n:,}): {problem}")
                 failed = True
-    print("\n".join(growth(sizes, all_results)))
-    print(f"\nmemory_limit {args.memory_limit}; exact increments: {'FAIL' if failed else 'ok'}")
-    if args.json:
-        args.json.write_text(json.dumps({str(n): r for n, r in all_results.items()}, indent=2) + "\n")
+    print("\n".join(growth(sizes, {n: all_results[str(n)] for n in sizes})))
+    limits = {r["memory_limit"] for res in all_results.values() for r in res.values() if r and "memory_limit" in r}
+    print(f"\nmemory_limit {', '.join(sorted(limits)) or limit}; exact increments: {'FAIL' if failed else 'ok'}")
     return 1 if failed else 0
 
 
