@@ -16,9 +16,10 @@
    copy over ``--build-samples`` samples, once with one batch and once with batches of 1 000
    samples; overhead per batch = (many - one) / (batches - 1).
 
-3. Where target-strata's time goes: the phase seconds its last stderr line reports (opening,
-   reading records, hashing + comparing + writing), median per phase of the timed runs; the
-   rest of the wall time is process start-up and exit.
+3. Where target-strata's time goes: the CPU seconds of the process (user + system, on both
+   cores; unlike wall time, barely changed by other work on the machine) and the phase seconds
+   its last stderr line reports (opening, reading records, hashing + comparing + writing),
+   median per phase of the timed runs; the rest of the wall time is start-up and exit.
 
 Usage:  python bench/bridge.py [--records N] [--repeat N] [--build-samples N] [--strata-only] [--json PATH]
 
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -118,21 +120,25 @@ def timed(
 ) -> float:
     """Seconds one command takes with ``stdin`` as its input; exits on failure.
 
-    ``phases``: gets the phase seconds of target-strata's last stderr line appended.
+    ``phases``: gets the phase seconds of target-strata's last stderr line appended, and the
+    CPU seconds (user + system) the process used, which other work on the machine barely changes.
 
     Dirty pages of the previous run are flushed first (``os.sync``), so no target pays for the
     writeback of another's output when it commits.
     """
     os.sync()
     with stdin.open("rb") as handle:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(argv, stdin=handle, cwd=cwd, env=env, capture_output=True, check=False)
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         tail = done.stderr.decode(errors="replace")[-2000:]
         raise SystemExit(f"{' '.join(map(str, argv))} failed ({done.returncode}):\n{tail}")
     if phases is not None:
-        phases.append(phase_seconds(done.stderr.decode(errors="replace")))
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        phases.append({"CPU": cpu, **phase_seconds(done.stderr.decode(errors="replace"))})
     return seconds
 
 
@@ -277,7 +283,7 @@ def main() -> int:
         print(f"  {name:28} {row['seconds']:8.2f} {row['records_per_second']:11,.0f} {ratio:16.2f}x")
     verdict = "PASS" if strata_rate >= RATE_TARGET else "MISS"
     print(f"  target-strata >= {RATE_TARGET:,} records/s: {verdict}")
-    print("target-strata's time by phase (median of its summary lines; the rest is start-up and exit):")
+    print("target-strata's CPU seconds and wall seconds by phase (medians; the rest is start-up and exit):")
     for name, row in phases.items():
         print(f"  {name:28} " + ", ".join(f"{seconds:.2f} s {phase}" for phase, seconds in row.items()))
     if args.strata_only:

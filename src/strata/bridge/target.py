@@ -2,8 +2,9 @@
 
 It reads its input in chunks (up to ``chunk_bytes``, or whatever arrived within
 ``flush_seconds``), never record by record: DuckDB parses each chunk of JSON lines in one
-scan, takes every property out typed, and hashes every field's value inside the query. A chunk
-is one transaction per stream. Per stream, only samples whose field values changed are written
+scan, takes every property out typed, and hashes every field's value inside the query (the
+distinct values of a property whose values repeat are hashed once, and joined). A chunk is one
+transaction per stream. Per stream, only samples whose field values changed are written
 (:meth:`MetadataStore.write_changed`; with a DuckDB store, ``DuckDBStore.write_changed_from``
 in the store's own connection, so rows never leave DuckDB), so a re-read of unchanged rows adds
 nothing.
