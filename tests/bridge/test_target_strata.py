@@ -421,3 +421,46 @@ def test_a_killed_loader_leaves_no_scratch_behind_the_next_one(project: Project)
     assert project.run().code == 0
     assert not list(scratch.glob(f"target-strata-{proc.pid}-*"))
     assert project.rows("SELECT id FROM users") == [(1,)]
+
+
+def test_data_versions_of_a_large_batch_with_repeating_values_are_those_of_each_value(project: Project) -> None:
+    """Thousands of records whose fields repeat a few values (flags, a status, nulls, 0.0 and -0.0) or never.
+
+    Every data version is the hash of its value's own text, on a first load and on a re-read that
+    changes some records, whichever way the loader computes it.
+    """
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["schema"]["properties"].update(
+        {"status": {"type": ["null", "string"]}, "flag": {"type": "boolean"}, "level": {"type": "integer"}}
+    )
+    scores = (0.0, -0.0, 2.5)
+
+    def row(i: int, status: str = "open") -> dict[str, Any]:
+        extra: dict[str, Any] = {"status": None if i % 5 == 0 else status, "flag": i % 2 == 0, "level": i % 3}
+        return record(i, score=scores[i % 3], tags=["a", "b"][: i % 2 + 1], **extra)
+
+    def expected(i: int, status: str = "open") -> tuple[Any, ...]:
+        texts: list[str | None] = [
+            f"n{i}",
+            str(scores[i % 3]),
+            json.dumps(["a", "b"][: i % 2 + 1], separators=(",", ":")),
+        ]
+        texts += [None if i % 5 == 0 else status, "true" if i % 2 == 0 else "false", str(i % 3)]
+        return (i, *(sample_hash("md5", [text]) for text in texts))
+
+    query = (
+        "SELECT id, strata_dv__name, strata_dv__score, strata_dv__tags, strata_dv__status, strata_dv__flag, "
+        "strata_dv__level FROM users ORDER BY id"
+    )
+    count = 6000
+    project.feed(schema, *(row(i) for i in range(1, count + 1)), state(count))
+    done = project.run()
+    assert done.code == 0, done.err
+    assert project.rows(query) == [expected(i) for i in range(1, count + 1)]
+    assert project.rows("SELECT count(DISTINCT strata_dv__score) FROM users") == [(3,)]  # 0.0 and -0.0 differ
+    project.feed(schema, *(row(i, "closed" if i > 500 else "open") for i in range(1, count + 1)), state(count))
+    again = project.run()
+    assert again.code == 0, again.err
+    changed = sum(1 for i in range(501, count + 1) if i % 5)
+    assert f"{count} records, 0 added, {changed} changed, {count - changed} unchanged" in project.log_of(again)
+    assert project.rows(query) == [expected(i, "closed" if i > 500 else "open") for i in range(1, count + 1)]

@@ -2,8 +2,9 @@
 
 It reads its input in chunks (up to ``chunk_bytes``, or whatever arrived within
 ``flush_seconds``), never record by record: DuckDB parses each chunk of JSON lines in one
-scan, takes every property out typed, and hashes every field's value inside the query. A chunk
-is one transaction per stream. Per stream, only samples whose field values changed are written
+scan, takes every property out typed, and hashes every field's value inside the query (the
+distinct values of a property whose values repeat are hashed once, and joined). A chunk is one
+transaction per stream. Per stream, only samples whose field values changed are written
 (:meth:`MetadataStore.write_changed`; with a DuckDB store, ``DuckDBStore.write_changed_from``
 in the store's own connection, so rows never leave DuckDB), so a re-read of unchanged rows adds
 nothing.
@@ -68,6 +69,10 @@ MSGS = ident("strata$msgs")
 ROWS = ident("strata$rows")
 LIVE = ident("strata$live")
 RAW = ident("strata$raw")
+LOOKUP_MIN_RECORDS = 4096
+"""Flushes with fewer records hash every value: the lookups' extra queries would cost more."""
+LOOKUP_SAMPLE = 2048
+LOOKUP_RATIO = 8
 
 
 def seen_table(key: str) -> str:
@@ -329,29 +334,29 @@ class Loader:
     def _flush(self, stream: Stream, upto: int) -> None:
         """Load the stream's records numbered after ``stream.flushed`` and before ``upto``.
 
-        The rows are a view, never materialized: counting, deletions and the versions seen read
-        only ids and flags (DuckDB prunes the hashes from those queries), so the hashes are
-        computed once, by the write itself.
+        One scan of the records counts them, their deletions, missing keys, distinct samples
+        and full-table-sync versions. The rows are a view, never materialized: the write
+        computes the data versions once, and the queries for deletions and versions seen (run
+        only when there are some) read ids and flags, from which DuckDB prunes the hashes.
         """
         lo, stream.flushed = stream.flushed, max(stream.flushed, upto - 1)
         if upto - 1 <= lo:
             return
         records = self._records(stream, lo, upto)
-        keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
-        repeated = (
-            keys
-            and self.con.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM ({records}) GROUP BY {keys} HAVING count(*) > 1)"
-            ).fetchall()[0][0]
-        )
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {ROWS} AS {self._rows_sql(stream, records, last=bool(repeated))}"
-        )
         ids = [ident(c) for c in stream.key_properties]
-        no_key = " OR ".join(f"{c} IS NULL" for c in ids) or "false"
-        total, deleted, keyless = self.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE strata__deleted), count(*) FILTER (WHERE {no_key}) FROM {ROWS}"
+        no_key = " OR ".join(f"t.{c} IS NULL" for c in ids) or "false"
+        samples = f"count(DISTINCT ({', '.join(f't.{c}' for c in ids)}))" if ids else "count(*)"
+        total, deleted, keyless, distinct, versioned = self.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE d), count(*) FILTER (WHERE {no_key}), {samples}, "
+            f"count(version) FROM ({records})"
         ).fetchall()[0]
+        repeated = distinct < total  # a sample (or a missing key) twice: the last record of each wins
+        if repeated:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {ROWS} AS {self._rows_sql(stream, records, last=True)}")
+            total, deleted, keyless = self.con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE strata__deleted), "
+                f"count(*) FILTER (WHERE {no_key.replace('t.', '')}) FROM {ROWS}"
+            ).fetchall()[0]
         if keyless:
             raise UsageError(
                 f"{keyless} record(s) of stream `{stream.name}` have no value for a key property "
@@ -361,29 +366,84 @@ class Loader:
         if total == 0:
             return
         stream.counts["records"] += int(total)
-        keep = [*(ident(c) for c in stream.properties), *(ident("strata_dv__" + name) for name in stream.fields)]
-        if total > deleted and self.duckdb_store is not None:
-            self._write_changed(stream, lo, upto, keep, repeated=bool(repeated))
-        elif total > deleted:
-            live = f"SELECT {', '.join(keep)} FROM {ROWS} WHERE NOT strata__deleted"
-            counts = self.store.write_changed(stream.key, self.con.sql(live).to_arrow_table())
-            for name, value in counts.items():
-                stream.counts[name] += value
-        if deleted and self.store.has_feature(stream.key):
-            gone = self.con.sql(f"SELECT {', '.join(ids)} FROM {ROWS} WHERE strata__deleted").to_arrow_table()
-            stream.counts["removed"] += self.store.delete(stream.key, gone)
-        self.con.execute(
-            f"INSERT INTO {seen_table(stream.key)} SELECT {', '.join(ids)}, strata__version FROM {ROWS} "
-            "WHERE strata__version IS NOT NULL"
-        )
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {ROWS} AS {self._rows_sql(stream, records, last=repeated)}")
+        counts = {"live": int(total - deleted), "deleted": int(deleted)}
+        self._load_rows(stream, (lo, upto), counts, repeated=repeated)
+        if versioned:
+            self.con.execute(
+                f"INSERT INTO {seen_table(stream.key)} SELECT {', '.join(ids)}, strata__version FROM {ROWS} "
+                "WHERE strata__version IS NOT NULL"
+            )
 
-    def _write_changed(self, stream: Stream, lo: int, upto: int, keep: list[str], *, repeated: bool) -> None:
+    def _load_rows(self, stream: Stream, span: tuple[int, int], counts: dict[str, int], *, repeated: bool) -> None:
+        """Write the live rows of the ``ROWS`` view that changed and remove the deleted ones.
+
+        ``span``: the records' numbers are in ``(lo, upto)``; ``counts``: how many are live and deleted.
+        """
+        keep = [*(ident(c) for c in stream.properties), *(ident("strata_dv__" + name) for name in stream.fields)]
+        lo, upto = span
+        if counts["live"] and self.duckdb_store is not None:
+            self._write_changed(stream, lo, upto, keep, repeated=repeated, live=counts["live"])
+        elif counts["live"]:
+            records = self._records(stream, lo, upto)
+            with self._lookups(stream, records, counts["live"]) as lookups:
+                rows = self._rows_sql(stream, records, last=repeated, lookups=lookups)
+                live = f"SELECT {', '.join(keep)} FROM ({rows}) WHERE NOT strata__deleted"
+                table = self.con.sql(live).to_arrow_table()
+            written = self.store.write_changed(stream.key, table)
+            for name, value in written.items():
+                stream.counts[name] += value
+        if counts["deleted"] and self.store.has_feature(stream.key):
+            ids = ", ".join(ident(c) for c in stream.key_properties)
+            gone = self.con.sql(f"SELECT {ids} FROM {ROWS} WHERE strata__deleted").to_arrow_table()
+            stream.counts["removed"] += self.store.delete(stream.key, gone)
+
+    @contextlib.contextmanager
+    def _lookups(self, stream: Stream, records: str, count: int) -> Iterator[dict[str, str]]:
+        """Temp tables of (text, data version) for the properties whose values repeat: property -> table.
+
+        ``records``: those to hash, or more (a superset only hashes a few more texts); ``count``:
+        how many will be hashed.
+
+        A property whose first ``LOOKUP_SAMPLE`` records hold at most one distinct text in
+        ``LOOKUP_RATIO`` gets its distinct texts hashed once, and each row joins its data version
+        by text (a flag, a status, a date, mostly-null columns); the rest are hashed row by row.
+        Joined by the text the version hashes, so values equal as numbers but written apart
+        (``0.0``, ``-0.0``) keep their own versions. Not for flushes under ``LOOKUP_MIN_RECORDS``.
+        """
+        if count < LOOKUP_MIN_RECORDS:
+            yield {}
+            return
+        props = list(dict.fromkeys(stream.fields.values()))
+        texts = [_text(stream.properties[p], f"t.{ident(p)}") for p in props]
+        sample = self.con.execute(
+            f"SELECT count(*), {', '.join(f'count(DISTINCT {text})' for text in texts)} "
+            f"FROM (SELECT * FROM ({records}) LIMIT {LOOKUP_SAMPLE})"
+        ).fetchall()[0]
+        version = DUCKDB.hash(self.store.hash_algorithm, DUCKDB.encoded("v"))
+        lookups: dict[str, str] = {}
+        try:
+            for i, (prop, text, distinct) in enumerate(zip(props, texts, sample[1:], strict=True)):
+                if distinct * LOOKUP_RATIO > sample[0]:
+                    continue
+                lookups[prop] = table = ident(f"strata$dv${i}")
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT v, {version} AS h "
+                    f"FROM (SELECT DISTINCT {text} AS v FROM ({records}))"
+                )
+            yield lookups
+        finally:
+            for table in lookups.values():
+                self.con.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def _write_changed(self, stream: Stream, lo: int, upto: int, keep: list[str], *, repeated: bool, live: int) -> None:
         """Write the live records numbered in ``(lo, upto)`` that changed, in the DuckDB store's connection.
 
         Records whose fields' texts equal the live row's are found first, by a join that reads
-        raw values only; the rest alone are hashed and compared by data version. On a re-read
-        of an unchanged source nothing is hashed. (When a sample repeats in the chunk every
-        record goes through the hashing view, which keeps the last one.)
+        raw values only; the rest alone are hashed and compared by data version, and when no
+        record is left (``live`` of them were same) nothing is written. On a re-read of an
+        unchanged source nothing is hashed. (When a sample repeats in the chunk every record
+        goes through the hashing view, which keeps the last one.)
         """
         assert self.duckdb_store is not None
         same = None
@@ -395,13 +455,17 @@ class Loader:
             texts = {name: (prop, _text(stream.properties[prop], "{}")) for name, prop in stream.fields.items()}
             same = self.duckdb_store.same_rows(stream.key, RAW, texts)
         try:
-            records = self._records(stream, lo, upto, exclude=same)
-            rows = self._rows_sql(stream, records, last=repeated)
-            live = f"SELECT {', '.join(keep)} FROM ({rows}) WHERE NOT strata__deleted"
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live}")
-            counts = self.duckdb_store.write_changed_from(stream.key, LIVE, checked=True)
-            if same is not None:
-                counts["unchanged"] += int(self.con.execute(f"SELECT count(*) FROM {same}").fetchall()[0][0])
+            unchanged = 0 if same is None else int(self.con.execute(f"SELECT count(*) FROM {same}").fetchall()[0][0])
+            if unchanged == live:
+                counts = {"added": 0, "changed": 0, "unchanged": unchanged}
+            else:
+                records = self._records(stream, lo, upto, exclude=same)
+                with self._lookups(stream, self._records(stream, lo, upto), live - unchanged) as lookups:
+                    rows = self._rows_sql(stream, records, last=repeated, lookups=lookups)
+                    live_rows = f"SELECT {', '.join(keep)} FROM ({rows}) WHERE NOT strata__deleted"
+                    self.con.execute(f"CREATE OR REPLACE TEMP VIEW {LIVE} AS {live_rows}")
+                    counts = self.duckdb_store.write_changed_from(stream.key, LIVE, checked=True)
+                counts["unchanged"] += unchanged
         finally:
             if same is not None:
                 self.con.execute(f"DROP TABLE IF EXISTS {same}")
@@ -431,25 +495,35 @@ class Loader:
         on = " AND ".join(f"r.t.{ident(k)} = x.{ident(k)}" for k in stream.key_properties)
         return f"SELECT r.* FROM ({select}) r ANTI JOIN {exclude} x ON {on}"
 
-    def _rows_sql(self, stream: Stream, records: str, *, last: bool) -> str:
+    def _rows_sql(self, stream: Stream, records: str, *, last: bool, lookups: dict[str, str] | None = None) -> str:
         """Typed columns, one data version per field and a deletion flag; the last record per sample.
 
-        A field's data version hashes the value's text form (nested values as JSON text).
+        A field's data version hashes the value's text form (nested values as JSON text), or is
+        joined from its property's lookup table (``_lookups``).
         ``last``: some sample has several records here, keep only the last one.
         """
         algorithm = self.store.hash_algorithm
-        columns = []
+        lookups = lookups or {}
+        columns, joins = [], []
         for prop, kind in stream.properties.items():
-            value = f"t.{ident(prop)}"
+            value = f"r.t.{ident(prop)}"
             columns.append(f"{'CAST(' + value + ' AS VARCHAR)' if kind == 'JSON' else value} AS {ident(prop)}")
+        aliases = {prop: f"l{i}" for i, prop in enumerate(lookups)}
+        for prop, table in lookups.items():
+            text = _text(stream.properties[prop], f"r.t.{ident(prop)}")
+            joins.append(f"LEFT JOIN {table} {aliases[prop]} ON {aliases[prop]}.v IS NOT DISTINCT FROM {text}")
         for name, prop in stream.fields.items():
-            text = _text(stream.properties[prop], f"t.{ident(prop)}")
-            columns.append(f"{DUCKDB.hash(algorithm, DUCKDB.encoded(text))} AS {ident('strata_dv__' + name)}")
+            text = _text(stream.properties[prop], f"r.t.{ident(prop)}")
+            version = f"{aliases[prop]}.h" if prop in lookups else DUCKDB.hash(algorithm, DUCKDB.encoded(text))
+            columns.append(f"{version} AS {ident('strata_dv__' + name)}")
         source = records
         keys = ", ".join(f"t.{ident(k)}" for k in stream.key_properties)
         if last and keys:
             source = f"SELECT * FROM ({records}) QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY n DESC) = 1"
-        return f"SELECT {', '.join(columns)}, d AS strata__deleted, version AS strata__version FROM ({source})"
+        return (
+            f"SELECT {', '.join(columns)}, r.d AS strata__deleted, r.version AS strata__version "
+            f"FROM ({source}) r {' '.join(joins)}"
+        )
 
     def summary(self, opened: float) -> list[str]:
         """One line per stream (its counts), then one of where the loader's time went.
