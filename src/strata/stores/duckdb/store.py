@@ -26,7 +26,7 @@ from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import duckdb
     import narwhals as nw
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 HISTORY = "$history"
 META = "strata$meta"
 SYNC = "strata$sync"
+TABLE_SEQ = "seq@"
+"""Meta entries ``seq@<table>``: the sequence number of the last write or delete of each feature table."""
+KEPT = "seq_by_table"
+"""Meta entry present once the store keeps ``seq@<table>`` (stores written before it are filled in on open)."""
 VANISHED = "strata$vanished"
 _names = itertools.count()
 
@@ -71,6 +75,10 @@ class DuckDBStore(MetadataStore):
         super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
         self.path = str(path)
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._tables: set[str] = set()
+        """Tables known to exist on this connection."""
+        self._kept = True
+        """Whether the bookkeeping has each table's last sequence number (see :meth:`_max_seq`)."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -91,23 +99,56 @@ class DuckDBStore(MetadataStore):
             # A file that does not exist yet is an empty store: nothing is created for a read.
             exists = self.path != ":memory:" and Path(self.path).exists()
             self._con = duckdb.connect(self.path, read_only=True) if exists else duckdb.connect(":memory:")
-            kind = "TEMP TABLE" if exists else "TABLE"
         else:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(self.path)
-            kind = "TABLE"
+        self._tables = set()
+        try:  # one query, no catalog lookup: a store that has its bookkeeping tables answers at once
+            meta = _run(
+                self._con,
+                f"SELECT name, value FROM {ident(META)} UNION ALL (SELECT feature, state FROM {ident(SYNC)} LIMIT 0)",
+            )
+        except duckdb.CatalogException:
+            meta = self._create_bookkeeping(temporary=self.read_only and exists)
+        names = {str(name): value for name, value in meta}
+        self._tables.update(name.removeprefix(TABLE_SEQ) for name in names if name.startswith(TABLE_SEQ))
+        self._kept = KEPT in names or "seq" not in names
+        if KEPT not in names and not self.read_only:
+            self._keep_table_seqs()
+
+    def _create_bookkeeping(self, *, temporary: bool) -> list[tuple[Any, ...]]:
+        """Create the meta and sync tables that are missing (as temp tables in a read-only file); the meta rows."""
+        kind = "TEMP TABLE" if temporary else "TABLE"
         for table, columns in (
             (META, "name VARCHAR PRIMARY KEY, value VARCHAR"),
             (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
         ):
-            if not self._has_table(table, opening=True):
+            if not temporary or not self._has_table(table):  # a temp table would hide the file's
                 _run(self._con, f"CREATE {kind} IF NOT EXISTS {ident(table)} ({columns})")
+        return _run(self._con, f"SELECT name, value FROM {ident(META)}")
+
+    def _keep_table_seqs(self) -> None:
+        """Once, for a store written before the bookkeeping of sequence numbers per table: fill it in."""
+        tables = _run(  # feature tables: those with a sequence column, history tables aside
+            self._con,
+            "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() "
+            f"AND schema_name = current_schema() AND column_name = '{SEQ}' AND NOT contains(table_name, '$')",
+        )
+        values = [KEPT, "1"]
+        for (table,) in tables:  # a new store has none: only the marker is written
+            value = _run(self._con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]
+            if value is not None:
+                values += [TABLE_SEQ + str(table), str(int(value))]
+        rows = ", ".join(["(?, ?)"] * (len(values) // 2))
+        _run(self._con, f"INSERT OR REPLACE INTO {ident(META)} VALUES {rows}", values)  # one statement: all or none
+        self._kept = True
 
     def _close(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._tables = set()
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -118,17 +159,36 @@ class DuckDBStore(MetadataStore):
         assert self._con is not None
         _run(self._con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, ?)", [name, value])
 
-    def _next_seq(self) -> int:
+    def _next_seq(self, table: str) -> int:
+        """The next store-wide sequence number, taken for a write or delete of ``table``.
+
+        Called inside the write's transaction: the number and the table's entry in the
+        bookkeeping (``seq@<table>``, what :meth:`_max_seq` reads) commit with the rows or not at all.
+        """
         current = int(self._get_meta("seq") or 0) + 1
-        self._set_meta("seq", str(current))
+        _run(
+            self.con,
+            f"INSERT OR REPLACE INTO {ident(META)} VALUES ('seq', ?), (?, ?)",
+            [current, TABLE_SEQ + table, current],
+        )
         return current
 
-    def _has_table(self, table: str, *, opening: bool = False) -> bool:
+    def _has_table(self, table: str) -> bool:
+        """Whether ``table`` exists; known tables are answered without a query.
+
+        Tables are never dropped, so "exists" is kept for the connection's life; "missing" is
+        asked again each time (another connection may have created it meanwhile).
+        """
+        if table in self._tables:
+            return True
         rows = _run(
-            self._con if opening else self.con,
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
+            self._con if self._con is not None else self.con,
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database() "
+            "AND schema_name = current_schema()",
             [table],
         )
+        if rows[0][0]:
+            self._tables.add(table)
         return bool(rows[0][0])
 
     def _columns(self, table: str) -> dict[str, str]:
@@ -170,7 +230,7 @@ class DuckDBStore(MetadataStore):
         # transaction that created the table once they span several row groups.
         self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
         with self._transaction():
-            seq = self._next_seq()
+            seq = self._next_seq(plan.table)
             select = self._system_select(plan, source, columns, seq)
             latest, history = ident(plan.table), ident(plan.table + HISTORY)
             ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
@@ -359,8 +419,8 @@ class DuckDBStore(MetadataStore):
         match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
         try:
             with self._transaction():
+                seq = self._next_seq(plan.table)  # a hard delete changes the table too
                 if soft:
-                    seq = self._next_seq()
                     replaced = (
                         f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
                         f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
@@ -393,11 +453,32 @@ class DuckDBStore(MetadataStore):
         where = "" if include_deleted else f" WHERE NOT {ident(DELETED)}"
         return nw.from_native(self.con.sql(f"SELECT * FROM {ident(plan.table)}{where}"))
 
-    def _max_seq(self, table: str) -> int | None:
-        if not self._has_table(table):
+    def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
+        import duckdb
+        import polars as pl
+
+        if not self._has_table(plan.table):
             return None
-        value = _run(self.con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]
-        return None if value is None else int(value)
+        try:
+            empty = self.con.sql(f"SELECT {sql.ids_list(tuple(columns))} FROM {ident(plan.table)} LIMIT 0")
+        except duckdb.BinderException:  # a column the table lacks
+            return None
+        frame = pl.from_arrow(empty.to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        return dict(frame.schema)
+
+    def _max_seq(self, table: str) -> int | None:
+        """The sequence number of the last write or delete of ``table``, from the bookkeeping: one key lookup."""
+        if not self._kept:  # a store from before the bookkeeping, opened read-only: scan the table
+            if not self._has_table(table):
+                return None
+            value = _run(self.con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]
+            return None if value is None else int(value)
+        rows = _run(self.con, f"SELECT value FROM {ident(META)} WHERE name = ?", [TABLE_SEQ + table])
+        if not rows:
+            return None
+        self._tables.add(table)  # its entry is written after the table was created
+        return int(rows[0][0])
 
     # -- increments ----------------------------------------------------------------------
 
