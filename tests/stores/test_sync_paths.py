@@ -10,6 +10,7 @@ the full comparison through the public API: it clears every sync record and chan
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import textwrap
@@ -208,3 +209,51 @@ def test_a_store_written_before_the_bookkeeping_gets_it_on_its_first_writable_op
             highest = con.execute(f"SELECT max(strata_seq) FROM {table}").fetchone()  # noqa: S608 - fixed names
             assert highest is not None
             assert int(kept[f"seq@{table}"]) >= highest[0]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pl.Series("k", [1, 2], pl.Int64),
+        pl.Series("k", [1, 2], pl.Int32),
+        pl.Series("k", [1, 2], pl.Int16),
+        pl.Series("k", [1, 2], pl.Int8),
+        pl.Series("k", [1, 2], pl.UInt64),
+        pl.Series("k", [1, 2], pl.UInt32),
+        pl.Series("k", [1, 2], pl.UInt16),
+        pl.Series("k", [1, 2], pl.UInt8),
+        pl.Series("k", [1.5, 2.5], pl.Float64),
+        pl.Series("k", [1.5, 2.5], pl.Float32),
+        pl.Series("k", ["a", "b"], pl.String),
+        pl.Series("k", [True, False], pl.Boolean),
+        pl.Series("k", [dt.date(2026, 1, 1), dt.date(2026, 1, 2)], pl.Date),
+        pl.Series("k", [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]),
+        pl.Series(
+            "k", [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]
+        ).dt.replace_time_zone(None),
+        pl.Series("k", [1, 2], pl.Decimal(18, 3)),
+    ],
+    ids=lambda s: str(s.dtype),
+)
+def test_an_in_sync_resolve_gives_the_stored_id_types(ids: pl.Series, tmp_path: Path) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Root(st.Feature, spec=st.FeatureSpec("root", id_columns=["k"], fields=["f"])):
+            pass
+
+        class Leaf(st.Feature, spec=st.FeatureSpec("leaf", id_columns=["k"], deps=[Root], fields=["g"])):
+            pass
+
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as store:
+        store.write("root", pl.DataFrame([ids, pl.Series("strata_dv__f", ["x", "y"])]))
+        store.write("leaf", rows(store.resolve_update("leaf")))
+        stored = store.read("leaf").to_native().schema["k"]
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as store:  # a fresh connection
+        inc = store.resolve_update("leaf")
+        assert inc.meta["mode"] == "in sync"
+        assert {part: getattr(inc, part).to_native().schema["k"] for part in ("added", "changed", "removed")} == {
+            "added": stored,
+            "changed": stored,
+            "removed": stored,
+        }

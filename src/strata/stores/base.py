@@ -416,7 +416,7 @@ class MetadataStore(StoreBackend):
     def _sync_state(self, plan: FeaturePlan) -> dict[str, Any]:
         tables = [plan.table, *(u.table for u in plan.upstreams)]
         definition = json.dumps([plan.feature_version, [d.to_json() for d in plan.spec.deps], self.hash_algorithm])
-        return {"definition": definition, "tables": {t: self._max_seq(t) for t in tables}}
+        return {"definition": definition, "tables": self._max_seqs(tables)}
 
     def lookup(self, feature: Any, ids: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """One sample across the graph, with its status in each feature.

@@ -5,8 +5,10 @@ increment comes out. No extension is installed or loaded: ``md5`` and ``sha256``
 
 Tables: ``<feature>`` (the latest row per sample, tombstones included), ``<feature>$history``
 (every row a later write or delete superseded; with the latest rows it is the full history),
-``strata$meta`` (hash algorithm, write sequence) and ``strata$sync`` (what each feature last
-saw in sync). ``$`` cannot appear in a feature's table name, so nothing collides.
+``strata$meta`` (hash algorithm, write sequence, each table's last sequence number) and
+``strata$sync`` (what each feature last saw in sync). ``$`` cannot appear in a feature's table
+name, so nothing collides. A fresh connection answers a resolve without asking the catalog: the
+meta rows say which tables exist.
 """
 
 from __future__ import annotations
@@ -41,8 +43,24 @@ SYNC = "strata$sync"
 TABLE_SEQ = "seq@"
 """Meta entries ``seq@<table>``: the sequence number of the last write or delete of each feature table."""
 KEPT = "seq_by_table"
-"""Meta entry present once the store keeps ``seq@<table>`` (stores written before it are filled in on open)."""
+"""Meta entry: the write sequence as of the last write that kept its ``seq@<table>`` (see ``_bookkept``)."""
 VANISHED = "strata$vanished"
+_POLARS_TYPES = {
+    "BIGINT": "Int64",
+    "INTEGER": "Int32",
+    "SMALLINT": "Int16",
+    "TINYINT": "Int8",
+    "UBIGINT": "UInt64",
+    "UINTEGER": "UInt32",
+    "USMALLINT": "UInt16",
+    "UTINYINT": "UInt8",
+    "DOUBLE": "Float64",
+    "FLOAT": "Float32",
+    "VARCHAR": "String",
+    "BOOLEAN": "Boolean",
+    "DATE": "Date",
+}
+"""DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
 _names = itertools.count()
 
 
@@ -77,8 +95,6 @@ class DuckDBStore(MetadataStore):
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tables: set[str] = set()
         """Tables known to exist on this connection."""
-        self._kept = True
-        """Whether the bookkeeping has each table's last sequence number (see :meth:`_max_seq`)."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -111,11 +127,7 @@ class DuckDBStore(MetadataStore):
             )
         except duckdb.CatalogException:
             meta = self._create_bookkeeping(temporary=self.read_only and exists)
-        names = {str(name): value for name, value in meta}
-        self._tables.update(name.removeprefix(TABLE_SEQ) for name in names if name.startswith(TABLE_SEQ))
-        self._kept = KEPT in names or "seq" not in names
-        if KEPT not in names and not self.read_only:
-            self._keep_table_seqs()
+        self._tables.update(str(name).removeprefix(TABLE_SEQ) for name, _ in meta if str(name).startswith(TABLE_SEQ))
 
     def _create_bookkeeping(self, *, temporary: bool) -> list[tuple[Any, ...]]:
         """Create the meta and sync tables that are missing (as temp tables in a read-only file); the meta rows."""
@@ -129,20 +141,25 @@ class DuckDBStore(MetadataStore):
         return _run(self._con, f"SELECT name, value FROM {ident(META)}")
 
     def _keep_table_seqs(self) -> None:
-        """Once, for a store written before the bookkeeping of sequence numbers per table: fill it in."""
+        """Fill the bookkeeping in from the tables: a store written before it, or written behind its back.
+
+        Each feature table's entry becomes its highest ``strata_seq``; the write sequence and
+        ``seq_by_table`` become the highest number seen anywhere, so every later write takes a
+        number above every row's.
+        """
+        con = self._con
         tables = _run(  # feature tables: those with a sequence column, history tables aside
-            self._con,
+            con,
             "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() "
             f"AND schema_name = current_schema() AND column_name = '{SEQ}' AND NOT contains(table_name, '$')",
         )
-        values = [KEPT, "1"]
-        for (table,) in tables:  # a new store has none: only the marker is written
-            value = _run(self._con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]
-            if value is not None:
-                values += [TABLE_SEQ + str(table), str(int(value))]
-        rows = ", ".join(["(?, ?)"] * (len(values) // 2))
-        _run(self._con, f"INSERT OR REPLACE INTO {ident(META)} VALUES {rows}", values)  # one statement: all or none
-        self._kept = True
+        seen = {str(t): _run(con, f"SELECT max({ident(SEQ)}) FROM {ident(str(t))}")[0][0] for (t,) in tables}
+        values = {TABLE_SEQ + table: int(value) for table, value in seen.items() if value is not None}
+        top = max([int(self._get_meta("seq") or 0), *values.values()])
+        values.update({"seq": top, KEPT: top})
+        rows = ", ".join(["(?, ?)"] * len(values))
+        params = [str(item) for pair in values.items() for item in pair]
+        _run(con, f"INSERT OR REPLACE INTO {ident(META)} VALUES {rows}", params)  # one statement: all or none
 
     def _close(self) -> None:
         if self._con is not None:
@@ -162,16 +179,37 @@ class DuckDBStore(MetadataStore):
     def _next_seq(self, table: str) -> int:
         """The next store-wide sequence number, taken for a write or delete of ``table``.
 
-        Called inside the write's transaction: the number and the table's entry in the
-        bookkeeping (``seq@<table>``, what :meth:`_max_seq` reads) commit with the rows or not at all.
+        Called inside the write's transaction: the number, the table's entry (``seq@<table>``,
+        what :meth:`_max_seq` reads) and ``seq_by_table`` commit with the rows or not at all.
         """
-        current = int(self._get_meta("seq") or 0) + 1
-        _run(
+        meta = self._meta(["seq", KEPT])
+        if not self._bookkept(meta):
+            self._keep_table_seqs()
+            meta = self._meta(["seq", KEPT])
+        current = int(meta.get("seq") or 0) + 1
+        names = {"seq", KEPT, TABLE_SEQ + table}
+        updated = _run(  # an update in place is cheaper than INSERT OR REPLACE on the primary key
             self.con,
-            f"INSERT OR REPLACE INTO {ident(META)} VALUES ('seq', ?), (?, ?)",
-            [current, TABLE_SEQ + table, current],
+            f"UPDATE {ident(META)} SET value = ? WHERE name IN (?, ?, ?) RETURNING name",
+            [str(current), *names],
         )
+        for name in names - {str(row[0]) for row in updated}:
+            self._set_meta(name, str(current))
         return current
+
+    def _meta(self, names: Sequence[str]) -> dict[str, str]:
+        """The meta entries among ``names`` that exist, in one query."""
+        marks = ", ".join(["?"] * len(names))
+        return dict(_run(self.con, f"SELECT name, value FROM {ident(META)} WHERE name IN ({marks})", list(names)))
+
+    @staticmethod
+    def _bookkept(meta: dict[str, str]) -> bool:
+        """Whether every write so far kept its table's entry: ``seq_by_table`` equals the write sequence.
+
+        A store written before the bookkeeping (or by an older strata since) has a higher
+        sequence than ``seq_by_table``, or none of it.
+        """
+        return meta.get(KEPT) == meta.get("seq")
 
     def _has_table(self, table: str) -> bool:
         """Whether ``table`` exists; known tables are answered without a query.
@@ -192,13 +230,14 @@ class DuckDBStore(MetadataStore):
         return bool(rows[0][0])
 
     def _columns(self, table: str) -> dict[str, str]:
-        rows = _run(
-            self.con,
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-            "AND table_schema = current_schema() ORDER BY ordinal_position",
-            [table],
-        )
-        return {str(name): str(kind) for name, kind in rows}
+        """Column names and types of ``table`` ({} when it does not exist); ``DESCRIBE`` skips the catalog views."""
+        import duckdb
+
+        try:
+            rows = _run(self.con, f"DESCRIBE {ident(table)}")
+        except duckdb.CatalogException:
+            return {}
+        return {str(row[0]): str(row[1]) for row in rows}
 
     # -- writing -------------------------------------------------------------------------
 
@@ -454,31 +493,45 @@ class DuckDBStore(MetadataStore):
         return nw.from_native(self.con.sql(f"SELECT * FROM {ident(plan.table)}{where}"))
 
     def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
-        import duckdb
+        """The Polars types of ``columns``: named from ``DESCRIBE`` for plain types, else through Arrow.
+
+        An in-sync resolve needs only these (for its empty frames), so it loads no Arrow.
+        """
         import polars as pl
 
-        if not self._has_table(plan.table):
+        stored = self._columns(plan.table) if self._has_table(plan.table) else {}
+        if not stored or any(c not in stored for c in columns):
             return None
-        try:
-            empty = self.con.sql(f"SELECT {sql.ids_list(tuple(columns))} FROM {ident(plan.table)} LIMIT 0")
-        except duckdb.BinderException:  # a column the table lacks
-            return None
+        named = {c: _POLARS_TYPES.get(stored[c]) for c in columns}
+        if all(named.values()):
+            return {c: getattr(pl, str(name)) for c, name in named.items()}
+        empty = self.con.sql(f"SELECT {sql.ids_list(tuple(columns))} FROM {ident(plan.table)} LIMIT 0")
         frame = pl.from_arrow(empty.to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         return dict(frame.schema)
 
     def _max_seq(self, table: str) -> int | None:
         """The sequence number of the last write or delete of ``table``, from the bookkeeping: one key lookup."""
-        if not self._kept:  # a store from before the bookkeeping, opened read-only: scan the table
-            if not self._has_table(table):
-                return None
-            value = _run(self.con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]
-            return None if value is None else int(value)
-        rows = _run(self.con, f"SELECT value FROM {ident(META)} WHERE name = ?", [TABLE_SEQ + table])
-        if not rows:
+        return self._max_seqs([table])[table]
+
+    def _max_seqs(self, tables: Sequence[str]) -> dict[str, int | None]:
+        names = [TABLE_SEQ + table for table in tables]
+        meta = self._meta(["seq", KEPT, *names])
+        if not self._bookkept(meta):
+            if self.read_only:  # nothing may be written: scan the tables
+                return {table: self._scanned_max(table) for table in tables}
+            self._keep_table_seqs()
+            meta = self._meta(["seq", KEPT, *names])
+        self._tables.update(
+            table for table, name in zip(tables, names, strict=True) if name in meta
+        )  # entries follow tables
+        return {table: None if name not in meta else int(meta[name]) for table, name in zip(tables, names, strict=True)}
+
+    def _scanned_max(self, table: str) -> int | None:
+        if not self._has_table(table):
             return None
-        self._tables.add(table)  # its entry is written after the table was created
-        return int(rows[0][0])
+        value = _run(self.con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]
+        return None if value is None else int(value)
 
     # -- increments ----------------------------------------------------------------------
 
