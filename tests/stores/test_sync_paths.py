@@ -211,6 +211,28 @@ def test_a_store_written_before_the_bookkeeping_gets_it_on_its_first_writable_op
             assert int(kept[f"seq@{table}"]) >= highest[0]
 
 
+def test_a_write_by_a_strata_that_keeps_no_numbers_per_table_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        sync(store, roots(4))
+    with duckdb.connect(str(path)) as con:  # an older strata's write: the next number, no seq@video
+        con.execute(
+            """INSERT INTO "video$history" BY NAME SELECT * FROM video WHERE sample_uid = 1;
+            UPDATE video SET strata_dv__audio = 'older', strata_seq = strata_seq + 100 WHERE sample_uid = 1;
+            UPDATE "strata$meta" SET value = CAST(value::BIGINT + 100 AS VARCHAR) WHERE name = 'seq'"""
+        )
+    with st.DuckDBStore(path, graph=graph_of(), read_only=True) as reader:
+        assert summary(reader.resolve_update("transcript"))[1] == {1: ("video.audio",)}
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        inc = store.resolve_update("transcript")
+        assert inc.meta["mode"] == "since last sync"
+        assert summary(inc)[1] == {1: ("video.audio",)}
+        both_paths(store)
+        catch_up(store)
+        store.write_changed("video", roots(4, audio={1: "older", 2: "newer"}))  # numbered above the older write's
+        assert summary(store.resolve_update("transcript"))[1] == {2: ("video.audio",)}
+
+
 @pytest.mark.parametrize(
     "ids",
     [

@@ -214,8 +214,9 @@ class DuckDBStore(MetadataStore):
     def _has_table(self, table: str) -> bool:
         """Whether ``table`` exists; known tables are answered without a query.
 
-        Tables are never dropped, so "exists" is kept for the connection's life; "missing" is
-        asked again each time (another connection may have created it meanwhile).
+        Feature tables are never dropped, so "exists" is kept in ``_tables`` for the connection's
+        life (code that drops one must discard it there); "missing" is asked again each time
+        (another connection may have created it meanwhile).
         """
         if table in self._tables:
             return True
