@@ -47,6 +47,7 @@ test: lint typecheck pytest  ## everything CI runs
 bench: install  ## side by side with Meltano and Metaxy (installed in bench/.venvs)
 	$(RUN) python bench/startup.py
 	$(RUN) python bench/features/compare.py
+	$(RUN) python bench/features/fixed_costs.py
 	$(RUN) python bench/ingest.py
 	$(RUN) python bench/bridge.py
 

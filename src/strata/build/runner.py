@@ -210,8 +210,10 @@ class Builder:
         size = int(getattr(cls, "batch_size", DEFAULT_BATCH_SIZE) or DEFAULT_BATCH_SIZE)
         batches = [work.slice(i, size) for i in range(0, len(work), size)]
         result.batches = len(batches)
-        for batch, outcome in zip(batches, self._compute(cls, plan, batches, upstream), strict=True):
-            self._finish_batch(plan, batch, outcome, result)
+        payloads = list(zip(batches, _rows_for(plan, work, size, upstream), strict=True))
+        counts = _field_counts(plan, work, size)
+        for (batch, _), outcome, count in zip(payloads, self._compute(cls, plan, payloads), counts, strict=True):
+            self._finish_batch(plan, batch, outcome, result, count)
 
     def _skip_failed(self, plan: FeaturePlan, work: pl.DataFrame, result: FeatureBuild) -> pl.DataFrame:
         """Leave out samples that failed before on the very same inputs."""
@@ -252,14 +254,13 @@ class Builder:
         return frames
 
     def _compute(
-        self, cls: type, plan: FeaturePlan, batches: list[pl.DataFrame], upstream: dict[str, pl.DataFrame]
+        self, cls: type, plan: FeaturePlan, payloads: list[tuple[pl.DataFrame, dict[str, pl.DataFrame]]]
     ) -> Iterator[Any]:
         """Each batch's result frame, or the exception it raised; in order."""
-        payloads = [(batch, _rows_for(plan, batch, upstream)) for batch in batches]
         if self.executor == "ray":
             yield from self._ensure_ray().map(str(plan.key), payloads)
             return
-        if self.workers == 1 or len(batches) == 1:
+        if self.workers == 1 or len(payloads) == 1:
             for payload in payloads:
                 yield call(cls, *payload)
             return
@@ -296,7 +297,9 @@ class Builder:
             self._ray = RayExecutor(str(self.project.root), environment, address=self.ray_address, workers=self.workers)
         return self._ray
 
-    def _finish_batch(self, plan: FeaturePlan, batch: pl.DataFrame, outcome: Any, result: FeatureBuild) -> None:
+    def _finish_batch(
+        self, plan: FeaturePlan, batch: pl.DataFrame, outcome: Any, result: FeatureBuild, counts: dict[str, int]
+    ) -> None:
         result.computed += len(batch)
         try:
             if isinstance(outcome, BaseException):
@@ -311,7 +314,8 @@ class Builder:
                 self.history.record_build_errors(self.store_name, str(plan.key), inputs, message, self.run_id)
             return
         result.written += self.store.write(plan.key, rows)
-        _count_fields(plan, batch, result)
+        for name, count in counts.items():
+            result.written_fields[name] = result.written_fields.get(name, 0) + count
         if self.history is not None and self._failed_before:
             self.history.clear_build_errors(self.store_name, str(plan.key), _sample_keys(plan, batch))
         if self.progress is not None:
@@ -334,28 +338,58 @@ def _result(future: Future[Any]) -> Any:
 # -- batches -----------------------------------------------------------------------------------
 
 
-def _count_fields(plan: FeaturePlan, batch: pl.DataFrame, result: FeatureBuild) -> None:
-    """Count a written batch in ``written_fields``: all fields of an added sample, the stale ones of a changed one."""
+_BATCH = "strata_batch"
+"""A batch's number, in frames built for all batches at once (user columns never start with ``strata_``)."""
+
+
+def _field_counts(plan: FeaturePlan, work: pl.DataFrame, size: int) -> list[dict[str, int]]:
+    """Per batch of ``size`` rows, what it adds to ``written_fields`` once written.
+
+    All fields of an added sample count, the stale ones of a changed one; counted for every
+    batch in one pass instead of once per batch.
+    """
     import polars as pl
 
+    batches = (len(work) + size - 1) // size
     if not plan.fields:
-        return
+        return [{} for _ in range(batches)]
     causes = [pl.col(f.cause_column).is_not_null() for f in plan.fields]
     added = ~pl.any_horizontal(causes)
-    counts = batch.select((cause | added).sum().alias(f.name) for f, cause in zip(plan.fields, causes, strict=True))
-    for name, count in counts.row(0, named=True).items():
-        result.written_fields[name] = result.written_fields.get(name, 0) + int(count)
+    counts = (
+        work.with_row_index(_BATCH)
+        .group_by(pl.col(_BATCH) // size)
+        .agg((cause | added).sum().alias(f.name) for f, cause in zip(plan.fields, causes, strict=True))
+        .sort(_BATCH)
+    )
+    return [{f.name: int(row[f.name]) for f in plan.fields} for row in counts.iter_rows(named=True)]
 
 
-def _rows_for(plan: FeaturePlan, batch: pl.DataFrame, upstream: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    out = {}
+def _rows_for(
+    plan: FeaturePlan, work: pl.DataFrame, size: int, upstream: dict[str, pl.DataFrame]
+) -> list[dict[str, pl.DataFrame]]:
+    """Per batch of ``size`` rows of ``work``, each upstream's rows for it: one join per upstream for all batches.
+
+    An upstream row goes to every batch holding a sample that shares its ids (an upstream
+    without shared ids goes whole to each), in the upstream frame's order.
+    """
+    import polars as pl
+
+    batches = (len(work) + size - 1) // size
+    out: list[dict[str, pl.DataFrame]] = [{} for _ in range(batches)]
     for up in plan.upstreams:
-        frame = upstream[str(up.key)]
+        key = str(up.key)
+        frame = upstream[key]
         shared = [c for c in plan.resolve_ids if c in up.id_columns]
         if frame.width == 0 or not shared:
-            out[str(up.key)] = frame
+            for rows in out:
+                rows[key] = frame
             continue
-        out[str(up.key)] = frame.join(batch.select(shared).unique(), on=shared, how="semi", nulls_equal=True)
+        numbers = work.select(shared).with_row_index(_BATCH).with_columns(pl.col(_BATCH) // size).unique()
+        joined = frame.join(numbers, on=shared, how="inner", nulls_equal=True, maintain_order="left")
+        parts = joined.partition_by(_BATCH, as_dict=True, include_key=False)
+        empty = frame.clear()
+        for number, rows in enumerate(out):
+            rows[key] = parts.get((number,), empty)
     return out
 
 
@@ -395,7 +429,11 @@ def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
     if len(lacking) and not plan.child_ids:
         raise BatchError(f"compute returned no row for {len(lacking)} sample(s) of the batch", "return every sample")
     versions = batch.select([*keys, *plan.input_columns, *plan.dv_columns])
-    rows = result.join(versions, on=keys, how="left", nulls_equal=True)
+    if plan.child_ids:
+        rows = result.join(versions, on=keys, how="left", nulls_equal=True)
+    else:  # in the batch's order, which is the order the resolve asked for them: the store ticks them off at once
+        joined = versions.join(result, on=keys, how="left", nulls_equal=True, maintain_order="left")
+        rows = joined.select([*result.columns, *versions.columns[len(keys) :]])
     if len(lacking):  # parents that expanded into no children: one row each with null child ids records it
         childless = lacking.join(versions, on=keys, how="left", nulls_equal=True).with_columns(
             pl.lit(None, rows.schema[c]).alias(c) for c in plan.child_ids

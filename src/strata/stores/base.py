@@ -276,6 +276,7 @@ class MetadataStore(StoreBackend):
         deleted = self._delete(plan, table, soft=soft)
         if not soft:
             self._clear_sync()
+            self._pending.clear()  # what resolves asked for may now be wrong
         elif settles:
             assert pending is not None
             self._settle(plan, pending)
@@ -415,7 +416,7 @@ class MetadataStore(StoreBackend):
     def _sync_state(self, plan: FeaturePlan) -> dict[str, Any]:
         tables = [plan.table, *(u.table for u in plan.upstreams)]
         definition = json.dumps([plan.feature_version, [d.to_json() for d in plan.spec.deps], self.hash_algorithm])
-        return {"definition": definition, "tables": {t: self._max_seq(t) for t in tables}}
+        return {"definition": definition, "tables": self._max_seqs(tables)}
 
     def lookup(self, feature: Any, ids: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """One sample across the graph, with its status in each feature.
@@ -520,18 +521,28 @@ class MetadataStore(StoreBackend):
         """
         import polars as pl
 
-        own = self._read(plan, history=False, include_deleted=True)
-        if own is not None and set(columns) <= set(own.columns):
-            return dict(own.select(list(columns)).head(0).collect(backend="polars").to_native().schema)
+        own = self._stored_schema(plan, columns)
+        if own is not None:
+            return own
         schema: dict[str, Any] = dict.fromkeys(columns, pl.String)
         by_donor: dict[FeatureKey, list[str]] = {}
         for column, donor in self._id_donors(plan, columns).items():
             by_donor.setdefault(donor.key, []).append(column)
         for key, wanted in by_donor.items():
-            stored = self._read(self.plan(key), history=False, include_deleted=True)
+            stored = self._stored_schema(self.plan(key), wanted)
             assert stored is not None
-            schema.update(stored.select(wanted).head(0).collect(backend="polars").to_native().schema)
+            schema.update(stored)
         return schema
+
+    def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
+        """Polars types of ``columns`` in the feature's latest table; None without the table or one of them.
+
+        Read through :meth:`_read`; a backend may answer more directly.
+        """
+        stored = self._read(plan, history=False, include_deleted=True)
+        if stored is None or not set(columns) <= set(stored.columns):
+            return None
+        return dict(stored.select(list(columns)).head(0).collect(backend="polars").to_native().schema)
 
 
 def _ancestors(graph: FeatureGraph, key: FeatureKey) -> list[FeatureKey]:

@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import narwhals as nw
     import pyarrow as pa
 
@@ -39,7 +41,11 @@ class StoreBackend(ABC):
 
     @abstractmethod
     def _has_table(self, table: str) -> bool:
-        """Whether a feature's latest table exists (its first write creates it)."""
+        """Whether a feature's latest table exists (its first write creates it).
+
+        Tables are never dropped: a store may remember "exists" for a connection's life, but must
+        ask again for a table it has not seen (another connection or process may create it).
+        """
 
     @abstractmethod
     def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
@@ -47,14 +53,17 @@ class StoreBackend(ABC):
 
         Rows they supersede (same ids; for an expansion, same parent ids) move to history; the
         system columns (code versions, feature and snapshot version, ``strata_seq``,
-        ``strata_written_at``, ``strata_deleted``) are stamped here.
+        ``strata_written_at``, ``strata_deleted``) are stamped here. The number becomes the
+        table's in the bookkeeping :meth:`_max_seq` reads, in the same transaction.
         """
 
     @abstractmethod
     def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
         """Delete by id; return how many live rows went.
 
-        Soft: tombstones under a new sequence number. Hard: every row, history included.
+        Soft: tombstones under a new sequence number. Hard: every row, history included. Either
+        takes a new number for the table's bookkeeping, in the same transaction: a hard delete
+        is a change too (a resolve waiting to be settled must not take it for none).
         """
 
     @abstractmethod
@@ -63,11 +72,18 @@ class StoreBackend(ABC):
 
     @abstractmethod
     def _max_seq(self, table: str) -> int | None:
-        """The highest ``strata_seq`` in ``table`` (None: no table).
+        """The sequence number of the last write or delete of ``table`` (None: never written).
 
-        Equal numbers at two resolves mean nothing was written in between: this is how a store
-        finds what changed since its last sync.
+        Read from the store's own bookkeeping, kept by :meth:`_write` and :meth:`_delete` in
+        their transactions: a key lookup, never a scan of the table, so it costs the same at any
+        size. Equal numbers at two resolves mean the table did not change in between; every
+        row written since carries a higher ``strata_seq``. This is how a store finds what
+        changed since its last sync (docs/stores.md). Never cached: another connection may write.
         """
+
+    def _max_seqs(self, tables: Sequence[str]) -> dict[str, int | None]:
+        """:meth:`_max_seq` of each table; a backend may answer them all in one query."""
+        return {table: self._max_seq(table) for table in tables}
 
     @abstractmethod
     def _resolve(

@@ -5,8 +5,10 @@ increment comes out. No extension is installed or loaded: ``md5`` and ``sha256``
 
 Tables: ``<feature>`` (the latest row per sample, tombstones included), ``<feature>$history``
 (every row a later write or delete superseded; with the latest rows it is the full history),
-``strata$meta`` (hash algorithm, write sequence) and ``strata$sync`` (what each feature last
-saw in sync). ``$`` cannot appear in a feature's table name, so nothing collides.
+``strata$meta`` (hash algorithm, write sequence, each table's last sequence number) and
+``strata$sync`` (what each feature last saw in sync). ``$`` cannot appear in a feature's table
+name, so nothing collides. A fresh connection answers a resolve without asking the catalog: the
+meta rows say which tables exist.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import duckdb
     import narwhals as nw
@@ -38,7 +40,27 @@ if TYPE_CHECKING:
 HISTORY = "$history"
 META = "strata$meta"
 SYNC = "strata$sync"
+TABLE_SEQ = "seq@"
+"""Meta entries ``seq@<table>``: the sequence number of the last write or delete of each feature table."""
+KEPT = "seq_by_table"
+"""Meta entry: the write sequence as of the last write that kept its ``seq@<table>`` (see ``_bookkept``)."""
 VANISHED = "strata$vanished"
+_POLARS_TYPES = {
+    "BIGINT": "Int64",
+    "INTEGER": "Int32",
+    "SMALLINT": "Int16",
+    "TINYINT": "Int8",
+    "UBIGINT": "UInt64",
+    "UINTEGER": "UInt32",
+    "USMALLINT": "UInt16",
+    "UTINYINT": "UInt8",
+    "DOUBLE": "Float64",
+    "FLOAT": "Float32",
+    "VARCHAR": "String",
+    "BOOLEAN": "Boolean",
+    "DATE": "Date",
+}
+"""DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
 _names = itertools.count()
 
 
@@ -71,6 +93,8 @@ class DuckDBStore(MetadataStore):
         super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
         self.path = str(path)
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._tables: set[str] = set()
+        """Tables known to exist on this connection."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -91,23 +115,57 @@ class DuckDBStore(MetadataStore):
             # A file that does not exist yet is an empty store: nothing is created for a read.
             exists = self.path != ":memory:" and Path(self.path).exists()
             self._con = duckdb.connect(self.path, read_only=True) if exists else duckdb.connect(":memory:")
-            kind = "TEMP TABLE" if exists else "TABLE"
         else:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(self.path)
-            kind = "TABLE"
+        self._tables = set()
+        try:  # one query, no catalog lookup: a store that has its bookkeeping tables answers at once
+            meta = _run(
+                self._con,
+                f"SELECT name, value FROM {ident(META)} UNION ALL (SELECT feature, state FROM {ident(SYNC)} LIMIT 0)",
+            )
+        except duckdb.CatalogException:
+            meta = self._create_bookkeeping(temporary=self.read_only and exists)
+        self._tables.update(str(name).removeprefix(TABLE_SEQ) for name, _ in meta if str(name).startswith(TABLE_SEQ))
+
+    def _create_bookkeeping(self, *, temporary: bool) -> list[tuple[Any, ...]]:
+        """Create the meta and sync tables that are missing (as temp tables in a read-only file); the meta rows."""
+        kind = "TEMP TABLE" if temporary else "TABLE"
         for table, columns in (
             (META, "name VARCHAR PRIMARY KEY, value VARCHAR"),
             (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
         ):
-            if not self._has_table(table, opening=True):
+            if not temporary or not self._has_table(table):  # a temp table would hide the file's
                 _run(self._con, f"CREATE {kind} IF NOT EXISTS {ident(table)} ({columns})")
+        return _run(self._con, f"SELECT name, value FROM {ident(META)}")
+
+    def _keep_table_seqs(self) -> None:
+        """Fill the bookkeeping in from the tables: a store written before it, or written behind its back.
+
+        Each feature table's entry becomes its highest ``strata_seq``; the write sequence and
+        ``seq_by_table`` become the highest number seen anywhere, so every later write takes a
+        number above every row's.
+        """
+        con = self._con
+        tables = _run(  # feature tables: those with a sequence column, history tables aside
+            con,
+            "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() "
+            f"AND schema_name = current_schema() AND column_name = '{SEQ}' AND NOT contains(table_name, '$')",
+        )
+        seen = {str(t): _run(con, f"SELECT max({ident(SEQ)}) FROM {ident(str(t))}")[0][0] for (t,) in tables}
+        values = {TABLE_SEQ + table: int(value) for table, value in seen.items() if value is not None}
+        top = max([int(self._get_meta("seq") or 0), *values.values()])
+        values.update({"seq": top, KEPT: top})
+        rows = ", ".join(["(?, ?)"] * len(values))
+        params = [str(item) for pair in values.items() for item in pair]
+        _run(con, f"INSERT OR REPLACE INTO {ident(META)} VALUES {rows}", params)  # one statement: all or none
 
     def _close(self) -> None:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._tables = set()
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -118,27 +176,69 @@ class DuckDBStore(MetadataStore):
         assert self._con is not None
         _run(self._con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, ?)", [name, value])
 
-    def _next_seq(self) -> int:
-        current = int(self._get_meta("seq") or 0) + 1
-        self._set_meta("seq", str(current))
+    def _next_seq(self, table: str) -> int:
+        """The next store-wide sequence number, taken for a write or delete of ``table``.
+
+        Called inside the write's transaction: the number, the table's entry (``seq@<table>``,
+        what :meth:`_max_seq` reads) and ``seq_by_table`` commit with the rows or not at all.
+        """
+        meta = self._meta(["seq", KEPT])
+        if not self._bookkept(meta):
+            self._keep_table_seqs()
+            meta = self._meta(["seq", KEPT])
+        current = int(meta.get("seq") or 0) + 1
+        names = {"seq", KEPT, TABLE_SEQ + table}
+        updated = _run(  # an update in place is cheaper than INSERT OR REPLACE on the primary key
+            self.con,
+            f"UPDATE {ident(META)} SET value = ? WHERE name IN (?, ?, ?) RETURNING name",
+            [str(current), *names],
+        )
+        for name in names - {str(row[0]) for row in updated}:
+            self._set_meta(name, str(current))
         return current
 
-    def _has_table(self, table: str, *, opening: bool = False) -> bool:
+    def _meta(self, names: Sequence[str]) -> dict[str, str]:
+        """The meta entries among ``names`` that exist, in one query."""
+        marks = ", ".join(["?"] * len(names))
+        return dict(_run(self.con, f"SELECT name, value FROM {ident(META)} WHERE name IN ({marks})", list(names)))
+
+    @staticmethod
+    def _bookkept(meta: dict[str, str]) -> bool:
+        """Whether every write so far kept its table's entry: ``seq_by_table`` equals the write sequence.
+
+        A store written before the bookkeeping (or by an older strata since) has a higher
+        sequence than ``seq_by_table``, or none of it.
+        """
+        return meta.get(KEPT) == meta.get("seq")
+
+    def _has_table(self, table: str) -> bool:
+        """Whether ``table`` exists; known tables are answered without a query.
+
+        Feature tables are never dropped, so "exists" is kept in ``_tables`` for the connection's
+        life (code that drops one must discard it there); "missing" is asked again each time
+        (another connection may have created it meanwhile).
+        """
+        if table in self._tables:
+            return True
         rows = _run(
-            self._con if opening else self.con,
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
+            self._con if self._con is not None else self.con,
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database() "
+            "AND schema_name = current_schema()",
             [table],
         )
+        if rows[0][0]:
+            self._tables.add(table)
         return bool(rows[0][0])
 
     def _columns(self, table: str) -> dict[str, str]:
-        rows = _run(
-            self.con,
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-            "AND table_schema = current_schema() ORDER BY ordinal_position",
-            [table],
-        )
-        return {str(name): str(kind) for name, kind in rows}
+        """Column names and types of ``table`` ({} when it does not exist); ``DESCRIBE`` skips the catalog views."""
+        import duckdb
+
+        try:
+            rows = _run(self.con, f"DESCRIBE {ident(table)}")
+        except duckdb.CatalogException:
+            return {}
+        return {str(row[0]): str(row[1]) for row in rows}
 
     # -- writing -------------------------------------------------------------------------
 
@@ -170,7 +270,7 @@ class DuckDBStore(MetadataStore):
         # transaction that created the table once they span several row groups.
         self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
         with self._transaction():
-            seq = self._next_seq()
+            seq = self._next_seq(plan.table)
             select = self._system_select(plan, source, columns, seq)
             latest, history = ident(plan.table), ident(plan.table + HISTORY)
             ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
@@ -359,8 +459,8 @@ class DuckDBStore(MetadataStore):
         match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
         try:
             with self._transaction():
+                seq = self._next_seq(plan.table)  # a hard delete changes the table too
                 if soft:
-                    seq = self._next_seq()
                     replaced = (
                         f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
                         f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
@@ -393,7 +493,42 @@ class DuckDBStore(MetadataStore):
         where = "" if include_deleted else f" WHERE NOT {ident(DELETED)}"
         return nw.from_native(self.con.sql(f"SELECT * FROM {ident(plan.table)}{where}"))
 
+    def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
+        """The Polars types of ``columns``: named from ``DESCRIBE`` for plain types, else through Arrow.
+
+        An in-sync resolve needs only these (for its empty frames), so it loads no Arrow.
+        """
+        import polars as pl
+
+        stored = self._columns(plan.table) if self._has_table(plan.table) else {}
+        if not stored or any(c not in stored for c in columns):
+            return None
+        named = {c: _POLARS_TYPES.get(stored[c]) for c in columns}
+        if all(named.values()):
+            return {c: getattr(pl, str(name)) for c, name in named.items()}
+        empty = self.con.sql(f"SELECT {sql.ids_list(tuple(columns))} FROM {ident(plan.table)} LIMIT 0")
+        frame = pl.from_arrow(empty.to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        return dict(frame.schema)
+
     def _max_seq(self, table: str) -> int | None:
+        """The sequence number of the last write or delete of ``table``, from the bookkeeping: one key lookup."""
+        return self._max_seqs([table])[table]
+
+    def _max_seqs(self, tables: Sequence[str]) -> dict[str, int | None]:
+        names = [TABLE_SEQ + table for table in tables]
+        meta = self._meta(["seq", KEPT, *names])
+        if not self._bookkept(meta):
+            if self.read_only:  # nothing may be written: scan the tables
+                return {table: self._scanned_max(table) for table in tables}
+            self._keep_table_seqs()
+            meta = self._meta(["seq", KEPT, *names])
+        self._tables.update(
+            table for table, name in zip(tables, names, strict=True) if name in meta
+        )  # entries follow tables
+        return {table: None if name not in meta else int(meta[name]) for table, name in zip(tables, names, strict=True)}
+
+    def _scanned_max(self, table: str) -> int | None:
         if not self._has_table(table):
             return None
         value = _run(self.con, f"SELECT max({ident(SEQ)}) FROM {ident(table)}")[0][0]

@@ -39,6 +39,8 @@ class InMemoryStore(MetadataStore):
         self._meta: dict[str, str] = {}
         self._sync: dict[str, dict[str, Any]] = {}
         self._seq = 0
+        self._table_seq: dict[str, int] = {}
+        """Per table, the sequence number of its last write or delete (what ``_max_seq`` answers)."""
 
     def to_native(self) -> dict[str, pl.DataFrame]:
         """The latest frame of every feature table."""
@@ -59,8 +61,13 @@ class InMemoryStore(MetadataStore):
     def _has_table(self, table: str) -> bool:
         return table in self._latest
 
-    def _stamp(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
+    def _next_seq(self, table: str) -> int:
         self._seq += 1
+        self._table_seq[table] = self._seq
+        return self._seq
+
+    def _stamp(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
+        self._next_seq(plan.table)
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
         frame = frame.drop([c for c in frame.columns if c in managed])
         return frame.with_columns(
@@ -115,7 +122,7 @@ class InMemoryStore(MetadataStore):
         hit = matched.filter(~pl.col(DELETED))
         if soft:
             if len(matched):  # live rows become tombstones; an expansion's "no children" row just goes
-                self._seq += 1
+                self._next_seq(plan.table)
                 tomb = hit.with_columns(
                     pl.lit(value=True).alias(DELETED),
                     pl.lit(self._seq, pl.Int64).alias(SEQ),
@@ -125,6 +132,7 @@ class InMemoryStore(MetadataStore):
                 kept = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
                 self._latest[plan.table] = pl.concat([kept, tomb], how="diagonal_relaxed")
             return len(hit)
+        self._next_seq(plan.table)  # a hard delete changes the table too
         self._latest[plan.table] = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
         self._history[plan.table] = [
             h.join(wanted, on=keys, how="anti", nulls_equal=True) for h in self._history[plan.table]
@@ -145,11 +153,7 @@ class InMemoryStore(MetadataStore):
         return nw.from_native(frame.lazy())
 
     def _max_seq(self, table: str) -> int | None:
-        frame = self._latest.get(table)
-        if frame is None or len(frame) == 0:
-            return None
-        value = frame[SEQ].max()
-        return None if value is None else int(value)  # type: ignore[arg-type]
+        return self._table_seq.get(table)
 
     def _resolve(
         self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None

@@ -1,0 +1,281 @@
+"""The sync-record path and the full comparison give the same increments, whatever happened in between.
+
+A store answers "what changed since the last sync" from its bookkeeping (each table's last
+sequence number) and from what it knows about its connection (which tables exist). These tests
+mix both paths on one store — definition changes, hard deletes, rows written without a resolve,
+another connection or process writing — and compare each sync-path increment with the full
+comparison of the same data. A hard delete of an id that is not stored is how a test asks for
+the full comparison through the public API: it clears every sync record and changes no row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+
+import strata as st
+from tests.stores.conftest import StoreFactory
+from tests.stores.test_conformance import graph_of, roots, rows, sync
+
+ROOT = Path(__file__).resolve().parents[2]
+KEYS = ("transcript", "embedding")
+
+
+def summary(inc: st.Increment) -> tuple[list[int], dict[int, tuple[Any, ...]], list[int]]:
+    """Added ids, changed ids with their causes, removed ids: what must be equal on both paths."""
+    changed = inc.changed.to_native()
+    causes = [c for c in changed.columns if c.startswith("strata_cause__")]
+    return (
+        sorted(inc.added.to_native()["sample_uid"].to_list()),
+        {row[0]: tuple(row[1:]) for row in changed.select(["sample_uid", *sorted(causes)]).rows()},
+        sorted(inc.removed.to_native()["sample_uid"].to_list()),
+    )
+
+
+def forget_sync(store: st.MetadataStore) -> None:
+    """Clear every sync record without changing a row (a hard delete of an id that is not there)."""
+    store.delete("video", pl.DataFrame({"sample_uid": [-1]}), soft=False)
+
+
+def both_paths(store: st.MetadataStore) -> dict[str, str]:
+    """Resolve the two computed features on the sync path, then in full; assert equal; return the first modes."""
+    first = {key: store.resolve_update(key) for key in KEYS}
+    forget_sync(store)
+    for key in KEYS:
+        full = store.resolve_update(key)
+        assert full.meta["mode"] == "full"
+        assert summary(first[key]) == summary(full), (key, first[key].meta["mode"])
+    return {key: str(inc.meta["mode"]) for key, inc in first.items()}
+
+
+def catch_up(store: st.MetadataStore) -> None:
+    """Write what the computed features lack, as a build does; they end in sync."""
+    for key in KEYS:
+        inc = store.resolve_update(key)
+        store.write(key, rows(inc))
+        if len(inc.removed):
+            store.delete(key, inc.removed)
+    for key in KEYS:
+        assert store.resolve_update(key).meta["mode"] == "in sync", key
+
+
+def test_a_hard_delete_while_a_resolve_waits_is_never_taken_for_its_answer(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        store.write("video", roots(3))
+        store.write("video", roots(4).filter(pl.col("sample_uid") == 3))  # the newest rows are not the ones deleted
+        inc = store.resolve_update("transcript")
+        store.delete("video", pl.DataFrame({"sample_uid": [0]}), soft=False)
+        store.write("transcript", rows(inc))  # exactly what the resolve asked for, but video lost sample 0 meanwhile
+        again = store.resolve_update("transcript")
+        assert summary(again)[2] == [0]
+        forget_sync(store)
+        assert summary(store.resolve_update("transcript")) == summary(again)
+
+
+def test_the_sync_path_and_the_full_comparison_agree_through_every_kind_of_change(
+    store_factory: StoreFactory,
+) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(8))
+        steps: list[tuple[str, Any]] = [
+            ("root rows changed", lambda: store.write_changed("video", roots(8, audio={1: "x"}, frames={2: "y"}))),
+            (
+                "rows written without a resolve",
+                lambda: store.write(
+                    "transcript",
+                    store.read("transcript")
+                    .to_native()
+                    .filter(pl.col("sample_uid").is_in([4, 5]))
+                    .select("sample_uid", pl.lit("stale").alias("strata_in__video__audio"), "strata_dv__text"),
+                ),
+            ),
+            ("soft delete", lambda: store.delete("video", pl.DataFrame({"sample_uid": [3]}))),
+            ("hard delete", lambda: store.delete("video", pl.DataFrame({"sample_uid": [6]}), soft=False)),
+            ("new samples", lambda: store.write_changed("video", roots(10).filter(pl.col("sample_uid") >= 8))),
+            ("definition change", lambda: setattr(store, "graph", graph_of(text_cv="2"))),
+            ("definition back", lambda: setattr(store, "graph", graph_of())),
+            ("nothing", lambda: None),
+        ]
+        modes = {}
+        for name, step in steps:
+            step()
+            modes[name] = both_paths(store)
+            catch_up(store)
+        assert modes["root rows changed"] == dict.fromkeys(KEYS, "since last sync")
+        assert modes["rows written without a resolve"]["transcript"] == "since last sync"
+        assert modes["soft delete"] == dict.fromkeys(KEYS, "since last sync")
+        assert modes["hard delete"] == dict.fromkeys(KEYS, "full")
+        assert modes["definition change"] == dict.fromkeys(KEYS, "full")
+        assert modes["nothing"] == dict.fromkeys(KEYS, "in sync")
+
+
+def test_a_write_that_fails_in_its_transaction_leaves_the_store_in_sync(tmp_path: Path) -> None:
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph_of()) as store:
+        store.write("video", roots(4).with_columns(pl.lit(1).alias("count")))
+        sync(store, roots(4))
+        bad = roots(5).with_columns(pl.lit("not a number").alias("count"))
+        with pytest.raises(duckdb.ConversionException):
+            store.write("video", bad)  # the rows cannot go in: the transaction rolls back
+        assert store.resolve_update("embedding").meta["mode"] == "in sync"
+        assert len(store.read("video")) == 4
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph_of()) as store:
+        assert store.resolve_update("embedding").meta["mode"] == "in sync"
+
+
+def test_another_connection_creating_tables_and_writing_is_seen_by_an_open_store(tmp_path: Path) -> None:
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as first:
+        first.write("video", roots(4))
+        assert summary(first.resolve_update("transcript"))[0] == [0, 1, 2, 3]  # it has no table yet
+        assert summary(first.resolve_update("embedding")) == ([], {}, [])  # nor has its upstream transcript
+        with st.DuckDBStore(path, graph=graph_of()) as second:  # the same file, another connection
+            sync(second, roots(5, audio={0: "x"}))
+        assert first.has_feature("transcript")
+        assert summary(first.resolve_update("transcript")) == ([], {}, [])
+        assert summary(first.resolve_update("embedding")) == ([], {}, [])
+        both_paths(first)
+        with st.DuckDBStore(path, graph=graph_of()) as second:
+            second.write_changed("video", roots(5, frames={1: "y"}))
+        assert summary(first.resolve_update("embedding"))[1] == {1: ("video.frames",)}
+        both_paths(first)
+
+
+def run_other_process(path: Path, code: str) -> subprocess.CompletedProcess[str]:
+    script = textwrap.dedent(
+        f"""
+        import polars as pl
+        import strata as st
+        from tests.stores.test_conformance import graph_of, roots, rows
+        with st.DuckDBStore({str(path)!r}, graph=graph_of()) as store:
+        """
+    ) + textwrap.indent(textwrap.dedent(code), "    ")
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_two_processes_taking_turns_on_one_file_give_the_full_comparisons_answer(tmp_path: Path) -> None:
+    path = tmp_path / "meta.duckdb"
+    store = st.DuckDBStore(path, graph=graph_of())
+    with store:
+        sync(store, roots(6))
+        held = store.resolve_update("embedding")
+        assert held.meta["mode"] == "in sync"
+        busy = run_other_process(path, "store.write_changed('video', roots(6, audio={0: 'x'}))")
+        assert busy.returncode != 0  # DuckDB locks the file: no other process writes while a store holds it
+        assert "lock" in busy.stderr
+    done = run_other_process(
+        path,
+        """
+        store.write_changed("video", roots(7, audio={0: "x"}, frames={1: "y"}))
+        inc = store.resolve_update("transcript")
+        store.write("transcript", rows(inc).filter(pl.col("sample_uid") != 6))
+        store.write("transcript", store.read("transcript").to_native().filter(pl.col("sample_uid") == 2).select(
+            "sample_uid", pl.lit("stale").alias("strata_in__video__audio"), "strata_dv__text"))
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    with store:
+        modes = both_paths(store)
+        assert modes == dict.fromkeys(KEYS, "since last sync")
+        assert summary(store.resolve_update("transcript")) == ([6], {2: ("video.audio",)}, [])
+        assert summary(store.resolve_update("embedding")) == ([], {0: ("transcript.text",), 1: ("video.frames",)}, [])
+
+
+def test_a_store_written_before_the_bookkeeping_gets_it_on_its_first_writable_open(tmp_path: Path) -> None:
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        sync(store, roots(5))
+        store.write_changed("video", roots(5, audio={2: "x"}))
+    with duckdb.connect(str(path)) as con:  # as an older strata left it: no per-table sequence numbers
+        con.execute("""DELETE FROM "strata$meta" WHERE name LIKE 'seq@%' OR name = 'seq_by_table'""")
+    with st.DuckDBStore(path, graph=graph_of(), read_only=True) as reader:
+        inc = reader.resolve_update("transcript")
+        assert summary(inc)[1] == {2: ("video.audio",)}
+        assert inc.meta["mode"] == "since last sync"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        assert store.resolve_update("transcript").meta["mode"] == "since last sync"
+        both_paths(store)
+        catch_up(store)
+    with duckdb.connect(str(path)) as con:
+        kept = dict(con.execute("""SELECT name, value FROM "strata$meta" WHERE name LIKE 'seq@%'""").fetchall())
+        for table in ("video", "transcript", "embedding"):
+            highest = con.execute(f"SELECT max(strata_seq) FROM {table}").fetchone()  # noqa: S608 - fixed names
+            assert highest is not None
+            assert int(kept[f"seq@{table}"]) >= highest[0]
+
+
+def test_a_write_by_a_strata_that_keeps_no_numbers_per_table_is_seen(tmp_path: Path) -> None:
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        sync(store, roots(4))
+    with duckdb.connect(str(path)) as con:  # an older strata's write: the next number, no seq@video
+        con.execute(
+            """INSERT INTO "video$history" BY NAME SELECT * FROM video WHERE sample_uid = 1;
+            UPDATE video SET strata_dv__audio = 'older', strata_seq = strata_seq + 100 WHERE sample_uid = 1;
+            UPDATE "strata$meta" SET value = CAST(value::BIGINT + 100 AS VARCHAR) WHERE name = 'seq'"""
+        )
+    with st.DuckDBStore(path, graph=graph_of(), read_only=True) as reader:
+        assert summary(reader.resolve_update("transcript"))[1] == {1: ("video.audio",)}
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        inc = store.resolve_update("transcript")
+        assert inc.meta["mode"] == "since last sync"
+        assert summary(inc)[1] == {1: ("video.audio",)}
+        both_paths(store)
+        catch_up(store)
+        store.write_changed("video", roots(4, audio={1: "older", 2: "newer"}))  # numbered above the older write's
+        assert summary(store.resolve_update("transcript"))[1] == {2: ("video.audio",)}
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pl.Series("k", [1, 2], pl.Int64),
+        pl.Series("k", [1, 2], pl.Int32),
+        pl.Series("k", [1, 2], pl.Int16),
+        pl.Series("k", [1, 2], pl.Int8),
+        pl.Series("k", [1, 2], pl.UInt64),
+        pl.Series("k", [1, 2], pl.UInt32),
+        pl.Series("k", [1, 2], pl.UInt16),
+        pl.Series("k", [1, 2], pl.UInt8),
+        pl.Series("k", [1.5, 2.5], pl.Float64),
+        pl.Series("k", [1.5, 2.5], pl.Float32),
+        pl.Series("k", ["a", "b"], pl.String),
+        pl.Series("k", [True, False], pl.Boolean),
+        pl.Series("k", [dt.date(2026, 1, 1), dt.date(2026, 1, 2)], pl.Date),
+        pl.Series("k", [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]),
+        pl.Series(
+            "k", [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, tzinfo=dt.UTC)]
+        ).dt.replace_time_zone(None),
+        pl.Series("k", [1, 2], pl.Decimal(18, 3)),
+    ],
+    ids=lambda s: str(s.dtype),
+)
+def test_an_in_sync_resolve_gives_the_stored_id_types(ids: pl.Series, tmp_path: Path) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Root(st.Feature, spec=st.FeatureSpec("root", id_columns=["k"], fields=["f"])):
+            pass
+
+        class Leaf(st.Feature, spec=st.FeatureSpec("leaf", id_columns=["k"], deps=[Root], fields=["g"])):
+            pass
+
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as store:
+        store.write("root", pl.DataFrame([ids, pl.Series("strata_dv__f", ["x", "y"])]))
+        store.write("leaf", rows(store.resolve_update("leaf")))
+        stored = store.read("leaf").to_native().schema["k"]
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as store:  # a fresh connection
+        inc = store.resolve_update("leaf")
+        assert inc.meta["mode"] == "in sync"
+        assert {part: getattr(inc, part).to_native().schema["k"] for part in ("added", "changed", "removed")} == {
+            "added": stored,
+            "changed": stored,
+            "removed": stored,
+        }
