@@ -19,6 +19,8 @@ from polars.testing import assert_frame_equal
 
 import strata as st
 from strata.errors import WriteError
+from tests.stores.conftest import StoreFactory
+from tests.stores.test_conformance import graph_of, roots, rows, sync
 from tests.stores.test_properties import (
     FeatureDef,
     build,
@@ -154,3 +156,22 @@ def test_root_samples_as_a_relation_are_checked_like_polars_samples(
         for given_samples in (bad, relation):
             with pytest.raises(WriteError, match=message):
                 store.resolve_update("video", samples=given_samples)
+
+
+def test_rows_written_without_a_resolve_give_the_same_increment_both_ways(store_factory: StoreFactory) -> None:
+    """Upstream rows written straight (no resolve in between), then the leaf: since last sync = full comparison."""
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(30))
+        assert store.resolve_update("embedding").meta["mode"] == "in sync"
+        video = roots(34, audio={2: "a2v2", 5: "a5v2"}, frames={7: "f7v2"})
+        store.write("video", video.filter(pl.col("sample_uid").is_in([2, 5, 7, 30, 31, 32, 33])))
+        store.delete("video", pl.DataFrame({"sample_uid": [9, 10]}))
+        transcript = store.resolve_update("transcript")
+        store.write("transcript", rows(transcript).filter(pl.col("sample_uid") != 31))
+        recorded = store.resolve_update("embedding")
+        assert recorded.meta["mode"] == "since last sync"
+        assert recorded.counts() == {"added": 3, "changed": 3, "removed": 2}
+        forget_sync(store, "video")
+        full = store.resolve_update("embedding")
+        assert full.meta["mode"] == "full"
+        assert_same(recorded, full, ["sample_uid"])
