@@ -171,6 +171,80 @@ def stale_conditions(plan: FeaturePlan, field: FieldPlan) -> list[tuple[str, str
     return conditions
 
 
+PART = "strata$part"
+"""The column of :func:`increment_query` naming each row's part: ``added``, ``changed`` or ``removed``."""
+IN_EXPECTED = "strata$expected"
+IN_CURRENT = "strata$current"
+
+
+def removed_id(column: str) -> str:
+    """The column of :func:`increment_query` carrying id ``column`` as the stored row has it."""
+    return f"strata$removed__{column}"
+
+
+def increment_query(
+    dialect: Dialect,
+    algorithm: str,
+    plan: FeaturePlan,
+    expected: str,
+    current: str,
+) -> str:
+    """The whole increment in one pass: a full outer join of ``expected`` and ``current``.
+
+    Each row is tagged in :data:`PART`. Added and changed rows carry the ids and input columns
+    of ``expected``, their new data versions (hashed here, only for them) and the causes;
+    removed rows carry their ids as ``current`` has them, in the :func:`removed_id` columns,
+    so every part keeps the types it would have on its own. Rows in sync never leave the join.
+    """
+    keys = plan.resolve_ids
+    fresh = f"c.{ident(IN_CURRENT)} IS NOT NULL AND e.{ident(IN_EXPECTED)} IS NOT NULL"
+    if plan.is_root:
+        new_dvs = [f"e.{ident(f.dv_column)}" for f in plan.fields]
+    else:
+        new_dvs = [
+            f"CASE WHEN e.{ident(IN_EXPECTED)} THEN {dv_expr(dialect, algorithm, f, 'e')} END AS {ident(f.dv_column)}"
+            for f in plan.fields
+        ]
+    causes: list[str] = []
+    any_stale: list[str] = []
+    for field in plan.fields:
+        conditions = stale_conditions(plan, field)
+        parts = ", ".join(f"CASE WHEN {cond} THEN {literal(cause)} END" for cond, cause in conditions)
+        causes.append(f"CASE WHEN {fresh} THEN NULLIF(concat_ws(',', {parts}), '') END AS {ident(field.cause_column)}")
+        any_stale.extend(cond for cond, _ in conditions)
+    part = (
+        f"CASE WHEN c.{ident(IN_CURRENT)} IS NULL THEN 'added' "
+        f"WHEN e.{ident(IN_EXPECTED)} IS NULL THEN 'removed' ELSE 'changed' END AS {ident(PART)}"
+    )
+    columns = ", ".join(
+        [
+            part,
+            ids_list(keys, "e"),
+            *(f"c.{ident(k)} AS {ident(removed_id(k))}" for k in keys),
+            *(f"e.{ident(c)}" for c in plan.input_columns),
+            *new_dvs,
+            *causes,
+        ]
+    )
+    on = " AND ".join(f"e.{ident(k)} = c.{ident(k)}" for k in keys)
+    return (
+        f"SELECT {columns} FROM (SELECT *, true AS {ident(IN_EXPECTED)} FROM ({expected})) AS e "
+        f"FULL JOIN (SELECT *, true AS {ident(IN_CURRENT)} FROM ({current})) AS c ON {on} "
+        f"WHERE c.{ident(IN_CURRENT)} IS NULL OR e.{ident(IN_EXPECTED)} IS NULL OR {' OR '.join(any_stale)}"
+    )
+
+
+def part_columns(plan: FeaturePlan) -> dict[str, dict[str, str]]:
+    """Per part, the columns of :func:`increment_query` it keeps, as {query column: part column}."""
+    keys = {k: k for k in plan.resolve_ids}
+    added = {**keys, **{c: c for c in plan.input_columns}, **{c: c for c in plan.dv_columns}}
+    return {
+        "added": added,
+        "changed": {**added, **{f.cause_column: f.cause_column for f in plan.fields}},
+        "removed": {removed_id(k): k for k in plan.resolve_ids},
+    }
+
+
 def increment_queries(
     dialect: Dialect,
     algorithm: str,
@@ -178,30 +252,10 @@ def increment_queries(
     expected: str,
     current: str,
 ) -> dict[str, str]:
-    """SELECTs for ``added``, ``changed`` and ``removed`` given expected and current relations."""
-    keys = plan.resolve_ids
-    new_dvs = (
-        [f"e.{ident(f.dv_column)}" for f in plan.fields]
-        if plan.is_root
-        else [f"{dv_expr(dialect, algorithm, f, 'e')} AS {ident(f.dv_column)}" for f in plan.fields]
-    )
-    carried = [f"e.{ident(c)}" for c in plan.input_columns]
-    columns = ", ".join([ids_list(keys, "e"), *carried, *new_dvs])
-    causes: list[str] = []
-    any_stale: list[str] = []
-    for field in plan.fields:
-        conditions = stale_conditions(plan, field)
-        parts = ", ".join(f"CASE WHEN {cond} THEN {literal(cause)} END" for cond, cause in conditions)
-        causes.append(f"NULLIF(concat_ws(',', {parts}), '') AS {ident(field.cause_column)}")
-        any_stale.extend(cond for cond, _ in conditions)
-    on = " AND ".join(f"e.{ident(k)} = c.{ident(k)}" for k in keys)
-    in_current = f"EXISTS (SELECT 1 FROM ({current}) AS c WHERE {on})"
-    in_expected = f"EXISTS (SELECT 1 FROM ({expected}) AS e WHERE {on})"
-    return {
-        "added": f"SELECT {columns} FROM ({expected}) AS e WHERE NOT {in_current}",
-        "changed": (
-            f"SELECT {columns}, {', '.join(causes)} FROM ({expected}) AS e JOIN ({current}) AS c ON {on} "
-            f"WHERE {' OR '.join(any_stale)}"
-        ),
-        "removed": (f"SELECT {ids_list(keys, 'c')} FROM ({current}) AS c WHERE NOT {in_expected}"),
-    }
+    """SELECTs for ``added``, ``changed`` and ``removed``: :func:`increment_query` cut by part."""
+    tagged = increment_query(dialect, algorithm, plan, expected, current)
+    queries = {}
+    for name, columns in part_columns(plan).items():
+        picked = ", ".join(f"{ident(source)} AS {ident(target)}" for source, target in columns.items())
+        queries[name] = f"SELECT {picked} FROM ({tagged}) WHERE {ident(PART)} = {literal(name)}"
+    return queries

@@ -338,6 +338,9 @@ class MetadataStore(StoreBackend):
                     f"`{plan.key}` is a root feature: resolve_update needs samples=",
                     "pass the current samples with their data versions",
                 )
+            native = self._resolve_root_native(plan, samples, lazy=lazy)
+            if native is not None:
+                return native
             table = to_arrow(samples)
             check_write(plan, table, samples=True)
             if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new

@@ -100,6 +100,16 @@ class StoreBackend(ABC):
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         """The increment of a root feature, given every sample it should have with its data versions."""
 
+    def _resolve_root_native(self, plan: FeaturePlan, samples: Any, *, lazy: bool) -> Increment | None:  # noqa: ARG002
+        """The increment of a root feature from samples the backend reads in place, or None.
+
+        Optional: a backend whose engine can read ``samples`` as they are (for DuckDB, a
+        relation of the store's own connection) checks and compares them there, so they never
+        become a Python table; None sends them the general way (Arrow, ``checks.py``,
+        :meth:`_resolve_root`).
+        """
+        return None
+
     @abstractmethod
     def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
         """The sync record of ``key``: its definition and its tables' sequence numbers when last in sync."""

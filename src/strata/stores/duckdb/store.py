@@ -594,37 +594,70 @@ class DuckDBStore(MetadataStore):
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         name = f"strata_samples_{next(_names)}"
-        self.con.register(name, samples)
+        self.con.register(name, samples)  # zero-copy: DuckDB scans the Arrow buffers
+        try:
+            return self._compare_root(plan, name, lazy=lazy)
+        finally:
+            if not lazy:  # a lazy increment still reads it
+                self.con.unregister(name)
+
+    def _resolve_root_native(self, plan: FeaturePlan, samples: Any, *, lazy: bool) -> Increment | None:
+        """Samples as a DuckDB relation of this store's connection: checked and compared without leaving DuckDB.
+
+        A relation of another connection (or anything else) gets None: the general path reads it as Arrow.
+        """
+        import duckdb
+
+        if not isinstance(samples, duckdb.DuckDBPyRelation):
+            return None
+        name = f"strata_samples_{next(_names)}"
+        try:
+            self.con.register(name, samples)
+            columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {ident(name)}")]
+        except duckdb.Error:  # made on another connection: it cannot be read here
+            with contextlib.suppress(duckdb.Error):
+                self.con.unregister(name)
+            return None
+        try:
+            self._check_source(plan, ident(name), columns, checked=False)
+            if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new
+                keep = sql.ids_list((*plan.id_columns, *plan.dv_columns))
+                return self._all_added(
+                    plan, self.con.sql(f"SELECT {keep} FROM {ident(name)}").to_arrow_table(), lazy=lazy
+                )
+            return self._compare_root(plan, name, lazy=lazy)
+        finally:
+            if not lazy:
+                self.con.unregister(name)
+
+    def _compare_root(self, plan: FeaturePlan, name: str, *, lazy: bool) -> Increment:
+        """The increment of a root feature against the samples registered as ``name``."""
         own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
         columns = ", ".join(ident(c) for c in (*plan.id_columns, *plan.dv_columns))
         expected = f"SELECT {columns} FROM {ident(name)}"
         current = sql.current_select(plan, None, self._source(plan, own, plan))
-        increment = self._increment(plan, expected, current, lazy=lazy)
-        if not lazy:
-            self.con.unregister(name)
-        return increment
+        return self._increment(plan, expected, current, lazy=lazy)
 
     def _increment(self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool) -> Increment:
+        """The three parts from one pass over both sides (``sql.increment_query``).
+
+        Eager: the tagged rows (the increment and nothing else) come out once, as one Polars
+        frame, and are cut by part there. Lazy: each part is that query filtered, left to DuckDB.
+        """
         import narwhals as nw
 
-        temps: list[str] = []
-        if not lazy:
-            # Eager: evaluate both sides once into temp tables, then take the three parts from them.
-            for side in (expected, current):
-                name = f"strata_side_{next(_names)}"
-                _run(self.con, f"CREATE TEMP TABLE {name} AS {side}")
-                temps.append(name)
-            expected, current = (f"SELECT * FROM {name}" for name in temps)
-        queries = sql.increment_queries(sql.DUCKDB, self.hash_algorithm, plan, expected, current)
-        parts = {}
-        try:
-            for part, query in queries.items():
-                relation = self.con.sql(query)
-                parts[part] = nw.from_native(relation) if lazy else nw.from_native(relation.pl())
-        finally:
-            for name in temps:
-                _run(self.con, f"DROP TABLE IF EXISTS {name}")
-        return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=lazy)
+        if lazy:
+            queries = sql.increment_queries(sql.DUCKDB, self.hash_algorithm, plan, expected, current)
+            parts = {name: nw.from_native(self.con.sql(query)) for name, query in queries.items()}
+            return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=True)
+        import polars as pl
+
+        tagged = self.con.sql(sql.increment_query(sql.DUCKDB, self.hash_algorithm, plan, expected, current)).pl()
+        split = {}
+        for name, columns in sql.part_columns(plan).items():
+            rows = tagged.filter(pl.col(sql.PART) == name)
+            split[name] = nw.from_native(rows.select([pl.col(a).alias(b) for a, b in columns.items()]))
+        return Increment(plan.key, split["added"], split["changed"], split["removed"])
 
     # -- sync records --------------------------------------------------------------------
 

@@ -1,0 +1,177 @@
+"""The full comparison against the sync-record path, and root samples given as a DuckDB relation.
+
+A resolve with no sync record compares every sample (one pass over both sides); with one it
+compares only what was written since. Both must give the same increment, eager or lazy; and
+root samples must give the same increment whether they come as a Polars frame or as a DuckDB
+relation of the store's own connection (read in place, never copied into Python).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from polars.testing import assert_frame_equal
+
+import strata as st
+from strata.errors import WriteError
+from tests.stores.conftest import StoreFactory
+from tests.stores.test_conformance import graph_of, roots, rows, sync
+from tests.stores.test_properties import (
+    FeatureDef,
+    build,
+    changes,
+    graphs,
+    resolve_and_write,
+    root_values,
+    second_round,
+)
+
+
+def parts(inc: st.Increment, ids: list[str]) -> list[pl.DataFrame]:
+    """The three parts as Polars frames, rows sorted by ids and columns by name."""
+    eager = inc.collect()
+    frames = [eager.added.to_native(), eager.changed.to_native(), eager.removed.to_native()]
+    return [f.select(sorted(f.columns)).sort(ids) for f in frames]
+
+
+def assert_same(one: st.Increment, other: st.Increment, ids: list[str]) -> None:
+    for mine, theirs in zip(parts(one, ids), parts(other, ids), strict=True):
+        assert_frame_equal(mine, theirs)
+
+
+def forget_sync(store: st.MetadataStore, root: str) -> None:
+    """A hard delete (here of a sample no one has) clears every sync record: the next resolves compare in full."""
+    store.delete(root, pl.DataFrame({"sample_uid": [-1]}, schema={"sample_uid": pl.Int64}), soft=False)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(defs=graphs(), change=changes)
+def test_the_full_comparison_and_the_sync_record_path_agree(defs: list[FeatureDef], change: dict[str, Any]) -> None:
+    root = defs[0].name
+    for store in (st.DuckDBStore(":memory:"), st.InMemoryStore()):
+        with store:
+            for roots, round_defs in ((root_values(defs, change["n"], [], 0), defs), second_round(defs, change)):
+                store.graph = build(round_defs)
+                for d in round_defs:
+                    if not d.deps:
+                        resolve_and_write(store, d, roots)
+                        continue
+                    recorded = store.resolve_update(d.name)  # in sync, since last sync, or full after a new definition
+                    forget_sync(store, root)
+                    full = store.resolve_update(d.name)
+                    assert full.meta["mode"] == "full"
+                    assert_same(recorded, full, ["sample_uid"])
+                    forget_sync(store, root)
+                    assert_same(store.resolve_update(d.name, lazy=True), full, ["sample_uid"])
+                    resolve_and_write(store, d, roots)
+
+
+def video_graph() -> st.FeatureGraph:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio", "frames"])):
+            pass
+
+    return graph
+
+
+def samples(n: int, edited: tuple[int, ...] = (), dropped: tuple[int, ...] = (), extra: int = 0) -> pl.DataFrame:
+    ids = [i for i in range(n + extra) if i not in dropped]
+    return pl.DataFrame(
+        {
+            "sample_uid": ids,
+            "strata_dv__audio": [f"a{i}v2" if i in edited else f"a{i}" for i in ids],
+            "strata_dv__frames": [f"f{i}" for i in ids],
+        },
+        schema_overrides={"sample_uid": pl.Int64},
+    )
+
+
+def as_relation(store: st.DuckDBStore, frame: pl.DataFrame) -> duckdb.DuckDBPyRelation:
+    """``frame`` as a table of the store's own database, and a relation reading it there."""
+    con = store.to_native()
+    con.register("strata_test_frame", frame)
+    con.execute("CREATE OR REPLACE TABLE raw AS SELECT * FROM strata_test_frame")
+    con.unregister("strata_test_frame")
+    return con.sql("SELECT sample_uid, strata_dv__frames, strata_dv__audio FROM raw")
+
+
+@pytest.fixture(params=["memory", "file"])
+def duckdb_store(request: pytest.FixtureRequest, tmp_path: Path) -> st.DuckDBStore:
+    return st.DuckDBStore(":memory:" if request.param == "memory" else tmp_path / "meta.duckdb", graph=video_graph())
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_root_samples_as_a_duckdb_relation_give_the_increment_of_the_same_polars_samples(
+    duckdb_store: st.DuckDBStore, lazy: bool
+) -> None:
+    with duckdb_store as store:
+        first = samples(50)
+        assert_same(
+            store.resolve_update("video", samples=as_relation(store, first), lazy=lazy),
+            store.resolve_update("video", samples=first, lazy=lazy),
+            ["sample_uid"],
+        )
+        store.write("video", first)
+        later = samples(50, edited=(3, 7), dropped=(10, 11), extra=4)
+        by_relation = store.resolve_update("video", samples=as_relation(store, later), lazy=lazy)
+        by_polars = store.resolve_update("video", samples=later, lazy=lazy)
+        assert by_polars.counts() == {"added": 4, "changed": 2, "removed": 2}
+        assert_same(by_relation, by_polars, ["sample_uid"])
+
+
+def test_a_relation_of_another_connection_is_read_the_general_way(duckdb_store: st.DuckDBStore) -> None:
+    with duckdb_store as store:
+        store.write("video", samples(20))
+        other = duckdb.connect()
+        other.register("later", samples(20, edited=(1,)))
+        relation = other.sql("SELECT * FROM later")
+        inc = store.resolve_update("video", samples=relation)
+        assert inc.counts() == {"added": 0, "changed": 1, "removed": 0}
+        other.close()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (pl.concat([samples(5), samples(2)]), "repeated ids"),
+        (samples(5).with_columns(pl.lit(None, pl.String).alias("strata_dv__audio")), "nulls"),
+        (samples(5).drop("strata_dv__frames"), "lack data-version column"),
+    ],
+)
+def test_root_samples_as_a_relation_are_checked_like_polars_samples(
+    duckdb_store: st.DuckDBStore, bad: pl.DataFrame, message: str
+) -> None:
+    with duckdb_store as store:
+        store.write("video", samples(5))
+        con = store.to_native()
+        con.register("bad_samples", bad)
+        relation = con.sql("SELECT * FROM bad_samples")
+        for given_samples in (bad, relation):
+            with pytest.raises(WriteError, match=message):
+                store.resolve_update("video", samples=given_samples)
+
+
+def test_rows_written_without_a_resolve_give_the_same_increment_both_ways(store_factory: StoreFactory) -> None:
+    """Upstream rows written straight (no resolve in between), then the leaf: since last sync = full comparison."""
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(30))
+        assert store.resolve_update("embedding").meta["mode"] == "in sync"
+        video = roots(34, audio={2: "a2v2", 5: "a5v2"}, frames={7: "f7v2"})
+        store.write("video", video.filter(pl.col("sample_uid").is_in([2, 5, 7, 30, 31, 32, 33])))
+        store.delete("video", pl.DataFrame({"sample_uid": [9, 10]}))
+        transcript = store.resolve_update("transcript")
+        store.write("transcript", rows(transcript).filter(pl.col("sample_uid") != 31))
+        recorded = store.resolve_update("embedding")
+        assert recorded.meta["mode"] == "since last sync"
+        assert recorded.counts() == {"added": 3, "changed": 3, "removed": 2}
+        forget_sync(store, "video")
+        full = store.resolve_update("embedding")
+        assert full.meta["mode"] == "full"
+        assert_same(recorded, full, ["sample_uid"])
