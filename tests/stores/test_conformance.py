@@ -312,7 +312,8 @@ def test_large_first_write_is_all_readable(store_factory: StoreFactory) -> None:
         assert store.resolve_update("video", samples=roots(n)).is_empty
 
 
-def test_lineage_expansion_and_aggregation(store_factory: StoreFactory) -> None:
+def lineage_graph() -> st.FeatureGraph:
+    """video -> frames (expansion: ids sample_uid, frame) -> summary (aggregation back onto sample_uid)."""
     graph = st.FeatureGraph()
     with graph.use():
 
@@ -338,6 +339,11 @@ def test_lineage_expansion_and_aggregation(store_factory: StoreFactory) -> None:
         ):
             pass
 
+    return graph
+
+
+def test_lineage_expansion_and_aggregation(store_factory: StoreFactory) -> None:
+    graph = lineage_graph()
     with store_factory(graph=graph) as store:
         videos = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["v1", "v2"]})
         store.write("video", videos)
