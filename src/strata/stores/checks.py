@@ -8,6 +8,7 @@ over rows it already holds (``DuckDBStore``) works out, each the cheapest way it
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,10 @@ def to_arrow(frame: Any) -> pa.Table:
         ) from exc
     if isinstance(native, nw.LazyFrame):
         native = native.collect()
+    raw = native.to_native()
+    polars = sys.modules.get("polars")
+    if polars is not None and isinstance(raw, polars.DataFrame):  # as Polars holds it (string views): no copy
+        return raw.to_arrow(compat_level=polars.CompatLevel.newest())
     return native.to_arrow()
 
 

@@ -150,6 +150,10 @@ class SqlPending:
     def _count(self, query: str) -> int:
         return int(self._run(f"SELECT count(*) FROM ({query})")[0][0])
 
+    def is_part(self, query: str) -> bool:
+        """Whether ``query`` is one of the parts no write has touched yet (its rows are the store's own)."""
+        return query in self._parts
+
     def before_write(self, query: str | None) -> None:
         """Before rows are written in place: evaluate the asks while they still describe what the resolve saw.
 

@@ -24,7 +24,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import CAUSE, DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
-from strata.stores.checks import check_columns, check_facts, sql_facts, sql_facts_queries
+from strata.stores.checks import check_columns, check_facts, sql_facts, sql_facts_queries, to_arrow
 from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT, is_memory_limit
 from strata.stores.sync import Pending, SqlPending
 
@@ -201,7 +201,10 @@ class DuckDBStore(MetadataStore):
 
         An increment's lazy parts (``resolve_update(..., lazy=True)``) are such relations. The
         rows are evaluated once, by the ``INSERT``; the checks run in SQL on the rows it
-        inserted, inside the write's transaction, which rolls back when one fails.
+        inserted, inside the write's transaction, which rolls back when one fails. A part of
+        the last resolve written whole, as it was returned, with nothing written since, is not
+        checked again: the store made it from rows it had checked (one row per sample, ids and
+        data versions present).
         """
         relation = _relation_of(frame)
         if relation is None:
@@ -226,9 +229,10 @@ class DuckDBStore(MetadataStore):
             elif pending is not None:
                 pending.forget()
             query = relation.sql_query()
+            trusted = in_sql is not None and in_sql.is_part(query)
             if in_sql is not None:
                 in_sql.before_write(query)
-            written = self._write_source(plan, ident(view), columns, check=True)
+            written = self._write_source(plan, ident(view), columns, check=not trusted, counted=True)
             if written is None:  # no rows: nothing changed, what the last resolve asked still holds
                 if in_sql is not None:
                     self._pending[plan.key] = in_sql
@@ -250,8 +254,8 @@ class DuckDBStore(MetadataStore):
         if pending.done:
             return None
         asked, gone = f"strata_frame_{next(_names)}", f"strata_frame_{next(_names)}"
-        self.con.register(asked, pending.asks().to_arrow())
-        self.con.register(gone, pending.removed.to_arrow())
+        self.con.register(asked, to_arrow(pending.asks()))
+        self.con.register(gone, to_arrow(pending.removed))
         try:
             queries = f"SELECT * FROM {ident(asked)}", f"SELECT * FROM {ident(gone)}"
             in_sql = SqlPending(self._sql_runner(), plan, pending.state, [queries[0]], queries[1])
@@ -298,7 +302,7 @@ class DuckDBStore(MetadataStore):
         return SqlPending(self._sql_runner(), plan, state, [added, changed], removed)
 
     def _write_source(
-        self, plan: FeaturePlan, source: str, columns: list[str], *, check: bool = False
+        self, plan: FeaturePlan, source: str, columns: list[str], *, check: bool = False, counted: bool = False
     ) -> tuple[int, int] | None:
         """Append the rows of ``source`` (a table, view or relation of this connection) in one transaction.
 
@@ -307,9 +311,9 @@ class DuckDBStore(MetadataStore):
         are found through the rows just inserted (this write's ``strata_seq``).
 
         ``check``: the rows are unchecked; check them in SQL once inserted and roll back (and
-        drop tables this call created) when a check fails. Returns the write's sequence
-        number and (when checked) how many rows it wrote, or None when a checked ``source`` had
-        no rows (nothing is written then).
+        drop tables this call created) when a check fails. ``counted``: count the rows, and
+        write nothing (return None) when there are none. Returns the write's sequence number
+        and how many rows it wrote (-1 when not counted).
         """
         con = self.con
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
@@ -320,7 +324,7 @@ class DuckDBStore(MetadataStore):
                 seq = self._next_seq()
                 latest, history = ident(plan.table), ident(plan.table + HISTORY)
                 _run(con, f"INSERT INTO {latest} BY NAME {self._system_select(plan, source, columns, seq)}")
-                count = self._check_inserted(plan, seq) if check else -1
+                count = self._count_inserted(plan, seq, check=check) if check or counted else -1
                 if count == 0:
                     raise _NothingToWrite
                 if not created:  # rows this batch supersedes move to history
@@ -343,13 +347,13 @@ class DuckDBStore(MetadataStore):
             raise
         return seq, count
 
-    def _check_inserted(self, plan: FeaturePlan, seq: int) -> int:
-        """Check the rows a write just inserted (raises :class:`WriteError`); return how many there are."""
+    def _count_inserted(self, plan: FeaturePlan, seq: int, *, check: bool) -> int:
+        """How many rows a write just inserted; ``check``: check them first (raises :class:`WriteError`)."""
         rows = f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
-        counted_sql, grouped_sql = sql_facts_queries(plan, rows)
-        counted = _run(self.con, counted_sql)[0]
         total = int(_run(self.con, f"SELECT count(*) FROM {rows}")[0][0])
-        if total:
+        if total and check:
+            counted_sql, grouped_sql = sql_facts_queries(plan, rows)
+            counted = _run(self.con, counted_sql)[0]
             check_facts(plan, sql_facts(plan, counted, _run(self.con, grouped_sql)[0]))
         return total
 
