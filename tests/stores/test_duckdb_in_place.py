@@ -222,3 +222,14 @@ def test_an_expansion_s_rows_in_a_relation_are_checked_like_a_frame_s(
         assert store.write("frames", staged_relation(store, good)) == 3
         assert store.write("frames", staged_relation(store, frame_rows([(1, 0)]))) == 1  # frame 1 of sample 1 goes
         assert sorted(store.read("frames")["frame"].to_list()) == [0]
+
+
+def test_writing_the_empty_parts_of_a_lazy_increment_records_the_feature_in_sync(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "m.duckdb", graph=graph_of()) as store:
+        settle(store, roots(4), lazy=True)
+        store.graph = graph_of(audio_cv="2")  # transcript's definition changes, its inputs do not
+        settle(store, roots(4), lazy=True, keys=("video",))
+        inc = store.resolve_update("transcript", lazy=True)
+        assert inc.meta["mode"] == "full"
+        assert store.write("transcript", inc.added) + store.write("transcript", inc.changed) == 0
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"

@@ -233,9 +233,9 @@ class DuckDBStore(MetadataStore):
             if in_sql is not None:
                 in_sql.before_write(query)
             written = self._write_source(plan, ident(view), columns, check=not trusted, counted=True)
-            if written is None:  # no rows: nothing changed, what the last resolve asked still holds
+            if written is None:  # no rows: nothing changed; in sync if the resolve asked for nothing at all
                 if in_sql is not None:
-                    self._pending[plan.key] = in_sql
+                    self._settle(plan, in_sql)
                 return 0
             seq, count = written
             rows = f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
@@ -327,7 +327,7 @@ class DuckDBStore(MetadataStore):
                 count = self._count_inserted(plan, seq, check=check) if check or counted else -1
                 if count == 0:
                     raise _NothingToWrite
-                if not created:  # rows this batch supersedes move to history
+                if plan.table not in created:  # rows this batch supersedes move to history
                     ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
                     batch = f"(SELECT * FROM {latest} WHERE {ident(SEQ)} = {seq})"
                     older = f"{ident(SEQ)} <> {seq} AND ({ids}) IN (SELECT {ids} FROM {batch})"
@@ -339,9 +339,8 @@ class DuckDBStore(MetadataStore):
                         _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {ident(VANISHED)}")
                         _run(con, f"DROP TABLE {ident(VANISHED)}")
         except BaseException as exc:
-            if created:  # nothing half-written: not even the empty tables of a first write
-                for table in (plan.table, plan.table + HISTORY):
-                    _run(con, f"DROP TABLE IF EXISTS {ident(table)}")
+            for table in created:  # nothing half-written: not even the empty tables of a first write
+                _run(con, f"DROP TABLE IF EXISTS {ident(table)}")
             if isinstance(exc, _NothingToWrite):
                 return None
             raise
@@ -381,15 +380,15 @@ class DuckDBStore(MetadataStore):
             raise
         _run(self.con, "COMMIT")
 
-    def _ensure_tables(self, plan: FeaturePlan, select: str) -> bool:
-        """Create the feature's tables from the first batch (True: created now); add columns later batches bring."""
+    def _ensure_tables(self, plan: FeaturePlan, select: str) -> list[str]:
+        """Create the feature's tables from the first batch (return those made now); add columns later batches bring."""
         con = self.con
         wanted = {str(d[0]): str(d[1]) for d in _run(con, f"DESCRIBE {select}")}
-        created = False
+        created = []
         for table in (plan.table, plan.table + HISTORY):
             if not self._has_table(table):
                 _run(con, f"CREATE TABLE {ident(table)} AS {select} LIMIT 0")
-                created = True
+                created.append(table)
                 continue
             existing = self._columns(table)
             for name, kind in wanted.items():
