@@ -483,6 +483,16 @@ def test_writing_exactly_the_increment_records_the_feature_in_sync(store_factory
         assert store.resolve_update("transcript").meta["mode"] == "in sync"
 
 
+def test_writing_the_increment_in_chunks_in_any_order_records_the_feature_in_sync(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(8))
+        store.write("video", rows(store.resolve_update("video", samples=roots(8, audio=dict.fromkeys(range(8), "x")))))
+        batch = rows(store.resolve_update("transcript"))
+        for start in (0, 2, 6, 4):  # the next asks in order, then out of order
+            store.write("transcript", batch.slice(start, 2))
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+
+
 def test_writes_the_increment_did_not_ask_for_never_fake_a_sync(store_factory: StoreFactory) -> None:
     with store_factory(graph=graph_of()) as store:
         sync(store, roots(4))
