@@ -142,10 +142,16 @@ class SqlPending:
 
     @property
     def done(self) -> bool:
-        self._parts = [p for p in self._parts if self._count(p)]
+        """Nothing left to write or remove.
+
+        A part no write has touched counts as left, unevaluated (writing it, even empty, ticks it
+        off); the removed ids are counted once the rest is done.
+        """
+        if self._parts or self._asked_left:
+            return False
         if self._removed is not None and not self._count(self._removed):
             self._removed = None
-        return not self._parts and not self._asked_left and self._removed is None and not self._gone_left
+        return self._removed is None and not self._gone_left
 
     def _count(self, query: str) -> int:
         return int(self._run(f"SELECT count(*) FROM ({query})")[0][0])
@@ -163,10 +169,12 @@ class SqlPending:
         if self._parts and query not in self._parts:
             self._fold_parts()
 
-    def settle_write(self, rows: str, query: str | None = None) -> bool:
-        """Tick off the written ``rows`` (a relation of the connection); ``query``: the SQL they came from."""
+    def settle_write(self, rows: str | None, query: str | None = None) -> bool:
+        """Tick off the written ``rows`` (a relation of the connection; None: there were none); ``query``: their SQL."""
         if query is not None and query in self._parts:  # a part written whole, as it was returned
             self._parts.remove(query)
+            return True
+        if rows is None:  # nothing written, nothing ticked off: what was asked still holds
             return True
         if self._parts:  # the first write that is not a whole part: fold what is left into one table of asks
             self._fold_parts()

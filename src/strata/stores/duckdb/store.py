@@ -233,8 +233,8 @@ class DuckDBStore(MetadataStore):
             if in_sql is not None:
                 in_sql.before_write(query)
             written = self._write_source(plan, ident(view), columns, check=not trusted, counted=True)
-            if written is None:  # no rows: nothing changed; in sync if the resolve asked for nothing at all
-                if in_sql is not None:
+            if written is None:  # no rows: nothing changed; in sync if the resolve asked for nothing else
+                if in_sql is not None and in_sql.settle_write(None, query):
                     self._settle(plan, in_sql)
                 return 0
             seq, count = written
