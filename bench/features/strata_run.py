@@ -4,6 +4,10 @@ Same graph, scenario, flags and JSON keys as ``metaxy_run.py``; run with the pro
 
     .venv/bin/python bench/features/strata_run.py --n 100000 --store duckdb-file --workdir bench/.work/features
 
+``--lazy``: the first pass and the delta steps resolve with ``lazy=True`` and write the
+increment's parts as returned (DuckDB relations, written in place: the rows never leave DuckDB);
+the delta's id sets are read between resolve and write, off the clock. Output gains ``"lazy": true``.
+
 Extra keys: ``noop_leaf_runs`` (each of the three no-op calls; the first after the first pass
 is a full comparison, later ones find the sync record), ``delta_leaf_fields`` (changed samples
 per field and cause), and ``leaf_process`` (``duckdb-file`` only): the delta leaf resolve
@@ -102,12 +106,62 @@ def id_sets(inc: st.Increment) -> dict[str, set[int]]:
     }
 
 
+def lazy_ids(inc: st.Increment) -> dict[str, set[int]]:
+    """The id sets of a lazy increment, reading only the id column of each part."""
+    parts = {"new": inc.added, "stale": inc.changed, "orphaned": inc.removed}
+    return {name: set(part.select(ID).collect(backend="polars")[ID].to_list()) for name, part in parts.items()}
+
+
+def write_parts(store: st.DuckDBStore, key: str, inc: st.Increment, *, delete: bool = False) -> int:
+    """Write a lazy increment's added and changed parts in place (and soft-delete its removed ids)."""
+    written = store.write(key, inc.added) + store.write(key, inc.changed)
+    if delete:
+        store.delete(key, inc.removed)
+    return written
+
+
 def writable(inc: st.Increment) -> pl.DataFrame:
     """Added and changed rows as a user writes them back."""
     changed: pl.DataFrame = inc.changed.to_native()
     changed = changed.drop([c for c in changed.columns if c.startswith("strata_cause__")])
     added: pl.DataFrame = inc.added.to_native()
     return pl.concat([added, changed], how="vertical_relaxed")
+
+
+def first_pass(store: st.DuckDBStore, samples: pl.DataFrame, *, lazy: bool, problems: list[str]) -> dict[str, float]:
+    """Resolve and write each feature once; seconds per feature (resolve + write)."""
+    n = len(samples)
+    steps = {}
+    for key in ("video", "transcript", "embedding"):
+        kwargs = {"samples": samples} if key == "video" else {}
+        took, inc = seconds(lambda k=key, kw=kwargs: store.resolve_update(k, lazy=lazy, **kw))
+        if lazy:
+            took_write, written = seconds(lambda k=key, i=inc: write_parts(store, k, i))
+            if written != n:
+                problems.append(f"first pass {key}: {written} rows written")
+        else:
+            if inc.counts() != {"added": n, "changed": 0, "removed": 0}:
+                problems.append(f"first pass {key}: {inc.counts()}")
+            took_write, _ = seconds(lambda k=key, i=inc: store.write(k, writable(i)))
+        steps[key] = round(took + took_write, 4)
+    return steps
+
+
+def delta_step(store: st.DuckDBStore, key: str, *, lazy: bool, **kwargs: Any) -> tuple[float, dict[str, set[int]]]:
+    """Resolve ``key`` after the delta, write new + stale (video: soft-delete the orphans); seconds and id sets."""
+    took, inc = seconds(lambda: store.resolve_update(key, lazy=lazy, **kwargs))
+    if lazy:
+        ids = lazy_ids(inc)  # off the clock: only the check needs them
+        took_write, _ = seconds(lambda: write_parts(store, key, inc, delete=key == "video"))
+        return took + took_write, ids
+
+    def write() -> None:
+        store.write(key, writable(inc))
+        if key == "video":
+            store.delete(key, inc.removed)
+
+    took_write, _ = seconds(write)
+    return took + took_write, id_sets(inc)
 
 
 def seconds(fn: Any) -> tuple[float, Any]:
@@ -137,12 +191,13 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def main() -> int:  # noqa: PLR0915 - one scenario, read top to bottom
+def main() -> int:
     """Run the scenario and print the JSON."""
     parser = argparse.ArgumentParser(description="strata half of the feature benchmark")
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--store", choices=["duckdb-file", "duckdb-memory"], default="duckdb-file")
     parser.add_argument("--workdir", type=Path, default=Path("bench/.work/features/strata"))
+    parser.add_argument("--lazy", action="store_true", help="resolve lazily and write the parts in place")
     parser.add_argument("--leaf-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.leaf_only:
@@ -154,19 +209,14 @@ def main() -> int:  # noqa: PLR0915 - one scenario, read top to bottom
     graph = build_graph()
     location = ":memory:" if args.store == "duckdb-memory" else path
     out: dict[str, Any] = {"n": args.n, "store": args.store, "strata_version": st.__version__}
+    if args.lazy:
+        out["lazy"] = True
     problems: list[str] = []
     first = root_samples(args.n, delta=False)
     delta = root_samples(args.n, delta=True)
     store = st.DuckDBStore(location, graph=graph)
     with store:
-        steps = {}
-        for key in ("video", "transcript", "embedding"):
-            kwargs = {"samples": first} if key == "video" else {}
-            took, inc = seconds(lambda k=key, kw=kwargs: store.resolve_update(k, **kw))
-            if inc.counts() != {"added": args.n, "changed": 0, "removed": 0}:
-                problems.append(f"first pass {key}: {inc.counts()}")
-            took_write, _ = seconds(lambda k=key, i=inc: store.write(k, writable(i)))
-            steps[key] = round(took + took_write, 4)
+        steps = first_pass(store, first, lazy=args.lazy, problems=problems)
         out["first"] = round(sum(steps.values()), 4)
         out["first_steps"] = steps
         runs = []
@@ -178,19 +228,8 @@ def main() -> int:  # noqa: PLR0915 - one scenario, read top to bottom
         out["noop_leaf"] = round(statistics.median(runs), 4)
         out["noop_leaf_runs"] = runs
 
-        def video_step() -> st.Increment:
-            inc = store.resolve_update("video", samples=delta)
-            store.write("video", writable(inc))
-            store.delete("video", inc.removed)
-            return inc
-
-        def transcript_step() -> st.Increment:
-            inc = store.resolve_update("transcript")
-            store.write("transcript", writable(inc))
-            return inc
-
-        took_video, video_inc = seconds(video_step)
-        took_transcript, transcript_inc = seconds(transcript_step)
+        took_video, video_ids = delta_step(store, "video", lazy=args.lazy, samples=delta)
+        took_transcript, transcript_ids = delta_step(store, "transcript", lazy=args.lazy)
         out["delta_steps"] = {"video": round(took_video, 4), "transcript": round(took_transcript, 4)}
         took, leaf_inc = seconds(lambda: store.resolve_update("embedding"))
         out["delta_leaf"] = round(took, 4)
@@ -200,7 +239,7 @@ def main() -> int:  # noqa: PLR0915 - one scenario, read top to bottom
             [sys.executable, __file__, "--leaf-only", str(path)], capture_output=True, text=True, check=True
         )
         out["leaf_process"] = json.loads(done.stdout)
-    got = {"video": id_sets(video_inc), "transcript": id_sets(transcript_inc), "embedding": id_sets(leaf_inc)}
+    got = {"video": video_ids, "transcript": transcript_ids, "embedding": id_sets(leaf_inc)}
     out["delta_counts"] = {k: {part: len(ids) for part, ids in v.items()} for k, v in got.items()}
     for key, want in expected_delta(args.n).items():
         if got[key] != want:

@@ -59,6 +59,29 @@ stores:
     }
 
 
+def duckdb_memory_limit(store: st.MetadataStore) -> str:
+    """The memory limit the store's open DuckDB connection runs with, as DuckDB prints it."""
+    assert isinstance(store, st.DuckDBStore)
+    with store:
+        return str(store.con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
+def test_a_duckdb_store_spills_past_its_memory_limit_half_the_machine_unless_told(tmp_path: Path) -> None:
+    import duckdb
+
+    text = (
+        "stores:\n  big: {type: duckdb, path: big.duckdb, memory_limit: 1GB}\n  plain: {type: duckdb, path: p.duckdb}\n"
+    )
+    project = _project(tmp_path, text + "features: {store: big}\n")
+    assert duckdb_memory_limit(make_store(project)) == duckdb_memory_limit(st.DuckDBStore(memory_limit="1GB"))
+    with duckdb.connect(config={"memory_limit": "50%"}) as half:
+        expected = half.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert duckdb_memory_limit(make_store(project, "plain")) == expected
+    assert duckdb_memory_limit(make_store(project, "plain", read_only=True)) == expected
+    with pytest.raises(DefinitionError, match="memory_limit `lots` is not a size"):
+        st.DuckDBStore(memory_limit="lots")
+
+
 def test_the_only_store_is_the_default_and_the_environment_can_choose(tmp_path: Path) -> None:
     text = "stores:\n  mine: {type: memory}\n"
     assert store_config(_project(tmp_path, text)).name == "mine"
@@ -82,6 +105,11 @@ def test_the_only_store_is_the_default_and_the_environment_can_choose(tmp_path: 
             r"strata\.yml:5: unknown key `fallbacks` for a duckdb store `x`; duckdb stores take: type, path, hash_algorithm",
         ),
         ("  x: {type: memory, hash_algorithm: crc}\n", r"unknown hash_algorithm `crc`; use one of: md5, sha256"),
+        (
+            "  x: {type: duckdb, memory_limit: lots}\n",
+            r"strata\.yml:3: memory_limit `lots` is not a size; write a size",
+        ),
+        ("  x: {type: memory, memory_limit: 1GB}\n", r"unknown key `memory_limit` for a memory store"),
         ("  x: {type: duckdb, path: 3}\n", r"store `x` needs a file path"),
         ('  "../x": {type: memory}\n', r"`\.\./x` is not a valid store name"),
     ],

@@ -312,7 +312,8 @@ def test_large_first_write_is_all_readable(store_factory: StoreFactory) -> None:
         assert store.resolve_update("video", samples=roots(n)).is_empty
 
 
-def test_lineage_expansion_and_aggregation(store_factory: StoreFactory) -> None:
+def lineage_graph() -> st.FeatureGraph:
+    """video -> frames (expansion: ids sample_uid, frame) -> summary (aggregation back onto sample_uid)."""
     graph = st.FeatureGraph()
     with graph.use():
 
@@ -338,6 +339,11 @@ def test_lineage_expansion_and_aggregation(store_factory: StoreFactory) -> None:
         ):
             pass
 
+    return graph
+
+
+def test_lineage_expansion_and_aggregation(store_factory: StoreFactory) -> None:
+    graph = lineage_graph()
     with store_factory(graph=graph) as store:
         videos = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["v1", "v2"]})
         store.write("video", videos)
@@ -474,6 +480,16 @@ def test_writing_exactly_the_increment_records_the_feature_in_sync(store_factory
         inc = store.resolve_update("transcript")
         assert ids(inc.changed) == [2]
         store.write("transcript", second)
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+
+
+def test_writing_the_increment_in_chunks_in_any_order_records_the_feature_in_sync(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(8))
+        store.write("video", rows(store.resolve_update("video", samples=roots(8, audio=dict.fromkeys(range(8), "x")))))
+        batch = rows(store.resolve_update("transcript"))
+        for start in (0, 2, 6, 4):  # the next asks in order, then out of order
+            store.write("transcript", batch.slice(start, 2))
         assert store.resolve_update("transcript").meta["mode"] == "in sync"
 
 

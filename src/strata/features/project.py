@@ -6,7 +6,7 @@
       executor: ray                      # where build runs compute: local (default) or ray
       ray_address: auto                  # the Ray cluster (default: a local instance strata starts)
     stores:
-      local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5}
+      local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5, memory_limit: 50%}
       scratch: {type: memory}
 
 Without ``stores:`` the project has one store, ``local``: DuckDB at ``.strata/metadata.duckdb``.
@@ -54,7 +54,7 @@ EXECUTORS = ("local", "ray")
 """Where ``strata build`` runs ``compute``: in-process or a process pool, or Ray tasks."""
 
 _STORE_KEYS: dict[str, tuple[str, ...]] = {
-    "duckdb": ("type", "path", "hash_algorithm"),
+    "duckdb": ("type", "path", "hash_algorithm", "memory_limit"),
     "memory": ("type", "hash_algorithm"),
 }
 """Store types a project can declare, and the keys each accepts."""
@@ -69,6 +69,8 @@ class StoreConfig:
     hash_algorithm: str
     path: Path | None = None
     where: str = ""
+    memory_limit: str | None = None
+    """DuckDB: how much memory it may use before spilling (None: the store's default)."""
     """``strata.yml:12``, for messages."""
 
     def describe(self) -> str:
@@ -366,7 +368,15 @@ def _store_config(project: Project, name: str, entry: Any) -> StoreConfig:
     path = None
     if kind == "duckdb":
         path = _duckdb_path(project, name, values.get("path", DEFAULT_STORE_PATH))
-    return StoreConfig(name, kind, algorithm, path, where=where)
+    from strata.stores.duckdb import is_memory_limit
+
+    limit = values.get("memory_limit")
+    if limit is not None and not is_memory_limit(limit):
+        raise ProjectFileError(
+            f"{project.line(['stores', name, 'memory_limit'])}: memory_limit `{limit}` is not a size",
+            "write a size such as 4GB or 512MiB, or a share of the machine's memory like 50%",
+        )
+    return StoreConfig(name, kind, algorithm, path, where=where, memory_limit=limit)
 
 
 def _duckdb_path(project: Project, name: str, value: Any) -> Path:
@@ -385,7 +395,8 @@ def _build_duckdb(config: StoreConfig, graph: FeatureGraph | None, read_only: bo
     from strata.stores.duckdb.store import DuckDBStore
 
     assert config.path is not None
-    return DuckDBStore(config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only)
+    limit = {} if config.memory_limit is None else {"memory_limit": config.memory_limit}
+    return DuckDBStore(config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, **limit)
 
 
 def _build_memory(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:

@@ -43,13 +43,16 @@ class Increment:
 
     @property
     def is_empty(self) -> bool:
-        eager = self.collect()
-        return len(eager.added) == 0 and len(eager.changed) == 0 and len(eager.removed) == 0
+        return not any(self.counts().values())
 
     def counts(self) -> dict[str, int]:
-        """Samples per part."""
-        eager = self.collect()
-        return {"added": len(eager.added), "changed": len(eager.changed), "removed": len(eager.removed)}
+        """Samples per part; a lazy increment is counted where it lives, without collecting its rows."""
+        if not self.lazy:
+            return {"added": len(self.added), "changed": len(self.changed), "removed": len(self.removed)}
+        import narwhals as nw
+
+        parts = {"added": self.added, "changed": self.changed, "removed": self.removed}
+        return {name: int(part.select(nw.len()).collect().item()) for name, part in parts.items()}
 
     def changed_fields(self) -> dict[str, dict[str, int]]:
         """Per field: how many samples changed, by cause (``code``, ``data`` or an upstream field)."""

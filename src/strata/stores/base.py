@@ -27,7 +27,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import CAUSE, FeaturePlan
 from strata.stores.checks import check_write, to_arrow
 from strata.stores.contract import StoreBackend
-from strata.stores.sync import Pending
+from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -53,7 +53,7 @@ class MetadataStore(StoreBackend):
         self._plans: dict[FeatureKey, FeaturePlan] = {}
         self._plans_of: tuple[FeatureGraph, int] | None = None
         """The graph (held, so its address is never reused meanwhile) and revision ``_plans`` belong to."""
-        self._pending: dict[FeatureKey, Pending] = {}
+        self._pending: dict[FeatureKey, Pending | SqlPending] = {}
         self._depth = 0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -108,7 +108,8 @@ class MetadataStore(StoreBackend):
     @graph.setter
     def graph(self, graph: FeatureGraph | None) -> None:
         self._graph = graph
-        self._pending.clear()
+        for key in list(self._pending):
+            self._forget(key)
 
     def plan(self, feature: Any) -> FeaturePlan:
         """The versioning plan of ``feature`` under the store's graph.
@@ -148,20 +149,51 @@ class MetadataStore(StoreBackend):
         """
         self._require_writable()
         plan = self.plan(feature)
+        written = self._write_in_place(plan, frame)
+        if written is not None:
+            return written
         table = to_arrow(frame)
         table = table.drop_columns([c for c in table.column_names if c.startswith(CAUSE)])  # an increment's, not data
         check_write(plan, table)
         if table.num_rows == 0:
             return 0
         pending = self._pending.pop(plan.key, None)
-        settles = pending is not None and self._sync_state(plan) == pending.state and pending.settle_write(plan, table)
+        settles = (
+            pending is not None and self._sync_state(plan) == pending.state and self._settle_write(plan, pending, table)
+        )
         self._write(plan, table)
         if settles:
             assert pending is not None
             self._settle(plan, pending)
+        elif pending is not None:
+            pending.forget()
         return int(table.num_rows)
 
-    def _settle(self, plan: FeaturePlan, pending: Pending) -> None:
+    def _settle_write(self, plan: FeaturePlan, pending: Pending | SqlPending, table: pa.Table) -> bool:
+        """Whether ``table`` (rows about to be written) gives only what ``pending`` asked for; tick them off."""
+        return isinstance(pending, Pending) and pending.settle_write(plan, table)
+
+    def _settle_delete(self, plan: FeaturePlan, pending: Pending | SqlPending, ids: pa.Table) -> bool:
+        """Whether ``ids`` (about to be soft-deleted) were all asked to be removed; tick them off."""
+        return isinstance(pending, Pending) and pending.settle_delete(plan, ids)
+
+    def _remember(self, plan: FeaturePlan, state: dict[str, Any], increment: Increment) -> Pending | SqlPending | None:
+        """What a resolve asked for, to tell when writes bring the feature in sync (see ``stores/sync.py``).
+
+        Eager increments are kept as Polars frames; a backend may keep lazy ones (the in-memory
+        store does not: a lazy resolve there is forgotten, and the next resolve compares).
+        """
+        if increment.lazy:
+            return None
+        return Pending.from_increment(plan, state, increment.added, increment.changed, increment.removed)
+
+    def _forget(self, key: FeatureKey) -> None:
+        """Drop what the last resolve of ``key`` asked for."""
+        pending = self._pending.pop(key, None)
+        if pending is not None and self.is_open:
+            pending.forget()
+
+    def _settle(self, plan: FeaturePlan, pending: Pending | SqlPending) -> None:
         """After a write or delete that gave what the last resolve asked for."""
         pending.state = self._sync_state(plan)
         if pending.done:
@@ -271,15 +303,19 @@ class MetadataStore(StoreBackend):
             soft
             and pending is not None
             and self._sync_state(plan) == pending.state
-            and pending.settle_delete(plan, table)
+            and self._settle_delete(plan, pending, table)
         )
         deleted = self._delete(plan, table, soft=soft)
         if not soft:
             self._clear_sync()
-            self._pending.clear()  # what resolves asked for may now be wrong
-        elif settles:
+            for waiting in self._pending.values():  # what resolves asked for may now be wrong
+                waiting.forget()
+            self._pending.clear()
+        if settles:
             assert pending is not None
             self._settle(plan, pending)
+        elif pending is not None:
+            pending.forget()
         return deleted
 
     # -- reading -------------------------------------------------------------------------
@@ -360,14 +396,15 @@ class MetadataStore(StoreBackend):
             candidates = {t: s for t, s in previous["tables"].items() if s is not None}
         increment = self._resolve(plan, candidates, lazy=lazy)
         increment.meta["mode"] = "full" if candidates is None else "since last sync"
-        self._pending.pop(plan.key, None)
-        if lazy or self.read_only:
+        self._forget(plan.key)
+        if self.read_only:
             return increment
-        if increment.is_empty:
+        if not lazy and increment.is_empty:
             self._set_sync(plan.key, state)
         elif plan.resolve_ids == plan.id_columns:
-            added, changed, removed = increment.added, increment.changed, increment.removed
-            self._pending[plan.key] = Pending.from_increment(plan, state, added, changed, removed)
+            pending = self._remember(plan, state, increment)
+            if pending is not None:
+                self._pending[plan.key] = pending
         return increment
 
     def _resolve_custom(self, plan: FeaturePlan, *, lazy: bool) -> Increment | None:

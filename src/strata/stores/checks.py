@@ -1,7 +1,15 @@
-"""What every store checks before it writes: rows it can read, with ids and versions, each sample once."""
+"""What every store checks before it writes: rows it can read, with ids and versions, each sample once.
+
+The checks come in two halves so that every way of writing refuses bad rows with the same
+one-line errors: :func:`check_columns` looks at column names only, and :func:`check_facts`
+judges :class:`RowFacts` — counts that a frame in Python (:func:`arrow_facts`) or a SQL store
+over rows it already holds (``DuckDBStore``) works out, each the cheapest way it can.
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import WriteError
@@ -11,6 +19,20 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from strata.resolve.plan import FeaturePlan
+
+
+@dataclass
+class RowFacts:
+    """What the row checks need to know about a batch, however it was counted."""
+
+    nulls: dict[str, int] = field(default_factory=dict)
+    """Null count per resolve-id and data-version column."""
+    repeated: int = 0
+    """Rows whose ids (all id columns, nulls equal) appear more than once."""
+    half_children: int = 0
+    """An expansion's rows with some but not all child ids null."""
+    childless_parents: int = 0
+    """An expansion's parents with a "no children" row and other rows too."""
 
 
 def to_arrow(frame: Any) -> pa.Table:
@@ -25,70 +47,136 @@ def to_arrow(frame: Any) -> pa.Table:
         ) from exc
     if isinstance(native, nw.LazyFrame):
         native = native.collect()
+    raw = native.to_native()
+    polars = sys.modules.get("polars")
+    if polars is not None and isinstance(raw, polars.DataFrame):  # as Polars holds it (string views): no copy
+        return raw.to_arrow(compat_level=polars.CompatLevel.newest())
     return native.to_arrow()
 
 
 def check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -> None:
     """Refuse rows that lack ids or versions, or repeat a sample."""
+    check_columns(plan, table.column_names, samples=samples)
+    check_facts(plan, arrow_facts(plan, table), samples=samples)
+
+
+def check_columns(plan: FeaturePlan, names: list[str], *, samples: bool = False) -> None:
+    """Refuse rows without the id, data-version or (rows of a non-root feature) input columns."""
     what = "samples" if samples else "rows"
-    names = set(table.column_names)
-    missing = [c for c in plan.id_columns if c not in names]
+    present = set(names)
+    missing = [c for c in plan.id_columns if c not in present]
     if missing:
         raise WriteError(
             f"{what} for `{plan.key}` lack id column(s) {', '.join(missing)}", "add them; nothing was written"
         )
-    missing = [c for c in plan.dv_columns if c not in names]
+    missing = [c for c in plan.dv_columns if c not in present]
     if missing:
         raise WriteError(
             f"{what} for `{plan.key}` lack data-version column(s) {', '.join(missing)}",
             "root features take one per field; other features get them from resolve_update; nothing was written",
         )
-    missing = [c for c in plan.input_columns if c not in names]
+    missing = [c for c in plan.input_columns if c not in present]
     if missing and not samples:
         raise WriteError(
             f"rows for `{plan.key}` lack input column(s) {', '.join(missing)}",
             "write rows built from the increment of resolve_update, which carries them; nothing was written",
         )
-    for column in plan.resolve_ids:  # an expansion's child ids may be null: see check_children
-        if table.column(column).null_count:
+
+
+def check_facts(plan: FeaturePlan, facts: RowFacts, *, samples: bool = False) -> None:
+    """Refuse null ids, repeated samples, malformed expansion rows and missing data versions."""
+    what = "samples" if samples else "rows"
+    for column in plan.resolve_ids:  # an expansion's child ids may be null: see the children checks
+        if facts.nulls.get(column):
             raise WriteError(
                 f"{what} for `{plan.key}` have nulls in id column `{column}`",
                 "every sample needs its ids; nothing was written",
             )
-    if table.num_rows:
-        import polars as pl
-
-        frame = pl.from_arrow(table.select(list(plan.id_columns)))
-        assert isinstance(frame, pl.DataFrame)
-        repeated = int(frame.is_duplicated().sum())
-        if repeated:
-            raise WriteError(
-                f"{what} for `{plan.key}` have {repeated} rows with repeated ids",
-                "write each sample once per call; nothing was written",
-            )
-        if plan.child_ids:
-            check_children(plan, frame)
+    if facts.repeated:
+        raise WriteError(
+            f"{what} for `{plan.key}` have {facts.repeated} rows with repeated ids",
+            "write each sample once per call; nothing was written",
+        )
+    if facts.half_children:
+        raise WriteError(
+            f"rows for `{plan.key}` have some but not all of {', '.join(plan.child_ids)} null",
+            "give a child all its ids, or a parent with no children one row with all of them null; nothing was written",
+        )
+    if facts.childless_parents:
+        raise WriteError(
+            f"rows for `{plan.key}` give a parent both children and a row saying it has none",
+            "write either its children or the one row with null child ids; nothing was written",
+        )
     for column in plan.dv_columns:
-        if table.column(column).null_count:
+        if facts.nulls.get(column):
             raise WriteError(
                 f"{what} for `{plan.key}` have nulls in `{column}`",
                 "give every sample a data version; nothing was written",
             )
 
 
-def check_children(plan: FeaturePlan, ids: pl.DataFrame) -> None:
-    """Child ids are all null (the parent has no children) or none is, and a childless parent has no children."""
+def arrow_facts(plan: FeaturePlan, table: pa.Table) -> RowFacts:
+    """The facts of an Arrow table: nulls from its metadata, repeats by counting distinct ids first."""
+    facts = RowFacts(nulls={c: table.column(c).null_count for c in (*plan.resolve_ids, *plan.dv_columns)})
+    if table.num_rows == 0:
+        return facts
+    import polars as pl
+
+    frame = pl.from_arrow(table.select(list(plan.id_columns)))
+    assert isinstance(frame, pl.DataFrame)
+    if frame.n_unique() != frame.height:  # cheap when all ids differ; count the rows only to say how many
+        facts.repeated = int(frame.is_duplicated().sum())
+    if plan.child_ids:
+        facts.half_children, facts.childless_parents = _children_facts(plan, frame)
+    return facts
+
+
+def _children_facts(plan: FeaturePlan, ids: pl.DataFrame) -> tuple[int, int]:
+    """Rows with some but not all child ids null; parents with a "no children" row among other rows."""
     import polars as pl
 
     nulls = [pl.col(c).is_null() for c in plan.child_ids]
-    if ids.filter(pl.any_horizontal(nulls) & ~pl.all_horizontal(nulls)).height:
-        raise WriteError(
-            f"rows for `{plan.key}` have some but not all of {', '.join(plan.child_ids)} null",
-            "give a child all its ids, or a parent with no children one row with all of them null; nothing was written",
-        )
+    half = ids.filter(pl.any_horizontal(nulls) & ~pl.all_horizontal(nulls)).height
     parents = ids.group_by(list(plan.resolve_ids)).agg(pl.all_horizontal(nulls).any().alias("childless"), pl.len())
-    if parents.filter(pl.col("childless") & (pl.col("len") > 1)).height:
-        raise WriteError(
-            f"rows for `{plan.key}` give a parent both children and a row saying it has none",
-            "write either its children or the one row with null child ids; nothing was written",
+    return half, parents.filter(pl.col("childless") & (pl.col("len") > 1)).height
+
+
+def sql_facts_queries(plan: FeaturePlan, source: str) -> tuple[str, str]:
+    """Two SELECTs over ``source`` giving the facts in one row each (see :func:`sql_facts`).
+
+    The first scans once for nulls and half-null children; the second groups by the ids (and,
+    for an expansion, by the parent ids) for repeats and childless parents.
+    """
+    from strata.resolve.sql import ident, ids_list
+
+    counted = [f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in (*plan.resolve_ids, *plan.dv_columns)]
+    if plan.child_ids:
+        any_null = " OR ".join(f"{ident(c)} IS NULL" for c in plan.child_ids)
+        all_null = " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids)
+        counted.append(f"count(*) FILTER (WHERE ({any_null}) AND NOT ({all_null}))")
+        parents = ids_list(plan.resolve_ids)
+        grouped = (
+            f"SELECT coalesce(sum(n) FILTER (WHERE n > 1), 0), count(*) FILTER (WHERE childless AND total > 1) "
+            f"FROM (SELECT sum(n) OVER (PARTITION BY {parents}) AS total, n, childless FROM "
+            f"(SELECT {parents}, count(*) AS n, bool_and({all_null}) AS childless FROM {source} "
+            f"GROUP BY {ids_list(plan.id_columns)}))"
         )
+    else:
+        counted.append("0")
+        grouped = (
+            f"SELECT coalesce(sum(n), 0), 0 FROM (SELECT count(*) AS n FROM {source} "
+            f"GROUP BY {ids_list(plan.id_columns)} HAVING count(*) > 1)"
+        )
+    return f"SELECT {', '.join(counted)} FROM {source}", grouped
+
+
+def sql_facts(plan: FeaturePlan, counted: tuple[Any, ...], grouped: tuple[Any, ...]) -> RowFacts:
+    """:class:`RowFacts` from the rows the two queries of :func:`sql_facts_queries` returned."""
+    columns = (*plan.resolve_ids, *plan.dv_columns)
+    nulls = {c: int(n) for c, n in zip(columns, counted, strict=False)}
+    return RowFacts(
+        nulls=nulls,
+        repeated=int(grouped[0] or 0),
+        half_children=int(counted[len(columns)] or 0),
+        childless_parents=int(grouped[1] or 0),
+    )

@@ -57,6 +57,15 @@ class StoreBackend(ABC):
         table's in the bookkeeping :meth:`_max_seq` reads, in the same transaction.
         """
 
+    def _write_in_place(self, plan: FeaturePlan, frame: Any) -> int | None:  # noqa: ARG002 - a backend's option
+        """Write ``frame`` without its rows leaving the backend, when it is the backend's own (a SQL relation).
+
+        Optional: None (the default) means "not mine", and the rows go through ``_write`` as Arrow.
+        A backend that takes them checks them itself (``stores/checks.py``: ``check_columns``,
+        ``check_facts``), settles the sync bookkeeping, and returns how many rows it wrote.
+        """
+        return None
+
     @abstractmethod
     def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
         """Delete by id; return how many live rows went.

@@ -19,13 +19,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import WriteError
+from strata.errors import DefinitionError, WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.increment import Increment
-from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.resolve.plan import CAUSE, DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
+from strata.stores.checks import check_columns, check_facts, sql_facts, sql_facts_queries, to_arrow
+from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT, is_memory_limit
+from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -71,6 +74,24 @@ def _childless(plan: FeaturePlan) -> str:
     return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
 
 
+class _NothingToWrite(Exception):
+    """A checked write found no rows: its transaction rolls back."""
+
+
+def _relation_of(frame: Any) -> duckdb.DuckDBPyRelation | None:
+    """The DuckDB relation ``frame`` is (bare or wrapped by Narwhals), else None; never imports DuckDB."""
+    import sys
+
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None:
+        return None
+    native = frame
+    narwhals = sys.modules.get("narwhals")
+    if narwhals is not None and isinstance(frame, (narwhals.DataFrame, narwhals.LazyFrame)):
+        native = frame.to_native()
+    return native if isinstance(native, duckdb.DuckDBPyRelation) else None
+
+
 def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     """Execute and fetch everything (DuckDB refuses new work while a result is unfinished)."""
     assert con is not None
@@ -78,7 +99,11 @@ def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | 
 
 
 class DuckDBStore(MetadataStore):
-    """Metadata in a DuckDB database (``path``: a file, or ``":memory:"``)."""
+    """Metadata in a DuckDB database (``path``: a file, or ``":memory:"``).
+
+    ``memory_limit``: how much memory DuckDB may use before it spills to disk, as DuckDB writes it
+    (``4GB``, ``512MiB``) or a share of the machine's memory (``50%``, the default).
+    """
 
     kind = "duckdb"
 
@@ -89,8 +114,15 @@ class DuckDBStore(MetadataStore):
         hash_algorithm: str = DEFAULT_ALGORITHM,
         graph: FeatureGraph | None = None,
         read_only: bool = False,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
+        if not is_memory_limit(memory_limit):
+            raise DefinitionError(
+                f"memory_limit `{memory_limit}` is not a size",
+                "write a size such as 4GB or 512MiB, or a share of the machine's memory like 50%",
+            )
+        self.memory_limit = memory_limit.strip()
         self.path = str(path)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tables: set[str] = set()
@@ -114,11 +146,12 @@ class DuckDBStore(MetadataStore):
         if self.read_only:
             # A file that does not exist yet is an empty store: nothing is created for a read.
             exists = self.path != ":memory:" and Path(self.path).exists()
-            self._con = duckdb.connect(self.path, read_only=True) if exists else duckdb.connect(":memory:")
+            config: dict[str, Any] = {"memory_limit": self.memory_limit}
+            self._con = duckdb.connect(self.path if exists else ":memory:", read_only=exists, config=config)
         else:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(self.path)
+            self._con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
         self._tables = set()
         try:  # one query, no catalog lookup: a store that has its bookkeeping tables answers at once
             meta = _run(
@@ -263,30 +296,169 @@ class DuckDBStore(MetadataStore):
         finally:
             self.con.unregister(batch)
 
-    def _write_source(self, plan: FeaturePlan, source: str, columns: list[str]) -> None:
-        """Append the rows of ``source`` (a table or view of this connection) in one transaction."""
+    def _write_in_place(self, plan: FeaturePlan, frame: Any) -> int | None:
+        """Write a DuckDB relation of this store's connection without its rows leaving DuckDB.
+
+        An increment's lazy parts (``resolve_update(..., lazy=True)``) are such relations. The
+        rows are evaluated once, by the ``INSERT``; the checks run in SQL on the rows it
+        inserted, inside the write's transaction, which rolls back when one fails. A part of
+        the last resolve written whole, as it was returned, with nothing written since, is not
+        checked again: the store made it from rows it had checked (one row per sample, ids and
+        data versions present).
+        """
+        relation = _relation_of(frame)
+        if relation is None:
+            return None
+        import duckdb
+
+        view = f"strata_rows_{next(_names)}"
+        try:
+            self.con.register(view, relation)
+        except duckdb.Error as exc:
+            raise WriteError(
+                "cannot read rows from a DuckDB relation of another database",
+                "pass a relation of this store's connection (store.con) or a Polars, pandas or PyArrow frame",
+            ) from exc
+        try:
+            columns = [c for c in relation.columns if not c.startswith(CAUSE)]  # an increment's, not data
+            check_columns(plan, columns)
+            pending = self._pending.pop(plan.key, None)
+            in_sql = None
+            if pending is not None and self._sync_state(plan) == pending.state:
+                in_sql = self._in_sql(plan, pending)
+            elif pending is not None:
+                pending.forget()
+            query = relation.sql_query()
+            trusted = in_sql is not None and in_sql.is_part(query)
+            if in_sql is not None:
+                in_sql.before_write(query)
+            written = self._write_source(plan, ident(view), columns, check=not trusted, counted=True)
+            if written is None:  # no rows: nothing changed; in sync if the resolve asked for nothing else
+                if in_sql is not None and in_sql.settle_write(None, query):
+                    self._settle(plan, in_sql)
+                return 0
+            seq, count = written
+            rows = f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
+            if in_sql is not None and in_sql.settle_write(rows, query):
+                self._settle(plan, in_sql)
+            elif in_sql is not None:
+                in_sql.forget()
+            return count
+        finally:
+            self.con.unregister(view)
+
+    def _in_sql(self, plan: FeaturePlan, pending: Pending | SqlPending) -> SqlPending | None:
+        """``pending`` kept in the database: an eager resolve's frames copied into temp tables."""
+        if isinstance(pending, SqlPending):
+            return pending
+        if pending.done:
+            return None
+        asked, gone = f"strata_frame_{next(_names)}", f"strata_frame_{next(_names)}"
+        self.con.register(asked, to_arrow(pending.asks()))
+        self.con.register(gone, to_arrow(pending.removed))
+        try:
+            queries = f"SELECT * FROM {ident(asked)}", f"SELECT * FROM {ident(gone)}"
+            in_sql = SqlPending(self._sql_runner(), plan, pending.state, [queries[0]], queries[1])
+            in_sql.materialize()
+        finally:
+            self.con.unregister(asked)
+            self.con.unregister(gone)
+        return in_sql
+
+    def _sql_runner(self) -> Any:
+        """``run(sql)`` on this store's connection while it is open (a closed one has no temp tables left)."""
+
+        def run(query: str) -> list[tuple[Any, ...]]:
+            return _run(self._con, query) if self._con is not None else []
+
+        return run
+
+    def _settle_write(self, plan: FeaturePlan, pending: Pending | SqlPending, table: pa.Table) -> bool:
+        if isinstance(pending, Pending):
+            return super()._settle_write(plan, pending, table)
+        return self._with_registered(table, pending.settle_write)
+
+    def _settle_delete(self, plan: FeaturePlan, pending: Pending | SqlPending, ids: pa.Table) -> bool:
+        if isinstance(pending, Pending):
+            return super()._settle_delete(plan, pending, ids)
+        return self._with_registered(ids, pending.settle_delete)
+
+    def _with_registered(self, table: pa.Table, settle: Any) -> bool:
+        name = f"strata_frame_{next(_names)}"
+        self.con.register(name, table)
+        try:
+            return bool(settle(ident(name)))
+        finally:
+            self.con.unregister(name)
+
+    def _remember(self, plan: FeaturePlan, state: dict[str, Any], increment: Increment) -> Pending | SqlPending | None:
+        """A lazy increment's asks stay queries of its parts (see ``SqlPending``); eager ones are frames."""
+        if not increment.lazy:
+            return super()._remember(plan, state, increment)
+        parts = [_relation_of(increment.added), _relation_of(increment.changed), _relation_of(increment.removed)]
+        if any(p is None for p in parts):
+            return None
+        added, changed, removed = (p.sql_query() for p in parts if p is not None)
+        return SqlPending(self._sql_runner(), plan, state, [added, changed], removed)
+
+    def _write_source(
+        self, plan: FeaturePlan, source: str, columns: list[str], *, check: bool = False, counted: bool = False
+    ) -> tuple[int, int] | None:
+        """Append the rows of ``source`` (a table, view or relation of this connection) in one transaction.
+
+        ``source`` is read once, by the first statement, so a relation over the feature's own
+        table (an increment's ``changed``) sees it as it was before the write. Rows it supersedes
+        are found through the rows just inserted (this write's ``strata_seq``).
+
+        ``check``: the rows are unchecked; check them in SQL once inserted and roll back (and
+        drop tables this call created) when a check fails. ``counted``: count the rows, and
+        write nothing (return None) when there are none. Returns the write's sequence number
+        and how many rows it wrote (-1 when not counted).
+        """
         con = self.con
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
         # transaction that created the table once they span several row groups.
-        self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
-        with self._transaction():
-            seq = self._next_seq(plan.table)
-            select = self._system_select(plan, source, columns, seq)
-            latest, history = ident(plan.table), ident(plan.table + HISTORY)
-            ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
-            match = f"({ids}) IN (SELECT {ids} FROM {source})"
-            if self._max_seq(plan.table) is not None:  # rows this batch supersedes move to history
-                if plan.child_ids:
-                    self._tombstone_vanished(plan, source, match, seq)
-                _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {match}")
-                _run(con, f"DELETE FROM {latest} WHERE {match}")
-                if plan.child_ids:
-                    _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {ident(VANISHED)}")
-                    _run(con, f"DROP TABLE {ident(VANISHED)}")
-            _run(con, f"INSERT INTO {latest} BY NAME {select}")
+        created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
+        try:
+            with self._transaction():
+                seq = self._next_seq(plan.table)
+                latest, history = ident(plan.table), ident(plan.table + HISTORY)
+                _run(con, f"INSERT INTO {latest} BY NAME {self._system_select(plan, source, columns, seq)}")
+                count = self._count_inserted(plan, seq, check=check) if check or counted else -1
+                if count == 0:
+                    raise _NothingToWrite
+                if plan.table not in created:  # rows this batch supersedes move to history
+                    ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
+                    batch = f"(SELECT * FROM {latest} WHERE {ident(SEQ)} = {seq})"
+                    older = f"{ident(SEQ)} <> {seq} AND ({ids}) IN (SELECT {ids} FROM {batch})"
+                    if plan.child_ids:
+                        self._tombstone_vanished(plan, batch, older, seq)
+                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {older}")
+                    _run(con, f"DELETE FROM {latest} WHERE {older}")
+                    if plan.child_ids:
+                        _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {ident(VANISHED)}")
+                        _run(con, f"DROP TABLE {ident(VANISHED)}")
+        except BaseException as exc:
+            for table in created:  # nothing half-written: not even the empty tables of a first write
+                _run(con, f"DROP TABLE IF EXISTS {ident(table)}")
+                self._tables.discard(table)
+            if isinstance(exc, _NothingToWrite):
+                return None
+            raise
+        return seq, count
 
-    def _tombstone_vanished(self, plan: FeaturePlan, source: str, match: str, seq: int) -> None:
-        """Tombstones (in temp table ``VANISHED``) for live children of rewritten parents that ``source`` lacks."""
+    def _count_inserted(self, plan: FeaturePlan, seq: int, *, check: bool) -> int:
+        """How many rows a write just inserted; ``check``: check them first (raises :class:`WriteError`)."""
+        rows = f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
+        total = int(_run(self.con, f"SELECT count(*) FROM {rows}")[0][0])
+        if total and check:
+            counted_sql, grouped_sql = sql_facts_queries(plan, rows)
+            counted = _run(self.con, counted_sql)[0]
+            check_facts(plan, sql_facts(plan, counted, _run(self.con, grouped_sql)[0]))
+        return total
+
+    def _tombstone_vanished(self, plan: FeaturePlan, batch: str, older: str, seq: int) -> None:
+        """Tombstones (in temp table ``VANISHED``) for live children of rewritten parents that ``batch`` lacks."""
         same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
         replaced = (
             f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
@@ -295,7 +467,7 @@ class DuckDBStore(MetadataStore):
         _run(
             self.con,
             f"CREATE TEMP TABLE {ident(VANISHED)} AS SELECT * REPLACE ({replaced}) FROM {ident(plan.table)} l "
-            f"WHERE NOT {ident(DELETED)} AND {match} AND NOT EXISTS (SELECT 1 FROM {source} s WHERE {same})",
+            f"WHERE NOT {ident(DELETED)} AND {older} AND NOT EXISTS (SELECT 1 FROM {batch} s WHERE {same})",
         )
 
     @contextlib.contextmanager
@@ -309,13 +481,15 @@ class DuckDBStore(MetadataStore):
             raise
         _run(self.con, "COMMIT")
 
-    def _ensure_tables(self, plan: FeaturePlan, select: str) -> None:
-        """Create the feature's tables from the first batch; add columns later batches bring."""
+    def _ensure_tables(self, plan: FeaturePlan, select: str) -> list[str]:
+        """Create the feature's tables from the first batch (return those made now); add columns later batches bring."""
         con = self.con
         wanted = {str(d[0]): str(d[1]) for d in _run(con, f"DESCRIBE {select}")}
+        created = []
         for table in (plan.table, plan.table + HISTORY):
             if not self._has_table(table):
                 _run(con, f"CREATE TABLE {ident(table)} AS {select} LIMIT 0")
+                created.append(table)
                 continue
             existing = self._columns(table)
             for name, kind in wanted.items():
@@ -331,6 +505,7 @@ class DuckDBStore(MetadataStore):
                         f"ALTER TABLE {ident(table)} ALTER COLUMN {column} SET DATA TYPE {kind} "
                         f"USING CAST(CAST({column} AS JSON) AS {kind})",
                     )
+        return created
 
     def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
         batch = f"strata_batch_{next(_names)}"
@@ -608,11 +783,12 @@ class DuckDBStore(MetadataStore):
         """
         import duckdb
 
-        if not isinstance(samples, duckdb.DuckDBPyRelation):
+        relation = _relation_of(samples)  # bare, or a lazy increment's part wrapped by Narwhals
+        if relation is None:
             return None
         name = f"strata_samples_{next(_names)}"
         try:
-            self.con.register(name, samples)
+            self.con.register(name, relation)
             columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {ident(name)}")]
         except duckdb.Error:  # made on another connection: it cannot be read here
             with contextlib.suppress(duckdb.Error):
