@@ -233,3 +233,15 @@ def test_writing_the_empty_parts_of_a_lazy_increment_records_the_feature_in_sync
         assert inc.meta["mode"] == "full"
         assert store.write("transcript", inc.added) + store.write("transcript", inc.changed) == 0
         assert store.resolve_update("transcript").meta["mode"] == "in sync"
+
+
+def test_a_lazy_first_pass_that_writes_only_what_was_added_is_recorded_in_sync(tmp_path: Path) -> None:
+    """Nothing stored yet: `changed` and `removed` cannot hold rows, so writing `added` is all it asks."""
+    with DuckDBStore(tmp_path / "m.duckdb", graph=graph_of()) as store:
+        store.write("video", roots(5))
+        inc = store.resolve_update("transcript", lazy=True)
+        assert inc.counts() == {"added": 5, "changed": 0, "removed": 0}
+        assert store.write("transcript", inc.added) == 5
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+    with DuckDBStore(tmp_path / "m.duckdb", graph=graph_of()) as store:  # and another process sees it
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"

@@ -115,8 +115,9 @@ class SqlPending:
 
     ``run`` executes SQL on the store's connection and returns the rows. ``parts`` are SELECTs of
     the increment's added and changed rows (resolve ids and input columns among their columns),
-    ``removed`` a SELECT of the removed ids. They are valid while nothing else is written, which
-    is all the time they are used (``state`` must still match).
+    ``removed`` a SELECT of the removed ids (None: there can be none, nothing is stored yet).
+    They are valid while nothing else is written, which is all the time they are used (``state``
+    must still match).
     """
 
     def __init__(
@@ -125,7 +126,7 @@ class SqlPending:
         plan: FeaturePlan,
         state: dict[str, Any],
         parts: list[str],
-        removed: str,
+        removed: str | None,
     ) -> None:
         self.state = state
         self._run = run

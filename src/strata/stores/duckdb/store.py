@@ -399,6 +399,8 @@ class DuckDBStore(MetadataStore):
         if any(p is None for p in parts):
             return None
         added, changed, removed = (p.sql_query() for p in parts if p is not None)
+        if state["tables"].get(plan.table) is None:  # nothing stored yet: only `added` can hold rows
+            return SqlPending(self._sql_runner(), plan, state, [added], None)
         return SqlPending(self._sql_runner(), plan, state, [added, changed], removed)
 
     def _write_source(
