@@ -108,8 +108,7 @@ class MetadataStore(StoreBackend):
     @graph.setter
     def graph(self, graph: FeatureGraph | None) -> None:
         self._graph = graph
-        for key in list(self._pending):
-            self._forget(key)
+        self._forget_all()
 
     def plan(self, feature: Any) -> FeaturePlan:
         """The versioning plan of ``feature`` under the store's graph.
@@ -192,6 +191,11 @@ class MetadataStore(StoreBackend):
         pending = self._pending.pop(key, None)
         if pending is not None and self.is_open:
             pending.forget()
+
+    def _forget_all(self) -> None:
+        """Drop what every waiting resolve asked for."""
+        for key in list(self._pending):
+            self._forget(key)
 
     def _settle(self, plan: FeaturePlan, pending: Pending | SqlPending) -> None:
         """After a write or delete that gave what the last resolve asked for."""
@@ -308,9 +312,7 @@ class MetadataStore(StoreBackend):
         deleted = self._delete(plan, table, soft=soft)
         if not soft:
             self._clear_sync()
-            for waiting in self._pending.values():  # what resolves asked for may now be wrong
-                waiting.forget()
-            self._pending.clear()
+            self._forget_all()  # what resolves asked for may now be wrong
         if settles:
             assert pending is not None
             self._settle(plan, pending)
