@@ -118,6 +118,20 @@ def test_data_versions_follow_the_documented_formula(store_factory: StoreFactory
         assert vector["strata_dv__vector"].to_list() == expected
 
 
+def test_data_versions_of_awkward_values_follow_the_formula(store_factory: StoreFactory) -> None:
+    """Byte lengths of multi-byte text, empty values, quotes, and values that look like the encoding itself."""
+    audio = {0: "é", 1: "", 2: "it's", 3: "3:abc", 4: "-1:", 5: "日本語\n"}
+    frames = {0: "", 1: "ü" * 40, 2: "'", 3: "1:", 4: "x" * 300, 5: ":"}
+    with store_factory(graph=graph_of(vector_cv="v'2")) as store:
+        sync(store, roots(6, audio=audio, frames=frames))
+        text = store.read("transcript").to_native().sort("sample_uid")["strata_dv__text"].to_list()
+        assert text == [sample_hash("md5", ["text", "1", "video.audio", audio[i]]) for i in range(6)]
+        vector = store.read("embedding").to_native().sort("sample_uid")["strata_dv__vector"].to_list()
+        assert vector == [
+            sample_hash("md5", ["vector", "v'2", "transcript.text", text[i], "video.frames", frames[i]]) for i in range(6)
+        ]
+
+
 def test_a_source_change_reaches_exactly_the_dependent_fields_with_causes(store_factory: StoreFactory) -> None:
     with store_factory(graph=graph_of()) as store:
         sync(store, roots(10))

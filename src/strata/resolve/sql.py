@@ -45,6 +45,8 @@ class Dialect:
     """Algorithm -> SQL template with ``{}`` for the argument, giving lowercase hex."""
     byte_length: str
     """SQL template giving the byte length of a string."""
+    concat_function: str = "concat({})"
+    """SQL template joining its comma-separated arguments into one string, a null as the empty string."""
 
     def hash(self, algorithm: str, expr: str) -> str:
         """Hex digest of ``expr`` cut to the kept digits."""
@@ -55,6 +57,14 @@ class Dialect:
         """``<byte length>:<value>``, or ``-1:`` when null."""
         length = self.byte_length.format(expr)
         return f"(CASE WHEN {expr} IS NULL THEN '-1:' ELSE CAST({length} AS VARCHAR) || ':' || {expr} END)"
+
+    def encoded_pieces(self, expr: str) -> list[str]:
+        """:meth:`encoded` as arguments of :meth:`concat`: the byte length (``-1`` when null), ``:``, the value."""
+        return [f"coalesce(CAST({self.byte_length.format(expr)} AS VARCHAR), '-1')", "':'", expr]
+
+    def concat(self, pieces: list[str]) -> str:
+        """One string of ``pieces`` (SQL expressions), built at once rather than by a chain of ``||``."""
+        return self.concat_function.format(", ".join(pieces))
 
 
 DUCKDB = Dialect("duckdb", {"md5": "md5({})", "sha256": "sha256({})"}, "strlen({})")
@@ -67,13 +77,21 @@ def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:
 
 
 def dv_expr(dialect: Dialect, algorithm: str, field: FieldPlan, alias: str) -> str:
-    """The new data version of ``field``, from the input columns of ``alias``."""
-    pieces = []
-    for constant, column in field.hash_parts():
-        pieces.append(literal(constant))
+    """The new data version of ``field``, from the input columns of ``alias``.
+
+    The hash input is one concatenation with adjacent constants merged into one literal: a chain
+    of ``||`` builds every intermediate string, which cost a fifth of the hashing of a million rows.
+    """
+    pieces: list[str] = []
+    constant = ""
+    for prefix, column in field.hash_parts():
+        constant += prefix
         if column is not None:
-            pieces.append(dialect.encoded(f"{alias}.{ident(column)}"))
-    return dialect.hash(algorithm, " || ".join(pieces))
+            pieces += [literal(constant), *dialect.encoded_pieces(f"{alias}.{ident(column)}")]
+            constant = ""
+    if constant:
+        pieces.append(literal(constant))
+    return dialect.hash(algorithm, dialect.concat(pieces))
 
 
 def candidate_filter(ids: tuple[str, ...], candidates: str | None, alias: str | None = None) -> str:
@@ -172,7 +190,16 @@ def stale_conditions(plan: FeaturePlan, field: FieldPlan) -> list[tuple[str, str
 
 
 PART = "strata$part"
-"""The column of :func:`increment_query` naming each row's part: ``added``, ``changed`` or ``removed``."""
+"""The column of :func:`increment_query` giving each row's part as its index in :data:`PARTS`."""
+PARTS = ("added", "changed", "removed")
+"""The parts of an increment, in the order of their codes in :data:`PART`."""
+
+
+def part_code(name: str) -> int:
+    """The value of :data:`PART` on the rows of part ``name`` (a small integer moves faster than a name)."""
+    return PARTS.index(name)
+
+
 IN_EXPECTED = "strata$expected"
 IN_CURRENT = "strata$current"
 
@@ -191,9 +218,9 @@ def increment_query(
 ) -> str:
     """The whole increment in one pass: a full outer join of ``expected`` and ``current``.
 
-    Each row is tagged in :data:`PART`. Added and changed rows carry the ids and input columns
-    of ``expected``, their new data versions (hashed here, only for them) and the causes;
-    removed rows carry their ids as ``current`` has them, in the :func:`removed_id` columns,
+    Each row is tagged in :data:`PART` (:func:`part_code`). Added and changed rows carry the ids
+    and input columns of ``expected``, their new data versions (hashed here, only for them) and
+    the causes; removed rows carry their ids as ``current`` has them, in the :func:`removed_id` columns,
     so every part keeps the types it would have on its own. Rows in sync never leave the join.
     """
     keys = plan.resolve_ids
@@ -213,8 +240,9 @@ def increment_query(
         causes.append(f"CASE WHEN {fresh} THEN NULLIF(concat_ws(',', {parts}), '') END AS {ident(field.cause_column)}")
         any_stale.extend(cond for cond, _ in conditions)
     part = (
-        f"CASE WHEN c.{ident(IN_CURRENT)} IS NULL THEN 'added' "
-        f"WHEN e.{ident(IN_EXPECTED)} IS NULL THEN 'removed' ELSE 'changed' END AS {ident(PART)}"
+        f"CASE WHEN c.{ident(IN_CURRENT)} IS NULL THEN {part_code('added')} "
+        f"WHEN e.{ident(IN_EXPECTED)} IS NULL THEN {part_code('removed')} "
+        f"ELSE {part_code('changed')} END AS {ident(PART)}"
     )
     columns = ", ".join(
         [
@@ -257,5 +285,5 @@ def increment_queries(
     queries = {}
     for name, columns in part_columns(plan).items():
         picked = ", ".join(f"{ident(source)} AS {ident(target)}" for source, target in columns.items())
-        queries[name] = f"SELECT {picked} FROM ({tagged}) WHERE {ident(PART)} = {literal(name)}"
+        queries[name] = f"SELECT {picked} FROM ({tagged}) WHERE {ident(PART)} = {part_code(name)}"
     return queries

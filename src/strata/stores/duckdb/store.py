@@ -833,7 +833,7 @@ class DuckDBStore(MetadataStore):
         tagged = self.con.sql(sql.increment_query(sql.DUCKDB, self.hash_algorithm, plan, expected, current)).pl()
         split = {}
         for name, columns in sql.part_columns(plan).items():
-            rows = tagged.filter(pl.col(sql.PART) == name)
+            rows = tagged.filter(pl.col(sql.PART) == sql.part_code(name))
             split[name] = nw.from_native(rows.select([pl.col(a).alias(b) for a, b in columns.items()]))
         return Increment(plan.key, split["added"], split["changed"], split["removed"])
 
