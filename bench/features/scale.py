@@ -100,14 +100,16 @@ class Steps:
         self.notes: list[str] = []
 
     def run(self, name: str, fn: STEP, *, repeat: int = 1) -> Any:
-        """Time ``fn`` (median of ``repeat`` calls); return the last result."""
+        """Time ``fn`` (median of ``repeat`` calls; wall and process CPU seconds); return the last result."""
         reset_peak()
-        runs, result = [], None
+        runs, cpus, result = [], [], None
         for _ in range(repeat):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = fn()
             runs.append(time.perf_counter() - start)
-        self.out[name] = {"s": round(statistics.median(runs), 4), "peak_mb": peak_mb()}
+            cpus.append(time.process_time() - cpu)
+        self.out[name] = {"s": round(statistics.median(runs), 4), "cpu_s": round(statistics.median(cpus), 4)}
+        self.out[name]["peak_mb"] = peak_mb()
         if repeat > 1:
             self.out[name]["runs"] = [round(r, 4) for r in runs]
         return result
@@ -253,7 +255,7 @@ def strata_worker(n: int, path: Path, limit: str) -> None:
         erased = hard_deleted(n)
         frame = store.to_native().sql(f"SELECT range::BIGINT AS {ID} FROM range(3, {n}, {n // FIXED})").to_arrow_table()
         steps.run("hard_delete", lambda: store.delete("embedding", frame, soft=False))
-        inc = steps.run("full_compare", lambda: store.resolve_update("embedding"))
+        inc = steps.run("full_compare", lambda: store.resolve_update("embedding"), repeat=REPEAT)
         steps.out["full_compare"]["mode"] = inc.meta["mode"]
         steps.check(
             "full comparison after a hard delete", strata_run.id_sets(inc), {**synced, "new": synced["new"] | erased}
@@ -439,7 +441,7 @@ def sql_worker(n: int, path: Path, limit: str) -> None:
         steps.check("leaf, 1 %", synced, want["embedding"])
         every = n // FIXED
         steps.run("hard_delete", lambda: con.execute(f"DELETE FROM embedding WHERE sample_uid % {every} = 3"))
-        inc = steps.run("full_compare", lambda: sql_leaf(con))
+        inc = steps.run("full_compare", lambda: sql_leaf(con), repeat=REPEAT)
         steps.check(
             "full comparison after a hard delete", sql_ids(inc), {**synced, "new": synced["new"] | hard_deleted(n)}
         )
