@@ -128,7 +128,8 @@ def test_data_versions_of_awkward_values_follow_the_formula(store_factory: Store
         assert text == [sample_hash("md5", ["text", "1", "video.audio", audio[i]]) for i in range(6)]
         vector = store.read("embedding").to_native().sort("sample_uid")["strata_dv__vector"].to_list()
         assert vector == [
-            sample_hash("md5", ["vector", "v'2", "transcript.text", text[i], "video.frames", frames[i]]) for i in range(6)
+            sample_hash("md5", ["vector", "v'2", "transcript.text", text[i], "video.frames", frames[i]])
+            for i in range(6)
         ]
 
 
