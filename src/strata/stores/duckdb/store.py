@@ -74,6 +74,14 @@ _POLARS_TYPES = {
     "DATE": "Date",
 }
 """DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
+VERSION_COMPRESSION = "uncompressed"
+"""How the version columns (``strata_dv__*``, ``strata_in__*``) are stored.
+
+Mostly random hex: DuckDB's analysis of them for each compression it knows was most of a
+write's time (~0.1 s per column per 1M rows). A 1M-sample first pass (bench/features/
+first_pass.py --lazy): 49 MB and ~3.8 CPU s as DuckDB picks, 107 MB and ~2.4 s uncompressed,
+67 MB and ~2.7 s with ``zstd``.
+"""
 _names = itertools.count()
 
 
@@ -85,14 +93,9 @@ def _childless(plan: FeaturePlan) -> str:
 
 
 def _column_ddl(name: str, kind: str) -> str:
-    """A feature table's column: data and input versions are stored uncompressed, the rest as DuckDB picks.
-
-    A version is a hash (or a short text that identifies a value): compressing it gains little
-    space and costs most of a write's time (DuckDB analyses each column for every compression
-    it knows before it writes it).
-    """
+    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks."""
     hashed = name.startswith((DV, IN)) and kind == "VARCHAR"
-    return f"{ident(name)} {kind}{' USING COMPRESSION uncompressed' if hashed else ''}"
+    return f"{ident(name)} {kind}{f' USING COMPRESSION {VERSION_COMPRESSION}' if hashed else ''}"
 
 
 class _NothingToWrite(Exception):
