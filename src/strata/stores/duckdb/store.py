@@ -823,9 +823,10 @@ class DuckDBStore(MetadataStore):
             return None
         try:
             self._check_source(plan, ident(name), columns, checked=False)
-            if self._max_seq(plan.table) is None and lazy:  # nothing stored yet: every sample is new
+            first = self._max_seq(plan.table) is None  # nothing stored yet: every sample is new
+            if first and lazy:
                 return self._all_added_in_place(plan, name)
-            if self._max_seq(plan.table) is None:
+            if first:
                 keep = sql.ids_list((*plan.id_columns, *plan.dv_columns))
                 return self._all_added(
                     plan, self.con.sql(f"SELECT {keep} FROM {ident(name)}").to_arrow_table(), lazy=False
