@@ -23,7 +23,17 @@ from strata.errors import DefinitionError, WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.increment import Increment
-from strata.resolve.plan import CAUSE, DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.resolve.plan import (
+    CAUSE,
+    DELETED,
+    DV,
+    FEATURE_VERSION,
+    IN,
+    SEQ,
+    SNAPSHOT_VERSION,
+    WRITTEN_AT,
+    FeaturePlan,
+)
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import check_columns, check_facts, sql_facts, sql_facts_queries, to_arrow
@@ -64,6 +74,14 @@ _POLARS_TYPES = {
     "DATE": "Date",
 }
 """DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
+VERSION_COMPRESSION = "uncompressed"
+"""How the version columns (``strata_dv__*``, ``strata_in__*``) are stored.
+
+Mostly random hex: DuckDB's analysis of them for each compression it knows was most of a
+write's time (~0.1 s per column per 1M rows). A 1M-sample first pass (bench/features/
+first_pass.py --lazy): 49 MB and ~3.8 CPU s as DuckDB picks, 107 MB and ~2.4 s uncompressed,
+67 MB and ~2.7 s with ``zstd``.
+"""
 _names = itertools.count()
 
 
@@ -72,6 +90,12 @@ def _childless(plan: FeaturePlan) -> str:
     if not plan.child_ids:
         return "false"
     return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
+
+
+def _column_ddl(name: str, kind: str) -> str:
+    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks."""
+    hashed = name.startswith((DV, IN)) and kind == "VARCHAR"
+    return f"{ident(name)} {kind}{f' USING COMPRESSION {VERSION_COMPRESSION}' if hashed else ''}"
 
 
 class _NothingToWrite(Exception):
@@ -490,13 +514,14 @@ class DuckDBStore(MetadataStore):
         created = []
         for table in (plan.table, plan.table + HISTORY):
             if not self._has_table(table):
-                _run(con, f"CREATE TABLE {ident(table)} AS {select} LIMIT 0")
+                columns = ", ".join(_column_ddl(name, kind) for name, kind in wanted.items())
+                _run(con, f"CREATE TABLE {ident(table)} ({columns})")
                 created.append(table)
                 continue
             existing = self._columns(table)
             for name, kind in wanted.items():
                 if name not in existing:
-                    _run(con, f"ALTER TABLE {ident(table)} ADD COLUMN {ident(name)} {kind}")
+                    _run(con, f"ALTER TABLE {ident(table)} ADD COLUMN {_column_ddl(name, kind)}")
                 elif kind.endswith("[]") and existing[name] == "VARCHAR":
                     # JSON text of an array that now arrives as a list (target-strata types arrays by
                     # their items since): read the stored text as that list, or it would be cast to
@@ -798,15 +823,35 @@ class DuckDBStore(MetadataStore):
             return None
         try:
             self._check_source(plan, ident(name), columns, checked=False)
-            if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new
+            first = self._max_seq(plan.table) is None  # nothing stored yet: every sample is new
+            if first and lazy:
+                return self._all_added_in_place(plan, name)
+            if first:
                 keep = sql.ids_list((*plan.id_columns, *plan.dv_columns))
                 return self._all_added(
-                    plan, self.con.sql(f"SELECT {keep} FROM {ident(name)}").to_arrow_table(), lazy=lazy
+                    plan, self.con.sql(f"SELECT {keep} FROM {ident(name)}").to_arrow_table(), lazy=False
                 )
             return self._compare_root(plan, name, lazy=lazy)
         finally:
             if not lazy:
                 self.con.unregister(name)
+
+    def _all_added_in_place(self, plan: FeaturePlan, name: str) -> Increment:
+        """A lazy first increment of the samples registered as ``name``: every sample added.
+
+        The parts are queries of ``name``, like a compared increment's: the samples are read
+        when the parts are written (in place, checked again there), never copied out of DuckDB.
+        """
+        import narwhals as nw
+
+        ids = sql.ids_list(plan.id_columns)
+        added = f"SELECT {sql.ids_list((*plan.id_columns, *plan.dv_columns))} FROM {ident(name)}"
+        nulls = [f"CAST(NULL AS VARCHAR) AS {ident(c)}" for c in (*plan.input_columns, *plan.dv_columns)]
+        causes = [f"CAST(NULL AS VARCHAR) AS {ident(f.cause_column)}" for f in plan.fields]
+        changed = f"SELECT {', '.join([ids, *nulls, *causes])} FROM {ident(name)} WHERE false"
+        removed = f"SELECT {ids} FROM {ident(name)} WHERE false"
+        parts = [nw.from_native(self.con.sql(query)) for query in (added, changed, removed)]
+        return Increment(plan.key, parts[0], parts[1], parts[2], lazy=True, meta={"mode": "first"})
 
     def _compare_root(self, plan: FeaturePlan, name: str, *, lazy: bool) -> Increment:
         """The increment of a root feature against the samples registered as ``name``."""

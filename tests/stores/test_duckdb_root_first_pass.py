@@ -1,0 +1,57 @@
+"""A root's first resolve in the DuckDB store when its samples are a relation of the store's connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from strata.errors import WriteError
+from strata.stores.duckdb.store import DuckDBStore
+from tests.stores.test_conformance import graph_of, roots
+from tests.stores.test_duckdb_in_place import stored
+
+SAMPLES = "SELECT range::BIGINT AS sample_uid, 'a' || range AS strata_dv__audio, 'f' || range AS strata_dv__frames"
+
+
+def test_a_lazy_first_resolve_of_a_relation_keeps_the_rows_in_duckdb_and_writes_what_the_eager_one_does(
+    tmp_path: Path,
+) -> None:
+    with (
+        DuckDBStore(tmp_path / "eager.duckdb", graph=graph_of()) as eager,
+        DuckDBStore(tmp_path / "lazy.duckdb", graph=graph_of()) as lazy,
+    ):
+        inc = lazy.resolve_update("video", samples=lazy.con.sql(f"{SAMPLES} FROM range(7)"), lazy=True)
+        parts = {p: getattr(inc, p).to_native() for p in ("added", "changed", "removed")}
+        assert all(isinstance(part, duckdb.DuckDBPyRelation) for part in parts.values())  # not copied out
+        assert inc.meta["mode"] == "first"
+        want = eager.resolve_update("video", samples=eager.con.sql(f"{SAMPLES} FROM range(7)"))
+        collected = inc.collect()
+        for part in ("added", "changed", "removed"):
+            got, expected = getattr(collected, part).to_native(), getattr(want, part).to_native()
+            assert got.schema == expected.schema, part
+            assert got.sort("sample_uid").equals(expected.sort("sample_uid")), part
+        assert inc.counts() == {"added": 7, "changed": 0, "removed": 0}
+        assert lazy.write("video", inc.added) + lazy.write("video", inc.changed) == 7
+        eager.write("video", want.added)
+        assert stored(lazy, "video").equals(stored(eager, "video"))
+        again = lazy.resolve_update("video", samples=roots(7), lazy=True)  # a frame now: compared with what is stored
+        assert again.counts() == {"added": 0, "changed": 0, "removed": 0}
+        assert lazy.resolve_update("transcript").counts() == {"added": 7, "changed": 0, "removed": 0}
+
+
+def test_a_relation_s_bad_samples_are_refused_at_the_first_resolve_and_its_rows_again_at_the_write(
+    tmp_path: Path,
+) -> None:
+    with DuckDBStore(tmp_path / "m.duckdb", graph=graph_of()) as store:
+        repeated = store.con.sql(f"{SAMPLES} FROM (SELECT range % 3 AS range FROM range(6))")  # noqa: S608
+        with pytest.raises(WriteError, match="repeated ids"):
+            store.resolve_update("video", samples=repeated, lazy=True)
+        store.con.execute(f"CREATE TABLE src AS {SAMPLES} FROM range(3)")
+        inc = store.resolve_update("video", samples=store.con.sql("SELECT * FROM src"), lazy=True)
+        store.con.execute("INSERT INTO src VALUES (1, 'again', 'again')")  # the lazy part reads src when written
+        with pytest.raises(WriteError, match="repeated ids"):
+            store.write("video", inc.added)
+        assert not store.has_feature("video")
+        assert store.read("video").is_empty()
