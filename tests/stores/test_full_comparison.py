@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 from polars.testing import assert_frame_equal
 
 import strata as st
@@ -249,3 +250,53 @@ def test_samples_given_as_a_relation_are_refused_whole_at_resolve_time(
             "changed": 0,
             "removed": 0,
         }
+
+
+sample_rows = hs.lists(hs.tuples(hs.integers(0, 9), hs.sampled_from(["a", "b"])), max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stored=hs.sets(hs.integers(0, 9), max_size=8),
+    given_rows=sample_rows,
+    null_in=hs.sampled_from([None, "sample_uid", "strata_dv__audio", "strata_dv__frames"]),
+    lazy=hs.booleans(),
+)
+def test_samples_as_a_relation_are_refused_or_compared_as_polars_samples_are(
+    stored: set[int], given_rows: list[tuple[int, str]], null_in: str | None, lazy: bool
+) -> None:
+    """Random samples (repeats, new and stored ids, a null in the last): a relation is refused exactly when the frame is, else the same increment."""
+    frame = pl.DataFrame(
+        {
+            "sample_uid": [r[0] for r in given_rows],
+            "strata_dv__audio": [r[1] for r in given_rows],
+            "strata_dv__frames": ["f"] * len(given_rows),
+        },
+        schema={"sample_uid": pl.Int64, "strata_dv__audio": pl.String, "strata_dv__frames": pl.String},
+    )
+    if null_in is not None and given_rows:
+        last = pl.int_range(pl.len()) == len(given_rows) - 1
+        frame = frame.with_columns(pl.when(last).then(None).otherwise(pl.col(null_in)).alias(null_in))
+    with st.DuckDBStore(":memory:", graph=video_graph()) as store:
+        if stored:
+            kept = sorted(stored)
+            store.write(
+                "video",
+                samples(10)
+                .filter(pl.col("sample_uid").is_in(kept))
+                .with_columns(pl.lit("a").alias("strata_dv__audio"), pl.lit("f").alias("strata_dv__frames")),
+            )
+        before = stored_rows(store) if stored else None
+        outcomes: list[st.Increment | str] = []
+        for given_samples in (frame, as_relation(store, frame)):
+            try:
+                outcomes.append(store.resolve_update("video", samples=given_samples, lazy=lazy))
+            except WriteError as exc:  # the two paths may name different faults first: compare the refusal
+                outcomes.append(str(exc).split(" have ")[0])
+        if before is not None:
+            assert_frame_equal(stored_rows(store), before)
+        by_frame, by_relation = outcomes
+        if isinstance(by_frame, st.Increment) and isinstance(by_relation, st.Increment):
+            assert_same(by_relation, by_frame, ["sample_uid"])
+        else:
+            assert [by_frame, by_relation] == ["samples for `video`"] * 2
