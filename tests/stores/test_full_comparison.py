@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 from polars.testing import assert_frame_equal
 
 import strata as st
@@ -175,3 +176,127 @@ def test_rows_written_without_a_resolve_give_the_same_increment_both_ways(store_
         full = store.resolve_update("embedding")
         assert full.meta["mode"] == "full"
         assert_same(recorded, full, ["sample_uid"])
+
+
+def stored_rows(store: st.DuckDBStore) -> pl.DataFrame:
+    """The feature's live rows and history, without the columns a write stamps (sequence, time)."""
+    frame: pl.DataFrame = store.read("video", feature_version="all", include_deleted=True).to_native()
+    kept = frame.drop("strata_seq", "strata_written_at")
+    return kept.select(sorted(kept.columns)).sort(sorted(kept.columns), nulls_last=True)
+
+
+@pytest.mark.parametrize("given", ["polars", "relation"])
+def test_a_lazy_root_increment_is_the_comparison_at_resolve_time(tmp_path: Path, given: str) -> None:
+    """Its parts, written one by one, leave the table the eager increment leaves, and read the same after."""
+    later = samples(40, edited=(3, 7), dropped=(10, 11), extra=4)
+    tables = []
+    for lazy in (False, True):
+        with st.DuckDBStore(tmp_path / f"lazy{lazy}.duckdb", graph=video_graph()) as store:
+            store.write("video", samples(40))
+            inc = store.resolve_update(
+                "video", samples=as_relation(store, later) if given == "relation" else later, lazy=lazy
+            )
+            before = parts(inc, ["sample_uid"])
+            store.write("video", inc.added)
+            store.write("video", inc.changed)
+            store.delete("video", inc.removed)
+            assert inc.counts() == {"added": 4, "changed": 2, "removed": 2}
+            for mine, theirs in zip(parts(inc, ["sample_uid"]), before, strict=True):
+                assert_frame_equal(mine, theirs)
+            tables.append(stored_rows(store))
+    assert_frame_equal(tables[0], tables[1])
+
+
+def with_id(frame: pl.DataFrame, ids: list[int | None]) -> pl.DataFrame:
+    return frame.with_columns(pl.Series("sample_uid", ids, pl.Int64))
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (pl.concat([samples(5), samples(5).slice(1, 2)]), "have 2 repeated ids"),  # stored and in sync
+        (pl.concat([samples(5), samples(7).slice(5, 2), samples(7).slice(6, 1)]), "have 1 repeated ids"),  # new
+        (pl.concat([samples(5), samples(5, edited=(2,)).slice(2, 1)]), "have 1 repeated ids"),  # one copy differs
+        (with_id(samples(6), [0, 1, 2, 3, 4, None]), "have nulls in id column `sample_uid`"),
+        (with_id(samples(6), [0, 1, 2, 3, None, None]), "have nulls in id column `sample_uid`"),
+        (
+            samples(5).with_columns(pl.lit(None, pl.String).alias("strata_dv__frames")),
+            "have nulls in data-version column `strata_dv__frames`",
+        ),
+        (
+            samples(5).with_columns(
+                pl.when(pl.col("sample_uid") == 2)
+                .then(None)
+                .otherwise(pl.col("strata_dv__audio"))
+                .alias("strata_dv__audio")
+            ),
+            "have nulls in data-version column `strata_dv__audio`",
+        ),
+    ],
+)
+@pytest.mark.parametrize("lazy", [False, True])
+def test_samples_given_as_a_relation_are_refused_whole_at_resolve_time(
+    duckdb_store: st.DuckDBStore, bad: pl.DataFrame, message: str, lazy: bool
+) -> None:
+    """The one-line error of a relation's checks, raised by the resolve itself, even a lazy one; nothing changes."""
+    with duckdb_store as store:
+        store.write("video", samples(5))
+        before = stored_rows(store)
+        with pytest.raises(WriteError, match=f"^samples for `video` {message}"):
+            store.resolve_update("video", samples=as_relation(store, bad), lazy=lazy)
+        assert_frame_equal(stored_rows(store), before)
+        assert store.resolve_update("video", samples=as_relation(store, samples(5)), lazy=lazy).counts() == {
+            "added": 0,
+            "changed": 0,
+            "removed": 0,
+        }
+
+
+sample_rows = hs.lists(hs.tuples(hs.integers(0, 9), hs.sampled_from(["a", "b"])), max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stored=hs.sets(hs.integers(0, 9), max_size=8),
+    given_rows=sample_rows,
+    null_in=hs.sampled_from([None, "sample_uid", "strata_dv__audio", "strata_dv__frames"]),
+    lazy=hs.booleans(),
+)
+def test_samples_as_a_relation_are_refused_or_compared_as_polars_samples_are(
+    stored: set[int], given_rows: list[tuple[int, str]], null_in: str | None, lazy: bool
+) -> None:
+    """Random samples (repeats, new and stored ids, a null in the last): a relation is refused exactly when the frame is, else the same increment."""
+    frame = pl.DataFrame(
+        {
+            "sample_uid": [r[0] for r in given_rows],
+            "strata_dv__audio": [r[1] for r in given_rows],
+            "strata_dv__frames": ["f"] * len(given_rows),
+        },
+        schema={"sample_uid": pl.Int64, "strata_dv__audio": pl.String, "strata_dv__frames": pl.String},
+    )
+    if null_in is not None and given_rows:
+        last = pl.int_range(pl.len()) == len(given_rows) - 1
+        frame = frame.with_columns(pl.when(last).then(None).otherwise(pl.col(null_in)).alias(null_in))
+    with st.DuckDBStore(":memory:", graph=video_graph()) as store:
+        if stored:
+            kept = sorted(stored)
+            store.write(
+                "video",
+                samples(10)
+                .filter(pl.col("sample_uid").is_in(kept))
+                .with_columns(pl.lit("a").alias("strata_dv__audio"), pl.lit("f").alias("strata_dv__frames")),
+            )
+        before = stored_rows(store) if stored else None
+        outcomes: list[st.Increment | str] = []
+        for given_samples in (frame, as_relation(store, frame)):
+            try:
+                outcomes.append(store.resolve_update("video", samples=given_samples, lazy=lazy))
+            except WriteError as exc:  # the two paths may name different faults first: compare the refusal
+                outcomes.append(str(exc).split(" have ")[0])
+        if before is not None:
+            assert_frame_equal(stored_rows(store), before)
+        by_frame, by_relation = outcomes
+        if isinstance(by_frame, st.Increment) and isinstance(by_relation, st.Increment):
+            assert_same(by_relation, by_frame, ["sample_uid"])
+        else:
+            assert [by_frame, by_relation] == ["samples for `video`"] * 2

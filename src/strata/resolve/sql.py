@@ -273,15 +273,11 @@ def part_columns(plan: FeaturePlan) -> dict[str, dict[str, str]]:
     }
 
 
-def increment_queries(
-    dialect: Dialect,
-    algorithm: str,
-    plan: FeaturePlan,
-    expected: str,
-    current: str,
-) -> dict[str, str]:
-    """SELECTs for ``added``, ``changed`` and ``removed``: :func:`increment_query` cut by part."""
-    tagged = increment_query(dialect, algorithm, plan, expected, current)
+def part_queries(plan: FeaturePlan, tagged: str) -> dict[str, str]:
+    """SELECTs for ``added``, ``changed`` and ``removed``: ``tagged`` cut by part.
+
+    ``tagged`` is :func:`increment_query`, or a SELECT of a table holding its rows.
+    """
     queries = {}
     for name, columns in part_columns(plan).items():
         picked = ", ".join(f"{ident(source)} AS {ident(target)}" for source, target in columns.items())

@@ -800,8 +800,7 @@ class DuckDBStore(MetadataStore):
         try:
             return self._compare_root(plan, name, lazy=lazy)
         finally:
-            if not lazy:  # a lazy increment still reads it
-                self.con.unregister(name)
+            self.con.unregister(name)  # the increment is a table of its own: the samples are read once
 
     def _resolve_root_native(self, plan: FeaturePlan, samples: Any, *, lazy: bool) -> Increment | None:
         """Samples as a DuckDB relation of this store's connection: checked and compared without leaving DuckDB.
@@ -821,19 +820,21 @@ class DuckDBStore(MetadataStore):
             with contextlib.suppress(duckdb.Error):
                 self.con.unregister(name)
             return None
+        kept = False  # a lazy first increment's parts read the samples: they stay registered
         try:
-            self._check_source(plan, ident(name), columns, checked=False)
-            first = self._max_seq(plan.table) is None  # nothing stored yet: every sample is new
-            if first and lazy:
-                return self._all_added_in_place(plan, name)
-            if first:
+            if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new
+                self._check_source(plan, ident(name), columns, checked=False)
+                if lazy:
+                    kept = True
+                    return self._all_added_in_place(plan, name)
                 keep = sql.ids_list((*plan.id_columns, *plan.dv_columns))
                 return self._all_added(
                     plan, self.con.sql(f"SELECT {keep} FROM {ident(name)}").to_arrow_table(), lazy=False
                 )
-            return self._compare_root(plan, name, lazy=lazy)
+            self._check_source(plan, ident(name), columns, checked=True)  # the columns; the rows in the comparison
+            return self._compare_root(plan, name, lazy=lazy, columns=columns)
         finally:
-            if not lazy:
+            if not kept:
                 self.con.unregister(name)
 
     def _all_added_in_place(self, plan: FeaturePlan, name: str) -> Increment:
@@ -853,16 +854,71 @@ class DuckDBStore(MetadataStore):
         parts = [nw.from_native(self.con.sql(query)) for query in (added, changed, removed)]
         return Increment(plan.key, parts[0], parts[1], parts[2], lazy=True, meta={"mode": "first"})
 
-    def _compare_root(self, plan: FeaturePlan, name: str, *, lazy: bool) -> Increment:
-        """The increment of a root feature against the samples registered as ``name``."""
+    def _compare_root(self, plan: FeaturePlan, name: str, *, lazy: bool, columns: list[str] | None = None) -> Increment:
+        """The increment of a root feature against the samples registered as ``name``, kept in a temp table.
+
+        The increment is small, so it is made once, whether lazy or not: its parts read that
+        table, never the samples, and stay what they were at resolve time after they are written.
+        ``columns``: the samples are unchecked (they have these columns); their rows are checked
+        on the increment itself (:meth:`_check_compared`), not in passes of their own.
+        """
         own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
-        columns = ", ".join(ident(c) for c in (*plan.id_columns, *plan.dv_columns))
-        expected = f"SELECT {columns} FROM {ident(name)}"
         current = sql.current_select(plan, None, self._source(plan, own, plan))
-        return self._increment(plan, expected, current, lazy=lazy)
+        picked = [ident(c) for c in (*plan.id_columns, *plan.dv_columns)]
+        if columns is not None:  # a sample lacking a data version matches no stored row: it surfaces as added
+            lacks = " OR ".join(f"{ident(c)} IS NULL" for c in plan.dv_columns)
+            first = ident(plan.id_columns[0])
+            picked[0] = f"CASE WHEN {lacks} THEN NULL ELSE {first} END AS {first}"
+        expected = f"SELECT {', '.join(picked)} FROM {ident(name)}"
+        tagged = ident(f"strata$root_{next(_names)}")
+        query = sql.increment_query(sql.DUCKDB, self.hash_algorithm, plan, expected, current)
+        _run(self.con, f"CREATE TEMP TABLE {tagged} AS {query}")
+        try:
+            if columns is not None:
+                self._check_compared(plan, name, columns, tagged, current)
+            increment = self._parts(plan, f"SELECT * FROM {tagged}", lazy=lazy)
+        except BaseException:
+            _run(self.con, f"DROP TABLE IF EXISTS {tagged}")
+            raise
+        if not lazy:  # a lazy increment reads it; it goes at close
+            _run(self.con, f"DROP TABLE {tagged}")
+        return increment
+
+    def _check_compared(self, plan: FeaturePlan, name: str, columns: list[str], tagged: str, current: str) -> None:
+        """The row checks of :meth:`_check_source` for the samples ``name``, worked out from their increment ``tagged``.
+
+        A sample with a null id (or data version, see :meth:`_compare_root`) matches no stored
+        row, so it is an added row; repeated new ids repeat among the added rows. A repeated
+        stored id matches its stored row twice, so the samples that matched a stored row
+        (samples - added) outnumber the stored rows that matched one (live - removed). Only
+        when one of these says something is wrong are the samples checked pass by pass, for the
+        error the other paths give.
+        """
+        part = ident(sql.PART)
+        added_code, removed_code = sql.part_code("added"), sql.part_code("removed")
+        keys = sql.ids_list(plan.id_columns)
+        null_ids = " OR ".join(f"{ident(c)} IS NULL" for c in plan.id_columns)
+        repeated_added = (
+            f"SELECT count(*) FROM (SELECT 1 FROM {tagged} WHERE {part} = {added_code} "
+            f"GROUP BY {keys} HAVING count(*) > 1)"
+        )
+        samples, live, added, removed, nulls, repeated = _run(
+            self.con,
+            f"SELECT (SELECT count(*) FROM {ident(name)}), (SELECT count(*) FROM ({current})), "
+            f"count(*) FILTER (WHERE {part} = {added_code}), count(*) FILTER (WHERE {part} = {removed_code}), "
+            f"count(*) FILTER (WHERE {part} = {added_code} AND ({null_ids})), ({repeated_added}) FROM {tagged}",
+        )[0]
+        if nulls or repeated or samples - added != live - removed:
+            self._check_source(plan, ident(name), columns, checked=False)
 
     def _increment(self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool) -> Increment:
-        """The three parts from one pass over both sides (``sql.increment_query``).
+        """The three parts from one pass over both sides (``sql.increment_query``)."""
+        return self._parts(
+            plan, sql.increment_query(sql.DUCKDB, self.hash_algorithm, plan, expected, current), lazy=lazy
+        )
+
+    def _parts(self, plan: FeaturePlan, tagged: str, *, lazy: bool) -> Increment:
+        """The increment of ``tagged`` (``sql.increment_query``, or a table of its rows).
 
         Eager: the tagged rows (the increment and nothing else) come out once, as one Polars
         frame, and are cut by part there. Lazy: each part is that query filtered, left to DuckDB.
@@ -870,16 +926,17 @@ class DuckDBStore(MetadataStore):
         import narwhals as nw
 
         if lazy:
-            queries = sql.increment_queries(sql.DUCKDB, self.hash_algorithm, plan, expected, current)
-            parts = {name: nw.from_native(self.con.sql(query)) for name, query in queries.items()}
+            parts = {
+                name: nw.from_native(self.con.sql(query)) for name, query in sql.part_queries(plan, tagged).items()
+            }
             return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=True)
         import polars as pl
 
-        tagged = self.con.sql(sql.increment_query(sql.DUCKDB, self.hash_algorithm, plan, expected, current)).pl()
+        rows = self.con.sql(tagged).pl()
         split = {}
         for name, columns in sql.part_columns(plan).items():
-            rows = tagged.filter(pl.col(sql.PART) == sql.part_code(name))
-            split[name] = nw.from_native(rows.select([pl.col(a).alias(b) for a, b in columns.items()]))
+            part = rows.filter(pl.col(sql.PART) == sql.part_code(name))
+            split[name] = nw.from_native(part.select([pl.col(a).alias(b) for a, b in columns.items()]))
         return Increment(plan.key, split["added"], split["changed"], split["removed"])
 
     # -- sync records --------------------------------------------------------------------
