@@ -354,15 +354,19 @@ class DuckDBStore(MetadataStore):
             trusted = in_sql is not None and in_sql.is_part(query)
             if in_sql is not None:
                 in_sql.before_write(query)
-            written = self._write_source(plan, ident(view), columns, check=not trusted, counted=True)
+            since = None if in_sql is None else in_sql.state["tables"]
+            shape = tuple(zip(relation.columns, map(str, relation.types), strict=True))
+            written = self._write_source(
+                plan, ident(view), columns, check=not trusted, counted=True, since=since, shape=shape
+            )
             if written is None:  # no rows: nothing changed; in sync if the resolve asked for nothing else
                 if in_sql is not None and in_sql.settle_write(None, query):
                     self._settle(plan, in_sql)
                 return 0
-            seq, count, _ = written
+            seq, count, in_step = written
             rows = f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
-            if in_sql is not None and in_sql.settle_write(rows, query):
-                self._settle(plan, in_sql)
+            if in_sql is not None and in_step and in_sql.settle_write(rows, query):
+                self._settle(plan, in_sql, {**in_sql.state["tables"], plan.table: seq})
             elif in_sql is not None:
                 in_sql.forget()
             return count
