@@ -345,3 +345,17 @@ def test_batches_after_another_connection_added_a_column_keep_every_column(tmp_p
         live = store.read("video").to_native().sort("sample_uid")
         assert live["count"].to_list() == [8, 8, 8]
         assert live["note"].to_list() == ["o", "o", "o"]
+
+
+def test_a_delete_that_a_resolve_asked_for_reads_the_bookkeeping_only_in_its_transaction(tmp_path: Path) -> None:
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph_of()) as store:
+        sync(store, roots(6))
+        store.delete("video", pl.DataFrame({"sample_uid": [1, 4]}))
+        removed = store.resolve_update("transcript").removed
+        statements = logged_statements(store, lambda: store.delete("transcript", removed))
+        begin, commit = statements.index("BEGIN TRANSACTION"), statements.index("COMMIT")
+        bookkeeping = [i for i, s in enumerate(statements) if "strata$meta" in s]
+        assert bookkeeping, statements
+        assert all(begin < i < commit for i in bookkeeping), statements
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+        assert sorted(store.read("transcript").to_native()["sample_uid"].to_list()) == [0, 2, 3, 5]

@@ -316,16 +316,16 @@ class MetadataStore(StoreBackend):
         settles = (
             soft
             and pending is not None
-            and self._sync_state(plan) == pending.state
+            and pending.state["definition"] == self._definition(plan)
             and self._settle_delete(plan, pending, table)
         )
-        deleted = self._delete(plan, table, soft=soft)
+        since = pending.state["tables"] if settles and pending is not None else None
+        deleted, seq = self._delete(plan, table, soft=soft, since=since)
         if not soft:
             self._clear_sync()
             self._forget_all()  # what resolves asked for may now be wrong
-        if settles:
-            assert pending is not None
-            self._settle(plan, pending)
+        if pending is not None and since is not None and seq is not None:
+            self._settle(plan, pending, {**since, plan.table: seq})
         elif pending is not None:
             pending.forget()
         return deleted

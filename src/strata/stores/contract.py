@@ -75,12 +75,15 @@ class StoreBackend(ABC):
         return None
 
     @abstractmethod
-    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
-        """Delete by id; return how many live rows went.
+    def _delete(
+        self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
+    ) -> tuple[int, int | None]:
+        """Delete by id; return how many live rows went and the table's number after the delete.
 
         Soft: tombstones under a new sequence number. Hard: every row, history included. Either
         takes a new number for the table's bookkeeping, in the same transaction: a hard delete
-        is a change too (a resolve waiting to be settled must not take it for none).
+        is a change too (a resolve waiting to be settled must not take it for none). ``since``:
+        as for :meth:`_write` (the number is None when one of those tables' numbers differs).
         """
 
     @abstractmethod

@@ -677,7 +677,9 @@ class DuckDBStore(MetadataStore):
                 "write each sample once per call; nothing was written",
             )
 
-    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
+    def _delete(
+        self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
+    ) -> tuple[int, int | None]:
         con = self.con
         batch = f"strata_ids_{next(_names)}"
         con.register(batch, ids)
@@ -686,7 +688,7 @@ class DuckDBStore(MetadataStore):
         match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
         try:
             with self._transaction():
-                seq, _ = self._next_seq(plan.table)  # a hard delete changes the table too
+                seq, seen = self._next_seq(plan.table, list(since or ()))  # a hard delete changes the table too
                 if soft:
                     replaced = (
                         f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
@@ -705,7 +707,7 @@ class DuckDBStore(MetadataStore):
                     _run(con, f"DELETE FROM {history} WHERE {match}")
         finally:
             con.unregister(batch)
-        return int(count[0]) if count else 0
+        return int(count[0]) if count else 0, seq if since is None or seen == dict(since) else None
 
     # -- reading -------------------------------------------------------------------------
 
