@@ -227,13 +227,18 @@ def plugin_executables(env: dict[str, str]) -> Callable[[str], str]:
 
 
 def build_overhead(samples: int, env: dict[str, str], repeat: int = 3) -> dict[str, float]:
-    """Median seconds of `strata build` with one batch and with batches of 1 000 (fresh store each run)."""
+    """Median seconds of `strata build` with one batch and with batches of 1 000 (fresh store each run).
+
+    Also the overhead per batch in CPU seconds of the build process (user + system), which
+    other work on the machine barely changes.
+    """
     data = WORK / f"items-{samples}.jsonl"
     if not data.exists():
         messages(data, samples)
     out: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for label, batch in (("one batch", samples), ("batches of 1000", 1000)):
-        runs = []
+        runs, cpu_runs = [], []
         for _ in range(repeat):
             project = fresh_project(
                 WORK / f"build-{batch}", "version: 1\nproject_id: b\nfeatures: {entrypoints: [feats]}\n"
@@ -243,6 +248,7 @@ def build_overhead(samples: int, env: dict[str, str], repeat: int = 3) -> dict[s
             run_env = {**env, "STRATA_PROJECT_ROOT": str(project)}
             timed([str(TARGET_STRATA), "--config", str(WORK / "config" / "strata.json")], data, project, run_env)
             os.sync()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             done = subprocess.run(
                 [str(STRATA), "build", "--workers", "1"],
@@ -255,9 +261,13 @@ def build_overhead(samples: int, env: dict[str, str], repeat: int = 3) -> dict[s
             if done.returncode != 0:
                 raise SystemExit(f"strata build failed:\n{done.stderr}")
             runs.append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu_runs.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         out[label] = statistics.median(runs)
-    batches = samples // 1000
-    out["overhead per batch"] = (out["batches of 1000"] - out["one batch"]) / max(1, batches - 1)
+        cpu[label] = statistics.median(cpu_runs)
+    batches = max(1, samples // 1000 - 1)
+    out["overhead per batch"] = (out["batches of 1000"] - out["one batch"]) / batches
+    out["CPU per batch"] = (cpu["batches of 1000"] - cpu["one batch"]) / batches
     return out
 
 

@@ -13,7 +13,10 @@ Printed, each the median of ``--repeat`` runs:
 - ``build``: ``strata build`` overhead per batch, from ``bench/bridge.py`` (100,000 samples in
   one batch against batches of 1,000).
 
-Usage:  .venv/bin/python bench/features/fixed_costs.py [--sizes 1e6,1e7] [--repeat 5] [--no-build]
+Usage:  .venv/bin/python bench/features/fixed_costs.py [--sizes 1e6,1e7] [--repeat 5] [--no-build | --build-only]
+
+``--build-only`` measures the build part alone (no imports, no stores), and adds the CPU
+seconds of the ``strata build`` processes per batch, which other work on the machine barely changes.
 """
 
 from __future__ import annotations
@@ -143,7 +146,9 @@ def main() -> int:
     parser.add_argument("--sizes", type=sizes, default=[1_000_000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=HERE.parent / ".work" / "fixed")
-    parser.add_argument("--no-build", action="store_true")
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument("--no-build", action="store_true", help="leave out the build part")
+    parts.add_argument("--build-only", action="store_true", help="measure only the build part")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -152,6 +157,15 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"load average {os.getloadavg()[0]:.2f} (2 cores shared), median of {args.repeat}")
+    if not args.build_only:
+        stores(args)
+    if not args.no_build:
+        build(args.repeat)
+    return 0
+
+
+def stores(args: argparse.Namespace) -> None:
+    """The import and store parts."""
     print(f"import strata                      {import_seconds('import strata', args.repeat):7.3f} s")
     print(f"import strata + first-use modules  {import_seconds(PRELOAD, args.repeat):7.3f} s")
     for n in args.sizes:
@@ -171,19 +185,22 @@ def main() -> int:
             cpu = statistics.median(r["cpu"] for r in runs)
             print(f"{n:>12,} samples  fresh process, first {name:12} resolve {seconds:7.4f} s  (CPU {cpu:.4f} s)")
         print(f"{'':>12}  imported during the first resolve: {noop[0]['late_imports'] or 'nothing'}")
-    if not args.no_build:
-        sys.path.insert(0, str(HERE.parent))
-        import bridge
 
-        bridge.WORK.mkdir(parents=True, exist_ok=True)
-        (bridge.WORK / "config").mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "TARGET_"))}
-        overhead = bridge.build_overhead(100_000, env, args.repeat)
-        print(
-            f"build 100,000 samples: one batch {overhead['one batch']:.3f} s, batches of 1,000 "
-            f"{overhead['batches of 1000']:.3f} s, overhead per batch {overhead['overhead per batch'] * 1000:.1f} ms"
-        )
-    return 0
+
+def build(repeat: int) -> None:
+    """``strata build`` overhead per batch, wall and CPU (``bench/bridge.py``)."""
+    sys.path.insert(0, str(HERE.parent))
+    import bridge
+
+    bridge.WORK.mkdir(parents=True, exist_ok=True)
+    (bridge.WORK / "config").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "TARGET_"))}
+    overhead = bridge.build_overhead(100_000, env, repeat)
+    print(
+        f"build 100,000 samples: one batch {overhead['one batch']:.3f} s, batches of 1,000 "
+        f"{overhead['batches of 1000']:.3f} s, overhead per batch {overhead['overhead per batch'] * 1000:.1f} ms "
+        f"(CPU {overhead['CPU per batch'] * 1000:.1f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -279,3 +279,83 @@ def test_an_in_sync_resolve_gives_the_stored_id_types(ids: pl.Series, tmp_path: 
             "changed": stored,
             "removed": stored,
         }
+
+
+def logged_statements(store: st.DuckDBStore, action: Any) -> list[str]:
+    """The SQL statements the store's connection ran during ``action()``, from DuckDB's own query log.
+
+    Registering a frame (a temporary view over it) and dropping it again are left out.
+    """
+    store.con.execute("CALL enable_logging('QueryLog')")
+    action()
+    store.con.execute("CALL disable_logging()")
+    logged = store.con.execute("SELECT message FROM duckdb_logs WHERE type = 'QueryLog'").fetchall()
+    store.con.execute("CALL truncate_duckdb_logs()")
+    registering = ("CREATE TEMPORARY VIEW", "DROP VIEW")  # how DuckDB logs register() and unregister() of a frame
+    return [str(m) for (m,) in logged if "_logging" not in str(m) and not str(m).startswith(registering)]
+
+
+def test_a_batch_in_step_with_its_resolve_is_written_in_five_statements(tmp_path: Path) -> None:
+    """What a build pays per batch: no catalog lookup, no bookkeeping read twice, no search for older rows.
+
+    The resolve saw no ``transcript`` rows and nothing else was written since, so no batch can
+    supersede a stored row; the sync bookkeeping is read and taken in the write's transaction.
+    """
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph_of()) as store:
+        store.write("video", roots(30))
+        batch = rows(store.resolve_update("transcript"))
+        store.write("transcript", batch.slice(0, 10))  # the first batch creates the tables
+        statements = logged_statements(store, lambda: store.write("transcript", batch.slice(10, 10)))
+        assert len(statements) <= 5, statements
+        assert not [s for s in statements if s.startswith("DESCRIBE") or "$history" in s], statements
+        store.write("transcript", batch.slice(20))
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+        assert len(store.read("transcript")) == 30
+        assert len(store.read("transcript", feature_version="all")) == 30
+
+
+def test_a_batch_of_samples_another_connection_wrote_after_the_resolve_still_replaces_their_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        store.write("video", roots(6))
+        asked = rows(store.resolve_update("transcript"))  # transcript has no rows yet
+        store.write("transcript", asked.slice(0, 2))
+        with st.DuckDBStore(path, graph=graph_of()) as other:
+            other.write("transcript", rows(other.resolve_update("transcript")).filter(pl.col("sample_uid") < 4))
+        store.write("transcript", asked.slice(2))  # samples 2 and 3 now have rows: they must move to history
+        live = store.read("transcript").to_native()
+        assert sorted(live["sample_uid"].to_list()) == [0, 1, 2, 3, 4, 5]
+        history = store.read("transcript", feature_version="all").to_native()
+        assert sorted(history["sample_uid"].to_list()) == [0, 1, 2, 2, 3, 3, 4, 5]
+        assert summary(store.resolve_update("transcript")) == ([], {}, [])
+        both_paths(store)
+
+
+def test_batches_after_another_connection_added_a_column_keep_every_column(tmp_path: Path) -> None:
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        store.write("video", roots(3))
+        store.write("video", roots(3).with_columns(pl.lit("n").alias("note")))
+        with st.DuckDBStore(path, graph=graph_of()) as other:
+            other.write("video", roots(3).with_columns(pl.lit(7).alias("count")))
+        store.write("video", roots(3).with_columns(pl.lit("m").alias("note")))
+        store.write("video", roots(3).with_columns(pl.lit(8).alias("count"), pl.lit("o").alias("note")))
+        live = store.read("video").to_native().sort("sample_uid")
+        assert live["count"].to_list() == [8, 8, 8]
+        assert live["note"].to_list() == ["o", "o", "o"]
+
+
+def test_a_delete_that_a_resolve_asked_for_reads_the_bookkeeping_only_in_its_transaction(tmp_path: Path) -> None:
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph_of()) as store:
+        sync(store, roots(6))
+        store.delete("video", pl.DataFrame({"sample_uid": [1, 4]}))
+        removed = store.resolve_update("transcript").removed
+        statements = logged_statements(store, lambda: store.delete("transcript", removed))
+        begin, commit = statements.index("BEGIN TRANSACTION"), statements.index("COMMIT")
+        bookkeeping = [i for i, s in enumerate(statements) if "strata$meta" in s]
+        assert bookkeeping, statements
+        assert all(begin < i < commit for i in bookkeeping), statements
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+        assert sorted(store.read("transcript").to_native()["sample_uid"].to_list()) == [0, 2, 3, 5]

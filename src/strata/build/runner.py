@@ -395,21 +395,11 @@ def _rows_for(
 
 def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
     """The rows to write: compute's result checked and joined to the increment's version columns."""
-    import narwhals as nw
     import polars as pl
 
     if out is None:
         raise BatchError("compute returned nothing", "return a frame with the id columns and one column per field")
-    try:
-        frame = nw.from_native(out)
-        if isinstance(frame, nw.LazyFrame):
-            frame = frame.collect()
-        result = pl.from_arrow(frame.to_arrow())
-    except TypeError:
-        raise BatchError(
-            f"compute returned a {type(out).__name__}, not a data frame", "return a Polars frame"
-        ) from None
-    assert isinstance(result, pl.DataFrame)
+    result = _polars(out)
     missing = [c for c in plan.id_columns if c not in result.columns]
     if missing:
         raise BatchError(f"compute returned no id column(s) {', '.join(missing)}", "keep the id columns")
@@ -421,6 +411,9 @@ def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
         raise BatchError(f"compute returned reserved column(s) {', '.join(reserved)}", "drop columns named strata_*")
     keys = list(plan.resolve_ids)
     wanted = batch.select(keys)
+    versions = batch.select([*keys, *plan.input_columns, *plan.dv_columns])
+    if not plan.child_ids and _same_rows(result.select(keys), wanted):  # the batch's samples, in its order
+        return result.hstack(versions.drop(keys))
     got = result.select(keys).unique()
     strangers = got.join(wanted, on=keys, how="anti", nulls_equal=True)
     if len(strangers):
@@ -428,7 +421,6 @@ def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
     lacking = wanted.join(got, on=keys, how="anti", nulls_equal=True)
     if len(lacking) and not plan.child_ids:
         raise BatchError(f"compute returned no row for {len(lacking)} sample(s) of the batch", "return every sample")
-    versions = batch.select([*keys, *plan.input_columns, *plan.dv_columns])
     if plan.child_ids:
         rows = result.join(versions, on=keys, how="left", nulls_equal=True)
     else:  # in the batch's order, which is the order the resolve asked for them: the store ticks them off at once
@@ -440,6 +432,34 @@ def _checked(plan: FeaturePlan, batch: pl.DataFrame, out: Any) -> pl.DataFrame:
         )
         rows = pl.concat([rows, childless], how="diagonal_relaxed")
     return rows
+
+
+def _polars(out: Any) -> pl.DataFrame:
+    """What compute returned as a Polars frame (a Polars frame as it is)."""
+    import narwhals as nw
+    import polars as pl
+
+    if isinstance(out, pl.DataFrame):
+        return out
+    try:
+        frame = nw.from_native(out)
+        if isinstance(frame, nw.LazyFrame):
+            frame = frame.collect()
+        result = pl.from_arrow(frame.to_arrow())
+    except TypeError:
+        raise BatchError(
+            f"compute returned a {type(out).__name__}, not a data frame", "return a Polars frame"
+        ) from None
+    assert isinstance(result, pl.DataFrame)
+    return result
+
+
+def _same_rows(got: pl.DataFrame, wanted: pl.DataFrame) -> bool:
+    """Whether ``got`` holds exactly the rows of ``wanted``, in the same order and of the same types."""
+    try:
+        return got.equals(wanted, null_equal=True)
+    except Exception:  # noqa: BLE001 - types that do not compare: take the joins
+        return False
 
 
 class BatchError(RuntimeFailure):

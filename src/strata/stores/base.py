@@ -158,14 +158,22 @@ class MetadataStore(StoreBackend):
             return 0
         pending = self._pending.pop(plan.key, None)
         settles = (
-            pending is not None and self._sync_state(plan) == pending.state and self._settle_write(plan, pending, table)
+            pending is not None
+            and pending.state["definition"] == self._definition(plan)
+            and self._settle_write(plan, pending, table)
         )
-        self._write(plan, table)
-        if settles:
-            assert pending is not None
-            self._settle(plan, pending)
-        elif pending is not None:
+        if not settles:
+            self._write(plan, table)
+            if pending is not None:
+                pending.forget()
+            return int(table.num_rows)
+        assert pending is not None
+        since = pending.state["tables"]
+        seq = self._write(plan, table, since=since, fresh=pending.fresh)
+        if seq is None:  # something else was written since the resolve: the next resolve compares
             pending.forget()
+        else:
+            self._settle(plan, pending, {**since, plan.table: seq})
         return int(table.num_rows)
 
     def _settle_write(self, plan: FeaturePlan, pending: Pending | SqlPending, table: pa.Table) -> bool:
@@ -197,9 +205,11 @@ class MetadataStore(StoreBackend):
         for key in list(self._pending):
             self._forget(key)
 
-    def _settle(self, plan: FeaturePlan, pending: Pending | SqlPending) -> None:
-        """After a write or delete that gave what the last resolve asked for."""
-        pending.state = self._sync_state(plan)
+    def _settle(
+        self, plan: FeaturePlan, pending: Pending | SqlPending, tables: dict[str, int | None] | None = None
+    ) -> None:
+        """After a write or delete that gave what the last resolve asked for; ``tables``: the numbers now, if known."""
+        pending.state = self._sync_state(plan) if tables is None else {**pending.state, "tables": tables}
         if pending.done:
             self._set_sync(plan.key, pending.state)
         else:
@@ -306,16 +316,16 @@ class MetadataStore(StoreBackend):
         settles = (
             soft
             and pending is not None
-            and self._sync_state(plan) == pending.state
+            and pending.state["definition"] == self._definition(plan)
             and self._settle_delete(plan, pending, table)
         )
-        deleted = self._delete(plan, table, soft=soft)
+        since = pending.state["tables"] if settles and pending is not None else None
+        deleted, seq = self._delete(plan, table, soft=soft, since=since)
         if not soft:
             self._clear_sync()
             self._forget_all()  # what resolves asked for may now be wrong
-        if settles:
-            assert pending is not None
-            self._settle(plan, pending)
+        if pending is not None and since is not None and seq is not None:
+            self._settle(plan, pending, {**since, plan.table: seq})
         elif pending is not None:
             pending.forget()
         return deleted
@@ -457,8 +467,11 @@ class MetadataStore(StoreBackend):
 
     def _sync_state(self, plan: FeaturePlan) -> dict[str, Any]:
         tables = [plan.table, *(u.table for u in plan.upstreams)]
-        definition = json.dumps([plan.feature_version, [d.to_json() for d in plan.spec.deps], self.hash_algorithm])
-        return {"definition": definition, "tables": self._max_seqs(tables)}
+        return {"definition": self._definition(plan), "tables": self._max_seqs(tables)}
+
+    def _definition(self, plan: FeaturePlan) -> str:
+        """What a sync record holds of the feature's definition: a change of any part means a full comparison."""
+        return json.dumps([plan.feature_version, [d.to_json() for d in plan.spec.deps], self.hash_algorithm])
 
     def lookup(self, feature: Any, ids: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """One sample across the graph, with its status in each feature.

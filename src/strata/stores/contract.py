@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import narwhals as nw
     import pyarrow as pa
@@ -48,13 +48,21 @@ class StoreBackend(ABC):
         """
 
     @abstractmethod
-    def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
-        """Append checked rows in one transaction, under a new sequence number.
+    def _write(
+        self, plan: FeaturePlan, table: pa.Table, *, since: Mapping[str, int | None] | None = None, fresh: bool = False
+    ) -> int | None:
+        """Append checked rows in one transaction, under a new sequence number; return the number.
 
         Rows they supersede (same ids; for an expansion, same parent ids) move to history; the
         system columns (code versions, feature and snapshot version, ``strata_seq``,
         ``strata_written_at``, ``strata_deleted``) are stamped here. The number becomes the
         table's in the bookkeeping :meth:`_max_seq` reads, in the same transaction.
+
+        ``since`` (table -> :meth:`_max_seq` as a waiting resolve last saw it): the write reads
+        those numbers in its transaction, and returns None instead of its number when one
+        differs (something else was written in between). ``fresh``: the caller knows that, if
+        they do not differ, none of the rows has a stored row to supersede (``stores/sync.py``,
+        ``is_fresh``); a backend may then skip looking for one.
         """
 
     def _write_in_place(self, plan: FeaturePlan, frame: Any) -> int | None:  # noqa: ARG002 - a backend's option
@@ -67,12 +75,15 @@ class StoreBackend(ABC):
         return None
 
     @abstractmethod
-    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
-        """Delete by id; return how many live rows went.
+    def _delete(
+        self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
+    ) -> tuple[int, int | None]:
+        """Delete by id; return how many live rows went and the table's number after the delete.
 
         Soft: tombstones under a new sequence number. Hard: every row, history included. Either
         takes a new number for the table's bookkeeping, in the same transaction: a hard delete
-        is a change too (a resolve waiting to be settled must not take it for none).
+        is a change too (a resolve waiting to be settled must not take it for none). ``since``:
+        as for :meth:`_write` (the number is None when one of those tables' numbers differs).
         """
 
     @abstractmethod

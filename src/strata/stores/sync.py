@@ -34,6 +34,16 @@ _PRESENT = "__strata_pending"
 _names = itertools.count()
 
 
+def is_fresh(plan: FeaturePlan, state: dict[str, Any]) -> bool:
+    """Whether the feature had no rows when the resolve that saw ``state`` ran.
+
+    Then, as long as nothing but the writes this record ticks off has been written since (the
+    tables' numbers are as the record last saw them), no row it ticks off has a stored row to
+    supersede: each sample is asked for once and ticked off once. A store may skip looking.
+    """
+    return state["tables"].get(plan.table) is None
+
+
 @dataclass
 class Pending:
     """What the last resolve of one feature asked for."""
@@ -42,6 +52,8 @@ class Pending:
     rows: pl.DataFrame
     """Resolve ids and expected input columns of the added and changed samples."""
     removed: pl.DataFrame
+    fresh: bool = False
+    """The feature had no rows when the resolve ran (see :func:`is_fresh`)."""
 
     @classmethod
     def from_increment(
@@ -52,7 +64,8 @@ class Pending:
 
         keys = [*plan.resolve_ids, *plan.input_columns]
         rows = pl.concat([added.to_native().select(keys), changed.to_native().select(keys)], how="vertical_relaxed")
-        return cls(state, rows.with_columns(pl.lit(value=True).alias(_PRESENT)), removed.to_native())
+        asks = rows.with_columns(pl.lit(value=True).alias(_PRESENT))
+        return cls(state, asks, removed.to_native(), fresh=is_fresh(plan, state))
 
     @property
     def done(self) -> bool:
@@ -129,6 +142,8 @@ class SqlPending:
         removed: str | None,
     ) -> None:
         self.state = state
+        self.fresh = is_fresh(plan, state)
+        """The feature had no rows when the resolve ran (see :func:`is_fresh`)."""
         self._run = run
         self._keys = plan.resolve_ids
         self._inputs = plan.input_columns

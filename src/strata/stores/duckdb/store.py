@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from strata.errors import DefinitionError, WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
@@ -41,7 +41,7 @@ from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT, is_memory_limit
 from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Hashable, Iterator, Mapping, Sequence
 
     import duckdb
     import narwhals as nw
@@ -102,6 +102,16 @@ class _NothingToWrite(Exception):
     """A checked write found no rows: its transaction rolls back."""
 
 
+class _Written(NamedTuple):
+    """What :meth:`DuckDBStore._write_source` did."""
+
+    seq: int
+    rows: int
+    """Rows written (-1: not counted)."""
+    in_step: bool
+    """The tables' numbers were as ``since`` said when the write took its number."""
+
+
 def _relation_of(frame: Any) -> duckdb.DuckDBPyRelation | None:
     """The DuckDB relation ``frame`` is (bare or wrapped by Narwhals), else None; never imports DuckDB."""
     import sys
@@ -151,6 +161,8 @@ class DuckDBStore(MetadataStore):
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tables: set[str] = set()
         """Tables known to exist on this connection."""
+        self._ready: dict[str, set[Hashable]] = {}
+        """Per feature table, the shapes of rows its tables were made ready for (see ``_ensure_tables``)."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -177,6 +189,7 @@ class DuckDBStore(MetadataStore):
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
         self._tables = set()
+        self._ready = {}
         try:  # one query, no catalog lookup: a store that has its bookkeeping tables answers at once
             meta = _run(
                 self._con,
@@ -223,6 +236,7 @@ class DuckDBStore(MetadataStore):
             self._con.close()
             self._con = None
         self._tables = set()
+        self._ready = {}
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -233,26 +247,28 @@ class DuckDBStore(MetadataStore):
         assert self._con is not None
         _run(self._con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, ?)", [name, value])
 
-    def _next_seq(self, table: str) -> int:
-        """The next store-wide sequence number, taken for a write or delete of ``table``.
+    def _next_seq(self, table: str, watch: Sequence[str] = ()) -> tuple[int, dict[str, int | None]]:
+        """The next store-wide sequence number, taken for a write or delete of ``table``; ``watch``'s numbers before.
 
         Called inside the write's transaction: the number, the table's entry (``seq@<table>``,
         what :meth:`_max_seq` reads) and ``seq_by_table`` commit with the rows or not at all.
+        The entries of the ``watch`` tables are read by the same query, so they are what the
+        tables held when this write took its number.
         """
-        meta = self._meta(["seq", KEPT])
+        names = list(dict.fromkeys(["seq", KEPT, TABLE_SEQ + table, *(TABLE_SEQ + t for t in watch)]))
+        meta = self._meta(names)
         if not self._bookkept(meta):
             self._keep_table_seqs()
-            meta = self._meta(["seq", KEPT])
-        current = int(meta.get("seq") or 0) + 1
-        names = {"seq", KEPT, TABLE_SEQ + table}
-        updated = _run(  # an update in place is cheaper than INSERT OR REPLACE on the primary key
-            self.con,
-            f"UPDATE {ident(META)} SET value = ? WHERE name IN (?, ?, ?) RETURNING name",
-            [str(current), *names],
-        )
-        for name in names - {str(row[0]) for row in updated}:
-            self._set_meta(name, str(current))
-        return current
+            meta = self._meta(names)
+        current = str(int(meta.get("seq") or 0) + 1)
+        taken = ["seq", KEPT, TABLE_SEQ + table]
+        if all(name in meta for name in taken):  # an update in place is cheaper than INSERT OR REPLACE
+            _run(self.con, f"UPDATE {ident(META)} SET value = ? WHERE name IN (?, ?, ?)", [current, *taken])
+        else:
+            pairs = [item for name in taken for item in (name, current)]
+            _run(self.con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, ?), (?, ?), (?, ?)", pairs)
+        seen = {t: int(meta[TABLE_SEQ + t]) if TABLE_SEQ + t in meta else None for t in watch}
+        return int(current), seen
 
     def _meta(self, names: Sequence[str]) -> dict[str, str]:
         """The meta entries among ``names`` that exist, in one query."""
@@ -312,13 +328,19 @@ class DuckDBStore(MetadataStore):
         keep = [ident(c) for c in columns if c not in managed]
         return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
 
-    def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
+    def _write(
+        self, plan: FeaturePlan, table: pa.Table, *, since: Mapping[str, int | None] | None = None, fresh: bool = False
+    ) -> int | None:
         batch = f"strata_batch_{next(_names)}"
         self.con.register(batch, table)
         try:
-            self._write_source(plan, ident(batch), table.column_names)
+            written = self._write_source(
+                plan, ident(batch), table.column_names, since=since, fresh=fresh, shape=table.schema
+            )
         finally:
             self.con.unregister(batch)
+        assert written is not None
+        return written.seq if since is None or written.in_step else None
 
     def _write_in_place(self, plan: FeaturePlan, frame: Any) -> int | None:
         """Write a DuckDB relation of this store's connection without its rows leaving DuckDB.
@@ -356,15 +378,19 @@ class DuckDBStore(MetadataStore):
             trusted = in_sql is not None and in_sql.is_part(query)
             if in_sql is not None:
                 in_sql.before_write(query)
-            written = self._write_source(plan, ident(view), columns, check=not trusted, counted=True)
+            since = None if in_sql is None else in_sql.state["tables"]
+            shape = tuple(zip(relation.columns, map(str, relation.types), strict=True))
+            written = self._write_source(
+                plan, ident(view), columns, check=not trusted, counted=True, since=since, shape=shape
+            )
             if written is None:  # no rows: nothing changed; in sync if the resolve asked for nothing else
                 if in_sql is not None and in_sql.settle_write(None, query):
                     self._settle(plan, in_sql)
                 return 0
-            seq, count = written
+            seq, count, in_step = written
             rows = f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
-            if in_sql is not None and in_sql.settle_write(rows, query):
-                self._settle(plan, in_sql)
+            if in_sql is not None and in_step and in_sql.settle_write(rows, query):
+                self._settle(plan, in_sql, {**in_sql.state["tables"], plan.table: seq})
             elif in_sql is not None:
                 in_sql.forget()
             return count
@@ -428,8 +454,17 @@ class DuckDBStore(MetadataStore):
         return SqlPending(self._sql_runner(), plan, state, [added, changed], removed)
 
     def _write_source(
-        self, plan: FeaturePlan, source: str, columns: list[str], *, check: bool = False, counted: bool = False
-    ) -> tuple[int, int] | None:
+        self,
+        plan: FeaturePlan,
+        source: str,
+        columns: list[str],
+        *,
+        check: bool = False,
+        counted: bool = False,
+        since: Mapping[str, int | None] | None = None,
+        fresh: bool = False,
+        shape: Hashable = None,
+    ) -> _Written | None:
         """Append the rows of ``source`` (a table, view or relation of this connection) in one transaction.
 
         ``source`` is read once, by the first statement, so a relation over the feature's own
@@ -438,22 +473,26 @@ class DuckDBStore(MetadataStore):
 
         ``check``: the rows are unchecked; check them in SQL once inserted and roll back (and
         drop tables this call created) when a check fails. ``counted``: count the rows, and
-        write nothing (return None) when there are none. Returns the write's sequence number
-        and how many rows it wrote (-1 when not counted).
+        write nothing (return None) when there are none. ``since`` and ``fresh``: as for
+        :meth:`_write`; a fresh write whose ``since`` holds moves nothing to history. ``shape``:
+        the source's columns and types, when the caller knows them (see :meth:`_ensure_tables`).
+        Returns the write's sequence number, how many rows it wrote (-1 when not counted) and
+        whether ``since`` held.
         """
         con = self.con
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
         # transaction that created the table once they span several row groups.
-        created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
+        created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0), shape)
         try:
             with self._transaction():
-                seq = self._next_seq(plan.table)
+                seq, seen = self._next_seq(plan.table, list(since or ()))
+                in_step = since is not None and seen == dict(since)
                 latest, history = ident(plan.table), ident(plan.table + HISTORY)
                 _run(con, f"INSERT INTO {latest} BY NAME {self._system_select(plan, source, columns, seq)}")
                 count = self._count_inserted(plan, seq, check=check) if check or counted else -1
                 if count == 0:
                     raise _NothingToWrite
-                if plan.table not in created:  # rows this batch supersedes move to history
+                if plan.table not in created and not (fresh and in_step):  # superseded rows move to history
                     ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
                     batch = f"(SELECT * FROM {latest} WHERE {ident(SEQ)} = {seq})"
                     older = f"{ident(SEQ)} <> {seq} AND ({ids}) IN (SELECT {ids} FROM {batch})"
@@ -468,10 +507,11 @@ class DuckDBStore(MetadataStore):
             for table in created:  # nothing half-written: not even the empty tables of a first write
                 _run(con, f"DROP TABLE IF EXISTS {ident(table)}")
                 self._tables.discard(table)
+                self._ready.pop(table, None)
             if isinstance(exc, _NothingToWrite):
                 return None
             raise
-        return seq, count
+        return _Written(seq, count, in_step)
 
     def _count_inserted(self, plan: FeaturePlan, seq: int, *, check: bool) -> int:
         """How many rows a write just inserted; ``check``: check them first (raises :class:`WriteError`)."""
@@ -507,8 +547,16 @@ class DuckDBStore(MetadataStore):
             raise
         _run(self.con, "COMMIT")
 
-    def _ensure_tables(self, plan: FeaturePlan, select: str) -> list[str]:
-        """Create the feature's tables from the first batch (return those made now); add columns later batches bring."""
+    def _ensure_tables(self, plan: FeaturePlan, select: str, shape: Hashable = None) -> list[str]:
+        """Create the feature's tables from the first batch (return those made now); add columns later batches bring.
+
+        ``shape`` (the source's columns and types, when the caller knows them): tables made
+        ready on this connection for rows of the same shape and definition are ready still, as
+        columns are only ever added, so they are not described again.
+        """
+        key = None if shape is None else (plan.cv_columns, shape)
+        if key is not None and key in self._ready.get(plan.table, ()):
+            return []
         con = self.con
         wanted = {str(d[0]): str(d[1]) for d in _run(con, f"DESCRIBE {select}")}
         created = []
@@ -532,6 +580,8 @@ class DuckDBStore(MetadataStore):
                         f"ALTER TABLE {ident(table)} ALTER COLUMN {column} SET DATA TYPE {kind} "
                         f"USING CAST(CAST({column} AS JSON) AS {kind})",
                     )
+        if key is not None:
+            self._ready.setdefault(plan.table, set()).add(key)
         return created
 
     def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
@@ -652,7 +702,9 @@ class DuckDBStore(MetadataStore):
                 "write each sample once per call; nothing was written",
             )
 
-    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
+    def _delete(
+        self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
+    ) -> tuple[int, int | None]:
         con = self.con
         batch = f"strata_ids_{next(_names)}"
         con.register(batch, ids)
@@ -661,7 +713,7 @@ class DuckDBStore(MetadataStore):
         match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
         try:
             with self._transaction():
-                seq = self._next_seq(plan.table)  # a hard delete changes the table too
+                seq, seen = self._next_seq(plan.table, list(since or ()))  # a hard delete changes the table too
                 if soft:
                     replaced = (
                         f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
@@ -680,7 +732,7 @@ class DuckDBStore(MetadataStore):
                     _run(con, f"DELETE FROM {history} WHERE {match}")
         finally:
             con.unregister(batch)
-        return int(count[0]) if count else 0
+        return int(count[0]) if count else 0, seq if since is None or seen == dict(since) else None
 
     # -- reading -------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION,
 from strata.stores.base import MetadataStore
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import narwhals as nw
     import pyarrow as pa
 
@@ -94,7 +96,19 @@ class InMemoryStore(MetadataStore):
         kept = latest.join(rows.select(on), on=on, how="anti", nulls_equal=True)
         self._latest[plan.table] = pl.concat([kept, rows], how="diagonal_relaxed")
 
-    def _write(self, plan: FeaturePlan, table: pa.Table) -> None:
+    def _in_step(self, since: Mapping[str, int | None] | None) -> bool:
+        """Whether the tables' numbers are still those of ``since`` (None: nothing to compare)."""
+        return since is None or all(self._max_seq(t) == seq for t, seq in since.items())
+
+    def _write(
+        self,
+        plan: FeaturePlan,
+        table: pa.Table,
+        *,
+        since: Mapping[str, int | None] | None = None,
+        fresh: bool = False,  # noqa: ARG002 - nothing to gain here: the history is found by a join anyway
+    ) -> int | None:
+        in_step = self._in_step(since)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         rows = self._stamp(plan, frame)
@@ -112,8 +126,16 @@ class InMemoryStore(MetadataStore):
             )
             rows = pl.concat([rows, tombs], how="diagonal_relaxed")
         self._replace(plan, rows)
+        return self._seq if in_step else None
 
-    def _delete(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
+    def _delete(
+        self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
+    ) -> tuple[int, int | None]:
+        in_step = self._in_step(since)
+        deleted = self._delete_rows(plan, ids, soft=soft)
+        return deleted, self._max_seq(plan.table) if in_step else None
+
+    def _delete_rows(self, plan: FeaturePlan, ids: pa.Table, *, soft: bool) -> int:
         keys = list(ids.column_names)  # the id columns, or an expansion's parent ids
         wanted = pl.from_arrow(ids)
         assert isinstance(wanted, pl.DataFrame)
