@@ -11,7 +11,8 @@ import strata as st
 
 StoreFactory = Callable[..., st.MetadataStore]
 
-STORES = ["memory", "duckdb-memory", "duckdb-file"]
+STORES = ["memory", "duckdb-memory", "duckdb-file", "duckdb-lookup"]
+"""``duckdb-lookup``: a file store that reads changed ids through its index however small its tables."""
 
 
 @pytest.fixture(params=STORES)
@@ -23,6 +24,9 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactor
         if kind == "memory":
             return st.InMemoryStore(**kwargs)  # type: ignore[arg-type]
         path = ":memory:" if kind == "duckdb-memory" else tmp_path / "meta.duckdb"
-        return st.DuckDBStore(path, **kwargs)  # type: ignore[arg-type]
+        store = st.DuckDBStore(path, **kwargs)  # type: ignore[arg-type]
+        if kind == "duckdb-lookup":
+            store.lookup_ratio = 0
+        return store
 
     return make
