@@ -55,3 +55,24 @@ def test_a_relation_s_bad_samples_are_refused_at_the_first_resolve_and_its_rows_
             store.write("video", inc.added)
         assert not store.has_feature("video")
         assert store.read("video").is_empty()
+
+
+def test_a_lazy_first_resolve_of_a_feature_with_nothing_stored_plans_changed_and_removed_as_empty(
+    tmp_path: Path,
+) -> None:
+    """Nothing is stored for the feature: its ``changed`` and ``removed`` parts cannot hold rows,
+    so DuckDB is asked for none, not for the whole comparison filtered down to nothing."""
+    with DuckDBStore(tmp_path / "s.duckdb", graph=graph_of()) as store:
+        store.write("video", store.resolve_update("video", samples=roots(50)).added)
+        inc = store.resolve_update("transcript", lazy=True)
+        for part in ("changed", "removed"):
+            plan = getattr(inc, part).to_native().explain()
+            assert "Empty Result" in plan, plan
+            assert "Scan" not in plan, plan  # no table is read
+            assert "Join" not in plan, plan
+        assert inc.counts() == {"added": 50, "changed": 0, "removed": 0}
+        store.write("transcript", inc.added)
+        changed = roots(50, audio={3: "new", 7: "new"})
+        store.write("video", store.resolve_update("video", samples=changed).changed)
+        later = store.resolve_update("transcript", lazy=True)  # stored now: changed is asked for
+        assert later.counts() == {"added": 0, "changed": 2, "removed": 0}

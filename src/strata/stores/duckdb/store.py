@@ -994,7 +994,9 @@ class DuckDBStore(MetadataStore):
             sources = narrowed
         expected = sql.expected_select(sql.DUCKDB, self.hash_algorithm, plan, candidates, sources)
         current = sql.current_select(plan, candidates, sources[plan.table])
-        increment = self._increment(plan, expected, current, lazy=lazy)
+        # nothing stored for the feature: only `added` can hold rows (a lazy part would run the whole comparison)
+        only_added = lazy and not self._has_table(plan.table)
+        increment = self._increment(plan, expected, current, lazy=lazy, only_added=only_added)
         if not lazy:  # a lazy increment still reads them; they go at close
             for name in made:
                 _run(self.con, f"DROP TABLE IF EXISTS {name}")
@@ -1117,24 +1119,28 @@ class DuckDBStore(MetadataStore):
         if nulls or repeated or samples - added != live - removed:
             self._check_source(plan, ident(name), columns, checked=False)
 
-    def _increment(self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool) -> Increment:
+    def _increment(
+        self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool, only_added: bool = False
+    ) -> Increment:
         """The three parts from one pass over both sides (``sql.increment_query``)."""
-        return self._parts(
-            plan, sql.increment_query(sql.DUCKDB, self.hash_algorithm, plan, expected, current), lazy=lazy
-        )
+        query = sql.increment_query(sql.DUCKDB, self.hash_algorithm, plan, expected, current)
+        return self._parts(plan, query, lazy=lazy, only_added=only_added)
 
-    def _parts(self, plan: FeaturePlan, tagged: str, *, lazy: bool) -> Increment:
+    def _parts(self, plan: FeaturePlan, tagged: str, *, lazy: bool, only_added: bool = False) -> Increment:
         """The increment of ``tagged`` (``sql.increment_query``, or a table of its rows).
 
         Eager: the tagged rows (the increment and nothing else) come out once, as one Polars
-        frame, and are cut by part there. Lazy: each part is that query filtered, left to DuckDB.
+        frame, and are cut by part there. Lazy: each part is that query filtered, left to DuckDB;
+        ``only_added`` (nothing is stored for the feature): ``changed`` and ``removed`` are
+        planned empty (a constant false filter), so reading or writing them runs nothing.
         """
         import narwhals as nw
 
         if lazy:
-            parts = {
-                name: nw.from_native(self.con.sql(query)) for name, query in sql.part_queries(plan, tagged).items()
-            }
+            queries = sql.part_queries(plan, tagged)
+            if only_added:
+                queries = {n: q if n == "added" else f"{q} AND false" for n, q in queries.items()}
+            parts = {name: nw.from_native(self.con.sql(query)) for name, query in queries.items()}
             return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=True)
         import polars as pl
 
