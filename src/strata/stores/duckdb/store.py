@@ -513,8 +513,7 @@ class DuckDBStore(MetadataStore):
         # transaction that created the table once they span several row groups.
         created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0), shape)
         try:
-            if plan.table not in created:
-                self._ensure_index(plan)
+            self._ensure_index(plan)
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
                 in_step = since is not None and seen == dict(since)
@@ -534,8 +533,6 @@ class DuckDBStore(MetadataStore):
             if isinstance(exc, _NothingToWrite):
                 return None
             raise
-        if plan.table in created:  # indexed once its first rows are in: one insert never holds the whole index
-            self._ensure_index(plan)
         return _Written(seq, count, in_step)
 
     def _count_inserted(self, plan: FeaturePlan, seq: int, *, check: bool) -> int:
@@ -616,11 +613,8 @@ class DuckDBStore(MetadataStore):
     def _ensure_index(self, plan: FeaturePlan) -> None:
         """Give the latest table its id index (``strata$ids@<table>`` on the first resolve id) unless it has it.
 
-        Made right after the write that created the table, from its rows: an index kept while a
-        first pass inserts 100M rows in one statement must stay in memory whole until the commit
-        (it ran out of a 4 GB limit), while one built from the stored rows may spill. A table
-        written before the index (or whose index a type change dropped) gets it on its next
-        write. Best effort: when DuckDB runs out of memory building it, lookups scan the table.
+        Made with the table, so the first write fills it as it inserts; a table written before
+        the index (or whose index a type change dropped) gets it on its next write.
         """
         if plan.table in self._indexed:
             return
