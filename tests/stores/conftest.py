@@ -26,7 +26,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactor
         path = ":memory:" if kind == "duckdb-memory" else tmp_path / "meta.duckdb"
         store = st.DuckDBStore(path, **kwargs)  # type: ignore[arg-type]
         if kind == "duckdb-lookup":
-            store.lookup_ratio = store.supersede_ratio = 0
+            store.lookup_ratio = 0
         return store
 
     return make

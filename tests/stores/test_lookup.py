@@ -24,9 +24,8 @@ from tests.stores.test_sync_paths import forget_sync, keyed_graph, summary
 N = 600_000
 """Samples in the big store: five of DuckDB's row groups in each table."""
 SPREAD = 100
-"""Changed samples, one every N // SPREAD ids: more than DuckDB pushes into a scan as an IN list (50).
-The resolve is told to take the index at N / SPREAD rows per id (its default, ``LOOKUP_RATIO``, is
-tuned for tables of tens of millions of rows, too big for a test)."""
+"""Changed samples, one every N // SPREAD ids: more than DuckDB pushes into a scan as an IN list (50), and
+few enough for the index (N / SPREAD rows per id is above ``DuckDBStore.lookup_ratio``)."""
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +72,7 @@ def test_every_feature_table_has_an_index_on_its_first_id(big_store: Path) -> No
 def test_a_resolve_of_a_few_spread_changes_reads_their_rows_not_the_tables(
     big_store: Path, key: str, tmp_path: Path
 ) -> None:
-    store = st.DuckDBStore(big_store, graph=graph_of(), read_only=True)
-    store.lookup_ratio = N // SPREAD
-    with store:
+    with st.DuckDBStore(big_store, graph=graph_of(), read_only=True) as store:
         inc = store.resolve_update(key, lazy=True)
         read = scanned(store.to_native(), inc.changed.to_native().sql_query(), tmp_path / "profile.json")
         assert len(inc.changed.collect()) == SPREAD
@@ -126,7 +123,7 @@ def test_a_changed_sample_is_found_through_its_id_whatever_its_type(ids: pl.Seri
     graph = keyed_graph()
     versions = [f"v{i}" for i in range(len(ids))]
     store = st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph)
-    store.lookup_ratio = store.supersede_ratio = 0
+    store.lookup_ratio = 0
     with store:
         store.write("root", pl.DataFrame([ids, pl.Series("strata_dv__f", versions)]))
         store.write("leaf", rows(store.resolve_update("leaf")))

@@ -63,19 +63,11 @@ INDEX = "strata$ids@"
 """``strata$ids@<table>``: the ART index on a feature table's first resolve id (see :meth:`DuckDBStore._lookup`)."""
 LOOKUP_MAX = 2048
 """At most this many distinct ids are looked up through the index (DuckDB's ``index_scan_max_count``)."""
-LOOKUP_RATIO = 32768
-"""A resolve reads a table through its index when it holds this many rows per id looked up; a smaller one is scanned.
+LOOKUP_RATIO = 4096
+"""A table is read through its index when it holds this many rows per id looked up; a smaller one is scanned.
 
-Measured on DuckDB 2.0 (scale bench, 1,000 spread ids, quiet machine): a fresh process reads
-the index pages from disk, so at 10M rows (10,000 per id) the first resolve took 0.60 s through
-the index and 0.25 s scanning; at 100M the scan reads every row group of every table.
-"""
-SUPERSEDE_RATIO = 4096
-"""A write finds the rows it supersedes through the index when the table holds this many rows per id.
-
-A write follows the resolve that found its rows, so the index pages are warm: fetching a row
-costs about as much as scanning 4,000 (10M rows, 1,000 ids: 0.09 s through the index, 0.21 s
-scanning).
+Measured on DuckDB 2.0: fetching a row through the index costs about as much as scanning
+4,000 (a 1M-row table scans faster than it fetches 1,000 spread rows; a 10M-row table not).
 """
 _LOOKUP_TYPE = re.compile(r"[A-Z_ ]+(\(\d+(, ?\d+)?\))?")
 """DuckDB types whose values are written as constants for a lookup (nested and enum types are scanned)."""
@@ -162,9 +154,7 @@ class DuckDBStore(MetadataStore):
 
     kind = "duckdb"
     lookup_ratio = LOOKUP_RATIO
-    """Rows a table must hold per id a resolve looks up for its index to be used (:data:`LOOKUP_RATIO`; 0: always)."""
-    supersede_ratio = SUPERSEDE_RATIO
-    """The same for the rows a write supersedes (:data:`SUPERSEDE_RATIO`; 0: always)."""
+    """Rows a table must hold per id looked up for its index to be used (:data:`LOOKUP_RATIO`; 0: always)."""
 
     def __init__(
         self,
@@ -559,8 +549,7 @@ class DuckDBStore(MetadataStore):
         ids = sql.ids_list(plan.resolve_ids)
         rows = latest
         batch_rows = f"(SELECT * FROM {latest} WHERE {ident(SEQ)} = {seq})"
-        size = self._sizes([plan.table])[plan.table]
-        found = self._lookup(plan.resolve_ids[0], batch_rows, size, self.supersede_ratio)
+        found = self._lookup(plan.resolve_ids[0], batch_rows, self._sizes([plan.table])[plan.table])
         lookup = None if found is None else found[0]
         if lookup is not None:  # the rows of the batch's ids, old and new: every row this write touches
             rows = ident(f"strata$touched_{next(_names)}")
@@ -632,18 +621,18 @@ class DuckDBStore(MetadataStore):
                 _run(self.con, f"CREATE INDEX {ident(name)} ON {ident(plan.table)} ({ident(plan.resolve_ids[0])})")
         self._indexed.add(plan.table)
 
-    def _lookup(self, column: str, source: str, rows: int, ratio: int) -> tuple[str, int] | None:
+    def _lookup(self, column: str, source: str, rows: int) -> tuple[str, int] | None:
         """``"column" IN (<constants>)`` and how many: the distinct values ``source`` has in ``column``, or None.
 
         A filter of constants on one column is what DuckDB answers from an index (an IN of a
         subquery, or a join, reads every row of a table whose matching ids are spread over it).
         Each value is written as its text cast back to its type, which gives the value itself.
-        None when a table of ``rows`` rows is cheaper to scan (fewer than ``ratio`` per id), when there
+        None when a table of ``rows`` rows is cheaper to scan (:attr:`lookup_ratio`), when there
         are more than :data:`LOOKUP_MAX` values or when they are of a nested type; ``false`` when
         there are none. The statement using it must filter the table on nothing else, or DuckDB
         scans it (``TryScanIndex`` takes one filtered column).
         """
-        most = min(LOOKUP_MAX, rows // ratio) if ratio else LOOKUP_MAX
+        most = min(LOOKUP_MAX, rows // self.lookup_ratio) if self.lookup_ratio else LOOKUP_MAX
         if most < 1:
             return None
         col = ident(column)
@@ -956,7 +945,7 @@ class DuckDBStore(MetadataStore):
         """
         read = {t: c for t, c in self._read_columns(plan).items() if self._has_table(t)}  # stand-ins hold no rows
         sizes = self._sizes(list(read))
-        found = self._lookup(plan.resolve_ids[0], candidates, max(sizes.values(), default=0), self.lookup_ratio)
+        found = self._lookup(plan.resolve_ids[0], candidates, max(sizes.values(), default=0))
         if found is None:
             return sources
         lookup, count = found
