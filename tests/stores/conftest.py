@@ -11,8 +11,7 @@ import strata as st
 
 StoreFactory = Callable[..., st.MetadataStore]
 
-STORES = ["memory", "duckdb-memory", "duckdb-file", "duckdb-lookup"]
-"""``duckdb-lookup``: a file store that reads changed ids through its index however small its tables."""
+STORES = ["memory", "duckdb-memory", "duckdb-file"]
 
 
 @pytest.fixture(params=STORES)
@@ -24,9 +23,6 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactor
         if kind == "memory":
             return st.InMemoryStore(**kwargs)  # type: ignore[arg-type]
         path = ":memory:" if kind == "duckdb-memory" else tmp_path / "meta.duckdb"
-        store = st.DuckDBStore(path, **kwargs)  # type: ignore[arg-type]
-        if kind == "duckdb-lookup":
-            store.lookup_ratio = 0
-        return store
+        return st.DuckDBStore(path, **kwargs)  # type: ignore[arg-type]
 
     return make

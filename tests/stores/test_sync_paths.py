@@ -233,20 +233,6 @@ def test_a_write_by_a_strata_that_keeps_no_numbers_per_table_is_seen(tmp_path: P
         assert summary(store.resolve_update("transcript"))[1] == {2: ("video.audio",)}
 
 
-def keyed_graph() -> st.FeatureGraph:
-    """root -> leaf, both keyed by one id column ``k`` (of whatever type the rows bring)."""
-    graph = st.FeatureGraph()
-    with graph.use():
-
-        class Root(st.Feature, spec=st.FeatureSpec("root", id_columns=["k"], fields=["f"])):
-            pass
-
-        class Leaf(st.Feature, spec=st.FeatureSpec("leaf", id_columns=["k"], deps=[Root], fields=["g"])):
-            pass
-
-    return graph
-
-
 @pytest.mark.parametrize(
     "ids",
     [
@@ -272,7 +258,15 @@ def keyed_graph() -> st.FeatureGraph:
     ids=lambda s: str(s.dtype),
 )
 def test_an_in_sync_resolve_gives_the_stored_id_types(ids: pl.Series, tmp_path: Path) -> None:
-    graph = keyed_graph()
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Root(st.Feature, spec=st.FeatureSpec("root", id_columns=["k"], fields=["f"])):
+            pass
+
+        class Leaf(st.Feature, spec=st.FeatureSpec("leaf", id_columns=["k"], deps=[Root], fields=["g"])):
+            pass
+
     with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as store:
         store.write("root", pl.DataFrame([ids, pl.Series("strata_dv__f", ["x", "y"])]))
         store.write("leaf", rows(store.resolve_update("leaf")))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -59,18 +58,6 @@ TABLE_SEQ = "seq@"
 KEPT = "seq_by_table"
 """Meta entry: the write sequence as of the last write that kept its ``seq@<table>`` (see ``_bookkept``)."""
 VANISHED = "strata$vanished"
-INDEX = "strata$ids@"
-"""``strata$ids@<table>``: the ART index on a feature table's first resolve id (see :meth:`DuckDBStore._lookup`)."""
-LOOKUP_MAX = 2048
-"""At most this many distinct ids are looked up through the index (DuckDB's ``index_scan_max_count``)."""
-LOOKUP_RATIO = 4096
-"""A table is read through its index when it holds this many rows per id looked up; a smaller one is scanned.
-
-Measured on DuckDB 2.0: fetching a row through the index costs about as much as scanning
-4,000 (a 1M-row table scans faster than it fetches 1,000 spread rows; a 10M-row table not).
-"""
-_LOOKUP_TYPE = re.compile(r"[A-Z_ ]+(\(\d+(, ?\d+)?\))?")
-"""DuckDB types whose values are written as constants for a lookup (nested and enum types are scanned)."""
 _POLARS_TYPES = {
     "BIGINT": "Int64",
     "INTEGER": "Int32",
@@ -153,8 +140,6 @@ class DuckDBStore(MetadataStore):
     """
 
     kind = "duckdb"
-    lookup_ratio = LOOKUP_RATIO
-    """Rows a table must hold per id looked up for its index to be used (:data:`LOOKUP_RATIO`; 0: always)."""
 
     def __init__(
         self,
@@ -178,8 +163,6 @@ class DuckDBStore(MetadataStore):
         """Tables known to exist on this connection."""
         self._ready: dict[str, set[Hashable]] = {}
         """Per feature table, the shapes of rows its tables were made ready for (see ``_ensure_tables``)."""
-        self._indexed: set[str] = set()
-        """Feature tables known to have their id index on this connection."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -207,7 +190,6 @@ class DuckDBStore(MetadataStore):
             self._con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
         self._tables = set()
         self._ready = {}
-        self._indexed = set()
         try:  # one query, no catalog lookup: a store that has its bookkeeping tables answers at once
             meta = _run(
                 self._con,
@@ -255,7 +237,6 @@ class DuckDBStore(MetadataStore):
             self._con = None
         self._tables = set()
         self._ready = {}
-        self._indexed = set()
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -503,23 +484,30 @@ class DuckDBStore(MetadataStore):
         # transaction that created the table once they span several row groups.
         created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0), shape)
         try:
-            self._ensure_index(plan)
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
                 in_step = since is not None and seen == dict(since)
-                latest = ident(plan.table)
+                latest, history = ident(plan.table), ident(plan.table + HISTORY)
                 _run(con, f"INSERT INTO {latest} BY NAME {self._system_select(plan, source, columns, seq)}")
                 count = self._count_inserted(plan, seq, check=check) if check or counted else -1
                 if count == 0:
                     raise _NothingToWrite
                 if plan.table not in created and not (fresh and in_step):  # superseded rows move to history
-                    self._supersede(plan, seq)
+                    ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
+                    batch = f"(SELECT * FROM {latest} WHERE {ident(SEQ)} = {seq})"
+                    older = f"{ident(SEQ)} <> {seq} AND ({ids}) IN (SELECT {ids} FROM {batch})"
+                    if plan.child_ids:
+                        self._tombstone_vanished(plan, batch, older, seq)
+                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {older}")
+                    _run(con, f"DELETE FROM {latest} WHERE {older}")
+                    if plan.child_ids:
+                        _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {ident(VANISHED)}")
+                        _run(con, f"DROP TABLE {ident(VANISHED)}")
         except BaseException as exc:
             for table in created:  # nothing half-written: not even the empty tables of a first write
                 _run(con, f"DROP TABLE IF EXISTS {ident(table)}")
                 self._tables.discard(table)
                 self._ready.pop(table, None)
-                self._indexed.discard(table)
             if isinstance(exc, _NothingToWrite):
                 return None
             raise
@@ -535,41 +523,7 @@ class DuckDBStore(MetadataStore):
             check_facts(plan, sql_facts(plan, counted, _run(self.con, grouped_sql)[0]))
         return total
 
-    def _supersede(self, plan: FeaturePlan, seq: int) -> None:
-        """Move the live rows that the rows just written (``seq``) replace to history.
-
-        An expansion's rows replace all rows of their parents (its children that the batch lacks
-        become tombstones). When the batch holds few ids, the rows of those ids are taken out of
-        the latest table through its id index (:meth:`_lookup`), and those not replaced are put
-        back: no statement scans the table, wherever the ids lie in it. Otherwise the table is
-        scanned for the ids of the batch.
-        """
-        con = self.con
-        latest, history = ident(plan.table), ident(plan.table + HISTORY)
-        ids = sql.ids_list(plan.resolve_ids)
-        rows = latest
-        batch_rows = f"(SELECT * FROM {latest} WHERE {ident(SEQ)} = {seq})"
-        found = self._lookup(plan.resolve_ids[0], batch_rows, self._sizes([plan.table])[plan.table])
-        lookup = None if found is None else found[0]
-        if lookup is not None:  # the rows of the batch's ids, old and new: every row this write touches
-            rows = ident(f"strata$touched_{next(_names)}")
-            _run(con, f"CREATE TEMP TABLE {rows} AS SELECT * FROM {latest} WHERE {lookup} ORDER BY rowid")
-        batch = f"(SELECT * FROM {rows} WHERE {ident(SEQ)} = {seq})"
-        older = f"{ident(SEQ)} <> {seq} AND ({ids}) IN (SELECT {ids} FROM {batch})"
-        if plan.child_ids:
-            self._tombstone_vanished(plan, rows, batch, older, seq)
-        _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {rows} WHERE {older}")
-        if lookup is None:
-            _run(con, f"DELETE FROM {latest} WHERE {older}")
-        else:
-            _run(con, f"DELETE FROM {latest} WHERE {lookup}")
-            _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {rows} WHERE ({older}) IS NOT TRUE")
-            _run(con, f"DROP TABLE {rows}")
-        if plan.child_ids:
-            _run(con, f"INSERT INTO {latest} BY NAME SELECT * FROM {ident(VANISHED)}")
-            _run(con, f"DROP TABLE {ident(VANISHED)}")
-
-    def _tombstone_vanished(self, plan: FeaturePlan, rows: str, batch: str, older: str, seq: int) -> None:
+    def _tombstone_vanished(self, plan: FeaturePlan, batch: str, older: str, seq: int) -> None:
         """Tombstones (in temp table ``VANISHED``) for live children of rewritten parents that ``batch`` lacks."""
         same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
         replaced = (
@@ -578,77 +532,9 @@ class DuckDBStore(MetadataStore):
         )
         _run(
             self.con,
-            f"CREATE TEMP TABLE {ident(VANISHED)} AS SELECT * REPLACE ({replaced}) FROM {rows} l "
+            f"CREATE TEMP TABLE {ident(VANISHED)} AS SELECT * REPLACE ({replaced}) FROM {ident(plan.table)} l "
             f"WHERE NOT {ident(DELETED)} AND {older} AND NOT EXISTS (SELECT 1 FROM {batch} s WHERE {same})",
         )
-
-    def _sizes(self, tables: list[str]) -> dict[str, int]:
-        """Rows of each table, as DuckDB's catalog estimates them (deleted rows may count until a checkpoint)."""
-        marks = ", ".join(["?"] * len(tables))
-        found = (
-            _run(
-                self.con,
-                f"SELECT table_name, estimated_size FROM duckdb_tables() WHERE table_name IN ({marks}) "
-                "AND database_name = current_database() AND schema_name = current_schema()",
-                tables,
-            )
-            if tables
-            else []
-        )
-        sizes = dict.fromkeys(tables, 0)
-        sizes.update({str(name): int(size or 0) for name, size in found})
-        return sizes
-
-    def _ensure_index(self, plan: FeaturePlan) -> None:
-        """Give the latest table its id index (``strata$ids@<table>`` on the first resolve id) unless it has it.
-
-        Made with the table, so the first write fills it as it inserts; a table written before
-        the index (or whose index a type change dropped) gets it on its next write.
-        """
-        if plan.table in self._indexed:
-            return
-        name = INDEX + plan.table
-        found = _run(
-            self.con,
-            "SELECT count(*) FROM duckdb_indexes() WHERE index_name = ? AND database_name = current_database() "
-            "AND schema_name = current_schema()",
-            [name],
-        )
-        if not found[0][0]:
-            import duckdb
-
-            with contextlib.suppress(duckdb.OutOfMemoryException):  # a big table written before: lookups scan it
-                _run(self.con, f"CREATE INDEX {ident(name)} ON {ident(plan.table)} ({ident(plan.resolve_ids[0])})")
-        self._indexed.add(plan.table)
-
-    def _lookup(self, column: str, source: str, rows: int) -> tuple[str, int] | None:
-        """``"column" IN (<constants>)`` and how many: the distinct values ``source`` has in ``column``, or None.
-
-        A filter of constants on one column is what DuckDB answers from an index (an IN of a
-        subquery, or a join, reads every row of a table whose matching ids are spread over it).
-        Each value is written as its text cast back to its type, which gives the value itself.
-        None when a table of ``rows`` rows is cheaper to scan (:attr:`lookup_ratio`), when there
-        are more than :data:`LOOKUP_MAX` values or when they are of a nested type; ``false`` when
-        there are none. The statement using it must filter the table on nothing else, or DuckDB
-        scans it (``TryScanIndex`` takes one filtered column).
-        """
-        most = min(LOOKUP_MAX, rows // self.lookup_ratio) if self.lookup_ratio else LOOKUP_MAX
-        if most < 1:
-            return None
-        col = ident(column)
-        values = _run(
-            self.con,
-            f"SELECT CAST(v AS VARCHAR), typeof(v) FROM (SELECT DISTINCT {col} AS v FROM {source} "
-            f"WHERE {col} IS NOT NULL) LIMIT {most + 1}",
-        )
-        if len(values) > most or any(not _LOOKUP_TYPE.fullmatch(str(kind)) for _, kind in values):
-            return None
-        if not values:
-            return "false", 0
-        constants = [
-            literal(str(text)) if kind == "VARCHAR" else f"{literal(str(text))}::{kind}" for text, kind in values
-        ]
-        return f"{col} IN ({', '.join(constants)})", len(values)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -689,8 +575,6 @@ class DuckDBStore(MetadataStore):
                     # their items since): read the stored text as that list, or it would be cast to
                     # DuckDB's own text form (`[a, b]`) on insert.
                     column = ident(name)
-                    _run(con, f"DROP INDEX IF EXISTS {ident(INDEX + table)}")  # DuckDB alters no indexed table
-                    self._indexed.discard(table)  # the next write makes it again
                     _run(
                         con,
                         f"ALTER TABLE {ident(table)} ALTER COLUMN {column} SET DATA TYPE {kind} "
@@ -920,47 +804,13 @@ class DuckDBStore(MetadataStore):
         nulls = ", ".join(f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, false AS {ident(DELETED)}, CAST(NULL AS BIGINT) AS {ident(SEQ)} WHERE false)"
 
-    @staticmethod
-    def _read_columns(plan: FeaturePlan) -> dict[str, list[str]]:
-        """Per table, the columns a resolve of ``plan`` reads (the deleted flag aside)."""
-        read = {plan.table: [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]}
-        for up in plan.upstreams:
-            read[up.table] = [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
-        return read
-
     def _sources(self, plan: FeaturePlan) -> dict[str, str]:
-        read = self._read_columns(plan)
-        sources = {plan.table: self._source(plan, read[plan.table], plan)}
+        own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
+        sources = {plan.table: self._source(plan, own, plan)}
         for up in plan.upstreams:
-            sources[up.table] = self._source(self.plan(up.key), read[up.table], plan)
+            cols = [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
+            sources[up.table] = self._source(self.plan(up.key), cols, plan)
         return sources
-
-    def _narrowed(self, plan: FeaturePlan, sources: dict[str, str], candidates: str) -> dict[str, str]:
-        """``sources`` with each stored table cut to the rows of the candidates' ids, when they are few.
-
-        Each cut is a temp table made by a statement that filters its table on the first resolve
-        id alone, so DuckDB answers it from the id index (:meth:`_lookup`), wherever the ids lie;
-        the resolve's joins then read those few rows. Rows of other ids sharing a first id are
-        kept: the candidates' own filter still applies.
-        """
-        read = {t: c for t, c in self._read_columns(plan).items() if self._has_table(t)}  # stand-ins hold no rows
-        sizes = self._sizes(list(read))
-        found = self._lookup(plan.resolve_ids[0], candidates, max(sizes.values(), default=0))
-        if found is None:
-            return sources
-        lookup, count = found
-        narrowed = dict(sources)
-        for table, columns in read.items():
-            if sizes[table] < self.lookup_ratio * count:  # scanning it is cheaper
-                continue
-            name = f"strata_near_{next(_names)}"
-            picked = sql.ids_list((*dict.fromkeys(columns), DELETED))
-            _run(
-                self.con,
-                f"CREATE TEMP TABLE {name} AS SELECT {picked} FROM {ident(table)} WHERE {lookup} ORDER BY rowid",
-            )
-            narrowed[table] = name
-        return narrowed
 
     def _candidates(
         self, plan: FeaturePlan, sources: dict[str, str], since: dict[str, int], only: dict[str, Any] | None
@@ -986,20 +836,16 @@ class DuckDBStore(MetadataStore):
         self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
     ) -> Increment:
         sources = self._sources(plan)
-        candidates, made = None, []
+        candidates = None
         if since is not None or only is not None:
             candidates = self._candidates(plan, sources, since or {}, only)
-            narrowed = self._narrowed(plan, sources, candidates)
-            made = [candidates, *(name for table, name in narrowed.items() if name != sources[table])]
-            sources = narrowed
         expected = sql.expected_select(sql.DUCKDB, self.hash_algorithm, plan, candidates, sources)
         current = sql.current_select(plan, candidates, sources[plan.table])
         # nothing stored for the feature: only `added` can hold rows (a lazy part would run the whole comparison)
         only_added = lazy and not self._has_table(plan.table)
         increment = self._increment(plan, expected, current, lazy=lazy, only_added=only_added)
-        if not lazy:  # a lazy increment still reads them; they go at close
-            for name in made:
-                _run(self.con, f"DROP TABLE IF EXISTS {name}")
+        if candidates is not None and not lazy:  # a lazy increment still reads it; it goes at close
+            _run(self.con, f"DROP TABLE IF EXISTS {candidates}")
         return increment
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
