@@ -52,6 +52,8 @@ class Transcript(st.Feature, spec=st.FeatureSpec("transcript", deps=[Video],
             return out.filter(pl.col("sample_uid") != 3)
         if bad and mode == "columns":
             return out.rename({"text": "words"})
+        if mode == "narrow_ids":  # the right samples in the right order, ids of a narrower type
+            return out.with_columns(pl.col("sample_uid").cast(pl.Int32))
         return out
 
 
@@ -265,3 +267,14 @@ def test_build_names_features_and_refuses_unknown_ones(case: Case) -> None:
     assert bad.code == 2
     assert "no feature `nope`" in bad.err
     assert bad.err.count("\n") == 1
+
+
+def test_ids_that_compute_returns_in_another_type_are_stored_in_the_batch_s_type(case: Case) -> None:
+    case.source(10)
+    result = case.build("transcript", BUILD_FAIL="narrow_ids")
+    assert result["code"] == 0, result["err"]
+    kinds = case.rows(
+        "SELECT table_name, data_type FROM information_schema.columns "
+        "WHERE column_name = 'sample_uid' AND table_name IN ('video', 'transcript') ORDER BY table_name"
+    )
+    assert kinds == [("transcript", "BIGINT"), ("video", "BIGINT")]

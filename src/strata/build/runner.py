@@ -455,7 +455,13 @@ def _polars(out: Any) -> pl.DataFrame:
 
 
 def _same_rows(got: pl.DataFrame, wanted: pl.DataFrame) -> bool:
-    """Whether ``got`` holds exactly the rows of ``wanted``, in the same order and of the same types."""
+    """Whether ``got`` holds exactly the rows of ``wanted``, in the same order and of the same types.
+
+    ``equals`` compares values only (Int32 ids equal Int64 ones): the types are checked apart, or
+    compute's narrower ids would be stored (and fix the table's id type on a first write).
+    """
+    if got.schema != wanted.schema:
+        return False
     try:
         return got.equals(wanted, null_equal=True)
     except Exception:  # noqa: BLE001 - types that do not compare: take the joins
