@@ -507,7 +507,8 @@ class DuckDBStore(MetadataStore):
             for table in created:  # nothing half-written: not even the empty tables of a first write
                 _run(con, f"DROP TABLE IF EXISTS {ident(table)}")
                 self._tables.discard(table)
-                self._ready.pop(table, None)
+            if created:  # the shapes are kept per latest table: made ready again whichever of the two was dropped
+                self._ready.pop(plan.table, None)
             if isinstance(exc, _NothingToWrite):
                 return None
             raise
