@@ -344,6 +344,16 @@ def damaged_database(where: str, reason: str) -> SystemDatabaseError:
     )
 
 
+def _full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has no room left: SQLite may report a write there as an I/O error."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free < 64 * 1024
+    except OSError:
+        return False
+
+
 def database_failure(where: str, exc: BaseException) -> SystemDatabaseError:
     """A database failure as one line naming the database (never its password).
 
@@ -357,8 +367,9 @@ def database_failure(where: str, exc: BaseException) -> SystemDatabaseError:
     reason = redact_urls(detail[0]) if detail else type(exc).__name__
     if getattr(original, "sqlite_errorcode", None) in {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}:
         return damaged_database(where, reason)
-    if getattr(original, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-        path = Path(where.removeprefix("sqlite:///"))
+    code = getattr(original, "sqlite_errorcode", None)
+    path = Path(where.removeprefix("sqlite:///"))
+    if code == sqlite3.SQLITE_FULL or (code is not None and code & 0xFF == sqlite3.SQLITE_IOERR and _full(path.parent)):
         return SystemDatabaseError(
             f"the system database {where} failed: {reason}", f"free some space on the file system of {path.parent}"
         )
