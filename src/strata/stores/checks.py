@@ -170,6 +170,35 @@ def sql_facts_queries(plan: FeaturePlan, source: str) -> tuple[str, str]:
     return f"SELECT {', '.join(counted)} FROM {source}", grouped
 
 
+def sql_counts_query(plan: FeaturePlan, source: str) -> str | None:
+    """One SELECT over ``source``: its rows, the null counts of the facts, its rows beyond one per id.
+
+    One pass where :func:`sql_facts_queries` takes two: the nulls as ``count(*) - count(c)``,
+    which DuckDB answers from its statistics when ``source`` is a whole table, and the repeats
+    as a distinct count of the ids, cheaper than grouping them and counting the groups. None for
+    an expansion, whose child ids may be null: its facts take both queries.
+    """
+    if plan.child_ids:
+        return None
+    from strata.resolve.sql import ident, ids_list
+
+    ids = ids_list(plan.id_columns)
+    distinct = ids if len(plan.id_columns) == 1 else f"({ids})"  # several ids: one row value, nulls equal
+    nulls = [f"count(*) - count({ident(c)})" for c in (*plan.resolve_ids, *plan.dv_columns)]
+    return f"SELECT {', '.join(['count(*)', *nulls, f'count(*) - count(DISTINCT {distinct})'])} FROM {source}"
+
+
+def sql_counts(plan: FeaturePlan, row: tuple[Any, ...]) -> tuple[int, RowFacts, bool]:
+    """The rows, the facts but the repeats, and whether any id repeats, from the row of :func:`sql_counts_query`.
+
+    How many rows repeat is left to the grouped query of :func:`sql_facts_queries`, run only
+    when some do.
+    """
+    columns = (*plan.resolve_ids, *plan.dv_columns)
+    nulls = {c: int(n) for c, n in zip(columns, row[1:-1], strict=True)}
+    return int(row[0]), RowFacts(nulls=nulls), bool(row[-1])
+
+
 def sql_facts(plan: FeaturePlan, counted: tuple[Any, ...], grouped: tuple[Any, ...]) -> RowFacts:
     """:class:`RowFacts` from the rows the two queries of :func:`sql_facts_queries` returned."""
     columns = (*plan.resolve_ids, *plan.dv_columns)

@@ -36,7 +36,15 @@ from strata.resolve.plan import (
 )
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
-from strata.stores.checks import check_columns, check_facts, sql_facts, sql_facts_queries, to_arrow
+from strata.stores.checks import (
+    check_columns,
+    check_facts,
+    sql_counts,
+    sql_counts_query,
+    sql_facts,
+    sql_facts_queries,
+    to_arrow,
+)
 from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT, is_memory_limit
 from strata.stores.sync import Pending, SqlPending
 
@@ -489,7 +497,11 @@ class DuckDBStore(MetadataStore):
                 in_step = since is not None and seen == dict(since)
                 latest, history = ident(plan.table), ident(plan.table + HISTORY)
                 _run(con, f"INSERT INTO {latest} BY NAME {self._system_select(plan, source, columns, seq)}")
-                count = self._count_inserted(plan, seq, check=check) if check or counted else -1
+                count = (
+                    self._count_inserted(plan, seq, check=check, whole=plan.table in created)
+                    if check or counted
+                    else -1
+                )
                 if count == 0:
                     raise _NothingToWrite
                 if plan.table not in created and not (fresh and in_step):  # superseded rows move to history
@@ -514,14 +526,25 @@ class DuckDBStore(MetadataStore):
             raise
         return _Written(seq, count, in_step)
 
-    def _count_inserted(self, plan: FeaturePlan, seq: int, *, check: bool) -> int:
-        """How many rows a write just inserted; ``check``: check them first (raises :class:`WriteError`)."""
-        rows = f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
-        total = int(_run(self.con, f"SELECT count(*) FROM {rows}")[0][0])
-        if total and check:
-            counted_sql, grouped_sql = sql_facts_queries(plan, rows)
-            counted = _run(self.con, counted_sql)[0]
-            check_facts(plan, sql_facts(plan, counted, _run(self.con, grouped_sql)[0]))
+    def _count_inserted(self, plan: FeaturePlan, seq: int, *, check: bool, whole: bool = False) -> int:
+        """How many rows a write just inserted; ``check``: check them first (raises :class:`WriteError`).
+
+        ``whole``: the write created the table, so its rows are all the table holds: they are
+        read without a filter, and the count and null counts come from DuckDB's statistics.
+        """
+        rows = ident(plan.table) if whole else f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
+        one_pass = sql_counts_query(plan, rows) if check else None
+        if one_pass is None:
+            total = int(_run(self.con, f"SELECT count(*) FROM {rows}")[0][0])
+            if total and check:
+                counted_sql, grouped_sql = sql_facts_queries(plan, rows)
+                counted = _run(self.con, counted_sql)[0]
+                check_facts(plan, sql_facts(plan, counted, _run(self.con, grouped_sql)[0]))
+            return total
+        total, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
+        if repeats and not any(facts.nulls[c] for c in plan.resolve_ids):  # a null id is refused first
+            facts.repeated = int(_run(self.con, sql_facts_queries(plan, rows)[1])[0][0])  # the rows that repeat
+        check_facts(plan, facts)
         return total
 
     def _tombstone_vanished(self, plan: FeaturePlan, batch: str, older: str, seq: int) -> None:
@@ -686,15 +709,18 @@ class DuckDBStore(MetadataStore):
                 )
         if checked:
             return
-        nulls = [f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in (*plan.id_columns, *plan.dv_columns)]
-        counts = _run(self.con, f"SELECT {', '.join(nulls)} FROM {source}")[0]
-        for column, count in zip((*plan.id_columns, *plan.dv_columns), counts, strict=True):
-            if count:
+        one_pass = sql_counts_query(plan, source)  # a root is never an expansion
+        assert one_pass is not None
+        _, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
+        for column in (*plan.id_columns, *plan.dv_columns):
+            if facts.nulls[column]:
                 what = "id column" if column in plan.id_columns else "data-version column"
                 raise WriteError(
                     f"samples for `{plan.key}` have nulls in {what} `{column}`",
                     "every sample needs its ids and data versions; nothing was written",
                 )
+        if not repeats:
+            return
         keys = sql.ids_list(plan.id_columns)
         repeated = _run(self.con, f"SELECT count(*) FROM (SELECT 1 FROM {source} GROUP BY {keys} HAVING count(*) > 1)")
         if repeated[0][0]:
