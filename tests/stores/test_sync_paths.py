@@ -404,3 +404,44 @@ def test_a_resolve_since_the_last_sync_reads_only_the_new_rows_of_tables_rewritt
         first = summary(store.resolve_update("embedding"))
         forget_sync(store)
         assert summary(store.resolve_update("embedding")) == first
+
+
+def test_an_aggregated_upstream_with_one_child_rewritten_is_read_with_every_child_of_the_parent(
+    tmp_path: Path,
+) -> None:
+    """An upstream keyed finer than the resolve ids is never read through its new rows alone.
+
+    One frame of sample 2 is rewritten: the frames table's rows written since hold every
+    candidate (sample 2), but not every row of it; the summary aggregates all three frames.
+    """
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Frames(st.Feature, spec=st.FeatureSpec("frames", id_columns=["sample_uid", "frame"], fields=["pixels"])):
+            pass
+
+        class Summary(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["mean"]
+            ),
+        ):
+            pass
+
+    frames = pl.DataFrame(
+        {"sample_uid": [1, 1, 2, 2, 2], "frame": [0, 1, 0, 1, 2], "strata_dv__pixels": ["p", "q", "r", "s", "t"]}
+    )
+    with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as store:
+        store.write("frames", frames)
+        store.write("summary", rows(store.resolve_update("summary")))
+        store.write(
+            "frames",
+            frames.filter(pl.col("frame") == 1, pl.col("sample_uid") == 2).with_columns(strata_dv__pixels=pl.lit("s2")),
+        )
+        since = store.resolve_update("summary")
+        assert since.meta["mode"] == "since last sync"
+        store.delete("frames", pl.DataFrame({"sample_uid": [-1], "frame": [-1]}), soft=False)  # forgets the sync
+        full = store.resolve_update("summary")
+        assert full.meta["mode"] == "full"
+        assert since.changed.to_native().equals(full.changed.to_native())
+        assert since.changed.to_native()["sample_uid"].to_list() == [2]
