@@ -841,23 +841,41 @@ class DuckDBStore(MetadataStore):
 
     def _candidates(
         self, plan: FeaturePlan, sources: dict[str, str], since: dict[str, int], only: dict[str, Any] | None
-    ) -> str:
-        """A temp table of the resolve ids that may have changed since the last sync."""
+    ) -> tuple[str, set[str]]:
+        """A temp table of the resolve ids that may have changed since the last sync, and the tables found whole.
+
+        A table is found whole when it holds one row per resolve id and its rows written since
+        the sync (``strata_seq`` above its number) hold every candidate: its rows of the
+        candidates are then exactly those, so the resolve reads them alone, found by the
+        sequence numbers (rows are appended: DuckDB's zonemaps skip the older row groups).
+        Another table's rows of the candidates may lie anywhere: with no index, every one of its
+        ids is compared with the candidates.
+        """
         name = f"strata_cand_{next(_names)}"
         keys = sql.ids_list(plan.resolve_ids)
         if only is not None:
             values = ", ".join(f"? AS {ident(k)}" for k in plan.resolve_ids)
             _run(self.con, f"CREATE TEMP TABLE {name} AS SELECT {values}", [only[k] for k in plan.resolve_ids])
-            return name
+            return name, set()
+        tables = {plan.table: plan.id_columns, **{u.table: u.id_columns for u in plan.upstreams}}
+        stored = [t for t in tables if self._has_table(t)]
+        if not stored:
+            _run(self.con, f"CREATE TEMP TABLE {name} AS SELECT {keys} FROM {sources[plan.table]} WHERE false")
+            return name, set()
+        one_row = set(plan.resolve_ids)
+        watched = [t for t in stored if t in since and set(tables[t]) == one_row and len(tables[t]) == len(one_row)]
         parts = []
-        for table in [plan.table, *(u.table for u in plan.upstreams)]:
-            if table in since and self._has_table(table):
-                parts.append(f"SELECT {keys} FROM {sources[table]} WHERE {ident(SEQ)} > {int(since[table])}")
-            elif self._has_table(table):
-                parts.append(f"SELECT {keys} FROM {sources[table]}")
-        union = " UNION ".join(parts) if parts else f"SELECT {keys} FROM {sources[plan.table]} WHERE false"
-        _run(self.con, f"CREATE TEMP TABLE {name} AS {union}")
-        return name
+        for index, table in enumerate(stored):
+            recent = f" WHERE {ident(SEQ)} > {int(since[table])}" if table in since else ""
+            parts.append(f"SELECT {keys}, {index} AS src FROM {sources[table]}{recent}")
+        flags = [f"bool_or(src = {stored.index(t)}) AS {ident(f'strata$in{i}')}" for i, t in enumerate(watched)]
+        union = " UNION ALL ".join(parts)
+        _run(self.con, f"CREATE TEMP TABLE {name} AS SELECT {', '.join([keys, *flags])} FROM ({union}) GROUP BY {keys}")
+        if not watched:
+            return name, set()
+        whole = ", ".join(f"bool_and({ident(f'strata$in{i}')})" for i in range(len(watched)))
+        found = _run(self.con, f"SELECT {whole} FROM {name}")[0]
+        return name, {t for t, all_in in zip(watched, found, strict=True) if all_in}
 
     def _resolve(
         self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
@@ -865,7 +883,9 @@ class DuckDBStore(MetadataStore):
         sources = self._sources(plan)
         candidates = None
         if since is not None or only is not None:
-            candidates = self._candidates(plan, sources, since or {}, only)
+            candidates, whole = self._candidates(plan, sources, since or {}, only)
+            for table in whole:  # found whole among its rows written since the sync (see _candidates)
+                sources[table] = f"(SELECT * FROM {sources[table]} WHERE {ident(SEQ)} > {int((since or {})[table])})"
         expected = sql.expected_select(sql.DUCKDB, self.hash_algorithm, plan, candidates, sources)
         current = sql.current_select(plan, candidates, sources[plan.table])
         # nothing stored for the feature: only `added` can hold rows (a lazy part would run the whole comparison)
