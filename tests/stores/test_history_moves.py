@@ -118,7 +118,7 @@ def test_writes_and_deletes_move_the_rows_the_in_memory_store_moves(steps: list[
 
 
 def test_superseded_rows_spread_over_many_row_groups_move_exactly(tmp_path: Path) -> None:
-    """A table of several DuckDB row groups: rewritten, re-added and deleted ids far apart, in one file."""
+    """A table of several DuckDB row groups: rewritten, re-added and deleted ids far apart, few and many, in one file."""
     n = 300_000
     base = pl.DataFrame({"sample_uid": range(n), "strata_dv__frames": [f"f{i}" for i in range(n)]})
     changed = base.filter(pl.col("sample_uid") % 997 == 5).with_columns(pl.col("strata_dv__frames") + "x")
@@ -137,6 +137,8 @@ def test_superseded_rows_spread_over_many_row_groups_move_exactly(tmp_path: Path
             deleted = store.delete("video", gone)
             deleted_again = store.delete("video", pl.concat([gone.head(10), changed.select("sample_uid").tail(5)]))
             store.write("video", pl.concat([back, base.filter(pl.col("sample_uid").is_in(gone["sample_uid"].head(3)))]))
+            many = base.filter(pl.col("sample_uid") % 3 == 1).with_columns(pl.col("strata_dv__frames") + "z")
+            store.write("video", many)  # more ids than one statement moves (MOVED_IN_ONE)
             results.append((deleted, deleted_again, latest(store, "video"), stored(store, "video")))
     (deleted, deleted_again, live, rows), duck = results
     assert (duck[0], duck[1]) == (deleted, deleted_again) == (len(gone), 5)
