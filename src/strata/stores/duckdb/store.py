@@ -531,7 +531,8 @@ class DuckDBStore(MetadataStore):
         statement (``DELETE ... RETURNING`` in a ``WITH``): one scan of the latest table.
         More, and the per-row cost of ``RETURNING`` outweighs a second scan: an ``INSERT``
         then a ``DELETE``. An expansion's moved rows are kept in a temp table, from which the
-        tombstones of its vanished children are made.
+        tombstones of its vanished children are made. Called inside the write's transaction: the
+        temp tables go with a rollback.
         """
         con = self.con
         ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
@@ -540,41 +541,44 @@ class DuckDBStore(MetadataStore):
         select = f"SELECT DISTINCT {ids} FROM {latest} WHERE {ident(SEQ)} = {seq}"
         size = _run(con, f"CREATE TEMP TABLE {written} AS {select}")[0][0]
         older = f"{ident(SEQ)} <> {seq} AND ({ids}) IN (SELECT {ids} FROM {written})"
-        try:
-            if plan.child_ids:
-                moved = ident(f"strata$moved_{next(_names)}")
-                rows = f"WITH rows AS (DELETE FROM {latest} WHERE {older} RETURNING *) SELECT * FROM rows"
-                if _run(con, f"CREATE TEMP TABLE {moved} AS {rows}")[0][0]:
-                    _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {moved}")
-                    self._tombstone_vanished(plan, moved, seq)
-                _run(con, f"DROP TABLE {moved}")
-            elif size <= MOVED_IN_ONE:
-                moved_rows = f"DELETE FROM {latest} WHERE {older} RETURNING *"
-                _run(con, f"WITH moved AS ({moved_rows}) INSERT INTO {history} BY NAME SELECT * FROM moved")
-            else:
-                _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {older}")
-                _run(con, f"DELETE FROM {latest} WHERE {older}")
-        finally:
-            _run(con, f"DROP TABLE IF EXISTS {written}")
+        if plan.child_ids:  # live children the write lacks leave tombstones
+            same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
+            with self._moved(plan, older) as moved:
+                self._tombstones(
+                    plan, moved, seq, f"(SELECT 1 FROM {latest} s WHERE s.{ident(SEQ)} = {seq} AND {same})"
+                )
+        elif size <= MOVED_IN_ONE:
+            moved_rows = f"DELETE FROM {latest} WHERE {older} RETURNING *"
+            _run(con, f"WITH moved AS ({moved_rows}) INSERT INTO {history} BY NAME SELECT * FROM moved")
+        else:
+            _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {latest} WHERE {older}")
+            _run(con, f"DELETE FROM {latest} WHERE {older}")
+        _run(con, f"DROP TABLE {written}")  # on failure the write's rollback drops it
 
-    def _tombstone_vanished(self, plan: FeaturePlan, moved: str, seq: int) -> None:
-        """Tombstones for the live children among the ``moved`` rows of rewritten parents that write ``seq`` lacks."""
-        same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
-        latest = ident(plan.table)
-        _run(
-            self.con,
-            f"INSERT INTO {latest} BY NAME SELECT * REPLACE ({self._tombstone(seq)}) FROM {moved} l "
-            f"WHERE NOT {ident(DELETED)} AND NOT EXISTS "
-            f"(SELECT 1 FROM {latest} s WHERE s.{ident(SEQ)} = {seq} AND {same})",
-        )
+    @contextlib.contextmanager
+    def _moved(self, plan: FeaturePlan, where: str) -> Iterator[str]:
+        """Move the latest rows ``where`` picks to history; the block gets the temp table that holds them.
 
-    @staticmethod
-    def _tombstone(seq: int) -> str:
-        """The ``REPLACE`` list turning a live row into its tombstone, written by ``seq``."""
-        return (
+        One scan of the latest table: one statement deletes the rows and keeps them
+        (``DELETE ... RETURNING`` in a ``WITH``); history is filled from the temp table.
+        """
+        latest, history = ident(plan.table), ident(plan.table + HISTORY)
+        moved = ident(f"strata$moved_{next(_names)}")
+        rows = f"WITH rows AS (DELETE FROM {latest} WHERE {where} RETURNING *) SELECT * FROM rows"
+        if _run(self.con, f"CREATE TEMP TABLE {moved} AS {rows}")[0][0]:
+            _run(self.con, f"INSERT INTO {history} BY NAME SELECT * FROM {moved}")
+        yield moved
+        _run(self.con, f"DROP TABLE {moved}")  # on failure the write's rollback drops it
+
+    def _tombstones(self, plan: FeaturePlan, moved: str, seq: int, unless: str = "") -> int:
+        """Tombstones, written by ``seq``, of the live rows in ``moved`` (but those ``NOT EXISTS unless``); how many."""
+        where = f"NOT {ident(DELETED)}" + (f" AND NOT EXISTS {unless}" if unless else "")
+        replaced = (
             f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
             f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
         )
+        tombs = f"SELECT * REPLACE ({replaced}) FROM {moved} l WHERE {where}"
+        return int(_run(self.con, f"INSERT INTO {ident(plan.table)} BY NAME {tombs}")[0][0])
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -754,21 +758,13 @@ class DuckDBStore(MetadataStore):
         try:
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))  # a hard delete changes the table too
-                deleted = f"DELETE FROM {latest} WHERE {match} RETURNING *"
                 if soft:  # matched rows move to history; the live ones leave tombstones
-                    moved = ident(f"strata$moved_{next(_names)}")
-                    count = 0
-                    if _run(con, f"CREATE TEMP TABLE {moved} AS WITH rows AS ({deleted}) SELECT * FROM rows")[0][0]:
-                        _run(con, f"INSERT INTO {history} BY NAME SELECT * FROM {moved}")
-                        count = _run(
-                            con,
-                            f"INSERT INTO {latest} BY NAME SELECT * REPLACE ({self._tombstone(seq)}) "
-                            f"FROM {moved} WHERE NOT {ident(DELETED)}",
-                        )[0][0]
-                    _run(con, f"DROP TABLE {moved}")
-                else:
+                    with self._moved(plan, match) as moved:
+                        count = self._tombstones(plan, moved, seq)
+                else:  # the live rows erased are counted from what the DELETE returns: one scan
+                    gone = f"DELETE FROM {latest} WHERE {match} RETURNING {ident(DELETED)}"
                     count = _run(
-                        con, f"WITH rows AS ({deleted}) SELECT count(*) FILTER (WHERE NOT {ident(DELETED)}) FROM rows"
+                        con, f"WITH rows AS ({gone}) SELECT count(*) FILTER (WHERE NOT {ident(DELETED)}) FROM rows"
                     )[0][0]
                     _run(con, f"DELETE FROM {history} WHERE {match}")
         finally:
