@@ -910,16 +910,18 @@ class DuckDBStore(MetadataStore):
             return name, set()
         one_row = set(plan.resolve_ids)
         watched = [t for t in stored if t in since and set(tables[t]) == one_row and len(tables[t]) == len(one_row)]
+        # the columns added to the ids are named as no id column can be (`strata_` is reserved)
+        origin, flag = ident("strata_table"), [ident(f"strata_new_in_{i}") for i in range(len(watched))]
         parts = []
         for index, table in enumerate(stored):
             recent = f" WHERE {ident(SEQ)} > {int(since[table])}" if table in since else ""
-            parts.append(f"SELECT {keys}, {index} AS src FROM {sources[table]}{recent}")
-        flags = [f"bool_or(src = {stored.index(t)}) AS {ident(f'strata$in{i}')}" for i, t in enumerate(watched)]
+            parts.append(f"SELECT {keys}, {index} AS {origin} FROM {sources[table]}{recent}")
+        flags = [f"bool_or({origin} = {stored.index(t)}) AS {flag[i]}" for i, t in enumerate(watched)]
         union = " UNION ALL ".join(parts)
         _run(self.con, f"CREATE TEMP TABLE {name} AS SELECT {', '.join([keys, *flags])} FROM ({union}) GROUP BY {keys}")
         if not watched:
             return name, set()
-        whole = ", ".join(f"bool_and({ident(f'strata$in{i}')})" for i in range(len(watched)))
+        whole = ", ".join(f"bool_and({f})" for f in flag)
         found = _run(self.con, f"SELECT {whole} FROM {name}")[0]
         return name, {t for t, all_in in zip(watched, found, strict=True) if all_in}
 
