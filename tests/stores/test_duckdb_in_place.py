@@ -10,6 +10,7 @@ import narwhals as nw
 import polars as pl
 import pytest
 
+import strata as st
 from strata.errors import DefinitionError, WriteError
 from strata.stores.duckdb.store import DuckDBStore
 from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows
@@ -222,6 +223,44 @@ def test_an_expansion_s_rows_in_a_relation_are_checked_like_a_frame_s(
         assert store.write("frames", staged_relation(store, good)) == 3
         assert store.write("frames", staged_relation(store, frame_rows([(1, 0)]))) == 1  # frame 1 of sample 1 goes
         assert sorted(store.read("frames")["frame"].to_list()) == [0]
+
+
+@pytest.mark.parametrize("parent", ["n", "childless", "len"])
+def test_an_expansion_keyed_by_ids_named_like_the_columns_its_checks_count_is_checked_like_a_frame(
+    tmp_path: Path, parent: str
+) -> None:
+    """The checks' counts share their query with the parent ids: valid rows are written, bad ones refused alike."""
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Video(st.Feature, spec=st.FeatureSpec("video", id_columns=[parent], fields=["frames"])):
+            pass
+
+        class Frames(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "frames",
+                id_columns=[parent, "frame"],
+                deps=[st.FeatureDep(Video, st.Lineage.expansion([parent]))],
+                fields=["pixels"],
+            ),
+        ):
+            pass
+
+    def children(pairs: list[tuple[int, int | None]]) -> pl.DataFrame:
+        return frame_rows(pairs).rename({"sample_uid": parent})
+
+    with DuckDBStore(tmp_path / "m.duckdb", graph=graph) as store:
+        store.write("video", pl.DataFrame({parent: [0, 1, 2, 3], "strata_dv__frames": ["v"] * 4}))
+        good = children([(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, None)])
+        assert store.write("frames", staged_relation(store, good)) == 7
+        bad = children([(1, 0), (1, 0), (2, 0)])
+        with pytest.raises(WriteError, match="2 rows with repeated ids") as eager:
+            store.write("frames", bad)
+        with pytest.raises(WriteError) as in_place:
+            store.write("frames", staged_relation(store, bad))
+        assert str(in_place.value) == str(eager.value)
+        assert len(store.read("frames", include_deleted=True)) == 7
 
 
 def test_writing_the_empty_parts_of_a_lazy_increment_records_the_feature_in_sync(tmp_path: Path) -> None:

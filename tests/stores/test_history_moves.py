@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from polars.testing import assert_frame_equal
@@ -144,3 +145,33 @@ def test_superseded_rows_spread_over_many_row_groups_move_exactly(tmp_path: Path
     assert (duck[0], duck[1]) == (deleted, deleted_again) == (len(gone), 5)
     assert duck[2] == live
     assert_frame_equal(duck[3], rows, check_dtypes=False)
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_ids_with_a_null_child_id_delete_the_no_children_row_as_in_memory(tmp_path: Path, soft: bool) -> None:
+    """Ids match with nulls equal, as a write's do: (1, null) deletes parent 1's "no children" row.
+
+    The parent then has nothing stored, so the next resolve asks for it again.
+    """
+    children = pl.DataFrame(
+        {"sample_uid": [1, 2, 2], "frame": [None, 0, 1], "strata_in__video__frames": ["a", "b", "b"]},
+        schema_overrides={"frame": pl.Int64},
+    ).with_columns(strata_dv__pixels=pl.lit("p"))
+    gone = pl.DataFrame(
+        {"sample_uid": [1, 2], "frame": [None, None]}, schema={"sample_uid": pl.Int64, "frame": pl.Int64}
+    )
+    seen = []
+    for store in (
+        st.InMemoryStore(graph=lineage_graph()),
+        st.DuckDBStore(tmp_path / "meta.duckdb", graph=lineage_graph()),
+    ):
+        with store:
+            store.write("video", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["a", "b"]}))
+            store.write("frames", children)
+            deleted = store.delete("frames", gone, soft=soft)
+            seen.append((deleted, latest(store, "frames"), stored(store, "frames"), store.resolve_update("frames")))
+    (deleted, live, rows, inc), duck = seen
+    assert duck[0] == deleted == 0  # the row said "no children": no live row was deleted
+    assert duck[1] == live == [(2, 0, False), (2, 1, False)]
+    assert_frame_equal(duck[2], rows, check_dtypes=False)
+    assert duck[3].added.to_native()["sample_uid"].to_list() == inc.added.to_native()["sample_uid"].to_list() == [1]

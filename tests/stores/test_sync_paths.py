@@ -445,3 +445,34 @@ def test_an_aggregated_upstream_with_one_child_rewritten_is_read_with_every_chil
         assert full.meta["mode"] == "full"
         assert since.changed.to_native().equals(full.changed.to_native())
         assert since.changed.to_native()["sample_uid"].to_list() == [2]
+
+
+@pytest.mark.parametrize("id_column", ["src", "strata$in0"])
+def test_an_id_column_named_like_a_column_the_resolve_adds_gets_the_increment_the_in_memory_store_gives(
+    tmp_path: Path, id_column: str
+) -> None:
+    """The resolve ids share the candidates table with the columns a resolve adds to them: no name may clash.
+
+    Sample 1 of `score` is deleted since the sync, so it is a candidate that `edges` has no new
+    row for: `edges` must be searched for it (it is to be added again), not read through its
+    new rows alone.
+    """
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Edges(st.Feature, spec=st.FeatureSpec("edges", id_columns=[id_column], fields=["weight"])):
+            pass
+
+        class Score(st.Feature, spec=st.FeatureSpec("score", id_columns=[id_column], deps=[Edges], fields=["value"])):
+            pass
+
+    seen = []
+    for store in (st.InMemoryStore(graph=graph), st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph)):
+        with store:
+            store.write("edges", pl.DataFrame({id_column: [0, 1, 2], "strata_dv__weight": ["a", "b", "c"]}))
+            store.write("score", rows(store.resolve_update("score"), "added"))
+            store.delete("score", pl.DataFrame({id_column: [1]}))
+            inc = store.resolve_update("score")
+            assert inc.meta["mode"] == "since last sync"
+            seen.append((inc.added.to_native()[id_column].to_list(), inc.counts()))
+    assert seen[1] == seen[0] == ([1], {"added": 1, "changed": 0, "removed": 0})

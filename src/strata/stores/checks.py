@@ -137,8 +137,11 @@ def _children_facts(plan: FeaturePlan, ids: pl.DataFrame) -> tuple[int, int]:
 
     nulls = [pl.col(c).is_null() for c in plan.child_ids]
     half = ids.filter(pl.any_horizontal(nulls) & ~pl.all_horizontal(nulls)).height
-    parents = ids.group_by(list(plan.resolve_ids)).agg(pl.all_horizontal(nulls).any().alias("childless"), pl.len())
-    return half, parents.filter(pl.col("childless") & (pl.col("len") > 1)).height
+    childless, rows = "strata_childless", "strata_rows"  # beside the parent ids: `strata_` is reserved
+    parents = ids.group_by(list(plan.resolve_ids)).agg(
+        pl.all_horizontal(nulls).any().alias(childless), pl.len().alias(rows)
+    )
+    return half, parents.filter(pl.col(childless) & (pl.col(rows) > 1)).height
 
 
 def sql_facts_queries(plan: FeaturePlan, source: str) -> tuple[str, str]:
@@ -155,10 +158,12 @@ def sql_facts_queries(plan: FeaturePlan, source: str) -> tuple[str, str]:
         all_null = " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids)
         counted.append(f"count(*) FILTER (WHERE ({any_null}) AND NOT ({all_null}))")
         parents = ids_list(plan.resolve_ids)
+        # the counts sit beside the parent ids: named as no id column can be (`strata_` is reserved)
+        n, total, childless = ident("strata_n"), ident("strata_total"), ident("strata_childless")
         grouped = (
-            f"SELECT coalesce(sum(n) FILTER (WHERE n > 1), 0), count(*) FILTER (WHERE childless AND total > 1) "
-            f"FROM (SELECT sum(n) OVER (PARTITION BY {parents}) AS total, n, childless FROM "
-            f"(SELECT {parents}, count(*) AS n, bool_and({all_null}) AS childless FROM {source} "
+            f"SELECT coalesce(sum({n}) FILTER (WHERE {n} > 1), 0), count(*) FILTER (WHERE {childless} AND {total} > 1) "
+            f"FROM (SELECT sum({n}) OVER (PARTITION BY {parents}) AS {total}, {n}, {childless} FROM "
+            f"(SELECT {parents}, count(*) AS {n}, bool_and({all_null}) AS {childless} FROM {source} "
             f"GROUP BY {ids_list(plan.id_columns)}))"
         )
     else:

@@ -106,6 +106,16 @@ def _childless(plan: FeaturePlan) -> str:
     return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
 
 
+def _matching(table: str, ids: str, columns: Sequence[str]) -> str:
+    """SQL true for the rows of ``table`` whose ``columns`` equal those of a row of ``ids``, nulls equal.
+
+    Nulls match as in a write (an expansion's "no children" row has null child ids) and in the
+    in-memory store; DuckDB plans it as the hash semi-join ``IN`` would be.
+    """
+    same = " AND ".join(f"d.{ident(c)} IS NOT DISTINCT FROM {table}.{ident(c)}" for c in columns)
+    return f"EXISTS (SELECT 1 FROM {ids} d WHERE {same})"
+
+
 def _column_ddl(name: str, kind: str) -> str:
     """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks."""
     hashed = name.startswith((DV, IN)) and kind == "VARCHAR"
@@ -788,9 +798,8 @@ class DuckDBStore(MetadataStore):
         con = self.con
         batch = f"strata_ids_{next(_names)}"
         con.register(batch, ids)
-        keys = sql.ids_list(tuple(ids.column_names))  # the id columns, or an expansion's parent ids
         latest, history = ident(plan.table), ident(plan.table + HISTORY)
-        match = f"({keys}) IN (SELECT {keys} FROM {ident(batch)})"
+        match = _matching(latest, ident(batch), ids.column_names)  # the id columns, or an expansion's parent ids
         try:
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))  # a hard delete changes the table too
@@ -802,7 +811,7 @@ class DuckDBStore(MetadataStore):
                     count = _run(
                         con, f"WITH rows AS ({gone}) SELECT count(*) FILTER (WHERE NOT {ident(DELETED)}) FROM rows"
                     )[0][0]
-                    _run(con, f"DELETE FROM {history} WHERE {match}")
+                    _run(con, f"DELETE FROM {history} WHERE {_matching(history, ident(batch), ids.column_names)}")
         finally:
             con.unregister(batch)
         return int(count), seq if since is None or seen == dict(since) else None
@@ -910,16 +919,18 @@ class DuckDBStore(MetadataStore):
             return name, set()
         one_row = set(plan.resolve_ids)
         watched = [t for t in stored if t in since and set(tables[t]) == one_row and len(tables[t]) == len(one_row)]
+        # the columns added to the ids are named as no id column can be (`strata_` is reserved)
+        origin, flag = ident("strata_table"), [ident(f"strata_new_in_{i}") for i in range(len(watched))]
         parts = []
         for index, table in enumerate(stored):
             recent = f" WHERE {ident(SEQ)} > {int(since[table])}" if table in since else ""
-            parts.append(f"SELECT {keys}, {index} AS src FROM {sources[table]}{recent}")
-        flags = [f"bool_or(src = {stored.index(t)}) AS {ident(f'strata$in{i}')}" for i, t in enumerate(watched)]
+            parts.append(f"SELECT {keys}, {index} AS {origin} FROM {sources[table]}{recent}")
+        flags = [f"bool_or({origin} = {stored.index(t)}) AS {flag[i]}" for i, t in enumerate(watched)]
         union = " UNION ALL ".join(parts)
         _run(self.con, f"CREATE TEMP TABLE {name} AS SELECT {', '.join([keys, *flags])} FROM ({union}) GROUP BY {keys}")
         if not watched:
             return name, set()
-        whole = ", ".join(f"bool_and({ident(f'strata$in{i}')})" for i in range(len(watched)))
+        whole = ", ".join(f"bool_and({f})" for f in flag)
         found = _run(self.con, f"SELECT {whole} FROM {name}")[0]
         return name, {t for t, all_in in zip(watched, found, strict=True) if all_in}
 
