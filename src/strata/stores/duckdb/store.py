@@ -584,7 +584,7 @@ class DuckDBStore(MetadataStore):
         older = f"{ident(SEQ)} <> {seq} AND ({ids}) IN (SELECT {ids} FROM {written})"
         if plan.child_ids:  # live children the write lacks leave tombstones
             same = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
-            with self._moved(plan, older) as moved:
+            with self._moved(plan, older, many=size > MOVED_IN_ONE) as moved:
                 self._tombstones(
                     plan, moved, seq, f"(SELECT 1 FROM {latest} s WHERE s.{ident(SEQ)} = {seq} AND {same})"
                 )
@@ -597,16 +597,23 @@ class DuckDBStore(MetadataStore):
         _run(con, f"DROP TABLE {written}")  # on failure the write's rollback drops it
 
     @contextlib.contextmanager
-    def _moved(self, plan: FeaturePlan, where: str) -> Iterator[str]:
+    def _moved(self, plan: FeaturePlan, where: str, *, many: bool = False) -> Iterator[str]:
         """Move the latest rows ``where`` picks to history; the block gets the temp table that holds them.
 
         One scan of the latest table: one statement deletes the rows and keeps them
         (``DELETE ... RETURNING`` in a ``WITH``); history is filled from the temp table.
+        ``many`` (more than :data:`MOVED_IN_ONE` ids): the rows are copied, then deleted, as
+        ``RETURNING`` costs more per row than a second scan.
         """
         latest, history = ident(plan.table), ident(plan.table + HISTORY)
         moved = ident(f"strata$moved_{next(_names)}")
         rows = f"WITH rows AS (DELETE FROM {latest} WHERE {where} RETURNING *) SELECT * FROM rows"
-        if _run(self.con, f"CREATE TEMP TABLE {moved} AS {rows}")[0][0]:
+        if many:
+            rows = f"SELECT * FROM {latest} WHERE {where}"
+        count = _run(self.con, f"CREATE TEMP TABLE {moved} AS {rows}")[0][0]
+        if many:
+            _run(self.con, f"DELETE FROM {latest} WHERE {where}")
+        if count:
             _run(self.con, f"INSERT INTO {history} BY NAME SELECT * FROM {moved}")
         yield moved
         _run(self.con, f"DROP TABLE {moved}")  # on failure the write's rollback drops it
@@ -804,7 +811,7 @@ class DuckDBStore(MetadataStore):
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))  # a hard delete changes the table too
                 if soft:  # matched rows move to history; the live ones leave tombstones
-                    with self._moved(plan, match) as moved:
+                    with self._moved(plan, match, many=ids.num_rows > MOVED_IN_ONE) as moved:
                         count = self._tombstones(plan, moved, seq)
                 else:  # the live rows erased are counted from what the DELETE returns: one scan
                     gone = f"DELETE FROM {latest} WHERE {match} RETURNING {ident(DELETED)}"
