@@ -196,6 +196,10 @@ class Environment(_Strict):
     name: str
     config: EnvironmentConfig = msgspec.field(default_factory=EnvironmentConfig)
     env: dict[str, Any] = {}
+    features: dict[str, Any] = {}
+    """strata: ``store``, the feature store this environment uses (over the root ``features.store``)."""
+    stores: dict[str, dict[str, Any]] = {}
+    """strata: settings over the root ``stores:`` entries of the same names (or stores of its own)."""
     state_id_suffix: str | None = None
     annotations: dict[str, Any] = {}
 

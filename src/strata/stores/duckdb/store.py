@@ -163,8 +163,12 @@ class DuckDBStore(MetadataStore):
         graph: FeatureGraph | None = None,
         read_only: bool = False,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        fallbacks: Sequence[MetadataStore] = (),
+        name: str | None = None,
     ) -> None:
-        super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
+        super().__init__(
+            hash_algorithm=hash_algorithm, graph=graph, read_only=read_only, fallbacks=fallbacks, name=name
+        )
         if not is_memory_limit(memory_limit):
             raise DefinitionError(
                 f"memory_limit `{memory_limit}` is not a size",
@@ -179,6 +183,16 @@ class DuckDBStore(MetadataStore):
         """Per feature table, the shapes of rows its tables were made ready for (see ``_ensure_tables``)."""
         self._schema: str | None = None
         """The connection's database and schema, quoted (see ``_has_table``)."""
+
+    def describe(self) -> str:
+        """Its name, else ``duckdb store at PATH``."""
+        return self.name or f"duckdb store at {self.path}"
+
+    def _same_place(self, other: MetadataStore) -> bool:
+        """The same database file (``:memory:`` databases are each their own)."""
+        if not isinstance(other, DuckDBStore) or ":memory:" in (self.path, other.path):
+            return False
+        return Path(self.path).resolve() == Path(other.path).resolve()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:

@@ -1,0 +1,152 @@
+"""Read-through chains: a dev store that reads what it lacks from prod, writes only to itself.
+
+A read of a feature comes from the first store in the chain holding rows for it; a resolve's
+current rows are the first store's own (writes go there, so what it holds stays whole); a chain
+with a cycle or with two hash algorithms is refused when it is opened, naming the stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import strata as st
+from strata.errors import DefinitionError
+from tests.stores.test_conformance import graph_of, roots, rows, sync
+from tests.stores.test_sync_paths import summary
+
+Make = Callable[..., st.MetadataStore]
+
+
+@pytest.fixture(params=["memory", "duckdb"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
+    """``make(name, **kwargs)``: a store of the parametrised kind; DuckDB stores are files named after ``name``."""
+
+    def build(name: str, **kwargs: object) -> st.MetadataStore:
+        if request.param == "memory":
+            return st.InMemoryStore(name=name, **kwargs)  # type: ignore[arg-type]
+        return st.DuckDBStore(tmp_path / f"{name}.duckdb", name=name, **kwargs)  # type: ignore[arg-type]
+
+    return build
+
+
+def build_prod(prod: st.MetadataStore, n: int = 5) -> None:
+    """Prod holds the whole graph, in sync."""
+    with prod:
+        sync(prod, roots(n))
+
+
+def test_a_dev_store_resolves_upstreams_that_live_only_in_prod_as_one_store_holding_everything(make: Make) -> None:
+    graph = graph_of()
+    prod = make("prod", graph=graph)
+    build_prod(prod)
+    dev = make("dev", graph=graph, fallbacks=[prod])
+    alone = st.InMemoryStore(graph=graph)  # one store with prod's upstreams and dev's (empty) embedding
+    with alone:
+        alone.write("video", roots(5))
+        alone.write("transcript", rows(alone.resolve_update("transcript")))
+        expected = summary(alone.resolve_update("embedding"))
+    with dev:
+        assert dev.read("video")["sample_uid"].sort().to_list() == [0, 1, 2, 3, 4]
+        inc = dev.resolve_update("embedding")
+        assert summary(inc) == expected
+        assert summary(inc)[0] == [0, 1, 2, 3, 4]
+        dev.write("embedding", rows(inc))
+        again = dev.resolve_update("embedding")
+        assert summary(again) == ([], {}, [])
+    with prod:  # prod changes two samples' audio: dev sees it through the chain, exactly
+        sync(prod, roots(5, audio={1: "new", 3: "new"}))
+    with alone:
+        alone.write("embedding", rows(inc))
+        alone.write("video", roots(5, audio={1: "new", 3: "new"}).filter(pl.col("sample_uid").is_in([1, 3])))
+        alone.write("transcript", rows(alone.resolve_update("transcript")))
+        expected = summary(alone.resolve_update("embedding"))
+    with dev:
+        changed = dev.resolve_update("embedding")
+        assert summary(changed) == expected
+        assert sorted(summary(changed)[1]) == [1, 3]
+
+
+def test_an_empty_table_in_dev_does_not_hide_prods_rows(make: Make) -> None:
+    graph = graph_of()
+    prod = make("prod", graph=graph)
+    build_prod(prod, 3)
+    dev = make("dev", graph=graph, fallbacks=[prod])
+    with dev:
+        dev.write("video", roots(2))
+        dev.delete("video", pl.DataFrame({"sample_uid": [0, 1]}), soft=False)  # a table, but no rows
+        assert dev.has_feature("video")
+        assert dev.read("video")["sample_uid"].sort().to_list() == [0, 1, 2]
+        assert summary(dev.resolve_update("transcript"))[0] == [0, 1, 2]
+
+
+def test_a_write_through_the_chain_changes_only_the_first_store(make: Make, tmp_path: Path) -> None:
+    graph = graph_of()
+    prod = make("prod", graph=graph)
+    build_prod(prod, 3)
+    files = sorted(tmp_path.glob("prod.duckdb*"))
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    with prod:
+        prod_rows = prod.read("video", feature_version="all").to_native().sort("sample_uid", "strata_seq")
+    dev = make("dev", graph=graph, fallbacks=[prod])
+    with dev:
+        dev.write("video", roots(3, audio={0: "dev"}))
+        dev.write("transcript", rows(dev.resolve_update("transcript")))
+        dev.delete("video", pl.DataFrame({"sample_uid": [2]}))
+        assert dev.read("video")["sample_uid"].sort().to_list() == [0, 1]
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files} == before
+    with prod:
+        assert prod.read("video", feature_version="all").to_native().sort("sample_uid", "strata_seq").equals(prod_rows)
+        assert prod.read("video").to_native().filter(pl.col("sample_uid") == 0)["strata_dv__audio"].to_list() == ["a0"]
+    with dev:
+        assert dev.read("video").to_native().filter(pl.col("sample_uid") == 0)["strata_dv__audio"].to_list() == ["dev"]
+
+
+def test_a_cycle_is_refused_when_the_store_is_opened_naming_the_stores(make: Make) -> None:
+    graph = graph_of()
+    prod = make("prod", graph=graph)
+    dev = make("dev", graph=graph, fallbacks=[prod])
+    prod.fallbacks = [dev]
+    with pytest.raises(DefinitionError) as raised, dev:
+        pass
+    assert str(raised.value) == (
+        "stores `dev` and `prod` fall back on each other in a cycle (dev -> prod -> dev); "
+        "a store's fallbacks must not lead back to it"
+    )
+    assert not dev.is_open
+    assert not prod.is_open
+
+
+def test_a_store_that_falls_back_on_itself_is_refused(make: Make) -> None:
+    dev = make("dev", graph=graph_of())
+    dev.fallbacks = [dev]
+    with pytest.raises(DefinitionError, match=r"dev -> dev"), dev:
+        pass
+
+
+def test_two_hash_algorithms_in_one_chain_are_refused_naming_both(make: Make) -> None:
+    graph = graph_of()
+    prod = make("prod", graph=graph, hash_algorithm="sha256")
+    dev = make("dev", graph=graph, hash_algorithm="md5", fallbacks=[prod])
+    with pytest.raises(DefinitionError) as raised, dev:
+        pass
+    assert str(raised.value) == (
+        "store `dev` hashes with `md5` but its fallback `prod` with `sha256`; "
+        "give every store of a chain the same hash_algorithm"
+    )
+    assert not dev.is_open
+
+
+def test_a_diamond_is_no_cycle(make: Make) -> None:
+    graph = graph_of()
+    prod = make("prod", graph=graph)
+    build_prod(prod, 2)
+    staging = make("staging", graph=graph, fallbacks=[prod])
+    dev = make("dev", graph=graph, fallbacks=[staging, prod])
+    with dev:
+        assert dev.read("transcript")["sample_uid"].sort().to_list() == [0, 1]
+    assert not prod.is_open
