@@ -8,6 +8,11 @@
     stores:
       local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5, memory_limit: 50%}
       scratch: {type: memory}
+      dev:     {type: duckdb, path: dev.duckdb, fallbacks: [local]}   # reads what it lacks from local
+    environments:
+      - name: dev
+        features: {store: dev}           # this environment's store
+        stores: {local: {path: /data/prod.duckdb}}   # over the root's settings of `local`
 
 Without ``stores:`` the project has one store, ``local``: DuckDB at ``.strata/metadata.duckdb``.
 Store names, types and keys are checked before anything is opened; a mistake is one
