@@ -7,8 +7,10 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
-from strata.features.project import load_graph, make_store, store_config
+from strata.errors import ProjectFileError
+from strata.features.project import load_graph, make_store, store_config, store_configs
 from strata.project.project import Project
 from tests.cli.conftest import MakeProject
 from tests.helpers import Cli
@@ -37,6 +39,10 @@ environments:
   - name: elsewhere
     stores:
       prod: {path: other/prod.duckdb}
+      scratch: {type: memory}
+  - name: broken
+    stores:
+      prod: {replicas: 2}
 """
 
 
@@ -70,6 +76,11 @@ def test_an_environment_changes_a_stores_settings(tmp_path: Path, make_project: 
     assert store_config(moved).path == root / "other" / "prod.duckdb"
     assert store_config(moved).type == "duckdb"
     assert store_config(Project.find(root, environ={"STRATA_ENVIRONMENT": "dev"})).name == "dev"
+    assert store_config(moved, "scratch").type == "memory"
+    assert "scratch" not in store_configs(Project.find(root, environ={}))
+    broken = Project.find(root, environ={"STRATA_ENVIRONMENT": "broken"})
+    with pytest.raises(ProjectFileError, match=r"^strata\.yml:17: unknown key `replicas` for a duckdb store `prod`"):
+        store_configs(broken)
 
 
 def test_a_fallback_that_is_not_a_store_is_one_line_exit_2(strata: Cli, make_project: MakeProject) -> None:
