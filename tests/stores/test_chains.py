@@ -201,3 +201,20 @@ def test_lookup_in_a_dev_store_reads_the_sample_through_the_chain(make: Make) ->
         assert seen["video"]["row"] is not None
         assert seen["video"]["row"]["strata_dv__audio"] == "a1"
         assert seen["transcript"]["status"] == "to add"  # dev holds no transcript: a build computes it there
+
+
+def test_a_duckdb_store_attaches_a_duckdb_fallback_to_resolve_in_sql(tmp_path: Path) -> None:
+    graph = graph_of()
+    prod = st.DuckDBStore(tmp_path / "it's prod.duckdb", graph=graph, name="prod")  # a quote in the path
+    build_prod(prod, 4)
+    memory_prod = st.InMemoryStore(graph=graph, name="prod")
+    build_prod(memory_prod, 4)
+    for fallback, how in ((prod, "attached"), (memory_prod, "read")):
+        dev = st.DuckDBStore(tmp_path / f"dev-{how}.duckdb", graph=graph, name="dev", fallbacks=[fallback])
+        with dev:
+            dev.write("video", roots(4, audio={2: "dev"}))
+            inc = dev.resolve_update("embedding", lazy=True)
+            assert inc.meta["chain"] == how
+            assert summary(inc.collect()) == ([0, 1, 2, 3], {}, [])
+            dev.write("transcript", rows(dev.resolve_update("transcript")))
+            assert "chain" not in dev.resolve_update("embedding").meta  # dev holds every upstream now

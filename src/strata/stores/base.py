@@ -178,6 +178,16 @@ class MetadataStore(StoreBackend):
         """Whether a fallback, not this store, holds the rows of one of ``plan``'s upstreams."""
         return bool(self.fallbacks) and any(self._holder(self.plan(u.key)) is not self for u in plan.upstreams)
 
+    def _resolve_chained(self, plan: FeaturePlan, *, lazy: bool, only: dict[str, Any] | None = None) -> Increment:
+        """The full comparison of a feature whose upstream rows come (partly) from fallbacks.
+
+        Here the rows are read as Arrow (:meth:`_resolve_through`); a backend may compare them
+        in its engine instead (DuckDB attaches DuckDB files). ``meta["chain"]`` says which.
+        """
+        increment = self._resolve_through(plan, lazy=lazy, only=only)
+        increment.meta["chain"] = "read"
+        return increment
+
     def _resolve_through(self, plan: FeaturePlan, *, lazy: bool, only: dict[str, Any] | None = None) -> Increment:
         """The full comparison of a feature whose upstream rows come (partly) from fallbacks, in Polars.
 
@@ -546,7 +556,7 @@ class MetadataStore(StoreBackend):
             return custom
         if self._fallback_supplies(plan):  # other stores' numbers: compare in full, record nothing
             self._forget(plan.key)
-            return self._resolve_through(plan, lazy=lazy)
+            return self._resolve_chained(plan, lazy=lazy)
         state = self._sync_state(plan)
         previous = self._get_sync(plan.key)
         candidates: dict[str, int] | None = None
@@ -644,7 +654,7 @@ class MetadataStore(StoreBackend):
             causes: dict[str, str] = {}
             if not plan.is_root:
                 inc = (
-                    self._resolve_through(plan, lazy=False, only=dict(ids))
+                    self._resolve_chained(plan, lazy=False, only=dict(ids))
                     if self._fallback_supplies(plan)
                     else self._resolve(plan, None, lazy=False, only=dict(ids))
                 )
