@@ -218,3 +218,23 @@ def test_a_duckdb_store_attaches_a_duckdb_fallback_to_resolve_in_sql(tmp_path: P
             assert summary(inc.collect()) == ([0, 1, 2, 3], {}, [])
             dev.write("transcript", rows(dev.resolve_update("transcript")))
             assert "chain" not in dev.resolve_update("embedding").meta  # dev holds every upstream now
+
+
+def test_a_fallback_file_hashed_with_another_algorithm_is_refused_naming_it(tmp_path: Path) -> None:
+    graph = graph_of()
+    with st.DuckDBStore(tmp_path / "prod.duckdb", graph=graph, hash_algorithm="sha256") as written:
+        written.write("video", roots(2))
+    prod = st.DuckDBStore(tmp_path / "prod.duckdb", graph=graph, name="prod")  # told md5, like dev
+    dev = st.DuckDBStore(tmp_path / "dev.duckdb", graph=graph, name="dev", fallbacks=[prod])
+    with pytest.raises(DefinitionError) as raised, dev:
+        pass
+    assert str(raised.value) == (
+        "store `prod` holds data versions hashed with `sha256`, not `md5`; "
+        "open it with hash_algorithm='sha256'; algorithms are never mixed"
+    )
+    assert not dev.is_open
+    assert not prod.is_open
+    prod.hash_algorithm = "sha256"  # told the truth, each opens again as it was
+    assert not prod.read_only
+    with prod:
+        assert prod.read("video")["sample_uid"].to_list() == [0, 1]

@@ -135,8 +135,12 @@ class MetadataStore(StoreBackend):
             was = fallback.read_only
             if not fallback.is_open:
                 fallback.read_only = True
+            try:
+                fallback.__enter__()
+            except BaseException:
+                fallback.read_only = was
+                raise
             self._opened_fallbacks.append((fallback, was))
-            fallback.__enter__()
 
     def _close_fallbacks(self) -> None:
         while self._opened_fallbacks:
@@ -244,7 +248,8 @@ class MetadataStore(StoreBackend):
                 self._set_meta("hash_algorithm", self.hash_algorithm)
         elif stored != self.hash_algorithm:
             raise DefinitionError(
-                f"this store holds data versions hashed with `{stored}`, not `{self.hash_algorithm}`",
+                f"{f'store `{self.name}`' if self.name else 'this store'} holds data versions hashed with "
+                f"`{stored}`, not `{self.hash_algorithm}`",
                 f"open it with hash_algorithm={stored!r}; algorithms are never mixed",
             )
 
