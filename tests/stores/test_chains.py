@@ -238,3 +238,15 @@ def test_a_fallback_file_hashed_with_another_algorithm_is_refused_naming_it(tmp_
     assert not prod.read_only
     with prod:
         assert prod.read("video")["sample_uid"].to_list() == [0, 1]
+
+
+def test_a_fallback_on_the_same_file_is_a_cycle(tmp_path: Path) -> None:
+    graph = graph_of()
+    again = st.DuckDBStore(tmp_path / "dev.duckdb", graph=graph, name="again")
+    dev = st.DuckDBStore(tmp_path / "sub" / ".." / "dev.duckdb", graph=graph, name="dev", fallbacks=[again])
+    with pytest.raises(DefinitionError) as raised, dev:
+        pass
+    assert str(raised.value) == (
+        "store `dev` falls back on itself (dev -> again); a store's fallbacks must not lead back to it"
+    )
+    assert not (tmp_path / "dev.duckdb").exists()
