@@ -101,8 +101,8 @@ def test_the_only_store_is_the_default_and_the_environment_can_choose(tmp_path: 
         ),
         ("  x: {path: a.duckdb}\n", r"strata\.yml:3: store `x` has no type; add `type:` \(one of: duckdb, memory\)"),
         (
-            "  x:\n    type: duckdb\n    fallbacks: [y]\n",
-            r"strata\.yml:5: unknown key `fallbacks` for a duckdb store `x`; duckdb stores take: type, path, hash_algorithm",
+            "  x:\n    type: duckdb\n    replicas: [y]\n",
+            r"strata\.yml:5: unknown key `replicas` for a duckdb store `x`; duckdb stores take: type, path, hash_algorithm",
         ),
         ("  x: {type: memory, hash_algorithm: crc}\n", r"unknown hash_algorithm `crc`; use one of: md5, sha256"),
         (

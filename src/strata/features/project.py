@@ -8,6 +8,11 @@
     stores:
       local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5, memory_limit: 50%}
       scratch: {type: memory}
+      dev:     {type: duckdb, path: dev.duckdb, fallbacks: [local]}   # reads what it lacks from local
+    environments:
+      - name: dev
+        features: {store: dev}           # this environment's store
+        stores: {local: {path: /data/prod.duckdb}}   # over the root's settings of `local`
 
 Without ``stores:`` the project has one store, ``local``: DuckDB at ``.strata/metadata.duckdb``.
 Store names, types and keys are checked before anything is opened; a mistake is one
@@ -54,8 +59,8 @@ EXECUTORS = ("local", "ray")
 """Where ``strata build`` runs ``compute``: in-process or a process pool, or Ray tasks."""
 
 _STORE_KEYS: dict[str, tuple[str, ...]] = {
-    "duckdb": ("type", "path", "hash_algorithm", "memory_limit"),
-    "memory": ("type", "hash_algorithm"),
+    "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks"),
+    "memory": ("type", "hash_algorithm", "fallbacks"),
 }
 """Store types a project can declare, and the keys each accepts."""
 
@@ -71,7 +76,8 @@ class StoreConfig:
     where: str = ""
     memory_limit: str | None = None
     """DuckDB: how much memory it may use before spilling (None: the store's default)."""
-    """``strata.yml:12``, for messages."""
+    fallbacks: tuple[str, ...] = ()
+    """Stores read through, in order, for a feature this one holds no rows of."""
 
     def describe(self) -> str:
         """``duckdb at /p/.strata/metadata.duckdb``."""
@@ -244,24 +250,64 @@ def _where(project: Project, name: str) -> str:
 
 
 def store_configs(project: Project) -> dict[str, StoreConfig]:
-    """Every store of the project, checked; the built-in ``local`` store when none is declared."""
-    declared = project.model.stores
+    """Every store of the project, checked; the built-in ``local`` store when none is declared.
+
+    The active environment's ``stores:`` entries go over the root's of the same name, key by key.
+    """
+    declared = _declared_stores(project)
     if not declared:
         return {DEFAULT_STORE: _default_store(project)}
-    return {name: _store_config(project, name, entry) for name, entry in declared.items()}
+    configs = {name: _store_config(project, name, entry, paths) for name, (entry, paths) in declared.items()}
+    for config in configs.values():
+        for index, fallback in enumerate(config.fallbacks):
+            if fallback not in configs:
+                where = project.line([*declared[config.name][1]["fallbacks"], index])
+                raise ProjectFileError(
+                    f"{where}: store `{config.name}` falls back on `{fallback}`, which is not a store",
+                    f"stores in {project.file_name}: {', '.join(configs)}",
+                )
+    return configs
+
+
+def _declared_stores(project: Project) -> dict[str, tuple[dict[str, Any], dict[str, list[str | int]]]]:
+    """Each store's entry, the active environment's keys over the root's, and where each key is written."""
+    out: dict[str, tuple[dict[str, Any], dict[str, list[str | int]]]] = {}
+    for name, entry in project.model.stores.items():
+        paths: dict[str, list[str | int]] = {"": ["stores", name]}
+        if isinstance(entry, dict):
+            paths.update({key: ["stores", name, key] for key in entry})
+        out[name] = (entry, paths)
+    at = _environment_path(project)
+    if at is None or project.environment is None:
+        return out
+    for name, entry in project.environment.stores.items():
+        base, paths = out.get(name, ({}, {"": [*at, "stores", name]}))
+        paths = {**paths, **{key: [*at, "stores", name, key] for key in entry}}
+        out[name] = ({**base, **entry}, paths)
+    return out
+
+
+def _environment_path(project: Project) -> list[str | int] | None:
+    """The key path of the active environment's entry (``["environments", 2]``), or None."""
+    env = project.environment
+    if env is None:
+        return None
+    index = next(i for i, e in enumerate(project.model.environments) if e.name == env.name)
+    return ["environments", index]
 
 
 def default_store_name(project: Project) -> str:
-    """``features.store`` (or ``STRATA_FEATURES_STORE``); else the only store, else ``local``."""
+    """``STRATA_FEATURES_STORE``, the active environment's ``features.store``, the root's.
+
+    Else the only store, else ``local``.
+    """
     _features_section(project)
-    chosen = project.setting("features.store")
+    chosen, where = _chosen_store(project)
     if chosen is not None:
         if not isinstance(chosen, str) or not chosen:
-            raise ProjectFileError(
-                f"{project.line(['features', 'store'])}: features.store must be a store name", "e.g. `store: local`"
-            )
+            raise ProjectFileError(f"{where}: features.store must be a store name", "e.g. `store: local`")
         return chosen
-    declared = list(project.model.stores)
+    declared = list(_declared_stores(project))
     if len(declared) == 1:
         return declared[0]
     if not declared or DEFAULT_STORE in declared:
@@ -270,6 +316,25 @@ def default_store_name(project: Project) -> str:
         f"{project.line(['stores'])}: several stores ({', '.join(declared)}) and no features.store",
         "set `features: {store: NAME}` or pass --store NAME",
     )
+
+
+def _chosen_store(project: Project) -> tuple[Any, str]:
+    """``features.store`` as the variable, the active environment or the root says it, and where it is written."""
+    variable = project.setting_variable("features.store")
+    if variable is not None:
+        return variable, "STRATA_FEATURES_STORE"
+    at = _environment_path(project)
+    if at is not None and project.environment is not None:
+        features = project.environment.features
+        unknown = sorted(set(features) - {"store"})
+        if unknown:
+            raise ProjectFileError(
+                f"{project.line([*at, 'features', unknown[0]])}: unknown key `features.{unknown[0]}` in an environment",
+                "an environment's features take: store",
+            )
+        if "store" in features:
+            return features["store"], project.line([*at, "features", "store"])
+    return project.setting("features.store"), project.line(["features", "store"])
 
 
 def store_config(project: Project, name: str | None = None) -> StoreConfig:
@@ -281,7 +346,7 @@ def store_config(project: Project, name: str | None = None) -> StoreConfig:
         )
     configs = store_configs(project)
     if wanted not in configs:
-        if not project.model.stores:
+        if not _declared_stores(project):
             hint = (
                 f"{project.file_name} declares no stores: only `{DEFAULT_STORE}` exists; declare others under `stores:`"
             )
@@ -300,7 +365,17 @@ def make_store(
     never change a store, not even by recording what they saw.
     """
     config = store_config(project, name)
-    return _BUILDERS[config.type](config, graph, read_only)
+    configs = store_configs(project)
+    built: dict[str, MetadataStore] = {}
+
+    def build(config: StoreConfig, *, read_only: bool) -> MetadataStore:
+        store = _BUILDERS[config.type](config, graph, read_only)
+        built[config.name] = store
+        for fallback in config.fallbacks:  # a cycle is built as one and refused when the store is opened
+            store.fallbacks.append(built.get(fallback) or build(configs[fallback], read_only=True))
+        return store
+
+    return build(config, read_only=read_only)
 
 
 @contextlib.contextmanager
@@ -333,10 +408,14 @@ def _default_store(project: Project) -> StoreConfig:
     )
 
 
-def _store_config(project: Project, name: str, entry: Any) -> StoreConfig:
+def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list[str | int]]) -> StoreConfig:
+    """One store's entry, checked; ``paths``: where each key (and the entry, ``""``) is written."""
     from strata.project.expand import expand
 
-    where = project.line(["stores", name])
+    def line(key: str = "") -> str:
+        return project.line(paths.get(key, paths[""]))
+
+    where = line()
     if not _STORE_NAME.fullmatch(name):
         raise ProjectFileError(
             f"{where}: `{name}` is not a valid store name",
@@ -349,40 +428,46 @@ def _store_config(project: Project, name: str, entry: Any) -> StoreConfig:
     kind = values["type"]
     if kind not in _STORE_KEYS:
         raise ProjectFileError(
-            f"{project.line(['stores', name, 'type'])}: store `{name}` has unknown type `{kind}`",
+            f"{line('type')}: store `{name}` has unknown type `{kind}`",
             f"use one of: {types}",
         )
     allowed = _STORE_KEYS[kind]
     for key in values:
         if key not in allowed:
             raise ProjectFileError(
-                f"{project.line(['stores', name, key])}: unknown key `{key}` for a {kind} store `{name}`",
+                f"{line(key)}: unknown key `{key}` for a {kind} store `{name}`",
                 f"{kind} stores take: {', '.join(allowed)}",
             )
     algorithm = values.get("hash_algorithm", DEFAULT_ALGORITHM)
     if algorithm not in ALGORITHMS:
         raise ProjectFileError(
-            f"{project.line(['stores', name, 'hash_algorithm'])}: unknown hash_algorithm `{algorithm}`",
+            f"{line('hash_algorithm')}: unknown hash_algorithm `{algorithm}`",
             f"use one of: {', '.join(ALGORITHMS)}",
         )
     path = None
     if kind == "duckdb":
-        path = _duckdb_path(project, name, values.get("path", DEFAULT_STORE_PATH))
+        path = _duckdb_path(project, name, values.get("path", DEFAULT_STORE_PATH), line("path"))
     from strata.stores.duckdb import is_memory_limit
 
     limit = values.get("memory_limit")
     if limit is not None and not is_memory_limit(limit):
         raise ProjectFileError(
-            f"{project.line(['stores', name, 'memory_limit'])}: memory_limit `{limit}` is not a size",
+            f"{line('memory_limit')}: memory_limit `{limit}` is not a size",
             "write a size such as 4GB or 512MiB, or a share of the machine's memory like 50%",
         )
-    return StoreConfig(name, kind, algorithm, path, where=where, memory_limit=limit)
+    fallbacks = values.get("fallbacks", [])
+    if not isinstance(fallbacks, list) or not all(isinstance(f, str) and _STORE_NAME.fullmatch(f) for f in fallbacks):
+        raise ProjectFileError(
+            f"{line('fallbacks')}: fallbacks of store `{name}` must be a list of store names",
+            "e.g. `fallbacks: [prod]`",
+        )
+    return StoreConfig(name, kind, algorithm, path, where=where, memory_limit=limit, fallbacks=tuple(fallbacks))
 
 
-def _duckdb_path(project: Project, name: str, value: Any) -> Path:
+def _duckdb_path(project: Project, name: str, value: Any, where: str) -> Path:
     if not isinstance(value, str) or not value:
         raise ProjectFileError(
-            f"{project.line(['stores', name, 'path'])}: store `{name}` needs a file path",
+            f"{where}: store `{name}` needs a file path",
             f"e.g. `path: {DEFAULT_STORE_PATH}` (relative to the project root), or `:memory:`",
         )
     if value == ":memory:":
@@ -392,17 +477,24 @@ def _duckdb_path(project: Project, name: str, value: Any) -> Path:
 
 
 def _build_duckdb(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
+    from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT
     from strata.stores.duckdb.store import DuckDBStore
 
     assert config.path is not None
-    limit = {} if config.memory_limit is None else {"memory_limit": config.memory_limit}
-    return DuckDBStore(config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, **limit)
+    return DuckDBStore(
+        config.path,
+        hash_algorithm=config.hash_algorithm,
+        graph=graph,
+        read_only=read_only,
+        memory_limit=config.memory_limit or DEFAULT_MEMORY_LIMIT,
+        name=config.name,
+    )
 
 
 def _build_memory(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
     from strata.stores.memory.store import InMemoryStore
 
-    return InMemoryStore(hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only)
+    return InMemoryStore(hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, name=config.name)
 
 
 _BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None, bool], MetadataStore]] = {

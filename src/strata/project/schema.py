@@ -1,7 +1,8 @@
 """The schema of ``strata.yml`` and ``meltano.yml``.
 
 strata reads both files with one schema: every key Meltano defines is accepted (so a Meltano
-project loads unchanged), strata adds ``features`` and ``stores``. Any other key inside a
+project loads unchanged), strata adds ``features`` and ``stores`` (at the top and in an
+environment). Any other key inside a
 section is an error that names the file, the line and the key; an unknown top-level key is
 not read and gets a warning (Meltano accepts it). In ``meltano.yml`` an unknown key of a
 plugin entry is a custom extra (``without_custom_keys``), as in Meltano. Free-form mappings (plugin ``config``,
@@ -196,6 +197,10 @@ class Environment(_Strict):
     name: str
     config: EnvironmentConfig = msgspec.field(default_factory=EnvironmentConfig)
     env: dict[str, Any] = {}
+    features: dict[str, Any] = {}
+    """strata: ``store``, the feature store this environment uses (over the root ``features.store``)."""
+    stores: dict[str, dict[str, Any]] = {}
+    """strata: settings over the root ``stores:`` entries of the same names (or stores of its own)."""
     state_id_suffix: str | None = None
     annotations: dict[str, Any] = {}
 

@@ -44,11 +44,22 @@ class MetadataStore(StoreBackend):
     kind: str = "store"
 
     def __init__(
-        self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None, read_only: bool = False
+        self,
+        *,
+        hash_algorithm: str = DEFAULT_ALGORITHM,
+        graph: FeatureGraph | None = None,
+        read_only: bool = False,
+        fallbacks: Sequence[MetadataStore] = (),
+        name: str | None = None,
     ) -> None:
         self.hash_algorithm = check_algorithm(hash_algorithm)
         self.read_only = read_only
         """Only read: writes are refused and resolves record nothing (what reporting commands use)."""
+        self.fallbacks: list[MetadataStore] = list(fallbacks)
+        """Stores read through, in order, for a feature this one holds no rows of (see :meth:`_holder`)."""
+        self.name = name
+        """What messages call the store (a project's store name); else :meth:`describe`."""
+        self._opened_fallbacks: list[tuple[MetadataStore, bool]] = []
         self._graph = graph
         self._plans: dict[FeatureKey, FeaturePlan] = {}
         self._plans_of: tuple[FeatureGraph, int] | None = None
@@ -60,15 +71,162 @@ class MetadataStore(StoreBackend):
 
     def __enter__(self) -> Self:
         if self._depth == 0:
+            self._check_chain()
             self._open()
-            self._check_algorithm()
+            try:
+                self._check_algorithm()
+                self._open_fallbacks()
+            except BaseException:
+                self._close_fallbacks()
+                self._close()
+                raise
         self._depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._depth -= 1
         if self._depth == 0:
-            self._close()
+            try:
+                self._close_fallbacks()
+            finally:
+                self._close()
+
+    def describe(self) -> str:
+        """What messages call the store: its name, else its kind (a backend adds where it lives)."""
+        return self.name or f"{self.kind} store"
+
+    # -- chains --------------------------------------------------------------------------
+
+    def _check_chain(self) -> None:
+        """Refuse a chain whose fallbacks lead back to a store, or whose stores hash differently."""
+        path: list[MetadataStore] = []
+
+        def visit(store: MetadataStore) -> None:
+            if any(store is s or store._same_place(s) for s in path):
+                start = next(i for i, s in enumerate(path) if store is s or store._same_place(s))
+                cycle = [*path[start:], store]
+                names = sorted({f"`{s.describe()}`" for s in cycle[:-1]})
+                raise DefinitionError(
+                    f"{_names(names)} fall back on each other in a cycle ({' -> '.join(s.describe() for s in cycle)})"
+                    if len(names) > 1
+                    else f"store {names[0]} falls back on itself ({' -> '.join(s.describe() for s in cycle)})",
+                    "a store's fallbacks must not lead back to it",
+                )
+            path.append(store)
+            for fallback in store.fallbacks:
+                if fallback.hash_algorithm != store.hash_algorithm:
+                    raise DefinitionError(
+                        f"store `{store.describe()}` hashes with `{store.hash_algorithm}` but its fallback "
+                        f"`{fallback.describe()}` with `{fallback.hash_algorithm}`",
+                        "give every store of a chain the same hash_algorithm",
+                    )
+                visit(fallback)
+            path.pop()
+
+        visit(self)
+
+    def _same_place(self, other: MetadataStore) -> bool:  # noqa: ARG002 - a backend with a location answers
+        """Whether ``other`` is this store under another object (the same file); none by default."""
+        return False
+
+    def _open_fallbacks(self) -> None:
+        """Open each fallback read-only (a chain never writes to one) unless it is open already."""
+        for fallback in self.fallbacks:
+            was = fallback.read_only
+            if not fallback.is_open:
+                fallback.read_only = True
+            try:
+                fallback.__enter__()
+            except BaseException:
+                fallback.read_only = was
+                raise
+            self._opened_fallbacks.append((fallback, was))
+
+    def _close_fallbacks(self) -> None:
+        while self._opened_fallbacks:
+            fallback, was = self._opened_fallbacks.pop()
+            try:
+                fallback.__exit__(None, None, None)
+            finally:
+                if not fallback.is_open:
+                    fallback.read_only = was
+
+    def _chain(self) -> list[MetadataStore]:
+        """This store, then its fallbacks depth first, in order, each once."""
+        out: list[MetadataStore] = []
+        stack: list[MetadataStore] = [self]
+        while stack:
+            store = stack.pop()
+            if all(store is not s for s in out):
+                out.append(store)
+                stack.extend(reversed(store.fallbacks))
+        return out
+
+    def _holder(self, plan: FeaturePlan) -> MetadataStore:
+        """The first store of the chain holding rows of ``plan`` (an empty table does not count); else this one."""
+        if not self.fallbacks:
+            return self
+        for store in self._chain():
+            if store._max_seq(plan.table) is None:  # noqa: SLF001 - a store of the chain
+                continue
+            frame = store._read(plan, history=False, include_deleted=True)  # noqa: SLF001 - a store of the chain
+            if frame is not None and len(frame.head(1).collect(backend="polars")):
+                return store
+        return self
+
+    def _read_through(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> Any:
+        """:meth:`_read` from the store of the chain that holds ``plan``'s rows."""
+        return self._holder(plan)._read(plan, history=history, include_deleted=include_deleted)  # noqa: SLF001 - a store of the chain
+
+    def _fallback_supplies(self, plan: FeaturePlan) -> bool:
+        """Whether a fallback, not this store, holds the rows of one of ``plan``'s upstreams."""
+        return bool(self.fallbacks) and any(self._holder(self.plan(u.key)) is not self for u in plan.upstreams)
+
+    def _resolve_chained(self, plan: FeaturePlan, *, lazy: bool, only: dict[str, Any] | None = None) -> Increment:
+        """The full comparison of a feature whose upstream rows come (partly) from fallbacks.
+
+        Here the rows are read as Arrow (:meth:`_resolve_through`); a backend may compare them
+        in its engine instead (DuckDB attaches DuckDB files). ``meta["chain"]`` says which.
+        """
+        increment = self._resolve_through(plan, lazy=lazy, only=only)
+        increment.meta["chain"] = "read"
+        return increment
+
+    def _resolve_through(self, plan: FeaturePlan, *, lazy: bool, only: dict[str, Any] | None = None) -> Increment:
+        """The full comparison of a feature whose upstream rows come (partly) from fallbacks, in Polars.
+
+        Each upstream's latest rows come from the store that holds them, the feature's own
+        from this store (writes go here, so what it holds stays whole); the same engine as
+        the in-memory store compares them, so the increment is the one a single store holding
+        all of those rows gives.
+        """
+        import narwhals as nw
+        import polars as pl
+
+        from strata.resolve import polars as engine
+
+        def latest(source: MetadataStore, table_plan: FeaturePlan) -> pl.DataFrame | None:
+            frame = source._read(table_plan, history=False, include_deleted=True)
+            return None if frame is None else frame.collect(backend="polars").to_native()
+
+        tables = {u.table: latest(self._holder(self.plan(u.key)), self.plan(u.key)) for u in plan.upstreams}
+        own = latest(self, plan)
+        candidates = None if only is None else pl.DataFrame({k: [only[k]] for k in plan.resolve_ids})
+        expected = engine.expected_frame(self.hash_algorithm, plan, tables, candidates)
+        current = engine.current_frame(plan, own, candidates)
+        schema: dict[str, pl.DataType] | None = None
+        if expected is None and current is None:
+            schema = {}
+            for frame in (own, *tables.values()):
+                for column in plan.resolve_ids:
+                    if frame is not None and column in frame.columns:
+                        schema.setdefault(column, frame.schema[column])
+            schema = {c: schema.get(c, pl.String()) for c in plan.resolve_ids}
+        parts = engine.increment(self.hash_algorithm, plan, expected, current, schema)
+        frames = {k: nw.from_native(v.lazy() if lazy else v) for k, v in parts.items()}
+        return Increment(
+            plan.key, frames["added"], frames["changed"], frames["removed"], lazy=lazy, meta={"mode": "full"}
+        )
 
     @property
     def is_open(self) -> bool:
@@ -90,7 +248,8 @@ class MetadataStore(StoreBackend):
                 self._set_meta("hash_algorithm", self.hash_algorithm)
         elif stored != self.hash_algorithm:
             raise DefinitionError(
-                f"this store holds data versions hashed with `{stored}`, not `{self.hash_algorithm}`",
+                f"{f'store `{self.name}`' if self.name else 'this store'} holds data versions hashed with "
+                f"`{stored}`, not `{self.hash_algorithm}`",
                 f"open it with hash_algorithm={stored!r}; algorithms are never mixed",
             )
 
@@ -350,7 +509,7 @@ class MetadataStore(StoreBackend):
         """
         self._require_open()
         plan = self.plan(feature)
-        frame = self._read(plan, history=feature_version == "all", include_deleted=include_deleted)
+        frame = self._read_through(plan, history=feature_version == "all", include_deleted=include_deleted)
         if frame is None:
             frame = self._empty(plan)
         import narwhals as nw
@@ -367,7 +526,8 @@ class MetadataStore(StoreBackend):
     def has_feature(self, feature: Any) -> bool:
         """Whether anything was ever written for ``feature``."""
         self._require_open()
-        return self._has_table(feature_key_of(feature).table_name)
+        table = feature_key_of(feature).table_name
+        return any(store._has_table(table) for store in self._chain())  # noqa: SLF001 - a store of the chain
 
     # -- increments ----------------------------------------------------------------------
 
@@ -399,6 +559,9 @@ class MetadataStore(StoreBackend):
         custom = self._resolve_custom(plan, lazy=lazy)
         if custom is not None:
             return custom
+        if self._fallback_supplies(plan):  # other stores' numbers: compare in full, record nothing
+            self._forget(plan.key)
+            return self._resolve_chained(plan, lazy=lazy)
         state = self._sync_state(plan)
         previous = self._get_sync(plan.key)
         candidates: dict[str, int] | None = None
@@ -437,7 +600,7 @@ class MetadataStore(StoreBackend):
 
         upstream = {}
         for up in plan.upstreams:
-            frame = self._read(self.plan(up.key), history=False, include_deleted=False)
+            frame = self._read_through(self.plan(up.key), history=False, include_deleted=False)
             if frame is None:
                 frame = self._empty(self.plan(up.key))
             renames = {f"strata_dv__{f}": column for f, column in up.input_columns().items()}
@@ -491,11 +654,15 @@ class MetadataStore(StoreBackend):
             if not set(plan.id_columns) <= set(ids):
                 continue
             exprs = [nw.col(c) == ids[c] for c in plan.id_columns]
-            rows = self.read(fkey, filters=exprs).rows(named=True) if self._has_table(plan.table) else []
+            rows = self.read(fkey, filters=exprs).rows(named=True)
             status = "missing"
             causes: dict[str, str] = {}
             if not plan.is_root:
-                inc = self._resolve(plan, None, lazy=False, only=dict(ids))
+                inc = (
+                    self._resolve_chained(plan, lazy=False, only=dict(ids))
+                    if self._fallback_supplies(plan)
+                    else self._resolve(plan, None, lazy=False, only=dict(ids))
+                )
                 changed = inc.changed.filter(*exprs) if len(inc.changed) else inc.changed
                 if len(inc.added.filter(*exprs)):
                     status = "to add"
@@ -598,6 +765,11 @@ class MetadataStore(StoreBackend):
         if stored is None or not set(columns) <= set(stored.columns):
             return None
         return dict(stored.select(list(columns)).head(0).collect(backend="polars").to_native().schema)
+
+
+def _names(quoted: Sequence[str]) -> str:
+    """```a` and `b``, ```a`, `b` and `c``."""
+    return "stores " + (", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else quoted[0])
 
 
 def _ancestors(graph: FeatureGraph, key: FeatureKey) -> list[FeatureKey]:

@@ -173,8 +173,12 @@ class DuckDBStore(MetadataStore):
         graph: FeatureGraph | None = None,
         read_only: bool = False,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        fallbacks: Sequence[MetadataStore] = (),
+        name: str | None = None,
     ) -> None:
-        super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
+        super().__init__(
+            hash_algorithm=hash_algorithm, graph=graph, read_only=read_only, fallbacks=fallbacks, name=name
+        )
         if not is_memory_limit(memory_limit):
             raise DefinitionError(
                 f"memory_limit `{memory_limit}` is not a size",
@@ -189,6 +193,20 @@ class DuckDBStore(MetadataStore):
         """Per feature table, the shapes of rows its tables were made ready for (see ``_ensure_tables``)."""
         self._schema: str | None = None
         """The connection's database and schema, quoted (see ``_has_table``)."""
+        self._attached: dict[str, str] = {}
+        """Fallback files attached read-only to this connection (resolved path -> alias), for its life."""
+        self._through: dict[str, str] = {}
+        """During a chained resolve: upstream tables a fallback holds -> their qualified names."""
+
+    def describe(self) -> str:
+        """Its name, else ``duckdb store at PATH``."""
+        return self.name or f"duckdb store at {self.path}"
+
+    def _same_place(self, other: MetadataStore) -> bool:
+        """The same database file (``:memory:`` databases are each their own)."""
+        if not isinstance(other, DuckDBStore) or ":memory:" in (self.path, other.path):
+            return False
+        return Path(self.path).resolve() == Path(other.path).resolve()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -217,6 +235,7 @@ class DuckDBStore(MetadataStore):
         self._tables = set()
         self._ready = {}
         self._schema = None
+        self._attached = {}
         try:  # one query, no catalog lookup: a store that has its bookkeeping tables answers at once
             meta = _run(
                 self._con,
@@ -265,6 +284,7 @@ class DuckDBStore(MetadataStore):
         self._tables = set()
         self._ready = {}
         self._schema = None
+        self._attached = {}
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -885,11 +905,16 @@ class DuckDBStore(MetadataStore):
         The stand-in's id columns take their types from the stored feature nearest to the one
         being resolved (itself, its upstreams, theirs), so it never compares text with numbers.
         """
+        if plan.table in self._through:
+            return self._through[plan.table]
         if self._has_table(plan.table):
             return ident(plan.table)
         donors = self._id_donors(resolving, plan.id_columns)
         stored = {d.table: self._columns(d.table) for d in donors.values()}  # one lookup per donor table
         types = {c: stored[d.table][c] for c, d in donors.items()}
+        for source in self._through.values():  # upstreams a fallback holds give the types this store lacks
+            described = _run(self.con, f"DESCRIBE SELECT * FROM {source}")
+            types = {str(r[0]): str(r[1]) for r in described if r[0] in plan.id_columns} | types
         nulls = ", ".join(f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, false AS {ident(DELETED)}, CAST(NULL AS BIGINT) AS {ident(SEQ)} WHERE false)"
 
@@ -940,6 +965,47 @@ class DuckDBStore(MetadataStore):
         whole = ", ".join(f"bool_and({f})" for f in flag)
         found = _run(self.con, f"SELECT {whole} FROM {name}")[0]
         return name, {t for t, all_in in zip(watched, found, strict=True) if all_in}
+
+    def _resolve_chained(self, plan: FeaturePlan, *, lazy: bool, only: dict[str, Any] | None = None) -> Increment:
+        """The full comparison in SQL, the upstreams a DuckDB fallback holds read from its file attached read-only.
+
+        The same query as one store holding every table runs; a fallback that cannot be attached
+        (another kind of store, ``:memory:``, a file open for writing in this process) sends the
+        resolve the general way (rows read as Arrow, compared in Polars).
+        """
+        through = {}
+        for up in plan.upstreams:
+            holder = self._holder(self.plan(up.key))
+            if holder is self:
+                continue
+            alias = self._attach(holder)
+            if alias is None:
+                return super()._resolve_chained(plan, lazy=lazy, only=only)
+            through[up.table] = f"{ident(alias)}.{ident(up.table)}"
+        self._through = through
+        try:
+            increment = self._resolve(plan, None, lazy=lazy, only=only)
+        finally:
+            self._through = {}
+        increment.meta["chain"] = "attached"
+        return increment
+
+    def _attach(self, store: MetadataStore) -> str | None:
+        """The alias of ``store``'s file attached read-only to this connection; None when it cannot be."""
+        import duckdb
+
+        if not isinstance(store, DuckDBStore) or store.path == ":memory:" or not Path(store.path).exists():
+            return None
+        path = str(Path(store.path).resolve())
+        alias = self._attached.get(path)
+        if alias is None:
+            alias = f"strata$fallback{len(self._attached)}"
+            try:
+                _run(self.con, f"ATTACH {literal(path)} AS {ident(alias)} (READ_ONLY)")
+            except duckdb.Error:
+                return None
+            self._attached[path] = alias
+        return alias
 
     def _resolve(
         self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None

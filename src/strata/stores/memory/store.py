@@ -18,7 +18,7 @@ from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION,
 from strata.stores.base import MetadataStore
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     import narwhals as nw
     import pyarrow as pa
@@ -33,9 +33,17 @@ class InMemoryStore(MetadataStore):
     kind = "in-memory"
 
     def __init__(
-        self, *, hash_algorithm: str = DEFAULT_ALGORITHM, graph: FeatureGraph | None = None, read_only: bool = False
+        self,
+        *,
+        hash_algorithm: str = DEFAULT_ALGORITHM,
+        graph: FeatureGraph | None = None,
+        read_only: bool = False,
+        fallbacks: Sequence[MetadataStore] = (),
+        name: str | None = None,
     ) -> None:
-        super().__init__(hash_algorithm=hash_algorithm, graph=graph, read_only=read_only)
+        super().__init__(
+            hash_algorithm=hash_algorithm, graph=graph, read_only=read_only, fallbacks=fallbacks, name=name
+        )
         self._latest: dict[str, pl.DataFrame] = {}
         self._history: dict[str, list[pl.DataFrame]] = {}
         self._meta: dict[str, str] = {}
