@@ -235,3 +235,36 @@ def test_a_deleted_root_sample_takes_its_expanded_children(store_factory: StoreF
         assert sorted(read(store, "frames").select(children.columns).rows()) == sorted(
             children.filter(pl.col("sample_uid") == 1).rows()
         )
+
+
+def test_copy_again_after_a_childless_parent_got_children(store_factory: StoreFactory, tmp_path: Path) -> None:
+    graph = lineage_graph()
+    with store_factory(graph=graph) as source, other_store(source, tmp_path, graph) as target:
+        source.write("video", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["v1", "v2"]}))
+        parents = source.resolve_update("frames").added.to_native()
+        none = parents.with_columns(pl.lit(None, pl.Int64).alias("frame"))
+        source.write("frames", none)  # no children yet: one row per parent, child ids null
+        target.copy_from(source)
+        source.write("video", pl.DataFrame({"sample_uid": [1], "strata_dv__frames": ["v1-new"]}))
+        changed = source.resolve_update("frames").changed.to_native().drop("strata_cause__pixels")
+        source.write("frames", changed.join(pl.DataFrame({"frame": [0, 1]}), how="cross"))
+        target.copy_from(source)
+        assert latest(target, "frames").equals(latest(source, "frames"))
+        for key in ("frames", "summary"):
+            assert summary(target.resolve_update(key)) == summary(source.resolve_update(key)), key
+
+
+def test_a_column_that_holds_only_nulls_is_copied_as_text(tmp_path: Path) -> None:
+    graph = graph_of()
+    with st.InMemoryStore(graph=graph) as source, st.DuckDBStore(tmp_path / "t.duckdb", graph=graph) as target:
+        source.write("video", roots(2).with_columns(pl.lit(None).alias("note")))
+        assert target.copy_from(source, ["video"]) == {"video": 2}
+        target.write("video", roots(3, audio={2: "x"}).with_columns(pl.lit("later").alias("note")))
+        assert sorted(read(target, "video")["note"].to_list(), key=str) == ["later", "later", "later"]
+
+
+def test_a_write_whose_column_holds_only_nulls_leaves_it_open_to_text(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        store.write("video", roots(2).with_columns(pl.lit(None).alias("note")))
+        store.write("video", roots(3, audio={2: "x"}).with_columns(pl.lit("later").alias("note")))
+        assert read(store, "video")["note"].to_list() == ["later"] * 3

@@ -389,21 +389,31 @@ class MetadataStore(StoreBackend):
             return 0
         ours = self._all_rows(plan)
         identity = [*plan.id_columns, WRITTEN_AT, DELETED, *plan.dv_columns]
+        new = theirs
         if ours is not None:  # the same row may be typed otherwise here (Int32 ids there, Int64 here)
             known = ours.select(identity).cast(theirs.select(identity).schema, strict=False)
-            theirs = theirs.join(known, on=identity, how="anti", nulls_equal=True)
-        new = theirs
+            new = theirs.join(known, on=identity, how="anti", nulls_equal=True)
         if not len(new):
             return 0
-        group = list(plan.id_columns)
-        # per sample, the row written last, here or there, is the latest
-        both = new if ours is None else pl.concat([new, ours.filter(pl.col("strata$latest"))], how="diagonal_relaxed")
-        newest = both.group_by(group).agg(pl.col(WRITTEN_AT).max().alias("strata$newest"))
-        new = new.join(newest, on=group, how="left", nulls_equal=True)
-        wins = pl.col("strata$latest") & (pl.col(WRITTEN_AT) == pl.col("strata$newest"))
-        drop = ["strata$latest", "strata$newest"]
-        latest, history = new.filter(wins).drop(drop), new.filter(~wins).drop(drop)
-        self._put(plan, latest.to_arrow(), history.to_arrow())
+        # per resolve id (an expansion's parent), the generation written last, here or there, is the latest
+        group, is_latest = list(plan.resolve_ids), pl.col("strata$latest")
+        newest = pl.col(WRITTEN_AT).max()
+        theirs_latest = theirs.filter(is_latest)
+        wins = (
+            new.filter(is_latest)
+            .select(group)
+            .unique()
+            .join(
+                theirs_latest.group_by(group).agg(newest.alias("strata$theirs")), on=group, how="left", nulls_equal=True
+            )
+        )
+        if ours is not None:
+            ours_newest = ours.filter(is_latest).group_by(group).agg(newest.alias("strata$ours"))
+            wins = wins.join(ours_newest.cast(wins.select(group).schema), on=group, how="left", nulls_equal=True)
+            wins = wins.filter(pl.col("strata$ours").is_null() | (pl.col("strata$theirs") >= pl.col("strata$ours")))
+        latest = theirs_latest.join(wins.select(group), on=group, how="semi", nulls_equal=True)
+        history = new.join(latest.select(identity), on=identity, how="anti", nulls_equal=True)
+        self._put(plan, latest.drop("strata$latest").to_arrow(), history.drop("strata$latest").to_arrow())
         return len(new)
 
     def _all_rows(self, plan: FeaturePlan) -> Any:

@@ -92,8 +92,10 @@ class StoreBackend(ABC):
 
         One new sequence number for the table (as :meth:`_write` takes it) goes into
         ``strata_seq`` of every row put, so the sync bookkeeping sees them as written now.
-        ``latest`` rows replace the latest rows of the same id columns (those move to history);
-        ``history`` rows go to history. The other system columns (versions, ``strata_written_at``,
+        ``latest`` rows replace every latest row of the same resolve ids (for an expansion, all
+        rows of their parents, as :meth:`_write` does); those move to history, but for the ones
+        ``latest`` holds again (same id columns and ``strata_written_at``), which are only
+        replaced. ``history`` rows go to history. The other system columns (versions, ``strata_written_at``,
         ``strata_deleted``) are kept as given; new user columns are added.
         """
 

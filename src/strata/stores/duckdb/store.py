@@ -107,7 +107,13 @@ def _childless(plan: FeaturePlan) -> str:
 
 
 def _column_ddl(name: str, kind: str) -> str:
-    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks."""
+    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks.
+
+    A column whose first batch holds only nulls of no type (Polars' ``Null``) becomes text: a
+    column of DuckDB's ``NULL`` type could never take a value later.
+    """
+    if kind.strip('"') == "NULL":
+        kind = "VARCHAR"
     hashed = name.startswith((DV, IN)) and kind == "VARCHAR"
     return f"{ident(name)} {kind}{f' USING COMPRESSION {VERSION_COMPRESSION}' if hashed else ''}"
 
@@ -818,10 +824,12 @@ class DuckDBStore(MetadataStore):
             with self._transaction():
                 seq, _ = self._next_seq(plan.table)
                 table, older = ident(plan.table), ident(plan.table + HISTORY)
-                if latest.num_rows:  # the stored latest rows of the same samples move to history
-                    match = self._matching(names[0], plan.id_columns)
-                    moved = f"DELETE FROM {table} AS l WHERE {match} RETURNING *"
-                    _run(con, f"WITH moved AS ({moved}) INSERT INTO {older} BY NAME SELECT * FROM moved")
+                if latest.num_rows:  # the latest rows of the same parents move to history, but those put again
+                    parents = self._matching(names[0], plan.resolve_ids)
+                    again = self._matching(names[0], [*plan.id_columns, WRITTEN_AT])
+                    moved = f"DELETE FROM {table} AS l WHERE {parents} RETURNING *"
+                    kept = f"SELECT * FROM moved AS l WHERE NOT {again}"
+                    _run(con, f"WITH moved AS ({moved}) INSERT INTO {older} BY NAME {kept}")
                 stamped = f"SELECT * REPLACE (CAST({seq} AS BIGINT) AS {ident(SEQ)}) FROM "
                 _run(con, f"INSERT INTO {table} BY NAME {stamped}{ident(names[0])}")
                 _run(con, f"INSERT INTO {older} BY NAME {stamped}{ident(names[1])}")

@@ -170,9 +170,10 @@ class InMemoryStore(MetadataStore):
             frames.append(frame.with_columns(pl.lit(seq, pl.Int64).alias(SEQ)))
         rows, older = frames
         stored = self._latest.get(plan.table, rows.clear())
-        ids = list(plan.id_columns)
-        moved = stored.join(rows.select(ids), on=ids, how="semi", nulls_equal=True)
-        kept = stored.join(rows.select(ids), on=ids, how="anti", nulls_equal=True)
+        parents, same = list(plan.resolve_ids), [*plan.id_columns, WRITTEN_AT]
+        ours = stored.join(rows.select(parents), on=parents, how="semi", nulls_equal=True)
+        moved = ours.join(rows.select(same), on=same, how="anti", nulls_equal=True)  # rows put again are replaced
+        kept = stored.join(rows.select(parents), on=parents, how="anti", nulls_equal=True)
         self._latest[plan.table] = pl.concat([kept, rows], how="diagonal_relaxed")
         self._history.setdefault(plan.table, []).extend([older, moved])
         return seq
