@@ -25,6 +25,17 @@ class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio"])):
 class Transcript(st.Feature, spec=st.FeatureSpec("transcript", deps=[Video], fields=["text"])):
     pass
 
+class Frames(
+    st.Feature,
+    spec=st.FeatureSpec(
+        "frames",
+        id_columns=["sample_uid", "frame"],
+        deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
+        fields=["pixels"],
+    ),
+):
+    pass
+
 class Clip(st.Feature, spec=st.FeatureSpec("clip", id_columns=["video_id", "clip"], fields=["pixels"])):
     pass
 """
@@ -81,7 +92,11 @@ def test_copy_between_two_duckdb_files(strata: Cli, use: Use) -> None:
         fill(prod, s1="changed")
     result = strata("metadata", "copy", "--from", "prod", "--to", "dev", "--json")
     assert result.code == 0, result.err
-    assert result.json() == {"from": "prod", "to": "dev", "copied": {"video": 4, "transcript": 4, "clip": 0}}
+    assert result.json() == {
+        "from": "prod",
+        "to": "dev",
+        "copied": {"video": 4, "transcript": 4, "frames": 0, "clip": 0},
+    }
     with use("prod") as prod, use("dev") as dev:
         for key in ("video", "transcript"):
             assert every_row(dev, key) == every_row(prod, key), key
@@ -124,7 +139,7 @@ def test_delete_soft_by_default_with_a_dry_run_first(strata: Cli, use: Use) -> N
         "hard": False,
         "dry_run": True,
         "deleted": 2,
-        "downstream": {"transcript": 2},
+        "downstream": {"transcript": 2, "frames": 0},
     }
     with use("prod") as prod:
         assert len(prod.read("video")) == 3  # nothing went
@@ -174,7 +189,11 @@ def test_compact_keep_and_older_than(strata: Cli, use: Use) -> None:
         fill(prod, s1="c")
     dry = strata("metadata", "compact", "--keep", "1", "--dry-run", "--json")
     assert dry.code == 0, dry.err
-    assert dry.json() == {"store": "prod", "dry_run": True, "dropped": {"video": 1, "transcript": 1, "clip": 0}}
+    assert dry.json() == {
+        "store": "prod",
+        "dry_run": True,
+        "dropped": {"video": 1, "transcript": 1, "frames": 0, "clip": 0},
+    }
     with use("prod") as prod:
         assert len(prod.read("video", feature_version="all")) == 5
     assert strata("metadata", "compact", "--keep", "1").code == 0
@@ -187,7 +206,25 @@ def test_compact_keep_and_older_than(strata: Cli, use: Use) -> None:
     con.close()
     result = strata("metadata", "compact", "--older-than", "30d")
     assert result.code == 0, result.err
-    assert result.out == "dropped 1 row from prod: clip 0, video 1, transcript 0\n"
+    assert result.out == "dropped 1 row from prod: clip 0, video 1, frames 0, transcript 0\n"
     with use("prod") as prod:
         assert sorted(prod.read("video", feature_version="all")["sample_uid"].to_list()) == [0, 1, 2]
         assert prod.resolve_update("transcript").is_empty
+
+
+def test_deleting_a_root_sample_reaches_its_expanded_children(strata: Cli, use: Use) -> None:
+    with use("prod") as prod:
+        fill(prod)
+        parents = prod.resolve_update("frames").added.to_native()
+        prod.write("frames", parents.join(pl.DataFrame({"frame": [0, 1]}), how="cross"))
+    result = strata("metadata", "delete", "video", "--id", "1", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["downstream"] == {"transcript": 1, "frames": 2}
+    status = {row["feature"]: row for row in strata("status", "--json").json()["features"]}
+    assert status["frames"]["removed"] == 1  # keyed by the parent: both of its children go
+    assert status["transcript"]["removed"] == 1
+    children = strata("metadata", "delete", "frames", "--id", "2", "--json")  # a parent id alone: all its children
+    assert children.code == 0, children.err
+    assert children.json()["deleted"] == 2
+    with use("prod") as prod:
+        assert sorted(prod.read("frames").to_native()["sample_uid"].to_list()) == [0, 0, 1, 1]
