@@ -140,6 +140,7 @@ def test_delete_soft_by_default_with_a_dry_run_first(strata: Cli, use: Use) -> N
         "dry_run": True,
         "deleted": 2,
         "downstream": {"transcript": 2, "frames": 0},
+        "with_downstream": False,
     }
     with use("prod") as prod:
         assert len(prod.read("video")) == 3  # nothing went
@@ -228,3 +229,22 @@ def test_deleting_a_root_sample_reaches_its_expanded_children(strata: Cli, use: 
     assert children.json()["deleted"] == 2
     with use("prod") as prod:
         assert sorted(prod.read("frames").to_native()["sample_uid"].to_list()) == [0, 0, 1, 1]
+
+
+def test_a_hard_delete_with_downstream_erases_the_derived_rows_too(strata: Cli, use: Use) -> None:
+    with use("prod") as prod:
+        fill(prod)
+        fill(prod, s1="changed")
+    dry = strata("metadata", "delete", "video", "--id", "1", "--hard", "--downstream", "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    assert dry.json()["downstream"] == {"transcript": 1, "frames": 0}
+    result = strata("metadata", "delete", "video", "--id", "1", "--hard", "--downstream")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        "deleted 1 samples of video in prod (hard: erased with their history)",
+        "deleted downstream too: frames 0, transcript 1",
+    ]
+    with use("prod") as prod:
+        assert 1 not in prod.read("transcript", feature_version="all").to_native()["sample_uid"].to_list()
+    status = {row["feature"]: row for row in strata("status", "--json").json()["features"]}
+    assert status["transcript"]["removed"] == 0

@@ -271,3 +271,35 @@ def test_a_write_whose_column_holds_only_nulls_leaves_it_open_to_text(store_fact
         store.write("video", roots(2).with_columns(pl.lit(None).alias("note")))
         store.write("video", roots(3, audio={2: "x"}).with_columns(pl.lit("later").alias("note")))
         assert read(store, "video")["note"].to_list() == ["later"] * 3
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_delete_downstream_takes_the_rows_derived_from_deleted_samples(store_factory: StoreFactory, soft: bool) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        sync(store, roots(3, audio={1: "new"}))
+        gone = pl.DataFrame({"sample_uid": [1]})
+        store.delete("video", gone, soft=soft)
+        assert store.delete_downstream("video", gone, soft=soft) == {"transcript": 1, "embedding": 1}
+        for key in KEYS:
+            assert sorted(read(store, key)["sample_uid"]) == [0, 2], key
+            assert (1 in read(store, key, feature_version="all")["sample_uid"].to_list()) is soft, key
+            if key != "video":
+                assert store.resolve_update(key).is_empty, key  # nothing left for a build to remove
+        assert store.delete_downstream("video", gone, soft=soft) == {"transcript": 0, "embedding": 0}
+
+
+def test_delete_downstream_follows_an_expansion_and_skips_an_aggregation(store_factory: StoreFactory) -> None:
+    with store_factory(graph=lineage_graph()) as store:
+        store.write("video", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["v1", "v2"]}))
+        children = store.resolve_update("frames").added.to_native().join(pl.DataFrame({"frame": [0, 1]}), how="cross")
+        store.write("frames", children)
+        store.write("summary", store.resolve_update("summary").added.to_native())
+        gone = pl.DataFrame({"sample_uid": [2]})
+        store.delete("video", gone)
+        assert store.delete_downstream("video", gone) == {"frames": 2, "summary": 1}
+        assert read(store, "frames")["sample_uid"].to_list() == [1, 1]
+        assert store.resolve_update("frames").is_empty
+        assert store.resolve_update("summary").is_empty
+        # a child deleted alone: its parent's summary aggregates the others, so it is recomputed, not deleted
+        assert store.delete_downstream("frames", pl.DataFrame({"sample_uid": [1], "frame": [0]})) == {}

@@ -97,6 +97,12 @@ def copy(ctx: Context, feature_keys: tuple[str, ...], source_name: str, target_n
 )
 @click.option("--hard", is_flag=True, help="Erase the rows and their history (default: soft, tombstones).")
 @click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+@click.option(
+    "--downstream",
+    is_flag=True,
+    help="Also delete (soft, or --hard) the rows downstream features derived from these samples, "
+    "following identity and expansion lineage (default: their next resolve lists them as removed).",
+)
 @click.option("--yes", is_flag=True, help="Confirm a hard delete of every sample (no --id).")
 @store_option
 @json_option
@@ -107,6 +113,7 @@ def delete(
     ids: tuple[str, ...],
     hard: bool,
     dry_run: bool,
+    downstream: bool,
     yes: bool,
     store_name: str | None,
     json_output: bool,
@@ -114,7 +121,7 @@ def delete(
     """Delete samples of a feature: soft (tombstones, history kept) unless --hard.
 
     Downstream features keep their rows of the deleted samples until their next resolve lists
-    them as removed (`strata status`), which `strata build` applies.
+    them as removed (`strata status`), which `strata build` applies; --downstream deletes them now.
     """
     from strata.errors import UsageError
     from strata.features.project import load_graph, opened
@@ -129,7 +136,7 @@ def delete(
     with opened(store, config):
         frame = None if not ids else _id_frame(store, key, ids)
         picked = frame if frame is not None else _every_sample(store, key, hard=hard)
-        downstream = {
+        derived = {
             str(down): store.delete_preview(down, picked)
             for down in graph.downstream(key)
             if set(picked.columns) <= set(store.plan(down).id_columns)
@@ -138,13 +145,16 @@ def delete(
             deleted = store.delete_preview(key, picked)
         else:
             deleted = store.delete(key, picked, soft=not hard) if len(picked) else 0
+            if downstream:
+                derived = store.delete_downstream(key, picked, soft=not hard)
     data = {
         "store": config.name,
         "feature": str(key),
         "hard": hard,
         "dry_run": dry_run,
         "deleted": deleted,
-        "downstream": downstream,
+        "downstream": derived,
+        "with_downstream": downstream,
     }
     ctx.emit(data, lambda: click.echo(_delete_text(data)))
 
@@ -153,7 +163,9 @@ def _delete_text(data: dict[str, Any]) -> str:
     how = "hard: erased with their history" if data["hard"] else "soft: tombstones, history kept"
     verb = "would delete" if data["dry_run"] else "deleted"
     lines = [f"{verb} {data['deleted']} samples of {data['feature']} in {data['store']} ({how})"]
-    if data["downstream"]:
+    if data["downstream"] and data["with_downstream"]:
+        lines.append(f"{verb} downstream too: {_counts(data['downstream'])}")
+    elif data["downstream"]:
         lines.append(f"downstream, removed by their next resolve (strata build): {_counts(data['downstream'])}")
     return "\n".join(lines)
 

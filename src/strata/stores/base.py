@@ -352,6 +352,38 @@ class MetadataStore(StoreBackend):
             frame = frame.join(wanted.select(by).cast(frame.select(by).schema), on=by, how="semi", nulls_equal=True)
         return len(frame)
 
+    def delete_downstream(self, feature: Any, ids: Any, *, soft: bool = True) -> dict[str, int]:
+        """Delete the rows downstream features derived from the samples ``ids`` of ``feature``.
+
+        Follows lineage through every downstream feature (transitively) whose id columns include
+        those of ``ids``: identity, and each child of a 1:N expansion. A feature keyed by fewer
+        ids (an aggregation over the samples) is left alone: its rows summarise other samples
+        too, and its next resolve recomputes them. Soft: tombstones; hard: erased with their
+        history. Returns the live rows deleted per feature it reached. Without it, each
+        downstream feature's next resolve lists the samples as removed (what ``strata build``
+        applies).
+        """
+        import polars as pl
+
+        self._require_writable()
+        key = self.plan(feature).key
+        wanted = pl.from_arrow(to_arrow(ids))
+        assert isinstance(wanted, pl.DataFrame)
+        out: dict[str, int] = {}
+        for down in self.graph.downstream(key):
+            plan = self.plan(down)
+            if not set(wanted.columns) <= set(plan.id_columns):
+                continue
+            stored = self._read(plan, history=not soft, include_deleted=not soft)
+            if stored is None:
+                out[str(down)] = 0
+                continue
+            rows = stored.select(list(plan.id_columns)).collect(backend="polars").to_native().unique()
+            by = list(wanted.columns)
+            picked = rows.join(wanted.cast(rows.select(by).schema), on=by, how="semi", nulls_equal=True)
+            out[str(down)] = self.delete(down, picked, soft=soft) if len(picked) else 0
+        return out
+
     # -- store operations ----------------------------------------------------------------
 
     def copy_from(self, source: MetadataStore, features: Sequence[Any] | None = None) -> dict[str, int]:
