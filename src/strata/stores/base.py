@@ -16,6 +16,7 @@ users call is here, once. The increment itself is :class:`~strata.resolve.increm
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any, Self
 
@@ -24,7 +25,7 @@ from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
 from strata.resolve.increment import Increment
-from strata.resolve.plan import CAUSE, FeaturePlan
+from strata.resolve.plan import CAUSE, DELETED, SEQ, WRITTEN_AT, FeaturePlan
 from strata.stores.checks import check_write, to_arrow
 from strata.stores.contract import StoreBackend
 from strata.stores.sync import Pending, SqlPending
@@ -488,6 +489,212 @@ class MetadataStore(StoreBackend):
         elif pending is not None:
             pending.forget()
         return deleted
+
+    def delete_preview(self, feature: Any, ids: Any | None = None, *, soft: bool = True) -> int:
+        """How many rows :meth:`delete` would take (``ids`` None: every sample); changes nothing.
+
+        Soft: the live rows that would become tombstones. Hard: every row erased, history included.
+        """
+        import narwhals as nw
+        import polars as pl
+
+        self._require_open()
+        plan = self.plan(feature)
+        stored = self._read(plan, history=not soft, include_deleted=not soft)
+        if stored is None:
+            return 0
+        frame = stored.collect(backend="polars").to_native()
+        if ids is not None:
+            wanted = nw.from_native(ids, eager_only=True).to_native()
+            assert isinstance(wanted, pl.DataFrame)
+            by = [c for c in plan.id_columns if c in wanted.columns] or list(plan.resolve_ids)
+            frame = frame.join(wanted.select(by).cast(frame.select(by).schema), on=by, how="semi", nulls_equal=True)
+        return len(frame)
+
+    def delete_downstream(self, feature: Any, ids: Any, *, soft: bool = True) -> dict[str, int]:
+        """Delete the rows downstream features derived from the samples ``ids`` of ``feature``.
+
+        Follows lineage through every downstream feature (transitively) whose id columns include
+        those of ``ids``: identity, and each child of a 1:N expansion. A feature keyed by fewer
+        ids (an aggregation over the samples) is left alone: its rows summarise other samples
+        too, and its next resolve recomputes them. Soft: tombstones; hard: erased with their
+        history. Returns the live rows deleted per feature it reached. Without it, each
+        downstream feature's next resolve lists the samples as removed (what ``strata build``
+        applies).
+        """
+        import polars as pl
+
+        self._require_writable()
+        key = self.plan(feature).key
+        wanted = pl.from_arrow(to_arrow(ids))
+        assert isinstance(wanted, pl.DataFrame)
+        out: dict[str, int] = {}
+        for down in self.graph.downstream(key):
+            plan = self.plan(down)
+            if not set(wanted.columns) <= set(plan.id_columns):
+                continue
+            stored = self._read(plan, history=not soft, include_deleted=not soft)
+            if stored is None:
+                out[str(down)] = 0
+                continue
+            rows = stored.select(list(plan.id_columns)).collect(backend="polars").to_native().unique()
+            by = list(wanted.columns)
+            picked = rows.join(wanted.cast(rows.select(by).schema), on=by, how="semi", nulls_equal=True)
+            out[str(down)] = self.delete(down, picked, soft=soft) if len(picked) else 0
+        return out
+
+    # -- store operations ----------------------------------------------------------------
+
+    def copy_from(self, source: MetadataStore, features: Sequence[Any] | None = None) -> dict[str, int]:
+        """Copy the rows of ``features`` (default: every feature of the graph) from ``source`` into this store.
+
+        Every row comes with its history and system columns (versions, ``strata_written_at``,
+        tombstones); the copied rows take this store's next sequence number, one per feature
+        (docs/stores.md). Rows this store holds already are skipped, so a second copy adds
+        nothing. Per sample, the row written last (``strata_written_at``), here or there, is
+        the latest. Returns the rows added per feature.
+        """
+        self._require_writable()
+        source._require_open()
+        if source.hash_algorithm != self.hash_algorithm:
+            raise DefinitionError(
+                f"the source store hashes with `{source.hash_algorithm}`, this one with `{self.hash_algorithm}`",
+                "copy between stores of one hash algorithm; algorithms are never mixed",
+            )
+        keys = self._operated(features)
+        self._forget_all()
+        return {str(key): self._copy_feature(source, self.plan(key)) for key in keys}
+
+    def _operated(self, features: Sequence[Any] | None) -> list[FeatureKey]:
+        """The features an operation acts on: those named (checked), else all, upstreams first."""
+        if features:
+            return [self.plan(f).key for f in features]
+        return list(self.graph.topological_order())
+
+    def _copy_feature(self, source: MetadataStore, plan: FeaturePlan) -> int:
+        """Copy one feature's rows from ``source``: those this store lacks, into history or latest as they fall."""
+        import polars as pl
+
+        theirs = source._all_rows(plan)
+        if theirs is None:
+            return 0
+        ours = self._all_rows(plan)
+        identity = [*plan.id_columns, WRITTEN_AT, DELETED, *plan.dv_columns]
+        new = theirs
+        if ours is not None:  # the same row may be typed otherwise here (Int32 ids there, Int64 here)
+            known = ours.select(identity).cast(theirs.select(identity).schema, strict=False)
+            new = theirs.join(known, on=identity, how="anti", nulls_equal=True)
+        if not len(new):
+            return 0
+        # per resolve id (an expansion's parent), the generation written last, here or there, is the latest
+        group, is_latest = list(plan.resolve_ids), pl.col("strata$latest")
+        newest = pl.col(WRITTEN_AT).max()
+        theirs_latest = theirs.filter(is_latest)
+        wins = (
+            new.filter(is_latest)
+            .select(group)
+            .unique()
+            .join(
+                theirs_latest.group_by(group).agg(newest.alias("strata$theirs")), on=group, how="left", nulls_equal=True
+            )
+        )
+        if ours is not None:
+            ours_newest = ours.filter(is_latest).group_by(group).agg(newest.alias("strata$ours"))
+            wins = wins.join(ours_newest.cast(wins.select(group).schema), on=group, how="left", nulls_equal=True)
+            wins = wins.filter(pl.col("strata$ours").is_null() | (pl.col("strata$theirs") >= pl.col("strata$ours")))
+        latest = theirs_latest.join(wins.select(group), on=group, how="semi", nulls_equal=True)
+        history = new.join(latest.select(identity), on=identity, how="anti", nulls_equal=True)
+        self._put(plan, latest.drop("strata$latest").to_arrow(), history.drop("strata$latest").to_arrow())
+        return len(new)
+
+    def _all_rows(self, plan: FeaturePlan) -> Any:
+        """Every row of a feature as Polars, ``strata$latest`` telling the latest ones; None without a table."""
+        import polars as pl
+
+        latest = self._read(plan, history=False, include_deleted=True)
+        if latest is None:
+            return None
+        full = self._read(plan, history=True, include_deleted=True)
+        assert full is not None
+        now = latest.collect(backend="polars").to_native()
+        every = full.collect(backend="polars").to_native()
+        row = [*plan.id_columns, SEQ, WRITTEN_AT]
+        older = every.join(now.select(row), on=row, how="anti", nulls_equal=True)
+        return pl.concat(
+            [
+                now.with_columns(pl.lit(value=True).alias("strata$latest")),
+                older.with_columns(pl.lit(value=False).alias("strata$latest")),
+            ],
+            how="diagonal_relaxed",
+        )
+
+    def compact(
+        self,
+        features: Sequence[Any] | None = None,
+        *,
+        keep: int | None = None,
+        older_than: dt.timedelta | dt.datetime | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        """Drop history rows the retention does not ask for; return how many rows go per feature.
+
+        Every latest row stays. ``keep=N``: per sample, the N newest superseded rows stay.
+        ``older_than`` (a duration back from now, or a point in time): a superseded row goes when
+        the row that replaced it was written before then, so every state since can still be read;
+        a tombstone written before then goes too, with its history. ``dry_run``: count only.
+        Dropping history leaves the sync records as they are; dropping a tombstone forgets them,
+        as a hard delete does (the next resolve of each feature compares in full).
+        """
+        if (keep is None) == (older_than is None):
+            raise DefinitionError("compact needs one retention", "pass keep=N or older_than=DURATION (not both)")
+        if keep is not None and keep < 0:
+            raise DefinitionError(f"keep={keep} is negative", "keep the N newest superseded rows per sample, N >= 0")
+        if dry_run:
+            self._require_open()
+        else:
+            self._require_writable()
+        cutoff = None
+        if older_than is not None:
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            cutoff = older_than if isinstance(older_than, dt.datetime) else now - older_than
+        out: dict[str, int] = {}
+        for key in self._operated(features):
+            out[str(key)] = self._compact_feature(self.plan(key), keep, cutoff, dry_run=dry_run)
+        return out
+
+    def _compact_feature(self, plan: FeaturePlan, keep: int | None, cutoff: Any, *, dry_run: bool) -> int:
+        import polars as pl
+
+        rows = self._all_rows(plan)
+        if rows is None:
+            return 0
+        sample = list(plan.id_columns)
+        rows = rows.sort([*sample, WRITTEN_AT, SEQ], descending=True, nulls_last=True)
+        latest = pl.col("strata$latest")
+        if keep is not None:
+            rank = (~latest).cum_sum().over(sample)  # 1 for the newest superseded row of a sample
+            gone = rows.filter(~latest & (rank > keep))
+            tombs = rows.clear()
+        else:
+            replaced_at = pl.col(WRITTEN_AT).shift(1).over(sample)  # the next newer row's time
+            tombs = rows.filter(latest & pl.col(DELETED) & (pl.col(WRITTEN_AT) < cutoff))
+            marked = rows.join(
+                tombs.select(sample).with_columns(pl.lit(value=True).alias("strata$dead")),
+                on=sample,
+                how="left",
+                nulls_equal=True,
+            )
+            dead = pl.col("strata$dead").fill_null(value=False)
+            gone = marked.filter(~latest & ((replaced_at < cutoff) | dead))
+        count = len(gone) + len(tombs)
+        if dry_run or not count:
+            return count
+        row = [*plan.id_columns, SEQ, WRITTEN_AT]
+        self._forget_all()
+        self._erase(plan, tombs.select(row).to_arrow(), gone.select(row).to_arrow())
+        if len(tombs):
+            self._clear_sync()
+        return count
 
     # -- reading -------------------------------------------------------------------------
 

@@ -87,6 +87,28 @@ class StoreBackend(ABC):
         """
 
     @abstractmethod
+    def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
+        """Add rows copied from another store, system columns and all, in one transaction; return the number.
+
+        One new sequence number for the table (as :meth:`_write` takes it) goes into
+        ``strata_seq`` of every row put, so the sync bookkeeping sees them as written now.
+        ``latest`` rows replace every latest row of the same resolve ids (for an expansion, all
+        rows of their parents, as :meth:`_write` does); those move to history, but for the ones
+        ``latest`` holds again (same id columns and ``strata_written_at``), which are only
+        replaced. ``history`` rows go to history. The other system columns (versions, ``strata_written_at``,
+        ``strata_deleted``) are kept as given; new user columns are added.
+        """
+
+    @abstractmethod
+    def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
+        """Erase rows picked by their id columns, ``strata_seq`` and ``strata_written_at``, in one transaction.
+
+        ``latest`` picks rows of the latest table (compact erases old tombstones: the table takes
+        a new sequence number, as a hard delete does), ``history`` rows of the history table
+        (nothing a resolve reads: the numbers stay).
+        """
+
+    @abstractmethod
     def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
         """Live rows (or the whole history) as a lazy frame; None when the table does not exist."""
 

@@ -117,7 +117,13 @@ def _matching(table: str, ids: str, columns: Sequence[str]) -> str:
 
 
 def _column_ddl(name: str, kind: str) -> str:
-    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks."""
+    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks.
+
+    A column whose first batch holds only nulls of no type (Polars' ``Null``) becomes text: a
+    column of DuckDB's ``NULL`` type could never take a value later.
+    """
+    if kind.strip('"') == "NULL":
+        kind = "VARCHAR"
     hashed = name.startswith((DV, IN)) and kind == "VARCHAR"
     return f"{ident(name)} {kind}{f' USING COMPRESSION {VERSION_COMPRESSION}' if hashed else ''}"
 
@@ -842,6 +848,61 @@ class DuckDBStore(MetadataStore):
         finally:
             con.unregister(batch)
         return int(count), seq if since is None or seen == dict(since) else None
+
+    def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
+        con = self.con
+        names = [f"strata_put_{next(_names)}", f"strata_put_{next(_names)}"]
+        con.register(names[0], latest)
+        con.register(names[1], history)
+        # DDL outside the transaction, as for a write (see _write_source)
+        created = self._ensure_tables(plan, f"SELECT * FROM {ident(names[0])}")
+        try:
+            with self._transaction():
+                seq, _ = self._next_seq(plan.table)
+                table, older = ident(plan.table), ident(plan.table + HISTORY)
+                if latest.num_rows:  # the latest rows of the same parents move to history, but those put again
+                    parents = self._matching(names[0], plan.resolve_ids)
+                    again = self._matching(names[0], [*plan.id_columns, WRITTEN_AT])
+                    moved = f"DELETE FROM {table} AS l WHERE {parents} RETURNING *"
+                    kept = f"SELECT * FROM moved AS l WHERE NOT {again}"
+                    _run(con, f"WITH moved AS ({moved}) INSERT INTO {older} BY NAME {kept}")
+                stamped = f"SELECT * REPLACE (CAST({seq} AS BIGINT) AS {ident(SEQ)}) FROM "
+                _run(con, f"INSERT INTO {table} BY NAME {stamped}{ident(names[0])}")
+                _run(con, f"INSERT INTO {older} BY NAME {stamped}{ident(names[1])}")
+        except BaseException:
+            for made in created:  # nothing half-copied: not even the empty tables of a first copy
+                _run(con, f"DROP TABLE IF EXISTS {ident(made)}")
+                self._tables.discard(made)
+            self._ready.pop(plan.table, None)
+            raise
+        finally:
+            con.unregister(names[0])
+            con.unregister(names[1])
+        return seq
+
+    def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
+        con = self.con
+        names = [f"strata_erase_{next(_names)}", f"strata_erase_{next(_names)}"]
+        con.register(names[0], latest)
+        con.register(names[1], history)
+        try:
+            with self._transaction():
+                if latest.num_rows:  # the latest table changes: a new number, as for a hard delete
+                    self._next_seq(plan.table)
+                    match = self._matching(names[0], latest.column_names)
+                    _run(con, f"DELETE FROM {ident(plan.table)} AS l WHERE {match}")
+                if history.num_rows:
+                    match = self._matching(names[1], history.column_names)
+                    _run(con, f"DELETE FROM {ident(plan.table + HISTORY)} AS l WHERE {match}")
+        finally:
+            con.unregister(names[0])
+            con.unregister(names[1])
+
+    @staticmethod
+    def _matching(source: str, columns: Sequence[str]) -> str:
+        """SQL true for a row ``l`` that a row of ``source`` equals on ``columns`` (nulls equal nulls)."""
+        same = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in columns)
+        return f"EXISTS (SELECT 1 FROM {ident(source)} AS b WHERE {same})"
 
     # -- reading -------------------------------------------------------------------------
 

@@ -169,6 +169,38 @@ class InMemoryStore(MetadataStore):
         ]
         return len(hit)
 
+    def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
+        seq = self._next_seq(plan.table)
+        frames = []
+        for table in (latest, history):
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            frames.append(frame.with_columns(pl.lit(seq, pl.Int64).alias(SEQ)))
+        rows, older = frames
+        stored = self._latest.get(plan.table, rows.clear())
+        parents, same = list(plan.resolve_ids), [*plan.id_columns, WRITTEN_AT]
+        ours = stored.join(rows.select(parents), on=parents, how="semi", nulls_equal=True)
+        moved = ours.join(rows.select(same), on=same, how="anti", nulls_equal=True)  # rows put again are replaced
+        kept = stored.join(rows.select(parents), on=parents, how="anti", nulls_equal=True)
+        self._latest[plan.table] = pl.concat([kept, rows], how="diagonal_relaxed")
+        self._history.setdefault(plan.table, []).extend([older, moved])
+        return seq
+
+    def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
+        if latest.num_rows:
+            self._next_seq(plan.table)  # the latest table changes: a new number, as for a hard delete
+            self._latest[plan.table] = self._without(self._latest[plan.table], latest)
+        if history.num_rows:
+            self._history[plan.table] = [self._without(h, history) for h in self._history[plan.table]]
+
+    @staticmethod
+    def _without(frame: pl.DataFrame, rows: pa.Table) -> pl.DataFrame:
+        """``frame`` without the rows that match ``rows`` on all of its columns."""
+        picked = pl.from_arrow(rows)
+        assert isinstance(picked, pl.DataFrame)
+        on = list(picked.columns)
+        return frame.join(picked.cast(frame.select(on).schema), on=on, how="anti", nulls_equal=True)
+
     def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
         import narwhals as nw
 
