@@ -48,7 +48,7 @@ class Dialect:
     concat_function: str = "concat({})"
     """SQL template joining its comma-separated arguments into one string, a null as the empty string."""
     ordered_agg: str = "string_agg({}, '' ORDER BY {})"
-    """SQL template concatenating a group's strings (``{}``) in an order (``{}``); with ``presorted``, just the strings."""
+    """SQL template concatenating a group's strings (``{}``) in an order (``{}``); ``presorted``: the strings alone."""
     presorted: bool = False
     """The engine has no ordered aggregate: a group's rows are read from a subquery sorted by the order instead."""
     full_join: bool = True

@@ -110,7 +110,7 @@ def from_sqlite(rows: list[tuple[Any, ...]], schema: Mapping[str, pl.DataType]) 
     """Rows fetched from SQLite as a frame of ``schema`` (the types the columns were written with)."""
     import polars as pl
 
-    raw = {}
+    raw: dict[str, Any] = {}
     for name, dtype in schema.items():
         if dtype in (pl.Date, pl.String) or isinstance(dtype, pl.Datetime):
             raw[name] = pl.String
@@ -317,8 +317,9 @@ class SQLiteStore(MetadataStore):
                 consts = [*(f.code_version for f in plan.fields), plan.feature_version, plan.snapshot_version, seq]
                 names = [*frame.columns, *plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
                 values = [*(ident(c) for c in frame.columns), *(["?"] * len(consts)), "?", _childless(plan)]
+                into = f"INSERT INTO {ident(plan.table)} ({sql.ids_list(tuple(names))})"
                 self._run(
-                    f"INSERT INTO {ident(plan.table)} ({sql.ids_list(tuple(names))}) SELECT {', '.join(values)} FROM {batch}",
+                    f"{into} SELECT {', '.join(values)} FROM {batch}",
                     [*consts, _now()],
                 )
         finally:
@@ -326,7 +327,7 @@ class SQLiteStore(MetadataStore):
         return seq if since is None or in_step else None
 
     def _supersede(self, plan: FeaturePlan, batch: str, seq: int) -> None:
-        """Move the latest rows of the batch's resolve ids to history; an expansion's vanished children leave tombstones."""
+        """Move the latest rows of the batch's resolve ids to history; an expansion's lost children leave tombstones."""
         keys = sql.ids_list(plan.resolve_ids)
         older = f"({keys}) IN (SELECT {keys} FROM {batch})"
         if plan.child_ids:
@@ -336,7 +337,7 @@ class SQLiteStore(MetadataStore):
             self._move(plan, older, None)
 
     def _move(self, plan: FeaturePlan, where: str, seq: int | None, unless: str = "") -> int:
-        """Move the latest rows ``where`` picks to history; with ``seq``, leave tombstones of the live ones; how many."""
+        """Move the latest rows ``where`` picks to history; with ``seq``, tombstones of the live ones; how many."""
         latest, history = ident(plan.table), ident(plan.table + HISTORY)
         names = tuple(self._columns(plan.table))
         columns = sql.ids_list(names)
@@ -388,14 +389,14 @@ class SQLiteStore(MetadataStore):
 
     def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
         import narwhals as nw
-        import polars as pl
 
         if not self._has_table(plan.table):
             return None
         schema = self._schema(plan.table)
         if history:
             columns = sql.ids_list(tuple(schema))
-            query = f"SELECT {columns} FROM {ident(plan.table + HISTORY)} UNION ALL SELECT {columns} FROM {ident(plan.table)}"
+            older, latest = ident(plan.table + HISTORY), ident(plan.table)
+            query = f"SELECT {columns} FROM {older} UNION ALL SELECT {columns} FROM {latest}"
         else:
             where = "" if include_deleted else f" WHERE NOT {ident(DELETED)}"
             query = f"SELECT * FROM {ident(plan.table)}{where}"
