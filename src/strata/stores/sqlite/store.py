@@ -269,9 +269,15 @@ class SQLiteStore(MetadataStore):
         name = ident(f"strata$batch_{next(_names)}")
         columns = ", ".join(f"{ident(c)} {declared_type(t)}" for c, t in frame.schema.items())
         self._run(f"CREATE TEMP TABLE {name} ({columns})")
-        if len(frame):
+        if len(frame):  # in one transaction: alone, each row would be a statement and a commit of its own
             marks = ", ".join(["?"] * len(frame.columns))
-            self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", to_sqlite(frame).iter_rows())
+            self._run("BEGIN")
+            try:
+                self.con.executemany(f"INSERT INTO {name} VALUES ({marks})", to_sqlite(frame).iter_rows())
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+            self._run("COMMIT")
         return name
 
     def _ensure_tables(self, plan: FeaturePlan, wanted: dict[str, str]) -> bool:
