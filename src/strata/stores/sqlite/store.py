@@ -28,7 +28,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.resolve.sql import ident
 from strata.stores.base import MetadataStore
-from strata.stores.duckdb.store import _POLARS_TYPES, HISTORY, META, SYNC, TABLE_SEQ, _childless, _matching
+from strata.stores.sqltables import HISTORY, META, POLARS_TYPES, SYNC, TABLE_SEQ, childless, matching
 
 if TYPE_CHECKING:
     import sqlite3
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_S = 60.0
 """How long a connection waits for another process's write to finish before giving up."""
-_DECLARED = {polars: declared for declared, polars in _POLARS_TYPES.items()}
+_DECLARED = {polars: declared for declared, polars in POLARS_TYPES.items()}
 _DATETIME = "%Y-%m-%d %H:%M:%S%.f"
 _names = itertools.count()
 
@@ -85,7 +85,7 @@ def polars_type(declared: str) -> pl.DataType:
 
     if declared == "TIMESTAMP":
         return pl.Datetime("us")
-    name = _POLARS_TYPES.get(declared)
+    name = POLARS_TYPES.get(declared)
     return getattr(pl, name)() if name else pl.String()
 
 
@@ -322,7 +322,7 @@ class SQLiteStore(MetadataStore):
                     self._supersede(plan, batch, seq)
                 consts = [*(f.code_version for f in plan.fields), plan.feature_version, plan.snapshot_version, seq]
                 names = [*frame.columns, *plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
-                values = [*(ident(c) for c in frame.columns), *(["?"] * len(consts)), "?", _childless(plan)]
+                values = [*(ident(c) for c in frame.columns), *(["?"] * len(consts)), "?", childless(plan)]
                 into = f"INSERT INTO {ident(plan.table)} ({sql.ids_list(tuple(names))})"
                 self._run(
                     f"{into} SELECT {', '.join(values)} FROM {batch}",
@@ -374,13 +374,13 @@ class SQLiteStore(MetadataStore):
         try:
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
-                match = _matching(latest, batch, frame.columns)
+                match = matching(latest, batch, frame.columns)
                 if soft:
                     count = self._move(plan, match, seq)
                 else:
                     count = self._run(f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0][0]
                     self._run(f"DELETE FROM {latest} WHERE {match}")
-                    self._run(f"DELETE FROM {history} WHERE {_matching(history, batch, frame.columns)}")
+                    self._run(f"DELETE FROM {history} WHERE {matching(history, batch, frame.columns)}")
         finally:
             self._run(f"DROP TABLE IF EXISTS {batch}")
         return int(count), seq if since is None or seen == dict(since) else None
