@@ -196,3 +196,18 @@ def test_a_process_killed_mid_write_leaves_all_of_it_or_none(tmp_path: Path) -> 
             "unchanged": 2,
         }
         assert len(store.read("video")) == 2000
+
+
+def test_a_read_only_store_creates_nothing_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph_of(), read_only=True) as reader:
+        assert reader.read("video") is None or len(reader.read("video")) == 0
+        assert len(reader.resolve_update("video", samples=roots(2)).added) == 2
+    assert list(tmp_path.iterdir()) == []
+    with st.SQLiteStore(path, graph=graph_of()) as store:
+        sync(store, roots(3))
+    before = path.read_bytes()
+    with st.SQLiteStore(path, graph=graph_of(), read_only=True) as reader:
+        assert reader.resolve_update("embedding").is_empty
+        assert len(reader.read("embedding")) == 3
+    assert path.read_bytes() == before
