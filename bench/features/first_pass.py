@@ -3,7 +3,8 @@
 The graph and samples of ``strata_run.py`` (see README.md here); each feature is resolved and its
 increment written, in order video, transcript, embedding:
 
-    .venv/bin/python bench/features/first_pass.py --n 1000000 [--lazy | --relation] [--store duckdb-memory]
+    .venv/bin/python bench/features/first_pass.py --n 1000000 [--lazy | --relation]
+        [--store duckdb-memory | sqlite-file]
         [--memory-limit 4GB] [--statements]
 
 ``--lazy`` resolves with ``lazy=True`` and writes the increment's parts as returned (DuckDB
@@ -67,7 +68,7 @@ def main() -> int:
     """Run the first pass and print the JSON."""
     parser = argparse.ArgumentParser(description="first pass of the feature benchmark")
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--store", choices=["duckdb-file", "duckdb-memory"], default="duckdb-file")
+    parser.add_argument("--store", choices=["duckdb-file", "duckdb-memory", "sqlite-file"], default="duckdb-file")
     parser.add_argument("--workdir", type=Path, default=Path("bench/.work/features/first"))
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--lazy", action="store_true")
@@ -76,8 +77,9 @@ def main() -> int:
     parser.add_argument("--statements", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    path = args.workdir / "first.duckdb"
-    path.unlink(missing_ok=True)
+    path = args.workdir / ("first.sqlite" if args.store == "sqlite-file" else "first.duckdb")
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
     lazy = args.lazy or args.relation
     samples = None if args.relation else bench.root_samples(args.n, delta=False)
     location = ":memory:" if args.store == "duckdb-memory" else path
@@ -85,16 +87,22 @@ def main() -> int:
     cpu: dict[str, float] = {}
     written: dict[str, int] = {}
     statements: list[dict[str, Any]] = []
-    with st.DuckDBStore(location, graph=bench.build_graph()) as store:
-        if args.memory_limit:
-            store.to_native().execute(f"SET memory_limit = '{args.memory_limit}'")
+    opened: st.MetadataStore = (
+        st.SQLiteStore(path, graph=bench.build_graph())
+        if args.store == "sqlite-file"
+        else st.DuckDBStore(location, graph=bench.build_graph())
+    )
+    with opened as store:
+        duck = store if isinstance(store, st.DuckDBStore) else None  # --memory-limit, --relation: DuckDB's
+        if args.memory_limit and duck is not None:
+            duck.to_native().execute(f"SET memory_limit = '{args.memory_limit}'")
         with timed_statements(statements) if args.statements else nullcontext():
             for key in ("video", "transcript", "embedding"):
                 wall, used = time.perf_counter(), time.process_time()
                 kwargs: dict[str, Any] = {}
                 if key == "video":
                     kwargs["samples"] = (
-                        store.to_native().sql(scale.snapshot_sql(args.n, 0)) if args.relation else samples
+                        duck.to_native().sql(scale.snapshot_sql(args.n, 0)) if args.relation and duck else samples
                     )
                 inc = store.resolve_update(key, lazy=lazy, **kwargs)
                 if lazy:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from strata.stores.base import MetadataStore
     from strata.stores.duckdb.store import DuckDBStore
     from strata.stores.memory.store import InMemoryStore
+    from strata.stores.sqlite.store import SQLiteStore
     from strata.workspace import StrataProject, open_project
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ _LAZY = {
     "InMemoryStore": "strata.stores.memory.store",
     "Increment": "strata.stores.base",
     "MetadataStore": "strata.stores.base",
+    "SQLiteStore": "strata.stores.sqlite.store",
     "StrataProject": "strata.workspace",
     "open_project": "strata.workspace",
 }
@@ -56,6 +58,7 @@ __all__ = [
     "Increment",
     "Lineage",
     "MetadataStore",
+    "SQLiteStore",
     "StrataError",
     "StrataProject",
     "__version__",

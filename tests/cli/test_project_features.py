@@ -97,9 +97,12 @@ def test_the_only_store_is_the_default_and_the_environment_can_choose(tmp_path: 
     [
         (
             "  x: {type: postgres}\n",
-            r"strata\.yml:3: store `x` has unknown type `postgres`; use one of: duckdb, memory",
+            r"strata\.yml:3: store `x` has unknown type `postgres`; use one of: duckdb, memory, sqlite",
         ),
-        ("  x: {path: a.duckdb}\n", r"strata\.yml:3: store `x` has no type; add `type:` \(one of: duckdb, memory\)"),
+        (
+            "  x: {path: a.duckdb}\n",
+            r"strata\.yml:3: store `x` has no type; add `type:` \(one of: duckdb, memory, sqlite\)",
+        ),
         (
             "  x:\n    type: duckdb\n    replicas: [y]\n",
             r"strata\.yml:5: unknown key `replicas` for a duckdb store `x`; duckdb stores take: type, path, hash_algorithm",
@@ -181,3 +184,19 @@ def test_a_store_that_cannot_open_is_one_line(tmp_path: Path) -> None:
     ):
         pass
     assert "\n" not in str(caught.value)
+
+
+def test_a_sqlite_store_is_declared_by_type_and_path(tmp_path: Path) -> None:
+    text = "features: {store: team}\nstores:\n  team: {type: sqlite, path: data/team.sqlite, hash_algorithm: sha256}\n"
+    project = _project(tmp_path, text)
+    config = store_config(project)
+    assert (config.type, config.path, config.hash_algorithm) == (
+        "sqlite",
+        tmp_path.resolve() / "data" / "team.sqlite",
+        "sha256",
+    )
+    store = make_store(project)
+    assert isinstance(store, st.SQLiteStore)
+    assert (store.name, store.hash_algorithm) == ("team", "sha256")
+    with pytest.raises(ProjectFileError, match=r"unknown key `memory_limit` for a sqlite store `x`"):
+        store_config(_project(tmp_path, "stores:\n  x: {type: sqlite, path: a.sqlite, memory_limit: 1GB}\n"))

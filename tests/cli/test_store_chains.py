@@ -102,3 +102,19 @@ def test_a_cycle_of_stores_is_refused_when_opened_naming_them(strata: Cli, make_
         "strata: error: stores `a` and `b` fall back on each other in a cycle (a -> b -> a); "
         "a store's fallbacks must not lead back to it\n"
     )
+
+
+def test_a_build_into_a_sqlite_store_from_the_command_line(strata: Cli, make_project: MakeProject) -> None:
+    import sqlite3
+
+    extra = "  store: team\nstores:\n  team: {type: sqlite, path: data/team.sqlite}\n"
+    root = make_project({"feats.py": GRAPH}, extra=extra)
+    project = Project.find(root, environ={})
+    with make_store(project, graph=load_graph(project)) as team:
+        team.write("raw", pl.DataFrame({"sample_uid": [1, 2], "x": [10, 20], "strata_dv__x": ["a", "b"]}))
+    built = strata("build")
+    assert built.code == 0, built.err
+    with sqlite3.connect(root / "data" / "team.sqlite") as con:
+        assert con.execute("SELECT sample_uid, y FROM double ORDER BY 1").fetchall() == [(1, 20), (2, 40)]
+    con.close()
+    assert strata("status", "--assert-in-sync").code == 0

@@ -8,7 +8,9 @@ leaving DuckDB): it must see the same increments and reach the same sync records
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -205,7 +207,14 @@ def second_round(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(defs=graphs(), change=changes)
 def test_every_store_matches_the_oracle_and_each_other(defs: list[FeatureDef], change: dict[str, Any]) -> None:
-    stores: list[st.MetadataStore] = [st.InMemoryStore(), st.DuckDBStore(":memory:"), st.DuckDBStore(":memory:")]
+    folder = tempfile.TemporaryDirectory()  # a function-scoped fixture would be shared by every example
+    sqlite = st.SQLiteStore(Path(folder.name) / "meta.sqlite")
+    stores: list[st.MetadataStore] = [
+        st.InMemoryStore(),
+        st.DuckDBStore(":memory:"),
+        st.DuckDBStore(":memory:"),
+        sqlite,
+    ]
     lazy = stores[2]
     oracle = Oracle()
     rounds = [(root_values(defs, change["n"], [], 0), defs), second_round(defs, change)]
@@ -226,7 +235,7 @@ def test_every_store_matches_the_oracle_and_each_other(defs: list[FeatureDef], c
                     assert (added, causes, removed) == (want_added, want_changed, want_removed), (store.kind, d.name)
                     assert dvs == {s: {f: expected[s][f][2] for f in d.fields} for s in dvs}, (store.kind, d.name)
                     seen_dvs.append(dvs)
-                assert seen_dvs[0] == seen_dvs[1] == seen_dvs[2]  # byte-identical data versions in every store
+                assert all(dvs == seen_dvs[0] for dvs in seen_dvs)  # byte-identical data versions in every store
                 rows = oracle.rows.setdefault(d.name, {})
                 for s in want_removed:
                     rows.pop(s)
@@ -242,3 +251,4 @@ def test_every_store_matches_the_oracle_and_each_other(defs: list[FeatureDef], c
     finally:
         for store in stores:
             store.__exit__(None, None, None)
+        folder.cleanup()

@@ -8,6 +8,7 @@
     stores:
       local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5, memory_limit: 50%}
       scratch: {type: memory}
+      team:    {type: sqlite, path: team.sqlite}   # one file, several processes take turns (WAL)
       dev:     {type: duckdb, path: dev.duckdb, fallbacks: [local]}   # reads what it lacks from local
     environments:
       - name: dev
@@ -49,6 +50,7 @@ DEFAULT_STORE = "local"
 """Name of the store a project has when it declares no ``stores:``."""
 
 DEFAULT_STORE_PATH = ".strata/metadata.duckdb"
+DEFAULT_SQLITE_PATH = ".strata/metadata.sqlite"
 
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _STORE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -61,6 +63,7 @@ EXECUTORS = ("local", "ray")
 _STORE_KEYS: dict[str, tuple[str, ...]] = {
     "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks"),
     "memory": ("type", "hash_algorithm", "fallbacks"),
+    "sqlite": ("type", "path", "hash_algorithm", "fallbacks"),
 }
 """Store types a project can declare, and the keys each accepts."""
 
@@ -447,6 +450,8 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
     path = None
     if kind == "duckdb":
         path = _duckdb_path(project, name, values.get("path", DEFAULT_STORE_PATH), line("path"))
+    elif kind == "sqlite":
+        path = _duckdb_path(project, name, values.get("path", DEFAULT_SQLITE_PATH), line("path"))
     from strata.stores.duckdb import is_memory_limit
 
     limit = values.get("memory_limit")
@@ -497,7 +502,17 @@ def _build_memory(config: StoreConfig, graph: FeatureGraph | None, read_only: bo
     return InMemoryStore(hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, name=config.name)
 
 
+def _build_sqlite(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
+    from strata.stores.sqlite.store import SQLiteStore
+
+    assert config.path is not None
+    return SQLiteStore(
+        config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, name=config.name
+    )
+
+
 _BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None, bool], MetadataStore]] = {
     "duckdb": _build_duckdb,
     "memory": _build_memory,
+    "sqlite": _build_sqlite,
 }

@@ -47,6 +47,13 @@ class Dialect:
     """SQL template giving the byte length of a string."""
     concat_function: str = "concat({})"
     """SQL template joining its comma-separated arguments into one string, a null as the empty string."""
+    ordered_agg: str = "string_agg({}, '' ORDER BY {})"
+    """SQL template concatenating a group's strings (``{}``) in an order (``{}``); ``presorted``: the strings alone."""
+    presorted: bool = False
+    """The engine has no ordered aggregate: a group's rows are read from a subquery sorted by the order instead."""
+    full_join: bool = True
+    """The engine runs a ``FULL JOIN`` of two subqueries by lookups; else it is spelled as two ``LEFT JOIN`` s
+    (SQLite 3.40 materializes a full join's right side without an index: a nested loop)."""
 
     def hash(self, algorithm: str, expr: str) -> str:
         """Hex digest of ``expr`` cut to the kept digits."""
@@ -68,6 +75,17 @@ class Dialect:
 
 
 DUCKDB = Dialect("duckdb", {"md5": "md5({})", "sha256": "sha256({})"}, "strlen({})")
+SQLITE = Dialect(
+    "sqlite",
+    {"md5": "strata_md5({})", "sha256": "strata_sha256({})"},
+    "length(CAST({} AS BLOB))",
+    concat_function="strata_concat({})",
+    ordered_agg="group_concat({}, '')",
+    presorted=True,
+    full_join=False,
+)
+"""SQLite 3.40 has no hashes, no ``concat`` and no ordered ``group_concat``: the SQLite store registers
+``strata_md5``, ``strata_sha256``, ``strata_concat`` and ``concat_ws`` on its connection (``stores/sqlite``)."""
 
 
 def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:
@@ -119,10 +137,13 @@ def upstream_select(
                     dialect.encoded(ident(f"strata_dv__{field}")),
                 ]
             )
-            aggregate = f"string_agg({row}, '' ORDER BY {order})"
+            aggregate = dialect.ordered_agg.format(row) if dialect.presorted else dialect.ordered_agg.format(row, order)
             aggs.append(f"{dialect.hash(algorithm, aggregate)} AS {ident(column)}")
         select = ", ".join([ids_list(keys), *aggs])
         where = live + candidate_filter(keys, candidates)
+        if dialect.presorted:
+            sorted_rows = f"(SELECT * FROM {source} WHERE {where} ORDER BY {ids_list(keys)}, {order})"
+            return f"SELECT {select} FROM {sorted_rows} GROUP BY {ids_list(keys)}"
         return f"SELECT {select} FROM {source} WHERE {where} GROUP BY {ids_list(keys)}"
     keys = plan.resolve_ids
     select = ", ".join([ids_list(keys), *(f"{ident('strata_dv__' + f)} AS {ident(c)}" for f, c in cols.items())])
@@ -255,10 +276,14 @@ def increment_query(
         ]
     )
     on = " AND ".join(f"e.{ident(k)} = c.{ident(k)}" for k in keys)
+    e = f"(SELECT *, true AS {ident(IN_EXPECTED)} FROM ({expected})) AS e"
+    c = f"(SELECT *, true AS {ident(IN_CURRENT)} FROM ({current})) AS c"
+    where = f"c.{ident(IN_CURRENT)} IS NULL OR e.{ident(IN_EXPECTED)} IS NULL OR {' OR '.join(any_stale)}"
+    if dialect.full_join:
+        return f"SELECT {columns} FROM {e} FULL JOIN {c} ON {on} WHERE {where}"
     return (
-        f"SELECT {columns} FROM (SELECT *, true AS {ident(IN_EXPECTED)} FROM ({expected})) AS e "
-        f"FULL JOIN (SELECT *, true AS {ident(IN_CURRENT)} FROM ({current})) AS c ON {on} "
-        f"WHERE c.{ident(IN_CURRENT)} IS NULL OR e.{ident(IN_EXPECTED)} IS NULL OR {' OR '.join(any_stale)}"
+        f"SELECT {columns} FROM {e} LEFT JOIN {c} ON {on} WHERE {where} "
+        f"UNION ALL SELECT {columns} FROM {c} LEFT JOIN {e} ON {on} WHERE e.{ident(IN_EXPECTED)} IS NULL"
     )
 
 

@@ -46,6 +46,7 @@ from strata.stores.checks import (
     to_arrow,
 )
 from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT, is_memory_limit
+from strata.stores.sqltables import HISTORY, KEPT, META, POLARS_TYPES, SYNC, TABLE_SEQ, childless, matching
 from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
@@ -58,29 +59,6 @@ if TYPE_CHECKING:
     from strata.features.graph import FeatureGraph
     from strata.features.keys import FeatureKey
 
-HISTORY = "$history"
-META = "strata$meta"
-SYNC = "strata$sync"
-TABLE_SEQ = "seq@"
-"""Meta entries ``seq@<table>``: the sequence number of the last write or delete of each feature table."""
-KEPT = "seq_by_table"
-"""Meta entry: the write sequence as of the last write that kept its ``seq@<table>`` (see ``_bookkept``)."""
-_POLARS_TYPES = {
-    "BIGINT": "Int64",
-    "INTEGER": "Int32",
-    "SMALLINT": "Int16",
-    "TINYINT": "Int8",
-    "UBIGINT": "UInt64",
-    "UINTEGER": "UInt32",
-    "USMALLINT": "UInt16",
-    "UTINYINT": "UInt8",
-    "DOUBLE": "Float64",
-    "FLOAT": "Float32",
-    "VARCHAR": "String",
-    "BOOLEAN": "Boolean",
-    "DATE": "Date",
-}
-"""DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
 VERSION_COMPRESSION = "uncompressed"
 """How the version columns (``strata_dv__*``, ``strata_in__*``) are stored.
 
@@ -97,23 +75,6 @@ Process CPU of the move and its commit, one statement against an ``INSERT`` then
 333,000 ids into 1M 0.32 s against 0.24 s, into 10M 0.44 s against 0.42 s.
 """
 _names = itertools.count()
-
-
-def _childless(plan: FeaturePlan) -> str:
-    """SQL true for an expansion's "no children" row (every child id null); false for every other row."""
-    if not plan.child_ids:
-        return "false"
-    return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
-
-
-def _matching(table: str, ids: str, columns: Sequence[str]) -> str:
-    """SQL true for the rows of ``table`` whose ``columns`` equal those of a row of ``ids``, nulls equal.
-
-    Nulls match as in a write (an expansion's "no children" row has null child ids) and in the
-    in-memory store; DuckDB plans it as the hash semi-join ``IN`` would be.
-    """
-    same = " AND ".join(f"d.{ident(c)} IS NOT DISTINCT FROM {table}.{ident(c)}" for c in columns)
-    return f"EXISTS (SELECT 1 FROM {ids} d WHERE {same})"
 
 
 def _column_ddl(name: str, kind: str) -> str:
@@ -380,7 +341,7 @@ class DuckDBStore(MetadataStore):
             f"{literal(plan.snapshot_version)} AS {ident(SNAPSHOT_VERSION)}",
             f"CAST({seq} AS BIGINT) AS {ident(SEQ)}",
             f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}",
-            f"{_childless(plan)} AS {ident(DELETED)}",
+            f"{childless(plan)} AS {ident(DELETED)}",
         ]
         keep = [ident(c) for c in columns if c not in managed]
         return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
@@ -832,7 +793,7 @@ class DuckDBStore(MetadataStore):
         batch = f"strata_ids_{next(_names)}"
         con.register(batch, ids)
         latest, history = ident(plan.table), ident(plan.table + HISTORY)
-        match = _matching(latest, ident(batch), ids.column_names)  # the id columns, or an expansion's parent ids
+        match = matching(latest, ident(batch), ids.column_names)  # the id columns, or an expansion's parent ids
         try:
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))  # a hard delete changes the table too
@@ -844,7 +805,7 @@ class DuckDBStore(MetadataStore):
                     count = _run(
                         con, f"WITH rows AS ({gone}) SELECT count(*) FILTER (WHERE NOT {ident(DELETED)}) FROM rows"
                     )[0][0]
-                    _run(con, f"DELETE FROM {history} WHERE {_matching(history, ident(batch), ids.column_names)}")
+                    _run(con, f"DELETE FROM {history} WHERE {matching(history, ident(batch), ids.column_names)}")
         finally:
             con.unregister(batch)
         return int(count), seq if since is None or seen == dict(since) else None
@@ -927,7 +888,7 @@ class DuckDBStore(MetadataStore):
         stored = self._columns(plan.table) if self._has_table(plan.table) else {}
         if not stored or any(c not in stored for c in columns):
             return None
-        named = {c: _POLARS_TYPES.get(stored[c]) for c in columns}
+        named = {c: POLARS_TYPES.get(stored[c]) for c in columns}
         if all(named.values()):
             return {c: getattr(pl, str(name)) for c, name in named.items()}
         empty = self.con.sql(f"SELECT {sql.ids_list(tuple(columns))} FROM {ident(plan.table)} LIMIT 0")

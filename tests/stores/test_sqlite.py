@@ -1,0 +1,213 @@
+"""The SQLite store beyond the conformance suite: types, hostile names, DuckDB's answers, processes, kills."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import polars as pl
+
+import strata as st
+from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ids_and_user_columns_read_back_with_the_types_they_were_written_with(tmp_path: Path) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Clip(st.Feature, spec=st.FeatureSpec("clip", id_columns=("day", "name"), fields=["audio"])):
+            pass
+
+    frame = pl.DataFrame(
+        {
+            "day": [dt.date(2024, 1, 1), dt.date(2024, 2, 29)],
+            "name": ["a", "b"],
+            "strata_dv__audio": ["x", "y"],
+            "count": [1, None],
+            "score": [0.5, 2.0],
+            "ok": [True, False],
+            "at": [dt.datetime(2024, 1, 1, 12, 30, 1, 250), None],  # noqa: DTZ001 - a naive column, kept naive
+        }
+    )
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph) as store:
+        store.write("clip", frame)
+    with st.SQLiteStore(path, graph=graph, read_only=True) as store:
+        back = store.read("clip").to_native().sort("name")
+        assert back.select(frame.columns).equals(frame)
+        assert {c: back.schema[c] for c in frame.columns} == dict(frame.schema)
+        inc = store.resolve_update("clip", samples=frame.select("day", "name", "strata_dv__audio"))
+        assert inc.is_empty
+        assert inc.removed.to_native().schema["day"] == pl.Date
+
+
+def test_a_hostile_key_and_column_are_stored_and_read_back_intact(tmp_path: Path) -> None:
+    hostile = 'it\'s "x"; DROP TABLE select --'
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Odd(st.Feature, spec=st.FeatureSpec("select/drop-table", fields=["audio"])):
+            pass
+
+    key = "select/drop-table"  # keys are checked (letters, digits, `_`, `-`): SQL keywords are what gets through
+    frame = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__audio": ["a", "b"], hostile: ["v1", "v2"]})
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph) as store:
+        store.write(key, frame)
+        store.delete(key, pl.DataFrame({"sample_uid": [2]}))
+    with st.SQLiteStore(path, graph=graph) as store:
+        back = store.read(key).to_native()
+        assert back.select(frame.columns).to_dicts() == frame.head(1).to_dicts()
+        assert len(store.read(key, include_deleted=True)) == 2
+
+
+def increments(store: st.MetadataStore) -> list[dict[str, list[dict[str, object]]]]:
+    """Walk the lineage graph through changes, deletes and an expansion; every increment as sorted rows."""
+    seen = []
+
+    def note(inc: st.Increment) -> st.Increment:
+        seen.append(
+            {p: sorted(getattr(inc, p).to_native().to_dicts(), key=str) for p in ("added", "changed", "removed")}
+        )
+        return inc
+
+    videos = pl.DataFrame({"sample_uid": [1, 2, 3], "strata_dv__frames": ["v1", "v2", "v3"]})
+    store.write("video", videos)
+    inc = note(store.resolve_update("frames"))
+    store.write("frames", inc.added.to_native().join(pl.DataFrame({"frame": [0, 1, 2]}), how="cross"))
+    store.write("summary", rows(note(store.resolve_update("summary"))))
+    store.write("video", videos.with_columns(strata_dv__frames=pl.Series(["v1", "v2-new", "v3"])))
+    store.delete("video", pl.DataFrame({"sample_uid": [3]}))
+    inc = note(store.resolve_update("frames"))
+    stale = inc.changed.to_native().drop("strata_cause__pixels").join(pl.DataFrame({"frame": [0, 1]}), how="cross")
+    store.write("frames", stale)
+    store.delete("frames", note(store.resolve_update("frames")).removed.to_native())
+    note(store.resolve_update("summary"))
+    return seen
+
+
+def test_duckdb_and_sqlite_give_identical_increments_and_data_versions(tmp_path: Path) -> None:
+    answers = []
+    for store in (
+        st.DuckDBStore(tmp_path / "meta.duckdb", graph=lineage_graph()),
+        st.SQLiteStore(tmp_path / "meta.sqlite", graph=lineage_graph()),
+    ):
+        with store:
+            answers.append(increments(store))
+    assert answers[0] == answers[1]
+    synced = []
+    for store in (st.DuckDBStore(graph=graph_of()), st.SQLiteStore(tmp_path / "three.sqlite", graph=graph_of())):
+        with store:
+            synced.append(sync_graph(store))
+    assert synced[0] == synced[1]
+
+
+def sync_graph(store: st.MetadataStore) -> dict[str, list[dict[str, object]]]:
+    """Three features with two deps each (graph_of) synced after a partial change: the data versions."""
+    sync(store, st_roots := roots(5))
+    sync(store, st_roots.with_columns(strata_dv__audio=pl.Series(["a0", "x", "a2", "a3", "a4"])))
+    return {
+        k: sorted(store.read(k).to_native().select("sample_uid", f"strata_dv__{f}").to_dicts(), key=str)
+        for k, f in (("transcript", "text"), ("embedding", "vector"))
+    }
+
+
+def run_other_process(path: Path, code: str, *, stdin: int | None = None) -> subprocess.Popen[str]:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import polars as pl
+        import strata as st
+        from tests.stores.test_conformance import graph_of, roots, rows, sync
+        store = st.SQLiteStore({str(path)!r}, graph=graph_of())
+        """
+    ) + textwrap.dedent(code)
+    return subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin
+    )
+
+
+def test_two_processes_take_turns_on_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph_of()) as store:
+        sync(store, roots(4))
+        assert store.resolve_update("embedding").meta["mode"] == "in sync"
+        other = run_other_process(  # writes while this store stays open: WAL lets them take turns
+            path,
+            """
+            with store:
+                store.write_changed("video", roots(5, audio={0: "x"}))
+                sync(store, roots(5, audio={0: "x"}))
+            """,
+        )
+        _, err = other.communicate(timeout=120)
+        assert other.returncode == 0, err
+        assert len(store.read("embedding")) == 5
+        assert store.resolve_update("embedding").is_empty
+        store.write_changed("video", roots(5, audio={0: "x", 1: "y"}))
+        assert sorted(store.resolve_update("transcript").changed.to_native()["sample_uid"]) == [1]
+
+
+def history(store: st.SQLiteStore) -> list[tuple[object, ...]]:
+    """Every row of ``video`` ever written, latest and superseded, in order, read through the raw connection."""
+    both = 'SELECT * FROM "video" UNION ALL SELECT * FROM "video$history" ORDER BY "strata_seq", "sample_uid"'
+    return store.to_native().execute(both).fetchall()
+
+
+def test_a_process_killed_mid_write_leaves_all_of_it_or_none(tmp_path: Path) -> None:
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph_of()) as store:
+        sync(store, roots(3))
+        before = history(store)
+    writer = run_other_process(  # pauses inside its transaction, after its rows went in, until killed
+        path,
+        """
+        run = store._run
+        def paused(query, params=()):
+            out = run(query, params)
+            if query.startswith('INSERT INTO "video"'):
+                print("mid-write", flush=True)
+                sys.stdin.readline()
+            return out
+        store._run = paused
+        with store:
+            store.write_changed("video", roots(2000, audio={0: "x"}))
+        """,
+        stdin=subprocess.PIPE,
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "mid-write"
+    writer.send_signal(signal.SIGKILL)
+    writer.communicate(timeout=60)  # reaps it and closes its pipes
+    assert writer.returncode == -signal.SIGKILL
+    with st.SQLiteStore(path, graph=graph_of()) as store:
+        after = history(store)
+        assert after == before
+        assert store.resolve_update("embedding").is_empty
+        assert store.write_changed("video", roots(2000, audio={0: "x"})) == {
+            "added": 1997,
+            "changed": 1,
+            "unchanged": 2,
+        }
+        assert len(store.read("video")) == 2000
+
+
+def test_a_read_only_store_creates_nothing_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph_of(), read_only=True) as reader:
+        assert reader.read("video") is None or len(reader.read("video")) == 0
+        assert len(reader.resolve_update("video", samples=roots(2)).added) == 2
+    assert list(tmp_path.iterdir()) == []
+    with st.SQLiteStore(path, graph=graph_of()) as store:
+        sync(store, roots(3))
+    before = path.read_bytes()
+    with st.SQLiteStore(path, graph=graph_of(), read_only=True) as reader:
+        assert reader.resolve_update("embedding").is_empty
+        assert len(reader.read("embedding")) == 3
+    assert path.read_bytes() == before
