@@ -45,6 +45,8 @@ BUSY_TIMEOUT_S = 60.0
 """How long a connection waits for another process's write to finish before giving up."""
 _DECLARED = {polars: declared for declared, polars in POLARS_TYPES.items()}
 _DATETIME = "%Y-%m-%d %H:%M:%S%.f"
+_DATETIME_TEXT = "%Y-%m-%d %H:%M:%S%.6f"
+"""How a datetime is stored: always six digits of fraction, as ``_now`` writes it, so stored times compare as text."""
 _names = itertools.count()
 
 
@@ -98,7 +100,7 @@ def to_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
         if dtype == pl.Date:
             converted.append(pl.col(name).dt.to_string("%Y-%m-%d"))
         elif isinstance(dtype, pl.Datetime):
-            converted.append(pl.col(name).dt.to_string(_DATETIME))
+            converted.append(pl.col(name).dt.to_string(_DATETIME_TEXT))
         elif declared_type(dtype) == "JSON":
             converted.append(
                 pl.col(name).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String, skip_nulls=True)
@@ -308,11 +310,9 @@ class SQLiteStore(MetadataStore):
         assert isinstance(frame, pl.DataFrame)
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
         frame = frame.drop([c for c in frame.columns if c in managed])
-        wanted = {c: declared_type(t) for c, t in frame.schema.items()}
-        wanted |= dict.fromkeys(plan.cv_columns, "VARCHAR")
-        wanted |= {FEATURE_VERSION: "VARCHAR", SNAPSHOT_VERSION: "VARCHAR", SEQ: "BIGINT"}
-        wanted |= {WRITTEN_AT: "TIMESTAMP", DELETED: "BOOLEAN"}
+        wanted = {c: declared_type(t) for c, t in frame.schema.items()} | _system_types(plan)
         batch = self._batch(frame)
+        created = False
         try:
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
@@ -328,9 +328,75 @@ class SQLiteStore(MetadataStore):
                     f"{into} SELECT {', '.join(values)} FROM {batch}",
                     [*consts, _now()],
                 )
+        except BaseException:
+            self._forget_created(plan, created=created)
+            raise
         finally:
             self._run(f"DROP TABLE IF EXISTS {batch}")
         return seq if since is None or in_step else None
+
+    def _forget_created(self, plan: FeaturePlan, *, created: bool) -> None:
+        """After a rollback: tables this transaction created are gone again (``_tables`` must not keep them)."""
+        if created:
+            self._tables.difference_update((plan.table, plan.table + HISTORY))
+
+    def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
+        import polars as pl
+
+        frames = []
+        for rows in (latest, history):
+            frame = pl.from_arrow(rows)
+            assert isinstance(frame, pl.DataFrame)
+            frames.append(frame)
+        system = _system_types(plan)
+        wanted = {c: system.get(c, declared_type(t)) for f in frames for c, t in f.schema.items()}
+        batches = [self._batch(f) for f in frames]
+        table, older = ident(plan.table), ident(plan.table + HISTORY)
+        created = False
+        try:
+            with self._transaction():
+                seq, _ = self._next_seq(plan.table)
+                created = self._ensure_tables(plan, wanted)
+                if len(frames[0]):  # the latest rows of the same parents move to history, but those put again
+                    parents = matching(table, batches[0], plan.resolve_ids)
+                    again = matching(table, batches[0], [*plan.id_columns, WRITTEN_AT])
+                    columns = sql.ids_list(tuple(self._columns(plan.table)))
+                    self._run(
+                        f"INSERT INTO {older} ({columns}) SELECT {columns} FROM {table} WHERE {parents} AND NOT {again}"
+                    )
+                    self._run(f"DELETE FROM {table} WHERE {parents}")
+                for frame, batch, target in zip(frames, batches, (table, older), strict=True):
+                    kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
+                    picked = ", ".join([*(ident(c) for c in kept), str(int(seq))])
+                    self._run(f"INSERT INTO {target} ({sql.ids_list((*kept, SEQ))}) SELECT {picked} FROM {batch}")
+        except BaseException:
+            self._forget_created(plan, created=created)
+            raise
+        finally:
+            for batch in batches:
+                self._run(f"DROP TABLE IF EXISTS {batch}")
+        return seq
+
+    def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
+        import polars as pl
+
+        frames = []
+        for rows in (latest, history):
+            frame = pl.from_arrow(rows)
+            assert isinstance(frame, pl.DataFrame)
+            frames.append(frame)
+        batches = [self._batch(f) for f in frames]
+        table, older = ident(plan.table), ident(plan.table + HISTORY)
+        try:
+            with self._transaction():
+                if len(frames[0]):  # the latest table changes: a new number, as for a hard delete
+                    self._next_seq(plan.table)
+                    self._run(f"DELETE FROM {table} WHERE {matching(table, batches[0], frames[0].columns)}")
+                if len(frames[1]):
+                    self._run(f"DELETE FROM {older} WHERE {matching(older, batches[1], frames[1].columns)}")
+        finally:
+            for batch in batches:
+                self._run(f"DROP TABLE IF EXISTS {batch}")
 
     def _supersede(self, plan: FeaturePlan, batch: str, seq: int) -> None:
         """Move the latest rows of the batch's resolve ids to history; an expansion's lost children leave tombstones."""
@@ -541,6 +607,13 @@ class SQLiteStore(MetadataStore):
 
     def _clear_sync(self) -> None:
         self._run(f"DELETE FROM {ident(SYNC)}")
+
+
+def _system_types(plan: FeaturePlan) -> dict[str, str]:
+    """The declared types of the system columns a write stamps."""
+    types = dict.fromkeys(plan.cv_columns, "VARCHAR")
+    types |= {FEATURE_VERSION: "VARCHAR", SNAPSHOT_VERSION: "VARCHAR", SEQ: "BIGINT"}
+    return types | {WRITTEN_AT: "TIMESTAMP", DELETED: "BOOLEAN"}
 
 
 def _now() -> str:
