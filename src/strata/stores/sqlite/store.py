@@ -341,13 +341,7 @@ class SQLiteStore(MetadataStore):
             self._tables.difference_update((plan.table, plan.table + HISTORY))
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        import polars as pl
-
-        frames = []
-        for rows in (latest, history):
-            frame = pl.from_arrow(rows)
-            assert isinstance(frame, pl.DataFrame)
-            frames.append(frame)
+        frames = _polars(latest, history)
         system = _system_types(plan)
         wanted = {c: system.get(c, declared_type(t)) for f in frames for c, t in f.schema.items()}
         batches = [self._batch(f) for f in frames]
@@ -378,13 +372,7 @@ class SQLiteStore(MetadataStore):
         return seq
 
     def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
-        import polars as pl
-
-        frames = []
-        for rows in (latest, history):
-            frame = pl.from_arrow(rows)
-            assert isinstance(frame, pl.DataFrame)
-            frames.append(frame)
+        frames = _polars(latest, history)
         batches = [self._batch(f) for f in frames]
         table, older = ident(plan.table), ident(plan.table + HISTORY)
         try:
@@ -607,6 +595,18 @@ class SQLiteStore(MetadataStore):
 
     def _clear_sync(self) -> None:
         self._run(f"DELETE FROM {ident(SYNC)}")
+
+
+def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
+    """``tables`` as Polars frames."""
+    import polars as pl
+
+    frames = []
+    for table in tables:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame)
+    return frames
 
 
 def _system_types(plan: FeaturePlan) -> dict[str, str]:
