@@ -15,10 +15,14 @@ other types (lists, structs) as JSON text, read back as strings.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import decimal
 import hashlib
 import itertools
 import json
+import math
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +72,43 @@ def _concat_ws(separator: Any, *values: Any) -> str | None:
     if separator is None:
         return None
     return str(separator).join(str(v) for v in values if v is not None)
+
+
+_KEPT_OTHERWISE = {"BOOLEAN": "boolean", "DOUBLE": "double", "FLOAT": "float"}
+"""Declared types whose values SQLite keeps in another form (0/1, doubles), and the name ``_text`` knows them by."""
+
+
+_WHOLE_IN_FULL = 1e16
+_HALF = 5
+"""The last digit of a value halfway between two shorter decimals."""
+
+
+def _text(value: Any, kind: str) -> str | None:
+    """``value`` of a BOOLEAN, DOUBLE or FLOAT column as text, as DuckDB's ``CAST(... AS VARCHAR)`` writes it."""
+    if value is None:
+        return None
+    if kind == "boolean":
+        return "true" if value else "false"
+    number = float(value)
+    return repr(number) if kind == "double" else _float32_text(number)
+
+
+def _float32_text(value: float) -> str:
+    """A single-precision value as DuckDB writes it: its shortest digits, a tie taking one more digit.
+
+    Whole numbers below ``_WHOLE_IN_FULL`` are written in full.
+    """
+    if not math.isfinite(value) or value == 0:
+        return repr(value)
+    if value.is_integer() and abs(value) < _WHOLE_IN_FULL:
+        return f"{int(value)}.0"
+    digits = decimal.Decimal(value).normalize().as_tuple().digits
+    for precision in range(1, 10):
+        tie = len(digits) == precision + 1 and digits[-1] == _HALF
+        shortest = float(f"{value:.{precision}g}")
+        if not tie and struct.unpack("f", struct.pack("f", shortest))[0] == value:
+            return repr(shortest)
+    return repr(value)
 
 
 def declared_type(dtype: pl.DataType) -> str:
@@ -201,6 +242,7 @@ class SQLiteStore(MetadataStore):
             ("strata_sha256", _sha256, 1),
             ("strata_concat", _concat, -1),
             ("concat_ws", _concat_ws, -1),
+            ("strata_text", _text, 2),
         ):
             con.create_function(name, arity, function, deterministic=True)
         self._con = con
@@ -522,12 +564,22 @@ class SQLiteStore(MetadataStore):
         if since is not None or only is not None:
             candidates = self._candidates(plan, sources, since or {}, only)
         try:
-            expected = sql.expected_select(sql.SQLITE, self.hash_algorithm, plan, candidates, sources)
+            expected = sql.expected_select(self._dialect(plan), self.hash_algorithm, plan, candidates, sources)
             current = sql.current_select(plan, candidates, sources[plan.table])
             return self._increment(plan, expected, current, lazy=lazy)
         finally:
             if candidates is not None:
                 self._run(f"DROP TABLE IF EXISTS {candidates}")
+
+    def _dialect(self, plan: FeaturePlan) -> sql.Dialect:
+        """``sql.SQLITE``, writing the booleans and floats of upstream ids as text the way DuckDB does."""
+        casts = {}
+        for up in plan.upstreams:
+            if self._has_table(up.table):
+                for column, declared in self._columns(up.table).items():
+                    if declared in _KEPT_OTHERWISE:
+                        casts[up.table, column] = f"strata_text({{}}, {sql.literal(_KEPT_OTHERWISE[declared])})"
+        return dataclasses.replace(sql.SQLITE, text_casts=casts) if casts else sql.SQLITE
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         import polars as pl
