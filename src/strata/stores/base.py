@@ -20,7 +20,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any, Self
 
-from strata.errors import DefinitionError, FeatureNotFoundError, WriteError
+from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, StrataError, WriteError
 from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
@@ -138,10 +138,20 @@ class MetadataStore(StoreBackend):
                 fallback.read_only = True
             try:
                 fallback.__enter__()
-            except BaseException:
+            except BaseException as exc:
                 fallback.read_only = was
+                if isinstance(exc, Exception) and not isinstance(exc, StrataError):
+                    raise self._unopened(fallback, exc) from exc
                 raise
             self._opened_fallbacks.append((fallback, was))
+
+    def _unopened(self, fallback: MetadataStore, exc: Exception) -> RuntimeFailure:
+        """A fallback's failure to open (an unreadable file), naming it rather than the store reading through it."""
+        detail = " ".join(str(exc).split())
+        return RuntimeFailure(
+            f"cannot open store `{fallback.describe()}`, a fallback of `{self.describe()}`: {detail}",
+            "check the fallback's path, and that it is a database of its type",
+        )
 
     def _close_fallbacks(self) -> None:
         while self._opened_fallbacks:
