@@ -177,6 +177,27 @@ def test_an_aggregation_over_boolean_or_float_ids_hashes_as_duckdb_and_memory_do
     assert versions["sqlite"] == versions["duckdb"] == versions["memory"]
 
 
+def test_ids_with_a_time_zone_read_back_as_the_same_instants(tmp_path: Path) -> None:
+    """A zoned datetime id is kept as its UTC time and read back zoned, as DuckDB gives it: not a naive wall clock."""
+    graph = graph_of()
+    at = pl.Series("sample_uid", [dt.datetime(2026, 1, 1, 12), dt.datetime(2026, 6, 1, 12)])  # noqa: DTZ001 - zoned below
+    frame = pl.DataFrame([at.dt.replace_time_zone("Europe/Paris")]).with_columns(
+        strata_dv__audio=pl.lit("a"), strata_dv__frames=pl.lit("f")
+    )
+    instants = frame["sample_uid"].dt.convert_time_zone("UTC").to_list()
+    with st.SQLiteStore(tmp_path / "meta.sqlite", graph=graph) as store:
+        store.write("video", frame)
+        back = store.read("video").to_native().sort("sample_uid")["sample_uid"]
+        assert back.dtype.time_zone is not None
+        assert back.dt.convert_time_zone("UTC").to_list() == instants
+        assert store.resolve_update("video", samples=frame).is_empty
+        with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as duck:
+            duck.copy_from(store, ["video"])
+            copied = duck.read("video").to_native().sort("sample_uid")["sample_uid"]
+            assert copied.dt.convert_time_zone("UTC").to_list() == instants
+            assert duck.resolve_update("video", samples=frame).is_empty
+
+
 def test_two_processes_take_turns_on_one_file(tmp_path: Path) -> None:
     path = tmp_path / "meta.sqlite"
     with st.SQLiteStore(path, graph=graph_of()) as store:

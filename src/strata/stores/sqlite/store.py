@@ -8,7 +8,8 @@ Python functions giving what DuckDB's give, byte for byte. Every write and delet
 Tables are DuckDB's (``<feature>``, ``<feature>$history``, ``strata$meta``, ``strata$sync``);
 each column is declared with the DuckDB type name of its Polars type (``BIGINT``, ``VARCHAR``,
 ``DOUBLE``, ``BOOLEAN``, ``DATE``, ``TIMESTAMP`` ...), which gives SQLite the right affinity and
-says how to read the column back. Dates and datetimes are kept as ISO text, booleans as 0/1;
+says how to read the column back. Dates and datetimes are kept as ISO text (a zoned datetime as its
+UTC time, declared ``TIMESTAMPTZ``), booleans as 0/1;
 other types (lists, structs) as JSON text, read back as strings.
 """
 
@@ -116,7 +117,7 @@ def declared_type(dtype: pl.DataType) -> str:
     import polars as pl
 
     if isinstance(dtype, pl.Datetime):
-        return "TIMESTAMP"
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
     if dtype == pl.Null:
         return "VARCHAR"
     return _DECLARED.get(str(dtype.base_type()), "JSON")
@@ -128,12 +129,14 @@ def polars_type(declared: str) -> pl.DataType:
 
     if declared == "TIMESTAMP":
         return pl.Datetime("us")
+    if declared == "TIMESTAMPTZ":
+        return pl.Datetime("us", "UTC")
     name = POLARS_TYPES.get(declared)
     return getattr(pl, name)() if name else pl.String()
 
 
 def to_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
-    """Values SQLite keeps: dates and datetimes as ISO text, nested values as JSON text."""
+    """Values SQLite keeps: dates and datetimes as ISO text (a zoned one in UTC), nested values as JSON text."""
     import polars as pl
 
     converted = []
@@ -141,7 +144,8 @@ def to_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
         if dtype == pl.Date:
             converted.append(pl.col(name).dt.to_string("%Y-%m-%d"))
         elif isinstance(dtype, pl.Datetime):
-            converted.append(pl.col(name).dt.to_string(_DATETIME_TEXT))
+            utc = pl.col(name).dt.convert_time_zone("UTC") if dtype.time_zone else pl.col(name)
+            converted.append(utc.dt.to_string(_DATETIME_TEXT))
         elif declared_type(dtype) == "JSON":
             converted.append(
                 pl.col(name).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String, skip_nulls=True)
@@ -166,6 +170,9 @@ def from_sqlite(rows: list[tuple[Any, ...]], schema: Mapping[str, pl.DataType]) 
     for name, dtype in schema.items():
         if dtype == pl.Date:
             back.append(pl.col(name).str.to_date("%Y-%m-%d"))
+        elif isinstance(dtype, pl.Datetime) and dtype.time_zone:  # kept as its UTC time
+            utc = pl.col(name).str.to_datetime(_DATETIME, time_unit="us").dt.replace_time_zone("UTC")
+            back.append(utc.dt.convert_time_zone(dtype.time_zone))
         elif isinstance(dtype, pl.Datetime):
             back.append(pl.col(name).str.to_datetime(_DATETIME, time_unit="us"))
         elif dtype == pl.Boolean:
