@@ -104,6 +104,21 @@ def test_a_cycle_of_stores_is_refused_when_opened_naming_them(strata: Cli, make_
     )
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite"])
+def test_an_unreadable_fallback_file_is_named_in_one_line_not_the_store_that_reads_through(
+    kind: str, strata: Cli, make_project: MakeProject
+) -> None:
+    extra = f"  store: dev\nstores:\n  prod: {{type: {kind}, path: prod.db}}\n"
+    extra += "  dev: {type: duckdb, path: dev.duckdb, fallbacks: [prod]}\n"
+    root = make_project({"feats.py": GRAPH}, extra=extra)
+    (root / "prod.db").write_bytes(b"not a database " * 100)
+    result = strata("metadata", "compact", "--keep", "1")
+    assert result.code == 1, result.err
+    assert result.err.count("\n") == 1, result.err
+    assert result.err.startswith("strata: error: cannot open store `prod`, a fallback of `dev`"), result.err
+    assert "dev.duckdb" not in result.err
+
+
 def test_a_build_into_a_sqlite_store_from_the_command_line(strata: Cli, make_project: MakeProject) -> None:
     import sqlite3
 

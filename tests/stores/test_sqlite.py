@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 import strata as st
 from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
@@ -131,6 +132,70 @@ def run_other_process(path: Path, code: str, *, stdin: int | None = None) -> sub
     return subprocess.Popen(
         [sys.executable, "-c", script], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin
     )
+
+
+@pytest.mark.parametrize(
+    "frame_ids",
+    [
+        pl.Series("frame", [True, False], pl.Boolean),
+        pl.Series("frame", [1e20, 0.5, 2.0, -2.5], pl.Float64),
+        pl.Series("frame", [0.1, 2.5], pl.Float32),
+    ],
+    ids=lambda s: str(s.dtype),
+)
+def test_an_aggregation_over_boolean_or_float_ids_hashes_as_duckdb_and_memory_do(
+    frame_ids: pl.Series, tmp_path: Path
+) -> None:
+    """The ids folded into an aggregation's data version are text the way DuckDB and Polars write them."""
+    versions = {}
+    for kind in ("memory", "duckdb", "sqlite"):
+        graph = st.FeatureGraph()
+        with graph.use():
+
+            class Frames(st.Feature, spec=st.FeatureSpec("frames", id_columns=["sample_uid", "frame"], fields=["f"])):
+                pass
+
+            class Summary(
+                st.Feature,
+                spec=st.FeatureSpec(
+                    "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["g"]
+                ),
+            ):
+                pass
+
+        store: st.MetadataStore
+        if kind == "memory":
+            store = st.InMemoryStore(graph=graph)
+        elif kind == "duckdb":
+            store = st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph)
+        else:
+            store = st.SQLiteStore(tmp_path / "meta.sqlite", graph=graph)
+        frames = pl.DataFrame([pl.Series("sample_uid", [1] * len(frame_ids)), frame_ids])
+        with store:
+            store.write("frames", frames.with_columns(pl.lit("v").alias("strata_dv__f")))
+            versions[kind] = store.resolve_update("summary").added.to_native()["strata_dv__g"].to_list()
+    assert versions["sqlite"] == versions["duckdb"] == versions["memory"]
+
+
+def test_ids_with_a_time_zone_read_back_as_the_same_instants(tmp_path: Path) -> None:
+    """A zoned datetime id is kept as its UTC time and read back zoned, as DuckDB gives it: not a naive wall clock."""
+    graph = graph_of()
+    at = pl.Series("sample_uid", [dt.datetime(2026, 1, 1, 12), dt.datetime(2026, 6, 1, 12)])  # noqa: DTZ001 - zoned below
+    frame = pl.DataFrame([at.dt.replace_time_zone("Europe/Paris")]).with_columns(
+        strata_dv__audio=pl.lit("a"), strata_dv__frames=pl.lit("f")
+    )
+    instants = frame["sample_uid"].dt.convert_time_zone("UTC").to_list()
+    with st.SQLiteStore(tmp_path / "meta.sqlite", graph=graph) as store:
+        store.write("video", frame)
+        back = store.read("video").to_native().sort("sample_uid")["sample_uid"]
+        assert back.dtype.time_zone is not None
+        assert back.dt.convert_time_zone("UTC").to_list() == instants
+        assert store.resolve_update("video", samples=frame).is_empty
+        with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph) as duck:
+            duck.copy_from(store, ["video"])
+            copied = duck.read("video").to_native().sort("sample_uid")["sample_uid"]
+            assert copied.dt.convert_time_zone("UTC").to_list() == instants
+            assert duck.resolve_update("video", samples=frame).is_empty
 
 
 def test_two_processes_take_turns_on_one_file(tmp_path: Path) -> None:

@@ -204,6 +204,24 @@ def test_a_resolve_after_compact_gives_the_increment_it_gave_before(
             assert after.meta["mode"] == ("since last sync" if "keep" in how else "full"), key
 
 
+def test_compact_older_than_keeps_an_expansions_no_children_row(store_factory: StoreFactory) -> None:
+    """A parent computed with no children is a latest row marked deleted; it is no tombstone to drop."""
+    with store_factory(graph=lineage_graph()) as store:
+        store.write("video", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["a", "b"]}))
+        added = store.resolve_update("frames").added.to_native()
+        children = pl.concat(
+            [
+                added.filter(pl.col("sample_uid") == 1).with_columns(frame=pl.lit(0, pl.Int64)),
+                added.filter(pl.col("sample_uid") == 2).with_columns(frame=pl.lit(None, pl.Int64)),  # no children
+            ]
+        )
+        store.write("frames", children.with_columns(strata_dv__pixels=pl.lit("p")))
+        assert store.resolve_update("frames").is_empty
+        later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=1)
+        assert store.compact(["frames"], older_than=later) == {"frames": 0}
+        assert store.resolve_update("frames").is_empty
+
+
 def test_compact_asks_for_one_retention(store_factory: StoreFactory) -> None:
     with store_factory(graph=graph_of()) as store:
         with pytest.raises(DefinitionError):

@@ -11,6 +11,7 @@ feature was last seen in sync (see ``stores/base.py``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from strata.features.versions import HASH_HEX_DIGITS
@@ -55,10 +56,18 @@ class Dialect:
     """The engine runs a ``FULL JOIN`` of two subqueries by lookups; else it is spelled as two ``LEFT JOIN`` s
     (SQLite 3.40 materializes a full join's right side without an index: a nested loop)."""
 
+    text_casts: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    """(Table, column) -> SQL template turning the column into the text DuckDB's ``CAST(... AS VARCHAR)``
+    gives, for the columns the engine keeps in another form (SQLite's 0/1 booleans, its doubles)."""
+
     def hash(self, algorithm: str, expr: str) -> str:
         """Hex digest of ``expr`` cut to the kept digits."""
         full = self.hash_functions[algorithm].format(expr)
         return f"substr({full}, 1, {HASH_HEX_DIGITS})"
+
+    def as_text(self, table: str, column: str) -> str:
+        """Column ``column`` of ``table`` as text, as DuckDB (and Polars) write its value."""
+        return self.text_casts.get((table, column), "CAST({} AS VARCHAR)").format(ident(column))
 
     def encoded(self, expr: str) -> str:
         """``<byte length>:<value>``, or ``-1:`` when null."""
@@ -85,7 +94,8 @@ SQLITE = Dialect(
     full_join=False,
 )
 """SQLite 3.40 has no hashes, no ``concat`` and no ordered ``group_concat``: the SQLite store registers
-``strata_md5``, ``strata_sha256``, ``strata_concat`` and ``concat_ws`` on its connection (``stores/sqlite``)."""
+``strata_md5``, ``strata_sha256``, ``strata_concat``, ``concat_ws`` and ``strata_text`` (DuckDB's text of
+a boolean or float id) on its connection (``stores/sqlite``)."""
 
 
 def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:
@@ -133,7 +143,7 @@ def upstream_select(
         for field, column in cols.items():
             row = " || ".join(
                 [
-                    *(dialect.encoded(f"CAST({ident(c)} AS VARCHAR)") for c in rest),
+                    *(dialect.encoded(dialect.as_text(up.table, c)) for c in rest),
                     dialect.encoded(ident(f"strata_dv__{field}")),
                 ]
             )

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any, Self
 
-from strata.errors import DefinitionError, FeatureNotFoundError, WriteError
+from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, StrataError, WriteError
 from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
@@ -138,10 +138,20 @@ class MetadataStore(StoreBackend):
                 fallback.read_only = True
             try:
                 fallback.__enter__()
-            except BaseException:
+            except BaseException as exc:
                 fallback.read_only = was
+                if isinstance(exc, Exception) and not isinstance(exc, StrataError):
+                    raise self._unopened(fallback, exc) from exc
                 raise
             self._opened_fallbacks.append((fallback, was))
+
+    def _unopened(self, fallback: MetadataStore, exc: Exception) -> RuntimeFailure:
+        """A fallback's failure to open (an unreadable file), naming it rather than the store reading through it."""
+        detail = " ".join(str(exc).split())
+        return RuntimeFailure(
+            f"cannot open store `{fallback.describe()}`, a fallback of `{self.describe()}`: {detail}",
+            "check the fallback's path, and that it is a database of its type",
+        )
 
     def _close_fallbacks(self) -> None:
         while self._opened_fallbacks:
@@ -641,7 +651,8 @@ class MetadataStore(StoreBackend):
         Every latest row stays. ``keep=N``: per sample, the N newest superseded rows stay.
         ``older_than`` (a duration back from now, or a point in time): a superseded row goes when
         the row that replaced it was written before then, so every state since can still be read;
-        a tombstone written before then goes too, with its history. ``dry_run``: count only.
+        a tombstone written before then goes too, with its history (an expansion's "no children" row,
+        which says its parent was computed, is no tombstone). ``dry_run``: count only.
         Dropping history leaves the sync records as they are; dropping a tombstone forgets them,
         as a hard delete does (the next resolve of each feature compares in full).
         """
@@ -677,7 +688,9 @@ class MetadataStore(StoreBackend):
             tombs = rows.clear()
         else:
             replaced_at = pl.col(WRITTEN_AT).shift(1).over(sample)  # the next newer row's time
-            tombs = rows.filter(latest & pl.col(DELETED) & (pl.col(WRITTEN_AT) < cutoff))
+            # an expansion's "no children" row is marked deleted but says the parent was computed: it stays
+            children = pl.any_horizontal(pl.col(c).is_not_null() for c in plan.child_ids) if plan.child_ids else True
+            tombs = rows.filter(latest & pl.col(DELETED) & children & (pl.col(WRITTEN_AT) < cutoff))
             marked = rows.join(
                 tombs.select(sample).with_columns(pl.lit(value=True).alias("strata$dead")),
                 on=sample,

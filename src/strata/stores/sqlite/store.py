@@ -8,17 +8,22 @@ Python functions giving what DuckDB's give, byte for byte. Every write and delet
 Tables are DuckDB's (``<feature>``, ``<feature>$history``, ``strata$meta``, ``strata$sync``);
 each column is declared with the DuckDB type name of its Polars type (``BIGINT``, ``VARCHAR``,
 ``DOUBLE``, ``BOOLEAN``, ``DATE``, ``TIMESTAMP`` ...), which gives SQLite the right affinity and
-says how to read the column back. Dates and datetimes are kept as ISO text, booleans as 0/1;
+says how to read the column back. Dates and datetimes are kept as ISO text (a zoned datetime as its
+UTC time, declared ``TIMESTAMPTZ``), booleans as 0/1;
 other types (lists, structs) as JSON text, read back as strings.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import decimal
 import hashlib
 import itertools
 import json
+import math
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,12 +75,49 @@ def _concat_ws(separator: Any, *values: Any) -> str | None:
     return str(separator).join(str(v) for v in values if v is not None)
 
 
+_KEPT_OTHERWISE = {"BOOLEAN": "boolean", "DOUBLE": "double", "FLOAT": "float"}
+"""Declared types whose values SQLite keeps in another form (0/1, doubles), and the name ``_text`` knows them by."""
+
+
+_WHOLE_IN_FULL = 1e16
+_HALF = 5
+"""The last digit of a value halfway between two shorter decimals."""
+
+
+def _text(value: Any, kind: str) -> str | None:
+    """``value`` of a BOOLEAN, DOUBLE or FLOAT column as text, as DuckDB's ``CAST(... AS VARCHAR)`` writes it."""
+    if value is None:
+        return None
+    if kind == "boolean":
+        return "true" if value else "false"
+    number = float(value)
+    return repr(number) if kind == "double" else _float32_text(number)
+
+
+def _float32_text(value: float) -> str:
+    """A single-precision value as DuckDB writes it: its shortest digits, a tie taking one more digit.
+
+    Whole numbers below ``_WHOLE_IN_FULL`` are written in full.
+    """
+    if not math.isfinite(value) or value == 0:
+        return repr(value)
+    if value.is_integer() and abs(value) < _WHOLE_IN_FULL:
+        return f"{int(value)}.0"
+    digits = decimal.Decimal(value).normalize().as_tuple().digits
+    for precision in range(1, 10):
+        tie = len(digits) == precision + 1 and digits[-1] == _HALF
+        shortest = float(f"{value:.{precision}g}")
+        if not tie and struct.unpack("f", struct.pack("f", shortest))[0] == value:
+            return repr(shortest)
+    return repr(value)
+
+
 def declared_type(dtype: pl.DataType) -> str:
     """The SQLite declared type of a Polars type: DuckDB's name for it, ``JSON`` text for nested and other types."""
     import polars as pl
 
     if isinstance(dtype, pl.Datetime):
-        return "TIMESTAMP"
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
     if dtype == pl.Null:
         return "VARCHAR"
     return _DECLARED.get(str(dtype.base_type()), "JSON")
@@ -87,12 +129,14 @@ def polars_type(declared: str) -> pl.DataType:
 
     if declared == "TIMESTAMP":
         return pl.Datetime("us")
+    if declared == "TIMESTAMPTZ":
+        return pl.Datetime("us", "UTC")
     name = POLARS_TYPES.get(declared)
     return getattr(pl, name)() if name else pl.String()
 
 
 def to_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
-    """Values SQLite keeps: dates and datetimes as ISO text, nested values as JSON text."""
+    """Values SQLite keeps: dates and datetimes as ISO text (a zoned one in UTC), nested values as JSON text."""
     import polars as pl
 
     converted = []
@@ -100,7 +144,8 @@ def to_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
         if dtype == pl.Date:
             converted.append(pl.col(name).dt.to_string("%Y-%m-%d"))
         elif isinstance(dtype, pl.Datetime):
-            converted.append(pl.col(name).dt.to_string(_DATETIME_TEXT))
+            utc = pl.col(name).dt.convert_time_zone("UTC") if dtype.time_zone else pl.col(name)
+            converted.append(utc.dt.to_string(_DATETIME_TEXT))
         elif declared_type(dtype) == "JSON":
             converted.append(
                 pl.col(name).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String, skip_nulls=True)
@@ -125,6 +170,9 @@ def from_sqlite(rows: list[tuple[Any, ...]], schema: Mapping[str, pl.DataType]) 
     for name, dtype in schema.items():
         if dtype == pl.Date:
             back.append(pl.col(name).str.to_date("%Y-%m-%d"))
+        elif isinstance(dtype, pl.Datetime) and dtype.time_zone:  # kept as its UTC time
+            utc = pl.col(name).str.to_datetime(_DATETIME, time_unit="us").dt.replace_time_zone("UTC")
+            back.append(utc.dt.convert_time_zone(dtype.time_zone))
         elif isinstance(dtype, pl.Datetime):
             back.append(pl.col(name).str.to_datetime(_DATETIME, time_unit="us"))
         elif dtype == pl.Boolean:
@@ -201,6 +249,7 @@ class SQLiteStore(MetadataStore):
             ("strata_sha256", _sha256, 1),
             ("strata_concat", _concat, -1),
             ("concat_ws", _concat_ws, -1),
+            ("strata_text", _text, 2),
         ):
             con.create_function(name, arity, function, deterministic=True)
         self._con = con
@@ -522,12 +571,22 @@ class SQLiteStore(MetadataStore):
         if since is not None or only is not None:
             candidates = self._candidates(plan, sources, since or {}, only)
         try:
-            expected = sql.expected_select(sql.SQLITE, self.hash_algorithm, plan, candidates, sources)
+            expected = sql.expected_select(self._dialect(plan), self.hash_algorithm, plan, candidates, sources)
             current = sql.current_select(plan, candidates, sources[plan.table])
             return self._increment(plan, expected, current, lazy=lazy)
         finally:
             if candidates is not None:
                 self._run(f"DROP TABLE IF EXISTS {candidates}")
+
+    def _dialect(self, plan: FeaturePlan) -> sql.Dialect:
+        """``sql.SQLITE``, writing the booleans and floats of upstream ids as text the way DuckDB does."""
+        casts = {}
+        for up in plan.upstreams:
+            if self._has_table(up.table):
+                for column, declared in self._columns(up.table).items():
+                    if declared in _KEPT_OTHERWISE:
+                        casts[up.table, column] = f"strata_text({{}}, {sql.literal(_KEPT_OTHERWISE[declared])})"
+        return dataclasses.replace(sql.SQLITE, text_casts=casts) if casts else sql.SQLITE
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         import polars as pl
