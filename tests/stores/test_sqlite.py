@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 import strata as st
+from strata.errors import WriteError
 from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -276,3 +277,22 @@ def test_a_read_only_store_creates_nothing_and_writes_nothing(tmp_path: Path) ->
         assert reader.resolve_update("embedding").is_empty
         assert len(reader.read("embedding")) == 3
     assert path.read_bytes() == before
+
+
+def test_an_unsigned_id_beyond_sqlites_integers_is_refused_in_one_line_and_nothing_is_written(tmp_path: Path) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Tick(st.Feature, spec=st.FeatureSpec("tick", id_columns=("n",), fields=["v"])):
+            pass
+
+    small = pl.DataFrame({"n": [1, 2]}, schema={"n": pl.UInt64}).with_columns(strata_dv__v=pl.lit("a"))
+    huge = pl.DataFrame({"n": [3, 2**64 - 1]}, schema={"n": pl.UInt64}).with_columns(strata_dv__v=pl.lit("b"))
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph) as store:
+        store.write("tick", small)
+        with pytest.raises(WriteError) as caught:
+            store.write("tick", huge)
+        assert "`n`" in str(caught.value)
+        assert "\n" not in str(caught.value)
+        assert sorted(store.read("tick").to_native()["n"].to_list()) == [1, 2]

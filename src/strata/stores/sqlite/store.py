@@ -27,6 +27,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from strata.errors import WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.increment import Increment
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_S = 60.0
 """How long a connection waits for another process's write to finish before giving up."""
 _DECLARED = {polars: declared for declared, polars in POLARS_TYPES.items()}
+_INT_MAX = 2**63 - 1
 _DATETIME = "%Y-%m-%d %H:%M:%S%.f"
 _DATETIME_TEXT = "%Y-%m-%d %H:%M:%S%.6f"
 """How a datetime is stored: always six digits of fraction, as ``_now`` writes it, so stored times compare as text."""
@@ -317,6 +319,7 @@ class SQLiteStore(MetadataStore):
 
     def _batch(self, frame: pl.DataFrame) -> str:
         """A temp table holding ``frame``'s rows, columns declared as they will be stored."""
+        _check_integers(frame)
         name = ident(f"strata$batch_{next(_names)}")
         columns = ", ".join(f"{ident(c)} {declared_type(t)}" for c, t in frame.schema.items())
         self._run(f"CREATE TEMP TABLE {name} ({columns})")
@@ -654,6 +657,18 @@ class SQLiteStore(MetadataStore):
 
     def _clear_sync(self) -> None:
         self._run(f"DELETE FROM {ident(SYNC)}")
+
+
+def _check_integers(frame: pl.DataFrame) -> None:
+    """Refuse unsigned values above SQLite's largest integer (2^63 - 1), which its driver cannot take."""
+    import polars as pl
+
+    for name, dtype in frame.schema.items():
+        if dtype == pl.UInt64 and len(frame) and (frame[name].max() or 0) > _INT_MAX:  # type: ignore[operator]
+            raise WriteError(
+                f"column `{name}` holds a value above {_INT_MAX}, the largest integer a SQLite store keeps",
+                "use a DuckDB store for such ids, or store them as text; nothing was written",
+            )
 
 
 def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
