@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, StrataError, WriteError
@@ -93,8 +94,9 @@ class MetadataStore(StoreBackend):
                 self._close()
 
     def describe(self) -> str:
-        """What messages call the store: its name, else its kind (a backend adds where it lives)."""
-        return self.name or f"{self.kind} store"
+        """What messages call the store: its name, else its kind and, for a store in a file, where it lives."""
+        path = getattr(self, "path", None)
+        return self.name or f"{self.kind} store" + (f" at {path}" if path else "")
 
     # -- chains --------------------------------------------------------------------------
 
@@ -126,9 +128,15 @@ class MetadataStore(StoreBackend):
 
         visit(self)
 
-    def _same_place(self, other: MetadataStore) -> bool:  # noqa: ARG002 - a backend with a location answers
-        """Whether ``other`` is this store under another object (the same file); none by default."""
-        return False
+    def _same_place(self, other: MetadataStore) -> bool:
+        """Whether ``other`` is this store under another object: a store of the same kind on the same file.
+
+        ``:memory:`` databases are each their own; a store without a ``path`` is only itself.
+        """
+        paths = [getattr(store, "path", None) for store in (self, other)]
+        if type(other) is not type(self) or None in paths or ":memory:" in paths:
+            return False
+        return Path(str(paths[0])).resolve() == Path(str(paths[1])).resolve()
 
     def _open_fallbacks(self) -> None:
         """Open each fallback read-only (a chain never writes to one) unless it is open already."""

@@ -165,16 +165,6 @@ class DuckDBStore(MetadataStore):
         self._through: dict[str, str] = {}
         """During a chained resolve: upstream tables a fallback holds -> their qualified names."""
 
-    def describe(self) -> str:
-        """Its name, else ``duckdb store at PATH``."""
-        return self.name or f"duckdb store at {self.path}"
-
-    def _same_place(self, other: MetadataStore) -> bool:
-        """The same database file (``:memory:`` databases are each their own)."""
-        if not isinstance(other, DuckDBStore) or ":memory:" in (self.path, other.path):
-            return False
-        return Path(self.path).resolve() == Path(other.path).resolve()
-
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         """The open connection (``to_native()`` for users who want raw SQL)."""

@@ -205,16 +205,6 @@ class SQLiteStore(MetadataStore):
         self._tables: set[str] = set()
         """Tables known to exist on this connection."""
 
-    def describe(self) -> str:
-        """Its name, else ``sqlite store at PATH``."""
-        return self.name or f"sqlite store at {self.path}"
-
-    def _same_place(self, other: MetadataStore) -> bool:
-        """The same database file."""
-        if not isinstance(other, SQLiteStore) or ":memory:" in (self.path, other.path):
-            return False
-        return Path(self.path).resolve() == Path(other.path).resolve()
-
     @property
     def con(self) -> sqlite3.Connection:
         """The open connection (``to_native()`` for users who want raw SQL)."""
