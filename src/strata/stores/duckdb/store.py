@@ -67,6 +67,9 @@ write's time (~0.1 s per column per 1M rows). A 1M-sample first pass (bench/feat
 first_pass.py --lazy): 49 MB and ~3.8 CPU s as DuckDB picks, 107 MB and ~2.4 s uncompressed,
 67 MB and ~2.7 s with ``zstd``.
 """
+SESSION_ZONE = "UTC"
+"""The connection's time zone: DuckDB writes a zoned datetime as text in it (the machine's, unless told), and an
+aggregation folds that text into its data version (docs/stores.md, "The canonical text of a value")."""
 MOVED_IN_ONE = 50_000
 """Up to this many ids written, the rows a write supersedes move in one statement (see ``_supersede``).
 
@@ -189,6 +192,7 @@ class DuckDBStore(MetadataStore):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
+        _run(self._con, f"SET TimeZone = {literal(SESSION_ZONE)}")  # ICU is built in; as a connect option it is not yet
         self._tables = set()
         self._ready = {}
         self._schema = None
