@@ -757,10 +757,17 @@ class MetadataStore(StoreBackend):
         return frame if lazy else frame.collect(backend="polars")
 
     def has_feature(self, feature: Any) -> bool:
-        """Whether anything was ever written for ``feature``."""
+        """Whether anything was ever written for ``feature`` (a write or delete that committed).
+
+        A table alone does not say so: a DuckDB store makes a feature's tables before the
+        transaction of its first write, and a process killed inside it leaves them empty.
+        """
         self._require_open()
         table = feature_key_of(feature).table_name
-        return any(store._has_table(table) for store in self._chain())  # noqa: SLF001 - a store of the chain
+        return any(
+            store._has_table(table) and store._max_seq(table) is not None  # noqa: SLF001 - a store of the chain
+            for store in self._chain()
+        )
 
     # -- increments ----------------------------------------------------------------------
 
