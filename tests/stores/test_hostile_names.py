@@ -182,7 +182,7 @@ def test_hostile_names_through_the_command_line(
     store = store_factory()
     path = getattr(store, "path", ":memory:")
     if str(path) == ":memory:":
-        pytest.skip(f"a {store.kind} store of this kind lives in one process: the command line cannot reach it twice")
+        pytest.skip(f"{store.describe()} lives in one process: the command line cannot reach it")
     root = tmp_path / "proj"
     project_yml = (
         "version: 1\nfeatures:\n  entrypoints: [hostile_cli.graph]\n  store: a\nstores:\n"
@@ -229,3 +229,48 @@ def hostile_graph_of_cli() -> st.FeatureGraph:
     graph.add_spec(st.FeatureSpec(ROOT, id_columns=[ID], fields=["select", "from"]))
     graph.add_spec(st.FeatureSpec(FLAT, id_columns=[ID], deps=[ROOT], fields=["drop"]))
     return graph
+
+
+def test_columns_that_differ_only_in_case_are_kept_apart_or_refused_in_one_line(store_factory: StoreFactory) -> None:
+    """An engine that folds the case of names cannot keep ``note`` and ``NOTE`` apart: it must say so, not mix them."""
+    graph = st.FeatureGraph()
+    graph.add_spec(st.FeatureSpec(ROOT, fields=["select", "from"]))
+    first = pl.DataFrame({"sample_uid": [1], "strata_dv__select": ["a"], "strata_dv__from": ["b"], "note": ["lower"]})
+    with store_factory(graph=graph) as store:
+        store.write(ROOT, first)
+        for extra in ({"NOTE": ["upper"]}, {"Note": ["title"]}):
+            later = first.drop("note").with_columns(sample_uid=pl.lit(2), **{k: pl.Series(v) for k, v in extra.items()})
+            both = first.with_columns(**{k: pl.Series(v) for k, v in extra.items()})
+            for frame in (both, later):
+                try:
+                    store.write(ROOT, frame)
+                except st.StrataError as refused:
+                    message = str(refused)
+                    assert "case" in message
+                    assert store.describe() in message
+                    assert "\n" not in message
+                    continue
+                back = store.read(ROOT).to_native().sort("sample_uid")
+                assert back.filter(pl.col("sample_uid") == frame["sample_uid"][0]).select(frame.columns).equals(frame)
+        assert store.read(ROOT).to_native().filter(pl.col("sample_uid") == 1)["note"].to_list() == ["lower"]
+
+
+def test_a_copy_of_columns_that_differ_only_in_case_is_kept_apart_or_refused_in_one_line(
+    store_factory: StoreFactory,
+) -> None:
+    graph = st.FeatureGraph()
+    graph.add_spec(st.FeatureSpec(ROOT, fields=["select", "from"]))
+    frame = pl.DataFrame(
+        {"sample_uid": [1], "strata_dv__select": ["a"], "strata_dv__from": ["b"], "note": ["lower"], "NOTE": ["upper"]}
+    )
+    with st.InMemoryStore(graph=graph) as source, store_factory(graph=graph) as store:
+        source.write(ROOT, frame)
+        try:
+            store.copy_from(source)
+        except st.StrataError as refused:
+            message = str(refused)
+            assert "case" in message
+            assert store.describe() in message
+            assert not store.has_feature(ROOT)
+            return
+        assert store.read(ROOT).to_native().select(frame.columns).equals(frame)

@@ -34,6 +34,7 @@ from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION,
 from strata.resolve.sql import ident
 from strata.resolve.text import sqlite_text
 from strata.stores.base import MetadataStore
+from strata.stores.checks import check_case
 from strata.stores.sqltables import HISTORY, META, POLARS_TYPES, SYNC, TABLE_SEQ, childless, matching
 
 if TYPE_CHECKING:
@@ -318,6 +319,7 @@ class SQLiteStore(MetadataStore):
     def _batch(self, frame: pl.DataFrame) -> str:
         """A temp table holding ``frame``'s rows, columns declared as they will be stored."""
         _check_values(frame)
+        check_case(self.describe(), frame.columns)
         name = ident(f"strata$batch_{next(_names)}")
         columns = ", ".join(f"{ident(c)} {declared_type(t)}" for c, t in frame.schema.items())
         self._run(f"CREATE TEMP TABLE {name} ({columns})")
@@ -337,6 +339,7 @@ class SQLiteStore(MetadataStore):
         created = False
         for table in (plan.table, plan.table + HISTORY):
             existing = self._columns(table)
+            check_case(self.describe(), wanted, existing)
             if not existing:
                 columns = ", ".join(f"{ident(n)} {t}" for n, t in wanted.items())
                 self._run(f"CREATE TABLE {ident(table)} ({columns})")
