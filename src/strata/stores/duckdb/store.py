@@ -37,6 +37,7 @@ from strata.resolve.plan import (
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import (
+    check_case,
     check_columns,
     check_facts,
     sql_counts,
@@ -492,6 +493,7 @@ class DuckDBStore(MetadataStore):
         whether ``since`` held.
         """
         con = self.con
+        check_case(self.describe(), columns)  # DuckDB's DESCRIBE would rename the second one (`NOTE_1`)
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
         # transaction that created the table once they span several row groups.
         created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0), shape)
@@ -635,6 +637,7 @@ class DuckDBStore(MetadataStore):
         created = []
         for table in (plan.table, plan.table + HISTORY):
             existing = self._columns(table)  # {} when missing: DESCRIBE answers faster than the catalog views
+            check_case(self.describe(), wanted, existing)
             if not existing:
                 columns = ", ".join(_column_ddl(name, kind) for name, kind in wanted.items())
                 _run(con, f"CREATE TABLE {ident(table)} ({columns})")
@@ -806,6 +809,7 @@ class DuckDBStore(MetadataStore):
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         con = self.con
+        check_case(self.describe(), latest.column_names)
         names = [f"strata_put_{next(_names)}", f"strata_put_{next(_names)}"]
         con.register(names[0], latest)
         con.register(names[1], history)
