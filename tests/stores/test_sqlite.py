@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import signal
 import subprocess
 import sys
@@ -296,3 +297,28 @@ def test_an_unsigned_id_beyond_sqlites_integers_is_refused_in_one_line_and_nothi
         assert "`n`" in str(caught.value)
         assert "\n" not in str(caught.value)
         assert sorted(store.read("tick").to_native()["n"].to_list()) == [1, 2]
+
+
+def test_a_decimal_beyond_the_digits_sqlite_keeps_is_refused_in_one_line_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Price(st.Feature, spec=st.FeatureSpec("price", id_columns=("n",), fields=["v"])):
+            pass
+
+    def prices(*values: str) -> pl.DataFrame:
+        column = pl.Series("amount", [decimal.Decimal(v) for v in values], pl.Decimal(38, 2))
+        return pl.DataFrame({"n": list(range(len(values))), "strata_dv__v": ["a"] * len(values)}).with_columns(column)
+
+    path = tmp_path / "meta.sqlite"
+    with st.SQLiteStore(path, graph=graph) as store:
+        store.write("price", prices("1.50", "1234567890123.45"))
+        with pytest.raises(WriteError) as caught:
+            store.write("price", prices("1.50", "12345678901234.56"))
+        assert "`amount`" in str(caught.value)
+        assert "SQLite" in str(caught.value)
+        back = store.read("price").to_native().sort("n")
+        assert back["amount"].to_list() == [decimal.Decimal("1.50"), decimal.Decimal("1234567890123.45")]
+        assert back.schema["amount"] == pl.Decimal(38, 2)

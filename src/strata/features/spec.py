@@ -223,7 +223,12 @@ class FeatureSpec:
 
 
 def _check_column(column: str, key: FeatureKey) -> None:
-    if not isinstance(column, str) or not column or column.startswith("strata_") or '"' in column:
+    """Refuse an id column no row could carry: empty, or one of strata's own ``strata_`` names.
+
+    Anything else (quotes, spaces, semicolons, SQL keywords) is a name every store quotes.
+    """
+    if not isinstance(column, str) or not column or column.startswith("strata_"):
         raise DefinitionError(
-            f"feature `{key}`: `{column}` cannot be an id column", "use a plain column name not starting with `strata_`"
+            f"feature `{key}`: `{column}` cannot be an id column",
+            "use a non-empty column name not starting with `strata_`",
         )

@@ -24,6 +24,7 @@ from strata.resolve.plan import (
     UpstreamPlan,
     input_column,
 )
+from strata.resolve.text import polars_text
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -53,6 +54,20 @@ def dv_expr(algorithm: str, field: FieldPlan) -> pl.Expr:
     return hash_column(algorithm, pl.concat_str(pieces)).alias(field.dv_column)
 
 
+def zones_like(frame: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with each zoned datetime column in the zone ``like`` has it, the same instants.
+
+    A store may give zoned ids back in another zone than they were written in (SQLite in UTC,
+    DuckDB in its session's): compared with a user's frame, the instants must meet.
+    """
+    zoned = {
+        c: t
+        for c, t in like.schema.items()
+        if isinstance(t, pl.Datetime) and t.time_zone and c in frame.columns and frame.schema[c] != t
+    }
+    return frame.with_columns(pl.col(c).dt.convert_time_zone(t.time_zone) for c, t in zoned.items()) if zoned else frame  # type: ignore[arg-type]
+
+
 def live(frame: pl.DataFrame | None, keys: tuple[str, ...], candidates: pl.DataFrame | None) -> pl.DataFrame | None:
     """Rows not deleted, narrowed to the candidate ids."""
     if frame is None:
@@ -75,7 +90,7 @@ def upstream_frame(
     if up.lineage.kind != "aggregation":
         return rows.select([*keys, *(pl.col(f"strata_dv__{f}").alias(c) for f, c in cols.items())])
     rest = [c for c in up.id_columns if c not in keys]
-    ids = [encoded(pl.col(c).cast(pl.String)) for c in rest]
+    ids = [encoded(polars_text(c, rows.schema[c])) for c in rest]
     per_row = [pl.concat_str([*ids, encoded(pl.col(f"strata_dv__{f}"))]).alias(c) for f, c in cols.items()]
     grouped = (
         rows.sort(rest)

@@ -94,8 +94,9 @@ SQLITE = Dialect(
     full_join=False,
 )
 """SQLite 3.40 has no hashes, no ``concat`` and no ordered ``group_concat``: the SQLite store registers
-``strata_md5``, ``strata_sha256``, ``strata_concat``, ``concat_ws`` and ``strata_text`` (DuckDB's text of
-a boolean or float id) on its connection (``stores/sqlite``)."""
+``strata_md5``, ``strata_sha256``, ``strata_concat``, ``concat_ws``, ``strata_text`` and
+``strata_decimal_text`` (the canonical text of an id SQLite keeps in another form, ``resolve/text.py``)
+on its connection (``stores/sqlite``)."""
 
 
 def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:

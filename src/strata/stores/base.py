@@ -432,6 +432,9 @@ class MetadataStore(StoreBackend):
         live = stored.select(keys).collect(backend="polars").to_native()
         present = pl.from_arrow(table.select(keys))
         assert isinstance(present, pl.DataFrame)
+        from strata.resolve.polars import zones_like
+
+        present = zones_like(present, live)
         gone = live.join(present, on=keys, how="anti", nulls_equal=True) if len(present) else live
         return self.delete(plan.key, gone) if len(gone) else 0
 
@@ -461,7 +464,9 @@ class MetadataStore(StoreBackend):
         batch = batch.with_columns(
             pl.lit(f.code_version, pl.String).alias(f"strata_new__{f.cv_column}") for f in plan.fields
         )
-        joined = batch.join(live, on=list(plan.id_columns), how="left", nulls_equal=True)
+        from strata.resolve.polars import zones_like
+
+        joined = batch.join(zones_like(live, batch), on=list(plan.id_columns), how="left", nulls_equal=True)
         new = pl.col("strata_old__").is_null()
         differs = [pl.col(c).ne_missing(pl.col(f"strata_old__{c}")) for c in plan.dv_columns]
         differs += [pl.col(f"strata_new__{c}").ne_missing(pl.col(f"strata_old__{c}")) for c in plan.cv_columns]
@@ -752,10 +757,17 @@ class MetadataStore(StoreBackend):
         return frame if lazy else frame.collect(backend="polars")
 
     def has_feature(self, feature: Any) -> bool:
-        """Whether anything was ever written for ``feature``."""
+        """Whether anything was ever written for ``feature`` (a write or delete that committed).
+
+        A table alone does not say so: a DuckDB store makes a feature's tables before the
+        transaction of its first write, and a process killed inside it leaves them empty.
+        """
         self._require_open()
         table = feature_key_of(feature).table_name
-        return any(store._has_table(table) for store in self._chain())  # noqa: SLF001 - a store of the chain
+        return any(
+            store._has_table(table) and store._max_seq(table) is not None  # noqa: SLF001 - a store of the chain
+            for store in self._chain()
+        )
 
     # -- increments ----------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from strata.errors import WriteError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import polars as pl
     import pyarrow as pa
 
@@ -52,6 +54,23 @@ def to_arrow(frame: Any) -> pa.Table:
     if polars is not None and isinstance(raw, polars.DataFrame):  # as Polars holds it (string views): no copy
         return raw.to_arrow(compat_level=polars.CompatLevel.newest())
     return native.to_arrow()
+
+
+def check_case(store: str, wanted: Iterable[str], existing: Iterable[str] = ()) -> None:
+    """Refuse column names that differ only in case, for a store whose engine folds the case of names.
+
+    DuckDB and SQLite take ``note`` and ``NOTE`` for one column even quoted: two in one batch,
+    or one beside a stored column of the other case, would fail there or be written into the
+    other. Checked before anything is written; ``store`` names the store in the message.
+    """
+    seen: dict[str, str] = {}
+    for name in [*existing, *wanted]:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:
+            raise WriteError(
+                f"columns `{other}` and `{name}` differ only in case, which the {store} cannot tell apart",
+                "rename one of them; nothing was written",
+            )
 
 
 def check_write(plan: FeaturePlan, table: pa.Table, *, samples: bool = False) -> None:

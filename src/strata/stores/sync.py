@@ -85,6 +85,9 @@ class Pending:
         keys = list(plan.resolve_ids)
         frame = pl.from_arrow(batch.select([*keys, *plan.input_columns]))
         assert isinstance(frame, pl.DataFrame)
+        from strata.resolve.polars import zones_like
+
+        frame = zones_like(frame, self.rows)
         if self._is_next(frame):  # the asks in the order they were given: no join needed
             self.rows = self.rows.slice(len(frame))
             return True
@@ -116,6 +119,9 @@ class Pending:
         keys = list(plan.resolve_ids)
         frame = pl.from_arrow(ids.select(keys))
         assert isinstance(frame, pl.DataFrame)
+        from strata.resolve.polars import zones_like
+
+        frame = zones_like(frame, self.removed)
         asked = self.removed.with_columns(pl.lit(value=True).alias(_PRESENT))
         if frame.join(asked, on=keys, how="left", nulls_equal=True)[_PRESENT].null_count():
             return False

@@ -37,6 +37,7 @@ from strata.resolve.plan import (
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import (
+    check_case,
     check_columns,
     check_facts,
     sql_counts,
@@ -67,6 +68,9 @@ write's time (~0.1 s per column per 1M rows). A 1M-sample first pass (bench/feat
 first_pass.py --lazy): 49 MB and ~3.8 CPU s as DuckDB picks, 107 MB and ~2.4 s uncompressed,
 67 MB and ~2.7 s with ``zstd``.
 """
+SESSION_ZONE = "UTC"
+"""The connection's time zone: DuckDB writes a zoned datetime as text in it (the machine's, unless told), and an
+aggregation folds that text into its data version (docs/stores.md, "The canonical text of a value")."""
 MOVED_IN_ONE = 50_000
 """Up to this many ids written, the rows a write supersedes move in one statement (see ``_supersede``).
 
@@ -189,6 +193,7 @@ class DuckDBStore(MetadataStore):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
+        _run(self._con, f"SET TimeZone = {literal(SESSION_ZONE)}")  # ICU is built in; as a connect option it is not yet
         self._tables = set()
         self._ready = {}
         self._schema = None
@@ -488,6 +493,7 @@ class DuckDBStore(MetadataStore):
         whether ``since`` held.
         """
         con = self.con
+        check_case(self.describe(), columns)  # DuckDB's DESCRIBE would rename the second one (`NOTE_1`)
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
         # transaction that created the table once they span several row groups.
         created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0), shape)
@@ -631,6 +637,7 @@ class DuckDBStore(MetadataStore):
         created = []
         for table in (plan.table, plan.table + HISTORY):
             existing = self._columns(table)  # {} when missing: DESCRIBE answers faster than the catalog views
+            check_case(self.describe(), wanted, existing)
             if not existing:
                 columns = ", ".join(_column_ddl(name, kind) for name, kind in wanted.items())
                 _run(con, f"CREATE TABLE {ident(table)} ({columns})")
@@ -802,6 +809,7 @@ class DuckDBStore(MetadataStore):
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         con = self.con
+        check_case(self.describe(), latest.column_names)
         names = [f"strata_put_{next(_names)}", f"strata_put_{next(_names)}"]
         con.register(names[0], latest)
         con.register(names[1], history)

@@ -22,8 +22,7 @@ import decimal
 import hashlib
 import itertools
 import json
-import math
-import struct
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,9 @@ from strata.resolve import sql
 from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.resolve.sql import ident
+from strata.resolve.text import sqlite_text
 from strata.stores.base import MetadataStore
+from strata.stores.checks import check_case
 from strata.stores.sqltables import HISTORY, META, POLARS_TYPES, SYNC, TABLE_SEQ, childless, matching
 
 if TYPE_CHECKING:
@@ -77,41 +78,27 @@ def _concat_ws(separator: Any, *values: Any) -> str | None:
     return str(separator).join(str(v) for v in values if v is not None)
 
 
-_KEPT_OTHERWISE = {"BOOLEAN": "boolean", "DOUBLE": "double", "FLOAT": "float"}
-"""Declared types whose values SQLite keeps in another form (0/1, doubles), and the name ``_text`` knows them by."""
+_KEPT_OTHERWISE = {
+    "BOOLEAN": "boolean",
+    "DOUBLE": "double",
+    "FLOAT": "float",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMPTZ": "timestamptz",
+    "TIME": "time",
+}
+"""Declared types whose values SQLite keeps in another form (0/1, doubles, ISO text with six fraction
+digits), and the name ``text.sqlite_text`` knows them by."""
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+_DECIMAL_DIGITS = 15
+"""The significant digits of a decimal SQLite keeps (it holds a DECIMAL column's values as doubles)."""
+_TIME_TEXT = "%H:%M:%S%.6f"
 
 
-_WHOLE_IN_FULL = 1e16
-_HALF = 5
-"""The last digit of a value halfway between two shorter decimals."""
-
-
-def _text(value: Any, kind: str) -> str | None:
-    """``value`` of a BOOLEAN, DOUBLE or FLOAT column as text, as DuckDB's ``CAST(... AS VARCHAR)`` writes it."""
+def _decimal_text(value: Any, scale: int) -> str | None:
+    """A DECIMAL column's value (an integer or a double to SQLite) as DuckDB writes it: ``scale`` fraction digits."""
     if value is None:
         return None
-    if kind == "boolean":
-        return "true" if value else "false"
-    number = float(value)
-    return repr(number) if kind == "double" else _float32_text(number)
-
-
-def _float32_text(value: float) -> str:
-    """A single-precision value as DuckDB writes it: its shortest digits, a tie taking one more digit.
-
-    Whole numbers below ``_WHOLE_IN_FULL`` are written in full.
-    """
-    if not math.isfinite(value) or value == 0:
-        return repr(value)
-    if value.is_integer() and abs(value) < _WHOLE_IN_FULL:
-        return f"{int(value)}.0"
-    digits = decimal.Decimal(value).normalize().as_tuple().digits
-    for precision in range(1, 10):
-        tie = len(digits) == precision + 1 and digits[-1] == _HALF
-        shortest = float(f"{value:.{precision}g}")
-        if not tie and struct.unpack("f", struct.pack("f", shortest))[0] == value:
-            return repr(shortest)
-    return repr(value)
+    return f"{decimal.Decimal(repr(value)) if isinstance(value, float) else decimal.Decimal(value):.{scale}f}"
 
 
 def declared_type(dtype: pl.DataType) -> str:
@@ -120,8 +107,12 @@ def declared_type(dtype: pl.DataType) -> str:
 
     if isinstance(dtype, pl.Datetime):
         return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
-    if dtype == pl.Null:
+    if dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum):
         return "VARCHAR"
+    if isinstance(dtype, pl.Decimal):
+        return f"DECIMAL({dtype.precision},{dtype.scale})"
+    if dtype == pl.Time:
+        return "TIME"
     return _DECLARED.get(str(dtype.base_type()), "JSON")
 
 
@@ -133,6 +124,10 @@ def polars_type(declared: str) -> pl.DataType:
         return pl.Datetime("us")
     if declared == "TIMESTAMPTZ":
         return pl.Datetime("us", "UTC")
+    if declared == "TIME":
+        return pl.Time()
+    if decimal_type := _DECIMAL.fullmatch(declared):
+        return pl.Decimal(int(decimal_type[1]), int(decimal_type[2]))
     name = POLARS_TYPES.get(declared)
     return getattr(pl, name)() if name else pl.String()
 
@@ -141,17 +136,20 @@ def to_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
     """Values SQLite keeps: dates and datetimes as ISO text (a zoned one in UTC), nested values as JSON text."""
     import polars as pl
 
-    converted = []
+    converted: list[pl.Expr | pl.Series] = []
     for name, dtype in frame.schema.items():
         if dtype == pl.Date:
             converted.append(pl.col(name).dt.to_string("%Y-%m-%d"))
         elif isinstance(dtype, pl.Datetime):
             utc = pl.col(name).dt.convert_time_zone("UTC") if dtype.time_zone else pl.col(name)
             converted.append(utc.dt.to_string(_DATETIME_TEXT))
-        elif declared_type(dtype) == "JSON":
-            converted.append(
-                pl.col(name).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String, skip_nulls=True)
-            )
+        elif dtype == pl.Time:
+            converted.append(pl.col(name).dt.to_string(_TIME_TEXT))
+        elif isinstance(dtype, pl.Decimal | pl.Categorical | pl.Enum):
+            converted.append(pl.col(name).cast(pl.String))
+        elif declared_type(dtype) == "JSON":  # values as Python sees them: a list's items are no Series then
+            text = [None if v is None else json.dumps(v, default=str) for v in frame[name].to_list()]
+            converted.append(pl.Series(name, text, pl.String))
     return frame.with_columns(converted) if converted else frame
 
 
@@ -161,12 +159,18 @@ def from_sqlite(rows: list[tuple[Any, ...]], schema: Mapping[str, pl.DataType]) 
 
     raw: dict[str, Any] = {}
     for name, dtype in schema.items():
-        if dtype in (pl.Date, pl.String) or isinstance(dtype, pl.Datetime):
+        if dtype in (pl.Date, pl.String, pl.Time) or isinstance(dtype, (pl.Datetime, pl.Decimal)):
             raw[name] = pl.String
         elif dtype == pl.Boolean:
             raw[name] = pl.Int64
         else:
             raw[name] = dtype
+    decimals = {n: t.scale for n, t in schema.items() if isinstance(t, pl.Decimal)}
+    if decimals:  # SQLite gives a DECIMAL column's values as numbers: their text first, exactly
+        rows = [
+            tuple(_decimal_text(v, decimals[n]) if n in decimals else v for n, v in zip(schema, row, strict=True))
+            for row in rows
+        ]
     frame = pl.DataFrame(rows, schema=raw, orient="row")
     back = []
     for name, dtype in schema.items():
@@ -179,6 +183,10 @@ def from_sqlite(rows: list[tuple[Any, ...]], schema: Mapping[str, pl.DataType]) 
             back.append(pl.col(name).str.to_datetime(_DATETIME, time_unit="us"))
         elif dtype == pl.Boolean:
             back.append(pl.col(name).cast(pl.Boolean))
+        elif dtype == pl.Time:
+            back.append(pl.col(name).str.to_time("%H:%M:%S%.f"))
+        elif isinstance(dtype, pl.Decimal):
+            back.append(pl.col(name).cast(dtype))
     return frame.with_columns(back) if back else frame
 
 
@@ -241,7 +249,8 @@ class SQLiteStore(MetadataStore):
             ("strata_sha256", _sha256, 1),
             ("strata_concat", _concat, -1),
             ("concat_ws", _concat_ws, -1),
-            ("strata_text", _text, 2),
+            ("strata_text", sqlite_text, 2),
+            ("strata_decimal_text", _decimal_text, 2),
         ):
             con.create_function(name, arity, function, deterministic=True)
         self._con = con
@@ -309,7 +318,8 @@ class SQLiteStore(MetadataStore):
 
     def _batch(self, frame: pl.DataFrame) -> str:
         """A temp table holding ``frame``'s rows, columns declared as they will be stored."""
-        _check_integers(frame)
+        _check_values(frame)
+        check_case(self.describe(), frame.columns)
         name = ident(f"strata$batch_{next(_names)}")
         columns = ", ".join(f"{ident(c)} {declared_type(t)}" for c, t in frame.schema.items())
         self._run(f"CREATE TEMP TABLE {name} ({columns})")
@@ -329,6 +339,7 @@ class SQLiteStore(MetadataStore):
         created = False
         for table in (plan.table, plan.table + HISTORY):
             existing = self._columns(table)
+            check_case(self.describe(), wanted, existing)
             if not existing:
                 columns = ", ".join(f"{ident(n)} {t}" for n, t in wanted.items())
                 self._run(f"CREATE TABLE {ident(table)} ({columns})")
@@ -579,6 +590,8 @@ class SQLiteStore(MetadataStore):
                 for column, declared in self._columns(up.table).items():
                     if declared in _KEPT_OTHERWISE:
                         casts[up.table, column] = f"strata_text({{}}, {sql.literal(_KEPT_OTHERWISE[declared])})"
+                    elif decimal_type := _DECIMAL.fullmatch(declared):
+                        casts[up.table, column] = f"strata_decimal_text({{}}, {int(decimal_type[2])})"
         return dataclasses.replace(sql.SQLITE, text_casts=casts) if casts else sql.SQLITE
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
@@ -649,11 +662,28 @@ class SQLiteStore(MetadataStore):
         self._run(f"DELETE FROM {ident(SYNC)}")
 
 
-def _check_integers(frame: pl.DataFrame) -> None:
-    """Refuse unsigned values above SQLite's largest integer (2^63 - 1), which its driver cannot take."""
+def _check_values(frame: pl.DataFrame) -> None:
+    """Refuse what SQLite cannot keep as written, before anything is written.
+
+    Unsigned values above its largest integer (2^63 - 1), which its driver cannot take; decimals
+    of more significant digits than it keeps; NaN (it keeps null).
+    """
     import polars as pl
 
     for name, dtype in frame.schema.items():
+        if dtype in (pl.Float32, pl.Float64) and len(frame) and frame[name].is_nan().any():
+            raise WriteError(
+                f"column `{name}` holds NaN, which a SQLite store cannot keep (it would read back as null)",
+                "write null instead, or use a DuckDB store; nothing was written",
+            )
+        if isinstance(dtype, pl.Decimal) and len(frame):
+            digits = frame[name].drop_nulls().cast(pl.String).str.replace_all(r"[-.]", "").str.strip_chars_start("0")
+            if len(digits) and (digits.str.len_chars().max() or 0) > _DECIMAL_DIGITS:  # type: ignore[operator]
+                raise WriteError(
+                    f"column `{name}` holds a decimal of more than {_DECIMAL_DIGITS} significant digits, "
+                    "more than a SQLite store keeps",
+                    "use a DuckDB store for such values, or store them as text; nothing was written",
+                )
         if dtype == pl.UInt64 and len(frame) and (frame[name].max() or 0) > _INT_MAX:  # type: ignore[operator]
             raise WriteError(
                 f"column `{name}` holds a value above {_INT_MAX}, the largest integer a SQLite store keeps",
