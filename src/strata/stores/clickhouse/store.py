@@ -149,12 +149,12 @@ def text_cast(declared: str) -> str | None:
     """
     bare = declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
     if bare == "Float64":
-        return _float_text("toString({})")
+        return _float_text("toString({0})")
     if bare == "Float32":  # DuckDB writes a whole single-precision value below 1e16 in full
         whole = "isFinite({0}) AND {0} = floor({0}) AND abs({0}) < 1e16"
-        return f"if({whole}, concat(toString(toInt64({{}})), '.0'), {_float_text('toString({})')})"
+        return f"if({whole}, concat(toString(toInt64({{0}})), '.0'), {_float_text('toString({0})')})"
     if bare.startswith("DateTime64"):  # DuckDB drops a zero fraction and its trailing zeros, and zones UTC as +00
-        trimmed = "replaceRegexpOne(toString({}), '[.]?0+$', '')"
+        trimmed = "replaceRegexpOne(toString({0}), '[.]?0+$', '')"
         return f"concat({trimmed}, '+00')" if "UTC" in bare else trimmed
     return None
 
