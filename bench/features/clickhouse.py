@@ -1,0 +1,293 @@
+"""The ClickHouse store at scale: strata on chDB vs strata on DuckDB vs hand-written ClickHouse SQL in chDB.
+
+    python bench/features/clickhouse.py [--sizes 1e6,1e7] [--rounds 3] [--json PATH]
+
+The graph and data of ``strata_run.py`` (video -> transcript -> embedding, md5 data versions).
+Per tool and size, in a fresh process each (``--worker``; chDB holds one directory per process):
+
+1. first pass: the root's samples resolved and written, then each feature resolved and written;
+2. no-op: the leaf (``embedding``) resolved with nothing changed;
+3. 1 % leaf resolve: the README's delta applied at the root (0.5 % audio, 0.5 % frames changed,
+   0.1 % new, 0.1 % gone), ``transcript`` brought up to date, then the leaf resolved;
+4. delta write: the leaf's increment written (and its removed ids deleted).
+
+The hand-written SQL keeps one ``ReplacingMergeTree`` table per feature (ids, data versions, a
+version column), computes data versions with ``md5`` and every increment as one full join of expected
+and current rows (``FINAL``): what someone would write by hand without strata's sync records. Every
+increment is checked against ``strata_run.expected_delta``; the script exits 1 if one differs.
+Metaxy 0.1.11 has no ClickHouse store (its stores: DuckDB, Delta, LanceDB, in-memory; see README.md
+here), so it has no column. Data lives in ``bench/.work/features/clickhouse/``, emptied at the start.
+"""
+
+# ruff: noqa: S608 - the SQL is built from this file's own constants and integers, never from input
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from strata_run import ID, build_graph, expected_delta, id_sets, root_samples, writable  # noqa: E402
+
+WORK = HERE.parent / ".work" / "features" / "clickhouse"
+TOOLS = ("strata-clickhouse", "strata-duckdb", "sql-clickhouse")
+STEPS = ("first pass", "no-op", "1 % leaf resolve", "delta write")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds, process CPU seconds (every engine thread of this process) and the result."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+# -- strata (either store) -------------------------------------------------------------------
+
+
+def strata_worker(tool: str, n: int, folder: Path) -> dict[str, Any]:
+    import strata as st
+
+    graph = build_graph()
+    if tool == "strata-clickhouse":
+        store: st.MetadataStore = st.ClickHouseStore(folder / "ch", graph=graph)
+    else:
+        store = st.DuckDBStore(folder / "meta.duckdb", graph=graph)
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    with store:
+
+        def catch_up(key: str) -> st.Increment:
+            inc = store.resolve_update(key)
+            store.write(key, writable(inc))
+            if len(inc.removed):
+                store.delete(key, inc.removed)
+            return inc
+
+        def first_pass() -> None:
+            samples = root_samples(n, delta=False)
+            store.write_changed("video", samples)
+            catch_up("transcript")
+            catch_up("embedding")
+
+        out["first pass"] = timed(first_pass)[:2]
+        wall, cpu, inc = timed(lambda: store.resolve_update("embedding"))
+        out["no-op"] = (wall, cpu)
+        if not inc.is_empty:
+            problems.append("no-op: not empty")
+        store.write_changed("video", root_samples(n, delta=True), snapshot=True)
+        catch_up("transcript")
+        wall, cpu, inc = timed(lambda: store.resolve_update("embedding"))
+        out["1 % leaf resolve"] = (wall, cpu)
+        if id_sets(inc) != expected_delta(n)["embedding"]:
+            problems.append("1 % leaf resolve: wrong ids")
+
+        def delta_write() -> None:
+            store.write("embedding", writable(inc))
+            store.delete("embedding", inc.removed)
+
+        out["delta write"] = timed(delta_write)[:2]
+        if not store.resolve_update("embedding").is_empty:
+            problems.append("after the delta write: not in sync")
+    out["problems"] = problems
+    return out
+
+
+# -- hand-written ClickHouse SQL in chDB -----------------------------------------------------
+
+TABLES = {
+    "video": ["audio", "frames"],
+    "transcript": ["text", "in_audio"],
+    "embedding": ["vector", "in_text", "in_frames"],
+}
+
+
+def sql_worker(n: int, folder: Path) -> dict[str, Any]:
+    import polars as pl
+    from chdb import session
+
+    con = session.Session(str(folder / "sql"))  # type: ignore[no-untyped-call]
+    con.query("SET join_use_nulls = 1")
+
+    def run(query: str) -> Any:
+        return con.query(query, "ArrowTable")
+
+    for table, columns in TABLES.items():
+        cols = ", ".join(f"{c} String" for c in columns)
+        run(
+            f"CREATE TABLE {table} ({ID} Int64, {cols}, version UInt64, gone UInt8) "
+            f"ENGINE = ReplacingMergeTree(version) ORDER BY {ID}"
+        )
+    version = [0]
+
+    def load_root(samples: pl.DataFrame) -> None:
+        """The root's full snapshot in: changed and new rows written, missing ones marked gone."""
+        frame = samples.rename({"strata_dv__audio": "audio", "strata_dv__frames": "frames"}).to_arrow()
+        version[0] += 1
+        v = version[0]
+        con.query(  # chDB's Python() finds `frame` in the calling frame: called here, not through run()
+            "INSERT INTO video SELECT s.sample_uid, s.audio, s.frames, "
+            f"{v}, 0 FROM Python(frame) AS s LEFT JOIN (SELECT * FROM video FINAL WHERE gone = 0) AS c "
+            "USING (sample_uid) WHERE c.sample_uid IS NULL OR c.audio != s.audio OR c.frames != s.frames"
+        )
+        con.query(
+            f"INSERT INTO video SELECT c.sample_uid, c.audio, c.frames, {v}, 1 FROM "
+            "(SELECT * FROM video FINAL WHERE gone = 0) AS c LEFT JOIN Python(frame) AS s USING (sample_uid) "
+            "WHERE s.sample_uid IS NULL"
+        )
+
+    expected = {
+        "transcript": (
+            "SELECT sample_uid, lower(hex(MD5(concat('text:', audio)))) AS text, audio AS in_audio "
+            "FROM video FINAL WHERE gone = 0"
+        ),
+        "embedding": (
+            "SELECT v.sample_uid AS sample_uid, "
+            "lower(hex(MD5(concat('vector:', t.text, '|', v.frames)))) AS vector, t.text AS in_text, "
+            "v.frames AS in_frames FROM (SELECT * FROM video FINAL WHERE gone = 0) AS v "
+            "JOIN (SELECT * FROM transcript FINAL WHERE gone = 0) AS t USING (sample_uid)"
+        ),
+    }
+    inputs = {"transcript": ["in_audio"], "embedding": ["in_text", "in_frames"]}
+
+    def increment(table: str) -> dict[str, set[int]]:
+        stale = " OR ".join(f"e.{c} != c.{c}" for c in inputs[table])
+        rows = run(
+            f"SELECT multiIf(c.sample_uid IS NULL, 'new', e.sample_uid IS NULL, 'orphaned', 'stale') AS part, "
+            f"coalesce(e.sample_uid, c.sample_uid) AS id FROM ({expected[table]}) AS e "
+            f"FULL JOIN (SELECT * FROM {table} FINAL WHERE gone = 0) AS c ON e.sample_uid = c.sample_uid "
+            f"WHERE c.sample_uid IS NULL OR e.sample_uid IS NULL OR {stale}"
+        ).to_pydict()
+        found: dict[str, set[int]] = {"new": set(), "stale": set(), "orphaned": set()}
+        for part, sample in zip(rows["part"], rows["id"], strict=True):
+            found[part].add(sample)
+        return found
+
+    def apply(table: str, found: dict[str, set[int]]) -> None:
+        version[0] += 1
+        v = version[0]
+        columns = ", ".join(TABLES[table])
+        touched = sorted(found["new"] | found["stale"])
+        gone = sorted(found["orphaned"])
+        if touched:
+            run(
+                f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, 0 FROM ({expected[table]}) "
+                f"WHERE sample_uid IN (SELECT arrayJoin({touched}))"
+            )
+        if gone:
+            run(
+                f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, 1 FROM {table} FINAL "
+                f"WHERE sample_uid IN (SELECT arrayJoin({gone}))"
+            )
+
+    def first_pass() -> None:
+        load_root(root_samples(n, delta=False))
+        for table in ("transcript", "embedding"):
+            version[0] += 1
+            columns = ", ".join(TABLES[table])
+            run(f"INSERT INTO {table} SELECT sample_uid, {columns}, {version[0]}, 0 FROM ({expected[table]})")
+
+    out: dict[str, Any] = {"first pass": timed(first_pass)[:2]}
+    wall, cpu, found = timed(lambda: increment("embedding"))
+    out["no-op"] = (wall, cpu)
+    problems = [] if not any(found.values()) else ["no-op: not empty"]
+    load_root(root_samples(n, delta=True))
+    apply("transcript", increment("transcript"))
+    wall, cpu, found = timed(lambda: increment("embedding"))
+    out["1 % leaf resolve"] = (wall, cpu)
+    if found != expected_delta(n)["embedding"]:
+        problems.append("1 % leaf resolve: wrong ids")
+    out["delta write"] = timed(lambda: apply("embedding", found))[:2]
+    if any(increment("embedding").values()):
+        problems.append("after the delta write: not in sync")
+    out["problems"] = problems
+    con.close()
+    return out
+
+
+# -- driving ---------------------------------------------------------------------------------
+
+
+def worker(tool: str, n: int) -> dict[str, Any]:
+    folder = WORK / f"{tool}-{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        return sql_worker(n, folder) if tool == "sql-clickhouse" else strata_worker(tool, n, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def spawn(tool: str, n: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--worker", tool, str(n)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"problems": [f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"]}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1e6", help="comma-separated sample counts (1e7 takes minutes)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, tools alternating; medians are reported")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]))))
+        return 0
+    shutil.rmtree(WORK, ignore_errors=True)
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    failed = False
+    for n in sizes:
+        for _ in range(args.rounds):
+            for tool in TOOLS:  # alternating: A B C A B C, so load changes hit every tool alike
+                result = spawn(tool, n)
+                raw.setdefault(str(n), {}).setdefault(tool, []).append(result)
+                if result["problems"]:
+                    failed = True
+                    print(f"{tool} at {n}: {result['problems']}", file=sys.stderr)
+        print(f"\n{n:,} samples, medians of {args.rounds} rounds (wall s / CPU s), uptime: {uptime()}")
+        print("| step | " + " | ".join(TOOLS) + " | strata CH / SQL CH | strata CH / strata DuckDB |")
+        print("|---|" + "---|" * (len(TOOLS) + 2))
+        for step in STEPS:
+            cells, walls = [], {}
+            for tool in TOOLS:
+                runs = [r[step] for r in raw[str(n)][tool] if step in r]
+                if not runs:
+                    cells.append("—")
+                    continue
+                walls[tool] = statistics.median(r[0] for r in runs)
+                cells.append(f"{walls[tool]:.3f} / {statistics.median(r[1] for r in runs):.2f}")
+            ratios = [
+                _ratio(walls.get("strata-clickhouse"), walls.get("sql-clickhouse")),
+                _ratio(walls.get("strata-clickhouse"), walls.get("strata-duckdb")),
+            ]
+            print(f"| {step} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    return 1 if failed else 0
+
+
+def _ratio(top: float | None, bottom: float | None) -> str:
+    return "—" if top is None or not bottom else f"{top / bottom:.2f}×"
+
+
+def uptime() -> str:
+    return " ".join(os.getloadavg().__repr__().split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
