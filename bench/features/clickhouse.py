@@ -15,8 +15,10 @@ The hand-written SQL keeps one ``ReplacingMergeTree`` table per feature (ids, da
 version column), computes data versions with ``md5`` and every increment as one full join of expected
 and current rows (``FINAL``): what someone would write by hand without strata's sync records. Every
 increment is checked against ``strata_run.expected_delta``; the script exits 1 if one differs.
-Metaxy 0.1.11 has no ClickHouse store (its stores: DuckDB, Delta, LanceDB, in-memory; see README.md
-here), so it has no column. Data lives in ``bench/.work/features/clickhouse/``, emptied at the start.
+Metaxy 0.1.11's ClickHouse store (``metaxy.ext.clickhouse``, through Ibis) needs a ClickHouse server
+(Ibis's ClickHouse backend speaks clickhouse-connect's HTTP): chDB is a library with no server to
+connect to, and Debian's ``clickhouse-server`` is 18.16 (2018), older than Ibis's backend supports,
+so it has no column here (bench/README.md). Data lives in ``bench/.work/features/clickhouse/``, emptied at the start.
 """
 
 # ruff: noqa: S608 - the SQL is built from this file's own constants and integers, never from input
@@ -31,14 +33,18 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from strata_run import ID, build_graph, expected_delta, id_sets, root_samples, writable  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import polars as pl
 
 WORK = HERE.parent / ".work" / "features" / "clickhouse"
 TOOLS = ("strata-clickhouse", "strata-duckdb", "sql-clickhouse")
@@ -56,6 +62,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 def strata_worker(tool: str, n: int, folder: Path) -> dict[str, Any]:
+    """The four steps through a strata store (ClickHouse on chDB, or DuckDB)."""
     import strata as st
 
     graph = build_graph()
@@ -112,59 +119,63 @@ TABLES = {
 }
 
 
-def sql_worker(n: int, folder: Path) -> dict[str, Any]:
-    import polars as pl
-    from chdb import session
+EXPECTED = {
+    "transcript": (
+        "SELECT sample_uid, lower(hex(MD5(concat('text:', audio)))) AS text, audio AS in_audio "
+        "FROM video FINAL WHERE gone = 0"
+    ),
+    "embedding": (
+        "SELECT v.sample_uid AS sample_uid, "
+        "lower(hex(MD5(concat('vector:', t.text, '|', v.frames)))) AS vector, t.text AS in_text, "
+        "v.frames AS in_frames FROM (SELECT * FROM video FINAL WHERE gone = 0) AS v "
+        "JOIN (SELECT * FROM transcript FINAL WHERE gone = 0) AS t USING (sample_uid)"
+    ),
+}
+INPUTS = {"transcript": ["in_audio"], "embedding": ["in_text", "in_frames"]}
 
-    con = session.Session(str(folder / "sql"))  # type: ignore[no-untyped-call]
-    con.query("SET join_use_nulls = 1")
 
-    def run(query: str) -> Any:
-        return con.query(query, "ArrowTable")
+class HandSql:
+    """The scenario written by hand in ClickHouse SQL: ReplacingMergeTree tables, full comparisons."""
 
-    for table, columns in TABLES.items():
-        cols = ", ".join(f"{c} String" for c in columns)
-        run(
-            f"CREATE TABLE {table} ({ID} Int64, {cols}, version UInt64, gone UInt8) "
-            f"ENGINE = ReplacingMergeTree(version) ORDER BY {ID}"
-        )
-    version = [0]
+    def __init__(self, folder: Path) -> None:
+        from chdb import session
 
-    def load_root(samples: pl.DataFrame) -> None:
+        self.con = session.Session(str(folder / "sql"))  # type: ignore[no-untyped-call]
+        self.con.query("SET join_use_nulls = 1")  # type: ignore[no-untyped-call]
+        self.version = 0
+        for table, columns in TABLES.items():
+            cols = ", ".join(f"{c} String" for c in columns)
+            self.run(
+                f"CREATE TABLE {table} ({ID} Int64, {cols}, version UInt64, gone UInt8) "
+                f"ENGINE = ReplacingMergeTree(version) ORDER BY {ID}"
+            )
+
+    def run(self, query: str) -> Any:
+        """The rows of ``query`` as Arrow."""
+        return self.con.query(query, "ArrowTable")  # type: ignore[no-untyped-call]
+
+    def load_root(self, samples: pl.DataFrame) -> None:
         """The root's full snapshot in: changed and new rows written, missing ones marked gone."""
-        frame = samples.rename({"strata_dv__audio": "audio", "strata_dv__frames": "frames"}).to_arrow()
-        version[0] += 1
-        v = version[0]
-        con.query(  # chDB's Python() finds `frame` in the calling frame: called here, not through run()
+        frame = samples.rename({"strata_dv__audio": "audio", "strata_dv__frames": "frames"}).to_arrow()  # noqa: F841 - read by Python(frame)
+        self.version += 1
+        v = self.version
+        self.con.query(  # type: ignore[no-untyped-call]  # chDB's Python() finds `frame` in the calling frame: called here, not through run()
             "INSERT INTO video SELECT s.sample_uid, s.audio, s.frames, "
             f"{v}, 0 FROM Python(frame) AS s LEFT JOIN (SELECT * FROM video FINAL WHERE gone = 0) AS c "
             "USING (sample_uid) WHERE c.sample_uid IS NULL OR c.audio != s.audio OR c.frames != s.frames"
         )
-        con.query(
+        self.con.query(  # type: ignore[no-untyped-call]
             f"INSERT INTO video SELECT c.sample_uid, c.audio, c.frames, {v}, 1 FROM "
             "(SELECT * FROM video FINAL WHERE gone = 0) AS c LEFT JOIN Python(frame) AS s USING (sample_uid) "
             "WHERE s.sample_uid IS NULL"
         )
 
-    expected = {
-        "transcript": (
-            "SELECT sample_uid, lower(hex(MD5(concat('text:', audio)))) AS text, audio AS in_audio "
-            "FROM video FINAL WHERE gone = 0"
-        ),
-        "embedding": (
-            "SELECT v.sample_uid AS sample_uid, "
-            "lower(hex(MD5(concat('vector:', t.text, '|', v.frames)))) AS vector, t.text AS in_text, "
-            "v.frames AS in_frames FROM (SELECT * FROM video FINAL WHERE gone = 0) AS v "
-            "JOIN (SELECT * FROM transcript FINAL WHERE gone = 0) AS t USING (sample_uid)"
-        ),
-    }
-    inputs = {"transcript": ["in_audio"], "embedding": ["in_text", "in_frames"]}
-
-    def increment(table: str) -> dict[str, set[int]]:
-        stale = " OR ".join(f"e.{c} != c.{c}" for c in inputs[table])
-        rows = run(
+    def increment(self, table: str) -> dict[str, set[int]]:
+        """New, stale and orphaned ids: one full join of expected and current rows."""
+        stale = " OR ".join(f"e.{c} != c.{c}" for c in INPUTS[table])
+        rows = self.run(
             f"SELECT multiIf(c.sample_uid IS NULL, 'new', e.sample_uid IS NULL, 'orphaned', 'stale') AS part, "
-            f"coalesce(e.sample_uid, c.sample_uid) AS id FROM ({expected[table]}) AS e "
+            f"coalesce(e.sample_uid, c.sample_uid) AS id FROM ({EXPECTED[table]}) AS e "
             f"FULL JOIN (SELECT * FROM {table} FINAL WHERE gone = 0) AS c ON e.sample_uid = c.sample_uid "
             f"WHERE c.sample_uid IS NULL OR e.sample_uid IS NULL OR {stale}"
         ).to_pydict()
@@ -173,45 +184,50 @@ def sql_worker(n: int, folder: Path) -> dict[str, Any]:
             found[part].add(sample)
         return found
 
-    def apply(table: str, found: dict[str, set[int]]) -> None:
-        version[0] += 1
-        v = version[0]
+    def apply(self, table: str, found: dict[str, set[int]]) -> None:
+        """Write the new and stale rows, mark the orphaned ones gone (new versions replace old ones)."""
+        self.version += 1
+        v = self.version
         columns = ", ".join(TABLES[table])
         touched = sorted(found["new"] | found["stale"])
         gone = sorted(found["orphaned"])
         if touched:
-            run(
-                f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, 0 FROM ({expected[table]}) "
+            self.run(
+                f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, 0 FROM ({EXPECTED[table]}) "
                 f"WHERE sample_uid IN (SELECT arrayJoin({touched}))"
             )
         if gone:
-            run(
+            self.run(
                 f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, 1 FROM {table} FINAL "
                 f"WHERE sample_uid IN (SELECT arrayJoin({gone}))"
             )
 
-    def first_pass() -> None:
-        load_root(root_samples(n, delta=False))
+    def first_pass(self, n: int) -> None:
+        self.load_root(root_samples(n, delta=False))
         for table in ("transcript", "embedding"):
-            version[0] += 1
+            self.version += 1
             columns = ", ".join(TABLES[table])
-            run(f"INSERT INTO {table} SELECT sample_uid, {columns}, {version[0]}, 0 FROM ({expected[table]})")
+            self.run(f"INSERT INTO {table} SELECT sample_uid, {columns}, {self.version}, 0 FROM ({EXPECTED[table]})")
 
-    out: dict[str, Any] = {"first pass": timed(first_pass)[:2]}
-    wall, cpu, found = timed(lambda: increment("embedding"))
+
+def sql_worker(n: int, folder: Path) -> dict[str, Any]:
+    """The four steps with hand-written ClickHouse SQL in chDB."""
+    hand = HandSql(folder)
+    out: dict[str, Any] = {"first pass": timed(lambda: hand.first_pass(n))[:2]}
+    wall, cpu, found = timed(lambda: hand.increment("embedding"))
     out["no-op"] = (wall, cpu)
     problems = [] if not any(found.values()) else ["no-op: not empty"]
-    load_root(root_samples(n, delta=True))
-    apply("transcript", increment("transcript"))
-    wall, cpu, found = timed(lambda: increment("embedding"))
+    hand.load_root(root_samples(n, delta=True))
+    hand.apply("transcript", hand.increment("transcript"))
+    wall, cpu, found = timed(lambda: hand.increment("embedding"))
     out["1 % leaf resolve"] = (wall, cpu)
     if found != expected_delta(n)["embedding"]:
         problems.append("1 % leaf resolve: wrong ids")
-    out["delta write"] = timed(lambda: apply("embedding", found))[:2]
-    if any(increment("embedding").values()):
+    out["delta write"] = timed(lambda: hand.apply("embedding", found))[:2]
+    if any(hand.increment("embedding").values()):
         problems.append("after the delta write: not in sync")
     out["problems"] = problems
-    con.close()
+    hand.con.close()  # type: ignore[no-untyped-call]
     return out
 
 
@@ -219,6 +235,7 @@ def sql_worker(n: int, folder: Path) -> dict[str, Any]:
 
 
 def worker(tool: str, n: int) -> dict[str, Any]:
+    """One tool at one size, in a folder of its own (removed afterwards)."""
     folder = WORK / f"{tool}-{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -229,6 +246,7 @@ def worker(tool: str, n: int) -> dict[str, Any]:
 
 
 def spawn(tool: str, n: int) -> dict[str, Any]:
+    """:func:`worker` in a fresh process (chDB: one directory per process); its figures."""
     command = [sys.executable, __file__, "--worker", tool, str(n)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -238,6 +256,7 @@ def spawn(tool: str, n: int) -> dict[str, Any]:
 
 
 def main() -> int:
+    """Every tool at every size, rounds alternating; one table per size."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1e6", help="comma-separated sample counts (1e7 takes minutes)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, tools alternating; medians are reported")
@@ -282,11 +301,12 @@ def main() -> int:
 
 
 def _ratio(top: float | None, bottom: float | None) -> str:
-    return "—" if top is None or not bottom else f"{top / bottom:.2f}×"
+    return "—" if top is None or not bottom else f"{top / bottom:.2f}x"
 
 
 def uptime() -> str:
-    return " ".join(os.getloadavg().__repr__().split())
+    """The load averages (1, 5, 15 minutes)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -300,3 +300,27 @@ def test_a_server_resolves_as_duckdb_does(tmp_path: Path) -> None:
     finally:
         with st.ClickHouseStore(**server) as admin:  # type: ignore[arg-type]
             admin.to_native().command(f"DROP DATABASE IF EXISTS {ident(database)}")
+
+
+def test_a_read_only_store_on_a_missing_directory_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "nothing-here"
+    roots = samples(["s0", "s1"])
+    with st.ClickHouseStore(path, graph=graph_of(), read_only=True) as store:
+        assert not store.has_feature("video")
+        assert len(store.resolve_update("video", samples=roots).added) == 2
+        assert len(store.resolve_update("transcript").added) == 0
+    assert not path.exists()
+
+
+def test_a_column_another_connection_adds_is_read_and_kept_by_a_delete(tmp_path: Path) -> None:
+    with (
+        st.ClickHouseStore(tmp_path / "ch", graph=graph_of()) as first,
+        st.ClickHouseStore(tmp_path / "ch", graph=graph_of()) as second,
+    ):
+        first.write("video", samples(["s0", "s1"]))
+        assert "note" not in first.read("video").columns
+        second.write("video", samples(["s1"]).with_columns(note=pl.lit("n")))
+        assert first.read("video").sort("sample_uid")["note"].to_list() == [None, "n"]
+        first.delete("video", pl.DataFrame({"sample_uid": ["s1"]}))
+        gone = first.read("video", include_deleted=True).to_native().filter(pl.col("sample_uid") == "s1")
+        assert gone["note"].to_list() == ["n"]

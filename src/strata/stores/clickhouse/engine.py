@@ -97,9 +97,18 @@ def _setting(value: Any) -> str:
 
 
 class ChdbEngine(Engine):
-    """chDB in this process, its data in a local directory."""
+    """chDB in this process, its data in a local directory.
 
-    def __init__(self, path: str, describe: str) -> None:
+    ``read_only`` on a directory that does not exist: an empty store, which must not create it; chDB
+    then runs on a directory of its own, removed at close.
+    """
+
+    def __init__(self, path: str, describe: str, *, read_only: bool = False) -> None:
+        self._scratch: str | None = None
+        if read_only and not Path(path).exists():
+            import tempfile
+
+            self._scratch = path = tempfile.mkdtemp(prefix="strata-chdb-")
         self._session = ChdbSessions.take(path, describe)
         self._open = True
 
@@ -119,6 +128,10 @@ class ChdbEngine(Engine):
         if self._open:
             self._open = False
             ChdbSessions.give_back()
+            if self._scratch is not None:
+                import shutil
+
+                shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 class ServerEngine(Engine):

@@ -280,7 +280,7 @@ class ClickHouseStore(MetadataStore):
 
         self._tables = {}
         if self.path is not None:
-            self._engine = ChdbEngine(self.path, self.describe())
+            self._engine = ChdbEngine(self.path, self.describe(), read_only=self.read_only)
         else:
             self._engine = ServerEngine(self.server, self.describe())
         try:
@@ -378,7 +378,7 @@ class ClickHouseStore(MetadataStore):
         no committed write of its parent came later.
         """
         table = plan.table
-        columns = sql.ids_list(tuple(self._schema(table)))
+        helpers = [ident("strata$top")]
         ranked = f"if({ident(KIND)} != {_HISTORY}, {ident(SEQ)}, -1)"
         windows = f"max({ranked}) OVER (PARTITION BY {sql.ids_list(plan.id_columns)}) AS {ident('strata$top')}"
         condition = f"{ident(SEQ)} = {ident('strata$top')}"
@@ -388,9 +388,11 @@ class ClickHouseStore(MetadataStore):
                 f", max({whole}) OVER (PARTITION BY {sql.ids_list(plan.resolve_ids)}) AS {ident('strata$parent')}"
             )
             condition += f" AND {ident(SEQ)} >= {ident('strata$parent')}"
+            helpers.append(ident("strata$parent"))
         where = self._committed(table) + (f" AND {narrow}" if narrow else "")
         ranked_rows = f"SELECT *, {windows} FROM {ident(table)} WHERE {where}"
-        return f"(SELECT {columns} FROM ({ranked_rows}) WHERE {condition} AND {ident(KIND)} = {_ROW})"
+        picked = f"* EXCEPT ({', '.join(helpers)})"  # every column, also one another connection just added
+        return f"(SELECT {picked} FROM ({ranked_rows}) WHERE {condition} AND {ident(KIND)} = {_ROW})"
 
     def _matching(self, batch: str, columns: Sequence[str], alias: str = "") -> str:
         """SQL true for rows whose ``columns`` equal a row of ``batch`` (nulls equal, by ``transform_null_in``)."""
@@ -505,6 +507,7 @@ class ClickHouseStore(MetadataStore):
         assert isinstance(frame, pl.DataFrame)
         seq, seen = self._next_seq(list(since or ()))
         batch = self._batch(frame)
+        self._tables[plan.table] = self._columns(plan.table)  # the tombstones copy every column there is
         try:
             match = self._matching(batch, frame.columns)
             live = f"SELECT count() FROM {self._latest(plan)} WHERE {match} AND NOT {ident(DELETED)}"
@@ -526,6 +529,7 @@ class ClickHouseStore(MetadataStore):
 
         if not self._has_table(plan.table):
             return None
+        self._tables[plan.table] = self._columns(plan.table)  # columns grow under other connections
         schema = self._schema(plan.table)
         columns = sql.ids_list(tuple(schema))
         if history:
