@@ -186,21 +186,22 @@ class HandSql:
 
     def apply(self, table: str, found: dict[str, set[int]]) -> None:
         """Write the new and stale rows, mark the orphaned ones gone (new versions replace old ones)."""
+        import pyarrow as pa
+
         self.version += 1
         v = self.version
         columns = ", ".join(TABLES[table])
-        touched = sorted(found["new"] | found["stale"])
-        gone = sorted(found["orphaned"])
-        if touched:
+        for name, ids, gone in (("touched", found["new"] | found["stale"], 0), ("orphans", found["orphaned"], 1)):
+            if not ids:
+                continue
+            frame = pa.table({ID: sorted(ids)})  # noqa: F841 - read by Python(frame)
+            self.con.query(f"CREATE TABLE {name} ENGINE = Memory AS SELECT * FROM Python(frame)")  # type: ignore[no-untyped-call]
+            source = f"({EXPECTED[table]})" if not gone else f"{table} FINAL"
             self.run(
-                f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, 0 FROM ({EXPECTED[table]}) "
-                f"WHERE sample_uid IN (SELECT arrayJoin({touched}))"
+                f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, {gone} FROM {source} "
+                f"WHERE sample_uid IN (SELECT {ID} FROM {name})"
             )
-        if gone:
-            self.run(
-                f"INSERT INTO {table} SELECT sample_uid, {columns}, {v}, 1 FROM {table} FINAL "
-                f"WHERE sample_uid IN (SELECT arrayJoin({gone}))"
-            )
+            self.run(f"DROP TABLE {name}")
 
     def first_pass(self, n: int) -> None:
         self.load_root(root_samples(n, delta=False))

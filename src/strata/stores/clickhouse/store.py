@@ -336,9 +336,9 @@ class ClickHouseStore(MetadataStore):
     def _next_seq(self, watch: Sequence[str] = ()) -> tuple[int, dict[str, int | None]]:
         """A new sequence number, taken (so a failed write never hands its number on); ``watch``'s numbers."""
         seen = self._max_seqs(watch)
-        rows = self._rows(f"SELECT max(seq) FROM {ident(COMMITS)}")
-        taken = int(self._get_meta("seq") or 0)
-        current = max(taken, int(rows[0][0] or 0)) + 1
+        taken = f"(SELECT max(toInt64OrZero(value)) FROM {ident(META)} WHERE name = 'seq')"
+        rows = self._rows(f"SELECT greatest((SELECT max(seq) FROM {ident(COMMITS)}), {taken})")
+        current = int(rows[0][0] or 0) + 1  # the highest ever taken, whatever the clocks of those who took it
         self._set_meta("seq", str(current))
         return current, seen
 
@@ -425,7 +425,7 @@ class ClickHouseStore(MetadataStore):
     def _append(self, plan: FeaturePlan, select: str, names: Sequence[str]) -> None:
         self._db.command(f"INSERT INTO {ident(plan.table)} ({sql.ids_list(tuple(names))}) {select}")
 
-    def _copies(self, plan: FeaturePlan, where: str, seq: int, *, kind: int, deleted: str) -> None:
+    def _copies(self, plan: FeaturePlan, where: str, seq: int, *, kind: int | str, deleted: str) -> None:
         """Append a copy of the latest rows ``where`` picks, under ``seq``, as tombstones (``kind`` 0) or markers."""
         names = [*self._schema(plan.table), KIND, WHOLE]
         replaced = {SEQ: str(int(seq)), WRITTEN_AT: _now_sql(), DELETED: deleted, KIND: str(kind), WHOLE: "false"}
@@ -513,8 +513,8 @@ class ClickHouseStore(MetadataStore):
             live = f"SELECT count() FROM {self._latest(plan)} WHERE {match} AND NOT {ident(DELETED)}"
             count = int(self._rows(live)[0][0])
             if soft:
-                self._copies(plan, f"{match} AND NOT {ident(DELETED)}", seq, kind=_ROW, deleted="true")
-                self._copies(plan, f"{match} AND {ident(DELETED)}", seq, kind=_GONE, deleted="true")
+                gone = f"if({ident(DELETED)}, {_GONE}, {_ROW})"  # a tombstone's sample leaves the latest rows
+                self._copies(plan, match, seq, kind=gone, deleted="true")
             else:
                 self._db.command(f"DELETE FROM {ident(plan.table)} WHERE {match}")
             self._commit(plan.table, seq)
@@ -582,7 +582,8 @@ class ClickHouseStore(MetadataStore):
             narrow = self._matching(candidates, plan.resolve_ids) if plan.resolve_ids else ""
         return self._latest(plan, narrow)
 
-    def _sources(self, plan: FeaturePlan, candidates: str | None) -> dict[str, str]:
+    def _sources(self, plan: FeaturePlan, candidates: str | None, since: dict[str, int]) -> dict[str, str]:
+        """Each table's latest rows (of the candidates, when narrowing), or a stand-in for a table never written."""
         own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
         sources = {plan.table: self._source(plan, own, candidates)}
         for up in plan.upstreams:
@@ -595,6 +596,9 @@ class ClickHouseStore(MetadataStore):
                 continue
             if candidates is None:
                 sources[up.table] = self._latest(up_plan)
+            elif self._written_since(plan, up_plan, candidates, since):
+                recent = f"{ident(SEQ)} > {int(since[up.table])} AND {self._matching(candidates, plan.resolve_ids)}"
+                sources[up.table] = self._latest(up_plan, recent)
             elif not up_plan.child_ids or set(plan.resolve_ids) <= set(up_plan.resolve_ids):
                 sources[up.table] = self._latest(up_plan, self._matching(candidates, plan.resolve_ids))
             else:  # narrowed below an expansion's parents: after its latest rows are picked
@@ -602,6 +606,22 @@ class ClickHouseStore(MetadataStore):
                     f"(SELECT * FROM {self._latest(up_plan)} WHERE {self._matching(candidates, plan.resolve_ids)})"
                 )
         return sources
+
+    def _written_since(self, plan: FeaturePlan, up_plan: FeaturePlan, candidates: str, since: dict[str, int]) -> bool:
+        """Whether every candidate has a row of the upstream written since its number (one row per resolve id).
+
+        Then each candidate's latest row is among those rows, which the table's order by ``strata_seq``
+        reads as one range, so its other rows are never searched for by id (a build leaves upstreams so).
+        """
+        if up_plan.table not in since or up_plan.child_ids or set(up_plan.id_columns) != set(plan.resolve_ids):
+            return False
+        keys = sql.ids_list(plan.resolve_ids)
+        recent = f"{self._committed(up_plan.table)} AND {ident(SEQ)} > {int(since[up_plan.table])}"
+        missing = self._rows(
+            f"SELECT count() FROM {candidates} WHERE ({keys}) NOT IN "
+            f"(SELECT {keys} FROM {ident(up_plan.table)} WHERE {recent})"
+        )
+        return int(missing[0][0]) == 0
 
     def _candidates(self, plan: FeaturePlan, since: dict[str, int], only: dict[str, Any] | None) -> str:
         """A table of the resolve ids that may have changed since the last sync."""
@@ -630,7 +650,7 @@ class ClickHouseStore(MetadataStore):
         if since is not None or only is not None:
             candidates = self._candidates(plan, since or {}, only)
         try:
-            sources = self._sources(plan, candidates)
+            sources = self._sources(plan, candidates, since or {})
             expected = sql.expected_select(self._dialect(plan), self.hash_algorithm, plan, None, sources)
             current = sql.current_select(plan, None, sources[plan.table])
             return self._increment(plan, expected, current, lazy=lazy)
