@@ -501,8 +501,9 @@ def _clickhouse_place(
             f"{line('')}: ClickHouse store `{name}` needs `path:` (embedded chDB) or `host:` (a server), not both",
             "write e.g. `path: .strata/clickhouse`, or `host: ch.internal` with username and password",
         )
-    if "path" in values:
-        return _duckdb_path(project, name, values["path"], line("path")), ()
+    if "path" in values:  # several embedded stores of one process share a directory by taking a database each
+        database = (("database", values["database"]),) if "database" in values else ()
+        return _duckdb_path(project, name, values["path"], line("path")), database
     port = values.get("port")
     if port is not None and (not str(port).isdigit()):
         raise ProjectFileError(f"{line('port')}: port of store `{name}` is not a number", "e.g. `port: 8123`")

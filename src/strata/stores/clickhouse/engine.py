@@ -148,7 +148,6 @@ class ServerEngine(Engine):
                 port=int(options.get("port") or 8123),
                 username=options.get("username") or "default",
                 password=options.get("password") or "",
-                database=options.get("database") or "default",
                 secure=bool(options.get("secure", False)),
                 settings=SETTINGS,
                 connect_timeout=10,

@@ -160,7 +160,11 @@ def text_cast(declared: str) -> str | None:
 
 
 class ClickHouseStore(MetadataStore):
-    """Metadata in ClickHouse: embedded chDB in ``path`` (a directory), or a server at ``host``."""
+    """Metadata in ClickHouse: embedded chDB in ``path`` (a directory), or a server at ``host``.
+
+    ``database``: the ClickHouse database of its tables (default: the connection's, ``default``); several
+    embedded stores of one process share one chDB directory by taking a database each.
+    """
 
     kind = "clickhouse"
 
@@ -199,6 +203,7 @@ class ClickHouseStore(MetadataStore):
             "database": database,
             "secure": secure,
         }
+        self.database = database
         self._engine: Engine | None = None
         self._tables: dict[str, dict[str, str]] = {}
         """Columns (name -> ClickHouse type) of feature tables known to exist on this connection."""
@@ -214,7 +219,8 @@ class ClickHouseStore(MetadataStore):
         if not isinstance(other, ClickHouseStore):
             return False
         if self.path is not None:
-            return other.path is not None and os.path.realpath(self.path) == os.path.realpath(other.path)
+            same = other.path is not None and os.path.realpath(self.path) == os.path.realpath(other.path)
+            return same and self.server["database"] == other.server["database"]
         keys = ("host", "port", "database")
         return other.path is None and all(self.server[k] == other.server[k] for k in keys)
 
@@ -225,6 +231,23 @@ class ClickHouseStore(MetadataStore):
         return self._engine
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _t(self, table: str) -> str:
+        """A table of the store, quoted, in its database when it has one (stores of one chDB session differ so)."""
+        return (ident(self.database) + "." if self.database else "") + ident(table)
+
+    def _scratch(self, what: str) -> str:
+        """A new name for a table of this connection's own (dropped by its user).
+
+        In the store's database, where a delete's subquery looks for it; a read-only store's stay in
+        the connection's (the store's database may not exist, and it creates nothing there).
+        """
+        name = f"strata${what}_{uuid.uuid4().hex}"
+        return ident(name) if self.read_only else self._t(name)
+
+    @property
+    def _database_sql(self) -> str:
+        return literal(self.database) if self.database else "currentDatabase()"
 
     @property
     def _db(self) -> Engine:
@@ -261,7 +284,7 @@ class ClickHouseStore(MetadataStore):
         """A table of this connection holding ``frame``'s rows (dropped by the caller)."""
         import polars as pl
 
-        name = ident(f"strata$batch_{uuid.uuid4().hex}")
+        name = self._scratch("batch")
         columns = ", ".join(f"{ident(c)} Nullable({column_type(t)})" for c, t in frame.schema.items())
         self._db.command(f"CREATE TABLE {name} ({columns or 'strata$none Nullable(Int8)'}) ENGINE = Memory")
         if len(frame) and frame.columns:
@@ -299,13 +322,15 @@ class ClickHouseStore(MetadataStore):
         if self.read_only:
             self._db.query("SELECT 1")
             return
+        if self.database:
+            self._db.command(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}")
         for table, columns, order in (
             (META, "name String, value String, at UInt64", "name"),
             (SYNC, "feature String, state Nullable(String), at UInt64", "feature"),
             (COMMITS, '"table" String, seq Int64', '"table", seq'),
         ):
             self._db.command(
-                f"CREATE TABLE IF NOT EXISTS {ident(table)} ({columns}) ENGINE = MergeTree ORDER BY ({order})"
+                f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({columns}) ENGINE = MergeTree ORDER BY ({order})"
             )
 
     def _close(self) -> None:
@@ -316,7 +341,7 @@ class ClickHouseStore(MetadataStore):
 
     def _exists(self, table: str) -> bool:
         found = self._rows(
-            f"SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = {literal(table)}"
+            f"SELECT count() FROM system.tables WHERE database = {self._database_sql} AND name = {literal(table)}"
         )
         return bool(found[0][0])
 
@@ -327,24 +352,24 @@ class ClickHouseStore(MetadataStore):
         if not names or not self._exists(META):
             return {}
         wanted = ", ".join(literal(n) for n in names)
-        rows = self._rows(f"SELECT name, argMax(value, at) FROM {ident(META)} WHERE name IN ({wanted}) GROUP BY name")
+        rows = self._rows(f"SELECT name, argMax(value, at) FROM {self._t(META)} WHERE name IN ({wanted}) GROUP BY name")
         return {str(n): str(v) for n, v in rows}
 
     def _set_meta(self, name: str, value: str) -> None:
-        self._db.command(f"INSERT INTO {ident(META)} VALUES ({literal(name)}, {literal(value)}, {_tick()})")
+        self._db.command(f"INSERT INTO {self._t(META)} VALUES ({literal(name)}, {literal(value)}, {_tick()})")
 
     def _next_seq(self, watch: Sequence[str] = ()) -> tuple[int, dict[str, int | None]]:
         """A new sequence number, taken (so a failed write never hands its number on); ``watch``'s numbers."""
         seen = self._max_seqs(watch)
-        taken = f"(SELECT max(toInt64OrZero(value)) FROM {ident(META)} WHERE name = 'seq')"
-        rows = self._rows(f"SELECT greatest((SELECT max(seq) FROM {ident(COMMITS)}), {taken})")
+        taken = f"(SELECT max(toInt64OrZero(value)) FROM {self._t(META)} WHERE name = 'seq')"
+        rows = self._rows(f"SELECT greatest((SELECT max(seq) FROM {self._t(COMMITS)}), {taken})")
         current = int(rows[0][0] or 0) + 1  # the highest ever taken, whatever the clocks of those who took it
         self._set_meta("seq", str(current))
         return current, seen
 
     def _commit(self, table: str, seq: int) -> None:
         """Make the rows under ``seq`` count: one row appended, all or nothing."""
-        self._db.command(f"INSERT INTO {ident(COMMITS)} VALUES ({literal(table)}, {int(seq)})")
+        self._db.command(f"INSERT INTO {self._t(COMMITS)} VALUES ({literal(table)}, {int(seq)})")
 
     def _has_table(self, table: str) -> bool:
         if table in self._tables:
@@ -356,7 +381,7 @@ class ClickHouseStore(MetadataStore):
 
     def _columns(self, table: str) -> dict[str, str]:
         rows = self._rows(
-            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            f"SELECT name, type FROM system.columns WHERE database = {self._database_sql} "
             f"AND table = {literal(table)} ORDER BY position"
         )
         return {str(n): str(t) for n, t in rows if n not in (KIND, WHOLE)}
@@ -369,7 +394,7 @@ class ClickHouseStore(MetadataStore):
     # -- what is latest ------------------------------------------------------------------
 
     def _committed(self, table: str) -> str:
-        return f"{ident(SEQ)} IN (SELECT seq FROM {ident(COMMITS)} WHERE {ident('table')} = {literal(table)})"
+        return f"{ident(SEQ)} IN (SELECT seq FROM {self._t(COMMITS)} WHERE {ident('table')} = {literal(table)})"
 
     def _latest(self, plan: FeaturePlan, narrow: str = "") -> str:
         """A subquery of the feature's latest rows (tombstones included); ``narrow``: a condition on the ids.
@@ -390,7 +415,7 @@ class ClickHouseStore(MetadataStore):
             condition += f" AND {ident(SEQ)} >= {ident('strata$parent')}"
             helpers.append(ident("strata$parent"))
         where = self._committed(table) + (f" AND {narrow}" if narrow else "")
-        ranked_rows = f"SELECT *, {windows} FROM {ident(table)} WHERE {where}"
+        ranked_rows = f"SELECT *, {windows} FROM {self._t(table)} WHERE {where}"
         picked = f"* EXCEPT ({', '.join(helpers)})"  # every column, also one another connection just added
         return f"(SELECT {picked} FROM ({ranked_rows}) WHERE {condition} AND {ident(KIND)} = {_ROW})"
 
@@ -409,7 +434,7 @@ class ClickHouseStore(MetadataStore):
             columns = [f"{ident(n)} Nullable({t})" for n, t in wanted.items() if n != SEQ]
             columns += [f"{ident(SEQ)} Int64", f"{ident(KIND)} Int8", f"{ident(WHOLE)} Bool"]
             self._db.command(
-                f"CREATE TABLE IF NOT EXISTS {ident(table)} ({', '.join(columns)}) "
+                f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({', '.join(columns)}) "
                 f"ENGINE = MergeTree ORDER BY {ident(SEQ)}"
             )
         else:
@@ -417,20 +442,32 @@ class ClickHouseStore(MetadataStore):
             for name, kind in wanted.items():
                 if name not in existing:
                     self._db.command(
-                        f"ALTER TABLE {ident(table)} ADD COLUMN IF NOT EXISTS {ident(name)} Nullable({kind})"
+                        f"ALTER TABLE {self._t(table)} ADD COLUMN IF NOT EXISTS {ident(name)} Nullable({kind})"
                     )
         self._tables[table] = self._columns(table)
         return created
 
     def _append(self, plan: FeaturePlan, select: str, names: Sequence[str]) -> None:
-        self._db.command(f"INSERT INTO {ident(plan.table)} ({sql.ids_list(tuple(names))}) {select}")
+        self._db.command(f"INSERT INTO {self._t(plan.table)} ({sql.ids_list(tuple(names))}) {select}")
 
-    def _copies(self, plan: FeaturePlan, where: str, seq: int, *, kind: int | str, deleted: str) -> None:
+    def _latest_of(self, plan: FeaturePlan, batch: str, columns: Sequence[str]) -> str:
+        """The latest rows matching a row of ``batch`` on ``columns``: only their rows are ranked.
+
+        The match goes inside the ranking when it keeps or drops whole groups of rows that compete
+        (same ids; for an expansion, same parent), else after it (a child of an expansion).
+        """
+        match = self._matching(batch, columns)
+        if set(columns) <= set(plan.resolve_ids):
+            return self._latest(plan, match)
+        parents = self._matching(batch, plan.resolve_ids) if set(plan.resolve_ids) <= set(columns) else ""
+        return f"(SELECT * FROM {self._latest(plan, parents)} WHERE {match})"
+
+    def _copies(self, plan: FeaturePlan, where: str, seq: int, *, kind: int | str, deleted: str, of: str = "") -> None:
         """Append a copy of the latest rows ``where`` picks, under ``seq``, as tombstones (``kind`` 0) or markers."""
         names = [*self._schema(plan.table), KIND, WHOLE]
         replaced = {SEQ: str(int(seq)), WRITTEN_AT: _now_sql(), DELETED: deleted, KIND: str(kind), WHOLE: "false"}
         picked = ", ".join(replaced.get(c, ident(c)) for c in names)
-        self._append(plan, f"SELECT {picked} FROM {self._latest(plan)} WHERE {where}", names)
+        self._append(plan, f"SELECT {picked} FROM {of or self._latest(plan)} WHERE {where}", names)
 
     def _write(
         self, plan: FeaturePlan, table: pa.Table, *, since: Mapping[str, int | None] | None = None, fresh: bool = False
@@ -449,9 +486,9 @@ class ClickHouseStore(MetadataStore):
         try:
             created = self._ensure_table(plan, wanted)
             if plan.child_ids and not created and not (fresh and in_step):  # lost children leave tombstones
-                parents = self._matching(batch, plan.resolve_ids)
                 kept = self._matching(batch, plan.id_columns)
-                self._copies(plan, f"{parents} AND NOT {kept} AND NOT {ident(DELETED)}", seq, kind=_ROW, deleted="true")
+                of = self._latest_of(plan, batch, plan.resolve_ids)
+                self._copies(plan, f"NOT {kept} AND NOT {ident(DELETED)}", seq, kind=_ROW, deleted="true", of=of)
             consts = [*(literal(f.code_version) for f in plan.fields), literal(plan.feature_version)]
             consts += [literal(plan.snapshot_version), str(int(seq)), _now_sql(), childless(plan), str(_ROW)]
             names = [*frame.columns, *plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
@@ -478,7 +515,7 @@ class ClickHouseStore(MetadataStore):
                 self._append(plan, f"SELECT {', '.join(picked)} FROM {batch}", [*kept, SEQ, KIND, WHOLE])
             if len(frames[0]):  # rows put again replace their old copies, which do not become history
                 again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])
-                self._db.command(f"DELETE FROM {ident(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
+                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
             self._commit(plan.table, seq)
         finally:
             self._drop(*batches)
@@ -491,7 +528,7 @@ class ClickHouseStore(MetadataStore):
             for frame, batch in zip(frames, batches, strict=True):
                 if len(frame):
                     match = self._matching(batch, frame.columns)
-                    self._db.command(f"DELETE FROM {ident(plan.table)} WHERE {match}")
+                    self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
             if len(frames[0]):  # the latest rows changed: a new number, as for a hard delete
                 seq, _ = self._next_seq()
                 self._commit(plan.table, seq)
@@ -510,13 +547,14 @@ class ClickHouseStore(MetadataStore):
         self._tables[plan.table] = self._columns(plan.table)  # the tombstones copy every column there is
         try:
             match = self._matching(batch, frame.columns)
-            live = f"SELECT count() FROM {self._latest(plan)} WHERE {match} AND NOT {ident(DELETED)}"
+            of = self._latest_of(plan, batch, frame.columns)
+            live = f"SELECT count() FROM {of} WHERE NOT {ident(DELETED)}"
             count = int(self._rows(live)[0][0])
             if soft:
                 gone = f"if({ident(DELETED)}, {_GONE}, {_ROW})"  # a tombstone's sample leaves the latest rows
-                self._copies(plan, match, seq, kind=gone, deleted="true")
+                self._copies(plan, "true", seq, kind=gone, deleted="true", of=of)
             else:
-                self._db.command(f"DELETE FROM {ident(plan.table)} WHERE {match}")
+                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
             self._commit(plan.table, seq)
         finally:
             self._drop(batch)
@@ -534,7 +572,7 @@ class ClickHouseStore(MetadataStore):
         columns = sql.ids_list(tuple(schema))
         if history:
             query = (
-                f"SELECT {columns} FROM {ident(plan.table)} WHERE {self._committed(plan.table)} "
+                f"SELECT {columns} FROM {self._t(plan.table)} WHERE {self._committed(plan.table)} "
                 f"AND {ident(KIND)} != {_GONE} ORDER BY {ident(SEQ)}"
             )
         else:
@@ -557,7 +595,7 @@ class ClickHouseStore(MetadataStore):
             return dict.fromkeys(tables)
         wanted = ", ".join(literal(t) for t in tables)
         rows = self._rows(
-            f"SELECT {ident('table')}, max(seq) FROM {ident(COMMITS)} WHERE {ident('table')} IN ({wanted}) "
+            f"SELECT {ident('table')}, max(seq) FROM {self._t(COMMITS)} WHERE {ident('table')} IN ({wanted}) "
             f"GROUP BY {ident('table')}"
         )
         found = {str(t): int(s) for t, s in rows}
@@ -619,7 +657,7 @@ class ClickHouseStore(MetadataStore):
         recent = f"{self._committed(up_plan.table)} AND {ident(SEQ)} > {int(since[up_plan.table])}"
         missing = self._rows(
             f"SELECT count() FROM {candidates} WHERE ({keys}) NOT IN "
-            f"(SELECT {keys} FROM {ident(up_plan.table)} WHERE {recent})"
+            f"(SELECT {keys} FROM {self._t(up_plan.table)} WHERE {recent})"
         )
         return int(missing[0][0]) == 0
 
@@ -631,12 +669,12 @@ class ClickHouseStore(MetadataStore):
         if only is not None:
             types = self._id_schema(plan, plan.resolve_ids)
             return self._batch(pl.DataFrame({k: [only[k]] for k in plan.resolve_ids}, schema=types))
-        name = ident(f"strata$cand_{uuid.uuid4().hex}")
+        name = self._scratch("cand")
         parts = []
         for table in dict.fromkeys([plan.table, *(u.table for u in plan.upstreams)]):
             if self._has_table(table):
                 recent = f" AND {ident(SEQ)} > {int(since[table])}" if table in since else ""
-                parts.append(f"SELECT {keys} FROM {ident(table)} WHERE {self._committed(table)}{recent}")
+                parts.append(f"SELECT {keys} FROM {self._t(table)} WHERE {self._committed(table)}{recent}")
         if not parts:
             types = self._id_schema(plan, plan.resolve_ids)
             return self._batch(pl.DataFrame(schema=types))
@@ -712,17 +750,17 @@ class ClickHouseStore(MetadataStore):
     def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
         if not self._exists(SYNC):
             return None
-        rows = self._rows(f"SELECT argMax(state, at) FROM {ident(SYNC)} WHERE feature = {literal(str(key))}")
+        rows = self._rows(f"SELECT argMax(state, at) FROM {self._t(SYNC)} WHERE feature = {literal(str(key))}")
         state = rows[0][0] if rows else None
         return json.loads(state) if state else None
 
     def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None:
         self._db.command(
-            f"INSERT INTO {ident(SYNC)} VALUES ({literal(str(key))}, {literal(json.dumps(state))}, {_tick()})"
+            f"INSERT INTO {self._t(SYNC)} VALUES ({literal(str(key))}, {literal(json.dumps(state))}, {_tick()})"
         )
 
     def _clear_sync(self) -> None:
-        self._db.command(f"TRUNCATE TABLE IF EXISTS {ident(SYNC)}")
+        self._db.command(f"TRUNCATE TABLE IF EXISTS {self._t(SYNC)}")
 
 
 _last_tick = 0
