@@ -180,16 +180,24 @@ def test_hostile_columns_are_written_and_read_back_intact(tmp_path: Path) -> Non
     graph = st.FeatureGraph()
     with graph.use():
 
-        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio"])):
+        class Video(st.Feature, spec=st.FeatureSpec("select/drop-table", fields=["from"])):
             pass
 
-    frame = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__audio": ["x", "y"], **{c: [c, None] for c in HOSTILE}})
+        class Where(st.Feature, spec=st.FeatureSpec("where", deps=[Video], fields=["order"])):
+            pass
+
+    frame = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__from": ["x", "y"], **{c: [c, None] for c in HOSTILE}})
     with st.ClickHouseStore(tmp_path / "ch", graph=graph) as store:
-        store.write("video", frame)
-        back = store.read("video").sort("sample_uid")
+        store.write("select/drop-table", frame)
+        back = store.read("select/drop-table").sort("sample_uid")
         for column in HOSTILE:
             assert back[column].to_list() == [column, None]
-        assert store.resolve_update("video", samples=frame.select("sample_uid", "strata_dv__audio")).is_empty
+        samples = frame.select("sample_uid", "strata_dv__from")
+        assert store.resolve_update("select/drop-table", samples=samples).is_empty
+        inc = store.resolve_update("where")
+        assert sorted(inc.added.to_native()["sample_uid"].to_list()) == [1, 2]
+        store.write("where", inc.added.to_native())
+        assert store.resolve_update("where").is_empty
 
 
 def test_backslash_in_a_column_name_is_one_line_naming_the_store(tmp_path: Path) -> None:
