@@ -16,6 +16,7 @@ from strata.features.spec import ALL, FeatureDep, FeatureSpec, FieldDep, FieldSp
 if TYPE_CHECKING:
     from strata.resolve.increment import Increment
     from strata.stores.base import MetadataStore
+    from strata.stores.clickhouse.store import ClickHouseStore
     from strata.stores.duckdb.store import DuckDBStore
     from strata.stores.memory.store import InMemoryStore
     from strata.stores.sqlite.store import SQLiteStore
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ClickHouseStore": "strata.stores.clickhouse.store",
     "DuckDBStore": "strata.stores.duckdb.store",
     "InMemoryStore": "strata.stores.memory.store",
     "Increment": "strata.stores.base",
@@ -44,6 +46,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALL",
+    "ClickHouseStore",
     "DuckDBStore",
     "Feature",
     "FeatureDep",

@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "s3": ("boto3", "botocore"),
     "azure": ("azure",),
     "postgres": ("psycopg", "psycopg_binary"),
+    "clickhouse": ("chdb", "clickhouse_connect"),
     "ray": ("ray",),
 }
 """Each extra and the top-level modules it brings (as ``pyproject.toml`` declares them)."""

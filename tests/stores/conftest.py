@@ -11,7 +11,7 @@ import strata as st
 
 StoreFactory = Callable[..., st.MetadataStore]
 
-STORES = ["memory", "duckdb-memory", "duckdb-file", "sqlite-file"]
+STORES = ["memory", "duckdb-memory", "duckdb-file", "sqlite-file", "clickhouse"]
 
 
 @pytest.fixture(params=STORES)
@@ -22,6 +22,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactor
     def make(**kwargs: object) -> st.MetadataStore:
         if kind == "memory":
             return st.InMemoryStore(**kwargs)  # type: ignore[arg-type]
+        if kind == "clickhouse":
+            return st.ClickHouseStore(tmp_path / "meta.clickhouse", **kwargs)  # type: ignore[arg-type]
         if kind == "sqlite-file":
             return st.SQLiteStore(tmp_path / "meta.sqlite", **kwargs)  # type: ignore[arg-type]
         path = ":memory:" if kind == "duckdb-memory" else tmp_path / "meta.duckdb"

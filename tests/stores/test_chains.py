@@ -22,7 +22,7 @@ from tests.stores.test_sync_paths import summary
 Make = Callable[..., st.MetadataStore]
 
 
-@pytest.fixture(params=["memory", "duckdb", "sqlite"])
+@pytest.fixture(params=["memory", "duckdb", "sqlite", "clickhouse"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
     """``make(name, **kwargs)``: a store of the parametrised kind; DuckDB and SQLite stores are files named after ``name``."""
 
@@ -31,6 +31,8 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
             return st.InMemoryStore(name=name, **kwargs)  # type: ignore[arg-type]
         if request.param == "sqlite":
             return st.SQLiteStore(tmp_path / f"{name}.sqlite", name=name, **kwargs)  # type: ignore[arg-type]
+        if request.param == "clickhouse":  # chDB: one directory per process, a database per store
+            return st.ClickHouseStore(tmp_path / "ch", database=name, name=name, **kwargs)  # type: ignore[arg-type]
         return st.DuckDBStore(tmp_path / f"{name}.duckdb", name=name, **kwargs)  # type: ignore[arg-type]
 
     return build

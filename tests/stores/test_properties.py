@@ -214,6 +214,7 @@ def test_every_store_matches_the_oracle_and_each_other(defs: list[FeatureDef], c
         st.DuckDBStore(":memory:"),
         st.DuckDBStore(":memory:"),
         sqlite,
+        st.ClickHouseStore(Path(folder.name) / "clickhouse"),
     ]
     lazy = stores[2]
     oracle = Oracle()

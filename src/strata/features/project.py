@@ -9,6 +9,7 @@
       local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5, memory_limit: 50%}
       scratch: {type: memory}
       team:    {type: sqlite, path: team.sqlite}   # one file, several processes take turns (WAL)
+      big:     {type: clickhouse, host: ch.internal, username: strata, password: ${CH_PASSWORD}}  # or path: a chDB dir
       dev:     {type: duckdb, path: dev.duckdb, fallbacks: [local]}   # reads what it lacks from local
     environments:
       - name: dev
@@ -64,6 +65,18 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
     "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks"),
     "memory": ("type", "hash_algorithm", "fallbacks"),
     "sqlite": ("type", "path", "hash_algorithm", "fallbacks"),
+    "clickhouse": (
+        "type",
+        "path",
+        "host",
+        "port",
+        "username",
+        "password",
+        "database",
+        "secure",
+        "hash_algorithm",
+        "fallbacks",
+    ),
 }
 """Store types a project can declare, and the keys each accepts."""
 
@@ -81,9 +94,14 @@ class StoreConfig:
     """DuckDB: how much memory it may use before spilling (None: the store's default)."""
     fallbacks: tuple[str, ...] = ()
     """Stores read through, in order, for a feature this one holds no rows of."""
+    server: tuple[tuple[str, Any], ...] = ()
+    """ClickHouse on a server: host, port, username, password, database, secure (``${VAR}`` expanded)."""
 
     def describe(self) -> str:
         """``duckdb at /p/.strata/metadata.duckdb``."""
+        if self.path is None and self.server:
+            server = dict(self.server)
+            return f"{self.type} at {server.get('host')}:{server.get('port', 8123)}"
         return f"{self.type} at {self.path}" if self.path is not None else self.type
 
     def to_json(self) -> dict[str, Any]:
@@ -452,6 +470,9 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
         path = _duckdb_path(project, name, values.get("path", DEFAULT_STORE_PATH), line("path"))
     elif kind == "sqlite":
         path = _duckdb_path(project, name, values.get("path", DEFAULT_SQLITE_PATH), line("path"))
+    server: tuple[tuple[str, Any], ...] = ()
+    if kind == "clickhouse":
+        path, server = _clickhouse_place(project, name, values, line)
     from strata.stores.duckdb import is_memory_limit
 
     limit = values.get("memory_limit")
@@ -466,7 +487,28 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
             f"{line('fallbacks')}: fallbacks of store `{name}` must be a list of store names",
             "e.g. `fallbacks: [prod]`",
         )
-    return StoreConfig(name, kind, algorithm, path, where=where, memory_limit=limit, fallbacks=tuple(fallbacks))
+    return StoreConfig(
+        name, kind, algorithm, path, where=where, memory_limit=limit, fallbacks=tuple(fallbacks), server=server
+    )
+
+
+def _clickhouse_place(
+    project: Project, name: str, values: dict[str, Any], line: Callable[[str], str]
+) -> tuple[Path | None, tuple[tuple[str, Any], ...]]:
+    """A ClickHouse store's ``path`` (embedded chDB) or its server settings; exactly one of the two."""
+    if ("path" in values) == ("host" in values):
+        raise ProjectFileError(
+            f"{line('')}: ClickHouse store `{name}` needs `path:` (embedded chDB) or `host:` (a server), not both",
+            "write e.g. `path: .strata/clickhouse`, or `host: ch.internal` with username and password",
+        )
+    if "path" in values:  # several embedded stores of one process share a directory by taking a database each
+        database = (("database", values["database"]),) if "database" in values else ()
+        return _duckdb_path(project, name, values["path"], line("path")), database
+    port = values.get("port")
+    if port is not None and (not str(port).isdigit()):
+        raise ProjectFileError(f"{line('port')}: port of store `{name}` is not a number", "e.g. `port: 8123`")
+    keys = ("host", "port", "username", "password", "database", "secure")
+    return None, tuple((k, values[k]) for k in keys if k in values)
 
 
 def _duckdb_path(project: Project, name: str, value: Any, where: str) -> Path:
@@ -511,8 +553,22 @@ def _build_sqlite(config: StoreConfig, graph: FeatureGraph | None, read_only: bo
     )
 
 
+def _build_clickhouse(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
+    from strata.stores.clickhouse.store import ClickHouseStore
+
+    server = dict(config.server)
+    if "port" in server:
+        server["port"] = int(server["port"])
+    if "secure" in server:
+        server["secure"] = str(server["secure"]).lower() in {"true", "1", "yes"}
+    return ClickHouseStore(
+        config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, name=config.name, **server
+    )
+
+
 _BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None, bool], MetadataStore]] = {
     "duckdb": _build_duckdb,
     "memory": _build_memory,
     "sqlite": _build_sqlite,
+    "clickhouse": _build_clickhouse,
 }

@@ -56,6 +56,9 @@ class Dialect:
     """The engine runs a ``FULL JOIN`` of two subqueries by lookups; else it is spelled as two ``LEFT JOIN`` s
     (SQLite 3.40 materializes a full join's right side without an index: a nested loop)."""
 
+    join_nonnull: str = "concat_ws(',', {})"
+    """SQL template joining its comma-separated arguments with commas, skipping nulls (DuckDB's ``concat_ws``)."""
+
     text_casts: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     """(Table, column) -> SQL template turning the column into the text DuckDB's ``CAST(... AS VARCHAR)``
     gives, for the columns the engine keeps in another form (SQLite's 0/1 booleans, its doubles)."""
@@ -97,6 +100,19 @@ SQLITE = Dialect(
 ``strata_md5``, ``strata_sha256``, ``strata_concat``, ``concat_ws``, ``strata_text`` and
 ``strata_decimal_text`` (the canonical text of an id SQLite keeps in another form, ``resolve/text.py``)
 on its connection (``stores/sqlite``)."""
+
+CLICKHOUSE = Dialect(
+    "clickhouse",
+    {"md5": "lower(hex(MD5({})))", "sha256": "lower(hex(SHA256({})))"},
+    "length({})",
+    concat_function="arrayStringConcat([{}])",
+    ordered_agg="arrayStringConcat(arraySort((r, o) -> o, groupArray({}), groupArray(tuple({}))))",
+    join_nonnull="arrayStringConcat([{}], ',')",
+)
+"""ClickHouse's ``concat`` and ``concatWithSeparator`` give null when an argument is; ``arrayStringConcat``
+skips nulls, as DuckDB's ``concat`` and ``concat_ws`` do. The store's connection sets ``join_use_nulls``
+(a full join's missing side is null, not its type's default) and ``cast_keep_nullable`` (a cast of null is
+null, as everywhere else); its text casts write floats and datetimes as DuckDB does (``stores/clickhouse``)."""
 
 
 def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:
@@ -269,7 +285,8 @@ def increment_query(
     for field in plan.fields:
         conditions = stale_conditions(plan, field)
         parts = ", ".join(f"CASE WHEN {cond} THEN {literal(cause)} END" for cond, cause in conditions)
-        causes.append(f"CASE WHEN {fresh} THEN NULLIF(concat_ws(',', {parts}), '') END AS {ident(field.cause_column)}")
+        joined = dialect.join_nonnull.format(parts)
+        causes.append(f"CASE WHEN {fresh} THEN NULLIF({joined}, '') END AS {ident(field.cause_column)}")
         any_stale.extend(cond for cond, _ in conditions)
     part = (
         f"CASE WHEN c.{ident(IN_CURRENT)} IS NULL THEN {part_code('added')} "

@@ -1,0 +1,1 @@
+"""The ClickHouse store: chDB embedded (``path:``) or a server (``host:``)."""

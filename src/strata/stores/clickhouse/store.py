@@ -1,0 +1,820 @@
+"""The ClickHouse store: the scale-out engine, embedded (chDB, ``path:``) or on a server (``host:``).
+
+ClickHouse has no cheap row update or delete and no multi-statement transaction, so a feature is one
+append-only ``MergeTree`` table ordered by ``strata_seq``: every write, tombstone and put appends rows
+under a new sequence number, and nothing is moved. The latest row of a sample is the one of the
+highest *committed* number (for an expansion, no older than the last write of its parent); every
+other committed row is history. A number is committed by one row in ``strata$commits``, appended
+after the rows: a write that fails half-way leaves rows under a number that is never committed, and
+no read counts them. See docs/stores.md, "The ClickHouse store".
+
+Increments are the queries of ``resolve/sql.py`` in the ``CLICKHOUSE`` dialect over the latest rows;
+the aggregation ids an upstream folds into a data version are written as DuckDB writes them
+(:func:`text_cast`), so hashes are DuckDB's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import json
+import os
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import WriteError
+from strata.features.versions import DEFAULT_ALGORITHM
+from strata.resolve import sql
+from strata.resolve.increment import Increment
+from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.resolve.sql import ident
+from strata.stores.base import MetadataStore
+from strata.stores.sqltables import META, SYNC, childless
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    import narwhals as nw
+    import polars as pl
+    import pyarrow as pa
+
+    from strata.features.graph import FeatureGraph
+    from strata.features.keys import FeatureKey
+    from strata.stores.clickhouse.engine import Engine
+
+COMMITS = "strata$commits"
+"""One row per committed sequence number and the feature table it belongs to."""
+KIND = "strata$kind"
+"""0: a row (live or tombstone); 1: a marker that takes the sample out of the latest rows; 2: history only."""
+WHOLE = "strata$whole"
+"""The row's write replaced every row of its resolve ids (an expansion's parent), not only its own."""
+_ROW, _GONE, _HISTORY = 0, 1, 2
+_names = itertools.count()
+
+_TYPES = {
+    "Int64": "Int64",
+    "Int32": "Int32",
+    "Int16": "Int16",
+    "Int8": "Int8",
+    "UInt64": "UInt64",
+    "UInt32": "UInt32",
+    "UInt16": "UInt16",
+    "UInt8": "UInt8",
+    "Float64": "Float64",
+    "Float32": "Float32",
+    "String": "String",
+    "Boolean": "Bool",
+    "Date": "Date32",
+}
+"""Polars types and the ClickHouse types they are kept as (every column ``Nullable``)."""
+_DATETIME = "DateTime64(6)"
+_DATETIME_UTC = "DateTime64(6, 'UTC')"
+
+
+def literal(value: str) -> str:
+    """A ClickHouse string constant: unlike DuckDB's, its backslashes are escapes, so they are escaped too."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def check_names(store: str, names: Sequence[str]) -> None:
+    """Refuse a column name or code version with a backslash: ClickHouse reads it as an escape in SQL text."""
+    for name in names:
+        if "\\" in name:
+            raise WriteError(
+                f"`{name}` holds a backslash, which the ClickHouse store {store} cannot name in SQL",
+                "rename the column (or code version) without a backslash; nothing was written",
+            )
+
+
+def column_type(dtype: pl.DataType) -> str:
+    """The ClickHouse type of a Polars type; nested and other types are JSON text (``String``)."""
+    import polars as pl
+
+    if isinstance(dtype, pl.Datetime):
+        return _DATETIME_UTC if dtype.time_zone else _DATETIME
+    return _TYPES.get(str(dtype.base_type()), "String")
+
+
+def polars_type(declared: str) -> pl.DataType:
+    """The Polars type a ClickHouse column reads back as."""
+    import polars as pl
+
+    bare = declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
+    if bare.startswith("DateTime64"):
+        return pl.Datetime("us", "UTC") if "UTC" in bare else pl.Datetime("us")
+    name = {v: k for k, v in _TYPES.items()}.get(bare)
+    return getattr(pl, name)() if name else pl.String()
+
+
+# -- DuckDB's text of a value ----------------------------------------------------------------
+
+
+def _float_text(text: str) -> str:
+    """SQL turning ``text`` (ClickHouse's shortest digits of a float) into DuckDB's (Python's ``repr``) spelling.
+
+    ClickHouse writes ``1e-7``, ``100``, ``100000000000000000000``; DuckDB ``1e-07``, ``100.0``, ``1e+20``:
+    the same digits, so only the notation is rewritten: scientific below 1e-4 and from 1e16 on, with a
+    sign and two exponent digits at least, else positional with at least one digit after the point.
+    """
+    a = f"if(startsWith({text}, '-'), substring({text}, 2), {text})"
+    sign = f"if(startsWith({text}, '-'), '-', '')"
+    mantissa = f"splitByChar('e', {a})[1]"
+    power = f"if(position({a}, 'e') > 0, toInt32(splitByChar('e', {a})[2]), 0)"
+    whole = f"splitByChar('.', {mantissa})[1]"
+    digits_all = f"concat({whole}, if(position({mantissa}, '.') > 0, splitByChar('.', {mantissa})[2], ''))"
+    digits = f"trimRight(trimLeft({digits_all}, '0'), '0')"
+    zeros = f"(length({digits_all}) - length(trimLeft({digits_all}, '0')))"
+    exp = f"(toInt32(length({whole})) - 1 - toInt32({zeros}) + {power})"
+    rest = f"substring({digits}, 2)"
+    scientific = (
+        f"concat(substring({digits}, 1, 1), if(length({digits}) > 1, concat('.', {rest}), ''), 'e', "
+        f"if({exp} < 0, '-', '+'), leftPad(toString(abs({exp})), 2, '0'))"
+    )
+    positional = (
+        f"if({exp} < 0, concat('0.', repeat('0', toUInt32(-{exp} - 1)), {digits}), "
+        f"if(length({digits}) <= {exp} + 1, concat(rightPad({digits}, toUInt32({exp} + 1), '0'), '.0'), "
+        f"concat(substring({digits}, 1, {exp} + 1), '.', substring({digits}, {exp} + 2))))"
+    )
+    written = f"if({exp} >= 16 OR {exp} < -4, {scientific}, {positional})"
+    return f"multiIf({a} IN ('nan', 'inf'), {text}, {digits} = '', concat({sign}, '0.0'), concat({sign}, {written}))"
+
+
+def text_cast(declared: str) -> str | None:
+    """SQL template (``{}``: the column) writing a ``declared`` column as DuckDB's ``CAST(... AS VARCHAR)`` does.
+
+    None when ClickHouse's own text is DuckDB's already (integers, strings, booleans, dates).
+    """
+    bare = declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
+    if bare == "Float64":
+        return _float_text("toString({0})")
+    if bare == "Float32":  # DuckDB writes a whole single-precision value below 1e16 in full
+        whole = "isFinite({0}) AND {0} = floor({0}) AND abs({0}) < 1e16"
+        return f"if({whole}, concat(toString(toInt64({{0}})), '.0'), {_float_text('toString({0})')})"
+    if bare.startswith("DateTime64"):  # DuckDB drops a zero fraction and its trailing zeros, and zones UTC as +00
+        trimmed = "replaceRegexpOne(toString({0}), '[.]?0+$', '')"
+        return f"concat({trimmed}, '+00')" if "UTC" in bare else trimmed
+    return None
+
+
+class ClickHouseStore(MetadataStore):
+    """Metadata in ClickHouse: embedded chDB in ``path`` (a directory), or a server at ``host``.
+
+    ``database``: the ClickHouse database of its tables (default: the connection's, ``default``); several
+    embedded stores of one process share one chDB directory by taking a database each.
+    """
+
+    kind = "clickhouse"
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        secure: bool = False,
+        hash_algorithm: str = DEFAULT_ALGORITHM,
+        graph: FeatureGraph | None = None,
+        read_only: bool = False,
+        fallbacks: Sequence[MetadataStore] = (),
+        name: str | None = None,
+    ) -> None:
+        super().__init__(
+            hash_algorithm=hash_algorithm, graph=graph, read_only=read_only, fallbacks=fallbacks, name=name
+        )
+        if (path is None) == (host is None):
+            from strata.errors import DefinitionError
+
+            raise DefinitionError(
+                "a ClickHouse store needs either `path` (embedded chDB) or `host` (a server), not both",
+                "give path= for a local directory, or host= (with port, username, password) for a server",
+            )
+        self.path = None if path is None else str(path)
+        self.server = {
+            "host": host,
+            "port": port,
+            "username": username,
+            "password": password,
+            "database": database,
+            "secure": secure,
+        }
+        self.database = database
+        self._engine: Engine | None = None
+        self._tables: dict[str, dict[str, str]] = {}
+        """Columns (name -> ClickHouse type) of feature tables known to exist on this connection."""
+
+    def describe(self) -> str:
+        if self.name:
+            return self.name
+        if self.path is not None:
+            return f"clickhouse store at {self.path}"
+        return f"clickhouse store at {self.server['host']}:{self.server['port'] or 8123}"
+
+    def _same_place(self, other: MetadataStore) -> bool:
+        if not isinstance(other, ClickHouseStore):
+            return False
+        if self.path is not None:
+            same = other.path is not None and os.path.realpath(self.path) == os.path.realpath(other.path)
+            return same and self.server["database"] == other.server["database"]
+        keys = ("host", "port", "database")
+        return other.path is None and all(self.server[k] == other.server[k] for k in keys)
+
+    def to_native(self) -> Engine:
+        """The connection (``query``, ``command``, ``insert``) for users who want raw SQL."""
+        self._require_open()
+        assert self._engine is not None
+        return self._engine
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _t(self, table: str) -> str:
+        """A table of the store, quoted, in its database when it has one (stores of one chDB session differ so)."""
+        return (ident(self.database) + "." if self.database else "") + ident(table)
+
+    def _scratch(self, what: str) -> str:
+        """A new name for a table of this connection's own (dropped by its user).
+
+        In the store's database, where a delete's subquery looks for it; a read-only store's stay in
+        the connection's (the store's database may not exist, and it creates nothing there).
+        """
+        name = f"strata${what}_{uuid.uuid4().hex}"
+        return ident(name) if self.read_only else self._t(name)
+
+    @property
+    def _database_sql(self) -> str:
+        return literal(self.database) if self.database else "currentDatabase()"
+
+    @property
+    def _db(self) -> Engine:
+        assert self._engine is not None
+        return self._engine
+
+    def _rows(self, query: str) -> list[tuple[Any, ...]]:
+        table = self._db.query(query)
+        columns = [c.to_pylist() for c in table.columns]
+        return list(zip(*columns, strict=True)) if columns else []
+
+    def _frame(self, query: str, schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
+        """The rows of ``query`` as Polars, cast to ``schema`` (times without a zone lose chDB's UTC)."""
+        import polars as pl
+
+        frame = pl.from_arrow(self._db.query(query))
+        assert isinstance(frame, pl.DataFrame)
+        if schema is None:
+            return frame
+        casts = []
+        for name, dtype in schema.items():
+            have = frame.schema[name]
+            if isinstance(dtype, pl.Datetime) and isinstance(have, pl.Datetime):
+                if dtype.time_zone is None and have.time_zone is not None:
+                    casts.append(pl.col(name).dt.replace_time_zone(None).dt.cast_time_unit("us"))
+                elif dtype.time_zone is not None:
+                    zoned = pl.col(name) if have.time_zone else pl.col(name).dt.replace_time_zone("UTC")
+                    casts.append(zoned.dt.convert_time_zone(dtype.time_zone).dt.cast_time_unit("us"))
+            elif have != dtype:
+                casts.append(pl.col(name).cast(dtype))
+        return frame.with_columns(casts) if casts else frame
+
+    def _batch(self, frame: pl.DataFrame) -> str:
+        """A table of this connection holding ``frame``'s rows (dropped by the caller)."""
+        import polars as pl
+
+        name = self._scratch("batch")
+        columns = ", ".join(f"{ident(c)} Nullable({column_type(t)})" for c, t in frame.schema.items())
+        self._db.command(f"CREATE TABLE {name} ({columns or 'strata$none Nullable(Int8)'}) ENGINE = Memory")
+        if len(frame) and frame.columns:
+            kept = _to_clickhouse(frame)
+            self._db.insert(name, kept.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        return name
+
+    def _drop(self, *tables: str) -> None:
+        for table in tables:
+            self._db.command(f"DROP TABLE IF EXISTS {table}")
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _open(self) -> None:
+        from strata.stores.clickhouse.engine import ChdbEngine, ServerEngine
+
+        self._tables = {}
+        if self.path is not None:
+            self._engine = ChdbEngine(self.path, self.describe(), read_only=self.read_only)
+        else:
+            self._engine = ServerEngine(self.server, self.describe())
+        try:
+            self._bookkeeping()
+        except Exception as exc:  # noqa: BLE001 - chDB and clickhouse-connect raise their own kinds; one line
+            self._close()
+            from strata.errors import RuntimeFailure
+
+            raise RuntimeFailure(
+                f"cannot use {self.describe()}: {_first_line(str(exc), self.server.get('password'))}",
+                "check the connection settings and that the user may create tables; nothing was written",
+            ) from None
+
+    def _bookkeeping(self) -> None:
+        """The meta, sync and commit tables (append-only; the newest entry of a name wins)."""
+        if self.read_only:
+            self._db.query("SELECT 1")
+            return
+        if self.database:
+            self._db.command(f"CREATE DATABASE IF NOT EXISTS {ident(self.database)}")
+        for table, columns, order in (
+            (META, "name String, value String, at UInt64", "name"),
+            (SYNC, "feature String, state Nullable(String), at UInt64", "feature"),
+            (COMMITS, '"table" String, seq Int64', '"table", seq'),
+        ):
+            self._db.command(
+                f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({columns}) ENGINE = MergeTree ORDER BY ({order})"
+            )
+
+    def _close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        self._tables = {}
+
+    def _exists(self, table: str) -> bool:
+        found = self._rows(
+            f"SELECT count() FROM system.tables WHERE database = {self._database_sql} AND name = {literal(table)}"
+        )
+        return bool(found[0][0])
+
+    def _get_meta(self, name: str) -> str | None:
+        return self._meta([name]).get(name)
+
+    def _meta(self, names: Sequence[str]) -> dict[str, str]:
+        if not names or not self._exists(META):
+            return {}
+        wanted = ", ".join(literal(n) for n in names)
+        rows = self._rows(f"SELECT name, argMax(value, at) FROM {self._t(META)} WHERE name IN ({wanted}) GROUP BY name")
+        return {str(n): str(v) for n, v in rows}
+
+    def _set_meta(self, name: str, value: str) -> None:
+        self._db.command(f"INSERT INTO {self._t(META)} VALUES ({literal(name)}, {literal(value)}, {_tick()})")
+
+    def _next_seq(self, watch: Sequence[str] = ()) -> tuple[int, dict[str, int | None]]:
+        """A new sequence number, taken (so a failed write never hands its number on); ``watch``'s numbers."""
+        seen = self._max_seqs(watch)
+        taken = f"(SELECT max(toInt64OrZero(value)) FROM {self._t(META)} WHERE name = 'seq')"
+        rows = self._rows(f"SELECT greatest((SELECT max(seq) FROM {self._t(COMMITS)}), {taken})")
+        current = int(rows[0][0] or 0) + 1  # the highest ever taken, whatever the clocks of those who took it
+        self._set_meta("seq", str(current))
+        return current, seen
+
+    def _commit(self, table: str, seq: int) -> None:
+        """Make the rows under ``seq`` count: one row appended, all or nothing."""
+        self._db.command(f"INSERT INTO {self._t(COMMITS)} VALUES ({literal(table)}, {int(seq)})")
+
+    def _has_table(self, table: str) -> bool:
+        if table in self._tables:
+            return True
+        if self._exists(table):
+            self._tables[table] = self._columns(table)
+            return True
+        return False
+
+    def _columns(self, table: str) -> dict[str, str]:
+        rows = self._rows(
+            f"SELECT name, type FROM system.columns WHERE database = {self._database_sql} "
+            f"AND table = {literal(table)} ORDER BY position"
+        )
+        return {str(n): str(t) for n, t in rows if n not in (KIND, WHOLE)}
+
+    def _schema(self, table: str) -> dict[str, pl.DataType]:
+        if table not in self._tables:
+            self._tables[table] = self._columns(table)
+        return {c: polars_type(t) for c, t in self._tables[table].items()}
+
+    # -- what is latest ------------------------------------------------------------------
+
+    def _committed(self, table: str) -> str:
+        return f"{ident(SEQ)} IN (SELECT seq FROM {self._t(COMMITS)} WHERE {ident('table')} = {literal(table)})"
+
+    def _latest(self, plan: FeaturePlan, narrow: str = "") -> str:
+        """A subquery of the feature's latest rows (tombstones included); ``narrow``: a condition on the ids.
+
+        A row is latest when no committed row of its ids has a higher number, and (for an expansion)
+        no committed write of its parent came later.
+        """
+        table = plan.table
+        helpers = [ident("strata$top")]
+        ranked = f"if({ident(KIND)} != {_HISTORY}, {ident(SEQ)}, -1)"
+        windows = f"max({ranked}) OVER (PARTITION BY {sql.ids_list(plan.id_columns)}) AS {ident('strata$top')}"
+        condition = f"{ident(SEQ)} = {ident('strata$top')}"
+        if plan.child_ids:
+            whole = f"if({ident(WHOLE)} AND {ident(KIND)} != {_HISTORY}, {ident(SEQ)}, -1)"
+            windows += (
+                f", max({whole}) OVER (PARTITION BY {sql.ids_list(plan.resolve_ids)}) AS {ident('strata$parent')}"
+            )
+            condition += f" AND {ident(SEQ)} >= {ident('strata$parent')}"
+            helpers.append(ident("strata$parent"))
+        where = self._committed(table) + (f" AND {narrow}" if narrow else "")
+        ranked_rows = f"SELECT *, {windows} FROM {self._t(table)} WHERE {where}"
+        picked = f"* EXCEPT ({', '.join(helpers)})"  # every column, also one another connection just added
+        return f"(SELECT {picked} FROM ({ranked_rows}) WHERE {condition} AND {ident(KIND)} = {_ROW})"
+
+    def _matching(self, batch: str, columns: Sequence[str], alias: str = "") -> str:
+        """SQL true for rows whose ``columns`` equal a row of ``batch`` (nulls equal, by ``transform_null_in``)."""
+        keys = sql.ids_list(tuple(columns), alias or None)
+        return f"({keys}) IN (SELECT {sql.ids_list(tuple(columns))} FROM {batch})"
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _ensure_table(self, plan: FeaturePlan, wanted: dict[str, str]) -> bool:
+        """Create the feature's table, or add the columns it lacks; whether it was created."""
+        table = plan.table
+        created = not self._has_table(table)
+        if created:
+            columns = [f"{ident(n)} Nullable({t})" for n, t in wanted.items() if n != SEQ]
+            columns += [f"{ident(SEQ)} Int64", f"{ident(KIND)} Int8", f"{ident(WHOLE)} Bool"]
+            self._db.command(
+                f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({', '.join(columns)}) "
+                f"ENGINE = MergeTree ORDER BY {ident(SEQ)}"
+            )
+        else:
+            existing = self._tables[table]
+            for name, kind in wanted.items():
+                if name not in existing:
+                    self._db.command(
+                        f"ALTER TABLE {self._t(table)} ADD COLUMN IF NOT EXISTS {ident(name)} Nullable({kind})"
+                    )
+        self._tables[table] = self._columns(table)
+        return created
+
+    def _append(self, plan: FeaturePlan, select: str, names: Sequence[str]) -> None:
+        self._db.command(f"INSERT INTO {self._t(plan.table)} ({sql.ids_list(tuple(names))}) {select}")
+
+    def _latest_of(self, plan: FeaturePlan, batch: str, columns: Sequence[str]) -> str:
+        """The latest rows matching a row of ``batch`` on ``columns``: only their rows are ranked.
+
+        The match goes inside the ranking when it keeps or drops whole groups of rows that compete
+        (same ids; for an expansion, same parent), else after it (a child of an expansion).
+        """
+        match = self._matching(batch, columns)
+        if set(columns) <= set(plan.resolve_ids):
+            return self._latest(plan, match)
+        parents = self._matching(batch, plan.resolve_ids) if set(plan.resolve_ids) <= set(columns) else ""
+        return f"(SELECT * FROM {self._latest(plan, parents)} WHERE {match})"
+
+    def _copies(self, plan: FeaturePlan, where: str, seq: int, *, kind: int | str, deleted: str, of: str = "") -> None:
+        """Append a copy of the latest rows ``where`` picks, under ``seq``, as tombstones (``kind`` 0) or markers."""
+        names = [*self._schema(plan.table), KIND, WHOLE]
+        replaced = {SEQ: str(int(seq)), WRITTEN_AT: _now_sql(), DELETED: deleted, KIND: str(kind), WHOLE: "false"}
+        picked = ", ".join(replaced.get(c, ident(c)) for c in names)
+        self._append(plan, f"SELECT {picked} FROM {of or self._latest(plan)} WHERE {where}", names)
+
+    def _write(
+        self, plan: FeaturePlan, table: pa.Table, *, since: Mapping[str, int | None] | None = None, fresh: bool = False
+    ) -> int | None:
+        import polars as pl
+
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
+        frame = frame.drop([c for c in frame.columns if c in managed])
+        check_names(self.describe(), [*frame.columns, *(f.code_version for f in plan.fields)])
+        wanted = {c: column_type(t) for c, t in frame.schema.items()} | _system_types(plan)
+        seq, seen = self._next_seq(list(since or ()))
+        in_step = since is not None and seen == dict(since)
+        batch = self._batch(frame)
+        try:
+            created = self._ensure_table(plan, wanted)
+            if plan.child_ids and not created and not (fresh and in_step):  # lost children leave tombstones
+                kept = self._matching(batch, plan.id_columns)
+                of = self._latest_of(plan, batch, plan.resolve_ids)
+                self._copies(plan, f"NOT {kept} AND NOT {ident(DELETED)}", seq, kind=_ROW, deleted="true", of=of)
+            consts = [*(literal(f.code_version) for f in plan.fields), literal(plan.feature_version)]
+            consts += [literal(plan.snapshot_version), str(int(seq)), _now_sql(), childless(plan), str(_ROW)]
+            names = [*frame.columns, *plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
+            names += [KIND, WHOLE]
+            values = [*(ident(c) for c in frame.columns), *consts, "true" if plan.child_ids else "false"]
+            self._append(plan, f"SELECT {', '.join(values)} FROM {batch}", names)
+            self._commit(plan.table, seq)
+        finally:
+            self._drop(batch)
+        return seq if since is None or in_step else None
+
+    def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
+        frames = _polars(latest, history)
+        system = _system_types(plan)
+        wanted = {c: system.get(c, column_type(t)) for f in frames for c, t in f.schema.items()}
+        check_names(self.describe(), list(wanted))
+        seq, _ = self._next_seq()
+        batches = [self._batch(f) for f in frames]
+        try:
+            self._ensure_table(plan, wanted)
+            for frame, batch, kind in zip(frames, batches, (_ROW, _HISTORY), strict=True):
+                kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
+                picked = [*(ident(c) for c in kept), str(int(seq)), str(kind), "true"]
+                self._append(plan, f"SELECT {', '.join(picked)} FROM {batch}", [*kept, SEQ, KIND, WHOLE])
+            if len(frames[0]):  # rows put again replace their old copies, which do not become history
+                again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])
+                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
+            self._commit(plan.table, seq)
+        finally:
+            self._drop(*batches)
+        return seq
+
+    def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
+        frames = _polars(latest, history)
+        batches = [self._batch(f) for f in frames]
+        try:
+            for frame, batch in zip(frames, batches, strict=True):
+                if len(frame):
+                    match = self._matching(batch, frame.columns)
+                    self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
+            if len(frames[0]):  # the latest rows changed: a new number, as for a hard delete
+                seq, _ = self._next_seq()
+                self._commit(plan.table, seq)
+        finally:
+            self._drop(*batches)
+
+    def _delete(
+        self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
+    ) -> tuple[int, int | None]:
+        import polars as pl
+
+        frame = pl.from_arrow(ids)
+        assert isinstance(frame, pl.DataFrame)
+        seq, seen = self._next_seq(list(since or ()))
+        batch = self._batch(frame)
+        self._tables[plan.table] = self._columns(plan.table)  # the tombstones copy every column there is
+        try:
+            match = self._matching(batch, frame.columns)
+            of = self._latest_of(plan, batch, frame.columns)
+            live = f"SELECT count() FROM {of} WHERE NOT {ident(DELETED)}"
+            count = int(self._rows(live)[0][0])
+            if soft:
+                gone = f"if({ident(DELETED)}, {_GONE}, {_ROW})"  # a tombstone's sample leaves the latest rows
+                self._copies(plan, "true", seq, kind=gone, deleted="true", of=of)
+            else:
+                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
+            self._commit(plan.table, seq)
+        finally:
+            self._drop(batch)
+        return count, seq if since is None or seen == dict(since) else None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
+        import narwhals as nw
+
+        if not self._has_table(plan.table):
+            return None
+        self._tables[plan.table] = self._columns(plan.table)  # columns grow under other connections
+        schema = self._schema(plan.table)
+        columns = sql.ids_list(tuple(schema))
+        if history:
+            query = (
+                f"SELECT {columns} FROM {self._t(plan.table)} WHERE {self._committed(plan.table)} "
+                f"AND {ident(KIND)} != {_GONE} ORDER BY {ident(SEQ)}"
+            )
+        else:
+            where = "" if include_deleted else f" WHERE NOT {ident(DELETED)}"
+            query = f"SELECT * FROM {self._latest(plan)}{where} ORDER BY {ident(SEQ)}"
+        frame = _from_clickhouse(self._frame(query, schema), schema)
+        return nw.from_native(frame.lazy())
+
+    def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
+        stored = self._schema(plan.table) if self._has_table(plan.table) else {}
+        if not stored or any(c not in stored for c in columns):
+            return None
+        return {c: stored[c] for c in columns}
+
+    def _max_seq(self, table: str) -> int | None:
+        return self._max_seqs([table])[table]
+
+    def _max_seqs(self, tables: Sequence[str]) -> dict[str, int | None]:
+        if not tables or not self._exists(COMMITS):
+            return dict.fromkeys(tables)
+        wanted = ", ".join(literal(t) for t in tables)
+        rows = self._rows(
+            f"SELECT {ident('table')}, max(seq) FROM {self._t(COMMITS)} WHERE {ident('table')} IN ({wanted}) "
+            f"GROUP BY {ident('table')}"
+        )
+        found = {str(t): int(s) for t, s in rows}
+        return {t: found.get(t) for t in tables}
+
+    # -- increments ----------------------------------------------------------------------
+
+    def _stand_in(self, plan: FeaturePlan, columns: Sequence[str]) -> str:
+        """An empty table with the needed columns, for a feature never written (ids typed as ``plan`` has them)."""
+        ids = self._id_schema(plan, [c for c in columns if c in plan.id_columns or c in plan.resolve_ids])
+        typed = [
+            f"CAST(NULL AS Nullable({column_type(ids[c]) if c in ids else 'String'})) AS {ident(c)}" for c in columns
+        ]
+        typed += [f"CAST(false AS Bool) AS {ident(DELETED)}", f"CAST(0 AS Int64) AS {ident(SEQ)}"]
+        return f"(SELECT {', '.join(typed)} WHERE 0)"
+
+    def _source(self, plan: FeaturePlan, columns: list[str], candidates: str | None) -> str:
+        if not self._has_table(plan.table):
+            return self._stand_in(plan, columns)
+        narrow = ""
+        if candidates is not None:
+            narrow = self._matching(candidates, plan.resolve_ids) if plan.resolve_ids else ""
+        return self._latest(plan, narrow)
+
+    def _sources(self, plan: FeaturePlan, candidates: str | None, since: dict[str, int]) -> dict[str, str]:
+        """Each table's latest rows (of the candidates, when narrowing), or a stand-in for a table never written."""
+        own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
+        sources = {plan.table: self._source(plan, own, candidates)}
+        for up in plan.upstreams:
+            up_plan = self.plan(up.key)
+            columns = [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
+            if not self._has_table(up.table):
+                sources[up.table] = self._stand_in(
+                    plan if set(up.id_columns) <= set(plan.id_columns) else up_plan, columns
+                )
+                continue
+            if candidates is None:
+                sources[up.table] = self._latest(up_plan)
+            elif self._written_since(plan, up_plan, candidates, since):
+                recent = f"{ident(SEQ)} > {int(since[up.table])} AND {self._matching(candidates, plan.resolve_ids)}"
+                sources[up.table] = self._latest(up_plan, recent)
+            elif not up_plan.child_ids or set(plan.resolve_ids) <= set(up_plan.resolve_ids):
+                sources[up.table] = self._latest(up_plan, self._matching(candidates, plan.resolve_ids))
+            else:  # narrowed below an expansion's parents: after its latest rows are picked
+                sources[up.table] = (
+                    f"(SELECT * FROM {self._latest(up_plan)} WHERE {self._matching(candidates, plan.resolve_ids)})"
+                )
+        return sources
+
+    def _written_since(self, plan: FeaturePlan, up_plan: FeaturePlan, candidates: str, since: dict[str, int]) -> bool:
+        """Whether every candidate has a row of the upstream written since its number (one row per resolve id).
+
+        Then each candidate's latest row is among those rows, which the table's order by ``strata_seq``
+        reads as one range, so its other rows are never searched for by id (a build leaves upstreams so).
+        """
+        if up_plan.table not in since or up_plan.child_ids or set(up_plan.id_columns) != set(plan.resolve_ids):
+            return False
+        keys = sql.ids_list(plan.resolve_ids)
+        recent = f"{self._committed(up_plan.table)} AND {ident(SEQ)} > {int(since[up_plan.table])}"
+        missing = self._rows(
+            f"SELECT count() FROM {candidates} WHERE ({keys}) NOT IN "
+            f"(SELECT {keys} FROM {self._t(up_plan.table)} WHERE {recent})"
+        )
+        return int(missing[0][0]) == 0
+
+    def _candidates(self, plan: FeaturePlan, since: dict[str, int], only: dict[str, Any] | None) -> str:
+        """A table of the resolve ids that may have changed since the last sync."""
+        import polars as pl
+
+        keys = sql.ids_list(plan.resolve_ids)
+        if only is not None:
+            types = self._id_schema(plan, plan.resolve_ids)
+            return self._batch(pl.DataFrame({k: [only[k]] for k in plan.resolve_ids}, schema=types))
+        name = self._scratch("cand")
+        parts = []
+        for table in dict.fromkeys([plan.table, *(u.table for u in plan.upstreams)]):
+            if self._has_table(table):
+                recent = f" AND {ident(SEQ)} > {int(since[table])}" if table in since else ""
+                parts.append(f"SELECT {keys} FROM {self._t(table)} WHERE {self._committed(table)}{recent}")
+        if not parts:
+            types = self._id_schema(plan, plan.resolve_ids)
+            return self._batch(pl.DataFrame(schema=types))
+        self._db.command(f"CREATE TABLE {name} ENGINE = Memory AS SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})")
+        return name
+
+    def _resolve(
+        self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
+    ) -> Increment:
+        candidates = None
+        if since is not None or only is not None:
+            candidates = self._candidates(plan, since or {}, only)
+        try:
+            sources = self._sources(plan, candidates, since or {})
+            expected = sql.expected_select(self._dialect(plan), self.hash_algorithm, plan, None, sources)
+            current = sql.current_select(plan, None, sources[plan.table])
+            return self._increment(plan, expected, current, lazy=lazy)
+        finally:
+            if candidates is not None:
+                self._drop(candidates)
+
+    def _dialect(self, plan: FeaturePlan) -> sql.Dialect:
+        """``sql.CLICKHOUSE``, writing the floats and datetimes of upstream ids as text the way DuckDB does."""
+        casts = {}
+        for up in plan.upstreams:
+            if self._has_table(up.table):
+                for column, declared in self._tables[up.table].items():
+                    cast = text_cast(declared)
+                    if cast is not None:
+                        casts[up.table, column] = cast
+        return dataclasses.replace(sql.CLICKHOUSE, text_casts=casts)
+
+    def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
+        import polars as pl
+
+        frame = pl.from_arrow(samples.select([*plan.id_columns, *plan.dv_columns]))
+        assert isinstance(frame, pl.DataFrame)
+        batch = self._batch(frame)
+        try:
+            own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
+            current = sql.current_select(plan, None, self._source(plan, own, None))
+            ids = {c: frame.schema[c] for c in plan.id_columns}
+            return self._increment(plan, f"SELECT * FROM {batch}", current, lazy=lazy, ids=ids)
+        finally:
+            self._drop(batch)
+
+    def _increment(
+        self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool, ids: dict[str, Any] | None = None
+    ) -> Increment:
+        """The three parts from one full join (``sql.increment_query``), cut in Polars."""
+        import narwhals as nw
+        import polars as pl
+
+        query = sql.increment_query(sql.CLICKHOUSE, self.hash_algorithm, plan, expected, current)
+        id_types = self._id_schema(plan, plan.resolve_ids)
+        if ids is not None and self._stored_schema(plan, plan.resolve_ids) is None:
+            id_types = {**id_types, **ids}
+        schema: dict[str, Any] = {sql.PART: pl.Int64, **id_types}
+        schema |= {sql.removed_id(k): id_types[k] for k in plan.resolve_ids}
+        schema |= dict.fromkeys(
+            (*plan.input_columns, *plan.dv_columns, *(f.cause_column for f in plan.fields)), pl.String
+        )
+        rows = _from_clickhouse(self._frame(query, schema), schema)
+        split = {}
+        for name, columns in sql.part_columns(plan).items():
+            part = rows.filter(pl.col(sql.PART) == sql.part_code(name))
+            picked = part.select([pl.col(a).alias(b) for a, b in columns.items()])
+            split[name] = nw.from_native(picked.lazy() if lazy else picked)
+        return Increment(plan.key, split["added"], split["changed"], split["removed"], lazy=lazy)
+
+    # -- sync records --------------------------------------------------------------------
+
+    def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
+        if not self._exists(SYNC):
+            return None
+        rows = self._rows(f"SELECT argMax(state, at) FROM {self._t(SYNC)} WHERE feature = {literal(str(key))}")
+        state = rows[0][0] if rows else None
+        return json.loads(state) if state else None
+
+    def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None:
+        self._db.command(
+            f"INSERT INTO {self._t(SYNC)} VALUES ({literal(str(key))}, {literal(json.dumps(state))}, {_tick()})"
+        )
+
+    def _clear_sync(self) -> None:
+        self._db.command(f"TRUNCATE TABLE IF EXISTS {self._t(SYNC)}")
+
+
+_last_tick = 0
+
+
+def _tick() -> int:
+    """A number above every earlier one of this process (nanoseconds): the newest meta or sync entry wins."""
+    global _last_tick  # noqa: PLW0603 - one clock for the process
+    _last_tick = max(time.time_ns(), _last_tick + 1)
+    return _last_tick
+
+
+def _now_sql() -> str:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return f"toDateTime64({literal(now)}, 6)"
+
+
+def _system_types(plan: FeaturePlan) -> dict[str, str]:
+    types = dict.fromkeys(plan.cv_columns, "String")
+    types |= {FEATURE_VERSION: "String", SNAPSHOT_VERSION: "String", SEQ: "Int64"}
+    return types | {WRITTEN_AT: _DATETIME, DELETED: "Bool"}
+
+
+def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
+    import polars as pl
+
+    frames = []
+    for table in tables:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame)
+    return frames
+
+
+def _to_clickhouse(frame: pl.DataFrame) -> pl.DataFrame:
+    """Values ClickHouse keeps as they are; nested and other types as JSON text, nulls-only columns as text."""
+    import polars as pl
+
+    converted = []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Null:
+            converted.append(pl.col(name).cast(pl.String))
+        elif column_type(dtype) == "String" and dtype != pl.String:
+            converted.append(
+                pl.col(name).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String, skip_nulls=True)
+            )
+    return frame.with_columns(converted) if converted else frame
+
+
+def _from_clickhouse(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """``frame`` with exactly ``schema``'s columns, in order."""
+    return frame.select(list(schema))
+
+
+def _first_line(message: str, secret: Any) -> str:
+    text = " ".join(message.split())[:300]
+    return text.replace(str(secret), "***") if secret else text
