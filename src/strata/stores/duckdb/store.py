@@ -4,7 +4,9 @@ Joins, hashes and comparisons run as SQL inside DuckDB (``versioning/sql.py``); 
 increment comes out. No extension is installed or loaded: ``md5`` and ``sha256`` are built in.
 
 Tables: ``<feature>`` (the latest row per sample, tombstones included), ``<feature>$history``
-(every row a later write or delete superseded; with the latest rows it is the full history),
+(every row a later write or delete superseded; with the latest rows it is the full history), both
+views of a split table (see :data:`WRITES`: ``<feature>$rows``, ``<feature>$history$rows`` and
+``<feature>$writes``) or, made by an older strata, tables,
 ``strata$meta`` (hash algorithm, write sequence, each table's last sequence number) and
 ``strata$sync`` (what each feature last saw in sync). ``$`` cannot appear in a feature's table
 name, so nothing collides. A fresh connection answers a resolve without asking the catalog: the
@@ -741,8 +743,9 @@ class DuckDBStore(MetadataStore):
                     columns = ", ".join(_column_ddl(name, kind) for name, kind in wanted.items())
                     _run(self.con, f"CREATE TABLE {ident(table)} ({columns})")
                     created.append(table)
-                for statement in self._widening(table, existing, wanted):
-                    _run(self.con, statement)
+                else:
+                    for statement in self._widening(table, existing, wanted):
+                        _run(self.con, statement)
                 self._tables.add(table)
         if key is not None:
             self._ready.setdefault(plan.table, set()).add(key)
@@ -753,8 +756,6 @@ class DuckDBStore(MetadataStore):
         """The ``ALTER TABLE`` statements that give ``table`` (its columns ``existing``) room for ``wanted``."""
         statements = []
         for name, kind in wanted.items():
-            if not existing:
-                break
             if name not in existing:
                 statements.append(f"ALTER TABLE {ident(table)} ADD COLUMN {_column_ddl(name, kind)}")
             elif kind.endswith("[]") and existing[name] == "VARCHAR":
@@ -1344,7 +1345,7 @@ class DuckDBStore(MetadataStore):
         _run(self.con, f"CREATE TEMP TABLE {tagged} AS {query}")
         try:
             if columns is not None:
-                self._check_compared(plan, name, columns, tagged, current)
+                self._check_compared(plan, name, columns, tagged)
             increment = self._parts(plan, f"SELECT * FROM {tagged}", lazy=lazy)
         except BaseException:
             _run(self.con, f"DROP TABLE IF EXISTS {tagged}")
@@ -1353,7 +1354,7 @@ class DuckDBStore(MetadataStore):
             _run(self.con, f"DROP TABLE {tagged}")
         return increment
 
-    def _check_compared(self, plan: FeaturePlan, name: str, columns: list[str], tagged: str, current: str) -> None:
+    def _check_compared(self, plan: FeaturePlan, name: str, columns: list[str], tagged: str) -> None:
         """The row checks of :meth:`_check_source` for the samples ``name``, worked out from their increment ``tagged``.
 
         A sample with a null id (or data version, see :meth:`_compare_root`) matches no stored
@@ -1361,8 +1362,11 @@ class DuckDBStore(MetadataStore):
         stored id matches its stored row twice, so the samples that matched a stored row
         (samples - added) outnumber the stored rows that matched one (live - removed). Only
         when one of these says something is wrong are the samples checked pass by pass, for the
-        error the other paths give.
+        error the other paths give. The live rows are counted from the ids alone (a root is never
+        an expansion: one row per sample), which a split table answers without its writes.
         """
+        stored = self._source(plan, list(plan.id_columns), plan)
+        live_rows = f"(SELECT 1 FROM {stored} WHERE NOT {ident(DELETED)})"
         part = ident(sql.PART)
         added_code, removed_code = sql.part_code("added"), sql.part_code("removed")
         keys = sql.ids_list(plan.id_columns)
@@ -1373,7 +1377,7 @@ class DuckDBStore(MetadataStore):
         )
         samples, live, added, removed, nulls, repeated = _run(
             self.con,
-            f"SELECT (SELECT count(*) FROM {ident(name)}), (SELECT count(*) FROM ({current})), "
+            f"SELECT (SELECT count(*) FROM {ident(name)}), (SELECT count(*) FROM {live_rows}), "
             f"count(*) FILTER (WHERE {part} = {added_code}), count(*) FILTER (WHERE {part} = {removed_code}), "
             f"count(*) FILTER (WHERE {part} = {added_code} AND ({null_ids})), ({repeated_added}) FROM {tagged}",
         )[0]
