@@ -317,6 +317,19 @@ def test_a_batch_in_step_with_its_resolve_is_written_in_five_statements(tmp_path
         assert len(store.read("transcript", feature_version="all")) == 30
 
 
+def test_a_fresh_connection_knows_which_tables_are_split_from_its_first_query(tmp_path: Path) -> None:
+    """A split table's layout is in the bookkeeping the store reads when it opens: no catalog lookup per table."""
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        sync(store, roots(20))
+        store.write_changed("video", roots(20, audio={3: "new"}))
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        statements = logged_statements(store, lambda: store.resolve_update("embedding"))
+        assert not [s for s in statements if s.startswith("DESCRIBE") and "$writes" in s], statements
+        store.write("transcript", rows(store.resolve_update("transcript")))
+        assert summary(store.resolve_update("embedding"))[1] == {3: ("transcript.text",)}
+
+
 def test_a_batch_of_samples_another_connection_wrote_after_the_resolve_still_replaces_their_rows(
     tmp_path: Path,
 ) -> None:

@@ -94,6 +94,8 @@ strata keep their layout (every column in every row) and are read and written as
 """
 WRITE = "strata_write"
 """A split table's column naming the row's entry of ``<table>$writes``."""
+SPLIT = "split@"
+"""Meta entries ``split@<table>``: the feature table is split, recorded with the tables in one transaction."""
 CONSTANT = (FEATURE_VERSION, SNAPSHOT_VERSION, WRITTEN_AT)
 """With the code versions (``strata_cv__*``), the columns a split table keeps per write."""
 _names = itertools.count()
@@ -222,7 +224,6 @@ class DuckDBStore(MetadataStore):
         self._ready = {}
         self._schema = None
         self._attached = {}
-        self._split = {}
         try:  # one query, no catalog lookup: a store that has its bookkeeping tables answers at once
             meta = _run(
                 self._con,
@@ -231,6 +232,10 @@ class DuckDBStore(MetadataStore):
         except duckdb.CatalogException:
             meta = self._create_bookkeeping(temporary=self.read_only and exists)
         self._tables.update(str(name).removeprefix(TABLE_SEQ) for name, _ in meta if str(name).startswith(TABLE_SEQ))
+        # a table written (seq@) with no split@ entry was made before tables were split: the entry
+        # commits with the split tables, before their first write takes a number
+        split = {str(name).removeprefix(SPLIT) for name, _ in meta if str(name).startswith(SPLIT)}
+        self._split = {table: table in split for table in self._tables} | dict.fromkeys(split, True)
 
     def _create_bookkeeping(self, *, temporary: bool) -> list[tuple[Any, ...]]:
         """Create the meta and sync tables that are missing (as temp tables in a read-only file); the meta rows."""
@@ -355,8 +360,9 @@ class DuckDBStore(MetadataStore):
     def _is_split(self, table: str) -> bool:
         """Whether the feature table ``table`` is split (see :data:`WRITES`); known once per connection.
 
-        A table's layout is fixed when it is made, so it is remembered; a table that does not
-        exist yet is not split (it will be when its first write makes it) and is asked again.
+        A table's layout is fixed when it is made, so it is remembered; the meta rows read at open
+        tell it for every table written then (``split@<table>``). A table that does not exist yet
+        is not split (it will be when its first write makes it) and is asked again.
         """
         split = self._split.get(table)
         if split is None:
@@ -775,6 +781,7 @@ class DuckDBStore(MetadataStore):
         rows.append(f"{ident(WRITE)} BIGINT")
         entries = [f"{ident(WRITE)} BIGINT", *(_column_ddl(n, k) for n, k in wanted.items() if _constant(n))]
         with self._transaction():
+            _run(self.con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, 'true')", [SPLIT + table])
             _run(self.con, f"CREATE TABLE {ident(table + WRITES)} ({', '.join(entries)})")
             for stored in (table + ROWS, table + HISTORY + ROWS):
                 _run(self.con, f"CREATE TABLE {ident(stored)} ({', '.join(rows)})")
@@ -836,6 +843,7 @@ class DuckDBStore(MetadataStore):
             self._tables.discard(table)
         if split:
             _run(self.con, f"DROP TABLE IF EXISTS {ident(plan.table + WRITES)}")
+            _run(self.con, f"DELETE FROM {ident(META)} WHERE name = ?", [SPLIT + plan.table])
         self._ready.pop(plan.table, None)  # kept per latest table: made ready again whichever was dropped
 
     def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
