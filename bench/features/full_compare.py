@@ -84,7 +84,10 @@ def generate(path: Path, n: int) -> None:
                 ),
             ),
         }
-        for table, (rows, columns) in fill.items():
+        split = {str(t) for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        for name, (rows, columns) in fill.items():
+            # the table that holds the rows: a split table's (its row points at the tiny write's versions)
+            table = f'"{name}$rows"' if f"{name}$rows" in split else name
             con.execute(f"CREATE TEMP TABLE tpl AS SELECT * FROM {table}")  # noqa: S608 - the bench's own names
             con.execute(f"DELETE FROM {table}")  # noqa: S608
             con.execute(

@@ -174,11 +174,12 @@ def test_a_parent_is_stale_in_a_field_when_any_child_is(tmp_path: Path) -> None:
             store.write("frames", inc.added.to_native().join(pl.DataFrame({"frame": [0, 1]}), how="cross"))
             assert store.resolve_update("frames").is_empty
             # a leftover child (as an older strata left them) computed from other inputs; that strata
-            # took its number from the write sequence, but kept no sequence number per table
+            # took its number from the write sequence, but kept no sequence number per table (put straight
+            # into the table that holds the rows: `frames` is a view of them with their writes' versions)
             old = "00" if old_first else "ff"
             store.con.execute(
-                "INSERT INTO frames BY NAME SELECT * REPLACE (2 AS frame, ? AS strata_in__video__audio, "
-                "strata_seq + 1000 AS strata_seq) FROM frames WHERE frame = 0",
+                """INSERT INTO "frames$rows" BY NAME SELECT * REPLACE (2 AS frame, ? AS strata_in__video__audio, """
+                """strata_seq + 1000 AS strata_seq) FROM "frames$rows" WHERE frame = 0""",
                 [old * 8],
             )
             store.con.execute(

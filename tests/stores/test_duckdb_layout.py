@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
 
 import strata as st
 from tests.stores.test_conformance import graph_of, roots, rows, sync
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 TABLES = ("video", "transcript", "embedding")
 HASHES = {
@@ -56,28 +62,35 @@ def test_data_and_input_versions_are_stored_uncompressed_in_every_table(tmp_path
         sync(store, roots(n))
         sync(store, roots(n, audio=dict.fromkeys(range(0, n, 2), "new")))  # superseded rows go to history
     for table in TABLES:
-        for name in (table, f"{table}$history"):
+        for name in (f"{table}$rows", f"{table}$history$rows"):  # the tables that hold the rows (split)
             assert declared_uncompressed(path, name) == set(HASHES[table]), name
             stored = stored_compression(path, name)
             for column in HASHES[table]:
                 assert stored[column] == {"Uncompressed"}, (name, column)
-            assert stored["strata_feature_version"] != {"Uncompressed"}  # other columns as DuckDB picks
+            assert stored["strata_seq"] != {"Uncompressed"}  # other columns as DuckDB picks
     with st.DuckDBStore(path, graph=video_with_captions()) as store:
         captions = roots(n).with_columns(pl.format("c{}", pl.col("sample_uid")).alias("strata_dv__captions"))
         store.write("video", captions)
-    for name in ("video", "video$history"):
+    for name in ("video$rows", "video$history$rows"):
         assert declared_uncompressed(path, name) == {*HASHES["video"], "strata_dv__captions"}, name
-    assert stored_compression(path, "video")["strata_dv__captions"] == {"Uncompressed"}
+    assert stored_compression(path, "video$rows")["strata_dv__captions"] == {"Uncompressed"}
 
 
 def to_older_layout(path: Path) -> None:
-    """Rebuild every feature table as strata did before hash columns were declared uncompressed."""
+    """Rebuild every feature table as strata did before hash columns were declared uncompressed (and tables split).
+
+    Each view of a split table becomes a table of its rows, every column in every row, and the
+    bookkeeping forgets that the tables were split.
+    """
     with duckdb.connect(str(path)) as con:
         for table in TABLES:
             for name in (table, f"{table}$history"):
                 con.execute(f'CREATE TABLE "old" AS SELECT * FROM "{name}"')  # noqa: S608 - fixed names
-                con.execute(f'DROP TABLE "{name}"')
+                con.execute(f'DROP VIEW "{name}"')
+                con.execute(f'DROP TABLE "{name}$rows"')
                 con.execute(f'ALTER TABLE "old" RENAME TO "{name}"')
+            con.execute(f'DROP TABLE "{table}$writes"')
+        con.execute("""DELETE FROM "strata$meta" WHERE name LIKE 'split@%'""")
 
 
 def test_a_store_with_the_older_layout_gives_the_same_increments_and_rows(tmp_path: Path) -> None:
@@ -111,3 +124,132 @@ def test_a_store_with_the_older_layout_gives_the_same_increments_and_rows(tmp_pa
     with st.DuckDBStore(older, graph=video_with_captions()) as store:  # a column added to an older table
         store.write("video", roots(10).with_columns(pl.lit("c").alias("strata_dv__captions")))
     assert declared_uncompressed(older, "video") == {"strata_dv__captions"}
+
+
+OLD_LAYOUT = Path(__file__).parent / "data" / "old_layout"
+"""A store file written by strata before tables were split, and what that strata read and resolved from it.
+
+Made by ``tests/stores/data/make_old_layout.py`` with strata at main 2f209ec (every column in every row).
+"""
+
+
+def before_split(store: st.DuckDBStore) -> None:
+    """The writes and deletes the old-layout file holds: changes, soft deletes (tombstones), a hard delete."""
+    sync(store, roots(10))
+    sync(store, roots(10, audio={1: "x"}).filter(pl.col("sample_uid") != 3))
+    store.delete("video", pl.DataFrame({"sample_uid": [5]}), soft=False)
+
+
+def everything(store: st.DuckDBStore, until: dt.datetime | None = None) -> dict[str, pl.DataFrame]:
+    """Every row of every feature through the public API: latest rows with tombstones, and the full history.
+
+    Sorted by sample and sequence number. ``until``: times after it (rows written since) become null.
+    """
+    seen = {}
+    for key in TABLES:
+        for name, read in (
+            ("latest", store.read(key, include_deleted=True)),
+            ("all", store.read(key, feature_version="all")),
+        ):
+            frame: pl.DataFrame = read.to_native().sort(["sample_uid", "strata_seq", "strata_deleted"])
+            if until is not None:
+                time = pl.col("strata_written_at")
+                frame = frame.with_columns(
+                    pl.when(time > until).then(None).otherwise(time).alias(time.meta.output_name())
+                )
+            seen[f"{key}.{name}"] = frame
+    return seen
+
+
+def newest(frames: dict[str, pl.DataFrame]) -> dt.datetime:
+    """The latest ``strata_written_at`` of any row of ``frames``."""
+    times = [frame["strata_written_at"].max() for frame in frames.values()]
+    return max(t for t in times if isinstance(t, dt.datetime))
+
+
+def a_round(path: Path) -> dict[str, pl.DataFrame]:
+    """A code change, changed, new and removed samples, compaction and a soft delete; the increments seen."""
+    seen = {}
+    with st.DuckDBStore(path, graph=graph_of(text_cv="2")) as store:
+        changes = sync(store, roots(12, frames={2: "y"}).filter(pl.col("sample_uid") != 4))
+        store.compact(keep=1)
+        store.delete("embedding", pl.DataFrame({"sample_uid": [7]}))
+        again = {key: store.resolve_update(key) for key in TABLES[1:]}
+        for round_name, increments in (("sync", changes), ("again", again)):
+            for key, inc in increments.items():
+                for part in ("added", "changed", "removed"):
+                    seen[f"{round_name}.{key}.{part}"] = getattr(inc, part).to_native().sort("sample_uid")
+    return seen
+
+
+def expected(prefix: str) -> dict[str, pl.DataFrame]:
+    """What strata before the split read or resolved (``OLD_LAYOUT``), by name without ``prefix``."""
+    files = sorted((OLD_LAYOUT / "expected").glob(f"{prefix}.*.parquet"))
+    assert files, prefix
+    return {f.name.removeprefix(f"{prefix}.").removesuffix(".parquet"): pl.read_parquet(f) for f in files}
+
+
+def assert_same(seen: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame], *, drop: Sequence[str] = ()) -> None:
+    """Equal frames by name: same columns (in any order), types and rows."""
+    assert sorted(seen) == sorted(want)
+    for name, frame in want.items():
+        wanted = frame.drop(drop, strict=False)
+        got = seen[name].drop(drop, strict=False).select(wanted.columns)
+        assert got.schema == wanted.schema, name
+        assert got.equals(wanted), (name, got, wanted)
+
+
+def test_a_store_file_written_before_tables_were_split_reads_and_resolves_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    path.write_bytes(gzip.decompress((OLD_LAYOUT / "store.duckdb.gz").read_bytes()))
+    with st.DuckDBStore(path, graph=graph_of(), read_only=True) as store:  # read-only: nothing may change
+        assert_same(everything(store), expected("before"))
+    with st.DuckDBStore(tmp_path / "dev.duckdb", graph=graph_of(), fallbacks=[st.DuckDBStore(path)]) as dev:
+        assert_same(
+            {
+                f"{k}.all": dev.read(k, feature_version="all")
+                .to_native()
+                .sort(["sample_uid", "strata_seq", "strata_deleted"])
+                for k in TABLES
+            },
+            {k: v for k, v in expected("before").items() if k.endswith(".all")},
+        )
+    want = expected("after")
+    until = newest(expected("before"))
+    assert_same(a_round(path), {k: v for k, v in want.items() if k.startswith(("sync.", "again."))})
+    with st.DuckDBStore(path, graph=graph_of(text_cv="2"), read_only=True) as store:
+        assert_same(everything(store, until), {k: v for k, v in want.items() if not k.startswith(("sync.", "again."))})
+    with duckdb.connect(str(path), read_only=True) as con:  # written as before: never split
+        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchall() == [(0,)]
+
+
+def test_rows_read_back_from_split_tables_are_those_of_the_layout_before(tmp_path: Path) -> None:
+    """The same writes, deletes and compaction on a new store give the rows and increments strata gave before the split.
+
+    Times differ (the rows are written now), so they are compared apart: every row of one write
+    or delete carries its time, and times grow with the sequence numbers.
+    """
+    path = tmp_path / "new.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        before_split(store)
+        before = everything(store)
+    assert_same(before, expected("before"), drop=["strata_written_at"])
+    want = expected("after")
+    assert_same(a_round(path), {k: v for k, v in want.items() if k.startswith(("sync.", "again."))})
+    with st.DuckDBStore(path, graph=graph_of(text_cv="2"), read_only=True) as store:
+        after = everything(store)
+    assert_same(
+        after, {k: v for k, v in want.items() if not k.startswith(("sync.", "again."))}, drop=["strata_written_at"]
+    )
+    for frame in [*before.values(), *after.values()]:
+        times = (
+            frame.group_by("strata_seq")
+            .agg(pl.col("strata_written_at").n_unique().alias("n"), pl.col("strata_written_at").first())
+            .sort("strata_seq")
+        )
+        assert times["n"].to_list() == [1] * len(times)
+        assert times["strata_written_at"].is_sorted()
+    with duckdb.connect(str(path), read_only=True) as con:  # split: the constant columns are no row's
+        columns = {str(r[0]) for r in con.execute('DESCRIBE "video$rows"').fetchall()}
+        assert "strata_written_at" not in columns
+        assert "strata_cv__audio" not in columns

@@ -25,6 +25,7 @@ import pytest
 import strata as st
 from tests.stores.conftest import StoreFactory
 from tests.stores.test_conformance import graph_of, roots, rows, sync
+from tests.stores.test_duckdb_layout import to_older_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ("transcript", "embedding")
@@ -216,6 +217,7 @@ def test_a_write_by_a_strata_that_keeps_no_numbers_per_table_is_seen(tmp_path: P
     path = tmp_path / "meta.duckdb"
     with st.DuckDBStore(path, graph=graph_of()) as store:
         sync(store, roots(4))
+    to_older_layout(path)  # tables as an older strata made them (every column in every row)
     with duckdb.connect(str(path)) as con:  # an older strata's write: the next number, no seq@video
         con.execute(
             """INSERT INTO "video$history" BY NAME SELECT * FROM video WHERE sample_uid = 1;
@@ -315,6 +317,19 @@ def test_a_batch_in_step_with_its_resolve_is_written_in_five_statements(tmp_path
         assert len(store.read("transcript", feature_version="all")) == 30
 
 
+def test_a_fresh_connection_knows_which_tables_are_split_from_its_first_query(tmp_path: Path) -> None:
+    """A split table's layout is in the bookkeeping the store reads when it opens: no catalog lookup per table."""
+    path = tmp_path / "meta.duckdb"
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        sync(store, roots(20))
+        store.write_changed("video", roots(20, audio={3: "new"}))
+    with st.DuckDBStore(path, graph=graph_of()) as store:
+        statements = logged_statements(store, lambda: store.resolve_update("embedding"))
+        assert not [s for s in statements if s.startswith("DESCRIBE") and "$writes" in s], statements
+        store.write("transcript", rows(store.resolve_update("transcript")))
+        assert summary(store.resolve_update("embedding"))[1] == {3: ("transcript.text",)}
+
+
 def test_a_batch_of_samples_another_connection_wrote_after_the_resolve_still_replaces_their_rows(
     tmp_path: Path,
 ) -> None:
@@ -370,7 +385,7 @@ def rows_scanned(store: st.DuckDBStore, part: Any) -> dict[str, int]:
     def walk(node: dict[str, Any]) -> None:
         table = node.get("extra_info", {}).get("Table")
         if node["type"] == "TABLE_SCAN" and table:
-            name = str(table).rsplit(".", 1)[-1]
+            name = str(table).rsplit(".", 1)[-1].strip('"').removesuffix("$rows")  # a split table's rows: its feature's
             scanned[name] = scanned.get(name, 0) + int(node["rows_scanned"])
         for child in node.get("children", []):
             walk(child)

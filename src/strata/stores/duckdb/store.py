@@ -4,7 +4,9 @@ Joins, hashes and comparisons run as SQL inside DuckDB (``versioning/sql.py``); 
 increment comes out. No extension is installed or loaded: ``md5`` and ``sha256`` are built in.
 
 Tables: ``<feature>`` (the latest row per sample, tombstones included), ``<feature>$history``
-(every row a later write or delete superseded; with the latest rows it is the full history),
+(every row a later write or delete superseded; with the latest rows it is the full history), both
+views of a split table (see :data:`WRITES`: ``<feature>$rows``, ``<feature>$history$rows`` and
+``<feature>$writes``) or, made by an older strata, tables,
 ``strata$meta`` (hash algorithm, write sequence, each table's last sequence number) and
 ``strata$sync`` (what each feature last saw in sync). ``$`` cannot appear in a feature's table
 name, so nothing collides. A fresh connection answers a resolve without asking the catalog: the
@@ -25,6 +27,7 @@ from strata.resolve import sql
 from strata.resolve.increment import Increment
 from strata.resolve.plan import (
     CAUSE,
+    CV,
     DELETED,
     DV,
     FEATURE_VERSION,
@@ -78,7 +81,33 @@ Process CPU of the move and its commit, one statement against an ``INSERT`` then
 1,000 ids written into 1M stored rows 21 ms against 25 ms, into 10M 58 ms against 74 ms;
 333,000 ids into 1M 0.32 s against 0.24 s, into 10M 0.44 s against 0.42 s.
 """
+ROWS = "$rows"
+"""A split table's stored rows (see :data:`WRITES`): ``<table>$rows``, ``<table>$history$rows``."""
+WRITES = "$writes"
+"""Per feature table, ``<table>$writes``: what is constant across a write's rows, one row per write.
+
+A table made by this strata is *split*: its rows keep the id, user and version columns,
+``strata_seq``, ``strata_deleted`` and :data:`WRITE`, a number naming their row of
+``<table>$writes``, which holds the code versions, the feature and snapshot versions and
+``strata_written_at``. The feature's tables ``<table>`` and ``<table>$history`` are views joining
+the two, so every reader sees the columns rows always had. A write's rows point at the entry
+numbered as its ``strata_seq``; tombstones and copied rows, whose versions or times are not their
+write's, at entries of their own, numbered below zero. Writing the constant columns into every
+row was ~0.2 CPU s per 1M rows of a feature (bench/features/README.md). Tables made by an older
+strata keep their layout (every column in every row) and are read and written as before.
+"""
+WRITE = "strata_write"
+"""A split table's column naming the row's entry of ``<table>$writes``."""
+SPLIT = "split@"
+"""Meta entries ``split@<table>``: the feature table is split, recorded with the tables in one transaction."""
+CONSTANT = (FEATURE_VERSION, SNAPSHOT_VERSION, WRITTEN_AT)
+"""With the code versions (``strata_cv__*``), the columns a split table keeps per write."""
 _names = itertools.count()
+
+
+def _constant(name: str) -> bool:
+    """Whether a split table keeps ``name`` in its writes table rather than in its rows."""
+    return name.startswith(CV) or name in CONSTANT
 
 
 def _column_ddl(name: str, kind: str) -> str:
@@ -168,6 +197,8 @@ class DuckDBStore(MetadataStore):
         """Fallback files attached read-only to this connection (resolved path -> alias), for its life."""
         self._through: dict[str, str] = {}
         """During a chained resolve: upstream tables a fallback holds -> their qualified names."""
+        self._split: dict[str, bool] = {}
+        """Feature tables known on this connection -> whether they are split (see :data:`WRITES`)."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -206,6 +237,10 @@ class DuckDBStore(MetadataStore):
         except duckdb.CatalogException:
             meta = self._create_bookkeeping(temporary=self.read_only and exists)
         self._tables.update(str(name).removeprefix(TABLE_SEQ) for name, _ in meta if str(name).startswith(TABLE_SEQ))
+        # a table written (seq@) with no split@ entry was made before tables were split: the entry
+        # commits with the split tables, before their first write takes a number
+        split = {str(name).removeprefix(SPLIT) for name, _ in meta if str(name).startswith(SPLIT)}
+        self._split = {table: table in split for table in self._tables} | dict.fromkeys(split, True)
 
     def _create_bookkeeping(self, *, temporary: bool) -> list[tuple[Any, ...]]:
         """Create the meta and sync tables that are missing (as temp tables in a read-only file); the meta rows."""
@@ -247,6 +282,7 @@ class DuckDBStore(MetadataStore):
         self._ready = {}
         self._schema = None
         self._attached = {}
+        self._split = {}
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -326,20 +362,68 @@ class DuckDBStore(MetadataStore):
             return {}
         return {str(row[0]): str(row[1]) for row in rows}
 
+    def _is_split(self, table: str) -> bool:
+        """Whether the feature table ``table`` is split (see :data:`WRITES`); known once per connection.
+
+        A table's layout is fixed when it is made, so it is remembered; the meta rows read at open
+        tell it for every table written then (``split@<table>``). A table that does not exist yet
+        is not split (it will be when its first write makes it) and is asked again.
+        """
+        split = self._split.get(table)
+        if split is None:
+            if not self._has_table(table):
+                return False
+            split = self._split[table] = bool(self._columns(table + WRITES))
+        return split
+
+    def _stored(self, table: str) -> str:
+        """The quoted name of the table that holds the rows of ``table`` (a feature's latest table or its history).
+
+        Writes, moves and deletes change it; readers read ``table`` (for a split table, the view).
+        """
+        feature = table.removesuffix(HISTORY)
+        return ident(table + ROWS if self._is_split(feature) else table)
+
     # -- writing -------------------------------------------------------------------------
 
-    def _system_select(self, plan: FeaturePlan, source: str, columns: list[str], seq: int) -> str:
+    def _system_select(
+        self, plan: FeaturePlan, source: str, columns: list[str], seq: int, *, entry: str | None = None
+    ) -> str:
+        """The rows of ``source``, system columns stamped; ``entry``: as a split table holds them, pointing at it."""
         managed = [*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
+        number = f"CAST({seq} AS BIGINT) AS {ident(SEQ)}"
+        split = entry is not None
+        if split:
+            consts = [number, f"{childless(plan)} AS {ident(DELETED)}", f"{entry} AS {ident(WRITE)}"]
+        else:  # the order of the columns a first write made, before tables were split
+            *versions, written_at = self._write_constants(plan)
+            consts = [*versions, number, written_at, f"{childless(plan)} AS {ident(DELETED)}"]
+        keep = [ident(c) for c in columns if c not in managed and not (split and (_constant(c) or c == WRITE))]
+        return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
+
+    def _insert(self, plan: FeaturePlan, source: str, columns: list[str], seq: int) -> str:
+        """The statement that appends the rows of ``source`` as write ``seq``; in a split table, with its entry.
+
+        One statement either way: the entry is inserted by a ``WITH`` whose number the rows take.
+        """
+        stored = self._stored(plan.table)
+        if not self._is_split(plan.table):
+            return f"INSERT INTO {stored} BY NAME {self._system_select(plan, source, columns, seq)}"
+        entry = ", ".join([f"CAST({seq} AS BIGINT) AS {ident(WRITE)}", *self._write_constants(plan)])
+        made = f"INSERT INTO {ident(plan.table + WRITES)} BY NAME SELECT {entry} RETURNING {ident(WRITE)}"
+        rows = self._system_select(plan, source, columns, seq, entry=f"(SELECT {ident(WRITE)} FROM entry)")
+        return f"WITH entry AS ({made}) INSERT INTO {stored} BY NAME {rows}"
+
+    @staticmethod
+    def _write_constants(plan: FeaturePlan) -> list[str]:
+        """What a write stamps on each of its rows, but its number and ``strata_deleted``: SQL select items."""
         consts = [f"{literal(f.code_version)} AS {ident(f.cv_column)}" for f in plan.fields]
-        consts += [
+        return [
+            *consts,
             f"{literal(plan.feature_version)} AS {ident(FEATURE_VERSION)}",
             f"{literal(plan.snapshot_version)} AS {ident(SNAPSHOT_VERSION)}",
-            f"CAST({seq} AS BIGINT) AS {ident(SEQ)}",
             f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}",
-            f"{childless(plan)} AS {ident(DELETED)}",
         ]
-        keep = [ident(c) for c in columns if c not in managed]
-        return f"SELECT {', '.join([*keep, *consts])} FROM {source}"
 
     def _write(
         self, plan: FeaturePlan, table: pa.Table, *, since: Mapping[str, int | None] | None = None, fresh: bool = False
@@ -501,8 +585,7 @@ class DuckDBStore(MetadataStore):
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
                 in_step = since is not None and seen == dict(since)
-                latest = ident(plan.table)
-                _run(con, f"INSERT INTO {latest} BY NAME {self._system_select(plan, source, columns, seq)}")
+                _run(con, self._insert(plan, source, columns, seq))
                 count = (
                     self._count_inserted(plan, seq, check=check, whole=plan.table in created)
                     if check or counted
@@ -513,11 +596,7 @@ class DuckDBStore(MetadataStore):
                 if plan.table not in created and not (fresh and in_step):  # superseded rows move to history
                     self._supersede(plan, seq)
         except BaseException as exc:
-            for table in created:  # nothing half-written: not even the empty tables of a first write
-                _run(con, f"DROP TABLE IF EXISTS {ident(table)}")
-                self._tables.discard(table)
-            if created:  # the shapes are kept per latest table: made ready again whichever of the two was dropped
-                self._ready.pop(plan.table, None)
+            self._drop_made(plan, created)  # nothing half-written: not even the empty tables of a first write
             if isinstance(exc, _NothingToWrite):
                 return None
             raise
@@ -529,7 +608,8 @@ class DuckDBStore(MetadataStore):
         ``whole``: the write created the table, so its rows are all the table holds: they are
         read without a filter, and the count and null counts come from DuckDB's statistics.
         """
-        rows = ident(plan.table) if whole else f"(SELECT * FROM {ident(plan.table)} WHERE {ident(SEQ)} = {seq})"
+        stored = self._stored(plan.table)
+        rows = stored if whole else f"(SELECT * FROM {stored} WHERE {ident(SEQ)} = {seq})"
         one_pass = sql_counts_query(plan, rows) if check else None
         if one_pass is None:
             total = int(_run(self.con, f"SELECT count(*) FROM {rows}")[0][0])
@@ -560,7 +640,7 @@ class DuckDBStore(MetadataStore):
         """
         con = self.con
         ids = sql.ids_list(plan.resolve_ids)  # an expansion's rows replace all of their parents' rows
-        latest, history = ident(plan.table), ident(plan.table + HISTORY)
+        latest, history = self._stored(plan.table), self._stored(plan.table + HISTORY)
         written = ident(f"strata$written_{next(_names)}")
         select = f"SELECT DISTINCT {ids} FROM {latest} WHERE {ident(SEQ)} = {seq}"
         size = _run(con, f"CREATE TEMP TABLE {written} AS {select}")[0][0]
@@ -588,7 +668,7 @@ class DuckDBStore(MetadataStore):
         ``many`` (more than :data:`MOVED_IN_ONE` ids): the rows are copied, then deleted, as
         ``RETURNING`` costs more per row than a second scan.
         """
-        latest, history = ident(plan.table), ident(plan.table + HISTORY)
+        latest, history = self._stored(plan.table), self._stored(plan.table + HISTORY)
         moved = ident(f"strata$moved_{next(_names)}")
         rows = f"WITH rows AS (DELETE FROM {latest} WHERE {where} RETURNING *) SELECT * FROM rows"
         if many:
@@ -602,14 +682,42 @@ class DuckDBStore(MetadataStore):
         _run(self.con, f"DROP TABLE {moved}")  # on failure the write's rollback drops it
 
     def _tombstones(self, plan: FeaturePlan, moved: str, seq: int, unless: str = "") -> int:
-        """Tombstones, written by ``seq``, of the live rows in ``moved`` (but those ``NOT EXISTS unless``); how many."""
+        """Tombstones, written by ``seq``, of the live rows in ``moved`` (but those ``NOT EXISTS unless``); how many.
+
+        A tombstone keeps its row's versions, under the number and time of ``seq``. In a split
+        table that pair is no write's: each entry the rows pointed at gets a copy numbered below
+        zero, with the time of ``seq``, and their tombstones point at it.
+        """
         where = f"NOT {ident(DELETED)}" + (f" AND NOT EXISTS {unless}" if unless else "")
-        replaced = (
-            f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}, "
-            f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
+        number = f"true AS {ident(DELETED)}, CAST({seq} AS BIGINT) AS {ident(SEQ)}"
+        now = f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
+        if not self._is_split(plan.table):
+            tombs = f"SELECT * REPLACE ({number}, {now}) FROM {moved} l WHERE {where}"
+            return int(_run(self.con, f"INSERT INTO {ident(plan.table)} BY NAME {tombs}")[0][0])
+        entries, copies = ident(plan.table + WRITES), ident(f"strata$entries_{next(_names)}")
+        origins = f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {moved} l WHERE {where}"
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {copies} AS SELECT origin, "
+            f"{self._below(entries)} - row_number() OVER (ORDER BY origin) AS {ident(WRITE)} FROM ({origins})",
         )
-        tombs = f"SELECT * REPLACE ({replaced}) FROM {moved} l WHERE {where}"
-        return int(_run(self.con, f"INSERT INTO {ident(plan.table)} BY NAME {tombs}")[0][0])
+        _run(
+            self.con,
+            f"INSERT INTO {entries} BY NAME SELECT w.* REPLACE (c.{ident(WRITE)} AS {ident(WRITE)}, {now}) "
+            f"FROM {entries} w JOIN {copies} c ON w.{ident(WRITE)} = c.origin",
+        )
+        tombs = (
+            f"SELECT l.* REPLACE ({number}, c.{ident(WRITE)} AS {ident(WRITE)}) "
+            f"FROM {moved} l JOIN {copies} c ON l.{ident(WRITE)} = c.origin WHERE {where}"
+        )
+        count = int(_run(self.con, f"INSERT INTO {self._stored(plan.table)} BY NAME {tombs}")[0][0])
+        _run(self.con, f"DROP TABLE {copies}")  # on failure the write's rollback drops it
+        return count
+
+    @staticmethod
+    def _below(entries: str) -> str:
+        """SQL for the number below which a split table's entries of no write are free (0 or the lowest so far)."""
+        return f"(SELECT least(coalesce(min({ident(WRITE)}), 0), 0) FROM {entries})"
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -625,42 +733,126 @@ class DuckDBStore(MetadataStore):
     def _ensure_tables(self, plan: FeaturePlan, select: str, shape: Hashable = None) -> list[str]:
         """Create the feature's tables from the first batch (return those made now); add columns later batches bring.
 
-        ``shape`` (the source's columns and types, when the caller knows them): tables made
-        ready on this connection for rows of the same shape and definition are ready still, as
-        columns are only ever added, so they are not described again.
+        ``select`` gives rows with every system column, as readers see them; a first batch makes
+        split tables (see :data:`WRITES`). ``shape`` (the source's columns and types, when the
+        caller knows them): tables made ready on this connection for rows of the same shape and
+        definition are ready still, as columns are only ever added, so they are not described again.
         """
         key = None if shape is None else (plan.cv_columns, shape)
         if key is not None and key in self._ready.get(plan.table, ()):
             return []
-        con = self.con
-        wanted = {str(d[0]): str(d[1]) for d in _run(con, f"DESCRIBE {select}")}
+        wanted = {str(d[0]): str(d[1]) for d in _run(self.con, f"DESCRIBE {select}")}
         created = []
-        for table in (plan.table, plan.table + HISTORY):
-            existing = self._columns(table)  # {} when missing: DESCRIBE answers faster than the catalog views
-            check_case(self.describe(), wanted, existing)
-            if not existing:
-                columns = ", ".join(_column_ddl(name, kind) for name, kind in wanted.items())
-                _run(con, f"CREATE TABLE {ident(table)} ({columns})")
-                created.append(table)
+        existing = self._columns(plan.table)  # {} when missing; the view's columns for a split table
+        check_case(self.describe(), wanted, existing)
+        if not existing:
+            self._make_split(plan.table, wanted)
+            created = [plan.table, plan.table + HISTORY]
+        elif self._is_split(plan.table):
+            self._widen_split(plan.table, wanted)
+        else:  # made by an older strata: every column in every row, as before
+            for table in (plan.table, plan.table + HISTORY):
+                existing = self._columns(table)  # {} when missing: DESCRIBE answers faster than the catalog views
+                if not existing:
+                    columns = ", ".join(_column_ddl(name, kind) for name, kind in wanted.items())
+                    _run(self.con, f"CREATE TABLE {ident(table)} ({columns})")
+                    created.append(table)
+                else:
+                    for statement in self._widening(table, existing, wanted):
+                        _run(self.con, statement)
                 self._tables.add(table)
-                continue
-            self._tables.add(table)
-            for name, kind in wanted.items():
-                if name not in existing:
-                    _run(con, f"ALTER TABLE {ident(table)} ADD COLUMN {_column_ddl(name, kind)}")
-                elif kind.endswith("[]") and existing[name] == "VARCHAR":
-                    # JSON text of an array that now arrives as a list (target-strata types arrays by
-                    # their items since): read the stored text as that list, or it would be cast to
-                    # DuckDB's own text form (`[a, b]`) on insert.
-                    column = ident(name)
-                    _run(
-                        con,
-                        f"ALTER TABLE {ident(table)} ALTER COLUMN {column} SET DATA TYPE {kind} "
-                        f"USING CAST(CAST({column} AS JSON) AS {kind})",
-                    )
         if key is not None:
             self._ready.setdefault(plan.table, set()).add(key)
         return created
+
+    @staticmethod
+    def _widening(table: str, existing: dict[str, str], wanted: dict[str, str]) -> list[str]:
+        """The ``ALTER TABLE`` statements that give ``table`` (its columns ``existing``) room for ``wanted``."""
+        statements = []
+        for name, kind in wanted.items():
+            if name not in existing:
+                statements.append(f"ALTER TABLE {ident(table)} ADD COLUMN {_column_ddl(name, kind)}")
+            elif kind.endswith("[]") and existing[name] == "VARCHAR":
+                # JSON text of an array that now arrives as a list (target-strata types arrays by
+                # their items since): read the stored text as that list, or it would be cast to
+                # DuckDB's own text form (`[a, b]`) on insert.
+                column = ident(name)
+                statements.append(
+                    f"ALTER TABLE {ident(table)} ALTER COLUMN {column} SET DATA TYPE {kind} "
+                    f"USING CAST(CAST({column} AS JSON) AS {kind})"
+                )
+        return statements
+
+    def _make_split(self, table: str, wanted: dict[str, str]) -> None:
+        """Create the split tables of a feature and the two views readers read, in one transaction (DDL only)."""
+        rows = [_column_ddl(name, kind) for name, kind in wanted.items() if not _constant(name)]
+        rows.append(f"{ident(WRITE)} BIGINT")
+        entries = [f"{ident(WRITE)} BIGINT", *(_column_ddl(n, k) for n, k in wanted.items() if _constant(n))]
+        with self._transaction():
+            _run(self.con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, 'true')", [SPLIT + table])
+            _run(self.con, f"CREATE TABLE {ident(table + WRITES)} ({', '.join(entries)})")
+            for stored in (table + ROWS, table + HISTORY + ROWS):
+                _run(self.con, f"CREATE TABLE {ident(stored)} ({', '.join(rows)})")
+            self._make_views(table)
+        self._tables.update((table, table + HISTORY))
+        self._split[table] = True
+
+    def _widen_split(self, table: str, wanted: dict[str, str]) -> None:
+        """Add the columns ``wanted`` brings to a split feature's tables, and remake its views, in one transaction."""
+        statements = []
+        for stored in (table + ROWS, table + HISTORY + ROWS):
+            data = {name: kind for name, kind in wanted.items() if not _constant(name)}
+            statements += self._widening(stored, self._columns(stored), data)
+        constants = {name: kind for name, kind in wanted.items() if _constant(name)}
+        statements += self._widening(table + WRITES, self._columns(table + WRITES), constants)
+        if statements:
+            with self._transaction():
+                for statement in statements:
+                    _run(self.con, statement)
+                self._make_views(table)
+
+    def _make_views(self, table: str) -> None:
+        """(Re)create the views ``<table>`` and ``<table>$history``: each row with its write's entry.
+
+        The columns in the order a table made before the split had them (data columns, code
+        versions, feature and snapshot version, ``strata_seq``, ``strata_written_at``,
+        ``strata_deleted``); DuckDB builds the join's hash table on the entries (one row per write).
+        """
+        entries = list(self._columns(table + WRITES))
+        constants = [c for c in entries if c.startswith(CV)] + [
+            c for c in (FEATURE_VERSION, SNAPSHOT_VERSION) if c in entries
+        ]
+        for view in (table, table + HISTORY):
+            data = [c for c in self._columns(view + ROWS) if c not in (SEQ, DELETED, WRITE)]
+            items = [
+                *(f"r.{ident(c)}" for c in data),
+                *(f"w.{ident(c)}" for c in constants),
+                f"r.{ident(SEQ)}",
+                f"w.{ident(WRITTEN_AT)}",
+                f"r.{ident(DELETED)}",
+            ]
+            _run(
+                self.con,
+                f"CREATE OR REPLACE VIEW {ident(view)} AS SELECT {', '.join(items)} FROM {ident(view + ROWS)} r "
+                f"LEFT JOIN {ident(table + WRITES)} w ON w.{ident(WRITE)} = r.{ident(WRITE)}",
+            )
+
+    def _drop_made(self, plan: FeaturePlan, created: list[str]) -> None:
+        """Drop the tables (and views) a failed first write or copy made: the feature is as it was, never written."""
+        if not created:
+            return
+        split = self._split.pop(plan.table, False)
+        for table in created:
+            if split:
+                _run(self.con, f"DROP VIEW IF EXISTS {ident(table)}")
+                _run(self.con, f"DROP TABLE IF EXISTS {ident(table + ROWS)}")
+            else:
+                _run(self.con, f"DROP TABLE IF EXISTS {ident(table)}")
+            self._tables.discard(table)
+        if split:
+            _run(self.con, f"DROP TABLE IF EXISTS {ident(plan.table + WRITES)}")
+            _run(self.con, f"DELETE FROM {ident(META)} WHERE name = ?", [SPLIT + plan.table])
+        self._ready.pop(plan.table, None)  # kept per latest table: made ready again whichever was dropped
 
     def _changed_rows(self, plan: FeaturePlan, table: pa.Table) -> tuple[pa.Table, int]:
         batch = f"strata_batch_{next(_names)}"
@@ -789,7 +981,7 @@ class DuckDBStore(MetadataStore):
         con = self.con
         batch = f"strata_ids_{next(_names)}"
         con.register(batch, ids)
-        latest, history = ident(plan.table), ident(plan.table + HISTORY)
+        latest, history = self._stored(plan.table), self._stored(plan.table + HISTORY)
         match = matching(latest, ident(batch), ids.column_names)  # the id columns, or an expansion's parent ids
         try:
             with self._transaction():
@@ -818,20 +1010,27 @@ class DuckDBStore(MetadataStore):
         try:
             with self._transaction():
                 seq, _ = self._next_seq(plan.table)
-                table, older = ident(plan.table), ident(plan.table + HISTORY)
+                sources = [ident(name) for name in names]
+                if self._is_split(plan.table):
+                    sources = self._put_entries(plan, names, latest.column_names)
+                table, older = self._stored(plan.table), self._stored(plan.table + HISTORY)
                 if latest.num_rows:  # the latest rows of the same parents move to history, but those put again
                     parents = self._matching(names[0], plan.resolve_ids)
-                    again = self._matching(names[0], [*plan.id_columns, WRITTEN_AT])
                     moved = f"DELETE FROM {table} AS l WHERE {parents} RETURNING *"
-                    kept = f"SELECT * FROM moved AS l WHERE NOT {again}"
+                    again = [*plan.id_columns, WRITTEN_AT]
+                    kept = f"SELECT * FROM moved AS l WHERE NOT {self._matching(names[0], again)}"
+                    if self._is_split(plan.table):  # the time of a moved row is its entry's
+                        same = self._matching(names[0], again, entries="w")
+                        kept = (
+                            f"SELECT l.* FROM moved AS l JOIN {ident(plan.table + WRITES)} w "
+                            f"ON w.{ident(WRITE)} = l.{ident(WRITE)} WHERE NOT {same}"
+                        )
                     _run(con, f"WITH moved AS ({moved}) INSERT INTO {older} BY NAME {kept}")
                 stamped = f"SELECT * REPLACE (CAST({seq} AS BIGINT) AS {ident(SEQ)}) FROM "
-                _run(con, f"INSERT INTO {table} BY NAME {stamped}{ident(names[0])}")
-                _run(con, f"INSERT INTO {older} BY NAME {stamped}{ident(names[1])}")
+                _run(con, f"INSERT INTO {table} BY NAME {stamped}{sources[0]}")
+                _run(con, f"INSERT INTO {older} BY NAME {stamped}{sources[1]}")
         except BaseException:
-            for made in created:  # nothing half-copied: not even the empty tables of a first copy
-                _run(con, f"DROP TABLE IF EXISTS {ident(made)}")
-                self._tables.discard(made)
+            self._drop_made(plan, created)  # nothing half-copied: not even the empty tables of a first copy
             self._ready.pop(plan.table, None)
             raise
         finally:
@@ -839,28 +1038,62 @@ class DuckDBStore(MetadataStore):
             con.unregister(names[1])
         return seq
 
+    def _put_entries(self, plan: FeaturePlan, names: list[str], columns: list[str]) -> list[str]:
+        """For a split table: entries for the copied rows ``names`` (one per set of versions and time); their rows.
+
+        Copied rows keep their versions and times, which are no write's of this store: each
+        distinct set gets an entry numbered below zero. Returns, per name, the SQL of its rows as
+        the split table holds them (pointing at their entries).
+        """
+        entries = ident(plan.table + WRITES)
+        constants = [c for c in columns if _constant(c)]
+        kept = ", ".join(ident(c) for c in constants)
+        both = f"SELECT {kept} FROM {ident(names[0])} UNION ALL SELECT {kept} FROM {ident(names[1])}"
+        made = ident(f"strata$entries_{next(_names)}")
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {made} AS SELECT *, {self._below(entries)} - row_number() OVER () AS {ident(WRITE)} "
+            f"FROM (SELECT DISTINCT {kept} FROM ({both}))",
+        )
+        _run(self.con, f"INSERT INTO {entries} BY NAME SELECT * FROM {made}")
+        same = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM e.{ident(c)}" for c in constants)
+        return [
+            f"(SELECT b.* EXCLUDE ({kept}), e.{ident(WRITE)} FROM {ident(name)} b JOIN {made} e ON {same})"
+            for name in names
+        ]
+
     def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
         con = self.con
         names = [f"strata_erase_{next(_names)}", f"strata_erase_{next(_names)}"]
         con.register(names[0], latest)
         con.register(names[1], history)
+        split = self._is_split(plan.table)
+        entries = f" USING {ident(plan.table + WRITES)} w" if split else ""
+        joined = f"w.{ident(WRITE)} = l.{ident(WRITE)} AND " if split else ""
         try:
             with self._transaction():
-                if latest.num_rows:  # the latest table changes: a new number, as for a hard delete
-                    self._next_seq(plan.table)
-                    match = self._matching(names[0], latest.column_names)
-                    _run(con, f"DELETE FROM {ident(plan.table)} AS l WHERE {match}")
-                if history.num_rows:
-                    match = self._matching(names[1], history.column_names)
-                    _run(con, f"DELETE FROM {ident(plan.table + HISTORY)} AS l WHERE {match}")
+                for name, table, rows in ((names[0], plan.table, latest), (names[1], plan.table + HISTORY, history)):
+                    if not rows.num_rows:
+                        continue
+                    if table == plan.table:  # the latest table changes: a new number, as for a hard delete
+                        self._next_seq(plan.table)
+                    match = self._matching(name, rows.column_names, entries="w" if split else None)
+                    _run(con, f"DELETE FROM {self._stored(table)} AS l{entries} WHERE {joined}{match}")
         finally:
             con.unregister(names[0])
             con.unregister(names[1])
 
     @staticmethod
-    def _matching(source: str, columns: Sequence[str]) -> str:
-        """SQL true for a row ``l`` that a row of ``source`` equals on ``columns`` (nulls equal nulls)."""
-        same = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in columns)
+    def _matching(source: str, columns: Sequence[str], *, entries: str | None = None) -> str:
+        """SQL true for a row ``l`` that a row of ``source`` equals on ``columns`` (nulls equal nulls).
+
+        ``entries``: the alias of a split table's entries joined to ``l``, which hold its constant columns.
+        """
+
+        def side(column: str) -> str:
+            return f"{entries if entries and _constant(column) else 'l'}.{ident(column)}"
+
+        same = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM {side(c)}" for c in columns)
         return f"EXISTS (SELECT 1 FROM {ident(source)} AS b WHERE {same})"
 
     # -- reading -------------------------------------------------------------------------
@@ -922,13 +1155,16 @@ class DuckDBStore(MetadataStore):
     def _source(self, plan: FeaturePlan, columns: list[str], resolving: FeaturePlan) -> str:
         """The feature's table, or an empty relation with the needed columns when it was never written.
 
-        The stand-in's id columns take their types from the stored feature nearest to the one
-        being resolved (itself, its upstreams, theirs), so it never compares text with numbers.
+        A split table's rows are read alone (no join with its writes) when ``columns`` holds none
+        of the columns its writes keep. The stand-in's id columns take their types from the
+        stored feature nearest to the one being resolved (itself, its upstreams, theirs), so it
+        never compares text with numbers.
         """
         if plan.table in self._through:
             return self._through[plan.table]
-        if self._has_table(plan.table):
-            return ident(plan.table)
+        if self._has_table(plan.table):  # a split table's rows alone, when they hold every column needed
+            rows_alone = self._is_split(plan.table) and not any(_constant(c) for c in columns)
+            return ident(plan.table + ROWS if rows_alone else plan.table)
         donors = self._id_donors(resolving, plan.id_columns)
         stored = {d.table: self._columns(d.table) for d in donors.values()}  # one lookup per donor table
         types = {c: stored[d.table][c] for c, d in donors.items()}
@@ -1126,7 +1362,7 @@ class DuckDBStore(MetadataStore):
         _run(self.con, f"CREATE TEMP TABLE {tagged} AS {query}")
         try:
             if columns is not None:
-                self._check_compared(plan, name, columns, tagged, current)
+                self._check_compared(plan, name, columns, tagged)
             increment = self._parts(plan, f"SELECT * FROM {tagged}", lazy=lazy)
         except BaseException:
             _run(self.con, f"DROP TABLE IF EXISTS {tagged}")
@@ -1135,7 +1371,7 @@ class DuckDBStore(MetadataStore):
             _run(self.con, f"DROP TABLE {tagged}")
         return increment
 
-    def _check_compared(self, plan: FeaturePlan, name: str, columns: list[str], tagged: str, current: str) -> None:
+    def _check_compared(self, plan: FeaturePlan, name: str, columns: list[str], tagged: str) -> None:
         """The row checks of :meth:`_check_source` for the samples ``name``, worked out from their increment ``tagged``.
 
         A sample with a null id (or data version, see :meth:`_compare_root`) matches no stored
@@ -1143,8 +1379,11 @@ class DuckDBStore(MetadataStore):
         stored id matches its stored row twice, so the samples that matched a stored row
         (samples - added) outnumber the stored rows that matched one (live - removed). Only
         when one of these says something is wrong are the samples checked pass by pass, for the
-        error the other paths give.
+        error the other paths give. The live rows are counted from the ids alone (a root is never
+        an expansion: one row per sample), which a split table answers without its writes.
         """
+        stored = self._source(plan, list(plan.id_columns), plan)
+        live_rows = f"(SELECT 1 FROM {stored} WHERE NOT {ident(DELETED)})"
         part = ident(sql.PART)
         added_code, removed_code = sql.part_code("added"), sql.part_code("removed")
         keys = sql.ids_list(plan.id_columns)
@@ -1155,7 +1394,7 @@ class DuckDBStore(MetadataStore):
         )
         samples, live, added, removed, nulls, repeated = _run(
             self.con,
-            f"SELECT (SELECT count(*) FROM {ident(name)}), (SELECT count(*) FROM ({current})), "
+            f"SELECT (SELECT count(*) FROM {ident(name)}), (SELECT count(*) FROM {live_rows}), "
             f"count(*) FILTER (WHERE {part} = {added_code}), count(*) FILTER (WHERE {part} = {removed_code}), "
             f"count(*) FILTER (WHERE {part} = {added_code} AND ({null_ids})), ({repeated_added}) FROM {tagged}",
         )[0]
