@@ -107,7 +107,7 @@ PAUSE_AT_COMMIT = """
 {patch}
 def paused(*args, **kwargs):
     query = args[-1] if isinstance(args[-1], str) else args[-2]
-    if query.startswith('INSERT INTO "video"'):
+    if 'INSERT INTO "video' in query:  # the feature's rows, whatever table holds them
         seen.append(query)
     if query == "COMMIT" and seen:
         print("mid-write", flush=True)
