@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from strata.stores.base import MetadataStore
     from strata.stores.duckdb.store import DuckDBStore
     from strata.stores.memory.store import InMemoryStore
+    from strata.stores.postgres.store import PostgresStore
     from strata.stores.sqlite.store import SQLiteStore
     from strata.workspace import StrataProject, open_project
 
@@ -28,6 +29,7 @@ _LAZY = {
     "InMemoryStore": "strata.stores.memory.store",
     "Increment": "strata.stores.base",
     "MetadataStore": "strata.stores.base",
+    "PostgresStore": "strata.stores.postgres.store",
     "SQLiteStore": "strata.stores.sqlite.store",
     "StrataProject": "strata.workspace",
     "open_project": "strata.workspace",
@@ -58,6 +60,7 @@ __all__ = [
     "Increment",
     "Lineage",
     "MetadataStore",
+    "PostgresStore",
     "SQLiteStore",
     "StrataError",
     "StrataProject",

@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import strata as st
+from tests.servers import PostgresServer, postgres_server  # noqa: F401 - the fixture postgres_schema uses
 
 StoreFactory = Callable[..., st.MetadataStore]
 
-STORES = ["memory", "duckdb-memory", "duckdb-file", "sqlite-file"]
+STORES = ["memory", "duckdb-memory", "duckdb-file", "sqlite-file", "postgres"]
 
 
 @pytest.fixture(params=STORES)
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     """Make a store of the parametrised kind: ``store_factory(graph=..., hash_algorithm=...)``."""
     kind = request.param
+    uri, schema = request.getfixturevalue("postgres_schema") if kind == "postgres" else ("", "")
 
     def make(**kwargs: object) -> st.MetadataStore:
         if kind == "memory":
             return st.InMemoryStore(**kwargs)  # type: ignore[arg-type]
         if kind == "sqlite-file":
             return st.SQLiteStore(tmp_path / "meta.sqlite", **kwargs)  # type: ignore[arg-type]
+        if kind == "postgres":
+            return st.PostgresStore(uri, schema=schema, **kwargs)  # type: ignore[arg-type]
         path = ":memory:" if kind == "duckdb-memory" else tmp_path / "meta.duckdb"
         return st.DuckDBStore(path, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+def postgres_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """The session server's URI and a schema of this test's own, dropped afterwards.
+
+    A schema per test costs milliseconds where a fresh database costs a checkpoint of the server.
+    """
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    schema = f"t_{secrets.token_hex(6)}"
+    yield server.dsn(), schema
+    server.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -1,4 +1,4 @@
-"""What the SQL stores (DuckDB, SQLite) share.
+"""What the SQL stores (DuckDB, SQLite, PostgreSQL) share.
 
 The names of their bookkeeping tables, the column types they declare, and the SQL that picks an
 expansion's "no children" row and the rows matching given ids.
@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT
 from strata.resolve.sql import ident
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import polars as pl
+    import pyarrow as pa
 
     from strata.resolve.plan import FeaturePlan
 
@@ -55,3 +59,22 @@ def matching(table: str, ids: str, columns: Sequence[str]) -> str:
     """
     same = " AND ".join(f"d.{ident(c)} IS NOT DISTINCT FROM {table}.{ident(c)}" for c in columns)
     return f"EXISTS (SELECT 1 FROM {ids} d WHERE {same})"
+
+
+def system_types(plan: FeaturePlan) -> dict[str, str]:
+    """The declared types of the system columns a write stamps (names SQLite and PostgreSQL both take)."""
+    types = dict.fromkeys(plan.cv_columns, "VARCHAR")
+    types |= {FEATURE_VERSION: "VARCHAR", SNAPSHOT_VERSION: "VARCHAR", SEQ: "BIGINT"}
+    return types | {WRITTEN_AT: "TIMESTAMP", DELETED: "BOOLEAN"}
+
+
+def polars_frames(*tables: pa.Table) -> list[pl.DataFrame]:
+    """``tables`` as Polars frames."""
+    import polars as pl
+
+    frames = []
+    for table in tables:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame)
+    return frames

@@ -34,7 +34,17 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.resolve.sql import ident
 from strata.stores.base import MetadataStore
-from strata.stores.sqltables import HISTORY, META, POLARS_TYPES, SYNC, TABLE_SEQ, childless, matching
+from strata.stores.sqltables import (
+    HISTORY,
+    META,
+    POLARS_TYPES,
+    SYNC,
+    TABLE_SEQ,
+    childless,
+    matching,
+    polars_frames,
+    system_types,
+)
 
 if TYPE_CHECKING:
     import sqlite3
@@ -352,7 +362,7 @@ class SQLiteStore(MetadataStore):
         assert isinstance(frame, pl.DataFrame)
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
         frame = frame.drop([c for c in frame.columns if c in managed])
-        wanted = {c: declared_type(t) for c, t in frame.schema.items()} | _system_types(plan)
+        wanted = {c: declared_type(t) for c, t in frame.schema.items()} | system_types(plan)
         batch = self._batch(frame)
         created = False
         try:
@@ -383,8 +393,8 @@ class SQLiteStore(MetadataStore):
             self._tables.difference_update((plan.table, plan.table + HISTORY))
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        frames = _polars(latest, history)
-        system = _system_types(plan)
+        frames = polars_frames(latest, history)
+        system = system_types(plan)
         wanted = {c: system.get(c, declared_type(t)) for f in frames for c, t in f.schema.items()}
         batches = [self._batch(f) for f in frames]
         table, older = ident(plan.table), ident(plan.table + HISTORY)
@@ -414,7 +424,7 @@ class SQLiteStore(MetadataStore):
         return seq
 
     def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
-        frames = _polars(latest, history)
+        frames = polars_frames(latest, history)
         batches = [self._batch(f) for f in frames]
         table, older = ident(plan.table), ident(plan.table + HISTORY)
         try:
@@ -659,25 +669,6 @@ def _check_integers(frame: pl.DataFrame) -> None:
                 f"column `{name}` holds a value above {_INT_MAX}, the largest integer a SQLite store keeps",
                 "use a DuckDB store for such ids, or store them as text; nothing was written",
             )
-
-
-def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
-    """``tables`` as Polars frames."""
-    import polars as pl
-
-    frames = []
-    for table in tables:
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        frames.append(frame)
-    return frames
-
-
-def _system_types(plan: FeaturePlan) -> dict[str, str]:
-    """The declared types of the system columns a write stamps."""
-    types = dict.fromkeys(plan.cv_columns, "VARCHAR")
-    types |= {FEATURE_VERSION: "VARCHAR", SNAPSHOT_VERSION: "VARCHAR", SEQ: "BIGINT"}
-    return types | {WRITTEN_AT: "TIMESTAMP", DELETED: "BOOLEAN"}
 
 
 def _now() -> str:
