@@ -380,6 +380,12 @@ class PostgresStore(MetadataStore):
         found = self._run("SELECT to_regclass(%s) IS NOT NULL", [ident(table)])[0][0]
         if found:
             self._tables.add(table)
+        elif table != META and self._has_table(META) and self._get_meta(TABLE_SEQ + table) is not None:
+            raise RuntimeFailure(
+                f"PostgreSQL store `{self.describe()}`: table `{table}` is missing, yet strata wrote it",
+                "it was dropped outside strata: restore it from a backup, or copy the feature in again "
+                "(`strata metadata copy`)",
+            )
         return bool(found)
 
     def _columns(self, table: str) -> dict[str, str]:
