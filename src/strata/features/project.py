@@ -9,6 +9,7 @@
       local:   {type: duckdb, path: .strata/metadata.duckdb, hash_algorithm: md5, memory_limit: 50%}
       scratch: {type: memory}
       team:    {type: sqlite, path: team.sqlite}   # one file, several processes take turns (WAL)
+      shared:  {type: postgres, uri: "postgresql://me:${PG_PASSWORD}@db:5432/features", schema: strata}
       dev:     {type: duckdb, path: dev.duckdb, fallbacks: [local]}   # reads what it lacks from local
     environments:
       - name: dev
@@ -32,6 +33,7 @@ import importlib
 import re
 import sys
 import traceback
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +43,7 @@ from strata.features.graph import FeatureGraph, load_entrypoints
 from strata.features.versions import ALGORITHMS, DEFAULT_ALGORITHM
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from strata.project.project import Project
     from strata.stores.base import MetadataStore
@@ -64,6 +66,7 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
     "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks"),
     "memory": ("type", "hash_algorithm", "fallbacks"),
     "sqlite": ("type", "path", "hash_algorithm", "fallbacks"),
+    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks"),
 }
 """Store types a project can declare, and the keys each accepts."""
 
@@ -81,10 +84,25 @@ class StoreConfig:
     """DuckDB: how much memory it may use before spilling (None: the store's default)."""
     fallbacks: tuple[str, ...] = ()
     """Stores read through, in order, for a feature this one holds no rows of."""
+    uri: str | None = None
+    """PostgreSQL: the connection URI (``${VAR}`` expanded: it may hold a password)."""
+    schema: str | None = None
+    """PostgreSQL: the schema of the store's tables (None: the connection's ``search_path``)."""
+    hidden: tuple[tuple[str, str], ...] = ()
+    """(value, ``${NAME}``) of every variable the entry uses: messages show the reference, never the value."""
+
+    def shown(self, text: str) -> str:
+        """``text`` as a message may show it: variables' values as their ``${NAME}``, URL credentials hidden."""
+        from strata.project.settings import redact_urls
+
+        for value, reference in self.hidden:
+            text = text.replace(value, reference)
+        return redact_urls(text)
 
     def describe(self) -> str:
-        """``duckdb at /p/.strata/metadata.duckdb``."""
-        return f"{self.type} at {self.path}" if self.path is not None else self.type
+        """``duckdb at /p/.strata/metadata.duckdb``, ``postgres at postgresql://***@db:5432/features``."""
+        where = self.path if self.path is not None else self.uri
+        return self.shown(f"{self.type} at {where}") if where is not None else self.type
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,6 +110,7 @@ class StoreConfig:
             "type": self.type,
             "hash_algorithm": self.hash_algorithm,
             "path": None if self.path is None else str(self.path),
+            **({"uri": self.shown(self.uri), "schema": self.schema} if self.uri is not None else {}),
         }
 
 
@@ -373,6 +392,7 @@ def make_store(
 
     def build(config: StoreConfig, *, read_only: bool) -> MetadataStore:
         store = _BUILDERS[config.type](config, graph, read_only)
+        store.hidden = config.hidden
         built[config.name] = store
         for fallback in config.fallbacks:  # a cycle is built as one and refused when the store is opened
             store.fallbacks.append(built.get(fallback) or build(configs[fallback], read_only=True))
@@ -394,7 +414,7 @@ def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]
         who = holder(config)
         if who is not None:  # the store's own lock error would not say who holds it
             raise running(config, who) from exc
-        detail = " ".join(str(exc).split())
+        detail = config.shown(" ".join(str(exc).split()))
         raise RuntimeFailure(
             f"cannot open store `{config.name}` ({config.describe()}): {detail}",
             "check the path, and that no other process holds the database open",
@@ -427,7 +447,8 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
     types = ", ".join(_STORE_KEYS)
     if not isinstance(entry, dict) or "type" not in entry:
         raise ProjectFileError(f"{where}: store `{name}` has no type", f"add `type:` (one of: {types})")
-    values = expand(entry, project.variables, f"{project.file_name}: stores.{name}", strict=project.strict_env_var_mode)
+    seen = _Seen(project.variables)
+    values = expand(entry, seen, f"{project.file_name}: stores.{name}", strict=project.strict_env_var_mode)
     kind = values["type"]
     if kind not in _STORE_KEYS:
         raise ProjectFileError(
@@ -466,7 +487,52 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
             f"{line('fallbacks')}: fallbacks of store `{name}` must be a list of store names",
             "e.g. `fallbacks: [prod]`",
         )
-    return StoreConfig(name, kind, algorithm, path, where=where, memory_limit=limit, fallbacks=tuple(fallbacks))
+    uri, schema = _postgres_place(name, values, line) if kind == "postgres" else (None, None)
+    hidden = tuple(sorted(((v, f"${{{k}}}") for k, v in seen.used.items() if v), key=lambda h: -len(h[0])))
+    return StoreConfig(
+        name,
+        kind,
+        algorithm,
+        path,
+        where=where,
+        memory_limit=limit,
+        fallbacks=tuple(fallbacks),
+        uri=uri,
+        schema=schema,
+        hidden=hidden,
+    )
+
+
+class _Seen(Mapping[str, str]):
+    """The project's variables, noting the ones an expansion reads (their values are not to be shown)."""
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        self._variables = variables
+        self.used: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        value = self._variables[name]
+        self.used[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables)
+
+    def __len__(self) -> int:
+        return len(self._variables)
+
+
+def _postgres_place(name: str, values: dict[str, Any], line: Callable[[str], str]) -> tuple[str, str | None]:
+    """A postgres store's ``uri`` and ``schema``, checked."""
+    uri, schema = values.get("uri"), values.get("schema")
+    if not isinstance(uri, str) or not uri.startswith(("postgresql://", "postgres://")):
+        raise ProjectFileError(
+            f"{line('uri')}: store `{name}` needs a connection URI",
+            'e.g. `uri: "postgresql://user:${PG_PASSWORD}@host:5432/database"` (the password from a variable)',
+        )
+    if schema is not None and (not isinstance(schema, str) or not schema):
+        raise ProjectFileError(f"{line('schema')}: schema of store `{name}` must be a name", "e.g. `schema: strata`")
+    return uri, schema
 
 
 def _duckdb_path(project: Project, name: str, value: Any, where: str) -> Path:
@@ -511,8 +577,23 @@ def _build_sqlite(config: StoreConfig, graph: FeatureGraph | None, read_only: bo
     )
 
 
+def _build_postgres(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
+    from strata.stores.postgres.store import PostgresStore
+
+    assert config.uri is not None
+    return PostgresStore(
+        config.uri,
+        schema=config.schema,
+        hash_algorithm=config.hash_algorithm,
+        graph=graph,
+        read_only=read_only,
+        name=config.name,
+    )
+
+
 _BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None, bool], MetadataStore]] = {
     "duckdb": _build_duckdb,
     "memory": _build_memory,
     "sqlite": _build_sqlite,
+    "postgres": _build_postgres,
 }

@@ -252,16 +252,13 @@ class PostgresStore(MetadataStore):
     # -- errors --------------------------------------------------------------------------
 
     def _hide(self, text: str) -> str:
-        """``text`` without the connection's password (nor any URL credentials or ``password=`` setting)."""
-        from strata.project.settings import redact_urls
+        """``text`` without the connection's password (nor URL credentials, a ``password=`` setting, :attr:`hidden`)."""
+        from urllib.parse import unquote
 
         password = urlsplit(self.uri).password
-        if password:
-            from urllib.parse import unquote
-
-            for form in {password, unquote(password)}:
-                text = text.replace(form, "***")
-        return _PASSWORD.sub(r"\1***", redact_urls(text))
+        for form in {password, unquote(password)} if password else ():
+            text = text.replace(form, "***")
+        return _PASSWORD.sub(r"\1***", self.shown(text))
 
     def _failure(self, exc: Exception, doing: str) -> RuntimeFailure:
         """A PostgreSQL error as one line naming the store."""
