@@ -63,13 +63,17 @@ def childless(plan: FeaturePlan) -> str:
     return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
 
 
-def matching(table: str, ids: str, columns: Sequence[str]) -> str:
+def matching(table: str, ids: str, columns: Sequence[str], exact: Sequence[str] = ()) -> str:
     """SQL true for the rows of ``table`` whose ``columns`` equal those of a row of ``ids``, nulls equal.
 
     Nulls match as in a write (an expansion's "no children" row has null child ids) and in the
-    in-memory store; DuckDB plans it as the hash semi-join ``IN`` would be.
+    in-memory store; DuckDB plans it as the hash semi-join ``IN`` would be. Columns in ``exact``
+    are compared with ``=`` (columns never null in ``table``, such as the resolve ids): PostgreSQL
+    hashes only on those, where ``IS NOT DISTINCT FROM`` alone makes a nested loop.
     """
-    same = " AND ".join(f"d.{ident(c)} IS NOT DISTINCT FROM {table}.{ident(c)}" for c in columns)
+    same = " AND ".join(
+        f"d.{ident(c)} {'=' if c in exact else 'IS NOT DISTINCT FROM'} {table}.{ident(c)}" for c in columns
+    )
     return f"EXISTS (SELECT 1 FROM {ids} d WHERE {same})"
 
 
@@ -284,8 +288,8 @@ class SqlTablesStore(MetadataStore):
                 seq, _ = self._next_seq(plan.table)
                 created = self._ensure_tables(plan, wanted)
                 if len(frames[0]):  # the latest rows of the same parents move to history, but those put again
-                    parents = matching(table, batches[0], plan.resolve_ids)
-                    again = matching(table, batches[0], [*plan.id_columns, WRITTEN_AT])
+                    parents = matching(table, batches[0], plan.resolve_ids, _never_null(plan))
+                    again = matching(table, batches[0], [*plan.id_columns, WRITTEN_AT], _never_null(plan))
                     columns = sql.ids_list(tuple(self._columns(plan.table)))
                     self._run(
                         f"INSERT INTO {older} ({columns}) SELECT {columns} FROM {table} WHERE {parents} AND NOT {again}"
@@ -310,9 +314,13 @@ class SqlTablesStore(MetadataStore):
             with self._transaction():
                 if len(frames[0]):  # the latest table changes: a new number, as for a hard delete
                     self._next_seq(plan.table)
-                    self._run(f"DELETE FROM {table} WHERE {matching(table, batches[0], frames[0].columns)}")
+                    self._run(
+                        f"DELETE FROM {table} WHERE {matching(table, batches[0], frames[0].columns, _never_null(plan))}"
+                    )
                 if len(frames[1]):
-                    self._run(f"DELETE FROM {older} WHERE {matching(older, batches[1], frames[1].columns)}")
+                    self._run(
+                        f"DELETE FROM {older} WHERE {matching(older, batches[1], frames[1].columns, _never_null(plan))}"
+                    )
         finally:
             self._drop(*batches)
 
@@ -321,10 +329,8 @@ class SqlTablesStore(MetadataStore):
         keys = sql.ids_list(plan.resolve_ids)
         older = f"({keys}) IN (SELECT {keys} FROM {batch})"
         if plan.child_ids:
-            same = " AND ".join(
-                f"b.{ident(c)} IS NOT DISTINCT FROM {ident(plan.table)}.{ident(c)}" for c in plan.id_columns
-            )
-            self._move(plan, older, seq, unless=f"SELECT 1 FROM {batch} b WHERE {same}")
+            unless = matching(ident(plan.table), batch, plan.id_columns, _never_null(plan))
+            self._move(plan, older, seq, unless=unless)
         else:
             self._move(plan, older, None)
 
@@ -336,7 +342,7 @@ class SqlTablesStore(MetadataStore):
         count = 0
         moved = ident(f"strata$moved_{next(_names)}")
         if seq is not None:
-            live = f"NOT {ident(DELETED)}" + (f" AND NOT EXISTS ({unless})" if unless else "")
+            live = f"NOT {ident(DELETED)}" + (f" AND NOT {unless}" if unless else "")
             self._run(f"CREATE TEMP TABLE {moved} AS SELECT * FROM {latest} WHERE {where} AND {live}")
             count = self._run(f"SELECT count(*) FROM {moved}")[0][0]
         self._run(f"INSERT INTO {history} ({columns}) SELECT {columns} FROM {latest} WHERE {where}")
@@ -357,13 +363,15 @@ class SqlTablesStore(MetadataStore):
         try:
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
-                match = matching(latest, batch, frame.columns)
+                match = matching(latest, batch, frame.columns, _never_null(plan))
                 if soft:
                     count = self._move(plan, match, seq)
                 else:
                     count = self._run(f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0][0]
                     self._run(f"DELETE FROM {latest} WHERE {match}")
-                    self._run(f"DELETE FROM {history} WHERE {matching(history, batch, frame.columns)}")
+                    self._run(
+                        f"DELETE FROM {history} WHERE {matching(history, batch, frame.columns, _never_null(plan))}"
+                    )
         finally:
             self._drop(batch)
         return int(count), seq if since is None or seen == dict(since) else None
@@ -497,6 +505,11 @@ class SqlTablesStore(MetadataStore):
             (*plan.input_columns, *plan.dv_columns, *(f.cause_column for f in plan.fields)), pl.String
         )
         return self._frame(query, schema)
+
+
+def _never_null(plan: FeaturePlan) -> tuple[str, ...]:
+    """Columns no stored row has null (``checks.py`` refuses null resolve ids): compared with ``=``."""
+    return (*plan.resolve_ids, SEQ, WRITTEN_AT)
 
 
 def now() -> str:
