@@ -168,6 +168,9 @@ class SqlTablesStore(MetadataStore):
         self._run(f"CREATE INDEX {ident(table + '$seq')} ON {ident(table)} ({ident(SEQ)})")
         self._run(f"CREATE INDEX {ident(table + '$ids')} ON {ident(table)} ({sql.ids_list(plan.resolve_ids)})")
 
+    def _written(self, plan: FeaturePlan, *, created: bool) -> None:
+        """After a write committed (``created``: it made the tables); nothing, unless an engine says so."""
+
     def _prepare_types(self, declared: Iterable[str]) -> None:
         """Create what the types ``declared`` need before a table uses them (nothing, unless an engine says so)."""
 
@@ -274,6 +277,7 @@ class SqlTablesStore(MetadataStore):
             raise
         finally:
             self._drop(batch)
+        self._written(plan, created=created)
         return seq if since is None or in_step else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:

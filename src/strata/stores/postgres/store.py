@@ -295,6 +295,7 @@ class PostgresStore(SqlTablesStore):
             self._run("SET TimeZone TO 'UTC'")
             self._run("SET DateStyle TO 'ISO'")
             self._run("SET extra_float_digits TO 1")
+            self._run("SET jit TO off")  # compiling a resolve's query took longer than running it
             if self.schema is not None:
                 if not self.read_only:
                     self._run(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
@@ -440,6 +441,11 @@ class PostgresStore(SqlTablesStore):
 
     def _timestamp(self, text: str) -> str:
         return f"CAST({literal(text)} AS TIMESTAMP)"
+
+    def _written(self, plan: FeaturePlan, *, created: bool) -> None:
+        """A table's first write counted at once (``ANALYZE``): until autovacuum does, the planner would guess."""
+        if created:
+            self._run(f"ANALYZE {ident(plan.table)}")
 
     def _create_indexes(self, table: str, plan: FeaturePlan) -> None:
         """Indexes named by the server (a name made of the table's could pass PostgreSQL's 63 characters)."""
