@@ -20,9 +20,13 @@ The hand-written side keeps one plain table per feature (id, version) and asks t
 questions in one query each, as ``scale.py`` does for DuckDB: a full outer join of the expected
 versions (``md5`` on the server) against the stored ones; writes are ``COPY`` into a temp table,
 then ``INSERT`` / ``UPDATE`` / ``DELETE``. It keeps no sync record, so its no-op is a full
-comparison. ``--big`` adds 10M. Metaxy 0.1.11 has a PostgreSQL store
-(``metaxy.ext.postgresql.PostgreSQLMetadataStore``) but the shared Metaxy venv lacks its driver
-(``ibis-framework[postgres]``); it is not run here (see README.md).
+comparison. ``--big`` adds 10M.
+
+Metaxy 0.1.11's PostgreSQL store (``metaxy.ext.postgresql.PostgreSQLMetadataStore``, through ibis)
+runs ``metaxy_run.py --store postgres`` in the shared Metaxy venv (``metaxy_venv.py``; up to
+``--metaxy-max`` samples) on a database of its own. That venv lacks ibis' driver, psycopg 3: the
+run puts this checkout's psycopg on its ``PYTHONPATH`` (links under ``bench/.work``), the venv is
+left as it is. Its steps are Metaxy's own (wall seconds of the whole process's step; no delta write).
 """
 
 # ruff: noqa: S608 - the SQL is built from this file's own constants and integers, never from input
@@ -47,6 +51,7 @@ ROOT = HERE.parent.parent
 WORK = ROOT / "bench" / ".work" / "features" / "postgres"
 ID = "sample_uid"
 SIDES = ("duckdb", "postgres", "sql")
+METAXY_PYTHON = ROOT / "bench" / ".venvs" / "metaxy" / "bin" / "python"
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 
@@ -261,27 +266,63 @@ def worker(side: str, n: int, dsn: str, repeat: int) -> None:
     print(json.dumps({"side": side, "n": n, **report}))
 
 
+def metaxy(n: int, server: Any) -> dict[str, Any] | None:
+    """Metaxy's PostgreSQL store at size ``n`` on a fresh database, as this run's steps; None without its venv."""
+    if not METAXY_PYTHON.exists():
+        return None
+    import psycopg
+
+    links = WORK / "metaxy-psycopg"
+    links.mkdir(parents=True, exist_ok=True)
+    site = Path(psycopg.__file__).parent.parent
+    for name in ("psycopg", "psycopg_binary", "psycopg_binary.libs"):
+        if (site / name).exists() and not (links / name).exists():
+            (links / name).symlink_to(site / name)
+    database = server.create_database()
+    command = [str(METAXY_PYTHON), str(HERE / "metaxy_run.py"), "--n", str(n), "--store", "postgres"]
+    command += ["--dsn", server.dsn(database), "--workdir", str(WORK / "metaxy")]
+    env = {**os.environ, "PYTHONPATH": str(links)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    server.drop_database(database)
+    if done.returncode != 0:
+        sys.exit(f"metaxy at {n} failed:\n{done.stderr[-3000:]}")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    steps = {"first_pass": got["first"], "noop": got["noop_leaf"], "root_1pct": got["delta_steps"]["video"]}
+    steps["leaf_1pct"] = got["delta_leaf"]
+    problems = [] if got["checks_ok"] else ["its checks failed (see its stderr)"]
+    return {"side": "metaxy", "n": n, "steps": {k: {"s": v} for k, v in steps.items()}, "problems": problems}
+
+
+def cell(got: dict[str, Any] | None) -> str:
+    """Seconds, and CPU seconds (worker + server) when measured."""
+    if got is None:
+        return "-"
+    if "cpu_s" not in got:
+        return f"{got['s']:.3f} s"
+    return f"{got['s']:.3f} s (cpu {got['cpu_s']:.2f}+{got['server_cpu_s']:.2f})"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """A Markdown table: seconds per step and side (worker CPU + server CPU), and PostgreSQL store / other."""
+    """A Markdown table: seconds per step and side (CPU: worker + server), and the PostgreSQL store / each other."""
     steps = ["first_pass", "noop", "root_1pct", "leaf_1pct", "delta_write"]
+    sides = (*SIDES, "metaxy")
     lines = [
-        "| N | step | DuckDB store | PostgreSQL store | hand-written PG SQL | PG store / DuckDB | PG store / PG SQL |"
+        (
+            "| N | step | DuckDB store | PostgreSQL store | hand-written PG SQL | Metaxy PG store "
+            "| PG store / DuckDB | PG store / PG SQL | PG store / Metaxy |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines.append("|---|---|---|---|---|---|---|")
     by = {(r["side"], r["n"]): r["steps"] for r in results}
     for n in sorted({r["n"] for r in results}):
         for step in steps:
-            cells, seconds = [], {}
-            for side in SIDES:
-                got = by.get((side, n), {}).get(step)
-                seconds[side] = got["s"] if got else None
-                cpu = f"{got['cpu_s']:.2f}+{got['server_cpu_s']:.2f}" if got else ""
-                cells.append(f"{got['s']:.3f} s (cpu {cpu})" if got else "-")
+            got = {side: by.get((side, n), {}).get(step) for side in sides}
+            mine = got["postgres"]
             ratios = [
-                f"{seconds['postgres'] / seconds[o]:.2f}" if seconds["postgres"] and seconds[o] else "-"
-                for o in ("duckdb", "sql")
+                f"{mine['s'] / other['s']:.2f}" if mine and other and other["s"] else "-"
+                for other in (got["duckdb"], got["sql"], got["metaxy"])
             ]
-            lines.append(f"| {n:,} | {step} | {' | '.join(cells)} | {' | '.join(ratios)} |")
+            lines.append(f"| {n:,} | {step} | {' | '.join(cell(got[s]) for s in sides)} | {' | '.join(ratios)} |")
     return "\n".join(lines)
 
 
@@ -292,6 +333,7 @@ def main() -> int:
     parser.add_argument("--big", action="store_true", help="add 10M")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--metaxy-max", type=float, default=1e6, help="largest size Metaxy runs (0: none)")
     parser.add_argument("--worker", choices=SIDES)
     parser.add_argument("--n", type=int)
     parser.add_argument("--dsn")
@@ -322,6 +364,11 @@ def main() -> int:
                 results.append(result)
                 problems += [f"{side} {n}: {p}" for p in result["problems"]]
                 print(f"{side} n={n}: {json.dumps(result['steps'])}", file=sys.stderr)
+            found = metaxy(n, server) if n <= args.metaxy_max else None
+            if found is not None:
+                results.append(found)
+                problems += [f"metaxy {n}: {p}" for p in found["problems"]]
+                print(f"metaxy n={n}: {json.dumps(found['steps'])}", file=sys.stderr)
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(table(results))
     print(f"\nload average {' '.join(load)}; problems: {problems or 'none'}")
