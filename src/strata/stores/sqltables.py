@@ -228,7 +228,11 @@ class SqlTablesStore(MetadataStore):
     # -- writing -------------------------------------------------------------------------
 
     def _ensure_tables(self, plan: FeaturePlan, wanted: dict[str, str]) -> bool:
-        """Create the feature's tables, or add the columns they lack; whether they were created."""
+        """Create the feature's tables, or add the columns they lack; whether they were created.
+
+        A new latest table gets its indexes from the caller once its first rows are in (one build
+        of each index instead of an update per row).
+        """
         created = False
         self._prepare_types(wanted.values())
         for table in (plan.table, plan.table + HISTORY):
@@ -236,8 +240,6 @@ class SqlTablesStore(MetadataStore):
             if not existing:
                 columns = ", ".join(f"{ident(n)} {t}" for n, t in wanted.items())
                 self._run(f"CREATE TABLE {ident(table)} ({columns})")
-                if table == plan.table:
-                    self._create_indexes(table, plan)
                 created = True
             for name, kind in wanted.items():
                 if existing and name not in existing:
@@ -272,6 +274,8 @@ class SqlTablesStore(MetadataStore):
                 values += [self._timestamp(now()), childless(plan)]
                 into = f"INSERT INTO {ident(plan.table)} ({sql.ids_list(tuple(names))})"
                 self._run(f"{into} SELECT {', '.join(values)} FROM {batch}")
+                if created:
+                    self._create_indexes(plan.table, plan)
         except BaseException:
             self._forget_created(plan, created=created)
             raise
@@ -303,6 +307,8 @@ class SqlTablesStore(MetadataStore):
                     kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
                     picked = ", ".join([*(ident(c) for c in kept), str(int(seq))])
                     self._run(f"INSERT INTO {target} ({sql.ids_list((*kept, SEQ))}) SELECT {picked} FROM {batch}")
+                if created:
+                    self._create_indexes(plan.table, plan)
         except BaseException:
             self._forget_created(plan, created=created)
             raise
