@@ -200,6 +200,7 @@ def sql_worker(n: int, dsn: str, repeat: int) -> dict[str, Any]:
     con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     con.execute(f"CREATE SCHEMA {schema}")
     con.execute(f"SET search_path TO {schema}")
+    con.execute("SET jit TO off")  # as the store's session has it: compiling these queries costs more than running
 
     def copy_in(table: str, frame: pl.DataFrame) -> None:
         with con.cursor() as cursor, cursor.copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
