@@ -6,7 +6,9 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 import strata as st
 from tests.servers import PostgresServer, postgres_server  # noqa: F401 - the fixture postgres_schema uses
@@ -37,11 +39,16 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactor
 
 @pytest.fixture
 def postgres_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    """The session server's URI and a schema of this test's own, dropped afterwards.
+    """The session server's URI and a schema name of this test's own.
+
+    Its schemas (that name, or starting with it and `_`) are dropped afterwards.
 
     A schema per test costs milliseconds where a fresh database costs a checkpoint of the server.
     """
     server: PostgresServer = request.getfixturevalue("postgres_server")
     schema = f"t_{secrets.token_hex(6)}"
     yield server.dsn(), schema
-    server.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with psycopg.connect(server.dsn(), autocommit=True) as con:
+        found = "SELECT nspname FROM pg_namespace WHERE nspname = %s OR starts_with(nspname, %s)"
+        for (name,) in con.execute(found, [schema, schema + "_"]).fetchall():
+            con.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))

@@ -90,8 +90,6 @@ def test_duckdb_and_postgres_give_identical_increments_and_data_versions(postgre
         with store:
             synced.append(sync_graph(store))
     assert synced[0] == synced[1]
-    with psycopg.connect(uri, autocommit=True) as con:
-        con.execute(f'DROP SCHEMA "{schema}_b" CASCADE')
 
 
 @pytest.mark.parametrize(
