@@ -51,7 +51,10 @@ ROOT = HERE.parent.parent
 WORK = ROOT / "bench" / ".work" / "features" / "postgres"
 ID = "sample_uid"
 SIDES = ("duckdb", "postgres", "sql")
-METAXY_PYTHON = ROOT / "bench" / ".venvs" / "metaxy" / "bin" / "python"
+METAXY_PYTHON = Path(
+    os.environ.get("STRATA_BENCH_METAXY_PYTHON", ROOT / "bench" / ".venvs" / "metaxy" / "bin" / "python")
+)
+"""Metaxy's venv (``metaxy_venv.py`` makes it); another checkout's with ``STRATA_BENCH_METAXY_PYTHON``."""
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 
@@ -335,6 +338,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--metaxy-max", type=float, default=1e6, help="largest size Metaxy runs (0: none)")
+    parser.add_argument("--sides", default=",".join(SIDES), help="which of duckdb, postgres, sql to run")
     parser.add_argument("--worker", choices=SIDES)
     parser.add_argument("--n", type=int)
     parser.add_argument("--dsn")
@@ -354,7 +358,9 @@ def main() -> int:
         assert server.control is not None
         env = {**os.environ, "STRATA_BENCH_PG_DATA": str(server.control.data)}
         for n in sizes:
-            for side in SIDES:
+            for side in args.sides.split(","):
+                if not side:
+                    continue
                 command = [sys.executable, __file__, "--worker", side, "--n", str(n), "--dsn", server.dsn()]
                 done = subprocess.run(
                     [*command, "--repeat", str(args.repeat)], capture_output=True, text=True, env=env, check=False
