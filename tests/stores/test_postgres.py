@@ -266,3 +266,28 @@ def test_a_server_stopped_mid_resolve_is_one_line_and_a_retry_succeeds(own_serve
     assert "\n" not in str(error)
     with st.PostgresStore(own_server.dsn(), schema="resolve", graph=graph_of(), name="team") as store:
         assert len(store.resolve_update("transcript").added) == 2
+
+
+def test_writers_opening_a_new_store_at_once_take_turns(postgres_schema: tuple[str, str]) -> None:
+    """Four connections create the same schema, tables and function, then write: no race, every write kept."""
+    uri, schema = postgres_schema
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            start.wait(POLL_TIMEOUT_S)
+            with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+                frame = pl.DataFrame({"sample_uid": [index], "strata_dv__audio": ["a"], "strata_dv__frames": ["f"]})
+                store.write("video", frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(POLL_TIMEOUT_S)
+    assert errors == []
+    with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+        assert sorted(store.read("video").to_native()["sample_uid"]) == [0, 1, 2, 3]

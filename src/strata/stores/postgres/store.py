@@ -296,25 +296,36 @@ class PostgresStore(SqlTablesStore):
             self._run("SET DateStyle TO 'ISO'")
             self._run("SET extra_float_digits TO 1")
             self._run("SET jit TO off")  # compiling a resolve's query took longer than running it
-            if self.schema is not None:
-                if not self.read_only:
-                    self._run(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
-                self._run(f"SET search_path TO {ident(self.schema)}")
-            temporary = "TEMP " if self.read_only else ""
-            if not (self.read_only and self._has_table(META)):
-                for table, columns in (
-                    (META, "name VARCHAR PRIMARY KEY, value VARCHAR"),
-                    (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
-                ):
-                    self._run(f"CREATE {temporary}TABLE IF NOT EXISTS {ident(table)} ({columns})")
-            if (
-                not self.read_only
-                and self._run("SELECT to_regprocedure(%s) IS NULL", [f"{_TEXT_FUNCTION}(text)"])[0][0]
-            ):
-                self._run(_TEXT_FUNCTION_SQL)
+            if self.read_only:
+                if self.schema is not None:
+                    self._run(f"SET search_path TO {ident(self.schema)}")
+                if not self._has_table(META):  # nothing is created for a read: an empty store of its own
+                    self._create_bookkeeping("TEMP ")
+            else:
+                with self._transaction(lock=False):
+                    self._create_bookkeeping("")
         except BaseException:
             self._close()
             raise
+
+    def _create_bookkeeping(self, temporary: str) -> None:
+        """The schema, ``strata$meta``, ``strata$sync`` and ``strata$text``, each unless it exists.
+
+        Outside a read, in one transaction holding an advisory lock of the schema: two processes
+        opening a new store at once take turns instead of racing to create the same objects.
+        """
+        if not temporary:
+            self._run("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"strata {self.schema}"])
+            if self.schema is not None:
+                self._run(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
+                self._run(f"SET search_path TO {ident(self.schema)}")
+        for table, columns in (
+            (META, "name VARCHAR PRIMARY KEY, value VARCHAR"),
+            (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
+        ):
+            self._run(f"CREATE {temporary}TABLE IF NOT EXISTS {ident(table)} ({columns})")
+        if not temporary and self._run("SELECT to_regprocedure(%s) IS NULL", [f"{_TEXT_FUNCTION}(text)"])[0][0]:
+            self._run(_TEXT_FUNCTION_SQL)
 
     def _close(self) -> None:
         if self._con is not None:
@@ -324,11 +335,12 @@ class PostgresStore(SqlTablesStore):
         self._tables = set()
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, *, lock: bool = True) -> Iterator[None]:
         """One write transaction; writers take turns on a lock of ``strata$meta`` (readers go on reading)."""
         self._run("BEGIN")
         try:
-            self._run(f"LOCK TABLE {ident(META)} IN SHARE ROW EXCLUSIVE MODE")
+            if lock:
+                self._run(f"LOCK TABLE {ident(META)} IN SHARE ROW EXCLUSIVE MODE")
             yield
         except BaseException:
             with contextlib.suppress(Exception):
