@@ -212,7 +212,7 @@ class PostgresStore(SqlTablesStore):
             return self.name
         parts = urlsplit(self.uri)
         where = f"{parts.hostname or 'localhost'}{f':{parts.port}' if parts.port else ''}{parts.path}"
-        return f"postgres store at {where}" + (f" (schema {self.schema})" if self.schema else "")
+        return self.shown(f"postgres store at {where}" + (f" (schema {self.schema})" if self.schema else ""))
 
     def _same_place(self, other: MetadataStore) -> bool:
         """The same database and schema, whoever logs in."""
