@@ -6,9 +6,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 import strata as st
 from tests.servers import PostgresServer, postgres_server  # noqa: F401 - the fixture postgres_schema uses
@@ -48,6 +46,9 @@ def postgres_schema(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]
     server: PostgresServer = request.getfixturevalue("postgres_server")
     schema = f"t_{secrets.token_hex(6)}"
     yield server.dsn(), schema
+    import psycopg
+    from psycopg import sql
+
     with psycopg.connect(server.dsn(), autocommit=True) as con:
         found = "SELECT nspname FROM pg_namespace WHERE nspname = %s OR starts_with(nspname, %s)"
         for (name,) in con.execute(found, [schema, schema + "_"]).fetchall():
