@@ -112,6 +112,19 @@ class PostgresServer:
     superuser: str
     password: str
     socket_dir: Path
+    control: _PgControl | None = None
+    """Stops and starts the server (fault tests use a server of their own for that)."""
+
+    def stop(self) -> None:
+        """Stop the server at once; connections drop."""
+        assert self.control is not None
+        self.control.stop()
+
+    def start(self) -> None:
+        """Start the stopped server again on its port."""
+        assert self.control is not None
+        if not self.control.start():
+            raise ServerError(f"PostgreSQL did not start again: {_tail(self.control.log)}")
 
     def dsn(
         self,
@@ -186,10 +199,17 @@ def _postgres_binaries() -> Path:
     return bin_dir
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of its own on 127.0.0.1 (as the ``postgres`` user when running as root)."""
-    bin_dir = _postgres_binaries()
+class ServerError(Exception):
+    """A server that could not be installed or started (the fixtures turn it into a test failure)."""
+
+
+@contextlib.contextmanager
+def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own on 127.0.0.1 (as the ``postgres`` user when running as root), removed after.
+
+    Shared by the fixtures and the benchmarks (``bench/features/postgres.py``); :class:`ServerError` when it
+    does not start.
+    """
     as_postgres: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="strata-pg-"))
     if os.geteuid() == 0:
@@ -200,36 +220,60 @@ def postgres_server() -> Iterator[PostgresServer]:
     pwfile.write_text(password + "\n")
     if as_postgres:
         shutil.chown(pwfile, "postgres", "postgres")
-    pg_ctl = str(bin_dir / "pg_ctl")
+    control = _PgControl(str(bin_dir / "pg_ctl"), data, log, root, tuple(as_postgres))
     try:
         init = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile)]
         init += ["--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"]
         done = subprocess.run([*as_postgres, *init], capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            pytest.fail(f"initdb failed: {done.stderr.strip()[-800:]}")
-        port = 0
+            raise ServerError(f"initdb failed: {done.stderr.strip()[-800:]}")
         for _ in range(3):
-            port = free_port()
-            options = f"-c listen_addresses={HOST} -p {port} -k {root} -c fsync=off -c synchronous_commit=off"
-            options += " -c full_page_writes=off"
-            start = [pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", str(int(START_TIMEOUT)), "-o", options]
-            started = subprocess.run([*as_postgres, *start, "start"], capture_output=True, text=True, check=False)
-            if started.returncode == 0 and wait_for_port(port):
+            control.port = free_port()
+            if control.start():
                 break
-            subprocess.run(
-                [*as_postgres, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, check=False
-            )
+            control.stop()
         else:
-            pytest.fail(f"PostgreSQL did not start: {_tail(log)}")
-        yield PostgresServer(HOST, port, "postgres", password, root)
+            raise ServerError(f"PostgreSQL did not start: {_tail(log)}")
+        yield PostgresServer(HOST, control.port, "postgres", password, root, control)
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                [*as_postgres, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                capture_output=True,
-                check=False,
-            )
+        control.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class _PgControl:
+    """``pg_ctl`` for one server's data directory: stop it and start it again on the same port."""
+
+    pg_ctl: str
+    data: Path
+    log: Path
+    socket_dir: Path
+    as_postgres: tuple[str, ...]
+    port: int = 0
+
+    def start(self) -> bool:
+        """Start the server; whether it accepts connections."""
+        options = f"-c listen_addresses={HOST} -p {self.port} -k {self.socket_dir} -c fsync=off"
+        options += " -c synchronous_commit=off -c full_page_writes=off"
+        start = [self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(START_TIMEOUT))]
+        started = subprocess.run([*self.as_postgres, *start, "-o", options, "start"], capture_output=True, check=False)
+        return started.returncode == 0 and wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """Stop the server at once (``-m immediate``: connections drop, open transactions are lost)."""
+        if (self.data / "postmaster.pid").exists():
+            stop = [self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+            subprocess.run([*self.as_postgres, *stop], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own for the session (see :func:`running_postgres`)."""
+    try:
+        with running_postgres(_postgres_binaries()) as server:
+            yield server
+    except ServerError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

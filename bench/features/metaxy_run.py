@@ -41,7 +41,7 @@ try:
 except ModuleNotFoundError as exc:  # run with the wrong interpreter
     sys.exit(f"error: {exc}; run with the venv from `python bench/features/metaxy_venv.py`")
 
-STORES = ("duckdb-file", "duckdb-memory")
+STORES = ("duckdb-file", "duckdb-memory", "postgres")
 ID = "sample_uid"
 PROVENANCE = "metaxy_provenance_by_field"
 NOOP_REPEAT = 3
@@ -98,13 +98,22 @@ Counts = dict[str, int]
 IdSets = dict[str, set[int]]
 
 
-def open_store(kind: str, workdir: Path) -> DuckDBMetadataStore:
+def open_store(kind: str, workdir: Path, dsn: str | None = None) -> DuckDBMetadataStore:
     """A fresh, empty Metaxy DuckDB store (file in `workdir`, or in memory), hashing with MD5.
+
+    ``postgres``: Metaxy's PostgreSQL store on ``dsn`` instead (ibis' postgres backend; psycopg
+    must be importable: ``bench/features/postgres.py`` puts it on the path).
 
     DuckDBMetadataStore always appends the community `hashfuncs` extension
     (xxhash) to its extension list and INSTALLs it on every open, even with
     hash_algorithm=MD5; it cannot be downloaded here, so it is taken out.
     """
+    if kind == "postgres":
+        from metaxy.ext.postgresql import PostgreSQLMetadataStore
+
+        return PostgreSQLMetadataStore(
+            connection_string=dsn, hash_algorithm=mx.HashAlgorithm.MD5, auto_create_tables=True
+        )
     database = ":memory:"
     if kind == "duckdb-file":
         workdir.mkdir(parents=True, exist_ok=True)
@@ -230,11 +239,11 @@ def delta_pass(
     return steps, leaf, counts
 
 
-def run(n: int, kind: str, workdir: Path) -> dict[str, object]:
+def run(n: int, kind: str, workdir: Path, dsn: str | None = None) -> dict[str, object]:
     """The whole scenario on one store; the result as a JSON-ready dict."""
     mx.init(mx.MetaxyConfig(project="bench", auto_create_tables=True))
     problems: list[str] = []
-    store = open_store(kind, workdir)
+    store = open_store(kind, workdir, dsn)
     with store.open("w"):
         first_steps = first_pass(store, n, problems)
         noop = noop_leaf(store, problems)
@@ -262,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=100_000, help="root samples in the first pass")
     parser.add_argument("--store", choices=STORES, default="duckdb-file")
     parser.add_argument("--workdir", type=Path, default=Path("bench/.work/features/metaxy"))
+    parser.add_argument("--dsn", help="the PostgreSQL server for --store postgres")
     opts = parser.parse_args(argv)
     if opts.n < NEW_PER:
         parser.error(f"--n must be at least {NEW_PER} for the 0.1 % parts of the delta to be non-empty")
@@ -269,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="AUTO_CREATE_TABLES is enabled")
     # Nothing but the JSON may reach stdout.
     with contextlib.redirect_stdout(sys.stderr):
-        result = run(opts.n, opts.store, opts.workdir)
+        result = run(opts.n, opts.store, opts.workdir, opts.dsn)
     print(json.dumps(result))
     return 0
 

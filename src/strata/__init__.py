@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from strata.stores.clickhouse.store import ClickHouseStore
     from strata.stores.duckdb.store import DuckDBStore
     from strata.stores.memory.store import InMemoryStore
+    from strata.stores.postgres.store import PostgresStore
     from strata.stores.sqlite.store import SQLiteStore
     from strata.workspace import StrataProject, open_project
 
@@ -30,6 +31,7 @@ _LAZY = {
     "InMemoryStore": "strata.stores.memory.store",
     "Increment": "strata.stores.base",
     "MetadataStore": "strata.stores.base",
+    "PostgresStore": "strata.stores.postgres.store",
     "SQLiteStore": "strata.stores.sqlite.store",
     "StrataProject": "strata.workspace",
     "open_project": "strata.workspace",
@@ -61,6 +63,7 @@ __all__ = [
     "Increment",
     "Lineage",
     "MetadataStore",
+    "PostgresStore",
     "SQLiteStore",
     "StrataError",
     "StrataProject",

@@ -96,12 +96,12 @@ def test_the_only_store_is_the_default_and_the_environment_can_choose(tmp_path: 
     ("stores", "message"),
     [
         (
-            "  x: {type: postgres}\n",
-            r"strata\.yml:3: store `x` has unknown type `postgres`; use one of: duckdb, memory, sqlite, clickhouse",
+            "  x: {type: cassandra}\n",
+            r"strata\.yml:3: store `x` has unknown type `cassandra`; use one of: duckdb, memory, sqlite, postgres, clickhouse",
         ),
         (
             "  x: {path: a.duckdb}\n",
-            r"strata\.yml:3: store `x` has no type; add `type:` \(one of: duckdb, memory, sqlite, clickhouse\)",
+            r"strata\.yml:3: store `x` has no type; add `type:` \(one of: duckdb, memory, sqlite, postgres, clickhouse\)",
         ),
         (
             "  x:\n    type: duckdb\n    replicas: [y]\n",

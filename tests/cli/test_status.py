@@ -178,7 +178,7 @@ def test_bad_store_config_and_unreadable_store(strata: Cli, reference: Path) -> 
     result = strata("status")
     assert result.code == 2
     assert result.err == (
-        "strata: error: strata.yml:8: store `local` has unknown type `postgress`; use one of: duckdb, memory, sqlite, clickhouse\n"
+        "strata: error: strata.yml:8: store `local` has unknown type `postgress`; use one of: duckdb, memory, sqlite, postgres, clickhouse\n"
     )
     project_file.write_text(text, encoding="utf-8")
     store = reference / ".strata" / "metadata.duckdb"

@@ -22,13 +22,19 @@ from tests.stores.test_sync_paths import summary
 Make = Callable[..., st.MetadataStore]
 
 
-@pytest.fixture(params=["memory", "duckdb", "sqlite", "clickhouse"])
+@pytest.fixture(params=["memory", "duckdb", "sqlite", "postgres", "clickhouse"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
-    """``make(name, **kwargs)``: a store of the parametrised kind; DuckDB and SQLite stores are files named after ``name``."""
+    """``make(name, **kwargs)``: a store of the parametrised kind.
+
+    DuckDB and SQLite stores are files named after ``name``; PostgreSQL stores schemas of one server.
+    """
 
     def build(name: str, **kwargs: object) -> st.MetadataStore:
         if request.param == "memory":
             return st.InMemoryStore(name=name, **kwargs)  # type: ignore[arg-type]
+        if request.param == "postgres":
+            uri, schema = request.getfixturevalue("postgres_schema")
+            return st.PostgresStore(uri, schema=f"{schema}_{name}", name=name, **kwargs)  # type: ignore[arg-type]
         if request.param == "sqlite":
             return st.SQLiteStore(tmp_path / f"{name}.sqlite", name=name, **kwargs)  # type: ignore[arg-type]
         if request.param == "clickhouse":  # chDB: one directory per process, a database per store

@@ -8,6 +8,7 @@ leaving DuckDB): it must see the same increments and reach the same sync records
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import strategies as hs
 
 import strata as st
 from strata.features.versions import sample_hash
+from tests.servers import PostgresServer
 
 
 @dataclass
@@ -206,14 +208,18 @@ def second_round(
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(defs=graphs(), change=changes)
-def test_every_store_matches_the_oracle_and_each_other(defs: list[FeatureDef], change: dict[str, Any]) -> None:
+def test_every_store_matches_the_oracle_and_each_other(
+    postgres_server: PostgresServer, defs: list[FeatureDef], change: dict[str, Any]
+) -> None:
     folder = tempfile.TemporaryDirectory()  # a function-scoped fixture would be shared by every example
     sqlite = st.SQLiteStore(Path(folder.name) / "meta.sqlite")
+    schema = f"t_{secrets.token_hex(6)}"  # a schema of each example's own
     stores: list[st.MetadataStore] = [
         st.InMemoryStore(),
         st.DuckDBStore(":memory:"),
         st.DuckDBStore(":memory:"),
         sqlite,
+        st.PostgresStore(postgres_server.dsn(), schema=schema),
         st.ClickHouseStore(Path(folder.name) / "clickhouse"),
     ]
     lazy = stores[2]
@@ -253,3 +259,4 @@ def test_every_store_matches_the_oracle_and_each_other(defs: list[FeatureDef], c
         for store in stores:
             store.__exit__(None, None, None)
         folder.cleanup()
+        postgres_server.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -10,6 +10,7 @@
       scratch: {type: memory}
       team:    {type: sqlite, path: team.sqlite}   # one file, several processes take turns (WAL)
       big:     {type: clickhouse, host: ch.internal, username: strata, password: ${CH_PASSWORD}}  # or path: a chDB dir
+      shared:  {type: postgres, uri: "postgresql://me:${PG_PASSWORD}@db:5432/features", schema: strata}
       dev:     {type: duckdb, path: dev.duckdb, fallbacks: [local]}   # reads what it lacks from local
     environments:
       - name: dev
@@ -33,6 +34,7 @@ import importlib
 import re
 import sys
 import traceback
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +44,7 @@ from strata.features.graph import FeatureGraph, load_entrypoints
 from strata.features.versions import ALGORITHMS, DEFAULT_ALGORITHM
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from strata.project.project import Project
     from strata.stores.base import MetadataStore
@@ -77,6 +79,7 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
         "hash_algorithm",
         "fallbacks",
     ),
+    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks"),
 }
 """Store types a project can declare, and the keys each accepts."""
 
@@ -96,13 +99,28 @@ class StoreConfig:
     """Stores read through, in order, for a feature this one holds no rows of."""
     server: tuple[tuple[str, Any], ...] = ()
     """ClickHouse on a server: host, port, username, password, database, secure (``${VAR}`` expanded)."""
+    uri: str | None = None
+    """PostgreSQL: the connection URI (``${VAR}`` expanded: it may hold a password)."""
+    schema: str | None = None
+    """PostgreSQL: the schema of the store's tables (None: the connection's ``search_path``)."""
+    hidden: tuple[tuple[str, str], ...] = ()
+    """(value, ``${NAME}``) of every variable the entry uses: messages show the reference, never the value."""
+
+    def shown(self, text: str) -> str:
+        """``text`` as a message may show it: variables' values as their ``${NAME}``, URL credentials hidden."""
+        from strata.project.settings import redact_urls
+
+        for value, reference in self.hidden:
+            text = text.replace(value, reference)
+        return redact_urls(text)
 
     def describe(self) -> str:
-        """``duckdb at /p/.strata/metadata.duckdb``."""
+        """``duckdb at /p/.strata/metadata.duckdb``, ``postgres at postgresql://***@db:5432/features``."""
         if self.path is None and self.server:
             server = dict(self.server)
-            return f"{self.type} at {server.get('host')}:{server.get('port', 8123)}"
-        return f"{self.type} at {self.path}" if self.path is not None else self.type
+            return self.shown(f"{self.type} at {server.get('host')}:{server.get('port', 8123)}")
+        where = self.path if self.path is not None else self.uri
+        return self.shown(f"{self.type} at {where}") if where is not None else self.type
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,6 +128,7 @@ class StoreConfig:
             "type": self.type,
             "hash_algorithm": self.hash_algorithm,
             "path": None if self.path is None else str(self.path),
+            **({"uri": self.shown(self.uri), "schema": self.schema} if self.uri is not None else {}),
         }
 
 
@@ -391,6 +410,7 @@ def make_store(
 
     def build(config: StoreConfig, *, read_only: bool) -> MetadataStore:
         store = _BUILDERS[config.type](config, graph, read_only)
+        store.hidden = config.hidden
         built[config.name] = store
         for fallback in config.fallbacks:  # a cycle is built as one and refused when the store is opened
             store.fallbacks.append(built.get(fallback) or build(configs[fallback], read_only=True))
@@ -412,7 +432,7 @@ def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]
         who = holder(config)
         if who is not None:  # the store's own lock error would not say who holds it
             raise running(config, who) from exc
-        detail = " ".join(str(exc).split())
+        detail = config.shown(" ".join(str(exc).split()))
         raise RuntimeFailure(
             f"cannot open store `{config.name}` ({config.describe()}): {detail}",
             "check the path, and that no other process holds the database open",
@@ -445,7 +465,8 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
     types = ", ".join(_STORE_KEYS)
     if not isinstance(entry, dict) or "type" not in entry:
         raise ProjectFileError(f"{where}: store `{name}` has no type", f"add `type:` (one of: {types})")
-    values = expand(entry, project.variables, f"{project.file_name}: stores.{name}", strict=project.strict_env_var_mode)
+    seen = _Seen(project.variables)
+    values = expand(entry, seen, f"{project.file_name}: stores.{name}", strict=project.strict_env_var_mode)
     kind = values["type"]
     if kind not in _STORE_KEYS:
         raise ProjectFileError(
@@ -487,8 +508,20 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
             f"{line('fallbacks')}: fallbacks of store `{name}` must be a list of store names",
             "e.g. `fallbacks: [prod]`",
         )
+    uri, schema = _postgres_place(name, values, line) if kind == "postgres" else (None, None)
+    hidden = tuple(sorted(((v, f"${{{k}}}") for k, v in seen.used.items() if v), key=lambda h: -len(h[0])))
     return StoreConfig(
-        name, kind, algorithm, path, where=where, memory_limit=limit, fallbacks=tuple(fallbacks), server=server
+        name,
+        kind,
+        algorithm,
+        path,
+        where=where,
+        memory_limit=limit,
+        fallbacks=tuple(fallbacks),
+        uri=uri,
+        schema=schema,
+        hidden=hidden,
+        server=server,
     )
 
 
@@ -509,6 +542,38 @@ def _clickhouse_place(
         raise ProjectFileError(f"{line('port')}: port of store `{name}` is not a number", "e.g. `port: 8123`")
     keys = ("host", "port", "username", "password", "database", "secure")
     return None, tuple((k, values[k]) for k in keys if k in values)
+
+
+class _Seen(Mapping[str, str]):
+    """The project's variables, noting the ones an expansion reads (their values are not to be shown)."""
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        self._variables = variables
+        self.used: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        value = self._variables[name]
+        self.used[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables)
+
+    def __len__(self) -> int:
+        return len(self._variables)
+
+
+def _postgres_place(name: str, values: dict[str, Any], line: Callable[[str], str]) -> tuple[str, str | None]:
+    """A postgres store's ``uri`` and ``schema``, checked."""
+    uri, schema = values.get("uri"), values.get("schema")
+    if not isinstance(uri, str) or not uri.startswith(("postgresql://", "postgres://")):
+        raise ProjectFileError(
+            f"{line('uri')}: store `{name}` needs a connection URI",
+            'e.g. `uri: "postgresql://user:${PG_PASSWORD}@host:5432/database"` (the password from a variable)',
+        )
+    if schema is not None and (not isinstance(schema, str) or not schema):
+        raise ProjectFileError(f"{line('schema')}: schema of store `{name}` must be a name", "e.g. `schema: strata`")
+    return uri, schema
 
 
 def _duckdb_path(project: Project, name: str, value: Any, where: str) -> Path:
@@ -566,9 +631,24 @@ def _build_clickhouse(config: StoreConfig, graph: FeatureGraph | None, read_only
     )
 
 
+def _build_postgres(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
+    from strata.stores.postgres.store import PostgresStore
+
+    assert config.uri is not None
+    return PostgresStore(
+        config.uri,
+        schema=config.schema,
+        hash_algorithm=config.hash_algorithm,
+        graph=graph,
+        read_only=read_only,
+        name=config.name,
+    )
+
+
 _BUILDERS: dict[str, Callable[[StoreConfig, FeatureGraph | None, bool], MetadataStore]] = {
     "duckdb": _build_duckdb,
     "memory": _build_memory,
     "sqlite": _build_sqlite,
     "clickhouse": _build_clickhouse,
+    "postgres": _build_postgres,
 }

@@ -114,6 +114,14 @@ skips nulls, as DuckDB's ``concat`` and ``concat_ws`` do. The store's connection
 (a full join's missing side is null, not its type's default) and ``cast_keep_nullable`` (a cast of null is
 null, as everywhere else); its text casts write floats and datetimes as DuckDB does (``stores/clickhouse``)."""
 
+POSTGRES = Dialect(
+    "postgres",
+    {"md5": "md5({})", "sha256": "encode(sha256(convert_to({}, 'UTF8')), 'hex')"},
+    "octet_length({})",
+)
+"""PostgreSQL has DuckDB's ``md5``, ``concat``, ``concat_ws`` and ordered ``string_agg``; its floats are written
+as DuckDB writes them by a function the PostgreSQL store creates (``stores/postgres``)."""
+
 
 def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:
     """``"a", "b"`` (or ``x."a", x."b"``)."""
@@ -169,7 +177,7 @@ def upstream_select(
         select = ", ".join([ids_list(keys), *aggs])
         where = live + candidate_filter(keys, candidates)
         if dialect.presorted:
-            sorted_rows = f"(SELECT * FROM {source} WHERE {where} ORDER BY {ids_list(keys)}, {order})"
+            sorted_rows = f"(SELECT * FROM {source} WHERE {where} ORDER BY {ids_list(keys)}, {order}) AS s"
             return f"SELECT {select} FROM {sorted_rows} GROUP BY {ids_list(keys)}"
         return f"SELECT {select} FROM {source} WHERE {where} GROUP BY {ids_list(keys)}"
     keys = plan.resolve_ids
@@ -304,8 +312,8 @@ def increment_query(
         ]
     )
     on = " AND ".join(f"e.{ident(k)} = c.{ident(k)}" for k in keys)
-    e = f"(SELECT *, true AS {ident(IN_EXPECTED)} FROM ({expected})) AS e"
-    c = f"(SELECT *, true AS {ident(IN_CURRENT)} FROM ({current})) AS c"
+    e = f"(SELECT *, true AS {ident(IN_EXPECTED)} FROM ({expected}) AS e0) AS e"
+    c = f"(SELECT *, true AS {ident(IN_CURRENT)} FROM ({current}) AS c0) AS c"
     where = f"c.{ident(IN_CURRENT)} IS NULL OR e.{ident(IN_EXPECTED)} IS NULL OR {' OR '.join(any_stale)}"
     if dialect.full_join:
         return f"SELECT {columns} FROM {e} FULL JOIN {c} ON {on} WHERE {where}"
@@ -334,5 +342,5 @@ def part_queries(plan: FeaturePlan, tagged: str) -> dict[str, str]:
     queries = {}
     for name, columns in part_columns(plan).items():
         picked = ", ".join(f"{ident(source)} AS {ident(target)}" for source, target in columns.items())
-        queries[name] = f"SELECT {picked} FROM ({tagged}) WHERE {ident(PART)} = {part_code(name)}"
+        queries[name] = f"SELECT {picked} FROM ({tagged}) AS t WHERE {ident(PART)} = {part_code(name)}"
     return queries

@@ -61,6 +61,8 @@ class MetadataStore(StoreBackend):
         """Stores read through, in order, for a feature this one holds no rows of (see :meth:`_holder`)."""
         self.name = name
         """What messages call the store (a project's store name); else :meth:`describe`."""
+        self.hidden: tuple[tuple[str, str], ...] = ()
+        """(value, what to show instead): a project's ``${VAR}`` values, never shown in messages (:meth:`shown`)."""
         self._opened_fallbacks: list[tuple[MetadataStore, bool]] = []
         self._graph = graph
         self._plans: dict[FeatureKey, FeaturePlan] = {}
@@ -153,9 +155,17 @@ class MetadataStore(StoreBackend):
                 raise
             self._opened_fallbacks.append((fallback, was))
 
+    def shown(self, text: str) -> str:
+        """``text`` as a message may show it: the values in :attr:`hidden` replaced, URL credentials hidden."""
+        from strata.project.settings import redact_urls
+
+        for value, reference in self.hidden:
+            text = text.replace(value, reference)
+        return redact_urls(text)
+
     def _unopened(self, fallback: MetadataStore, exc: Exception) -> RuntimeFailure:
         """A fallback's failure to open (an unreadable file), naming it rather than the store reading through it."""
-        detail = " ".join(str(exc).split())
+        detail = fallback.shown(" ".join(str(exc).split()))
         return RuntimeFailure(
             f"cannot open store `{fallback.describe()}`, a fallback of `{self.describe()}`: {detail}",
             "check the fallback's path, and that it is a database of its type",

@@ -176,7 +176,7 @@ class SqlPending:
         return self._removed is None and not self._gone_left
 
     def _count(self, query: str) -> int:
-        return int(self._run(f"SELECT count(*) FROM ({query})")[0][0])
+        return int(self._run(f"SELECT count(*) FROM ({query}) AS q")[0][0])
 
     def is_part(self, query: str) -> bool:
         """Whether ``query`` is one of the parts no write has touched yet (its rows are the store's own)."""
@@ -231,14 +231,14 @@ class SqlPending:
 
     def _fold_parts(self) -> None:
         columns = ids_list((*self._keys, *self._inputs))
-        union = " UNION ALL ".join(f"SELECT {columns} FROM ({p})" for p in self._parts)
+        union = " UNION ALL ".join(f"SELECT {columns} FROM ({p}) AS p" for p in self._parts)
         self._run(f"CREATE TEMP TABLE {self._asked} AS {union}")
         self._parts = []
         self._asked_left = int(self._run(f"SELECT count(*) FROM {self._asked}")[0][0])
 
     def _fold_removed(self) -> None:
         assert self._removed is not None
-        self._run(f"CREATE TEMP TABLE {self._gone} AS SELECT {ids_list(self._keys)} FROM ({self._removed})")
+        self._run(f"CREATE TEMP TABLE {self._gone} AS SELECT {ids_list(self._keys)} FROM ({self._removed}) AS r")
         self._removed = None
         self._gone_left = int(self._run(f"SELECT count(*) FROM {self._gone}")[0][0])
 

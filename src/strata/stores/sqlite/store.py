@@ -16,8 +16,6 @@ other types (lists, structs) as JSON text, read back as strings.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime as dt
 import decimal
 import hashlib
 import itertools
@@ -29,24 +27,21 @@ from typing import TYPE_CHECKING, Any
 from strata.errors import WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
-from strata.resolve.increment import Increment
-from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
+from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident
 from strata.resolve.text import sqlite_text
-from strata.stores.base import MetadataStore
 from strata.stores.checks import check_case
-from strata.stores.sqltables import HISTORY, META, POLARS_TYPES, SYNC, TABLE_SEQ, childless, matching
+from strata.stores.sqltables import META, POLARS_TYPES, SYNC, SqlTablesStore
 
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Iterator, Mapping, Sequence
 
-    import narwhals as nw
     import polars as pl
-    import pyarrow as pa
 
     from strata.features.graph import FeatureGraph
-    from strata.features.keys import FeatureKey
+    from strata.resolve.increment import Increment
+    from strata.stores.base import MetadataStore
 
 BUSY_TIMEOUT_S = 60.0
 """How long a connection waits for another process's write to finish before giving up."""
@@ -190,10 +185,11 @@ def from_sqlite(rows: list[tuple[Any, ...]], schema: Mapping[str, pl.DataType]) 
     return frame.with_columns(back) if back else frame
 
 
-class SQLiteStore(MetadataStore):
+class SQLiteStore(SqlTablesStore):
     """Metadata in one SQLite file (WAL mode: several processes take turns writing, readers never wait)."""
 
     kind = "sqlite"
+    folds_case = True
 
     def __init__(
         self,
@@ -210,8 +206,6 @@ class SQLiteStore(MetadataStore):
         )
         self.path = str(path)
         self._con: sqlite3.Connection | None = None
-        self._tables: set[str] = set()
-        """Tables known to exist on this connection."""
 
     @property
     def con(self) -> sqlite3.Connection:
@@ -269,28 +263,6 @@ class SQLiteStore(MetadataStore):
             self._con = None
         self._tables = set()
 
-    def _get_meta(self, name: str) -> str | None:
-        rows = self._run(f"SELECT value FROM {ident(META)} WHERE name = ?", [name])
-        return str(rows[0][0]) if rows else None
-
-    def _set_meta(self, name: str, value: str) -> None:
-        self._run(f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, ?)", [name, value])
-
-    def _meta(self, names: Sequence[str]) -> dict[str, str]:
-        marks = ", ".join(["?"] * len(names))
-        return dict(self._run(f"SELECT name, value FROM {ident(META)} WHERE name IN ({marks})", list(names)))
-
-    def _next_seq(self, table: str, watch: Sequence[str] = ()) -> tuple[int, dict[str, int | None]]:
-        """The next sequence number, taken inside the write's transaction; ``watch``'s numbers before it."""
-        meta = self._meta(["seq", *(TABLE_SEQ + t for t in watch)])
-        current = int(meta.get("seq") or 0) + 1
-        self._run(
-            f"INSERT OR REPLACE INTO {ident(META)} VALUES ('seq', ?), (?, ?)",
-            [str(current), TABLE_SEQ + table, str(current)],
-        )
-        seen = {t: int(meta[TABLE_SEQ + t]) if TABLE_SEQ + t in meta else None for t in watch}
-        return current, seen
-
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """One write transaction, holding the file's write lock from its start (``BEGIN IMMEDIATE``)."""
@@ -334,288 +306,42 @@ class SQLiteStore(MetadataStore):
             self._run("COMMIT")
         return name
 
-    def _ensure_tables(self, plan: FeaturePlan, wanted: dict[str, str]) -> bool:
-        """Create the feature's tables, or add the columns they lack; whether they were created."""
-        created = False
-        for table in (plan.table, plan.table + HISTORY):
-            existing = self._columns(table)
-            check_case(self.describe(), wanted, existing)
-            if not existing:
-                columns = ", ".join(f"{ident(n)} {t}" for n, t in wanted.items())
-                self._run(f"CREATE TABLE {ident(table)} ({columns})")
-                if table == plan.table:
-                    self._run(f"CREATE INDEX {ident(table + '$seq')} ON {ident(table)} ({ident(SEQ)})")
-                    keys = sql.ids_list(plan.resolve_ids)
-                    self._run(f"CREATE INDEX {ident(table + '$ids')} ON {ident(table)} ({keys})")
-                created = True
-            for name, kind in wanted.items():
-                if existing and name not in existing:
-                    self._run(f"ALTER TABLE {ident(table)} ADD COLUMN {ident(name)} {kind}")
-        self._tables.update((plan.table, plan.table + HISTORY))
-        return created
-
-    def _write(
-        self, plan: FeaturePlan, table: pa.Table, *, since: Mapping[str, int | None] | None = None, fresh: bool = False
-    ) -> int | None:
-        import polars as pl
-
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
-        frame = frame.drop([c for c in frame.columns if c in managed])
-        wanted = {c: declared_type(t) for c, t in frame.schema.items()} | _system_types(plan)
-        batch = self._batch(frame)
-        created = False
-        try:
-            with self._transaction():
-                seq, seen = self._next_seq(plan.table, list(since or ()))
-                in_step = since is not None and seen == dict(since)
-                created = self._ensure_tables(plan, wanted)
-                if not created and not (fresh and in_step):
-                    self._supersede(plan, batch, seq)
-                consts = [*(f.code_version for f in plan.fields), plan.feature_version, plan.snapshot_version, seq]
-                names = [*frame.columns, *plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
-                values = [*(ident(c) for c in frame.columns), *(["?"] * len(consts)), "?", childless(plan)]
-                into = f"INSERT INTO {ident(plan.table)} ({sql.ids_list(tuple(names))})"
-                self._run(
-                    f"{into} SELECT {', '.join(values)} FROM {batch}",
-                    [*consts, _now()],
-                )
-        except BaseException:
-            self._forget_created(plan, created=created)
-            raise
-        finally:
-            self._run(f"DROP TABLE IF EXISTS {batch}")
-        return seq if since is None or in_step else None
-
-    def _forget_created(self, plan: FeaturePlan, *, created: bool) -> None:
-        """After a rollback: tables this transaction created are gone again (``_tables`` must not keep them)."""
-        if created:
-            self._tables.difference_update((plan.table, plan.table + HISTORY))
-
-    def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        frames = _polars(latest, history)
-        system = _system_types(plan)
-        wanted = {c: system.get(c, declared_type(t)) for f in frames for c, t in f.schema.items()}
-        batches = [self._batch(f) for f in frames]
-        table, older = ident(plan.table), ident(plan.table + HISTORY)
-        created = False
-        try:
-            with self._transaction():
-                seq, _ = self._next_seq(plan.table)
-                created = self._ensure_tables(plan, wanted)
-                if len(frames[0]):  # the latest rows of the same parents move to history, but those put again
-                    parents = matching(table, batches[0], plan.resolve_ids)
-                    again = matching(table, batches[0], [*plan.id_columns, WRITTEN_AT])
-                    columns = sql.ids_list(tuple(self._columns(plan.table)))
-                    self._run(
-                        f"INSERT INTO {older} ({columns}) SELECT {columns} FROM {table} WHERE {parents} AND NOT {again}"
-                    )
-                    self._run(f"DELETE FROM {table} WHERE {parents}")
-                for frame, batch, target in zip(frames, batches, (table, older), strict=True):
-                    kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
-                    picked = ", ".join([*(ident(c) for c in kept), str(int(seq))])
-                    self._run(f"INSERT INTO {target} ({sql.ids_list((*kept, SEQ))}) SELECT {picked} FROM {batch}")
-        except BaseException:
-            self._forget_created(plan, created=created)
-            raise
-        finally:
-            for batch in batches:
-                self._run(f"DROP TABLE IF EXISTS {batch}")
-        return seq
-
-    def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
-        frames = _polars(latest, history)
-        batches = [self._batch(f) for f in frames]
-        table, older = ident(plan.table), ident(plan.table + HISTORY)
-        try:
-            with self._transaction():
-                if len(frames[0]):  # the latest table changes: a new number, as for a hard delete
-                    self._next_seq(plan.table)
-                    self._run(f"DELETE FROM {table} WHERE {matching(table, batches[0], frames[0].columns)}")
-                if len(frames[1]):
-                    self._run(f"DELETE FROM {older} WHERE {matching(older, batches[1], frames[1].columns)}")
-        finally:
-            for batch in batches:
-                self._run(f"DROP TABLE IF EXISTS {batch}")
-
-    def _supersede(self, plan: FeaturePlan, batch: str, seq: int) -> None:
-        """Move the latest rows of the batch's resolve ids to history; an expansion's lost children leave tombstones."""
-        keys = sql.ids_list(plan.resolve_ids)
-        older = f"({keys}) IN (SELECT {keys} FROM {batch})"
-        if plan.child_ids:
-            same = " AND ".join(f"b.{ident(c)} IS {ident(plan.table)}.{ident(c)}" for c in plan.id_columns)
-            self._move(plan, older, seq, unless=f"SELECT 1 FROM {batch} b WHERE {same}")
-        else:
-            self._move(plan, older, None)
-
-    def _move(self, plan: FeaturePlan, where: str, seq: int | None, unless: str = "") -> int:
-        """Move the latest rows ``where`` picks to history; with ``seq``, tombstones of the live ones; how many."""
-        latest, history = ident(plan.table), ident(plan.table + HISTORY)
-        names = tuple(self._columns(plan.table))
-        columns = sql.ids_list(names)
-        count = 0
-        moved = ident(f"strata$moved_{next(_names)}")
-        if seq is not None:
-            live = f"NOT {ident(DELETED)}" + (f" AND NOT EXISTS ({unless})" if unless else "")
-            self._run(f"CREATE TEMP TABLE {moved} AS SELECT * FROM {latest} WHERE {where} AND {live}")
-            count = self._run(f"SELECT count(*) FROM {moved}")[0][0]
-        self._run(f"INSERT INTO {history} ({columns}) SELECT {columns} FROM {latest} WHERE {where}")
-        self._run(f"DELETE FROM {latest} WHERE {where}")
-        if seq is not None:
-            replaced = {SEQ: str(int(seq)), WRITTEN_AT: "?", DELETED: "1"}
-            picked = ", ".join(replaced.get(c, ident(c)) for c in names)
-            self._run(f"INSERT INTO {latest} ({columns}) SELECT {picked} FROM {moved}", [_now()])
-            self._run(f"DROP TABLE {moved}")
-        return int(count)
-
-    def _delete(
-        self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
-    ) -> tuple[int, int | None]:
-        import polars as pl
-
-        frame = pl.from_arrow(ids)
-        assert isinstance(frame, pl.DataFrame)
-        batch = self._batch(frame)
-        latest, history = ident(plan.table), ident(plan.table + HISTORY)
-        try:
-            with self._transaction():
-                seq, seen = self._next_seq(plan.table, list(since or ()))
-                match = matching(latest, batch, frame.columns)
-                if soft:
-                    count = self._move(plan, match, seq)
-                else:
-                    count = self._run(f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0][0]
-                    self._run(f"DELETE FROM {latest} WHERE {match}")
-                    self._run(f"DELETE FROM {history} WHERE {matching(history, batch, frame.columns)}")
-        finally:
-            self._run(f"DROP TABLE IF EXISTS {batch}")
-        return int(count), seq if since is None or seen == dict(since) else None
-
     # -- reading -------------------------------------------------------------------------
 
-    def _frame(self, query: str, schema: Mapping[str, pl.DataType], params: Sequence[Any] = ()) -> pl.DataFrame:
-        return from_sqlite(self._run(query, params), schema)
+    def _frame(self, query: str, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+        return from_sqlite(self._run(query), schema)
 
-    def _schema(self, table: str) -> dict[str, pl.DataType]:
-        return {c: polars_type(t) for c, t in self._columns(table).items()}
+    def _declared(self, dtype: pl.DataType) -> str:
+        return declared_type(dtype)
 
-    def _read(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> nw.LazyFrame[Any] | None:
-        import narwhals as nw
-
-        if not self._has_table(plan.table):
-            return None
-        schema = self._schema(plan.table)
-        if history:
-            columns = sql.ids_list(tuple(schema))
-            older, latest = ident(plan.table + HISTORY), ident(plan.table)
-            query = f"SELECT {columns} FROM {older} UNION ALL SELECT {columns} FROM {latest}"
-        else:
-            where = "" if include_deleted else f" WHERE NOT {ident(DELETED)}"
-            query = f"SELECT * FROM {ident(plan.table)}{where}"
-        frame: pl.DataFrame = self._frame(query, schema)
-        return nw.from_native(frame.lazy())
-
-    def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
-        stored = self._schema(plan.table) if self._has_table(plan.table) else {}
-        if not stored or any(c not in stored for c in columns):
-            return None
-        return {c: stored[c] for c in columns}
-
-    def _max_seq(self, table: str) -> int | None:
-        return self._max_seqs([table])[table]
-
-    def _max_seqs(self, tables: Sequence[str]) -> dict[str, int | None]:
-        meta = self._meta([TABLE_SEQ + t for t in tables])
-        return {t: int(meta[TABLE_SEQ + t]) if TABLE_SEQ + t in meta else None for t in tables}
+    def _column_type(self, declared: str) -> pl.DataType:
+        return polars_type(declared)
 
     # -- increments ----------------------------------------------------------------------
 
-    def _source(self, plan: FeaturePlan, columns: list[str]) -> str:
+    def _source(self, plan: FeaturePlan, columns: list[str], ids: Mapping[str, Any] | None = None) -> str:  # noqa: ARG002 - SQLite's columns take any type
         """The feature's table, or an empty stand-in with the needed columns when it was never written."""
         if self._has_table(plan.table):
             return ident(plan.table)
         nulls = ", ".join(f"NULL AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, 0 AS {ident(DELETED)}, NULL AS {ident(SEQ)} WHERE 0)"
 
-    def _sources(self, plan: FeaturePlan) -> dict[str, str]:
-        own = [*plan.id_columns, *plan.input_columns, *plan.cv_columns, *plan.dv_columns]
-        sources = {plan.table: self._source(plan, own)}
-        for up in plan.upstreams:
-            sources[up.table] = self._source(
-                self.plan(up.key), [*up.id_columns, *(f"strata_dv__{f}" for f in up.fields)]
-            )
-        return sources
+    def _text_cast(self, declared: str) -> str | None:
+        """SQL writing a column declared ``declared`` as DuckDB's text, None when SQLite already does.
 
-    def _candidates(
-        self, plan: FeaturePlan, sources: dict[str, str], since: dict[str, int], only: dict[str, Any] | None
-    ) -> str:
-        """A temp table of the resolve ids that may have changed since the last sync."""
-        name = ident(f"strata$cand_{next(_names)}")
-        keys = sql.ids_list(plan.resolve_ids)
-        if only is not None:
-            values = ", ".join(f"? AS {ident(k)}" for k in plan.resolve_ids)
-            self._run(f"CREATE TEMP TABLE {name} AS SELECT {values}", [only[k] for k in plan.resolve_ids])
-            return name
-        tables = [plan.table, *(u.table for u in plan.upstreams)]
-        parts = []
-        for table in dict.fromkeys(tables):
-            if self._has_table(table):
-                recent = f" WHERE {ident(SEQ)} > {int(since[table])}" if table in since else ""
-                parts.append(f"SELECT {keys} FROM {sources[table]}{recent}")
-        union = " UNION ".join(parts) or f"SELECT {keys} FROM {sources[plan.table]}"
-        self._run(f"CREATE TEMP TABLE {name} AS {union}")
-        return name
-
-    def _resolve(
-        self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
-    ) -> Increment:
-        sources = self._sources(plan)
-        candidates = None
-        if since is not None or only is not None:
-            candidates = self._candidates(plan, sources, since or {}, only)
-        try:
-            expected = sql.expected_select(self._dialect(plan), self.hash_algorithm, plan, candidates, sources)
-            current = sql.current_select(plan, candidates, sources[plan.table])
-            return self._increment(plan, expected, current, lazy=lazy)
-        finally:
-            if candidates is not None:
-                self._run(f"DROP TABLE IF EXISTS {candidates}")
-
-    def _dialect(self, plan: FeaturePlan) -> sql.Dialect:
-        """``sql.SQLITE``, writing the booleans and floats of upstream ids as text the way DuckDB does."""
-        casts = {}
-        for up in plan.upstreams:
-            if self._has_table(up.table):
-                for column, declared in self._columns(up.table).items():
-                    if declared in _KEPT_OTHERWISE:
-                        casts[up.table, column] = f"strata_text({{}}, {sql.literal(_KEPT_OTHERWISE[declared])})"
-                    elif decimal_type := _DECIMAL.fullmatch(declared):
-                        casts[up.table, column] = f"strata_decimal_text({{}}, {int(decimal_type[2])})"
-        return dataclasses.replace(sql.SQLITE, text_casts=casts) if casts else sql.SQLITE
-
-    def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
-        import polars as pl
-
-        frame = pl.from_arrow(samples.select([*plan.id_columns, *plan.dv_columns]))
-        assert isinstance(frame, pl.DataFrame)
-        batch = self._batch(frame)
-        try:
-            own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
-            current = sql.current_select(plan, None, self._source(plan, own))
-            expected = f"SELECT * FROM {batch}"
-            ids = {c: frame.schema[c] for c in plan.id_columns}
-            return self._increment(plan, expected, current, lazy=lazy, ids=ids)
-        finally:
-            self._run(f"DROP TABLE IF EXISTS {batch}")
+        Booleans (kept 0/1), floats, datetimes and times go through ``strata_text``, decimals (kept
+        as numbers) through ``strata_decimal_text``.
+        """
+        kind = _KEPT_OTHERWISE.get(declared)
+        if kind is not None:
+            return f"strata_text({{}}, {sql.literal(kind)})"
+        decimal_type = _DECIMAL.fullmatch(declared)
+        return None if decimal_type is None else f"strata_decimal_text({{}}, {int(decimal_type[2])})"
 
     def _increment(
         self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool, ids: dict[str, Any] | None = None
     ) -> Increment:
         """The three parts from one pass over both sides (``sql.increment_query``), cut in Polars."""
-        import narwhals as nw
-        import polars as pl
-
         sides = [ident(f"strata$side_{next(_names)}") for _ in range(2)]
         try:
             for side, select in zip(sides, (expected, current), strict=True):  # indexed: SQLite joins by lookups
@@ -625,41 +351,8 @@ class SQLiteStore(MetadataStore):
                 )
             rows = self._tagged(plan, f"SELECT * FROM {sides[0]}", f"SELECT * FROM {sides[1]}", ids)
         finally:
-            for side in sides:
-                self._run(f"DROP TABLE IF EXISTS {side}")
-        split = {}
-        for name, columns in sql.part_columns(plan).items():
-            part = rows.filter(pl.col(sql.PART) == sql.part_code(name))
-            picked = part.select([pl.col(a).alias(b) for a, b in columns.items()])
-            split[name] = nw.from_native(picked.lazy() if lazy else picked)
-        return Increment(plan.key, split["added"], split["changed"], split["removed"], lazy=lazy)
-
-    def _tagged(self, plan: FeaturePlan, expected: str, current: str, ids: dict[str, Any] | None) -> pl.DataFrame:
-        """The rows of ``sql.increment_query``, typed: ids as stored (or as ``ids``), the rest text."""
-        import polars as pl
-
-        query = sql.increment_query(sql.SQLITE, self.hash_algorithm, plan, expected, current)
-        id_types = self._id_schema(plan, plan.resolve_ids)
-        if ids is not None and self._stored_schema(plan, plan.resolve_ids) is None:
-            id_types = {**id_types, **ids}
-        schema: dict[str, Any] = {sql.PART: pl.Int64, **id_types}
-        schema |= {sql.removed_id(k): id_types[k] for k in plan.resolve_ids}
-        schema |= dict.fromkeys(
-            (*plan.input_columns, *plan.dv_columns, *(f.cause_column for f in plan.fields)), pl.String
-        )
-        return self._frame(query, schema)
-
-    # -- sync records --------------------------------------------------------------------
-
-    def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
-        rows = self._run(f"SELECT state FROM {ident(SYNC)} WHERE feature = ?", [str(key)])
-        return json.loads(rows[0][0]) if rows else None
-
-    def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None:
-        self._run(f"INSERT OR REPLACE INTO {ident(SYNC)} VALUES (?, ?)", [str(key), json.dumps(state)])
-
-    def _clear_sync(self) -> None:
-        self._run(f"DELETE FROM {ident(SYNC)}")
+            self._drop(*sides)
+        return self._split(plan, rows, lazy=lazy)
 
 
 def _check_values(frame: pl.DataFrame) -> None:
@@ -689,27 +382,3 @@ def _check_values(frame: pl.DataFrame) -> None:
                 f"column `{name}` holds a value above {_INT_MAX}, the largest integer a SQLite store keeps",
                 "use a DuckDB store for such ids, or store them as text; nothing was written",
             )
-
-
-def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
-    """``tables`` as Polars frames."""
-    import polars as pl
-
-    frames = []
-    for table in tables:
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        frames.append(frame)
-    return frames
-
-
-def _system_types(plan: FeaturePlan) -> dict[str, str]:
-    """The declared types of the system columns a write stamps."""
-    types = dict.fromkeys(plan.cv_columns, "VARCHAR")
-    types |= {FEATURE_VERSION: "VARCHAR", SNAPSHOT_VERSION: "VARCHAR", SEQ: "BIGINT"}
-    return types | {WRITTEN_AT: "TIMESTAMP", DELETED: "BOOLEAN"}
-
-
-def _now() -> str:
-    """Now (UTC, naive) as stored: ISO text."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
