@@ -97,14 +97,16 @@ def test_duckdb_and_postgres_give_identical_increments_and_data_versions(postgre
     [
         pl.Series("frame", [True, False], pl.Boolean),
         pl.Series("frame", [1e20, 1e-7, 1e15, 1e16, 123456.75, 0.5, 2.0, -2.5, 0.0, float("inf")], pl.Float64),
+        pl.Series("frame", [5.905711295312978e16, 1e-300, -1.5e300, 5e-324, 1.7976931348623157e308], pl.Float64),
         pl.Series("frame", [0.1, 2.5, 1e10, 1e-7], pl.Float32),
+        pl.Series("frame", [1173392.25, -705937280.0, -34219448.0, 1e-45, 3.4028234663852886e38], pl.Float32),
         pl.Series("frame", [dt.date(2024, 2, 29), dt.date(1999, 1, 1)], pl.Date),
         pl.Series("frame", [dt.datetime(2024, 1, 1, 0, 0, 0, 500000), dt.datetime(2024, 1, 1)], pl.Datetime("us")),  # noqa: DTZ001
         pl.Series("frame", [-3, 2**40], pl.Int64),
         pl.Series("frame", [2**64 - 1, 7], pl.UInt64),
         pl.Series("frame", ["a b", "it's", ""], pl.String),
     ],
-    ids=lambda s: str(s.dtype),
+    ids=lambda s: f"{s.dtype}-{s[0]}",
 )
 def test_an_aggregation_hashes_its_ids_as_duckdb_does(frame_ids: pl.Series, postgres_schema: tuple[str, str]) -> None:
     """The ids folded into an aggregation's data version are text as DuckDB's ``CAST(... AS VARCHAR)`` writes it."""
