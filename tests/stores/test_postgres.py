@@ -290,6 +290,44 @@ def test_writers_opening_a_new_store_at_once_take_turns(postgres_schema: tuple[s
         thread.start()
     for thread in threads:
         thread.join(POLL_TIMEOUT_S)
-    assert errors == []
+    assert errors == [], [str(e) for e in errors]
     with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
         assert sorted(store.read("video").to_native()["sample_uid"]) == [0, 1, 2, 3]
+
+
+def test_writers_needing_the_same_new_types_at_once_take_turns(postgres_schema: tuple[str, str]) -> None:
+    """Eight stores open, then write at once columns of the types PostgreSQL lacks: none trips over another's."""
+    uri, schema = postgres_schema
+    with st.PostgresStore(uri, schema=schema, graph=graph_of()):
+        pass  # the schema and bookkeeping exist: the writers race only for the types
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+                frame = pl.DataFrame(
+                    {
+                        "sample_uid": [index],
+                        "strata_dv__audio": ["a"],
+                        "strata_dv__frames": ["f"],
+                        "big": pl.Series([2**64 - 1], dtype=pl.UInt64),
+                        "small": pl.Series([-1], dtype=pl.Int8),
+                        "nested": [[index]],
+                    }
+                )
+                start.wait(POLL_TIMEOUT_S)
+                store.write("video", frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(POLL_TIMEOUT_S)
+    assert errors == [], [str(e) for e in errors]
+    with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+        back = store.read("video").to_native()
+    assert sorted(back["sample_uid"]) == list(range(8))
+    assert back["big"].to_list() == [2**64 - 1] * 8

@@ -53,9 +53,9 @@ CONNECT_TIMEOUT_S = 10
 _names = itertools.count()
 
 _TYPES: dict[str, tuple[str, str | None]] = {
-    "Int64": ("BIGINT", "bigint"),
-    "Int32": ("INTEGER", "integer"),
-    "Int16": ("SMALLINT", "smallint"),
+    "Int64": ("BIGINT", None),
+    "Int32": ("INTEGER", None),
+    "Int16": ("SMALLINT", None),
     "Int8": ("strata_tinyint", "smallint"),
     "UInt64": ("strata_ubigint", "numeric(20,0)"),
     "UInt32": ("strata_uinteger", "bigint"),
@@ -373,11 +373,16 @@ class PostgresStore(SqlTablesStore):
             copy.write(to_csv(frame))
 
     def _prepare_types(self, declared: Iterable[str]) -> None:
-        """Create the domains among ``declared`` that the schema lacks (DuckDB's types PostgreSQL has not)."""
+        """Create the domains among ``declared`` that the schema lacks (DuckDB's types PostgreSQL has not).
+
+        Another session may be creating the same domain: PostgreSQL says ``duplicate_object`` when
+        it has committed, ``unique_violation`` when both inserted it at once; either way it exists.
+        """
         for name in sorted(set(declared) & set(_DOMAINS)):
             create = f"CREATE DOMAIN {ident(name)} AS {_DOMAINS[name]}"
             if self._run("SELECT to_regtype(%s) IS NULL", [ident(name)])[0][0]:
-                self._run(f"DO $$ BEGIN {create}; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+                exists = "duplicate_object OR unique_violation"
+                self._run(f"DO $$ BEGIN {create}; EXCEPTION WHEN {exists} THEN NULL; END $$")
 
     def _drop(self, *tables: str) -> None:
         """Drop temp tables, unless the connection is gone (they went with it)."""
