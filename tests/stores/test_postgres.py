@@ -270,27 +270,36 @@ def test_a_server_stopped_mid_resolve_is_one_line_and_a_retry_succeeds(own_serve
         assert len(store.resolve_update("transcript").added) == 2
 
 
-def test_writers_opening_a_new_store_at_once_take_turns(postgres_schema: tuple[str, str]) -> None:
-    """Four connections create the same schema, tables and function, then write: no race, every write kept."""
-    uri, schema = postgres_schema
-    start = threading.Barrier(4)
-    errors: list[BaseException] = []
+def at_once(count: int, work: Callable[[int, threading.Barrier], None]) -> list[str]:
+    """``work(index, start)`` in ``count`` threads (each waits on ``start`` where it means to race); their errors."""
+    start = threading.Barrier(count)
+    errors: list[str] = []
 
-    def writer(index: int) -> None:
+    def run(index: int) -> None:
         try:
-            start.wait(POLL_TIMEOUT_S)
-            with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
-                frame = pl.DataFrame({"sample_uid": [index], "strata_dv__audio": ["a"], "strata_dv__frames": ["f"]})
-                store.write("video", frame)
+            work(index, start)
         except BaseException as exc:  # noqa: BLE001 - handed to the test
-            errors.append(exc)
+            errors.append(str(exc))
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(POLL_TIMEOUT_S)
-    assert errors == [], [str(e) for e in errors]
+    return errors
+
+
+def test_writers_opening_a_new_store_at_once_take_turns(postgres_schema: tuple[str, str]) -> None:
+    """Four connections create the same schema, tables and function, then write: no race, every write kept."""
+    uri, schema = postgres_schema
+
+    def writer(index: int, start: threading.Barrier) -> None:
+        start.wait(POLL_TIMEOUT_S)
+        with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+            frame = pl.DataFrame({"sample_uid": [index], "strata_dv__audio": ["a"], "strata_dv__frames": ["f"]})
+            store.write("video", frame)
+
+    assert at_once(4, writer) == []
     with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
         assert sorted(store.read("video").to_native()["sample_uid"]) == [0, 1, 2, 3]
 
@@ -300,33 +309,23 @@ def test_writers_needing_the_same_new_types_at_once_take_turns(postgres_schema: 
     uri, schema = postgres_schema
     with st.PostgresStore(uri, schema=schema, graph=graph_of()):
         pass  # the schema and bookkeeping exist: the writers race only for the types
-    start = threading.Barrier(8)
-    errors: list[BaseException] = []
 
-    def writer(index: int) -> None:
-        try:
-            with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
-                frame = pl.DataFrame(
-                    {
-                        "sample_uid": [index],
-                        "strata_dv__audio": ["a"],
-                        "strata_dv__frames": ["f"],
-                        "big": pl.Series([2**64 - 1], dtype=pl.UInt64),
-                        "small": pl.Series([-1], dtype=pl.Int8),
-                        "nested": [[index]],
-                    }
-                )
-                start.wait(POLL_TIMEOUT_S)
-                store.write("video", frame)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            errors.append(exc)
+    def writer(index: int, start: threading.Barrier) -> None:
+        with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+            frame = pl.DataFrame(
+                {
+                    "sample_uid": [index],
+                    "strata_dv__audio": ["a"],
+                    "strata_dv__frames": ["f"],
+                    "big": pl.Series([2**64 - 1], dtype=pl.UInt64),
+                    "small": pl.Series([-1], dtype=pl.Int8),
+                    "nested": [[index]],
+                }
+            )
+            start.wait(POLL_TIMEOUT_S)
+            store.write("video", frame)
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(POLL_TIMEOUT_S)
-    assert errors == [], [str(e) for e in errors]
+    assert at_once(8, writer) == []
     with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
         back = store.read("video").to_native()
     assert sorted(back["sample_uid"]) == list(range(8))
