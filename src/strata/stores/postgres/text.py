@@ -10,7 +10,12 @@ float is worked out from its exact value, as ``resolve/text.py`` does:
 - ``strata$exact(float8)``: the exact decimal value of a finite double's magnitude;
 - ``strata$double_text(float8)``: :func:`strata.resolve.text.double_text` — PostgreSQL's own
   shortest digits, unless fewer digits read back, then the fewest digits nearest the value;
-- ``strata$single_text(real)``: :func:`strata.resolve.text.single_text`.
+- ``strata$single_text(real)``: :func:`strata.resolve.text.single_text` — PostgreSQL's own shortest
+  digits when neither the value nor the midpoints to its neighbours have 10 digits or fewer and
+  the value is no power of two (no tie, no edge, a symmetric interval: the shortest digits are
+  then DuckDB's), else worked out digit by digit from the exact value.
+
+The session must write floats with their shortest digits (``extra_float_digits`` 1, as the store sets).
 
 Numeric arithmetic is exact for sums and products (PostgreSQL's ``power`` is not: hence ``strata$pow``).
 """
@@ -150,6 +155,10 @@ BEGIN
 END
 $f$;
 
+CREATE OR REPLACE FUNCTION "strata$digit_count"(t text) RETURNS int LANGUAGE sql IMMUTABLE STRICT AS $f$
+    SELECT length(rtrim(ltrim(replace(split_part(ltrim(t, '-'), 'e', 1), '.', ''), '0'), '0'))
+$f$;
+
 CREATE OR REPLACE FUNCTION "strata$single_text"(x real) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT AS $f$
 DECLARE
     sign text := CASE WHEN x < 0 THEN '-' ELSE '' END;
@@ -164,8 +173,13 @@ DECLARE
     nearest numeric;
 BEGIN
     IF x = 'NaN'::real OR a = 'Infinity'::float8 OR a = 0 THEN RETURN "strata$double_text"(x::float8); END IF;
-    exact := "strata$exact"(a);
     e := greatest("strata$binary_exponent"(a), -126);
+    IF a <> power(2::float8, e) AND "strata$digit_count"(a::text) > 10
+        AND "strata$digit_count"((a - power(2::float8, e - 24))::text) > 9
+        AND "strata$digit_count"((a + power(2::float8, e - 24))::text) > 9 THEN
+        RETURN "strata$layout"(x::text);
+    END IF;
+    exact := "strata$exact"(a);
     ulp := "strata$exact"(power(2::float8, e - 23));
     high := exact + ulp * 0.5;
     low := exact - ulp * CASE WHEN a = power(2::float8, e) AND e > -126 THEN 0.25 ELSE 0.5 END;
