@@ -36,7 +36,7 @@ from strata.resolve import sql
 from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident, literal
 from strata.stores.postgres import text
-from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore
+from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore, refuse_nanoseconds
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -357,6 +357,7 @@ class PostgresStore(SqlTablesStore):
 
     def _batch(self, frame: pl.DataFrame) -> str:
         """A temp table holding ``frame``'s rows (one ``COPY``), columns typed as they will be stored."""
+        refuse_nanoseconds(f"PostgreSQL store `{self.describe()}`", frame)
         name = ident(f"strata$batch_{next(_names)}")
         types = {c: declared_type(t) for c, t in frame.schema.items()}
         self._prepare_types(types.values())
