@@ -35,7 +35,7 @@ from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident, literal
-from strata.stores.postgres import text
+from strata.stores.postgres.text import DOUBLE_TEXT, FUNCTIONS_SQL, NEWEST, SINGLE_TEXT
 from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore, refuse_nanoseconds
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ _READ_BACK = {
     "date": "Date",
 } | {declared: polars for polars, (declared, base) in _TYPES.items() if base}
 """``format_type`` of a column -> its Polars type."""
-_TEXT_CASTS = {"double precision": f"{text.DOUBLE_TEXT}({{}})", "real": f"{text.SINGLE_TEXT}({{}})"}
+_TEXT_CASTS = {"double precision": f"{DOUBLE_TEXT}({{}})", "real": f"{SINGLE_TEXT}({{}})"}
 """Columns whose text PostgreSQL writes otherwise than DuckDB, and the function (``postgres/text.py``) writing it."""
 _NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
 _TIME = "time without time zone"
@@ -306,8 +306,8 @@ class PostgresStore(SqlTablesStore):
             (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
         ):
             self._run(f"CREATE {temporary}TABLE IF NOT EXISTS {ident(table)} ({columns})")
-        if not temporary and self._run("SELECT to_regprocedure(%s) IS NULL", [text.NEWEST])[0][0]:
-            self._run(text.FUNCTIONS_SQL)
+        if not temporary and self._run("SELECT to_regprocedure(%s) IS NULL", [NEWEST])[0][0]:
+            self._run(FUNCTIONS_SQL)
 
     def _close(self) -> None:
         if self._con is not None:
