@@ -352,3 +352,31 @@ def test_a_nan_id_is_folded_in_as_nan_or_refused_in_one_line_with_nothing_writte
             return
         added = store.resolve_update("summary").added.to_native()
     assert added["strata_dv__g"].to_list() == [folded(["1.5", "nan"], "v")]
+
+
+@pytest.mark.parametrize("dtype", [pl.Time(), pl.Datetime("ns")], ids=str)
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_time_finer_than_a_microsecond_is_refused_by_the_sql_stores_in_one_line_with_nothing_written(
+    kind: str, dtype: pl.DataType, tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    """SQLite and PostgreSQL keep times to the microsecond, DuckDB to the nanosecond: its text would differ."""
+    graph = aggregation_graph()
+    if kind == "postgres":
+        uri, schema = request.getfixturevalue("postgres_schema")
+        store: st.MetadataStore = st.PostgresStore(uri, schema=schema, graph=graph)
+    else:
+        store = st.SQLiteStore(tmp_path / "meta.sqlite", graph=graph)
+
+    def frames(nanoseconds: int) -> pl.DataFrame:
+        ids = pl.Series("frame", [nanoseconds, 3_000], pl.Int64).cast(dtype)
+        return pl.DataFrame([pl.Series("sample_uid", [1, 1]), ids]).with_columns(strata_dv__f=pl.lit("v"))
+
+    with store:
+        store.write("frames", frames(2_000))  # whole microseconds: kept
+        with pytest.raises(st.StrataError) as refused:
+            store.write("frames", frames(1_500))
+        message = str(refused.value)
+        assert "`frame`" in message
+        assert ("SQLite" if kind == "sqlite" else "PostgreSQL") in message
+        assert "\n" not in message
+        assert store.read("frames").to_native()["frame"].to_list() == frames(2_000)["frame"].to_list()

@@ -97,14 +97,16 @@ def test_duckdb_and_postgres_give_identical_increments_and_data_versions(postgre
     [
         pl.Series("frame", [True, False], pl.Boolean),
         pl.Series("frame", [1e20, 1e-7, 1e15, 1e16, 123456.75, 0.5, 2.0, -2.5, 0.0, float("inf")], pl.Float64),
+        pl.Series("frame", [5.905711295312978e16, 1e-300, -1.5e300, 5e-324, 1.7976931348623157e308], pl.Float64),
         pl.Series("frame", [0.1, 2.5, 1e10, 1e-7], pl.Float32),
+        pl.Series("frame", [1173392.25, -705937280.0, -34219448.0, 1e-45, 3.4028234663852886e38], pl.Float32),
         pl.Series("frame", [dt.date(2024, 2, 29), dt.date(1999, 1, 1)], pl.Date),
         pl.Series("frame", [dt.datetime(2024, 1, 1, 0, 0, 0, 500000), dt.datetime(2024, 1, 1)], pl.Datetime("us")),  # noqa: DTZ001
         pl.Series("frame", [-3, 2**40], pl.Int64),
         pl.Series("frame", [2**64 - 1, 7], pl.UInt64),
         pl.Series("frame", ["a b", "it's", ""], pl.String),
     ],
-    ids=lambda s: str(s.dtype),
+    ids=lambda s: f"{s.dtype}-{s[0]}",
 )
 def test_an_aggregation_hashes_its_ids_as_duckdb_does(frame_ids: pl.Series, postgres_schema: tuple[str, str]) -> None:
     """The ids folded into an aggregation's data version are text as DuckDB's ``CAST(... AS VARCHAR)`` writes it."""
@@ -268,26 +270,63 @@ def test_a_server_stopped_mid_resolve_is_one_line_and_a_retry_succeeds(own_serve
         assert len(store.resolve_update("transcript").added) == 2
 
 
-def test_writers_opening_a_new_store_at_once_take_turns(postgres_schema: tuple[str, str]) -> None:
-    """Four connections create the same schema, tables and function, then write: no race, every write kept."""
-    uri, schema = postgres_schema
-    start = threading.Barrier(4)
-    errors: list[BaseException] = []
+def at_once(count: int, work: Callable[[int, threading.Barrier], None]) -> list[str]:
+    """``work(index, start)`` in ``count`` threads (each waits on ``start`` where it means to race); their errors."""
+    start = threading.Barrier(count)
+    errors: list[str] = []
 
-    def writer(index: int) -> None:
+    def run(index: int) -> None:
         try:
-            start.wait(POLL_TIMEOUT_S)
-            with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
-                frame = pl.DataFrame({"sample_uid": [index], "strata_dv__audio": ["a"], "strata_dv__frames": ["f"]})
-                store.write("video", frame)
+            work(index, start)
         except BaseException as exc:  # noqa: BLE001 - handed to the test
-            errors.append(exc)
+            errors.append(str(exc))
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(POLL_TIMEOUT_S)
-    assert errors == []
+    return errors
+
+
+def test_writers_opening_a_new_store_at_once_take_turns(postgres_schema: tuple[str, str]) -> None:
+    """Four connections create the same schema, tables and function, then write: no race, every write kept."""
+    uri, schema = postgres_schema
+
+    def writer(index: int, start: threading.Barrier) -> None:
+        start.wait(POLL_TIMEOUT_S)
+        with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+            frame = pl.DataFrame({"sample_uid": [index], "strata_dv__audio": ["a"], "strata_dv__frames": ["f"]})
+            store.write("video", frame)
+
+    assert at_once(4, writer) == []
     with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
         assert sorted(store.read("video").to_native()["sample_uid"]) == [0, 1, 2, 3]
+
+
+def test_writers_needing_the_same_new_types_at_once_take_turns(postgres_schema: tuple[str, str]) -> None:
+    """Eight stores open, then write at once columns of the types PostgreSQL lacks: none trips over another's."""
+    uri, schema = postgres_schema
+    with st.PostgresStore(uri, schema=schema, graph=graph_of()):
+        pass  # the schema and bookkeeping exist: the writers race only for the types
+
+    def writer(index: int, start: threading.Barrier) -> None:
+        with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+            frame = pl.DataFrame(
+                {
+                    "sample_uid": [index],
+                    "strata_dv__audio": ["a"],
+                    "strata_dv__frames": ["f"],
+                    "big": pl.Series([2**64 - 1], dtype=pl.UInt64),
+                    "small": pl.Series([-1], dtype=pl.Int8),
+                    "nested": [[index]],
+                }
+            )
+            start.wait(POLL_TIMEOUT_S)
+            store.write("video", frame)
+
+    assert at_once(8, writer) == []
+    with st.PostgresStore(uri, schema=schema, graph=graph_of()) as store:
+        back = store.read("video").to_native()
+    assert sorted(back["sample_uid"]) == list(range(8))
+    assert back["big"].to_list() == [2**64 - 1] * 8

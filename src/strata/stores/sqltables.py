@@ -13,6 +13,7 @@ import json
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from strata.errors import WriteError
 from strata.resolve import sql
 from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT
@@ -520,6 +521,24 @@ class SqlTablesStore(MetadataStore):
             (*plan.input_columns, *plan.dv_columns, *(f.cause_column for f in plan.fields)), pl.String
         )
         return self._frame(query, schema)
+
+
+def refuse_nanoseconds(store: str, frame: pl.DataFrame) -> None:
+    """Refuse times and datetimes finer than a microsecond, before anything is written.
+
+    SQLite and PostgreSQL keep them to the microsecond (``store``: the one-line name of the store);
+    DuckDB keeps nanoseconds, so the text an aggregation folds in would differ.
+    """
+    import polars as pl
+
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Time or (isinstance(dtype, pl.Datetime) and dtype.time_unit == "ns"):
+            finer = frame[name].drop_nulls().to_physical() % 1000 != 0
+            if finer.any():
+                raise WriteError(
+                    f"column `{name}` holds a time finer than a microsecond, which {store} keeps to the microsecond",
+                    "round it to microseconds, or use a DuckDB store for such values; nothing was written",
+                )
 
 
 def _never_null(plan: FeaturePlan) -> tuple[str, ...]:

@@ -10,9 +10,11 @@ Tables are DuckDB's (``<feature>``, ``<feature>$history``, ``strata$meta``, ``st
 the store's schema (``schema=``, default: the connection's ``search_path``). Columns take the
 PostgreSQL type of their Polars type; the types PostgreSQL lacks are domains named after DuckDB's
 (``strata_utinyint`` ... ``strata_ubigint`` over a wider integer, ``strata_json`` text for nested
-values, read back as strings). The session runs in UTC with ISO dates, so a value's text
-(``CAST(... AS VARCHAR)``) is DuckDB's; floats, which PostgreSQL writes otherwise (``1`` for
-``1.0``, ``1e+15``, ``Infinity``), go through ``strata$text``, a function the store creates.
+values, read back as strings; decimals ``numeric(p,s)``, times ``time``, enums ``varchar``). The
+session runs in UTC with ISO dates, so a value's text (``CAST(... AS VARCHAR)``) is DuckDB's;
+floats, which PostgreSQL writes otherwise (``1`` for ``1.0``, ``1e+15``, ``Infinity``, and not
+always Python's shortest digits), go through the functions of ``postgres/text.py``, which the store
+creates.
 
 Errors are one line naming the store; the connection URI's password never appears in them.
 """
@@ -33,7 +35,8 @@ from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident, literal
-from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore
+from strata.stores.postgres.text import DOUBLE_TEXT, FUNCTIONS_SQL, NEWEST, SINGLE_TEXT
+from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore, refuse_nanoseconds
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -50,9 +53,9 @@ CONNECT_TIMEOUT_S = 10
 _names = itertools.count()
 
 _TYPES: dict[str, tuple[str, str | None]] = {
-    "Int64": ("BIGINT", "bigint"),
-    "Int32": ("INTEGER", "integer"),
-    "Int16": ("SMALLINT", "smallint"),
+    "Int64": ("BIGINT", None),
+    "Int32": ("INTEGER", None),
+    "Int16": ("SMALLINT", None),
     "Int8": ("strata_tinyint", "smallint"),
     "UInt64": ("strata_ubigint", "numeric(20,0)"),
     "UInt32": ("strata_uinteger", "bigint"),
@@ -79,40 +82,10 @@ _READ_BACK = {
     "date": "Date",
 } | {declared: polars for polars, (declared, base) in _TYPES.items() if base}
 """``format_type`` of a column -> its Polars type."""
-_FLOATS = ("double precision", "real")
-_TEXT_FUNCTION = '"strata$text"'
-_TEXT_FUNCTION_SQL = r"""
-CREATE OR REPLACE FUNCTION "strata$text"(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT AS $f$
-DECLARE
-    sign text := '';
-    mantissa text;
-    exponent int := 0;
-    digits text;
-    lead int;
-BEGIN
-    IF t = 'NaN' THEN RETURN 'nan'; END IF;
-    IF t = 'Infinity' THEN RETURN 'inf'; END IF;
-    IF t = '-Infinity' THEN RETURN '-inf'; END IF;
-    IF left(t, 1) = '-' THEN sign := '-'; t := substr(t, 2); END IF;
-    mantissa := split_part(t, 'e', 1);
-    IF position('e' IN t) > 0 THEN exponent := split_part(t, 'e', 2)::int; END IF;
-    digits := replace(mantissa, '.', '');
-    exponent := exponent + length(split_part(mantissa, '.', 1)) - 1;
-    lead := length(digits) - length(ltrim(digits, '0'));
-    digits := rtrim(ltrim(digits, '0'), '0');
-    IF digits = '' THEN RETURN sign || '0.0'; END IF;
-    exponent := exponent - lead;
-    IF exponent >= 16 OR exponent < -4 THEN
-        RETURN sign || left(digits, 1) || CASE WHEN length(digits) > 1 THEN '.' || substr(digits, 2) ELSE '' END
-            || 'e' || CASE WHEN exponent < 0 THEN '-' ELSE '+' END || lpad(abs(exponent)::text, 2, '0');
-    END IF;
-    IF exponent < 0 THEN RETURN sign || '0.' || repeat('0', -exponent - 1) || digits; END IF;
-    IF length(digits) <= exponent + 1 THEN RETURN sign || rpad(digits, exponent + 1, '0') || '.0'; END IF;
-    RETURN sign || left(digits, exponent + 1) || '.' || substr(digits, exponent + 2);
-END
-$f$
-"""
-"""A float's PostgreSQL text (its shortest digits) as DuckDB writes it: Python's ``repr`` layout."""
+_TEXT_CASTS = {"double precision": f"{DOUBLE_TEXT}({{}})", "real": f"{SINGLE_TEXT}({{}})"}
+"""Columns whose text PostgreSQL writes otherwise than DuckDB, and the function (``postgres/text.py``) writing it."""
+_NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
+_TIME = "time without time zone"
 _PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 
@@ -122,8 +95,12 @@ def declared_type(dtype: pl.DataType) -> str:
 
     if isinstance(dtype, pl.Datetime):
         return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
-    if dtype == pl.Null:
+    if dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum):
         return "VARCHAR"
+    if isinstance(dtype, pl.Decimal):
+        return f"NUMERIC({dtype.precision},{dtype.scale})"
+    if dtype == pl.Time:
+        return "TIME"
     known = _TYPES.get(str(dtype.base_type()))
     return known[0] if known else _JSON
 
@@ -135,6 +112,10 @@ def polars_type(declared: str) -> pl.DataType:
     declared = declared.rsplit(".", 1)[-1].strip('"')
     if declared.startswith("timestamp"):
         return pl.Datetime("us", "UTC" if "with time zone" in declared else None)
+    if declared == _TIME:
+        return pl.Time()
+    if numeric := _NUMERIC.fullmatch(declared):
+        return pl.Decimal(int(numeric[1]), int(numeric[2]))
     name = _READ_BACK.get(declared)
     return getattr(pl, name)() if name else pl.String()
 
@@ -143,14 +124,13 @@ def to_csv(frame: pl.DataFrame) -> bytes:
     """``frame`` as the CSV ``COPY ... FROM STDIN (FORMAT csv)`` reads: nulls unquoted and empty, text quoted."""
     import polars as pl
 
-    converted = []
+    converted: list[pl.Expr | pl.Series] = []
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.Datetime) and dtype.time_zone:
             converted.append(pl.col(name).dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%d %H:%M:%S%.6f+00"))
-        elif declared_type(dtype) == _JSON:
-            converted.append(
-                pl.col(name).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String, skip_nulls=True)
-            )
+        elif declared_type(dtype) == _JSON:  # values as Python sees them: a list's items are no Series then
+            values = [None if v is None else json.dumps(v, default=str) for v in frame[name].to_list()]
+            converted.append(pl.Series(name, values, pl.String))
     frame = frame.with_columns(converted) if converted else frame
     return frame.write_csv(include_header=False, quote_style="non_numeric").encode()
 
@@ -176,6 +156,8 @@ def from_csv(data: bytes, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
             back.append(column.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", time_unit="us"))
         elif dtype == pl.Date:
             back.append(column.str.to_date("%Y-%m-%d"))
+        elif dtype == pl.Time:
+            back.append(column.str.to_time("%H:%M:%S%.f"))
         elif dtype != pl.String:
             back.append(column.cast(dtype))
     return text.with_columns(back) if back else text
@@ -309,7 +291,7 @@ class PostgresStore(SqlTablesStore):
             raise
 
     def _create_bookkeeping(self, temporary: str) -> None:
-        """The schema, ``strata$meta``, ``strata$sync`` and ``strata$text``, each unless it exists.
+        """The schema, ``strata$meta``, ``strata$sync`` and the functions of ``postgres/text.py``, unless they exist.
 
         Outside a read, in one transaction holding an advisory lock of the schema: two processes
         opening a new store at once take turns instead of racing to create the same objects.
@@ -324,8 +306,8 @@ class PostgresStore(SqlTablesStore):
             (SYNC, "feature VARCHAR PRIMARY KEY, state VARCHAR"),
         ):
             self._run(f"CREATE {temporary}TABLE IF NOT EXISTS {ident(table)} ({columns})")
-        if not temporary and self._run("SELECT to_regprocedure(%s) IS NULL", [f"{_TEXT_FUNCTION}(text)"])[0][0]:
-            self._run(_TEXT_FUNCTION_SQL)
+        if not temporary and self._run("SELECT to_regprocedure(%s) IS NULL", [NEWEST])[0][0]:
+            self._run(FUNCTIONS_SQL)
 
     def _close(self) -> None:
         if self._con is not None:
@@ -375,6 +357,7 @@ class PostgresStore(SqlTablesStore):
 
     def _batch(self, frame: pl.DataFrame) -> str:
         """A temp table holding ``frame``'s rows (one ``COPY``), columns typed as they will be stored."""
+        refuse_nanoseconds(f"PostgreSQL store `{self.describe()}`", frame)
         name = ident(f"strata$batch_{next(_names)}")
         types = {c: declared_type(t) for c, t in frame.schema.items()}
         self._prepare_types(types.values())
@@ -391,11 +374,16 @@ class PostgresStore(SqlTablesStore):
             copy.write(to_csv(frame))
 
     def _prepare_types(self, declared: Iterable[str]) -> None:
-        """Create the domains among ``declared`` that the schema lacks (DuckDB's types PostgreSQL has not)."""
+        """Create the domains among ``declared`` that the schema lacks (DuckDB's types PostgreSQL has not).
+
+        Another session may be creating the same domain: PostgreSQL says ``duplicate_object`` when
+        it has committed, ``unique_violation`` when both inserted it at once; either way it exists.
+        """
         for name in sorted(set(declared) & set(_DOMAINS)):
             create = f"CREATE DOMAIN {ident(name)} AS {_DOMAINS[name]}"
             if self._run("SELECT to_regtype(%s) IS NULL", [ident(name)])[0][0]:
-                self._run(f"DO $$ BEGIN {create}; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+                exists = "duplicate_object OR unique_violation"
+                self._run(f"DO $$ BEGIN {create}; EXCEPTION WHEN {exists} THEN NULL; END $$")
 
     def _drop(self, *tables: str) -> None:
         """Drop temp tables, unless the connection is gone (they went with it)."""
@@ -442,8 +430,8 @@ class PostgresStore(SqlTablesStore):
         return name
 
     def _text_cast(self, declared: str) -> str | None:
-        """Floats, which PostgreSQL writes otherwise (``1``, ``1e+15``, ``Infinity``), through ``strata$text``."""
-        return f"{_TEXT_FUNCTION}(CAST({{}} AS VARCHAR))" if declared in _FLOATS else None
+        """Floats, which PostgreSQL writes otherwise (``1``, ``1e+15``, ``Infinity``), through ``postgres/text.py``."""
+        return _TEXT_CASTS.get(declared)
 
     def _increment(
         self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool, ids: dict[str, Any] | None = None

@@ -31,7 +31,7 @@ from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident
 from strata.resolve.text import sqlite_text
 from strata.stores.checks import check_case
-from strata.stores.sqltables import META, POLARS_TYPES, SYNC, SqlTablesStore
+from strata.stores.sqltables import META, POLARS_TYPES, SYNC, SqlTablesStore, refuse_nanoseconds
 
 if TYPE_CHECKING:
     import sqlite3
@@ -291,6 +291,7 @@ class SQLiteStore(SqlTablesStore):
     def _batch(self, frame: pl.DataFrame) -> str:
         """A temp table holding ``frame``'s rows, columns declared as they will be stored."""
         _check_values(frame)
+        refuse_nanoseconds("a SQLite store", frame)
         check_case(self.describe(), frame.columns)
         name = ident(f"strata$batch_{next(_names)}")
         columns = ", ".join(f"{ident(c)} {declared_type(t)}" for c, t in frame.schema.items())
