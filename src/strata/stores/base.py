@@ -393,6 +393,17 @@ class MetadataStore(StoreBackend):
         for key in list(self._pending):
             self._forget(key)
 
+    def _lost_track(self) -> None:
+        """A soft delete took rows out of the latest table and left none in their place; forget every sync.
+
+        A tombstone deleted again, or an expansion's "no children" row deleted, leaves no latest
+        row numbered since a feature's last sync, so no resolve "since last sync" would look at
+        those samples: every sync record goes, as after a hard delete (the next resolve of each
+        feature compares in full). Called inside the delete's transaction.
+        """
+        self._clear_sync()
+        self._forget_all()
+
     def _settle(
         self, plan: FeaturePlan, pending: Pending | SqlPending, tables: dict[str, int | None] | None = None
     ) -> None:

@@ -379,7 +379,9 @@ class SqlTablesStore(MetadataStore):
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
                 match = matching(latest, batch, frame.columns, _never_null(plan))
-                if soft:
+                if soft:  # rows already deleted leave the latest table with no row in their place
+                    if self._run(f"SELECT count(*) FROM {latest} WHERE {ident(DELETED)} AND {match}")[0][0]:
+                        self._lost_track()
                     count = self._move(plan, match, seq)
                 else:
                     count = self._run(f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0][0]

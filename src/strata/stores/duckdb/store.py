@@ -989,6 +989,8 @@ class DuckDBStore(MetadataStore):
                 if soft:  # matched rows move to history; the live ones leave tombstones
                     with self._moved(plan, match, many=ids.num_rows > MOVED_IN_ONE) as moved:
                         count = self._tombstones(plan, moved, seq)
+                        if _run(con, f"SELECT count(*) FROM {moved} WHERE {ident(DELETED)}")[0][0]:
+                            self._lost_track()  # rows already deleted left with no row in their place
                 else:  # the live rows erased are counted from what the DELETE returns: one scan
                     gone = f"DELETE FROM {latest} WHERE {match} RETURNING {ident(DELETED)}"
                     count = _run(

@@ -161,6 +161,8 @@ class InMemoryStore(MetadataStore):
                 self._history[plan.table].append(matched)
                 kept = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
                 self._latest[plan.table] = pl.concat([kept, tomb], how="diagonal_relaxed")
+                if len(matched) > len(hit):  # tombstones or a "no children" row left without a row in their place
+                    self._lost_track()
             return len(hit)
         self._next_seq(plan.table)  # a hard delete changes the table too
         self._latest[plan.table] = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
