@@ -67,6 +67,7 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
     "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks"),
     "memory": ("type", "hash_algorithm", "fallbacks"),
     "sqlite": ("type", "path", "hash_algorithm", "fallbacks"),
+    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks"),
     "clickhouse": (
         "type",
         "path",
@@ -79,7 +80,6 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
         "hash_algorithm",
         "fallbacks",
     ),
-    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks"),
 }
 """Store types a project can declare, and the keys each accepts."""
 
