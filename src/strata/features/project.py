@@ -535,6 +535,12 @@ def _clickhouse_place(
             "write e.g. `path: .strata/clickhouse`, or `host: ch.internal` with username and password",
         )
     if "path" in values:  # several embedded stores of one process share a directory by taking a database each
+        for key in ("port", "username", "password", "secure"):
+            if key in values:
+                raise ProjectFileError(
+                    f"{line(key)}: `{key}` of ClickHouse store `{name}` is for a server (`host:`), not for `path:`",
+                    "drop it (embedded chDB takes no connection settings), or give `host:` instead of `path:`",
+                )
         database = (("database", values["database"]),) if "database" in values else ()
         return _duckdb_path(project, name, values["path"], line("path")), database
     port = values.get("port")
