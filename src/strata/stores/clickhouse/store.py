@@ -31,6 +31,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.resolve.sql import ident
 from strata.stores.base import MetadataStore
+from strata.stores.checks import fit_stored
 from strata.stores.sqltables import META, SYNC, childless
 
 if TYPE_CHECKING:
@@ -447,6 +448,10 @@ class ClickHouseStore(MetadataStore):
         self._tables[table] = self._columns(table)
         return created
 
+    def _fitted(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` cast to the types its columns are stored with (``checks.fit_stored``)."""
+        return fit_stored(self.describe(), frame, self._schema(plan.table)) if self._has_table(plan.table) else frame
+
     def _append(self, plan: FeaturePlan, select: str, names: Sequence[str]) -> None:
         self._db.command(f"INSERT INTO {self._t(plan.table)} ({sql.ids_list(tuple(names))}) {select}")
 
@@ -477,7 +482,7 @@ class ClickHouseStore(MetadataStore):
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
-        frame = frame.drop([c for c in frame.columns if c in managed])
+        frame = self._fitted(plan, frame.drop([c for c in frame.columns if c in managed]))
         check_names(self.describe(), [*frame.columns, *(f.code_version for f in plan.fields)])
         wanted = {c: column_type(t) for c, t in frame.schema.items()} | _system_types(plan)
         seq, seen = self._next_seq(list(since or ()))
@@ -501,7 +506,7 @@ class ClickHouseStore(MetadataStore):
         return seq if since is None or in_step else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        frames = _polars(latest, history)
+        frames = [self._fitted(plan, frame) for frame in _polars(latest, history)]
         system = _system_types(plan)
         wanted = {c: system.get(c, column_type(t)) for f in frames for c, t in f.schema.items()}
         check_names(self.describe(), list(wanted))
