@@ -222,3 +222,45 @@ def test_killed_while_its_files_grow_a_write_leaves_all_or_nothing_and_a_retry_c
         assert transcript.changed.to_native()["sample_uid"].to_list() == [1]
         assert len(store.read("video")) == BIG
         assert pl.Series(store.read("video")["sample_uid"]).n_unique() == BIG
+
+
+PAUSE_AFTER_DELETE = """
+{patch}
+def paused(*args, **kwargs):
+    query = args[-1] if isinstance(args[-1], str) else args[-2]
+    if seen and seen[-1] == "COMMIT":  # the delete's transaction is in: stop at whatever comes next
+        print("deleted", flush=True)
+        sys.stdin.readline()
+    if 'DELETE FROM "video' in query or (seen and query == "COMMIT"):
+        seen.append(query)
+    return run(*args, **kwargs)
+seen = []
+{install}
+with STORE as store:
+    store.delete("video", roots(2).tail(1).select("sample_uid"), soft=False)
+    print("deleted", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_killed_right_after_a_hard_delete_committed_the_next_resolve_still_sees_it(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hard delete and the forgetting of every sync record are one: a kill between them must not split them.
+
+    Killed after the delete committed, with the sync records still saying what the resolves saw
+    before it, the next resolve "since last sync" looked for rows written since and found none:
+    the erased sample was never removed downstream.
+    """
+    path = project(tmp_path, kind, monkeypatch)
+    with KINDS[kind][0](path, graph=graph_of()) as store:
+        sync(store, roots(3))
+    patch, install = HOOKS[kind]
+    process = writer(kind, path, PAUSE_AFTER_DELETE.format(patch=patch, install=install))
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "deleted", process.stderr.read() if process.stderr else ""
+    killed(process)
+    with KINDS[kind][0](path, graph=graph_of()) as store:
+        assert sorted(store.read("video")["sample_uid"].to_list()) == [0, 2]
+        assert store.resolve_update("transcript").removed.to_native()["sample_uid"].to_list() == [1]

@@ -525,7 +525,7 @@ class MetadataStore(StoreBackend):
         )
         since = pending.state["tables"] if settles and pending is not None else None
         deleted, seq = self._delete(plan, table, soft=soft, since=since)
-        if not soft:
+        if not soft:  # the SQL stores cleared the sync records in the delete's transaction already
             self._clear_sync()
             self._forget_all()  # what resolves asked for may now be wrong
         if pending is not None and since is not None and seq is not None:

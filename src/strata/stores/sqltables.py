@@ -333,6 +333,7 @@ class SqlTablesStore(MetadataStore):
             with self._transaction():
                 if len(frames[0]):  # the latest table changes: a new number, as for a hard delete
                     self._next_seq(plan.table)
+                    self._clear_sync()
                     self._run(
                         f"DELETE FROM {table} WHERE {matching(table, batches[0], frames[0].columns, _never_null(plan))}"
                     )
@@ -387,7 +388,8 @@ class SqlTablesStore(MetadataStore):
                     if self._run(f"SELECT count(*) FROM {latest} WHERE {ident(DELETED)} AND {match}")[0][0]:
                         self._lost_track()
                     count = self._move(plan, match, seq)
-                else:
+                else:  # with the rows: no sync record may outlive them (see MetadataStore.delete)
+                    self._clear_sync()
                     count = self._run(f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0][0]
                     self._run(f"DELETE FROM {latest} WHERE {match}")
                     self._run(

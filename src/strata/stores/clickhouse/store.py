@@ -529,6 +529,8 @@ class ClickHouseStore(MetadataStore):
     def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
         frames = _polars(latest, history)
         batches = [self._batch(f) for f in frames]
+        if len(frames[0]):  # latest rows go: no sync record may outlive them (forgotten first, no transaction here)
+            self._clear_sync()
         try:
             for frame, batch in zip(frames, batches, strict=True):
                 if len(frame):
@@ -558,7 +560,8 @@ class ClickHouseStore(MetadataStore):
             if soft:
                 gone = f"if({ident(DELETED)}, {_GONE}, {_ROW})"  # a tombstone's sample leaves the latest rows
                 self._copies(plan, "true", seq, kind=gone, deleted="true", of=of)
-            else:
+            else:  # no sync record may outlive the rows: forgotten first, as nothing here is one transaction
+                self._clear_sync()
                 self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
             self._commit(plan.table, seq)
         finally:
