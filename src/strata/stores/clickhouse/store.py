@@ -518,10 +518,10 @@ class ClickHouseStore(MetadataStore):
                 kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
                 picked = [*(ident(c) for c in kept), str(int(seq)), str(kind), "true"]
                 self._append(plan, f"SELECT {', '.join(picked)} FROM {batch}", [*kept, SEQ, KIND, WHOLE])
-            if len(frames[0]):  # rows put again replace their old copies, which do not become history
-                again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])
-                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
             self._commit(plan.table, seq)
+            if len(frames[0]):  # rows put again replace their old copies, which do not become history
+                again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])  # once the new ones count
+                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
         finally:
             self._drop(*batches)
         return seq
