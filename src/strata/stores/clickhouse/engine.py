@@ -142,6 +142,10 @@ class ServerEngine(Engine):
             import clickhouse_connect
             from clickhouse_connect.driver.exceptions import ClickHouseError
 
+        import logging
+
+        # its failures reach the user as our one-line errors; unhandled, its log lines went to stderr as well
+        logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
         try:
             self._client = clickhouse_connect.get_client(
                 host=options.get("host") or "localhost",
