@@ -118,7 +118,8 @@ class StoreConfig:
         """``duckdb at /p/.strata/metadata.duckdb``, ``postgres at postgresql://***@db:5432/features``."""
         if self.path is None and self.server:
             server = dict(self.server)
-            return self.shown(f"{self.type} at {server.get('host')}:{server.get('port', 8123)}")
+            port = server.get("port") or (8443 if _is_true(server.get("secure")) else 8123)
+            return self.shown(f"{self.type} at {server.get('host')}:{port}")
         where = self.path if self.path is not None else self.uri
         return self.shown(f"{self.type} at {where}") if where is not None else self.type
 
@@ -624,6 +625,11 @@ def _build_sqlite(config: StoreConfig, graph: FeatureGraph | None, read_only: bo
     )
 
 
+def _is_true(value: Any) -> bool:
+    """A setting's yes (``true``, ``1``, ``yes``, any case; YAML's true)."""
+    return str(value).lower() in {"true", "1", "yes"}
+
+
 def _build_clickhouse(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
     from strata.stores.clickhouse.store import ClickHouseStore
 
@@ -631,7 +637,7 @@ def _build_clickhouse(config: StoreConfig, graph: FeatureGraph | None, read_only
     if "port" in server:
         server["port"] = int(server["port"])
     if "secure" in server:
-        server["secure"] = str(server["secure"]).lower() in {"true", "1", "yes"}
+        server["secure"] = _is_true(server["secure"])
     return ClickHouseStore(
         config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, name=config.name, **server
     )

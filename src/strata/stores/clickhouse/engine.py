@@ -149,7 +149,7 @@ class ServerEngine(Engine):
         try:
             self._client = clickhouse_connect.get_client(
                 host=options.get("host") or "localhost",
-                port=int(options.get("port") or 8123),
+                port=server_port(options),
                 username=options.get("username") or "default",
                 password=options.get("password") or "",
                 secure=bool(options.get("secure", False)),
@@ -174,6 +174,12 @@ class ServerEngine(Engine):
 
     def close(self) -> None:
         self._client.close()
+
+
+def server_port(options: dict[str, Any]) -> int:
+    """The port given, else ClickHouse's: 8443 for HTTPS (``secure``), 8123 for HTTP."""
+    port = options.get("port")
+    return int(port) if port else (8443 if options.get("secure") else 8123)
 
 
 def _without(message: str, options: dict[str, Any]) -> str:

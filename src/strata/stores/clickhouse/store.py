@@ -214,7 +214,9 @@ class ClickHouseStore(MetadataStore):
             return self.name
         if self.path is not None:
             return f"clickhouse store at {self.path}"
-        return f"clickhouse store at {self.server['host']}:{self.server['port'] or 8123}"
+        from strata.stores.clickhouse.engine import server_port
+
+        return f"clickhouse store at {self.server['host']}:{server_port(self.server)}"
 
     def _same_place(self, other: MetadataStore) -> bool:
         if not isinstance(other, ClickHouseStore):
