@@ -202,8 +202,10 @@ def test_compact_keep_and_older_than(strata: Cli, use: Use) -> None:
         assert len(prod.read("video", feature_version="all")) == 4
     con = duckdb.connect("prod.duckdb")  # the rows of sample 1 were superseded 40 days ago
     old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=40)
-    con.execute('UPDATE "video" SET strata_written_at = ? WHERE sample_uid = 1', [old])
-    con.execute('UPDATE "video$history" SET strata_written_at = ? WHERE sample_uid = 1', [old])
+    # the tables are split (their writes keep the times): every write of sample 1 is aged
+    of_sample = 'SELECT strata_write FROM "{}" WHERE sample_uid = 1'
+    writes = " UNION ".join(of_sample.format(t) for t in ("video$rows", "video$history$rows"))
+    con.execute(f'UPDATE "video$writes" SET strata_written_at = ? WHERE strata_write IN ({writes})', [old])  # noqa: S608
     con.close()
     result = strata("metadata", "compact", "--older-than", "30d")
     assert result.code == 0, result.err

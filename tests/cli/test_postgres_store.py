@@ -131,3 +131,20 @@ def test_a_secret_in_a_fallbacks_path_is_never_shown(strata: Cli, make_project: 
     assert token not in result.out + result.err
     assert "`prod`, a fallback of `dev`" in result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_a_password_in_the_uri_query_is_never_shown(
+    strata: Cli, make_project: MakeProject, pg: PostgresServer, schema: str
+) -> None:
+    """libpq takes the password as a query parameter too: `strata status --json` shows the URI without it."""
+    uri = f"postgresql://{pg.superuser}@{pg.host}:{pg.port}/postgres?password={pg.password}&connect_timeout=5"
+    make_project(
+        {"feats.py": GRAPH},
+        extra=f"  store: team\nstores:\n  team: {{type: postgres, uri: '{uri}', schema: {schema}}}\n",
+    )
+    built = strata("build")
+    assert built.code == 0, built.err
+    shown = strata("status", "--json")
+    assert shown.code == 0, shown.err
+    assert pg.password not in shown.out + shown.err
+    assert "password=***&connect_timeout=5" in shown.out

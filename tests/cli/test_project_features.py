@@ -114,6 +114,11 @@ def test_the_only_store_is_the_default_and_the_environment_can_choose(tmp_path: 
         ),
         ("  x: {type: memory, memory_limit: 1GB}\n", r"unknown key `memory_limit` for a memory store"),
         ("  x: {type: duckdb, path: 3}\n", r"store `x` needs a file path"),
+        (
+            "  x: {type: clickhouse, path: ch, password: pw}\n",
+            r"strata\.yml:3: `password` of ClickHouse store `x` is for a server \(`host:`\), not for `path:`",
+        ),
+        ("  x: {type: clickhouse, path: ch, secure: true}\n", r"`secure` of ClickHouse store `x` is for a server"),
         ('  "../x": {type: memory}\n', r"`\.\./x` is not a valid store name"),
     ],
 )

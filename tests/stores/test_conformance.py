@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import narwhals as nw
 import polars as pl
 import pytest
@@ -603,3 +604,21 @@ def test_write_changed_with_a_full_snapshot_adds_changes_and_removes_in_one_call
         # an empty snapshot: the source is empty, so is the feature
         assert store.write_changed("video", snapshot.clear(), snapshot=True)["removed"] == 4
         assert ids(store.read("video")) == []
+
+
+@pytest.mark.parametrize("value", ["x", "1.5e"])
+def test_text_that_its_number_column_cannot_hold_is_refused_and_nothing_is_written(
+    store_factory: StoreFactory, value: str
+) -> None:
+    """A later batch brings text in a column stored as numbers: refused, the stored rows as they were.
+
+    SQLite kept the text in its INTEGER column (and no read of the feature worked again),
+    ClickHouse wrote null in its place; text that is a number is taken, as DuckDB takes it.
+    """
+    with store_factory(graph=graph_of()) as store:
+        store.write("video", roots(2).head(1).with_columns(note=pl.lit(1, pl.Int64)))
+        with pytest.raises((st.StrataError, duckdb.ConversionException), match=r"note|INT64"):
+            store.write("video", roots(2).tail(1).with_columns(note=pl.lit(value)))
+        assert store.read("video").to_native().select("sample_uid", "note").rows() == [(0, 1)]
+        store.write("video", roots(2).tail(1).with_columns(note=pl.lit("2")))
+        assert sorted(store.read("video").to_native().select("sample_uid", "note").rows()) == [(0, 1), (1, 2)]

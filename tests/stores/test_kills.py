@@ -1,4 +1,4 @@
-"""A process killed (SIGKILL) in the middle of a write to a DuckDB or SQLite file.
+"""A process killed (SIGKILL) in the middle of a write, delete or copy to a DuckDB or SQLite file (or a chDB directory).
 
 Afterwards the store holds all of the write or none of it, the next command (``strata status``)
 runs and says nothing it need not, and writing again gives the right increments.
@@ -20,7 +20,7 @@ import pytest
 
 import strata as st
 from tests.helpers import Cli, write_project
-from tests.stores.test_conformance import graph_of, roots, sync
+from tests.stores.test_conformance import graph_of, lineage_graph, roots, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = {"duckdb": (st.DuckDBStore, "meta.duckdb", ".wal"), "sqlite": (st.SQLiteStore, "meta.sqlite", "-wal")}
@@ -70,6 +70,11 @@ def writer(kind: str, path: Path, code: str) -> subprocess.Popen[str]:
         from tests.stores.test_conformance import graph_of, roots
         """
     ) + textwrap.dedent(code).replace("STORE", f"st.{store_class}({str(path)!r}, graph=graph_of())")
+    return spawn(script)
+
+
+def spawn(script: str) -> subprocess.Popen[str]:
+    """A Python process running ``script`` in the repository, its stdin and stdout piped."""
     return subprocess.Popen(
         [sys.executable, "-c", script],
         cwd=ROOT,
@@ -222,3 +227,98 @@ def test_killed_while_its_files_grow_a_write_leaves_all_or_nothing_and_a_retry_c
         assert transcript.changed.to_native()["sample_uid"].to_list() == [1]
         assert len(store.read("video")) == BIG
         assert pl.Series(store.read("video")["sample_uid"]).n_unique() == BIG
+
+
+PAUSE_AFTER_DELETE = """
+{patch}
+def paused(*args, **kwargs):
+    query = args[-1] if isinstance(args[-1], str) else args[-2]
+    if seen and seen[-1] == "COMMIT":  # the delete's transaction is in: stop at whatever comes next
+        print("deleted", flush=True)
+        sys.stdin.readline()
+    if 'DELETE FROM "video' in query or (seen and query == "COMMIT"):
+        seen.append(query)
+    return run(*args, **kwargs)
+seen = []
+{install}
+with STORE as store:
+    store.delete("video", roots(2).tail(1).select("sample_uid"), soft=False)
+    print("deleted", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_killed_right_after_a_hard_delete_committed_the_next_resolve_still_sees_it(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hard delete and the forgetting of every sync record are one: a kill between them must not split them.
+
+    Killed after the delete committed, with the sync records still saying what the resolves saw
+    before it, the next resolve "since last sync" looked for rows written since and found none:
+    the erased sample was never removed downstream.
+    """
+    path = project(tmp_path, kind, monkeypatch)
+    with KINDS[kind][0](path, graph=graph_of()) as store:
+        sync(store, roots(3))
+    patch, install = HOOKS[kind]
+    process = writer(kind, path, PAUSE_AFTER_DELETE.format(patch=patch, install=install))
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "deleted", process.stderr.read() if process.stderr else ""
+    killed(process)
+    with KINDS[kind][0](path, graph=graph_of()) as store:
+        assert sorted(store.read("video")["sample_uid"].to_list()) == [0, 2]
+        assert store.resolve_update("transcript").removed.to_native()["sample_uid"].to_list() == [1]
+
+
+PAUSE_BEFORE_CLICKHOUSE_COMMIT = """
+import sys
+import strata as st
+from strata.stores.clickhouse.engine import ChdbEngine
+from tests.stores.test_conformance import lineage_graph
+run = ChdbEngine.command
+def paused(self, sql):
+    if sql.startswith("INSERT INTO") and "strata$commits" in sql:  # the copy's one commit: every row is in
+        print("before-commit", flush=True)
+        sys.stdin.readline()
+    return run(self, sql)
+ChdbEngine.command = paused
+with st.DuckDBStore({source!r}, graph=lineage_graph(), read_only=True) as source, st.ClickHouseStore(
+    {target!r}, graph=lineage_graph()
+) as target:
+    target.copy_from(source, ["frames"])
+"""
+
+
+def frames_rows(store: st.MetadataStore) -> list[tuple[Any, ...]]:
+    frame = store.read("frames", feature_version="all", include_deleted=True).drop("strata_seq")
+    return sorted(frame.select(sorted(frame.columns)).rows(), key=repr)
+
+
+def test_killed_before_the_commit_of_a_copy_into_clickhouse_the_rows_copied_before_stay(tmp_path: Path) -> None:
+    """A copy puts a parent's children again into ClickHouse: killed before its commit, the earlier copies stay.
+
+    Child 1 of parent 0 deleted at the source: the next copy puts parent 0's latest generation,
+    child 0 (copied before) with child 1's tombstone. The old copy of child 0 was erased before
+    the new rows were committed, so a copy killed in between lost child 0 (until a retry).
+    """
+    source, target = tmp_path / "dev.duckdb", tmp_path / "ch"
+    with st.DuckDBStore(source, graph=lineage_graph()) as dev:
+        dev.write("video", roots(1).drop("strata_dv__audio"))
+        asked = dev.resolve_update("frames").added.to_native()
+        dev.write(
+            "frames",
+            asked.join(pl.DataFrame({"frame": [0, 1]}), how="cross").with_columns(strata_dv__pixels=pl.lit("p")),
+        )
+    with st.DuckDBStore(source, graph=lineage_graph()) as dev, st.ClickHouseStore(target, graph=lineage_graph()) as ch:
+        ch.copy_from(dev, ["frames"])
+        before = frames_rows(ch)
+    with st.DuckDBStore(source, graph=lineage_graph()) as dev:
+        dev.delete("frames", pl.DataFrame({"sample_uid": [0], "frame": [1]}))
+    script = PAUSE_BEFORE_CLICKHOUSE_COMMIT.format(source=str(source), target=str(target))
+    process = spawn(script)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "before-commit", process.stderr.read() if process.stderr else ""
+    killed(process)
+    with st.ClickHouseStore(target, graph=lineage_graph()) as ch:
+        assert frames_rows(ch) == before

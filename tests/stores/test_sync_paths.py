@@ -24,7 +24,7 @@ import pytest
 
 import strata as st
 from tests.stores.conftest import StoreFactory
-from tests.stores.test_conformance import graph_of, roots, rows, sync
+from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
 from tests.stores.test_duckdb_layout import to_older_layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -491,3 +491,35 @@ def test_an_id_column_named_like_a_column_the_resolve_adds_gets_the_increment_th
             assert inc.meta["mode"] == "since last sync"
             seen.append((inc.added.to_native()[id_column].to_list(), inc.counts()))
     assert seen[1] == seen[0] == ([1], {"added": 1, "changed": 0, "removed": 0})
+
+
+def test_a_tombstone_deleted_again_before_a_resolve_is_seen_on_the_sync_path(store_factory: StoreFactory) -> None:
+    """A soft delete of a sample already deleted takes its tombstone out of the latest rows.
+
+    No latest row then carries the numbers written since the last sync for that sample, yet the
+    downstream features must still hear of it: video 3 deleted twice, transcript 5 deleted twice.
+    """
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(8))
+        for key, uid in (("video", 3), ("transcript", 5)):
+            store.delete(key, pl.DataFrame({"sample_uid": [uid]}))
+            store.delete(key, pl.DataFrame({"sample_uid": [uid]}))
+        both_paths(store)
+        catch_up(store)
+
+
+def test_a_deleted_no_children_row_is_asked_for_again_on_the_sync_path(store_factory: StoreFactory) -> None:
+    """Parent 1 computed with no children, then that row deleted: the next resolve asks for parent 1 again."""
+    with store_factory(graph=lineage_graph()) as store:
+        store.write("video", roots(3).drop("strata_dv__audio"))
+        asked = rows(store.resolve_update("frames"))
+        children = asked.filter(pl.col("sample_uid") != 1).join(pl.DataFrame({"frame": [0, 1]}), how="cross")
+        none = asked.filter(pl.col("sample_uid") == 1).with_columns(frame=pl.lit(None, pl.Int64))
+        store.write("frames", pl.concat([children, none.select(children.columns)]))
+        assert store.resolve_update("frames").is_empty
+        store.delete(
+            "frames",
+            pl.DataFrame({"sample_uid": [1], "frame": [None]}, schema={"sample_uid": pl.Int64, "frame": pl.Int64}),
+        )
+        again = store.resolve_update("frames")
+        assert again.added.to_native()["sample_uid"].to_list() == [1], again.meta

@@ -67,6 +67,7 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
     "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks"),
     "memory": ("type", "hash_algorithm", "fallbacks"),
     "sqlite": ("type", "path", "hash_algorithm", "fallbacks"),
+    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks"),
     "clickhouse": (
         "type",
         "path",
@@ -79,7 +80,6 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
         "hash_algorithm",
         "fallbacks",
     ),
-    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks"),
 }
 """Store types a project can declare, and the keys each accepts."""
 
@@ -118,7 +118,8 @@ class StoreConfig:
         """``duckdb at /p/.strata/metadata.duckdb``, ``postgres at postgresql://***@db:5432/features``."""
         if self.path is None and self.server:
             server = dict(self.server)
-            return self.shown(f"{self.type} at {server.get('host')}:{server.get('port', 8123)}")
+            port = server.get("port") or (8443 if _is_true(server.get("secure")) else 8123)
+            return self.shown(f"{self.type} at {server.get('host')}:{port}")
         where = self.path if self.path is not None else self.uri
         return self.shown(f"{self.type} at {where}") if where is not None else self.type
 
@@ -535,6 +536,12 @@ def _clickhouse_place(
             "write e.g. `path: .strata/clickhouse`, or `host: ch.internal` with username and password",
         )
     if "path" in values:  # several embedded stores of one process share a directory by taking a database each
+        for key in ("port", "username", "password", "secure"):
+            if key in values:
+                raise ProjectFileError(
+                    f"{line(key)}: `{key}` of ClickHouse store `{name}` is for a server (`host:`), not for `path:`",
+                    "drop it (embedded chDB takes no connection settings), or give `host:` instead of `path:`",
+                )
         database = (("database", values["database"]),) if "database" in values else ()
         return _duckdb_path(project, name, values["path"], line("path")), database
     port = values.get("port")
@@ -618,6 +625,11 @@ def _build_sqlite(config: StoreConfig, graph: FeatureGraph | None, read_only: bo
     )
 
 
+def _is_true(value: Any) -> bool:
+    """A setting's yes (``true``, ``1``, ``yes``, any case; YAML's true)."""
+    return str(value).lower() in {"true", "1", "yes"}
+
+
 def _build_clickhouse(config: StoreConfig, graph: FeatureGraph | None, read_only: bool) -> MetadataStore:
     from strata.stores.clickhouse.store import ClickHouseStore
 
@@ -625,7 +637,7 @@ def _build_clickhouse(config: StoreConfig, graph: FeatureGraph | None, read_only
     if "port" in server:
         server["port"] = int(server["port"])
     if "secure" in server:
-        server["secure"] = str(server["secure"]).lower() in {"true", "1", "yes"}
+        server["secure"] = _is_true(server["secure"])
     return ClickHouseStore(
         config.path, hash_algorithm=config.hash_algorithm, graph=graph, read_only=read_only, name=config.name, **server
     )

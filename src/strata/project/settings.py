@@ -55,8 +55,12 @@ SINGER_TYPES = frozenset({"extractors", "loaders", "mappers"})
 
 
 def redact_urls(text: str) -> str:
-    """Hide credentials written into URLs (``https://user:token@host`` -> ``https://***@host``)."""
-    return re.sub(r"(?<=://)[^/\s]+@", "***@", text)
+    """Hide credentials written into URLs.
+
+    ``https://user:token@host`` -> ``https://***@host``; a query's ``?password=x`` (libpq takes one) -> ``***``.
+    """
+    text = re.sub(r"(?<=://)[^/\s]+@", "***@", text)
+    return re.sub(r"(?i)(?<=[?&]password=)[^&\s'\"]+", "***", text)
 
 
 def redact(value: Any, secret: bool = False) -> Any:

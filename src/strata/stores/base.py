@@ -393,6 +393,17 @@ class MetadataStore(StoreBackend):
         for key in list(self._pending):
             self._forget(key)
 
+    def _lost_track(self) -> None:
+        """A soft delete took rows out of the latest table and left none in their place; forget every sync.
+
+        A tombstone deleted again, or an expansion's "no children" row deleted, leaves no latest
+        row numbered since a feature's last sync, so no resolve "since last sync" would look at
+        those samples: every sync record goes, as after a hard delete (the next resolve of each
+        feature compares in full). Called inside the delete's transaction.
+        """
+        self._clear_sync()
+        self._forget_all()
+
     def _settle(
         self, plan: FeaturePlan, pending: Pending | SqlPending, tables: dict[str, int | None] | None = None
     ) -> None:
@@ -514,7 +525,7 @@ class MetadataStore(StoreBackend):
         )
         since = pending.state["tables"] if settles and pending is not None else None
         deleted, seq = self._delete(plan, table, soft=soft, since=since)
-        if not soft:
+        if not soft:  # the SQL stores cleared the sync records in the delete's transaction already
             self._clear_sync()
             self._forget_all()  # what resolves asked for may now be wrong
         if pending is not None and since is not None and seq is not None:

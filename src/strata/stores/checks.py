@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from strata.errors import WriteError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     import polars as pl
     import pyarrow as pa
@@ -54,6 +54,34 @@ def to_arrow(frame: Any) -> pa.Table:
     if polars is not None and isinstance(raw, polars.DataFrame):  # as Polars holds it (string views): no copy
         return raw.to_arrow(compat_level=polars.CompatLevel.newest())
     return native.to_arrow()
+
+
+def fit_stored(store: str, frame: pl.DataFrame, stored: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """``frame`` with each column the store holds as numbers, booleans or times cast to its stored type.
+
+    A value the cast cannot convert (text ``x`` for an integer column) is refused before anything
+    is written, as DuckDB refuses it: SQLite would keep the text in its INTEGER column (and no read
+    of the feature would work again), ClickHouse would write null in its place. Text that is a
+    number is taken as that number. ``store`` names the store in the message.
+    """
+    import polars as pl
+
+    casts = []
+    for name, dtype in frame.schema.items():
+        want = stored.get(name)
+        if want is None or dtype in (want, pl.Null):
+            continue
+        if not (want.is_numeric() or want.is_temporal() or want == pl.Boolean):
+            continue
+        try:
+            frame.get_column(name).cast(want, strict=True)
+        except pl.exceptions.PolarsError:
+            raise WriteError(
+                f"column `{name}` ({dtype}) holds values its stored column in store `{store}` ({want}) cannot take",
+                f"write `{name}` as {want} (or under a new name); nothing was written",
+            ) from None
+        casts.append(pl.col(name).cast(want))
+    return frame.with_columns(casts) if casts else frame
 
 
 def check_case(store: str, wanted: Iterable[str], existing: Iterable[str] = ()) -> None:

@@ -19,7 +19,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
-from strata.stores.checks import check_case
+from strata.stores.checks import check_case, fit_stored
 
 if TYPE_CHECKING:
     import contextlib
@@ -253,6 +253,10 @@ class SqlTablesStore(MetadataStore):
         self._tables.update((plan.table, plan.table + HISTORY))
         return created
 
+    def _fitted(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` cast to the types its columns are stored with (``checks.fit_stored``)."""
+        return fit_stored(self.describe(), frame, self._schema(plan.table)) if self._has_table(plan.table) else frame
+
     def _forget_created(self, plan: FeaturePlan, *, created: bool) -> None:
         """After a rollback: tables this transaction created are gone again (``_tables`` must not keep them)."""
         if created:
@@ -263,7 +267,7 @@ class SqlTablesStore(MetadataStore):
     ) -> int | None:
         (frame,) = polars_frames(table)
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
-        frame = frame.drop([c for c in frame.columns if c in managed])
+        frame = self._fitted(plan, frame.drop([c for c in frame.columns if c in managed]))
         wanted = {c: self._declared(t) for c, t in frame.schema.items()} | system_types(plan)
         batch = self._batch(frame)
         created = False
@@ -291,7 +295,7 @@ class SqlTablesStore(MetadataStore):
         return seq if since is None or in_step else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        frames = polars_frames(latest, history)
+        frames = [self._fitted(plan, frame) for frame in polars_frames(latest, history)]
         system = system_types(plan)
         wanted = {c: system.get(c, self._declared(t)) for f in frames for c, t in f.schema.items()}
         batches = [self._batch(f) for f in frames]
@@ -330,6 +334,7 @@ class SqlTablesStore(MetadataStore):
             with self._transaction():
                 if len(frames[0]):  # the latest table changes: a new number, as for a hard delete
                     self._next_seq(plan.table)
+                    self._clear_sync()
                     self._run(
                         f"DELETE FROM {table} WHERE {matching(table, batches[0], frames[0].columns, _never_null(plan))}"
                     )
@@ -380,9 +385,12 @@ class SqlTablesStore(MetadataStore):
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
                 match = matching(latest, batch, frame.columns, _never_null(plan))
-                if soft:
+                if soft:  # rows already deleted leave the latest table with no row in their place
+                    if self._run(f"SELECT count(*) FROM {latest} WHERE {ident(DELETED)} AND {match}")[0][0]:
+                        self._lost_track()
                     count = self._move(plan, match, seq)
-                else:
+                else:  # with the rows: no sync record may outlive them (see MetadataStore.delete)
+                    self._clear_sync()
                     count = self._run(f"SELECT count(*) FROM {latest} WHERE NOT {ident(DELETED)} AND {match}")[0][0]
                     self._run(f"DELETE FROM {latest} WHERE {match}")
                     self._run(

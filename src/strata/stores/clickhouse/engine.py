@@ -142,10 +142,14 @@ class ServerEngine(Engine):
             import clickhouse_connect
             from clickhouse_connect.driver.exceptions import ClickHouseError
 
+        import logging
+
+        # its failures reach the user as our one-line errors; unhandled, its log lines went to stderr as well
+        logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
         try:
             self._client = clickhouse_connect.get_client(
                 host=options.get("host") or "localhost",
-                port=int(options.get("port") or 8123),
+                port=server_port(options),
                 username=options.get("username") or "default",
                 password=options.get("password") or "",
                 secure=bool(options.get("secure", False)),
@@ -170,6 +174,12 @@ class ServerEngine(Engine):
 
     def close(self) -> None:
         self._client.close()
+
+
+def server_port(options: dict[str, Any]) -> int:
+    """The port given, else ClickHouse's: 8443 for HTTPS (``secure``), 8123 for HTTP."""
+    port = options.get("port")
+    return int(port) if port else (8443 if options.get("secure") else 8123)
 
 
 def _without(message: str, options: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.resolve.sql import ident
 from strata.stores.base import MetadataStore
+from strata.stores.checks import fit_stored
 from strata.stores.sqltables import META, SYNC, childless
 
 if TYPE_CHECKING:
@@ -213,7 +214,9 @@ class ClickHouseStore(MetadataStore):
             return self.name
         if self.path is not None:
             return f"clickhouse store at {self.path}"
-        return f"clickhouse store at {self.server['host']}:{self.server['port'] or 8123}"
+        from strata.stores.clickhouse.engine import server_port
+
+        return f"clickhouse store at {self.server['host']}:{server_port(self.server)}"
 
     def _same_place(self, other: MetadataStore) -> bool:
         if not isinstance(other, ClickHouseStore):
@@ -447,6 +450,10 @@ class ClickHouseStore(MetadataStore):
         self._tables[table] = self._columns(table)
         return created
 
+    def _fitted(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` cast to the types its columns are stored with (``checks.fit_stored``)."""
+        return fit_stored(self.describe(), frame, self._schema(plan.table)) if self._has_table(plan.table) else frame
+
     def _append(self, plan: FeaturePlan, select: str, names: Sequence[str]) -> None:
         self._db.command(f"INSERT INTO {self._t(plan.table)} ({sql.ids_list(tuple(names))}) {select}")
 
@@ -477,7 +484,7 @@ class ClickHouseStore(MetadataStore):
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
-        frame = frame.drop([c for c in frame.columns if c in managed])
+        frame = self._fitted(plan, frame.drop([c for c in frame.columns if c in managed]))
         check_names(self.describe(), [*frame.columns, *(f.code_version for f in plan.fields)])
         wanted = {c: column_type(t) for c, t in frame.schema.items()} | _system_types(plan)
         seq, seen = self._next_seq(list(since or ()))
@@ -501,7 +508,7 @@ class ClickHouseStore(MetadataStore):
         return seq if since is None or in_step else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        frames = _polars(latest, history)
+        frames = [self._fitted(plan, frame) for frame in _polars(latest, history)]
         system = _system_types(plan)
         wanted = {c: system.get(c, column_type(t)) for f in frames for c, t in f.schema.items()}
         check_names(self.describe(), list(wanted))
@@ -513,10 +520,10 @@ class ClickHouseStore(MetadataStore):
                 kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
                 picked = [*(ident(c) for c in kept), str(int(seq)), str(kind), "true"]
                 self._append(plan, f"SELECT {', '.join(picked)} FROM {batch}", [*kept, SEQ, KIND, WHOLE])
-            if len(frames[0]):  # rows put again replace their old copies, which do not become history
-                again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])
-                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
             self._commit(plan.table, seq)
+            if len(frames[0]):  # rows put again replace their old copies, which do not become history
+                again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])  # once the new ones count
+                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
         finally:
             self._drop(*batches)
         return seq
@@ -524,6 +531,8 @@ class ClickHouseStore(MetadataStore):
     def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
         frames = _polars(latest, history)
         batches = [self._batch(f) for f in frames]
+        if len(frames[0]):  # latest rows go: no sync record may outlive them (forgotten first, no transaction here)
+            self._clear_sync()
         try:
             for frame, batch in zip(frames, batches, strict=True):
                 if len(frame):
@@ -553,7 +562,8 @@ class ClickHouseStore(MetadataStore):
             if soft:
                 gone = f"if({ident(DELETED)}, {_GONE}, {_ROW})"  # a tombstone's sample leaves the latest rows
                 self._copies(plan, "true", seq, kind=gone, deleted="true", of=of)
-            else:
+            else:  # no sync record may outlive the rows: forgotten first, as nothing here is one transaction
+                self._clear_sync()
                 self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
             self._commit(plan.table, seq)
         finally:

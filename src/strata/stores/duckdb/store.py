@@ -989,7 +989,10 @@ class DuckDBStore(MetadataStore):
                 if soft:  # matched rows move to history; the live ones leave tombstones
                     with self._moved(plan, match, many=ids.num_rows > MOVED_IN_ONE) as moved:
                         count = self._tombstones(plan, moved, seq)
+                        if _run(con, f"SELECT count(*) FROM {moved} WHERE {ident(DELETED)}")[0][0]:
+                            self._lost_track()  # rows already deleted left with no row in their place
                 else:  # the live rows erased are counted from what the DELETE returns: one scan
+                    self._clear_sync()  # with the rows: no sync record may outlive them (see MetadataStore.delete)
                     gone = f"DELETE FROM {latest} WHERE {match} RETURNING {ident(DELETED)}"
                     count = _run(
                         con, f"WITH rows AS ({gone}) SELECT count(*) FILTER (WHERE NOT {ident(DELETED)}) FROM rows"
@@ -1077,6 +1080,7 @@ class DuckDBStore(MetadataStore):
                         continue
                     if table == plan.table:  # the latest table changes: a new number, as for a hard delete
                         self._next_seq(plan.table)
+                        self._clear_sync()
                     match = self._matching(name, rows.column_names, entries="w" if split else None)
                     _run(con, f"DELETE FROM {self._stored(table)} AS l{entries} WHERE {joined}{match}")
         finally:

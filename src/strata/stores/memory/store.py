@@ -16,6 +16,7 @@ from strata.resolve import polars as engine
 from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.stores.base import MetadataStore
+from strata.stores.checks import fit_stored
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -119,8 +120,10 @@ class InMemoryStore(MetadataStore):
         in_step = self._in_step(since)
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
-        rows = self._stamp(plan, frame)
         latest = self._latest.get(plan.table)
+        if latest is not None:
+            frame = fit_stored(self.describe(), frame, latest.schema)
+        rows = self._stamp(plan, frame)
         if plan.child_ids and latest is not None:  # rows replace all of their parents' rows
             parents = list(plan.resolve_ids)
             ids = list(plan.id_columns)
@@ -161,6 +164,8 @@ class InMemoryStore(MetadataStore):
                 self._history[plan.table].append(matched)
                 kept = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
                 self._latest[plan.table] = pl.concat([kept, tomb], how="diagonal_relaxed")
+                if len(matched) > len(hit):  # tombstones or a "no children" row left without a row in their place
+                    self._lost_track()
             return len(hit)
         self._next_seq(plan.table)  # a hard delete changes the table too
         self._latest[plan.table] = latest.join(wanted, on=keys, how="anti", nulls_equal=True)
