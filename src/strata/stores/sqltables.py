@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from strata.resolve.sql import ident
+from strata.resolve.sql import DUCKDB, Dialect, ident
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,11 +40,11 @@ POLARS_TYPES = {
 """DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
 
 
-def childless(plan: FeaturePlan) -> str:
+def childless(plan: FeaturePlan, dialect: Dialect = DUCKDB) -> str:
     """SQL true for an expansion's "no children" row (every child id null); false for every other row."""
     if not plan.child_ids:
         return "false"
-    return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
+    return "(" + " AND ".join(f"{dialect.ident(c)} IS NULL" for c in plan.child_ids) + ")"
 
 
 def matching(table: str, ids: str, columns: Sequence[str]) -> str:
