@@ -1,8 +1,9 @@
 """The SQL of increment resolution, for every SQL store.
 
 A :class:`Dialect` says how one engine spells the few things that differ (a hash, a byte
-length); the rest is portable SQL. Identifiers are always quoted with :func:`ident` and constants
-with :func:`literal`, so no key, field or code version reaches SQL unquoted.
+length, a backslash in quoted text); the rest is portable SQL. Identifiers are always quoted with
+:meth:`Dialect.ident` and constants with :meth:`Dialect.literal`, so no key, field or code version
+reaches SQL unquoted.
 
 Queries read the *latest* table of each feature (one live row per sample) and return only the
 increment. ``candidates`` narrows every scan to the samples that may have changed since the
