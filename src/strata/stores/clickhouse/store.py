@@ -79,9 +79,9 @@ _TYPES = {
 }
 """Polars types and the ClickHouse types they are kept as (every column ``Nullable``)."""
 _AS_INTEGERS = {"Date": "Int32", "Time": "Int64", "Datetime": "Int64", "Datetime(UTC)": "Int64"}
-"""Types ClickHouse cannot keep whole (``Date32`` and ``DateTime64`` end at 1900 and 2299; ``Time`` is new),
-kept as Polars keeps them (days, nanoseconds of the day, microseconds since 1970 in UTC), the type named
-in the column's comment (``strata:Date``)."""
+"""Types ClickHouse cannot keep whole (``Date32`` spans 1900 to 2299, ``DateTime64`` too on older servers;
+``Time`` is new), kept as Polars keeps them (days, nanoseconds of the day, microseconds since 1970 in
+UTC), the type named in the column's comment (``strata:Date``)."""
 _MARK = "strata:"
 
 
