@@ -3,7 +3,7 @@
     python bench/features/clickhouse.py [--sizes 1e6,1e7] [--rounds 3] [--json PATH]
 
 The graph and data of ``strata_run.py`` (video -> transcript -> embedding, md5 data versions).
-Per tool and size, in a fresh process each (``--worker``; chDB holds one directory per process):
+Per tool and size, in a fresh process each (``--worker``; chDB opens one directory at a time):
 
 1. first pass: the root's samples resolved and written, then each feature resolved and written;
 2. no-op: the leaf (``embedding``) resolved with nothing changed;
@@ -247,7 +247,7 @@ def worker(tool: str, n: int) -> dict[str, Any]:
 
 
 def spawn(tool: str, n: int) -> dict[str, Any]:
-    """:func:`worker` in a fresh process (chDB: one directory per process); its figures."""
+    """:func:`worker` in a fresh process (chDB: one directory open at a time); its figures."""
     command = [sys.executable, __file__, "--worker", tool, str(n)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

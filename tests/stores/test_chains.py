@@ -37,7 +37,7 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
             return st.PostgresStore(uri, schema=f"{schema}_{name}", name=name, **kwargs)  # type: ignore[arg-type]
         if request.param == "sqlite":
             return st.SQLiteStore(tmp_path / f"{name}.sqlite", name=name, **kwargs)  # type: ignore[arg-type]
-        if request.param == "clickhouse":  # chDB: one directory per process, a database per store
+        if request.param == "clickhouse":  # chDB: one directory open at a time; a database per store shares it
             return st.ClickHouseStore(tmp_path / "ch", database=name, name=name, **kwargs)  # type: ignore[arg-type]
         return st.DuckDBStore(tmp_path / f"{name}.duckdb", name=name, **kwargs)  # type: ignore[arg-type]
 

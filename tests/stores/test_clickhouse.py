@@ -200,18 +200,34 @@ def test_hostile_columns_are_written_and_read_back_intact(tmp_path: Path) -> Non
         assert store.resolve_update("where").is_empty
 
 
-def test_backslash_in_a_column_name_is_one_line_naming_the_store(tmp_path: Path) -> None:
+def test_backslashes_in_names_values_and_code_versions_are_kept_intact(tmp_path: Path) -> None:
+    """ClickHouse reads a backslash in quoted SQL text as an escape: the store doubles it, and keeps it."""
     graph = st.FeatureGraph()
     with graph.use():
 
-        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio"])):
+        class Video(st.Feature, spec=st.FeatureSpec("video", id_columns=["id\\"], fields=["audio"])):
             pass
 
+        class Transcript(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "transcript",
+                id_columns=["id\\"],
+                deps=[Video],
+                fields=[st.FieldSpec("text", "v\\1", [st.FieldDep(Video, ["audio"])])],
+            ),
+        ):
+            pass
+
+    rows = pl.DataFrame({"id\\": ["a\\", "\\'"], "strata_dv__audio": ["x", "y"], "a\\b": ["c\\d", "\\"]})
     with st.ClickHouseStore(tmp_path / "ch", graph=graph, name="big") as store:
-        with pytest.raises(st.StrataError, match=r"ClickHouse store big") as error:
-            store.write("video", pl.DataFrame({"sample_uid": [1], "strata_dv__audio": ["x"], "a\\b": [1]}))
-        assert "\n" not in str(error.value)
-        assert not store.has_feature("video")
+        store.write("video", rows)
+        assert store.read("video").to_native().select(rows.columns).sort("id\\").equals(rows.sort("id\\"))
+        added = store.resolve_update("transcript").added.to_native()
+        assert sorted(added["id\\"].to_list()) == sorted(rows["id\\"].to_list())
+        store.write("transcript", added)
+        assert store.read("transcript")["strata_cv__text"].to_list() == ["v\\1", "v\\1"]
+        assert store.resolve_update("transcript").is_empty
 
 
 def test_rows_of_a_write_never_committed_are_not_seen(tmp_path: Path) -> None:
@@ -246,13 +262,21 @@ def test_rows_of_a_write_never_committed_are_not_seen(tmp_path: Path) -> None:
         assert len(store.read("video", feature_version="all")) == 3
 
 
-def test_a_second_embedded_directory_in_one_process_is_one_line(tmp_path: Path) -> None:
-    with st.ClickHouseStore(tmp_path / "one"):
-        with pytest.raises(st.StrataError, match=r"chDB holds one directory per process") as error:
-            st.ClickHouseStore(tmp_path / "two", name="other").__enter__()
-        assert "other" in str(error.value)
-    with st.ClickHouseStore(tmp_path / "two"):  # once the first is closed, another directory opens
-        pass
+def test_two_embedded_directories_in_one_process_take_turns_and_keep_their_own_rows(tmp_path: Path) -> None:
+    """chDB opens one directory at a time: stores on two (a copy between them) take turns, each with its rows."""
+    rows = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__audio": ["a", "b"], "strata_dv__frames": ["c", "d"]})
+    with st.ClickHouseStore(tmp_path / "one", graph=graph_of()) as one:
+        one.write("video", rows)
+        with st.ClickHouseStore(tmp_path / "two", graph=graph_of()) as two:
+            assert two.copy_from(one)["video"] == 2
+            two.write("video", rows.with_columns(sample_uid=pl.lit(3)).head(1))
+            one.delete("video", rows.head(1), soft=False)
+            assert sorted(one.read("video")["sample_uid"].to_list()) == [2]
+            assert sorted(two.read("video")["sample_uid"].to_list()) == [1, 2, 3]
+            assert one.resolve_update("transcript").counts() == {"added": 1, "changed": 0, "removed": 0}
+        assert sorted(one.read("video")["sample_uid"].to_list()) == [2]
+    with st.ClickHouseStore(tmp_path / "two", graph=graph_of()) as two:
+        assert sorted(two.read("video")["sample_uid"].to_list()) == [1, 2, 3]
 
 
 def closed_port() -> int:

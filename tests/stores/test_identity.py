@@ -219,22 +219,48 @@ def test_every_store_gives_duckdbs_increments_and_versions_for_ids_of_every_dtyp
 CANONICAL_TEXT: dict[str, tuple[pl.Series, list[str]]] = {
     "int": (pl.Series([-3, 0, 7]), ["-3", "0", "7"]),
     "float": (
-        pl.Series([1e-7, 1e-5, 0.0001, 0.1, 2.0, 1e15, 1e16, 1e20, float("inf"), float("-inf")]),
-        ["1e-07", "1e-05", "0.0001", "0.1", "2.0", "1000000000000000.0", "1e+16", "1e+20", "inf", "-inf"],
+        pl.Series([1e-7, 1e-5, 0.0001, 0.1, 2.0, 1e15, 1e16, 1e20, float("inf"), float("-inf"), 1e100, 5e-324]),
+        [
+            "1e-07",
+            "1e-05",
+            "0.0001",
+            "0.1",
+            "2.0",
+            "1000000000000000.0",
+            "1e+16",
+            "1e+20",
+            "inf",
+            "-inf",
+            "1e+100",
+            "5e-324",
+        ],
     ),
     "float32": (
         pl.Series([1e-7, 0.1, 1173392.25, -34219448.0, 1e20, -705937280.0], dtype=pl.Float32),
         ["1e-07", "0.1", "1173392.25", "-34219448.0", "1e+20", "-705937300.0"],
     ),
     "bool": (pl.Series([False, True]), ["false", "true"]),
-    "date": (pl.Series([dt.date(1, 1, 1), dt.date(2024, 2, 29)]), ["0001-01-01", "2024-02-29"]),
+    "date": (
+        pl.Series([dt.date(1, 1, 1), dt.date(2024, 2, 29), dt.date(1899, 12, 31), dt.date(9999, 12, 31)]),
+        ["0001-01-01", "2024-02-29", "1899-12-31", "9999-12-31"],
+    ),
     "datetime": (
         _naive(
             dt.datetime(2024, 1, 1, 12),  # noqa: DTZ001 - naive ids
             dt.datetime(2024, 1, 1, 12, 0, 0, 5),  # noqa: DTZ001 - naive ids
             dt.datetime(2024, 1, 1, 12, 0, 0, 500000),  # noqa: DTZ001 - naive ids
+            dt.datetime(1, 1, 1),  # noqa: DTZ001 - naive ids
+            dt.datetime(1969, 12, 31, 23, 59, 59, 999999),  # noqa: DTZ001 - naive ids
+            dt.datetime(9999, 12, 31, 23, 59, 59),  # noqa: DTZ001 - naive ids
         ),
-        ["2024-01-01 12:00:00", "2024-01-01 12:00:00.000005", "2024-01-01 12:00:00.5"],
+        [
+            "2024-01-01 12:00:00",
+            "2024-01-01 12:00:00.000005",
+            "2024-01-01 12:00:00.5",
+            "0001-01-01 00:00:00",
+            "1969-12-31 23:59:59.999999",
+            "9999-12-31 23:59:59",
+        ],
     ),
     "zoned datetime": (
         _naive(dt.datetime(2024, 1, 1, 12), dt.datetime(2024, 6, 1, 12, 0, 0, 5)).dt.replace_time_zone(PARIS),  # noqa: DTZ001

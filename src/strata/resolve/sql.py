@@ -1,8 +1,9 @@
 """The SQL of increment resolution, for every SQL store.
 
 A :class:`Dialect` says how one engine spells the few things that differ (a hash, a byte
-length); the rest is portable SQL. Identifiers are always quoted with :func:`ident` and constants
-with :func:`literal`, so no key, field or code version reaches SQL unquoted.
+length, a backslash in quoted text); the rest is portable SQL. Identifiers are always quoted with
+:meth:`Dialect.ident` and constants with :meth:`Dialect.literal`, so no key, field or code version
+reaches SQL unquoted.
 
 Queries read the *latest* table of each feature (one live row per sample) and return only the
 increment. ``candidates`` narrows every scan to the samples that may have changed since the
@@ -62,6 +63,16 @@ class Dialect:
     text_casts: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     """(Table, column) -> SQL template turning the column into the text DuckDB's ``CAST(... AS VARCHAR)``
     gives, for the columns the engine keeps in another form (SQLite's 0/1 booleans, its doubles)."""
+    backslash_escapes: bool = False
+    """The engine reads a backslash in quoted names and strings as an escape (ClickHouse): it is doubled."""
+
+    def ident(self, name: str) -> str:
+        """A quoted identifier of this engine."""
+        return ident(name.replace("\\", "\\\\") if self.backslash_escapes else name)
+
+    def literal(self, value: str) -> str:
+        """A quoted string constant of this engine."""
+        return literal(value.replace("\\", "\\\\") if self.backslash_escapes else value)
 
     def hash(self, algorithm: str, expr: str) -> str:
         """Hex digest of ``expr`` cut to the kept digits."""
@@ -70,7 +81,7 @@ class Dialect:
 
     def as_text(self, table: str, column: str) -> str:
         """Column ``column`` of ``table`` as text, as DuckDB (and Polars) write its value."""
-        return self.text_casts.get((table, column), "CAST({} AS VARCHAR)").format(ident(column))
+        return self.text_casts.get((table, column), "CAST({} AS VARCHAR)").format(self.ident(column))
 
     def encoded(self, expr: str) -> str:
         """``<byte length>:<value>``, or ``-1:`` when null."""
@@ -108,6 +119,7 @@ CLICKHOUSE = Dialect(
     concat_function="arrayStringConcat([{}])",
     ordered_agg="arrayStringConcat(arraySort((r, o) -> o, groupArray({}), groupArray(tuple({}))))",
     join_nonnull="arrayStringConcat([{}], ',')",
+    backslash_escapes=True,
 )
 """ClickHouse's ``concat`` and ``concatWithSeparator`` give null when an argument is; ``arrayStringConcat``
 skips nulls, as DuckDB's ``concat`` and ``concat_ws`` do. The store's connection sets ``join_use_nulls``
@@ -123,10 +135,10 @@ POSTGRES = Dialect(
 as DuckDB writes them by a function the PostgreSQL store creates (``stores/postgres``)."""
 
 
-def ids_list(columns: tuple[str, ...], alias: str | None = None) -> str:
+def ids_list(columns: tuple[str, ...], alias: str | None = None, dialect: Dialect = DUCKDB) -> str:
     """``"a", "b"`` (or ``x."a", x."b"``)."""
     prefix = f"{alias}." if alias else ""
-    return ", ".join(prefix + ident(c) for c in columns)
+    return ", ".join(prefix + dialect.ident(c) for c in columns)
 
 
 def dv_expr(dialect: Dialect, algorithm: str, field: FieldPlan, alias: str) -> str:
@@ -140,18 +152,20 @@ def dv_expr(dialect: Dialect, algorithm: str, field: FieldPlan, alias: str) -> s
     for prefix, column in field.hash_parts():
         constant += prefix
         if column is not None:
-            pieces += [literal(constant), *dialect.encoded_pieces(f"{alias}.{ident(column)}")]
+            pieces += [dialect.literal(constant), *dialect.encoded_pieces(f"{alias}.{dialect.ident(column)}")]
             constant = ""
     if constant:
-        pieces.append(literal(constant))
+        pieces.append(dialect.literal(constant))
     return dialect.hash(algorithm, dialect.concat(pieces))
 
 
-def candidate_filter(ids: tuple[str, ...], candidates: str | None, alias: str | None = None) -> str:
+def candidate_filter(
+    ids: tuple[str, ...], candidates: str | None, alias: str | None = None, dialect: Dialect = DUCKDB
+) -> str:
     """``AND (ids) IN (SELECT ids FROM candidates)`` when narrowing, else nothing."""
     if candidates is None:
         return ""
-    return f" AND ({ids_list(ids, alias)}) IN (SELECT {ids_list(ids)} FROM {candidates})"
+    return f" AND ({ids_list(ids, alias, dialect)}) IN (SELECT {ids_list(ids, None, dialect)} FROM {candidates})"
 
 
 def upstream_select(
@@ -159,30 +173,35 @@ def upstream_select(
 ) -> str:
     """One upstream's live rows as input columns keyed by this feature's resolve ids."""
     cols = up.input_columns()
-    live = f"NOT {ident(DELETED)}"
+    live = f"NOT {dialect.ident(DELETED)}"
     if up.lineage.kind == "aggregation":
         keys = plan.resolve_ids
         rest = tuple(c for c in up.id_columns if c not in keys)
-        order = ids_list(rest)
+        order = ids_list(rest, None, dialect)
         aggs = []
         for field, column in cols.items():
             row = " || ".join(
                 [
                     *(dialect.encoded(dialect.as_text(up.table, c)) for c in rest),
-                    dialect.encoded(ident(f"strata_dv__{field}")),
+                    dialect.encoded(dialect.ident(f"strata_dv__{field}")),
                 ]
             )
             aggregate = dialect.ordered_agg.format(row) if dialect.presorted else dialect.ordered_agg.format(row, order)
-            aggs.append(f"{dialect.hash(algorithm, aggregate)} AS {ident(column)}")
-        select = ", ".join([ids_list(keys), *aggs])
-        where = live + candidate_filter(keys, candidates)
+            aggs.append(f"{dialect.hash(algorithm, aggregate)} AS {dialect.ident(column)}")
+        select = ", ".join([ids_list(keys, None, dialect), *aggs])
+        where = live + candidate_filter(keys, candidates, None, dialect)
         if dialect.presorted:
-            sorted_rows = f"(SELECT * FROM {source} WHERE {where} ORDER BY {ids_list(keys)}, {order}) AS s"
-            return f"SELECT {select} FROM {sorted_rows} GROUP BY {ids_list(keys)}"
-        return f"SELECT {select} FROM {source} WHERE {where} GROUP BY {ids_list(keys)}"
+            sorted_rows = f"(SELECT * FROM {source} WHERE {where} ORDER BY {ids_list(keys, None, dialect)}, {order}) AS s"
+            return f"SELECT {select} FROM {sorted_rows} GROUP BY {ids_list(keys, None, dialect)}"
+        return f"SELECT {select} FROM {source} WHERE {where} GROUP BY {ids_list(keys, None, dialect)}"
     keys = plan.resolve_ids
-    select = ", ".join([ids_list(keys), *(f"{ident('strata_dv__' + f)} AS {ident(c)}" for f, c in cols.items())])
-    return f"SELECT {select} FROM {source} WHERE {live}{candidate_filter(keys, candidates)}"
+    select = ", ".join(
+        [
+            ids_list(keys, None, dialect),
+            *(f"{dialect.ident('strata_dv__' + f)} AS {dialect.ident(c)}" for f, c in cols.items()),
+        ]
+    )
+    return f"SELECT {select} FROM {source} WHERE {live}{candidate_filter(keys, candidates, None, dialect)}"
 
 
 def expected_select(
@@ -200,15 +219,15 @@ def expected_select(
         sql = f"SELECT * FROM {subqueries[base_up.key]} AS u0"
         joins = [(u, "JOIN") for u in rest] + [(u, "LEFT JOIN") for u in optional]
     else:
-        union = " UNION ".join(f"SELECT {ids_list(keys)} FROM {subqueries[u.key]}" for u in optional)
+        union = " UNION ".join(f"SELECT {ids_list(keys, None, dialect)} FROM {subqueries[u.key]}" for u in optional)
         sql = f"SELECT * FROM ({union}) AS u0"
         joins = [(u, "LEFT JOIN") for u in optional]
     for index, (up, how) in enumerate(joins, start=1):
-        sql += f" {how} {subqueries[up.key]} AS u{index} USING ({ids_list(keys)})"
+        sql += f" {how} {subqueries[up.key]} AS u{index} USING ({ids_list(keys, None, dialect)})"
     return sql
 
 
-def current_select(plan: FeaturePlan, candidates: str | None, source: str) -> str:
+def current_select(plan: FeaturePlan, candidates: str | None, source: str, dialect: Dialect = DUCKDB) -> str:
     """This feature's live rows at resolve granularity.
 
     Children collapse onto their parent, with the "no children" rows (see
@@ -218,29 +237,34 @@ def current_select(plan: FeaturePlan, candidates: str | None, source: str) -> st
     """
     keys = plan.resolve_ids
     stored = [*plan.input_columns, *plan.cv_columns, *plan.dv_columns]
+    by = ids_list(keys, None, dialect)
     if plan.child_ids:
-        childless = " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids)
-        where = f"(NOT {ident(DELETED)} OR ({childless})){candidate_filter(keys, candidates)}"
-        aggs = ", ".join(f"{_agreed(ident(c))} AS {ident(c)}" for c in stored)
-        return f"SELECT {ids_list(keys)}, {aggs} FROM {source} WHERE {where} GROUP BY {ids_list(keys)}"
-    where = f"NOT {ident(DELETED)}{candidate_filter(keys, candidates)}"
-    return f"SELECT {ids_list(keys)}, {', '.join(ident(c) for c in stored)} FROM {source} WHERE {where}"
+        childless = " AND ".join(f"{dialect.ident(c)} IS NULL" for c in plan.child_ids)
+        where = f"(NOT {dialect.ident(DELETED)} OR ({childless})){candidate_filter(keys, candidates, None, dialect)}"
+        aggs = ", ".join(f"{_agreed(dialect.ident(c), dialect)} AS {dialect.ident(c)}" for c in stored)
+        return f"SELECT {by}, {aggs} FROM {source} WHERE {where} GROUP BY {by}"
+    where = f"NOT {dialect.ident(DELETED)}{candidate_filter(keys, candidates, None, dialect)}"
+    return f"SELECT {by}, {', '.join(dialect.ident(c) for c in stored)} FROM {source} WHERE {where}"
 
 
-def _agreed(column: str) -> str:
+def _agreed(column: str, dialect: Dialect) -> str:
     """The column's value when all rows of the group agree (nulls included), else :data:`MIXED`."""
     same = f"count(DISTINCT {column}) = 0 OR (count(DISTINCT {column}) = 1 AND count({column}) = count(*))"
-    return f"CASE WHEN {same} THEN min({column}) ELSE {literal(MIXED)} END"
+    return f"CASE WHEN {same} THEN min({column}) ELSE {dialect.literal(MIXED)} END"
 
 
-def stale_conditions(plan: FeaturePlan, field: FieldPlan) -> list[tuple[str, str]]:
+def stale_conditions(plan: FeaturePlan, field: FieldPlan, dialect: Dialect = DUCKDB) -> list[tuple[str, str]]:
     """(condition, cause) pairs that make ``field`` stale, comparing ``c`` (stored) to ``e`` (expected)."""
-    conditions = [(f"c.{ident(field.cv_column)} IS DISTINCT FROM {literal(field.code_version)}", CAUSE_CODE)]
+    conditions = [
+        (f"c.{dialect.ident(field.cv_column)} IS DISTINCT FROM {dialect.literal(field.code_version)}", CAUSE_CODE)
+    ]
     if plan.is_root:
-        conditions.append((f"c.{ident(field.dv_column)} IS DISTINCT FROM e.{ident(field.dv_column)}", CAUSE_DATA))
+        conditions.append(
+            (f"c.{dialect.ident(field.dv_column)} IS DISTINCT FROM e.{dialect.ident(field.dv_column)}", CAUSE_DATA)
+        )
     else:
         for item in field.inputs:
-            column = ident(input_column(item))
+            column = dialect.ident(input_column(item))
             conditions.append((f"c.{column} IS DISTINCT FROM e.{column}", item.dotted))
     return conditions
 
@@ -280,46 +304,49 @@ def increment_query(
     so every part keeps the types it would have on its own. Rows in sync never leave the join.
     """
     keys = plan.resolve_ids
-    fresh = f"c.{ident(IN_CURRENT)} IS NOT NULL AND e.{ident(IN_EXPECTED)} IS NOT NULL"
+    fresh = f"c.{dialect.ident(IN_CURRENT)} IS NOT NULL AND e.{dialect.ident(IN_EXPECTED)} IS NOT NULL"
     if plan.is_root:
-        new_dvs = [f"e.{ident(f.dv_column)}" for f in plan.fields]
+        new_dvs = [f"e.{dialect.ident(f.dv_column)}" for f in plan.fields]
     else:
+        in_expected = f"e.{dialect.ident(IN_EXPECTED)}"
         new_dvs = [
-            f"CASE WHEN e.{ident(IN_EXPECTED)} THEN {dv_expr(dialect, algorithm, f, 'e')} END AS {ident(f.dv_column)}"
+            f"CASE WHEN {in_expected} THEN {dv_expr(dialect, algorithm, f, 'e')} END AS {dialect.ident(f.dv_column)}"
             for f in plan.fields
         ]
     causes: list[str] = []
     any_stale: list[str] = []
     for field in plan.fields:
-        conditions = stale_conditions(plan, field)
-        parts = ", ".join(f"CASE WHEN {cond} THEN {literal(cause)} END" for cond, cause in conditions)
+        conditions = stale_conditions(plan, field, dialect)
+        parts = ", ".join(f"CASE WHEN {cond} THEN {dialect.literal(cause)} END" for cond, cause in conditions)
         joined = dialect.join_nonnull.format(parts)
-        causes.append(f"CASE WHEN {fresh} THEN NULLIF({joined}, '') END AS {ident(field.cause_column)}")
+        causes.append(f"CASE WHEN {fresh} THEN NULLIF({joined}, '') END AS {dialect.ident(field.cause_column)}")
         any_stale.extend(cond for cond, _ in conditions)
     part = (
-        f"CASE WHEN c.{ident(IN_CURRENT)} IS NULL THEN {part_code('added')} "
-        f"WHEN e.{ident(IN_EXPECTED)} IS NULL THEN {part_code('removed')} "
-        f"ELSE {part_code('changed')} END AS {ident(PART)}"
+        f"CASE WHEN c.{dialect.ident(IN_CURRENT)} IS NULL THEN {part_code('added')} "
+        f"WHEN e.{dialect.ident(IN_EXPECTED)} IS NULL THEN {part_code('removed')} "
+        f"ELSE {part_code('changed')} END AS {dialect.ident(PART)}"
     )
     columns = ", ".join(
         [
             part,
-            ids_list(keys, "e"),
-            *(f"c.{ident(k)} AS {ident(removed_id(k))}" for k in keys),
-            *(f"e.{ident(c)}" for c in plan.input_columns),
+            ids_list(keys, "e", dialect),
+            *(f"c.{dialect.ident(k)} AS {dialect.ident(removed_id(k))}" for k in keys),
+            *(f"e.{dialect.ident(c)}" for c in plan.input_columns),
             *new_dvs,
             *causes,
         ]
     )
-    on = " AND ".join(f"e.{ident(k)} = c.{ident(k)}" for k in keys)
-    e = f"(SELECT *, true AS {ident(IN_EXPECTED)} FROM ({expected}) AS e0) AS e"
-    c = f"(SELECT *, true AS {ident(IN_CURRENT)} FROM ({current}) AS c0) AS c"
-    where = f"c.{ident(IN_CURRENT)} IS NULL OR e.{ident(IN_EXPECTED)} IS NULL OR {' OR '.join(any_stale)}"
+    on = " AND ".join(f"e.{dialect.ident(k)} = c.{dialect.ident(k)}" for k in keys)
+    e = f"(SELECT *, true AS {dialect.ident(IN_EXPECTED)} FROM ({expected}) AS e0) AS e"
+    c = f"(SELECT *, true AS {dialect.ident(IN_CURRENT)} FROM ({current}) AS c0) AS c"
+    where = (
+        f"c.{dialect.ident(IN_CURRENT)} IS NULL OR e.{dialect.ident(IN_EXPECTED)} IS NULL OR {' OR '.join(any_stale)}"
+    )
     if dialect.full_join:
         return f"SELECT {columns} FROM {e} FULL JOIN {c} ON {on} WHERE {where}"
     return (
         f"SELECT {columns} FROM {e} LEFT JOIN {c} ON {on} WHERE {where} "
-        f"UNION ALL SELECT {columns} FROM {c} LEFT JOIN {e} ON {on} WHERE e.{ident(IN_EXPECTED)} IS NULL"
+        f"UNION ALL SELECT {columns} FROM {c} LEFT JOIN {e} ON {on} WHERE e.{dialect.ident(IN_EXPECTED)} IS NULL"
     )
 
 
@@ -334,13 +361,13 @@ def part_columns(plan: FeaturePlan) -> dict[str, dict[str, str]]:
     }
 
 
-def part_queries(plan: FeaturePlan, tagged: str) -> dict[str, str]:
+def part_queries(plan: FeaturePlan, tagged: str, dialect: Dialect = DUCKDB) -> dict[str, str]:
     """SELECTs for ``added``, ``changed`` and ``removed``: ``tagged`` cut by part.
 
     ``tagged`` is :func:`increment_query`, or a SELECT of a table holding its rows.
     """
     queries = {}
     for name, columns in part_columns(plan).items():
-        picked = ", ".join(f"{ident(source)} AS {ident(target)}" for source, target in columns.items())
-        queries[name] = f"SELECT {picked} FROM ({tagged}) AS t WHERE {ident(PART)} = {part_code(name)}"
+        picked = ", ".join(f"{dialect.ident(source)} AS {dialect.ident(target)}" for source, target in columns.items())
+        queries[name] = f"SELECT {picked} FROM ({tagged}) AS t WHERE {dialect.ident(PART)} = {part_code(name)}"
     return queries

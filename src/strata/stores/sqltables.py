@@ -17,7 +17,7 @@ from strata.errors import WriteError
 from strata.resolve import sql
 from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT
-from strata.resolve.sql import ident, literal
+from strata.resolve.sql import DUCKDB, Dialect, ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import check_case, fit_stored
 
@@ -58,11 +58,11 @@ POLARS_TYPES = {
 """DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
 
 
-def childless(plan: FeaturePlan) -> str:
+def childless(plan: FeaturePlan, dialect: Dialect = DUCKDB) -> str:
     """SQL true for an expansion's "no children" row (every child id null); false for every other row."""
     if not plan.child_ids:
         return "false"
-    return "(" + " AND ".join(f"{ident(c)} IS NULL" for c in plan.child_ids) + ")"
+    return "(" + " AND ".join(f"{dialect.ident(c)} IS NULL" for c in plan.child_ids) + ")"
 
 
 def matching(table: str, ids: str, columns: Sequence[str], exact: Sequence[str] = ()) -> str:

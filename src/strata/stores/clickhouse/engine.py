@@ -2,20 +2,22 @@
 
 Both give the store the same three calls: :meth:`Engine.query` (rows as Arrow), :meth:`Engine.command`
 (a statement) and :meth:`Engine.insert` (an Arrow table into a table), under the same session
-settings (:data:`SETTINGS`). chDB holds one data directory per process: a second store on another
-directory, while the first is open, is refused in one line (:class:`ChdbSessions`).
+settings (:data:`SETTINGS`). chDB opens one data directory at a time per process: stores on two
+directories take turns (:class:`ChdbSessions`).
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from strata.errors import RuntimeFailure
 from strata.extras import needs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pyarrow as pa
 
 SETTINGS: dict[str, Any] = {
@@ -51,45 +53,63 @@ class Engine:
 
 
 class ChdbSessions:
-    """chDB's one session per process, shared by every store on its directory and closed with the last."""
+    """chDB's one session per process, taken in turns by the stores on each directory.
 
-    _lock = threading.Lock()
+    chDB opens one data directory at a time: every call of a store runs on its own directory's session
+    (:meth:`run`), which is opened in place of another directory's when that one was used last
+    (~0.02 s), and closed with the last store on it. Nothing of a store outlives one call on a
+    session but its tables, so stores on two directories (a copy, a read-through chain) take turns.
+    """
+
+    _lock = threading.RLock()
     _path: str | None = None
     _session: Any = None
-    _users = 0
+    _users: ClassVar[dict[str, int]] = {}
 
     @classmethod
-    def take(cls, path: str, describe: str) -> Any:
-        """The session on ``path``, opened if needed; refused when another directory's is open."""
+    def take(cls, path: str) -> str:
+        """Count one more store on ``path``; its resolved path (the directory is made when first used)."""
         with needs("clickhouse", "the ClickHouse store"):
-            from chdb import session
+            import chdb  # noqa: F401 - the extra is there before anything runs
 
         resolved = str(Path(path).resolve())
         with cls._lock:
-            if cls._session is not None and cls._path != resolved:
-                raise RuntimeFailure(
-                    f"cannot open {describe}: chDB holds one directory per process and {cls._path} is open",
-                    "close the other embedded ClickHouse store first, or use a ClickHouse server for both",
-                )
-            if cls._session is None:
-                Path(resolved).mkdir(parents=True, exist_ok=True)
-                Path(resolved).chmod(0o700)
-                cls._session = session.Session(resolved)  # type: ignore[no-untyped-call]
-                cls._path = resolved
-                for name, value in SETTINGS.items():
-                    cls._session.query(f"SET {name} = {_setting(value)}")
-            cls._users += 1
-            return cls._session
+            cls._users[resolved] = cls._users.get(resolved, 0) + 1
+        return resolved
 
     @classmethod
-    def give_back(cls) -> None:
-        """One store fewer uses the session; the last closes it."""
+    def run(cls, path: str, call: Callable[[Any], Any]) -> Any:
+        """``call(session)`` on ``path``'s session, opening it in place of another directory's if needed."""
         with cls._lock:
-            cls._users -= 1
-            if cls._users == 0 and cls._session is not None:
-                cls._session.close()
-                cls._session = None
-                cls._path = None
+            if cls._path != path:
+                cls._close()
+                with needs("clickhouse", "the ClickHouse store"):
+                    from chdb import session
+
+                Path(path).mkdir(parents=True, exist_ok=True)
+                Path(path).chmod(0o700)
+                cls._session = session.Session(path)  # type: ignore[no-untyped-call]
+                cls._path = path
+                for name, value in SETTINGS.items():
+                    cls._session.query(f"SET {name} = {_setting(value)}")
+            return call(cls._session)
+
+    @classmethod
+    def give_back(cls, path: str) -> None:
+        """One store fewer uses ``path``; with the last, its session (if open) is closed."""
+        with cls._lock:
+            cls._users[path] -= 1
+            if cls._users[path] == 0:
+                del cls._users[path]
+                if cls._path == path:
+                    cls._close()
+
+    @classmethod
+    def _close(cls) -> None:
+        if cls._session is not None:
+            cls._session.close()
+        cls._session = None
+        cls._path = None
 
 
 def _setting(value: Any) -> str:
@@ -103,35 +123,42 @@ class ChdbEngine(Engine):
     then runs on a directory of its own, removed at close.
     """
 
-    def __init__(self, path: str, describe: str, *, read_only: bool = False) -> None:
+    def __init__(self, path: str, *, read_only: bool = False) -> None:
         self._scratch: str | None = None
         if read_only and not Path(path).exists():
             import tempfile
 
             self._scratch = path = tempfile.mkdtemp(prefix="strata-chdb-")
-        self._session = ChdbSessions.take(path, describe)
+        self._path = ChdbSessions.take(path)
         self._open = True
 
     def query(self, sql: str) -> pa.Table:
-        table: pa.Table = self._session.query(sql, "ArrowTable")
+        table: pa.Table = ChdbSessions.run(self._path, lambda session: session.query(sql, "ArrowTable"))
         return table
 
     def command(self, sql: str) -> None:
-        self._session.query(sql)
+        ChdbSessions.run(self._path, lambda session: session.query(sql))
 
     def insert(self, table: str, data: pa.Table) -> None:
-        """Through chDB's ``Python()`` table function, which finds ``data`` by its name in this frame."""
-        names = ", ".join('"' + c.replace('"', '""') + '"' for c in data.column_names)
-        self._session.query(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(data)")
+        """Through chDB's ``Python()`` table function, which finds ``data`` by its name in the calling frame."""
+        from strata.resolve.sql import CLICKHOUSE
+
+        names = ", ".join(CLICKHOUSE.ident(c) for c in data.column_names)
+        ChdbSessions.run(self._path, lambda session: _insert(session, table, names, data))
 
     def close(self) -> None:
         if self._open:
             self._open = False
-            ChdbSessions.give_back()
+            ChdbSessions.give_back(self._path)
             if self._scratch is not None:
                 import shutil
 
                 shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _insert(session: Any, table: str, names: str, data: pa.Table) -> None:  # noqa: ARG001 - read by its name
+    """``INSERT ... SELECT ... FROM Python(data)``: chDB finds ``data`` by its name in this frame."""
+    session.query(f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(data)")
 
 
 class ServerEngine(Engine):

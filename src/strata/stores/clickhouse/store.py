@@ -24,12 +24,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
-from strata.resolve.sql import ident
 from strata.stores.base import MetadataStore
 from strata.stores.checks import fit_stored
 from strata.stores.sqltables import META, SYNC, childless
@@ -55,6 +53,17 @@ WHOLE = "strata$whole"
 _ROW, _GONE, _HISTORY = 0, 1, 2
 _names = itertools.count()
 
+ident = sql.CLICKHOUSE.ident
+"""A quoted ClickHouse name: its backslashes are escapes, so they are doubled (a name is kept intact)."""
+literal = sql.CLICKHOUSE.literal
+"""A ClickHouse string constant, its backslashes doubled as well."""
+
+
+def ids_list(columns: Sequence[str], alias: str | None = None) -> str:
+    """``"a", "b"`` (or ``x."a", x."b"``), quoted for ClickHouse."""
+    return sql.ids_list(tuple(columns), alias, sql.CLICKHOUSE)
+
+
 _TYPES = {
     "Int64": "Int64",
     "Int32": "Int32",
@@ -68,44 +77,60 @@ _TYPES = {
     "Float32": "Float32",
     "String": "String",
     "Boolean": "Bool",
-    "Date": "Date32",
 }
 """Polars types and the ClickHouse types they are kept as (every column ``Nullable``)."""
-_DATETIME = "DateTime64(6)"
-_DATETIME_UTC = "DateTime64(6, 'UTC')"
+_AS_INTEGERS = {"Date": "Int32", "Time": "Int64", "Datetime": "Int64", "Datetime(UTC)": "Int64"}
+"""Types ClickHouse cannot keep whole (``Date32`` spans 1900 to 2299, ``DateTime64`` too on older servers;
+``Time`` is new), kept as Polars keeps them (days, nanoseconds of the day, microseconds since 1970 in
+UTC), the type named in the column's comment (``strata:Date``)."""
+_MARK = "strata:"
 
 
-def literal(value: str) -> str:
-    """A ClickHouse string constant: unlike DuckDB's, its backslashes are escapes, so they are escaped too."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def kept_as(dtype: pl.DataType) -> str | None:
+    """The name (``Date``, ``Time``, ``Datetime``, ``Datetime(UTC)``) of a type kept as an integer, else None."""
+    import polars as pl
 
-
-def check_names(store: str, names: Sequence[str]) -> None:
-    """Refuse a column name or code version with a backslash: ClickHouse reads it as an escape in SQL text."""
-    for name in names:
-        if "\\" in name:
-            raise WriteError(
-                f"`{name}` holds a backslash, which the ClickHouse store {store} cannot name in SQL",
-                "rename the column (or code version) without a backslash; nothing was written",
-            )
+    if isinstance(dtype, pl.Datetime):
+        return "Datetime(UTC)" if dtype.time_zone else "Datetime"
+    if dtype == pl.Date:
+        return "Date"
+    return "Time" if dtype == pl.Time else None
 
 
 def column_type(dtype: pl.DataType) -> str:
     """The ClickHouse type of a Polars type; nested and other types are JSON text (``String``)."""
     import polars as pl
 
-    if isinstance(dtype, pl.Datetime):
-        return _DATETIME_UTC if dtype.time_zone else _DATETIME
+    named = kept_as(dtype)
+    if named is not None:
+        return _AS_INTEGERS[named]
+    if isinstance(dtype, pl.Decimal):
+        return f"Decimal({dtype.precision or 38}, {dtype.scale})"
     return _TYPES.get(str(dtype.base_type()), "String")
 
 
+def column_definition(dtype: pl.DataType) -> str:
+    """``Nullable(<type>)``, and the comment naming a type kept as an integer."""
+    named = kept_as(dtype)
+    return f"Nullable({column_type(dtype)})" + (f" COMMENT {literal(_MARK + named)}" if named else "")
+
+
+def declared_type(declared: str, comment: str) -> str:
+    """The type a column is read as: its comment's for a type kept as an integer, else its own."""
+    return comment.removeprefix(_MARK) if comment.startswith(_MARK) else declared
+
+
 def polars_type(declared: str) -> pl.DataType:
-    """The Polars type a ClickHouse column reads back as."""
+    """The Polars type a ClickHouse column (:func:`declared_type`) reads back as."""
     import polars as pl
 
     bare = declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
-    if bare.startswith("DateTime64"):
-        return pl.Datetime("us", "UTC") if "UTC" in bare else pl.Datetime("us")
+    kept: dict[str, pl.DataType] = {"Date": pl.Date(), "Time": pl.Time(), "Datetime": pl.Datetime("us")}
+    if bare in kept or bare == "Datetime(UTC)":
+        return kept.get(bare, pl.Datetime("us", "UTC"))
+    if bare.startswith("Decimal("):
+        precision, scale = (int(n) for n in bare.removeprefix("Decimal(").removesuffix(")").split(","))
+        return pl.Decimal(precision, scale)
     name = {v: k for k, v in _TYPES.items()}.get(bare)
     return getattr(pl, name)() if name else pl.String()
 
@@ -120,6 +145,7 @@ def _float_text(text: str) -> str:
     the same digits, so only the notation is rewritten: scientific below 1e-4 and from 1e16 on, with a
     sign and two exponent digits at least, else positional with at least one digit after the point.
     """
+    bound, text = text, "_txt"
     a = f"if(startsWith({text}, '-'), substring({text}, 2), {text})"
     sign = f"if(startsWith({text}, '-'), '-', '')"
     mantissa = f"splitByChar('e', {a})[1]"
@@ -129,10 +155,12 @@ def _float_text(text: str) -> str:
     digits = f"trimRight(trimLeft({digits_all}, '0'), '0')"
     zeros = f"(length({digits_all}) - length(trimLeft({digits_all}, '0')))"
     exp = f"(toInt32(length({whole})) - 1 - toInt32({zeros}) + {power})"
+    parts = _let("_txt", bound, f"({text}, {sign}, {digits}, {exp}, {a} IN ('nan', 'inf'))")
+    digits, exp, sign = "_n.3", "_n.4", "_n.2"  # each computed once
     rest = f"substring({digits}, 2)"
     scientific = (
         f"concat(substring({digits}, 1, 1), if(length({digits}) > 1, concat('.', {rest}), ''), 'e', "
-        f"if({exp} < 0, '-', '+'), leftPad(toString(abs({exp})), 2, '0'))"
+        f"if({exp} < 0, '-', '+'), {_padded(f'toString(abs({exp}))', 2)})"
     )
     positional = (
         f"if({exp} < 0, concat('0.', repeat('0', toUInt32(-{exp} - 1)), {digits}), "
@@ -140,24 +168,123 @@ def _float_text(text: str) -> str:
         f"concat(substring({digits}, 1, {exp} + 1), '.', substring({digits}, {exp} + 2))))"
     )
     written = f"if({exp} >= 16 OR {exp} < -4, {scientific}, {positional})"
-    return f"multiIf({a} IN ('nan', 'inf'), {text}, {digits} = '', concat({sign}, '0.0'), concat({sign}, {written}))"
+    return _let("_n", parts, f"multiIf(_n.5, _n.1, {digits} = '', concat({sign}, '0.0'), concat({sign}, {written}))")
 
 
-def text_cast(declared: str) -> str | None:
-    """SQL template (``{}``: the column) writing a ``declared`` column as DuckDB's ``CAST(... AS VARCHAR)`` does.
+def _padded(text: str, width: int) -> str:
+    """SQL: ``text`` with zeros before it up to ``width`` characters (``leftPad`` alone cuts a longer one)."""
+    return f"if(length({text}) >= {width}, {text}, leftPad({text}, {width}, '0'))"
 
-    None when ClickHouse's own text is DuckDB's already (integers, strings, booleans, dates).
+
+def _power(base: int, exponent: str) -> str:
+    """SQL for ``base ** exponent`` (a non-negative integer) as an exact ``UInt256``."""
+    if base == 2:  # noqa: PLR2004 - powers of two are shifts
+        return f"bitShiftLeft(toUInt256(1), toUInt16({exponent}))"
+    return f"toUInt256(concat('1', repeat('0', toUInt16({exponent}))))"
+
+
+def _let(name: str, value: str, body: str) -> str:
+    """SQL for ``body`` with ``name`` bound to ``value``, computed once (a one-element ``arrayMap``)."""
+    return f"arrayElement(arrayMap({name} -> {body}, [{value}]), 1)"
+
+
+def single_text(value: str) -> str:
+    """SQL writing a ``Float32`` as DuckDB does (``resolve/text.py``, :func:`~strata.resolve.text.single_text`).
+
+    In exact ``UInt256`` arithmetic, for 1 to 9 significant digits in turn: the value rounded to that
+    many digits (half to even) is the answer when it lies strictly between the midpoints to the
+    value's neighbours; when it lies exactly on one, or the value lies exactly halfway between two
+    such candidates, the answer is the value's own digits (as a double is written). The value is
+    ``m * 2**q``; the midpoints are ``(4m ± 2) * 2**(q-2)`` (``4m - 1`` below a power of two).
     """
+    e, f = "bitShiftRight(_b, 23)", "bitAnd(_b, 8388607)"
+    m = f"toUInt256(if({e} = 0, {f}, {f} + 8388608))"
+    q = f"toInt32(if({e} = 0, -149, toInt32({e}) - 150))"
+    below = f"if({f} = 0 AND {e} > 1, 1, 2)"
+    k = "toInt32(floor(log10(toFloat64(reinterpretAsFloat32(_b)))))"
+    parts = _let("_b", f"reinterpretAsUInt32(abs(assumeNotNull({value})))", f"({m}, {q}, {below}, {k})")
+    # _p: (m, q, 1 or 2 below m, k); each candidate is t.2 * 10**t.1 (s = t.1)
+    steps = "arrayMap(d -> toInt32(_p.4 - d + 1), range(1, 10))"
+    num = f"(_p.1 * {_power(2, 'greatest(_p.2, 0)')} * {_power(10, 'greatest(-s, 0)')})"
+    den = f"({_power(2, 'greatest(-_p.2, 0)')} * {_power(10, 'greatest(s, 0)')})"
+    quotients = f"arrayMap(s -> (s, intDiv({num}, {den}), 2 * ({num} % {den}), {den}), {steps})"
+    rounded = f"arrayMap(t -> (t.1, t.2 + if(t.3 > t.4 OR (t.3 = t.4 AND t.2 % 2 = 1), 1, 0), t.3 = t.4), {quotients})"
+    scaled = f"t.2 * {_power(10, 'greatest(t.1, 0)')} * {_power(2, 'greatest(2 - _p.2, 0)')}"
+    edge = f"{_power(2, 'greatest(_p.2 - 2, 0)')} * {_power(10, 'greatest(-t.1, 0)')}"
+    compared = (
+        f"arrayMap(t -> (t.1, t.2, t.3, {scaled}, (4 * _p.1 - _p.3) * {edge}, (4 * _p.1 + 2) * {edge}), {rounded})"
+    )
+    first = _let(
+        "_p", parts, f"arrayFirst(t -> t.3 OR t.4 = t.5 OR t.4 = t.6 OR (t.4 > t.5 AND t.4 < t.6), {compared})"
+    )
+    own = _float_text(f"toString(toFloat64({value}))")
+    shortest = _float_text(f"concat(if({value} < 0, '-', ''), toString(_f.2), 'e', toString(_f.1))")
+    picked = _let("_f", first, f"if(NOT _f.3 AND _f.4 > _f.5 AND _f.4 < _f.6, {shortest}, {own})")
+    return f"if(isFinite({value}) AND {value} != 0, {picked}, {own})"
+
+
+_DAY_US = 86_400_000_000
+_CYCLE_DAYS = 146_097
+"""Days in 400 Gregorian years, after which the calendar repeats."""
+_FROM_1900 = 25_567
+"""Days from 1900-01-01, where ClickHouse's ``Date32`` begins, to 1970-01-01; it spans exactly one cycle."""
+
+
+def _date_text(days: str) -> str:
+    """SQL writing ``days`` since 1970-01-01 as ``YYYY-MM-DD``, for any year from 1.
+
+    ``Date32`` covers 1900 to 2299, one whole 400-year cycle: the date is moved into it by whole
+    cycles, written, and its year moved back.
+    """
+    offset = f"(toInt64({days}) + {_FROM_1900})"
+    inside = f"positiveModulo({offset}, toInt64({_CYCLE_DAYS}))"  # an unsigned divisor would wrap a negative
+    date = f"addDays(toDate32('1900-01-01'), {inside})"
+    year = f"toYear({date}) + 400 * intDiv({offset} - {inside}, {_CYCLE_DAYS})"
+    return f"concat({_padded(f'toString({year})', 4)}, substring(toString({date}), 5))"
+
+
+def _clock_text(micros: str) -> str:
+    """SQL writing ``micros`` since midnight as ``HH:MM:SS``, then the fraction without its trailing zeros."""
+    parts = [f"intDiv({micros}, 3600000000)", f"intDiv({micros}, 60000000) % 60", f"intDiv({micros}, 1000000) % 60"]
+    clock = ", ':', ".join(f"leftPad(toString({p}), 2, '0')" for p in parts)
+    fraction = f"{micros} % 1000000"
+    return (
+        f"concat({clock}, if({fraction} = 0, '', concat('.', trimRight(leftPad(toString({fraction}), 6, '0'), '0'))))"
+    )
+
+
+def _datetime_text(micros: str) -> str:
+    """SQL writing ``micros`` since 1970-01-01 00:00 as ``YYYY-MM-DD HH:MM:SS[.f]``."""
+    time_of_day = f"positiveModulo(toInt64({micros}), toInt64({_DAY_US}))"
+    days = f"intDiv(toInt64({micros}) - {time_of_day}, toInt64({_DAY_US}))"
+    return f"concat({_date_text(days)}, ' ', {_clock_text(time_of_day)})"
+
+
+def _written(declared: str) -> str | None:
+    """:func:`text_cast` of a value that is not null."""
     bare = declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
     if bare == "Float64":
         return _float_text("toString({0})")
-    if bare == "Float32":  # DuckDB writes a whole single-precision value below 1e16 in full
-        whole = "isFinite({0}) AND {0} = floor({0}) AND abs({0}) < 1e16"
-        return f"if({whole}, concat(toString(toInt64({{0}})), '.0'), {_float_text('toString({0})')})"
-    if bare.startswith("DateTime64"):  # DuckDB drops a zero fraction and its trailing zeros, and zones UTC as +00
-        trimmed = "replaceRegexpOne(toString({0}), '[.]?0+$', '')"
-        return f"concat({trimmed}, '+00')" if "UTC" in bare else trimmed
-    return None
+    if bare == "Float32":
+        return single_text("{0}")
+    if bare.startswith("Decimal("):  # every fraction digit of the scale, as DuckDB
+        return f"toDecimalString({{0}}, {int(bare.removesuffix(')').split(',')[1])})"
+    written = {
+        "Date": _date_text("{0}"),
+        "Time": _clock_text("intDiv(toInt64({0}), 1000)"),
+        "Datetime": _datetime_text("{0}"),
+        "Datetime(UTC)": f"concat({_datetime_text('{0}')}, '+00')",
+    }
+    return written.get(bare)
+
+
+def text_cast(declared: str) -> str | None:
+    """SQL template (``{0}``: the column) writing a ``declared`` column as DuckDB's ``CAST(... AS VARCHAR)`` does.
+
+    None when ClickHouse's own text is DuckDB's already (integers, strings, booleans); null stays null.
+    """
+    written = _written(declared)
+    return None if written is None else f"if({{0}} IS NULL, NULL, {written})"
 
 
 class ClickHouseStore(MetadataStore):
@@ -273,7 +400,10 @@ class ClickHouseStore(MetadataStore):
         casts = []
         for name, dtype in schema.items():
             have = frame.schema[name]
-            if isinstance(dtype, pl.Datetime) and isinstance(have, pl.Datetime):
+            if isinstance(dtype, pl.Datetime) and have.is_integer():  # microseconds since 1970, in UTC
+                instant = pl.col(name).cast(pl.Datetime("us", "UTC" if dtype.time_zone else None))
+                casts.append(instant.dt.convert_time_zone(dtype.time_zone) if dtype.time_zone else instant)
+            elif isinstance(dtype, pl.Datetime) and isinstance(have, pl.Datetime):
                 if dtype.time_zone is None and have.time_zone is not None:
                     casts.append(pl.col(name).dt.replace_time_zone(None).dt.cast_time_unit("us"))
                 elif dtype.time_zone is not None:
@@ -288,7 +418,7 @@ class ClickHouseStore(MetadataStore):
         import polars as pl
 
         name = self._scratch("batch")
-        columns = ", ".join(f"{ident(c)} Nullable({column_type(t)})" for c, t in frame.schema.items())
+        columns = ", ".join(f"{ident(c)} {column_definition(t)}" for c, t in frame.schema.items())
         self._db.command(f"CREATE TABLE {name} ({columns or 'strata$none Nullable(Int8)'}) ENGINE = Memory")
         if len(frame) and frame.columns:
             kept = _to_clickhouse(frame)
@@ -306,7 +436,7 @@ class ClickHouseStore(MetadataStore):
 
         self._tables = {}
         if self.path is not None:
-            self._engine = ChdbEngine(self.path, self.describe(), read_only=self.read_only)
+            self._engine = ChdbEngine(self.path, read_only=self.read_only)
         else:
             self._engine = ServerEngine(self.server, self.describe())
         try:
@@ -384,10 +514,10 @@ class ClickHouseStore(MetadataStore):
 
     def _columns(self, table: str) -> dict[str, str]:
         rows = self._rows(
-            f"SELECT name, type FROM system.columns WHERE database = {self._database_sql} "
+            f"SELECT name, type, comment FROM system.columns WHERE database = {self._database_sql} "
             f"AND table = {literal(table)} ORDER BY position"
         )
-        return {str(n): str(t) for n, t in rows if n not in (KIND, WHOLE)}
+        return {str(n): declared_type(str(t), str(c)) for n, t, c in rows if n not in (KIND, WHOLE)}
 
     def _schema(self, table: str) -> dict[str, pl.DataType]:
         if table not in self._tables:
@@ -408,13 +538,11 @@ class ClickHouseStore(MetadataStore):
         table = plan.table
         helpers = [ident("strata$top")]
         ranked = f"if({ident(KIND)} != {_HISTORY}, {ident(SEQ)}, -1)"
-        windows = f"max({ranked}) OVER (PARTITION BY {sql.ids_list(plan.id_columns)}) AS {ident('strata$top')}"
+        windows = f"max({ranked}) OVER (PARTITION BY {ids_list(plan.id_columns)}) AS {ident('strata$top')}"
         condition = f"{ident(SEQ)} = {ident('strata$top')}"
         if plan.child_ids:
             whole = f"if({ident(WHOLE)} AND {ident(KIND)} != {_HISTORY}, {ident(SEQ)}, -1)"
-            windows += (
-                f", max({whole}) OVER (PARTITION BY {sql.ids_list(plan.resolve_ids)}) AS {ident('strata$parent')}"
-            )
+            windows += f", max({whole}) OVER (PARTITION BY {ids_list(plan.resolve_ids)}) AS {ident('strata$parent')}"
             condition += f" AND {ident(SEQ)} >= {ident('strata$parent')}"
             helpers.append(ident("strata$parent"))
         where = self._committed(table) + (f" AND {narrow}" if narrow else "")
@@ -424,17 +552,17 @@ class ClickHouseStore(MetadataStore):
 
     def _matching(self, batch: str, columns: Sequence[str], alias: str = "") -> str:
         """SQL true for rows whose ``columns`` equal a row of ``batch`` (nulls equal, by ``transform_null_in``)."""
-        keys = sql.ids_list(tuple(columns), alias or None)
-        return f"({keys}) IN (SELECT {sql.ids_list(tuple(columns))} FROM {batch})"
+        keys = ids_list(columns, alias or None)
+        return f"({keys}) IN (SELECT {ids_list(columns)} FROM {batch})"
 
     # -- writing -------------------------------------------------------------------------
 
     def _ensure_table(self, plan: FeaturePlan, wanted: dict[str, str]) -> bool:
-        """Create the feature's table, or add the columns it lacks; whether it was created."""
+        """Create the feature's table, or add the columns it lacks (``wanted``: definitions); whether it was created."""
         table = plan.table
         created = not self._has_table(table)
         if created:
-            columns = [f"{ident(n)} Nullable({t})" for n, t in wanted.items() if n != SEQ]
+            columns = [f"{ident(n)} {t}" for n, t in wanted.items() if n != SEQ]
             columns += [f"{ident(SEQ)} Int64", f"{ident(KIND)} Int8", f"{ident(WHOLE)} Bool"]
             self._db.command(
                 f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({', '.join(columns)}) "
@@ -444,9 +572,7 @@ class ClickHouseStore(MetadataStore):
             existing = self._tables[table]
             for name, kind in wanted.items():
                 if name not in existing:
-                    self._db.command(
-                        f"ALTER TABLE {self._t(table)} ADD COLUMN IF NOT EXISTS {ident(name)} Nullable({kind})"
-                    )
+                    self._db.command(f"ALTER TABLE {self._t(table)} ADD COLUMN IF NOT EXISTS {ident(name)} {kind}")
         self._tables[table] = self._columns(table)
         return created
 
@@ -455,7 +581,7 @@ class ClickHouseStore(MetadataStore):
         return fit_stored(self.describe(), frame, self._schema(plan.table)) if self._has_table(plan.table) else frame
 
     def _append(self, plan: FeaturePlan, select: str, names: Sequence[str]) -> None:
-        self._db.command(f"INSERT INTO {self._t(plan.table)} ({sql.ids_list(tuple(names))}) {select}")
+        self._db.command(f"INSERT INTO {self._t(plan.table)} ({ids_list(names)}) {select}")
 
     def _latest_of(self, plan: FeaturePlan, batch: str, columns: Sequence[str]) -> str:
         """The latest rows matching a row of ``batch`` on ``columns``: only their rows are ranked.
@@ -485,8 +611,7 @@ class ClickHouseStore(MetadataStore):
         assert isinstance(frame, pl.DataFrame)
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
         frame = self._fitted(plan, frame.drop([c for c in frame.columns if c in managed]))
-        check_names(self.describe(), [*frame.columns, *(f.code_version for f in plan.fields)])
-        wanted = {c: column_type(t) for c, t in frame.schema.items()} | _system_types(plan)
+        wanted = {c: column_definition(t) for c, t in frame.schema.items()} | _system_types(plan)
         seq, seen = self._next_seq(list(since or ()))
         in_step = since is not None and seen == dict(since)
         batch = self._batch(frame)
@@ -497,7 +622,13 @@ class ClickHouseStore(MetadataStore):
                 of = self._latest_of(plan, batch, plan.resolve_ids)
                 self._copies(plan, f"NOT {kept} AND NOT {ident(DELETED)}", seq, kind=_ROW, deleted="true", of=of)
             consts = [*(literal(f.code_version) for f in plan.fields), literal(plan.feature_version)]
-            consts += [literal(plan.snapshot_version), str(int(seq)), _now_sql(), childless(plan), str(_ROW)]
+            consts += [
+                literal(plan.snapshot_version),
+                str(int(seq)),
+                _now_sql(),
+                childless(plan, sql.CLICKHOUSE),
+                str(_ROW),
+            ]
             names = [*frame.columns, *plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
             names += [KIND, WHOLE]
             values = [*(ident(c) for c in frame.columns), *consts, "true" if plan.child_ids else "false"]
@@ -510,8 +641,7 @@ class ClickHouseStore(MetadataStore):
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         frames = [self._fitted(plan, frame) for frame in _polars(latest, history)]
         system = _system_types(plan)
-        wanted = {c: system.get(c, column_type(t)) for f in frames for c, t in f.schema.items()}
-        check_names(self.describe(), list(wanted))
+        wanted = {c: system.get(c, column_definition(t)) for f in frames for c, t in f.schema.items()}
         seq, _ = self._next_seq()
         batches = [self._batch(f) for f in frames]
         try:
@@ -579,7 +709,7 @@ class ClickHouseStore(MetadataStore):
             return None
         self._tables[plan.table] = self._columns(plan.table)  # columns grow under other connections
         schema = self._schema(plan.table)
-        columns = sql.ids_list(tuple(schema))
+        columns = ids_list(list(schema))
         if history:
             query = (
                 f"SELECT {columns} FROM {self._t(plan.table)} WHERE {self._committed(plan.table)} "
@@ -663,7 +793,7 @@ class ClickHouseStore(MetadataStore):
         """
         if up_plan.table not in since or up_plan.child_ids or set(up_plan.id_columns) != set(plan.resolve_ids):
             return False
-        keys = sql.ids_list(plan.resolve_ids)
+        keys = ids_list(plan.resolve_ids)
         recent = f"{self._committed(up_plan.table)} AND {ident(SEQ)} > {int(since[up_plan.table])}"
         missing = self._rows(
             f"SELECT count() FROM {candidates} WHERE ({keys}) NOT IN "
@@ -675,7 +805,7 @@ class ClickHouseStore(MetadataStore):
         """A table of the resolve ids that may have changed since the last sync."""
         import polars as pl
 
-        keys = sql.ids_list(plan.resolve_ids)
+        keys = ids_list(plan.resolve_ids)
         if only is not None:
             types = self._id_schema(plan, plan.resolve_ids)
             return self._batch(pl.DataFrame({k: [only[k]] for k in plan.resolve_ids}, schema=types))
@@ -700,7 +830,7 @@ class ClickHouseStore(MetadataStore):
         try:
             sources = self._sources(plan, candidates, since or {})
             expected = sql.expected_select(self._dialect(plan), self.hash_algorithm, plan, None, sources)
-            current = sql.current_select(plan, None, sources[plan.table])
+            current = sql.current_select(plan, None, sources[plan.table], sql.CLICKHOUSE)
             return self._increment(plan, expected, current, lazy=lazy)
         finally:
             if candidates is not None:
@@ -725,7 +855,7 @@ class ClickHouseStore(MetadataStore):
         batch = self._batch(frame)
         try:
             own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
-            current = sql.current_select(plan, None, self._source(plan, own, None))
+            current = sql.current_select(plan, None, self._source(plan, own, None), sql.CLICKHOUSE)
             ids = {c: frame.schema[c] for c in plan.id_columns}
             return self._increment(plan, f"SELECT * FROM {batch}", current, lazy=lazy, ids=ids)
         finally:
@@ -784,14 +914,17 @@ def _tick() -> int:
 
 
 def _now_sql() -> str:
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return f"toDateTime64({literal(now)}, 6)"
+    """Now, in microseconds since 1970 (UTC), as datetimes are kept."""
+    now = dt.datetime.now(dt.UTC)
+    return str((now - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1))
 
 
 def _system_types(plan: FeaturePlan) -> dict[str, str]:
-    types = dict.fromkeys(plan.cv_columns, "String")
-    types |= {FEATURE_VERSION: "String", SNAPSHOT_VERSION: "String", SEQ: "Int64"}
-    return types | {WRITTEN_AT: _DATETIME, DELETED: "Bool"}
+    """The definitions of the columns the store fills in (the time of a write kept as every datetime is)."""
+    import polars as pl
+
+    types = dict.fromkeys((*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION), "Nullable(String)")
+    return types | {SEQ: "Int64", WRITTEN_AT: column_definition(pl.Datetime("us")), DELETED: "Nullable(Bool)"}
 
 
 def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
@@ -806,17 +939,22 @@ def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
 
 
 def _to_clickhouse(frame: pl.DataFrame) -> pl.DataFrame:
-    """Values ClickHouse keeps as they are; nested and other types as JSON text, nulls-only columns as text."""
+    """Values ClickHouse keeps as they are; dates and times as integers, nested and other types as JSON text."""
     import polars as pl
 
-    converted = []
+    converted: list[pl.Expr | pl.Series] = []
     for name, dtype in frame.schema.items():
         if dtype == pl.Null:
             converted.append(pl.col(name).cast(pl.String))
+        elif isinstance(dtype, pl.Datetime):
+            converted.append(pl.col(name).dt.cast_time_unit("us").to_physical())
+        elif kept_as(dtype) is not None:
+            converted.append(pl.col(name).to_physical())
+        elif isinstance(dtype, (pl.Enum, pl.Categorical)):
+            converted.append(pl.col(name).cast(pl.String))
         elif column_type(dtype) == "String" and dtype != pl.String:
-            converted.append(
-                pl.col(name).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String, skip_nulls=True)
-            )
+            text = [None if v is None else json.dumps(v, default=str) for v in frame[name].to_list()]
+            converted.append(pl.Series(name, text, dtype=pl.String))
     return frame.with_columns(converted) if converted else frame
 
 
