@@ -191,7 +191,9 @@ def upstream_select(
         select = ", ".join([ids_list(keys, None, dialect), *aggs])
         where = live + candidate_filter(keys, candidates, None, dialect)
         if dialect.presorted:
-            sorted_rows = f"(SELECT * FROM {source} WHERE {where} ORDER BY {ids_list(keys, None, dialect)}, {order}) AS s"
+            sorted_rows = (
+                f"(SELECT * FROM {source} WHERE {where} ORDER BY {ids_list(keys, None, dialect)}, {order}) AS s"
+            )
             return f"SELECT {select} FROM {sorted_rows} GROUP BY {ids_list(keys, None, dialect)}"
         return f"SELECT {select} FROM {source} WHERE {where} GROUP BY {ids_list(keys, None, dialect)}"
     keys = plan.resolve_ids
