@@ -204,11 +204,13 @@ class ServerError(Exception):
 
 
 @contextlib.contextmanager
-def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
+def running_postgres(bin_dir: Path, *, durable: bool = False) -> Iterator[PostgresServer]:
     """A PostgreSQL server of its own on 127.0.0.1 (as the ``postgres`` user when running as root), removed after.
 
     Shared by the fixtures and the benchmarks (``bench/features/postgres.py``); :class:`ServerError` when it
-    does not start.
+    does not start. It runs without ``fsync`` and, unless ``durable``, without ``synchronous_commit``: a
+    server stopped at once (:meth:`_PgControl.stop`) may then lose transactions committed just before,
+    which tests that stop it mid-work must not see.
     """
     as_postgres: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="strata-pg-"))
@@ -220,7 +222,7 @@ def running_postgres(bin_dir: Path) -> Iterator[PostgresServer]:
     pwfile.write_text(password + "\n")
     if as_postgres:
         shutil.chown(pwfile, "postgres", "postgres")
-    control = _PgControl(str(bin_dir / "pg_ctl"), data, log, root, tuple(as_postgres))
+    control = _PgControl(str(bin_dir / "pg_ctl"), data, log, root, tuple(as_postgres), durable=durable)
     try:
         init = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile)]
         init += ["--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"]
@@ -250,11 +252,13 @@ class _PgControl:
     socket_dir: Path
     as_postgres: tuple[str, ...]
     port: int = 0
+    durable: bool = False
+    """A commit returns once its log is written (to the OS: it survives the server, not the machine)."""
 
     def start(self) -> bool:
         """Start the server; whether it accepts connections."""
         options = f"-c listen_addresses={HOST} -p {self.port} -k {self.socket_dir} -c fsync=off"
-        options += " -c synchronous_commit=off -c full_page_writes=off"
+        options += " -c full_page_writes=off" + ("" if self.durable else " -c synchronous_commit=off")
         start = [self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(int(START_TIMEOUT))]
         started = subprocess.run([*self.as_postgres, *start, "-o", options, "start"], capture_output=True, check=False)
         return started.returncode == 0 and wait_for_port(self.port)

@@ -20,7 +20,7 @@ from tests.build.test_build import Case
 from tests.helpers import write_project
 
 REPO = Path(__file__).resolve().parents[1]
-OPTIONAL = ("boto3", "botocore", "azure", "psycopg", "ray")
+OPTIONAL = ("boto3", "botocore", "azure", "psycopg", "chdb", "clickhouse_connect", "ray")
 """Top-level modules that only the extras bring."""
 
 
@@ -54,7 +54,7 @@ def test_the_distribution_is_strata_ml_with_the_strata_commands() -> None:
     dist = importlib.metadata.distribution("strata-ml")
     scripts = {e.name: e.value for e in dist.entry_points if e.group == "console_scripts"}
     assert scripts == {"strata": "strata.cli:main", "target-strata": "strata.bridge.target:main"}
-    assert set(dist.metadata.get_all("Provides-Extra") or []) == {"s3", "azure", "postgres", "ray", "all"}
+    assert set(dist.metadata.get_all("Provides-Extra") or []) == {"s3", "azure", "postgres", "clickhouse", "ray", "all"}
 
 
 def test_the_core_install_has_none_of_the_extras_and_runs(core_venv: Path, tmp_path: Path) -> None:

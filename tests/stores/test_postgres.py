@@ -203,7 +203,7 @@ def own_server() -> Iterator[PostgresServer]:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed")
-    with running_postgres(bin_dir) as server:
+    with running_postgres(bin_dir, durable=True) as server:  # a commit before a stop must survive it
         yield server
 
 

@@ -333,16 +333,22 @@ class PostgresStore(SqlTablesStore):
     def _has_table(self, table: str) -> bool:
         if table in self._tables:
             return True
-        found = self._run("SELECT to_regclass(%s) IS NOT NULL", [ident(table)])[0][0]
+        found = self._exists(table)
         if found:
             self._tables.add(table)
         elif table != META and self._has_table(META) and self._get_meta(TABLE_SEQ + table) is not None:
+            if self._exists(table):  # another writer committed the table and its entry between the two questions
+                self._tables.add(table)
+                return True
             raise RuntimeFailure(
                 f"PostgreSQL store `{self.describe()}`: table `{table}` is missing, yet strata wrote it",
                 "it was dropped outside strata: restore it from a backup, or copy the feature in again "
                 "(`strata metadata copy`)",
             )
         return bool(found)
+
+    def _exists(self, table: str) -> bool:
+        return bool(self._run("SELECT to_regclass(%s) IS NOT NULL", [ident(table)])[0][0])
 
     def _columns(self, table: str) -> dict[str, str]:
         """Column names and ``format_type`` of ``table`` ({} when it does not exist)."""
