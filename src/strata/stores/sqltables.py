@@ -23,7 +23,7 @@ from strata.stores.checks import check_case, fit_stored
 
 if TYPE_CHECKING:
     import contextlib
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     import narwhals as nw
     import polars as pl
@@ -56,6 +56,25 @@ POLARS_TYPES = {
     "DATE": "Date",
 }
 """DuckDB types and the Polars types DuckDB's own conversion gives them (checked by a test)."""
+
+
+def declared_type_of(dtype: pl.DataType, *, decimal: str, others: Callable[[str], str]) -> str:
+    """The declared type of a column of Polars type ``dtype`` in a SQL store keeping DuckDB's tables.
+
+    Datetimes, times, text-like and null columns are declared alike by every such store; a decimal
+    as ``<decimal>(p,s)``; any other type by ``others`` of its base type's name (``Int64``, ``List`` …).
+    """
+    import polars as pl
+
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
+    if dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum):
+        return "VARCHAR"
+    if isinstance(dtype, pl.Decimal):
+        return f"{decimal}({dtype.precision},{dtype.scale})"
+    if dtype == pl.Time:
+        return "TIME"
+    return others(str(dtype.base_type()))
 
 
 def childless(plan: FeaturePlan, dialect: Dialect = DUCKDB) -> str:

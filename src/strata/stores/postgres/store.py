@@ -36,7 +36,7 @@ from strata.resolve import sql
 from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident, literal
 from strata.stores.postgres.text import DOUBLE_TEXT, FUNCTIONS_SQL, NEWEST, SINGLE_TEXT
-from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore, refuse_nanoseconds
+from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore, declared_type_of, refuse_nanoseconds
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -91,18 +91,7 @@ _PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 def declared_type(dtype: pl.DataType) -> str:
     """The PostgreSQL type of a column of Polars type ``dtype``."""
-    import polars as pl
-
-    if isinstance(dtype, pl.Datetime):
-        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
-    if dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum):
-        return "VARCHAR"
-    if isinstance(dtype, pl.Decimal):
-        return f"NUMERIC({dtype.precision},{dtype.scale})"
-    if dtype == pl.Time:
-        return "TIME"
-    known = _TYPES.get(str(dtype.base_type()))
-    return known[0] if known else _JSON
+    return declared_type_of(dtype, decimal="NUMERIC", others=lambda base: _TYPES[base][0] if base in _TYPES else _JSON)
 
 
 def polars_type(declared: str) -> pl.DataType:

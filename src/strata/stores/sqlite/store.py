@@ -31,7 +31,7 @@ from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident
 from strata.resolve.text import sqlite_text
 from strata.stores.checks import check_case
-from strata.stores.sqltables import META, POLARS_TYPES, SYNC, SqlTablesStore, refuse_nanoseconds
+from strata.stores.sqltables import META, POLARS_TYPES, SYNC, SqlTablesStore, declared_type_of, refuse_nanoseconds
 
 if TYPE_CHECKING:
     import sqlite3
@@ -98,17 +98,7 @@ def _decimal_text(value: Any, scale: int) -> str | None:
 
 def declared_type(dtype: pl.DataType) -> str:
     """The SQLite declared type of a Polars type: DuckDB's name for it, ``JSON`` text for nested and other types."""
-    import polars as pl
-
-    if isinstance(dtype, pl.Datetime):
-        return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
-    if dtype == pl.Null or isinstance(dtype, pl.Categorical | pl.Enum):
-        return "VARCHAR"
-    if isinstance(dtype, pl.Decimal):
-        return f"DECIMAL({dtype.precision},{dtype.scale})"
-    if dtype == pl.Time:
-        return "TIME"
-    return _DECLARED.get(str(dtype.base_type()), "JSON")
+    return declared_type_of(dtype, decimal="DECIMAL", others=lambda base: _DECLARED.get(base, "JSON"))
 
 
 def polars_type(declared: str) -> pl.DataType:
