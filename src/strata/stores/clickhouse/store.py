@@ -6,7 +6,10 @@ under a new sequence number, and nothing is moved. The latest row of a sample is
 highest *committed* number (for an expansion, no older than the last write of its parent); every
 other committed row is history. A number is committed by one row in ``strata$commits``, appended
 after the rows: a write that fails half-way leaves rows under a number that is never committed, and
-no read counts them. See docs/stores.md, "The ClickHouse store".
+no read counts them. Several writers at once: a number is claimed first (``strata$claims``, given
+by the server, never shared), commits come in any order, and a sync record keeps the numbers still
+open when it was taken, to look at again (``_claim``, ``_in_flight``, ``_get_sync``). See
+docs/stores.md, "The ClickHouse store".
 
 Increments are the queries of ``resolve/sql.py`` in the ``CLICKHOUSE`` dialect over the latest rows;
 the aggregation ids an upstream folds into a data version are written as DuckDB writes them
@@ -46,11 +49,30 @@ if TYPE_CHECKING:
 
 COMMITS = "strata$commits"
 """One row per committed sequence number and the feature table it belongs to."""
+CLAIMS = "strata$claims"
+"""One row per number a write took (its table, a token of the writer's own, the time it must commit by);
+a second row of the token, ``until`` 1970, lets the number go."""
+CLAIM_BOUND = "INTERVAL 6 HOUR"
+"""How long a write may hold its number before it commits (recorded with each claim as ``until``)."""
+CLAIM_GRACE = "INTERVAL 5 MINUTE"
+"""How long after its ``until`` readers still wait for a claim (a commit checked in time, seen late)."""
+CLAIM_TRIES = 20
 KIND = "strata$kind"
 """0: a row (live or tombstone); 1: a marker that takes the sample out of the latest rows; 2: history only."""
 WHOLE = "strata$whole"
 """The row's write replaced every row of its resolve ids (an expansion's parent), not only its own."""
 _ROW, _GONE, _HISTORY = 0, 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A sequence number a write took for ``table`` (``_claim``); ``token`` tells its claim rows from others'."""
+
+    table: str
+    seq: int
+    token: str
+
+
 _names = itertools.count()
 
 ident = sql.CLICKHOUSE.ident
@@ -461,6 +483,7 @@ class ClickHouseStore(MetadataStore):
             (META, "name String, value String, at UInt64", "name"),
             (SYNC, "feature String, state Nullable(String), at UInt64", "feature"),
             (COMMITS, '"table" String, seq Int64', '"table", seq'),
+            (CLAIMS, "\"table\" String, seq Int64, token String, until DateTime64(3, 'UTC')", '"table", seq'),
         ):
             self._db.command(
                 f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({columns}) ENGINE = MergeTree ORDER BY ({order})"
@@ -491,18 +514,126 @@ class ClickHouseStore(MetadataStore):
     def _set_meta(self, name: str, value: str) -> None:
         self._db.command(f"INSERT INTO {self._t(META)} VALUES ({literal(name)}, {literal(value)}, {_tick()})")
 
-    def _next_seq(self, watch: Sequence[str] = ()) -> tuple[int, dict[str, int | None]]:
-        """A new sequence number, taken (so a failed write never hands its number on); ``watch``'s numbers."""
-        seen = self._max_seqs(watch)
-        taken = f"(SELECT max(toInt64OrZero(value)) FROM {self._t(META)} WHERE name = 'seq')"
-        rows = self._rows(f"SELECT greatest((SELECT max(seq) FROM {self._t(COMMITS)}), {taken})")
-        current = int(rows[0][0] or 0) + 1  # the highest ever taken, whatever the clocks of those who took it
-        self._set_meta("seq", str(current))
-        return current, seen
+    def _claim(self, table: str) -> Claim:
+        """A new sequence number for a write of ``table``, no other writer's and above every committed one.
 
-    def _commit(self, table: str, seq: int) -> None:
-        """Make the rows under ``seq`` count: one row appended, all or nothing."""
-        self._db.command(f"INSERT INTO {self._t(COMMITS)} VALUES ({literal(table)}, {int(seq)})")
+        The server gives it (``generateSnowflakeID()``: its clock in milliseconds and a counter, so no
+        two of one server are equal and later ones are higher; at least one above every number
+        claimed or taken before, so above the small numbers of stores written before claims). The
+        claim row is the number's only record; the writer then checks that no other claim holds the
+        same number (two servers can give one) and that nothing above it is committed already, else
+        lets it go and takes another. So a reader that read the committed numbers, up to ``n``, and
+        then the open claims knows every number that can still commit at or below ``n``
+        (``_in_flight``).
+        """
+        claims = self._t(CLAIMS)
+        floor = (
+            f"greatest((SELECT max(seq) FROM {claims}), "
+            f"(SELECT max(toInt64OrZero(value)) FROM {self._t(META)} WHERE name = 'seq')) + 1"
+        )
+        for _ in range(CLAIM_TRIES):
+            token = uuid.uuid4().hex
+            self._db.command(
+                f"INSERT INTO {claims} ({ident('table')}, seq, token, until) SELECT {literal(table)}, "
+                f"greatest(toInt64(generateSnowflakeID()), {floor}), {literal(token)}, now64(3) + {CLAIM_BOUND}"
+            )
+            mine = f"(SELECT any(seq) FROM {claims} WHERE token = {literal(token)})"
+            seq, holders, top = self._rows(
+                f"SELECT {mine}, (SELECT uniqExact(token) FROM {claims} WHERE seq = {mine}), "
+                f"(SELECT max(seq) FROM {self._t(COMMITS)})"
+            )[0]
+            claim = Claim(table, int(seq), token)
+            if int(holders) == 1 and claim.seq > int(top or 0):
+                return claim
+            self._release(claim)
+        from strata.errors import RuntimeFailure
+
+        raise RuntimeFailure(
+            f"{self.describe()}: no sequence number could be taken in {CLAIM_TRIES} tries (other writers took each)",
+            "retry the command; nothing was written",
+        )
+
+    def _release(self, claim: Claim) -> None:
+        """Let go of a number never committed (a second row of its token, dead since 1970); best effort.
+
+        A writer that cannot let go (killed, or its connection gone) leaves its claim open until its bound.
+        """
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self._db.command(
+                f"INSERT INTO {self._t(CLAIMS)} ({ident('table')}, seq, token, until) "
+                f"VALUES ({literal(claim.table)}, {claim.seq}, {literal(claim.token)}, 0)"
+            )
+
+    def _commit(self, claim: Claim) -> None:
+        """Make the rows under ``claim``'s number count: one row appended, all or nothing, within the claim's bound.
+
+        The row goes in only while the server's clock is before the claim's ``until`` (checked in the
+        insert itself): a writer slower than that fails here, as readers may have taken it for dead.
+        """
+        commits = self._t(COMMITS)
+        until = f"(SELECT min(until) FROM {self._t(CLAIMS)} WHERE token = {literal(claim.token)})"
+        self._db.command(
+            f"INSERT INTO {commits} ({ident('table')}, seq) SELECT {literal(claim.table)}, {claim.seq} "
+            f"WHERE {until} > now64(3)"
+        )
+        landed = self._rows(
+            f"SELECT count() FROM {commits} WHERE {ident('table')} = {literal(claim.table)} AND seq = {claim.seq}"
+        )
+        if not int(landed[0][0]):
+            from strata.errors import RuntimeFailure
+
+            raise RuntimeFailure(
+                f"{self.describe()}: the write took longer than its number may stay open ({CLAIM_BOUND.lower()})",
+                "retry it (a smaller batch if it is that large); nothing was written",
+            )
+
+    def _in_flight(self, tables: Sequence[str]) -> dict[str, list[int]]:
+        """The open numbers of ``tables``: claimed, neither committed nor let go, nor older than bound and grace.
+
+        Read after the tables' committed numbers, it holds every number that can still commit at or
+        below them (see ``_claim``). A claim past its ``until`` can no longer commit (``_commit``);
+        one past ``until`` plus :data:`CLAIM_GRACE` is dead for readers too (the grace covers a commit
+        row checked in time and seen a little later).
+        """
+        if not tables or not self._exists(CLAIMS):
+            return {}
+        wanted = ", ".join(literal(t) for t in tables)
+        table = ident("table")
+        rows = self._rows(
+            f"SELECT {table}, seq FROM {self._t(CLAIMS)} WHERE {table} IN ({wanted}) "
+            f"AND ({table}, seq) NOT IN (SELECT {table}, seq FROM {self._t(COMMITS)} WHERE {table} IN ({wanted})) "
+            f"GROUP BY {table}, seq, token HAVING min(until) + {CLAIM_GRACE} > now64(3) ORDER BY seq"
+        )
+        found: dict[str, list[int]] = {}
+        for name, seq in rows:
+            found.setdefault(str(name), []).append(int(seq))
+        return found
+
+    def _undisturbed(self, claim: Claim, since: Mapping[str, int | None]) -> bool:
+        """After ``claim`` committed: nothing else committed to ``since``'s tables past their numbers, none in flight.
+
+        Asked after the commit, so a writer that claims later sees this number committed and takes a
+        higher one: whatever this check misses is above the number a settled sync record keeps.
+        """
+        table = ident("table")
+        later = " OR ".join(
+            f"({table} = {literal(t)}" + ("" if n is None else f" AND seq > {int(n)}") + ")" for t, n in since.items()
+        )
+        own = f"({table} = {literal(claim.table)} AND seq = {claim.seq})"
+        others = self._rows(f"SELECT count() FROM {self._t(COMMITS)} WHERE ({later or 'false'}) AND NOT {own}")
+        return not int(others[0][0]) and not self._in_flight(list(since))
+
+    def _sync_state(self, plan: FeaturePlan) -> dict[str, Any]:
+        """The tables' committed numbers, then the numbers still open (``open``: table -> numbers).
+
+        A sync record keeps them: a number open then may commit later, below a number the record
+        is past; ``_get_sync`` looks at them again.
+        """
+        state = super()._sync_state(plan)
+        in_flight = self._in_flight(list(state["tables"]))
+        return {**state, "open": in_flight} if in_flight else state
 
     def _has_table(self, table: str) -> bool:
         if table in self._tables:
@@ -612,8 +743,9 @@ class ClickHouseStore(MetadataStore):
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
         frame = self._fitted(plan, frame.drop([c for c in frame.columns if c in managed]))
         wanted = {c: column_definition(t) for c, t in frame.schema.items()} | _system_types(plan)
-        seq, seen = self._next_seq(list(since or ()))
-        in_step = since is not None and seen == dict(since)
+        seen = self._max_seqs(list(since or ()))
+        claim = self._claim(plan.table)
+        seq, in_step = claim.seq, since is not None and seen == dict(since)
         batch = self._batch(frame)
         try:
             created = self._ensure_table(plan, wanted)
@@ -633,16 +765,20 @@ class ClickHouseStore(MetadataStore):
             names += [KIND, WHOLE]
             values = [*(ident(c) for c in frame.columns), *consts, "true" if plan.child_ids else "false"]
             self._append(plan, f"SELECT {', '.join(values)} FROM {batch}", names)
-            self._commit(plan.table, seq)
+            self._commit(claim)
+        except BaseException:
+            self._release(claim)
+            raise
         finally:
             self._drop(batch)
-        return seq if since is None or in_step else None
+        return seq if since is None or (in_step and self._undisturbed(claim, since)) else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         frames = [self._fitted(plan, frame) for frame in _polars(latest, history)]
         system = _system_types(plan)
         wanted = {c: system.get(c, column_definition(t)) for f in frames for c, t in f.schema.items()}
-        seq, _ = self._next_seq()
+        claim = self._claim(plan.table)
+        seq = claim.seq
         batches = [self._batch(f) for f in frames]
         try:
             self._ensure_table(plan, wanted)
@@ -650,10 +786,13 @@ class ClickHouseStore(MetadataStore):
                 kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
                 picked = [*(ident(c) for c in kept), str(int(seq)), str(kind), "true"]
                 self._append(plan, f"SELECT {', '.join(picked)} FROM {batch}", [*kept, SEQ, KIND, WHOLE])
-            self._commit(plan.table, seq)
+            self._commit(claim)
             if len(frames[0]):  # rows put again replace their old copies, which do not become history
                 again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])  # once the new ones count
                 self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
+        except BaseException:
+            self._release(claim)  # nothing once committed: a committed number is never open
+            raise
         finally:
             self._drop(*batches)
         return seq
@@ -669,8 +808,7 @@ class ClickHouseStore(MetadataStore):
                     match = self._matching(batch, frame.columns)
                     self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
             if len(frames[0]):  # the latest rows changed: a new number, as for a hard delete
-                seq, _ = self._next_seq()
-                self._commit(plan.table, seq)
+                self._commit(self._claim(plan.table))
         finally:
             self._drop(*batches)
 
@@ -681,7 +819,9 @@ class ClickHouseStore(MetadataStore):
 
         frame = pl.from_arrow(ids)
         assert isinstance(frame, pl.DataFrame)
-        seq, seen = self._next_seq(list(since or ()))
+        seen = self._max_seqs(list(since or ()))
+        claim = self._claim(plan.table)
+        seq = claim.seq
         batch = self._batch(frame)
         self._tables[plan.table] = self._columns(plan.table)  # the tombstones copy every column there is
         try:
@@ -695,10 +835,14 @@ class ClickHouseStore(MetadataStore):
             else:  # no sync record may outlive the rows: forgotten first, as nothing here is one transaction
                 self._clear_sync()
                 self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
-            self._commit(plan.table, seq)
+            self._commit(claim)
+        except BaseException:
+            self._release(claim)
+            raise
         finally:
             self._drop(batch)
-        return count, seq if since is None or seen == dict(since) else None
+        undisturbed = since is not None and seen == dict(since) and self._undisturbed(claim, since)
+        return count, seq if since is None or undisturbed else None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -888,11 +1032,23 @@ class ClickHouseStore(MetadataStore):
     # -- sync records --------------------------------------------------------------------
 
     def _get_sync(self, key: FeatureKey) -> dict[str, Any] | None:
+        """The record, each table's number lowered below the numbers open then and committed since.
+
+        The resolve "since last sync" then reads their rows (``strata_seq`` above the lowered number).
+        """
         if not self._exists(SYNC):
             return None
         rows = self._rows(f"SELECT argMax(state, at) FROM {self._t(SYNC)} WHERE feature = {literal(str(key))}")
-        state = rows[0][0] if rows else None
-        return json.loads(state) if state else None
+        state: dict[str, Any] | None = json.loads(rows[0][0]) if rows and rows[0][0] else None
+        if state is None or not state.get("open"):
+            return state
+        pairs = ", ".join(f"({literal(t)}, {int(n)})" for t, numbers in state["open"].items() for n in numbers)
+        table = ident("table")
+        tables = dict(state["tables"])
+        for name, seq in self._rows(f"SELECT {table}, seq FROM {self._t(COMMITS)} WHERE ({table}, seq) IN ({pairs})"):
+            if tables.get(name) is not None:
+                tables[name] = min(tables[name], int(seq) - 1)
+        return {**state, "tables": tables}
 
     def _set_sync(self, key: FeatureKey, state: dict[str, Any]) -> None:
         self._db.command(
