@@ -566,64 +566,64 @@ class ClickHouseStore(MetadataStore):
                 f"VALUES ({literal(claim.table)}, {claim.seq}, {literal(claim.token)}, 0)"
             )
 
-    def _commit(self, claim: Claim) -> None:
+    def _commit(self, claim: Claim, since: Mapping[str, int | None] | None = None) -> bool:
         """Make the rows under ``claim``'s number count: one row appended, all or nothing, within the claim's bound.
 
         The row goes in only while the server's clock is before the claim's ``until`` (checked in the
         insert itself): a writer slower than that fails here, as readers may have taken it for dead.
+
+        ``since`` (a waiting resolve's numbers): whether, once this number counts, nothing else was
+        committed to those tables past them and no number of theirs is open. Asked after the commit,
+        so a writer that claims later sees this number committed and takes a higher one: whatever
+        this misses is above every number a record settled now keeps. Without ``since``: True.
         """
-        commits = self._t(COMMITS)
+        commits, table = self._t(COMMITS), ident("table")
         until = f"(SELECT min(until) FROM {self._t(CLAIMS)} WHERE token = {literal(claim.token)})"
         self._db.command(
-            f"INSERT INTO {commits} ({ident('table')}, seq) SELECT {literal(claim.table)}, {claim.seq} "
-            f"WHERE {until} > now64(3)"
+            f"INSERT INTO {commits} ({table}, seq) SELECT {literal(claim.table)}, {claim.seq} WHERE {until} > now64(3)"
         )
-        landed = self._rows(
-            f"SELECT count() FROM {commits} WHERE {ident('table')} = {literal(claim.table)} AND seq = {claim.seq}"
-        )
-        if not int(landed[0][0]):
+        own = f"({table} = {literal(claim.table)} AND seq = {claim.seq})"
+        checks = [f"(SELECT count() FROM {commits} WHERE {own})"]
+        if since is not None:
+            later = " OR ".join(
+                f"({table} = {literal(t)}" + ("" if n is None else f" AND seq > {int(n)}") + ")"
+                for t, n in since.items()
+            )
+            checks.append(f"(SELECT count() FROM {commits} WHERE ({later or 'false'}) AND NOT {own})")
+            checks.append(f"(SELECT count() FROM ({self._open_claims(list(since))}))")
+        landed, *others = (int(n) for n in self._rows(f"SELECT {', '.join(checks)}")[0])
+        if not landed:
             from strata.errors import RuntimeFailure
 
             raise RuntimeFailure(
                 f"{self.describe()}: the write took longer than its number may stay open ({CLAIM_BOUND.lower()})",
                 "retry it (a smaller batch if it is that large); nothing was written",
             )
+        return not any(others)
 
     def _in_flight(self, tables: Sequence[str]) -> dict[str, list[int]]:
-        """The open numbers of ``tables``: claimed, neither committed nor let go, nor older than bound and grace.
+        """The open numbers of ``tables`` (:meth:`_open_claims`), by table."""
+        if not tables or (self.read_only and not self._exists(CLAIMS)):  # a writable store made it on opening
+            return {}
+        found: dict[str, list[int]] = {}
+        for name, seq in self._rows(f"{self._open_claims(tables)} ORDER BY seq"):
+            found.setdefault(str(name), []).append(int(seq))
+        return found
+
+    def _open_claims(self, tables: Sequence[str]) -> str:
+        """A query of the open numbers of ``tables``: claimed, neither committed nor let go, nor past bound and grace.
 
         Read after the tables' committed numbers, it holds every number that can still commit at or
         below them (see ``_claim``). A claim past its ``until`` can no longer commit (``_commit``);
         one past ``until`` plus :data:`CLAIM_GRACE` is dead for readers too (the grace covers a commit
         row checked in time and seen a little later).
         """
-        if not tables or not self._exists(CLAIMS):
-            return {}
-        wanted = ", ".join(literal(t) for t in tables)
-        table = ident("table")
-        rows = self._rows(
+        wanted, table = ", ".join(literal(t) for t in tables), ident("table")
+        return (
             f"SELECT {table}, seq FROM {self._t(CLAIMS)} WHERE {table} IN ({wanted}) "
             f"AND ({table}, seq) NOT IN (SELECT {table}, seq FROM {self._t(COMMITS)} WHERE {table} IN ({wanted})) "
-            f"GROUP BY {table}, seq, token HAVING min(until) + {CLAIM_GRACE} > now64(3) ORDER BY seq"
+            f"GROUP BY {table}, seq, token HAVING min(until) + {CLAIM_GRACE} > now64(3)"
         )
-        found: dict[str, list[int]] = {}
-        for name, seq in rows:
-            found.setdefault(str(name), []).append(int(seq))
-        return found
-
-    def _undisturbed(self, claim: Claim, since: Mapping[str, int | None]) -> bool:
-        """After ``claim`` committed: nothing else committed to ``since``'s tables past their numbers, none in flight.
-
-        Asked after the commit, so a writer that claims later sees this number committed and takes a
-        higher one: whatever this check misses is above the number a settled sync record keeps.
-        """
-        table = ident("table")
-        later = " OR ".join(
-            f"({table} = {literal(t)}" + ("" if n is None else f" AND seq > {int(n)}") + ")" for t, n in since.items()
-        )
-        own = f"({table} = {literal(claim.table)} AND seq = {claim.seq})"
-        others = self._rows(f"SELECT count() FROM {self._t(COMMITS)} WHERE ({later or 'false'}) AND NOT {own}")
-        return not int(others[0][0]) and not self._in_flight(list(since))
 
     def _sync_state(self, plan: FeaturePlan) -> dict[str, Any]:
         """The tables' committed numbers, then the numbers still open (``open``: table -> numbers).
@@ -765,13 +765,13 @@ class ClickHouseStore(MetadataStore):
             names += [KIND, WHOLE]
             values = [*(ident(c) for c in frame.columns), *consts, "true" if plan.child_ids else "false"]
             self._append(plan, f"SELECT {', '.join(values)} FROM {batch}", names)
-            self._commit(claim)
+            settled = self._commit(claim, since if in_step else None)
         except BaseException:
             self._release(claim)
             raise
         finally:
             self._drop(batch)
-        return seq if since is None or (in_step and self._undisturbed(claim, since)) else None
+        return seq if since is None or (in_step and settled) else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         frames = [self._fitted(plan, frame) for frame in _polars(latest, history)]
@@ -835,14 +835,14 @@ class ClickHouseStore(MetadataStore):
             else:  # no sync record may outlive the rows: forgotten first, as nothing here is one transaction
                 self._clear_sync()
                 self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
-            self._commit(claim)
+            in_step = since is not None and seen == dict(since)
+            settled = self._commit(claim, since if in_step else None)
         except BaseException:
             self._release(claim)
             raise
         finally:
             self._drop(batch)
-        undisturbed = since is not None and seen == dict(since) and self._undisturbed(claim, since)
-        return count, seq if since is None or undisturbed else None
+        return count, seq if since is None or (in_step and settled) else None
 
     # -- reading -------------------------------------------------------------------------
 
