@@ -57,6 +57,7 @@ CLAIM_BOUND = "INTERVAL 6 HOUR"
 CLAIM_GRACE = "INTERVAL 5 MINUTE"
 """How long after its ``until`` readers still wait for a claim (a commit checked in time, seen late)."""
 CLAIM_TRIES = 20
+"""Claims a write makes before it gives up (each lost only to another claim of its number, or a higher commit)."""
 KIND = "strata$kind"
 """0: a row (live or tombstone); 1: a marker that takes the sample out of the latest rows; 2: history only."""
 WHOLE = "strata$whole"
