@@ -5,6 +5,11 @@ Run as a real process: its whole stderr is what a user sees (a library's log lin
 
 from __future__ import annotations
 
+import polars as pl
+
+from strata.features.project import load_graph, make_store
+from strata.project.project import Project
+from strata.resolve.sql import ident
 from tests.cli.conftest import MakeProject
 from tests.cli.test_store_chains import GRAPH
 from tests.helpers import run_strata
@@ -33,3 +38,29 @@ def test_a_secure_server_without_a_port_is_reached_on_the_https_port(make_projec
     assert "port=8443" in result.err
     assert "8123" not in result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_a_failure_of_the_engine_in_a_command_is_one_line_and_changes_nothing(make_project: MakeProject) -> None:
+    """The commit table refuses the delete's commit row (a constraint added behind strata's back): one line, exit 1.
+
+    With --debug the traceback follows; once the constraint is gone the same command succeeds.
+    """
+    root = make_project({"feats.py": GRAPH}, extra="  store: ch\nstores:\n  ch: {type: clickhouse, path: ch}\n")
+    project = Project.find(root, environ={})
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write("raw", pl.DataFrame({"sample_uid": [1, 2], "x": [10, 20], "strata_dv__x": ["a", "b"]}))
+        store.to_native().command(f"ALTER TABLE {ident('strata$commits')} ADD CONSTRAINT {ident('no')} CHECK seq < 0")
+    result = run_strata("metadata", "delete", "raw", "--id", "1", cwd=root, timeout=120)
+    assert result.code == 1, result.out + result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert result.err.startswith("strata: error: cannot run a statement in ch: Code: 469."), result.err
+    assert "Traceback" not in result.err
+    debug = run_strata("--debug", "metadata", "delete", "raw", "--id", "1", cwd=root, timeout=120)
+    assert debug.code == 1
+    assert "Traceback" in debug.err
+    with make_store(project, graph=load_graph(project)) as store:
+        assert sorted(store.read("raw")["sample_uid"].to_list()) == [1, 2]
+        store.to_native().command(f"ALTER TABLE {ident('strata$commits')} DROP CONSTRAINT {ident('no')}")
+    assert run_strata("metadata", "delete", "raw", "--id", "1", cwd=root, timeout=120).code == 0
+    with make_store(project, graph=load_graph(project)) as store:
+        assert sorted(store.read("raw")["sample_uid"].to_list()) == [2]
