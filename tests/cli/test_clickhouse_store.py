@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import polars as pl
 
+import strata as st
 from strata.features.project import load_graph, make_store
 from strata.project.project import Project
 from strata.resolve.sql import ident
@@ -47,9 +48,16 @@ def test_a_failure_of_the_engine_in_a_command_is_one_line_and_changes_nothing(ma
     """
     root = make_project({"feats.py": GRAPH}, extra="  store: ch\nstores:\n  ch: {type: clickhouse, path: ch}\n")
     project = Project.find(root, environ={})
-    with make_store(project, graph=load_graph(project)) as store:
-        store.write("raw", pl.DataFrame({"sample_uid": [1, 2], "x": [10, 20], "strata_dv__x": ["a", "b"]}))
-        store.to_native().command(f"ALTER TABLE {ident('strata$commits')} ADD CONSTRAINT {ident('no')} CHECK seq < 0")
+
+    def store() -> st.ClickHouseStore:
+        made = make_store(project, graph=load_graph(project))
+        assert isinstance(made, st.ClickHouseStore)
+        return made
+
+    commits, constraint = ident("strata$commits"), ident("no")
+    with store() as ch:
+        ch.write("raw", pl.DataFrame({"sample_uid": [1, 2], "x": [10, 20], "strata_dv__x": ["a", "b"]}))
+        ch.to_native().command(f"ALTER TABLE {commits} ADD CONSTRAINT {constraint} CHECK seq < 0")
     result = run_strata("metadata", "delete", "raw", "--id", "1", cwd=root, timeout=120)
     assert result.code == 1, result.out + result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
@@ -58,9 +66,9 @@ def test_a_failure_of_the_engine_in_a_command_is_one_line_and_changes_nothing(ma
     debug = run_strata("--debug", "metadata", "delete", "raw", "--id", "1", cwd=root, timeout=120)
     assert debug.code == 1
     assert "Traceback" in debug.err
-    with make_store(project, graph=load_graph(project)) as store:
-        assert sorted(store.read("raw")["sample_uid"].to_list()) == [1, 2]
-        store.to_native().command(f"ALTER TABLE {ident('strata$commits')} DROP CONSTRAINT {ident('no')}")
+    with store() as ch:
+        assert sorted(ch.read("raw")["sample_uid"].to_list()) == [1, 2]
+        ch.to_native().command(f"ALTER TABLE {commits} DROP CONSTRAINT {constraint}")
     assert run_strata("metadata", "delete", "raw", "--id", "1", cwd=root, timeout=120).code == 0
-    with make_store(project, graph=load_graph(project)) as store:
-        assert sorted(store.read("raw")["sample_uid"].to_list()) == [2]
+    with store() as ch:
+        assert sorted(ch.read("raw")["sample_uid"].to_list()) == [2]

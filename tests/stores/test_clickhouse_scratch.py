@@ -186,4 +186,4 @@ def test_a_hard_delete_behind_a_failed_mutation_fails_once_and_its_retry_erases(
             0,
             2,
         ]
-        assert not engine.query(f"SELECT * FROM {ident('strata$doomed')}").num_rows
+        assert not engine.query("SELECT * FROM `strata$doomed`").num_rows

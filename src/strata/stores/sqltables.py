@@ -1,7 +1,8 @@
-"""What the SQL stores (DuckDB, SQLite, PostgreSQL) share.
+"""What the SQL stores (DuckDB, SQLite, PostgreSQL, and in part ClickHouse) share.
 
-The names of their bookkeeping tables, the column types they declare, and the SQL that picks an
-expansion's "no children" row and the rows matching given ids.
+The names of their bookkeeping tables, the column types they declare, the SQL that picks an
+expansion's "no children" row and the rows matching given ids, the text casts of upstream ids
+(:func:`with_text_casts`) and the cut of an increment's rows into its parts (:func:`split_increment`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from strata.errors import RuntimeFailure
+from strata.errors import RuntimeFailure, StrataError
 from strata.extras import needs
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Engine:
         """The engine's errors inside as :meth:`failure`."""
         try:
             yield
-        except RuntimeFailure:
+        except StrataError:
             raise
         except Exception as exc:
             raise self.failure(doing, exc) from exc
@@ -177,6 +177,7 @@ class ChdbEngine(Engine):
             self._scratch = path = tempfile.mkdtemp(prefix="strata-chdb-")
         self._path = ChdbSessions.take(path)
         self._open = True
+        self._holds = 0
 
     def query(self, sql: str) -> pa.Table:
         with self.failing("run a query"):
@@ -198,11 +199,17 @@ class ChdbEngine(Engine):
     def hold(self) -> None:
         with self.failing("open its session"):
             ChdbSessions.hold(self._path)
+        self._holds += 1
 
     def release(self) -> None:
-        ChdbSessions.release()
+        if self._holds:
+            self._holds -= 1
+            ChdbSessions.release()
 
     def close(self) -> None:
+        """Let go of the directory, and of the holds an operation that failed half-way kept."""
+        while self._holds:
+            self.release()
         if self._open:
             self._open = False
             ChdbSessions.give_back(self._path)
