@@ -15,6 +15,7 @@ from tests.cli.conftest import MakeProject
 from tests.cli.test_store_chains import GRAPH
 from tests.helpers import run_strata
 from tests.servers import free_port
+from tests.stores.test_kills import spawn
 
 
 def test_an_unreachable_server_is_one_line(make_project: MakeProject) -> None:
@@ -72,3 +73,34 @@ def test_a_failure_of_the_engine_in_a_command_is_one_line_and_changes_nothing(ma
     assert run_strata("metadata", "delete", "raw", "--id", "1", cwd=root, timeout=120).code == 0
     with store() as ch:
         assert sorted(ch.read("raw")["sample_uid"].to_list()) == [2]
+
+
+HOLD = """
+import sys
+import strata as st
+with st.ClickHouseStore({path!r}) as store:
+    store.read  # opened: chDB holds the directory
+    print("open", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_directory_another_process_has_open_is_one_line(make_project: MakeProject) -> None:
+    """chDB opens a directory in one process at a time: a second one is told so, in one line (no line of chDB's)."""
+    root = make_project({"feats.py": GRAPH}, extra="  store: ch\nstores:\n  ch: {type: clickhouse, path: ch}\n")
+    holder = spawn(HOLD.format(path=str(root / "ch")))
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open", holder.stderr.read() if holder.stderr else ""
+        result = run_strata("status", cwd=root, timeout=120)
+        assert result.code == 1, result.out + result.err
+        expected = (
+            "strata: error: cannot open ch: another process has its directory open; chDB opens a directory in one "
+            "process at a time: run again once that process is done (several processes at once need a ClickHouse "
+            "server)"
+        )
+        assert result.err.strip().splitlines() == [expected]
+    finally:
+        holder.communicate("\n", timeout=120)
+    assert holder.returncode == 0
+    assert run_strata("status", cwd=root, timeout=120).code == 0

@@ -83,6 +83,32 @@ class Engine:
         )
 
 
+class DirectoryBusyError(RuntimeFailure):
+    """Another process has the chDB directory open."""
+
+
+class _Busy(Exception):
+    """The directory's ``status`` file is locked by another process (chDB's own lock); never shown as such."""
+
+
+def _busy(path: str) -> bool:
+    """Whether another process holds ``path`` open (ClickHouse locks its ``status`` file with ``flock`` while open)."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(Path(path) / "status", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # lets go of the lock too
+    return False
+
+
 class ChdbSessions:
     """chDB's one session per process, taken in turns by the stores on each directory.
 
@@ -116,6 +142,8 @@ class ChdbSessions:
                 cls._close()
                 with needs("clickhouse", "the ClickHouse store"):
                     from chdb import session
+                if _busy(path):  # asked first: chDB would write its own line to stderr, then fail obscurely
+                    raise _Busy(path)
 
                 Path(path).mkdir(parents=True, exist_ok=True)
                 Path(path).chmod(0o700)
@@ -195,6 +223,15 @@ class ChdbEngine(Engine):
         names = ", ".join(CLICKHOUSE.ident(c) for c in data.column_names)
         with self.failing("insert rows"):
             ChdbSessions.run(self._path, lambda session: _insert(session, table, names, data))
+
+    def failure(self, doing: str, exc: Exception) -> RuntimeFailure:
+        if isinstance(exc, _Busy):
+            return DirectoryBusyError(
+                f"cannot open {self.describe}: another process has its directory open",
+                "chDB opens a directory in one process at a time: run again once that process is done "
+                "(several processes at once need a ClickHouse server)",
+            )
+        return super().failure(doing, exc)
 
     def hold(self) -> None:
         with self.failing("open its session"):

@@ -474,7 +474,7 @@ class ClickHouseStore(MetadataStore):
     # -- lifecycle -----------------------------------------------------------------------
 
     def _open(self) -> None:
-        from strata.stores.clickhouse.engine import ChdbEngine, ServerEngine
+        from strata.stores.clickhouse.engine import ChdbEngine, DirectoryBusyError, ServerEngine
 
         self._tables = {}
         if self.path is not None:
@@ -483,6 +483,9 @@ class ClickHouseStore(MetadataStore):
             self._engine = ServerEngine(self.server, self.describe())
         try:
             self._bookkeeping()
+        except DirectoryBusyError:
+            self._close()
+            raise
         except RuntimeFailure as exc:
             self._close()
             raise RuntimeFailure(
