@@ -115,7 +115,9 @@ class ChdbSessions:
     chDB opens one data directory at a time: every call of a store runs on its own directory's session
     (:meth:`run`), which is opened in place of another directory's when that one was used last
     (~0.02 s), and closed with the last store on it. Nothing of a store outlives one call on a
-    session but its tables, so stores on two directories (a copy, a read-through chain) take turns.
+    session but its tables, so stores on two directories (a copy, a read-through chain) take turns;
+    an operation's temporary tables live in the session, which it holds meanwhile (:meth:`hold`).
+    A directory another process has open is refused before chDB tries it (:func:`_busy`).
     """
 
     _lock = threading.RLock()
