@@ -1017,6 +1017,21 @@ class MetadataStore(StoreBackend):
             schema.update(stored)
         return schema
 
+    def _increment_schema(self, plan: FeaturePlan, ids: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The types of the rows of ``sql.increment_query``: ids as stored (or as ``ids``), the rest text."""
+        import polars as pl
+
+        from strata.resolve import sql
+
+        id_types = self._id_schema(plan, plan.resolve_ids)
+        if ids is not None and self._stored_schema(plan, plan.resolve_ids) is None:
+            id_types = {**id_types, **ids}
+        schema: dict[str, Any] = {sql.PART: pl.Int64, **id_types}
+        schema |= {sql.removed_id(k): id_types[k] for k in plan.resolve_ids}
+        return schema | dict.fromkeys(
+            (*plan.input_columns, *plan.dv_columns, *(f.cause_column for f in plan.fields)), pl.String
+        )
+
     def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
         """Polars types of ``columns`` in the feature's latest table; None without the table or one of them.
 

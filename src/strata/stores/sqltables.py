@@ -1,7 +1,8 @@
-"""What the SQL stores (DuckDB, SQLite, PostgreSQL) share.
+"""What the SQL stores (DuckDB, SQLite, PostgreSQL, and in part ClickHouse) share.
 
-The names of their bookkeeping tables, the column types they declare, and the SQL that picks an
-expansion's "no children" row and the rows matching given ids.
+The names of their bookkeeping tables, the column types they declare, the SQL that picks an
+expansion's "no children" row and the rows matching given ids, the text casts of upstream ids
+(:func:`with_text_casts`) and the cut of an increment's rows into its parts (:func:`split_increment`).
 """
 
 from __future__ import annotations
@@ -501,15 +502,10 @@ class SqlTablesStore(MetadataStore):
                 self._drop(candidates)
 
     def _dialect(self, plan: FeaturePlan) -> sql.Dialect:
-        """:attr:`dialect`, with the text casts the ids of ``plan``'s upstreams need (see ``Dialect.text_casts``)."""
-        casts = {}
-        for up in plan.upstreams:
-            if self._has_table(up.table):
-                for column, declared in self._columns(up.table).items():
-                    cast = self._text_cast(declared)
-                    if cast is not None:
-                        casts[up.table, column] = cast
-        return dataclasses.replace(self.dialect, text_casts=casts) if casts else self.dialect
+        """:attr:`dialect`, with the text casts the ids of ``plan``'s upstreams need."""
+        return with_text_casts(
+            self.dialect, plan, lambda t: self._columns(t) if self._has_table(t) else {}, self._text_cast
+        )
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         (frame,) = polars_frames(samples.select([*plan.id_columns, *plan.dv_columns]))
@@ -522,32 +518,43 @@ class SqlTablesStore(MetadataStore):
         finally:
             self._drop(batch)
 
-    def _split(self, plan: FeaturePlan, rows: pl.DataFrame, *, lazy: bool) -> Increment:
-        """The rows of ``sql.increment_query`` cut into the three parts."""
-        import narwhals as nw
-        import polars as pl
-
-        split = {}
-        for name, columns in sql.part_columns(plan).items():
-            part = rows.filter(pl.col(sql.PART) == sql.part_code(name))
-            picked = part.select([pl.col(a).alias(b) for a, b in columns.items()])
-            split[name] = nw.from_native(picked.lazy() if lazy else picked)
-        return Increment(plan.key, split["added"], split["changed"], split["removed"], lazy=lazy)
-
     def _tagged(self, plan: FeaturePlan, expected: str, current: str, ids: dict[str, Any] | None) -> pl.DataFrame:
         """The rows of ``sql.increment_query``, typed: ids as stored (or as ``ids``), the rest text."""
-        import polars as pl
-
         query = sql.increment_query(self.dialect, self.hash_algorithm, plan, expected, current)
-        id_types = self._id_schema(plan, plan.resolve_ids)
-        if ids is not None and self._stored_schema(plan, plan.resolve_ids) is None:
-            id_types = {**id_types, **ids}
-        schema: dict[str, Any] = {sql.PART: pl.Int64, **id_types}
-        schema |= {sql.removed_id(k): id_types[k] for k in plan.resolve_ids}
-        schema |= dict.fromkeys(
-            (*plan.input_columns, *plan.dv_columns, *(f.cause_column for f in plan.fields)), pl.String
-        )
-        return self._frame(query, schema)
+        return self._frame(query, self._increment_schema(plan, ids))
+
+
+def with_text_casts(
+    dialect: Dialect,
+    plan: FeaturePlan,
+    columns: Callable[[str], Mapping[str, str]],
+    text_cast: Callable[[str], str | None],
+) -> Dialect:
+    """``dialect`` with the text casts (``Dialect.text_casts``) the ids of ``plan``'s upstreams need.
+
+    ``columns``: a table's declared column types ({} when it does not exist); ``text_cast``: the SQL
+    template giving DuckDB's text of a declared type, None where the engine's own cast does.
+    """
+    casts = {}
+    for up in plan.upstreams:
+        for column, declared in columns(up.table).items():
+            cast = text_cast(declared)
+            if cast is not None:
+                casts[up.table, column] = cast
+    return dataclasses.replace(dialect, text_casts=casts) if casts else dialect
+
+
+def split_increment(plan: FeaturePlan, rows: pl.DataFrame, *, lazy: bool) -> Increment:
+    """The rows of ``sql.increment_query`` cut into the three parts."""
+    import narwhals as nw
+    import polars as pl
+
+    split = {}
+    for name, columns in sql.part_columns(plan).items():
+        part = rows.filter(pl.col(sql.PART) == sql.part_code(name))
+        picked = part.select([pl.col(a).alias(b) for a, b in columns.items()])
+        split[name] = nw.from_native(picked.lazy() if lazy else picked)
+    return Increment(plan.key, split["added"], split["changed"], split["removed"], lazy=lazy)
 
 
 def refuse_nanoseconds(store: str, frame: pl.DataFrame) -> None:

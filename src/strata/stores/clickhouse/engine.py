@@ -2,21 +2,24 @@
 
 Both give the store the same three calls: :meth:`Engine.query` (rows as Arrow), :meth:`Engine.command`
 (a statement) and :meth:`Engine.insert` (an Arrow table into a table), under the same session
-settings (:data:`SETTINGS`). chDB opens one data directory at a time per process: stores on two
-directories take turns (:class:`ChdbSessions`).
+settings (:data:`SETTINGS`), each failing with one line naming the store (:meth:`Engine.failure`).
+Both keep one session, whose temporary tables a store's operation uses and which vanish with it.
+chDB opens one data directory at a time per process: stores on two directories take turns
+(:class:`ChdbSessions`), never while one holds temporary tables (:meth:`Engine.hold`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from strata.errors import RuntimeFailure
+from strata.errors import RuntimeFailure, StrataError
 from strata.extras import needs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     import pyarrow as pa
 
@@ -34,7 +37,11 @@ DuckDB), ``IN`` matches nulls to nulls (ids are matched as a write matches them)
 
 
 class Engine:
-    """A connection to ClickHouse, embedded or remote."""
+    """A connection to ClickHouse, embedded or remote, for the store ``describe`` names."""
+
+    describe = "clickhouse store"
+    secret = ""
+    """A text never shown in a message (the password)."""
 
     def query(self, sql: str) -> pa.Table:
         """The rows of ``sql`` as an Arrow table."""
@@ -48,8 +55,58 @@ class Engine:
         """Append ``data`` to ``table`` (quoted name); its columns are the table's, in order."""
         raise NotImplementedError
 
+    def hold(self) -> None:
+        """Keep this session (and its temporary tables) until :meth:`release`; calls may nest."""
+
+    def release(self) -> None:
+        """One :meth:`hold` fewer."""
+
     def close(self) -> None:
         """Let go of the connection."""
+
+    @contextlib.contextmanager
+    def failing(self, doing: str) -> Iterator[None]:
+        """The engine's errors inside as :meth:`failure`."""
+        try:
+            yield
+        except StrataError:
+            raise
+        except Exception as exc:
+            raise self.failure(doing, exc) from exc
+
+    def failure(self, doing: str, exc: Exception) -> RuntimeFailure:
+        """``cannot <doing> in <store>: <the engine's first line>; what to do``, the password hidden."""
+        return RuntimeFailure(
+            f"cannot {doing} in {self.describe}: {first_line(str(exc) or type(exc).__name__, self.secret)}",
+            "check that its tables were not dropped or changed by hand, the disk and the connection, then run "
+            "again (a write counts only once committed: nothing of one that failed is read); --debug shows more",
+        )
+
+
+class DirectoryBusyError(RuntimeFailure):
+    """Another process has the chDB directory open."""
+
+
+class _Busy(Exception):
+    """The directory's ``status`` file is locked by another process (chDB's own lock); never shown as such."""
+
+
+def _busy(path: str) -> bool:
+    """Whether another process holds ``path`` open (ClickHouse locks its ``status`` file with ``flock`` while open)."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(Path(path) / "status", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # lets go of the lock too
+    return False
 
 
 class ChdbSessions:
@@ -58,7 +115,9 @@ class ChdbSessions:
     chDB opens one data directory at a time: every call of a store runs on its own directory's session
     (:meth:`run`), which is opened in place of another directory's when that one was used last
     (~0.02 s), and closed with the last store on it. Nothing of a store outlives one call on a
-    session but its tables, so stores on two directories (a copy, a read-through chain) take turns.
+    session but its tables, so stores on two directories (a copy, a read-through chain) take turns;
+    an operation's temporary tables live in the session, which it holds meanwhile (:meth:`hold`).
+    A directory another process has open is refused before chDB tries it (:func:`_busy`).
     """
 
     _lock = threading.RLock()
@@ -85,6 +144,8 @@ class ChdbSessions:
                 cls._close()
                 with needs("clickhouse", "the ClickHouse store"):
                     from chdb import session
+                if _busy(path):  # asked first: chDB would write its own line to stderr, then fail obscurely
+                    raise _Busy(path)
 
                 Path(path).mkdir(parents=True, exist_ok=True)
                 Path(path).chmod(0o700)
@@ -93,6 +154,20 @@ class ChdbSessions:
                 for name, value in SETTINGS.items():
                     cls._session.query(f"SET {name} = {_setting(value)}")
             return call(cls._session)
+
+    @classmethod
+    def hold(cls, path: str) -> None:
+        """Keep ``path``'s session open (other threads wait) until :meth:`release`: its temporary tables live."""
+        cls._lock.acquire()  # released by release(), called by whoever holds it
+        try:
+            cls.run(path, lambda session: session)
+        except BaseException:
+            cls._lock.release()
+            raise
+
+    @classmethod
+    def release(cls) -> None:
+        cls._lock.release()
 
     @classmethod
     def give_back(cls, path: str) -> None:
@@ -123,7 +198,8 @@ class ChdbEngine(Engine):
     then runs on a directory of its own, removed at close.
     """
 
-    def __init__(self, path: str, *, read_only: bool = False) -> None:
+    def __init__(self, path: str, describe: str, *, read_only: bool = False) -> None:
+        self.describe = describe
         self._scratch: str | None = None
         if read_only and not Path(path).exists():
             import tempfile
@@ -131,22 +207,48 @@ class ChdbEngine(Engine):
             self._scratch = path = tempfile.mkdtemp(prefix="strata-chdb-")
         self._path = ChdbSessions.take(path)
         self._open = True
+        self._holds = 0
 
     def query(self, sql: str) -> pa.Table:
-        table: pa.Table = ChdbSessions.run(self._path, lambda session: session.query(sql, "ArrowTable"))
+        with self.failing("run a query"):
+            table: pa.Table = ChdbSessions.run(self._path, lambda session: session.query(sql, "ArrowTable"))
         return table
 
     def command(self, sql: str) -> None:
-        ChdbSessions.run(self._path, lambda session: session.query(sql))
+        with self.failing("run a statement"):
+            ChdbSessions.run(self._path, lambda session: session.query(sql))
 
     def insert(self, table: str, data: pa.Table) -> None:
         """Through chDB's ``Python()`` table function, which finds ``data`` by its name in the calling frame."""
         from strata.resolve.sql import CLICKHOUSE
 
         names = ", ".join(CLICKHOUSE.ident(c) for c in data.column_names)
-        ChdbSessions.run(self._path, lambda session: _insert(session, table, names, data))
+        with self.failing("insert rows"):
+            ChdbSessions.run(self._path, lambda session: _insert(session, table, names, data))
+
+    def failure(self, doing: str, exc: Exception) -> RuntimeFailure:
+        if isinstance(exc, _Busy):
+            return DirectoryBusyError(
+                f"cannot open {self.describe}: another process has its directory open",
+                "chDB opens a directory in one process at a time: run again once that process is done "
+                "(several processes at once need a ClickHouse server)",
+            )
+        return super().failure(doing, exc)
+
+    def hold(self) -> None:
+        with self.failing("open its session"):
+            ChdbSessions.hold(self._path)
+        self._holds += 1
+
+    def release(self) -> None:
+        if self._holds:
+            self._holds -= 1
+            ChdbSessions.release()
 
     def close(self) -> None:
+        """Let go of the directory, and of the holds an operation that failed half-way kept."""
+        while self._holds:
+            self.release()
         if self._open:
             self._open = False
             ChdbSessions.give_back(self._path)
@@ -162,9 +264,11 @@ def _insert(session: Any, table: str, names: str, data: pa.Table) -> None:  # no
 
 
 class ServerEngine(Engine):
-    """A ClickHouse server, through clickhouse-connect (HTTP)."""
+    """A ClickHouse server, through clickhouse-connect (HTTP), in one session of its own."""
 
     def __init__(self, options: dict[str, Any], describe: str) -> None:
+        self.describe = describe
+        self.secret = str(options.get("password") or "")
         with needs("clickhouse", "the ClickHouse store"):
             import clickhouse_connect
             from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -182,22 +286,26 @@ class ServerEngine(Engine):
                 secure=bool(options.get("secure", False)),
                 settings=SETTINGS,
                 connect_timeout=10,
+                autogenerate_session_id=True,  # the session holding an operation's temporary tables
             )
         except ClickHouseError as exc:
             raise RuntimeFailure(
-                f"cannot reach {describe}: {_without(str(exc), options)}",
+                f"cannot reach {describe}: {first_line(str(exc), self.secret)}",
                 "check host, port, username and password (and that the server is running); nothing was written",
             ) from None
 
     def query(self, sql: str) -> pa.Table:
-        table: pa.Table = self._client.query_arrow(sql, use_strings=True)
+        with self.failing("run a query"):
+            table: pa.Table = self._client.query_arrow(sql, use_strings=True)
         return table
 
     def command(self, sql: str) -> None:
-        self._client.command(sql)
+        with self.failing("run a statement"):
+            self._client.command(sql)
 
     def insert(self, table: str, data: pa.Table) -> None:
-        self._client.insert_arrow(table, data)
+        with self.failing("insert rows"):
+            self._client.insert_arrow(table, data)
 
     def close(self) -> None:
         self._client.close()
@@ -209,8 +317,7 @@ def server_port(options: dict[str, Any]) -> int:
     return int(port) if port else (8443 if options.get("secure") else 8123)
 
 
-def _without(message: str, options: dict[str, Any]) -> str:
-    """``message`` on one line, the password (if any) blanked out."""
+def first_line(message: str, secret: str) -> str:
+    """``message`` on one line (at most 300 characters), ``secret`` (if any) blanked out."""
     text = " ".join(message.split())
-    password = str(options.get("password") or "")
-    return text.replace(password, "***") if password else text
+    return (text.replace(secret, "***") if secret else text)[:300]

@@ -20,23 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import itertools
 import json
 import os
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from strata.errors import RuntimeFailure
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
-from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.stores.base import MetadataStore
 from strata.stores.checks import fit_stored
-from strata.stores.sqltables import META, SYNC, childless
+from strata.stores.sqltables import META, SYNC, childless, polars_frames, split_increment, with_text_casts
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     import narwhals as nw
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
 
     from strata.features.graph import FeatureGraph
     from strata.features.keys import FeatureKey
+    from strata.resolve.increment import Increment
     from strata.stores.clickhouse.engine import Engine
 
 COMMITS = "strata$commits"
@@ -58,6 +58,10 @@ CLAIM_GRACE = "INTERVAL 5 MINUTE"
 """How long after its ``until`` readers still wait for a claim (a commit checked in time, seen late)."""
 CLAIM_TRIES = 20
 """Claims a write makes before it gives up (each lost only to another claim of its number, or a higher commit)."""
+DOOMED = "strata$doomed"
+"""The rows a delete is taking out, by operation (a ``Memory`` table: what a killed one leaves dies with the server).
+
+A delete is a mutation, which runs outside the session and cannot see its temporary tables."""
 KIND = "strata$kind"
 """0: a row (live or tombstone); 1: a marker that takes the sample out of the latest rows; 2: history only."""
 WHOLE = "strata$whole"
@@ -73,8 +77,6 @@ class Claim:
     seq: int
     token: str
 
-
-_names = itertools.count()
 
 ident = sql.CLICKHOUSE.ident
 """A quoted ClickHouse name: its backslashes are escapes, so they are doubled (a name is kept intact)."""
@@ -147,7 +149,7 @@ def polars_type(declared: str) -> pl.DataType:
     """The Polars type a ClickHouse column (:func:`declared_type`) reads back as."""
     import polars as pl
 
-    bare = declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
+    bare = _bare(declared)
     kept: dict[str, pl.DataType] = {"Date": pl.Date(), "Time": pl.Time(), "Datetime": pl.Datetime("us")}
     if bare in kept or bare == "Datetime(UTC)":
         return kept.get(bare, pl.Datetime("us", "UTC"))
@@ -283,31 +285,36 @@ def _datetime_text(micros: str) -> str:
     return f"concat({_date_text(days)}, ' ', {_clock_text(time_of_day)})"
 
 
-def _written(declared: str) -> str | None:
-    """:func:`text_cast` of a value that is not null."""
-    bare = declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
-    if bare == "Float64":
-        return _float_text("toString({0})")
-    if bare == "Float32":
-        return single_text("{0}")
-    if bare.startswith("Decimal("):  # every fraction digit of the scale, as DuckDB
-        return f"toDecimalString({{0}}, {int(bare.removesuffix(')').split(',')[1])})"
-    written = {
-        "Date": _date_text("{0}"),
-        "Time": _clock_text("intDiv(toInt64({0}), 1000)"),
-        "Datetime": _datetime_text("{0}"),
-        "Datetime(UTC)": f"concat({_datetime_text('{0}')}, '+00')",
-    }
-    return written.get(bare)
+_WRITERS: dict[str, Callable[[str], str]] = {
+    "Float64": lambda v: _float_text(f"toString({v})"),
+    "Float32": single_text,
+    "Date": _date_text,
+    "Time": lambda v: _clock_text(f"intDiv(toInt64({v}), 1000)"),
+    "Datetime": _datetime_text,
+    "Datetime(UTC)": lambda v: f"concat({_datetime_text(v)}, '+00')",
+}
+"""SQL writing a value (not null) of each type (:func:`declared_type`) whose ClickHouse text is not DuckDB's."""
+
+
+def _bare(declared: str) -> str:
+    """``declared`` without ``Nullable(...)`` around it."""
+    return declared.removeprefix("Nullable(").removesuffix(")") if declared.startswith("Nullable(") else declared
 
 
 def text_cast(declared: str) -> str | None:
     """SQL template (``{0}``: the column) writing a ``declared`` column as DuckDB's ``CAST(... AS VARCHAR)`` does.
 
     None when ClickHouse's own text is DuckDB's already (integers, strings, booleans); null stays null.
+    A decimal is written with every fraction digit of its scale, as DuckDB writes it.
     """
-    written = _written(declared)
-    return None if written is None else f"if({{0}} IS NULL, NULL, {written})"
+    bare = _bare(declared)
+    if bare.startswith("Decimal("):
+        written = f"toDecimalString({{0}}, {int(bare.removesuffix(')').split(',')[1])})"
+    elif bare in _WRITERS:
+        written = _WRITERS[bare]("{0}")
+    else:
+        return None
+    return f"if({{0}} IS NULL, NULL, {written})"
 
 
 class ClickHouseStore(MetadataStore):
@@ -389,14 +396,21 @@ class ClickHouseStore(MetadataStore):
         """A table of the store, quoted, in its database when it has one (stores of one chDB session differ so)."""
         return (ident(self.database) + "." if self.database else "") + ident(table)
 
-    def _scratch(self, what: str) -> str:
-        """A new name for a table of this connection's own (dropped by its user).
+    def _scratch(self, what: str, definition: str) -> str:
+        """A new temporary table of the session (``definition``: its columns and engine); dropped by its user.
 
-        In the store's database, where a delete's subquery looks for it; a read-only store's stay in
-        the connection's (the store's database may not exist, and it creates nothing there).
+        It is in no database and dies with the session, so a process killed while it exists leaves
+        nothing behind and a read-only store creates nothing anywhere. The session is held until it
+        is dropped (:meth:`_drop`): chDB opens no other directory meanwhile.
         """
-        name = f"strata${what}_{uuid.uuid4().hex}"
-        return ident(name) if self.read_only else self._t(name)
+        name = ident(f"strata${what}_{uuid.uuid4().hex}")
+        self._db.hold()
+        try:
+            self._db.command(f"CREATE TEMPORARY TABLE {name} {definition}")
+        except BaseException:
+            self._db.release()
+            raise
+        return name
 
     @property
     def _database_sql(self) -> str:
@@ -440,38 +454,66 @@ class ClickHouseStore(MetadataStore):
         """A table of this connection holding ``frame``'s rows (dropped by the caller)."""
         import polars as pl
 
-        name = self._scratch("batch")
         columns = ", ".join(f"{ident(c)} {column_definition(t)}" for c, t in frame.schema.items())
-        self._db.command(f"CREATE TABLE {name} ({columns or 'strata$none Nullable(Int8)'}) ENGINE = Memory")
+        name = self._scratch("batch", f"({columns or 'strata$none Nullable(Int8)'}) ENGINE = Memory")
         if len(frame) and frame.columns:
             kept = _to_clickhouse(frame)
             self._db.insert(name, kept.to_arrow(compat_level=pl.CompatLevel.oldest()))
         return name
 
     def _drop(self, *tables: str) -> None:
+        """Drop temporary tables of :meth:`_scratch`; one that cannot be dies with the session, unseen."""
         for table in tables:
-            self._db.command(f"DROP TABLE IF EXISTS {table}")
+            try:
+                self._db.command(f"DROP TEMPORARY TABLE IF EXISTS {table}")
+            except RuntimeFailure:
+                pass
+            finally:
+                self._db.release()
+
+    def _delete_rows(self, plan: FeaturePlan, columns: Sequence[str], where: str) -> None:
+        """Delete the rows of the feature ``where`` picks, which may read temporary tables.
+
+        A delete's condition is evaluated outside the session, so the rows are first named in
+        :data:`DOOMED` by ClickHouse's text of their ``columns`` (those ``where`` compares, with
+        ``strata_seq``), read from the rows themselves, and deleted by that name. A delete that fails
+        takes its mutation (and any other failed one of the table) out of the queue, so a retry can run.
+        """
+        op = literal(uuid.uuid4().hex)
+        key = f"toString(tuple({ids_list([*dict.fromkeys([*columns, SEQ])])}))"
+        doomed, table = self._t(DOOMED), self._t(plan.table)
+        self._db.command(f"INSERT INTO {doomed} SELECT {op}, {key} FROM {table} WHERE {where}")
+        try:
+            self._db.command(f"DELETE FROM {table} WHERE {key} IN (SELECT key FROM {doomed} WHERE op = {op})")
+        except RuntimeFailure:  # a failed mutation stays queued, and every later one on the table fails behind it
+            self._db.command(
+                f"KILL MUTATION WHERE database = {self._database_sql} AND table = {literal(plan.table)} "
+                "AND NOT is_done AND latest_fail_reason != '' SYNC"
+            )
+            raise
+        finally:
+            self._db.command(f"ALTER TABLE {doomed} DELETE WHERE op = {op}")
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def _open(self) -> None:
-        from strata.stores.clickhouse.engine import ChdbEngine, ServerEngine
+        from strata.stores.clickhouse.engine import ChdbEngine, DirectoryBusyError, ServerEngine
 
         self._tables = {}
         if self.path is not None:
-            self._engine = ChdbEngine(self.path, read_only=self.read_only)
+            self._engine = ChdbEngine(self.path, self.describe(), read_only=self.read_only)
         else:
             self._engine = ServerEngine(self.server, self.describe())
         try:
             self._bookkeeping()
-        except Exception as exc:  # noqa: BLE001 - chDB and clickhouse-connect raise their own kinds; one line
+        except DirectoryBusyError:
             self._close()
-            from strata.errors import RuntimeFailure
-
+            raise
+        except RuntimeFailure as exc:
+            self._close()
             raise RuntimeFailure(
-                f"cannot use {self.describe()}: {_first_line(str(exc), self.server.get('password'))}",
-                "check the connection settings and that the user may create tables; nothing was written",
-            ) from None
+                exc.reason, "check the connection settings and that the user may create tables; nothing was written"
+            ) from exc
 
     def _bookkeeping(self) -> None:
         """The meta, sync and commit tables (append-only; the newest entry of a name wins)."""
@@ -489,6 +531,7 @@ class ClickHouseStore(MetadataStore):
             self._db.command(
                 f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({columns}) ENGINE = MergeTree ORDER BY ({order})"
             )
+        self._db.command(f"CREATE TABLE IF NOT EXISTS {self._t(DOOMED)} (op String, key String) ENGINE = Memory")
 
     def _close(self) -> None:
         if self._engine is not None:
@@ -775,7 +818,7 @@ class ClickHouseStore(MetadataStore):
         return seq if since is None or (in_step and settled) else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        frames = [self._fitted(plan, frame) for frame in _polars(latest, history)]
+        frames = [self._fitted(plan, frame) for frame in polars_frames(latest, history)]
         system = _system_types(plan)
         wanted = {c: system.get(c, column_definition(t)) for f in frames for c, t in f.schema.items()}
         claim = self._claim(plan.table)
@@ -789,8 +832,8 @@ class ClickHouseStore(MetadataStore):
                 self._append(plan, f"SELECT {', '.join(picked)} FROM {batch}", [*kept, SEQ, KIND, WHOLE])
             self._commit(claim)
             if len(frames[0]):  # rows put again replace their old copies, which do not become history
-                again = self._matching(batches[0], [*plan.id_columns, WRITTEN_AT])  # once the new ones count
-                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {again} AND {ident(SEQ)} < {int(seq)}")
+                again = [*plan.id_columns, WRITTEN_AT]  # once the new ones count
+                self._delete_rows(plan, again, f"{self._matching(batches[0], again)} AND {ident(SEQ)} < {int(seq)}")
         except BaseException:
             self._release(claim)  # nothing once committed: a committed number is never open
             raise
@@ -799,15 +842,14 @@ class ClickHouseStore(MetadataStore):
         return seq
 
     def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
-        frames = _polars(latest, history)
+        frames = polars_frames(latest, history)
         batches = [self._batch(f) for f in frames]
         if len(frames[0]):  # latest rows go: no sync record may outlive them (forgotten first, no transaction here)
             self._clear_sync()
         try:
             for frame, batch in zip(frames, batches, strict=True):
                 if len(frame):
-                    match = self._matching(batch, frame.columns)
-                    self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
+                    self._delete_rows(plan, frame.columns, self._matching(batch, frame.columns))
             if len(frames[0]):  # the latest rows changed: a new number, as for a hard delete
                 self._commit(self._claim(plan.table))
         finally:
@@ -835,7 +877,7 @@ class ClickHouseStore(MetadataStore):
                 self._copies(plan, "true", seq, kind=gone, deleted="true", of=of)
             else:  # no sync record may outlive the rows: forgotten first, as nothing here is one transaction
                 self._clear_sync()
-                self._db.command(f"DELETE FROM {self._t(plan.table)} WHERE {match}")
+                self._delete_rows(plan, frame.columns, match)
             in_step = since is not None and seen == dict(since)
             settled = self._commit(claim, since if in_step else None)
         except BaseException:
@@ -954,7 +996,6 @@ class ClickHouseStore(MetadataStore):
         if only is not None:
             types = self._id_schema(plan, plan.resolve_ids)
             return self._batch(pl.DataFrame({k: [only[k]] for k in plan.resolve_ids}, schema=types))
-        name = self._scratch("cand")
         parts = []
         for table in dict.fromkeys([plan.table, *(u.table for u in plan.upstreams)]):
             if self._has_table(table):
@@ -963,8 +1004,7 @@ class ClickHouseStore(MetadataStore):
         if not parts:
             types = self._id_schema(plan, plan.resolve_ids)
             return self._batch(pl.DataFrame(schema=types))
-        self._db.command(f"CREATE TABLE {name} ENGINE = Memory AS SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})")
-        return name
+        return self._scratch("cand", f"ENGINE = Memory AS SELECT DISTINCT * FROM ({' UNION ALL '.join(parts)})")
 
     def _resolve(
         self, plan: FeaturePlan, since: dict[str, int] | None, *, lazy: bool, only: dict[str, Any] | None = None
@@ -983,14 +1023,7 @@ class ClickHouseStore(MetadataStore):
 
     def _dialect(self, plan: FeaturePlan) -> sql.Dialect:
         """``sql.CLICKHOUSE``, writing the floats and datetimes of upstream ids as text the way DuckDB does."""
-        casts = {}
-        for up in plan.upstreams:
-            if self._has_table(up.table):
-                for column, declared in self._tables[up.table].items():
-                    cast = text_cast(declared)
-                    if cast is not None:
-                        casts[up.table, column] = cast
-        return dataclasses.replace(sql.CLICKHOUSE, text_casts=casts)
+        return with_text_casts(sql.CLICKHOUSE, plan, lambda t: self._tables[t] if self._has_table(t) else {}, text_cast)
 
     def _resolve_root(self, plan: FeaturePlan, samples: pa.Table, *, lazy: bool) -> Increment:
         import polars as pl
@@ -1010,25 +1043,9 @@ class ClickHouseStore(MetadataStore):
         self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool, ids: dict[str, Any] | None = None
     ) -> Increment:
         """The three parts from one full join (``sql.increment_query``), cut in Polars."""
-        import narwhals as nw
-        import polars as pl
-
         query = sql.increment_query(sql.CLICKHOUSE, self.hash_algorithm, plan, expected, current)
-        id_types = self._id_schema(plan, plan.resolve_ids)
-        if ids is not None and self._stored_schema(plan, plan.resolve_ids) is None:
-            id_types = {**id_types, **ids}
-        schema: dict[str, Any] = {sql.PART: pl.Int64, **id_types}
-        schema |= {sql.removed_id(k): id_types[k] for k in plan.resolve_ids}
-        schema |= dict.fromkeys(
-            (*plan.input_columns, *plan.dv_columns, *(f.cause_column for f in plan.fields)), pl.String
-        )
-        rows = _from_clickhouse(self._frame(query, schema), schema)
-        split = {}
-        for name, columns in sql.part_columns(plan).items():
-            part = rows.filter(pl.col(sql.PART) == sql.part_code(name))
-            picked = part.select([pl.col(a).alias(b) for a, b in columns.items()])
-            split[name] = nw.from_native(picked.lazy() if lazy else picked)
-        return Increment(plan.key, split["added"], split["changed"], split["removed"], lazy=lazy)
+        schema = self._increment_schema(plan, ids)
+        return split_increment(plan, _from_clickhouse(self._frame(query, schema), schema), lazy=lazy)
 
     # -- sync records --------------------------------------------------------------------
 
@@ -1084,17 +1101,6 @@ def _system_types(plan: FeaturePlan) -> dict[str, str]:
     return types | {SEQ: "Int64", WRITTEN_AT: column_definition(pl.Datetime("us")), DELETED: "Nullable(Bool)"}
 
 
-def _polars(*tables: pa.Table) -> list[pl.DataFrame]:
-    import polars as pl
-
-    frames = []
-    for table in tables:
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        frames.append(frame)
-    return frames
-
-
 def _to_clickhouse(frame: pl.DataFrame) -> pl.DataFrame:
     """Values ClickHouse keeps as they are; dates and times as integers, nested and other types as JSON text."""
     import polars as pl
@@ -1118,8 +1124,3 @@ def _to_clickhouse(frame: pl.DataFrame) -> pl.DataFrame:
 def _from_clickhouse(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """``frame`` with exactly ``schema``'s columns, in order."""
     return frame.select(list(schema))
-
-
-def _first_line(message: str, secret: Any) -> str:
-    text = " ".join(message.split())[:300]
-    return text.replace(str(secret), "***") if secret else text

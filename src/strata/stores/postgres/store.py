@@ -36,7 +36,15 @@ from strata.resolve import sql
 from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident, literal
 from strata.stores.postgres.text import DOUBLE_TEXT, FUNCTIONS_SQL, NEWEST, SINGLE_TEXT
-from strata.stores.sqltables import META, SYNC, TABLE_SEQ, SqlTablesStore, declared_type_of, refuse_nanoseconds
+from strata.stores.sqltables import (
+    META,
+    SYNC,
+    TABLE_SEQ,
+    SqlTablesStore,
+    declared_type_of,
+    refuse_nanoseconds,
+    split_increment,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -432,7 +440,7 @@ class PostgresStore(SqlTablesStore):
         self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool, ids: dict[str, Any] | None = None
     ) -> Increment:
         """The three parts from one pass over both sides on the server (``sql.increment_query``), cut in Polars."""
-        return self._split(plan, self._tagged(plan, expected, current, ids), lazy=lazy)
+        return split_increment(plan, self._tagged(plan, expected, current, ids), lazy=lazy)
 
     def _timestamp(self, text: str) -> str:
         return f"CAST({literal(text)} AS TIMESTAMP)"

@@ -31,7 +31,15 @@ from strata.resolve.plan import DELETED, SEQ, FeaturePlan
 from strata.resolve.sql import ident
 from strata.resolve.text import sqlite_text
 from strata.stores.checks import check_case
-from strata.stores.sqltables import META, POLARS_TYPES, SYNC, SqlTablesStore, declared_type_of, refuse_nanoseconds
+from strata.stores.sqltables import (
+    META,
+    POLARS_TYPES,
+    SYNC,
+    SqlTablesStore,
+    declared_type_of,
+    refuse_nanoseconds,
+    split_increment,
+)
 
 if TYPE_CHECKING:
     import sqlite3
@@ -343,7 +351,7 @@ class SQLiteStore(SqlTablesStore):
             rows = self._tagged(plan, f"SELECT * FROM {sides[0]}", f"SELECT * FROM {sides[1]}", ids)
         finally:
             self._drop(*sides)
-        return self._split(plan, rows, lazy=lazy)
+        return split_increment(plan, rows, lazy=lazy)
 
 
 def _check_values(frame: pl.DataFrame) -> None:
