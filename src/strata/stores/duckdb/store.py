@@ -40,11 +40,17 @@ from strata.resolve.plan import (
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import (
+    BITMAP_TYPES,
+    RowFacts,
+    bitmap_fits,
     check_case,
     check_columns,
     check_facts,
+    sql_bitmap_query,
+    sql_bounds_query,
     sql_counts,
     sql_counts_query,
+    sql_distinct_query,
     sql_facts,
     sql_facts_queries,
     to_arrow,
@@ -148,6 +154,12 @@ def _relation_of(frame: Any) -> duckdb.DuckDBPyRelation | None:
     if narwhals is not None and isinstance(frame, (narwhals.DataFrame, narwhals.LazyFrame)):
         native = frame.to_native()
     return native if isinstance(native, duckdb.DuckDBPyRelation) else None
+
+
+def _id_type(plan: FeaturePlan, described: list[tuple[Any, ...]]) -> str | None:
+    """The SQL type of the feature's one id column among the rows of a ``DESCRIBE`` (None with several ids)."""
+    types = {str(row[0]): str(row[1]) for row in described}
+    return types.get(plan.id_columns[0]) if len(plan.id_columns) == 1 else None
 
 
 def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -618,11 +630,36 @@ class DuckDBStore(MetadataStore):
                 counted = _run(self.con, counted_sql)[0]
                 check_facts(plan, sql_facts(plan, counted, _run(self.con, grouped_sql)[0]))
             return total
-        total, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
+        if whole:  # the first pass answered from statistics, integer ids counted as bits
+            total, facts, repeats = self._row_counts(plan, rows)
+        else:
+            total, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
         if repeats and not any(facts.nulls[c] for c in plan.resolve_ids):  # a null id is refused first
             facts.repeated = int(_run(self.con, sql_facts_queries(plan, rows)[1])[0][0])  # the rows that repeat
         check_facts(plan, facts)
         return total
+
+    def _row_counts(self, plan: FeaturePlan, source: str, id_type: str | None = None) -> tuple[int, RowFacts, bool]:
+        """What :func:`sql_counts_query` gives for ``source``: its rows, the facts but repeats, whether an id repeats.
+
+        One id column of an integer type (``id_type``, or None when the first pass is to tell) is
+        counted in two passes: the counts with the least and greatest id, then the ids as bits
+        between the two (``checks.sql_bitmap_query``), a tenth of the CPU of a hash table of them;
+        a whole table answers the first pass from its statistics. Other ids, and ids too spread
+        for a bitmap, are counted distinct in a hash table, in one pass.
+        """
+        bounds = sql_bounds_query(plan, source) if id_type is None or id_type in BITMAP_TYPES else None
+        if bounds is None:
+            one_pass = sql_counts_query(plan, source)
+            assert one_pass is not None
+            return sql_counts(plan, _run(self.con, one_pass)[0])
+        *counts, low, high, kind = _run(self.con, bounds)[0]
+        total, facts, _ = sql_counts(plan, (*counts, 0))
+        if not total:
+            return total, facts, False
+        fits = bitmap_fits(str(kind), total, low, high)
+        repeats = sql_bitmap_query(plan, source, str(kind), low, high) if fits else sql_distinct_query(plan, source)
+        return total, facts, bool(_run(self.con, repeats)[0][0])
 
     def _supersede(self, plan: FeaturePlan, seq: int) -> None:
         """Move the rows that write ``seq`` superseded (same resolve ids, older) from the latest table to history.
@@ -898,7 +935,7 @@ class DuckDBStore(MetadataStore):
             return self.write_changed(feature, self.con.sql(f"SELECT * FROM {source}").to_arrow_table())
         described = _run(self.con, f"DESCRIBE SELECT * FROM {source}")
         columns = [str(d[0]) for d in described]
-        self._check_source(plan, source, columns, checked=checked)
+        self._check_source(plan, source, columns, checked=checked, id_type=_id_type(plan, described))
         total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
         if total == 0:
             return {"added": 0, "changed": 0, "unchanged": 0}
@@ -945,8 +982,13 @@ class DuckDBStore(MetadataStore):
         )
         return table
 
-    def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool) -> None:
-        """The checks of ``_check_write`` for samples, in SQL (only the columns' presence when ``checked``)."""
+    def _check_source(
+        self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool, id_type: str | None = None
+    ) -> None:
+        """The checks of ``_check_write`` for samples, in SQL (only the columns' presence when ``checked``).
+
+        ``id_type``: the SQL type of the (one) id column, when the caller knows it (see :meth:`_row_counts`).
+        """
         for kind, wanted in (("id column(s)", plan.id_columns), ("data-version column(s)", plan.dv_columns)):
             missing = [c for c in wanted if c not in columns]
             if missing:
@@ -955,9 +997,7 @@ class DuckDBStore(MetadataStore):
                 )
         if checked:
             return
-        one_pass = sql_counts_query(plan, source)  # a root is never an expansion
-        assert one_pass is not None
-        _, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
+        _, facts, repeats = self._row_counts(plan, source, id_type)  # a root is never an expansion
         for column in (*plan.id_columns, *plan.dv_columns):
             if facts.nulls[column]:
                 what = "id column" if column in plan.id_columns else "data-version column"
@@ -1306,7 +1346,8 @@ class DuckDBStore(MetadataStore):
         name = f"strata_samples_{next(_names)}"
         try:
             self.con.register(name, relation)
-            columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {ident(name)}")]
+            described = _run(self.con, f"DESCRIBE SELECT * FROM {ident(name)}")
+            columns = [str(d[0]) for d in described]
         except duckdb.Error:  # made on another connection: it cannot be read here
             with contextlib.suppress(duckdb.Error):
                 self.con.unregister(name)
@@ -1314,7 +1355,7 @@ class DuckDBStore(MetadataStore):
         kept = False  # a lazy first increment's parts read the samples: they stay registered
         try:
             if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new
-                self._check_source(plan, ident(name), columns, checked=False)
+                self._check_source(plan, ident(name), columns, checked=False, id_type=_id_type(plan, described))
                 if lazy:
                     kept = True
                     return self._all_added_in_place(plan, name)
