@@ -83,6 +83,40 @@ def test_a_lazy_first_resolve_of_a_feature_with_nothing_stored_plans_changed_and
         assert later.counts() == {"added": 0, "changed": 2, "removed": 0}
 
 
+def test_writing_a_part_planned_empty_runs_no_statement(tmp_path: Path) -> None:
+    """A first lazy increment's ``changed`` (and a feature's with nothing stored) cannot hold rows: writing it, as
+    a first pass does after ``added``, asks DuckDB nothing (it made and dropped a write's tables before), and a
+    resolve waiting for its ``added`` still settles with it. The first write makes the tables and their views
+    without describing them."""
+    with DuckDBStore(tmp_path / "e.duckdb", graph=graph_of()) as store:
+        inc = store.resolve_update("video", samples=store.con.sql(f"{SAMPLES} FROM range(20)"), lazy=True)
+        made = logged_statements(store, lambda: store.write("video", inc.added))  # tables made: their columns known
+        assert not [s for s in made if s.startswith('DESCRIBE "video$')], made
+        assert logged_statements(store, lambda: store.write("video", inc.changed)) == []
+        inc = store.resolve_update("transcript", lazy=True)
+        statements = logged_statements(store, lambda: store.write("transcript", inc.changed))
+        assert statements == [], statements
+        assert store.write("transcript", inc.added) == 20
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+        assert len(store.read("transcript")) == len(store.read("video")) == 20
+
+
+def test_a_lazy_increment_s_changed_part_written_after_its_added_describes_no_table(tmp_path: Path) -> None:
+    """The parts of one increment hold the same columns but the causes (which are not written): the tables made
+    ready for ``added`` are ready for ``changed``, so its write asks DuckDB about no table again."""
+    with DuckDBStore(tmp_path / "d.duckdb", graph=graph_of()) as store:
+        store.write("video", store.resolve_update("video", samples=roots(30)).added)
+        store.write("transcript", store.resolve_update("transcript", lazy=True).added)
+        store.write("video", store.resolve_update("video", samples=roots(31, audio={3: "new"})).added)
+        store.write("video", store.resolve_update("video", samples=roots(31, audio={3: "new"})).changed)
+        inc = store.resolve_update("transcript", lazy=True)
+        assert inc.counts() == {"added": 1, "changed": 1, "removed": 0}
+        assert store.write("transcript", inc.added) == 1
+        statements = logged_statements(store, lambda: store.write("transcript", inc.changed))
+        assert not [s for s in statements if s.startswith("DESCRIBE")], statements
+        assert store.resolve_update("transcript").meta["mode"] == "in sync"
+
+
 def two_id_graph() -> st.FeatureGraph:
     """A root keyed by two id columns."""
     graph = st.FeatureGraph()

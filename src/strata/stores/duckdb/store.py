@@ -211,6 +211,8 @@ class DuckDBStore(MetadataStore):
         """During a chained resolve: upstream tables a fallback holds -> their qualified names."""
         self._split: dict[str, bool] = {}
         """Feature tables known on this connection -> whether they are split (see :data:`WRITES`)."""
+        self._planned_empty: dict[str, set[str]] = {}
+        """Per feature table, the SQL of the parts its last lazy resolve planned empty (see :meth:`_write_in_place`)."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -295,6 +297,7 @@ class DuckDBStore(MetadataStore):
         self._schema = None
         self._attached = {}
         self._split = {}
+        self._planned_empty = {}
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -477,18 +480,20 @@ class DuckDBStore(MetadataStore):
         try:
             columns = [c for c in relation.columns if not c.startswith(CAUSE)]  # an increment's, not data
             check_columns(plan, columns)
+            query = relation.sql_query()
+            if query in self._planned_empty.get(plan.table, ()):  # no rows, whatever is stored: nothing changes
+                return 0
             pending = self._pending.pop(plan.key, None)
             in_sql = None
             if pending is not None and self._sync_state(plan) == pending.state:
                 in_sql = self._in_sql(plan, pending)
             elif pending is not None:
                 pending.forget()
-            query = relation.sql_query()
             trusted = in_sql is not None and in_sql.is_part(query)
             if in_sql is not None:
                 in_sql.before_write(query)
             since = None if in_sql is None else in_sql.state["tables"]
-            shape = tuple(zip(relation.columns, map(str, relation.types), strict=True))
+            shape = tuple((c, str(t)) for c, t in zip(relation.columns, relation.types, strict=True) if c in columns)
             written = self._write_source(
                 plan, ident(view), columns, check=not trusted, counted=True, since=since, shape=shape
             )
@@ -822,15 +827,16 @@ class DuckDBStore(MetadataStore):
 
     def _make_split(self, table: str, wanted: dict[str, str]) -> None:
         """Create the split tables of a feature and the two views readers read, in one transaction (DDL only)."""
-        rows = [_column_ddl(name, kind) for name, kind in wanted.items() if not _constant(name)]
-        rows.append(f"{ident(WRITE)} BIGINT")
-        entries = [f"{ident(WRITE)} BIGINT", *(_column_ddl(n, k) for n, k in wanted.items() if _constant(n))]
+        data = [name for name in wanted if not _constant(name)]
+        constants = [name for name in wanted if _constant(name)]
+        rows = [*(_column_ddl(name, wanted[name]) for name in data), f"{ident(WRITE)} BIGINT"]
+        entries = [f"{ident(WRITE)} BIGINT", *(_column_ddl(name, wanted[name]) for name in constants)]
         with self._transaction():
             _run(self.con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, 'true')", [SPLIT + table])
             _run(self.con, f"CREATE TABLE {ident(table + WRITES)} ({', '.join(entries)})")
             for stored in (table + ROWS, table + HISTORY + ROWS):
                 _run(self.con, f"CREATE TABLE {ident(stored)} ({', '.join(rows)})")
-            self._make_views(table)
+            self._make_views(table, ([WRITE, *constants], [*data, WRITE]))
         self._tables.update((table, table + HISTORY))
         self._split[table] = True
 
@@ -848,19 +854,22 @@ class DuckDBStore(MetadataStore):
                     _run(self.con, statement)
                 self._make_views(table)
 
-    def _make_views(self, table: str) -> None:
+    def _make_views(self, table: str, made: tuple[list[str], list[str]] | None = None) -> None:
         """(Re)create the views ``<table>`` and ``<table>$history``: each row with its write's entry.
 
         The columns in the order a table made before the split had them (data columns, code
         versions, feature and snapshot version, ``strata_seq``, ``strata_written_at``,
         ``strata_deleted``); DuckDB builds the join's hash table on the entries (one row per write).
+        ``made``: the columns of the entries and of the rows (both tables alike) as just created;
+        else the tables are described.
         """
-        entries = list(self._columns(table + WRITES))
+        entries = made[0] if made is not None else list(self._columns(table + WRITES))
         constants = [c for c in entries if c.startswith(CV)] + [
             c for c in (FEATURE_VERSION, SNAPSHOT_VERSION) if c in entries
         ]
         for view in (table, table + HISTORY):
-            data = [c for c in self._columns(view + ROWS) if c not in (SEQ, DELETED, WRITE)]
+            stored = made[1] if made is not None else list(self._columns(view + ROWS))
+            data = [c for c in stored if c not in (SEQ, DELETED, WRITE)]
             items = [
                 *(f"r.{ident(c)}" for c in data),
                 *(f"w.{ident(c)}" for c in constants),
@@ -1384,7 +1393,17 @@ class DuckDBStore(MetadataStore):
         changed = f"SELECT {', '.join([ids, *nulls, *causes])} FROM {ident(name)} WHERE false"
         removed = f"SELECT {ids} FROM {ident(name)} WHERE false"
         parts = [nw.from_native(self.con.sql(query)) for query in (added, changed, removed)]
+        self._plan_empty(plan, [parts[1], parts[2]])
         return Increment(plan.key, parts[0], parts[1], parts[2], lazy=True, meta={"mode": "first"})
+
+    def _plan_empty(self, plan: FeaturePlan, parts: list[Any]) -> None:
+        """Remember the lazy ``parts`` (Narwhals frames of relations) made to hold no rows, e.g. ``WHERE false``.
+
+        Writing one changes nothing, so :meth:`_write_in_place` returns at once: a first pass writes
+        a first increment's ``changed`` after its ``added``, which cost a transaction, the tables'
+        descriptions and an insert of nothing. Only the last lazy resolve's are kept per feature.
+        """
+        self._planned_empty[plan.table] = {part.to_native().sql_query() for part in parts}
 
     def _compare_root(self, plan: FeaturePlan, name: str, *, lazy: bool, columns: list[str] | None = None) -> Increment:
         """The increment of a root feature against the samples registered as ``name``, kept in a temp table.
@@ -1468,6 +1487,8 @@ class DuckDBStore(MetadataStore):
             if only_added:
                 queries = {n: q if n == "added" else f"{q} AND false" for n, q in queries.items()}
             parts = {name: nw.from_native(self.con.sql(query)) for name, query in queries.items()}
+            if only_added:
+                self._plan_empty(plan, [parts["changed"], parts["removed"]])
             return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=True)
         import polars as pl
 
