@@ -77,6 +77,14 @@ write's time (~0.1 s per column per 1M rows). A 1M-sample first pass (bench/feat
 first_pass.py --lazy): 49 MB and ~3.8 CPU s as DuckDB picks, 107 MB and ~2.4 s uncompressed,
 67 MB and ~2.7 s with ``zstd``.
 """
+RUN_COMPRESSION = "rle"
+"""How ``strata_seq``, ``strata_deleted`` and ``strata_write`` are stored: in runs.
+
+All the rows of a write share them, so DuckDB stores them as constants or runs whichever it
+picks; picking meant analysing each for every compression it knows, ~0.009 CPU s per column per
+1M rows, a twentieth of a 1M-sample first pass (bench/features/README.md). Declared, they are
+stored as before (a write's row groups hold constants) without the analysis.
+"""
 SESSION_ZONE = "UTC"
 """The connection's time zone: DuckDB writes a zoned datetime as text in it (the machine's, unless told), and an
 aggregation folds that text into its data version (docs/stores.md, "The canonical text of a value")."""
@@ -117,15 +125,19 @@ def _constant(name: str) -> bool:
 
 
 def _column_ddl(name: str, kind: str) -> str:
-    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks.
+    """A feature table's column, its compression declared where DuckDB's pick is known (the rest: as it picks).
 
-    A column whose first batch holds only nulls of no type (Polars' ``Null``) becomes text: a
-    column of DuckDB's ``NULL`` type could never take a value later.
+    Text data and input versions as ``VERSION_COMPRESSION``; a row's number, deletion flag and
+    writes entry as ``RUN_COMPRESSION``. A column whose first batch holds only nulls of no type
+    (Polars' ``Null``) becomes text: a column of DuckDB's ``NULL`` type could never take a value later.
     """
     if kind.strip('"') == "NULL":
         kind = "VARCHAR"
-    hashed = name.startswith((DV, IN)) and kind == "VARCHAR"
-    return f"{ident(name)} {kind}{f' USING COMPRESSION {VERSION_COMPRESSION}' if hashed else ''}"
+    if name.startswith((DV, IN)) and kind == "VARCHAR":
+        return f"{ident(name)} {kind} USING COMPRESSION {VERSION_COMPRESSION}"
+    if name in (SEQ, DELETED, WRITE):
+        return f"{ident(name)} {kind} USING COMPRESSION {RUN_COMPRESSION}"
+    return f"{ident(name)} {kind}"
 
 
 class _NothingToWrite(Exception):
@@ -829,7 +841,7 @@ class DuckDBStore(MetadataStore):
         """Create the split tables of a feature and the two views readers read, in one transaction (DDL only)."""
         data = [name for name in wanted if not _constant(name)]
         constants = [name for name in wanted if _constant(name)]
-        rows = [*(_column_ddl(name, wanted[name]) for name in data), f"{ident(WRITE)} BIGINT"]
+        rows = [*(_column_ddl(name, wanted[name]) for name in data), _column_ddl(WRITE, "BIGINT")]
         entries = [f"{ident(WRITE)} BIGINT", *(_column_ddl(name, wanted[name]) for name in constants)]
         with self._transaction():
             _run(self.con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, 'true')", [SPLIT + table])
