@@ -234,12 +234,76 @@ def sql_counts_query(plan: FeaturePlan, source: str) -> str | None:
     """
     if plan.child_ids:
         return None
-    from strata.resolve.sql import ident, ids_list
+    repeats = f"count(*) - count(DISTINCT {_distinct(plan)})"
+    return f"SELECT {', '.join(['count(*)', *_null_counts(plan), repeats])} FROM {source}"
+
+
+def _null_counts(plan: FeaturePlan) -> list[str]:
+    """Select items counting the nulls of each resolve id and data version (from statistics, over a whole table)."""
+    from strata.resolve.sql import ident
+
+    return [f"count(*) - count({ident(c)})" for c in (*plan.resolve_ids, *plan.dv_columns)]
+
+
+def _distinct(plan: FeaturePlan) -> str:
+    """What ``count(DISTINCT ...)`` counts to tell samples apart: the id column, or the row of them (nulls equal)."""
+    from strata.resolve.sql import ids_list
 
     ids = ids_list(plan.id_columns)
-    distinct = ids if len(plan.id_columns) == 1 else f"({ids})"  # several ids: one row value, nulls equal
-    nulls = [f"count(*) - count({ident(c)})" for c in (*plan.resolve_ids, *plan.dv_columns)]
-    return f"SELECT {', '.join(['count(*)', *nulls, f'count(*) - count(DISTINCT {distinct})'])} FROM {source}"
+    return ids if len(plan.id_columns) == 1 else f"({ids})"
+
+
+BITMAP_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
+"""Id types whose distinct values DuckDB counts as bits (``bitstring_agg``), with no hash table."""
+BITMAP_BITS_PER_ROW = 16
+"""Ids are counted as bits while the span from the least to the greatest is at most this many bits per row.
+
+Two bytes per row (per thread): a hash table of the ids takes 16 and more. Counting 10M distinct
+ids: 0.07 CPU s as bits against 1.36 s in ``count(DISTINCT)``'s hash table (1M: 0.008 against 0.075).
+"""
+
+
+def sql_bounds_query(plan: FeaturePlan, source: str) -> str | None:
+    """:func:`sql_counts_query` with the least and greatest id and the id's type in place of the repeats.
+
+    The first of two passes: the second, :func:`sql_bitmap_query`, counts the ids as bits between
+    the two when :func:`bitmap_fits`. None unless there is one id column (and no child ids).
+    """
+    if plan.child_ids or len(plan.id_columns) != 1:
+        return None
+    from strata.resolve.sql import ident
+
+    column = ident(plan.id_columns[0])
+    bounds = [f"min({column})", f"max({column})", f"typeof(min({column}))"]  # the type: a constant, folded by DuckDB
+    return f"SELECT {', '.join(['count(*)', *_null_counts(plan), *bounds])} FROM {source}"
+
+
+def bitmap_fits(kind: str, rows: int, low: Any, high: Any) -> bool:
+    """Whether ids of SQL type ``kind`` from ``low`` to ``high`` (``rows`` of them) are counted as bits."""
+    if kind not in BITMAP_TYPES or type(low) is not int or type(high) is not int:
+        return False
+    return high - low + 1 <= BITMAP_BITS_PER_ROW * max(rows, 1024)
+
+
+def sql_bitmap_query(plan: FeaturePlan, source: str, kind: str, low: int, high: int) -> str:
+    """One SELECT over ``source``: its rows beyond one per id, the ids counted as bits from ``low`` to ``high``.
+
+    Null ids count as repeats, as in :func:`sql_counts_query`; so do ids outside the bounds (rows
+    that changed since the first pass), which the bitmap leaves out: never a repeat missed.
+    """
+    from strata.resolve.sql import ident
+
+    column = ident(plan.id_columns[0])
+    lowest, highest = f"CAST('{low}' AS {kind})", f"CAST('{high}' AS {kind})"
+    bits = f"bitstring_agg({column}, {lowest}, {highest}) FILTER (WHERE {column} BETWEEN {lowest} AND {highest})"
+    return f"SELECT count(*) - coalesce(bit_count({bits}), 0) FROM {source}"
+
+
+def sql_distinct_query(plan: FeaturePlan, source: str) -> str:
+    """One SELECT over ``source``: its rows beyond one per id (nulls count), from a hash table of the ids."""
+    return f"SELECT count(*) - count(DISTINCT {_distinct(plan)}) FROM {source}"
 
 
 def sql_counts(plan: FeaturePlan, row: tuple[Any, ...]) -> tuple[int, RowFacts, bool]:

@@ -40,11 +40,17 @@ from strata.resolve.plan import (
 from strata.resolve.sql import ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import (
+    BITMAP_TYPES,
+    RowFacts,
+    bitmap_fits,
     check_case,
     check_columns,
     check_facts,
+    sql_bitmap_query,
+    sql_bounds_query,
     sql_counts,
     sql_counts_query,
+    sql_distinct_query,
     sql_facts,
     sql_facts_queries,
     to_arrow,
@@ -70,6 +76,14 @@ Mostly random hex: DuckDB's analysis of them for each compression it knows was m
 write's time (~0.1 s per column per 1M rows). A 1M-sample first pass (bench/features/
 first_pass.py --lazy): 49 MB and ~3.8 CPU s as DuckDB picks, 107 MB and ~2.4 s uncompressed,
 67 MB and ~2.7 s with ``zstd``.
+"""
+RUN_COMPRESSION = "rle"
+"""How ``strata_seq``, ``strata_deleted`` and ``strata_write`` are stored: in runs.
+
+All the rows of a write share them, so DuckDB stores them as constants or runs whichever it
+picks; picking meant analysing each for every compression it knows, ~0.009 CPU s per column per
+1M rows, a twentieth of a 1M-sample first pass (bench/features/README.md). Declared, they are
+stored as before (a write's row groups hold constants) without the analysis.
 """
 SESSION_ZONE = "UTC"
 """The connection's time zone: DuckDB writes a zoned datetime as text in it (the machine's, unless told), and an
@@ -111,15 +125,19 @@ def _constant(name: str) -> bool:
 
 
 def _column_ddl(name: str, kind: str) -> str:
-    """A feature table's column: text data and input versions as ``VERSION_COMPRESSION``, the rest as DuckDB picks.
+    """A feature table's column, its compression declared where DuckDB's pick is known (the rest: as it picks).
 
-    A column whose first batch holds only nulls of no type (Polars' ``Null``) becomes text: a
-    column of DuckDB's ``NULL`` type could never take a value later.
+    Text data and input versions as ``VERSION_COMPRESSION``; a row's number, deletion flag and
+    writes entry as ``RUN_COMPRESSION``. A column whose first batch holds only nulls of no type
+    (Polars' ``Null``) becomes text: a column of DuckDB's ``NULL`` type could never take a value later.
     """
     if kind.strip('"') == "NULL":
         kind = "VARCHAR"
-    hashed = name.startswith((DV, IN)) and kind == "VARCHAR"
-    return f"{ident(name)} {kind}{f' USING COMPRESSION {VERSION_COMPRESSION}' if hashed else ''}"
+    if name.startswith((DV, IN)) and kind == "VARCHAR":
+        return f"{ident(name)} {kind} USING COMPRESSION {VERSION_COMPRESSION}"
+    if name in (SEQ, DELETED, WRITE):
+        return f"{ident(name)} {kind} USING COMPRESSION {RUN_COMPRESSION}"
+    return f"{ident(name)} {kind}"
 
 
 class _NothingToWrite(Exception):
@@ -148,6 +166,12 @@ def _relation_of(frame: Any) -> duckdb.DuckDBPyRelation | None:
     if narwhals is not None and isinstance(frame, (narwhals.DataFrame, narwhals.LazyFrame)):
         native = frame.to_native()
     return native if isinstance(native, duckdb.DuckDBPyRelation) else None
+
+
+def _id_type(plan: FeaturePlan, described: list[tuple[Any, ...]]) -> str | None:
+    """The SQL type of the feature's one id column among the rows of a ``DESCRIBE`` (None with several ids)."""
+    types = {str(row[0]): str(row[1]) for row in described}
+    return types.get(plan.id_columns[0]) if len(plan.id_columns) == 1 else None
 
 
 def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -199,6 +223,8 @@ class DuckDBStore(MetadataStore):
         """During a chained resolve: upstream tables a fallback holds -> their qualified names."""
         self._split: dict[str, bool] = {}
         """Feature tables known on this connection -> whether they are split (see :data:`WRITES`)."""
+        self._planned_empty: dict[str, set[str]] = {}
+        """Per feature table, the SQL of the parts its last lazy resolve planned empty (see :meth:`_write_in_place`)."""
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -283,6 +309,7 @@ class DuckDBStore(MetadataStore):
         self._schema = None
         self._attached = {}
         self._split = {}
+        self._planned_empty = {}
 
     def _get_meta(self, name: str) -> str | None:
         assert self._con is not None
@@ -465,18 +492,20 @@ class DuckDBStore(MetadataStore):
         try:
             columns = [c for c in relation.columns if not c.startswith(CAUSE)]  # an increment's, not data
             check_columns(plan, columns)
+            query = relation.sql_query()
+            if query in self._planned_empty.get(plan.table, ()):  # no rows, whatever is stored: nothing changes
+                return 0
             pending = self._pending.pop(plan.key, None)
             in_sql = None
             if pending is not None and self._sync_state(plan) == pending.state:
                 in_sql = self._in_sql(plan, pending)
             elif pending is not None:
                 pending.forget()
-            query = relation.sql_query()
             trusted = in_sql is not None and in_sql.is_part(query)
             if in_sql is not None:
                 in_sql.before_write(query)
             since = None if in_sql is None else in_sql.state["tables"]
-            shape = tuple(zip(relation.columns, map(str, relation.types), strict=True))
+            shape = tuple((c, str(t)) for c, t in zip(relation.columns, relation.types, strict=True) if c in columns)
             written = self._write_source(
                 plan, ident(view), columns, check=not trusted, counted=True, since=since, shape=shape
             )
@@ -618,11 +647,36 @@ class DuckDBStore(MetadataStore):
                 counted = _run(self.con, counted_sql)[0]
                 check_facts(plan, sql_facts(plan, counted, _run(self.con, grouped_sql)[0]))
             return total
-        total, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
+        if whole:  # the first pass answered from statistics, integer ids counted as bits
+            total, facts, repeats = self._row_counts(plan, rows)
+        else:
+            total, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
         if repeats and not any(facts.nulls[c] for c in plan.resolve_ids):  # a null id is refused first
             facts.repeated = int(_run(self.con, sql_facts_queries(plan, rows)[1])[0][0])  # the rows that repeat
         check_facts(plan, facts)
         return total
+
+    def _row_counts(self, plan: FeaturePlan, source: str, id_type: str | None = None) -> tuple[int, RowFacts, bool]:
+        """What :func:`sql_counts_query` gives for ``source``: its rows, the facts but repeats, whether an id repeats.
+
+        One id column of an integer type (``id_type``, or None when the first pass is to tell) is
+        counted in two passes: the counts with the least and greatest id, then the ids as bits
+        between the two (``checks.sql_bitmap_query``), a tenth of the CPU of a hash table of them;
+        a whole table answers the first pass from its statistics. Other ids, and ids too spread
+        for a bitmap, are counted distinct in a hash table, in one pass.
+        """
+        bounds = sql_bounds_query(plan, source) if id_type is None or id_type in BITMAP_TYPES else None
+        if bounds is None:
+            one_pass = sql_counts_query(plan, source)
+            assert one_pass is not None
+            return sql_counts(plan, _run(self.con, one_pass)[0])
+        *counts, low, high, kind = _run(self.con, bounds)[0]
+        total, facts, _ = sql_counts(plan, (*counts, 0))
+        if not total:
+            return total, facts, False
+        fits = bitmap_fits(str(kind), total, low, high)
+        repeats = sql_bitmap_query(plan, source, str(kind), low, high) if fits else sql_distinct_query(plan, source)
+        return total, facts, bool(_run(self.con, repeats)[0][0])
 
     def _supersede(self, plan: FeaturePlan, seq: int) -> None:
         """Move the rows that write ``seq`` superseded (same resolve ids, older) from the latest table to history.
@@ -785,15 +839,16 @@ class DuckDBStore(MetadataStore):
 
     def _make_split(self, table: str, wanted: dict[str, str]) -> None:
         """Create the split tables of a feature and the two views readers read, in one transaction (DDL only)."""
-        rows = [_column_ddl(name, kind) for name, kind in wanted.items() if not _constant(name)]
-        rows.append(f"{ident(WRITE)} BIGINT")
-        entries = [f"{ident(WRITE)} BIGINT", *(_column_ddl(n, k) for n, k in wanted.items() if _constant(n))]
+        data = [name for name in wanted if not _constant(name)]
+        constants = [name for name in wanted if _constant(name)]
+        rows = [*(_column_ddl(name, wanted[name]) for name in data), _column_ddl(WRITE, "BIGINT")]
+        entries = [f"{ident(WRITE)} BIGINT", *(_column_ddl(name, wanted[name]) for name in constants)]
         with self._transaction():
             _run(self.con, f"INSERT OR REPLACE INTO {ident(META)} VALUES (?, 'true')", [SPLIT + table])
             _run(self.con, f"CREATE TABLE {ident(table + WRITES)} ({', '.join(entries)})")
             for stored in (table + ROWS, table + HISTORY + ROWS):
                 _run(self.con, f"CREATE TABLE {ident(stored)} ({', '.join(rows)})")
-            self._make_views(table)
+            self._make_views(table, ([WRITE, *constants], [*data, WRITE]))
         self._tables.update((table, table + HISTORY))
         self._split[table] = True
 
@@ -811,19 +866,22 @@ class DuckDBStore(MetadataStore):
                     _run(self.con, statement)
                 self._make_views(table)
 
-    def _make_views(self, table: str) -> None:
+    def _make_views(self, table: str, made: tuple[list[str], list[str]] | None = None) -> None:
         """(Re)create the views ``<table>`` and ``<table>$history``: each row with its write's entry.
 
         The columns in the order a table made before the split had them (data columns, code
         versions, feature and snapshot version, ``strata_seq``, ``strata_written_at``,
         ``strata_deleted``); DuckDB builds the join's hash table on the entries (one row per write).
+        ``made``: the columns of the entries and of the rows (both tables alike) as just created;
+        else the tables are described.
         """
-        entries = list(self._columns(table + WRITES))
+        entries = made[0] if made is not None else list(self._columns(table + WRITES))
         constants = [c for c in entries if c.startswith(CV)] + [
             c for c in (FEATURE_VERSION, SNAPSHOT_VERSION) if c in entries
         ]
         for view in (table, table + HISTORY):
-            data = [c for c in self._columns(view + ROWS) if c not in (SEQ, DELETED, WRITE)]
+            stored = made[1] if made is not None else list(self._columns(view + ROWS))
+            data = [c for c in stored if c not in (SEQ, DELETED, WRITE)]
             items = [
                 *(f"r.{ident(c)}" for c in data),
                 *(f"w.{ident(c)}" for c in constants),
@@ -898,7 +956,7 @@ class DuckDBStore(MetadataStore):
             return self.write_changed(feature, self.con.sql(f"SELECT * FROM {source}").to_arrow_table())
         described = _run(self.con, f"DESCRIBE SELECT * FROM {source}")
         columns = [str(d[0]) for d in described]
-        self._check_source(plan, source, columns, checked=checked)
+        self._check_source(plan, source, columns, checked=checked, id_type=_id_type(plan, described))
         total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
         if total == 0:
             return {"added": 0, "changed": 0, "unchanged": 0}
@@ -945,8 +1003,13 @@ class DuckDBStore(MetadataStore):
         )
         return table
 
-    def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool) -> None:
-        """The checks of ``_check_write`` for samples, in SQL (only the columns' presence when ``checked``)."""
+    def _check_source(
+        self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool, id_type: str | None = None
+    ) -> None:
+        """The checks of ``_check_write`` for samples, in SQL (only the columns' presence when ``checked``).
+
+        ``id_type``: the SQL type of the (one) id column, when the caller knows it (see :meth:`_row_counts`).
+        """
         for kind, wanted in (("id column(s)", plan.id_columns), ("data-version column(s)", plan.dv_columns)):
             missing = [c for c in wanted if c not in columns]
             if missing:
@@ -955,9 +1018,7 @@ class DuckDBStore(MetadataStore):
                 )
         if checked:
             return
-        one_pass = sql_counts_query(plan, source)  # a root is never an expansion
-        assert one_pass is not None
-        _, facts, repeats = sql_counts(plan, _run(self.con, one_pass)[0])
+        _, facts, repeats = self._row_counts(plan, source, id_type)  # a root is never an expansion
         for column in (*plan.id_columns, *plan.dv_columns):
             if facts.nulls[column]:
                 what = "id column" if column in plan.id_columns else "data-version column"
@@ -1306,7 +1367,8 @@ class DuckDBStore(MetadataStore):
         name = f"strata_samples_{next(_names)}"
         try:
             self.con.register(name, relation)
-            columns = [str(d[0]) for d in _run(self.con, f"DESCRIBE SELECT * FROM {ident(name)}")]
+            described = _run(self.con, f"DESCRIBE SELECT * FROM {ident(name)}")
+            columns = [str(d[0]) for d in described]
         except duckdb.Error:  # made on another connection: it cannot be read here
             with contextlib.suppress(duckdb.Error):
                 self.con.unregister(name)
@@ -1314,7 +1376,7 @@ class DuckDBStore(MetadataStore):
         kept = False  # a lazy first increment's parts read the samples: they stay registered
         try:
             if self._max_seq(plan.table) is None:  # nothing stored yet: every sample is new
-                self._check_source(plan, ident(name), columns, checked=False)
+                self._check_source(plan, ident(name), columns, checked=False, id_type=_id_type(plan, described))
                 if lazy:
                     kept = True
                     return self._all_added_in_place(plan, name)
@@ -1343,7 +1405,17 @@ class DuckDBStore(MetadataStore):
         changed = f"SELECT {', '.join([ids, *nulls, *causes])} FROM {ident(name)} WHERE false"
         removed = f"SELECT {ids} FROM {ident(name)} WHERE false"
         parts = [nw.from_native(self.con.sql(query)) for query in (added, changed, removed)]
+        self._plan_empty(plan, [parts[1], parts[2]])
         return Increment(plan.key, parts[0], parts[1], parts[2], lazy=True, meta={"mode": "first"})
+
+    def _plan_empty(self, plan: FeaturePlan, parts: list[Any]) -> None:
+        """Remember the lazy ``parts`` (Narwhals frames of relations) made to hold no rows, e.g. ``WHERE false``.
+
+        Writing one changes nothing, so :meth:`_write_in_place` returns at once: a first pass writes
+        a first increment's ``changed`` after its ``added``, which cost a transaction, the tables'
+        descriptions and an insert of nothing. Only the last lazy resolve's are kept per feature.
+        """
+        self._planned_empty[plan.table] = {part.to_native().sql_query() for part in parts}
 
     def _compare_root(self, plan: FeaturePlan, name: str, *, lazy: bool, columns: list[str] | None = None) -> Increment:
         """The increment of a root feature against the samples registered as ``name``, kept in a temp table.
@@ -1427,6 +1499,8 @@ class DuckDBStore(MetadataStore):
             if only_added:
                 queries = {n: q if n == "added" else f"{q} AND false" for n, q in queries.items()}
             parts = {name: nw.from_native(self.con.sql(query)) for name, query in queries.items()}
+            if only_added:
+                self._plan_empty(plan, [parts["changed"], parts["removed"]])
             return Increment(plan.key, parts["added"], parts["changed"], parts["removed"], lazy=True)
         import polars as pl
 
