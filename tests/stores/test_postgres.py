@@ -15,7 +15,9 @@ import pytest
 import strata as st
 from strata.errors import RuntimeFailure
 from tests.servers import PostgresServer, free_port, postgres_bin_dir, running_postgres
-from tests.stores.test_conformance import graph_of, lineage_graph
+from tests.stores import graphs
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of
 from tests.stores.test_sqlite import increments, sync_graph
 
 POLL_TIMEOUT_S = 30.0
@@ -115,17 +117,7 @@ def test_an_aggregation_hashes_its_ids_as_duckdb_does(frame_ids: pl.Series, post
     for kind in ("duckdb", "postgres"):
         graph = st.FeatureGraph()
         with graph.use():
-
-            class Frames(st.Feature, spec=st.FeatureSpec("frames", id_columns=["sample_uid", "frame"], fields=["f"])):
-                pass
-
-            class Summary(
-                st.Feature,
-                spec=st.FeatureSpec(
-                    "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["g"]
-                ),
-            ):
-                pass
+            graphs.summary(graphs.frames(None, "f"), "g")
 
         store: st.MetadataStore = (
             st.DuckDBStore(graph=graph) if kind == "duckdb" else st.PostgresStore(uri, schema=schema, graph=graph)

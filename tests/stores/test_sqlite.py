@@ -15,7 +15,9 @@ import pytest
 
 import strata as st
 from strata.errors import WriteError
-from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
+from tests.stores import graphs
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, rows, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,17 +155,7 @@ def test_an_aggregation_over_boolean_or_float_ids_hashes_as_duckdb_and_memory_do
     for kind in ("memory", "duckdb", "sqlite"):
         graph = st.FeatureGraph()
         with graph.use():
-
-            class Frames(st.Feature, spec=st.FeatureSpec("frames", id_columns=["sample_uid", "frame"], fields=["f"])):
-                pass
-
-            class Summary(
-                st.Feature,
-                spec=st.FeatureSpec(
-                    "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["g"]
-                ),
-            ):
-                pass
+            graphs.summary(graphs.frames(None, "f"), "g")
 
         store: st.MetadataStore
         if kind == "memory":

@@ -25,7 +25,8 @@ import pytest
 import strata as st
 from strata.errors import WriteError
 from tests.stores.conftest import StoreFactory
-from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, rows, sync
 from tests.stores.test_duckdb_layout import to_older_layout
 
 ROOT = Path(__file__).resolve().parents[2]
