@@ -84,3 +84,23 @@ def test_text_refused_after_text_that_was_a_number_is_refused_in_the_same_words(
             f"cannot write feature video to {store.describe()}: column `note` holds String, stored as Int64; "
         ), refused.value
         assert everything(store, "video") == before
+
+
+def test_write_changed_with_ids_the_stored_ones_cannot_take_is_one_line_and_nothing_is_written(
+    store_factory: StoreFactory,
+) -> None:
+    """How ``target-strata`` loads: the ids are compared with the live rows first, so they are checked first."""
+    with store_factory(graph=graph_of()) as store:
+        store.write_changed("video", roots(2))
+        before = everything(store, "video")
+        with pytest.raises(WriteError) as refused:
+            store.write_changed("video", roots(3).with_columns(pl.format("s{}", "sample_uid").alias("sample_uid")))
+        assert str(refused.value).startswith(
+            f"cannot write feature video to {store.describe()}: column `sample_uid` holds String, stored as Int64; "
+        ), refused.value
+        assert everything(store, "video") == before
+        assert store.write_changed("video", roots(3).with_columns(pl.col("sample_uid").cast(pl.String))) == {
+            "added": 1,
+            "changed": 0,
+            "unchanged": 2,
+        }

@@ -601,6 +601,8 @@ class DuckDBStore(MetadataStore):
         Returns the write's sequence number, how many rows it wrote (-1 when not counted) and
         whether ``since`` held.
         """
+        import duckdb
+
         con = self.con
         check_case(self.describe(), columns)  # DuckDB's DESCRIBE would rename the second one (`NOTE_1`)
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
@@ -624,10 +626,20 @@ class DuckDBStore(MetadataStore):
             self._drop_made(plan, created)  # nothing half-written: not even the empty tables of a first write
             if isinstance(exc, _NothingToWrite):
                 return None
-            if type(exc).__name__ == "ConversionException":
+            if isinstance(exc, duckdb.ConversionException):  # values the stored columns cannot take
                 raise self._misfit(plan, source, exc) from None
             raise
         return _Written(seq, count, in_step)
+
+    @contextlib.contextmanager
+    def _converting(self, plan: FeaturePlan, source: str) -> Iterator[None]:
+        """DuckDB's failure to convert the values of ``source`` to the stored types inside, as :meth:`_misfit`."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.ConversionException as exc:
+            raise self._misfit(plan, source, exc) from None
 
     def _misfit(self, plan: FeaturePlan, source: str, exc: BaseException) -> WriteError:
         """Rows of a relation that DuckDB could not convert to the stored types, as one line naming the columns.
@@ -954,7 +966,8 @@ class DuckDBStore(MetadataStore):
         if any(str(d[1]).endswith("[]") for d in described):  # a list column may still hold JSON text
             self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
         changed = ident(f"strata$changed_{next(_names)}")
-        _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
+        with self._converting(plan, source):  # ids the stored ones cannot take
+            _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
         try:
             rows, new = _run(self.con, f"SELECT count(*), count(*) FILTER (WHERE strata__new) FROM {changed}")[0]
             if rows:
@@ -984,11 +997,12 @@ class DuckDBStore(MetadataStore):
             same.append(f"{text.format('b.' + ident(column))} IS NOT DISTINCT FROM {text.format('l.' + ident(column))}")
         on = " AND ".join(f"b.{ident(c)} = l.{ident(c)}" for c in plan.id_columns)
         table = ident(f"strata$same_{next(_names)}")
-        _run(
-            self.con,
-            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(f'b.{ident(c)}' for c in plan.id_columns)} "
-            f"FROM {source} b JOIN {ident(plan.table)} l ON {on} WHERE NOT l.{ident(DELETED)} AND {' AND '.join(same)}",
-        )
+        with self._converting(plan, source):  # ids the stored ones cannot take
+            _run(
+                self.con,
+                f"CREATE TEMP TABLE {table} AS SELECT {', '.join(f'b.{ident(c)}' for c in plan.id_columns)} FROM "
+                f"{source} b JOIN {ident(plan.table)} l ON {on} WHERE NOT l.{ident(DELETED)} AND {' AND '.join(same)}",
+            )
         return table
 
     def _check_source(self, plan: FeaturePlan, source: str, columns: list[str], *, checked: bool) -> None:
