@@ -87,3 +87,16 @@ def lineage_graph() -> st.FeatureGraph:
     with graph.use():
         summary(frames(video("frames"), "pixels"))
     return graph
+
+
+def one_root(
+    key: str, id_columns: tuple[str, ...] = ("sample_uid",), fields: tuple[str, ...] = ("audio",)
+) -> st.FeatureGraph:
+    """A graph of one root feature ``key``."""
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Root(st.Feature, spec=st.FeatureSpec(key, id_columns=id_columns, fields=list(fields))):
+            pass
+
+    return graph
