@@ -65,7 +65,7 @@ def test_a_build_whose_compute_changed_a_column_s_type_exits_2_in_one_line(
     strata: Cli, make_project: MakeProject, store_config: str
 ) -> None:
     root = make_project(
-        {"feats.py": FEATURES.format(length=NUMBER)}, extra=f"  store: s\nstores:\n  s: {store_config}\n"
+        {"feats.py": FEATURES.format(length=NUMBER)}, extra=f"  store: team\nstores:\n  team: {store_config}\n"
     )
     project = Project.find(root)
     with make_store(project, graph=load_graph(project)) as store:
