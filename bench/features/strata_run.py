@@ -31,6 +31,9 @@ import polars as pl
 
 import strata as st
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: the graph is the store tests'
+from tests.stores.graphs import embedding, transcript, video
+
 ID = "sample_uid"
 AUDIO_MOD, AUDIO_REM = 200, 0
 FRAMES_MOD, FRAMES_REM = 200, 100
@@ -43,30 +46,8 @@ def build_graph() -> st.FeatureGraph:
     """video(audio, frames) -> transcript(text <- audio) -> embedding(vector <- text, frames)."""
     graph = st.FeatureGraph()
     with graph.use():
-
-        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio", "frames"])):
-            pass
-
-        class Transcript(
-            st.Feature,
-            spec=st.FeatureSpec(
-                "transcript", deps=[Video], fields=[st.FieldSpec("text", deps=[st.FieldDep(Video, ["audio"])])]
-            ),
-        ):
-            pass
-
-        class Embedding(
-            st.Feature,
-            spec=st.FeatureSpec(
-                "embedding",
-                deps=[Video, Transcript],
-                fields=[
-                    st.FieldSpec("vector", deps=[st.FieldDep(Transcript, ["text"]), st.FieldDep(Video, ["frames"])])
-                ],
-            ),
-        ):
-            pass
-
+        source = video("audio", "frames")
+        embedding(transcript(source), source, source_first=True)
     return graph
 
 

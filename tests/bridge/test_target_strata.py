@@ -464,3 +464,19 @@ def test_data_versions_of_a_large_batch_with_repeating_values_are_those_of_each_
     changed = sum(1 for i in range(501, count + 1) if i % 5)
     assert f"{count} records, 0 added, {changed} changed, {count - changed} unchanged" in project.log_of(again)
     assert project.rows(query) == [expected(i, "closed" if i > 500 else "open") for i in range(1, count + 1)]
+
+
+def test_a_key_that_changes_type_fails_the_run_in_one_line_and_writes_nothing(project: Project) -> None:
+    project.feed(SCHEMA, record(1), record(2), state(2))
+    assert project.run().code == 0
+    before = project.rows("SELECT * FROM users ORDER BY id")
+    texts = {**SCHEMA, "schema": {"properties": {**SCHEMA["schema"]["properties"], "id": {"type": "string"}}}}  # type: ignore[index]
+    project.feed(texts, {**record(3), "record": {**record(3)["record"], "id": "u3"}}, state(3))
+    done = project.run()
+    assert done.code == 1, done.err
+    lines = [line for line in done.err.splitlines() if "cannot write feature users" in line]
+    assert len(lines) == 1, done.err
+    assert "column `id` holds String, stored as Int64; " in lines[0], done.err
+    assert "Traceback" not in done.err
+    assert project.rows("SELECT * FROM users ORDER BY id") == before
+    assert project.state()["effective"] == {"singer_state": {"bookmarks": {"users": {"id": 2}}}}

@@ -15,6 +15,7 @@ from strata.features.project import load_graph, make_store
 from strata.features.versions import sample_hash
 from strata.project.project import Project
 from tests.helpers import computed, run_strata, write_project
+from tests.stores.graphs import frames, video
 
 FEATURES = """
 import json, os
@@ -144,21 +145,7 @@ def test_children_grow_shrink_drop_to_zero_and_go_with_their_parent(tmp_path: Pa
 def _frames_graph() -> st.FeatureGraph:
     graph = st.FeatureGraph()
     with graph.use():
-
-        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio", "frames"])):
-            pass
-
-        class Frames(
-            st.Feature,
-            spec=st.FeatureSpec(
-                "frames",
-                id_columns=["sample_uid", "frame"],
-                deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
-                fields=["pixels", "sound"],
-            ),
-        ):
-            pass
-
+        frames(video("audio", "frames"), "pixels", "sound")
     return graph
 
 

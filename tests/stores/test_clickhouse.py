@@ -24,6 +24,7 @@ import pytest
 import strata as st
 from strata.resolve.sql import ident
 from tests.helpers import Cli
+from tests.stores.graphs import frames, summary, transcript, video
 
 SERVER_URL = os.environ.get("STRATA_TEST_CLICKHOUSE_URL")
 """Read at import: the suite's autouse fixture clears STRATA_* variables inside tests."""
@@ -54,38 +55,11 @@ def graph_of() -> st.FeatureGraph:
     """video -> transcript; video -> frames (expansion) -> summary (aggregation); report of video, transcript, summary."""
     graph = st.FeatureGraph()
     with graph.use():
+        source = video("audio", "frames")
+        text = transcript(source)
+        means = summary(frames(source, "pixels"))
 
-        class Video(st.Feature, spec=st.FeatureSpec("video", fields=["audio", "frames"])):
-            pass
-
-        class Transcript(
-            st.Feature,
-            spec=st.FeatureSpec(
-                "transcript", deps=[Video], fields=[st.FieldSpec("text", deps=[st.FieldDep(Video, ["audio"])])]
-            ),
-        ):
-            pass
-
-        class Frames(
-            st.Feature,
-            spec=st.FeatureSpec(
-                "frames",
-                id_columns=["sample_uid", "frame"],
-                deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
-                fields=["pixels"],
-            ),
-        ):
-            pass
-
-        class Summary(
-            st.Feature,
-            spec=st.FeatureSpec(
-                "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["mean"]
-            ),
-        ):
-            pass
-
-        class Report(st.Feature, spec=st.FeatureSpec("report", deps=[Video, Transcript, Summary], fields=["a", "b"])):
+        class Report(st.Feature, spec=st.FeatureSpec("report", deps=[source, text, means], fields=["a", "b"])):
             pass
 
     return graph

@@ -13,7 +13,8 @@ import pytest
 import strata as st
 from strata.errors import DefinitionError, WriteError
 from strata.stores.duckdb.store import DuckDBStore
-from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, rows
 
 
 def stage(store: DuckDBStore, frame: pl.DataFrame) -> str:

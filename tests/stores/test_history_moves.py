@@ -19,7 +19,7 @@ from hypothesis import strategies as hs
 from polars.testing import assert_frame_equal
 
 import strata as st
-from tests.stores.test_conformance import lineage_graph
+from tests.stores.graphs import lineage_graph
 
 PARENTS = 6
 

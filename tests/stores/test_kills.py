@@ -20,7 +20,8 @@ import pytest
 
 import strata as st
 from tests.helpers import Cli, write_project
-from tests.stores.test_conformance import graph_of, lineage_graph, roots, sync
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = {"duckdb": (st.DuckDBStore, "meta.duckdb", ".wal"), "sqlite": (st.SQLiteStore, "meta.sqlite", "-wal")}
@@ -275,7 +276,7 @@ PAUSE_BEFORE_CLICKHOUSE_COMMIT = """
 import sys
 import strata as st
 from strata.stores.clickhouse.engine import ChdbEngine
-from tests.stores.test_conformance import lineage_graph
+from tests.stores.graphs import lineage_graph
 run = ChdbEngine.command
 def paused(self, sql):
     if sql.startswith("INSERT INTO") and "strata$commits" in sql:  # the copy's one commit: every row is in

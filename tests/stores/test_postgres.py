@@ -15,7 +15,9 @@ import pytest
 import strata as st
 from strata.errors import RuntimeFailure
 from tests.servers import PostgresServer, free_port, postgres_bin_dir, running_postgres
-from tests.stores.test_conformance import graph_of, lineage_graph
+from tests.stores import graphs
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of
 from tests.stores.test_sqlite import increments, sync_graph
 
 POLL_TIMEOUT_S = 30.0
@@ -23,12 +25,7 @@ POLL_TIMEOUT_S = 30.0
 
 def test_ids_and_user_columns_read_back_with_the_types_they_were_written_with(postgres_schema: tuple[str, str]) -> None:
     uri, schema = postgres_schema
-    graph = st.FeatureGraph()
-    with graph.use():
-
-        class Clip(st.Feature, spec=st.FeatureSpec("clip", id_columns=("day", "name"), fields=["audio"])):
-            pass
-
+    graph = graphs.one_root("clip", id_columns=("day", "name"))
     frame = pl.DataFrame(
         {
             "day": [dt.date(2024, 1, 1), dt.date(2024, 2, 29)],
@@ -58,13 +55,8 @@ def test_ids_and_user_columns_read_back_with_the_types_they_were_written_with(po
 def test_a_hostile_key_and_column_are_stored_and_read_back_intact(postgres_schema: tuple[str, str]) -> None:
     uri, schema = postgres_schema
     hostile = 'it\'s "x"; DROP TABLE select -- %s'
-    graph = st.FeatureGraph()
-    with graph.use():
-
-        class Odd(st.Feature, spec=st.FeatureSpec("select/drop-table", fields=["audio"])):
-            pass
-
     key = "select/drop-table"  # keys are checked (letters, digits, `_`, `-`): SQL keywords are what gets through
+    graph = graphs.one_root(key)
     frame = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__audio": ["a", "b"], hostile: ["v1", "v';2"]})
     with st.PostgresStore(uri, schema=f'{schema} "; x', graph=graph) as store:
         store.write(key, frame)
@@ -115,17 +107,7 @@ def test_an_aggregation_hashes_its_ids_as_duckdb_does(frame_ids: pl.Series, post
     for kind in ("duckdb", "postgres"):
         graph = st.FeatureGraph()
         with graph.use():
-
-            class Frames(st.Feature, spec=st.FeatureSpec("frames", id_columns=["sample_uid", "frame"], fields=["f"])):
-                pass
-
-            class Summary(
-                st.Feature,
-                spec=st.FeatureSpec(
-                    "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["g"]
-                ),
-            ):
-                pass
+            graphs.summary(graphs.frames(None, "f"), "g")
 
         store: st.MetadataStore = (
             st.DuckDBStore(graph=graph) if kind == "duckdb" else st.PostgresStore(uri, schema=schema, graph=graph)

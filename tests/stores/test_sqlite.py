@@ -15,18 +15,15 @@ import pytest
 
 import strata as st
 from strata.errors import WriteError
-from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
+from tests.stores import graphs
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, rows, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ids_and_user_columns_read_back_with_the_types_they_were_written_with(tmp_path: Path) -> None:
-    graph = st.FeatureGraph()
-    with graph.use():
-
-        class Clip(st.Feature, spec=st.FeatureSpec("clip", id_columns=("day", "name"), fields=["audio"])):
-            pass
-
+    graph = graphs.one_root("clip", id_columns=("day", "name"))
     frame = pl.DataFrame(
         {
             "day": [dt.date(2024, 1, 1), dt.date(2024, 2, 29)],
@@ -52,13 +49,8 @@ def test_ids_and_user_columns_read_back_with_the_types_they_were_written_with(tm
 
 def test_a_hostile_key_and_column_are_stored_and_read_back_intact(tmp_path: Path) -> None:
     hostile = 'it\'s "x"; DROP TABLE select --'
-    graph = st.FeatureGraph()
-    with graph.use():
-
-        class Odd(st.Feature, spec=st.FeatureSpec("select/drop-table", fields=["audio"])):
-            pass
-
     key = "select/drop-table"  # keys are checked (letters, digits, `_`, `-`): SQL keywords are what gets through
+    graph = graphs.one_root(key)
     frame = pl.DataFrame({"sample_uid": [1, 2], "strata_dv__audio": ["a", "b"], hostile: ["v1", "v2"]})
     path = tmp_path / "meta.sqlite"
     with st.SQLiteStore(path, graph=graph) as store:
@@ -153,17 +145,7 @@ def test_an_aggregation_over_boolean_or_float_ids_hashes_as_duckdb_and_memory_do
     for kind in ("memory", "duckdb", "sqlite"):
         graph = st.FeatureGraph()
         with graph.use():
-
-            class Frames(st.Feature, spec=st.FeatureSpec("frames", id_columns=["sample_uid", "frame"], fields=["f"])):
-                pass
-
-            class Summary(
-                st.Feature,
-                spec=st.FeatureSpec(
-                    "summary", deps=[st.FeatureDep(Frames, st.Lineage.aggregation(["sample_uid"]))], fields=["g"]
-                ),
-            ):
-                pass
+            graphs.summary(graphs.frames(None, "f"), "g")
 
         store: st.MetadataStore
         if kind == "memory":

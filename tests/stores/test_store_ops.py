@@ -14,7 +14,8 @@ import pytest
 import strata as st
 from strata.errors import DefinitionError, FeatureNotFoundError
 from tests.stores.conftest import StoreFactory
-from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, rows, sync
 from tests.stores.test_sync_paths import summary
 
 KEYS = ("video", "transcript", "embedding")

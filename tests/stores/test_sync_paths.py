@@ -23,8 +23,10 @@ import polars as pl
 import pytest
 
 import strata as st
+from strata.errors import WriteError
 from tests.stores.conftest import StoreFactory
-from tests.stores.test_conformance import graph_of, lineage_graph, roots, rows, sync
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, rows, sync
 from tests.stores.test_duckdb_layout import to_older_layout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,8 +126,12 @@ def test_a_write_that_fails_in_its_transaction_leaves_the_store_in_sync(tmp_path
         store.write("video", roots(4).with_columns(pl.lit(1).alias("count")))
         sync(store, roots(4))
         bad = roots(5).with_columns(pl.lit("not a number").alias("count"))
-        with pytest.raises(duckdb.ConversionException):
-            store.write("video", bad)  # the rows cannot go in: the transaction rolls back
+        in_place = store.con.from_arrow(bad.to_arrow())  # rows DuckDB meets only as it inserts them
+        with pytest.raises(WriteError, match="column `count` holds String, stored as Int32"):
+            store.write("video", in_place)  # the rows cannot go in: the transaction rolls back
+        assert store.resolve_update("embedding").meta["mode"] == "in sync"
+        with pytest.raises(WriteError, match="column `count` holds String, stored as Int32"):
+            store.write("video", bad)  # rows from Python: refused before the write
         assert store.resolve_update("embedding").meta["mode"] == "in sync"
         assert len(store.read("video")) == 4
     with st.DuckDBStore(tmp_path / "meta.duckdb", graph=graph_of()) as store:

@@ -27,7 +27,7 @@ from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
 from strata.resolve.increment import Increment
 from strata.resolve.plan import CAUSE, DELETED, SEQ, WRITTEN_AT, FeaturePlan
-from strata.stores.checks import check_write, to_arrow
+from strata.stores.checks import check_write, fit_stored, to_arrow
 from strata.stores.contract import StoreBackend
 from strata.stores.sync import Pending, SqlPending
 
@@ -434,6 +434,7 @@ class MetadataStore(StoreBackend):
             if not self._has_table(plan.table):
                 rows, new = table, table.num_rows
             else:
+                table = self._fit_ids(plan, table)
                 rows, new = self._changed_rows(plan, table)
             if rows.num_rows:
                 self.write(feature, rows)
@@ -441,6 +442,24 @@ class MetadataStore(StoreBackend):
         if snapshot:
             counts["removed"] = self._remove_missing(plan, table)
         return counts
+
+    def _fit_ids(self, plan: FeaturePlan, table: pa.Table) -> pa.Table:
+        """``table`` with its id columns as they are stored (``checks.fit_stored``), before they meet the live rows.
+
+        Ids the stored ones cannot take are refused in one line before anything is written; text
+        that is a number is taken as that number. Rows typed as stored go on as they are.
+        """
+        import polars as pl
+
+        stored = self._stored_schema(plan, plan.id_columns)
+        ids = pl.from_arrow(table.select(list(plan.id_columns)))
+        assert isinstance(ids, pl.DataFrame)
+        if stored is None or dict(ids.schema) == stored:
+            return table
+        fitted = fit_stored(self.describe(), plan.key, ids, stored)
+        for name in plan.id_columns:
+            table = table.set_column(table.schema.get_field_index(name), name, fitted.get_column(name).to_arrow())
+        return table
 
     def _remove_missing(self, plan: FeaturePlan, table: pa.Table) -> int:
         """Soft-delete the live samples of ``plan`` whose ids are not in ``table``."""

@@ -56,13 +56,16 @@ def to_arrow(frame: Any) -> pa.Table:
     return native.to_arrow()
 
 
-def fit_stored(store: str, frame: pl.DataFrame, stored: Mapping[str, pl.DataType]) -> pl.DataFrame:
+def fit_stored(store: str, feature: object, frame: pl.DataFrame, stored: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """``frame`` with each column the store holds as numbers, booleans or times cast to its stored type.
 
-    A value the cast cannot convert (text ``x`` for an integer column) is refused before anything
-    is written, as DuckDB refuses it: SQLite would keep the text in its INTEGER column (and no read
-    of the feature would work again), ClickHouse would write null in its place. Text that is a
-    number is taken as that number. ``store`` names the store in the message.
+    A column whose values the stored type cannot hold as they are (text ``x`` or a struct for an
+    integer column, ``2.5`` for an integer column) is refused before anything is written, with
+    one line naming the store, the ``feature`` and the column: DuckDB would fail inside its
+    write, SQLite keep the text in its INTEGER column (and no read of the feature would work
+    again), ClickHouse write null in its place, PostgreSQL fail on the type, the in-memory store
+    turn its stored column into structs. Text that is a number is taken as that number, a whole
+    float as that integer. A column stored as text takes the store's own conversion.
     """
     import polars as pl
 
@@ -75,15 +78,30 @@ def fit_stored(store: str, frame: pl.DataFrame, stored: Mapping[str, pl.DataType
             continue
         if isinstance(dtype, pl.Datetime) and isinstance(want, pl.Datetime):
             continue  # another unit or zone: the store's own conversion (and its refusals) apply, never a cut
-        try:
-            frame.get_column(name).cast(want, strict=True)
-        except pl.exceptions.PolarsError:
+        if not _holds(frame.get_column(name), want):
             raise WriteError(
-                f"column `{name}` ({dtype}) holds values its stored column in store `{store}` ({want}) cannot take",
-                f"write `{name}` as {want} (or under a new name); nothing was written",
-            ) from None
+                f"cannot write feature {feature} to {store}: column `{name}` holds {dtype.base_type()}, "
+                f"stored as {want}",
+                f"give it values {want} holds (text only when it is a number), or write them under a new column "
+                "name; nothing was written",
+            )
         casts.append(pl.col(name).cast(want))
     return frame.with_columns(casts) if casts else frame
+
+
+def _holds(values: pl.Series, want: pl.DataType) -> bool:
+    """Whether every value of ``values`` is one of type ``want`` as it is (cast without loss)."""
+    import polars as pl
+
+    if values.dtype.is_nested() or values.dtype == pl.Object:
+        return False
+    try:
+        cast = values.cast(want, strict=True)
+    except pl.exceptions.PolarsError:
+        return False
+    if values.dtype.is_float() and want.is_integer():  # a float cast to an integer loses its fraction silently
+        return bool((cast.cast(values.dtype) == values).all())
+    return True
 
 
 def check_case(store: str, wanted: Iterable[str], existing: Iterable[str] = ()) -> None:

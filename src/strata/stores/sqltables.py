@@ -275,7 +275,11 @@ class SqlTablesStore(MetadataStore):
 
     def _fitted(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` cast to the types its columns are stored with (``checks.fit_stored``)."""
-        return fit_stored(self.describe(), frame, self._schema(plan.table)) if self._has_table(plan.table) else frame
+        return (
+            fit_stored(self.describe(), plan.key, frame, self._schema(plan.table))
+            if self._has_table(plan.table)
+            else frame
+        )
 
     def _forget_created(self, plan: FeaturePlan, *, created: bool) -> None:
         """After a rollback: tables this transaction created are gone again (``_tables`` must not keep them)."""

@@ -753,7 +753,11 @@ class ClickHouseStore(MetadataStore):
 
     def _fitted(self, plan: FeaturePlan, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` cast to the types its columns are stored with (``checks.fit_stored``)."""
-        return fit_stored(self.describe(), frame, self._schema(plan.table)) if self._has_table(plan.table) else frame
+        return (
+            fit_stored(self.describe(), plan.key, frame, self._schema(plan.table))
+            if self._has_table(plan.table)
+            else frame
+        )
 
     def _append(self, plan: FeaturePlan, select: str, names: Sequence[str]) -> None:
         self._db.command(f"INSERT INTO {self._t(plan.table)} ({ids_list(names)}) {select}")

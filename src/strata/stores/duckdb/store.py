@@ -46,6 +46,7 @@ from strata.stores.checks import (
     check_case,
     check_columns,
     check_facts,
+    fit_stored,
     sql_bitmap_query,
     sql_bounds_query,
     sql_counts,
@@ -455,6 +456,7 @@ class DuckDBStore(MetadataStore):
     def _write(
         self, plan: FeaturePlan, table: pa.Table, *, since: Mapping[str, int | None] | None = None, fresh: bool = False
     ) -> int | None:
+        self._check_fit(plan, table)
         batch = f"strata_batch_{next(_names)}"
         self.con.register(batch, table)
         try:
@@ -465,6 +467,29 @@ class DuckDBStore(MetadataStore):
             self.con.unregister(batch)
         assert written is not None
         return written.seq if since is None or written.in_step else None
+
+    def _check_fit(self, plan: FeaturePlan, table: pa.Table) -> None:
+        """Refuse rows whose columns the stored ones cannot take (``checks.fit_stored``), before anything is written.
+
+        DuckDB converts the rest itself, as it inserts. A first write has nothing to check, and
+        rows shaped as a batch this connection wrote before (their tables made ready for that
+        shape, see :meth:`_ensure_tables`) are not checked again: a build's batches cost no
+        query. Their values may still not convert: the ``INSERT`` fails, rolls back, and
+        :meth:`_misfit` says so in the same words.
+        """
+        if not self._has_table(plan.table) or (plan.cv_columns, table.schema) in self._ready.get(plan.table, ()):
+            return
+        import polars as pl
+
+        batch = pl.from_arrow(table.slice(0, 0))
+        assert isinstance(batch, pl.DataFrame)
+        present = [c for c in batch.columns if c in self._columns(plan.table)]
+        stored = (self._stored_schema(plan, present) or {}) if present else {}
+        differ = {c: t for c, t in stored.items() if batch.schema[c] != t}
+        if differ:
+            rows = pl.from_arrow(table.select(list(differ)))
+            assert isinstance(rows, pl.DataFrame)
+            fit_stored(self.describe(), plan.key, rows, differ)
 
     def _write_in_place(self, plan: FeaturePlan, frame: Any) -> int | None:
         """Write a DuckDB relation of this store's connection without its rows leaving DuckDB.
@@ -605,6 +630,8 @@ class DuckDBStore(MetadataStore):
         Returns the write's sequence number, how many rows it wrote (-1 when not counted) and
         whether ``since`` held.
         """
+        import duckdb
+
         con = self.con
         check_case(self.describe(), columns)  # DuckDB's DESCRIBE would rename the second one (`NOTE_1`)
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
@@ -628,8 +655,39 @@ class DuckDBStore(MetadataStore):
             self._drop_made(plan, created)  # nothing half-written: not even the empty tables of a first write
             if isinstance(exc, _NothingToWrite):
                 return None
+            if isinstance(exc, duckdb.ConversionException):  # values the stored columns cannot take
+                raise self._misfit(plan, source, exc) from None
             raise
         return _Written(seq, count, in_step)
+
+    @contextlib.contextmanager
+    def _converting(self, plan: FeaturePlan, source: str) -> Iterator[None]:
+        """DuckDB's failure to convert the values of ``source`` to the stored types inside, as :meth:`_misfit`."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.ConversionException as exc:
+            raise self._misfit(plan, source, exc) from None
+
+    def _misfit(self, plan: FeaturePlan, source: str, exc: BaseException) -> WriteError:
+        """Rows of a relation that DuckDB could not convert to the stored types, as one line naming the columns.
+
+        Rows in Python are checked before the write (:meth:`_check_fit`); a relation's are met
+        only by the ``INSERT``, which rolled back.
+        """
+        stored = self._columns(plan.table)
+        given = {str(row[0]): str(row[1]) for row in _run(self.con, f"DESCRIBE SELECT * FROM {source}")}
+        differ = [
+            f"`{c}` holds {POLARS_TYPES.get(t, t)}, stored as {POLARS_TYPES.get(stored[c], stored[c])}"
+            for c, t in given.items()
+            if c in stored and t != stored[c]
+        ]
+        detail = ", ".join(differ) if differ else " ".join(str(exc).split()).split(" LINE ")[0]
+        return WriteError(
+            f"cannot write feature {plan.key} to {self.describe()}: column {detail}",
+            "give them values their stored types hold, or write them under new column names; nothing was written",
+        )
 
     def _count_inserted(self, plan: FeaturePlan, seq: int, *, check: bool, whole: bool = False) -> int:
         """How many rows a write just inserted; ``check``: check them first (raises :class:`WriteError`).
@@ -966,7 +1024,8 @@ class DuckDBStore(MetadataStore):
         if any(str(d[1]).endswith("[]") for d in described):  # a list column may still hold JSON text
             self._ensure_tables(plan, self._system_select(plan, source, columns, 0))
         changed = ident(f"strata$changed_{next(_names)}")
-        _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
+        with self._converting(plan, source):  # ids the stored ones cannot take
+            _run(self.con, f"CREATE TEMP TABLE {changed} AS {self._changed_select(plan, source, columns)}")
         try:
             rows, new = _run(self.con, f"SELECT count(*), count(*) FILTER (WHERE strata__new) FROM {changed}")[0]
             if rows:
@@ -996,11 +1055,12 @@ class DuckDBStore(MetadataStore):
             same.append(f"{text.format('b.' + ident(column))} IS NOT DISTINCT FROM {text.format('l.' + ident(column))}")
         on = " AND ".join(f"b.{ident(c)} = l.{ident(c)}" for c in plan.id_columns)
         table = ident(f"strata$same_{next(_names)}")
-        _run(
-            self.con,
-            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(f'b.{ident(c)}' for c in plan.id_columns)} "
-            f"FROM {source} b JOIN {ident(plan.table)} l ON {on} WHERE NOT l.{ident(DELETED)} AND {' AND '.join(same)}",
-        )
+        with self._converting(plan, source):  # ids the stored ones cannot take
+            _run(
+                self.con,
+                f"CREATE TEMP TABLE {table} AS SELECT {', '.join(f'b.{ident(c)}' for c in plan.id_columns)} FROM "
+                f"{source} b JOIN {ident(plan.table)} l ON {on} WHERE NOT l.{ident(DELETED)} AND {' AND '.join(same)}",
+            )
         return table
 
     def _check_source(
@@ -1066,6 +1126,8 @@ class DuckDBStore(MetadataStore):
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         con = self.con
         check_case(self.describe(), latest.column_names)
+        self._check_fit(plan, latest)
+        self._check_fit(plan, history)
         names = [f"strata_put_{next(_names)}", f"strata_put_{next(_names)}"]
         con.register(names[0], latest)
         con.register(names[1], history)

@@ -122,7 +122,7 @@ class InMemoryStore(MetadataStore):
         assert isinstance(frame, pl.DataFrame)
         latest = self._latest.get(plan.table)
         if latest is not None:
-            frame = fit_stored(self.describe(), frame, latest.schema)
+            frame = fit_stored(self.describe(), plan.key, frame, latest.schema)
         rows = self._stamp(plan, frame)
         if plan.child_ids and latest is not None:  # rows replace all of their parents' rows
             parents = list(plan.resolve_ids)
@@ -175,12 +175,14 @@ class InMemoryStore(MetadataStore):
         return len(hit)
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
-        seq = self._next_seq(plan.table)
-        frames = []
+        kept = self._latest.get(plan.table)
+        fitted = []
         for table in (latest, history):
             frame = pl.from_arrow(table)
             assert isinstance(frame, pl.DataFrame)
-            frames.append(frame.with_columns(pl.lit(seq, pl.Int64).alias(SEQ)))
+            fitted.append(frame if kept is None else fit_stored(self.describe(), plan.key, frame, kept.schema))
+        seq = self._next_seq(plan.table)
+        frames = [frame.with_columns(pl.lit(seq, pl.Int64).alias(SEQ)) for frame in fitted]
         rows, older = frames
         stored = self._latest.get(plan.table, rows.clear())
         parents, same = list(plan.resolve_ids), [*plan.id_columns, WRITTEN_AT]

@@ -381,10 +381,16 @@ class PostgresStore(SqlTablesStore):
 
         Another session may be creating the same domain: PostgreSQL says ``duplicate_object`` when
         it has committed, ``unique_violation`` when both inserted it at once; either way it exists.
+        A read-only store creates nothing in the database: a domain it lacks is this session's own
+        (in ``pg_temp``, which PostgreSQL searches first for types), gone when it disconnects.
         """
         for name in sorted(set(declared) & set(_DOMAINS)):
-            create = f"CREATE DOMAIN {ident(name)} AS {_DOMAINS[name]}"
-            if self._run("SELECT to_regtype(%s) IS NULL", [ident(name)])[0][0]:
+            if not self._run("SELECT to_regtype(%s) IS NULL", [ident(name)])[0][0]:
+                continue
+            if self.read_only:
+                self._run(f"CREATE DOMAIN pg_temp.{ident(name)} AS {_DOMAINS[name]}")
+            else:
+                create = f"CREATE DOMAIN {ident(name)} AS {_DOMAINS[name]}"
                 exists = "duplicate_object OR unique_violation"
                 self._run(f"DO $$ BEGIN {create}; EXCEPTION WHEN {exists} THEN NULL; END $$")
 
