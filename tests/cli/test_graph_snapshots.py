@@ -6,8 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+import strata as st
 from strata.features.project import load_graph, make_store
 from strata.project.project import Project
 from tests.cli.conftest import MakeProject
@@ -128,15 +130,18 @@ def test_bad_input_is_one_line_and_writes_nothing(strata: Cli, root: Path, args:
     assert not (root / "prod.duckdb").exists()
 
 
+def project_with_prod(make_project: MakeProject, read_only: str) -> Path:
+    """A project whose one store, ``prod``, is declared with ``read_only: <read_only>``."""
+    extra = f"""
+      store: prod
+    stores:
+      prod: {{type: duckdb, path: prod.duckdb, read_only: {read_only}}}
+    """
+    return make_project({"feats/graph.py": GRAPH.replace("{audio}", "1")}, extra=extra)
+
+
 def test_a_read_only_store_refuses_a_push_in_one_line(strata: Cli, make_project: MakeProject) -> None:
-    root = make_project(
-        {"feats/graph.py": GRAPH.replace("{audio}", "1")},
-        extra="""
-          store: prod
-        stores:
-          prod: {type: duckdb, path: prod.duckdb, read_only: true}
-        """,
-    )
+    root = project_with_prod(make_project, "true")
     result = strata("graph", "push", "--tag", "commit=abc")
     assert result.code == 2
     assert result.err.strip().endswith(
@@ -148,15 +153,27 @@ def test_a_read_only_store_refuses_a_push_in_one_line(strata: Cli, make_project:
 
 
 def test_read_only_must_be_true_or_false(strata: Cli, make_project: MakeProject) -> None:
-    make_project(
-        {"feats/graph.py": GRAPH.replace("{audio}", "1")},
-        extra="""
-          store: prod
-        stores:
-          prod: {type: duckdb, path: prod.duckdb, read_only: maybe}
-        """,
-    )
+    project_with_prod(make_project, "maybe")
     result = strata("graph", "history")
     assert result.code == 2
     assert "read_only `maybe` is not true or false" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_read_only_store_refuses_every_write_naming_itself(strata: Cli, make_project: MakeProject) -> None:
+    """``read_only: true`` holds for deletes too: one line naming the store, its rows untouched."""
+    root = project_with_prod(make_project, "true")
+    graph = load_graph(Project.find(root))
+    with st.DuckDBStore(root / "prod.duckdb", graph=graph) as store:
+        store.write(
+            "video",
+            pl.DataFrame({"sample_uid": [1, 2], "strata_dv__audio": ["a", "b"], "strata_dv__frames": ["c", "d"]}),
+        )
+    result = strata("metadata", "delete", "video", "--id", "1")
+    assert result.code == 2
+    assert result.err.strip().endswith(
+        "store `prod` is open read-only, so nothing can be written to it; "
+        "write through a store opened for writing (not read_only)"
+    )
+    with st.DuckDBStore(root / "prod.duckdb", graph=graph, read_only=True) as store:
+        assert sorted(store.read("video")["sample_uid"].to_list()) == [1, 2]

@@ -276,7 +276,14 @@ class MetadataStore(StoreBackend):
     def _require_writable(self) -> None:
         self._require_open()
         if self.read_only:
-            raise WriteError(f"the {self.kind} store is open read-only", "open it without read_only=True to write")
+            raise WriteError(
+                f"{self._called()} is open read-only, so nothing can be written to it",
+                "write through a store opened for writing (not read_only)",
+            )
+
+    def _called(self) -> str:
+        """What a message calls the store: ``store `prod```, else its kind and place (values hidden)."""
+        return f"store `{self.name}`" if self.name else self.shown(self.describe())
 
     def _check_algorithm(self) -> None:
         stored = self._get_meta("hash_algorithm")
@@ -285,8 +292,7 @@ class MetadataStore(StoreBackend):
                 self._set_meta("hash_algorithm", self.hash_algorithm)
         elif stored != self.hash_algorithm:
             raise DefinitionError(
-                f"{f'store `{self.name}`' if self.name else 'this store'} holds data versions hashed with "
-                f"`{stored}`, not `{self.hash_algorithm}`",
+                f"{self._called()} holds data versions hashed with `{stored}`, not `{self.hash_algorithm}`",
                 f"open it with hash_algorithm={stored!r}; algorithms are never mixed",
             )
 
@@ -810,7 +816,7 @@ class MetadataStore(StoreBackend):
         self._require_open()
         if self.read_only:
             raise WriteError(
-                f"{self.shown(self.describe())} is open read-only, so no snapshot can be pushed to it",
+                f"{self._called()} is open read-only, so no snapshot can be pushed to it",
                 "push to a store opened for writing",
             )
         graph = self.graph
@@ -837,11 +843,9 @@ class MetadataStore(StoreBackend):
         if found:
             return found[0]
         if version is None:
-            raise SnapshotNotFoundError(
-                f"no graph was pushed to {self.shown(self.describe())}", "push one with `strata graph push`"
-            )
+            raise SnapshotNotFoundError(f"no graph was pushed to {self._called()}", "push one with `strata graph push`")
         raise SnapshotNotFoundError(
-            f"no snapshot `{version}` in {self.shown(self.describe())}", "see `strata graph history` for the versions"
+            f"no snapshot `{version}` in {self._called()}", "see `strata graph history` for the versions"
         )
 
     def _snapshots(self, version: str | None) -> list[Snapshot]:
