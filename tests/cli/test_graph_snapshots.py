@@ -177,3 +177,14 @@ def test_a_read_only_store_refuses_every_write_naming_itself(strata: Cli, make_p
     )
     with st.DuckDBStore(root / "prod.duckdb", graph=graph, read_only=True) as store:
         assert sorted(store.read("video")["sample_uid"].to_list()) == [1, 2]
+
+
+def test_history_needs_no_importable_code(strata: Cli, root: Path) -> None:
+    """What was pushed stays listable when the code of today no longer imports (a broken checkout)."""
+    assert strata("graph", "push").code == 0
+    pushed = current_version(root)
+    (root / "feats" / "graph.py").write_text("raise RuntimeError('broken')\n", encoding="utf-8")
+    sys.modules.pop("feats.graph", None)
+    result = strata("graph", "history", "--json")
+    assert result.code == 0, result.err
+    assert [s["version"] for s in json.loads(result.out)] == [pushed]

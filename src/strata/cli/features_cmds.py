@@ -182,14 +182,17 @@ def push(ctx: Context, tags: tuple[str, ...], store_name: str | None, json_outpu
 @json_option
 @pass_context
 def history(ctx: Context, store_name: str | None, json_output: bool) -> None:
-    """The snapshots pushed to the store, newest first: version, time, features, tags."""
+    """The snapshots pushed to the store, newest first: version, time, features, tags.
+
+    The project's feature modules are not imported: what was pushed stays listable whatever the code.
+    """
     from strata.cli.tables import table
     from strata.features.project import make_store, opened, store_config
 
     ctx.json = ctx.json or json_output
     project = ctx.project()
     config = store_config(project, store_name)
-    store = make_store(project, config.name, graph=load_graph(ctx), read_only=True)
+    store = make_store(project, config.name, read_only=True)  # the code's graph is not needed (nor imported)
     with opened(store, config):
         rows = [s.summary() for s in store.snapshots()]
 
