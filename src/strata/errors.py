@@ -91,6 +91,10 @@ class FeatureNotFoundError(UsageError, KeyError):
     """No feature with that key is in the graph or the store."""
 
 
+class SnapshotNotFoundError(UsageError, KeyError):
+    """No graph snapshot with that version was pushed to the store (or none at all)."""
+
+
 class JobNotFoundError(UsageError, KeyError):
     """No job or schedule of that name is defined in the project."""
 

@@ -1,7 +1,8 @@
-"""``strata features list | show KEY`` and ``strata graph render``.
+"""``strata features list | show KEY``, ``strata graph render | push | history``.
 
-These read definitions only: they import the project's feature modules and never open a store,
-so they load no dataframe or database library (a test checks the module list).
+``features`` and ``graph render`` read definitions only: they import the project's feature
+modules and never open a store, so they load no dataframe or database library (a test checks the
+module list). ``graph push`` and ``graph history`` open a store for its snapshots table.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def _show_text(data: dict[str, Any]) -> str:
 
 @click.group()
 def graph() -> None:
-    """The feature graph as a whole (render)."""
+    """The feature graph as a whole: render it, push snapshots of it, list them."""
 
 
 @graph.command()
@@ -126,6 +127,101 @@ def render(ctx: Context, fmt: str) -> None:
         click.echo(text)
     elif fmt == "text":
         click.echo("no features (name the modules that define them in features.entrypoints of strata.yml)")
+
+
+store_option = click.option(
+    "--store", "store_name", metavar="NAME", help="Store of the snapshots (default: features.store in strata.yml)."
+)
+
+
+@graph.command()
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Recorded with a new snapshot, e.g. --tag commit=$GIT_SHA (repeat for several).",
+)
+@store_option
+@json_option
+@pass_context
+def push(ctx: Context, tags: tuple[str, ...], store_name: str | None, json_output: bool) -> None:
+    """Record the project's graph as a snapshot in the store (what CD runs after a deploy).
+
+    Pushing a graph equal to the latest snapshot adds nothing. A store with fallbacks records it
+    in itself only.
+    """
+    from strata.errors import UsageError
+    from strata.features.project import make_store, opened, store_config
+
+    ctx.json = ctx.json or json_output
+    pairs = _tags(tags)
+    project = ctx.project()
+    feature_graph = load_graph(ctx)
+    config = store_config(project, store_name)
+    if config.read_only:
+        raise UsageError(
+            f"store `{config.name}` is read-only (read_only: true in {project.file_name}), "
+            "so no snapshot can be pushed to it",
+            "push to a writable store (--store NAME)",
+        )
+    store = make_store(project, config.name, graph=feature_graph)
+    with opened(store, config):
+        pushed = store.push_graph(pairs)
+    snapshot = pushed.snapshot
+    data = {"store": config.name, "added": pushed.added, **snapshot.summary()}
+    if pushed.added:
+        text = f"pushed snapshot {snapshot.version} ({snapshot.feature_count} features) to {config.name}"
+    else:
+        text = f"snapshot {snapshot.version} is already the latest in {config.name}; nothing pushed"
+    ctx.emit(data, lambda: click.echo(text))
+
+
+@graph.command()
+@store_option
+@json_option
+@pass_context
+def history(ctx: Context, store_name: str | None, json_output: bool) -> None:
+    """The snapshots pushed to the store, newest first: version, time, features, tags.
+
+    The project's feature modules are not imported: what was pushed stays listable whatever the code.
+    """
+    from strata.cli.tables import table
+    from strata.features.project import make_store, opened, store_config
+
+    ctx.json = ctx.json or json_output
+    project = ctx.project()
+    config = store_config(project, store_name)
+    store = make_store(project, config.name, read_only=True)  # the code's graph is not needed (nor imported)
+    with opened(store, config):
+        rows = [s.summary() for s in store.snapshots()]
+
+    def human() -> None:
+        if not rows:
+            click.echo(f"no snapshots in {config.name} (push one with `strata graph push`)")
+            return
+        cells = [
+            [r["version"], r["pushed_at"], r["features"], ", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items()))]
+            for r in rows
+        ]
+        click.echo(table(["version", "pushed at", "features", "tags"], cells))
+
+    ctx.emit(rows, human)
+
+
+def _tags(values: tuple[str, ...]) -> dict[str, str]:
+    """``--tag KEY=VALUE`` options as a mapping; a malformed or repeated one is a usage error."""
+    from strata.errors import UsageError
+
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--tag `{value}` is not KEY=VALUE", "write it as e.g. --tag commit=abc123")
+        if key in pairs:
+            raise UsageError(f"--tag `{key}` is given twice", "give each key once")
+        pairs[key] = text
+    return pairs
 
 
 COMMANDS = [features, graph]

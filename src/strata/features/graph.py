@@ -280,15 +280,35 @@ class FeatureGraph:
     # -- snapshots -----------------------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
-        """A JSON-able record of the graph: specs, import paths and versions."""
+        """A JSON-able record of the graph: specs, import paths and versions, upstreams first.
+
+        Per feature: ``import_path``, ``spec`` (what :meth:`from_snapshot` rebuilds from),
+        ``feature_version``, ``fields`` (field key -> ``code_version``, field ``version`` and the
+        dotted upstream fields it reads, ``inputs``), ``deps`` (upstream key -> the fields of it
+        that some field reads) and ``tags`` (the spec's ``metadata``). The derived entries are
+        there for readers that compare snapshots (diffs, migrations) without rebuilding a graph.
+        """
         features = {}
         for key in self.topological_order():
             cls = self._classes[key]
+            fields = {}
+            used: dict[str, set[str]] = {str(dep.feature): set() for dep in cls.spec.deps}
+            for fspec in cls.spec.fields:
+                inputs = self.field_inputs(key, fspec.key)
+                fields[fspec.key.name] = {
+                    "code_version": fspec.code_version,
+                    "version": self.field_version(key, fspec.key),
+                    "inputs": [item.dotted for item in inputs],
+                }
+                for item in inputs:
+                    used[str(item.feature)].add(item.field.name)
             features[str(key)] = {
                 "import_path": cls.import_path(),
                 "spec": cls.spec.to_json(),
                 "feature_version": self.feature_version(key),
-                "field_versions": self.field_versions(key),
+                "fields": fields,
+                "deps": {upstream: sorted(names) for upstream, names in sorted(used.items())},
+                "tags": cls.spec.metadata,
             }
         return {"version": 1, "snapshot_version": self.snapshot_version, "features": features}
 

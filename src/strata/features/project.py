@@ -64,10 +64,10 @@ EXECUTORS = ("local", "ray")
 """Where ``strata build`` runs ``compute``: in-process or a process pool, or Ray tasks."""
 
 _STORE_KEYS: dict[str, tuple[str, ...]] = {
-    "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks"),
-    "memory": ("type", "hash_algorithm", "fallbacks"),
-    "sqlite": ("type", "path", "hash_algorithm", "fallbacks"),
-    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks"),
+    "duckdb": ("type", "path", "hash_algorithm", "memory_limit", "fallbacks", "read_only"),
+    "memory": ("type", "hash_algorithm", "fallbacks", "read_only"),
+    "sqlite": ("type", "path", "hash_algorithm", "fallbacks", "read_only"),
+    "postgres": ("type", "uri", "schema", "hash_algorithm", "fallbacks", "read_only"),
     "clickhouse": (
         "type",
         "path",
@@ -79,6 +79,7 @@ _STORE_KEYS: dict[str, tuple[str, ...]] = {
         "secure",
         "hash_algorithm",
         "fallbacks",
+        "read_only",
     ),
 }
 """Store types a project can declare, and the keys each accepts."""
@@ -105,6 +106,8 @@ class StoreConfig:
     """PostgreSQL: the schema of the store's tables (None: the connection's ``search_path``)."""
     hidden: tuple[tuple[str, str], ...] = ()
     """(value, ``${NAME}``) of every variable the entry uses: messages show the reference, never the value."""
+    read_only: bool = False
+    """``read_only: true``: the project only reads the store (writes, builds and pushes are refused)."""
 
     def shown(self, text: str) -> str:
         """``text`` as a message may show it: variables' values as their ``${NAME}``, URL credentials hidden."""
@@ -403,7 +406,8 @@ def make_store(
     """Build (not open) the store called ``name``; use it as ``with store: ...`` or :func:`opened`.
 
     ``read_only`` for commands that only report (``status``, ``build --dry-run``): they must
-    never change a store, not even by recording what they saw.
+    never change a store, not even by recording what they saw. A store declared
+    ``read_only: true`` is always opened so.
     """
     config = store_config(project, name)
     configs = store_configs(project)
@@ -417,7 +421,7 @@ def make_store(
             store.fallbacks.append(built.get(fallback) or build(configs[fallback], read_only=True))
         return store
 
-    return build(config, read_only=read_only)
+    return build(config, read_only=read_only or config.read_only)
 
 
 @contextlib.contextmanager
@@ -509,6 +513,12 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
             f"{line('fallbacks')}: fallbacks of store `{name}` must be a list of store names",
             "e.g. `fallbacks: [prod]`",
         )
+    read_only = values.get("read_only", False)
+    if str(read_only).lower() not in {"true", "false"}:
+        raise ProjectFileError(
+            f"{line('read_only')}: read_only `{read_only}` is not true or false",
+            "write `read_only: true` or leave it out",
+        )
     uri, schema = _postgres_place(name, values, line) if kind == "postgres" else (None, None)
     hidden = tuple(sorted(((v, f"${{{k}}}") for k, v in seen.used.items() if v), key=lambda h: -len(h[0])))
     return StoreConfig(
@@ -523,6 +533,7 @@ def _store_config(project: Project, name: str, entry: Any, paths: dict[str, list
         schema=schema,
         hidden=hidden,
         server=server,
+        read_only=_is_true(read_only),
     )
 
 

@@ -21,7 +21,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, StrataError, WriteError
+from strata.errors import (
+    DefinitionError,
+    FeatureNotFoundError,
+    RuntimeFailure,
+    SnapshotNotFoundError,
+    StrataError,
+    WriteError,
+)
 from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
@@ -29,6 +36,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import CAUSE, DELETED, SEQ, WRITTEN_AT, FeaturePlan
 from strata.stores.checks import check_write, fit_stored, to_arrow
 from strata.stores.contract import StoreBackend
+from strata.stores.snapshots import Pushed, Snapshot, new_snapshot
 from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
@@ -268,7 +276,14 @@ class MetadataStore(StoreBackend):
     def _require_writable(self) -> None:
         self._require_open()
         if self.read_only:
-            raise WriteError(f"the {self.kind} store is open read-only", "open it without read_only=True to write")
+            raise WriteError(
+                f"{self._called()} is open read-only, so nothing can be written to it",
+                "write through a store opened for writing (not read_only)",
+            )
+
+    def _called(self) -> str:
+        """What a message calls the store: ``store `prod```, else its kind and place (values hidden)."""
+        return f"store `{self.name}`" if self.name else self.shown(self.describe())
 
     def _check_algorithm(self) -> None:
         stored = self._get_meta("hash_algorithm")
@@ -277,8 +292,7 @@ class MetadataStore(StoreBackend):
                 self._set_meta("hash_algorithm", self.hash_algorithm)
         elif stored != self.hash_algorithm:
             raise DefinitionError(
-                f"{f'store `{self.name}`' if self.name else 'this store'} holds data versions hashed with "
-                f"`{stored}`, not `{self.hash_algorithm}`",
+                f"{self._called()} holds data versions hashed with `{stored}`, not `{self.hash_algorithm}`",
                 f"open it with hash_algorithm={stored!r}; algorithms are never mixed",
             )
 
@@ -808,6 +822,55 @@ class MetadataStore(StoreBackend):
             store._has_table(table) and store._max_seq(table) is not None  # noqa: SLF001 - a store of the chain
             for store in self._chain()
         )
+
+    # -- graph snapshots -----------------------------------------------------------------
+
+    def push_graph(self, tags: Mapping[str, str] | None = None) -> Pushed:
+        """Record the store's graph (:attr:`graph`) as a snapshot, unless it is the latest one pushed.
+
+        ``tags`` (e.g. ``{"commit": ...}``) go with a new snapshot; an unchanged graph adds
+        nothing, whatever its tags. A chain pushes to this store only (its first), never to a
+        fallback. See :mod:`strata.stores.snapshots`.
+        """
+        self._require_open()
+        if self.read_only:
+            raise WriteError(
+                f"{self._called()} is open read-only, so no snapshot can be pushed to it",
+                "push to a store opened for writing",
+            )
+        graph = self.graph
+        graph.validate()
+        latest = next(iter(self._snapshots(None)), None)
+        snapshot = new_snapshot(graph, tags or {}, latest)
+        if latest is not None and latest.graph_record == snapshot.graph_record:
+            return Pushed(latest, added=False)
+        self._add_snapshot(snapshot.version, snapshot.pushed_at.isoformat(), snapshot.to_record())
+        return Pushed(snapshot, added=True)
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every snapshot pushed to this store, newest first (none: an empty list)."""
+        self._require_open()
+        return self._snapshots(None)
+
+    def snapshot(self, version: str | None = None) -> Snapshot:
+        """The latest pushed snapshot, or the latest one of snapshot version ``version``.
+
+        ``snapshot(v).graph()`` rebuilds that graph (:meth:`Snapshot.graph`).
+        """
+        self._require_open()
+        found = self._snapshots(version)
+        if found:
+            return found[0]
+        if version is None:
+            raise SnapshotNotFoundError(f"no graph was pushed to {self._called()}", "push one with `strata graph push`")
+        raise SnapshotNotFoundError(
+            f"no snapshot `{version}` in {self._called()}", "see `strata graph history` for the versions"
+        )
+
+    def _snapshots(self, version: str | None) -> list[Snapshot]:
+        """Pushed snapshots (of ``version``, or all), newest first."""
+        records = self._get_snapshots(version)
+        return sorted(map(Snapshot.from_record, records), key=lambda s: s.pushed_at, reverse=True)
 
     # -- increments ----------------------------------------------------------------------
 

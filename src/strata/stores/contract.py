@@ -163,3 +163,18 @@ class StoreBackend(ABC):
     @abstractmethod
     def _clear_sync(self) -> None:
         """Forget every sync record (after a hard delete the next resolves compare in full)."""
+
+    @abstractmethod
+    def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:
+        """Append a pushed graph snapshot to ``strata$snapshots``, creating the table on the first push.
+
+        ``version`` is the snapshot version, ``pushed_at`` an ISO time (UTC) and ``record`` the
+        JSON text :mod:`strata.stores.snapshots` reads back; one statement, one row.
+        """
+
+    @abstractmethod
+    def _get_snapshots(self, version: str | None) -> list[str]:
+        """The ``record`` of every pushed snapshot (of snapshot version ``version``; None: all), in any order.
+
+        No table (nothing pushed yet, or a read-only store that may not create it): an empty list.
+        """

@@ -21,6 +21,7 @@ from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION,
 from strata.resolve.sql import DUCKDB, Dialect, ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import check_case, fit_stored
+from strata.stores.snapshots import SNAPSHOTS
 
 if TYPE_CHECKING:
     import contextlib
@@ -116,6 +117,18 @@ def polars_frames(*tables: pa.Table) -> list[pl.DataFrame]:
         assert isinstance(frame, pl.DataFrame)
         frames.append(frame)
     return frames
+
+
+def add_snapshot(run: Callable[[str, list[Any]], Any], mark: str, version: str, pushed_at: str, record: str) -> None:
+    """Append a pushed snapshot's row to ``strata$snapshots`` (DuckDB, SQLite, PostgreSQL), made by the first push."""
+    run(f"CREATE TABLE IF NOT EXISTS {ident(SNAPSHOTS)} (version VARCHAR, pushed_at VARCHAR, record VARCHAR)", [])
+    run(f"INSERT INTO {ident(SNAPSHOTS)} VALUES ({mark}, {mark}, {mark})", [version, pushed_at, record])
+
+
+def get_snapshots(run: Callable[[str, list[Any]], list[tuple[Any, ...]]], mark: str, version: str | None) -> list[str]:
+    """The records of ``strata$snapshots`` (of snapshot version ``version``); the caller knows the table exists."""
+    where, params = ("", []) if version is None else (f" WHERE version = {mark}", [version])
+    return [str(row[0]) for row in run(f"SELECT record FROM {ident(SNAPSHOTS)}{where}", params)]
 
 
 class SqlTablesStore(MetadataStore):
@@ -248,6 +261,12 @@ class SqlTablesStore(MetadataStore):
 
     def _clear_sync(self) -> None:
         self._run(f"DELETE FROM {ident(SYNC)}")
+
+    def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:
+        add_snapshot(self._run, self.mark, version, pushed_at, record)
+
+    def _get_snapshots(self, version: str | None) -> list[str]:
+        return get_snapshots(self._run, self.mark, version) if self._has_table(SNAPSHOTS) else []
 
     # -- writing -------------------------------------------------------------------------
 

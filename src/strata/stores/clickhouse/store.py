@@ -32,6 +32,7 @@ from strata.resolve import sql
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.stores.base import MetadataStore
 from strata.stores.checks import fit_stored
+from strata.stores.snapshots import SNAPSHOTS
 from strata.stores.sqltables import META, SYNC, childless, polars_frames, split_increment, with_text_casts
 
 if TYPE_CHECKING:
@@ -1079,6 +1080,22 @@ class ClickHouseStore(MetadataStore):
 
     def _clear_sync(self) -> None:
         self._db.command(f"TRUNCATE TABLE IF EXISTS {self._t(SYNC)}")
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:
+        self._db.command(
+            f"CREATE TABLE IF NOT EXISTS {self._t(SNAPSHOTS)} (version String, pushed_at String, record String) "
+            "ENGINE = MergeTree ORDER BY (version, pushed_at)"
+        )
+        values = ", ".join(literal(v) for v in (version, pushed_at, record))
+        self._db.command(f"INSERT INTO {self._t(SNAPSHOTS)} VALUES ({values})")
+
+    def _get_snapshots(self, version: str | None) -> list[str]:
+        if not self._exists(SNAPSHOTS):
+            return []
+        where = "" if version is None else f" WHERE version = {literal(version)}"
+        return [str(row[0]) for row in self._rows(f"SELECT record FROM {self._t(SNAPSHOTS)}{where}")]
 
 
 _last_tick = 0

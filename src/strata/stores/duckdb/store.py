@@ -57,7 +57,19 @@ from strata.stores.checks import (
     to_arrow,
 )
 from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT, is_memory_limit
-from strata.stores.sqltables import HISTORY, KEPT, META, POLARS_TYPES, SYNC, TABLE_SEQ, childless, matching
+from strata.stores.snapshots import SNAPSHOTS
+from strata.stores.sqltables import (
+    HISTORY,
+    KEPT,
+    META,
+    POLARS_TYPES,
+    SYNC,
+    TABLE_SEQ,
+    add_snapshot,
+    childless,
+    get_snapshots,
+    matching,
+)
 from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
@@ -1584,3 +1596,14 @@ class DuckDBStore(MetadataStore):
 
     def _clear_sync(self) -> None:
         _run(self.con, f"DELETE FROM {ident(SYNC)}")
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:
+        add_snapshot(self._statement, "?", version, pushed_at, record)
+
+    def _get_snapshots(self, version: str | None) -> list[str]:
+        return get_snapshots(self._statement, "?", version) if self._has_table(SNAPSHOTS) else []
+
+    def _statement(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return _run(self.con, query, params)

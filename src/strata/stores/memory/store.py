@@ -49,6 +49,8 @@ class InMemoryStore(MetadataStore):
         self._history: dict[str, list[pl.DataFrame]] = {}
         self._meta: dict[str, str] = {}
         self._sync: dict[str, dict[str, Any]] = {}
+        self._snapshot_rows: list[tuple[str, str]] = []
+        """Pushed snapshots: (snapshot version, record), in the order pushed."""
         self._seq = 0
         self._table_seq: dict[str, int] = {}
         """Per table, the sequence number of its last write or delete (what ``_max_seq`` answers)."""
@@ -258,3 +260,11 @@ class InMemoryStore(MetadataStore):
 
     def _clear_sync(self) -> None:
         self._sync.clear()
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:  # noqa: ARG002 - in the record
+        self._snapshot_rows.append((version, record))
+
+    def _get_snapshots(self, version: str | None) -> list[str]:
+        return [record for v, record in self._snapshot_rows if version in (None, v)]
