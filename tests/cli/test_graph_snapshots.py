@@ -47,15 +47,20 @@ def versions(root: Path, store: str = "prod") -> list[str]:
         return [s.version for s in opened.snapshots()]
 
 
-def change_code(root: Path, audio: str) -> None:
-    """Give ``video.audio`` another code version, as an edit between two CD runs would.
+def write_definitions(root: Path, text: str) -> None:
+    """Make ``text`` the project's feature module, as a checkout of another commit would.
 
-    The module is forgotten so the next command imports it again; the text changes length, so a
-    cached bytecode file written within the same second is never taken for it.
+    The module is forgotten so the next command imports it again; give a text of another length
+    than the last, so a cached bytecode file written within the same second is never taken for it.
     """
-    (root / "feats" / "graph.py").write_text(GRAPH.replace("{audio}", audio), encoding="utf-8")
+    (root / "feats" / "graph.py").write_text(text, encoding="utf-8")
     for name in [m for m in sys.modules if m == "feats" or m.startswith("feats.")]:
         del sys.modules[name]
+
+
+def change_code(root: Path, audio: str) -> None:
+    """Give ``video.audio`` another code version, as an edit between two CD runs would."""
+    write_definitions(root, GRAPH.replace("{audio}", audio))
 
 
 def current_version(root: Path) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import strata as st
-from strata.errors import SnapshotNotFoundError, WriteError
+from strata.errors import SnapshotNotFoundError, UsageError, WriteError
+from strata.features.diff import diff_graphs
 from tests.stores.conftest import StoreFactory
 from tests.stores.test_conformance import graph_of
 
@@ -97,3 +98,24 @@ def test_a_chain_pushes_to_its_first_store_only() -> None:
         assert len(dev.snapshots()) == 1
     with prod:
         assert [s.version for s in prod.snapshots()] == [graph_of().snapshot_version]
+
+
+def test_a_snapshot_is_found_by_a_unique_prefix_of_its_version(store_factory: StoreFactory) -> None:
+    """As git finds a commit: enough leading characters to name one version; fewer is one clear error."""
+    graphs = [graph_of(text_cv=str(n)) for n in range(1, 40)]
+    store = store_factory(graph=graphs[0])
+    with store:
+        for graph in graphs:
+            store.graph = graph
+            store.push_graph()
+        versions = [g.snapshot_version for g in graphs]
+        first = versions[0]
+        assert store.snapshot(first[:6]).version == first
+        assert store.snapshot(first).version == first
+        shared = next(v[:1] for v in versions[1:] if v[:1] == first[:1])  # 39 versions, 16 first digits
+        with pytest.raises(UsageError, match=f"snapshot `{shared}` is ambiguous in .*: .*; give more characters"):
+            store.snapshot(shared)
+        with pytest.raises(SnapshotNotFoundError, match="no snapshot `zz`"):
+            store.snapshot("zz")
+        diff = diff_graphs(store.snapshot(versions[0][:8]).graph(), store.snapshot(versions[-1][:8]).graph())
+        assert diff == diff_graphs(graphs[0], graphs[-1])

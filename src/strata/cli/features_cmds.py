@@ -1,12 +1,15 @@
-"""``strata features list | show KEY``, ``strata graph render | push | history``.
+"""``strata features list | show KEY``, ``strata graph render | push | history | diff``.
 
 ``features`` and ``graph render`` read definitions only: they import the project's feature
 modules and never open a store, so they load no dataframe or database library (a test checks the
-module list). ``graph push`` and ``graph history`` open a store for its snapshots table.
+module list). ``graph push``, ``graph history`` and ``graph diff`` open a store for its snapshots
+table (``graph diff`` only when one end is a snapshot, and imports the modules only when one is
+the code).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -14,6 +17,8 @@ import click
 from strata.cli.context import Context, pass_context
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from strata.features.graph import FeatureGraph
 
 json_option = click.option("--json", "json_output", is_flag=True, help="Print JSON (same as the global --json).")
@@ -105,14 +110,16 @@ def graph() -> None:
     """The feature graph as a whole: render it, push snapshots of it, list them."""
 
 
+def format_option(choices: list[str], help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format`` (default ``text``) among ``choices``."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=help_text
+    )
+
+
 @graph.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "mermaid", "dot"]),
-    default="text",
-    show_default=True,
-    help="text: features and fields in order; mermaid: a flowchart; dot: a Graphviz digraph.",
+@format_option(
+    ["text", "mermaid", "dot"], "text: features and fields in order; mermaid: a flowchart; dot: a Graphviz digraph."
 )
 @pass_context
 def render(ctx: Context, fmt: str) -> None:
@@ -207,6 +214,88 @@ def history(ctx: Context, store_name: str | None, json_output: bool) -> None:
         click.echo(table(["version", "pushed at", "features", "tags"], cells))
 
     ctx.emit(rows, human)
+
+
+@graph.command()
+@click.argument("from_", metavar="[FROM]", required=False)
+@click.argument("to", metavar="[TO]", required=False)
+@format_option(
+    ["text", "json", "mermaid"],
+    "text: each change with what it reaches; json: for machines; mermaid: a flowchart of both graphs.",
+)
+@store_option
+@json_option
+@pass_context
+def diff(ctx: Context, from_: str | None, to: str | None, fmt: str, store_name: str | None, json_output: bool) -> None:
+    """What changed from FROM to TO, feature by feature and field by field, and what each change reaches.
+
+    FROM and TO are `latest` (the store's latest snapshot), `code` (the project's graph) or a
+    snapshot version (a unique prefix is enough); by default FROM is `latest` and TO `code`.
+    Two snapshots need no importable code.
+    """
+    from strata.features.diff import diff_graphs
+    from strata.views.diff import counts_text, render_mermaid, render_text
+
+    ctx.json = ctx.json or json_output or fmt == "json"
+    old, new = _diff_ends(ctx, "latest" if from_ is None else from_, "code" if to is None else to, store_name)
+    result = diff_graphs(old.graph, new.graph)
+    if fmt == "mermaid":
+        text = render_mermaid(result, old.graph, new.graph)
+        ctx.emit({"format": fmt, "graph": text}, lambda: click.echo(text))
+        return
+    data = {**result.to_json(), "from": old.to_json(), "to": new.to_json()}
+
+    def human() -> None:
+        if not result:
+            click.echo(f"no differences: {old.label} and {new.label} have the same graph")
+            return
+        click.echo(f"from {old.heading} to {new.heading}\n{counts_text(result)}\n{render_text(result)}")
+
+    ctx.emit(data, human)
+
+
+@dataclass(frozen=True)
+class _End:
+    """One end of a diff: the code's graph, or a pushed snapshot's."""
+
+    graph: FeatureGraph
+    store: str | None = None
+    latest: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.store is None:
+            return "the code"
+        where = f"(latest in {self.store})" if self.latest else f"in {self.store}"
+        return f"snapshot {self.graph.snapshot_version} {where}"
+
+    @property
+    def heading(self) -> str:
+        return self.label if self.store else f"the code ({self.graph.snapshot_version})"
+
+    def to_json(self) -> dict[str, Any]:
+        source = "code" if self.store is None else "snapshot"
+        return {"source": source, "store": self.store, "version": self.graph.snapshot_version}
+
+
+def _diff_ends(ctx: Context, old: str, new: str, store_name: str | None) -> tuple[_End, _End]:
+    """The two graphs ``graph diff`` compares; the store is opened (read-only) only for a snapshot."""
+    from strata.features.project import make_store, opened, store_config
+
+    ends: dict[str, _End] = {}
+    wanted = [name for name in (old, new) if name != "code"]
+    if wanted:
+        project = ctx.project()
+        config = store_config(project, store_name)
+        store = make_store(project, config.name, read_only=True)  # pushed graphs need no code
+        with opened(store, config):
+            latest = store.snapshot()
+            for name in wanted:
+                snapshot = latest if name == "latest" else store.snapshot(name)
+                ends[name] = _End(snapshot.graph(), config.name, snapshot.version == latest.version)
+    if "code" in (old, new):
+        ends["code"] = _End(load_graph(ctx))
+    return ends[old], ends[new]
 
 
 def _tags(values: tuple[str, ...]) -> dict[str, str]:

@@ -27,6 +27,7 @@ from strata.errors import (
     RuntimeFailure,
     SnapshotNotFoundError,
     StrataError,
+    UsageError,
     WriteError,
 )
 from strata.features.graph import FeatureGraph, current_graph
@@ -36,7 +37,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import CAUSE, DELETED, SEQ, WRITTEN_AT, FeaturePlan
 from strata.stores.checks import check_write, fit_stored, to_arrow
 from strata.stores.contract import StoreBackend
-from strata.stores.snapshots import Pushed, Snapshot, new_snapshot
+from strata.stores.snapshots import AMBIGUOUS_SHOWN, Pushed, Snapshot, new_snapshot
 from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
@@ -855,7 +856,9 @@ class MetadataStore(StoreBackend):
     def snapshot(self, version: str | None = None) -> Snapshot:
         """The latest pushed snapshot, or the latest one of snapshot version ``version``.
 
-        ``snapshot(v).graph()`` rebuilds that graph (:meth:`Snapshot.graph`).
+        ``version`` may be a unique prefix of one, as git takes a commit's; a prefix of several
+        versions is a :class:`UsageError`. ``snapshot(v).graph()`` rebuilds that graph
+        (:meth:`Snapshot.graph`).
         """
         self._require_open()
         found = self._snapshots(version)
@@ -863,6 +866,17 @@ class MetadataStore(StoreBackend):
             return found[0]
         if version is None:
             raise SnapshotNotFoundError(f"no graph was pushed to {self._called()}", "push one with `strata graph push`")
+        matches = [s for s in self._snapshots(None) if s.version.startswith(version)] if version else []
+        versions = sorted({s.version for s in matches})
+        if len(versions) > 1:
+            shown = versions[:AMBIGUOUS_SHOWN]
+            more = f" and {len(versions) - len(shown)} more" if len(versions) > len(shown) else ""
+            raise UsageError(
+                f"snapshot `{version}` is ambiguous in {self._called()}: {', '.join(shown)}{more}",
+                "give more characters of the version",
+            )
+        if matches:
+            return matches[0]
         raise SnapshotNotFoundError(
             f"no snapshot `{version}` in {self._called()}", "see `strata graph history` for the versions"
         )

@@ -26,6 +26,9 @@ SNAPSHOTS = "strata$snapshots"
 FORMAT = 1
 """The record's layout; a reader refuses a record of a later one."""
 
+AMBIGUOUS_SHOWN = 3
+"""How many of the versions an ambiguous prefix matches its error names."""
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -99,7 +99,7 @@ def render_text(graph: FeatureGraph) -> str:
     return "\n".join(lines)
 
 
-def _mermaid_text(text: str) -> str:
+def mermaid_text(text: str) -> str:
     """Text inside a Mermaid ``"..."`` label: quotes and markup characters as entities."""
     for char, entity in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
         text = text.replace(char, entity)
@@ -113,9 +113,9 @@ def render_mermaid(graph: FeatureGraph) -> str:
     lines = ["graph TD"]
     for key in order:
         names = ", ".join(f.key.name for f in graph.spec(key).fields)
-        lines.append(f'    {ids[key]}["{_mermaid_text(str(key))}<br/>{_mermaid_text(names)}"]')
+        lines.append(f'    {ids[key]}["{mermaid_text(str(key))}<br/>{mermaid_text(names)}"]')
     for up, down, used in edges(graph):
-        label = f'|"{_mermaid_text(", ".join(used))}"|' if used else ""
+        label = f'|"{mermaid_text(", ".join(used))}"|' if used else ""
         lines.append(f"    {ids[up]} -->{label} {ids[down]}")
     return "\n".join(lines)
 
