@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import strata as st
+from strata.errors import DefinitionError
 from strata.features.diff import DepDiff, FieldDiff, Reach, diff_graphs
 from tests.stores.test_properties import FeatureDef, build, graphs
 
@@ -287,3 +289,34 @@ def test_the_diff_lists_exactly_the_fields_with_new_versions(data: hs.DataObject
     back = diff_graphs(new, old)
     assert {f.key for f in back.of_kind("removed")} == {f.key for f in diff.of_kind("added")}
     assert {f.dotted for f in back.stale_fields()} == stale
+
+
+def test_a_pushed_graph_with_a_custom_input_loader_diffs_against_the_code() -> None:
+    """A loader of its own lets a feature's ids differ from its upstream's; the rebuilt graph must accept that too."""
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Clip(st.Feature, spec=st.FeatureSpec("clip", fields=["audio"])):
+            pass
+
+        class Scene(st.Feature, spec=st.FeatureSpec("scene", id_columns=["scene_id"], deps=[Clip], fields=["label"])):
+            @classmethod
+            def load_input(cls, upstream: Any) -> Any:
+                return upstream[Clip.key()]
+
+    with st.InMemoryStore(graph=graph) as store:
+        store.push_graph()
+        pushed = store.snapshot()
+    assert not diff_graphs(pushed.graph(), graph)
+    assert not diff_graphs(pushed, graph)
+    with pytest.raises(DefinitionError, match="its input loader is in the code; import its class"):
+        pushed.graph().feature("scene").load_input({})
+    plain = st.FeatureGraph()
+    plain.add_spec(Clip.spec)
+    plain.add_spec(
+        st.FeatureSpec("scene", id_columns=["scene_id"], deps=["clip"], fields=["label"]), custom_loader=True
+    )
+    moved = diff_graphs(graph, plain).feature("scene")
+    assert [(a.name, a.old, a.new) for a in moved.attributes] == [
+        ("class", Scene.import_path(), "strata.snapshot:scene"),
+    ]

@@ -17,12 +17,13 @@ so every field present in both graphs with another version appears here, as ``ch
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from strata.features.graph import FeatureGraph, has_custom_loader
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from strata.features.graph import FeatureGraph
     from strata.features.keys import FeatureKey
     from strata.features.spec import FeatureDep
 
@@ -109,7 +110,10 @@ class DepDiff:
 
 @dataclass(frozen=True)
 class AttributeChange:
-    """A definition attribute that changes no version: ``class`` (import path), ``id_columns``, ``tags``."""
+    """A definition attribute that changes no version.
+
+    ``class`` (import path), ``id_columns``, ``tags``, ``custom_loader`` (an own ``load_input``).
+    """
 
     name: str
     old: Any
@@ -208,11 +212,22 @@ class GraphDiff:
         }
 
 
-def diff_graphs(old: FeatureGraph, new: FeatureGraph) -> GraphDiff:
-    """What changed from ``old`` to ``new`` (both are validated first)."""
-    old.validate()
-    new.validate()
-    return _Differ(old, new).run()
+class PushedGraph(Protocol):
+    """Anything a graph is rebuilt from, such as a pushed ``Snapshot``."""
+
+    def graph(self) -> FeatureGraph: ...
+
+
+def diff_graphs(old: FeatureGraph | PushedGraph, new: FeatureGraph | PushedGraph) -> GraphDiff:
+    """What changed from ``old`` to ``new``: graphs, or snapshots (rebuilt). Both are validated first."""
+    graphs = [_graph_of(side) for side in (old, new)]
+    for graph in graphs:
+        graph.validate()
+    return _Differ(*graphs).run()
+
+
+def _graph_of(side: FeatureGraph | PushedGraph) -> FeatureGraph:
+    return side if isinstance(side, FeatureGraph) else side.graph()
 
 
 def union_order(old: FeatureGraph, new: FeatureGraph) -> list[str]:
@@ -399,6 +414,7 @@ class _Differ:
             ("class", old_cls.import_path(), new_cls.import_path()),
             ("id_columns", list(old_cls.spec.id_columns), list(new_cls.spec.id_columns)),
             ("tags", dict(old_cls.spec.metadata), dict(new_cls.spec.metadata)),
+            ("custom_loader", has_custom_loader(old_cls), has_custom_loader(new_cls)),
         ]
         return tuple(AttributeChange(name, a, b) for name, a, b in pairs if a != b)
 

@@ -104,10 +104,20 @@ class FeatureGraph:
         self._classes[key] = cls
         self._changed()
 
-    def add_spec(self, spec: FeatureSpec, import_path: str | None = None) -> type[Feature]:
-        """Register a definition without code (rebuilt from a snapshot); return its class."""
-        module, _, name = (import_path or f"strata.snapshot:{spec.key.table_name}").partition(":")
-        cls: type[Feature] = type(name.rsplit(".", 1)[-1], (Feature,), {"__module__": module, "__qualname__": name})
+    def add_spec(
+        self, spec: FeatureSpec, import_path: str | None = None, *, custom_loader: bool = False
+    ) -> type[Feature]:
+        """Register a definition without code (rebuilt from a snapshot); return its class.
+
+        ``custom_loader``: the feature had its own ``load_input`` (so its lineages are not
+        checked); the stand-in's refuses to load, since the loader is in the code.
+        """
+        path = import_path or f"strata.snapshot:{spec.key.table_name}"
+        module, _, name = path.partition(":")
+        namespace: dict[str, Any] = {"__module__": module, "__qualname__": name}
+        if custom_loader:
+            namespace["load_input"] = classmethod(_stand_in_loader(spec.key, path))
+        cls: type[Feature] = type(name.rsplit(".", 1)[-1], (Feature,), namespace)
         cls.spec = spec
         self.add(cls)
         return cls
@@ -285,7 +295,8 @@ class FeatureGraph:
         Per feature: ``import_path``, ``spec`` (what :meth:`from_snapshot` rebuilds from),
         ``feature_version``, ``fields`` (field key -> ``code_version``, field ``version`` and the
         dotted upstream fields it reads, ``inputs``), ``deps`` (upstream key -> the fields of it
-        that some field reads) and ``tags`` (the spec's ``metadata``). The derived entries are
+        that some field reads), ``tags`` (the spec's ``metadata``) and ``custom_loader`` (whether
+        the class has its own ``load_input``, whose lineages are then not checked). The derived entries are
         there for readers that compare snapshots (diffs, migrations) without rebuilding a graph.
         """
         features = {}
@@ -309,6 +320,7 @@ class FeatureGraph:
                 "fields": fields,
                 "deps": {upstream: sorted(names) for upstream, names in sorted(used.items())},
                 "tags": cls.spec.metadata,
+                "custom_loader": has_custom_loader(cls),
             }
         return {"version": 1, "snapshot_version": self.snapshot_version, "features": features}
 
@@ -326,7 +338,7 @@ class FeatureGraph:
             if found is not None and found.spec.to_json() == spec.to_json():
                 graph.add(found)
             else:
-                graph.add_spec(spec, entry["import_path"])
+                graph.add_spec(spec, entry["import_path"], custom_loader=entry.get("custom_loader", False))
         return graph
 
     # -- activation ----------------------------------------------------------------------
@@ -353,6 +365,19 @@ def current_graph() -> FeatureGraph:
 def has_custom_loader(cls: type[Feature]) -> bool:
     """Whether ``cls`` overrides :meth:`Feature.load_input` (then its lineages are its own business)."""
     return cls.load_input.__func__ is not Feature.load_input.__func__  # type: ignore[attr-defined]
+
+
+def _stand_in_loader(key: FeatureKey, import_path: str) -> Callable[..., nw.LazyFrame[Any] | None]:
+    """``load_input`` of a feature rebuilt from a snapshot whose class had its own loader."""
+
+    def load_input(cls: type[Feature], upstream: Mapping[FeatureKey, nw.LazyFrame[Any]]) -> nw.LazyFrame[Any] | None:
+        del cls, upstream
+        raise DefinitionError(
+            f"`{key}` was rebuilt from a snapshot without its code, and its input loader is in the code",
+            f"import its class ({import_path}) to load its inputs",
+        )
+
+    return load_input
 
 
 def _check_field_deps(spec: FeatureSpec, upstream_key: FeatureKey, upstream: FeatureSpec) -> None:
