@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import StrataError
+from strata.features.diff import GraphDiff, diff_graphs
 from strata.features.graph import Feature, FeatureGraph, FieldInput, current_graph
 from strata.features.keys import FeatureKey, FieldKey
 from strata.features.spec import ALL, FeatureDep, FeatureSpec, FieldDep, FieldSpec, Lineage
@@ -59,6 +60,7 @@ __all__ = [
     "FieldInput",
     "FieldKey",
     "FieldSpec",
+    "GraphDiff",
     "InMemoryStore",
     "Increment",
     "Lineage",
@@ -69,5 +71,6 @@ __all__ = [
     "StrataProject",
     "__version__",
     "current_graph",
+    "diff_graphs",
     "open_project",
 ]

@@ -101,7 +101,8 @@ def chain(root_cv: str = "1") -> st.FeatureGraph:
 
 
 def test_the_same_graph_has_no_differences() -> None:
-    diff = diff_graphs(media(), media())
+    diff = st.diff_graphs(media(), media())
+    assert isinstance(diff, st.GraphDiff)
     assert not diff
     assert diff.features == ()
     assert diff.old_version == diff.new_version == media().snapshot_version
