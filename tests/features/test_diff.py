@@ -248,7 +248,11 @@ def test_attributes_that_change_no_version_are_listed() -> None:
 
 @hs.composite
 def edits(draw: hs.DrawFn, defs: list[FeatureDef]) -> list[FeatureDef]:
-    """``defs`` with code bumps, a field added to a feature, and maybe the last feature dropped."""
+    """``defs`` with code bumps, a field added, a dependency added, and maybe a feature dropped.
+
+    A dropped feature leaves the deps and field inputs of the features that read it (a field
+    left with no explicit input reads every upstream field).
+    """
     out = [FeatureDef(d.name, list(d.deps), dict(d.fields), dict(d.code)) for d in defs]
     for index, field in draw(hs.lists(hs.tuples(hs.integers(0, 3), hs.integers(0, 2)), max_size=3)):
         if index < len(out):
@@ -258,12 +262,21 @@ def edits(draw: hs.DrawFn, defs: list[FeatureDef]) -> list[FeatureDef]:
     if grow >= 0:
         out[grow].fields["extra"] = None
         out[grow].code["extra"] = "1"
-    if draw(hs.booleans()):
-        out.pop()
+    later, earlier = draw(hs.integers(0, len(out) - 1)), draw(hs.integers(0, len(out) - 1))
+    if earlier < later and out[earlier].name not in out[later].deps:
+        out[later].deps.append(out[earlier].name)
+    drop = draw(hs.integers(0, len(out) - 1)) if draw(hs.booleans()) else -1
+    if drop >= 0:
+        gone = out.pop(drop).name
+        for d in out:
+            d.deps = [u for u in d.deps if u != gone]
+            for name, inputs in d.fields.items():
+                kept = None if inputs is None else [(u, g) for u, g in inputs if u != gone]
+                d.fields[name] = kept if kept and d.deps else None
     return out
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=hs.data(), defs=graphs())
 def test_the_diff_lists_exactly_the_fields_with_new_versions(data: hs.DataObject, defs: list[FeatureDef]) -> None:
     old, new = build(defs), build(data.draw(edits(defs)))
