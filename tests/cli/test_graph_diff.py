@@ -54,6 +54,8 @@ def test_the_latest_snapshot_against_the_code_in_text(strata: Cli, root: Path) -
     lines = result.out.rstrip().splitlines()
     assert lines[0] == f"from snapshot {pushed} (latest in prod) to the code ({code})"
     assert lines[1] == "1 added, 1 changed, 2 reached"
+    assert lines[2] == ""
+    assert lines.count("") == 4  # a blank line before each feature
     text = "\n".join(lines[2:])
     assert "~ video (changed)  version " in text
     assert "    ~ audio  code_version 1 -> 2, version " in text

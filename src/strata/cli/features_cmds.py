@@ -249,7 +249,7 @@ def diff(ctx: Context, from_: str | None, to: str | None, fmt: str, store_name: 
         if not result:
             click.echo(f"no differences: {old.label} and {new.label} have the same graph")
             return
-        click.echo(f"from {old.heading} to {new.heading}\n{counts_text(result)}\n{render_text(result)}")
+        click.echo(f"from {old.heading} to {new.heading}\n{counts_text(result)}\n\n{render_text(result)}")
 
     ctx.emit(data, human)
 

@@ -26,11 +26,8 @@ def counts_text(diff: GraphDiff) -> str:
 
 
 def render_text(diff: GraphDiff) -> str:
-    """Each differing feature, upstreams first, with its fields, deps, attributes and reach."""
-    lines: list[str] = []
-    for feature in diff.features:
-        lines += _feature_lines(feature)
-    return "\n".join(lines)
+    """Each differing feature, upstreams first, with its fields, deps, attributes and reach; a blank line between."""
+    return "\n\n".join("\n".join(_feature_lines(feature)) for feature in diff.features)
 
 
 def _versions(old: str | None, new: str | None) -> str:
