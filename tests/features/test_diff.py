@@ -140,7 +140,7 @@ def test_a_root_code_bump_reaches_three_levels_down_through_field_lineage_only()
         assert [(f.field, f.kind, f.reached_by) for f in entry.fields] == [("x", "reached", ("a.x",))]
         assert entry.fields[0].old_code_version == entry.fields[0].new_code_version == "1"
         assert entry.fields[0].old_version != entry.fields[0].new_version
-    assert [f.dotted for f in diff.stale_fields()] == ["a.x", "b.x", "c.x", "d.x"]
+    assert [f.dotted for f in diff.fields_with_new_versions()] == ["a.x", "b.x", "c.x", "d.x"]
     assert diff.counts() == {"added": 0, "removed": 0, "changed": 1, "reached": 3}
 
 
@@ -283,7 +283,7 @@ def test_the_diff_lists_exactly_the_fields_with_new_versions(data: hs.DataObject
     assert not diff_graphs(old, old)
     diff = diff_graphs(old, new)
     assert bool(diff) == (old.snapshot_version != new.snapshot_version)
-    stale = {f.dotted for f in diff.stale_fields()}
+    renewed = {f.dotted for f in diff.fields_with_new_versions()}
     both = [
         (str(k), f.key.name)
         for k in new.keys
@@ -291,9 +291,9 @@ def test_the_diff_lists_exactly_the_fields_with_new_versions(data: hs.DataObject
         for f in new.spec(k).fields
         if f.key.name in {g.key.name for g in old.spec(k).fields}
     ]
-    assert stale == {f"{k}.{n}" for k, n in both if old.field_version(k, n) != new.field_version(k, n)}
+    assert renewed == {f"{k}.{n}" for k, n in both if old.field_version(k, n) != new.field_version(k, n)}
     reaches = {f.dotted: f.reach for entry in diff.features for f in entry.fields}
-    for field in diff.stale_fields():
+    for field in diff.fields_with_new_versions():
         if field.kind == "reached":
             assert field.reached_by
             for origin in field.reached_by:
@@ -302,7 +302,7 @@ def test_the_diff_lists_exactly_the_fields_with_new_versions(data: hs.DataObject
     assert {f.key for f in diff.of_kind("removed")} == {str(k) for k in old.keys if k not in new}
     back = diff_graphs(new, old)
     assert {f.key for f in back.of_kind("removed")} == {f.key for f in diff.of_kind("added")}
-    assert {f.dotted for f in back.stale_fields()} == stale
+    assert {f.dotted for f in back.fields_with_new_versions()} == renewed
 
 
 def test_a_pushed_graph_with_a_custom_input_loader_diffs_against_the_code() -> None:

@@ -11,7 +11,7 @@ it. Each own change names every downstream feature and field it reaches (:class:
 
 A field version changes exactly when its code version, its inputs or an input's version changes,
 so every field present in both graphs with another version appears here, as ``changed`` or
-``reached`` (:meth:`GraphDiff.stale_fields` lists them for a migration to walk).
+``reached`` (:meth:`GraphDiff.fields_with_new_versions` lists them for a migration to walk).
 """
 
 from __future__ import annotations
@@ -195,10 +195,12 @@ class GraphDiff:
         """How many features were added, removed, changed and reached."""
         return {kind: len(self.of_kind(kind)) for kind in ORDER}
 
-    def stale_fields(self) -> list[FieldDiff]:
+    def fields_with_new_versions(self) -> list[FieldDiff]:
         """Fields in both graphs with another field version (``changed`` or ``reached``), upstreams first.
 
-        Exactly the fields whose stored samples the new graph sees as out of date.
+        What a migration walks: each needs its stored samples recomputed or its provenance
+        reconciled to the new version. (Their samples look stale to an increment only once the
+        inputs' data changes: a ``reached`` field follows its upstream's recompute.)
         """
         return [f for feature in self.features for f in feature.fields if f.kind in ("changed", "reached")]
 
