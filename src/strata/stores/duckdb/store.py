@@ -142,6 +142,8 @@ def _loud(given: str, stored: str) -> bool:
     """
     if stored in (given, "VARCHAR") or (given, stored) in _WIDER:
         return True
+    if stored == "DOUBLE":  # integers of up to 32 bits are all doubles
+        return given in ("TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER")
     return stored in _INTEGERS and (given in _INTEGERS or given == "BOOLEAN")
 
 
@@ -1087,7 +1089,8 @@ class DuckDBStore(MetadataStore):
         the caller made (never user input). The checks of :meth:`write_changed` run in SQL,
         unless the caller vouches with ``checked=True`` that there is one row per sample and no
         null id or data version: then ``source`` may be a view that is costly to evaluate (it
-        hashes), and its data versions are read once, by the write.
+        hashes), and its data versions are read once, by the write. Values the stored types
+        cannot hold as they are are refused as a relation's are (see :meth:`_check_lossy`).
         """
         plan = self._root_plan(feature)
         if plan.key in self._pending:  # a resolve waits to be settled by this write: take the general path
@@ -1098,7 +1101,7 @@ class DuckDBStore(MetadataStore):
         total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
         if total == 0:
             return {"added": 0, "changed": 0, "unchanged": 0}
-        if not self._has_table(plan.table):
+        if not self._has_table(plan.table):  # nothing stored yet: its types are the rows' own
             self._write_source(plan, source, columns)
             return {"added": total, "changed": 0, "unchanged": 0}
         if any(str(d[1]).endswith("[]") for d in described):  # a list column may still hold JSON text
@@ -1109,7 +1112,7 @@ class DuckDBStore(MetadataStore):
         try:
             rows, new = _run(self.con, f"SELECT count(*), count(*) FILTER (WHERE strata__new) FROM {changed}")[0]
             if rows:
-                self._write_source(plan, changed, columns)
+                self._write_source(plan, changed, columns, fit=True)
         finally:
             _run(self.con, f"DROP TABLE IF EXISTS {changed}")
         return {"added": int(new), "changed": int(rows) - int(new), "unchanged": total - int(rows)}
