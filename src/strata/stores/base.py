@@ -462,7 +462,8 @@ class MetadataStore(StoreBackend):
         """``table`` with its id columns as they are stored (``checks.fit_stored``), before they meet the live rows.
 
         Ids the stored ones cannot take are refused in one line before anything is written; text
-        that is a number is taken as that number. Rows typed as stored go on as they are.
+        that is a number is taken as that number, and ids stored as text are compared as text
+        (5 as ``"5"``, the text ``write`` stores). Rows typed as stored go on as they are.
         """
         import polars as pl
 
@@ -472,6 +473,8 @@ class MetadataStore(StoreBackend):
         if stored is None or dict(ids.schema) == stored:
             return table
         fitted = fit_stored(self.describe(), plan.key, ids, stored)
+        texts = [pl.col(c).cast(pl.String) for c, t in stored.items() if t == pl.String and fitted.schema[c] != t]
+        fitted = fitted.with_columns(texts)
         for name in plan.id_columns:
             table = table.set_column(table.schema.get_field_index(name), name, fitted.get_column(name).to_arrow())
         return table

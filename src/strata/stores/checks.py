@@ -59,13 +59,18 @@ def to_arrow(frame: Any) -> pa.Table:
 def fit_stored(store: str, feature: object, frame: pl.DataFrame, stored: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """``frame`` with each column the store holds as numbers, booleans or times cast to its stored type.
 
-    A column whose values the stored type cannot hold as they are (text ``x`` or a struct for an
-    integer column, ``2.5`` for an integer column) is refused before anything is written, with
-    one line naming the store, the ``feature`` and the column: DuckDB would fail inside its
-    write, SQLite keep the text in its INTEGER column (and no read of the feature would work
-    again), ClickHouse write null in its place, PostgreSQL fail on the type, the in-memory store
-    turn its stored column into structs. Text that is a number is taken as that number, a whole
-    float as that integer. A column stored as text takes the store's own conversion.
+    A column is taken only when each of its values survives the cast as it is: cast to the
+    stored type and back, it is the value given. Else it is refused before anything is
+    written, with one line naming the store, the ``feature`` and the column (a struct or text
+    ``x`` for integers, ``2.5`` or ``Decimal("2.50")`` for integers, a time of day for dates,
+    ``2**53 + 1`` for floats, ``2`` for booleans, ``1e300`` for 32-bit floats, a decimal's
+    digits beyond the stored scale): DuckDB would fail inside its write or round, SQLite keep
+    the text in its INTEGER column (and no read of the feature would work again), ClickHouse
+    write null in its place, PostgreSQL fail on the type, the in-memory store turn its stored
+    column into structs. Text is taken when it reads as a value of the stored type (``"5"``
+    as 5); a column stored as text takes the store's own conversion (5 as ``"5"``), and a
+    datetime of another unit or zone the store's own conversion too. Only columns whose type
+    differs from the stored one are looked at, each by one vectorised cast and comparison.
     """
     import polars as pl
 
@@ -78,30 +83,38 @@ def fit_stored(store: str, feature: object, frame: pl.DataFrame, stored: Mapping
             continue
         if isinstance(dtype, pl.Datetime) and isinstance(want, pl.Datetime):
             continue  # another unit or zone: the store's own conversion (and its refusals) apply, never a cut
-        if not _holds(frame.get_column(name), want):
+        cast = _held(frame.get_column(name), want)
+        if cast is None:
             raise WriteError(
                 f"cannot write feature {feature} to {store}: column `{name}` holds {dtype.base_type()}, "
                 f"stored as {want}",
                 f"give it values {want} holds (text only when it is a number), or write them under a new column "
                 "name; nothing was written",
             )
-        casts.append(pl.col(name).cast(want))
+        casts.append(cast)
     return frame.with_columns(casts) if casts else frame
 
 
-def _holds(values: pl.Series, want: pl.DataType) -> bool:
-    """Whether every value of ``values`` is one of type ``want`` as it is (cast without loss)."""
+def _held(values: pl.Series, want: pl.DataType) -> pl.Series | None:
+    """``values`` cast to ``want`` when each survives the cast as it is (cast back, it is unchanged), else None.
+
+    Text only has to read as a value of ``want``: ``"05"`` is 5, though 5 is written ``"5"``.
+    """
     import polars as pl
 
     if values.dtype.is_nested() or values.dtype == pl.Object:
-        return False
+        return None
     try:
         cast = values.cast(want, strict=True)
     except pl.exceptions.PolarsError:
-        return False
-    if values.dtype.is_float() and want.is_integer():  # a float cast to an integer loses its fraction silently
-        return bool((cast.cast(values.dtype) == values).all())
-    return True
+        return None
+    if values.dtype in (pl.String, pl.Categorical) or isinstance(values.dtype, pl.Enum):
+        return cast
+    try:
+        back = cast.cast(values.dtype, strict=True)
+    except pl.exceptions.PolarsError:
+        return None
+    return cast if bool(back.eq_missing(values).all()) else None
 
 
 def check_case(store: str, wanted: Iterable[str], existing: Iterable[str] = ()) -> None:

@@ -137,6 +137,47 @@ def _constant(name: str) -> bool:
     return name.startswith(CV) or name in CONSTANT
 
 
+_INTEGERS = frozenset(
+    ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT")
+)
+_WIDER = frozenset((("FLOAT", "DOUBLE"), ("DATE", "TIMESTAMP")))
+FITS = "fits"
+"""Marks, in ``DuckDBStore._ready``, a batch shape whose values DuckDB's ``INSERT`` keeps as they are or refuses."""
+
+
+def _loud(given: str, stored: str) -> bool:
+    """Whether DuckDB's ``INSERT`` of a ``given`` value into a ``stored`` column keeps it as it is or fails.
+
+    An integer into another integer type fails when out of range; a number into text is its
+    text by design. A float into an integer column is rounded, a timestamp into a date cut, a
+    big integer into a float rounded, a number into a boolean made ``true``: those are not.
+    """
+    if stored in (given, "VARCHAR") or (given, stored) in _WIDER:
+        return True
+    if stored == "DOUBLE":  # integers of up to 32 bits are all doubles
+        return given in ("TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER")
+    return stored in _INTEGERS and (given in _INTEGERS or given == "BOOLEAN")
+
+
+def _lossy(given: str, stored: str) -> bool:
+    """Whether values of DuckDB type ``given`` must be checked before they go into a ``stored`` column.
+
+    Text and nested values are left to the ``INSERT`` (text that is no value of the stored type
+    fails it), as are timestamps of another unit or zone (the store's own conversion), as
+    :func:`~strata.stores.checks.fit_stored` leaves them.
+    """
+    if _loud(given, stored) or given == "VARCHAR":
+        return False
+    if any(mark in kind for kind in (given, stored) for mark in ("[", "STRUCT", "MAP", "UNION")):
+        return False
+    return not (given.startswith("TIMESTAMP") and stored.startswith("TIMESTAMP"))
+
+
+def _polars(kind: str) -> str:
+    """The Polars name of DuckDB type ``kind`` where there is one, for messages."""
+    return POLARS_TYPES.get(kind, kind)
+
+
 def _column_ddl(name: str, kind: str) -> str:
     """A feature table's column, its compression declared where DuckDB's pick is known (the rest: as it picks).
 
@@ -484,12 +525,16 @@ class DuckDBStore(MetadataStore):
         """Refuse rows whose columns the stored ones cannot take (``checks.fit_stored``), before anything is written.
 
         DuckDB converts the rest itself, as it inserts. A first write has nothing to check, and
-        rows shaped as a batch this connection wrote before (their tables made ready for that
-        shape, see :meth:`_ensure_tables`) are not checked again: a build's batches cost no
-        query. Their values may still not convert: the ``INSERT`` fails, rolls back, and
-        :meth:`_misfit` says so in the same words.
+        rows shaped as a batch this connection wrote before are not checked again when each of
+        their columns the ``INSERT`` converts can only fail loudly (see :func:`_loud` and
+        :meth:`_ensure_tables`): a build's batches cost no query. Their values may still not
+        convert: the ``INSERT`` fails, rolls back, and :meth:`_misfit` says so in the same words.
+        A shape with a column DuckDB would round or cut (a float into an integer column) is
+        checked batch by batch.
         """
-        if not self._has_table(plan.table) or (plan.cv_columns, table.schema) in self._ready.get(plan.table, ()):
+        if (FITS, (plan.cv_columns, table.schema)) in self._ready.get(plan.table, ()) or not self._has_table(
+            plan.table
+        ):
             return
         import polars as pl
 
@@ -544,7 +589,7 @@ class DuckDBStore(MetadataStore):
             since = None if in_sql is None else in_sql.state["tables"]
             shape = tuple((c, str(t)) for c, t in zip(relation.columns, relation.types, strict=True) if c in columns)
             written = self._write_source(
-                plan, ident(view), columns, check=not trusted, counted=True, since=since, shape=shape
+                plan, ident(view), columns, check=not trusted, counted=True, since=since, shape=shape, fit=True
             )
             if written is None:  # no rows: nothing changed; in sync if the resolve asked for nothing else
                 if in_sql is not None and in_sql.settle_write(None, query):
@@ -627,6 +672,7 @@ class DuckDBStore(MetadataStore):
         since: Mapping[str, int | None] | None = None,
         fresh: bool = False,
         shape: Hashable = None,
+        fit: bool = False,
     ) -> _Written | None:
         """Append the rows of ``source`` (a table, view or relation of this connection) in one transaction.
 
@@ -639,8 +685,9 @@ class DuckDBStore(MetadataStore):
         write nothing (return None) when there are none. ``since`` and ``fresh``: as for
         :meth:`_write`; a fresh write whose ``since`` holds moves nothing to history. ``shape``:
         the source's columns and types, when the caller knows them (see :meth:`_ensure_tables`).
-        Returns the write's sequence number, how many rows it wrote (-1 when not counted) and
-        whether ``since`` held.
+        ``fit``: the source's values are unchecked against the stored types (a relation): refuse
+        those the ``INSERT`` would change (see :meth:`_check_lossy`). Returns the write's sequence
+        number, how many rows it wrote (-1 when not counted) and whether ``since`` held.
         """
         import duckdb
 
@@ -648,7 +695,7 @@ class DuckDBStore(MetadataStore):
         check_case(self.describe(), columns)  # DuckDB's DESCRIBE would rename the second one (`NOTE_1`)
         # DDL stays outside the transaction: DuckDB 2.0.0 loses rows inserted in the same
         # transaction that created the table once they span several row groups.
-        created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0), shape)
+        created = self._ensure_tables(plan, self._system_select(plan, source, columns, 0), shape, fit=fit)
         try:
             with self._transaction():
                 seq, seen = self._next_seq(plan.table, list(since or ()))
@@ -691,11 +738,14 @@ class DuckDBStore(MetadataStore):
         stored = self._columns(plan.table)
         given = {str(row[0]): str(row[1]) for row in _run(self.con, f"DESCRIBE SELECT * FROM {source}")}
         differ = [
-            f"`{c}` holds {POLARS_TYPES.get(t, t)}, stored as {POLARS_TYPES.get(stored[c], stored[c])}"
+            f"`{c}` holds {_polars(t)}, stored as {_polars(stored[c])}"
             for c, t in given.items()
             if c in stored and t != stored[c]
         ]
-        detail = ", ".join(differ) if differ else " ".join(str(exc).split()).split(" LINE ")[0]
+        return self._refusal(plan, ", ".join(differ) if differ else " ".join(str(exc).split()).split(" LINE ")[0])
+
+    def _refusal(self, plan: FeaturePlan, detail: str) -> WriteError:
+        """The one line refusing a write of ``plan`` whose columns (``detail``) the stored ones cannot take."""
         return WriteError(
             f"cannot write feature {plan.key} to {self.describe()}: column {detail}",
             "give them values their stored types hold, or write them under new column names; nothing was written",
@@ -854,21 +904,30 @@ class DuckDBStore(MetadataStore):
             raise
         _run(self.con, "COMMIT")
 
-    def _ensure_tables(self, plan: FeaturePlan, select: str, shape: Hashable = None) -> list[str]:
+    def _ensure_tables(self, plan: FeaturePlan, select: str, shape: Hashable = None, *, fit: bool = False) -> list[str]:
         """Create the feature's tables from the first batch (return those made now); add columns later batches bring.
 
         ``select`` gives rows with every system column, as readers see them; a first batch makes
         split tables (see :data:`WRITES`). ``shape`` (the source's columns and types, when the
         caller knows them): tables made ready on this connection for rows of the same shape and
         definition are ready still, as columns are only ever added, so they are not described again.
+        ``fit``: refuse rows of ``select`` whose values the ``INSERT`` would change (see
+        :meth:`_check_lossy`) before anything changes, unless their shape converts only loudly.
         """
         key = None if shape is None else (plan.cv_columns, shape)
-        if key is not None and key in self._ready.get(plan.table, ()):
+        ready = self._ready.get(plan.table, ())
+        if key is not None and key in ready:
+            if fit and (FITS, key) not in ready:
+                wanted = {str(d[0]): str(d[1]) for d in _run(self.con, f"DESCRIBE {select}")}
+                self._check_lossy(plan, select, wanted, self._columns(plan.table))
             return []
         wanted = {str(d[0]): str(d[1]) for d in _run(self.con, f"DESCRIBE {select}")}
         created = []
         existing = self._columns(plan.table)  # {} when missing; the view's columns for a split table
         check_case(self.describe(), wanted, existing)
+        loud = all(_loud(kind, existing.get(name, kind)) for name, kind in wanted.items())
+        if fit and not loud:
+            self._check_lossy(plan, select, wanted, existing)
         if not existing:
             self._make_split(plan.table, wanted)
             created = [plan.table, plan.table + HISTORY]
@@ -886,8 +945,31 @@ class DuckDBStore(MetadataStore):
                         _run(self.con, statement)
                 self._tables.add(table)
         if key is not None:
-            self._ready.setdefault(plan.table, set()).add(key)
+            self._ready.setdefault(plan.table, set()).update([key, (FITS, key)] if loud else [key])
         return created
+
+    def _check_lossy(self, plan: FeaturePlan, select: str, wanted: dict[str, str], stored: dict[str, str]) -> None:
+        """Refuse the rows of ``select`` (their types ``wanted``) whose values the ``INSERT`` would change.
+
+        DuckDB rounds a ``DOUBLE`` into a ``BIGINT`` column, cuts a timestamp into a date …
+        (see :func:`_lossy`): one query counts, per such column, the values that are not as they
+        were once cast to the stored type and back (as ``checks.fit_stored`` does for a frame).
+        """
+        lossy = {c: (t, stored[c]) for c, t in wanted.items() if c in stored and _lossy(t, stored[c])}
+        if not lossy:
+            return
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE TRY_CAST(TRY_CAST({ident(c)} AS {want}) AS {given}) IS DISTINCT FROM {ident(c)})"
+            for c, (given, want) in lossy.items()
+        )
+        found = _run(self.con, f"SELECT {counts} FROM ({select})")[0]
+        bad = [
+            f"`{c}` holds {_polars(t)}, stored as {_polars(w)}"
+            for (c, (t, w)), n in zip(lossy.items(), found, strict=True)
+            if n
+        ]
+        if bad:
+            raise self._refusal(plan, ", ".join(bad))
 
     @staticmethod
     def _widening(table: str, existing: dict[str, str], wanted: dict[str, str]) -> list[str]:
@@ -1019,7 +1101,8 @@ class DuckDBStore(MetadataStore):
         the caller made (never user input). The checks of :meth:`write_changed` run in SQL,
         unless the caller vouches with ``checked=True`` that there is one row per sample and no
         null id or data version: then ``source`` may be a view that is costly to evaluate (it
-        hashes), and its data versions are read once, by the write.
+        hashes), and its data versions are read once, by the write. Values the stored types
+        cannot hold as they are are refused as a relation's are (see :meth:`_check_lossy`).
         """
         plan = self._root_plan(feature)
         if plan.key in self._pending:  # a resolve waits to be settled by this write: take the general path
@@ -1030,7 +1113,7 @@ class DuckDBStore(MetadataStore):
         total = int(_run(self.con, f"SELECT count(*) FROM {source}")[0][0])
         if total == 0:
             return {"added": 0, "changed": 0, "unchanged": 0}
-        if not self._has_table(plan.table):
+        if not self._has_table(plan.table):  # nothing stored yet: its types are the rows' own
             self._write_source(plan, source, columns)
             return {"added": total, "changed": 0, "unchanged": 0}
         if any(str(d[1]).endswith("[]") for d in described):  # a list column may still hold JSON text
@@ -1041,7 +1124,7 @@ class DuckDBStore(MetadataStore):
         try:
             rows, new = _run(self.con, f"SELECT count(*), count(*) FILTER (WHERE strata__new) FROM {changed}")[0]
             if rows:
-                self._write_source(plan, changed, columns)
+                self._write_source(plan, changed, columns, fit=True)
         finally:
             _run(self.con, f"DROP TABLE IF EXISTS {changed}")
         return {"added": int(new), "changed": int(rows) - int(new), "unchanged": total - int(rows)}
