@@ -8,6 +8,7 @@ for nothing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import strata as st
 from strata.errors import RuntimeFailure
 from strata.resolve.sql import ident
 from strata.stores.clickhouse.engine import ChdbEngine
+from tests.stores.test_clickhouse_writers import three_stores
 from tests.stores.test_conformance import graph_of, roots, sync
 from tests.stores.test_kills import killed, spawn
 
@@ -82,6 +84,58 @@ def test_a_process_killed_holding_scratch_tables_leaves_none_behind(tmp_path: Pa
         sync(store, roots(4, audio={0: "new"}))  # the store goes on as before
         assert {name for _, name in tables(store)} == BOOKKEEPING | FEATURES
         assert sorted(store.read("video")["strata_dv__audio"].to_list()) == ["a1", "a2", "a3", "new"]
+
+
+def copied_with_history(store: st.ClickHouseStore, path: Path) -> None:
+    """Copy into ``store`` video's rows of a DuckDB store, latest and history (two batches: the second fails)."""
+    with st.DuckDBStore(path, graph=graph_of()) as source:
+        source.write("video", roots(3))
+        source.write("video", roots(3, audio={0: "again"}))
+        store.copy_from(source, ["video"])
+
+
+FAILED_INSERTS: dict[str, tuple[int, Callable[[st.ClickHouseStore, Path], object]]] = {
+    "write": (1, lambda store, _: store.write_changed("video", roots(3, audio={0: "a"}))),
+    "copy, its second batch": (2, copied_with_history),
+}
+
+
+@pytest.mark.parametrize("operation", list(FAILED_INSERTS))
+def test_a_batch_that_failed_to_go_in_does_not_keep_the_chdb_session_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """The operation's batch insert (for a copy: the second, after the first went in) fails.
+
+    Its temporary tables hold the session (``_scratch``): one left held would make every other
+    thread's chDB call wait until the store closes.
+    """
+    nth, run = FAILED_INSERTS[operation]
+    with (
+        three_stores(tmp_path / "ch") as (a, _, _reader),
+        st.ClickHouseStore(tmp_path / "other", graph=graph_of()) as other,
+    ):
+        engine = a.to_native()
+        insert = engine.insert
+        inserts: list[str] = []
+
+        def failing(table: str, data: Any) -> None:
+            inserts.append(table)
+            if len(inserts) == nth:
+                raise RuntimeError("the connection dropped")
+            insert(table, data)
+
+        monkeypatch.setattr(engine, "insert", failing)
+        with pytest.raises(RuntimeError, match="the connection dropped"):
+            run(a, tmp_path / "source.duckdb")
+        monkeypatch.setattr(engine, "insert", insert)
+        done: list[int] = []
+        worker = threading.Thread(target=lambda: done.append(len(other.read("video").to_native())), daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        held = worker.is_alive()
+        engine.close()  # lets go of its holds: the worker goes on either way
+        worker.join(timeout=30)
+        assert not held, "another thread's chDB call waited for the failed write's hold"
 
 
 def test_a_read_only_store_creates_nothing_in_any_database_while_it_reads_and_resolves(
