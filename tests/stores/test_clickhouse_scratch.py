@@ -9,6 +9,7 @@ for nothing.
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,22 @@ def test_a_hard_delete_behind_a_failed_mutation_fails_once_and_its_retry_erases(
             2,
         ]
         assert not engine.query("SELECT * FROM `strata$doomed`").num_rows
+
+
+def test_the_traceback_of_an_engine_failure_hides_the_password_as_its_line_does(tmp_path: Path) -> None:
+    """What ``--debug`` prints (the failure and the engine's error it came from) never holds the password.
+
+    The engine's message echoes the query, which names the password (as a server's may echo a
+    statement or a URL): a chDB store, told the password a server store would have.
+    """
+    secret = "Pa55-w0rd-of-the-server"
+    with st.ClickHouseStore(tmp_path / "ch", graph=graph_of()) as store:
+        engine = store.to_native()
+        engine.secret = secret
+        with pytest.raises(RuntimeFailure) as caught:
+            engine.query(f"SELECT {ident(secret)}")
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "The above exception was the direct cause" in shown  # the engine's own error is still shown
+    assert "Code: 47" in shown
+    assert "***" in shown
+    assert secret not in shown, shown

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, StrataError, WriteError
+from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure, StrataError, WriteError, hiding
 from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
@@ -151,7 +151,7 @@ class MetadataStore(StoreBackend):
             except BaseException as exc:
                 fallback.read_only = was
                 if isinstance(exc, Exception) and not isinstance(exc, StrataError):
-                    raise self._unopened(fallback, exc) from exc
+                    raise self._unopened(fallback, exc) from hiding(exc, fallback.shown)
                 raise
             self._opened_fallbacks.append((fallback, was))
 
