@@ -261,3 +261,67 @@ def test_the_traceback_of_an_engine_failure_hides_the_password_as_its_line_does(
     assert "Code: 47" in shown
     assert "***" in shown
     assert secret not in shown, shown
+
+
+def test_a_hard_delete_is_done_when_it_returns_whatever_the_servers_defaults(tmp_path: Path) -> None:
+    """A server may run deletes in the background (``lightweight_deletes_sync``, ``mutations_sync`` 0).
+
+    The delete reads the rows it takes from ``strata$doomed``, cleared once it returns: run later,
+    it would find none and leave the rows.
+    """
+    with st.ClickHouseStore(tmp_path / "ch", graph=graph_of()) as store:
+        sync(store, roots(3))
+        engine = store.to_native()
+        engine.command("SET lightweight_deletes_sync = 0")  # as a server's profile may have them
+        engine.command("SET mutations_sync = 0")
+        store.delete("video", pl.DataFrame({"sample_uid": [2]}), soft=False)
+        every = store.read("video", feature_version="all", include_deleted=True)
+        assert sorted(every["sample_uid"].to_list()) == [0, 1]
+        assert not engine.query("SELECT * FROM `strata$doomed`").num_rows
+
+
+def strata_mutations(engine: Any) -> set[str]:
+    """The ids of the failed mutations of strata's deletes (their commands read ``strata$doomed``) still queued."""
+    found = engine.query(
+        "SELECT mutation_id FROM system.mutations WHERE NOT is_done AND latest_fail_reason != '' "
+        "AND position(command, 'strata$doomed') > 0"
+    )
+    return set(found.column(0).to_pylist())
+
+
+def test_a_failed_hard_delete_takes_out_its_own_mutation_not_another_writers(tmp_path: Path) -> None:
+    """Writer B's delete failed (behind a failed mutation) and B has not yet taken it out; A's fails meanwhile.
+
+    A takes out its own and the one no writer waits for, never B's (which may still pass, B waiting for it).
+    """
+    path = tmp_path / "ch"
+    with st.ClickHouseStore(path, graph=graph_of()) as a, st.ClickHouseStore(path, graph=graph_of()) as b:
+        sync(a, roots(3))
+        engine = a.to_native()
+        engine.command("CREATE TEMPORARY TABLE gone (sample_uid Int64) ENGINE = Memory")
+        with pytest.raises(RuntimeFailure):  # a mutation cannot read a session's table: it fails, and stays
+            engine.command("DELETE FROM video WHERE sample_uid IN (SELECT sample_uid FROM gone)")
+        b_engine = b.to_native()
+        run = b_engine.command
+        seen: list[tuple[set[str], set[str]]] = []
+
+        def paused(sql: str) -> None:
+            if sql.startswith("KILL MUTATION") and not seen:
+                bs = strata_mutations(engine)
+                with pytest.raises(RuntimeFailure):
+                    a.delete("video", pl.DataFrame({"sample_uid": [0]}), soft=False)
+                seen.append((bs, strata_mutations(engine)))
+            run(sql)
+
+        b_engine.command = paused  # type: ignore[method-assign]
+        with pytest.raises(RuntimeFailure):
+            b.delete("video", pl.DataFrame({"sample_uid": [1]}), soft=False)
+        b_engine.command = run  # type: ignore[method-assign]
+        assert seen
+        bs, after = seen[0]
+        assert len(bs) == 1
+        assert after == bs, "A took out B's mutation"
+        assert not strata_mutations(engine)
+        a.delete("video", pl.DataFrame({"sample_uid": [0]}), soft=False)
+        b.delete("video", pl.DataFrame({"sample_uid": [1]}), soft=False)
+        assert sorted(a.read("video", feature_version="all", include_deleted=True)["sample_uid"].to_list()) == [2]

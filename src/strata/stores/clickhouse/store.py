@@ -63,6 +63,8 @@ DOOMED = "strata$doomed"
 """The rows a delete is taking out, by operation (a ``Memory`` table: what a killed one leaves dies with the server).
 
 A delete is a mutation, which runs outside the session and cannot see its temporary tables."""
+SYNC_DELETE = "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2"
+"""A delete (lightweight or a mutation) returns once done on every replica, whatever the server's defaults."""
 KIND = "strata$kind"
 """0: a row (live or tombstone); 1: a marker that takes the sample out of the latest rows; 2: history only."""
 WHOLE = "strata$whole"
@@ -492,23 +494,36 @@ class ClickHouseStore(MetadataStore):
 
         A delete's condition is evaluated outside the session, so the rows are first named in
         :data:`DOOMED` by ClickHouse's text of their ``columns`` (those ``where`` compares, with
-        ``strata_seq``), read from the rows themselves, and deleted by that name. A delete that fails
-        takes its mutation (and any other failed one of the table) out of the queue, so a retry can run.
+        ``strata_seq``), read from the rows themselves, and deleted by that name; the delete is done
+        when its statement returns (:data:`SYNC_DELETE`, whatever the server's defaults), so those
+        names can go. A delete that fails takes its own mutation out of the queue, so a retry can run
+        (:meth:`_kill_failed`).
         """
-        op = literal(uuid.uuid4().hex)
+        op = uuid.uuid4().hex
         key = f"toString(tuple({ids_list([*dict.fromkeys([*columns, SEQ])])}))"
         doomed, table = self._t(DOOMED), self._t(plan.table)
-        self._db.command(f"INSERT INTO {doomed} SELECT {op}, {key} FROM {table} WHERE {where}")
+        self._db.command(f"INSERT INTO {doomed} SELECT {literal(op)}, {key} FROM {table} WHERE {where}")
         try:
-            self._db.command(f"DELETE FROM {table} WHERE {key} IN (SELECT key FROM {doomed} WHERE op = {op})")
-        except RuntimeFailure:  # a failed mutation stays queued, and every later one on the table fails behind it
             self._db.command(
-                f"KILL MUTATION WHERE database = {self._database_sql} AND table = {literal(plan.table)} "
-                "AND NOT is_done AND latest_fail_reason != '' SYNC"
+                f"DELETE FROM {table} WHERE {key} IN (SELECT key FROM {doomed} WHERE op = {literal(op)}) {SYNC_DELETE}"
             )
+        except RuntimeFailure:  # a failed mutation stays queued, and every later one on the table fails behind it
+            self._kill_failed(plan.table, op)
             raise
         finally:
-            self._db.command(f"ALTER TABLE {doomed} DELETE WHERE op = {op}")
+            self._db.command(f"ALTER TABLE {doomed} DELETE WHERE op = {literal(op)} {SYNC_DELETE}")
+
+    def _kill_failed(self, table: str, op: str) -> None:
+        """Take out of ``table``'s queue the failed mutation of the delete ``op``, and failed ones not of strata.
+
+        Another writer's delete (its command reads :data:`DOOMED`) is left to that writer: a failure
+        of it may pass, and its writer waits for it.
+        """
+        self._db.command(
+            f"KILL MUTATION WHERE database = {self._database_sql} AND table = {literal(table)} "
+            f"AND NOT is_done AND latest_fail_reason != '' "
+            f"AND (position(command, {literal(op)}) > 0 OR position(command, {literal(DOOMED)}) = 0) SYNC"
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
