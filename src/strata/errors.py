@@ -32,6 +32,11 @@ Every error renders as one line, ``reason; instruction``; the CLI prints it and 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class StrataError(Exception):
     """Root of every error strata raises on purpose."""
@@ -158,11 +163,29 @@ class Interrupted(StrataError):
         self.exit_code = 128 + signum
 
 
+class HiddenError(Exception):
+    """An error whose traceback held a secret, kept as that traceback's text with the secret hidden (:func:`hiding`)."""
+
+
+def hiding(exc: BaseException, hide: Callable[[str], str]) -> BaseException:
+    """``exc`` to chain under a failure (``raise ... from``), as ``--debug`` may print it.
+
+    Itself, or, when ``hide`` changes the text of its traceback (a secret in its message or in that
+    of an error it came from), a :class:`HiddenError` of that text, hidden.
+    """
+    import traceback
+
+    shown = "".join(traceback.format_exception(exc))
+    kept = hide(shown)
+    return exc if kept == shown else HiddenError("the error below, its secrets hidden:\n" + kept)
+
+
 __all__ = [
     "BuildRunningError",
     "DefinitionError",
     "EnvironmentNotFoundError",
     "FeatureNotFoundError",
+    "HiddenError",
     "InstallError",
     "Interrupted",
     "JobNotFoundError",

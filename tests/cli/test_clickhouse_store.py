@@ -29,6 +29,20 @@ def test_an_unreachable_server_is_one_line(make_project: MakeProject) -> None:
     assert len(result.err.strip().splitlines()) == 1, result.err
 
 
+def test_with_debug_the_traceback_of_an_unreachable_server_holds_no_password(make_project: MakeProject) -> None:
+    secret = "Pa55-w0rd-of-the-server"
+    root = make_project(
+        {"feats.py": GRAPH},
+        extra=f"  store: ch\nstores:\n  ch: {{type: clickhouse, host: 127.0.0.1, port: {free_port()}, "
+        f"password: {secret}}}\n",
+    )
+    result = run_strata("--debug", "status", cwd=root, timeout=120)
+    assert result.code == 1
+    assert "Traceback" in result.err
+    assert "cannot reach ch" in result.err
+    assert secret not in result.err + result.out
+
+
 def test_a_secure_server_without_a_port_is_reached_on_the_https_port(make_project: MakeProject) -> None:
     """ClickHouse serves HTTPS on 8443 (8123 is its plain HTTP port), as clickhouse-connect's default says."""
     root = make_project(

@@ -8,6 +8,8 @@ for nothing.
 
 from __future__ import annotations
 
+import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import strata as st
 from strata.errors import RuntimeFailure
 from strata.resolve.sql import ident
 from strata.stores.clickhouse.engine import ChdbEngine
+from tests.stores.test_clickhouse_writers import three_stores
 from tests.stores.test_conformance import graph_of, roots, sync
 from tests.stores.test_kills import killed, spawn
 
@@ -82,6 +85,58 @@ def test_a_process_killed_holding_scratch_tables_leaves_none_behind(tmp_path: Pa
         sync(store, roots(4, audio={0: "new"}))  # the store goes on as before
         assert {name for _, name in tables(store)} == BOOKKEEPING | FEATURES
         assert sorted(store.read("video")["strata_dv__audio"].to_list()) == ["a1", "a2", "a3", "new"]
+
+
+def copied_with_history(store: st.ClickHouseStore, path: Path) -> None:
+    """Copy into ``store`` video's rows of a DuckDB store, latest and history (two batches: the second fails)."""
+    with st.DuckDBStore(path, graph=graph_of()) as source:
+        source.write("video", roots(3))
+        source.write("video", roots(3, audio={0: "again"}))
+        store.copy_from(source, ["video"])
+
+
+FAILED_INSERTS: dict[str, tuple[int, Callable[[st.ClickHouseStore, Path], object]]] = {
+    "write": (1, lambda store, _: store.write_changed("video", roots(3, audio={0: "a"}))),
+    "copy, its second batch": (2, copied_with_history),
+}
+
+
+@pytest.mark.parametrize("operation", list(FAILED_INSERTS))
+def test_a_batch_that_failed_to_go_in_does_not_keep_the_chdb_session_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """The operation's batch insert (for a copy: the second, after the first went in) fails.
+
+    Its temporary tables hold the session (``_scratch``): one left held would make every other
+    thread's chDB call wait until the store closes.
+    """
+    nth, run = FAILED_INSERTS[operation]
+    with (
+        three_stores(tmp_path / "ch") as (a, _, _reader),
+        st.ClickHouseStore(tmp_path / "other", graph=graph_of()) as other,
+    ):
+        engine = a.to_native()
+        insert = engine.insert
+        inserts: list[str] = []
+
+        def failing(table: str, data: Any) -> None:
+            inserts.append(table)
+            if len(inserts) == nth:
+                raise RuntimeError("the connection dropped")
+            insert(table, data)
+
+        monkeypatch.setattr(engine, "insert", failing)
+        with pytest.raises(RuntimeError, match="the connection dropped"):
+            run(a, tmp_path / "source.duckdb")
+        monkeypatch.setattr(engine, "insert", insert)
+        done: list[int] = []
+        worker = threading.Thread(target=lambda: done.append(len(other.read("video").to_native())), daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        held = worker.is_alive()
+        engine.close()  # lets go of its holds: the worker goes on either way
+        worker.join(timeout=30)
+        assert not held, "another thread's chDB call waited for the failed write's hold"
 
 
 def test_a_read_only_store_creates_nothing_in_any_database_while_it_reads_and_resolves(
@@ -187,3 +242,90 @@ def test_a_hard_delete_behind_a_failed_mutation_fails_once_and_its_retry_erases(
             2,
         ]
         assert not engine.query("SELECT * FROM `strata$doomed`").num_rows
+
+
+def test_the_traceback_of_an_engine_failure_hides_the_password_as_its_line_does(tmp_path: Path) -> None:
+    """What ``--debug`` prints (the failure and the engine's error it came from) never holds the password.
+
+    The engine's message echoes the query, which names the password (as a server's may echo a
+    statement or a URL): a chDB store, told the password a server store would have.
+    """
+    secret = "Pa55-w0rd-of-the-server"
+    with st.ClickHouseStore(tmp_path / "ch", graph=graph_of()) as store:
+        engine = store.to_native()
+        engine.secret = secret
+        with pytest.raises(RuntimeFailure) as caught:
+            engine.query(f"SELECT {ident(secret)}")
+    shown = "".join(traceback.format_exception(caught.value))
+    assert "The above exception was the direct cause" in shown  # the engine's own error is still shown
+    assert "Code: 47" in shown
+    assert "***" in shown
+    assert secret not in shown, shown
+
+
+def test_a_hard_delete_is_done_when_it_returns_whatever_the_servers_defaults(tmp_path: Path) -> None:
+    """A server may run deletes in the background (``lightweight_deletes_sync``, ``mutations_sync`` 0).
+
+    The delete reads the rows it takes from ``strata$doomed``, cleared once it returns: run later,
+    it would find none and leave the rows.
+    """
+    with st.ClickHouseStore(tmp_path / "ch", graph=graph_of()) as store:
+        sync(store, roots(3))
+        engine = store.to_native()
+        engine.command("SET lightweight_deletes_sync = 0")  # as a server's profile may have them
+        engine.command("SET mutations_sync = 0")
+        store.delete("video", pl.DataFrame({"sample_uid": [2]}), soft=False)
+        every = store.read("video", feature_version="all", include_deleted=True)
+        assert sorted(every["sample_uid"].to_list()) == [0, 1]
+        assert not engine.query("SELECT * FROM `strata$doomed`").num_rows
+
+
+def strata_mutations(engine: Any, *, failed: bool = True) -> set[str]:
+    """The ids of the mutations of strata's deletes (their commands read ``strata$doomed``).
+
+    Those failed and still queued, or (``failed=False``) every one not killed (queued or done).
+    """
+    found = engine.query(
+        "SELECT mutation_id, NOT is_done AND latest_fail_reason != '' FROM system.mutations "
+        "WHERE position(command, 'strata$doomed') > 0"
+    )
+    return {m for m, stuck in zip(*(c.to_pylist() for c in found.columns), strict=True) if stuck or not failed}
+
+
+def test_a_failed_hard_delete_takes_out_its_own_mutation_not_another_writers(tmp_path: Path) -> None:
+    """Writer B's delete failed (behind a failed mutation) and B has not yet taken it out; A's fails meanwhile.
+
+    A takes out its own and the one no writer waits for, never B's (which may still pass, B waiting for it;
+    here it may pass once the one it failed behind is gone).
+    """
+    path = tmp_path / "ch"
+    with st.ClickHouseStore(path, graph=graph_of()) as a, st.ClickHouseStore(path, graph=graph_of()) as b:
+        sync(a, roots(3))
+        engine = a.to_native()
+        engine.command("CREATE TEMPORARY TABLE gone (sample_uid Int64) ENGINE = Memory")
+        with pytest.raises(RuntimeFailure):  # a mutation cannot read a session's table: it fails, and stays
+            engine.command("DELETE FROM video WHERE sample_uid IN (SELECT sample_uid FROM gone)")
+        b_engine = b.to_native()
+        run = b_engine.command
+        seen: list[tuple[set[str], set[str]]] = []
+
+        def paused(sql: str) -> None:
+            if sql.startswith("KILL MUTATION") and not seen:
+                bs = strata_mutations(engine)
+                with pytest.raises(RuntimeFailure):
+                    a.delete("video", pl.DataFrame({"sample_uid": [0]}), soft=False)
+                seen.append((bs, strata_mutations(engine, failed=False)))
+            run(sql)
+
+        b_engine.command = paused  # type: ignore[method-assign]
+        with pytest.raises(RuntimeFailure):
+            b.delete("video", pl.DataFrame({"sample_uid": [1]}), soft=False)
+        b_engine.command = run  # type: ignore[method-assign]
+        assert seen
+        bs, after = seen[0]
+        assert len(bs) == 1
+        assert bs <= after, "A took out B's mutation"  # it may have passed since, once the other failed one went
+        assert not strata_mutations(engine)
+        a.delete("video", pl.DataFrame({"sample_uid": [0]}), soft=False)
+        b.delete("video", pl.DataFrame({"sample_uid": [1]}), soft=False)
+        assert sorted(a.read("video", feature_version="all", include_deleted=True)["sample_uid"].to_list()) == [2]

@@ -29,6 +29,7 @@ from strata.errors import (
     StrataError,
     UsageError,
     WriteError,
+    hiding,
 )
 from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
@@ -160,7 +161,7 @@ class MetadataStore(StoreBackend):
             except BaseException as exc:
                 fallback.read_only = was
                 if isinstance(exc, Exception) and not isinstance(exc, StrataError):
-                    raise self._unopened(fallback, exc) from exc
+                    raise self._unopened(fallback, exc) from hiding(exc, fallback.shown)
                 raise
             self._opened_fallbacks.append((fallback, was))
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from strata.errors import RuntimeFailure, StrataError
+from strata.errors import RuntimeFailure, StrataError, hiding
 from strata.extras import needs
 
 if TYPE_CHECKING:
@@ -71,8 +71,12 @@ class Engine:
             yield
         except StrataError:
             raise
-        except Exception as exc:
-            raise self.failure(doing, exc) from exc
+        except Exception as exc:  # noqa: BLE001 - every error of the engine is one line naming the store
+            raise self.failure(doing, exc) from hiding(exc, self.hide)
+
+    def hide(self, text: str) -> str:
+        """``text`` with the password (if any) blanked out."""
+        return text.replace(self.secret, "***") if self.secret else text
 
     def failure(self, doing: str, exc: Exception) -> RuntimeFailure:
         """``cannot <doing> in <store>: <the engine's first line>; what to do``, the password hidden."""
@@ -292,7 +296,7 @@ class ServerEngine(Engine):
             raise RuntimeFailure(
                 f"cannot reach {describe}: {first_line(str(exc), self.secret)}",
                 "check host, port, username and password (and that the server is running); nothing was written",
-            ) from None
+            ) from hiding(exc, self.hide)
 
     def query(self, sql: str) -> pa.Table:
         with self.failing("run a query"):

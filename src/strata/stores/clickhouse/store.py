@@ -18,6 +18,7 @@ the aggregation ids an upstream folds into a data version are written as DuckDB 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -36,7 +37,7 @@ from strata.stores.snapshots import SNAPSHOTS
 from strata.stores.sqltables import META, SYNC, childless, polars_frames, split_increment, with_text_casts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     import narwhals as nw
@@ -63,6 +64,8 @@ DOOMED = "strata$doomed"
 """The rows a delete is taking out, by operation (a ``Memory`` table: what a killed one leaves dies with the server).
 
 A delete is a mutation, which runs outside the session and cannot see its temporary tables."""
+SYNC_DELETE = "SETTINGS lightweight_deletes_sync = 2, mutations_sync = 2"
+"""A delete (lightweight or a mutation) returns once done on every replica, whatever the server's defaults."""
 KIND = "strata$kind"
 """0: a row (live or tombstone); 1: a marker that takes the sample out of the latest rows; 2: history only."""
 WHOLE = "strata$whole"
@@ -457,10 +460,25 @@ class ClickHouseStore(MetadataStore):
 
         columns = ", ".join(f"{ident(c)} {column_definition(t)}" for c, t in frame.schema.items())
         name = self._scratch("batch", f"({columns or 'strata$none Nullable(Int8)'}) ENGINE = Memory")
-        if len(frame) and frame.columns:
-            kept = _to_clickhouse(frame)
-            self._db.insert(name, kept.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        try:
+            if len(frame) and frame.columns:
+                kept = _to_clickhouse(frame)
+                self._db.insert(name, kept.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        except BaseException:  # dropped (and the session let go) here: the caller never had it
+            self._drop(name)
+            raise
         return name
+
+    @contextlib.contextmanager
+    def _batches(self, *frames: pl.DataFrame) -> Iterator[list[str]]:
+        """Tables of :meth:`_batch` holding ``frames``, dropped on leaving, also those made before one that failed."""
+        made: list[str] = []
+        try:
+            for frame in frames:
+                made.append(self._batch(frame))  # noqa: PERF401 - those made before a failure are dropped
+            yield made
+        finally:
+            self._drop(*made)
 
     def _drop(self, *tables: str) -> None:
         """Drop temporary tables of :meth:`_scratch`; one that cannot be dies with the session, unseen."""
@@ -477,23 +495,36 @@ class ClickHouseStore(MetadataStore):
 
         A delete's condition is evaluated outside the session, so the rows are first named in
         :data:`DOOMED` by ClickHouse's text of their ``columns`` (those ``where`` compares, with
-        ``strata_seq``), read from the rows themselves, and deleted by that name. A delete that fails
-        takes its mutation (and any other failed one of the table) out of the queue, so a retry can run.
+        ``strata_seq``), read from the rows themselves, and deleted by that name; the delete is done
+        when its statement returns (:data:`SYNC_DELETE`, whatever the server's defaults), so those
+        names can go. A delete that fails takes its own mutation out of the queue, so a retry can run
+        (:meth:`_kill_failed`).
         """
-        op = literal(uuid.uuid4().hex)
+        op = uuid.uuid4().hex
         key = f"toString(tuple({ids_list([*dict.fromkeys([*columns, SEQ])])}))"
         doomed, table = self._t(DOOMED), self._t(plan.table)
-        self._db.command(f"INSERT INTO {doomed} SELECT {op}, {key} FROM {table} WHERE {where}")
+        self._db.command(f"INSERT INTO {doomed} SELECT {literal(op)}, {key} FROM {table} WHERE {where}")
         try:
-            self._db.command(f"DELETE FROM {table} WHERE {key} IN (SELECT key FROM {doomed} WHERE op = {op})")
-        except RuntimeFailure:  # a failed mutation stays queued, and every later one on the table fails behind it
             self._db.command(
-                f"KILL MUTATION WHERE database = {self._database_sql} AND table = {literal(plan.table)} "
-                "AND NOT is_done AND latest_fail_reason != '' SYNC"
+                f"DELETE FROM {table} WHERE {key} IN (SELECT key FROM {doomed} WHERE op = {literal(op)}) {SYNC_DELETE}"
             )
+        except RuntimeFailure:  # a failed mutation stays queued, and every later one on the table fails behind it
+            self._kill_failed(plan.table, op)
             raise
         finally:
-            self._db.command(f"ALTER TABLE {doomed} DELETE WHERE op = {op}")
+            self._db.command(f"ALTER TABLE {doomed} DELETE WHERE op = {literal(op)} {SYNC_DELETE}")
+
+    def _kill_failed(self, table: str, op: str) -> None:
+        """Take out of ``table``'s queue the failed mutation of the delete ``op``, and failed ones not of strata.
+
+        Another writer's delete (its command reads :data:`DOOMED`) is left to that writer: a failure
+        of it may pass, and its writer waits for it.
+        """
+        self._db.command(
+            f"KILL MUTATION WHERE database = {self._database_sql} AND table = {literal(table)} "
+            f"AND NOT is_done AND latest_fail_reason != '' "
+            f"AND (position(command, {literal(op)}) > 0 OR position(command, {literal(DOOMED)}) = 0) SYNC"
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -559,6 +590,19 @@ class ClickHouseStore(MetadataStore):
     def _set_meta(self, name: str, value: str) -> None:
         self._db.command(f"INSERT INTO {self._t(META)} VALUES ({literal(name)}, {literal(value)}, {_tick()})")
 
+    @contextlib.contextmanager
+    def _claimed(self, table: str) -> Iterator[Claim]:
+        """A number of :meth:`_claim` for the write inside, let go (:meth:`_release`) if it fails.
+
+        Let go also once committed: a committed number is never open, so its release changes nothing.
+        """
+        claim = self._claim(table)
+        try:
+            yield claim
+        except BaseException:
+            self._release(claim.token)
+            raise
+
     def _claim(self, table: str) -> Claim:
         """A new sequence number for a write of ``table``, no other writer's and above every committed one.
 
@@ -578,19 +622,23 @@ class ClickHouseStore(MetadataStore):
         )
         for _ in range(CLAIM_TRIES):
             token = uuid.uuid4().hex
-            self._db.command(
-                f"INSERT INTO {claims} ({ident('table')}, seq, token, until) SELECT {literal(table)}, "
-                f"greatest(toInt64(generateSnowflakeID()), {floor}), {literal(token)}, now64(3) + {CLAIM_BOUND}"
-            )
-            mine = f"(SELECT any(seq) FROM {claims} WHERE token = {literal(token)})"
-            seq, holders, top = self._rows(
-                f"SELECT {mine}, (SELECT uniqExact(token) FROM {claims} WHERE seq = {mine}), "
-                f"(SELECT max(seq) FROM {self._t(COMMITS)})"
-            )[0]
+            try:  # the claim row may be in even when the statement failed: its token is let go then
+                self._db.command(
+                    f"INSERT INTO {claims} ({ident('table')}, seq, token, until) SELECT {literal(table)}, "
+                    f"greatest(toInt64(generateSnowflakeID()), {floor}), {literal(token)}, now64(3) + {CLAIM_BOUND}"
+                )
+                mine = f"(SELECT any(seq) FROM {claims} WHERE token = {literal(token)})"
+                seq, holders, top = self._rows(
+                    f"SELECT {mine}, (SELECT uniqExact(token) FROM {claims} WHERE seq = {mine}), "
+                    f"(SELECT max(seq) FROM {self._t(COMMITS)})"
+                )[0]
+            except BaseException:
+                self._release(token)
+                raise
             claim = Claim(table, int(seq), token)
             if int(holders) == 1 and claim.seq > int(top or 0):
                 return claim
-            self._release(claim)
+            self._release(claim.token)
         from strata.errors import RuntimeFailure
 
         raise RuntimeFailure(
@@ -598,17 +646,18 @@ class ClickHouseStore(MetadataStore):
             "retry the command; nothing was written",
         )
 
-    def _release(self, claim: Claim) -> None:
-        """Let go of a number never committed (a second row of its token, dead since 1970); best effort.
+    def _release(self, token: str) -> None:
+        """Let go of the number claimed under ``token``, never committed (a second row, dead since 1970); best effort.
 
-        A writer that cannot let go (killed, or its connection gone) leaves its claim open until its bound.
+        The row copies the claim row of the token (none if its insert never went in), so a claim
+        whose number its writer never read is let go as well. A writer that cannot let go (killed,
+        or its connection gone) leaves its claim open until its bound.
         """
-        import contextlib
-
+        claims, table = self._t(CLAIMS), ident("table")
         with contextlib.suppress(Exception):
             self._db.command(
-                f"INSERT INTO {self._t(CLAIMS)} ({ident('table')}, seq, token, until) "
-                f"VALUES ({literal(claim.table)}, {claim.seq}, {literal(claim.token)}, 0)"
+                f"INSERT INTO {claims} ({table}, seq, token, until) SELECT {table}, seq, token, "
+                f"toDateTime64(0, 3, 'UTC') FROM {claims} WHERE token = {literal(token)} LIMIT 1"
             )
 
     def _commit(self, claim: Claim, since: Mapping[str, int | None] | None = None) -> bool:
@@ -793,10 +842,9 @@ class ClickHouseStore(MetadataStore):
         frame = self._fitted(plan, frame.drop([c for c in frame.columns if c in managed]))
         wanted = {c: column_definition(t) for c, t in frame.schema.items()} | _system_types(plan)
         seen = self._max_seqs(list(since or ()))
-        claim = self._claim(plan.table)
-        seq, in_step = claim.seq, since is not None and seen == dict(since)
-        batch = self._batch(frame)
-        try:
+        in_step = since is not None and seen == dict(since)
+        with self._batches(frame) as (batch,), self._claimed(plan.table) as claim:
+            seq = claim.seq
             created = self._ensure_table(plan, wanted)
             if plan.child_ids and not created and not (fresh and in_step):  # lost children leave tombstones
                 kept = self._matching(batch, plan.id_columns)
@@ -815,21 +863,14 @@ class ClickHouseStore(MetadataStore):
             values = [*(ident(c) for c in frame.columns), *consts, "true" if plan.child_ids else "false"]
             self._append(plan, f"SELECT {', '.join(values)} FROM {batch}", names)
             settled = self._commit(claim, since if in_step else None)
-        except BaseException:
-            self._release(claim)
-            raise
-        finally:
-            self._drop(batch)
         return seq if since is None or (in_step and settled) else None
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         frames = [self._fitted(plan, frame) for frame in polars_frames(latest, history)]
         system = _system_types(plan)
         wanted = {c: system.get(c, column_definition(t)) for f in frames for c, t in f.schema.items()}
-        claim = self._claim(plan.table)
-        seq = claim.seq
-        batches = [self._batch(f) for f in frames]
-        try:
+        with self._batches(*frames) as batches, self._claimed(plan.table) as claim:
+            seq = claim.seq
             self._ensure_table(plan, wanted)
             for frame, batch, kind in zip(frames, batches, (_ROW, _HISTORY), strict=True):
                 kept = [c for c in frame.columns if c != SEQ]  # every row put takes this store's number
@@ -839,26 +880,19 @@ class ClickHouseStore(MetadataStore):
             if len(frames[0]):  # rows put again replace their old copies, which do not become history
                 again = [*plan.id_columns, WRITTEN_AT]  # once the new ones count
                 self._delete_rows(plan, again, f"{self._matching(batches[0], again)} AND {ident(SEQ)} < {int(seq)}")
-        except BaseException:
-            self._release(claim)  # nothing once committed: a committed number is never open
-            raise
-        finally:
-            self._drop(*batches)
         return seq
 
     def _erase(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> None:
         frames = polars_frames(latest, history)
-        batches = [self._batch(f) for f in frames]
-        if len(frames[0]):  # latest rows go: no sync record may outlive them (forgotten first, no transaction here)
-            self._clear_sync()
-        try:
+        with self._batches(*frames) as batches:
+            if len(frames[0]):  # latest rows go: no sync record may outlive them (forgotten first, no transaction)
+                self._clear_sync()
             for frame, batch in zip(frames, batches, strict=True):
                 if len(frame):
                     self._delete_rows(plan, frame.columns, self._matching(batch, frame.columns))
             if len(frames[0]):  # the latest rows changed: a new number, as for a hard delete
-                self._commit(self._claim(plan.table))
-        finally:
-            self._drop(*batches)
+                with self._claimed(plan.table) as claim:
+                    self._commit(claim)
 
     def _delete(
         self, plan: FeaturePlan, ids: pa.Table, *, soft: bool, since: Mapping[str, int | None] | None = None
@@ -868,11 +902,9 @@ class ClickHouseStore(MetadataStore):
         frame = pl.from_arrow(ids)
         assert isinstance(frame, pl.DataFrame)
         seen = self._max_seqs(list(since or ()))
-        claim = self._claim(plan.table)
-        seq = claim.seq
-        batch = self._batch(frame)
-        self._tables[plan.table] = self._columns(plan.table)  # the tombstones copy every column there is
-        try:
+        with self._batches(frame) as (batch,), self._claimed(plan.table) as claim:
+            seq = claim.seq
+            self._tables[plan.table] = self._columns(plan.table)  # the tombstones copy every column there is
             match = self._matching(batch, frame.columns)
             of = self._latest_of(plan, batch, frame.columns)
             live = f"SELECT count() FROM {of} WHERE NOT {ident(DELETED)}"
@@ -885,11 +917,6 @@ class ClickHouseStore(MetadataStore):
                 self._delete_rows(plan, frame.columns, match)
             in_step = since is not None and seen == dict(since)
             settled = self._commit(claim, since if in_step else None)
-        except BaseException:
-            self._release(claim)
-            raise
-        finally:
-            self._drop(batch)
         return count, seq if since is None or (in_step and settled) else None
 
     # -- reading -------------------------------------------------------------------------
@@ -1035,14 +1062,11 @@ class ClickHouseStore(MetadataStore):
 
         frame = pl.from_arrow(samples.select([*plan.id_columns, *plan.dv_columns]))
         assert isinstance(frame, pl.DataFrame)
-        batch = self._batch(frame)
-        try:
+        with self._batches(frame) as (batch,):
             own = [*plan.id_columns, *plan.cv_columns, *plan.dv_columns]
             current = sql.current_select(plan, None, self._source(plan, own, None), sql.CLICKHOUSE)
             ids = {c: frame.schema[c] for c in plan.id_columns}
             return self._increment(plan, f"SELECT * FROM {batch}", current, lazy=lazy, ids=ids)
-        finally:
-            self._drop(batch)
 
     def _increment(
         self, plan: FeaturePlan, expected: str, current: str, *, lazy: bool, ids: dict[str, Any] | None = None
