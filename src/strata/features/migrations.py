@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import msgspec
@@ -26,8 +27,6 @@ import msgspec
 from strata.errors import UsageError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from strata.features.diff import FieldDiff, GraphDiff
     from strata.features.graph import FeatureGraph
     from strata.stores.base import MetadataStore
@@ -37,6 +36,10 @@ DIRECTORY = "migrations"
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
 _ID = re.compile(r"(\d{4,})_[a-z0-9][a-z0-9_]*")
+
+
+OPS = ("reconcile", "recompute")
+"""What an operation may do."""
 
 
 class Operation(msgspec.Struct, forbid_unknown_fields=True):
@@ -96,14 +99,20 @@ def load(root: Path, graph: FeatureGraph) -> Loaded:
     A file in a bad state (not a migration, an unknown op, feature or field, operations out of
     dependency order, a missing or shared parent) is one :class:`UsageError` naming the file.
     """
+    from ruamel.yaml.comments import CommentedMap
+
     from strata.project import yamlfile
 
     folder = root / DIRECTORY
     migrations: dict[str, Migration] = {}
     files: dict[str, Path] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-        tree = yamlfile.load_tree_from_text(path.read_text(encoding="utf-8"), path)
-        migration = yamlfile.convert(tree, Migration, path)
+        shown = Path(DIRECTORY) / path.name  # errors name the file from the project's root
+        tree = yamlfile.load_text(path.read_text(encoding="utf-8"), shown.as_posix())
+        if not isinstance(tree, CommentedMap):
+            raise _bad(path, "is not a migration (a mapping with id, parent, from, to, operations)")
+        _check_ops(path, tree.get("operations"))
+        migration = yamlfile.convert(tree, Migration, shown)
         _check_file(path, migration, graph)
         migrations[migration.id] = migration
         files[migration.id] = path
@@ -112,6 +121,14 @@ def load(root: Path, graph: FeatureGraph) -> Loaded:
 
 def _bad(path: Path, what: str, hint: str = "fix the file, or generate it again") -> UsageError:
     return UsageError(f"{DIRECTORY}/{path.name}: {what}", hint)
+
+
+def _check_ops(path: Path, operations: Any) -> None:
+    """An unknown ``op`` named plainly (the schema would only say the value is invalid)."""
+    for number, operation in enumerate(operations if isinstance(operations, list) else [], 1):
+        op = operation.get("op") if isinstance(operation, dict) else None
+        if isinstance(op, str) and op not in OPS:
+            raise _bad(path, f"operation {number}: unknown op `{op}`", f"use one of: {', '.join(OPS)}")
 
 
 def _check_file(path: Path, migration: Migration, graph: FeatureGraph) -> None:
