@@ -18,7 +18,7 @@ from strata.features.project import load_graph, make_store
 from strata.project.project import Project
 from tests.cli.conftest import MakeProject
 from tests.cli.test_graph_diff import GRAPH, write_graph
-from tests.cli.test_graph_snapshots import STORES, current_version, versions
+from tests.cli.test_graph_snapshots import STORES, current_version, versions, write_definitions
 from tests.helpers import Cli
 
 FILE = "migrations/0001_bump_audio.yaml"
@@ -318,3 +318,16 @@ def test_an_apply_killed_between_two_operations_finishes_the_rest_on_rerun(
     assert stored_state(root)["progress"] == stored_state(twin)["progress"]
     assert stored_state(root)["video"] == stored_state(twin)["video"]
     assert stored_state(root)["snapshots"][0] == current_version(root)
+
+
+def test_definitions_that_no_longer_import_change_nothing(strata: Cli, root: Path) -> None:
+    before, _ = pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    write_definitions(root, "import strata as st\nraise ImportError('gone')\n")
+    result = strata("migrations", "apply")
+    assert result.code == 2
+    assert "cannot import feature module `feats.graph`" in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    write_graph(root, audio="2")  # the checks below read the store through the definitions
+    assert records(root) == []
+    assert versions(root) == [before]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import strata as st
-from strata.errors import SnapshotNotFoundError, WriteError
+from strata.errors import SnapshotNotFoundError, UsageError, WriteError
 from strata.features.diff import diff_graphs
 from strata.features.migrations import Loaded, Migration, Operation, Progress, apply, operations
 from strata.stores.base import MetadataStore
@@ -139,3 +139,15 @@ def test_operations_name_what_reconcile_picks() -> None:
     assert ops[0].reason == "code version of field audio 1 -> 2"
     assert ops[1].reason == "text: reached by video.audio"
     assert ops == [Operation(o.feature, o.op, o.fields, o.reason) for o in ops]
+
+
+def test_a_parent_not_applied_changes_nothing(store_factory: StoreFactory) -> None:
+    store = store_factory(graph=graph_of())
+    with store:
+        store.push_graph()
+        version = graph_of().snapshot_version
+        loaded = Loaded([Migration("0002_next", "0001_first", version, graph_of(text_cv="2").snapshot_version)])
+        with pytest.raises(UsageError, match="migration 0002_next: parent 0001_first is not applied"):
+            apply(store, loaded)
+        assert store.migration_records() == []
+        assert [s.version for s in store.snapshots()] == [version]
