@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from strata.features.project import load_graph, make_store
 from strata.project.project import Project
+from strata.stores.base import MetadataStore
 from tests.cli.conftest import MakeProject
 from tests.cli.test_graph_diff import GRAPH, write_graph
 from tests.cli.test_graph_snapshots import STORES, current_version, versions, write_definitions
@@ -33,7 +34,7 @@ def seed(root: Path, store: str = "prod") -> None:
     """Three video samples in ``store``, written under the code's graph."""
     project = Project.find(root)
     frame = pl.DataFrame({"sample_uid": [1, 2, 3], "strata_dv__audio": ["a1", "a2", "a3"]})
-    frame = frame.with_columns(strata_dv__frames=pl.lit("f"))
+    frame = frame.with_columns(strata_dv__frames=pl.lit("f"), note=pl.format("n{}", "sample_uid"))
     with make_store(project, store, graph=load_graph(project)) as opened:
         opened.write("video", frame)
 
@@ -331,3 +332,20 @@ def test_definitions_that_no_longer_import_change_nothing(strata: Cli, root: Pat
     write_graph(root, audio="2")  # the checks below read the store through the definitions
     assert records(root) == []
     assert versions(root) == [before]
+
+
+@pytest.mark.skipif(not hasattr(MetadataStore, "reconcile"), reason="reconcile lands from fix/reconcile")
+def test_apply_reconciles_in_the_store_and_keeps_user_columns(strata: Cli, root: Path) -> None:
+    seed(root)
+    pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio", "--reconcile", "video").code == 0
+    result = strata("migrations", "apply")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[0] == "0001_bump_audio #1: reconcile video (audio): done, 3 samples"
+    project = Project.find(root)
+    with make_store(project, "prod", graph=load_graph(project), read_only=True) as store:
+        stored = store.read("video").to_native().sort("sample_uid")
+        samples = stored.select("sample_uid", "strata_dv__audio", "strata_dv__frames")
+        assert store.resolve_update("video", samples=samples).is_empty
+    assert stored["note"].to_list() == ["n1", "n2", "n3"]
+    assert "is the latest snapshot in prod" in strata("migrations", "status", "--check").out

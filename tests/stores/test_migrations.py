@@ -121,11 +121,34 @@ def test_reconcile_puts_the_fields_in_sync_and_keeps_user_columns(store_factory:
         assert [o.op for o in loaded.chain[0].operations] == ["reconcile", "recompute"]
         store.graph = new
         done = apply(store, loaded)
-        assert done.steps[0].samples == 3
+        assert [s.samples for s in done.steps] == [3, None]
         assert store.resolve_update("transcript").is_empty
-        assert store.resolve_update("embedding").is_empty
         notes = store.read("transcript").to_native().sort("sample_uid")["note"].to_list()
         assert notes == [0, 10, 20]
+        stale = store.resolve_update("embedding")  # recompute: stale, through the reconciled text
+        assert stale.counts() == {"added": 0, "changed": 3, "removed": 0}
+        assert set(causes(stale, "vector").values()) == {"transcript.text"}
+
+
+@needs_reconcile
+def test_reconciling_every_affected_feature_leaves_nothing_stale(store_factory: StoreFactory) -> None:
+    store = store_factory(graph=graph_of())
+    with store:
+        sync(store, roots(3))
+        store.push_graph()
+        new = graph_of(audio_cv="2")
+        loaded = migration_of(store, new, reconcile=["video", "transcript", "embedding"])
+        store.graph = new
+        done = apply(store, loaded)
+        # a root's data versions are its caller's, so reading video.audio changed no data downstream
+        assert [(s.operation.feature, s.samples) for s in done.steps] == [
+            ("video", 3),
+            ("transcript", 0),
+            ("embedding", 0),
+        ]
+        assert store.resolve_update("video", samples=roots(3)).is_empty
+        assert store.resolve_update("transcript").is_empty
+        assert store.resolve_update("embedding").is_empty
 
 
 def test_operations_name_what_reconcile_picks() -> None:
