@@ -224,6 +224,22 @@ def test_a_file_edited_into_a_bad_state_is_one_line_and_changes_nothing(
     assert versions(root) == [before]
 
 
+def test_code_changed_past_the_last_migration_is_refused(strata: Cli, root: Path) -> None:
+    before, generated = pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    write_graph(root, audio="333")
+    for args in (["apply"], ["apply", "--dry-run"]):
+        result = strata("migrations", *args)
+        assert result.code == 2
+        assert f"migration 0001_bump_audio leads to snapshot {generated}, but the code's graph is " in result.err
+        assert len(result.err.strip().splitlines()) == 1, result.err
+    assert records(root) == []
+    assert versions(root) == [before]
+    gate = strata("migrations", "status", "--check")
+    assert gate.code == 1
+    assert "no migration covers it" in gate.err
+
+
 def test_operations_out_of_dependency_order_are_refused(strata: Cli, root: Path) -> None:
     pushed_and_bumped(strata, root)
     assert strata("migrations", "generate", "--name", "bump_audio").code == 0

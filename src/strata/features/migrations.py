@@ -369,13 +369,20 @@ class Applied:
 def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry_run: bool = False) -> Applied:
     """Apply the pending migrations of ``loaded`` to ``store`` in parent order, up to ``until``.
 
-    Everything is checked before the first write (a parent not applied, a from-snapshot not in
-    the store). Operations recorded as done are skipped, so a rerun after an interruption does
-    only the rest. The store's graph (the code's) is pushed after a successful apply.
+    Everything is checked before the first write: a parent not applied, a from-snapshot not in
+    the store, a last migration that does not lead to the store's graph (the code's: reconcile
+    rewrites to its versions, and it is pushed after a successful apply). Operations recorded
+    as done are skipped, so a rerun after an interruption does only the rest.
     """
     progress = Progress.of(store)
     todo = pending(loaded, progress, until)
     check_applicable(store, todo, progress)
+    code = store.graph.snapshot_version
+    if todo and todo[-1].to_snapshot != code:
+        raise UsageError(
+            f"migration {todo[-1].id} leads to snapshot {todo[-1].to_snapshot}, but the code's graph is {code}",
+            "apply it with the code it was generated from, or generate a migration for the rest of the change",
+        )
     steps = [step for migration in todo for step in apply_migration(store, migration, progress, dry_run=dry_run)]
     if todo and not dry_run:
         store.push_graph()
