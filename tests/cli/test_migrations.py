@@ -355,6 +355,10 @@ def test_apply_reconciles_in_the_store_and_keeps_user_columns(strata: Cli, root:
     seed(root)
     pushed_and_bumped(strata, root)
     assert strata("migrations", "generate", "--name", "bump_audio", "--reconcile", "video").code == 0
+    dry = strata("migrations", "apply", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert dry.out.splitlines()[0] == "0001_bump_audio #1: reconcile video (audio): would run, 3 samples"
+    assert records(root) == []
     result = strata("migrations", "apply")
     assert result.code == 0, result.err
     assert result.out.splitlines()[0] == "0001_bump_audio #1: reconcile video (audio): done, 3 samples"

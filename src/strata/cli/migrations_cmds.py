@@ -142,7 +142,7 @@ def _apply_text(store: str, until: str | None, applied: Applied, *, dry_run: boo
         if step.skipped:
             state = "already done"
         elif dry_run:
-            state = "would run"
+            state = "would run" if step.samples is None else f"would run, {step.samples} samples"
         elif step.samples is not None:
             state = f"done, {step.samples} samples"
         else:

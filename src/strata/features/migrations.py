@@ -335,19 +335,23 @@ class Step:
 
 
 def apply_migration(store: MetadataStore, migration: Migration, progress: Progress, *, dry_run: bool) -> list[Step]:
-    """Run the operations of ``migration`` not yet done, recording each, then the migration."""
+    """Run the operations of ``migration`` not yet done, recording each, then the migration.
+
+    A dry run records nothing; its reconcile steps carry the samples a reconcile would rewrite now.
+    """
     steps = []
     done = progress.done.get(migration.id, set())
     for number, operation in enumerate(migration.operations, 1):
         step = Step(migration.id, number, operation, skipped=number in done)
         steps.append(step)
-        if step.skipped or dry_run:
+        if step.skipped:
             continue
         if operation.op == "reconcile":
             reconciler = cast("_Reconciler", store)
-            step.samples = reconciler.reconcile(operation.feature, fields=operation.fields).samples
-        record = {"kind": "operation", "migration": migration.id, "operation": number}
-        store.record_migration(migration.id, {**record, "feature": operation.feature, "op": operation.op})
+            step.samples = reconciler.reconcile(operation.feature, fields=operation.fields, dry_run=dry_run).samples
+        if not dry_run:
+            record = {"kind": "operation", "migration": migration.id, "operation": number}
+            store.record_migration(migration.id, {**record, "feature": operation.feature, "op": operation.op})
     if not dry_run:
         store.record_migration(migration.id, {"kind": "applied", "migration": migration.id})
     return steps
@@ -383,6 +387,9 @@ def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry
             f"migration {todo[-1].id} leads to snapshot {todo[-1].to_snapshot}, but the code's graph is {code}",
             "apply it with the code it was generated from, or generate a migration for the rest of the change",
         )
+    if not dry_run:  # a reconcile the store refuses (see MetadataStore.reconcile) stops the apply before any write
+        for migration in todo:
+            apply_migration(store, migration, progress, dry_run=True)
     steps = [step for migration in todo for step in apply_migration(store, migration, progress, dry_run=dry_run)]
     if todo and not dry_run:
         store.push_graph()
