@@ -25,12 +25,12 @@ def migrations() -> None:
 
 
 def _loaded(ctx: Context) -> tuple[Project, FeatureGraph, Loaded]:
-    """The project, the code's graph, and its migration files (checked)."""
+    """The project, the code's graph, and its migration files (checked, the graph's part in ``apply``, ``status``)."""
     from strata.features.migrations import load
 
     project = ctx.project()
-    graph = load_graph(ctx)
-    return project, graph, load(project.root, graph)
+    loaded = load(project.root)
+    return project, load_graph(ctx), loaded
 
 
 @migrations.command()
@@ -162,12 +162,18 @@ def _apply_text(store: str, until: str | None, applied: Applied, *, dry_run: boo
 @json_option
 @pass_context
 def status(ctx: Context, check: bool, store_name: str | None, json_output: bool) -> None:
-    """Each migration applied or pending in the store, and whether one covers the code's graph."""
+    """Each migration applied or pending in the store, and whether one covers the code's graph.
+
+    A pending migration that no longer fits the code's graph (an unknown feature or field) is an
+    error here too, so the CI gate catches it.
+    """
     from strata.errors import RuntimeFailure
+    from strata.features.migrations import check_pending
 
     ctx.json = ctx.json or json_output
     project, graph, loaded = _loaded(ctx)
     name, progress, latest = _store_state(project, store_name)
+    check_pending(loaded, progress.applied, graph)
     rows = _rows(loaded, progress)
     gap = _gap(graph, loaded, latest, name)
     data = {"store": name, "migrations": rows, "code": graph.snapshot_version, **gap}
@@ -246,8 +252,11 @@ def _echo_rows(rows: list[dict[str, Any]]) -> None:
 @pass_context
 def list_(ctx: Context, store_name: str | None, json_output: bool) -> None:
     """Every migration file in parent order, with its state in the store."""
+    from strata.features.migrations import load
+
     ctx.json = ctx.json or json_output
-    project, _graph, loaded = _loaded(ctx)
+    project = ctx.project()
+    loaded = load(project.root)  # the feature modules are not imported: files stay listable whatever the code
     _name, progress, _latest_snapshot = _store_state(project, store_name)
     rows = _rows(loaded, progress)
     ctx.emit(rows, lambda: _echo_rows(rows))

@@ -93,11 +93,13 @@ class Loaded:
         raise UsageError(f"no migration `{migration_id}` in {DIRECTORY}/", "see `strata migrations list` for the ids")
 
 
-def load(root: Path, graph: FeatureGraph) -> Loaded:
-    """Read and check every ``migrations/*.yaml`` of the project at ``root`` against the code's ``graph``.
+def load(root: Path) -> Loaded:
+    """Read and check every ``migrations/*.yaml`` of the project at ``root``.
 
-    A file in a bad state (not a migration, an unknown op, feature or field, operations out of
-    dependency order, a missing or shared parent) is one :class:`UsageError` naming the file.
+    A file in a bad state (not a migration, an unknown key or op, an id that is not its name, a
+    missing or shared parent) is one :class:`UsageError` naming the file. What it says of the
+    graph is checked for the migrations still to apply (:func:`check_pending`): an applied one
+    may name a feature the code has since dropped.
     """
     from ruamel.yaml.comments import CommentedMap
 
@@ -113,7 +115,8 @@ def load(root: Path, graph: FeatureGraph) -> Loaded:
             raise _bad(path, "is not a migration (a mapping with id, parent, from, to, operations)")
         _check_ops(path, tree.get("operations"))
         migration = yamlfile.convert(tree, Migration, shown)
-        _check_file(path, migration, graph)
+        if migration.id != path.stem or not _ID.fullmatch(migration.id):
+            raise _bad(path, f"id `{migration.id}` is not the file's name `{path.stem}` (NNNN_name)")
         migrations[migration.id] = migration
         files[migration.id] = path
     return Loaded(_chain(migrations, files), files)
@@ -131,10 +134,19 @@ def _check_ops(path: Path, operations: Any) -> None:
             raise _bad(path, f"operation {number}: unknown op `{op}`", f"use one of: {', '.join(OPS)}")
 
 
-def _check_file(path: Path, migration: Migration, graph: FeatureGraph) -> None:
-    """Check one migration against its file name and the code's graph."""
-    if migration.id != path.stem or not _ID.fullmatch(migration.id):
-        raise _bad(path, f"id `{migration.id}` is not the file's name `{path.stem}` (NNNN_name)")
+def check_pending(loaded: Loaded, applied: set[str], graph: FeatureGraph) -> None:
+    """Check the migrations not in ``applied`` against the code's ``graph``.
+
+    Each operation must name a feature of the graph and fields of it, upstreams first; else one
+    :class:`UsageError` naming the file.
+    """
+    for migration in loaded.chain:
+        if migration.id not in applied:
+            _check_graph(loaded.files.get(migration.id, Path(DIRECTORY, f"{migration.id}.yaml")), migration, graph)
+
+
+def _check_graph(path: Path, migration: Migration, graph: FeatureGraph) -> None:
+    """Check one migration's operations against the code's graph."""
     order = {str(k): i for i, k in enumerate(graph.topological_order())}
     last = -1
     for number, operation in enumerate(migration.operations, 1):
@@ -379,6 +391,7 @@ def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry
     as done are skipped, so a rerun after an interruption does only the rest.
     """
     progress = Progress.of(store)
+    check_pending(loaded, progress.applied, store.graph)
     todo = pending(loaded, progress, until)
     check_applicable(store, todo, progress)
     code = store.graph.snapshot_version
