@@ -890,6 +890,28 @@ class MetadataStore(StoreBackend):
         records = self._get_snapshots(version)
         return sorted(map(Snapshot.from_record, records), key=lambda s: s.pushed_at, reverse=True)
 
+    # -- migration progress --------------------------------------------------------------
+
+    def record_migration(self, migration: str, record: Mapping[str, Any]) -> None:
+        """Append a progress record of ``migration`` (an operation done, the migration applied) to this store.
+
+        Never to a fallback: a chain records in its first store, as it pushes there. See
+        :mod:`strata.features.migrations`.
+        """
+        self._require_open()
+        if self.read_only:
+            raise WriteError(
+                f"{self._called()} is open read-only, so no migration can be applied to it",
+                "apply to a store opened for writing",
+            )
+        now = dt.datetime.now(dt.UTC).isoformat()
+        self._add_migration_record(migration, now, json.dumps({**record, "recorded_at": now}, sort_keys=True))
+
+    def migration_records(self) -> list[dict[str, Any]]:
+        """Every migration progress record of this store (not its fallbacks'), oldest first."""
+        self._require_open()
+        return sorted((json.loads(r) for r in self._get_migration_records()), key=lambda r: str(r["recorded_at"]))
+
     # -- increments ----------------------------------------------------------------------
 
     def resolve_update(self, feature: Any, *, samples: Any = None, lazy: bool = False) -> Increment:

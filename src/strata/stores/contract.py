@@ -178,3 +178,16 @@ class StoreBackend(ABC):
 
         No table (nothing pushed yet, or a read-only store that may not create it): an empty list.
         """
+
+    @abstractmethod
+    def _add_migration_record(self, migration: str, recorded_at: str, record: str) -> None:
+        """Append a progress record of migration ``migration`` to ``strata$migrations``, creating the table first.
+
+        ``recorded_at`` is an ISO time (UTC), ``record`` the JSON text
+        :mod:`strata.features.migrations` reads back; one statement, one row (a record is
+        written whole or not at all, so a killed apply leaves whole records only).
+        """
+
+    @abstractmethod
+    def _get_migration_records(self) -> list[str]:
+        """The ``record`` of every migration progress row, in any order (no table: an empty list)."""

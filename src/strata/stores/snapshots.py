@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 SNAPSHOTS = "strata$snapshots"
 """The system table of pushed snapshots (created by a store's first push)."""
 
+MIGRATIONS = "strata$migrations"
+"""The system table of migration progress (``strata.features.migrations``; created by the first apply)."""
+
 FORMAT = 1
 """The record's layout; a reader refuses a record of a later one."""
 

@@ -21,7 +21,7 @@ from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION,
 from strata.resolve.sql import DUCKDB, Dialect, ident, literal
 from strata.stores.base import MetadataStore
 from strata.stores.checks import check_case, fit_stored
-from strata.stores.snapshots import SNAPSHOTS
+from strata.stores.snapshots import MIGRATIONS, SNAPSHOTS
 
 if TYPE_CHECKING:
     import contextlib
@@ -119,16 +119,23 @@ def polars_frames(*tables: pa.Table) -> list[pl.DataFrame]:
     return frames
 
 
-def add_snapshot(run: Callable[[str, list[Any]], Any], mark: str, version: str, pushed_at: str, record: str) -> None:
-    """Append a pushed snapshot's row to ``strata$snapshots`` (DuckDB, SQLite, PostgreSQL), made by the first push."""
-    run(f"CREATE TABLE IF NOT EXISTS {ident(SNAPSHOTS)} (version VARCHAR, pushed_at VARCHAR, record VARCHAR)", [])
-    run(f"INSERT INTO {ident(SNAPSHOTS)} VALUES ({mark}, {mark}, {mark})", [version, pushed_at, record])
+SYSTEM_RECORDS = {SNAPSHOTS: ("version", "pushed_at"), MIGRATIONS: ("migration", "recorded_at")}
+"""The append-only system tables of JSON records: table -> its key and time columns (then ``record``)."""
 
 
-def get_snapshots(run: Callable[[str, list[Any]], list[tuple[Any, ...]]], mark: str, version: str | None) -> list[str]:
-    """The records of ``strata$snapshots`` (of snapshot version ``version``); the caller knows the table exists."""
-    where, params = ("", []) if version is None else (f" WHERE version = {mark}", [version])
-    return [str(row[0]) for row in run(f"SELECT record FROM {ident(SNAPSHOTS)}{where}", params)]
+def add_record(run: Callable[[str, list[Any]], Any], mark: str, table: str, values: tuple[str, str, str]) -> None:
+    """Append a row (key, time, record) to a system table of records (DuckDB, SQLite, PostgreSQL), made by the first."""
+    key, at = SYSTEM_RECORDS[table]
+    run(f"CREATE TABLE IF NOT EXISTS {ident(table)} ({key} VARCHAR, {at} VARCHAR, record VARCHAR)", [])
+    run(f"INSERT INTO {ident(table)} VALUES ({mark}, {mark}, {mark})", list(values))
+
+
+def get_records(
+    run: Callable[[str, list[Any]], list[tuple[Any, ...]]], mark: str, table: str, key: str | None
+) -> list[str]:
+    """The records of a system table of records (of key ``key``); the caller knows the table exists."""
+    where, params = ("", []) if key is None else (f" WHERE {SYSTEM_RECORDS[table][0]} = {mark}", [key])
+    return [str(row[0]) for row in run(f"SELECT record FROM {ident(table)}{where}", params)]
 
 
 class SqlTablesStore(MetadataStore):
@@ -263,10 +270,16 @@ class SqlTablesStore(MetadataStore):
         self._run(f"DELETE FROM {ident(SYNC)}")
 
     def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:
-        add_snapshot(self._run, self.mark, version, pushed_at, record)
+        add_record(self._run, self.mark, SNAPSHOTS, (version, pushed_at, record))
 
     def _get_snapshots(self, version: str | None) -> list[str]:
-        return get_snapshots(self._run, self.mark, version) if self._has_table(SNAPSHOTS) else []
+        return get_records(self._run, self.mark, SNAPSHOTS, version) if self._has_table(SNAPSHOTS) else []
+
+    def _add_migration_record(self, migration: str, recorded_at: str, record: str) -> None:
+        add_record(self._run, self.mark, MIGRATIONS, (migration, recorded_at, record))
+
+    def _get_migration_records(self) -> list[str]:
+        return get_records(self._run, self.mark, MIGRATIONS, None) if self._has_table(MIGRATIONS) else []
 
     # -- writing -------------------------------------------------------------------------
 

@@ -33,8 +33,16 @@ from strata.resolve import sql
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.stores.base import MetadataStore
 from strata.stores.checks import fit_stored
-from strata.stores.snapshots import SNAPSHOTS
-from strata.stores.sqltables import META, SYNC, childless, polars_frames, split_increment, with_text_casts
+from strata.stores.snapshots import MIGRATIONS, SNAPSHOTS
+from strata.stores.sqltables import (
+    META,
+    SYNC,
+    SYSTEM_RECORDS,
+    childless,
+    polars_frames,
+    split_increment,
+    with_text_casts,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -1108,18 +1116,31 @@ class ClickHouseStore(MetadataStore):
     # -- snapshots -----------------------------------------------------------------------
 
     def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:
-        self._db.command(
-            f"CREATE TABLE IF NOT EXISTS {self._t(SNAPSHOTS)} (version String, pushed_at String, record String) "
-            "ENGINE = MergeTree ORDER BY (version, pushed_at)"
-        )
-        values = ", ".join(literal(v) for v in (version, pushed_at, record))
-        self._db.command(f"INSERT INTO {self._t(SNAPSHOTS)} VALUES ({values})")
+        self._add_record(SNAPSHOTS, (version, pushed_at, record))
 
     def _get_snapshots(self, version: str | None) -> list[str]:
-        if not self._exists(SNAPSHOTS):
+        return self._get_records(SNAPSHOTS, version)
+
+    def _add_migration_record(self, migration: str, recorded_at: str, record: str) -> None:
+        self._add_record(MIGRATIONS, (migration, recorded_at, record))
+
+    def _get_migration_records(self) -> list[str]:
+        return self._get_records(MIGRATIONS, None)
+
+    def _add_record(self, table: str, values: tuple[str, str, str]) -> None:
+        """Append a row to a system table of records (``sqltables.SYSTEM_RECORDS``), made by the first."""
+        key, at = SYSTEM_RECORDS[table]
+        self._db.command(
+            f"CREATE TABLE IF NOT EXISTS {self._t(table)} ({key} String, {at} String, record String) "
+            f"ENGINE = MergeTree ORDER BY ({key}, {at})"
+        )
+        self._db.command(f"INSERT INTO {self._t(table)} VALUES ({', '.join(literal(v) for v in values)})")
+
+    def _get_records(self, table: str, key: str | None) -> list[str]:
+        if not self._exists(table):
             return []
-        where = "" if version is None else f" WHERE version = {literal(version)}"
-        return [str(row[0]) for row in self._rows(f"SELECT record FROM {self._t(SNAPSHOTS)}{where}")]
+        where = "" if key is None else f" WHERE {SYSTEM_RECORDS[table][0]} = {literal(key)}"
+        return [str(row[0]) for row in self._rows(f"SELECT record FROM {self._t(table)}{where}")]
 
 
 _last_tick = 0

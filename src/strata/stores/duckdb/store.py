@@ -57,7 +57,7 @@ from strata.stores.checks import (
     to_arrow,
 )
 from strata.stores.duckdb import DEFAULT_MEMORY_LIMIT, is_memory_limit
-from strata.stores.snapshots import SNAPSHOTS
+from strata.stores.snapshots import MIGRATIONS, SNAPSHOTS
 from strata.stores.sqltables import (
     HISTORY,
     KEPT,
@@ -65,9 +65,9 @@ from strata.stores.sqltables import (
     POLARS_TYPES,
     SYNC,
     TABLE_SEQ,
-    add_snapshot,
+    add_record,
     childless,
-    get_snapshots,
+    get_records,
     matching,
 )
 from strata.stores.sync import Pending, SqlPending
@@ -1683,10 +1683,16 @@ class DuckDBStore(MetadataStore):
     # -- snapshots -----------------------------------------------------------------------
 
     def _add_snapshot(self, version: str, pushed_at: str, record: str) -> None:
-        add_snapshot(self._statement, "?", version, pushed_at, record)
+        add_record(self._statement, "?", SNAPSHOTS, (version, pushed_at, record))
 
     def _get_snapshots(self, version: str | None) -> list[str]:
-        return get_snapshots(self._statement, "?", version) if self._has_table(SNAPSHOTS) else []
+        return get_records(self._statement, "?", SNAPSHOTS, version) if self._has_table(SNAPSHOTS) else []
+
+    def _add_migration_record(self, migration: str, recorded_at: str, record: str) -> None:
+        add_record(self._statement, "?", MIGRATIONS, (migration, recorded_at, record))
+
+    def _get_migration_records(self) -> list[str]:
+        return get_records(self._statement, "?", MIGRATIONS, None) if self._has_table(MIGRATIONS) else []
 
     def _statement(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return _run(self.con, query, params)

@@ -50,6 +50,7 @@ class InMemoryStore(MetadataStore):
         self._meta: dict[str, str] = {}
         self._sync: dict[str, dict[str, Any]] = {}
         self._snapshot_rows: list[tuple[str, str]] = []
+        self._migration_rows: list[str] = []
         """Pushed snapshots: (snapshot version, record), in the order pushed."""
         self._seq = 0
         self._table_seq: dict[str, int] = {}
@@ -268,3 +269,9 @@ class InMemoryStore(MetadataStore):
 
     def _get_snapshots(self, version: str | None) -> list[str]:
         return [record for v, record in self._snapshot_rows if version in (None, v)]
+
+    def _add_migration_record(self, migration: str, recorded_at: str, record: str) -> None:  # noqa: ARG002 - in the record
+        self._migration_rows.append(record)
+
+    def _get_migration_records(self) -> list[str]:
+        return list(self._migration_rows)
