@@ -27,11 +27,19 @@ ORDERS = 40
 REGIONS = {"DE": "EU", "ES": "EU", "FR": "EU", "IT": "EU", "CA": "NA", "US": "NA"}
 
 
+def readme() -> str:
+    return (EXAMPLE / "README.md").read_text(encoding="utf-8")
+
+
 def readme_commands() -> list[str]:
     """The ``strata`` lines of the example README's shell blocks, in order."""
-    text = (EXAMPLE / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL)
+    blocks = re.findall(r"```sh\n(.*?)```", readme(), flags=re.DOTALL)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip().startswith("strata ")]
+
+
+def as_shown(output: str) -> None:
+    """``output`` (of a command that prints no times) is in the README as it is."""
+    assert output.strip() in readme(), output
 
 
 @dataclass
@@ -93,6 +101,7 @@ def built_and_pushed_on_version_1(flow: Flow) -> None:
     assert pushed.code == 0, pushed.err
     assert pushed.out.startswith("pushed snapshot ")
     assert pushed.out.strip().endswith("(3 features) to prod")
+    as_shown(pushed.out)
 
 
 def pull_request_gated_then_covered(flow: Flow) -> None:
@@ -102,6 +111,7 @@ def pull_request_gated_then_covered(flow: Flow) -> None:
     assert diff.code == 0, diff.err
     assert "~ priced (changed)" in diff.out
     assert "^ report (reached)" in diff.out
+    as_shown(diff.out)
     assert re.search(r"~ net  code_version 1 -> 2, version \w+ -> \w+\n        reaches report \(label\)", diff.out)
     assert re.search(r"~ region  code_version 1 -> 2, version \w+ -> \w+\n        reaches report \(label\)", diff.out)
     changed = {f["feature"]: f for f in flow.json("strata graph diff")["features"]}
@@ -117,6 +127,7 @@ def pull_request_gated_then_covered(flow: Flow) -> None:
     assert "differs from the latest snapshot in prod" in gate.err
     assert "no migration covers it" in gate.err
     assert len(gate.err.strip().splitlines()) == 1, gate.err
+    as_shown(gate.err)
 
     generated = flow("strata migrations generate --name vat_21 --reconcile priced.region")
     assert generated.code == 0, generated.err
@@ -124,6 +135,7 @@ def pull_request_gated_then_covered(flow: Flow) -> None:
         "wrote migrations/0001_vat_21.yaml: 3 operations (1 reconcile, 2 recompute); "
         "review it, then run `strata migrations apply`"
     )
+    as_shown(generated.out)
     review = (flow.root / "migrations" / "0001_vat_21.yaml").read_text(encoding="utf-8")
     assert review.splitlines()[:2] == ["id: 0001_vat_21", "parent:"]
     assert review.splitlines()[6:] == [
@@ -145,6 +157,7 @@ def pull_request_gated_then_covered(flow: Flow) -> None:
     assert covered.code == 0, covered.err
     assert "migration 0001_vat_21 covers it" in covered.out
     assert "pending" in covered.out
+    as_shown(covered.out)
 
 
 def test_the_pull_request_fails_the_ci_gate_until_a_migration_covers_it(flow: Flow) -> None:
@@ -180,6 +193,7 @@ def test_the_whole_cd_flow_reconciles_the_refactor_and_recomputes_the_change(
     assert status.code == 0, status.err
     assert f"  priced.net <- code ({ORDERS})" in status.out.splitlines()
     assert not [line for line in status.out.splitlines() if line.startswith("  priced.region")]  # in sync
+    as_shown(dry.out + applied.out + status.out)
     stale = {f["feature"]: f for f in flow.json("strata status")["features"]}
     assert stale["priced"]["fields"] == {"net": {"code": ORDERS}}
 
@@ -196,6 +210,7 @@ def test_the_whole_cd_flow_reconciles_the_refactor_and_recomputes_the_change(
         f"  priced.net <- code ({ORDERS})",
         f"  report.label <- priced.net ({ORDERS}), priced.region ({ORDERS})",
     ]
+    as_shown("\n".join(lines[4:]))
     again = flow.json("strata build")  # nothing left: what the build above did is all there was
     assert [(f["feature"], f["changed"]) for f in again["features"]] == [("priced", 0), ("report", 0)]
     after = {key: flow.rows(key, monkeypatch) for key in before}
@@ -212,4 +227,5 @@ def test_the_whole_cd_flow_reconciles_the_refactor_and_recomputes_the_change(
     assert "is the latest snapshot in prod" in gate.out
     in_sync = flow("strata status --assert-in-sync")
     assert in_sync.code == 0, in_sync.out + in_sync.err
+    as_shown(gate.out + in_sync.out)
     assert flow.ran == readme_commands()
