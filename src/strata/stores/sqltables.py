@@ -388,6 +388,33 @@ class SqlTablesStore(MetadataStore):
         finally:
             self._drop(*batches)
 
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+        """The rows of ``sql.reconcile_select`` kept in a temp table, the rows they replace moved, then inserted.
+
+        One transaction, on the server; the write takes a new sequence number only when it rewrites a row.
+        """
+        columns = tuple(self._columns(plan.table))
+        query = sql.reconcile_select(
+            self._dialect(plan), self.hash_algorithm, plan, fields, self._sources(plan), columns
+        )
+        count = reconcile_checked(self, plan, fields, query, lambda q: int(self._run(q)[0][0]), dry_run=dry_run)
+        if count is not None:
+            return count
+        rows = ident(f"strata$reconciled_{next(_names)}")
+        names = tuple(c for c in columns if c not in (SEQ, WRITTEN_AT))
+        with self._transaction():
+            self._run(f"CREATE TEMP TABLE {rows} AS {query[0]}")
+            written = int(self._run(f"SELECT count(*) FROM {rows}")[0][0])
+            if written:
+                seq, _ = self._next_seq(plan.table)
+                keys = sql.ids_list(plan.resolve_ids)
+                self._move(plan, f"({keys}) IN (SELECT {keys} FROM {rows})", None)
+                into = f"INSERT INTO {ident(plan.table)} ({sql.ids_list((*names, SEQ, WRITTEN_AT))})"
+                stamp = f"{int(seq)}, {self._timestamp(now())}"
+                self._run(f"{into} SELECT {sql.ids_list(names)}, {stamp} FROM {rows}")
+            self._drop(rows)
+        return written
+
     def _supersede(self, plan: FeaturePlan, batch: str, seq: int) -> None:
         """Move the latest rows of the batch's resolve ids to history; an expansion's lost children leave tombstones."""
         keys = sql.ids_list(plan.resolve_ids)
@@ -601,6 +628,28 @@ def refuse_nanoseconds(store: str, frame: pl.DataFrame) -> None:
 def _never_null(plan: FeaturePlan) -> tuple[str, ...]:
     """Columns no stored row has null (``checks.py`` refuses null resolve ids): compared with ``=``."""
     return (*plan.resolve_ids, SEQ, WRITTEN_AT)
+
+
+def reconcile_checked(
+    store: MetadataStore,
+    plan: FeaturePlan,
+    fields: tuple[str, ...],
+    query: tuple[str, str],
+    count: Callable[[str], int],
+    *,
+    dry_run: bool,
+) -> int | None:
+    """Refuse a reconcile that would hide a left-out field's staleness; in a dry run, how many rows it would write.
+
+    ``query`` is ``sql.reconcile_select``'s pair, ``count`` runs a ``SELECT count(*)`` in the
+    store's engine. None: go on and write.
+    """
+    select, moved = query
+    if moved != "false":
+        conflicts = count(f"SELECT count(*) FROM ({select} AND ({moved})) AS r")
+        if conflicts:
+            raise store._shared_input_error(plan, fields, conflicts)  # noqa: SLF001 - the store's own message
+    return count(f"SELECT count(*) FROM ({select}) AS r") if dry_run else None
 
 
 def now() -> str:

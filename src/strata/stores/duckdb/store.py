@@ -69,6 +69,7 @@ from strata.stores.sqltables import (
     childless,
     get_snapshots,
     matching,
+    reconcile_checked,
 )
 from strata.stores.sync import Pending, SqlPending
 
@@ -748,6 +749,37 @@ class DuckDBStore(MetadataStore):
         repeats = sql_bitmap_query(plan, source, str(kind), low, high) if fits else sql_distinct_query(plan, source)
         return total, facts, bool(_run(self.con, repeats)[0][0])
 
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+        """The rows of ``sql.reconcile_select`` kept in a temp table, inserted as a write, the old ones superseded.
+
+        One transaction; nothing leaves DuckDB. In a split table (:data:`WRITES`) the rows keep
+        their fields' code versions, which may differ between them: each combination of code,
+        feature and snapshot versions among them gets an entry of its own, numbered below zero
+        (:meth:`_put_entries`), with this write's time.
+        """
+        sources = {**self._sources(plan), plan.table: ident(plan.table)}  # the view: every column
+        columns = tuple(self._columns(plan.table))
+        query = sql.reconcile_select(sql.DUCKDB, self.hash_algorithm, plan, fields, sources, columns)
+        count = reconcile_checked(self, plan, fields, query, lambda q: int(_run(self.con, q)[0][0]), dry_run=dry_run)
+        if count is not None:
+            return count
+        name = f"strata$reconciled_{next(_names)}"
+        now = f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
+        with self._transaction():
+            written = int(_run(self.con, f"CREATE TEMP TABLE {ident(name)} AS SELECT *, {now} FROM ({query[0]})")[0][0])
+            if written:
+                seq, _ = self._next_seq(plan.table)
+                source = ident(name)
+                if self._is_split(plan.table):  # the rows' versions, per set, in entries of their own
+                    (source,) = self._put_entries(
+                        plan, [name], [str(r[0]) for r in _run(self.con, f"DESCRIBE {source}")]
+                    )
+                rows = f"SELECT *, CAST({seq} AS BIGINT) AS {ident(SEQ)} FROM {source}"
+                _run(self.con, f"INSERT INTO {self._stored(plan.table)} BY NAME {rows}")
+                self._supersede(plan, seq)
+            _run(self.con, f"DROP TABLE {ident(name)}")
+        return written
+
     def _supersede(self, plan: FeaturePlan, seq: int) -> None:
         """Move the rows that write ``seq`` superseded (same resolve ids, older) from the latest table to history.
 
@@ -1177,16 +1209,17 @@ class DuckDBStore(MetadataStore):
         return seq
 
     def _put_entries(self, plan: FeaturePlan, names: list[str], columns: list[str]) -> list[str]:
-        """For a split table: entries for the copied rows ``names`` (one per set of versions and time); their rows.
+        """For a split table: entries for the rows of tables ``names`` (one per set of versions and time); their rows.
 
-        Copied rows keep their versions and times, which are no write's of this store: each
-        distinct set gets an entry numbered below zero. Returns, per name, the SQL of its rows as
+        Copied rows keep their versions and times, which are no write's of this store, and a
+        reconcile's rows some of their fields' code versions: each distinct set gets an entry
+        numbered below zero. Returns, per name, the SQL of its rows as
         the split table holds them (pointing at their entries).
         """
         entries = ident(plan.table + WRITES)
         constants = [c for c in columns if _constant(c)]
         kept = ", ".join(ident(c) for c in constants)
-        both = f"SELECT {kept} FROM {ident(names[0])} UNION ALL SELECT {kept} FROM {ident(names[1])}"
+        both = " UNION ALL ".join(f"SELECT {kept} FROM {ident(name)}" for name in names)
         made = ident(f"strata$entries_{next(_names)}")
         _run(
             self.con,
