@@ -195,3 +195,21 @@ def test_an_expansion_is_reconciled_child_by_child(store_factory: StoreFactory) 
         for key in ("frames", "summary"):
             assert store.resolve_update(key).is_empty
         assert users(store, "frames").sort("sample_uid", "frame").equals(before.sort("sample_uid", "frame"))
+
+
+def test_a_field_never_written_is_left_to_a_recompute(store_factory: StoreFactory) -> None:
+    """A field the code added has no stored values to keep: reconcile refuses it by name (and skips it unnamed)."""
+    with store_factory(graph=pair_graph()) as store:
+        store.write("base", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["a", "b"]}))
+        store.write("pair", store.resolve_update("pair").added)
+        graph = st.FeatureGraph()
+        with graph.use():
+            graph.add_spec(st.FeatureSpec("base", fields=["x"]))
+            graph.add_spec(st.FeatureSpec("pair", deps=["base"], fields=["one", st.FieldSpec("two", "2"), "three"]))
+        store.graph = graph
+        with pytest.raises(UsageError, match=r"field `three` of `pair` was never written, .*; recompute it"):
+            store.reconcile("pair", fields=["two", "three"])
+        assert store.reconcile("pair", fields=["two"]) == st.Reconciled(st.FeatureKey("pair"), 2, ("two",))
+        live = store.read("pair").to_native()
+        assert live["strata_cv__two"].to_list() == ["2", "2"]
+        assert "strata_dv__three" not in live.columns

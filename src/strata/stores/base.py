@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -829,8 +829,10 @@ class MetadataStore(StoreBackend):
         if not dry_run:
             self._require_writable()
         plan = self.plan(feature)
-        names = self._reconciled_fields(plan, fields)
-        if not names or not self._has_table(plan.table) or self._max_seq(plan.table) is None:
+        if not self._has_table(plan.table) or self._max_seq(plan.table) is None:
+            return Reconciled(plan.key, 0, self._reconciled_fields(plan, fields))
+        names = self._written_fields(plan, self._reconciled_fields(plan, fields), named=fields is not None)
+        if not names:
             return Reconciled(plan.key, 0, names)
         if not dry_run:
             self._forget(plan.key)  # what a resolve asked for is answered otherwise now
@@ -848,6 +850,21 @@ class MetadataStore(StoreBackend):
                     f"name its fields: {', '.join(f'`{k}`' for k in known)}",
                 )
         return tuple(k for k in known if k in fields)
+
+    def _written_fields(self, plan: FeaturePlan, names: tuple[str, ...], *, named: bool) -> tuple[str, ...]:
+        """``names`` but fields never written (the code added them): no values to keep, so a recompute's work.
+
+        Left out when the caller named no fields; a named one is refused in one line.
+        """
+        frame = self._read(plan, history=False, include_deleted=True)
+        columns = set(frame.columns) if frame is not None else set()
+        missing = [f.name for f in plan.fields if f.name in names and f.dv_column not in columns]
+        if missing and named:
+            raise UsageError(
+                f"field `{missing[0]}` of `{plan.key}` was never written, so it has no values to reconcile",
+                "recompute it (`strata build`), or leave it out of the fields",
+            )
+        return tuple(n for n in names if n not in missing)
 
     def _shared_input_error(self, plan: FeaturePlan, fields: tuple[str, ...], samples: int) -> UsageError:
         """The refusal of a reconcile rewriting an input a field left out also reads (see :meth:`reconcile`)."""
@@ -883,8 +900,13 @@ class MetadataStore(StoreBackend):
                 *keys,
                 *(pl.when(c).then(pl.lit(CAUSE_CODE)).alias(f.cause_column) for c, f in zip(code, picked, strict=True)),
             )
-        else:
-            changed = self._resolve(plan, None, lazy=False).changed.to_native()
+        else:  # compared on the fields the table holds (a field the code added has no columns yet)
+            held = [
+                f
+                for f in plan.fields
+                if {f.dv_column, f.cv_column, *map(input_column, f.inputs)} <= set(latest.columns)
+            ]
+            changed = self._resolve(replace(plan, fields=tuple(held)), None, lazy=False).changed.to_native()
         causes = [pl.col(f.cause_column).is_not_null() for f in picked]
         changed = changed.filter(pl.any_horizontal(causes)).rename(lambda c: f"strata$new__{c}" if c not in keys else c)
         children = [pl.col(c).is_null() for c in plan.child_ids]

@@ -750,35 +750,71 @@ class DuckDBStore(MetadataStore):
         return total, facts, bool(_run(self.con, repeats)[0][0])
 
     def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
-        """The rows of ``sql.reconcile_select`` kept in a temp table, inserted as a write, the old ones superseded.
+        """The rows of ``sql.reconcile_select`` inserted as one write by one statement, the old ones superseded.
 
-        One transaction; nothing leaves DuckDB. In a split table (:data:`WRITES`) the rows keep
-        their fields' code versions, which may differ between them: each combination of code,
-        feature and snapshot versions among them gets an entry of its own, numbered below zero
-        (:meth:`_put_entries`), with this write's time.
+        One transaction; nothing leaves DuckDB, nothing is copied on the way. In a split table
+        (:data:`WRITES`) a reconciled row keeps the code versions of the fields left out, which
+        its old entry holds: each entry the latest rows point at gets a copy numbered below zero
+        (as tombstones' do) with the reconciled fields' code versions, the graph's feature and
+        snapshot version and this write's time, and the row points at its entry's copy.
         """
-        sources = {**self._sources(plan), plan.table: ident(plan.table)}  # the view: every column
+        split = self._is_split(plan.table)
         columns = tuple(self._columns(plan.table))
+        latest = ident(plan.table)  # the view: every column
+        if split:  # the view's columns and the row's entry
+            constants = [c for c in self._columns(plan.table + WRITES) if c != WRITE]
+            picked = ", ".join(f"w.{ident(c)}" for c in constants)
+            latest = (
+                f"(SELECT r.*, {picked} FROM {ident(plan.table + ROWS)} r "
+                f"LEFT JOIN {ident(plan.table + WRITES)} w ON w.{ident(WRITE)} = r.{ident(WRITE)})"
+            )
+            columns = (*columns, WRITE)
+        sources = {**self._sources(plan), plan.table: latest}
         query = sql.reconcile_select(sql.DUCKDB, self.hash_algorithm, plan, fields, sources, columns)
         count = reconcile_checked(self, plan, fields, query, lambda q: int(_run(self.con, q)[0][0]), dry_run=dry_run)
         if count is not None:
             return count
-        name = f"strata$reconciled_{next(_names)}"
         now = f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
-        with self._transaction():
-            written = int(_run(self.con, f"CREATE TEMP TABLE {ident(name)} AS SELECT *, {now} FROM ({query[0]})")[0][0])
-            if written:
+        try:
+            with self._transaction():
                 seq, _ = self._next_seq(plan.table)
-                source = ident(name)
-                if self._is_split(plan.table):  # the rows' versions, per set, in entries of their own
-                    (source,) = self._put_entries(
-                        plan, [name], [str(r[0]) for r in _run(self.con, f"DESCRIBE {source}")]
-                    )
-                rows = f"SELECT *, CAST({seq} AS BIGINT) AS {ident(SEQ)} FROM {source}"
-                _run(self.con, f"INSERT INTO {self._stored(plan.table)} BY NAME {rows}")
+                number = f"CAST({seq} AS BIGINT) AS {ident(SEQ)}"
+                rows = f"SELECT *, {number}, {now} FROM ({query[0]})"
+                if split:
+                    rows = self._reconciled_rows(plan, fields, query[0], columns, number)
+                written = int(_run(self.con, f"INSERT INTO {self._stored(plan.table)} BY NAME {rows}")[0][0])
+                if not written:
+                    raise _NothingToWrite
                 self._supersede(plan, seq)
-            _run(self.con, f"DROP TABLE {ident(name)}")
+        except _NothingToWrite:
+            return 0
         return written
+
+    def _reconciled_rows(
+        self, plan: FeaturePlan, fields: tuple[str, ...], query: str, columns: tuple[str, ...], number: str
+    ) -> str:
+        """The rows of ``query`` as a split table holds them, numbered by ``number``; their entries made first.
+
+        See :meth:`_reconcile`. Called inside its transaction: the temp table of copies goes with
+        a rollback, else with the connection.
+        """
+        entries = ident(plan.table + WRITES)
+        copies = self._entry_copies(plan, f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {ident(plan.table + ROWS)}")
+        new = {f.cv_column: literal(f.code_version) for f in plan.fields if f.name in fields}
+        new |= {FEATURE_VERSION: literal(plan.feature_version), SNAPSHOT_VERSION: literal(plan.snapshot_version)}
+        new[WRITTEN_AT] = "CAST(now() AS TIMESTAMP)"
+        kept = [c for c in self._columns(plan.table + WRITES) if c != WRITE]
+        picked = ", ".join(f"{new.get(c, 'w.' + ident(c))} AS {ident(c)}" for c in kept)
+        _run(
+            self.con,
+            f"INSERT INTO {entries} BY NAME SELECT c.{ident(WRITE)}, {picked} "
+            f"FROM {entries} w JOIN {copies} c ON w.{ident(WRITE)} = c.origin",
+        )
+        data = [f"q.{ident(c)}" for c in columns if not _constant(c) and c not in (SEQ, WRITE)]
+        return (
+            f"SELECT {', '.join(data)}, {number}, c.{ident(WRITE)} "
+            f"FROM ({query}) q JOIN {copies} c ON q.{ident(WRITE)} = c.origin"
+        )
 
     def _supersede(self, plan: FeaturePlan, seq: int) -> None:
         """Move the rows that write ``seq`` superseded (same resolve ids, older) from the latest table to history.
@@ -850,13 +886,8 @@ class DuckDBStore(MetadataStore):
         if not self._is_split(plan.table):
             tombs = f"SELECT * REPLACE ({number}, {now}) FROM {moved} l WHERE {where}"
             return int(_run(self.con, f"INSERT INTO {ident(plan.table)} BY NAME {tombs}")[0][0])
-        entries, copies = ident(plan.table + WRITES), ident(f"strata$entries_{next(_names)}")
-        origins = f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {moved} l WHERE {where}"
-        _run(
-            self.con,
-            f"CREATE TEMP TABLE {copies} AS SELECT origin, "
-            f"{self._below(entries)} - row_number() OVER (ORDER BY origin) AS {ident(WRITE)} FROM ({origins})",
-        )
+        entries = ident(plan.table + WRITES)
+        copies = self._entry_copies(plan, f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {moved} l WHERE {where}")
         _run(
             self.con,
             f"INSERT INTO {entries} BY NAME SELECT w.* REPLACE (c.{ident(WRITE)} AS {ident(WRITE)}, {now}) "
@@ -869,6 +900,16 @@ class DuckDBStore(MetadataStore):
         count = int(_run(self.con, f"INSERT INTO {self._stored(plan.table)} BY NAME {tombs}")[0][0])
         _run(self.con, f"DROP TABLE {copies}")  # on failure the write's rollback drops it
         return count
+
+    def _entry_copies(self, plan: FeaturePlan, origins: str) -> str:
+        """A temp table numbering below zero a copy of each entry ``origins`` (a query of ``origin``) names."""
+        copies = ident(f"strata$entries_{next(_names)}")
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {copies} AS SELECT origin, {self._below(ident(plan.table + WRITES))} "
+            f"- row_number() OVER (ORDER BY origin) AS {ident(WRITE)} FROM ({origins})",
+        )
+        return copies
 
     @staticmethod
     def _below(entries: str) -> str:
@@ -1209,17 +1250,16 @@ class DuckDBStore(MetadataStore):
         return seq
 
     def _put_entries(self, plan: FeaturePlan, names: list[str], columns: list[str]) -> list[str]:
-        """For a split table: entries for the rows of tables ``names`` (one per set of versions and time); their rows.
+        """For a split table: entries for the copied rows ``names`` (one per set of versions and time); their rows.
 
-        Copied rows keep their versions and times, which are no write's of this store, and a
-        reconcile's rows some of their fields' code versions: each distinct set gets an entry
-        numbered below zero. Returns, per name, the SQL of its rows as
+        Copied rows keep their versions and times, which are no write's of this store: each
+        distinct set gets an entry numbered below zero. Returns, per name, the SQL of its rows as
         the split table holds them (pointing at their entries).
         """
         entries = ident(plan.table + WRITES)
         constants = [c for c in columns if _constant(c)]
         kept = ", ".join(ident(c) for c in constants)
-        both = " UNION ALL ".join(f"SELECT {kept} FROM {ident(name)}" for name in names)
+        both = f"SELECT {kept} FROM {ident(names[0])} UNION ALL SELECT {kept} FROM {ident(names[1])}"
         made = ident(f"strata$entries_{next(_names)}")
         _run(
             self.con,
