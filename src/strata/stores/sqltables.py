@@ -389,9 +389,9 @@ class SqlTablesStore(MetadataStore):
             self._drop(*batches)
 
     def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
-        """The rows of ``sql.reconcile_select`` kept in a temp table, the rows they replace moved, then inserted.
+        """The rows of ``sql.reconcile_select`` inserted under a new number by one statement, then the old ones moved.
 
-        One transaction, on the server; the write takes a new sequence number only when it rewrites a row.
+        One transaction on the server; a reconcile that rewrites no row rolls back, its number untaken.
         """
         columns = tuple(self._columns(plan.table))
         query = sql.reconcile_select(
@@ -400,19 +400,21 @@ class SqlTablesStore(MetadataStore):
         count = reconcile_checked(self, plan, fields, query, lambda q: int(self._run(q)[0][0]), dry_run=dry_run)
         if count is not None:
             return count
-        rows = ident(f"strata$reconciled_{next(_names)}")
         names = tuple(c for c in columns if c not in (SEQ, WRITTEN_AT))
-        with self._transaction():
-            self._run(f"CREATE TEMP TABLE {rows} AS {query[0]}")
-            written = int(self._run(f"SELECT count(*) FROM {rows}")[0][0])
-            if written:
+        table, keys = ident(plan.table), sql.ids_list(plan.resolve_ids)
+        try:
+            with self._transaction():
                 seq, _ = self._next_seq(plan.table)
-                keys = sql.ids_list(plan.resolve_ids)
-                self._move(plan, f"({keys}) IN (SELECT {keys} FROM {rows})", None)
-                into = f"INSERT INTO {ident(plan.table)} ({sql.ids_list((*names, SEQ, WRITTEN_AT))})"
+                into = f"INSERT INTO {table} ({sql.ids_list((*names, SEQ, WRITTEN_AT))})"
                 stamp = f"{int(seq)}, {self._timestamp(now())}"
-                self._run(f"{into} SELECT {sql.ids_list(names)}, {stamp} FROM {rows}")
-            self._drop(rows)
+                self._run(f"{into} SELECT {sql.ids_list(names)}, {stamp} FROM ({query[0]}) AS r")
+                written = int(self._run(f"SELECT count(*) FROM {table} WHERE {ident(SEQ)} = {int(seq)}")[0][0])
+                if not written:
+                    raise _NothingWritten
+                mine = f"SELECT {keys} FROM {table} WHERE {ident(SEQ)} = {int(seq)}"
+                self._move(plan, f"{ident(SEQ)} <> {int(seq)} AND ({keys}) IN ({mine})", None)
+        except _NothingWritten:
+            return 0
         return written
 
     def _supersede(self, plan: FeaturePlan, batch: str, seq: int) -> None:
@@ -628,6 +630,10 @@ def refuse_nanoseconds(store: str, frame: pl.DataFrame) -> None:
 def _never_null(plan: FeaturePlan) -> tuple[str, ...]:
     """Columns no stored row has null (``checks.py`` refuses null resolve ids): compared with ``=``."""
     return (*plan.resolve_ids, SEQ, WRITTEN_AT)
+
+
+class _NothingWritten(Exception):
+    """A reconcile found no row to rewrite: its transaction rolls back."""
 
 
 def reconcile_checked(
