@@ -854,11 +854,10 @@ class MetadataStore(StoreBackend):
     def _written_fields(self, plan: FeaturePlan, names: tuple[str, ...], *, named: bool) -> tuple[str, ...]:
         """``names`` but fields never written (the code added them): no values to keep, so a recompute's work.
 
-        Left out when the caller named no fields; a named one is refused in one line.
+        Left out when the caller named no fields; a named one is refused in one line. Asked of
+        the stored columns (:meth:`_stored_schema`, a catalog lookup in SQL stores), never the rows.
         """
-        frame = self._read(plan, history=False, include_deleted=True)
-        columns = set(frame.columns) if frame is not None else set()
-        missing = [f.name for f in plan.fields if f.name in names and f.dv_column not in columns]
+        missing = [f.name for f in plan.fields if f.name in names and self._stored_schema(plan, [f.dv_column]) is None]
         if missing and named:
             raise UsageError(
                 f"field `{missing[0]}` of `{plan.key}` was never written, so it has no values to reconcile",
