@@ -208,6 +208,9 @@ class SqlTablesStore(MetadataStore):
     def _written(self, plan: FeaturePlan, *, created: bool) -> None:
         """After a write committed (``created``: it made the tables); nothing, unless an engine says so."""
 
+    def _counted(self, table: str) -> None:
+        """After many rows were added to ``table`` that the next statement looks up; nothing, unless an engine says so."""
+
     def _prepare_types(self, declared: Iterable[str]) -> None:
         """Create what the types ``declared`` need before a table uses them (nothing, unless an engine says so)."""
 
@@ -411,6 +414,7 @@ class SqlTablesStore(MetadataStore):
                 written = int(self._run(f"SELECT count(*) FROM {table} WHERE {ident(SEQ)} = {int(seq)}")[0][0])
                 if not written:
                     raise _NothingWritten
+                self._counted(plan.table)  # the rows to move are found by those just inserted
                 mine = f"SELECT {keys} FROM {table} WHERE {ident(SEQ)} = {int(seq)}"
                 self._move(plan, f"{ident(SEQ)} <> {int(seq)} AND ({keys}) IN ({mine})", None)
         except _NothingWritten:
