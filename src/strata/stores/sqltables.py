@@ -209,7 +209,7 @@ class SqlTablesStore(MetadataStore):
         """After a write committed (``created``: it made the tables); nothing, unless an engine says so."""
 
     def _counted(self, table: str) -> None:
-        """After many rows were added to ``table`` that the next statement looks up; nothing, unless an engine says so."""
+        """After many rows were added to ``table`` that the next statement looks up; nothing unless an engine says."""
 
     def _prepare_types(self, declared: Iterable[str]) -> None:
         """Create what the types ``declared`` need before a table uses them (nothing, unless an engine says so)."""
