@@ -15,7 +15,7 @@ import pytest
 import strata as st
 from strata.errors import UsageError, WriteError
 from tests.stores.conftest import StoreFactory
-from tests.stores.graphs import frames, summary, video
+from tests.stores.graphs import frames, loader_graph, summary, video
 from tests.stores.test_conformance import graph_of, roots
 
 KEYS = ("video", "transcript", "embedding")
@@ -213,3 +213,14 @@ def test_a_field_never_written_is_left_to_a_recompute(store_factory: StoreFactor
         live = store.read("pair").to_native()
         assert live["strata_cv__two"].to_list() == ["2", "2"]
         assert "strata_dv__three" not in live.columns
+
+
+def test_a_feature_with_its_own_input_loader_is_reconciled_through_it(store_factory: StoreFactory) -> None:
+    with store_factory(graph=loader_graph()) as store:
+        store.write("clip", pl.DataFrame({"clip_id": [1, 2], "strata_dv__audio": ["c1", "c2"]}))
+        store.write("speaker", pl.DataFrame({"speaker": ["ann", "bob"], "strata_dv__voice": ["v-ann", "v-bob"]}))
+        store.write("match", store.resolve_update("match").added.to_native().with_columns(pl.lit("kept").alias("note")))
+        store.graph = loader_graph("2")
+        assert store.reconcile("match") == st.Reconciled(st.FeatureKey("match"), 2, ("score",))
+        assert store.resolve_update("match").is_empty
+        assert store.read("match")["note"].to_list() == ["kept", "kept"]

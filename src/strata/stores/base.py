@@ -812,7 +812,9 @@ class MetadataStore(StoreBackend):
         graph gives (the data versions hashed as a resolve hashes them; a root's are its
         caller's and stay), the feature and snapshot version the graph's; every user column, and
         every other field's versions, stay as stored. Computed inside the database (in Polars
-        for the in-memory store); no row leaves it. ``dry_run``: count, write nothing.
+        for the in-memory store); no row leaves it, but for a feature with its own ``load_input``
+        (its inputs come from Python, so its rows are compared and rewritten in Polars).
+        ``dry_run``: count, write nothing.
 
         Afterwards a resolve lists none of those samples for the reconciled fields; fields left
         out stay stale where they were. A reconciled field's new data versions reach the
@@ -836,6 +838,10 @@ class MetadataStore(StoreBackend):
             return Reconciled(plan.key, 0, names)
         if not dry_run:
             self._forget(plan.key)  # what a resolve asked for is answered otherwise now
+        from strata.features.graph import has_custom_loader
+
+        if has_custom_loader(self.graph.feature(plan.key)):  # its inputs come from Python: compared in Polars
+            return Reconciled(plan.key, MetadataStore._reconcile(self, plan, names, dry_run=dry_run), names)
         return Reconciled(plan.key, self._reconcile(plan, names, dry_run=dry_run), names)
 
     def _reconciled_fields(self, plan: FeaturePlan, fields: Sequence[str] | None) -> tuple[str, ...]:
@@ -882,8 +888,9 @@ class MetadataStore(StoreBackend):
     def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
         """Rewrite the provenance of the stale latest rows of ``fields`` (see :meth:`reconcile`); return how many.
 
-        Here in Polars, through :meth:`_resolve` and :meth:`_put` (the in-memory store); a SQL
-        store overrides it with the statements of ``resolve/sql.reconcile_select``, so no row
+        Here in Polars, through :meth:`_resolve` and :meth:`_put` (the in-memory store, and every
+        store for a feature with its own ``load_input``, whose inputs only Python can give); a
+        SQL store overrides it with the statements of ``resolve/sql.reconcile_select``, so no row
         leaves the database.
         """
         import polars as pl
@@ -905,7 +912,9 @@ class MetadataStore(StoreBackend):
                 for f in plan.fields
                 if {f.dv_column, f.cv_column, *map(input_column, f.inputs)} <= set(latest.columns)
             ]
-            changed = self._resolve(replace(plan, fields=tuple(held)), None, lazy=False).changed.to_native()
+            scope = replace(plan, fields=tuple(held))
+            custom = self._resolve_custom(scope, lazy=False)
+            changed = (custom if custom is not None else self._resolve(scope, None, lazy=False)).changed.to_native()
         causes = [pl.col(f.cause_column).is_not_null() for f in picked]
         changed = changed.filter(pl.any_horizontal(causes)).rename(lambda c: f"strata$new__{c}" if c not in keys else c)
         children = [pl.col(c).is_null() for c in plan.child_ids]
