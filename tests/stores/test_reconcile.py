@@ -7,6 +7,7 @@ takes the new graph's provenance, keeps its user columns, and its old row goes t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -224,3 +225,24 @@ def test_a_feature_with_its_own_input_loader_is_reconciled_through_it(store_fact
         assert store.reconcile("match") == st.Reconciled(st.FeatureKey("match"), 2, ("score",))
         assert store.resolve_update("match").is_empty
         assert store.read("match")["note"].to_list() == ["kept", "kept"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "duckdb"])
+def test_a_chain_reconciles_its_first_store_reading_upstreams_through(kind: str, tmp_path: Path) -> None:
+    """dev holds transcript, prod the video it reads: dev's rows are reconciled, prod's are left alone."""
+
+    def make(name: str, **kwargs: Any) -> st.MetadataStore:
+        if kind == "memory":
+            return st.InMemoryStore(graph=graph_of(), name=name, **kwargs)
+        return st.DuckDBStore(tmp_path / f"{name}.duckdb", graph=graph_of(), name=name, **kwargs)
+
+    prod = make("prod")
+    with prod:
+        prod.write("video", roots(5))
+    dev = make("dev", fallbacks=[prod])
+    with dev:
+        dev.write("transcript", dev.resolve_update("transcript").added)
+        dev.graph = graph_of(text_cv="2")
+        assert dev.reconcile("transcript").samples == 5
+        assert dev.resolve_update("transcript").is_empty
+        assert dev.reconcile("video").samples == 0  # prod's rows: not this store's to rewrite

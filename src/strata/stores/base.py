@@ -812,8 +812,7 @@ class MetadataStore(StoreBackend):
         graph gives (the data versions hashed as a resolve hashes them; a root's are its
         caller's and stay), the feature and snapshot version the graph's; every user column, and
         every other field's versions, stay as stored. Computed inside the database (in Polars
-        for the in-memory store); no row leaves it, but for a feature with its own ``load_input``
-        (its inputs come from Python, so its rows are compared and rewritten in Polars).
+        for the in-memory store); no row leaves it, but in the cases below.
         ``dry_run``: count, write nothing.
 
         Afterwards a resolve lists none of those samples for the reconciled fields; fields left
@@ -824,8 +823,10 @@ class MetadataStore(StoreBackend):
         root's data versions stay its caller's, so reconciling a root moves nothing downstream.
         A field left out that reads the same input as a reconciled one, where that input's data
         changed, is refused (:class:`UsageError`): the stored input column is shared, so
-        rewriting it for one field would hide the other's staleness. A chain writes to this
-        store only, from its own rows.
+        rewriting it for one field would hide the other's staleness. A chain rewrites the rows
+        of this store only (its first), reading upstreams through its fallbacks (then, and for
+        a feature with its own ``load_input``, the rows are compared and rewritten in Polars). A
+        field the code added has no stored values: named, it is refused in one line; else left out.
         """
         self._require_open()
         if not dry_run:
@@ -840,7 +841,7 @@ class MetadataStore(StoreBackend):
             self._forget(plan.key)  # what a resolve asked for is answered otherwise now
         from strata.features.graph import has_custom_loader
 
-        if has_custom_loader(self.graph.feature(plan.key)):  # its inputs come from Python: compared in Polars
+        if has_custom_loader(self.graph.feature(plan.key)) or self._fallback_supplies(plan):  # inputs from elsewhere
             return Reconciled(plan.key, MetadataStore._reconcile(self, plan, names, dry_run=dry_run), names)
         return Reconciled(plan.key, self._reconcile(plan, names, dry_run=dry_run), names)
 
@@ -889,8 +890,8 @@ class MetadataStore(StoreBackend):
         """Rewrite the provenance of the stale latest rows of ``fields`` (see :meth:`reconcile`); return how many.
 
         Here in Polars, through :meth:`_resolve` and :meth:`_put` (the in-memory store, and every
-        store for a feature with its own ``load_input``, whose inputs only Python can give); a
-        SQL store overrides it with the statements of ``resolve/sql.reconcile_select``, so no row
+        store for a feature with its own ``load_input``, whose inputs only Python can give, or
+        whose upstream rows a fallback holds); a SQL store overrides it with the statements of ``resolve/sql.reconcile_select``, so no row
         leaves the database.
         """
         import polars as pl
@@ -913,8 +914,11 @@ class MetadataStore(StoreBackend):
                 if {f.dv_column, f.cv_column, *map(input_column, f.inputs)} <= set(latest.columns)
             ]
             scope = replace(plan, fields=tuple(held))
-            custom = self._resolve_custom(scope, lazy=False)
-            changed = (custom if custom is not None else self._resolve(scope, None, lazy=False)).changed.to_native()
+            found = self._resolve_custom(scope, lazy=False)
+            if found is None:
+                chained = self._fallback_supplies(scope)
+                found = self._resolve_chained(scope, lazy=False) if chained else self._resolve(scope, None, lazy=False)
+            changed = found.changed.to_native()
         causes = [pl.col(f.cause_column).is_not_null() for f in picked]
         changed = changed.filter(pl.any_horizontal(causes)).rename(lambda c: f"strata$new__{c}" if c not in keys else c)
         children = [pl.col(c).is_null() for c in plan.child_ids]
