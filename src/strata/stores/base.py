@@ -891,8 +891,8 @@ class MetadataStore(StoreBackend):
 
         Here in Polars, through :meth:`_resolve` and :meth:`_put` (the in-memory store, and every
         store for a feature with its own ``load_input``, whose inputs only Python can give, or
-        whose upstream rows a fallback holds); a SQL store overrides it with the statements of ``resolve/sql.reconcile_select``, so no row
-        leaves the database.
+        whose upstream rows a fallback holds); a SQL store overrides it with the statements of
+        ``resolve/sql.reconcile_select``, so no row leaves the database.
         """
         import polars as pl
 
