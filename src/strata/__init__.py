@@ -16,7 +16,7 @@ from strata.features.spec import ALL, FeatureDep, FeatureSpec, FieldDep, FieldSp
 
 if TYPE_CHECKING:
     from strata.resolve.increment import Increment
-    from strata.stores.base import MetadataStore
+    from strata.stores.base import MetadataStore, Reconciled
     from strata.stores.clickhouse.store import ClickHouseStore
     from strata.stores.duckdb.store import DuckDBStore
     from strata.stores.memory.store import InMemoryStore
@@ -33,6 +33,7 @@ _LAZY = {
     "Increment": "strata.stores.base",
     "MetadataStore": "strata.stores.base",
     "PostgresStore": "strata.stores.postgres.store",
+    "Reconciled": "strata.stores.base",
     "SQLiteStore": "strata.stores.sqlite.store",
     "StrataProject": "strata.workspace",
     "open_project": "strata.workspace",
@@ -66,6 +67,7 @@ __all__ = [
     "Lineage",
     "MetadataStore",
     "PostgresStore",
+    "Reconciled",
     "SQLiteStore",
     "StrataError",
     "StrataProject",

@@ -8,6 +8,10 @@ expansion: ids ``sample_uid``, ``frame``) -> ``summary`` (an aggregation back on
 
 from __future__ import annotations
 
+from typing import Any
+
+import narwhals as nw
+
 import strata as st
 
 Feature = type[st.Feature]
@@ -98,5 +102,35 @@ def one_root(
 
         class Root(st.Feature, spec=st.FeatureSpec(key, id_columns=id_columns, fields=list(fields))):
             pass
+
+    return graph
+
+
+def loader_graph(score_cv: str = "1") -> st.FeatureGraph:
+    """clip, speaker -> match (``score``), whose own ``load_input`` matches every clip against speaker ann.
+
+    A join no lineage describes: the store must resolve it through the loader.
+    """
+    graph = st.FeatureGraph()
+    with graph.use():
+
+        class Clip(st.Feature, spec=st.FeatureSpec("clip", id_columns=["clip_id"], fields=["audio"])):
+            pass
+
+        class Speaker(st.Feature, spec=st.FeatureSpec("speaker", id_columns=["speaker"], fields=["voice"])):
+            pass
+
+        class Match(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "match", id_columns=["clip_id"], deps=[Clip, Speaker], fields=[st.FieldSpec("score", score_cv)]
+            ),
+        ):
+            @classmethod
+            def load_input(cls, upstream: Any) -> Any:
+                clips = upstream[Clip.key()]
+                speakers = upstream[Speaker.key()].rename({"speaker": "who"})
+                ann = speakers.filter(nw.col("who") == "ann").select("strata_in__speaker__voice")
+                return clips.select("clip_id", "strata_in__clip__audio").join(ann, how="cross")
 
     return graph

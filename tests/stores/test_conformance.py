@@ -12,7 +12,7 @@ import strata as st
 from strata.errors import DefinitionError, WriteError
 from strata.features.versions import sample_hash
 from tests.stores.conftest import StoreFactory
-from tests.stores.graphs import embedding, lineage_graph, transcript, video
+from tests.stores.graphs import embedding, lineage_graph, loader_graph, transcript, video
 
 
 def graph_of(audio_cv: str = "1", frames_cv: str = "1", text_cv: str = "1", vector_cv: str = "1") -> st.FeatureGraph:
@@ -383,27 +383,7 @@ def test_sha256_is_selectable_and_never_mixed(store_factory: StoreFactory) -> No
 
 
 def test_a_custom_input_loader_replaces_the_lineage_joins(store_factory: StoreFactory) -> None:
-    graph = st.FeatureGraph()
-    with graph.use():
-
-        class Clip(st.Feature, spec=st.FeatureSpec("clip", id_columns=["clip_id"], fields=["audio"])):
-            pass
-
-        class Speaker(st.Feature, spec=st.FeatureSpec("speaker", id_columns=["speaker"], fields=["voice"])):
-            pass
-
-        class Match(
-            st.Feature,
-            spec=st.FeatureSpec("match", id_columns=["clip_id"], deps=[Clip, Speaker], fields=["score"]),
-        ):
-            @classmethod
-            def load_input(cls, upstream: Any) -> Any:
-                clips = upstream[Clip.key()]
-                speakers = upstream[Speaker.key()].rename({"speaker": "who"})
-                # every clip is matched against speaker "ann": a join no lineage describes
-                ann = speakers.filter(nw.col("who") == "ann").select("strata_in__speaker__voice")
-                return clips.select("clip_id", "strata_in__clip__audio").join(ann, how="cross")
-
+    graph = loader_graph()
     with store_factory(graph=graph) as store:
         store.write("clip", pl.DataFrame({"clip_id": [1, 2], "strata_dv__audio": ["c1", "c2"]}))
         store.write("speaker", pl.DataFrame({"speaker": ["ann", "bob"], "strata_dv__voice": ["v-ann", "v-bob"]}))

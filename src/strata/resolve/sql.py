@@ -20,7 +20,11 @@ from strata.resolve.plan import (
     CAUSE_CODE,
     CAUSE_DATA,
     DELETED,
+    FEATURE_VERSION,
     MIXED,
+    SEQ,
+    SNAPSHOT_VERSION,
+    WRITTEN_AT,
     FeaturePlan,
     FieldPlan,
     UpstreamPlan,
@@ -255,19 +259,27 @@ def _agreed(column: str, dialect: Dialect) -> str:
     return f"CASE WHEN {same} THEN min({column}) ELSE {dialect.literal(MIXED)} END"
 
 
-def stale_conditions(plan: FeaturePlan, field: FieldPlan, dialect: Dialect = DUCKDB) -> list[tuple[str, str]]:
-    """(condition, cause) pairs that make ``field`` stale, comparing ``c`` (stored) to ``e`` (expected)."""
+def stale_conditions(
+    plan: FeaturePlan, field: FieldPlan, dialect: Dialect = DUCKDB, current: str = "c"
+) -> list[tuple[str, str]]:
+    """(condition, cause) pairs that make ``field`` stale, comparing ``current`` (stored) to ``e`` (expected)."""
     conditions = [
-        (f"c.{dialect.ident(field.cv_column)} IS DISTINCT FROM {dialect.literal(field.code_version)}", CAUSE_CODE)
+        (
+            f"{current}.{dialect.ident(field.cv_column)} IS DISTINCT FROM {dialect.literal(field.code_version)}",
+            CAUSE_CODE,
+        )
     ]
     if plan.is_root:
         conditions.append(
-            (f"c.{dialect.ident(field.dv_column)} IS DISTINCT FROM e.{dialect.ident(field.dv_column)}", CAUSE_DATA)
+            (
+                f"{current}.{dialect.ident(field.dv_column)} IS DISTINCT FROM e.{dialect.ident(field.dv_column)}",
+                CAUSE_DATA,
+            )
         )
     else:
         for item in field.inputs:
             column = dialect.ident(input_column(item))
-            conditions.append((f"c.{column} IS DISTINCT FROM e.{column}", item.dotted))
+            conditions.append((f"{current}.{column} IS DISTINCT FROM e.{column}", item.dotted))
     return conditions
 
 
@@ -373,3 +385,63 @@ def part_queries(plan: FeaturePlan, tagged: str, dialect: Dialect = DUCKDB) -> d
         picked = ", ".join(f"{dialect.ident(source)} AS {dialect.ident(target)}" for source, target in columns.items())
         queries[name] = f"SELECT {picked} FROM ({tagged}) AS t WHERE {dialect.ident(PART)} = {part_code(name)}"
     return queries
+
+
+def reconcile_select(
+    dialect: Dialect,
+    algorithm: str,
+    plan: FeaturePlan,
+    fields: tuple[str, ...],
+    sources: dict[str, str],
+    columns: tuple[str, ...],
+) -> tuple[str, str]:
+    """The rows a reconcile writes, and the condition of a rewritten sample whose shared input moved.
+
+    ``sources`` are the tables a resolve reads (the feature's own latest table among them),
+    ``columns`` the latest table's columns. A latest row (live, or an expansion's "no children"
+    row) whose sample is stale in one of ``fields`` comes out with every column as stored but:
+    those fields' code versions, their data versions where stale (hashed here as a resolve hashes
+    them; a root's are its caller's and stay), the inputs they read as the new graph gives them,
+    and the feature and snapshot version of ``plan``. ``strata_seq`` and ``strata_written_at``
+    are left to the writer. The condition (over the same rows) is true where a rewritten input
+    that a field outside ``fields`` also reads differs from the stored one: rewriting it would
+    hide that field's staleness.
+    """
+    latest = sources[plan.table]
+    alias = "c" if plan.child_ids else "l"  # an expansion's parent is compared as its children collapse
+    picked = [f for f in plan.fields if f.name in fields]
+    stale = {}
+    for field in picked:
+        conditions = stale_conditions(plan, field, dialect, alias)
+        stale[field.name] = " OR ".join(cond for cond, cause in conditions if not plan.is_root or cause == CAUSE_CODE)
+    inputs = {input_column(i) for f in picked for i in f.inputs}
+    others = {input_column(i) for f in plan.fields if f.name not in fields for i in f.inputs}
+    shared = sorted(inputs & others)
+    moved = " OR ".join(f"{alias}.{dialect.ident(c)} IS DISTINCT FROM e.{dialect.ident(c)}" for c in shared)
+    new = {
+        FEATURE_VERSION: dialect.literal(plan.feature_version),
+        SNAPSHOT_VERSION: dialect.literal(plan.snapshot_version),
+    }
+    for field in picked:
+        new[field.cv_column] = dialect.literal(field.code_version)
+        if not plan.is_root:
+            hashed = dv_expr(dialect, algorithm, field, "e")
+            kept = f"l.{dialect.ident(field.dv_column)}"
+            new[field.dv_column] = f"CASE WHEN {stale[field.name]} THEN {hashed} ELSE {kept} END"
+    new.update({c: f"e.{dialect.ident(c)}" for c in sorted(inputs)})
+    items = [f"{new.pop(c) if c in new else 'l.' + dialect.ident(c)} AS {dialect.ident(c)}" for c in columns]
+    items = [item for item, c in zip(items, columns, strict=True) if c not in (SEQ, WRITTEN_AT)]
+    items += [f"{value} AS {dialect.ident(c)}" for c, value in new.items()]
+    keys = plan.resolve_ids
+    source = f"{latest} AS l"
+    row = f"NOT l.{dialect.ident(DELETED)}"
+    if plan.child_ids:
+        row = f"({row} OR ({' AND '.join(f'l.{dialect.ident(c)} IS NULL' for c in plan.child_ids)}))"
+        on = " AND ".join(f"l.{dialect.ident(k)} = c.{dialect.ident(k)}" for k in keys)
+        source += f" JOIN ({current_select(plan, None, latest, dialect)}) AS c ON {on}"
+    if not plan.is_root:
+        expected = expected_select(dialect, algorithm, plan, None, sources)
+        on = " AND ".join(f"e.{dialect.ident(k)} = l.{dialect.ident(k)}" for k in keys)
+        source += f" JOIN ({expected}) AS e ON {on}"
+    any_stale = " OR ".join(f"({s})" for s in stale.values()) or "false"
+    return f"SELECT {', '.join(items)} FROM {source} WHERE {row} AND ({any_stale})", moved or "false"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -35,7 +36,17 @@ from strata.features.graph import FeatureGraph, current_graph
 from strata.features.keys import FeatureKey, feature_key_of
 from strata.features.versions import DEFAULT_ALGORITHM, check_algorithm
 from strata.resolve.increment import Increment
-from strata.resolve.plan import CAUSE, DELETED, SEQ, WRITTEN_AT, FeaturePlan
+from strata.resolve.plan import (
+    CAUSE,
+    CAUSE_CODE,
+    DELETED,
+    FEATURE_VERSION,
+    SEQ,
+    SNAPSHOT_VERSION,
+    WRITTEN_AT,
+    FeaturePlan,
+    input_column,
+)
 from strata.stores.checks import check_write, fit_stored, to_arrow
 from strata.stores.contract import StoreBackend
 from strata.stores.snapshots import AMBIGUOUS_SHOWN, Pushed, Snapshot, new_snapshot
@@ -47,7 +58,18 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-__all__ = ["Increment", "MetadataStore"]
+__all__ = ["Increment", "MetadataStore", "Reconciled"]
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What :meth:`MetadataStore.reconcile` did (or, in a dry run, would do) to one feature."""
+
+    feature: FeatureKey
+    samples: int
+    """Latest rows given the new provenance (an expansion's children each count)."""
+    fields: tuple[str, ...]
+    """The fields reconciled, in the feature's order."""
 
 
 class MetadataStore(StoreBackend):
@@ -780,6 +802,156 @@ class MetadataStore(StoreBackend):
         if len(tombs):
             self._clear_sync()
         return count
+
+    # -- reconcile -----------------------------------------------------------------------
+
+    def reconcile(self, feature: Any, *, fields: Sequence[str] | None = None, dry_run: bool = False) -> Reconciled:
+        """Give the stored samples of ``feature`` the provenance of the store's graph, without computing anything.
+
+        What a migration's *reconcile* operation runs after a refactor that changes no result:
+        the store's :attr:`graph` is the new code. Every latest row whose sample a resolve would
+        list as changed in one of ``fields`` (default: every field of the feature) is written
+        again under a new sequence number, its old row going to history as for any write: those
+        fields' code versions, data versions and the inputs they read become what the new
+        graph gives (the data versions hashed as a resolve hashes them; a root's are its
+        caller's and stay), the feature and snapshot version the graph's; every user column, and
+        every other field's versions, stay as stored. Computed inside the database (in Polars
+        for the in-memory store); no row leaves it, but in the cases below.
+        ``dry_run``: count, write nothing.
+
+        Afterwards a resolve lists none of those samples for the reconciled fields; fields left
+        out stay stale where they were. A reconciled field's new data versions reach the
+        features downstream that read it: they look stale (cause: that upstream field's data)
+        until they are reconciled too — the caller reconciles every affected feature in
+        upstream-first order (``graph.topological_order()``), as a migration lists them. A
+        root's data versions stay its caller's, so reconciling a root moves nothing downstream.
+        A field left out that reads the same input as a reconciled one, where that input's data
+        changed, is refused (:class:`UsageError`): the stored input column is shared, so
+        rewriting it for one field would hide the other's staleness. A chain rewrites the rows
+        of this store only (its first), reading upstreams through its fallbacks (then, and for
+        a feature with its own ``load_input``, the rows are compared and rewritten in Polars). A
+        field the code added has no stored values: named, it is refused in one line; else left out.
+        """
+        self._require_open()
+        if not dry_run:
+            self._require_writable()
+        plan = self.plan(feature)
+        if not self._has_table(plan.table) or self._max_seq(plan.table) is None:
+            return Reconciled(plan.key, 0, self._reconciled_fields(plan, fields))
+        names = self._written_fields(plan, self._reconciled_fields(plan, fields), named=fields is not None)
+        if not names:
+            return Reconciled(plan.key, 0, names)
+        if not dry_run:
+            self._forget(plan.key)  # what a resolve asked for is answered otherwise now
+        from strata.features.graph import has_custom_loader
+
+        if has_custom_loader(self.graph.feature(plan.key)) or self._fallback_supplies(plan):  # inputs from elsewhere
+            return Reconciled(plan.key, MetadataStore._reconcile(self, plan, names, dry_run=dry_run), names)
+        return Reconciled(plan.key, self._reconcile(plan, names, dry_run=dry_run), names)
+
+    def _reconciled_fields(self, plan: FeaturePlan, fields: Sequence[str] | None) -> tuple[str, ...]:
+        """The fields to reconcile, in the feature's order; a name the feature lacks is one :class:`UsageError`."""
+        known = [f.name for f in plan.fields]
+        if fields is None:
+            return tuple(known)
+        for name in fields:
+            if name not in known:
+                raise UsageError(
+                    f"`{plan.key}` has no field `{name}`",
+                    f"name its fields: {', '.join(f'`{k}`' for k in known)}",
+                )
+        return tuple(k for k in known if k in fields)
+
+    def _written_fields(self, plan: FeaturePlan, names: tuple[str, ...], *, named: bool) -> tuple[str, ...]:
+        """``names`` but fields never written (the code added them): no values to keep, so a recompute's work.
+
+        Left out when the caller named no fields; a named one is refused in one line. Asked of
+        the stored columns (:meth:`_stored_schema`, a catalog lookup in SQL stores), never the rows.
+        """
+        missing = [f.name for f in plan.fields if f.name in names and self._stored_schema(plan, [f.dv_column]) is None]
+        if missing and named:
+            raise UsageError(
+                f"field `{missing[0]}` of `{plan.key}` was never written, so it has no values to reconcile",
+                "recompute it (`strata build`), or leave it out of the fields",
+            )
+        return tuple(n for n in names if n not in missing)
+
+    def _shared_input_error(self, plan: FeaturePlan, fields: tuple[str, ...], samples: int) -> UsageError:
+        """The refusal of a reconcile rewriting an input a field left out also reads (see :meth:`reconcile`)."""
+        for ours in (f for f in plan.fields if f.name in fields):
+            for other in (f for f in plan.fields if f.name not in fields):
+                common = [i for i in ours.inputs if i in other.inputs]
+                if common:
+                    return UsageError(
+                        f"fields `{ours.name}` and `{other.name}` of `{plan.key}` both read `{common[0].dotted}`, "
+                        f"whose data changed for {samples} sample(s); reconciling `{ours.name}` alone would hide "
+                        f"that `{other.name}` is stale",
+                        "reconcile both fields, or recompute both",
+                    )
+        raise AssertionError("no shared input")  # pragma: no cover - called only when one is
+
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+        """Rewrite the provenance of the stale latest rows of ``fields`` (see :meth:`reconcile`); return how many.
+
+        Here in Polars, through :meth:`_resolve` and :meth:`_put` (the in-memory store, and every
+        store for a feature with its own ``load_input``, whose inputs only Python can give, or
+        whose upstream rows a fallback holds); a SQL store overrides it with the statements of
+        ``resolve/sql.reconcile_select``, so no row leaves the database.
+        """
+        import polars as pl
+
+        stored = self._read(plan, history=False, include_deleted=True)
+        assert stored is not None
+        latest: pl.DataFrame = stored.collect(backend="polars").to_native()
+        keys = list(plan.resolve_ids)
+        picked = [f for f in plan.fields if f.name in fields]
+        if plan.is_root:
+            code = [pl.col(f.cv_column).ne_missing(pl.lit(f.code_version)) for f in picked]
+            changed = latest.filter(pl.any_horizontal(code)).select(
+                *keys,
+                *(pl.when(c).then(pl.lit(CAUSE_CODE)).alias(f.cause_column) for c, f in zip(code, picked, strict=True)),
+            )
+        else:  # compared on the fields the table holds (a field the code added has no columns yet)
+            held = [
+                f
+                for f in plan.fields
+                if {f.dv_column, f.cv_column, *map(input_column, f.inputs)} <= set(latest.columns)
+            ]
+            scope = replace(plan, fields=tuple(held))
+            found = self._resolve_custom(scope, lazy=False)
+            if found is None:
+                chained = self._fallback_supplies(scope)
+                found = self._resolve_chained(scope, lazy=False) if chained else self._resolve(scope, None, lazy=False)
+            changed = found.changed.to_native()
+        causes = [pl.col(f.cause_column).is_not_null() for f in picked]
+        changed = changed.filter(pl.any_horizontal(causes)).rename(lambda c: f"strata$new__{c}" if c not in keys else c)
+        children = [pl.col(c).is_null() for c in plan.child_ids]
+        rows = latest.filter(~pl.col(DELETED) | (pl.all_horizontal(children) if children else False))
+        rows = rows.join(changed, on=keys, how="inner", nulls_equal=True)
+        inputs = {input_column(i) for f in picked for i in f.inputs}
+        shared = inputs & {input_column(i) for f in plan.fields if f.name not in fields for i in f.inputs}
+        moved = [pl.col(c).ne_missing(pl.col(f"strata$new__{c}")) for c in sorted(shared)]
+        conflicts = int(rows.filter(pl.any_horizontal(moved)).height) if moved else 0
+        if conflicts:
+            raise self._shared_input_error(plan, fields, conflicts)
+        if dry_run or not len(rows):
+            return len(rows)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        new = [
+            pl.lit(plan.feature_version, pl.String).alias(FEATURE_VERSION),
+            pl.lit(plan.snapshot_version, pl.String).alias(SNAPSHOT_VERSION),
+            pl.lit(now).cast(latest.schema[WRITTEN_AT]).alias(WRITTEN_AT),
+            *(pl.col(f"strata$new__{c}").alias(c) for c in inputs),
+        ]
+        for field in picked:
+            new.append(pl.lit(field.code_version, pl.String).alias(field.cv_column))
+            if not plan.is_root:
+                stale = pl.col(f"strata$new__{field.cause_column}").is_not_null()
+                dv = pl.when(stale).then(pl.col(f"strata$new__{field.dv_column}")).otherwise(pl.col(field.dv_column))
+                new.append(dv.alias(field.dv_column))
+        rewritten = rows.with_columns(new).select(latest.columns)
+        self._put(plan, rewritten.to_arrow(), rewritten.clear().to_arrow())
+        return len(rewritten)
 
     # -- reading -------------------------------------------------------------------------
 

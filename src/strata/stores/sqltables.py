@@ -215,6 +215,9 @@ class SqlTablesStore(MetadataStore):
     def _written(self, plan: FeaturePlan, *, created: bool) -> None:
         """After a write committed (``created``: it made the tables); nothing, unless an engine says so."""
 
+    def _counted(self, table: str) -> None:
+        """After many rows were added to ``table`` that the next statement looks up; nothing unless an engine says."""
+
     def _prepare_types(self, declared: Iterable[str]) -> None:
         """Create what the types ``declared`` need before a table uses them (nothing, unless an engine says so)."""
 
@@ -400,6 +403,36 @@ class SqlTablesStore(MetadataStore):
                     )
         finally:
             self._drop(*batches)
+
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+        """The rows of ``sql.reconcile_select`` inserted under a new number by one statement, then the old ones moved.
+
+        One transaction on the server; a reconcile that rewrites no row rolls back, its number untaken.
+        """
+        columns = tuple(self._columns(plan.table))
+        query = sql.reconcile_select(
+            self._dialect(plan), self.hash_algorithm, plan, fields, self._sources(plan), columns
+        )
+        count = reconcile_checked(self, plan, fields, query, lambda q: int(self._run(q)[0][0]), dry_run=dry_run)
+        if count is not None:
+            return count
+        names = tuple(c for c in columns if c not in (SEQ, WRITTEN_AT))
+        table, keys = ident(plan.table), sql.ids_list(plan.resolve_ids)
+        try:
+            with self._transaction():
+                seq, _ = self._next_seq(plan.table)
+                into = f"INSERT INTO {table} ({sql.ids_list((*names, SEQ, WRITTEN_AT))})"
+                stamp = f"{int(seq)}, {self._timestamp(now())}"
+                self._run(f"{into} SELECT {sql.ids_list(names)}, {stamp} FROM ({query[0]}) AS r")
+                written = int(self._run(f"SELECT count(*) FROM {table} WHERE {ident(SEQ)} = {int(seq)}")[0][0])
+                if not written:
+                    raise _NothingWritten
+                self._counted(plan.table)  # the rows to move are found by those just inserted
+                mine = f"SELECT {keys} FROM {table} WHERE {ident(SEQ)} = {int(seq)}"
+                self._move(plan, f"{ident(SEQ)} <> {int(seq)} AND ({keys}) IN ({mine})", None)
+        except _NothingWritten:
+            return 0
+        return written
 
     def _supersede(self, plan: FeaturePlan, batch: str, seq: int) -> None:
         """Move the latest rows of the batch's resolve ids to history; an expansion's lost children leave tombstones."""
@@ -614,6 +647,32 @@ def refuse_nanoseconds(store: str, frame: pl.DataFrame) -> None:
 def _never_null(plan: FeaturePlan) -> tuple[str, ...]:
     """Columns no stored row has null (``checks.py`` refuses null resolve ids): compared with ``=``."""
     return (*plan.resolve_ids, SEQ, WRITTEN_AT)
+
+
+class _NothingWritten(Exception):
+    """A reconcile found no row to rewrite: its transaction rolls back."""
+
+
+def reconcile_checked(
+    store: MetadataStore,
+    plan: FeaturePlan,
+    fields: tuple[str, ...],
+    query: tuple[str, str],
+    count: Callable[[str], int],
+    *,
+    dry_run: bool,
+) -> int | None:
+    """Refuse a reconcile that would hide a left-out field's staleness; in a dry run, how many rows it would write.
+
+    ``query`` is ``sql.reconcile_select``'s pair, ``count`` runs a ``SELECT count(*)`` in the
+    store's engine. None: go on and write.
+    """
+    select, moved = query
+    if moved != "false":
+        conflicts = count(f"SELECT count(*) FROM ({select} AND ({moved})) AS r")
+        if conflicts:
+            raise store._shared_input_error(plan, fields, conflicts)  # noqa: SLF001 - the store's own message
+    return count(f"SELECT count(*) FROM ({select}) AS r") if dry_run else None
 
 
 def now() -> str:

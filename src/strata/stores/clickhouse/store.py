@@ -40,6 +40,7 @@ from strata.stores.sqltables import (
     SYSTEM_RECORDS,
     childless,
     polars_frames,
+    reconcile_checked,
     split_increment,
     with_text_casts,
 )
@@ -872,6 +873,33 @@ class ClickHouseStore(MetadataStore):
             self._append(plan, f"SELECT {', '.join(values)} FROM {batch}", names)
             settled = self._commit(claim, since if in_step else None)
         return seq if since is None or (in_step and settled) else None
+
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+        """The rows of ``sql.reconcile_select`` appended under a new number by one ``INSERT ... SELECT`` on the server.
+
+        As for any write, the rows they replace stop being latest once the number commits (an
+        expansion's rows replace their parent's whole); none is written, no number is taken.
+        """
+        self._tables[plan.table] = self._columns(plan.table)  # every column there is rides along
+        columns = tuple(self._schema(plan.table))
+        sources = {**self._sources(plan, None, {}), plan.table: self._latest(plan)}
+        query = sql.reconcile_select(self._dialect(plan), self.hash_algorithm, plan, fields, sources, columns)
+        count = reconcile_checked(self, plan, fields, query, lambda q: int(self._rows(q)[0][0]), dry_run=dry_run)
+        if count is not None:
+            return count
+        names = [c for c in columns if c not in (SEQ, WRITTEN_AT)]
+        with self._claimed(plan.table) as claim:  # let go when nothing went in, or on a failure
+            stamp = [str(int(claim.seq)), _now_sql(), str(_ROW), "true" if plan.child_ids else "false"]
+            picked = ", ".join([*(ident(c) for c in names), *stamp])
+            self._append(plan, f"SELECT {picked} FROM ({query[0]})", [*names, SEQ, WRITTEN_AT, KIND, WHOLE])
+            written = int(
+                self._rows(f"SELECT count() FROM {self._t(plan.table)} WHERE {ident(SEQ)} = {claim.seq}")[0][0]
+            )
+            if written:
+                self._commit(claim)
+            else:
+                self._release(claim.token)
+        return written
 
     def _put(self, plan: FeaturePlan, latest: pa.Table, history: pa.Table) -> int:
         frames = [self._fitted(plan, frame) for frame in polars_frames(latest, history)]

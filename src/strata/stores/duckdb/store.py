@@ -69,6 +69,7 @@ from strata.stores.sqltables import (
     childless,
     get_records,
     matching,
+    reconcile_checked,
 )
 from strata.stores.sync import Pending, SqlPending
 
@@ -798,6 +799,73 @@ class DuckDBStore(MetadataStore):
         repeats = sql_bitmap_query(plan, source, str(kind), low, high) if fits else sql_distinct_query(plan, source)
         return total, facts, bool(_run(self.con, repeats)[0][0])
 
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+        """The rows of ``sql.reconcile_select`` inserted as one write by one statement, the old ones superseded.
+
+        One transaction; nothing leaves DuckDB, nothing is copied on the way. In a split table
+        (:data:`WRITES`) a reconciled row keeps the code versions of the fields left out, which
+        its old entry holds: each entry the latest rows point at gets a copy numbered below zero
+        (as tombstones' do) with the reconciled fields' code versions, the graph's feature and
+        snapshot version and this write's time, and the row points at its entry's copy.
+        """
+        split = self._is_split(plan.table)
+        columns = tuple(self._columns(plan.table))
+        latest = ident(plan.table)  # the view: every column
+        if split:  # the view's columns and the row's entry
+            constants = [c for c in self._columns(plan.table + WRITES) if c != WRITE]
+            picked = ", ".join(f"w.{ident(c)}" for c in constants)
+            latest = (
+                f"(SELECT r.*, {picked} FROM {ident(plan.table + ROWS)} r "
+                f"LEFT JOIN {ident(plan.table + WRITES)} w ON w.{ident(WRITE)} = r.{ident(WRITE)})"
+            )
+            columns = (*columns, WRITE)
+        sources = {**self._sources(plan), plan.table: latest}
+        query = sql.reconcile_select(sql.DUCKDB, self.hash_algorithm, plan, fields, sources, columns)
+        count = reconcile_checked(self, plan, fields, query, lambda q: int(_run(self.con, q)[0][0]), dry_run=dry_run)
+        if count is not None:
+            return count
+        now = f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
+        try:
+            with self._transaction():
+                seq, _ = self._next_seq(plan.table)
+                number = f"CAST({seq} AS BIGINT) AS {ident(SEQ)}"
+                rows = f"SELECT *, {number}, {now} FROM ({query[0]})"
+                if split:
+                    rows = self._reconciled_rows(plan, fields, query[0], columns, number)
+                written = int(_run(self.con, f"INSERT INTO {self._stored(plan.table)} BY NAME {rows}")[0][0])
+                if not written:
+                    raise _NothingToWrite
+                self._supersede(plan, seq)
+        except _NothingToWrite:
+            return 0
+        return written
+
+    def _reconciled_rows(
+        self, plan: FeaturePlan, fields: tuple[str, ...], query: str, columns: tuple[str, ...], number: str
+    ) -> str:
+        """The rows of ``query`` as a split table holds them, numbered by ``number``; their entries made first.
+
+        See :meth:`_reconcile`. Called inside its transaction: the temp table of copies goes with
+        a rollback, else with the connection.
+        """
+        entries = ident(plan.table + WRITES)
+        copies = self._entry_copies(plan, f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {ident(plan.table + ROWS)}")
+        new = {f.cv_column: literal(f.code_version) for f in plan.fields if f.name in fields}
+        new |= {FEATURE_VERSION: literal(plan.feature_version), SNAPSHOT_VERSION: literal(plan.snapshot_version)}
+        new[WRITTEN_AT] = "CAST(now() AS TIMESTAMP)"
+        kept = [c for c in self._columns(plan.table + WRITES) if c != WRITE]
+        picked = ", ".join(f"{new.get(c, 'w.' + ident(c))} AS {ident(c)}" for c in kept)
+        _run(
+            self.con,
+            f"INSERT INTO {entries} BY NAME SELECT c.{ident(WRITE)}, {picked} "
+            f"FROM {entries} w JOIN {copies} c ON w.{ident(WRITE)} = c.origin",
+        )
+        data = [f"q.{ident(c)}" for c in columns if not _constant(c) and c not in (SEQ, WRITE)]
+        return (
+            f"SELECT {', '.join(data)}, {number}, c.{ident(WRITE)} "
+            f"FROM ({query}) q JOIN {copies} c ON q.{ident(WRITE)} = c.origin"
+        )
+
     def _supersede(self, plan: FeaturePlan, seq: int) -> None:
         """Move the rows that write ``seq`` superseded (same resolve ids, older) from the latest table to history.
 
@@ -868,13 +936,8 @@ class DuckDBStore(MetadataStore):
         if not self._is_split(plan.table):
             tombs = f"SELECT * REPLACE ({number}, {now}) FROM {moved} l WHERE {where}"
             return int(_run(self.con, f"INSERT INTO {ident(plan.table)} BY NAME {tombs}")[0][0])
-        entries, copies = ident(plan.table + WRITES), ident(f"strata$entries_{next(_names)}")
-        origins = f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {moved} l WHERE {where}"
-        _run(
-            self.con,
-            f"CREATE TEMP TABLE {copies} AS SELECT origin, "
-            f"{self._below(entries)} - row_number() OVER (ORDER BY origin) AS {ident(WRITE)} FROM ({origins})",
-        )
+        entries = ident(plan.table + WRITES)
+        copies = self._entry_copies(plan, f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {moved} l WHERE {where}")
         _run(
             self.con,
             f"INSERT INTO {entries} BY NAME SELECT w.* REPLACE (c.{ident(WRITE)} AS {ident(WRITE)}, {now}) "
@@ -887,6 +950,16 @@ class DuckDBStore(MetadataStore):
         count = int(_run(self.con, f"INSERT INTO {self._stored(plan.table)} BY NAME {tombs}")[0][0])
         _run(self.con, f"DROP TABLE {copies}")  # on failure the write's rollback drops it
         return count
+
+    def _entry_copies(self, plan: FeaturePlan, origins: str) -> str:
+        """A temp table numbering below zero a copy of each entry ``origins`` (a query of ``origin``) names."""
+        copies = ident(f"strata$entries_{next(_names)}")
+        _run(
+            self.con,
+            f"CREATE TEMP TABLE {copies} AS SELECT origin, {self._below(ident(plan.table + WRITES))} "
+            f"- row_number() OVER (ORDER BY origin) AS {ident(WRITE)} FROM ({origins})",
+        )
+        return copies
 
     @staticmethod
     def _below(entries: str) -> str:
