@@ -78,6 +78,12 @@ def live(frame: pl.DataFrame | None, keys: tuple[str, ...], candidates: pl.DataF
     return out
 
 
+def padded(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """``frame`` with a null text column for each of ``columns`` it lacks, as ``sql.padded``."""
+    lacking = [c for c in columns if c not in frame.columns]
+    return frame.with_columns(pl.lit(None, pl.String).alias(c) for c in lacking) if lacking else frame
+
+
 def upstream_frame(
     algorithm: str, plan: FeaturePlan, up: UpstreamPlan, frame: pl.DataFrame | None, candidates: pl.DataFrame | None
 ) -> pl.DataFrame | None:
@@ -87,6 +93,7 @@ def upstream_frame(
     if rows is None:
         return None
     cols = up.input_columns()
+    rows = padded(rows, [f"strata_dv__{f}" for f in cols])
     if up.lineage.kind != "aggregation":
         return rows.select([*keys, *(pl.col(f"strata_dv__{f}").alias(c) for f, c in cols.items())])
     rest = [c for c in up.id_columns if c not in keys]
@@ -138,6 +145,7 @@ def current_frame(
     """The feature's live rows at resolve granularity."""
     keys = list(plan.resolve_ids)
     stored = [*plan.input_columns, *plan.cv_columns, *plan.dv_columns]
+    frame = None if frame is None else padded(frame, stored)
     if plan.child_ids and frame is not None:  # as sql.current_select: "no children" rows count, disagreement is MIXED
         childless = pl.all_horizontal(pl.col(c).is_null() for c in plan.child_ids)
         rows = frame.filter(~pl.col(DELETED) | childless)

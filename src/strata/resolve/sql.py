@@ -69,6 +69,8 @@ class Dialect:
     gives, for the columns the engine keeps in another form (SQLite's 0/1 booleans, its doubles)."""
     backslash_escapes: bool = False
     """The engine reads a backslash in quoted names and strings as an escape (ClickHouse): it is doubled."""
+    null_text: str = "CAST(NULL AS VARCHAR)"
+    """A null of the type the stored versions have."""
 
     def ident(self, name: str) -> str:
         """A quoted identifier of this engine."""
@@ -124,6 +126,7 @@ CLICKHOUSE = Dialect(
     ordered_agg="arrayStringConcat(arraySort((r, o) -> o, groupArray({}), groupArray(tuple({}))))",
     join_nonnull="arrayStringConcat([{}], ',')",
     backslash_escapes=True,
+    null_text="CAST(NULL AS Nullable(String))",
 )
 """ClickHouse's ``concat`` and ``concatWithSeparator`` give null when an argument is; ``arrayStringConcat``
 skips nulls, as DuckDB's ``concat`` and ``concat_ws`` do. The store's connection sets ``join_use_nulls``
@@ -143,6 +146,19 @@ def ids_list(columns: tuple[str, ...], alias: str | None = None, dialect: Dialec
     """``"a", "b"`` (or ``x."a", x."b"``)."""
     prefix = f"{alias}." if alias else ""
     return ", ".join(prefix + dialect.ident(c) for c in columns)
+
+
+def padded(source: str, missing: list[str], dialect: Dialect = DUCKDB) -> str:
+    """``source`` with a null text column for each of ``missing``: the columns its table lacks.
+
+    A feature's table has no version columns of a field added since it was written, nor input
+    columns of an input its fields read since: they read as null, a missing provenance, so the
+    field is stale in every stored sample (cause ``code`` or the input) until it is computed.
+    """
+    if not missing:
+        return source
+    nulls = ", ".join(f"{dialect.null_text} AS {dialect.ident(c)}" for c in missing)
+    return f"(SELECT *, {nulls} FROM {source}) AS {dialect.ident('strata$padded')}"
 
 
 def dv_expr(dialect: Dialect, algorithm: str, field: FieldPlan, alias: str) -> str:

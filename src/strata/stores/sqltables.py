@@ -190,6 +190,11 @@ class SqlTablesStore(MetadataStore):
     def _source(self, plan: FeaturePlan, columns: list[str], ids: Mapping[str, Any] | None = None) -> str:
         """The feature's table, or an empty stand-in with ``columns`` (ids typed as ``ids``) if never written."""
 
+    def _lacking(self, table: str, columns: list[str]) -> list[str]:
+        """The ones of ``columns`` the stored ``table`` has not (see ``sql.padded``)."""
+        stored = self._columns(table)
+        return [c for c in columns if c not in stored]
+
     @abstractmethod
     def _text_cast(self, declared: str) -> str | None:
         """SQL (``{}``: the column) giving DuckDB's text of a ``declared`` column; None: the engine's cast does.

@@ -1013,7 +1013,18 @@ class ClickHouseStore(MetadataStore):
         narrow = ""
         if candidates is not None:
             narrow = self._matching(candidates, plan.resolve_ids) if plan.resolve_ids else ""
-        return self._latest(plan, narrow)
+        return self._padded(plan.table, self._latest(plan, narrow), columns)
+
+    def _padded(self, table: str, source: str, columns: list[str]) -> str:
+        """``source`` (rows of the stored ``table``) with the ones of ``columns`` it lacks as nulls (``sql.padded``).
+
+        The columns are known since the table was seen; a column not among them is asked again
+        (this or another connection may have added it since).
+        """
+        if not set(columns) <= self._tables.get(table, {}).keys():
+            self._tables[table] = self._columns(table)
+        stored = self._tables[table]
+        return sql.padded(source, [c for c in columns if c not in stored], sql.CLICKHOUSE)
 
     def _sources(self, plan: FeaturePlan, candidates: str | None, since: dict[str, int]) -> dict[str, str]:
         """Each table's latest rows (of the candidates, when narrowing), or a stand-in for a table never written."""
@@ -1028,16 +1039,15 @@ class ClickHouseStore(MetadataStore):
                 )
                 continue
             if candidates is None:
-                sources[up.table] = self._latest(up_plan)
+                source = self._latest(up_plan)
             elif self._written_since(plan, up_plan, candidates, since):
                 recent = f"{ident(SEQ)} > {int(since[up.table])} AND {self._matching(candidates, plan.resolve_ids)}"
-                sources[up.table] = self._latest(up_plan, recent)
+                source = self._latest(up_plan, recent)
             elif not up_plan.child_ids or set(plan.resolve_ids) <= set(up_plan.resolve_ids):
-                sources[up.table] = self._latest(up_plan, self._matching(candidates, plan.resolve_ids))
+                source = self._latest(up_plan, self._matching(candidates, plan.resolve_ids))
             else:  # narrowed below an expansion's parents: after its latest rows are picked
-                sources[up.table] = (
-                    f"(SELECT * FROM {self._latest(up_plan)} WHERE {self._matching(candidates, plan.resolve_ids)})"
-                )
+                source = f"(SELECT * FROM {self._latest(up_plan)} WHERE {self._matching(candidates, plan.resolve_ids)})"
+            sources[up.table] = self._padded(up.table, source, columns)
         return sources
 
     def _written_since(self, plan: FeaturePlan, up_plan: FeaturePlan, candidates: str, since: dict[str, int]) -> bool:

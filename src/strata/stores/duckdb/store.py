@@ -268,6 +268,8 @@ class DuckDBStore(MetadataStore):
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tables: set[str] = set()
         """Tables known to exist on this connection."""
+        self._known_columns: dict[str, set[str]] = {}
+        """Per table, columns known to exist on this connection (see ``_lacking``)."""
         self._ready: dict[str, set[Hashable]] = {}
         """Per feature table, the shapes of rows its tables were made ready for (see ``_ensure_tables``)."""
         self._schema: str | None = None
@@ -307,6 +309,7 @@ class DuckDBStore(MetadataStore):
             self._con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
         _run(self._con, f"SET TimeZone = {literal(SESSION_ZONE)}")  # ICU is built in; as a connect option it is not yet
         self._tables = set()
+        self._known_columns = {}
         self._ready = {}
         self._schema = None
         self._attached = {}
@@ -360,6 +363,7 @@ class DuckDBStore(MetadataStore):
             self._con.close()
             self._con = None
         self._tables = set()
+        self._known_columns = {}
         self._ready = {}
         self._schema = None
         self._attached = {}
@@ -443,6 +447,16 @@ class DuckDBStore(MetadataStore):
         except duckdb.CatalogException:
             return {}
         return {str(row[0]): str(row[1]) for row in rows}
+
+    def _lacking(self, table: str, columns: list[str]) -> list[str]:
+        """The ones of ``columns`` the stored ``table`` has not (see ``sql.padded``).
+
+        Columns are never dropped (and added outside transactions), so the ones seen are kept for
+        the connection's life; a column not among them is asked again (it may have been added since).
+        """
+        if not set(columns) <= self._known_columns.get(table, set()):
+            self._known_columns[table] = set(self._columns(table))
+        return [c for c in columns if c not in self._known_columns[table]]
 
     def _is_split(self, table: str) -> bool:
         """Whether the feature table ``table`` is split (see :data:`WRITES`); known once per connection.
@@ -1132,6 +1146,7 @@ class DuckDBStore(MetadataStore):
             else:
                 _run(self.con, f"DROP TABLE IF EXISTS {ident(table)}")
             self._tables.discard(table)
+            self._known_columns.pop(table, None)
         if split:
             _run(self.con, f"DROP TABLE IF EXISTS {ident(plan.table + WRITES)}")
             _run(self.con, f"DELETE FROM {ident(META)} WHERE name = ?", [SPLIT + plan.table])
@@ -1455,11 +1470,15 @@ class DuckDBStore(MetadataStore):
         stored feature nearest to the one being resolved (itself, its upstreams, theirs), so it
         never compares text with numbers.
         """
-        if plan.table in self._through:
-            return self._through[plan.table]
+        if plan.table in self._through:  # a fallback's table, attached: its columns asked each time
+            source = self._through[plan.table]
+            held = {str(r[0]) for r in _run(self.con, f"DESCRIBE SELECT * FROM {source}")}
+            return sql.padded(source, [c for c in columns if c not in held])
         if self._has_table(plan.table):  # a split table's rows alone, when they hold every column needed
             rows_alone = self._is_split(plan.table) and not any(_constant(c) for c in columns)
-            return ident(plan.table + ROWS if rows_alone else plan.table)
+            return sql.padded(
+                ident(plan.table + ROWS if rows_alone else plan.table), self._lacking(plan.table, columns)
+            )
         donors = self._id_donors(resolving, plan.id_columns)
         stored = {d.table: self._columns(d.table) for d in donors.values()}  # one lookup per donor table
         types = {c: stored[d.table][c] for c, d in donors.items()}

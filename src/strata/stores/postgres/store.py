@@ -423,7 +423,7 @@ class PostgresStore(SqlTablesStore):
         so that joining them is well typed; the other columns are text.
         """
         if self._has_table(plan.table):
-            return ident(plan.table)
+            return sql.padded(ident(plan.table), self._lacking(plan.table, columns), sql.POSTGRES)
         id_types = dict(ids) if ids is not None else self._id_schema(plan, [c for c in columns if c in plan.id_columns])
         types = {c: declared_type(id_types[c]) if c in id_types else "VARCHAR" for c in columns}
         self._prepare_types(types.values())

@@ -321,7 +321,7 @@ class SQLiteStore(SqlTablesStore):
     def _source(self, plan: FeaturePlan, columns: list[str], ids: Mapping[str, Any] | None = None) -> str:  # noqa: ARG002 - SQLite's columns take any type
         """The feature's table, or an empty stand-in with the needed columns when it was never written."""
         if self._has_table(plan.table):
-            return ident(plan.table)
+            return sql.padded(ident(plan.table), self._lacking(plan.table, columns), sql.SQLITE)
         nulls = ", ".join(f"NULL AS {ident(c)}" for c in columns)
         return f"(SELECT {nulls}, 0 AS {ident(DELETED)}, NULL AS {ident(SEQ)} WHERE 0)"
 

@@ -1,0 +1,153 @@
+"""A field added to (or removed from) a feature that already has stored rows, in every store.
+
+The stored table has no ``strata_cv__`` / ``strata_dv__`` column of a new field, and a downstream
+feature's table no ``strata_in__`` column of it: a column a table lacks reads as null, so every
+stored sample is stale in the new field (its provenance is missing) and in the downstream fields
+that read it. A removed field's stored columns stay and are ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+import strata as st
+from tests.stores.conftest import StoreFactory
+from tests.stores.graphs import video
+from tests.stores.test_conformance import causes, graph_of, roots, rows, sync
+
+N = 4
+
+
+def graph_with_words(*, vector_reads_words: bool = True) -> st.FeatureGraph:
+    """:func:`graph_of` with a field ``words`` (from ``video.audio``) added to ``transcript``.
+
+    ``vector_reads_words``: ``embedding.vector`` reads it too (its table lacks that input column).
+    """
+    graph = st.FeatureGraph()
+    with graph.use():
+        source = video(st.FieldSpec("audio", "1"), st.FieldSpec("frames", "1"))
+        deps = [st.FieldDep(source, ["audio"])]
+
+        class Transcript(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "transcript",
+                deps=[source],
+                fields=[st.FieldSpec("text", "1", deps=deps), st.FieldSpec("words", "1", deps=deps)],
+            ),
+        ):
+            pass
+
+        read = ["text", "words"] if vector_reads_words else ["text"]
+        vector = st.FieldSpec("vector", "1", deps=[st.FieldDep(Transcript, read), st.FieldDep(source, ["frames"])])
+
+        class Embedding(st.Feature, spec=st.FeatureSpec("embedding", deps=[Transcript, source], fields=[vector])):
+            pass
+
+    return graph
+
+
+def in_sync(store: st.MetadataStore) -> bool:
+    """Every feature of the graph resolves to nothing."""
+    return store.resolve_update("video", samples=roots(N)).is_empty and all(
+        store.resolve_update(key).is_empty for key in ("transcript", "embedding")
+    )
+
+
+def forget_sync(store: st.MetadataStore) -> None:
+    """Clear every sync record without changing a row: the next resolves are full comparisons."""
+    store.delete("video", pl.DataFrame({"sample_uid": [-1]}), soft=False)
+
+
+def test_an_added_field_makes_exactly_its_samples_changed_then_a_build_brings_all_in_sync(
+    store_factory: StoreFactory,
+) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(N))
+        assert in_sync(store)
+        store.graph = graph_with_words()
+        assert store.resolve_update("video", samples=roots(N)).is_empty
+        transcript = store.resolve_update("transcript")
+        assert transcript.meta["mode"] == "full"  # a definition change
+        assert transcript.counts() == {"added": 0, "changed": N, "removed": 0}
+        assert causes(transcript, "words") == dict.fromkeys(range(N), "code")
+        assert causes(transcript, "text") == dict.fromkeys(range(N))
+        store.write("transcript", rows(transcript))
+        embedding = store.resolve_update("embedding")
+        assert embedding.counts() == {"added": 0, "changed": N, "removed": 0}
+        assert causes(embedding, "vector") == dict.fromkeys(range(N), "transcript.words")
+        store.write("embedding", rows(embedding))
+        assert in_sync(store)
+        forget_sync(store)
+        assert in_sync(store)
+        stored = store.read("transcript").to_native()
+        assert stored["strata_cv__words"].to_list() == ["1"] * N
+
+
+def test_a_downstream_feature_whose_table_lacks_an_input_column_is_stale_in_the_reading_field(
+    store_factory: StoreFactory,
+) -> None:
+    """Only ``embedding`` newly reads ``transcript.words``, which is already stored: its input column is missing."""
+    with store_factory(graph=graph_with_words(vector_reads_words=False)) as store:
+        sync(store, roots(N))
+        store.graph = graph_with_words()
+        assert store.resolve_update("transcript").is_empty
+        embedding = store.resolve_update("embedding")
+        assert causes(embedding, "vector") == dict.fromkeys(range(N), "transcript.words")
+        store.write("embedding", rows(embedding))
+        assert in_sync(store)
+
+
+def test_a_downstream_resolved_before_its_upstream_computed_the_new_field_is_stale_on_the_sync_path(
+    store_factory: StoreFactory,
+) -> None:
+    """``embedding`` resolved first reads the missing ``transcript.words`` as null and is in sync with it.
+
+    Once ``transcript`` computes it, the sync record (not a full comparison) finds every sample stale.
+    """
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(N))
+        store.graph = graph_with_words()
+        first = store.resolve_update("embedding")
+        assert first.is_empty
+        assert first.meta["mode"] == "full"
+        store.write("transcript", rows(store.resolve_update("transcript")))
+        embedding = store.resolve_update("embedding")
+        assert embedding.meta["mode"] == "since last sync"
+        assert causes(embedding, "vector") == dict.fromkeys(range(N), "transcript.words")
+        forget_sync(store)
+        full = store.resolve_update("embedding")
+        assert full.meta["mode"] == "full"
+        assert causes(full, "vector") == causes(embedding, "vector")
+        store.write("embedding", rows(full))
+        assert in_sync(store)
+
+
+def test_a_removed_field_leaves_its_columns_stored_and_ignored(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_with_words()) as store:
+        sync(store, roots(N))
+        store.graph = graph_of()
+        assert in_sync(store)  # no field reads the stored words columns any more
+        forget_sync(store)
+        assert in_sync(store)
+        assert "strata_cv__words" in store.read("transcript").to_native().columns
+
+
+def test_a_dev_store_resolves_an_added_field_over_a_fallback_that_lacks_its_columns(tmp_path: Path) -> None:
+    """Prod written before ``words`` existed; dev (the new code) reads transcript from it, attached or as rows."""
+    prod = st.DuckDBStore(tmp_path / "prod.duckdb", graph=graph_of(), name="prod")
+    memory_prod = st.InMemoryStore(graph=graph_of(), name="prod")
+    for fallback in (prod, memory_prod):
+        with fallback:
+            sync(fallback, roots(N))
+    for fallback, how in ((prod, "attached"), (memory_prod, "read")):
+        dev = st.DuckDBStore(tmp_path / f"dev-{how}.duckdb", graph=graph_with_words(), name="dev", fallbacks=[fallback])
+        with dev:
+            dev.write("video", roots(N))
+            embedding = dev.resolve_update("embedding")
+            assert embedding.meta["chain"] == how
+            assert embedding.counts() == {"added": N, "changed": 0, "removed": 0}
+            transcript = dev.resolve_update("transcript")
+            assert transcript.counts() == {"added": N, "changed": 0, "removed": 0}  # dev holds no transcript yet
