@@ -14,7 +14,7 @@ import polars as pl
 
 import strata as st
 from tests.stores.conftest import StoreFactory
-from tests.stores.graphs import video
+from tests.stores.graphs import frames, summary, video
 from tests.stores.test_conformance import causes, graph_of, roots, rows, sync
 
 N = 4
@@ -151,3 +151,47 @@ def test_a_dev_store_resolves_an_added_field_over_a_fallback_that_lacks_its_colu
             assert embedding.counts() == {"added": N, "changed": 0, "removed": 0}
             transcript = dev.resolve_update("transcript")
             assert transcript.counts() == {"added": N, "changed": 0, "removed": 0}  # dev holds no transcript yet
+
+
+def test_reconciling_the_other_fields_of_a_feature_with_an_added_field_rewrites_nothing(
+    store_factory: StoreFactory,
+) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(N))
+        store.graph = graph_with_words()
+        assert store.reconcile("transcript", fields=["text"]).samples == 0
+        assert causes(store.resolve_update("transcript"), "words") == dict.fromkeys(range(N), "code")
+
+
+def expansion_graph(*fields: st.FieldSpec) -> st.FeatureGraph:
+    """video -> frames (an expansion, ``fields``) -> summary (an aggregation reading every field of frames)."""
+    graph = st.FeatureGraph()
+    with graph.use():
+        summary(frames(video("frames"), *fields))  # type: ignore[arg-type]
+    return graph
+
+
+def test_an_expansion_with_an_added_field_is_stale_per_parent_and_its_aggregation_after_it(
+    store_factory: StoreFactory,
+) -> None:
+    with store_factory(graph=expansion_graph(st.FieldSpec("pixels", "1"))) as store:
+        store.write("video", pl.DataFrame({"sample_uid": [0, 1, 2], "strata_dv__frames": ["x", "y", "z"]}))
+        parents = store.resolve_update("frames").added.to_native()
+        children = pl.DataFrame(
+            {"sample_uid": [0, 0, 1, 2], "frame": [0, 1, 0, None]}, schema_overrides={"frame": pl.Int64}
+        )
+        store.write("frames", children.join(parents, on="sample_uid"))
+        store.write("summary", store.resolve_update("summary").added)
+        store.graph = expansion_graph(st.FieldSpec("pixels", "2"), st.FieldSpec("depth", "1"))
+        # frames has no depth yet: the aggregation of its nulls is a version of its own, not null
+        assert causes(store.resolve_update("summary"), "mean") == dict.fromkeys(range(2), "frames.depth")
+        assert store.reconcile("frames", fields=["pixels"]).samples == 4  # each child, and the "no children" row
+        stale = store.resolve_update("frames")
+        assert causes(stale, "depth") == {0: "code", 1: "code", 2: "code"}
+        assert causes(stale, "pixels") == {0: None, 1: None, 2: None}
+        rewritten = children.join(
+            stale.changed.to_native().drop("strata_cause__pixels", "strata_cause__depth"), on="sample_uid"
+        )
+        store.write("frames", rewritten)
+        assert store.resolve_update("frames").is_empty
+        assert causes(store.resolve_update("summary"), "mean") == dict.fromkeys(range(2), "frames.depth,frames.pixels")

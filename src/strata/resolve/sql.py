@@ -454,7 +454,9 @@ def reconcile_select(
     if plan.child_ids:
         row = f"({row} OR ({' AND '.join(f'l.{dialect.ident(c)} IS NULL' for c in plan.child_ids)}))"
         on = " AND ".join(f"l.{dialect.ident(k)} = c.{dialect.ident(k)}" for k in keys)
-        source += f" JOIN ({current_select(plan, None, latest, dialect)}) AS c ON {on}"
+        own = [*plan.input_columns, *plan.cv_columns, *plan.dv_columns]
+        stored = padded(latest, [c for c in own if c not in columns], dialect)  # fields outside ``fields`` too
+        source += f" JOIN ({current_select(plan, None, stored, dialect)}) AS c ON {on}"
     if not plan.is_root:
         expected = expected_select(dialect, algorithm, plan, None, sources)
         on = " AND ".join(f"e.{dialect.ident(k)} = l.{dialect.ident(k)}" for k in keys)

@@ -415,9 +415,8 @@ class SqlTablesStore(MetadataStore):
         One transaction on the server; a reconcile that rewrites no row rolls back, its number untaken.
         """
         columns = tuple(self._columns(plan.table))
-        query = sql.reconcile_select(
-            self._dialect(plan), self.hash_algorithm, plan, fields, self._sources(plan), columns
-        )
+        sources = {**self._sources(plan), plan.table: ident(plan.table)}  # the table itself: its rows are rewritten
+        query = sql.reconcile_select(self._dialect(plan), self.hash_algorithm, plan, fields, sources, columns)
         count = reconcile_checked(self, plan, fields, query, lambda q: int(self._run(q)[0][0]), dry_run=dry_run)
         if count is not None:
             return count
