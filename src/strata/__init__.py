@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import StrataError
-from strata.features.diff import GraphDiff, diff_graphs
 from strata.features.graph import Feature, FeatureGraph, FieldInput, current_graph
 from strata.features.keys import FeatureKey, FieldKey
 from strata.features.spec import ALL, FeatureDep, FeatureSpec, FieldDep, FieldSpec, Lineage
 
 if TYPE_CHECKING:
+    from strata.features.diff import GraphDiff, diff_graphs
     from strata.resolve.increment import Increment
     from strata.stores.base import MetadataStore, Reconciled
     from strata.stores.clickhouse.store import ClickHouseStore
@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ClickHouseStore": "strata.stores.clickhouse.store",
     "DuckDBStore": "strata.stores.duckdb.store",
+    "GraphDiff": "strata.features.diff",
     "InMemoryStore": "strata.stores.memory.store",
     "Increment": "strata.stores.base",
     "MetadataStore": "strata.stores.base",
@@ -36,6 +37,7 @@ _LAZY = {
     "Reconciled": "strata.stores.base",
     "SQLiteStore": "strata.stores.sqlite.store",
     "StrataProject": "strata.workspace",
+    "diff_graphs": "strata.features.diff",
     "open_project": "strata.workspace",
 }
 
