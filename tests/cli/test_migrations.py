@@ -18,7 +18,7 @@ from strata.features.project import load_graph, make_store
 from strata.project.project import Project
 from strata.stores.base import MetadataStore
 from tests.cli.conftest import MakeProject
-from tests.cli.test_graph_diff import GRAPH, write_graph
+from tests.cli.test_graph_diff import CAPTIONS, GRAPH, write_graph
 from tests.cli.test_graph_snapshots import GRAPH as SNAPSHOT_GRAPH
 from tests.cli.test_graph_snapshots import STORES, current_version, versions, write_definitions
 from tests.helpers import Cli
@@ -281,6 +281,30 @@ def test_status_check_is_a_ci_gate(strata: Cli, root: Path) -> None:
     clean = cli_run(root, "migrations", "status", "--check")
     assert clean.returncode == 0, clean.stderr
     assert "is the latest snapshot in prod" in clean.stdout
+
+
+def test_a_migration_from_a_snapshot_the_store_moved_past_covers_nothing(strata: Cli, root: Path) -> None:
+    """A graph pushed after a migration was generated: the migration leads to the code, but not from the store's graph."""
+    first, code = pushed_and_bumped(strata, root)
+    assert cli_run(root, "migrations", "generate", "--name", "bump_audio").returncode == 0
+    write_graph(root, audio="1", extra=CAPTIONS)  # another deploy pushes its graph before this one is applied
+    assert strata("graph", "push").code == 0
+    moved = current_version(root)
+    write_graph(root, audio="2")
+    assert current_version(root) == code
+    gate = cli_run(root, "migrations", "status", "--check")
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert f"migration 0001_bump_audio starts from snapshot {first}, not {moved}" in gate.stderr
+    assert "delete migrations/0001_bump_audio.yaml and run `strata migrations generate`" in gate.stderr
+    assert len(gate.stderr.strip().splitlines()) == 1, gate.stderr
+    again = strata("migrations", "generate")
+    assert again.code == 2
+    assert again.err.startswith(f"strata: error: migration 0001_bump_audio starts from snapshot {first}, not {moved}")
+    assert sorted(p.name for p in (root / "migrations").iterdir()) == ["0001_bump_audio.yaml"]
+    (root / FILE).unlink()
+    assert strata("migrations", "generate", "--name", "again").code == 0
+    assert read_file(root, "migrations/0001_again.yaml")["from"] == moved
+    assert cli_run(root, "migrations", "status", "--check").returncode == 0
 
 
 KILLED_AFTER_FIRST_OPERATION = textwrap.dedent(

@@ -8,14 +8,10 @@ import strata as st
 from strata.errors import SnapshotNotFoundError, UsageError, WriteError
 from strata.features.diff import diff_graphs
 from strata.features.migrations import Loaded, Migration, Operation, Progress, apply, operations
-from strata.stores.base import MetadataStore
 from tests.stores.conftest import StoreFactory
 from tests.stores.test_conformance import causes, graph_of, roots, sync
 
 IN_MEMORY = ("memory", "duckdb-memory")
-needs_reconcile = pytest.mark.skipif(
-    not hasattr(MetadataStore, "reconcile"), reason="reconcile lands from fix/reconcile"
-)
 
 
 def migration_of(store: st.MetadataStore, new: st.FeatureGraph, reconcile: list[str] | None = None) -> Loaded:
@@ -110,7 +106,6 @@ def test_a_chain_records_progress_in_its_first_store_only() -> None:
         assert prod.snapshots() == []
 
 
-@needs_reconcile
 def test_reconcile_puts_the_fields_in_sync_and_keeps_user_columns(store_factory: StoreFactory) -> None:
     store = store_factory(graph=graph_of())
     with store:
@@ -130,7 +125,6 @@ def test_reconcile_puts_the_fields_in_sync_and_keeps_user_columns(store_factory:
         assert set(causes(stale, "vector").values()) == {"transcript.text"}
 
 
-@needs_reconcile
 def test_reconciling_every_affected_feature_leaves_nothing_stale(store_factory: StoreFactory) -> None:
     store = store_factory(graph=graph_of())
     with store:
@@ -174,3 +168,33 @@ def test_a_parent_not_applied_changes_nothing(store_factory: StoreFactory) -> No
             apply(store, loaded)
         assert store.migration_records() == []
         assert [s.version for s in store.snapshots()] == [version]
+
+
+@pytest.mark.parametrize("order", ["reconcile-then-recompute", "recompute-then-reconcile"])
+def test_a_field_recomputed_by_one_migration_of_an_apply_is_reconciled_by_none(
+    store_factory: StoreFactory, order: str
+) -> None:
+    """Two pending migrations change one field: reconciling it to the code's versions would hide the real change."""
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        store.push_graph()
+        first, second = graph_of(text_cv="2"), graph_of(text_cv="3")
+        reconciled = ["transcript"]
+        picks = (reconciled, []) if order == "reconcile-then-recompute" else ([], reconciled)
+        one = diff_graphs(store.snapshot(), first)
+        two = diff_graphs(first, second)
+        loaded = Loaded(
+            [
+                Migration("0001_one", None, one.old_version, one.new_version, "", operations(one, picks[0])),
+                Migration("0002_two", "0001_one", two.old_version, two.new_version, "", operations(two, picks[1])),
+            ]
+        )
+        assert sorted(o.op for m in loaded.chain for o in m.operations if o.feature == "transcript") == [
+            "recompute",
+            "reconcile",
+        ]
+        store.graph = second
+        applied = apply(store, loaded)
+        reconcile = next(s for s in applied.steps if s.operation.op == "reconcile")
+        assert (reconcile.superseded, reconcile.samples) == (("text",), 0)
+        assert causes(store.resolve_update("transcript"), "text") == {0: "code", 1: "code", 2: "code"}

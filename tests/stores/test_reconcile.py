@@ -16,7 +16,7 @@ import pytest
 import strata as st
 from strata.errors import UsageError, WriteError
 from tests.stores.conftest import StoreFactory
-from tests.stores.graphs import frames, loader_graph, summary, video
+from tests.stores.graphs import embedding, frames, loader_graph, summary, video
 from tests.stores.test_conformance import graph_of, roots
 
 KEYS = ("video", "transcript", "embedding")
@@ -246,3 +246,36 @@ def test_a_chain_reconciles_its_first_store_reading_upstreams_through(kind: str,
         assert dev.reconcile("transcript").samples == 5
         assert dev.resolve_update("transcript").is_empty
         assert dev.reconcile("video").samples == 0  # prod's rows: not this store's to rewrite
+
+
+def graph_text_reads_frames() -> st.FeatureGraph:
+    graph = st.FeatureGraph()
+    with graph.use():
+        source = video(st.FieldSpec("audio", "1"), st.FieldSpec("frames", "1"))
+
+        class Transcript(
+            st.Feature,
+            spec=st.FeatureSpec(
+                "transcript",
+                deps=[source],
+                fields=[st.FieldSpec("text", "2", deps=[st.FieldDep(source, ["audio", "frames"])])],
+            ),
+        ):
+            pass
+
+        embedding(Transcript, source, "1")
+    return graph
+
+
+def test_a_field_reading_a_new_input_is_reconciled(store_factory: StoreFactory) -> None:
+    """A refactor that passes a field one more input: its rows gain that column, every user column kept."""
+    with store_factory(graph=graph_of()) as store:
+        fill(store)
+        before = users(store, "transcript")
+        store.graph = graph_text_reads_frames()
+        assert set(stale(store, "transcript")) == set(range(5))
+        store.reconcile("video")
+        done = store.reconcile("transcript")
+        assert done.samples == 5
+        assert stale(store, "transcript") == {}
+        assert users(store, "transcript").equals(before)

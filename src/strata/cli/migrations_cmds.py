@@ -51,14 +51,23 @@ def generate(ctx: Context, name: str, reconcile: tuple[str, ...], store_name: st
     Every field with a new version gets `recompute` (its samples stay stale for `strata build`)
     unless named by --reconcile; review the file, then `strata migrations apply`.
     """
+    from strata.errors import SnapshotNotFoundError
     from strata.features.diff import diff_graphs
     from strata.features.migrations import covering, new_migration, operations, write
 
     ctx.json = ctx.json or json_output
     project, graph, loaded = _loaded(ctx)
-    latest, store = _latest(project, store_name)
-    covered = covering(loaded, graph.snapshot_version)
-    if covered is not None:
+    store, progress, latest = _store_state(project, store_name)
+    if latest is None:
+        raise SnapshotNotFoundError(
+            f"no graph was pushed to {store}, so there is nothing to migrate from",
+            "push the deployed graph first with `strata graph push`",
+        )
+    cover = covering(loaded, progress.applied, latest.version, graph.snapshot_version)
+    if cover.stray is not None:
+        raise cover.stray_error(latest.version, loaded, project.root)
+    if cover.migration is not None:
+        covered = cover.migration
         text = f"nothing to migrate: {covered.id} already leads to the code's graph ({graph.snapshot_version})"
         ctx.emit({"written": None, "covered_by": covered.id}, lambda: click.echo(text))
         return
@@ -77,23 +86,6 @@ def generate(ctx: Context, name: str, reconcile: tuple[str, ...], store_name: st
         "review it, then run `strata migrations apply`"
     )
     ctx.emit({"written": str(path.relative_to(project.root)), **migration.to_data()}, lambda: click.echo(text))
-
-
-def _latest(project: Project, store_name: str | None) -> tuple[Snapshot, str]:
-    """The latest snapshot pushed to the store (refused when none was), and the store's name."""
-    from strata.errors import SnapshotNotFoundError
-    from strata.features.project import make_store, opened, store_config
-
-    config = store_config(project, store_name)
-    store = make_store(project, config.name, read_only=True)
-    with opened(store, config):
-        found = store.snapshots()
-    if not found:
-        raise SnapshotNotFoundError(
-            f"no graph was pushed to {config.name}, so there is nothing to migrate from",
-            "push the deployed graph first with `strata graph push`",
-        )
-    return found[0], config.name
 
 
 @migrations.command()
@@ -147,6 +139,8 @@ def _apply_text(store: str, until: str | None, applied: Applied, *, dry_run: boo
             state = f"done, {step.samples} samples"
         else:
             state = "done, samples stale for `strata build`"
+        if step.superseded:
+            state += f"; left stale, recomputed later in this apply: {', '.join(step.superseded)}"
         click.echo(f"{what}: {state}")
     verb = "would apply" if dry_run else "applied"
     click.echo(f"{verb} {', '.join(m.id for m in applied.migrations)} to {store}")
@@ -175,7 +169,7 @@ def status(ctx: Context, check: bool, store_name: str | None, json_output: bool)
     name, progress, latest = _store_state(project, store_name)
     check_pending(loaded, progress.applied, graph)
     rows = _rows(loaded, progress)
-    gap = _gap(graph, loaded, latest, name)
+    gap = _gap(project, graph, loaded, progress.applied, latest, name)
     data = {"store": name, "migrations": rows, "code": graph.snapshot_version, **gap}
 
     def human() -> None:
@@ -184,10 +178,12 @@ def status(ctx: Context, check: bool, store_name: str | None, json_output: bool)
 
     ctx.emit(data, human)
     if check and gap["uncovered"]:
-        raise RuntimeFailure(gap["message"], "run `strata migrations generate` and commit the file")
+        raise RuntimeFailure(gap["message"], gap.get("fix") or "run `strata migrations generate` and commit the file")
 
 
-def _gap(graph: FeatureGraph, loaded: Loaded, latest: Snapshot | None, store: str) -> dict[str, Any]:
+def _gap(
+    project: Project, graph: FeatureGraph, loaded: Loaded, applied: set[str], latest: Snapshot | None, store: str
+) -> dict[str, Any]:
     """How the code's graph stands to the store's latest snapshot, and whether a migration covers the change."""
     from strata.features.diff import diff_graphs
     from strata.features.migrations import covering
@@ -199,10 +195,18 @@ def _gap(graph: FeatureGraph, loaded: Loaded, latest: Snapshot | None, store: st
     if latest.version == version:
         return {"latest": latest.version, "uncovered": False, "message": f"{base} is the latest snapshot in {store}"}
     differs = f"{base} differs from the latest snapshot in {store} ({latest.version})"
-    covered = covering(loaded, version)
-    if covered is not None:
-        message = f"{differs}; migration {covered.id} covers it"
+    cover = covering(loaded, applied, latest.version, version)
+    if cover.migration is not None:
+        message = f"{differs}; migration {cover.migration.id} covers it"
         return {"latest": latest.version, "uncovered": False, "message": message}
+    if cover.stray is not None:
+        error = cover.stray_error(latest.version, loaded, project.root)
+        return {
+            "latest": latest.version,
+            "uncovered": True,
+            "message": f"{differs}; {error.reason}",
+            "fix": error.instruction,
+        }
     if not diff_graphs(latest.graph(), graph).fields_with_new_versions():
         message = f"{differs}, but no stored field has a new version: push it with `strata graph push`"
         return {"latest": latest.version, "uncovered": False, "message": message}

@@ -333,6 +333,8 @@ class Step:
     operation: Operation
     skipped: bool = False
     samples: int | None = None
+    superseded: tuple[str, ...] = ()
+    """Fields of a reconcile left stale: the same apply recomputes them (see :func:`apply`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -343,12 +345,21 @@ class Step:
             "fields": list(self.operation.fields),
             "already_done": self.skipped,
             "samples": self.samples,
+            "left_stale": list(self.superseded),
         }
 
 
-def apply_migration(store: MetadataStore, migration: Migration, progress: Progress, *, dry_run: bool) -> list[Step]:
+def apply_migration(
+    store: MetadataStore,
+    migration: Migration,
+    progress: Progress,
+    recomputed: set[tuple[str, str]],
+    *,
+    dry_run: bool,
+) -> list[Step]:
     """Run the operations of ``migration`` not yet done, recording each, then the migration.
 
+    A reconcile leaves out the fields of ``recomputed`` (feature, field): they stay stale.
     A dry run records nothing; its reconcile steps carry the samples a reconcile would rewrite now.
     """
     steps = []
@@ -359,8 +370,12 @@ def apply_migration(store: MetadataStore, migration: Migration, progress: Progre
         if step.skipped:
             continue
         if operation.op == "reconcile":
+            step.superseded = tuple(f for f in operation.fields if (operation.feature, f) in recomputed)
+            fields = [f for f in operation.fields if f not in step.superseded]
             reconciler = cast("_Reconciler", store)
-            step.samples = reconciler.reconcile(operation.feature, fields=operation.fields, dry_run=dry_run).samples
+            step.samples = (
+                reconciler.reconcile(operation.feature, fields=fields, dry_run=dry_run).samples if fields else 0
+            )
         if not dry_run:
             record = {"kind": "operation", "migration": migration.id, "operation": number}
             store.record_migration(migration.id, {**record, "feature": operation.feature, "op": operation.op})
@@ -369,9 +384,47 @@ def apply_migration(store: MetadataStore, migration: Migration, progress: Progre
     return steps
 
 
-def covering(loaded: Loaded, version: str) -> Migration | None:
-    """The migration leading to snapshot ``version``, if one does."""
-    return next((m for m in loaded.chain if m.to_snapshot == version), None)
+@dataclass(frozen=True)
+class Cover:
+    """Whether the pending migrations lead from a store's latest snapshot to the code's graph."""
+
+    migration: Migration | None
+    """The last migration of a run of pending ones from the latest snapshot to the code's graph."""
+    stray: Migration | None = None
+    """Without such a run: a pending migration that leads to the code's graph from another snapshot."""
+
+    def stray_error(self, latest: str, loaded: Loaded, root: Path) -> UsageError:
+        """The refusal of :attr:`stray`: generated from a graph the store has moved past since."""
+        assert self.stray is not None
+        path = loaded.files.get(self.stray.id, root / DIRECTORY / f"{self.stray.id}.yaml")
+        path = path.relative_to(root) if path.is_relative_to(root) else path
+        return UsageError(
+            f"migration {self.stray.id} starts from snapshot {self.stray.from_snapshot}, not {latest}, "
+            "the latest in the store (a graph was pushed since it was generated)",
+            f"delete {path.as_posix()} and run `strata migrations generate`",
+        )
+
+
+def covering(loaded: Loaded, applied: set[str], latest: str, version: str) -> Cover:
+    """How the migrations not in ``applied`` lead from snapshot ``latest`` to ``version``.
+
+    A run starts at the first pending migration whose ``from`` is ``latest`` (those before it
+    were generated from older snapshots: a graph pushed before its migrations were applied) and
+    follows parents while each starts where the one before led.
+    """
+    at: str | None = None
+    todo = [m for m in loaded.chain if m.id not in applied]
+    for migration in todo:
+        if at is None and migration.from_snapshot == latest:
+            at = latest
+        if at is None:
+            continue
+        if migration.from_snapshot != at:
+            break
+        at = migration.to_snapshot
+        if at == version:
+            return Cover(migration)
+    return Cover(None, next((m for m in todo if m.to_snapshot == version), None))
 
 
 @dataclass(frozen=True)
@@ -389,6 +442,10 @@ def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry
     the store, a last migration that does not lead to the store's graph (the code's: reconcile
     rewrites to its versions, and it is pushed after a successful apply). Operations recorded
     as done are skipped, so a rerun after an interruption does only the rest.
+
+    Reconcile rewrites to the code's versions, which are those of the last migration; so a
+    field that one of the migrations applied together recomputes is reconciled by none of
+    them (a refactor followed by a real change, or the other way round, leaves it stale).
     """
     progress = Progress.of(store)
     check_pending(loaded, progress.applied, store.graph)
@@ -400,10 +457,13 @@ def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry
             f"migration {todo[-1].id} leads to snapshot {todo[-1].to_snapshot}, but the code's graph is {code}",
             "apply it with the code it was generated from, or generate a migration for the rest of the change",
         )
+    recomputed = {(o.feature, f) for m in todo for o in m.operations if o.op == "recompute" for f in o.fields}
     if not dry_run:  # a reconcile the store refuses (see MetadataStore.reconcile) stops the apply before any write
         for migration in todo:
-            apply_migration(store, migration, progress, dry_run=True)
-    steps = [step for migration in todo for step in apply_migration(store, migration, progress, dry_run=dry_run)]
+            apply_migration(store, migration, progress, recomputed, dry_run=True)
+    steps = [
+        step for migration in todo for step in apply_migration(store, migration, progress, recomputed, dry_run=dry_run)
+    ]
     if todo and not dry_run:
         store.push_graph()
     return Applied(todo, steps)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -845,7 +845,11 @@ class MetadataStore(StoreBackend):
             self._forget(plan.key)  # what a resolve asked for is answered otherwise now
         from strata.features.graph import has_custom_loader
 
-        if has_custom_loader(self.graph.feature(plan.key)) or self._fallback_supplies(plan):  # inputs from elsewhere
+        if (
+            has_custom_loader(self.graph.feature(plan.key))  # inputs only Python can give
+            or self._fallback_supplies(plan)  # upstream rows elsewhere
+            or self._reads_new_inputs(plan, names)  # columns the table lacks: written through `_put`, which adds them
+        ):
             return Reconciled(plan.key, MetadataStore._reconcile(self, plan, names, dry_run=dry_run), names)
         return Reconciled(plan.key, self._reconcile(plan, names, dry_run=dry_run), names)
 
@@ -876,6 +880,15 @@ class MetadataStore(StoreBackend):
             )
         return tuple(n for n in names if n not in missing)
 
+    def _reads_new_inputs(self, plan: FeaturePlan, names: tuple[str, ...]) -> bool:
+        """Whether one of the fields ``names`` reads an input its feature's stored rows have no column for.
+
+        A field that reads one more upstream field than when it was written (a refactor that
+        now passes it, say): its reconciled rows bring the column, which the table gains.
+        """
+        inputs = {input_column(i) for f in plan.fields if f.name in names for i in f.inputs}
+        return self._stored_schema(plan, sorted(inputs)) is None
+
     def _shared_input_error(self, plan: FeaturePlan, fields: tuple[str, ...], samples: int) -> UsageError:
         """The refusal of a reconcile rewriting an input a field left out also reads (see :meth:`reconcile`)."""
         for ours in (f for f in plan.fields if f.name in fields):
@@ -900,6 +913,8 @@ class MetadataStore(StoreBackend):
         """
         import polars as pl
 
+        from strata.resolve.polars import padded
+
         stored = self._read(plan, history=False, include_deleted=True)
         assert stored is not None
         latest: pl.DataFrame = stored.collect(backend="polars").to_native()
@@ -911,24 +926,20 @@ class MetadataStore(StoreBackend):
                 *keys,
                 *(pl.when(c).then(pl.lit(CAUSE_CODE)).alias(f.cause_column) for c, f in zip(code, picked, strict=True)),
             )
-        else:  # compared on the fields the table holds (a field the code added has no columns yet)
-            held = [
-                f
-                for f in plan.fields
-                if {f.dv_column, f.cv_column, *map(input_column, f.inputs)} <= set(latest.columns)
-            ]
-            scope = replace(plan, fields=tuple(held))
-            found = self._resolve_custom(scope, lazy=False)
+        else:  # columns the table lacks read as null, as a resolve reads them (``resolve.polars.padded``)
+            found = self._resolve_custom(plan, lazy=False)
             if found is None:
-                chained = self._fallback_supplies(scope)
-                found = self._resolve_chained(scope, lazy=False) if chained else self._resolve(scope, None, lazy=False)
+                chained = self._fallback_supplies(plan)
+                found = self._resolve_chained(plan, lazy=False) if chained else self._resolve(plan, None, lazy=False)
             changed = found.changed.to_native()
         causes = [pl.col(f.cause_column).is_not_null() for f in picked]
         changed = changed.filter(pl.any_horizontal(causes)).rename(lambda c: f"strata$new__{c}" if c not in keys else c)
         children = [pl.col(c).is_null() for c in plan.child_ids]
+        inputs = {input_column(i) for f in picked for i in f.inputs}
+        columns = [*latest.columns, *sorted(inputs - set(latest.columns))]  # new inputs: columns the write adds
+        latest = padded(latest, [*plan.input_columns, *plan.cv_columns, *plan.dv_columns])
         rows = latest.filter(~pl.col(DELETED) | (pl.all_horizontal(children) if children else False))
         rows = rows.join(changed, on=keys, how="inner", nulls_equal=True)
-        inputs = {input_column(i) for f in picked for i in f.inputs}
         shared = inputs & {input_column(i) for f in plan.fields if f.name not in fields for i in f.inputs}
         moved = [pl.col(c).ne_missing(pl.col(f"strata$new__{c}")) for c in sorted(shared)]
         conflicts = int(rows.filter(pl.any_horizontal(moved)).height) if moved else 0
@@ -949,7 +960,7 @@ class MetadataStore(StoreBackend):
                 stale = pl.col(f"strata$new__{field.cause_column}").is_not_null()
                 dv = pl.when(stale).then(pl.col(f"strata$new__{field.dv_column}")).otherwise(pl.col(field.dv_column))
                 new.append(dv.alias(field.dv_column))
-        rewritten = rows.with_columns(new).select(latest.columns)
+        rewritten = rows.with_columns(new).select(columns)
         self._put(plan, rewritten.to_arrow(), rewritten.clear().to_arrow())
         return len(rewritten)
 
