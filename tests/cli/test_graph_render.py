@@ -281,6 +281,18 @@ def test_bad_input_is_one_line(strata: Cli, demo: Path, monkeypatch: pytest.Monk
     assert unknown.code == 2
     assert unknown.err.count("\n") == 1
     assert "'jpeg' is not one of 'text', 'mermaid', 'dot', 'svg', 'png'" in unknown.err
+    assert strata("--json", "graph", "render", "--format", "png").err == (
+        "strata: error: a PNG cannot go into JSON; write it to a file with --output FILE\n"
+    )
+    written = strata("--json", "graph", "render", "--format", "mermaid", "--output", str(demo / "graph.mmd"))
+    assert written.json()["status"]["clean"]["fields"]["text"] == {
+        "state": "in sync",
+        "in_sync": 20,
+        "stale": 0,
+        "failed": 0,
+        "causes": {},
+    }
+    assert (demo / "graph.mmd").read_text(encoding="utf-8").startswith("graph TD\n    classDef inSync")
 
     monkeypatch.setenv("GVBINDIR", str(demo / "no-plugins"))  # the real dot, without its plugins: it fails
     failing = strata("graph", "render", "--format", "svg")
@@ -308,6 +320,7 @@ def test_bad_input_is_one_line(strata: Cli, demo: Path, monkeypatch: pytest.Monk
     broken = strata("graph", "render")
     assert broken.code == 1
     assert broken.err.startswith("strata: error: cannot open store `local`")
+    assert broken.err.endswith("(or draw the graph alone: --no-status)\n")
     assert broken.err.count("\n") == 1
     assert strata("graph", "render", "--no-status").code == 0
 
@@ -322,3 +335,44 @@ def test_the_cli_stays_light_without_a_store(make_project: MakeProject) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(done.stderr.split())
     assert not {m for m in loaded if m.split(".")[0] in ("polars", "duckdb", "sqlalchemy", "narwhals")}
+
+
+EXPANSION = """
+import polars as pl
+import strata as st
+
+
+class Video(st.Feature, spec=st.FeatureSpec("video", fields=["count", "title"])):
+    pass
+
+
+class Frames(st.Feature, spec=st.FeatureSpec(
+        "frames", id_columns=["sample_uid", "frame"],
+        deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
+        fields=[st.FieldSpec("pixels", deps=[st.FieldDep(Video, ["count"])])])):
+    def compute(self, inputs):
+        videos = inputs[Video]
+        rows = [(v, f, v * 100 + f) for v, n in zip(videos["sample_uid"], videos["count"]) for f in range(n)]
+        return pl.DataFrame(rows, schema={"sample_uid": pl.Int64, "frame": pl.Int64, "pixels": pl.Int64},
+                            orient="row")
+"""
+
+
+def test_an_expansion_counts_parents_per_field_and_children_as_samples(strata: Cli, make_project: MakeProject) -> None:
+    root = make_project({"feats.py": EXPANSION})
+
+    def videos(counts: list[int]) -> None:
+        frame = pl.DataFrame({"sample_uid": list(range(len(counts))), "count": counts, "title": ["t"] * len(counts)})
+        frame = frame.with_columns(
+            pl.Series("strata_dv__count", [sample_hash("md5", [str(c)]) for c in counts]),
+            pl.Series("strata_dv__title", [sample_hash("md5", ["t"])] * len(counts)),
+        )
+        project = Project(root)
+        with make_store(project, graph=load_graph(project)) as store:
+            store.write_changed("video", frame)
+
+    videos([2, 3, 1])
+    assert strata("build", "--workers", "1").code == 0
+    videos([2, 4, 1, 2])  # video 1 gets a frame more, video 3 is new
+    lines = strata("graph", "render", "--format", "mermaid").out.splitlines()
+    assert lines[5] == '    f1["frames<br/>6 samples<br/>pixels: 2 in sync, 2 stale"]:::stale'

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from strata.features.graph import FeatureGraph
+    from strata.project.project import Project
+    from strata.views.graph import GraphStatus
 
 json_option = click.option("--json", "json_output", is_flag=True, help="Print JSON (same as the global --json).")
 
@@ -142,20 +144,15 @@ def render(ctx: Context, fmt: str, output: Path | None, store_name: str | None, 
     or failed (their last build failed), coloured green, amber and red in mermaid, dot, svg
     and png. Without samples, or with --no-status, the graph alone.
     """
-    from strata.errors import UsageError
     from strata.features.project import store_config
-    from strata.views.graph import RENDERERS, store_status
-    from strata.views.render import PICTURES, find_dot, run_dot
+    from strata.views.graph import RENDERERS
+    from strata.views.render import PICTURES, run_dot
 
-    if fmt in PICTURES:
-        find_dot()
-        if fmt == "png" and output is None and not ctx.json and sys.stdout.isatty():
-            raise UsageError("a PNG is binary and stdout is a terminal", "write it to a file with --output FILE")
+    _check_destination(ctx, fmt, output)
     project = ctx.project()
     feature_graph = load_graph(ctx)
-    status = None if no_status else store_status(project, feature_graph, store_name)
-    renderer = RENDERERS["dot" if fmt in PICTURES else fmt]
-    text = renderer(feature_graph, status)
+    status = None if no_status else _store_status(project, feature_graph, store_name)
+    text = RENDERERS["dot" if fmt in PICTURES else fmt](feature_graph, status)
     if fmt == "text" and status is not None:
         text = f"store: {store_config(project, store_name).name}\n{text}"
     data = run_dot(text, fmt) if fmt in PICTURES else text.encode()
@@ -164,8 +161,6 @@ def render(ctx: Context, fmt: str, output: Path | None, store_name: str | None, 
         _write(output, data if fmt in PICTURES or not data else data + b"\n")
         ctx.emit({"format": fmt, "output": str(output), "bytes": len(data), "status": counts}, lambda: None)
     elif ctx.json:
-        if fmt == "png":
-            raise UsageError("a PNG cannot go into JSON", "write it to a file with --output FILE")
         ctx.emit({"format": fmt, "graph": data.decode(), "status": counts}, lambda: None)
     elif fmt == "png":
         sys.stdout.buffer.write(data)
@@ -174,6 +169,33 @@ def render(ctx: Context, fmt: str, output: Path | None, store_name: str | None, 
         click.echo(data.decode())
     elif fmt == "text":
         click.echo("no features (name the modules that define them in features.entrypoints of strata.yml)")
+
+
+def _store_status(project: Project, feature_graph: FeatureGraph, store_name: str | None) -> GraphStatus | None:
+    """:func:`~strata.views.graph.store_status`; a store that fails says how to draw without it."""
+    from strata.errors import RuntimeFailure
+    from strata.views.graph import store_status
+
+    try:
+        return store_status(project, feature_graph, store_name)
+    except RuntimeFailure as exc:
+        instruction = f"{exc.instruction} (or draw the graph alone: --no-status)"
+        raise type(exc)(exc.reason, instruction) from exc
+
+
+def _check_destination(ctx: Context, fmt: str, output: Path | None) -> None:
+    """Before any work: ``dot`` is there for a picture, and a PNG goes to a file or a pipe."""
+    from strata.errors import UsageError
+    from strata.views.render import PICTURES, find_dot
+
+    if fmt in PICTURES:
+        find_dot()
+    if fmt != "png" or output is not None:
+        return
+    if ctx.json:
+        raise UsageError("a PNG cannot go into JSON", "write it to a file with --output FILE")
+    if sys.stdout.isatty():
+        raise UsageError("a PNG is binary and stdout is a terminal", "write it to a file with --output FILE")
 
 
 def _write(path: Path, data: bytes) -> None:
