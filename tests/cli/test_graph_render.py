@@ -21,6 +21,7 @@ from strata.features.project import load_graph, make_store
 from strata.features.versions import sample_hash
 from strata.project.project import Project
 from strata.views.render import render_svg
+from tests.build.test_expansion import FEATURES as EXPANSION
 from tests.cli.conftest import MakeProject
 from tests.helpers import STRATA, Cli
 from tests.servers import graphviz_dot  # noqa: F401 - the fixture the picture tests use
@@ -337,29 +338,11 @@ def test_the_cli_stays_light_without_a_store(make_project: MakeProject) -> None:
     assert not {m for m in loaded if m.split(".")[0] in ("polars", "duckdb", "sqlalchemy", "narwhals")}
 
 
-EXPANSION = """
-import polars as pl
-import strata as st
-
-
-class Video(st.Feature, spec=st.FeatureSpec("video", fields=["count", "title"])):
-    pass
-
-
-class Frames(st.Feature, spec=st.FeatureSpec(
-        "frames", id_columns=["sample_uid", "frame"],
-        deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
-        fields=[st.FieldSpec("pixels", deps=[st.FieldDep(Video, ["count"])])])):
-    def compute(self, inputs):
-        videos = inputs[Video]
-        rows = [(v, f, v * 100 + f) for v, n in zip(videos["sample_uid"], videos["count"]) for f in range(n)]
-        return pl.DataFrame(rows, schema={"sample_uid": pl.Int64, "frame": pl.Int64, "pixels": pl.Int64},
-                            orient="row")
-"""
-
-
-def test_an_expansion_counts_parents_per_field_and_children_as_samples(strata: Cli, make_project: MakeProject) -> None:
+def test_an_expansion_counts_parents_per_field_and_children_as_samples(
+    strata: Cli, make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = make_project({"feats.py": EXPANSION})
+    monkeypatch.setenv("EXPANSION_LOG", str(root / "compute.log"))
 
     def videos(counts: list[int]) -> None:
         frame = pl.DataFrame({"sample_uid": list(range(len(counts))), "count": counts, "title": ["t"] * len(counts)})
@@ -376,3 +359,4 @@ def test_an_expansion_counts_parents_per_field_and_children_as_samples(strata: C
     videos([2, 4, 1, 2])  # video 1 gets a frame more, video 3 is new
     lines = strata("graph", "render", "--format", "mermaid").out.splitlines()
     assert lines[5] == '    f1["frames<br/>6 samples<br/>pixels: 2 in sync, 2 stale"]:::stale'
+    assert lines[6] == '    f2["summary<br/>3 samples<br/>frames: 3 in sync"]:::inSync'
