@@ -174,6 +174,17 @@ def test_dot_and_text_carry_the_same_counts_and_colours(strata: Cli, demo: Path)
     assert "  title  v1  [23 in sync]" in text
 
 
+def test_samples_to_remove_are_in_no_field_and_make_the_feature_stale(strata: Cli, demo: Path) -> None:
+    project = Project(demo)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.delete("articles", pl.DataFrame({"id": [3, 4]}))
+    out = strata("graph", "render", "--format", "mermaid").out
+    assert _node(out, "clean") == (
+        '    f1["clean<br/>20 samples, 2 to remove<br/>text: 18 in sync<br/>headline: 18 in sync"]:::stale'
+    )
+    assert "clean  <- articles  [20 samples, 2 to remove]" in strata("graph", "render").out.splitlines()
+
+
 def test_without_data_or_with_no_status_the_graph_is_plain(strata: Cli, make_project: MakeProject) -> None:
     root = make_project({"feats.py": FEATURES})
     plain = strata("graph", "render", "--format", "mermaid")
