@@ -415,7 +415,7 @@ def _nothing_written(config: Any) -> bool:
     if config.type == "memory":
         return True
     path = config.path
-    return path is not None and str(path) != ":memory:" and not path.exists()
+    return path is not None and (str(path) == ":memory:" or not path.exists())
 
 
 def _failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
