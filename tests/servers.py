@@ -15,6 +15,7 @@ To use them, import the fixtures into a conftest::
 - ``moto_server`` -> :class:`S3Server`: ``moto.server.ThreadedMotoServer`` in this process.
 - ``azurite_server`` -> :class:`AzuriteServer`: Azurite's blob service from npm, installed once
   into ``.tools/azurite`` (``npm install azurite@3``).
+- ``graphviz_dot`` -> the path of Graphviz's ``dot`` (``graphviz``), installed like PostgreSQL.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pytest
@@ -42,6 +43,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = REPO / ".tools"
 HOST = "127.0.0.1"
+T = TypeVar("T")
+
 START_TIMEOUT = 60.0
 """Seconds a server may take to accept connections."""
 
@@ -184,19 +187,33 @@ def postgres_bin_dir() -> Path | None:
     return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0) if found else None
 
 
-def _postgres_binaries() -> Path:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
+def _installed(package: str, find: Callable[[], T | None], what: str) -> T:
+    """What ``find`` finds, after ``apt-get install package`` when it finds nothing.
+
+    The tests install only as root; elsewhere the test is skipped, saying how to install it.
+    """
+    found = find()
+    if found is None:
         if os.geteuid() != 0:
             pytest.skip(
-                "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/pg_ctl) and the tests install it only "
-                "as root: run `sudo apt-get install -y postgresql` to run these tests"
+                f"{what} is not installed and the tests install it only as root: "
+                f"run `sudo apt-get install -y {package}` to run these tests"
             )
-        _apt_install("postgresql")
-        bin_dir = postgres_bin_dir()
-        if bin_dir is None:
-            pytest.fail("`apt-get install postgresql` left no /usr/lib/postgresql/*/bin/pg_ctl")
-    return bin_dir
+        _apt_install(package)
+        found = find()
+        if found is None:
+            pytest.fail(f"`apt-get install {package}` left no {what}")
+    return found
+
+
+def _postgres_binaries() -> Path:
+    return _installed("postgresql", postgres_bin_dir, "PostgreSQL (/usr/lib/postgresql/*/bin/pg_ctl)")
+
+
+@pytest.fixture(scope="session")
+def graphviz_dot() -> str:
+    """Graphviz's ``dot`` program (Debian's ``graphviz``), installed when missing; its path."""
+    return _installed("graphviz", lambda: shutil.which("dot"), "Graphviz's `dot`")
 
 
 class ServerError(Exception):

@@ -225,7 +225,7 @@ class Builder:
             return work
         import polars as pl
 
-        keys = _sample_keys(plan, work)
+        keys = sample_keys(plan, work)
         inputs = _input_keys(plan, work)
         skip = pl.Series([failed.get(k, (None,))[0] == v for k, v in zip(keys, inputs, strict=True)])
         result.skipped = int(skip.sum())
@@ -307,7 +307,7 @@ class Builder:
             rows = _checked(plan, batch, outcome)
         except Exception as exc:  # noqa: BLE001 - recorded per batch; other batches go on
             message = _describe(exc)
-            samples = _sample_keys(plan, batch)
+            samples = sample_keys(plan, batch)
             result.failures.append({"samples": len(batch), "first": samples[:5], "error": message})
             if self.history is not None:
                 inputs = dict(zip(samples, _input_keys(plan, batch), strict=True))
@@ -317,7 +317,7 @@ class Builder:
         for name, count in counts.items():
             result.written_fields[name] = result.written_fields.get(name, 0) + count
         if self.history is not None and self._failed_before:
-            self.history.clear_build_errors(self.store_name, str(plan.key), _sample_keys(plan, batch))
+            self.history.clear_build_errors(self.store_name, str(plan.key), sample_keys(plan, batch))
         if self.progress is not None:
             self.progress(result)
 
@@ -479,7 +479,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:_ERROR_TEXT] if text else type(exc).__name__
 
 
-def _sample_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
+def sample_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
+    """Each row's sample as ``strata_build_errors`` keys it: its resolve ids as JSON (one id: the value alone)."""
     rows = frame.select(list(plan.resolve_ids)).rows()
     if len(plan.resolve_ids) == 1:
         return [json.dumps(row[0], default=str) for row in rows]

@@ -1,15 +1,18 @@
 """``strata features list | show KEY``, ``strata graph render | push | history | diff``.
 
-``features`` and ``graph render`` read definitions only: they import the project's feature
-modules and never open a store, so they load no dataframe or database library (a test checks the
-module list). ``graph push``, ``graph history`` and ``graph diff`` open a store for its snapshots
-table (``graph diff`` only when one end is a snapshot, and imports the modules only when one is
-the code).
+``features`` reads definitions only: it imports the project's feature modules and never opens a
+store, so it loads no dataframe or database library (a test checks the module list). ``graph
+render`` does the same until the store holds something: then it draws each field's staleness.
+``graph push``, ``graph history`` and ``graph diff`` open a store for its snapshots table
+(``graph diff`` only when one end is a snapshot, and imports the modules only when one is the
+code).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from strata.features.graph import FeatureGraph
+    from strata.project.project import Project
+    from strata.views.graph import GraphStatus
 
 json_option = click.option("--json", "json_output", is_flag=True, help="Print JSON (same as the global --json).")
 
@@ -119,21 +124,90 @@ def format_option(choices: list[str], help_text: str) -> Callable[[Callable[...,
 
 @graph.command()
 @format_option(
-    ["text", "mermaid", "dot"], "text: features and fields in order; mermaid: a flowchart; dot: a Graphviz digraph."
+    ["text", "mermaid", "dot", "svg", "png"],
+    "text: features and fields in order; mermaid: a flowchart; dot: a Graphviz digraph; "
+    "svg, png: a picture drawn by Graphviz's dot.",
 )
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout (a png needs it on a terminal).",
+)
+@click.option("--store", "store_name", metavar="NAME", help="Store whose staleness is drawn (default: features.store).")
+@click.option("--no-status", is_flag=True, help="Draw the graph only, without the store's counts.")
 @pass_context
-def render(ctx: Context, fmt: str) -> None:
-    """Draw the graph with its fields; edges name the upstream fields used."""
-    from strata.views.graph import RENDERERS
+def render(ctx: Context, fmt: str, output: Path | None, store_name: str | None, no_status: bool) -> None:
+    """Draw the graph with its fields; edges name the upstream fields used.
 
+    Once the store holds samples, each field shows how many are in sync, stale (to compute)
+    or failed (their last build failed), coloured green, amber and red in mermaid, dot, svg
+    and png. Without samples, or with --no-status, the graph alone.
+    """
+    from strata.features.project import store_config
+    from strata.views.graph import RENDERERS
+    from strata.views.render import PICTURES, run_dot
+
+    _check_destination(ctx, fmt, output)
+    project = ctx.project()
     feature_graph = load_graph(ctx)
-    text = RENDERERS[fmt](feature_graph)
-    if ctx.json:
-        ctx.emit({"format": fmt, "graph": text}, lambda: None)
-    elif text:
-        click.echo(text)
+    status = None if no_status else _store_status(project, feature_graph, store_name)
+    text = RENDERERS["dot" if fmt in PICTURES else fmt](feature_graph, status)
+    if fmt == "text" and status is not None:
+        text = f"store: {store_config(project, store_name).name}\n{text}"
+    data = run_dot(text, fmt) if fmt in PICTURES else text.encode()
+    counts = None if status is None else {key: state.to_json() for key, state in status.items()}
+    if output is not None:
+        _write(output, data if fmt in PICTURES or not data else data + b"\n")
+        ctx.emit({"format": fmt, "output": str(output), "bytes": len(data), "status": counts}, lambda: None)
+    elif ctx.json:
+        ctx.emit({"format": fmt, "graph": data.decode(), "status": counts}, lambda: None)
+    elif fmt == "png":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    elif data:
+        click.echo(data.decode())
     elif fmt == "text":
         click.echo("no features (name the modules that define them in features.entrypoints of strata.yml)")
+
+
+def _store_status(project: Project, feature_graph: FeatureGraph, store_name: str | None) -> GraphStatus | None:
+    """:func:`~strata.views.graph.store_status`; a store that fails says how to draw without it."""
+    from strata.errors import RuntimeFailure
+    from strata.views.graph import store_status
+
+    try:
+        return store_status(project, feature_graph, store_name)
+    except RuntimeFailure as exc:
+        instruction = f"{exc.instruction} (or draw the graph alone: --no-status)"
+        raise type(exc)(exc.reason, instruction) from exc
+
+
+def _check_destination(ctx: Context, fmt: str, output: Path | None) -> None:
+    """Before any work: ``dot`` is there for a picture, and a PNG goes to a file or a pipe."""
+    from strata.errors import UsageError
+    from strata.views.render import PICTURES, find_dot
+
+    if fmt in PICTURES:
+        find_dot()
+    if fmt != "png" or output is not None:
+        return
+    if ctx.json:
+        raise UsageError("a PNG cannot go into JSON", "write it to a file with --output FILE")
+    if sys.stdout.isatty():
+        raise UsageError("a PNG is binary and stdout is a terminal", "write it to a file with --output FILE")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``; a failure as one line."""
+    from strata.errors import RuntimeFailure
+
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise RuntimeFailure(
+            f"cannot write {path}: {exc.strerror or exc}", "check that its folder exists and is writable"
+        ) from exc
 
 
 store_option = click.option(

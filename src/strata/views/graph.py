@@ -4,20 +4,28 @@
 - :func:`render_text`, :func:`render_mermaid`, :func:`render_dot`: the graph with its fields
   and field-level edges (``graph render``); every identifier is quoted and escaped, so any key
   a :class:`~strata.features.keys.FeatureKey` accepts renders as valid Mermaid and Graphviz;
-- :func:`status`: per feature, what the store holds and what must be recomputed, with causes.
+- :func:`status`: per feature, what the store holds and what must be recomputed, with causes;
+- :func:`field_status` / :func:`store_status`: per feature and field, how many samples are in
+  sync, stale or failed (their last build failed), which the renderings draw when given
+  (``graph render`` in colour; :mod:`strata.views.render` makes SVG and PNG of it).
 
-Everything here reads the graph; only :func:`status` touches a store.
+Everything here reads the graph; only :func:`status`, :func:`field_status` and
+:func:`store_status` touch a store.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from strata.features.graph import FeatureGraph
     from strata.features.keys import FeatureKey
+    from strata.project.project import Project
+    from strata.resolve.increment import Increment
+    from strata.resolve.plan import FeaturePlan
     from strata.stores.base import MetadataStore
 
 
@@ -77,26 +85,123 @@ def edges(graph: FeatureGraph) -> list[tuple[FeatureKey, FeatureKey, list[str]]]
     return out
 
 
+# -- staleness per field -------------------------------------------------------------------
+
+STATES = ("in sync", "stale", "failed")
+"""A field's (or feature's) state, from best to worst."""
+
+COLOURS = {"in sync": "#c6efce", "stale": "#ffeb9c", "failed": "#ffc7ce"}
+"""Fill colour of each state in the pictures (green, amber, red)."""
+
+STROKES = {"in sync": "#2e7d32", "stale": "#9c6500", "failed": "#9c0006"}
+"""Border colour of each state (Mermaid)."""
+
+
+@dataclass(frozen=True)
+class FieldState:
+    """How many samples of one field are in sync, stale (to compute) or failed (their last build failed).
+
+    ``causes`` counts why the stale and failed ones are: ``new`` (an added sample), ``code``,
+    ``data`` or the upstream fields whose data changed, as ``strata status`` names them.
+    """
+
+    in_sync: int
+    stale: int = 0
+    failed: int = 0
+    causes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        """``failed`` if any sample failed, else ``stale`` if any is stale, else ``in sync``."""
+        return "failed" if self.failed else "stale" if self.stale else "in sync"
+
+    def counts_text(self) -> str:
+        """``17 in sync, 3 stale, 1 failed`` (zero stale or failed counts left out)."""
+        parts = [f"{self.in_sync} in sync"]
+        parts += [f"{n} {name}" for name, n in (("stale", self.stale), ("failed", self.failed)) if n]
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "in_sync": self.in_sync,
+            "stale": self.stale,
+            "failed": self.failed,
+            "causes": dict(self.causes),
+        }
+
+
+@dataclass(frozen=True)
+class FeatureState:
+    """One feature in the store: live samples, samples to remove, and each field's :class:`FieldState`.
+
+    Counts are in the units the feature resolves in: samples, or parents for a 1:N expansion.
+    """
+
+    feature: str
+    root: bool
+    samples: int
+    removed: int
+    fields: dict[str, FieldState]
+
+    @property
+    def state(self) -> str:
+        """The worst state of its fields; ``stale`` when samples must be removed."""
+        worst = max((STATES.index(f.state) for f in self.fields.values()), default=0)
+        return STATES[max(worst, 1 if self.removed else 0)]
+
+    def heading(self) -> str:
+        """``20 samples``, ``20 samples, 2 to remove``."""
+        return f"{self.samples} samples" + (f", {self.removed} to remove" if self.removed else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": self.feature,
+            "root": self.root,
+            "state": self.state,
+            "samples": self.samples,
+            "removed": self.removed,
+            "fields": {name: f.to_json() for name, f in self.fields.items()},
+        }
+
+
+GraphStatus = dict[str, FeatureState]
+"""Per feature key (``str(key)``): its :class:`FeatureState`."""
+
+
 # -- renderings --------------------------------------------------------------------------
 
 
-def render_text(graph: FeatureGraph) -> str:
-    """Features in topological order, each with its upstreams and its fields' inputs."""
+def render_text(graph: FeatureGraph, status: Mapping[str, FeatureState] | None = None) -> str:
+    """Features in topological order, each with its upstreams and its fields' inputs.
+
+    With ``status``, each feature's samples and each field's counts follow in brackets, with
+    the causes of what is not in sync.
+    """
     lines: list[str] = []
     for key in graph.topological_order():
         spec = graph.spec(key)
+        state = None if status is None else status.get(str(key))
         ups = []
         for dep in spec.deps:
             extra = [] if dep.lineage.kind == "identity" else [f"{dep.lineage.kind} on {', '.join(dep.lineage.on)}"]
             extra += ["optional"] if dep.optional else []
             ups.append(f"{dep.feature}" + (f" ({'; '.join(extra)})" if extra else ""))
-        lines.append(f"{key}  <- {', '.join(ups)}" if ups else f"{key}  (root)")
+        line = f"{key}  <- {', '.join(ups)}" if ups else f"{key}  (root)"
+        lines.append(line if state is None else f"{line}  [{state.heading()}]")
         width = max(len(f.key.name) for f in spec.fields)
         for fspec in spec.fields:
             inputs = ", ".join(i.dotted for i in graph.field_inputs(key, fspec.key))
             text = f"  {fspec.key.name:<{width}}  v{fspec.code_version}"
-            lines.append(f"{text}  <- {inputs}" if inputs else text)
+            text = f"{text}  <- {inputs}" if inputs else text
+            counts = None if state is None else state.fields.get(fspec.key.name)
+            lines.append(text if counts is None else f"{text}  [{_counts_with_causes(counts)}]")
     return "\n".join(lines)
+
+
+def _counts_with_causes(state: FieldState) -> str:
+    causes = ", ".join(f"{cause} {n}" for cause, n in sorted(state.causes.items()))
+    return state.counts_text() + (f": {causes}" if causes else "")
 
 
 def mermaid_text(text: str) -> str:
@@ -106,14 +211,33 @@ def mermaid_text(text: str) -> str:
     return text
 
 
-def render_mermaid(graph: FeatureGraph) -> str:
-    """A Mermaid flowchart: one node per feature (key and fields), edges labelled with the fields used."""
+_MERMAID_CLASSES = {"in sync": "inSync", "stale": "stale", "failed": "failed"}
+
+
+def render_mermaid(graph: FeatureGraph, status: Mapping[str, FeatureState] | None = None) -> str:
+    """A Mermaid flowchart: one node per feature (key and fields), edges labelled with the fields used.
+
+    With ``status``, a node lists its samples and each field's counts, and is coloured by its
+    worst field through the classes ``inSync``, ``stale`` and ``failed``.
+    """
     order = graph.topological_order()
     ids = {key: f"f{index}" for index, key in enumerate(order)}
     lines = ["graph TD"]
+    if status is not None:
+        lines += [
+            f"    classDef {name} fill:{COLOURS[state]},stroke:{STROKES[state]},color:#000"
+            for state, name in _MERMAID_CLASSES.items()
+        ]
     for key in order:
-        names = ", ".join(f.key.name for f in graph.spec(key).fields)
-        lines.append(f'    {ids[key]}["{mermaid_text(str(key))}<br/>{mermaid_text(names)}"]')
+        fields = [f.key.name for f in graph.spec(key).fields]
+        state = None if status is None else status.get(str(key))
+        if state is None:
+            lines.append(f'    {ids[key]}["{mermaid_text(str(key))}<br/>{mermaid_text(", ".join(fields))}"]')
+            continue
+        rows = [str(key), state.heading()]
+        rows += [f"{name}: {state.fields[name].counts_text()}" for name in fields if name in state.fields]
+        label = "<br/>".join(mermaid_text(row) for row in rows)
+        lines.append(f'    {ids[key]}["{label}"]:::{_MERMAID_CLASSES[state.state]}')
     for up, down, used in edges(graph):
         label = f'|"{mermaid_text(", ".join(used))}"|' if used else ""
         lines.append(f"    {ids[up]} -->{label} {ids[down]}")
@@ -125,17 +249,53 @@ def _dot_string(*lines: str) -> str:
     return '"' + "\\n".join(t.replace("\\", "\\\\").replace('"', '\\"') for t in lines) + '"'
 
 
-def render_dot(graph: FeatureGraph) -> str:
-    """A Graphviz digraph: one box per feature (key and fields), edges labelled with the fields used."""
-    lines = ["digraph strata {", "    rankdir=TB;", "    node [shape=box];"]
+def render_dot(graph: FeatureGraph, status: Mapping[str, FeatureState] | None = None) -> str:
+    """A Graphviz digraph: one box per feature (key and fields), edges labelled with the fields used.
+
+    With ``status``, each box is a table: the key, its samples, then a row per field with its
+    counts, filled with the field's colour; the box is filled with its worst field's
+    (``fillcolor``) and has the SVG class ``strata-feature`` plus ``in-sync``, ``stale`` or ``failed``.
+    """
+    lines = ["digraph strata {", "    rankdir=TB;"]
+    if status is None:
+        lines.append("    node [shape=box];")
+    else:
+        lines.append('    node [shape=box, style="rounded,filled", margin="0.08,0.06", fontname="Helvetica"];')
+        lines.append('    edge [fontname="Helvetica", fontsize=10];')
     for key in graph.topological_order():
-        names = ", ".join(f.key.name for f in graph.spec(key).fields)
-        lines.append(f"    {_dot_string(str(key))} [label={_dot_string(str(key), names)}];")
+        names = [f.key.name for f in graph.spec(key).fields]
+        state = None if status is None else status.get(str(key))
+        if state is None:
+            lines.append(f"    {_dot_string(str(key))} [label={_dot_string(str(key), ', '.join(names))}];")
+        else:
+            lines.append(f"    {_dot_string(str(key))} [{_dot_attributes(str(key), names, state)}];")
     for up, down, used in edges(graph):
         attrs = f" [label={_dot_string(', '.join(used))}]" if used else ""
         lines.append(f"    {_dot_string(str(up))} -> {_dot_string(str(down))}{attrs};")
     lines.append("}")
     return "\n".join(lines)
+
+
+def _dot_attributes(key: str, names: Sequence[str], state: FeatureState) -> str:
+    """A feature's class, fill and HTML-like table label; every text escaped as XML."""
+    from html import escape
+
+    rows = [
+        f'<TR><TD COLSPAN="2"><B>{escape(key)}</B></TD></TR>',
+        f'<TR><TD COLSPAN="2">{escape(state.heading())}</TD></TR>',
+    ]
+    for name in names:
+        counts = state.fields.get(name)
+        if counts is None:
+            continue
+        colour = COLOURS[counts.state]
+        rows.append(
+            f'<TR><TD ALIGN="LEFT" BGCOLOR="{colour}">{escape(name)}</TD>'
+            f'<TD ALIGN="LEFT" BGCOLOR="{colour}">{escape(counts.counts_text())}</TD></TR>'
+        )
+    table = f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4">{"".join(rows)}</TABLE>'
+    css = state.state.replace(" ", "-")
+    return f'class="strata-feature {css}", fillcolor="{COLOURS[state.state]}", label=<{table}>'
 
 
 RENDERERS = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
@@ -153,24 +313,122 @@ def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, A
     """
     rows = []
     for key in keys:
-        plan = store.plan(key)
-        samples = len(store.read(key, columns=list(plan.id_columns)))
-        if plan.is_root:
-            rows.append({"feature": str(key), "root": True, "samples": samples, "in_sync": None})
+        _, ids, increment = _resolved(store, key)
+        if increment is None:
+            rows.append({"feature": str(key), "root": True, "samples": len(ids), "in_sync": None})
             continue
-        increment = store.resolve_update(key)
         counts = increment.counts()
         rows.append(
             {
                 "feature": str(key),
                 "root": False,
-                "samples": samples,
+                "samples": len(ids),
                 **counts,
                 "fields": increment.changed_fields(),
                 "in_sync": not any(counts.values()),
             }
         )
     return rows
+
+
+def _resolved(store: MetadataStore, key: FeatureKey) -> tuple[FeaturePlan, Any, Increment | None]:
+    """A feature's plan, the id columns of its live rows, and its increment (None for a root feature)."""
+    plan = store.plan(key)
+    ids = store.read(key, columns=list(plan.id_columns))
+    return plan, ids, None if plan.is_root else store.resolve_update(key)
+
+
+def field_status(
+    store: MetadataStore, keys: Sequence[FeatureKey], failed: Mapping[str, Collection[str]] | None = None
+) -> GraphStatus:
+    """Per feature of ``keys``: its samples and, per field, how many are in sync, stale or failed.
+
+    A field's stale samples are the increment's added ones and the changed ones with a cause
+    for that field; those whose key is in ``failed[str(key)]`` (sample keys as ``strata
+    build`` records its failures in the run history) count as failed instead. Samples to
+    remove count in no field. A root feature's fields are all in sync: they hold what ingest
+    wrote.
+    """
+    out: GraphStatus = {}
+    for key in keys:
+        plan, ids, increment = _resolved(store, key)
+        if increment is None:
+            samples = len(ids)
+            fields = {f.name: FieldState(samples) for f in plan.fields}
+            out[str(key)] = FeatureState(str(key), root=True, samples=samples, removed=0, fields=fields)
+            continue
+        out[str(key)] = _feature_state(plan, ids, increment.collect(), set((failed or {}).get(str(key), ())))
+    return out
+
+
+def _feature_state(plan: FeaturePlan, ids: Any, increment: Increment, failed: set[str]) -> FeatureState:
+    import polars as pl
+
+    from strata.build.runner import sample_keys
+
+    live = ids.to_native()
+    units = live.select(list(plan.resolve_ids)).unique().height if plan.child_ids else live.height
+    added = increment.added.to_native()
+    changed = increment.changed.to_native()
+    removed = len(increment.removed)
+    added_failed = sum(k in failed for k in sample_keys(plan, added)) if failed else 0
+    changed_causes = increment.changed_fields()
+    fields = {}
+    for fplan in plan.fields:
+        stale = changed.filter(pl.col(fplan.cause_column).is_not_null())
+        causes = ({"new": added.height} if added.height else {}) | changed_causes.get(fplan.name, {})
+        failures = added_failed + (sum(k in failed for k in sample_keys(plan, stale)) if failed else 0)
+        fields[fplan.name] = FieldState(
+            in_sync=units - stale.height - removed,
+            stale=added.height + stale.height - failures,
+            failed=failures,
+            causes=causes,
+        )
+    return FeatureState(str(plan.key), root=False, samples=live.height, removed=removed, fields=fields)
+
+
+def store_status(project: Project, graph: FeatureGraph, store_name: str | None = None) -> GraphStatus | None:
+    """:func:`field_status` of every feature in the project's store (``store_name``, default ``features.store``).
+
+    None when nothing was written yet: a store file that does not exist (it is not created,
+    and no database library is imported) or one that holds no sample of any feature. Failed
+    samples come from the run history, when there is one. A store that cannot be opened is a
+    :class:`~strata.errors.RuntimeFailure`.
+    """
+    from strata.features.project import make_store, opened, store_config
+
+    config = store_config(project, store_name)
+    if _nothing_written(config):
+        return None
+    keys = graph.topological_order()
+    store = make_store(project, config.name, graph=graph, read_only=True)
+    with opened(store, config):
+        states = field_status(store, keys, _failed_samples(project, config.name, keys))
+    pending = any(f.stale or f.failed for s in states.values() for f in s.fields.values())
+    return states if pending or any(s.samples for s in states.values()) else None
+
+
+def _nothing_written(config: Any) -> bool:
+    """Whether a store holds nothing for sure without opening it: an in-memory one, or a file not made yet."""
+    if config.fallbacks:
+        return False
+    if config.type == "memory":
+        return True
+    path = config.path
+    return path is not None and (str(path) == ":memory:" or not path.exists())
+
+
+def _failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
+    """Per feature, the samples whose last build failed (``strata_build_errors``); none without a history."""
+    from strata.history import db
+
+    default = db.default_file(project)
+    if default is not None and not default.exists():
+        return {}
+    from strata.history import RunHistory
+
+    with RunHistory.open(project) as history:
+        return {str(key): set(history.build_errors(store_name, str(key))) for key in keys}
 
 
 def out_of_sync(rows: Sequence[dict[str, Any]]) -> list[str]:

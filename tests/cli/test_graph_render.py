@@ -1,0 +1,373 @@
+"""``strata graph render``: the graph annotated with each field's staleness, as text, Mermaid, DOT, SVG and PNG.
+
+A demo-like project (``articles`` -> ``clean`` -> ``embedding``) in a real DuckDB file, built
+by the real ``strata build``; pictures drawn by the real Graphviz ``dot`` (Debian's
+``graphviz``, installed by the ``graphviz_dot`` fixture when missing).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from strata.features.project import load_graph, make_store
+from strata.features.versions import sample_hash
+from strata.project.project import Project
+from strata.views.render import render_svg
+from tests.build.test_expansion import FEATURES as EXPANSION
+from tests.cli.conftest import MakeProject
+from tests.helpers import STRATA, Cli
+from tests.servers import graphviz_dot  # noqa: F401 - the fixture the picture tests use
+
+FEATURES = """
+import polars as pl
+import strata as st
+
+
+class Articles(st.Feature, spec=st.FeatureSpec("articles", id_columns=["id"], fields=["title", "body", "tags", "views"])):
+    '''Articles as the source has them.'''
+
+
+class Clean(st.Feature, spec=st.FeatureSpec("clean", id_columns=["id"], deps=[Articles], fields=[
+        st.FieldSpec("text", deps=[st.FieldDep(Articles, ["body"])]),
+        st.FieldSpec("headline", deps=[st.FieldDep(Articles, ["title"])])])):
+    batch_size = 1
+
+    def compute(self, inputs):
+        articles = inputs[Articles]
+        if "boom" in articles["body"].to_list():
+            raise ValueError("cannot clean a body that says boom")
+        return articles.select("id", pl.col("body").str.to_uppercase().alias("text"), pl.col("title").alias("headline"))
+
+
+class Embedding(st.Feature, spec=st.FeatureSpec("embedding", id_columns=["id"], deps=[Clean, Articles], fields=[
+        st.FieldSpec("vector", deps=[st.FieldDep(Clean, ["text"]), st.FieldDep(Articles, ["tags"])])])):
+    def compute(self, inputs):
+        rows = inputs[Clean].join(inputs[Articles], on="id")
+        return rows.select("id", (pl.col("text").str.len_chars() + pl.col("tags").str.len_chars()).alias("vector"))
+"""
+
+N = 20
+SVG = "{http://www.w3.org/2000/svg}"
+COLOURS = {"in sync": "#c6efce", "stale": "#ffeb9c", "failed": "#ffc7ce"}
+HOSTILE = """
+import strata as st
+
+
+class Where(st.Feature, spec=st.FeatureSpec("graph/end--x", id_columns=["id"], fields=["node", "end"])):
+    pass
+
+
+class Drop(st.Feature, spec=st.FeatureSpec("select/drop-table", id_columns=["id"], deps=[Where], fields=["subgraph"])):
+    pass
+"""
+
+
+def write_articles(root: Path, bodies: dict[int, str] | None = None, n: int = N) -> None:
+    """Write the root feature as target-strata would: only rows whose values changed."""
+    bodies = bodies or {}
+    columns = {
+        "title": [f"t{i}" for i in range(n)],
+        "body": [bodies.get(i, f"b{i}") for i in range(n)],
+        "tags": ["news"] * n,
+        "views": [str(i) for i in range(n)],
+    }
+    versions = {f"strata_dv__{name}": [sample_hash("md5", [v]) for v in values] for name, values in columns.items()}
+    project = Project(root)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write_changed("articles", pl.DataFrame({"id": list(range(n)), **columns, **versions}))
+
+
+@pytest.fixture
+def demo(make_project: MakeProject, strata: Cli) -> Path:
+    """The demo-like project, ingested and built: everything in sync."""
+    root = make_project({"feats.py": FEATURES})
+    write_articles(root)
+    built = strata("build", "--workers", "1")
+    assert built.code == 0, built.err
+    return root
+
+
+def _svg(text: str) -> ET.Element:
+    """An SVG document that our own ``dot`` drew, parsed (the input is trusted)."""
+    return ET.fromstring(text)  # noqa: S314
+
+
+def _node(out: str, feature: str) -> str:
+    """The Mermaid line of ``feature``'s node."""
+    return next(line for line in out.splitlines() if re.match(rf'    f\d+\["{feature}<br/>', line))
+
+
+def _dot_node(out: str, feature: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith(f'    "{feature}" ['))
+
+
+def _dot_field(line: str, field: str) -> tuple[str, str]:
+    """(colour, counts) of ``field``'s row in a DOT node's HTML label."""
+    found = re.search(
+        rf'<TR><TD ALIGN="LEFT" BGCOLOR="(#[0-9a-f]+)">{field}</TD><TD ALIGN="LEFT" BGCOLOR="#[0-9a-f]+">([^<]*)</TD></TR>',
+        line,
+    )
+    assert found, line
+    return found[1], found[2]
+
+
+def test_mermaid_counts_each_field_in_sync_stale_and_failed(strata: Cli, demo: Path) -> None:
+    out = strata("graph", "render", "--format", "mermaid").out
+    assert (
+        _node(out, "clean") == '    f1["clean<br/>20 samples<br/>text: 20 in sync<br/>headline: 20 in sync"]:::inSync'
+    )
+    assert "    classDef inSync fill:#c6efce,stroke:#2e7d32,color:#000" in out.splitlines()
+
+    write_articles(demo, bodies={2: "new", 5: "newer", 7: "boom"})
+    out = strata("graph", "render", "--format", "mermaid").out
+    assert _node(out, "articles") == (
+        '    f0["articles<br/>20 samples<br/>title: 20 in sync<br/>body: 20 in sync<br/>tags: 20 in sync<br/>'
+        'views: 20 in sync"]:::inSync'
+    )
+    assert _node(out, "clean") == (
+        '    f1["clean<br/>20 samples<br/>text: 17 in sync, 3 stale<br/>headline: 20 in sync"]:::stale'
+    )
+    assert _node(out, "embedding") == '    f2["embedding<br/>20 samples<br/>vector: 20 in sync"]:::inSync'
+    assert '    f0 -->|"body, title"| f1' in out.splitlines()  # the edges are drawn as before
+
+    assert strata("build", "clean", "--workers", "1").code == 1  # sample 7 fails; 2 and 5 are written
+    out = strata("graph", "render", "--format", "mermaid").out
+    assert _node(out, "clean") == (
+        '    f1["clean<br/>20 samples<br/>text: 19 in sync, 1 failed<br/>headline: 20 in sync"]:::failed'
+    )
+    assert _node(out, "embedding") == ('    f2["embedding<br/>20 samples<br/>vector: 18 in sync, 2 stale"]:::stale')
+
+
+def test_dot_and_text_carry_the_same_counts_and_colours(strata: Cli, demo: Path) -> None:
+    write_articles(demo, bodies={2: "new", 5: "newer", 7: "boom"}, n=22)  # two new articles too
+    assert strata("build", "clean", "--workers", "1").code == 1  # 7 fails; 2, 5, 20 and 21 are written
+    write_articles(demo, bodies={2: "new", 5: "newer", 7: "boom", 9: "changed"}, n=23)
+
+    out = strata("graph", "render", "--format", "dot").out
+    clean = _dot_node(out, "clean")
+    assert f'fillcolor="{COLOURS["failed"]}"' in clean
+    assert 'class="strata-feature failed"' in clean
+    assert "<B>clean</B>" in clean
+    assert "22 samples" in clean
+    assert _dot_field(clean, "text") == (COLOURS["failed"], "20 in sync, 2 stale, 1 failed")
+    assert _dot_field(clean, "headline") == (COLOURS["stale"], "22 in sync, 1 stale")
+    embedding = _dot_node(out, "embedding")
+    assert "20 samples" in embedding
+    assert _dot_field(embedding, "vector") == (COLOURS["stale"], "18 in sync, 4 stale")
+    assert f'fillcolor="{COLOURS["stale"]}"' in embedding
+    assert '    "articles" -> "clean" [label="body, title"];' in out.splitlines()
+
+    text = strata("graph", "render").out.splitlines()
+    assert text[0] == "store: local"
+    assert "clean  <- articles  [22 samples]" in text
+    assert "  text      v1  <- articles.body  [20 in sync, 2 stale, 1 failed: articles.body 2, new 1]" in text
+    assert "  headline  v1  <- articles.title  [22 in sync, 1 stale: new 1]" in text
+    assert "articles  (root)  [23 samples]" in text
+    assert "  title  v1  [23 in sync]" in text
+
+
+def test_samples_to_remove_are_in_no_field_and_make_the_feature_stale(strata: Cli, demo: Path) -> None:
+    project = Project(demo)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.delete("articles", pl.DataFrame({"id": [3, 4]}))
+    out = strata("graph", "render", "--format", "mermaid").out
+    assert _node(out, "clean") == (
+        '    f1["clean<br/>20 samples, 2 to remove<br/>text: 18 in sync<br/>headline: 18 in sync"]:::stale'
+    )
+    assert "clean  <- articles  [20 samples, 2 to remove]" in strata("graph", "render").out.splitlines()
+
+
+def test_without_data_or_with_no_status_the_graph_is_plain(strata: Cli, make_project: MakeProject) -> None:
+    root = make_project({"feats.py": FEATURES})
+    plain = strata("graph", "render", "--format", "mermaid")
+    assert plain.code == 0, plain.err
+    assert "classDef" not in plain.out
+    assert plain.out.startswith('graph TD\n    f0["articles<br/>title, body, tags, views"]\n')
+    assert not (root / ".strata" / "metadata.duckdb").exists()  # a picture creates no store
+
+    write_articles(root)
+    assert "classDef" in strata("graph", "render", "--format", "mermaid").out
+    assert strata("graph", "render", "--format", "mermaid", "--no-status").out == plain.out
+    assert strata("graph", "render", "--no-status").out.splitlines()[0] == "articles  (root)"
+
+
+@pytest.mark.usefixtures("graphviz_dot")
+def test_svg_is_xml_with_every_feature_field_and_count(strata: Cli, demo: Path) -> None:
+    write_articles(demo, bodies={2: "new", 5: "newer"})
+    result = strata("graph", "render", "--format", "svg")
+    assert result.code == 0, result.err
+    root = _svg(result.out)
+    assert root.tag == f"{SVG}svg"
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    for name in ("articles", "clean", "embedding", "title", "body", "tags", "views", "text", "headline", "vector"):
+        assert name in texts, name
+    assert "18 in sync, 2 stale" in texts
+    assert texts.count("20 in sync") == 6  # four articles fields, headline, vector
+    classes = {g.get("class") for g in root.iter(f"{SVG}g")}
+    assert {"node strata-feature stale", "node strata-feature in-sync"} <= classes
+
+    out = demo / "graph.svg"
+    written = strata("graph", "render", "--format", "svg", "--output", str(out))
+    assert written.code == 0, written.err
+    assert written.out == ""
+    assert _svg(out.read_text(encoding="utf-8")).tag == f"{SVG}svg"
+
+
+@pytest.mark.usefixtures("graphviz_dot")
+def test_render_svg_is_a_python_call_without_a_store(make_project: MakeProject) -> None:
+    root = make_project({"feats.py": FEATURES})
+    svg = render_svg(load_graph(Project(root)))
+    names = {t.text for t in _svg(svg).iter(f"{SVG}text")}
+    assert {"articles", "clean", "embedding"} <= names
+
+
+@pytest.mark.usefixtures("graphviz_dot")
+def test_png_starts_with_the_png_signature(strata: Cli, demo: Path) -> None:
+    out = demo / "graph.png"
+    assert strata("graph", "render", "--format", "png", "-o", str(out)).code == 0
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    piped = subprocess.run([*STRATA, "graph", "render", "--format", "png"], cwd=demo, capture_output=True, check=False)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.usefixtures("graphviz_dot")
+def test_png_to_a_terminal_is_refused(demo: Path) -> None:
+    leader, follower = os.openpty()
+    try:
+        done = subprocess.run(
+            [*STRATA, "graph", "render", "--format", "png"],
+            cwd=demo,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        "strata: error: a PNG is binary and stdout is a terminal; write it to a file with --output FILE\n"
+    )
+
+
+@pytest.mark.usefixtures("graphviz_dot")
+def test_hostile_keys_and_field_names_stay_quoted(strata: Cli, make_project: MakeProject) -> None:
+    root = make_project({"feats.py": HOSTILE})
+    project = Project(root)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write(
+            "graph/end--x",
+            pl.DataFrame(
+                {
+                    "id": [1, 2],
+                    "node": ["a", "b"],
+                    "end": ["c", "d"],
+                    "strata_dv__node": ["1", "2"],
+                    "strata_dv__end": ["3", "4"],
+                }
+            ),
+        )
+    mermaid = strata("graph", "render", "--format", "mermaid").out.splitlines()
+    assert mermaid[4] == '    f0["graph/end--x<br/>2 samples<br/>node: 2 in sync<br/>end: 2 in sync"]:::inSync'
+    assert mermaid[5] == '    f1["select/drop-table<br/>0 samples<br/>subgraph: 0 in sync, 2 stale"]:::stale'
+    dot = strata("graph", "render", "--format", "dot").out
+    assert '    "graph/end--x" -> "select/drop-table" [label="end, node"];' in dot.splitlines()
+    svg = strata("graph", "render", "--format", "svg")
+    assert svg.code == 0, svg.err
+    texts = [t.text for t in _svg(svg.out).iter(f"{SVG}text")]
+    assert {"graph/end--x", "select/drop-table", "node", "end", "subgraph", "0 in sync, 2 stale"} <= set(texts)
+
+
+@pytest.mark.usefixtures("graphviz_dot")
+def test_bad_input_is_one_line(strata: Cli, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    unknown = strata("graph", "render", "--format", "jpeg")
+    assert unknown.code == 2
+    assert unknown.err.count("\n") == 1
+    assert "'jpeg' is not one of 'text', 'mermaid', 'dot', 'svg', 'png'" in unknown.err
+    assert strata("--json", "graph", "render", "--format", "png").err == (
+        "strata: error: a PNG cannot go into JSON; write it to a file with --output FILE\n"
+    )
+    written = strata("--json", "graph", "render", "--format", "mermaid", "--output", str(demo / "graph.mmd"))
+    assert written.json()["status"]["clean"]["fields"]["text"] == {
+        "state": "in sync",
+        "in_sync": 20,
+        "stale": 0,
+        "failed": 0,
+        "causes": {},
+    }
+    assert (demo / "graph.mmd").read_text(encoding="utf-8").startswith("graph TD\n    classDef inSync")
+
+    monkeypatch.setenv("GVBINDIR", str(demo / "no-plugins"))  # the real dot, without its plugins: it fails
+    failing = strata("graph", "render", "--format", "svg")
+    assert failing.code == 1
+    assert re.fullmatch(
+        r'strata: error: Graphviz `dot` failed: Format: "svg" not recognized\.[^\n]*; [^\n]+\n', failing.err
+    )
+    monkeypatch.delenv("GVBINDIR")
+
+    monkeypatch.setenv("PATH", str(demo / "empty"))
+    missing = strata("graph", "render", "--format", "png", "--output", "x.png")
+    assert missing.code == 2
+    assert missing.err == (
+        "strata: error: Graphviz's `dot` program is not installed (it draws svg and png); "
+        "install graphviz (apt-get install graphviz, brew install graphviz) or use --format dot|mermaid\n"
+    )
+    assert not (demo / "x.png").exists()
+
+    nowhere = strata("graph", "render", "--format", "mermaid", "--output", str(demo / "no" / "such" / "dir.mmd"))
+    assert nowhere.code == 1
+    assert nowhere.err.startswith("strata: error: cannot write ")
+    assert nowhere.err.count("\n") == 1
+
+    (demo / ".strata" / "metadata.duckdb").write_bytes(b"not a database at all" * 100)
+    broken = strata("graph", "render")
+    assert broken.code == 1
+    assert broken.err.startswith("strata: error: cannot open store `local`")
+    assert broken.err.endswith("(or draw the graph alone: --no-status)\n")
+    assert broken.err.count("\n") == 1
+    assert strata("graph", "render", "--no-status").code == 0
+
+
+def test_the_cli_stays_light_without_a_store(make_project: MakeProject) -> None:
+    make_project({"feats.py": FEATURES.replace("import polars as pl\n", "")})
+    code = (
+        "import sys\nfrom strata.cli import main\n"
+        "try:\n    main(['graph', 'render', '--format', 'dot'])\nexcept SystemExit as exc:\n    assert not exc.code\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stderr.split())
+    assert not {m for m in loaded if m.split(".")[0] in ("polars", "duckdb", "sqlalchemy", "narwhals")}
+
+
+def test_an_expansion_counts_parents_per_field_and_children_as_samples(
+    strata: Cli, make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project({"feats.py": EXPANSION})
+    monkeypatch.setenv("EXPANSION_LOG", str(root / "compute.log"))
+
+    def videos(counts: list[int]) -> None:
+        frame = pl.DataFrame({"sample_uid": list(range(len(counts))), "count": counts, "title": ["t"] * len(counts)})
+        frame = frame.with_columns(
+            pl.Series("strata_dv__count", [sample_hash("md5", [str(c)]) for c in counts]),
+            pl.Series("strata_dv__title", [sample_hash("md5", ["t"])] * len(counts)),
+        )
+        project = Project(root)
+        with make_store(project, graph=load_graph(project)) as store:
+            store.write_changed("video", frame)
+
+    videos([2, 3, 1])
+    assert strata("build", "--workers", "1").code == 0
+    videos([2, 4, 1, 2])  # video 1 gets a frame more, video 3 is new
+    lines = strata("graph", "render", "--format", "mermaid").out.splitlines()
+    assert lines[5] == '    f1["frames<br/>6 samples<br/>pixels: 2 in sync, 2 stale"]:::stale'
+    assert lines[6] == '    f2["summary<br/>3 samples<br/>frames: 3 in sync"]:::inSync'
