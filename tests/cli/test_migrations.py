@@ -456,7 +456,8 @@ def chained_after_first(strata: Cli, root: Path, start: str) -> tuple[str, str]:
 def test_a_chain_broken_between_two_pending_migrations_is_named(strata: Cli, root: Path) -> None:
     old, generated = chained_after_first(strata, root, "old")
     message = f"migration 0002_more starts from snapshot {old}, but its parent 0001_bump_audio leads to {generated}"
-    refused(strata("migrations", "status", "--check"), 1, message)
+    advice = f"delete {FILE}, migrations/0002_more.yaml and run `strata migrations generate`"  # 0001's graph: nowhere
+    refused(strata("migrations", "status", "--check"), 1, message, advice)
     for command in (["apply"], ["apply", "--dry-run"], ["generate"]):
         refused(strata("migrations", *command), 2, message)
     assert "not " + old not in strata("migrations", "status").out  # never "from X, not X"
