@@ -113,10 +113,11 @@ class Loaded:
 def load(root: Path) -> Loaded:
     """Read and check every ``migrations/*.yaml`` of the project at ``root``.
 
-    A file in a bad state (not a migration, an unknown key or op, an id that is not its name, a
-    missing or shared parent) is one :class:`UsageError` naming the file. What it says of the
-    graph is checked for the migrations still to apply (:func:`check_pending`): an applied one
-    may name a feature the code has since dropped.
+    A file in a bad state (a ``*.yml``, a name not ``NNNN_name``, not a migration, an unknown key
+    or op, an id that is not its name, ``created`` not an ISO time, a missing or shared parent)
+    is one :class:`UsageError` naming the file. What it says of the graph is checked for the
+    migrations still to apply (:func:`check_pending`): an applied one may name a feature the code
+    has since dropped.
     """
     from ruamel.yaml.comments import CommentedMap
 
@@ -129,8 +130,9 @@ def load(root: Path) -> Loaded:
         )
     migrations: dict[str, Migration] = {}
     files: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.yml")) if folder.is_dir() else []:
-        raise _bad(path, "migration files end in .yaml", f"rename it to {path.stem}.yaml")
+    misnamed = sorted(folder.glob("*.yml")) if folder.is_dir() else []
+    if misnamed:  # never silently left out
+        raise _bad(misnamed[0], "migration files end in .yaml", f"rename it to {misnamed[0].stem}.yaml")
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         if not _ID.fullmatch(path.stem):
             raise _bad(path, f"the name `{path.stem}` is not NNNN_name", "rename the file and its id, e.g. 0001_name")
