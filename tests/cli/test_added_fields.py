@@ -72,7 +72,7 @@ def test_a_build_computes_a_field_added_to_a_feature_with_stored_rows(strata: Cl
     assert "        + input double.w" in diff.out
     generated = strata("migrations", "generate", "--name", "add_w")
     assert generated.code == 0, generated.err
-    assert "1 operations (0 reconcile, 1 recompute)" in generated.out
+    assert "1 operation (0 reconcile, 1 recompute)" in generated.out
     applied = strata("migrations", "apply")
     assert applied.code == 0, applied.err
     built = strata("build")

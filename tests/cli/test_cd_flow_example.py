@@ -127,7 +127,9 @@ def pull_request_gated_then_covered(flow: Flow) -> None:
     assert "differs from the latest snapshot in prod" in gate.err
     assert "no migration covers it" in gate.err
     assert len(gate.err.strip().splitlines()) == 1, gate.err
+    assert "no migration covers it" not in gate.out  # said once, on stderr
     as_shown(gate.err)
+    as_shown(gate.out + gate.err)
 
     generated = flow("strata migrations generate --name vat_21 --reconcile priced.region")
     assert generated.code == 0, generated.err

@@ -89,6 +89,7 @@ def test_generate_reconciles_what_it_is_told_and_the_next_one_has_a_parent(strat
         ("transcript", "recompute"),
         ("embedding", "recompute"),
     ]
+    assert strata("migrations", "apply").code == 0  # a pending migration leading elsewhere: see below
     write_graph(root, audio="33")
     second = strata("migrations", "generate", "--reconcile", "transcript")
     assert second.code == 0, second.err
@@ -407,3 +408,229 @@ def test_an_applied_migration_may_name_a_feature_the_code_dropped_since(strata: 
         result = strata("migrations", *command)
         assert result.code == 0, (command, result.err)
     assert "no stored field has a new version" in strata("migrations", "status").out
+
+
+def write_migration(root: Path, rel: str, data: dict[str, Any]) -> None:
+    with (root / rel).open("w", encoding="utf-8") as out:
+        YAML().dump(data, out)
+
+
+def refused(result: Any, code: int, *parts: str) -> None:
+    """``result`` failed with exit ``code`` and one error line holding every one of ``parts``."""
+    assert result.code == code, (result.out, result.err)
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    for part in parts:
+        assert part in result.err, result.err
+
+
+def test_generate_refuses_while_a_pending_migration_leads_elsewhere(strata: Cli, root: Path) -> None:
+    """The code changed again after 0001 was generated: the graph 0001 leads to is stored nowhere to diff from."""
+    old, generated = pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    write_graph(root, audio="33")
+    code = current_version(root)
+    message = f"migration 0001_bump_audio leads to snapshot {generated}, but the code's graph is {code}"
+    advice = f"delete {FILE} and generate one migration for the whole change"
+    refused(strata("migrations", "generate"), 2, message, advice, "or apply it with the code it was generated from")
+    assert sorted(p.name for p in (root / "migrations").iterdir()) == ["0001_bump_audio.yaml"]
+    refused(strata("migrations", "status", "--check"), 1, message, advice)
+    (root / FILE).unlink()  # the advice, followed: one migration from the store's graph to the code's
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    assert (read_file(root)["from"], read_file(root)["to"]) == (old, code)
+    assert strata("migrations", "status", "--check").code == 0
+    assert strata("migrations", "apply").code == 0
+
+
+def chained_after_first(strata: Cli, root: Path, start: str) -> tuple[str, str]:
+    """0001 (old -> audio 2) pending, code at audio 33, and 0002 from ``start`` ("old" or "first") to it; both versions."""
+    old, generated = pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    write_graph(root, audio="33")
+    second = read_file(root)
+    second.update(id="0002_more", parent="0001_bump_audio", to=current_version(root))
+    second["from"] = old if start == "old" else generated
+    write_migration(root, "migrations/0002_more.yaml", second)
+    return old, generated
+
+
+def test_a_chain_broken_between_two_pending_migrations_is_named(strata: Cli, root: Path) -> None:
+    old, generated = chained_after_first(strata, root, "old")
+    message = f"migration 0002_more starts from snapshot {old}, but its parent 0001_bump_audio leads to {generated}"
+    advice = f"delete {FILE}, migrations/0002_more.yaml and run `strata migrations generate`"  # 0001's graph: nowhere
+    refused(strata("migrations", "status", "--check"), 1, message, advice)
+    for command in (["apply"], ["apply", "--dry-run"], ["generate"]):
+        refused(strata("migrations", *command), 2, message)
+    assert "not " + old not in strata("migrations", "status").out  # never "from X, not X"
+    assert records(root) == []
+    assert versions(root) == [old]
+
+
+def test_a_chain_of_pending_migrations_to_the_code_is_covered(strata: Cli, root: Path) -> None:
+    seed(root)
+    chained_after_first(strata, root, "first")
+    gate = strata("migrations", "status", "--check")
+    assert gate.code == 0, gate.err
+    assert "migration 0002_more covers it" in gate.out
+    assert strata("migrations", "generate").out.startswith("nothing to migrate: 0002_more already leads")
+    result = strata("migrations", "apply")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-1] == "applied 0001_bump_audio, 0002_more to prod"
+
+
+def test_a_from_snapshot_not_in_the_store_is_named_as_such(strata: Cli, root: Path) -> None:
+    pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    data = read_file(root)
+    data["from"] = "0123456789abcdef"
+    write_migration(root, FILE, data)
+    message = "migration 0001_bump_audio starts from snapshot 0123456789abcdef, which is not in prod"
+    refused(strata("migrations", "status", "--check"), 1, message)
+    for command in (["apply"], ["generate"]):
+        result = strata("migrations", *command)
+        refused(result, 2, message)
+        assert "pushed since" not in result.err
+
+
+def test_status_check_fails_when_the_code_went_back_under_a_pending_migration(strata: Cli, root: Path) -> None:
+    """The code equals the latest snapshot again, but apply would refuse the pending migration: so does the gate."""
+    before, generated = pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    write_graph(root, audio="1")
+    message = f"migration 0001_bump_audio leads to snapshot {generated}, but the code's graph is {before}"
+    refused(strata("migrations", "apply"), 2, message)
+    refused(strata("migrations", "status", "--check"), 1, message)
+    assert strata("migrations", "status").code == 0
+
+
+def test_status_check_fails_with_migrations_when_no_graph_was_pushed(strata: Cli, root: Path) -> None:
+    pushed_and_bumped(strata, root, store="dev")
+    assert strata("migrations", "generate", "--store", "dev", "--name", "bump_audio").code == 0
+    message = "starts from snapshot"
+    refused(strata("migrations", "apply"), 2, message, "which is not in prod")
+    refused(strata("migrations", "status", "--check"), 1, message, "which is not in prod")
+    assert strata("migrations", "status", "--check", "--store", "dev").code == 0
+
+
+def test_apply_tags_the_snapshot_it_pushes(strata: Cli, root: Path) -> None:
+    old, new = pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    refused(strata("migrations", "apply", "--tag", "commit"), 2, "--tag `commit` is not KEY=VALUE")
+    assert records(root) == []
+    result = strata("migrations", "apply", "--tag", "commit=abc", "--tag", "ci=yes")
+    assert result.code == 0, result.err
+    history = json.loads(strata("graph", "history", "--json").out)
+    assert [(h["version"], h["tags"]) for h in history] == [(new, {"ci": "yes", "commit": "abc"}), (old, {})]
+    again = strata("graph", "push", "--tag", "commit=abc")
+    assert again.out.strip() == f"snapshot {new} is already the latest in prod; nothing pushed"
+
+
+def test_a_failing_gate_says_why_once_on_stderr(strata: Cli, root: Path) -> None:
+    pushed_and_bumped(strata, root)
+    gate = strata("migrations", "status", "--check")
+    refused(gate, 1, "no migration covers it")
+    assert "no migration covers it" not in gate.out
+    assert gate.out.strip() == "no migrations (generate one with `strata migrations generate`)"
+    plain = strata("migrations", "status")
+    assert plain.code == 0
+    assert "no migration covers it" in plain.out
+
+
+def edit_duplicate(data: dict[str, Any]) -> None:
+    data["operations"].insert(1, dict(data["operations"][0]))
+
+
+def edit_both_ops(data: dict[str, Any]) -> None:
+    data["operations"].insert(1, {**data["operations"][0], "op": "reconcile"})
+
+
+def edit_no_operations(data: dict[str, Any]) -> None:
+    data["operations"] = []
+
+
+def edit_unchanged_field(data: dict[str, Any]) -> None:
+    data["operations"].insert(1, {"feature": "video", "op": "recompute", "fields": ["frames"], "reason": ""})
+
+
+def edit_created(data: dict[str, Any]) -> None:
+    data["created"] = "yesterday"
+
+
+def edit_drop_last(data: dict[str, Any]) -> None:
+    data["operations"].pop()
+
+
+HAND_EDITS = [
+    (edit_duplicate, "operation 2: field `audio` of `video` is already in operation 1", "one operation per field"),
+    (edit_both_ops, "operation 2: field `audio` of `video` is already in operation 1", "one operation per field"),
+    (edit_no_operations, "no operations, but it leads from snapshot", "generate it again"),
+    (edit_unchanged_field, "operation 2: field `frames` of `video` has no new version from", "remove it"),
+    (edit_created, "created `yesterday` is not an ISO time", "e.g. 2026-"),
+    (edit_drop_last, "field `vector` of `embedding` has a new version but no operation", "add it to an operation"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message", "fix"), HAND_EDITS)
+def test_a_hand_edit_that_makes_no_sense_is_refused(strata: Cli, root: Path, edit: Any, message: str, fix: str) -> None:
+    before, _ = pushed_and_bumped(strata, root)
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    data = read_file(root)
+    edit(data)
+    write_migration(root, FILE, data)
+    for command in (["apply"], ["apply", "--dry-run"], ["status", "--check"], ["status"]):
+        refused(strata("migrations", *command), 2, FILE, message, fix)
+    assert records(root) == []
+    assert versions(root) == [before]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("0001_vat.yml", "id: 0001_vat\n", "migrations/0001_vat.yml: migration files end in .yaml"),
+        ("vat.yaml", "id: vat\n", "migrations/vat.yaml: the name `vat` is not NNNN_name"),
+    ],
+)
+def test_a_stray_file_in_migrations_is_refused_by_name(
+    strata: Cli, root: Path, name: str, content: str, message: str
+) -> None:
+    pushed_and_bumped(strata, root)
+    (root / "migrations").mkdir()
+    (root / "migrations" / name).write_text(content, encoding="utf-8")
+    for command in (["list"], ["generate"], ["apply"], ["status"]):
+        refused(strata("migrations", *command), 2, message)
+
+
+def test_migrations_as_a_regular_file_is_one_line(strata: Cli, root: Path) -> None:
+    pushed_and_bumped(strata, root)
+    (root / "migrations").write_text("not a folder\n", encoding="utf-8")
+    for command in (["list"], ["generate"], ["apply"], ["status"]):
+        refused(strata("migrations", *command), 2, "migrations is a file, not a folder")
+
+
+def test_apply_takes_a_unique_prefix_of_an_id(strata: Cli, root: Path) -> None:
+    seed(root)
+    chained_after_first(strata, root, "first")
+    refused(strata("migrations", "apply", "000"), 2, "`000` is a prefix of several migrations (0001_bump_audio, ")
+    refused(strata("migrations", "apply", "0009"), 2, "no migration `0009`")
+    refused(strata("migrations", "apply", "0001"), 2, "leads to snapshot")  # the code is 0002's
+    result = strata("migrations", "apply", "0002")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-1] == "applied 0001_bump_audio, 0002_more to prod"
+    assert (
+        strata("migrations", "apply", "0001").out.strip()
+        == "nothing to apply: 0001_bump_audio is already applied to prod"
+    )
+
+
+def test_one_operation_is_singular(strata: Cli, root: Path) -> None:
+    assert strata("graph", "push").code == 0
+    write_definitions(root, GRAPH.replace("{audio}", "1").replace('FieldSpec("vector", ', 'FieldSpec("vector", "22", '))
+    result = strata("migrations", "generate", "--name", "vector")
+    assert result.code == 0, result.err
+    assert result.out.startswith("wrote migrations/0001_vector.yaml: 1 operation (0 reconcile, 1 recompute);")
+
+
+def test_reading_commands_on_a_fresh_project_create_no_store(strata: Cli, root: Path) -> None:
+    for command in (["apply"], ["status", "--check"], ["list"], ["apply", "--dry-run"]):
+        result = strata("migrations", *command)
+        assert result.code == 0, (command, result.err)
+    assert not (root / "prod.duckdb").exists()

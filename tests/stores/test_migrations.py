@@ -77,7 +77,8 @@ def test_a_from_snapshot_not_in_the_store_changes_nothing(store_factory: StoreFa
     store = store_factory(graph=graph_of())
     with store:
         other = graph_of(audio_cv="9")
-        loaded = Loaded([Migration("0001_x", None, other.snapshot_version, graph_of().snapshot_version)])
+        ops = operations(diff_graphs(other, graph_of()), [])  # a migration with no operations is refused first
+        loaded = Loaded([Migration("0001_x", None, other.snapshot_version, graph_of().snapshot_version, "", ops)])
         with pytest.raises(SnapshotNotFoundError, match="starts from snapshot"):
             apply(store, loaded)
         assert store.migration_records() == []
@@ -163,7 +164,10 @@ def test_a_parent_not_applied_changes_nothing(store_factory: StoreFactory) -> No
     with store:
         store.push_graph()
         version = graph_of().snapshot_version
-        loaded = Loaded([Migration("0002_next", "0001_first", version, graph_of(text_cv="2").snapshot_version)])
+        ops = operations(diff_graphs(graph_of(), graph_of(text_cv="2")), [])  # none: refused first
+        loaded = Loaded(
+            [Migration("0002_next", "0001_first", version, graph_of(text_cv="2").snapshot_version, "", ops)]
+        )
         with pytest.raises(UsageError, match="migration 0002_next: parent 0001_first is not applied"):
             apply(store, loaded)
         assert store.migration_records() == []

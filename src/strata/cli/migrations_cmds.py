@@ -14,9 +14,8 @@ from strata.cli.features_cmds import json_option, load_graph, store_option
 
 if TYPE_CHECKING:
     from strata.features.graph import FeatureGraph
-    from strata.features.migrations import Applied, Loaded, Progress
+    from strata.features.migrations import Applied, Loaded, Progress, Stored
     from strata.project.project import Project
-    from strata.stores.snapshots import Snapshot
 
 
 @click.group()
@@ -53,74 +52,102 @@ def generate(ctx: Context, name: str, reconcile: tuple[str, ...], store_name: st
     """
     from strata.errors import SnapshotNotFoundError
     from strata.features.diff import diff_graphs
-    from strata.features.migrations import covering, new_migration, operations, write
+    from strata.features.migrations import (
+        check_applicable,
+        check_chain,
+        check_pending,
+        new_migration,
+        operations,
+        pending,
+        write,
+    )
 
     ctx.json = ctx.json or json_output
     project, graph, loaded = _loaded(ctx)
-    store, progress, latest = _store_state(project, store_name)
-    if latest is None:
+    progress, stored = _store_state(project, store_name)
+    if stored.latest is None:
         raise SnapshotNotFoundError(
-            f"no graph was pushed to {store}, so there is nothing to migrate from",
+            f"no graph was pushed to {stored.name}, so there is nothing to migrate from",
             "push the deployed graph first with `strata graph push`",
         )
-    cover = covering(loaded, progress.applied, latest.version, graph.snapshot_version)
-    if cover.stray is not None:
-        raise cover.stray_error(latest.version, loaded, project.root)
-    if cover.migration is not None:
-        covered = cover.migration
-        text = f"nothing to migrate: {covered.id} already leads to the code's graph ({graph.snapshot_version})"
-        ctx.emit({"written": None, "covered_by": covered.id}, lambda: click.echo(text))
+    check_pending(loaded, progress.applied, graph, stored.snapshots)
+    todo = pending(loaded, progress, None)
+    if todo and todo[-1].to_snapshot not in stored.snapshots:  # the new one could not start where they lead
+        check_applicable(loaded, todo, progress, stored, graph.snapshot_version)
+        text = f"nothing to migrate: {todo[-1].id} already leads to the code's graph ({graph.snapshot_version})"
+        ctx.emit({"written": None, "covered_by": todo[-1].id}, lambda: click.echo(text))
         return
-    diff = diff_graphs(latest.graph(), graph)
+    check_chain(loaded, todo, progress, stored)
+    diff = diff_graphs(stored.snapshots[stored.latest].graph(), graph)
     ops = operations(diff, list(reconcile))
     if not ops:
         same = "the same graph" if not diff else "no field of a stored feature with a new version"
-        text = f"nothing to migrate: the code and the latest snapshot in {store} have {same}"
+        text = f"nothing to migrate: the code and the latest snapshot in {stored.name} have {same}"
         ctx.emit({"written": None, "covered_by": None}, lambda: click.echo(text))
         return
     migration = new_migration(loaded, name, diff, ops)
     path = write(project.root, migration)
     counts = ", ".join(f"{sum(o.op == op for o in ops)} {op}" for op in ("reconcile", "recompute"))
     text = (
-        f"wrote {path.relative_to(project.root)}: {len(ops)} operations ({counts}); "
+        f"wrote {path.relative_to(project.root)}: {_count(len(ops), 'operation')} ({counts}); "
         "review it, then run `strata migrations apply`"
     )
     ctx.emit({"written": str(path.relative_to(project.root)), **migration.to_data()}, lambda: click.echo(text))
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 operation``, ``3 operations``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 @migrations.command()
 @click.argument("until", metavar="[ID]", required=False)
 @click.option("--dry-run", is_flag=True, help="Print the operations to run; change nothing.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Recorded with the snapshot apply pushes, as `graph push --tag`, e.g. --tag commit=$GIT_SHA (repeatable).",
+)
 @store_option
 @json_option
 @pass_context
-def apply(ctx: Context, until: str | None, dry_run: bool, store_name: str | None, json_output: bool) -> None:
-    """Apply the pending migrations in order (up to ID), then push the code's graph.
+def apply(
+    ctx: Context, until: str | None, dry_run: bool, tags: tuple[str, ...], store_name: str | None, json_output: bool
+) -> None:
+    """Apply the pending migrations in order (up to ID, or a unique prefix of it), then push the code's graph.
 
     Each operation done is recorded in the store, so a rerun after an interruption goes on where
     it stopped. `reconcile` rewrites the stored provenance; `recompute` leaves the samples stale
     for `strata build`. A store with fallbacks is written in itself only.
     """
+    from strata.cli.features_cmds import _tags as parse_tags
     from strata.errors import UsageError
+    from strata.features.migrations import Applied
     from strata.features.migrations import apply as apply_migrations
     from strata.features.project import make_store, opened, store_config
 
     ctx.json = ctx.json or json_output
+    pairs = parse_tags(tags)
     project, graph, loaded = _loaded(ctx)
     config = store_config(project, store_name)
-    if config.read_only and not dry_run:
-        raise UsageError(
-            f"store `{config.name}` is read-only (read_only: true in {project.file_name}), "
-            "so no migration can be applied to it",
-            "apply to a writable store (--store NAME)",
-        )
     target = loaded.get(until).id if until is not None else None
-    store = make_store(project, config.name, graph=graph, read_only=dry_run)
-    with opened(store, config):
-        applied = apply_migrations(store, loaded, target, dry_run=dry_run)
-        latest = store.snapshots()[0].version if applied.migrations and not dry_run else None
+    if not loaded.chain:  # nothing to open the store for (a fresh project's store is not created)
+        applied, latest = Applied([], []), None
+    else:
+        if config.read_only and not dry_run:
+            raise UsageError(
+                f"store `{config.name}` is read-only (read_only: true in {project.file_name}), "
+                "so no migration can be applied to it",
+                "apply to a writable store (--store NAME)",
+            )
+        store = make_store(project, config.name, graph=graph, read_only=dry_run)
+        with opened(store, config):
+            applied = apply_migrations(store, loaded, target, dry_run=dry_run, tags=pairs)
+            latest = store.snapshots()[0].version if applied.migrations and not dry_run else None
     data = {"store": config.name, "dry_run": dry_run, "steps": [s.to_json() for s in applied.steps], "pushed": latest}
-    ctx.emit(data, lambda: _apply_text(config.name, until, applied, dry_run=dry_run))
+    ctx.emit(data, lambda: _apply_text(config.name, target, applied, dry_run=dry_run))
 
 
 def _apply_text(store: str, until: str | None, applied: Applied, *, dry_run: bool) -> None:
@@ -166,64 +193,70 @@ def status(ctx: Context, check: bool, store_name: str | None, json_output: bool)
 
     ctx.json = ctx.json or json_output
     project, graph, loaded = _loaded(ctx)
-    name, progress, latest = _store_state(project, store_name)
-    check_pending(loaded, progress.applied, graph)
+    progress, stored = _store_state(project, store_name)
+    check_pending(loaded, progress.applied, graph, stored.snapshots)
     rows = _rows(loaded, progress)
-    gap = _gap(project, graph, loaded, progress.applied, latest, name)
-    data = {"store": name, "migrations": rows, "code": graph.snapshot_version, **gap}
+    gap = _gap(graph, loaded, progress, stored)
+    data = {"store": stored.name, "migrations": rows, "code": graph.snapshot_version, **gap}
+    failing = check and gap["uncovered"]
 
     def human() -> None:
         _echo_rows(rows)
-        click.echo(gap["message"])
+        if not failing:  # else the error line says it, once
+            click.echo(gap["message"])
 
     ctx.emit(data, human)
-    if check and gap["uncovered"]:
+    if failing:
         raise RuntimeFailure(gap["message"], gap.get("fix") or "run `strata migrations generate` and commit the file")
 
 
-def _gap(
-    project: Project, graph: FeatureGraph, loaded: Loaded, applied: set[str], latest: Snapshot | None, store: str
-) -> dict[str, Any]:
-    """How the code's graph stands to the store's latest snapshot, and whether a migration covers the change."""
+def _gap(graph: FeatureGraph, loaded: Loaded, progress: Progress, stored: Stored) -> dict[str, Any]:
+    """How the code's graph stands to the store's latest snapshot, and whether ``apply`` would take it there.
+
+    Uncovered: ``apply`` would refuse the pending migrations (its own checks), or there are none
+    and a stored field has a new version.
+    """
+    from strata.errors import UsageError
     from strata.features.diff import diff_graphs
-    from strata.features.migrations import covering
+    from strata.features.migrations import check_applicable, pending
 
-    version = graph.snapshot_version
-    if latest is None:
-        return {"latest": None, "uncovered": False, "message": f"no graph was pushed to {store}: nothing to migrate"}
+    version, latest = graph.snapshot_version, stored.latest
     base = f"the code's graph ({version})"
-    if latest.version == version:
-        return {"latest": latest.version, "uncovered": False, "message": f"{base} is the latest snapshot in {store}"}
-    differs = f"{base} differs from the latest snapshot in {store} ({latest.version})"
-    cover = covering(loaded, applied, latest.version, version)
-    if cover.migration is not None:
-        message = f"{differs}; migration {cover.migration.id} covers it"
-        return {"latest": latest.version, "uncovered": False, "message": message}
-    if cover.stray is not None:
-        error = cover.stray_error(latest.version, loaded, project.root)
+    differs = f"{base} differs from the latest snapshot in {stored.name} ({latest})"
+    todo = pending(loaded, progress, None)
+    try:
+        check_applicable(loaded, todo, progress, stored, version)
+    except UsageError as refused:
+        message = (
+            refused.reason if latest in (None, version) else f"{differs} and no migration covers it: {refused.reason}"
+        )
+        return {"latest": latest, "uncovered": True, "message": message, "fix": refused.instruction}
+    if latest is None:
         return {
-            "latest": latest.version,
-            "uncovered": True,
-            "message": f"{differs}; {error.reason}",
-            "fix": error.instruction,
+            "latest": None,
+            "uncovered": False,
+            "message": f"no graph was pushed to {stored.name}: nothing to migrate",
         }
-    if not diff_graphs(latest.graph(), graph).fields_with_new_versions():
+    if latest == version:
+        return {"latest": latest, "uncovered": False, "message": f"{base} is the latest snapshot in {stored.name}"}
+    if todo:
+        return {"latest": latest, "uncovered": False, "message": f"{differs}; migration {todo[-1].id} covers it"}
+    if not diff_graphs(stored.snapshots[latest].graph(), graph).fields_with_new_versions():
         message = f"{differs}, but no stored field has a new version: push it with `strata graph push`"
-        return {"latest": latest.version, "uncovered": False, "message": message}
-    return {"latest": latest.version, "uncovered": True, "message": f"{differs} and no migration covers it"}
+        return {"latest": latest, "uncovered": False, "message": message}
+    return {"latest": latest, "uncovered": True, "message": f"{differs} and no migration covers it"}
 
 
-def _store_state(project: Project, store_name: str | None) -> tuple[str, Progress, Snapshot | None]:
-    """The store's name, its migration progress and its latest snapshot (None when nothing was pushed)."""
-    from strata.features.migrations import Progress
+def _store_state(project: Project, store_name: str | None) -> tuple[Progress, Stored]:
+    """The store's migration progress and its snapshots, read without writing."""
+    from strata.features.migrations import Progress, Stored
     from strata.features.project import make_store, opened, store_config
 
     config = store_config(project, store_name)
     store = make_store(project, config.name, read_only=True)
     with opened(store, config):
-        progress = Progress.of(store)
-        found = store.snapshots()
-    return config.name, progress, found[0] if found else None
+        progress, stored = Progress.of(store), Stored.of(store)
+    return progress, stored
 
 
 def _rows(loaded: Loaded, progress: Progress) -> list[dict[str, Any]]:
@@ -261,7 +294,7 @@ def list_(ctx: Context, store_name: str | None, json_output: bool) -> None:
     ctx.json = ctx.json or json_output
     project = ctx.project()
     loaded = load(project.root)  # the feature modules are not imported: files stay listable whatever the code
-    _name, progress, _latest_snapshot = _store_state(project, store_name)
+    progress, _stored = _store_state(project, store_name)
     rows = _rows(loaded, progress)
     ctx.emit(rows, lambda: _echo_rows(rows))
 

@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 import msgspec
 
-from strata.errors import UsageError
+from strata.errors import SnapshotNotFoundError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from strata.features.diff import FieldDiff, GraphDiff
     from strata.features.graph import FeatureGraph
     from strata.stores.base import MetadataStore
+    from strata.stores.snapshots import Snapshot
 
 DIRECTORY = "migrations"
 """Where a project keeps its migration files."""
@@ -87,36 +90,61 @@ class Loaded:
         return [m.id for m in self.chain]
 
     def get(self, migration_id: str) -> Migration:
-        for migration in self.chain:
-            if migration.id == migration_id:
-                return migration
-        raise UsageError(f"no migration `{migration_id}` in {DIRECTORY}/", "see `strata migrations list` for the ids")
+        """The migration of id ``migration_id``, or of a unique prefix of one (as ``graph diff`` takes versions)."""
+        found = [m for m in self.chain if m.id == migration_id] or [
+            m for m in self.chain if migration_id and m.id.startswith(migration_id)
+        ]
+        if len(found) > 1:
+            ids = ", ".join(m.id for m in found)
+            raise UsageError(f"`{migration_id}` is a prefix of several migrations ({ids})", "give more of the id")
+        if not found:
+            raise UsageError(
+                f"no migration `{migration_id}` in {DIRECTORY}/", "see `strata migrations list` for the ids"
+            )
+        return found[0]
+
+    def shown(self, migrations: list[Migration]) -> str:
+        """The files of ``migrations`` as a user names them from the project's root."""
+        return ", ".join(
+            f"{DIRECTORY}/{self.files[m.id].name if m.id in self.files else m.id + '.yaml'}" for m in migrations
+        )
 
 
 def load(root: Path) -> Loaded:
     """Read and check every ``migrations/*.yaml`` of the project at ``root``.
 
-    A file in a bad state (not a migration, an unknown key or op, an id that is not its name, a
-    missing or shared parent) is one :class:`UsageError` naming the file. What it says of the
-    graph is checked for the migrations still to apply (:func:`check_pending`): an applied one
-    may name a feature the code has since dropped.
+    A file in a bad state (a ``*.yml``, a name not ``NNNN_name``, not a migration, an unknown key
+    or op, an id that is not its name, ``created`` not an ISO time, a missing or shared parent)
+    is one :class:`UsageError` naming the file. What it says of the graph is checked for the
+    migrations still to apply (:func:`check_pending`): an applied one may name a feature the code
+    has since dropped.
     """
     from ruamel.yaml.comments import CommentedMap
 
     from strata.project import yamlfile
 
     folder = root / DIRECTORY
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(
+            f"{DIRECTORY} is a file, not a folder", f"move it away: strata keeps migration files in {DIRECTORY}/"
+        )
     migrations: dict[str, Migration] = {}
     files: dict[str, Path] = {}
+    misnamed = sorted(folder.glob("*.yml")) if folder.is_dir() else []
+    if misnamed:  # never silently left out
+        raise _bad(misnamed[0], "migration files end in .yaml", f"rename it to {misnamed[0].stem}.yaml")
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        if not _ID.fullmatch(path.stem):
+            raise _bad(path, f"the name `{path.stem}` is not NNNN_name", "rename the file and its id, e.g. 0001_name")
         shown = Path(DIRECTORY) / path.name  # errors name the file from the project's root
         tree = yamlfile.load_text(path.read_text(encoding="utf-8"), shown.as_posix())
         if not isinstance(tree, CommentedMap):
             raise _bad(path, "is not a migration (a mapping with id, parent, from, to, operations)")
         _check_ops(path, tree.get("operations"))
         migration = yamlfile.convert(tree, Migration, shown)
-        if migration.id != path.stem or not _ID.fullmatch(migration.id):
-            raise _bad(path, f"id `{migration.id}` is not the file's name `{path.stem}` (NNNN_name)")
+        if migration.id != path.stem:
+            raise _bad(path, f"id `{migration.id}` is not the file's name `{path.stem}`")
+        _check_created(path, migration.created)
         migrations[migration.id] = migration
         files[migration.id] = path
     return Loaded(_chain(migrations, files), files)
@@ -134,15 +162,72 @@ def _check_ops(path: Path, operations: Any) -> None:
             raise _bad(path, f"operation {number}: unknown op `{op}`", f"use one of: {', '.join(OPS)}")
 
 
-def check_pending(loaded: Loaded, applied: set[str], graph: FeatureGraph) -> None:
-    """Check the migrations not in ``applied`` against the code's ``graph``.
+def _check_created(path: Path, created: str) -> None:
+    try:
+        dt.datetime.fromisoformat(created)
+    except ValueError:
+        example = "write it as e.g. 2026-12-07T13:18:34+00:00"
+        raise _bad(path, f"created `{created}` is not an ISO time", example) from None
 
-    Each operation must name a feature of the graph and fields of it, upstreams first; else one
+
+def check_pending(
+    loaded: Loaded, applied: set[str], graph: FeatureGraph, snapshots: Mapping[str, Snapshot] | None = None
+) -> None:
+    """Check the migrations not in ``applied`` against the code's ``graph`` and the store's ``snapshots``.
+
+    Each operation must name a feature of the graph and fields of it, upstreams first, each
+    field in one operation only, and some operation when ``from`` and ``to`` differ. When both
+    graphs are known (``from`` a stored snapshot, ``to`` the code's or a stored one), the
+    fields operated on are those with a new version between them, every one of them. Else one
     :class:`UsageError` naming the file.
     """
     for migration in loaded.chain:
         if migration.id not in applied:
-            _check_graph(loaded.files.get(migration.id, Path(DIRECTORY, f"{migration.id}.yaml")), migration, graph)
+            path = loaded.files.get(migration.id, Path(DIRECTORY, f"{migration.id}.yaml"))
+            _check_graph(path, migration, graph)
+            _check_fields(path, migration, _diffed(migration, graph, snapshots or {}))
+
+
+def _diffed(migration: Migration, code: FeatureGraph, snapshots: Mapping[str, Snapshot]) -> set[tuple[str, str]] | None:
+    """The (feature, field) with a new version from ``from`` to ``to``; None when one of the graphs is unknown."""
+    from strata.features.diff import diff_graphs
+
+    old = snapshots.get(migration.from_snapshot)
+    new = code if migration.to_snapshot == code.snapshot_version else None
+    if new is None and migration.to_snapshot in snapshots:
+        new = snapshots[migration.to_snapshot].graph()
+    if old is None or new is None:
+        return None
+    return {(f.feature, f.field) for f in diff_graphs(old.graph(), new).fields_with_new_versions()}
+
+
+def _check_fields(path: Path, migration: Migration, changed: set[tuple[str, str]] | None) -> None:
+    """Each field in one operation, only fields with a new version (when known), and all of them."""
+    if not migration.operations and migration.from_snapshot != migration.to_snapshot:
+        raise _bad(
+            path,
+            f"no operations, but it leads from snapshot {migration.from_snapshot} to {migration.to_snapshot}",
+            "delete it and generate it again",
+        )
+    seen: dict[tuple[str, str], int] = {}
+    for number, operation in enumerate(migration.operations, 1):
+        for name in operation.fields:
+            key = (operation.feature, name)
+            where = f"operation {number}: field `{name}` of `{operation.feature}`"
+            if key in seen:
+                raise _bad(path, f"{where} is already in operation {seen[key]}", "keep one operation per field")
+            if changed is not None and key not in changed:
+                versions = f"{migration.from_snapshot} to {migration.to_snapshot}"
+                raise _bad(path, f"{where} has no new version from {versions}", "remove it from the operation")
+            seen[key] = number
+    missing = sorted(set(changed or ()) - set(seen))
+    if missing:
+        feature, name = missing[0]
+        raise _bad(
+            path,
+            f"field `{name}` of `{feature}` has a new version but no operation (its samples would stay as stored)",
+            f"add it to an operation: recompute `{feature}` to rebuild it, reconcile if results would not change",
+        )
 
 
 def _check_graph(path: Path, migration: Migration, graph: FeatureGraph) -> None:
@@ -296,22 +381,82 @@ def pending(loaded: Loaded, progress: Progress, until: str | None) -> list[Migra
     return [m for m in chain if m.id not in progress.applied]
 
 
-def check_applicable(store: MetadataStore, todo: list[Migration], progress: Progress) -> None:
-    """Refuse (one line, before anything is written) a migration whose parent or from-snapshot is not there."""
-    from strata.errors import SnapshotNotFoundError
+@dataclass(frozen=True)
+class Stored:
+    """What the checks read of a store: its name, its snapshots by version, and the latest one's version."""
 
-    reachable = {s.version for s in store.snapshots()}
+    name: str
+    snapshots: dict[str, Snapshot]
+    latest: str | None
+
+    @classmethod
+    def of(cls, store: MetadataStore) -> Stored:
+        found = store.snapshots()  # newest first: the first of a version is its latest push
+        by_version: dict[str, Snapshot] = {}
+        for snapshot in found:
+            by_version.setdefault(snapshot.version, snapshot)
+        return cls(store.name or "the store", by_version, found[0].version if found else None)
+
+
+def check_applicable(loaded: Loaded, todo: list[Migration], progress: Progress, stored: Stored, code: str) -> None:
+    """Refuse (one line, before anything is written) migrations ``apply`` cannot run to the ``code``'s graph.
+
+    A parent not applied; a migration that does not start where its pending parent leads, or
+    (the first) from a snapshot not in the store; a last one not leading to the code's graph;
+    and, when the store's latest snapshot is not the code's, no pending migration starting from
+    it (the others were generated from a graph the store has moved past). ``status --check``
+    runs the same checks.
+    """
+    check_chain(loaded, todo, progress, stored)
+    if not todo:
+        return
+    last = todo[-1]
+    if last.to_snapshot != code:
+        whole = last is loaded.chain[-1]
+        raise UsageError(
+            f"migration {last.id} leads to snapshot {last.to_snapshot}, but the code's graph is {code}",
+            f"delete {loaded.shown(_unstored(todo, stored))} and generate one migration for the whole change, "
+            "or apply it with the code it was generated from"
+            if whole
+            else "apply up to the migration that leads to the code's graph (no ID: all of them)",
+        )
+    if stored.latest not in (None, code) and all(m.from_snapshot != stored.latest for m in todo):
+        first = _unstored(todo, stored)[0]
+        raise UsageError(
+            f"migration {first.id} starts from snapshot {first.from_snapshot}, not {stored.latest}, "
+            f"the latest in {stored.name} (a graph was pushed since it was generated)",
+            f"delete {loaded.shown(_unstored(todo, stored))} and run `strata migrations generate`",
+        )
+
+
+def _unstored(todo: list[Migration], stored: Stored) -> list[Migration]:
+    """The pending migrations after the last one leading to a stored snapshot: those to generate again."""
+    reached = [i for i, m in enumerate(todo) if m.to_snapshot in stored.snapshots]
+    return todo[reached[-1] + 1 :] if reached and reached[-1] + 1 < len(todo) else todo
+
+
+def check_chain(loaded: Loaded, todo: list[Migration], progress: Progress, stored: Stored) -> None:
+    """Each pending migration starts where its pending parent leads, the first from a snapshot in the store."""
+    by_id = {m.id: m for m in todo}
     for migration in todo:
-        waiting = migration.parent is not None and migration.parent not in progress.applied
-        if waiting and migration.parent not in {m.id for m in todo}:
+        parent = by_id.get(migration.parent or "")
+        if migration.parent is not None and parent is None and migration.parent not in progress.applied:
             raise UsageError(f"migration {migration.id}: parent {migration.parent} is not applied", "apply it first")
-        if migration.from_snapshot not in reachable:
+        if parent is not None and migration.from_snapshot != parent.to_snapshot:
+            if parent.to_snapshot in stored.snapshots and migration.from_snapshot in stored.snapshots:
+                continue  # the parent leads to a pushed graph; others were pushed after it
+            again = todo[todo.index(parent) :]
+            raise UsageError(
+                f"migration {migration.id} starts from snapshot {migration.from_snapshot}, "
+                f"but its parent {parent.id} leads to {parent.to_snapshot}",
+                f"delete {loaded.shown(_unstored(again, stored))} and run `strata migrations generate`",
+            )
+        if parent is None and migration.from_snapshot not in stored.snapshots:
             raise SnapshotNotFoundError(
                 f"migration {migration.id} starts from snapshot {migration.from_snapshot}, "
-                f"which is not in {store.name or 'the store'}",
+                f"which is not in {stored.name}",
                 "apply it to the store it was generated for (--store NAME)",
             )
-        reachable.add(migration.to_snapshot)
 
 
 class _Reconciled(Protocol):
@@ -385,49 +530,6 @@ def apply_migration(
 
 
 @dataclass(frozen=True)
-class Cover:
-    """Whether the pending migrations lead from a store's latest snapshot to the code's graph."""
-
-    migration: Migration | None
-    """The last migration of a run of pending ones from the latest snapshot to the code's graph."""
-    stray: Migration | None = None
-    """Without such a run: a pending migration that leads to the code's graph from another snapshot."""
-
-    def stray_error(self, latest: str, loaded: Loaded, root: Path) -> UsageError:
-        """The refusal of :attr:`stray`: generated from a graph the store has moved past since."""
-        assert self.stray is not None
-        path = loaded.files.get(self.stray.id, root / DIRECTORY / f"{self.stray.id}.yaml")
-        path = path.relative_to(root) if path.is_relative_to(root) else path
-        return UsageError(
-            f"migration {self.stray.id} starts from snapshot {self.stray.from_snapshot}, not {latest}, "
-            "the latest in the store (a graph was pushed since it was generated)",
-            f"delete {path.as_posix()} and run `strata migrations generate`",
-        )
-
-
-def covering(loaded: Loaded, applied: set[str], latest: str, version: str) -> Cover:
-    """How the migrations not in ``applied`` lead from snapshot ``latest`` to ``version``.
-
-    A run starts at the first pending migration whose ``from`` is ``latest`` (those before it
-    were generated from older snapshots: a graph pushed before its migrations were applied) and
-    follows parents while each starts where the one before led.
-    """
-    at: str | None = None
-    todo = [m for m in loaded.chain if m.id not in applied]
-    for migration in todo:
-        if at is None and migration.from_snapshot == latest:
-            at = latest
-        if at is None:
-            continue
-        if migration.from_snapshot != at:
-            break
-        at = migration.to_snapshot
-        if at == version:
-            return Cover(migration)
-    return Cover(None, next((m for m in todo if m.to_snapshot == version), None))
-
-
-@dataclass(frozen=True)
 class Applied:
     """What an apply did (or would do): the migrations it took, in order, and each operation."""
 
@@ -435,28 +537,31 @@ class Applied:
     steps: list[Step]
 
 
-def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry_run: bool = False) -> Applied:
+def apply(
+    store: MetadataStore,
+    loaded: Loaded,
+    until: str | None = None,
+    *,
+    dry_run: bool = False,
+    tags: Mapping[str, str] | None = None,
+) -> Applied:
     """Apply the pending migrations of ``loaded`` to ``store`` in parent order, up to ``until``.
 
-    Everything is checked before the first write: a parent not applied, a from-snapshot not in
-    the store, a last migration that does not lead to the store's graph (the code's: reconcile
-    rewrites to its versions, and it is pushed after a successful apply). Operations recorded
-    as done are skipped, so a rerun after an interruption does only the rest.
+    Everything is checked before the first write (:func:`check_pending`,
+    :func:`check_applicable`): the last migration must lead to the store's graph, the code's
+    (reconcile rewrites to its versions, and it is pushed, with ``tags``, after a successful
+    apply). Operations recorded as done are skipped, so a rerun after an interruption does only
+    the rest.
 
     Reconcile rewrites to the code's versions, which are those of the last migration; so a
     field that one of the migrations applied together recomputes is reconciled by none of
     them (a refactor followed by a real change, or the other way round, leaves it stale).
     """
     progress = Progress.of(store)
-    check_pending(loaded, progress.applied, store.graph)
+    stored = Stored.of(store)
+    check_pending(loaded, progress.applied, store.graph, stored.snapshots)
     todo = pending(loaded, progress, until)
-    check_applicable(store, todo, progress)
-    code = store.graph.snapshot_version
-    if todo and todo[-1].to_snapshot != code:
-        raise UsageError(
-            f"migration {todo[-1].id} leads to snapshot {todo[-1].to_snapshot}, but the code's graph is {code}",
-            "apply it with the code it was generated from, or generate a migration for the rest of the change",
-        )
+    check_applicable(loaded, todo, progress, stored, store.graph.snapshot_version)
     recomputed = {(o.feature, f) for m in todo for o in m.operations if o.op == "recompute" for f in o.fields}
     if not dry_run:  # a reconcile the store refuses (see MetadataStore.reconcile) stops the apply before any write
         for migration in todo:
@@ -465,5 +570,5 @@ def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry
         step for migration in todo for step in apply_migration(store, migration, progress, recomputed, dry_run=dry_run)
     ]
     if todo and not dry_run:
-        store.push_graph()
+        store.push_graph(tags)
     return Applied(todo, steps)
