@@ -352,7 +352,8 @@ class _Walk:
         return SampleWhy(ids, tuple(nodes))
 
     def _not_found(self, ids: dict[str, Any]) -> SampleNotFoundError:
-        looked = list(dict.fromkeys(f"`{k}`" for k, _ in self.nodes if k != self.key))
+        graph = self.graph
+        looked = [f"`{k}`" for k in graph.topological_order() if self.key in graph.downstream(k)]
         where = f"`{self.key}`" + (f" nor its upstreams ({', '.join(looked)})" if looked else "")
         return SampleNotFoundError(
             f"no sample {_ids_text(ids)} in {where} in {self.store._called()}",  # noqa: SLF001 - its name, values hidden
