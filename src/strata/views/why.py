@@ -25,6 +25,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from strata.bridge.target import RUN_COLUMN, STREAM_COLUMN
 from strata.errors import SampleNotFoundError, UsageError, WriteError
 from strata.resolve.plan import CAUSE_CODE, CAUSE_DATA, DELETED, SEQ, WRITTEN_AT, input_column
 
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Cause", "Change", "FieldWhy", "Link", "Node", "SampleWhy", "Source", "Why", "parse_ids", "why"]
 
-RUN_COLUMN = "_strata_run"
-"""The column ``target-strata`` writes on each row during a ``strata run``: the id of that run."""
 STREAM_METADATA = "singer_stream"
 """The spec metadata key naming the stream of a feature ``target-strata`` defined from a SCHEMA."""
 MAX_CHILDREN = 50
@@ -412,24 +411,25 @@ class _Walk:
             dv = row.get(fplan.dv_column)
             fields.append(FieldWhy(fplan.name, dv, dv, stored_cv, fplan.code_version, causes, run, at))
         status = "deleted" if row[DELETED] else "stale" if any(f.stale for f in fields) else "present"
-        return Node(plan.key, ids, status, tuple(fields), written_at=_time(row), source=self._source(plan, ids))
+        return Node(plan.key, ids, status, tuple(fields), written_at=_time(row), source=self._source(plan, ids, row))
 
-    def _source(self, plan: FeaturePlan, ids: dict[str, Any]) -> Source | None:
-        stream = plan.spec.metadata.get(STREAM_METADATA) if plan.spec.metadata else None
+    def _source(self, plan: FeaturePlan, ids: dict[str, Any], row: Mapping[str, Any]) -> Source | None:
+        """Where ``target-strata`` loaded the row from: the stream it names, else the one its feature was made of."""
+        stream = row.get(STREAM_COLUMN) or (plan.spec.metadata or {}).get(STREAM_METADATA)
         return None if stream is None else Source(str(stream), dict(ids))
 
     def _runs(self, plan: FeaturePlan, ids: dict[str, Any], row: dict[str, Any]) -> dict[str, tuple[str | None, str]]:
         """Per field, the run (``_strata_run``) and time of the row that last changed its data version."""
         if RUN_COLUMN not in row:
             return {}
-        history = [r for r in self._rows(plan, ids, history=True) if not r[DELETED]]
+        history = self._rows(plan, ids, history=True)
         out: dict[str, tuple[str | None, str]] = {}
         for fplan in plan.fields:
-            last: dict[str, Any] | None = None
+            last: dict[str, Any] | None = None  # none before the first row and after a deletion
             for item in history:
-                if last is None or item.get(fplan.dv_column) != last.get(fplan.dv_column):
+                if not item[DELETED] and (last is None or item.get(fplan.dv_column) != last.get(fplan.dv_column)):
                     out[fplan.name] = (item.get(RUN_COLUMN), _time(item) or "")
-                last = item
+                last = None if item[DELETED] else item
         return out
 
     # -- derived features -------------------------------------------------------------
