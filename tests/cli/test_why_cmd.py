@@ -110,3 +110,54 @@ def test_a_wrongly_typed_id_is_refused(strata: Cli, tmp_path: Path) -> None:
     assert bad.err == (
         "strata: error: id `sample_uid` of `clip` is stored as Int64: 'two' is not one; give a value of type Int64\n"
     )
+
+
+FRAMES = """import strata as st
+
+
+class Video(st.Feature, spec=st.FeatureSpec("video", fields=["frames"])):
+    pass
+
+
+class Frames(
+    st.Feature,
+    spec=st.FeatureSpec(
+        "frames",
+        id_columns=["sample_uid", "frame"],
+        deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
+        fields=["pixels"],
+    ),
+):
+    pass
+"""
+
+
+def test_several_id_columns_are_given_in_order_or_by_name(strata: Cli, tmp_path: Path) -> None:
+    root = tmp_path / "frames"
+    assert strata("init", str(root)).code == 0
+    (root / "feats.py").write_text(FRAMES)
+    text = (root / "strata.yml").read_text()
+    (root / "strata.yml").write_text(text.replace("entrypoints: []", "entrypoints: [feats]"))
+    project = Project.find(root)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write("video", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["v1", "v2"]}))
+        parents = store.resolve_update("frames").added.to_native()
+        children = parents.join(pl.DataFrame({"frame": [0, 1]}), how="cross")
+        store.write("frames", children.with_columns(strata_dv__pixels=pl.format("p{}", "frame")))
+        store.write("video", pl.DataFrame({"sample_uid": [2], "strata_dv__frames": ["v2-new"]}))
+    ordered = strata("-C", str(root), "--json", "why", "frames", "2,1")
+    named = strata("-C", str(root), "--json", "why", "frames", "frame=1,sample_uid=2")
+    assert ordered.code == named.code == 0, ordered.err + named.err
+    assert ordered.json() == named.json()
+    (sample,) = ordered.json()["samples"]
+    assert sample["ids"] == {"sample_uid": 2, "frame": 1}
+    assert sample["status"] == "stale"
+    assert sample["lineage"][-1]["upstreams"] == [
+        {"feature": "video", "lineage": "expansion", "ids": [{"sample_uid": 2}], "total": 1}
+    ]
+    one = strata("-C", str(root), "why", "frames", "2")
+    assert one.code == 2
+    assert one.err == (
+        "strata: error: `2` gives 1 value(s), but the id columns are sample_uid, frame; give one value per id "
+        "column, comma-separated in that order, or sample_uid=VALUE,frame=VALUE\n"
+    )
