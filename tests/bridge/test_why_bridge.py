@@ -23,8 +23,9 @@ def test_a_root_from_target_strata_names_its_stream_key_and_the_run_that_changed
     (node,) = found.json()["samples"][0]["lineage"]
     assert node["source"] == {"stream": "users", "key": {"id": 2}}
     assert {f["field"]: f["run"] for f in node["fields"]} == {"name": runs[1], "score": runs[0], "tags": runs[0]}
-    assert project.strata("--json", "why", "users", "1").json()["samples"][0]["lineage"][0]["fields"][0]["run"] == (
-        runs[0]
+    assert (
+        project.strata("--json", "why", "users", "1").json()["samples"][0]["lineage"][0]["fields"][0]["run"]
+        == (runs[0])
     )
     text = project.strata("why", "users", "id=2").out.splitlines()
     assert text[2] == "    stream users, record key id=2"

@@ -11,6 +11,7 @@ import strata as st
 from strata.errors import FeatureNotFoundError, SampleNotFoundError, UsageError
 from tests.stores.conftest import StoreFactory
 from tests.stores.graphs import lineage_graph
+from tests.stores.test_chains import Make, make  # noqa: F401 - make: the fixture of chained stores
 from tests.stores.test_conformance import graph_of, roots, rows, sync
 
 
@@ -203,3 +204,18 @@ def test_bad_input_is_one_usage_error(store_factory: StoreFactory) -> None:
             st.why(store, "frames", {"sample_uid": 1})
         with pytest.raises(UsageError, match=r"is one value, but `frames` has id columns"):
             st.why(store, "frames", 1)
+
+
+def test_a_dev_store_answers_through_its_fallback(make: Make) -> None:  # noqa: F811 - the fixture
+    graph = graph_of()
+    prod = make("prod", graph=graph)
+    with prod:
+        sync(prod, roots(3))
+    dev = make("dev", graph=graph, fallbacks=[prod])
+    with dev:
+        assert seen(st.why(dev, "transcript", 1)) == {
+            "video sample_uid=1": ("present", [], {}),
+            "transcript sample_uid=1": ("to add", [("new", [("video", "sample_uid=1", "added")])], {}),
+        }  # dev holds no transcript: a build computes it there, as `lookup` and resolve_update say
+        with pytest.raises(SampleNotFoundError, match=r"no sample sample_uid=7 in `transcript` nor its upstreams"):
+            st.why(dev, "transcript", 7)

@@ -310,7 +310,7 @@ def _typed(store: MetadataStore, plan: FeaturePlan, samples: list[dict[str, Any]
 
     from strata.stores.checks import fit_stored
 
-    stored = store._id_schema(plan, plan.id_columns)  # noqa: SLF001 - the id types a resolve compares by
+    stored = _id_types(store, plan)
     try:
         frame = pl.DataFrame([{c: s[c] for c in plan.id_columns} for s in samples], strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError):
@@ -327,6 +327,29 @@ def _typed(store: MetadataStore, plan: FeaturePlan, samples: list[dict[str, Any]
             f"give a value of type {stored[bad]}",
         ) from None
     return frame.rows(named=True)
+
+
+def _id_types(store: MetadataStore, plan: FeaturePlan) -> dict[str, pl.DataType]:
+    """Polars types of the id columns as stored: in the feature, else the nearest upstream holding them.
+
+    Read through the store's fallbacks, as its reads are; text where no feature holds a column.
+    """
+    import polars as pl
+
+    wanted = list(plan.id_columns)
+    types: dict[str, pl.DataType] = {}
+    queue, seen = [plan.key], set()
+    while queue and len(types) < len(wanted):
+        key = queue.pop(0)
+        if key in seen:
+            continue
+        seen.add(key)
+        frame = store.read(key, include_deleted=True, lazy=True).head(0).collect(backend="polars").to_native()
+        for name in wanted:
+            if name in frame.columns and frame.schema[name] != pl.Null:
+                types.setdefault(name, frame.schema[name])
+        queue.extend(store.graph.upstream(key))
+    return {name: types.get(name, pl.String()) for name in wanted}
 
 
 # -- the walk ----------------------------------------------------------------------------
