@@ -9,6 +9,7 @@ import pytest
 
 import strata as st
 from strata.errors import FeatureNotFoundError, SampleNotFoundError, UsageError
+from strata.views.why import Cause
 from tests.stores.conftest import StoreFactory
 from tests.stores.graphs import lineage_graph
 from tests.stores.test_chains import Make, make  # noqa: F401 - make: the fixture of chained stores
@@ -29,7 +30,7 @@ def seen(found: st.Why) -> dict[str, Any]:
     return out
 
 
-def changes(cause: st.Cause) -> list[tuple[str, str, str]]:
+def changes(cause: Cause) -> list[tuple[str, str, str]]:
     return [(str(s.feature), ",".join(f"{k}={v}" for k, v in s.ids.items()), s.change) for s in cause.samples]
 
 
