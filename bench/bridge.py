@@ -21,7 +21,8 @@
    its last stderr line reports (opening, reading records, hashing + comparing + writing),
    median per phase of the timed runs; the rest of the wall time is start-up and exit.
 
-Usage:  python bench/bridge.py [--records N] [--repeat N] [--build-samples N] [--strata-only] [--run-id ID] [--json PATH]
+Usage:  python bench/bridge.py [--records N] [--repeat N] [--build-samples N] [--strata-only] [--run-id ID]
+                               [--json PATH]
 
 ``--strata-only`` times target-strata alone (no target-jsonl, target-duckdb or build part), for
 quick iterations; the default runs everything. ``--run-id`` loads as a ``strata run`` does
