@@ -21,10 +21,13 @@
    its last stderr line reports (opening, reading records, hashing + comparing + writing),
    median per phase of the timed runs; the rest of the wall time is start-up and exit.
 
-Usage:  python bench/bridge.py [--records N] [--repeat N] [--build-samples N] [--strata-only] [--json PATH]
+Usage:  python bench/bridge.py [--records N] [--repeat N] [--build-samples N] [--strata-only] [--run-id ID]
+                               [--json PATH]
 
 ``--strata-only`` times target-strata alone (no target-jsonl, target-duckdb or build part), for
-quick iterations; the default runs everything.
+quick iterations; the default runs everything. ``--run-id`` loads as a ``strata run`` does
+(``STRATA_RUN_ID`` set): each row also carries the run's id and the stream (what ``strata why``
+reads), so the two can be compared.
 """
 
 from __future__ import annotations
@@ -279,11 +282,16 @@ def main() -> int:
     parser.add_argument("--build-samples", type=int, default=100_000)
     parser.add_argument("--strata-only", action="store_true", help="time target-strata alone (quick iterations)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--run-id", help="load as inside `strata run`: STRATA_RUN_ID set, so each row carries the run and stream"
+    )
     args = parser.parse_args()
     if not TARGET_STRATA.exists():
         raise SystemExit("run `make install` first")
     WORK.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATA_", "TARGET_"))}
+    if args.run_id:
+        env["STRATA_RUN_ID"] = args.run_id
     rates, phases = load_rates(args.records, args.repeat, env, strata_only=args.strata_only)
     strata_rate = rates["target-strata"]["records_per_second"]
     print(f"load rate, {args.records:,} records (median of {args.repeat}):")

@@ -20,6 +20,12 @@ Message by message, in input order:
   of that version named, once records of that version were seen;
 - ``STATE`` is printed on stdout only after the rows before it are committed.
 
+Run by ``strata run``, it finds the run's id in ``STRATA_RUN_ID`` and writes it, with the
+stream's name, on every row it writes (columns ``_strata_run`` and ``_strata_stream``): a row
+is written only when a field's value changed, so a sample's history says which run last
+changed each field (``strata why``). Both are constant per write: DuckDB stores such a column
+in a few bytes per row group; a row-oriented store keeps the text on every row it writes.
+
 The data version of a field is ``H(<the value as text>)`` with the store's hash algorithm: the
 value is first read as the schema's type, so ``1.50`` and ``1.5`` hash alike; strings are
 hashed as they are, numbers and booleans in DuckDB's text form, nested values as compact
@@ -69,6 +75,10 @@ MSGS = ident("strata$msgs")
 ROWS = ident("strata$rows")
 LIVE = ident("strata$live")
 RAW = ident("strata$raw")
+RUN_COLUMN = "_strata_run"
+"""The column holding the id of the ``strata run`` that wrote a row (``strata why`` reads it)."""
+STREAM_COLUMN = "_strata_stream"
+"""The column holding the stream a row was loaded from."""
 LOOKUP_MIN_RECORDS = 4096
 """Flushes with fewer records hash every value: the lookups' extra queries would cost more."""
 LOOKUP_SAMPLE = 2048
@@ -116,6 +126,10 @@ class Loader:
         self.store = store
         self.graph = graph
         self.prefix = str(config.get("key_prefix") or "")
+        from strata.history.model import RUN_ID_VARIABLE
+
+        self.run_id = os.environ.get(RUN_ID_VARIABLE) or None
+        """The ``strata run`` this loader runs in, written on each row (``RUN_COLUMN``); None outside one."""
         self.streams: dict[str, Stream] = {}
         # A DuckDB store lends its connection: records are parsed, hashed and written without
         # leaving DuckDB. Other stores get Arrow tables from a private in-memory connection.
@@ -273,7 +287,7 @@ class Loader:
         if old is not None:
             self._flush(old, n)
         columns = {str(p): column_type(s) for p, s in properties.items()}
-        bad = [p for p in columns if p.startswith("strata_") or '"' in p or "'" in p]
+        bad = [p for p in columns if p.startswith(("strata_", "_strata_")) or '"' in p or "'" in p]
         if bad:
             raise UsageError(f"stream `{name}` has properties strata cannot store: {', '.join(bad)}", "rename them")
         key = feature_key(name, self.prefix)
@@ -381,6 +395,11 @@ class Loader:
         ``span``: the records' numbers are in ``(lo, upto)``; ``counts``: how many are live and deleted.
         """
         keep = [*(ident(c) for c in stream.properties), *(ident("strata_dv__" + name) for name in stream.fields)]
+        if self.run_id is not None:
+            keep += [
+                f"{literal(self.run_id)} AS {ident(RUN_COLUMN)}",
+                f"{literal(stream.name)} AS {ident(STREAM_COLUMN)}",
+            ]
         lo, upto = span
         if counts["live"] and self.duckdb_store is not None:
             self._write_changed(stream, lo, upto, keep, repeated=repeated, live=counts["live"])

@@ -125,10 +125,15 @@ class LiteHistory:
             self.connection.execute("COMMIT")
 
     def start(
-        self, state_id: str, environment: str | None, blocks: list[str], log_path: Path | str | None = None
+        self,
+        state_id: str,
+        environment: str | None,
+        blocks: list[str],
+        log_path: Path | str | None = None,
+        run_id: str | None = None,
     ) -> Run:
         """Record a new ``running`` run owned by this process and return it (as ``RunHistory.start``)."""
-        run = new_run(self, state_id, environment, blocks, log_path)
+        run = new_run(self, state_id, environment, blocks, log_path, run_id)
         now = run.started_at
         with self._transaction() as connection:
             self._reap(connection)

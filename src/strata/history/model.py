@@ -296,17 +296,31 @@ def build_lines(build: Mapping[str, Any]) -> list[str]:
     return [build_summary(build), *(failure_line(build["feature"], f) for f in build.get("failures") or [])]
 
 
-def new_run(
-    history: Writer, state_id: str, environment: str | None, blocks: list[str], log_path: Path | str | None
-) -> Run:
-    """A ``running`` run owned by this process, written through ``history``."""
+RUN_ID_VARIABLE = "STRATA_RUN_ID"
+"""The variable a pipeline's plugins find their run's id in (``target-strata`` writes it on the rows it loads)."""
+
+
+def new_run_id() -> str:
+    """A new run's id: 32 hex digits (a pipeline hands it to its plugins before the run is recorded)."""
     import uuid
 
+    return uuid.uuid4().hex
+
+
+def new_run(
+    history: Writer,
+    state_id: str,
+    environment: str | None,
+    blocks: list[str],
+    log_path: Path | str | None,
+    run_id: str | None = None,
+) -> Run:
+    """A ``running`` run owned by this process, written through ``history`` (``run_id``: else a new one)."""
     from strata import __version__
 
     now = _now()
     return Run(
-        run_id=uuid.uuid4().hex,
+        run_id=run_id or new_run_id(),
         state_id=state_id,
         environment=environment,
         blocks=[str(b) for b in blocks],

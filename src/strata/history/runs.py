@@ -132,10 +132,15 @@ class RunHistory:
     # -- runs -----------------------------------------------------------------------------
 
     def start(
-        self, state_id: str, environment: str | None, blocks: list[str], log_path: Path | str | None = None
+        self,
+        state_id: str,
+        environment: str | None,
+        blocks: list[str],
+        log_path: Path | str | None = None,
+        run_id: str | None = None,
     ) -> Run:
-        """Record a new ``running`` run owned by this process and return it."""
-        run = new_run(self, state_id, environment, blocks, log_path)
+        """Record a new ``running`` run owned by this process and return it (``run_id``: else a new one)."""
+        run = new_run(self, state_id, environment, blocks, log_path, run_id)
         now = run.started_at
         with _database_errors(self.where), self.engine.begin() as connection:
             self._reap(connection)

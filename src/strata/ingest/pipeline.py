@@ -494,6 +494,7 @@ def _run_process(project: Project, name: str, inv: Invocation, log: _RunLog) -> 
 
 def run_block(project: Project, block: Block, options: RunOptions, builds: list[str] | None = None) -> RunResult:
     """One pipeline, under the state lock, recorded in the run history; then its feature blocks."""
+    from strata.history.model import new_run_id
     from strata.ingest.catalog import read_catalog_file
     from strata.ingest.runfiles import read_json_file
 
@@ -521,6 +522,7 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
         environment = project.environment.name if project.environment else None
         with contextlib.ExitStack() as stack:
             runs: list[Any] = []
+            run_id = new_run_id()  # the plugins get it before the run is recorded (RUN_ID_VARIABLE)
 
             def open_run() -> Any:
                 # Called once the plugins are starting: opening the system database then overlaps
@@ -530,14 +532,26 @@ def run_block(project: Project, block: Block, options: RunOptions, builds: list[
 
                 history = open_writer(project)
                 stack.callback(history.close)
-                runs.append(history.start(state_id, environment, [*block.names, *(builds or [])], str(log_path)))
+                names = [*block.names, *(builds or [])]
+                runs.append(history.start(state_id, environment, names, str(log_path), run_id))
                 return stack.enter_context(runs[0].keep_alive())  # beats through the pipeline and the builds
 
             states = _Counter(record=record, merge=merges(options.state_strategy, full_refresh=options.full_refresh))
             try:
                 started = time.monotonic()
                 result = _pipe(
-                    project, block, catalog, start_state, states, backend, state_id, log_path, open_run, lock, options
+                    project,
+                    block,
+                    catalog,
+                    start_state,
+                    states,
+                    backend,
+                    state_id,
+                    log_path,
+                    open_run,
+                    lock,
+                    options,
+                    run_id=run_id,
                 )
                 if builds:
                     result.builds = _build(project, builds, runs[0], log_path, options)
@@ -644,10 +658,17 @@ def _pipe(
     open_run: Callable[[], Any],
     lock: Any,
     options: RunOptions,
+    *,
+    run_id: str,
 ) -> RunResult:
+    """Run the pipeline's plugins, each with ``STRATA_RUN_ID`` (``target-strata`` marks the rows it writes with it)."""
+    from strata.history.model import RUN_ID_VARIABLE
+
     started = time.monotonic()
     refs = [block.extractor, *block.mappers, block.loader]
     invs = prepare_block(project, block)
+    for inv in invs:
+        inv.environ[RUN_ID_VARIABLE] = run_id
     extra = ({"catalog": catalog} if catalog is not None else {}) | ({"state": start_state} if start_state else {})
     redact = Redactor(frozenset[str]().union(*(inv.secrets for inv in invs)))
     with _files(project, extra) as files, contextlib.ExitStack() as stack, _RunLog(log_path, redact) as log:
