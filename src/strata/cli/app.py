@@ -25,6 +25,7 @@ from strata.cli import (
     state_cmds,
     status_cmd,
     test_cmd,
+    ui_cmd,
 )
 from strata.cli.context import Context
 from strata.logs import LEVELS
@@ -102,6 +103,7 @@ for module in (
     status_cmd,
     test_cmd,
     demo_cmd,
+    ui_cmd,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)
