@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from strata.stores.memory.store import InMemoryStore
     from strata.stores.postgres.store import PostgresStore
     from strata.stores.sqlite.store import SQLiteStore
+    from strata.views.why import Why, why
     from strata.workspace import StrataProject, open_project
 
 __version__ = "0.1.0"
@@ -37,8 +38,10 @@ _LAZY = {
     "Reconciled": "strata.stores.base",
     "SQLiteStore": "strata.stores.sqlite.store",
     "StrataProject": "strata.workspace",
+    "Why": "strata.views.why",
     "diff_graphs": "strata.features.diff",
     "open_project": "strata.workspace",
+    "why": "strata.views.why",
 }
 
 
@@ -73,8 +76,10 @@ __all__ = [
     "SQLiteStore",
     "StrataError",
     "StrataProject",
+    "Why",
     "__version__",
     "current_graph",
     "diff_graphs",
     "open_project",
+    "why",
 ]

@@ -13,6 +13,7 @@
     │   ├── FeatureNotFoundError     (KeyError) an unknown feature key
     │   ├── JobNotFoundError         (KeyError) an unknown job or schedule
     │   ├── RunNotFoundError         (KeyError) no run has that id (or the prefix is ambiguous)
+    │   ├── SampleNotFoundError      (KeyError) no feature on a sample's way holds it (``strata why``)
     │   ├── StateIdError             (ValueError) a state id that is empty or unsafe as a path or key
     │   ├── StateNotFoundError       (KeyError) no state is stored under that id
     │   ├── MissingExtraError        (ImportError) an optional dependency is not installed: names the extra
@@ -106,6 +107,10 @@ class JobNotFoundError(UsageError, KeyError):
 
 class RunNotFoundError(UsageError, KeyError):
     """No run in the history has that id, or a prefix matches several."""
+
+
+class SampleNotFoundError(UsageError, KeyError):
+    """No feature on a sample's way holds it: not the asked one, nor an upstream it would come from."""
 
 
 class StateIdError(UsageError, ValueError):

@@ -26,6 +26,7 @@ from strata.cli import (
     status_cmd,
     test_cmd,
     ui_cmd,
+    why_cmd,
 )
 from strata.cli.context import Context
 from strata.logs import LEVELS
@@ -104,6 +105,7 @@ for module in (
     test_cmd,
     demo_cmd,
     ui_cmd,
+    why_cmd,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -1,0 +1,667 @@
+"""Why one sample is (or is not) stale: its lineage across the graph, field by field, with causes.
+
+:func:`why` walks from the asked feature up to its roots. At each feature it reads the
+sample's latest row and runs the store's own resolve narrowed to that sample (what
+``lookup`` runs: the same SQL, the same ``strata_cause__*`` columns), so a cause shown here is
+the cause ``resolve_update`` gives; nothing is hashed again. It then names what is behind each
+difference:
+
+- ``code``: the field's code_version changed (stored, now);
+- an upstream field (``video.audio``): the stored input, the one the upstream holds now, and
+  the upstream samples behind it: the one sample of an identity or the parent of an
+  expansion, or, for an aggregation, the children added, removed or changed since the row
+  was written (its ``strata_seq``: the children as they were then, read from history);
+- ``new`` / ``gone``: the feature has no row for a sample its upstreams have, or keeps one
+  whose upstream samples are gone (which upstream, deleted or never there).
+
+A root feature loaded by ``target-strata`` also says where its rows come from: the stream,
+the source record's key and, per field, the run that last changed the field (the
+``_strata_run`` column ``target-strata`` writes during a ``strata run``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import SampleNotFoundError, UsageError, WriteError
+from strata.resolve.plan import CAUSE_CODE, CAUSE_DATA, DELETED, SEQ, WRITTEN_AT, input_column
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    import polars as pl
+
+    from strata.features.graph import FieldInput
+    from strata.features.keys import FeatureKey
+    from strata.resolve.increment import Increment
+    from strata.resolve.plan import FeaturePlan, FieldPlan, UpstreamPlan
+    from strata.stores.base import MetadataStore
+
+__all__ = ["Cause", "Change", "FieldWhy", "Link", "Node", "SampleWhy", "Source", "Why", "parse_ids", "why"]
+
+RUN_COLUMN = "_strata_run"
+"""The column ``target-strata`` writes on each row during a ``strata run``: the id of that run."""
+STREAM_METADATA = "singer_stream"
+"""The spec metadata key naming the stream of a feature ``target-strata`` defined from a SCHEMA."""
+MAX_CHILDREN = 50
+"""An aggregation's children followed further up, at most (those behind a cause first)."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """An upstream sample behind a cause: ``added``, ``removed`` or ``changed``."""
+
+    feature: FeatureKey
+    ids: dict[str, Any]
+    change: str
+    stored: str | None = None
+    """The sample's data version of the field when the row was computed (a change, a removal)."""
+    now: str | None = None
+    """Its data version now (a change, an addition)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": str(self.feature),
+            "ids": _plain(self.ids),
+            "change": self.change,
+            "stored": self.stored,
+            "now": self.now,
+        }
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason a field (or a whole sample) differs from what the code and upstreams give.
+
+    ``kind``: ``code`` (the field's code_version), ``data`` (a root's data version), ``input``
+    (an upstream field: ``input`` names it), ``new`` (no row yet), ``gone`` (upstream samples gone).
+    """
+
+    kind: str
+    text: str
+    input: str | None = None
+    stored: str | None = None
+    now: str | None = None
+    samples: tuple[Change, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "input": self.input,
+            "stored": self.stored,
+            "now": self.now,
+            "samples": [s.to_json() for s in self.samples],
+        }
+
+
+@dataclass(frozen=True)
+class FieldWhy:
+    """One field of one sample: stored and expected data and code versions, and the causes of a difference."""
+
+    name: str
+    stored: str | None
+    expected: str | None
+    code_version: str | None
+    expected_code_version: str
+    causes: tuple[Cause, ...] = ()
+    run: str | None = None
+    """A root loaded by ``target-strata``: the run that last changed the field's value."""
+    changed_at: str | None = None
+    """When that row was written (ISO 8601)."""
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.causes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "field": self.name,
+            "stale": self.stale,
+            "stored": self.stored,
+            "expected": self.expected,
+            "code_version": self.code_version,
+            "expected_code_version": self.expected_code_version,
+            "causes": [c.to_json() for c in self.causes],
+            "run": self.run,
+            "changed_at": self.changed_at,
+        }
+
+
+@dataclass(frozen=True)
+class Link:
+    """How a feature reads an upstream for this sample: the lineage and the upstream samples."""
+
+    feature: FeatureKey
+    lineage: str
+    ids: tuple[dict[str, Any], ...]
+    total: int
+    """How many upstream samples there are (an aggregation's children beyond ``ids`` are not followed)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": str(self.feature),
+            "lineage": self.lineage,
+            "ids": [_plain(i) for i in self.ids],
+            "total": self.total,
+        }
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a root's row comes from when ``target-strata`` loaded it."""
+
+    stream: str
+    key: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stream": self.stream, "key": _plain(self.key)}
+
+
+@dataclass(frozen=True)
+class Node:
+    """One sample of one feature on the way."""
+
+    feature: FeatureKey
+    ids: dict[str, Any]
+    status: str
+    """A root: ``present``, ``deleted`` or ``stale``; else ``up to date``, ``stale``, ``to add``, ``to remove``.
+
+    ``missing``: no row, and none to add."""
+    fields: tuple[FieldWhy, ...]
+    causes: tuple[Cause, ...] = ()
+    """Causes of the whole sample: ``new``, ``gone``."""
+    upstreams: tuple[Link, ...] = ()
+    written_at: str | None = None
+    source: Source | None = None
+
+    @property
+    def is_root(self) -> bool:
+        return not self.upstreams
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": str(self.feature),
+            "ids": _plain(self.ids),
+            "status": self.status,
+            "written_at": self.written_at,
+            "causes": [c.to_json() for c in self.causes],
+            "fields": [f.to_json() for f in self.fields],
+            "upstreams": [u.to_json() for u in self.upstreams],
+            "source": None if self.source is None else self.source.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class SampleWhy:
+    """One asked sample: its nodes, roots first, the asked feature last."""
+
+    ids: dict[str, Any]
+    nodes: tuple[Node, ...]
+
+    @property
+    def status(self) -> str:
+        return self.nodes[-1].status
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ids": _plain(self.ids), "status": self.status, "lineage": [n.to_json() for n in self.nodes]}
+
+
+@dataclass(frozen=True)
+class Why:
+    """What :func:`why` found: per asked sample, its lineage. ``to_json()`` for machines."""
+
+    feature: FeatureKey
+    store: str
+    samples: tuple[SampleWhy, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"feature": str(self.feature), "store": self.store, "samples": [s.to_json() for s in self.samples]}
+
+
+# -- entry point -------------------------------------------------------------------------
+
+
+def why(store: MetadataStore, feature: Any, ids: Any) -> Why:
+    """The lineage of one sample (or several) of ``feature``, from its roots down, with every cause.
+
+    ``ids``: one sample as a mapping of the feature's id columns (``{"sample_uid": 3}``), a
+    sequence of such mappings, or, for a feature of one id column, its value (or a list of
+    values). Values may be text (``"3"``): they are read as the stored id types. ``store`` must
+    be open. Raises :class:`SampleNotFoundError` for a sample no feature on the way holds,
+    :class:`~strata.errors.FeatureNotFoundError` for an unknown feature, :class:`UsageError`
+    for ids of the wrong shape or type.
+    """
+    plan = store.plan(feature)
+    samples = tuple(_Walk(store, plan.key).sample(one) for one in _samples(store, plan, ids))
+    return Why(plan.key, store.name or store.describe(), samples)
+
+
+def parse_ids(texts: Sequence[str], id_columns: Sequence[str]) -> list[dict[str, str]]:
+    """Samples from words as a user types them, one sample per word.
+
+    ``3`` (a feature of one id column); ``3,7`` (values comma-separated in the order of the id
+    columns, as ``metadata delete --id`` takes them); ``sample_uid=3,frame=7`` (named, any
+    order). Values stay text: :func:`why` reads them as the stored types.
+    """
+    out = []
+    for text in texts:
+        if "=" not in text:
+            values = [text] if len(id_columns) == 1 else text.split(",")
+            if len(values) != len(id_columns):
+                raise UsageError(
+                    f"`{text}` gives {len(values)} value(s), but the id columns are {', '.join(id_columns)}",
+                    f"give one value per id column, comma-separated in that order, or {_pairs(id_columns)}",
+                )
+            out.append(dict(zip(id_columns, values, strict=True)))
+            continue
+        sample: dict[str, str] = {}
+        for part in text.split(","):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip():
+                raise UsageError(f"cannot read `{text}` as ids", f"give them as {_pairs(id_columns)}")
+            sample[name.strip()] = value
+        out.append(sample)
+    return out
+
+
+def _pairs(id_columns: Sequence[str]) -> str:
+    return ",".join(f"{c}=VALUE" for c in id_columns)
+
+
+def _samples(store: MetadataStore, plan: FeaturePlan, ids: Any) -> list[dict[str, Any]]:
+    """The asked samples as mappings of every id column, each value of its stored type."""
+    from collections.abc import Mapping
+
+    if isinstance(ids, Mapping):
+        given: list[Any] = [ids]
+    elif isinstance(ids, (list, tuple)):
+        given = list(ids)
+    else:
+        given = [ids]
+    if not given:
+        raise UsageError(f"no sample of `{plan.key}` given", "give at least one id")
+    columns = list(plan.id_columns)
+    samples = []
+    for item in given:
+        one = item
+        if not isinstance(one, Mapping):
+            if len(columns) != 1:
+                raise UsageError(
+                    f"`{one}` is one value, but `{plan.key}` has id columns {', '.join(columns)}",
+                    "give each sample as a mapping of its id columns",
+                )
+            one = {columns[0]: one}
+        unknown = [str(k) for k in one if k not in columns]
+        missing = [c for c in columns if c not in one]
+        if unknown or missing:
+            what = f"no id column {', '.join(unknown)}" if unknown else f"no value for {', '.join(missing)}"
+            raise UsageError(
+                f"`{plan.key}` has id columns {', '.join(columns)}: {what}", "give a value for each id column"
+            )
+        samples.append({c: one[c] for c in columns})
+    return _typed(store, plan, samples)
+
+
+def _typed(store: MetadataStore, plan: FeaturePlan, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``samples`` with their values as the feature (or the upstream giving an id column) stores them."""
+    import polars as pl
+
+    from strata.stores.checks import fit_stored
+
+    stored = store._id_schema(plan, plan.id_columns)  # noqa: SLF001 - the id types a resolve compares by
+    try:
+        frame = pl.DataFrame([{c: s[c] for c in plan.id_columns} for s in samples], strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        raise UsageError(f"cannot read the ids given for `{plan.key}`", "give one plain value per id column") from None
+    texts = [pl.col(c).cast(pl.String) for c, t in stored.items() if t == pl.String and frame.schema[c] != t]
+    frame = frame.with_columns(texts)
+    try:
+        frame = fit_stored(store.describe(), plan.key, frame, stored)
+    except WriteError:
+        bad = next(c for c in plan.id_columns if frame.schema[c] != stored[c])
+        values = ", ".join(repr(s[bad]) for s in samples)
+        raise UsageError(
+            f"id `{bad}` of `{plan.key}` is stored as {stored[bad]}: {values} is not one",
+            f"give a value of type {stored[bad]}",
+        ) from None
+    return frame.rows(named=True)
+
+
+# -- the walk ----------------------------------------------------------------------------
+
+
+class _Walk:
+    """One sample's nodes, found from the asked feature upward, each sample of each feature once."""
+
+    def __init__(self, store: MetadataStore, key: FeatureKey) -> None:
+        self.store = store
+        self.key = key
+        self.graph = store.graph
+        self.nodes: dict[tuple[FeatureKey, tuple[Any, ...]], Node] = {}
+
+    def sample(self, ids: dict[str, Any]) -> SampleWhy:
+        self.nodes = {}
+        self._node(self.key, ids)
+        if all(n.status == "missing" for n in self.nodes.values()):
+            raise self._not_found(ids)
+        order = {k: i for i, k in enumerate(self.graph.topological_order())}
+        nodes = sorted(self.nodes.values(), key=lambda n: (order[n.feature], _sortable(n.ids)))
+        return SampleWhy(ids, tuple(nodes))
+
+    def _not_found(self, ids: dict[str, Any]) -> SampleNotFoundError:
+        graph = self.graph
+        looked = [f"`{k}`" for k in graph.topological_order() if self.key in graph.downstream(k)]
+        where = f"`{self.key}`" + (f" nor its upstreams ({', '.join(looked)})" if looked else "")
+        return SampleNotFoundError(
+            f"no sample {_ids_text(ids)} in {where} in {self.store._called()}",  # noqa: SLF001 - its name, values hidden
+            "check the ids, and that this is the store that holds them",
+        )
+
+    def _node(self, key: FeatureKey, ids: dict[str, Any]) -> Node:
+        """The node of sample ``ids`` of ``key``, and, first, every node upstream of it."""
+        slot = (key, _sortable(ids))
+        if slot in self.nodes:
+            return self.nodes[slot]
+        plan = self.store.plan(key)
+        row = self._row(plan, ids)
+        if plan.is_root:
+            node = self._root(plan, ids, row)
+        else:
+            links = tuple(self._link(up, ids, row) for up in plan.upstreams)
+            for link in links:
+                for up_ids in link.ids:
+                    self._node(link.feature, up_ids)
+            node = self._derived(plan, ids, row, links)
+        self.nodes[slot] = node
+        return node
+
+    def _row(self, plan: FeaturePlan, ids: dict[str, Any]) -> dict[str, Any] | None:
+        """The latest row of the sample (live or a tombstone), or None."""
+        rows = self._rows(plan, ids, history=False)
+        return rows[0] if rows else None
+
+    def _rows(self, plan: FeaturePlan, ids: Mapping[str, Any], *, history: bool) -> list[dict[str, Any]]:
+        """Rows of ``plan`` whose columns in ``ids`` match (tombstones too); history: every row, by ``strata_seq``."""
+        import narwhals as nw
+
+        filters = [nw.col(c).is_null() if v is None else nw.col(c) == v for c, v in ids.items()]
+        frame = self.store.read(
+            plan.key, filters=filters, include_deleted=True, feature_version="all" if history else None
+        )
+        native: pl.DataFrame = frame.to_native()
+        if SEQ in native.columns:
+            native = native.sort(SEQ)
+        return native.rows(named=True)
+
+    # -- roots ------------------------------------------------------------------------
+
+    def _root(self, plan: FeaturePlan, ids: dict[str, Any], row: dict[str, Any] | None) -> Node:
+        if row is None:
+            return Node(plan.key, ids, "missing", ())
+        runs = self._runs(plan, ids, row)
+        fields = []
+        for fplan in plan.fields:
+            stored_cv = row.get(fplan.cv_column)
+            causes: tuple[Cause, ...] = ()
+            if stored_cv != fplan.code_version and not row[DELETED]:
+                causes = (_code_cause(stored_cv, fplan.code_version),)
+            run, at = runs.get(fplan.name, (None, None))
+            dv = row.get(fplan.dv_column)
+            fields.append(FieldWhy(fplan.name, dv, dv, stored_cv, fplan.code_version, causes, run, at))
+        status = "deleted" if row[DELETED] else "stale" if any(f.stale for f in fields) else "present"
+        return Node(plan.key, ids, status, tuple(fields), written_at=_time(row), source=self._source(plan, ids))
+
+    def _source(self, plan: FeaturePlan, ids: dict[str, Any]) -> Source | None:
+        stream = plan.spec.metadata.get(STREAM_METADATA) if plan.spec.metadata else None
+        return None if stream is None else Source(str(stream), dict(ids))
+
+    def _runs(self, plan: FeaturePlan, ids: dict[str, Any], row: dict[str, Any]) -> dict[str, tuple[str | None, str]]:
+        """Per field, the run (``_strata_run``) and time of the row that last changed its data version."""
+        if RUN_COLUMN not in row:
+            return {}
+        history = [r for r in self._rows(plan, ids, history=True) if not r[DELETED]]
+        out: dict[str, tuple[str | None, str]] = {}
+        for fplan in plan.fields:
+            last: dict[str, Any] | None = None
+            for item in history:
+                if last is None or item.get(fplan.dv_column) != last.get(fplan.dv_column):
+                    out[fplan.name] = (item.get(RUN_COLUMN), _time(item) or "")
+                last = item
+        return out
+
+    # -- derived features -------------------------------------------------------------
+
+    def _link(self, up: UpstreamPlan, ids: dict[str, Any], row: dict[str, Any] | None) -> Link:
+        """The samples of ``up`` that sample ``ids`` reads."""
+        if up.lineage.kind != "aggregation":
+            wanted = up.lineage.on if up.lineage.kind == "expansion" else up.id_columns
+            return Link(up.key, up.lineage.kind, ({c: ids[c] for c in wanted if c in ids},), 1)
+        children = self._children(up, ids, row)
+        behind = [c.ids for c in children if c.change != "same"]
+        rest = [c.ids for c in children if c.change == "same"]
+        followed = [*behind, *rest][:MAX_CHILDREN]
+        return Link(up.key, "aggregation", tuple(followed), len(children))
+
+    def _children(
+        self, up: UpstreamPlan, ids: dict[str, Any], row: dict[str, Any] | None, fields: Sequence[str] = ()
+    ) -> list[Change]:
+        """An aggregation's children of the sample: live now, or live when its row was written; each with its change.
+
+        Read from the upstream's history: a child is ``added`` (not live when the row was
+        written, by ``strata_seq``), ``removed`` (not live now), ``changed`` (a data version of
+        ``fields``, default every field the aggregation reads, differs) or ``same``. With one
+        field, each change carries that field's data versions then and now.
+        """
+        uplan = self.store.plan(up.key)
+        seq = None if row is None else row.get(SEQ)
+        then: dict[tuple[Any, ...], dict[str, Any]] = {}
+        now: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for item in self._rows(uplan, {c: ids[c] for c in up.lineage.on}, history=True):
+            child = tuple(item[c] for c in uplan.id_columns)
+            if seq is not None and item[SEQ] <= seq:
+                then[child] = item
+            now[child] = item
+        dvs = [f"strata_dv__{f}" for f in fields or up.fields]
+        out = []
+        for child in sorted(set(then) | set(now), key=_sortable):
+            before = then.get(child)
+            after = now.get(child)
+            before = None if before is None or before[DELETED] else before
+            after = None if after is None or after[DELETED] else after
+            if before is None and after is None:
+                continue
+            change = "added" if before is None else "removed" if after is None else "same"
+            if before is not None and after is not None and any(before.get(c) != after.get(c) for c in dvs):
+                change = "changed"
+            if seq is None:
+                change = "same"  # nothing stored yet: no child is behind a difference
+            was, is_ = (None, None)
+            if len(dvs) == 1:
+                was, is_ = (_text(r.get(dvs[0])) if r is not None else None for r in (before, after))
+            out.append(Change(up.key, dict(zip(uplan.id_columns, child, strict=True)), change, was, is_))
+        return out
+
+    def _derived(
+        self, plan: FeaturePlan, ids: dict[str, Any], row: dict[str, Any] | None, links: Sequence[Link]
+    ) -> Node:
+        increment = self._resolved(plan, ids)
+        added, changed, removed = (_first(part, plan.resolve_ids, ids) for part in increment)
+        live = row is not None and not row[DELETED]
+        status, causes = "missing", tuple[Cause, ...]()
+        if added is not None:
+            status, causes = "to add", (self._new(plan, row, links),)
+        elif removed is not None and live:
+            status, causes = "to remove", (self._gone(plan, ids, links),)
+        elif changed is not None:
+            status = "stale"
+        elif live:
+            status = "up to date"
+        elif any(
+            self.nodes[(link.feature, tuple(_sortable(i)))].status != "missing" for link in links for i in link.ids
+        ):
+            causes = (self._gone(plan, ids, links),)
+        expected = added or changed
+        fields = []
+        for fplan in plan.fields:
+            stored = None if row is None else row.get(fplan.dv_column)
+            stored_cv = None if row is None else row.get(fplan.cv_column)
+            field_causes: tuple[Cause, ...] = ()
+            if changed is not None and changed.get(fplan.cause_column):
+                field_causes = tuple(
+                    self._cause(plan, fplan, str(c), ids, row, changed)
+                    for c in str(changed[fplan.cause_column]).split(",")
+                )
+            now = expected.get(fplan.dv_column) if expected is not None else None if status == "to remove" else stored
+            fields.append(FieldWhy(fplan.name, stored, now, stored_cv, fplan.code_version, field_causes))
+        return Node(plan.key, ids, status, tuple(fields), causes, tuple(links), None if row is None else _time(row))
+
+    def _resolved(self, plan: FeaturePlan, ids: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """The store's increment of ``plan`` narrowed to the sample (an expansion's: its parent).
+
+        Its parts added, changed and removed, as Polars frames.
+        """
+        from strata.features.graph import has_custom_loader
+
+        store = self.store
+        only = {k: ids[k] for k in plan.resolve_ids}
+        increment: Increment | None = None
+        if has_custom_loader(store.graph.feature(plan.key)):
+            increment = store._resolve_custom(plan, lazy=False)  # noqa: SLF001 - its loader's rows, then filtered
+        if increment is None:
+            chained = store._fallback_supplies(plan)  # noqa: SLF001 - upstream rows a fallback holds
+            resolve = store._resolve_chained if chained else _plain_resolve(store)  # noqa: SLF001
+            increment = resolve(plan, lazy=False, only=only)
+        return increment.added.to_native(), increment.changed.to_native(), increment.removed.to_native()
+
+    def _cause(
+        self,
+        plan: FeaturePlan,
+        fplan: FieldPlan,
+        cause: str,
+        ids: dict[str, Any],
+        row: dict[str, Any] | None,
+        changed: dict[str, Any],
+    ) -> Cause:
+        """One entry of a ``strata_cause__<field>`` value, with what is behind it."""
+        if cause == CAUSE_CODE:
+            return _code_cause(None if row is None else row.get(fplan.cv_column), fplan.code_version)
+        if cause == CAUSE_DATA:
+            return Cause(CAUSE_DATA, "the data version the source gives changed")
+        item = _inputs(plan)[cause]
+        column = input_column(item)
+        stored = None if row is None else _text(row.get(column))
+        now = _text(changed.get(column))
+        up = next(u for u in plan.upstreams if u.key == item.feature)
+        samples = self._behind(up, item, ids, row, stored, now)
+        text = f"upstream field {item.dotted} changed" + (f" in {_changes_text(samples)}" if samples else "")
+        return Cause("input", text, item.dotted, stored, now, samples)
+
+    def _behind(
+        self,
+        up: UpstreamPlan,
+        item: FieldInput,
+        ids: dict[str, Any],
+        row: dict[str, Any] | None,
+        stored: str | None,
+        now: str | None,
+    ) -> tuple[Change, ...]:
+        """The upstream samples behind a changed input: the one read (identity, a parent) or the children that moved."""
+        if up.lineage.kind == "aggregation":
+            return tuple(c for c in self._children(up, ids, row, [item.field.name]) if c.change != "same")
+        wanted = up.lineage.on if up.lineage.kind == "expansion" else up.id_columns
+        up_ids = {c: ids[c] for c in wanted}
+        change = "changed" if stored is not None and now is not None else "added" if now is not None else "removed"
+        return (Change(up.key, up_ids, change, stored, now),)
+
+    def _new(self, plan: FeaturePlan, row: dict[str, Any] | None, links: Sequence[Link]) -> Cause:
+        """Why the feature has a sample to add: no row yet (or a deleted one); the upstream samples it comes from."""
+        samples = tuple(Change(link.feature, i, "added") for link in links for i in link.ids[:MAX_CHILDREN])
+        if row is not None and row[DELETED]:
+            text = f"deleted from `{plan.key}` while its upstream samples are still there"
+        else:
+            text = f"not computed yet: `{plan.key}` has no row for it" + (
+                f"; it comes from {_changes_text(samples, with_change=False)}" if samples else ""
+            )
+        return Cause("new", text, samples=samples)
+
+    def _gone(self, plan: FeaturePlan, ids: dict[str, Any], links: Sequence[Link]) -> Cause:
+        """Why the feature has a sample to remove: the required upstream samples it came from are gone."""
+        gone = []
+        for up, link in zip(plan.upstreams, links, strict=True):
+            if up.optional:
+                continue
+            uplan = self.store.plan(up.key)
+            if up.lineage.kind == "aggregation":  # gone when no child is live
+                parent = {c: ids[c] for c in up.lineage.on}
+                gone.extend([] if self._live(uplan, parent) else [Change(up.key, parent, "removed")])
+                continue
+            gone.extend(Change(up.key, i, "removed") for i in link.ids if not self._live(uplan, i))
+        text = "its upstream samples are gone" + (f": {_changes_text(gone)}" if gone else "")
+        return Cause("gone", text, samples=tuple(gone))
+
+    def _live(self, plan: FeaturePlan, ids: Mapping[str, Any]) -> bool:
+        return any(not r[DELETED] for r in self._rows(plan, ids, history=False))
+
+
+def _plain_resolve(store: MetadataStore) -> Any:
+    """The store's own narrowed resolve (``_resolve`` with ``only``), as a callable of (plan, lazy, only)."""
+
+    def resolve(plan: FeaturePlan, *, lazy: bool, only: dict[str, Any]) -> Increment:
+        return store._resolve(plan, None, lazy=lazy, only=only)  # noqa: SLF001 - the narrowed resolve `lookup` runs
+
+    return resolve
+
+
+# -- small helpers -----------------------------------------------------------------------
+
+
+def _inputs(plan: FeaturePlan) -> dict[str, FieldInput]:
+    """Cause text (``video.audio``) -> the input it names."""
+    return {item.dotted: item for f in plan.fields for item in f.inputs}
+
+
+def _first(frame: pl.DataFrame, keys: Sequence[str], ids: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The row of ``frame`` whose ``keys`` are those of ``ids`` (the narrowed resolve may bring others: none)."""
+    for item in frame.rows(named=True):
+        if all(item.get(k) == ids[k] for k in keys):
+            return item
+    return None
+
+
+def _code_cause(stored: str | None, now: str) -> Cause:
+    was = "none (never computed)" if stored is None else f"`{stored}`"
+    return Cause(CAUSE_CODE, f"code_version {was} -> `{now}`", stored=stored, now=now)
+
+
+def _changes_text(samples: Iterable[Change], *, with_change: bool = True) -> str:
+    parts = [f"`{s.feature}` {_ids_text(s.ids)}" + (f" ({s.change})" if with_change else "") for s in samples]
+    shown = parts[:5]
+    more = f" and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
+    return ", ".join(shown) + more
+
+
+def _ids_text(ids: Mapping[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in ids.items())
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _time(row: Mapping[str, Any]) -> str | None:
+    value = row.get(WRITTEN_AT)
+    return value.isoformat() if isinstance(value, (dt.datetime, dt.date)) else _text(value)
+
+
+def _sortable(ids: Any) -> tuple[Any, ...]:
+    """A key ordering samples whatever their id types (nulls first)."""
+    values = ids.values() if hasattr(ids, "values") else ids
+    return tuple((v is not None, str(type(v).__name__), v if v is not None else 0) for v in values)
+
+
+def _plain(ids: Mapping[str, Any]) -> dict[str, Any]:
+    """Ids as JSON holds them: numbers, text, booleans and null as they are; other values as text."""
+    return {k: v if v is None or isinstance(v, (bool, int, float, str)) else str(v) for k, v in ids.items()}

@@ -1,0 +1,205 @@
+"""``strata.why``: one sample's lineage and the exact causes of every difference, in every store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pytest
+
+import strata as st
+from strata.errors import FeatureNotFoundError, SampleNotFoundError, UsageError
+from tests.stores.conftest import StoreFactory
+from tests.stores.graphs import lineage_graph
+from tests.stores.test_conformance import graph_of, roots, rows, sync
+
+
+def seen(found: st.Why) -> dict[str, Any]:
+    """Per node ``feature ids``: its status, its sample causes and, per field, its causes with the samples behind them."""
+    out: dict[str, Any] = {}
+    for sample in found.samples:
+        for node in sample.nodes:
+            label = f"{node.feature} {','.join(f'{k}={v}' for k, v in node.ids.items())}"
+            out[label] = (
+                node.status,
+                [(c.kind, changes(c)) for c in node.causes],
+                {f.name: [(c.kind, c.input, changes(c)) for c in f.causes] for f in node.fields if f.causes},
+            )
+    return out
+
+
+def changes(cause: st.Cause) -> list[tuple[str, str, str]]:
+    return [(str(s.feature), ",".join(f"{k}={v}" for k, v in s.ids.items()), s.change) for s in cause.samples]
+
+
+def test_a_root_field_change_is_the_cause_of_the_feature_reading_it(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        store.write("video", rows(store.resolve_update("video", samples=roots(3, audio={1: "new"}))))
+        found = st.why(store, "embedding", {"sample_uid": 1})
+        assert seen(found) == {
+            "video sample_uid=1": ("present", [], {}),
+            "transcript sample_uid=1": (
+                "stale",
+                [],
+                {"text": [("input", "video.audio", [("video", "sample_uid=1", "changed")])]},
+            ),
+            "embedding sample_uid=1": ("up to date", [], {}),
+        }
+        text = found.samples[0].nodes[1].fields[0]
+        assert (text.causes[0].stored, text.causes[0].now) == ("a1", "new")
+        assert text.stored != text.expected
+        assert seen(st.why(store, "transcript", 0)) == {
+            "video sample_uid=0": ("present", [], {}),
+            "transcript sample_uid=0": ("up to date", [], {}),
+        }
+
+
+def test_a_code_bump_and_an_upstream_change_are_both_named(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        store.write("video", rows(store.resolve_update("video", samples=roots(3, frames={2: "new"}))))
+        store.graph = graph_of(vector_cv="2")
+        found = st.why(store, "embedding", [1, "2"])
+        assert seen(found)["embedding sample_uid=1"] == ("stale", [], {"vector": [("code", None, [])]})
+        assert seen(found)["embedding sample_uid=2"] == (
+            "stale",
+            [],
+            {"vector": [("code", None, []), ("input", "video.frames", [("video", "sample_uid=2", "changed")])]},
+        )
+        vector = found.samples[0].nodes[-1].fields[0]
+        assert (vector.code_version, vector.expected_code_version) == ("1", "2")
+        assert vector.causes[0].text == "code_version `1` -> `2`"
+
+
+def test_a_root_code_bump_makes_the_root_stale(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(2))
+        store.graph = graph_of(audio_cv="2")
+        assert seen(st.why(store, "video", 1)) == {"video sample_uid=1": ("stale", [], {"audio": [("code", None, [])]})}
+
+
+def test_a_deleted_root_sample_is_the_cause_of_a_removal_downstream(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        store.delete("video", pl.DataFrame({"sample_uid": [1]}))
+        assert seen(st.why(store, "transcript", 1)) == {
+            "video sample_uid=1": ("deleted", [], {}),
+            "transcript sample_uid=1": ("to remove", [("gone", [("video", "sample_uid=1", "removed")])], {}),
+        }
+
+
+def test_a_new_root_sample_is_to_add_downstream(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(2))
+        store.write("video", rows(store.resolve_update("video", samples=roots(3))))
+        found = seen(st.why(store, "embedding", 2))
+        assert found["transcript sample_uid=2"] == ("to add", [("new", [("video", "sample_uid=2", "added")])], {})
+        assert found["embedding sample_uid=2"] == (
+            "missing",
+            [("gone", [("transcript", "sample_uid=2", "removed")])],
+            {},
+        )
+
+
+def lineage_store(store: st.MetadataStore) -> None:
+    """video 1, 2 -> frames (three children each, pixels per child) -> summary, all in sync."""
+    store.write("video", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__frames": ["v1", "v2"]}))
+    parents = store.resolve_update("frames").added.to_native()
+    store.write("frames", children(parents, [0, 1, 2]))
+    store.write("summary", store.resolve_update("summary").added.to_native())
+
+
+def children(parents: pl.DataFrame, frames: list[int], tag: str = "") -> pl.DataFrame:
+    """Each parent's children ``frames``, each with its own data version (as a compute that hashes content gives)."""
+    out = parents.join(pl.DataFrame({"frame": frames}), how="cross")
+    pixels = pl.format("p{}-{}{}", "sample_uid", "frame", pl.lit(tag))
+    return out.with_columns(pixels.alias("strata_dv__pixels"))
+
+
+def test_an_expansion_child_names_its_parent(store_factory: StoreFactory) -> None:
+    with store_factory(graph=lineage_graph()) as store:
+        lineage_store(store)
+        store.write("video", pl.DataFrame({"sample_uid": [2], "strata_dv__frames": ["v2-new"]}))
+        found = st.why(store, "frames", {"sample_uid": 2, "frame": 1})
+        assert seen(found) == {
+            "video sample_uid=2": ("present", [], {}),
+            "frames sample_uid=2,frame=1": (
+                "stale",
+                [],
+                {"pixels": [("input", "video.frames", [("video", "sample_uid=2", "changed")])]},
+            ),
+        }
+        link = found.samples[0].nodes[-1].upstreams[0]
+        assert (str(link.feature), link.lineage, link.ids) == ("video", "expansion", ({"sample_uid": 2},))
+
+
+def test_an_aggregation_names_the_children_changed_added_and_removed(store_factory: StoreFactory) -> None:
+    with store_factory(graph=lineage_graph()) as store:
+        lineage_store(store)
+        parent = store.read("frames").to_native().filter(pl.col("sample_uid") == 2)
+        parent = parent.select("sample_uid", "strata_in__video__frames").unique()
+        redone = pl.concat([children(parent, [1], "-new"), children(parent, [3])])
+        store.write("frames", redone)  # an expansion's rows replace the parent's: children 0 and 2 go
+        found = st.why(store, "summary", 2)
+        assert seen(found)["summary sample_uid=2"] == (
+            "stale",
+            [],
+            {
+                "mean": [
+                    (
+                        "input",
+                        "frames.pixels",
+                        [
+                            ("frames", "sample_uid=2,frame=0", "removed"),
+                            ("frames", "sample_uid=2,frame=1", "changed"),
+                            ("frames", "sample_uid=2,frame=2", "removed"),
+                            ("frames", "sample_uid=2,frame=3", "added"),
+                        ],
+                    )
+                ]
+            },
+        )
+        changed = found.samples[0].nodes[-1].fields[0].causes[0].samples[1]
+        assert (changed.stored, changed.now) == ("p2-1", "p2-1-new")
+        link = found.samples[0].nodes[-1].upstreams[0]
+        assert (link.lineage, link.total) == ("aggregation", 4)
+        assert seen(st.why(store, "summary", 1))["summary sample_uid=1"] == ("up to date", [], {})
+
+
+def test_an_aggregation_whose_children_are_all_gone_is_to_remove(store_factory: StoreFactory) -> None:
+    with store_factory(graph=lineage_graph()) as store:
+        lineage_store(store)
+        store.delete("frames", pl.DataFrame({"sample_uid": [1, 1, 1], "frame": [0, 1, 2]}))
+        assert seen(st.why(store, "summary", 1))["summary sample_uid=1"] == (
+            "to remove",
+            [("gone", [("frames", "sample_uid=1", "removed")])],
+            {},
+        )
+
+
+def test_the_json_holds_every_node_roots_first(store_factory: StoreFactory) -> None:
+    with store_factory(graph=graph_of(), name="dev") as store:
+        sync(store, roots(2))
+        data = st.why(store, "embedding", 1).to_json()
+        assert data["feature"] == "embedding"
+        assert data["store"] == "dev"
+        assert [n["feature"] for n in data["samples"][0]["lineage"]] == ["video", "transcript", "embedding"]
+        assert data["samples"][0]["status"] == "up to date"
+
+
+def test_bad_input_is_one_usage_error(store_factory: StoreFactory) -> None:
+    with store_factory(graph=lineage_graph()) as store:
+        lineage_store(store)
+        with pytest.raises(SampleNotFoundError, match=r"no sample sample_uid=9 in `summary` nor its upstreams"):
+            st.why(store, "summary", 9)
+        with pytest.raises(SampleNotFoundError, match=r"no sample sample_uid=9 in `video`"):
+            st.why(store, "video", "9")
+        with pytest.raises(FeatureNotFoundError, match="no feature `nope`"):
+            st.why(store, "nope", 1)
+        with pytest.raises(UsageError, match=r"id `sample_uid` of `summary` is stored as Int64: 'x' is not one"):
+            st.why(store, "summary", "x")
+        with pytest.raises(UsageError, match=r"`frames` has id columns sample_uid, frame: no value for frame"):
+            st.why(store, "frames", {"sample_uid": 1})
+        with pytest.raises(UsageError, match=r"is one value, but `frames` has id columns"):
+            st.why(store, "frames", 1)
