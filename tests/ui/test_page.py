@@ -38,6 +38,10 @@ def _text(browser: WebDriver, css: str) -> str:
         return ""
 
 
+def _text_of(element: Any, css: str) -> str:
+    return str(element.find_element("css selector", css).text)
+
+
 def _fields(browser: WebDriver, feature: str) -> dict[str, str]:
     """What the graph's box of ``feature`` shows per field (``5 stale``, ``in sync``, ``root``)."""
     box = browser.find_element("css selector", f'a.node[data-feature="{feature}"]')
@@ -96,12 +100,20 @@ def test_searching_a_sample_id_shows_its_lineage(ui: Server, browser: WebDriver,
     wait_for(lambda: browser.find_elements("css selector", "section.step"), "the lineage of sample 3")
     steps = browser.find_elements("css selector", "section.step")
     assert [s.get_attribute("data-feature") for s in steps] == ["articles", "clean", "embedding"]
-    clean = {r.text for r in steps[1].find_elements("css selector", "tbody tr")}
-    assert clean == {"text stale articles.body", "headline ok"}  # sample 3's body is one of the five changed
+    assert [_text_of(s, "h2 .badge") for s in steps] == ["present", "stale", "up to date"]
+    fields = {
+        r.find_element("css selector", "td").text: r.text for r in steps[1].find_elements("css selector", "tbody tr")
+    }
+    assert "upstream field articles.body changed in `articles` id=3 (changed)" in fields["text"]  # one of the 5 bodies
+    assert "stale" in fields["text"]
+    assert "up to date" in fields["headline"]
     browser.save_screenshot(str(tmp_path / "why.png"))
 
     _open(browser, ui, "sample?feature=embedding&id=9999")
-    assert "no sample `9999` in embedding or its upstreams" in browser.find_element("tag name", "main").text
+    assert _text(browser, "p.error") == (
+        "no sample id=9999 in `embedding` nor its upstreams (`articles`, `clean`) in store `local`; "
+        "check the ids, and that this is the store that holds them"
+    )
     _open(browser, ui, "sample?feature=nope&id=3")
     assert (
         "no feature `nope` in the graph (features: articles, clean, embedding)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import FeatureNotFoundError, RunNotFoundError, StrataError
+from strata.errors import FeatureNotFoundError, RunNotFoundError, SampleNotFoundError, StrataError
 from strata.ui import data, html
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _page(source: data.Source, request: Request, title: str, active: str, body: 
         try:
             text = html.layout(title, active, body(), live, features)
             status = 200
-        except (FeatureNotFoundError, RunNotFoundError) as exc:
+        except (FeatureNotFoundError, RunNotFoundError, SampleNotFoundError) as exc:
             text, status = html.error_page(title, active, data.message(exc), live, features), 404
         except StrataError as exc:
             text, status = html.error_page(title, active, data.message(exc), live, features), 200

@@ -296,77 +296,31 @@ def _mtime(path: Path) -> int | None:
 
 
 def sample_page(source: Source, feature: str, sample: str) -> dict[str, Any]:
-    """One sample of ``feature`` and of each of its upstreams: stored or not, and each field's state and cause.
+    """``strata why FEATURE SAMPLE --json``: the sample's lineage from the roots down, field by field, with causes.
 
-    The sample is matched by its id (several id columns: their values joined by ``,``) in
-    every feature of its lineage, from the roots down, in the store's increments now.
+    ``sample`` is written as on the command line: a value, values comma-separated in id-column
+    order, or ``column=value`` pairs.
     """
     from strata.features.project import load_graph, make_store, opened, store_config
+    from strata.views.why import parse_ids, why
 
     if not feature or not sample:
         raise _usage("give a feature and a sample id", "type both in the search box")
     project = source.project()
     graph = load_graph(project)
-    target = graph.spec(feature).key
+    key = graph.spec(feature).key  # FeatureNotFoundError for a key the graph does not define
     config = store_config(project, source.store_name)
     busy = _writer(project, config)
     if busy is not None:
-        return {"feature": str(target), "sample": sample, "lineage": [], "note": f"{busy}: ask again when it ends"}
-    keys = [k for k in graph.topological_order() if k == target or target in graph.downstream(k)]
+        return {"feature": str(key), "store": config.name, "samples": [], "note": f"{busy}: ask again when it ends"}
+    samples = parse_ids([sample], graph.spec(key).id_columns)
     store = make_store(project, source.store_name, graph=graph, read_only=True)
     with opened(store, config):
-        lineage = [_sample_step(store, graph, key, sample) for key in keys]
-    note = None
-    if not any(step["stored"] or step["state"] == "added" for step in lineage):
-        note = f"no sample `{sample}` in {target} or its upstreams in store `{config.name}`"
-    return {"feature": str(target), "sample": sample, "lineage": lineage, "note": note}
+        found = why(store, key, samples).to_json()
+    return found | {"store": config.name, "note": None}
 
 
 def _usage(reason: str, fix: str) -> StrataError:
     from strata.errors import UsageError
 
     return UsageError(reason, fix)
-
-
-def _matching(frame: Any, id_columns: list[str], sample: str) -> Any:
-    """Rows of ``frame`` whose id (columns joined by ``,``) is ``sample``."""
-    import narwhals as nw
-
-    values = sample.split(",") if len(id_columns) > 1 else [sample]
-    if len(values) != len(id_columns):
-        return frame.head(0)
-    for column, value in zip(id_columns, values, strict=True):
-        frame = frame.filter(nw.col(column).cast(nw.String) == value)
-    return frame
-
-
-def _sample_step(store: Any, graph: FeatureGraph, key: Any, sample: str) -> dict[str, Any]:
-    from strata.resolve.plan import CAUSE
-
-    plan = store.plan(key)
-    ids = list(plan.id_columns)
-    stored = len(_matching(store.read(key, columns=ids), ids, sample)) > 0
-    names = [f.key.name for f in graph.spec(key).fields]
-    step: dict[str, Any] = {"feature": str(key), "stored": stored, "state": "stored" if stored else "absent"}
-    if plan.is_root:
-        step["summary"] = "(root: stored)" if stored else "(root: not stored)"
-        step["fields"] = [{"field": n, "state": "root" if stored else "absent", "cause": None} for n in names]
-        return step
-    increment = store.resolve_update(key).collect()
-    changed = _matching(increment.changed, ids, sample)
-    if len(_matching(increment.added, ids, sample)):
-        step["state"], step["summary"] = "added", "(to compute: its inputs are new)"
-        step["fields"] = [{"field": n, "state": "stale", "cause": "added"} for n in names]
-    elif len(_matching(increment.removed, ids, sample)):
-        step["state"], step["summary"] = "removed", "(to remove: its inputs are gone)"
-        step["fields"] = [{"field": n, "state": "stale", "cause": "removed"} for n in names]
-    elif len(changed):
-        row = changed.rows(named=True)[0]
-        step["state"], step["summary"] = "changed", "(to recompute)"
-        step["fields"] = [
-            {"field": n, "state": "stale" if row.get(CAUSE + n) else "ok", "cause": row.get(CAUSE + n)} for n in names
-        ]
-    else:
-        step["summary"] = "(in sync)" if stored else "(not stored)"
-        step["fields"] = [{"field": n, "state": "ok" if stored else "absent", "cause": None} for n in names]
-    return step

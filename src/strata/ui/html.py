@@ -304,27 +304,70 @@ def state_body(data: dict[str, Any]) -> str:
 
 # -- one sample --------------------------------------------------------------------------------
 
+SHORT = 12
+"""Characters of a data version shown (the JSON below has them whole)."""
+STATUS_CLASS = {"present": "ok", "up to date": "ok", "stale": "stale", "to add": "stale", "to remove": "stale"}
+
 
 def sample_body(feature: str, sample: str, data: dict[str, Any]) -> str:
-    """The ``why`` view of one sample: its lineage from the roots to ``feature``, field by field."""
-    return (
-        f"<h1>Why: {esc(feature)} {esc(sample)}</h1>"
-        + notice(data.get("note"))
-        + "".join(_lineage_step(step) for step in data.get("lineage", []))
-        + "<details><summary>JSON</summary>"
-        + f'<pre class="json">{esc(json.dumps(data, indent=2, default=str))}</pre></details>'
-        + _search(feature, sample)
-    )
+    """The ``why`` view: per asked sample, its lineage from the roots down to ``feature``, field by field."""
+    parts = [f"<h1>Why: {esc(feature)} {esc(sample)}</h1>", f'<p class="meta">store: {esc(data.get("store"))}</p>']
+    parts.append(notice(data.get("note")))
+    for found in data.get("samples", []):
+        parts.append(f"<h2>{esc(_ids(found['ids']))}: {_status(found['status'])}</h2>")
+        parts += [_node(node) for node in found["lineage"]]
+    parts.append("<details><summary>JSON (as `strata why --json`)</summary>")
+    parts.append(f'<pre class="json">{esc(json.dumps(data, indent=2, default=str))}</pre></details>')
+    parts.append(_search(feature, sample))
+    return "".join(parts)
 
 
-def _lineage_step(step: dict[str, Any]) -> str:
-    rows = [
-        [esc(f["field"]), f'<span class="badge {esc(f["state"])}">{esc(f["state"])}</span>', esc(f.get("cause") or "")]
-        for f in step.get("fields", [])
+def _ids(ids: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in ids.items())
+
+
+def _status(status: str) -> str:
+    return f'<span class="badge {esc(STATUS_CLASS.get(status, "absent"))}">{esc(status)}</span>'
+
+
+def _short(version: str | None) -> str:
+    return "-" if version is None else esc(version[:SHORT])
+
+
+def _node(node: dict[str, Any]) -> str:
+    """One feature on the way: its status, where its row comes from, its fields with their causes."""
+    facts = [f"written {esc(node['written_at'])}" if node.get("written_at") else "no row"]
+    if node.get("source"):
+        facts.append(f"from stream {esc(node['source']['stream'])}, record {esc(_ids(node['source']['key']))}")
+    reads = [
+        f"{esc(up['feature'])} "
+        + esc(", ".join(_ids(i) for i in up["ids"]))
+        + (f" (of {esc(up['total'])})" if up["total"] > len(up["ids"]) else "")
+        for up in node.get("upstreams", [])
     ]
+    if reads:
+        facts.append("reads " + "; ".join(reads))
+    whole = "".join(f"<li>{esc(c['text'])}</li>" for c in node.get("causes", []))
+    rows = [
+        [
+            esc(f["field"]),
+            _status("stale" if f["stale"] else "up to date"),
+            _short(f["stored"]),
+            _short(f["expected"]),
+            esc(f["code_version"])
+            + ("" if f["code_version"] == f["expected_code_version"] else f" → {esc(f['expected_code_version'])}"),
+            "<br>".join(esc(c["text"]) for c in f["causes"]),
+            link("/run", f["run"][:8], id=f["run"]) if f.get("run") else "",
+        ]
+        for f in node["fields"]
+    ]
+    title = f"{link(svg.feature_href(node['feature']), node['feature'])} {esc(_ids(node['ids']))}"
     return (
-        f'<section class="step" data-feature="{esc(step["feature"])}"><h2>'
-        f"{link(svg.feature_href(step['feature']), step['feature'])} {esc(step.get('summary', ''))}</h2>"
-        + table(["field", "state", "cause"], rows, "lineage")
+        f'<section class="step" data-feature="{esc(node["feature"])}"><h2>{title} {_status(node["status"])}</h2>'
+        f'<p class="meta">{" · ".join(facts)}</p>'
+        + (f"<ul>{whole}</ul>" if whole else "")
+        + table(
+            ["field", "state", "stored", "expected", "code version", "causes", "last changed by run"], rows, "lineage"
+        )
         + "</section>"
     )
