@@ -11,6 +11,7 @@
 4. The same pipeline runs on the same source into an empty copy of the project (a full rebuild),
    timed: a second table splits both runs into the tap, target-strata after the tap, each build
    and the rest (from the plugins' exit times, the builds' own seconds and target-strata's line).
+5. Last, the one command that opens the project's page in a browser: ``strata -C DIR ui``.
 """
 
 from __future__ import annotations
@@ -296,7 +297,15 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
         "seconds": round(time.perf_counter() - started, 2),
     }
     say(f"done in {summary['seconds']} s; look around with `strata -C {root} status` or `strata -C {root} runs list`")
+    say(f"see its graph, runs and any sample's lineage in your browser: {open_command(root)}")
     return summary
+
+
+def open_command(root: Path) -> str:
+    """The one command that serves the demo's page: ``strata -C DIR ui``."""
+    import shlex
+
+    return f"strata -C {shlex.quote(str(root))} ui"
 
 
 _TABLE_COLUMNS = ("feature", "field", "samples", "skipped", "recomputed", "cause")

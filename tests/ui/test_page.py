@@ -141,3 +141,8 @@ def test_the_page_refreshes_itself_while_a_run_goes_on(
     wait_for(lambda: "idle" in _text(browser, "#live"), "the live line to go idle")
     wait_for(lambda: "success" in _text(browser, "table.runs tbody tr"), "the run's end, in place")
     assert int(browser.find_element("tag name", "body").get_attribute("data-refreshed") or 0) >= 1
+
+
+def test_the_demo_ends_with_the_one_command_that_opens_its_page(demo: Demo) -> None:
+    last = demo.out.splitlines()[-1]
+    assert last == f"see its graph, runs and any sample's lineage in your browser: strata -C {demo.root} ui"

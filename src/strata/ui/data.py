@@ -245,9 +245,23 @@ def _failures(project: Project, store: str | None) -> list[dict[str, Any]]:
         found = history.failures(store)
     return [
         f
-        | {"error": redact_urls(str(f["error"])), "since": local_time(f["failed_at"]), "failed_at": str(f["failed_at"])}
+        | {
+            "sample_id": _sample_id(f["sample"]),
+            "error": redact_urls(str(f["error"])),
+            "since": local_time(f["failed_at"]),
+            "failed_at": str(f["failed_at"]),
+        }
         for f in found
     ]
+
+
+def _sample_id(recorded: str) -> str:
+    """A failed sample's key as the build records it (JSON) written as ``strata why`` takes it: ``3``, ``3,7``."""
+    try:
+        value = json.loads(recorded)
+    except ValueError:
+        return recorded
+    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 # -- what changed: the page asks every few seconds ---------------------------------------------

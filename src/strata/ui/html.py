@@ -225,7 +225,7 @@ def _failures(failures: list[dict[str, Any]], *, with_feature: bool = True) -> s
     rows = [
         [
             *([esc(f["store"]), link(svg.feature_href(f["feature"]), f["feature"])] if with_feature else []),
-            esc(f["sample"]),
+            link("/sample", f["sample_id"], feature=f["feature"], id=f["sample_id"]),
             f'<span class="error-text">{esc(f["error"])}</span>',
             esc(f["since"]),
             link("/run", f["run_id"][:8], id=f["run_id"]) if f.get("run_id") else "-",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
+import signal
 import socket
 from typing import TYPE_CHECKING
 
 from strata.errors import RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from strata.ui.data import Source
 
@@ -63,13 +65,27 @@ def url(sock: socket.socket) -> str:
 
 
 def serve(source: Source, sock: socket.socket, *, any_host: bool, ready: Callable[[], None]) -> None:
-    """Answer on ``sock`` until interrupted (Ctrl-C or SIGTERM); ``ready`` is called before the first request."""
+    """Answer on ``sock`` until interrupted (Ctrl-C or SIGTERM); ``ready`` is called once it is ready to answer."""
     import uvicorn
 
     from strata.ui.app import create_app
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """Stop on Ctrl-C or SIGTERM and return (uvicorn's own raises the signal again after stopping).
+
+            The address is printed once the handlers are in place: whoever reads it may stop the server at once.
+            """
+            originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                ready()
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+
     app = create_app(source, any_host=any_host)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
-    server = uvicorn.Server(config)
-    ready()
+    server = Server(config)
     server.run(sockets=[sock])
