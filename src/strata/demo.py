@@ -158,7 +158,7 @@ def articles(rows: int, version: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def _write_source(root: Path, rows: list[dict[str, Any]]) -> None:
+def write_source(root: Path, rows: list[dict[str, Any]]) -> None:
     """Replace the source file; its modification time moves past the last one by 2 s at least.
 
     tap-jsonl's bookmark is the file's modification time, to the second.
@@ -242,7 +242,7 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
         (root / "strata.yml").write_text(_project_text(), encoding="utf-8")
         (root / "demo_features.py").write_text(FEATURES, encoding="utf-8")
         (root / ".gitignore").write_text(".strata/\ndata/\n", encoding="utf-8")
-    _write_source(root, articles(rows))
+    write_source(root, articles(rows))
     project = Project(root)
     say(f"1. project in {root}: {TAP} -> target-strata -> clean -> embedding")
     env = venv.plugin_env(project, project.plugin(TAP))
@@ -260,7 +260,7 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
         + f" in {first_seconds:.1f} s"
     )
 
-    _write_source(root, articles(rows, version=1))
+    write_source(root, articles(rows, version=1))
     say(f"4. changed the source: `body` of {CHANGED_BODIES} articles, `views` of others (no feature reads views)")
     second_started = time.perf_counter()
     [second] = run_blocks(project, blocks, RunOptions())

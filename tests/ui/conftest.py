@@ -60,12 +60,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
     So the page has something stale: `clean.text` of 5 samples, because `articles.body` changed.
     """
-    from strata.demo import _write_source
+    from strata.demo import write_source
 
     root = tmp_path_factory.mktemp("ui") / "demo"
     done = run_strata("demo", "--dir", str(root), "--rows", str(ROWS), cwd=root.parent)
     assert done.code == 0, done.err
-    _write_source(root, articles(ROWS))
+    write_source(root, articles(ROWS))
     ingested = run_strata("-C", str(root), "run", "tap-jsonl", "target-strata", cwd=root.parent)
     assert ingested.code == 0, ingested.err
     return Demo(root, done.out)
