@@ -14,7 +14,6 @@ program (chromium, dot) or a step that fails stops it with one line saying which
 from __future__ import annotations
 
 import os
-import selectors
 import shutil
 import subprocess
 import sys
@@ -68,6 +67,8 @@ def make_demo(demo: Path) -> None:
 
 def screenshot(demo: Path, target: Path) -> None:
     """Serve the demo's page and let headless Chromium take its picture."""
+    from strata.ui.serve import started
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise Failed("chromium is not installed; install it (Debian: apt-get install chromium) and run again")
@@ -79,7 +80,11 @@ def screenshot(demo: Path, target: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        url = _address(server)
+        url = started(server, TIMEOUT)
+        if url is None:
+            server.kill()
+            _, err = server.communicate(timeout=30)
+            raise Failed(f"`strata ui` did not start: {err.strip()[-500:]}")
         flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={WINDOW}"]
         shot = subprocess.run(
             [chromium, *flags, f"--screenshot={target}", url],
@@ -91,21 +96,10 @@ def screenshot(demo: Path, target: Path) -> None:
         if shot.returncode != 0 or not target.is_file():
             raise Failed(f"chromium took no screenshot ({shot.returncode}): {shot.stderr.strip()[-500:]}")
     finally:
-        server.terminate()
-        server.communicate(timeout=30)
+        if server.poll() is None:
+            server.terminate()
+            server.communicate(timeout=30)
     print(f"docs-images: {target.relative_to(ROOT)} ({target.stat().st_size} bytes)")
-
-
-def _address(server: subprocess.Popen[str]) -> str:
-    """The page's address, from the line `strata ui` prints once it answers (bounded wait)."""
-    assert server.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(server.stdout, selectors.EVENT_READ)
-        ready = selector.select(timeout=TIMEOUT)
-    line = server.stdout.readline() if ready else ""
-    if not line.startswith("strata ui: http://"):
-        raise Failed(f"`strata ui` did not start: {line.strip()!r}")
-    return line.split()[2]
 
 
 def render_svg(demo: Path, target: Path) -> None:

@@ -9,7 +9,6 @@ browser tests are skipped, saying so.
 from __future__ import annotations
 
 import os
-import selectors
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from strata.demo import articles
+from strata.ui.serve import started
 from tests.helpers import STRATA, run_strata
 from tests.servers import _apt_install
 
@@ -41,11 +41,10 @@ class Demo:
 
 @dataclass
 class Server:
-    """A running `strata ui`: its address, process and the first line it printed."""
+    """A running `strata ui`: its address and process."""
 
     url: str
     process: subprocess.Popen[str]
-    line: str
 
     def stop(self) -> tuple[int, str]:
         """Stop it (SIGTERM, as Ctrl-C would); its exit code and what it wrote on stderr."""
@@ -80,16 +79,12 @@ def start_ui(root: Path, *args: str) -> Server:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        ready = selector.select(timeout=START_TIMEOUT)
-    line = process.stdout.readline() if ready else ""
-    if not line.startswith("strata ui: http://"):
+    address = started(process, START_TIMEOUT)
+    if address is None:
         process.kill()
-        _, err = process.communicate(timeout=30)
-        pytest.fail(f"`strata ui` did not start: {line!r} {err[-2000:]}")
-    return Server(line.split()[2], process, line)
+        out, err = process.communicate(timeout=30)
+        pytest.fail(f"`strata ui` did not start: {out[-500:]!r} {err[-2000:]}")
+    return Server(address, process)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from strata.errors import RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Iterator
 
     from strata.ui.data import Source
@@ -55,6 +56,25 @@ def bind(host: str, port: int) -> socket.socket:
         ) from None
     sock.setblocking(False)  # noqa: FBT003 - the socket API's flag
     return sock
+
+
+READY = "strata ui: "
+"""How the line that gives the page's address starts (``strata ui: http://127.0.0.1:8765/ …``)."""
+
+
+def started(process: subprocess.Popen[str], timeout: float) -> str | None:
+    """The address a ``strata ui`` started as ``process`` (stdout a text pipe) prints once it answers; None if not.
+
+    For scripts and tests that serve a page in a subprocess; waits at most ``timeout`` seconds.
+    """
+    import selectors
+
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        ready = selector.select(timeout=timeout)
+    line = process.stdout.readline() if ready else ""
+    return line.split()[2] if line.startswith(READY + "http://") else None
 
 
 def url(sock: socket.socket) -> str:
