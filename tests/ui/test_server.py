@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import textwrap
 import urllib.error
@@ -213,3 +214,21 @@ def test_without_host_it_serves_loopback_and_stops_cleanly(hostile: Path) -> Non
     assert server.url.startswith("http://127.0.0.1:")
     code, err = server.stop()
     assert (code, err) == (0, "")
+
+
+def test_while_a_build_holds_the_store_the_page_says_so_and_keeps_its_last_reading(
+    hostile: Path, hostile_ui: Server
+) -> None:
+    from strata.build.lock import build_lock
+    from strata.features.project import store_config
+
+    _, before, _ = _get(hostile_ui.url)
+    assert "2 stale" in before  # parsed.words: the two samples whose compute failed are still to compute
+    with build_lock(store_config(Project(hostile))):
+        _, live, _ = _get(hostile_ui.url + "api/live")
+        assert f"build running (pid {os.getpid()})" in live
+        _, during, _ = _get(hostile_ui.url)
+    assert f"a build is running on store `local` (pid {os.getpid()}): staleness as read at" in during
+    assert "2 stale" in during  # what it read last, without opening the store the build writes
+    _, after, _ = _get(hostile_ui.url + "api/live")
+    assert "build running" not in after
