@@ -146,3 +146,12 @@ def test_the_page_refreshes_itself_while_a_run_goes_on(
 def test_the_demo_ends_with_the_one_command_that_opens_its_page(demo: Demo) -> None:
     last = demo.out.splitlines()[-1]
     assert last == f"see its graph, runs and any sample's lineage in your browser: strata -C {demo.root} ui"
+
+
+def test_the_state_page_lists_the_state_ids_and_links_their_runs(ui: Server, browser: WebDriver) -> None:
+    _open(browser, ui, "state")
+    rows = browser.find_elements("css selector", "table.states tbody tr")
+    assert [r.find_element("css selector", "td").text for r in rows] == ["dev:tap-jsonl-to-target-strata"]
+    rows[0].find_element("css selector", "a").click()
+    wait_for(lambda: _text(browser, "h1") == "Runs of dev:tap-jsonl-to-target-strata", "the runs of that state id")
+    assert len(browser.find_elements("css selector", "table.runs tbody tr")) == 3  # the demo's two and one ingest
