@@ -232,3 +232,27 @@ def test_while_a_build_holds_the_store_the_page_says_so_and_keeps_its_last_readi
     assert "2 stale" in during  # what it read last, without opening the store the build writes
     _, after, _ = _get(hostile_ui.url + "api/live")
     assert "build running" not in after
+
+
+def test_the_page_of_a_new_project_creates_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    (root / "feats.py").parent.mkdir()
+    (root / "feats.py").write_text(textwrap.dedent(FEATURES))
+    write_project(root, "version: 1\nfeatures: {entrypoints: [feats]}\n")
+    before = _files(root)
+    server = start_ui(root)
+    try:
+        pages = {page: _get(server.url + page) for page in ["", "runs", "errors", "state", "api/live", "run?id=abc"]}
+    finally:
+        server.stop()
+    assert {page: answer[0] for page, answer in pages.items()} == dict.fromkeys(pages, 200) | {"run?id=abc": 404}
+    assert "no run with id `abc`; this project has no run history yet" in pages["run?id=abc"][1]
+    assert "no runs yet" in pages["runs"][1]
+    assert "0 samples" in pages[""][1]
+    assert _files(root) == before  # no system database, no store file, no state directory
+
+
+def _files(root: Path) -> list[Path]:
+    """What a project holds, less caches (Python's bytecode, the parsed project file every command keeps)."""
+    caches = ("__pycache__", "cache")
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and not set(caches) & set(p.parts))

@@ -158,7 +158,7 @@ def feature_page(source: Source, key: str) -> dict[str, Any]:
     status, note = _status(source, project, graph, config)
     name = str(spec.key)
     builds = [
-        {"run_id": run["run_id"], "started_at": run["started_at"], "summary": build_summary(build)}
+        {"run_id": run["run_id"], "started": run["started"], "summary": build_summary(build)}
         for run in _runs(project, RUNS_SHOWN)
         for build in run["builds"]
         if build.get("feature") == name
@@ -186,7 +186,12 @@ def run_page(source: Source, run_id: str) -> dict[str, Any]:
     from strata.history.model import build_lines
     from strata.history.shown import run_with_log
 
-    run, path, log = run_with_log(source.project(), run_id, LOG_LINES)
+    project = source.project()
+    if _history(project) is None:
+        from strata.errors import RunNotFoundError
+
+        raise RunNotFoundError(f"no run with id `{run_id}`", "this project has no run history yet")
+    run, path, log = run_with_log(project, run_id, LOG_LINES)
     return {
         "run": _run_row(run),
         "builds": [line for build in run.builds for line in build_lines(build)],
@@ -220,14 +225,21 @@ def state_page(source: Source) -> dict[str, Any]:
     }
 
 
-def _history(project: Project) -> RunHistory:
-    from strata.history import RunHistory
+def _history(project: Project) -> RunHistory | None:
+    """The run history, or None while the project has none yet (the page creates no system database)."""
+    from strata.history import RunHistory, db
 
+    default = db.default_file(project)
+    if default is not None and not default.exists():
+        return None
     return RunHistory.open(project)
 
 
 def _runs(project: Project, limit: int, state_id: str | None = None) -> list[dict[str, Any]]:
-    with _history(project) as history:
+    history = _history(project)
+    if history is None:
+        return []
+    with history:
         return [_run_row(run) for run in history.list(state_id=state_id, limit=limit)]
 
 
@@ -241,7 +253,10 @@ def _failures(project: Project, store: str | None) -> list[dict[str, Any]]:
     from strata.history.shown import local_time
     from strata.project.settings import redact_urls
 
-    with _history(project) as history:
+    history = _history(project)
+    if history is None:
+        return []
+    with history:
         found = history.failures(store)
     return [
         f

@@ -187,7 +187,7 @@ def feature_body(data: dict[str, Any]) -> str:
             table(
                 ["run", "started", "what it did"],
                 [
-                    [link("/run", b["run_id"][:8], id=b["run_id"]), esc(b["started_at"]), esc(b["summary"])]
+                    [link("/run", b["run_id"][:8], id=b["run_id"]), esc(b["started"]), esc(b["summary"])]
                     for b in data["builds"]
                 ],
             )
