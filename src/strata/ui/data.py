@@ -79,22 +79,17 @@ def graph_page(source: Source) -> dict[str, Any]:
     status, note = _status(source, project, graph, config)
     failed = _failed_counts(project, config.name)
     features = []
-    for key in graph.topological_order():
+    depths: dict[Any, int] = {}
+    for key in graph.topological_order():  # upstreams first: a root is 0, else one more than its deepest upstream
+        depths[key] = 1 + max((depths[up] for up in graph.upstream(key)), default=-1)
         row = summary(graph, key) | {"status": status.get(str(key)), "failed": failed.get(str(key), 0)}
-        row["depth"] = _depth(graph, key)
-        features.append(row)
+        features.append(row | {"depth": depths[key]})
     return {
         "store": config.describe(),
         "features": features,
         "edges": [(str(up), str(down), used) for up, down, used in edges(graph)],
         "note": note,
     }
-
-
-def _depth(graph: FeatureGraph, key: Any) -> int:
-    """0 for a root feature, else one more than its deepest upstream."""
-    ups = graph.upstream(key)
-    return 1 + max(_depth(graph, up) for up in ups) if ups else 0
 
 
 def _status(
