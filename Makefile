@@ -14,7 +14,7 @@ RUN := $(UV) run --frozen --no-sync
 SYSTEM_CA := $(firstword $(wildcard /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem))
 PIP_TLS := $(if $(filter-out 0 false no,$(UV_SYSTEM_CERTS) $(UV_NATIVE_TLS)),$(if $(SYSTEM_CA),--cert $(SYSTEM_CA)))
 
-.PHONY: runtime install demo test lint typecheck pytest bench clean
+.PHONY: runtime install demo test lint typecheck pytest bench docs-images clean
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -33,8 +33,8 @@ demo: runtime  ## the main job, end to end
 	@echo 'strata is installed in .venv: `source .venv/bin/activate` puts it on PATH (README.md, Quick start)'
 
 lint: install
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src tests bench scripts
+	$(RUN) ruff format --check src tests bench scripts
 
 typecheck: install
 	$(RUN) mypy
@@ -50,6 +50,9 @@ bench: install  ## side by side with Meltano and Metaxy (installed in bench/.ven
 	$(RUN) python bench/features/fixed_costs.py
 	$(RUN) python bench/ingest.py
 	$(RUN) python bench/bridge.py
+
+docs-images: install  ## the README's pictures from a real demo run (needs chromium and graphviz's dot)
+	$(RUN) python scripts/docs_images.py
 
 clean:
 	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache

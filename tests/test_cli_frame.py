@@ -23,6 +23,9 @@ HEAVY = (
     "azure",
     "numpy",
     "rich",
+    "starlette",  # `strata ui` only
+    "uvicorn",
+    "selenium",  # the page tests only
 )
 
 

@@ -11,6 +11,7 @@
 4. The same pipeline runs on the same source into an empty copy of the project (a full rebuild),
    timed: a second table splits both runs into the tap, target-strata after the tap, each build
    and the rest (from the plugins' exit times, the builds' own seconds and target-strata's line).
+5. Last, the one command that opens the project's page in a browser: ``strata -C DIR ui``.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def articles(rows: int, version: int = 0) -> list[dict[str, Any]]:
     return out
 
 
-def _write_source(root: Path, rows: list[dict[str, Any]]) -> None:
+def write_source(root: Path, rows: list[dict[str, Any]]) -> None:
     """Replace the source file; its modification time moves past the last one by 2 s at least.
 
     tap-jsonl's bookmark is the file's modification time, to the second.
@@ -241,7 +242,7 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
         (root / "strata.yml").write_text(_project_text(), encoding="utf-8")
         (root / "demo_features.py").write_text(FEATURES, encoding="utf-8")
         (root / ".gitignore").write_text(".strata/\ndata/\n", encoding="utf-8")
-    _write_source(root, articles(rows))
+    write_source(root, articles(rows))
     project = Project(root)
     say(f"1. project in {root}: {TAP} -> target-strata -> clean -> embedding")
     env = venv.plugin_env(project, project.plugin(TAP))
@@ -259,7 +260,7 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
         + f" in {first_seconds:.1f} s"
     )
 
-    _write_source(root, articles(rows, version=1))
+    write_source(root, articles(rows, version=1))
     say(f"4. changed the source: `body` of {CHANGED_BODIES} articles, `views` of others (no feature reads views)")
     second_started = time.perf_counter()
     [second] = run_blocks(project, blocks, RunOptions())
@@ -296,7 +297,15 @@ def run_demo(directory: Path | None, rows: int, echo: Callable[[str], Any] | Non
         "seconds": round(time.perf_counter() - started, 2),
     }
     say(f"done in {summary['seconds']} s; look around with `strata -C {root} status` or `strata -C {root} runs list`")
+    say(f"see its graph, runs and any sample's lineage in your browser: {open_command(root)}")
     return summary
+
+
+def open_command(root: Path) -> str:
+    """The one command that serves the demo's page: ``strata -C DIR ui``."""
+    import shlex
+
+    return f"strata -C {shlex.quote(str(root))} ui"
 
 
 _TABLE_COLUMNS = ("feature", "field", "samples", "skipped", "recomputed", "cause")

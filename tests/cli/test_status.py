@@ -73,6 +73,8 @@ def test_new_roots_make_samples_to_add(strata: Cli, steps: Steps) -> None:
         "compute and write what `strata status` lists, then check again\n"
     )
     assert "transcript" in checked.out  # the table is printed before the verdict
+    rows = _rows(strata("status", "--json"))
+    assert rows["transcript"]["stale"] == {"text": 100}  # every field of an added sample is to compute
 
 
 def test_changed_data_flows_field_by_field(strata: Cli, steps: Steps) -> None:
@@ -96,6 +98,7 @@ def test_changed_data_flows_field_by_field(strata: Cli, steps: Steps) -> None:
         "changed": 5,
         "removed": 0,
         "fields": {"text": {"video.audio": 5}},
+        "stale": {"text": 5},
         "in_sync": False,
     }
 
@@ -103,6 +106,7 @@ def test_changed_data_flows_field_by_field(strata: Cli, steps: Steps) -> None:
     rows = _rows(strata("status", "--json"))
     assert rows["transcript"]["in_sync"] is True
     assert rows["embedding"]["fields"] == {"vector": {"transcript.text": 5}}
+    assert rows["embedding"]["stale"] == {"vector": 5}
     failed = strata("status", "--assert-in-sync")
     assert failed.code == 1
     assert "not in sync: embedding (5 changed)" in failed.err

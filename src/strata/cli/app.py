@@ -25,6 +25,7 @@ from strata.cli import (
     state_cmds,
     status_cmd,
     test_cmd,
+    ui_cmd,
     why_cmd,
 )
 from strata.cli.context import Context
@@ -103,6 +104,7 @@ for module in (
     status_cmd,
     test_cmd,
     demo_cmd,
+    ui_cmd,
     why_cmd,
 ):
     for command in module.COMMANDS:

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from strata.cli.context import Context, pass_context
-
-if TYPE_CHECKING:
-    from datetime import datetime, timedelta
-
-    from strata.history import Run
 
 json_option = click.option("--json", "json_output", is_flag=True, help="Print JSON (same as the global --json).")
 
@@ -33,6 +26,7 @@ def list_(ctx: Context, state_id: str | None, limit: int, json_output: bool) -> 
     """The latest runs, newest first."""
     from strata.cli.tables import table
     from strata.history import RunHistory
+    from strata.history.shown import duration_text, local_time
 
     ctx.json = ctx.json or json_output
     with RunHistory.open(ctx.project()) as history:
@@ -46,7 +40,14 @@ def list_(ctx: Context, state_id: str | None, limit: int, json_output: bool) -> 
             table(
                 ["run", "state id", "status", "started", "duration", "records"],
                 [
-                    [r.run_id[:ID_SHOWN], r.state_id, r.status, _local(r.started_at), _duration(r), r.total_records]
+                    [
+                        r.run_id[:ID_SHOWN],
+                        r.state_id,
+                        r.status,
+                        local_time(r.started_at),
+                        duration_text(r),
+                        r.total_records,
+                    ]
                     for r in found
                 ],
             )
@@ -66,21 +67,11 @@ def show(ctx: Context, run_id: str, tail: int | None, json_output: bool) -> None
     The log and the error are shown with the current secrets of the run's plugins redacted
     (logs are written redacted; this covers logs written before that).
     """
-    from strata.history import RunHistory
     from strata.history.model import build_summary
-    from strata.ingest.redaction import redactor_for
+    from strata.history.shown import duration_text, local_time, run_with_log
 
     ctx.json = ctx.json or json_output
-    with RunHistory.open(ctx.project()) as history:
-        run = history.get(run_id)
-        path = history.log_file(run)
-    redact = redactor_for(ctx.project(), run.blocks)
-    run.error = None if run.error is None else redact(run.error)
-    log: str | None = None
-    if path is not None and path.is_file():
-        log = redact(path.read_text(encoding="utf-8", errors="replace"))
-        if tail is not None:
-            log = "".join(log.splitlines(keepends=True)[-tail:] if tail else [])
+    run, path, log = run_with_log(ctx.project(), run_id, tail)
     data = run.to_dict() | {"log_file": None if path is None else str(path), "log": log}
 
     def human() -> None:
@@ -91,10 +82,10 @@ def show(ctx: Context, run_id: str, tail: int | None, json_output: bool) -> None
             ("environment", run.environment or "-"),
             ("blocks", " ".join(run.blocks) or "-"),
             ("status", str(run.status)),
-            ("started", _local(run.started_at)),
-            ("ended", _local(run.ended_at) if run.ended_at else "-"),
-            ("duration", _duration(run)),
-            ("heartbeat", _local(run.heartbeat_at)),
+            ("started", local_time(run.started_at)),
+            ("ended", local_time(run.ended_at) if run.ended_at else "-"),
+            ("duration", duration_text(run)),
+            ("heartbeat", local_time(run.heartbeat_at)),
             ("process", f"pid {run.pid} on {run.host}" if run.pid is not None else "-"),
             ("records", f"{run.total_records} ({records})" if records else "0"),
             *(("built", build_summary(b)) for b in run.builds),
@@ -114,27 +105,6 @@ def show(ctx: Context, run_id: str, tail: int | None, json_output: bool) -> None
             click.echo(log, nl=not log.endswith("\n"))
 
     ctx.emit(data, human)
-
-
-def _local(stamp: datetime) -> str:
-    return stamp.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _duration(run: Run) -> str:
-    duration = run.duration
-    if duration is None:
-        return "-"
-    text = _span(duration)
-    return f"{text} so far" if str(run.status) == "running" else text
-
-
-def _span(duration: timedelta) -> str:
-    seconds = duration.total_seconds()
-    if seconds < 60:  # noqa: PLR2004 - a minute
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 COMMANDS = [runs]

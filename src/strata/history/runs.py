@@ -233,6 +233,15 @@ class RunHistory:
         with _database_errors(self.where), self.engine.connect() as connection:
             return {row.sample: (row.inputs, row.error) for row in connection.execute(query)}
 
+    def failures(self, store: str | None = None) -> builtins.list[dict[str, Any]]:
+        """Every sample whose compute failed (in ``store``), newest first: where, which, why and since when."""
+        t = build_errors
+        query = sa.select(t).order_by(t.c.failed_at.desc(), t.c.feature, t.c.sample)
+        if store is not None:
+            query = query.where(t.c.store == store)
+        with _database_errors(self.where), self.engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(query)]  # noqa: SLF001 - SQLAlchemy's public row API
+
     def record_build_errors(
         self, store: str, feature: str, samples: dict[str, str], error: str, run_id: str | None = None
     ) -> None:

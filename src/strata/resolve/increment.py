@@ -54,6 +54,17 @@ class Increment:
         parts = {"added": self.added, "changed": self.changed, "removed": self.removed}
         return {name: int(part.select(nw.len()).collect().item()) for name, part in parts.items()}
 
+    def stale_fields(self) -> dict[str, int]:
+        """Per field: the samples it must be computed for, every added one and each changed one it is stale in."""
+        eager = self.collect()
+        added = len(eager.added)
+        changed = eager.changed
+        return {
+            column.removeprefix(CAUSE): added + len(changed) - int(changed[column].null_count())
+            for column in changed.columns
+            if column.startswith(CAUSE)
+        }
+
     def changed_fields(self) -> dict[str, dict[str, int]]:
         """Per field: how many samples changed, by cause (``code``, ``data`` or an upstream field)."""
         eager = self.collect()

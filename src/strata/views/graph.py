@@ -309,7 +309,8 @@ def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, A
 
     Root features need their candidate samples to resolve, so they show their sample count only.
     ``fields`` maps each stale field to its causes (``code``, or the upstream fields whose data
-    changed) and how many samples each cause touches.
+    changed) and how many samples each cause touches; ``stale`` maps every field to the samples
+    it must be computed for (added ones, and changed ones whose cause names it).
     """
     rows = []
     for key in keys:
@@ -325,6 +326,7 @@ def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, A
                 "samples": len(ids),
                 **counts,
                 "fields": increment.changed_fields(),
+                "stale": increment.stale_fields(),
                 "in_sync": not any(counts.values()),
             }
         )

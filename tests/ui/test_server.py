@@ -1,0 +1,258 @@
+"""`strata ui` as a server: GET only, loopback, escaping, no secret shown, and bad input as one line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import polars as pl
+import pytest
+
+from strata.features.project import load_graph, make_store
+from strata.features.versions import sample_hash
+from strata.history import RunHistory
+from strata.project.project import Project
+from tests.helpers import Cli, run_strata, wait_for, write_project
+from tests.ui.conftest import Server, start_ui
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+SCRIPT = "<script>document.title='pwned'</script>"
+IMAGE = "<img src=x onerror=\"document.title='pwned'\">"
+PASSWORD = "s3cr3t-Passw0rd"
+PG_PASSWORD = "pg-Secr3t-pw"
+
+FEATURES = f"""
+import polars as pl
+import strata as st
+
+
+class Docs(st.Feature, spec=st.FeatureSpec("docs", id_columns=["doc"], fields=["body"],
+                                           description={SCRIPT!r})):
+    pass
+
+
+class Parsed(st.Feature, spec=st.FeatureSpec("parsed", id_columns=["doc"], deps=[Docs], description={IMAGE!r},
+        fields=[st.FieldSpec("words", deps=[st.FieldDep(Docs, ["body"])])])):
+    batch_size = 1
+
+    def compute(self, inputs):
+        docs = inputs[Docs]
+        if any("<" in d for d in docs["doc"].to_list()):
+            raise ValueError("cannot parse " + {SCRIPT!r})
+        return docs.select("doc", pl.col("body").str.len_chars().alias("words"))
+"""
+
+PROJECT = f"""\
+version: 1
+features: {{entrypoints: [feats], store: local}}
+plugins:
+  extractors:
+    - name: tap-leaky
+      executable: tap-leaky
+      settings: [{{name: password, kind: password}}]
+      config: {{password: {PASSWORD}}}
+stores:
+  local: {{type: duckdb, path: .strata/metadata.duckdb}}
+  pg: {{type: postgres, uri: "postgresql://admin:{PG_PASSWORD}@127.0.0.1:9/features"}}
+"""
+
+DOCS = ["a", "b", SCRIPT, IMAGE]
+
+
+def _get(url: str, method: str = "GET", host: str | None = None) -> tuple[int, str, dict[str, str]]:
+    request = urllib.request.Request(url, method=method, headers={"Host": host} if host else {})  # noqa: S310 - a local test server
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            return answer.status, answer.read().decode(), dict(answer.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(), dict(exc.headers)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose feature descriptions, sample ids, errors, streams and log lines are markup, with secrets."""
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "feats.py").write_text(textwrap.dedent(FEATURES))
+    write_project(root, PROJECT)
+    body = [f"text of {d}" for d in DOCS]
+    frame = pl.DataFrame({"doc": DOCS, "body": body, "strata_dv__body": [sample_hash("md5", [b]) for b in body]})
+    project = Project(root)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write_changed("docs", frame)
+    built = run_strata("build", cwd=root)
+    assert built.code == 1, built.err  # the two samples with markup in their ids fail, and are recorded
+    log = root / ".strata" / "logs" / "leaky.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"tap-leaky | connecting with {PASSWORD}\ntap-leaky | {SCRIPT}\n")
+    with RunHistory.open(project) as history:
+        run = history.start("dev:tap-leaky-to-target-strata", "dev", ["tap-leaky", "target-strata"], log)
+        run.set_records({SCRIPT: 3})
+        run.finish("failed", f"tap-leaky failed: password {PASSWORD} refused {SCRIPT}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def hostile_ui(hostile: Path) -> Iterator[Server]:
+    server = start_ui(hostile)
+    yield server
+    server.stop()
+
+
+PAGES = ["", "feature?key=parsed", "feature?key=docs", "runs", "errors", "state", "api/live"]
+
+
+def _run_id(root: Path) -> str:
+    with RunHistory.open(Project(root)) as history:
+        return history.list(limit=1)[0].run_id
+
+
+def test_every_value_is_escaped_and_no_secret_is_shown(hostile: Path, hostile_ui: Server) -> None:
+    pages = [*PAGES, f"run?id={_run_id(hostile)}", f"feature?key={SCRIPT}", f"sample?feature=parsed&id={SCRIPT}"]
+    for page in pages:
+        status, text, headers = _get(hostile_ui.url + quote(page, safe="?=&"))
+        assert status in (200, 404), (page, status, text)
+        assert "<script>document" not in text, page  # escaped wherever it shows
+        assert "<img src=x" not in text, page
+        assert PASSWORD not in text, page
+        assert PG_PASSWORD not in text, page
+        assert "script-src 'self'" in headers["content-security-policy"]
+    _, errors, _ = _get(hostile_ui.url + "errors")
+    assert errors.count("cannot parse &lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;") == 2
+    _, run, _ = _get(hostile_ui.url + f"run?id={_run_id(hostile)}")
+    assert "tap-leaky | connecting with (redacted)" in run  # the run's plugin secrets, as `strata runs show`
+    assert "password (redacted) refused" in run
+
+
+def test_hostile_text_runs_no_script_in_the_browser(
+    hostile: Path, hostile_ui: Server, browser: WebDriver, tmp_path: Path
+) -> None:
+    for page in ["", "feature?key=parsed", "errors", "runs", f"run?id={_run_id(hostile)}"]:
+        browser.get(hostile_ui.url + page)
+        wait_for(lambda: browser.find_elements("id", "main"), page)
+        assert browser.title != "pwned", page
+        assert "pwned" not in str(browser.execute_script("return document.title"))
+    browser.get(hostile_ui.url + "errors")
+    wait_for(lambda: browser.find_elements("css selector", "table.failures"), "the build errors")
+    rows = browser.find_elements("css selector", "table.failures tbody tr")
+    assert sorted(r.find_elements("css selector", "td")[2].text for r in rows) == sorted([SCRIPT, IMAGE])
+    assert all("cannot parse <script>" in r.text for r in rows)  # shown as text, with since when and which run
+    browser.save_screenshot(str(tmp_path / "errors.png"))
+
+
+def test_the_page_changes_nothing_it_answers_get_only(hostile: Path, hostile_ui: Server) -> None:
+    for page in [*PAGES, "sample?feature=parsed&id=a"]:
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            assert _get(hostile_ui.url + page, method)[0] == 405, (page, method)
+    assert _get(hostile_ui.url + "static/ui.js")[0] == 200
+    assert _get(hostile_ui.url + "static/..%2Fapp.py")[0] == 404
+
+
+def test_on_loopback_it_answers_only_loopback_host_names(hostile_ui: Server) -> None:
+    assert hostile_ui.url.startswith("http://127.0.0.1:")
+    assert _get(hostile_ui.url, host="localhost")[0] == 200
+    assert _get(hostile_ui.url, host="attacker.example")[0] == 400  # a rebound DNS name reads nothing
+
+
+def test_a_store_that_cannot_be_opened_is_a_message_on_the_page(hostile: Path) -> None:
+    server = start_ui(hostile, "--store", "pg")
+    try:
+        status, text, _ = _get(server.url)
+    finally:
+        server.stop()
+    assert status == 200
+    assert "PostgreSQL store `pg`: the connection failed while connecting: connection failed" in text
+    assert PG_PASSWORD not in text
+    assert 'data-feature="parsed"' in text  # the graph is drawn, without staleness
+
+
+def test_a_port_in_use_is_one_line(hostile: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_strata("ui", "--port", str(port), cwd=hostile, timeout=60)
+    assert done.code == 1
+    assert done.err == (
+        f"strata: error: port {port} on 127.0.0.1 is in use; "
+        "stop what listens there, or choose another with --port (0 picks a free one)\n"
+    )
+
+
+def test_an_unknown_store_is_one_line(strata: Cli, hostile: Path) -> None:
+    done = strata("-C", str(hostile), "ui", "--store", "nope")
+    assert done.code == 2
+    assert done.err == "strata: error: no store named `nope`; stores in strata.yml: local, pg\n"
+
+
+def test_another_host_warns_in_one_line(hostile: Path) -> None:
+    server = start_ui(hostile, "--host", "0.0.0.0")  # noqa: S104 - what the warning is about
+    try:
+        assert server.url.startswith("http://0.0.0.0:")
+        port = server.url.rsplit(":", 1)[1].strip("/")
+        assert _get(f"http://127.0.0.1:{port}/", host="my-machine.local")[0] == 200  # any Host header then
+    finally:
+        code, err = server.stop()
+    assert err.splitlines()[0] == (
+        "strata: warning: serving on 0.0.0.0: anyone who can reach this machine can read the page "
+        "(there is no login); leave out --host to serve on 127.0.0.1 only"
+    )
+    assert code == 0
+
+
+def test_without_host_it_serves_loopback_and_stops_cleanly(hostile: Path) -> None:
+    server = start_ui(hostile)
+    assert server.url.startswith("http://127.0.0.1:")
+    code, err = server.stop()
+    assert (code, err) == (0, "")
+
+
+def test_while_a_build_holds_the_store_the_page_says_so_and_keeps_its_last_reading(
+    hostile: Path, hostile_ui: Server
+) -> None:
+    from strata.build.lock import build_lock
+    from strata.features.project import store_config
+
+    _, before, _ = _get(hostile_ui.url)
+    assert "2 stale" in before  # parsed.words: the two samples whose compute failed are still to compute
+    with build_lock(store_config(Project(hostile))):
+        _, live, _ = _get(hostile_ui.url + "api/live")
+        assert f"build running (pid {os.getpid()})" in live
+        _, during, _ = _get(hostile_ui.url)
+    assert f"a build is running on store `local` (pid {os.getpid()}): staleness as read at" in during
+    assert "2 stale" in during  # what it read last, without opening the store the build writes
+    _, after, _ = _get(hostile_ui.url + "api/live")
+    assert "build running" not in after
+
+
+def test_the_page_of_a_new_project_creates_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    (root / "feats.py").parent.mkdir()
+    (root / "feats.py").write_text(textwrap.dedent(FEATURES))
+    write_project(root, "version: 1\nfeatures: {entrypoints: [feats]}\n")
+    before = _files(root)
+    server = start_ui(root)
+    try:
+        pages = {page: _get(server.url + page) for page in ["", "runs", "errors", "state", "api/live", "run?id=abc"]}
+    finally:
+        server.stop()
+    assert {page: answer[0] for page, answer in pages.items()} == dict.fromkeys(pages, 200) | {"run?id=abc": 404}
+    assert "no run with id `abc`; this project has no run history yet" in pages["run?id=abc"][1]
+    assert "no runs yet" in pages["runs"][1]
+    assert "0 samples" in pages[""][1]
+    assert _files(root) == before  # no system database, no store file, no state directory
+
+
+def _files(root: Path) -> list[Path]:
+    """What a project holds, less caches (Python's bytecode, the parsed project file every command keeps)."""
+    caches = ("__pycache__", "cache")
+    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and not set(caches) & set(p.parts))
