@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 
 import strata as st
+from strata.resolve.plan import FeaturePlan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from strata_run import build_graph, peak_rss_mb
@@ -130,7 +131,8 @@ def side(name: str, path: Path, n: int, repeat: int) -> dict[str, Any]:
     runs: list[float] = []
     counts: Any = None
     if name == "sql":
-        code = {"vector": graph.spec(st.FeatureKey("embedding")).fields[0].code_version}
+        vector = FeaturePlan.build(graph, st.FeatureKey("embedding")).fields[0]
+        code = {"vector": vector.stored_code_version}  # as the store writes it: with the field's input list
         con = duckdb.connect(str(path), read_only=True)
         for _ in range(repeat):
             start = time.perf_counter()

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import polars as pl
 
+from strata.features.graph import FieldInput
+from strata.features.keys import FeatureKey, FieldKey
 from strata.features.project import load_graph, make_store
 from strata.project.project import Project
+from strata.resolve.plan import stored_code_version
 from tests.cli.conftest import MakeProject
 from tests.cli.test_graph_snapshots import write_definitions
 from tests.helpers import Cli
@@ -35,6 +38,8 @@ Y = 'st.FieldSpec("y", deps=[st.FieldDep(Raw, ["x"])])'
 W = 'st.FieldSpec("w", deps=[st.FieldDep(Raw, ["x"])])'
 V1 = GRAPH.format(double_fields=Y, double_columns="", quad_reads='"y"')
 V2 = GRAPH.format(double_fields=f"{Y}, {W}", double_columns=', (pl.col("x") + 1).alias("w")', quad_reads='"y", "w"')
+X = FieldInput(FeatureKey("raw"), FieldKey("x"))
+"""What ``double.w`` reads."""
 STORES = """
   store: prod
 stores:
@@ -65,7 +70,8 @@ def test_a_build_computes_a_field_added_to_a_feature_with_stored_rows(strata: Cl
     assert strata("build").code == 0
     assert strata("graph", "push").code == 0
     write_definitions(root, V2)
-    assert stale(root) == {"double": {1: {"w": "code"}, 2: {"w": "code"}}, "quad": {}}
+    code = {1: {"z": "code"}, 2: {"z": "code"}}  # quad.z reads one more input: another definition
+    assert stale(root) == {"double": {1: {"w": "code"}, 2: {"w": "code"}}, "quad": code}
     diff = strata("graph", "diff")
     assert diff.code == 0, diff.err
     assert "    + w  code_version 1, version " in diff.out
@@ -82,10 +88,10 @@ def test_a_build_computes_a_field_added_to_a_feature_with_stored_rows(strata: Cl
     with make_store(project, graph=load_graph(project), read_only=True) as store:
         double = store.read("double").to_native().sort("sample_uid")
         assert double["w"].to_list() == [11, 21]
-        assert double["strata_cv__w"].to_list() == ["1", "1"]
+        assert double["strata_cv__w"].to_list() == [stored_code_version("1", (X,))] * 2
         assert store.read("quad").to_native()["strata_in__double__w"].null_count() == 0
     write_definitions(root, V1)  # the field removed again: its stored columns stay, unread
-    assert stale(root) == {"double": {}, "quad": {}}
+    assert stale(root) == {"double": {}, "quad": code}  # quad.z reads one input fewer
     rebuilt = strata("build")
     assert rebuilt.code == 0, rebuilt.err
     assert strata("status", "--assert-in-sync").code == 0

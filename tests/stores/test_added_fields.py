@@ -3,7 +3,8 @@
 The stored table has no ``strata_cv__`` / ``strata_dv__`` column of a new field, and a downstream
 feature's table no ``strata_in__`` column of it: a column a table lacks reads as null, so every
 stored sample is stale in the new field (its provenance is missing) and in the downstream fields
-that read it. A removed field's stored columns stay and are ignored.
+that read it (by ``code`` too: a field that reads one more input, or one fewer, has another
+definition). A removed field's stored columns stay and are ignored.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from pathlib import Path
 import polars as pl
 
 import strata as st
+from strata.features.graph import FieldInput
+from strata.features.keys import FieldKey
+from strata.resolve.plan import stored_code_version
 from tests.stores.conftest import StoreFactory
 from tests.stores.graphs import frames, summary, video
 from tests.stores.test_conformance import causes, graph_of, roots, rows, sync
 
 N = 4
+WORDS_INPUTS = (FieldInput(st.FeatureKey("video"), FieldKey("audio")),)
+"""What ``transcript.words`` reads."""
 
 
 def graph_with_words(*, vector_reads_words: bool = True) -> st.FeatureGraph:
@@ -77,13 +83,13 @@ def test_an_added_field_makes_exactly_its_samples_changed_then_a_build_brings_al
         store.write("transcript", rows(transcript))
         embedding = store.resolve_update("embedding")
         assert embedding.counts() == {"added": 0, "changed": N, "removed": 0}
-        assert causes(embedding, "vector") == dict.fromkeys(range(N), "transcript.words")
+        assert causes(embedding, "vector") == dict.fromkeys(range(N), "code,transcript.words")  # it reads one more
         store.write("embedding", rows(embedding))
         assert in_sync(store)
         forget_sync(store)
         assert in_sync(store)
         stored = store.read("transcript").to_native()
-        assert stored["strata_cv__words"].to_list() == ["1"] * N
+        assert stored["strata_cv__words"].to_list() == [stored_code_version("1", WORDS_INPUTS)] * N
 
 
 def test_a_downstream_feature_whose_table_lacks_an_input_column_is_stale_in_the_reading_field(
@@ -95,7 +101,7 @@ def test_a_downstream_feature_whose_table_lacks_an_input_column_is_stale_in_the_
         store.graph = graph_with_words()
         assert store.resolve_update("transcript").is_empty
         embedding = store.resolve_update("embedding")
-        assert causes(embedding, "vector") == dict.fromkeys(range(N), "transcript.words")
+        assert causes(embedding, "vector") == dict.fromkeys(range(N), "code,transcript.words")
         store.write("embedding", rows(embedding))
         assert in_sync(store)
 
@@ -103,16 +109,18 @@ def test_a_downstream_feature_whose_table_lacks_an_input_column_is_stale_in_the_
 def test_a_downstream_resolved_before_its_upstream_computed_the_new_field_is_stale_on_the_sync_path(
     store_factory: StoreFactory,
 ) -> None:
-    """``embedding`` resolved first reads the missing ``transcript.words`` as null and is in sync with it.
+    """``embedding`` resolved first reads the missing ``transcript.words`` as null: stale by code only (it reads one more).
 
-    Once ``transcript`` computes it, the sync record (not a full comparison) finds every sample stale.
+    Computed so, then once ``transcript`` computes it, the sync record (not a full comparison) finds every sample stale.
     """
     with store_factory(graph=graph_of()) as store:
         sync(store, roots(N))
         store.graph = graph_with_words()
         first = store.resolve_update("embedding")
-        assert first.is_empty
+        assert causes(first, "vector") == dict.fromkeys(range(N), "code")
         assert first.meta["mode"] == "full"
+        store.write("embedding", rows(first))
+        assert store.resolve_update("embedding").is_empty
         store.write("transcript", rows(store.resolve_update("transcript")))
         embedding = store.resolve_update("embedding")
         assert embedding.meta["mode"] == "since last sync"
@@ -129,6 +137,10 @@ def test_a_removed_field_leaves_its_columns_stored_and_ignored(store_factory: St
     with store_factory(graph=graph_with_words()) as store:
         sync(store, roots(N))
         store.graph = graph_of()
+        assert store.resolve_update("transcript").is_empty  # its other fields read what they read
+        embedding = store.resolve_update("embedding")
+        assert causes(embedding, "vector") == dict.fromkeys(range(N), "code")  # it reads one input fewer
+        store.write("embedding", rows(embedding))
         assert in_sync(store)  # no field reads the stored words columns any more
         forget_sync(store)
         assert in_sync(store)
@@ -184,7 +196,7 @@ def test_an_expansion_with_an_added_field_is_stale_per_parent_and_its_aggregatio
         store.write("summary", store.resolve_update("summary").added)
         store.graph = expansion_graph(st.FieldSpec("pixels", "2"), st.FieldSpec("depth", "1"))
         # frames has no depth yet: the aggregation of its nulls is a version of its own, not null
-        assert causes(store.resolve_update("summary"), "mean") == dict.fromkeys(range(2), "frames.depth")
+        assert causes(store.resolve_update("summary"), "mean") == dict.fromkeys(range(2), "code,frames.depth")
         assert store.reconcile("frames", fields=["pixels"]).samples == 4  # each child, and the "no children" row
         stale = store.resolve_update("frames")
         assert causes(stale, "depth") == {0: "code", 1: "code", 2: "code"}
@@ -194,4 +206,6 @@ def test_an_expansion_with_an_added_field_is_stale_per_parent_and_its_aggregatio
         )
         store.write("frames", rewritten)
         assert store.resolve_update("frames").is_empty
-        assert causes(store.resolve_update("summary"), "mean") == dict.fromkeys(range(2), "frames.depth,frames.pixels")
+        assert causes(store.resolve_update("summary"), "mean") == dict.fromkeys(
+            range(2), "code,frames.depth,frames.pixels"
+        )

@@ -22,6 +22,7 @@ import polars as pl
 import pytest
 
 import strata as st
+from strata.resolve.plan import stored_code_version
 from strata.resolve.sql import ident
 from tests.helpers import Cli
 from tests.stores.graphs import frames, summary, transcript, video
@@ -202,7 +203,8 @@ def test_backslashes_in_names_values_and_code_versions_are_kept_intact(tmp_path:
         added = store.resolve_update("transcript").added.to_native()
         assert sorted(added["id\\"].to_list()) == sorted(rows["id\\"].to_list())
         store.write("transcript", added)
-        assert store.read("transcript")["strata_cv__text"].to_list() == ["v\\1", "v\\1"]
+        stored = stored_code_version("v\\1", tuple(graph.field_inputs("transcript", "text")))
+        assert store.read("transcript")["strata_cv__text"].to_list() == [stored, stored]
         assert store.resolve_update("transcript").is_empty
 
 

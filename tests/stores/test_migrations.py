@@ -10,6 +10,7 @@ from strata.features.diff import diff_graphs
 from strata.features.migrations import Loaded, Migration, Operation, Progress, apply, operations
 from tests.stores.conftest import StoreFactory
 from tests.stores.test_conformance import causes, graph_of, roots, sync
+from tests.stores.test_reconcile import built_orders, orders, orders_graph, stale, users
 
 IN_MEMORY = ("memory", "duckdb-memory")
 
@@ -202,3 +203,38 @@ def test_a_field_recomputed_by_one_migration_of_an_apply_is_reconciled_by_none(
         reconcile = next(s for s in applied.steps if s.operation.op == "reconcile")
         assert (reconcile.superseded, reconcile.samples) == (("text",), 0)
         assert causes(store.resolve_update("transcript"), "text") == {0: "code", 1: "code", 2: "code"}
+
+
+def test_generated_reconcile_of_one_field_applies_beside_a_recomputed_sibling(store_factory: StoreFactory) -> None:
+    """Finding 4 of the trial: `--reconcile priced.region`, `net` recomputed, both reading `orders.country`."""
+    with store_factory(graph=orders_graph()) as store:
+        built_orders(store, 4)
+        store.push_graph()
+        store.write_changed("orders", orders(4, {0: "US"}))  # re-ingested after the build
+        new = orders_graph(net_cv="2", region_cv="2")
+        loaded = migration_of(store, new, reconcile=["priced.region"])
+        assert [(o.op, o.fields) for o in loaded.chain[0].operations] == [
+            ("reconcile", ["region"]),
+            ("recompute", ["net"]),
+        ]
+        store.graph = new
+        assert [s.samples for s in apply(store, loaded).steps] == [4, None]
+        assert stale(store, "priced", 0) == {
+            0: {"net": "code,orders.amount,orders.country", "region": "orders.country"},
+            **{i: {"net": "code"} for i in (1, 2, 3)},
+        }
+
+
+def test_an_apply_keeps_data_reingested_since_the_build_stale(store_factory: StoreFactory) -> None:
+    """Finding 2 of the trial, through a generated migration: `--reconcile priced` hid new amounts."""
+    with store_factory(graph=orders_graph()) as store:
+        before = built_orders(store, 5)
+        store.push_graph()
+        store.write_changed("orders", orders(5, {1: "999", 2: "999", 3: "999"}))
+        new = orders_graph(net_cv="2", region_cv="2")
+        loaded = migration_of(store, new, reconcile=["priced"])
+        store.graph = new
+        assert [s.samples for s in apply(store, loaded).steps] == [5]
+        changed = {"net": "orders.amount,orders.country", "region": "orders.country"}
+        assert stale(store, "priced", 0) == dict.fromkeys((1, 2, 3), changed)
+        assert users(store, "priced").equals(before)

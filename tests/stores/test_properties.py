@@ -70,41 +70,56 @@ def inputs_of(defs: list[FeatureDef], d: FeatureDef, fname: str) -> list[tuple[s
     return sorted(set(explicit), key=lambda item: f"{item[0]}.{item[1]}")
 
 
+Row = tuple[dict[str, tuple[Any, str]], dict[str, str | None]]
+"""A stored sample: per field (code version as stored, data version), and its feature's input columns."""
+
+
+def stored_code(defs: list[FeatureDef], d: FeatureDef, fname: str) -> Any:
+    """What the store keeps as the code version of ``fname``: a non-root field's comes with its input list."""
+    if not d.deps:
+        return d.code[fname]
+    return (d.code[fname], tuple(f"{u}.{g}" for u, g in inputs_of(defs, d, fname)))
+
+
 class Oracle:
-    """What a correct store holds: per feature, per sample, per field (cv, inputs, dv)."""
+    """What a correct store holds: per feature, per sample, its fields (cv, dv) and input columns."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, dict[int, dict[str, tuple[str, tuple[str | None, ...], str]]]] = {}
+        self.rows: dict[str, dict[int, Row]] = {}
 
     def expected(
         self, defs: list[FeatureDef], d: FeatureDef, roots: dict[str, dict[int, dict[str, str]]]
-    ) -> dict[int, dict[str, Any]]:
+    ) -> dict[int, Row]:
         if not d.deps:
-            return {s: {f: (d.code[f], (), dv[f]) for f in d.fields} for s, dv in roots.get(d.name, {}).items()}
+            return {s: ({f: (d.code[f], dv[f]) for f in d.fields}, {}) for s, dv in roots.get(d.name, {}).items()}
         samples = set.intersection(*(set(self.rows.get(u, {})) for u in d.deps))
-        out: dict[int, dict[str, Any]] = {}
+        out: dict[int, Row] = {}
         for s in samples:
-            out[s] = {}
+            fields: dict[str, tuple[Any, str]] = {}
+            inputs: dict[str, str | None] = {}
             for fname in d.fields:
-                ins = tuple(self.rows[u][s][g][2] for u, g in inputs_of(defs, d, fname))
                 parts: list[str | None] = [fname, d.code[fname]]
-                for (u, g), value in zip(inputs_of(defs, d, fname), ins, strict=True):
-                    parts += [f"{u}.{g}", value]
-                out[s][fname] = (d.code[fname], ins, sample_hash("md5", parts))
+                for u, g in inputs_of(defs, d, fname):
+                    inputs[f"{u}.{g}"] = self.rows[u][s][0][g][1]
+                    parts += [f"{u}.{g}", inputs[f"{u}.{g}"]]
+                fields[fname] = (stored_code(defs, d, fname), sample_hash("md5", parts))
+            out[s] = (fields, inputs)
         return out
 
     def diff(
-        self, defs: list[FeatureDef], d: FeatureDef, expected: dict[int, dict[str, Any]]
+        self, defs: list[FeatureDef], d: FeatureDef, expected: dict[int, Row]
     ) -> tuple[set[int], dict[int, dict[str, str | None]], set[int]]:
+        """Input columns are the feature's, shared by its fields: one no field read before is null."""
         stored = self.rows.get(d.name, {})
         added = set(expected) - set(stored)
         removed = set(stored) - set(expected)
         changed: dict[int, dict[str, str | None]] = {}
         for s in set(expected) & set(stored):
+            (new_fields, new_inputs), (old_fields, old_inputs) = expected[s], stored[s]
             per_field = {}
             for fname in d.fields:
-                cv, ins, dv = expected[s][fname]
-                old_cv, old_ins, old_dv = stored[s][fname]
+                cv, dv = new_fields[fname]
+                old_cv, old_dv = old_fields.get(fname, (None, None))
                 causes = []
                 if old_cv != cv:
                     causes.append("code")
@@ -113,7 +128,7 @@ class Oracle:
                         causes.append("data")
                 else:
                     names = [f"{u}.{g}" for u, g in inputs_of(defs, d, fname)]
-                    causes += [n for n, a, b in zip(names, old_ins, ins, strict=True) if a != b]
+                    causes += [n for n in names if old_inputs.get(n) != new_inputs[n]]
                 per_field[fname] = ",".join(causes) or None
             if any(per_field.values()):
                 changed[s] = per_field
@@ -140,6 +155,10 @@ changes = hs.fixed_dictionaries(
         "drop": hs.lists(hs.integers(0, 5), max_size=2),
         "grow": hs.integers(0, 2),
         "bumps": hs.lists(hs.tuples(hs.integers(0, 3), hs.integers(0, 2)), max_size=2),
+        "rewires": hs.lists(
+            hs.tuples(hs.integers(0, 3), hs.integers(0, 2), hs.lists(hs.integers(0, 8), min_size=1, max_size=3)),
+            max_size=2,
+        ),
     }
 )
 
@@ -193,16 +212,23 @@ def resolve_and_write(
 def second_round(
     defs: list[FeatureDef], change: dict[str, Any]
 ) -> tuple[dict[str, dict[int, dict[str, str]]], list[FeatureDef]]:
-    """Edited, dropped and new root samples, and code bumps."""
+    """Edited, dropped and new root samples, code bumps, and fields that read other inputs (rewires)."""
     edited = root_values(defs, change["n"] + change["grow"], change["edits"], 1)
     for values in edited.values():
         for s in change["drop"]:
             values.pop(s, None)
-    bumped = [FeatureDef(d.name, d.deps, d.fields, dict(d.code)) for d in defs]
+    bumped = [FeatureDef(d.name, d.deps, dict(d.fields), dict(d.code)) for d in defs]
     for i, j in change["bumps"]:
         if i < len(bumped):
             names = list(bumped[i].fields)
             bumped[i].code[names[j % len(names)]] = "2"
+    for i, j, picks in change["rewires"]:
+        if i < len(bumped) and bumped[i].deps:
+            d = bumped[i]
+            available = [(u, g) for u in d.deps for g in next(x for x in bumped if x.name == u).fields]
+            d.fields[list(d.fields)[j % len(d.fields)]] = list(
+                dict.fromkeys(available[k % len(available)] for k in picks)
+            )
     return edited, bumped
 
 
@@ -240,7 +266,7 @@ def test_every_store_matches_the_oracle_and_each_other(
                     inc = resolve_and_write(store, d, roots, lazy=store is lazy)
                     added, causes, removed, dvs = frame_to(inc, list(d.fields))
                     assert (added, causes, removed) == (want_added, want_changed, want_removed), (store.kind, d.name)
-                    assert dvs == {s: {f: expected[s][f][2] for f in d.fields} for s in dvs}, (store.kind, d.name)
+                    assert dvs == {s: {f: expected[s][0][f][1] for f in d.fields} for s in dvs}, (store.kind, d.name)
                     seen_dvs.append(dvs)
                 assert all(dvs == seen_dvs[0] for dvs in seen_dvs)  # byte-identical data versions in every store
                 rows = oracle.rows.setdefault(d.name, {})

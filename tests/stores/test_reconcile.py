@@ -15,6 +15,7 @@ import pytest
 
 import strata as st
 from strata.errors import UsageError, WriteError
+from strata.resolve.plan import shown_code_version, stored_code_version
 from tests.stores.conftest import StoreFactory
 from tests.stores.graphs import embedding, frames, loader_graph, summary, video
 from tests.stores.test_conformance import graph_of, roots
@@ -43,6 +44,13 @@ def stale(store: st.MetadataStore, key: str, n: int = 5) -> dict[int, dict[str, 
             k.removeprefix("strata_cause__"): v for k, v in row.items() if k.startswith("strata_cause__") and v
         }
     return out
+
+
+def stored(store: st.MetadataStore, key: str, field: str, code_version: str) -> str:
+    """What ``strata_cv__<field>`` holds for a field of a non-root feature: its code version with its input list."""
+    value = stored_code_version(code_version, tuple(store.graph.field_inputs(key, field)))
+    assert shown_code_version(value) == code_version
+    return value
 
 
 def users(store: st.MetadataStore, key: str) -> pl.DataFrame:
@@ -75,7 +83,7 @@ def test_a_refactored_field_is_reconciled_root_first_and_everything_is_in_sync(s
             assert len(every) == 10  # the old rows went to history
             old = graph_of().feature_version(key)
             assert every.filter(pl.col("strata_feature_version") == old)["note"].sort().equals(before[key]["note"])
-        assert store.read("transcript")["strata_cv__text"].to_list() == ["2"] * 5
+        assert store.read("transcript")["strata_cv__text"].to_list() == [stored(store, "transcript", "text", "2")] * 5
         assert store.reconcile("transcript").samples == 0  # nothing left to reconcile
 
 
@@ -118,19 +126,32 @@ def test_a_read_only_store_refuses_and_a_wrong_field_is_one_line(
 
 
 def test_a_shared_input_is_not_rewritten_for_one_field_only(store_factory: StoreFactory) -> None:
-    """Fields reading one input with new data: reconciling one alone would hide the other's staleness."""
-    with store_factory(graph=pair_graph()) as store:
+    """Fields reading one reconciled input: reconciling one alone would hide the other's staleness."""
+    with store_factory(graph=mid_graph()) as store:
         store.write("base", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["a", "b"]}))
-        inc = store.resolve_update("pair")
-        store.write("pair", inc.added)
-        store.graph = pair_graph(x_cv="2")
-        store.reconcile("base")  # the root keeps its data versions: nothing downstream moves
-        assert stale(store, "pair", 0) == {}
-        store.write("base", pl.DataFrame({"sample_uid": [1], "strata_dv__x": ["new"]}))
-        with pytest.raises(UsageError, match=r"fields `one` and `two` of `pair` both read `base.x`"):
+        for key in ("mid", "pair"):
+            store.write(key, store.resolve_update(key).added)
+        store.graph = mid_graph(m_cv="2")
+        assert store.reconcile("mid").samples == 2  # m's data versions hash its new code version
+        assert stale(store, "pair", 0) == {i: {"one": "mid.m", "two": "mid.m"} for i in (1, 2)}
+        with pytest.raises(UsageError, match=r"fields `one` and `two` of `pair` both read `mid.m`"):
             store.reconcile("pair", fields=["one"])
-        assert store.reconcile("pair") == st.Reconciled(st.FeatureKey("pair"), 1, ("one", "two"))
+        assert store.reconcile("pair") == st.Reconciled(st.FeatureKey("pair"), 2, ("one", "two"))
         assert stale(store, "pair", 0) == {}
+
+
+def test_a_root_input_is_never_rewritten_so_a_field_left_out_keeps_its_staleness(
+    store_factory: StoreFactory,
+) -> None:
+    """New data upstream is no refactor: reconcile absorbs code changes, a root's new data stays stale."""
+    with store_factory(graph=mid_graph()) as store:
+        store.write("base", pl.DataFrame({"sample_uid": [1, 2], "strata_dv__x": ["a", "b"]}))
+        for key in ("mid", "pair"):
+            store.write(key, store.resolve_update(key).added)
+        store.graph = mid_graph(m_cv="2")
+        store.write("base", pl.DataFrame({"sample_uid": [1], "strata_dv__x": ["new"]}))
+        assert store.reconcile("mid") == st.Reconciled(st.FeatureKey("mid"), 2, ("m",))
+        assert stale(store, "mid", 0) == {1: {"m": "base.x"}}  # its code change absorbed, its new data not
 
 
 def pair_graph(x_cv: str = "1") -> st.FeatureGraph:
@@ -138,6 +159,16 @@ def pair_graph(x_cv: str = "1") -> st.FeatureGraph:
     with graph.use():
         graph.add_spec(st.FeatureSpec("base", fields=[st.FieldSpec("x", x_cv)]))
         graph.add_spec(st.FeatureSpec("pair", deps=["base"], fields=["one", "two"]))
+    return graph
+
+
+def mid_graph(m_cv: str = "1") -> st.FeatureGraph:
+    """base(x) -> mid(m <- x) -> pair(one, two <- m)."""
+    graph = st.FeatureGraph()
+    with graph.use():
+        graph.add_spec(st.FeatureSpec("base", fields=["x"]))
+        graph.add_spec(st.FeatureSpec("mid", deps=["base"], fields=[st.FieldSpec("m", m_cv)]))
+        graph.add_spec(st.FeatureSpec("pair", deps=["mid"], fields=["one", "two"]))
     return graph
 
 
@@ -169,7 +200,7 @@ def test_a_hostile_key_and_column_survive(store_factory: StoreFactory) -> None:
         assert store.resolve_update(HOSTILE_KEY).is_empty
         live: dict[str, Any] = store.read(HOSTILE_KEY).to_native().sort(HOSTILE_ID).to_dict(as_series=False)
         assert live[HOSTILE_COLUMN] == sorted(ids)
-        assert live["strata_cv__union"] == ["2"] * 3
+        assert live["strata_cv__union"] == [stored(store, HOSTILE_KEY, "union", "2")] * 3
 
 
 def lineage(pixels_cv: str = "1") -> st.FeatureGraph:
@@ -212,7 +243,7 @@ def test_a_field_never_written_is_left_to_a_recompute(store_factory: StoreFactor
             store.reconcile("pair", fields=["two", "three"])
         assert store.reconcile("pair", fields=["two"]) == st.Reconciled(st.FeatureKey("pair"), 2, ("two",))
         live = store.read("pair").to_native()
-        assert live["strata_cv__two"].to_list() == ["2", "2"]
+        assert live["strata_cv__two"].to_list() == [stored(store, "pair", "two", "2")] * 2
         assert "strata_dv__three" not in live.columns
 
 
@@ -279,3 +310,89 @@ def test_a_field_reading_a_new_input_is_reconciled(store_factory: StoreFactory) 
         assert done.samples == 5
         assert stale(store, "transcript") == {}
         assert users(store, "transcript").equals(before)
+
+
+def orders_graph(net_cv: str = "1", region_cv: str = "1") -> st.FeatureGraph:
+    """orders(amount, country) -> priced(net <- amount, country; region <- country), as the trial's project."""
+    graph = st.FeatureGraph()
+    with graph.use():
+        graph.add_spec(st.FeatureSpec("orders", fields=["amount", "country"]))
+        net = st.FieldSpec("net", net_cv, deps=[st.FieldDep("orders", ["amount", "country"])])
+        region = st.FieldSpec("region", region_cv, deps=[st.FieldDep("orders", ["country"])])
+        graph.add_spec(st.FeatureSpec("priced", deps=["orders"], fields=[net, region]))
+    return graph
+
+
+def orders(n: int, changed: dict[int, str] | None = None) -> pl.DataFrame:
+    """``n`` orders; ``changed``: orders re-ingested with another amount and country."""
+    changed = changed or {}
+    return pl.DataFrame(
+        {
+            "sample_uid": list(range(n)),
+            "strata_dv__amount": [changed.get(i, f"amount{i}") for i in range(n)],
+            "strata_dv__country": [changed.get(i, f"country{i}") for i in range(n)],
+        }
+    )
+
+
+def built_orders(store: st.MetadataStore, n: int) -> pl.DataFrame:
+    """Orders ingested and ``priced`` built, with a user column; its user columns."""
+    store.write("orders", store.resolve_update("orders", samples=orders(n)).added)
+    inc = store.resolve_update("priced")
+    store.write("priced", inc.added.to_native().with_columns(pl.format("net-{}", pl.col("sample_uid")).alias("net")))
+    return users(store, "priced")
+
+
+def test_orders_reingested_between_a_build_and_a_reconcile_stay_stale(store_factory: StoreFactory) -> None:
+    """Finding 2 of the trial: a reconcile took the new amounts of re-ingested orders as computed."""
+    with store_factory(graph=orders_graph()) as store:
+        before = built_orders(store, 6)
+        store.write_changed("orders", orders(6, {1: "999", 2: "999", 3: "999"}))  # after the build
+        store.graph = orders_graph(net_cv="2", region_cv="2")
+        assert store.reconcile("priced").samples == 6
+        changed = {"net": "orders.amount,orders.country", "region": "orders.country"}
+        assert stale(store, "priced", 0) == dict.fromkeys((1, 2, 3), changed)  # the others absorbed the refactor
+        assert users(store, "priced").equals(before)
+        assert store.reconcile("priced").samples == 0  # nothing left it may absorb
+
+
+def test_a_field_left_out_because_it_is_recomputed_does_not_block_its_sibling(store_factory: StoreFactory) -> None:
+    """Finding 4 of the trial: `--reconcile priced.region` with `net` recomputed was refused (they share a root input)."""
+    with store_factory(graph=orders_graph()) as store:
+        built_orders(store, 4)
+        store.write_changed("orders", orders(4, {0: "US", 1: "US"}))
+        store.graph = orders_graph(net_cv="2", region_cv="2")
+        assert store.reconcile("priced", fields=["region"]).samples == 4
+        net = {"net": "code,orders.amount,orders.country"}
+        assert stale(store, "priced", 0) == {
+            **{i: {**net, "region": "orders.country"} for i in (0, 1)},
+            **{i: {"net": "code"} for i in (2, 3)},
+        }
+
+
+def test_a_downstream_reconcile_after_an_upstream_one_keeps_upstream_data_changes_stale(
+    store_factory: StoreFactory,
+) -> None:
+    """The chain's reconciled inputs are taken, a root's new data is not; a build then recomputes just those samples."""
+    with store_factory(graph=graph_of()) as store:
+        fill(store)
+        store.write_changed("video", roots(5, audio={1: "new"}, frames={3: "new"}))
+        store.graph = graph_of(text_cv="2", vector_cv="2")
+        assert [store.reconcile(key).samples for key in KEYS] == [0, 5, 5]
+        assert stale(store, "transcript") == {1: {"text": "video.audio"}}
+        assert stale(store, "embedding") == {3: {"vector": "video.frames"}}  # transcript.text taken as reconciled
+        inc = store.resolve_update("transcript")
+        store.write("transcript", inc.changed.to_native().with_columns(pl.lit("again").alias("note")))
+        assert stale(store, "embedding") == {1: {"vector": "transcript.text"}, 3: {"vector": "video.frames"}}
+
+
+def test_upstream_names_the_fields_reconciled_before(store_factory: StoreFactory) -> None:
+    """``upstream=``: only those upstream fields' new data versions are taken; an empty one takes none."""
+    with store_factory(graph=graph_of()) as store:
+        fill(store)
+        store.graph = graph_of(text_cv="2", vector_cv="2")
+        store.reconcile("transcript")
+        assert store.reconcile("embedding", upstream=[]).samples == 5
+        assert stale(store, "embedding") == {i: {"vector": "transcript.text"} for i in range(5)}
+        assert store.reconcile("embedding", upstream=[("transcript", "text")]).samples == 5
+        assert stale(store, "embedding") == {}

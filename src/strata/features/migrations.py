@@ -466,7 +466,14 @@ class _Reconciled(Protocol):
 class _Reconciler(Protocol):
     """``MetadataStore.reconcile``: rewrite the stored provenance of ``fields`` to the store graph's versions."""
 
-    def reconcile(self, key: str, *, fields: list[str] | None = None, dry_run: bool = False) -> _Reconciled: ...
+    def reconcile(
+        self,
+        key: str,
+        *,
+        fields: list[str] | None = None,
+        dry_run: bool = False,
+        upstream: set[tuple[str, str]] | None = None,
+    ) -> _Reconciled: ...
 
 
 @dataclass
@@ -501,10 +508,13 @@ def apply_migration(
     recomputed: set[tuple[str, str]],
     *,
     dry_run: bool,
+    reconciled: set[tuple[str, str]] | None = None,
 ) -> list[Step]:
     """Run the operations of ``migration`` not yet done, recording each, then the migration.
 
-    A reconcile leaves out the fields of ``recomputed`` (feature, field): they stay stale.
+    A reconcile leaves out the fields of ``recomputed`` (feature, field): they stay stale. It
+    takes the new data versions of the upstream fields in ``reconciled`` (those the apply
+    reconciles; None: every non-root upstream field), no other upstream change.
     A dry run records nothing; its reconcile steps carry the samples a reconcile would rewrite now.
     """
     steps = []
@@ -519,7 +529,9 @@ def apply_migration(
             fields = [f for f in operation.fields if f not in step.superseded]
             reconciler = cast("_Reconciler", store)
             step.samples = (
-                reconciler.reconcile(operation.feature, fields=fields, dry_run=dry_run).samples if fields else 0
+                reconciler.reconcile(operation.feature, fields=fields, dry_run=dry_run, upstream=reconciled).samples
+                if fields
+                else 0
             )
         if not dry_run:
             record = {"kind": "operation", "migration": migration.id, "operation": number}
@@ -563,11 +575,15 @@ def apply(
     todo = pending(loaded, progress, until)
     check_applicable(loaded, todo, progress, stored, store.graph.snapshot_version)
     recomputed = {(o.feature, f) for m in todo for o in m.operations if o.op == "recompute" for f in o.fields}
+    reconciled = {(o.feature, f) for m in todo for o in m.operations if o.op == "reconcile" for f in o.fields}
+    reconciled -= recomputed  # a reconcile takes these upstream fields' new data versions, no other upstream change
     if not dry_run:  # a reconcile the store refuses (see MetadataStore.reconcile) stops the apply before any write
         for migration in todo:
-            apply_migration(store, migration, progress, recomputed, dry_run=True)
+            apply_migration(store, migration, progress, recomputed, dry_run=True, reconciled=reconciled)
     steps = [
-        step for migration in todo for step in apply_migration(store, migration, progress, recomputed, dry_run=dry_run)
+        step
+        for migration in todo
+        for step in apply_migration(store, migration, progress, recomputed, dry_run=dry_run, reconciled=reconciled)
     ]
     if todo and not dry_run:
         store.push_graph(tags)

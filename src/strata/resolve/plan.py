@@ -3,24 +3,27 @@
 Stored columns of a feature, next to the id columns and the user's own columns:
 
     strata_dv__<field>       data version of the field (what downstream features see)
-    strata_cv__<field>       code_version the field was computed with
+    strata_cv__<field>       code_version the field was computed with (a non-root field's carries
+                             a hash of its input list: ``FieldPlan.stored_code_version``)
     strata_in__<input>       data version of each upstream field used, as it was when computed
     strata_feature_version   strata_snapshot_version   strata_seq   strata_written_at   strata_deleted
 
-A field is stale when its code_version differs from the code, or when any input it depends on
-now has another data version upstream. That comparison needs no hashing: hashes are computed
-only for the rows that are added or changed, to give their new data versions.
+A field is stale when its code_version (or, for a non-root field, its input list) differs from
+the code, or when any input it depends on now has another data version upstream. That comparison
+needs no hashing: hashes are computed only for the rows that are added or changed, to give their
+new data versions.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from strata.features.graph import FeatureGraph, FieldInput
 from strata.features.keys import FeatureKey, FieldKey
-from strata.features.versions import encode
+from strata.features.versions import definition_hash, encode
 
 if TYPE_CHECKING:
     from strata.features.spec import FeatureSpec, Lineage
@@ -43,6 +46,31 @@ CAUSE_CODE = "code"
 """Cause of a change: this field's code_version changed."""
 CAUSE_DATA = "data"
 """Cause of a change in a root field: the data version the caller supplied changed."""
+
+
+INPUTS_MARK = "#in:"
+"""What joins a non-root field's code version and the hash of its input list in ``strata_cv__<field>``."""
+INPUTS_DIGITS = 8
+"""Hex digits kept of the hash of an input list."""
+_STORED = re.compile(rf"(.*){re.escape(INPUTS_MARK)}[0-9a-f]{{{INPUTS_DIGITS}}}", re.DOTALL)
+
+
+def stored_code_version(code_version: str, inputs: tuple[FieldInput, ...]) -> str:
+    """What ``strata_cv__<field>`` holds for a non-root field: ``<code_version>#in:<hash of its input list>``.
+
+    Input columns are the feature's, shared by its fields: when a field starts reading an input a
+    sibling reads already, or stops reading one, no stored input differs, but this value does.
+    """
+    digest = definition_hash(["inputs", *sorted(i.dotted for i in inputs)])
+    return f"{code_version}{INPUTS_MARK}{digest[:INPUTS_DIGITS]}"
+
+
+def shown_code_version(stored: str | None) -> str | None:
+    """The code version a stored ``strata_cv__<field>`` value names, without its input list's hash (for users)."""
+    if stored is None:
+        return None
+    match = _STORED.fullmatch(stored)
+    return match.group(1) if match else stored
 
 
 def input_column(item: FieldInput) -> str:
@@ -69,11 +97,28 @@ class UpstreamPlan:
 
 @dataclass(frozen=True)
 class FieldPlan:
-    """One field: its code version and the inputs it hashes, in hash order."""
+    """One field: its code version and the inputs it hashes, in hash order.
+
+    ``code_version`` is the user's (what data versions hash); ``stored_code_version`` what the
+    store writes to and compares with ``strata_cv__<field>``: for a field of a feature with
+    upstreams, the code version with its input list (:func:`stored_code_version`), else the same.
+    """
 
     name: str
     code_version: str
     inputs: tuple[FieldInput, ...]
+    stored_code_version: str
+
+    @property
+    def current_code_versions(self) -> tuple[str, ...]:
+        """Stored code versions that are this field's current code.
+
+        The one written, and for a non-root field the plain code version: rows written before code
+        versions carried input lists count as current, and get the input-list check from their next write.
+        """
+        if self.stored_code_version == self.code_version:
+            return (self.code_version,)
+        return (self.stored_code_version, self.code_version)
 
     @property
     def dv_column(self) -> str:
@@ -113,9 +158,7 @@ class FeaturePlan:
         """The plan of ``key`` under ``graph`` (which must validate)."""
         graph.validate()
         spec = graph.spec(key)
-        fields = tuple(
-            FieldPlan(f.key.name, f.code_version, tuple(graph.field_inputs(key, f.key))) for f in spec.fields
-        )
+        fields = tuple(cls._field(graph, key, f.key.name, f.code_version, bool(spec.deps)) for f in spec.fields)
         used: dict[FeatureKey, set[str]] = {}
         for fplan in fields:
             for item in fplan.inputs:
@@ -132,6 +175,12 @@ class FeaturePlan:
             for dep in spec.deps
         )
         return cls(spec, graph.feature_version(key), graph.snapshot_version, fields, upstreams)
+
+    @staticmethod
+    def _field(graph: FeatureGraph, key: FeatureKey, name: str, code_version: str, upstreams: bool) -> FieldPlan:
+        inputs = tuple(graph.field_inputs(key, name))
+        stored = stored_code_version(code_version, inputs) if upstreams else code_version
+        return FieldPlan(name, code_version, inputs, stored)
 
     @property
     def key(self) -> FeatureKey:

@@ -160,6 +160,11 @@ def current_frame(
     return None if alive is None else alive.select([*keys, *stored])
 
 
+def code_stale(field: FieldPlan) -> pl.Expr:
+    """Whether the stored code version of ``field`` is none of its current ones (as ``sql.code_stale``)."""
+    return pl.all_horizontal(_differs(field.cv_column, pl.lit(v, pl.String)) for v in field.current_code_versions)
+
+
 def _differs(left: str, right: str | pl.Expr) -> pl.Expr:
     other = right if isinstance(right, pl.Expr) else pl.col(right)
     return pl.col(left).ne_missing(other)
@@ -205,7 +210,7 @@ def increment(
     joined = expected.join(current, on=keys, how="inner", nulls_equal=True, suffix="__cur")
     causes = []
     for field in plan.fields:
-        conditions = [(_differs(f"{field.cv_column}", pl.lit(field.code_version)), CAUSE_CODE)]
+        conditions = [(code_stale(field), CAUSE_CODE)]
         if plan.is_root:
             conditions.append((_differs(f"{field.dv_column}__cur", field.dv_column), CAUSE_DATA))
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strata.features.versions import HASH_HEX_DIGITS
 from strata.resolve.plan import (
@@ -30,6 +31,9 @@ from strata.resolve.plan import (
     UpstreamPlan,
     input_column,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 def ident(name: str) -> str:
@@ -161,8 +165,10 @@ def padded(source: str, missing: list[str], dialect: Dialect = DUCKDB) -> str:
     return f"(SELECT *, {nulls} FROM {source}) AS {dialect.ident('strata$padded')}"
 
 
-def dv_expr(dialect: Dialect, algorithm: str, field: FieldPlan, alias: str) -> str:
-    """The new data version of ``field``, from the input columns of ``alias``.
+def dv_expr(
+    dialect: Dialect, algorithm: str, field: FieldPlan, alias: str, aliases: Mapping[str, str] | None = None
+) -> str:
+    """The new data version of ``field``, from the input columns of ``alias`` (or of ``aliases[column]``).
 
     The hash input is one concatenation with adjacent constants merged into one literal: a chain
     of ``||`` builds every intermediate string, which cost a fifth of the hashing of a million rows.
@@ -172,7 +178,8 @@ def dv_expr(dialect: Dialect, algorithm: str, field: FieldPlan, alias: str) -> s
     for prefix, column in field.hash_parts():
         constant += prefix
         if column is not None:
-            pieces += [dialect.literal(constant), *dialect.encoded_pieces(f"{alias}.{dialect.ident(column)}")]
+            source = (aliases or {}).get(column, alias)
+            pieces += [dialect.literal(constant), *dialect.encoded_pieces(f"{source}.{dialect.ident(column)}")]
             constant = ""
     if constant:
         pieces.append(dialect.literal(constant))
@@ -275,16 +282,20 @@ def _agreed(column: str, dialect: Dialect) -> str:
     return f"CASE WHEN {same} THEN min({column}) ELSE {dialect.literal(MIXED)} END"
 
 
+def code_stale(field: FieldPlan, dialect: Dialect = DUCKDB, current: str = "c") -> str:
+    """The condition of ``current``'s stored code version of ``field`` being none of its current ones."""
+    column = f"{current}.{dialect.ident(field.cv_column)}"
+    versions = field.current_code_versions
+    if len(versions) == 1:
+        return f"{column} IS DISTINCT FROM {dialect.literal(versions[0])}"
+    return f"({column} IS NULL OR {column} NOT IN ({', '.join(map(dialect.literal, versions))}))"
+
+
 def stale_conditions(
     plan: FeaturePlan, field: FieldPlan, dialect: Dialect = DUCKDB, current: str = "c"
 ) -> list[tuple[str, str]]:
     """(condition, cause) pairs that make ``field`` stale, comparing ``current`` (stored) to ``e`` (expected)."""
-    conditions = [
-        (
-            f"{current}.{dialect.ident(field.cv_column)} IS DISTINCT FROM {dialect.literal(field.code_version)}",
-            CAUSE_CODE,
-        )
-    ]
+    conditions = [(code_stale(field, dialect, current), CAUSE_CODE)]
     if plan.is_root:
         conditions.append(
             (
@@ -293,9 +304,7 @@ def stale_conditions(
             )
         )
     else:
-        for item in field.inputs:
-            column = dialect.ident(input_column(item))
-            conditions.append((f"{current}.{column} IS DISTINCT FROM e.{column}", item.dotted))
+        conditions += [(differs(input_column(item), dialect, current), item.dotted) for item in field.inputs]
     return conditions
 
 
@@ -408,42 +417,53 @@ def reconcile_select(
     algorithm: str,
     plan: FeaturePlan,
     fields: tuple[str, ...],
+    taken: frozenset[str],
     sources: dict[str, str],
     columns: tuple[str, ...],
 ) -> tuple[str, str]:
-    """The rows a reconcile writes, and the condition of a rewritten sample whose shared input moved.
+    """The rows a reconcile writes, and the condition of a rewritten row that would hide a left-out field's staleness.
 
     ``sources`` are the tables a resolve reads (the feature's own latest table among them),
-    ``columns`` the latest table's columns. A latest row (live, or an expansion's "no children"
-    row) whose sample is stale in one of ``fields`` comes out with every column as stored but:
-    those fields' code versions, their data versions where stale (hashed here as a resolve hashes
-    them; a root's are its caller's and stay), the inputs they read as the new graph gives them,
-    and the feature and snapshot version of ``plan``. ``strata_seq`` and ``strata_written_at``
-    are left to the writer. The condition (over the same rows) is true where a rewritten input
-    that a field outside ``fields`` also reads differs from the stored one: rewriting it would
-    hide that field's staleness.
+    ``columns`` the latest table's columns, ``taken`` the input columns taken as the new graph
+    gives them (``MetadataStore.reconcile``). A latest row (live, or an expansion's "no
+    children" row) whose sample is stale in one of ``fields`` by its code version or a taken
+    input comes out with every column as stored but: those fields' code versions, their data
+    versions where stale so (hashed here as a resolve hashes them, over the taken inputs as
+    the graph gives them and the others as stored; a root's are its caller's and stay), the
+    taken inputs, and the feature and snapshot version of ``plan``. ``strata_seq`` and
+    ``strata_written_at`` are left to the writer. The condition (over the same rows) is true
+    where a taken input that a field outside ``fields`` also reads differs from the stored one
+    while that field's code version is current: rewriting it would hide that field's staleness.
     """
     latest = sources[plan.table]
     alias = "c" if plan.child_ids else "l"  # an expansion's parent is compared as its children collapse
     picked = [f for f in plan.fields if f.name in fields]
-    stale = {}
+    absorbs = {}
     for field in picked:
-        conditions = stale_conditions(plan, field, dialect, alias)
-        stale[field.name] = " OR ".join(cond for cond, cause in conditions if not plan.is_root or cause == CAUSE_CODE)
-    inputs = {input_column(i) for f in picked for i in f.inputs}
-    others = {input_column(i) for f in plan.fields if f.name not in fields for i in f.inputs}
-    shared = sorted(inputs & others)
-    moved = " OR ".join(f"{alias}.{dialect.ident(c)} IS DISTINCT FROM e.{dialect.ident(c)}" for c in shared)
+        conditions = [code_stale(field, dialect, alias)]
+        if not plan.is_root:
+            conditions += [differs(c, dialect, alias) for c in _columns_of(field) if c in taken]
+        absorbs[field.name] = " OR ".join(conditions)
+    inputs = {c for f in picked for c in _columns_of(f) if c in taken}
+    moved = []
+    for column in sorted(inputs):
+        current = [
+            f"NOT {code_stale(other, dialect, alias)}"
+            for other in plan.fields
+            if other.name not in fields and column in _columns_of(other) and other.cv_column in columns
+        ]  # a field never written has no code version to keep: it is stale anyway
+        if current:
+            moved.append(f"({differs(column, dialect, alias)} AND ({' OR '.join(current)}))")
     new = {
         FEATURE_VERSION: dialect.literal(plan.feature_version),
         SNAPSHOT_VERSION: dialect.literal(plan.snapshot_version),
     }
     for field in picked:
-        new[field.cv_column] = dialect.literal(field.code_version)
+        new[field.cv_column] = dialect.literal(field.stored_code_version)
         if not plan.is_root:
-            hashed = dv_expr(dialect, algorithm, field, "e")
+            hashed = dv_expr(dialect, algorithm, field, "l", dict.fromkeys(inputs, "e"))
             kept = f"l.{dialect.ident(field.dv_column)}"
-            new[field.dv_column] = f"CASE WHEN {stale[field.name]} THEN {hashed} ELSE {kept} END"
+            new[field.dv_column] = f"CASE WHEN {absorbs[field.name]} THEN {hashed} ELSE {kept} END"
     new.update({c: f"e.{dialect.ident(c)}" for c in sorted(inputs)})
     items = [f"{new.pop(c) if c in new else 'l.' + dialect.ident(c)} AS {dialect.ident(c)}" for c in columns]
     items = [item for item, c in zip(items, columns, strict=True) if c not in (SEQ, WRITTEN_AT)]
@@ -461,5 +481,15 @@ def reconcile_select(
         expected = expected_select(dialect, algorithm, plan, None, sources)
         on = " AND ".join(f"e.{dialect.ident(k)} = l.{dialect.ident(k)}" for k in keys)
         source += f" JOIN ({expected}) AS e ON {on}"
-    any_stale = " OR ".join(f"({s})" for s in stale.values()) or "false"
-    return f"SELECT {', '.join(items)} FROM {source} WHERE {row} AND ({any_stale})", moved or "false"
+    any_stale = " OR ".join(f"({s})" for s in absorbs.values()) or "false"
+    return f"SELECT {', '.join(items)} FROM {source} WHERE {row} AND ({any_stale})", " OR ".join(moved) or "false"
+
+
+def differs(column: str, dialect: Dialect, current: str) -> str:
+    """Whether ``current``'s stored input ``column`` differs from the expected one (``e``)."""
+    return f"{current}.{dialect.ident(column)} IS DISTINCT FROM e.{dialect.ident(column)}"
+
+
+def _columns_of(field: FieldPlan) -> list[str]:
+    """The input columns ``field`` reads."""
+    return [input_column(i) for i in field.inputs]

@@ -45,6 +45,7 @@ from strata.resolve.plan import (
     SNAPSHOT_VERSION,
     WRITTEN_AT,
     FeaturePlan,
+    FieldPlan,
     input_column,
 )
 from strata.stores.checks import check_write, fit_stored, to_arrow
@@ -53,7 +54,7 @@ from strata.stores.snapshots import AMBIGUOUS_SHOWN, Pushed, Snapshot, new_snaps
 from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     import pyarrow as pa
 
@@ -543,7 +544,7 @@ class MetadataStore(StoreBackend):
         batch = pl.from_arrow(table)
         assert isinstance(batch, pl.DataFrame)
         batch = batch.with_columns(
-            pl.lit(f.code_version, pl.String).alias(f"strata_new__{f.cv_column}") for f in plan.fields
+            pl.lit(f.stored_code_version, pl.String).alias(f"strata_new__{f.cv_column}") for f in plan.fields
         )
         from strata.resolve.polars import zones_like
 
@@ -805,32 +806,48 @@ class MetadataStore(StoreBackend):
 
     # -- reconcile -----------------------------------------------------------------------
 
-    def reconcile(self, feature: Any, *, fields: Sequence[str] | None = None, dry_run: bool = False) -> Reconciled:
+    def reconcile(
+        self,
+        feature: Any,
+        *,
+        fields: Sequence[str] | None = None,
+        dry_run: bool = False,
+        upstream: Iterable[tuple[Any, str]] | None = None,
+    ) -> Reconciled:
         """Give the stored samples of ``feature`` the provenance of the store's graph, without computing anything.
 
         What a migration's *reconcile* operation runs after a refactor that changes no result:
-        the store's :attr:`graph` is the new code. Every latest row whose sample a resolve would
-        list as changed in one of ``fields`` (default: every field of the feature) is written
-        again under a new sequence number, its old row going to history as for any write: those
-        fields' code versions, data versions and the inputs they read become what the new
-        graph gives (the data versions hashed as a resolve hashes them; a root's are its
-        caller's and stay), the feature and snapshot version the graph's; every user column, and
-        every other field's versions, stay as stored. Computed inside the database (in Polars
-        for the in-memory store); no row leaves it, but in the cases below.
-        ``dry_run``: count, write nothing.
+        the store's :attr:`graph` is the new code. A reconcile absorbs the code change of
+        ``fields`` (default: every field of the feature) and the new data versions that the
+        reconciles of upstream fields gave, nothing else. ``upstream`` names those upstream
+        fields, as (feature, field) pairs (a migration's apply: the fields it reconciles, upstream
+        first); default: every field of a non-root upstream. A root's reconcile never changes its
+        data versions, so a root's input is never taken: new data there (orders re-ingested after
+        the last build) is no refactor.
 
-        Afterwards a resolve lists none of those samples for the reconciled fields; fields left
-        out stay stale where they were. A reconciled field's new data versions reach the
-        features downstream that read it: they look stale (cause: that upstream field's data)
-        until they are reconciled too — the caller reconciles every affected feature in
-        upstream-first order (``graph.topological_order()``), as a migration lists them. A
-        root's data versions stay its caller's, so reconciling a root moves nothing downstream.
-        A field left out that reads the same input as a reconciled one, where that input's data
-        changed, is refused (:class:`UsageError`): the stored input column is shared, so
-        rewriting it for one field would hide the other's staleness. A chain rewrites the rows
-        of this store only (its first), reading upstreams through its fallbacks (then, and for
-        a feature with its own ``load_input``, the rows are compared and rewritten in Polars). A
-        field the code added has no stored values: named, it is refused in one line; else left out.
+        Every latest row whose sample is stale in one of ``fields`` by its code version, or by an
+        input so taken, is written again under a new sequence number, its old row going to
+        history as for any write: those fields' code versions become the graph's; each input
+        they read becomes what the graph gives when taken (an input the table has no column
+        for, of a field that reads one more input than when written, is taken too), else stays
+        as stored; their data versions, where stale so, are hashed from those inputs as a resolve
+        hashes them (a root's are its caller's and stay); the feature and snapshot version become
+        the graph's; every user column, and every other field's versions, stay as stored.
+        Computed inside the database (in Polars for the in-memory store); no row leaves it, but
+        in the cases below. ``dry_run``: count, write nothing.
+
+        Afterwards a resolve lists those samples for the reconciled fields only where an input
+        not taken has changed (cause: that input; ``strata build`` recomputes them); fields left
+        out stay stale where they were. A reconciled field's new data versions reach the features
+        downstream that read it: they look stale (cause: that upstream field's data) until they
+        are reconciled too — the caller reconciles every affected feature in upstream-first
+        order (``graph.topological_order()``), as a migration lists them. A field left out that
+        reads a taken input whose value changed, and whose own code version did not change, is
+        refused (:class:`UsageError`): the stored input column is shared, so rewriting it for one
+        field would hide the other's staleness. A chain rewrites the rows of this store only (its
+        first), reading upstreams through its fallbacks (then, and for a feature with its own
+        ``load_input``, the rows are compared and rewritten in Polars). A field the code added
+        has no stored values: named, it is refused in one line; else left out.
         """
         self._require_open()
         if not dry_run:
@@ -845,13 +862,35 @@ class MetadataStore(StoreBackend):
             self._forget(plan.key)  # what a resolve asked for is answered otherwise now
         from strata.features.graph import has_custom_loader
 
+        new = self._new_inputs(plan, names)
+        taken = self._taken_inputs(plan, names, upstream) | new
         if (
             has_custom_loader(self.graph.feature(plan.key))  # inputs only Python can give
             or self._fallback_supplies(plan)  # upstream rows elsewhere
-            or self._reads_new_inputs(plan, names)  # columns the table lacks: written through `_put`, which adds them
+            or new  # columns the table lacks: written through `_put`, which adds them
         ):
-            return Reconciled(plan.key, MetadataStore._reconcile(self, plan, names, dry_run=dry_run), names)
-        return Reconciled(plan.key, self._reconcile(plan, names, dry_run=dry_run), names)
+            return Reconciled(plan.key, MetadataStore._reconcile(self, plan, names, taken, dry_run=dry_run), names)
+        return Reconciled(plan.key, self._reconcile(plan, names, taken, dry_run=dry_run), names)
+
+    def _taken_inputs(
+        self, plan: FeaturePlan, names: tuple[str, ...], upstream: Iterable[tuple[Any, str]] | None
+    ) -> frozenset[str]:
+        """Input columns of the fields ``names`` a reconcile takes as the graph gives them (see :meth:`reconcile`).
+
+        Those of a reconciled upstream field (``upstream``, default every field of a non-root
+        upstream), never a root's.
+        """
+        if upstream is None:
+            reconciled = {(u.key, f) for u in plan.upstreams for f in u.fields}
+        else:
+            reconciled = {(feature_key_of(key), name) for key, name in upstream}
+        return frozenset(
+            input_column(item)
+            for f in plan.fields
+            if f.name in names
+            for item in f.inputs
+            if (item.feature, item.field.name) in reconciled and not self.plan(item.feature).is_root
+        )
 
     def _reconciled_fields(self, plan: FeaturePlan, fields: Sequence[str] | None) -> tuple[str, ...]:
         """The fields to reconcile, in the feature's order; a name the feature lacks is one :class:`UsageError`."""
@@ -880,20 +919,25 @@ class MetadataStore(StoreBackend):
             )
         return tuple(n for n in names if n not in missing)
 
-    def _reads_new_inputs(self, plan: FeaturePlan, names: tuple[str, ...]) -> bool:
-        """Whether one of the fields ``names`` reads an input its feature's stored rows have no column for.
+    def _new_inputs(self, plan: FeaturePlan, names: tuple[str, ...]) -> frozenset[str]:
+        """Input columns the fields ``names`` read that the feature's stored rows have none of.
 
         A field that reads one more upstream field than when it was written (a refactor that
         now passes it, say): its reconciled rows bring the column, which the table gains.
+        Asked of the stored columns (a catalog lookup in SQL stores), never the rows.
         """
-        inputs = {input_column(i) for f in plan.fields if f.name in names for i in f.inputs}
-        return self._stored_schema(plan, sorted(inputs)) is None
+        inputs = sorted({input_column(i) for f in plan.fields if f.name in names for i in f.inputs})
+        if self._stored_schema(plan, inputs) is not None:
+            return frozenset()
+        return frozenset(c for c in inputs if self._stored_schema(plan, [c]) is None)
 
-    def _shared_input_error(self, plan: FeaturePlan, fields: tuple[str, ...], samples: int) -> UsageError:
-        """The refusal of a reconcile rewriting an input a field left out also reads (see :meth:`reconcile`)."""
+    def _shared_input_error(
+        self, plan: FeaturePlan, fields: tuple[str, ...], taken: frozenset[str], samples: int
+    ) -> UsageError:
+        """The refusal of a reconcile rewriting a taken input a field left out also reads (see :meth:`reconcile`)."""
         for ours in (f for f in plan.fields if f.name in fields):
             for other in (f for f in plan.fields if f.name not in fields):
-                common = [i for i in ours.inputs if i in other.inputs]
+                common = [i for i in ours.inputs if i in other.inputs and input_column(i) in taken]
                 if common:
                     return UsageError(
                         f"fields `{ours.name}` and `{other.name}` of `{plan.key}` both read `{common[0].dotted}`, "
@@ -903,17 +947,17 @@ class MetadataStore(StoreBackend):
                     )
         raise AssertionError("no shared input")  # pragma: no cover - called only when one is
 
-    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
-        """Rewrite the provenance of the stale latest rows of ``fields`` (see :meth:`reconcile`); return how many.
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], taken: frozenset[str], *, dry_run: bool) -> int:
+        """Rewrite the provenance of the latest rows of ``fields`` stale by code or a ``taken`` input; return how many.
 
-        Here in Polars, through :meth:`_resolve` and :meth:`_put` (the in-memory store, and every
-        store for a feature with its own ``load_input``, whose inputs only Python can give, or
-        whose upstream rows a fallback holds); a SQL store overrides it with the statements of
-        ``resolve/sql.reconcile_select``, so no row leaves the database.
+        See :meth:`reconcile`. Here in Polars, through :meth:`_resolve` and :meth:`_put` (the
+        in-memory store, and every store for a feature with its own ``load_input``, whose inputs
+        only Python can give, or whose upstream rows a fallback holds); a SQL store overrides it
+        with the statements of ``resolve/sql.reconcile_select``, so no row leaves the database.
         """
         import polars as pl
 
-        from strata.resolve.polars import padded
+        from strata.resolve.polars import code_stale, dv_expr, padded
 
         stored = self._read(plan, history=False, include_deleted=True)
         assert stored is not None
@@ -921,18 +965,15 @@ class MetadataStore(StoreBackend):
         keys = list(plan.resolve_ids)
         picked = [f for f in plan.fields if f.name in fields]
         if plan.is_root:
-            code = [pl.col(f.cv_column).ne_missing(pl.lit(f.code_version)) for f in picked]
-            changed = latest.filter(pl.any_horizontal(code)).select(
-                *keys,
-                *(pl.when(c).then(pl.lit(CAUSE_CODE)).alias(f.cause_column) for c, f in zip(code, picked, strict=True)),
-            )
+            changed = latest.select(*keys, *(code_stale(f).alias(f.cause_column) for f in picked))
         else:  # columns the table lacks read as null, as a resolve reads them (``resolve.polars.padded``)
             found = self._resolve_custom(plan, lazy=False)
             if found is None:
                 chained = self._fallback_supplies(plan)
                 found = self._resolve_chained(plan, lazy=False) if chained else self._resolve(plan, None, lazy=False)
             changed = found.changed.to_native()
-        causes = [pl.col(f.cause_column).is_not_null() for f in picked]
+            changed = changed.with_columns(_absorbs(f, taken).alias(f.cause_column) for f in picked)
+        causes = [pl.col(f.cause_column) for f in picked]
         changed = changed.filter(pl.any_horizontal(causes)).rename(lambda c: f"strata$new__{c}" if c not in keys else c)
         children = [pl.col(c).is_null() for c in plan.child_ids]
         inputs = {input_column(i) for f in picked for i in f.inputs}
@@ -940,26 +981,32 @@ class MetadataStore(StoreBackend):
         latest = padded(latest, [*plan.input_columns, *plan.cv_columns, *plan.dv_columns])
         rows = latest.filter(~pl.col(DELETED) | (pl.all_horizontal(children) if children else False))
         rows = rows.join(changed, on=keys, how="inner", nulls_equal=True)
-        shared = inputs & {input_column(i) for f in plan.fields if f.name not in fields for i in f.inputs}
-        moved = [pl.col(c).ne_missing(pl.col(f"strata$new__{c}")) for c in sorted(shared)]
+        moved = [
+            pl.col(c).ne_missing(pl.col(f"strata$new__{c}")) & ~code_stale(other)
+            for c, other in _sharing(plan, fields, taken)
+        ]
         conflicts = int(rows.filter(pl.any_horizontal(moved)).height) if moved else 0
         if conflicts:
-            raise self._shared_input_error(plan, fields, conflicts)
+            raise self._shared_input_error(plan, fields, taken, conflicts)
         if dry_run or not len(rows):
             return len(rows)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rows = rows.with_columns(pl.col(f"strata$new__{c}").alias(c) for c in sorted(inputs & taken))
         new = [
             pl.lit(plan.feature_version, pl.String).alias(FEATURE_VERSION),
             pl.lit(plan.snapshot_version, pl.String).alias(SNAPSHOT_VERSION),
             pl.lit(now).cast(latest.schema[WRITTEN_AT]).alias(WRITTEN_AT),
-            *(pl.col(f"strata$new__{c}").alias(c) for c in inputs),
         ]
         for field in picked:
-            new.append(pl.lit(field.code_version, pl.String).alias(field.cv_column))
+            new.append(pl.lit(field.stored_code_version, pl.String).alias(field.cv_column))
             if not plan.is_root:
-                stale = pl.col(f"strata$new__{field.cause_column}").is_not_null()
-                dv = pl.when(stale).then(pl.col(f"strata$new__{field.dv_column}")).otherwise(pl.col(field.dv_column))
-                new.append(dv.alias(field.dv_column))
+                hashed = dv_expr(self.hash_algorithm, field)
+                new.append(
+                    pl.when(pl.col(f"strata$new__{field.cause_column}"))
+                    .then(hashed)
+                    .otherwise(pl.col(field.dv_column))
+                    .alias(field.dv_column)
+                )
         rewritten = rows.with_columns(new).select(columns)
         self._put(plan, rewritten.to_arrow(), rewritten.clear().to_arrow())
         return len(rewritten)
@@ -1346,6 +1393,28 @@ class MetadataStore(StoreBackend):
         if stored is None or not set(columns) <= set(stored.columns):
             return None
         return dict(stored.select(list(columns)).head(0).collect(backend="polars").to_native().schema)
+
+
+def _absorbs(field: FieldPlan, taken: frozenset[str]) -> Any:
+    """Whether a reconcile absorbs ``field``'s staleness (a Polars expression over a resolve's ``changed``).
+
+    True where its cause names its code or an input in ``taken``; other causes stay for a build.
+    """
+    import polars as pl
+
+    absorbed = [CAUSE_CODE, *(i.dotted for i in field.inputs if input_column(i) in taken)]
+    listed = pl.col(field.cause_column).fill_null("").str.split(",")
+    return pl.any_horizontal(listed.list.contains(pl.lit(name)) for name in absorbed)
+
+
+def _sharing(plan: FeaturePlan, fields: tuple[str, ...], taken: frozenset[str]) -> list[tuple[str, FieldPlan]]:
+    """(taken input column, field left out reading it): where a reconcile could hide that field's staleness."""
+    return [
+        (column, other)
+        for column in sorted(taken)
+        for other in plan.fields
+        if other.name not in fields and column in {input_column(i) for i in other.inputs}
+    ]
 
 
 def _names(quoted: Sequence[str]) -> str:

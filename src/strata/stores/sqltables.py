@@ -342,7 +342,7 @@ class SqlTablesStore(MetadataStore):
                 created = self._ensure_tables(plan, wanted)
                 if not created and not (fresh and in_step):
                     self._supersede(plan, batch, seq)
-                consts = [*(f.code_version for f in plan.fields), plan.feature_version, plan.snapshot_version]
+                consts = [*(f.stored_code_version for f in plan.fields), plan.feature_version, plan.snapshot_version]
                 names = [*frame.columns, *plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED]
                 values = [*(ident(c) for c in frame.columns), *(literal(c) for c in consts), str(int(seq))]
                 values += [self._timestamp(now()), childless(plan)]
@@ -409,15 +409,17 @@ class SqlTablesStore(MetadataStore):
         finally:
             self._drop(*batches)
 
-    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], taken: frozenset[str], *, dry_run: bool) -> int:
         """The rows of ``sql.reconcile_select`` inserted under a new number by one statement, then the old ones moved.
 
         One transaction on the server; a reconcile that rewrites no row rolls back, its number untaken.
         """
         columns = tuple(self._columns(plan.table))
         sources = {**self._sources(plan), plan.table: ident(plan.table)}  # the table itself: its rows are rewritten
-        query = sql.reconcile_select(self._dialect(plan), self.hash_algorithm, plan, fields, sources, columns)
-        count = reconcile_checked(self, plan, fields, query, lambda q: int(self._run(q)[0][0]), dry_run=dry_run)
+        query = sql.reconcile_select(self._dialect(plan), self.hash_algorithm, plan, fields, taken, sources, columns)
+        count = reconcile_checked(
+            self, plan, (fields, taken), query, lambda q: int(self._run(q)[0][0]), dry_run=dry_run
+        )
         if count is not None:
             return count
         names = tuple(c for c in columns if c not in (SEQ, WRITTEN_AT))
@@ -660,7 +662,7 @@ class _NothingWritten(Exception):
 def reconcile_checked(
     store: MetadataStore,
     plan: FeaturePlan,
-    fields: tuple[str, ...],
+    reconciled: tuple[tuple[str, ...], frozenset[str]],
     query: tuple[str, str],
     count: Callable[[str], int],
     *,
@@ -668,14 +670,14 @@ def reconcile_checked(
 ) -> int | None:
     """Refuse a reconcile that would hide a left-out field's staleness; in a dry run, how many rows it would write.
 
-    ``query`` is ``sql.reconcile_select``'s pair, ``count`` runs a ``SELECT count(*)`` in the
-    store's engine. None: go on and write.
+    ``reconciled`` the fields and the inputs taken, ``query`` ``sql.reconcile_select``'s pair,
+    ``count`` runs a ``SELECT count(*)`` in the store's engine. None: go on and write.
     """
     select, moved = query
     if moved != "false":
         conflicts = count(f"SELECT count(*) FROM ({select} AND ({moved})) AS r")
         if conflicts:
-            raise store._shared_input_error(plan, fields, conflicts)  # noqa: SLF001 - the store's own message
+            raise store._shared_input_error(plan, *reconciled, conflicts)  # noqa: SLF001 - the store's own message
     return count(f"SELECT count(*) FROM ({select}) AS r") if dry_run else None
 
 

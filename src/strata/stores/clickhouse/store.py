@@ -859,7 +859,7 @@ class ClickHouseStore(MetadataStore):
                 kept = self._matching(batch, plan.id_columns)
                 of = self._latest_of(plan, batch, plan.resolve_ids)
                 self._copies(plan, f"NOT {kept} AND NOT {ident(DELETED)}", seq, kind=_ROW, deleted="true", of=of)
-            consts = [*(literal(f.code_version) for f in plan.fields), literal(plan.feature_version)]
+            consts = [*(literal(f.stored_code_version) for f in plan.fields), literal(plan.feature_version)]
             consts += [
                 literal(plan.snapshot_version),
                 str(int(seq)),
@@ -874,7 +874,7 @@ class ClickHouseStore(MetadataStore):
             settled = self._commit(claim, since if in_step else None)
         return seq if since is None or (in_step and settled) else None
 
-    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], taken: frozenset[str], *, dry_run: bool) -> int:
         """The rows of ``sql.reconcile_select`` appended under a new number by one ``INSERT ... SELECT`` on the server.
 
         As for any write, the rows they replace stop being latest once the number commits (an
@@ -883,8 +883,10 @@ class ClickHouseStore(MetadataStore):
         self._tables[plan.table] = self._columns(plan.table)  # every column there is rides along
         columns = tuple(self._schema(plan.table))
         sources = {**self._sources(plan, None, {}), plan.table: self._latest(plan)}
-        query = sql.reconcile_select(self._dialect(plan), self.hash_algorithm, plan, fields, sources, columns)
-        count = reconcile_checked(self, plan, fields, query, lambda q: int(self._rows(q)[0][0]), dry_run=dry_run)
+        query = sql.reconcile_select(self._dialect(plan), self.hash_algorithm, plan, fields, taken, sources, columns)
+        count = reconcile_checked(
+            self, plan, (fields, taken), query, lambda q: int(self._rows(q)[0][0]), dry_run=dry_run
+        )
         if count is not None:
             return count
         names = [c for c in columns if c not in (SEQ, WRITTEN_AT)]

@@ -513,7 +513,7 @@ class DuckDBStore(MetadataStore):
     @staticmethod
     def _write_constants(plan: FeaturePlan) -> list[str]:
         """What a write stamps on each of its rows, but its number and ``strata_deleted``: SQL select items."""
-        consts = [f"{literal(f.code_version)} AS {ident(f.cv_column)}" for f in plan.fields]
+        consts = [f"{literal(f.stored_code_version)} AS {ident(f.cv_column)}" for f in plan.fields]
         return [
             *consts,
             f"{literal(plan.feature_version)} AS {ident(FEATURE_VERSION)}",
@@ -813,7 +813,7 @@ class DuckDBStore(MetadataStore):
         repeats = sql_bitmap_query(plan, source, str(kind), low, high) if fits else sql_distinct_query(plan, source)
         return total, facts, bool(_run(self.con, repeats)[0][0])
 
-    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], *, dry_run: bool) -> int:
+    def _reconcile(self, plan: FeaturePlan, fields: tuple[str, ...], taken: frozenset[str], *, dry_run: bool) -> int:
         """The rows of ``sql.reconcile_select`` inserted as one write by one statement, the old ones superseded.
 
         One transaction; nothing leaves DuckDB, nothing is copied on the way. In a split table
@@ -834,8 +834,10 @@ class DuckDBStore(MetadataStore):
             )
             columns = (*columns, WRITE)
         sources = {**self._sources(plan), plan.table: latest}
-        query = sql.reconcile_select(sql.DUCKDB, self.hash_algorithm, plan, fields, sources, columns)
-        count = reconcile_checked(self, plan, fields, query, lambda q: int(_run(self.con, q)[0][0]), dry_run=dry_run)
+        query = sql.reconcile_select(sql.DUCKDB, self.hash_algorithm, plan, fields, taken, sources, columns)
+        count = reconcile_checked(
+            self, plan, (fields, taken), query, lambda q: int(_run(self.con, q)[0][0]), dry_run=dry_run
+        )
         if count is not None:
             return count
         now = f"CAST(now() AS TIMESTAMP) AS {ident(WRITTEN_AT)}"
@@ -864,7 +866,7 @@ class DuckDBStore(MetadataStore):
         """
         entries = ident(plan.table + WRITES)
         copies = self._entry_copies(plan, f"SELECT DISTINCT {ident(WRITE)} AS origin FROM {ident(plan.table + ROWS)}")
-        new = {f.cv_column: literal(f.code_version) for f in plan.fields if f.name in fields}
+        new = {f.cv_column: literal(f.stored_code_version) for f in plan.fields if f.name in fields}
         new |= {FEATURE_VERSION: literal(plan.feature_version), SNAPSHOT_VERSION: literal(plan.snapshot_version)}
         new[WRITTEN_AT] = "CAST(now() AS TIMESTAMP)"
         kept = [c for c in self._columns(plan.table + WRITES) if c != WRITE]
@@ -1169,7 +1171,7 @@ class DuckDBStore(MetadataStore):
         keys = sql.ids_list(plan.id_columns)
         on = " AND ".join(f"b.{ident(c)} IS NOT DISTINCT FROM l.{ident(c)}" for c in plan.id_columns)
         differs = [f"b.{ident(c)} IS DISTINCT FROM l.{ident(c)}" for c in plan.dv_columns]
-        differs += [f"l.{ident(f.cv_column)} IS DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
+        differs += [f"l.{ident(f.cv_column)} IS DISTINCT FROM {literal(f.stored_code_version)}" for f in plan.fields]
         stored = self._columns(plan.table)  # a field added since the last write has no column yet
         versions = ", ".join(
             ident(c) if c in stored else f"CAST(NULL AS VARCHAR) AS {ident(c)}"
@@ -1233,7 +1235,7 @@ class DuckDBStore(MetadataStore):
         stored = self._columns(plan.table)
         if any(column not in stored for column, _ in texts.values()):
             return None
-        same = [f"l.{ident(f.cv_column)} IS NOT DISTINCT FROM {literal(f.code_version)}" for f in plan.fields]
+        same = [f"l.{ident(f.cv_column)} IS NOT DISTINCT FROM {literal(f.stored_code_version)}" for f in plan.fields]
         for column, text in texts.values():
             same.append(f"{text.format('b.' + ident(column))} IS NOT DISTINCT FROM {text.format('l.' + ident(column))}")
         on = " AND ".join(f"b.{ident(c)} = l.{ident(c)}" for c in plan.id_columns)

@@ -85,7 +85,7 @@ class InMemoryStore(MetadataStore):
         managed = {*plan.cv_columns, FEATURE_VERSION, SNAPSHOT_VERSION, SEQ, WRITTEN_AT, DELETED}
         frame = frame.drop([c for c in frame.columns if c in managed])
         return frame.with_columns(
-            *(pl.lit(f.code_version, pl.String).alias(f.cv_column) for f in plan.fields),
+            *(pl.lit(f.stored_code_version, pl.String).alias(f.cv_column) for f in plan.fields),
             pl.lit(plan.feature_version, pl.String).alias(FEATURE_VERSION),
             pl.lit(plan.snapshot_version, pl.String).alias(SNAPSHOT_VERSION),
             pl.lit(self._seq, pl.Int64).alias(SEQ),
