@@ -220,3 +220,22 @@ def test_a_dev_store_answers_through_its_fallback(make: Make) -> None:  # noqa: 
         }  # dev holds no transcript: a build computes it there, as `lookup` and resolve_update say
         with pytest.raises(SampleNotFoundError, match=r"no sample sample_uid=7 in `transcript` nor its upstreams"):
             st.why(dev, "transcript", 7)
+
+
+def test_a_field_reading_another_input_list_is_stale_by_code_shown_without_the_stored_hash(
+    store_factory: StoreFactory,
+) -> None:
+    """The stored code version carries the field's input list; `why` names the change and shows plain versions."""
+    from tests.stores.test_input_lists import build_b, pair, samples
+
+    with store_factory(graph=pair(["x"], ["y"])) as store:
+        store.write("a", store.resolve_update("a", samples=samples()).added)
+        build_b(store)
+        store.graph = pair(["x", "y"], ["y"])
+        found = st.why(store, "b", 1)
+        p, q = found.samples[0].nodes[-1].fields
+        assert (p.code_version, p.expected_code_version, q.code_version) == ("1", "1", "1")
+        assert [(c.kind, c.text) for c in p.causes] == [
+            ("code", "the upstream fields it reads changed (code_version `1` as before)")
+        ]
+        assert q.causes == ()

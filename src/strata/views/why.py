@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata.bridge.target import RUN_COLUMN, STREAM_COLUMN
 from strata.errors import SampleNotFoundError, UsageError, WriteError
-from strata.resolve.plan import CAUSE_CODE, CAUSE_DATA, DELETED, SEQ, WRITTEN_AT, input_column
+from strata.resolve.plan import CAUSE_CODE, CAUSE_DATA, DELETED, SEQ, WRITTEN_AT, input_column, shown_code_version
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -428,11 +428,13 @@ class _Walk:
         for fplan in plan.fields:
             stored_cv = row.get(fplan.cv_column)
             causes: tuple[Cause, ...] = ()
-            if stored_cv != fplan.code_version and not row[DELETED]:
-                causes = (_code_cause(stored_cv, fplan.code_version),)
+            if stored_cv not in fplan.current_code_versions and not row[DELETED]:
+                causes = (_code_cause(stored_cv, fplan),)
             run, at = runs.get(fplan.name, (None, None))
             dv = row.get(fplan.dv_column)
-            fields.append(FieldWhy(fplan.name, dv, dv, stored_cv, fplan.code_version, causes, run, at))
+            fields.append(
+                FieldWhy(fplan.name, dv, dv, shown_code_version(stored_cv), fplan.code_version, causes, run, at)
+            )
         status = "deleted" if row[DELETED] else "stale" if any(f.stale for f in fields) else "present"
         return Node(plan.key, ids, status, tuple(fields), written_at=_time(row), source=self._source(plan, ids, row))
 
@@ -538,7 +540,8 @@ class _Walk:
                     for c in str(changed[fplan.cause_column]).split(",")
                 )
             now = expected.get(fplan.dv_column) if expected is not None else None if status == "to remove" else stored
-            fields.append(FieldWhy(fplan.name, stored, now, stored_cv, fplan.code_version, field_causes))
+            shown = shown_code_version(stored_cv)
+            fields.append(FieldWhy(fplan.name, stored, now, shown, fplan.code_version, field_causes))
         return Node(plan.key, ids, status, tuple(fields), causes, tuple(links), None if row is None else _time(row))
 
     def _resolved(self, plan: FeaturePlan, ids: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -570,7 +573,7 @@ class _Walk:
     ) -> Cause:
         """One entry of a ``strata_cause__<field>`` value, with what is behind it."""
         if cause == CAUSE_CODE:
-            return _code_cause(None if row is None else row.get(fplan.cv_column), fplan.code_version)
+            return _code_cause(None if row is None else row.get(fplan.cv_column), fplan)
         if cause == CAUSE_DATA:
             return Cause(CAUSE_DATA, "the data version the source gives changed")
         item = _inputs(plan)[cause]
@@ -654,9 +657,14 @@ def _first(frame: pl.DataFrame, keys: Sequence[str], ids: Mapping[str, Any]) -> 
     return None
 
 
-def _code_cause(stored: str | None, now: str) -> Cause:
-    was = "none (never computed)" if stored is None else f"`{stored}`"
-    return Cause(CAUSE_CODE, f"code_version {was} -> `{now}`", stored=stored, now=now)
+def _code_cause(stored: str | None, fplan: FieldPlan) -> Cause:
+    """The ``code`` cause of a stored ``strata_cv__<field>`` value: a new code version, or a new list of inputs."""
+    was, now = shown_code_version(stored), fplan.code_version
+    if was == now:  # the same code version over another input list (see resolve.plan.stored_code_version)
+        text = f"the upstream fields it reads changed (code_version `{now}` as before)"
+    else:
+        text = f"code_version {'none (never computed)' if was is None else f'`{was}`'} -> `{now}`"
+    return Cause(CAUSE_CODE, text, stored=was, now=now)
 
 
 def _changes_text(samples: Iterable[Change], *, with_change: bool = True) -> str:
