@@ -101,6 +101,7 @@ def apply(ctx: Context, until: str | None, dry_run: bool, store_name: str | None
     it stopped. `reconcile` rewrites the stored provenance; `recompute` leaves the samples stale
     for `strata build`. A store with fallbacks is written in itself only.
     """
+    from strata.cli.progress import reporting
     from strata.errors import UsageError
     from strata.features.migrations import apply as apply_migrations
     from strata.features.project import make_store, opened, store_config
@@ -116,8 +117,8 @@ def apply(ctx: Context, until: str | None, dry_run: bool, store_name: str | None
         )
     target = loaded.get(until).id if until is not None else None
     store = make_store(project, config.name, graph=graph, read_only=dry_run)
-    with opened(store, config):
-        applied = apply_migrations(store, loaded, target, dry_run=dry_run)
+    with opened(store, config), reporting(ctx, "migrations apply") as report:
+        applied = apply_migrations(store, loaded, target, dry_run=dry_run, report=report)
         latest = store.snapshots()[0].version if applied.migrations and not dry_run else None
     data = {"store": config.name, "dry_run": dry_run, "steps": [s.to_json() for s in applied.steps], "pushed": latest}
     ctx.emit(data, lambda: _apply_text(config.name, until, applied, dry_run=dry_run))

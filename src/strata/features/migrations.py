@@ -29,6 +29,7 @@ from strata.errors import UsageError
 if TYPE_CHECKING:
     from strata.features.diff import FieldDiff, GraphDiff
     from strata.features.graph import FeatureGraph
+    from strata.progress import Reporter
     from strata.stores.base import MetadataStore
 
 DIRECTORY = "migrations"
@@ -356,32 +357,45 @@ def apply_migration(
     recomputed: set[tuple[str, str]],
     *,
     dry_run: bool,
+    report: Reporter | None = None,
 ) -> list[Step]:
     """Run the operations of ``migration`` not yet done, recording each, then the migration.
 
     A reconcile leaves out the fields of ``recomputed`` (feature, field): they stay stale.
     A dry run records nothing; its reconcile steps carry the samples a reconcile would rewrite now.
+    ``report`` hears of each operation as it ends (:mod:`strata.progress`).
     """
     steps = []
     done = progress.done.get(migration.id, set())
+    if report is not None:
+        report.start(migration.id, len(migration.operations), unit="operation", items="sample")
     for number, operation in enumerate(migration.operations, 1):
         step = Step(migration.id, number, operation, skipped=number in done)
         steps.append(step)
-        if step.skipped:
-            continue
-        if operation.op == "reconcile":
-            step.superseded = tuple(f for f in operation.fields if (operation.feature, f) in recomputed)
-            fields = [f for f in operation.fields if f not in step.superseded]
-            reconciler = cast("_Reconciler", store)
-            step.samples = (
-                reconciler.reconcile(operation.feature, fields=fields, dry_run=dry_run).samples if fields else 0
-            )
-        if not dry_run:
-            record = {"kind": "operation", "migration": migration.id, "operation": number}
-            store.record_migration(migration.id, {**record, "feature": operation.feature, "op": operation.op})
+        _run_step(store, step, recomputed, dry_run=dry_run)
+        if report is not None:
+            what = "already done" if step.skipped else f"{operation.op} {operation.feature}"
+            report.advance(migration.id, items=step.samples or 0, note=f"#{number} {what}")
     if not dry_run:
         store.record_migration(migration.id, {"kind": "applied", "migration": migration.id})
+    if report is not None:
+        report.finish(migration.id)
     return steps
+
+
+def _run_step(store: MetadataStore, step: Step, recomputed: set[tuple[str, str]], *, dry_run: bool) -> None:
+    """Run one operation not done yet (a reconcile rewrites; a recompute leaves stale), and record it."""
+    operation = step.operation
+    if step.skipped:
+        return
+    if operation.op == "reconcile":
+        step.superseded = tuple(f for f in operation.fields if (operation.feature, f) in recomputed)
+        fields = [f for f in operation.fields if f not in step.superseded]
+        reconciler = cast("_Reconciler", store)
+        step.samples = reconciler.reconcile(operation.feature, fields=fields, dry_run=dry_run).samples if fields else 0
+    if not dry_run:
+        record = {"kind": "operation", "migration": step.migration, "operation": step.number}
+        store.record_migration(step.migration, {**record, "feature": operation.feature, "op": operation.op})
 
 
 @dataclass(frozen=True)
@@ -435,7 +449,14 @@ class Applied:
     steps: list[Step]
 
 
-def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry_run: bool = False) -> Applied:
+def apply(
+    store: MetadataStore,
+    loaded: Loaded,
+    until: str | None = None,
+    *,
+    dry_run: bool = False,
+    report: Reporter | None = None,
+) -> Applied:
     """Apply the pending migrations of ``loaded`` to ``store`` in parent order, up to ``until``.
 
     Everything is checked before the first write: a parent not applied, a from-snapshot not in
@@ -446,6 +467,7 @@ def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry
     Reconcile rewrites to the code's versions, which are those of the last migration; so a
     field that one of the migrations applied together recomputes is reconciled by none of
     them (a refactor followed by a real change, or the other way round, leaves it stale).
+    ``report`` hears of each operation of each migration as it ends (:mod:`strata.progress`).
     """
     progress = Progress.of(store)
     check_pending(loaded, progress.applied, store.graph)
@@ -462,7 +484,9 @@ def apply(store: MetadataStore, loaded: Loaded, until: str | None = None, *, dry
         for migration in todo:
             apply_migration(store, migration, progress, recomputed, dry_run=True)
     steps = [
-        step for migration in todo for step in apply_migration(store, migration, progress, recomputed, dry_run=dry_run)
+        step
+        for migration in todo
+        for step in apply_migration(store, migration, progress, recomputed, dry_run=dry_run, report=report)
     ]
     if todo and not dry_run:
         store.push_graph()
