@@ -160,7 +160,7 @@ def test_install_prints_a_plain_line_per_plugin_and_its_results_on_stdout(plugin
     assert len(lines) == 4, lines
     broken = [line for line in lines if line.startswith("install broken: ")]
     assert broken[0] == "install broken: started"
-    assert broken[1].startswith("install broken: failed in N s; could not install `broken`")
+    assert broken[1] == "install broken: failed in N s"
     assert [line for line in lines if line not in broken] == [
         "install files-dbt-duckdb: started",
         "install files-dbt-duckdb: installed in N s",

@@ -60,7 +60,7 @@ def run_installs(
                 report.start(env.owner.name, None, unit="plugin")
             result = _install(project, env, clean=clean, lock=lock)
             if report is not None:
-                report.finish(env.owner.name, "failed" if result["error"] else result["status"], result["error"] or "")
+                report.finish(env.owner.name, "failed" if result["error"] else result["status"])
             return result
 
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(envs)))) as pool:
