@@ -5,10 +5,12 @@ plugin installs) takes an optional :class:`Reporter` and calls it once per step 
 feature, an operation, a plugin — never per row, so reporting costs nothing measurable. Passing
 none (the default of every Python API) reports nothing.
 
-:class:`LogReporter` writes plain lines to the ``strata.progress`` logger, one when a task
-starts, at most one every ``every`` seconds per task while it runs (a task's first failure at
-once) and one when it ends; the CLI uses it when stderr is not a terminal and shows rich bars
-on one (``strata.cli.progress``).
+:class:`LogReporter` writes plain lines to the ``strata.progress`` logger: as steps end, at
+most one every ``every`` seconds per task (the first ``every`` seconds after the task starts
+included) and a task's first failure at once; when the task ends, one line with its totals if it
+said anything before or took ``every`` seconds. Work that ends quickly and well says nothing,
+so a command that fails at once still prints its one error line alone. The CLI uses it when
+stderr is not a terminal and shows rich bars on one (``strata.cli.progress``).
 """
 
 from __future__ import annotations
@@ -90,13 +92,13 @@ class LogReporter:
         self._log = logging.getLogger(LOGGER)
         self._tasks: dict[str, Tally] = {}
         self._last: dict[str, float] = {}
+        self._spoken: set[str] = set()
         self._lock = threading.Lock()
 
     def start(self, task: str, total: int | None, *, unit: str, items: str = "") -> None:
         with self._lock:
             tally = self._tasks[task] = Tally(total, unit, items)
             self._last[task] = tally.started
-            self._say(task, "started" if total is None else tally.describe())
 
     def advance(self, task: str, *, steps: int = 1, items: int = 0, failed: int = 0, note: str = "") -> None:
         with self._lock:
@@ -104,13 +106,18 @@ class LogReporter:
             now = time.monotonic()
             if first_failure or now - self._last[task] >= self.every:
                 self._last[task] = now
+                self._spoken.add(task)
                 self._say(task, self._tasks[task].describe() + (f"; {note}" if note else ""))
 
     def finish(self, task: str, status: str = "done", note: str = "") -> None:
         with self._lock:
             tally = self._tasks.pop(task)
             self._last.pop(task)
-            text = f"{status} in {time.monotonic() - tally.started:.1f} s"
+            took = time.monotonic() - tally.started
+            if task not in self._spoken and took < self.every:
+                return  # quick and quiet: the command's result says the rest
+            self._spoken.discard(task)
+            text = f"{status} in {took:.1f} s"
             if tally.counted():
                 text += f": {tally.describe()}"
             self._say(task, text + (f"; {note}" if note else ""))

@@ -71,9 +71,7 @@ def test_a_failed_install_of_the_only_plugin_does_not_mention_others_or_blame_pi
     assert last.startswith("strata: error: 1 of 1 plugins failed to install: a; see the message above")
     assert "others" not in last
     assert "pip_url" not in last
-    *progress, failure, _ = result.err.splitlines()  # the install's progress lines, then its result
-    events = [line.split(maxsplit=2)[2].split(" in ")[0] for line in progress]  # after the time and level
-    assert events == ["install a: started", "install a: failed"]
+    failure = result.err.splitlines()[0]
     assert failure.startswith("a: failed: could not create the environment of `a`")
     assert "check the plugin's `python:`" in failure
     assert not (tmp_path / ".strata" / "plugins" / "loaders" / "a").exists()
