@@ -66,7 +66,7 @@ class RichReporter:
             TextColumn("{task.fields[counts]}"),
             TimeElapsedColumn(),
             console=Console(stderr=True),
-            refresh_per_second=4,  # rich's 10 cost a long build ~5 % more CPU (bench/progress.py)
+            refresh_per_second=4,  # rich redraws 10 times a second by default; a bar needs fewer (bench/progress.py)
         )
         self._tasks: dict[str, tuple[Any, Tally]] = {}
         self._lock = threading.Lock()
