@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -48,6 +49,59 @@ def run_strata(
         timeout=timeout,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[()][A-Z0-9]")
+
+
+def run_in_terminal(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+    """Run the real ``strata`` with stderr on a pseudo-terminal (120 columns) and stdout on a pipe.
+
+    ``err`` is what the terminal received, its escape sequences removed and carriage returns
+    turned into line ends, so every redraw of a live display stays readable.
+    """
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    terminal = {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    process = subprocess.Popen(
+        [*STRATA, *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**os.environ, **terminal, **(env or {})},
+    )
+    os.close(follower)
+    received: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the last holder of the terminal closed it
+                return
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        os.close(leader)
+    text = _ESCAPES.sub("", b"".join(received).decode("utf-8", "replace"))
+    return Result(process.returncode, out.decode(), text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def meltano_bin() -> Path | None:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from strata.features.graph import FeatureGraph
     from strata.history import RunHistory
+    from strata.progress import Reporter
     from strata.project.project import Project
     from strata.resolve.increment import Increment
     from strata.resolve.plan import FeaturePlan
@@ -136,7 +137,7 @@ class Builder:
         executor: str = "local",
         ray_address: str | None = None,
         run_id: str | None = None,
-        progress: Any = None,
+        report: Reporter | None = None,
     ) -> None:
         self.project = project
         self.store = store
@@ -146,7 +147,7 @@ class Builder:
         self.executor = executor
         self.ray_address = ray_address
         self.run_id = run_id
-        self.progress = progress
+        self.report = report
         self._pool: Any = None
         self._ray: Any = None
         self._failed_before = False
@@ -212,8 +213,12 @@ class Builder:
         result.batches = len(batches)
         payloads = list(zip(batches, _rows_for(plan, work, size, upstream), strict=True))
         counts = _field_counts(plan, work, size)
+        if self.report is not None:
+            self.report.start(result.key, len(batches), unit="batch", items="sample")
         for (batch, _), outcome, count in zip(payloads, self._compute(cls, plan, payloads), counts, strict=True):
             self._finish_batch(plan, batch, outcome, result, count)
+        if self.report is not None:
+            self.report.finish(result.key, "done", f"{result.written} written")
 
     def _skip_failed(self, plan: FeaturePlan, work: pl.DataFrame, result: FeatureBuild) -> pl.DataFrame:
         """Leave out samples that failed before on the very same inputs."""
@@ -312,14 +317,16 @@ class Builder:
             if self.history is not None:
                 inputs = dict(zip(samples, _input_keys(plan, batch), strict=True))
                 self.history.record_build_errors(self.store_name, str(plan.key), inputs, message, self.run_id)
+            if self.report is not None:
+                self.report.advance(result.key, items=len(batch), failed=1, note=message)
             return
         result.written += self.store.write(plan.key, rows)
         for name, count in counts.items():
             result.written_fields[name] = result.written_fields.get(name, 0) + count
         if self.history is not None and self._failed_before:
             self.history.clear_build_errors(self.store_name, str(plan.key), sample_keys(plan, batch))
-        if self.progress is not None:
-            self.progress(result)
+        if self.report is not None:
+            self.report.advance(result.key, items=len(batch))
 
 
 def _result(future: Future[Any]) -> Any:
@@ -505,11 +512,12 @@ def build(
     executor: str | None = None,
     store_name: str | None = None,
     run_id: str | None = None,
-    progress: Any = None,
+    report: Reporter | None = None,
 ) -> list[FeatureBuild]:
     """Build the project's features (``names`` and what they need; all when empty).
 
-    ``executor`` (``local`` or ``ray``) overrides ``features.executor``.
+    ``executor`` (``local`` or ``ray``) overrides ``features.executor``. ``report`` hears of each
+    feature's batches as they end (:mod:`strata.progress`).
     """
     from strata.build.lock import build_lock
     from strata.features.project import EXECUTORS, build_executor, load_graph, make_store, opened, store_config
@@ -534,7 +542,7 @@ def build(
             executor=executor or configured,
             ray_address=ray_address,
             run_id=run_id,
-            progress=progress,
+            report=report,
         )
         done = False
         try:

@@ -83,6 +83,7 @@ def cli(
         no_environment=no_environment,
         json=json_output,
         debug=debug,
+        log_format=log_format,
     )
 
 

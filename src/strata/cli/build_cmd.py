@@ -41,11 +41,20 @@ def build(
     the command then exits 1 after finishing everything else.
     """
     from strata.build.runner import build as run_build
+    from strata.cli.progress import reporting
     from strata.errors import RuntimeFailure
 
-    results = run_build(
-        ctx.project(), list(feature_keys), dry_run=dry_run, workers=workers, executor=executor, store_name=store_name
-    )
+    project = ctx.project()
+    with reporting(ctx, "build") as report:
+        results = run_build(
+            project,
+            list(feature_keys),
+            dry_run=dry_run,
+            workers=workers,
+            executor=executor,
+            store_name=store_name,
+            report=report,
+        )
     ctx.emit(
         {"dry_run": dry_run, "features": [r.to_json() for r in results]},
         lambda: click.echo(text(results, dry_run=dry_run)),

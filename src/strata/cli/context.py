@@ -29,6 +29,8 @@ class Context:
     """``--no-environment``: no environment at all, not even ``default_environment``."""
     json: bool = False
     debug: bool = False
+    log_format: str = "console"
+    """``--log-format``: ``console`` may show live progress bars on a terminal, ``json`` never does."""
     _project: Project | None = field(default=None, repr=False)
 
     def project(self) -> Project:

@@ -1,9 +1,9 @@
-"""Parallel plugin installs with a progress display."""
+"""Parallel plugin installs, with progress per plugin while they run and their results after."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ def run_installs(
 
     ``locked``: the versions in ``strata.lock`` are installed (else each ``pip_url`` is resolved again).
     """
-    from strata.errors import StrataError
+    from strata.cli.progress import reporting
     from strata.ingest import venv
 
     project = ctx.project()
@@ -52,48 +52,47 @@ def run_installs(
         return results
     lock = venv.read_lock(project) if locked else {}
     venv.uv_binary()
-
-    def one(env: venv.PluginEnv) -> dict[str, Any]:
-        started = time.perf_counter()
-        try:
-            status, error = venv.install(project, env, clean=clean, lock=lock), None
-        except StrataError as exc:
-            status, error = "failed", str(exc)
-        result: dict[str, Any] = {
-            "name": env.owner.name,
-            "type": env.owner.plugin_type,
-            "status": status,
-            "error": error,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-        if env.owner.plugin_type == "files" and error is None:
-            from strata.ingest.bundles import bundle_files
-
-            result["files"] = [str(path) for path in bundle_files(env)]
-        return result
-
     workers = parallelism or os.cpu_count() or 2
-    live = show and sys.stderr.isatty()
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(envs) or 1))) as pool:
-        futures = {key: pool.submit(one, env) for key, env in envs.items()}
-        if live:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    with reporting(ctx, "install") if show else contextlib.nullcontext() as report:
 
-            with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=False
-            ) as bar:
-                tasks = {key: bar.add_task(f"installing {key[1]}", total=1) for key in futures}
-                for key, future in futures.items():
-                    result = future.result()
-                    bar.update(tasks[key], completed=1, description=_line(result))
-                    results.append(result)
-        else:
-            for future in futures.values():
-                result = future.result()
-                if show:
-                    click.echo(_line(result), err=result["error"] is not None)
-                results.append(result)
-    return results
+        def one(env: venv.PluginEnv) -> dict[str, Any]:
+            if report is not None:
+                report.start(env.owner.name, None, unit="plugin")
+            result = _install(project, env, clean=clean, lock=lock)
+            if report is not None:
+                report.finish(env.owner.name, "failed" if result["error"] else result["status"])
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(envs)))) as pool:
+            installed = list(pool.map(one, envs.values()))
+    if show:
+        for result in installed:
+            click.echo(_line(result), err=result["error"] is not None)
+    return results + installed
+
+
+def _install(project: Project, env: PluginEnv, *, clean: bool, lock: dict[str, Any]) -> dict[str, Any]:
+    """Install one plugin; its result, a failure included."""
+    from strata.errors import StrataError
+    from strata.ingest import venv
+
+    started = time.perf_counter()
+    try:
+        status, error = venv.install(project, env, clean=clean, lock=lock), None
+    except StrataError as exc:
+        status, error = "failed", str(exc)
+    result: dict[str, Any] = {
+        "name": env.owner.name,
+        "type": env.owner.plugin_type,
+        "status": status,
+        "error": error,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if env.owner.plugin_type == "files" and error is None:
+        from strata.ingest.bundles import bundle_files
+
+        result["files"] = [str(path) for path in bundle_files(env)]
+    return result
 
 
 def _why_nothing(project: Project, env: PluginEnv) -> str:

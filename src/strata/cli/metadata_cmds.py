@@ -65,6 +65,7 @@ def copy(ctx: Context, feature_keys: tuple[str, ...], source_name: str, target_n
     Rows the target holds already are skipped, so copying again adds only what is new. The
     copied rows take the target's sequence numbers; its sync records stay valid.
     """
+    from strata.cli.progress import reporting
     from strata.errors import UsageError
     from strata.features.project import load_graph, opened
 
@@ -76,8 +77,8 @@ def copy(ctx: Context, feature_keys: tuple[str, ...], source_name: str, target_n
     target, target_config = _store(project, target_name, graph)
     if source_config.name == target_config.name:
         raise UsageError(f"--from and --to both name `{source_name}`", "copy between two different stores")
-    with opened(source, source_config), opened(target, target_config):
-        copied = target.copy_from(source, keys or None)
+    with opened(source, source_config), opened(target, target_config), reporting(ctx, "metadata") as report:
+        copied = target.copy_from(source, keys or None, report=report)
     total = sum(copied.values())
     data = {"from": source_config.name, "to": target_config.name, "copied": copied}
     text = f"copied {_rows(total)} from {source_config.name} to {target_config.name}: {_counts(copied)}"
@@ -233,6 +234,7 @@ def compact(
 
     Give one retention: --keep N or --older-than DURATION.
     """
+    from strata.cli.progress import reporting
     from strata.errors import UsageError
     from strata.features.project import load_graph, opened
 
@@ -244,8 +246,8 @@ def compact(
     graph = load_graph(project)
     keys = [str(graph.spec(k).key) for k in feature_keys]
     store, config = _store(project, store_name, graph, read_only=dry_run)
-    with opened(store, config):
-        dropped = store.compact(keys or None, keep=keep, older_than=age, dry_run=dry_run)
+    with opened(store, config), reporting(ctx, "metadata") as report:
+        dropped = store.compact(keys or None, keep=keep, older_than=age, dry_run=dry_run, report=report)
     data = {"store": config.name, "dry_run": dry_run, "dropped": dropped}
     verb = "would drop" if dry_run else "dropped"
     text = f"{verb} {_rows(sum(dropped.values()))} from {config.name}: {_counts(dropped)}"

@@ -123,6 +123,7 @@ def apply(
     for `strata build`. A store with fallbacks is written in itself only.
     """
     from strata.cli.features_cmds import _tags as parse_tags
+    from strata.cli.progress import reporting
     from strata.errors import UsageError
     from strata.features.migrations import Applied
     from strata.features.migrations import apply as apply_migrations
@@ -143,8 +144,8 @@ def apply(
                 "apply to a writable store (--store NAME)",
             )
         store = make_store(project, config.name, graph=graph, read_only=dry_run)
-        with opened(store, config):
-            applied = apply_migrations(store, loaded, target, dry_run=dry_run, tags=pairs)
+        with opened(store, config), reporting(ctx, "migrations apply") as report:
+            applied = apply_migrations(store, loaded, target, dry_run=dry_run, tags=pairs, report=report)
             latest = store.snapshots()[0].version if applied.migrations and not dry_run else None
     data = {"store": config.name, "dry_run": dry_run, "steps": [s.to_json() for s in applied.steps], "pushed": latest}
     ctx.emit(data, lambda: _apply_text(config.name, target, applied, dry_run=dry_run))

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from strata.features.diff import FieldDiff, GraphDiff
     from strata.features.graph import FeatureGraph
+    from strata.progress import Reporter
     from strata.stores.base import MetadataStore
     from strata.stores.snapshots import Snapshot
 
@@ -509,6 +510,7 @@ def apply_migration(
     *,
     dry_run: bool,
     reconciled: set[tuple[str, str]] | None = None,
+    report: Reporter | None = None,
 ) -> list[Step]:
     """Run the operations of ``migration`` not yet done, recording each, then the migration.
 
@@ -516,29 +518,53 @@ def apply_migration(
     takes the new data versions of the upstream fields in ``reconciled`` (those the apply
     reconciles; None: every non-root upstream field), no other upstream change.
     A dry run records nothing; its reconcile steps carry the samples a reconcile would rewrite now.
+    ``report`` hears of each operation as it ends (:mod:`strata.progress`).
     """
     steps = []
     done = progress.done.get(migration.id, set())
+    if report is not None:
+        report.start(migration.id, len(migration.operations), unit="operation", items="sample")
     for number, operation in enumerate(migration.operations, 1):
         step = Step(migration.id, number, operation, skipped=number in done)
         steps.append(step)
-        if step.skipped:
-            continue
-        if operation.op == "reconcile":
-            step.superseded = tuple(f for f in operation.fields if (operation.feature, f) in recomputed)
-            fields = [f for f in operation.fields if f not in step.superseded]
-            reconciler = cast("_Reconciler", store)
-            step.samples = (
-                reconciler.reconcile(operation.feature, fields=fields, dry_run=dry_run, upstream=reconciled).samples
-                if fields
-                else 0
-            )
-        if not dry_run:
-            record = {"kind": "operation", "migration": migration.id, "operation": number}
-            store.record_migration(migration.id, {**record, "feature": operation.feature, "op": operation.op})
+        _run_step(store, step, recomputed, reconciled, dry_run=dry_run)
+        if report is not None:
+            what = "already done" if step.skipped else f"{operation.op} {operation.feature}"
+            report.advance(migration.id, items=step.samples or 0, note=f"#{number} {what}")
     if not dry_run:
         store.record_migration(migration.id, {"kind": "applied", "migration": migration.id})
+    if report is not None:
+        report.finish(migration.id)
     return steps
+
+
+def _run_step(
+    store: MetadataStore,
+    step: Step,
+    recomputed: set[tuple[str, str]],
+    reconciled: set[tuple[str, str]] | None,
+    *,
+    dry_run: bool,
+) -> None:
+    """Run one operation not done yet (a reconcile rewrites; a recompute leaves stale), and record it.
+
+    See :func:`apply_migration` for ``recomputed`` and ``reconciled``.
+    """
+    operation = step.operation
+    if step.skipped:
+        return
+    if operation.op == "reconcile":
+        step.superseded = tuple(f for f in operation.fields if (operation.feature, f) in recomputed)
+        fields = [f for f in operation.fields if f not in step.superseded]
+        reconciler = cast("_Reconciler", store)
+        step.samples = (
+            reconciler.reconcile(operation.feature, fields=fields, dry_run=dry_run, upstream=reconciled).samples
+            if fields
+            else 0
+        )
+    if not dry_run:
+        record = {"kind": "operation", "migration": step.migration, "operation": step.number}
+        store.record_migration(step.migration, {**record, "feature": operation.feature, "op": operation.op})
 
 
 @dataclass(frozen=True)
@@ -556,6 +582,7 @@ def apply(
     *,
     dry_run: bool = False,
     tags: Mapping[str, str] | None = None,
+    report: Reporter | None = None,
 ) -> Applied:
     """Apply the pending migrations of ``loaded`` to ``store`` in parent order, up to ``until``.
 
@@ -568,6 +595,7 @@ def apply(
     Reconcile rewrites to the code's versions, which are those of the last migration; so a
     field that one of the migrations applied together recomputes is reconciled by none of
     them (a refactor followed by a real change, or the other way round, leaves it stale).
+    ``report`` hears of each operation of each migration as it ends (:mod:`strata.progress`).
     """
     progress = Progress.of(store)
     stored = Stored.of(store)
@@ -583,7 +611,9 @@ def apply(
     steps = [
         step
         for migration in todo
-        for step in apply_migration(store, migration, progress, recomputed, dry_run=dry_run, reconciled=reconciled)
+        for step in apply_migration(
+            store, migration, progress, recomputed, dry_run=dry_run, reconciled=reconciled, report=report
+        )
     ]
     if todo and not dry_run:
         store.push_graph(tags)

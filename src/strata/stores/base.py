@@ -54,9 +54,11 @@ from strata.stores.snapshots import AMBIGUOUS_SHOWN, Pushed, Snapshot, new_snaps
 from strata.stores.sync import Pending, SqlPending
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     import pyarrow as pa
+
+    from strata.progress import Reporter
 
 
 __all__ = ["Increment", "MetadataStore", "Reconciled"]
@@ -650,14 +652,17 @@ class MetadataStore(StoreBackend):
 
     # -- store operations ----------------------------------------------------------------
 
-    def copy_from(self, source: MetadataStore, features: Sequence[Any] | None = None) -> dict[str, int]:
+    def copy_from(
+        self, source: MetadataStore, features: Sequence[Any] | None = None, *, report: Reporter | None = None
+    ) -> dict[str, int]:
         """Copy the rows of ``features`` (default: every feature of the graph) from ``source`` into this store.
 
         Every row comes with its history and system columns (versions, ``strata_written_at``,
         tombstones); the copied rows take this store's next sequence number, one per feature
         (docs/stores.md). Rows this store holds already are skipped, so a second copy adds
         nothing. Per sample, the row written last (``strata_written_at``), here or there, is
-        the latest. Returns the rows added per feature.
+        the latest. Returns the rows added per feature; ``report`` hears of each feature copied
+        (:mod:`strata.progress`).
         """
         self._require_writable()
         source._require_open()
@@ -668,13 +673,29 @@ class MetadataStore(StoreBackend):
             )
         keys = self._operated(features)
         self._forget_all()
-        return {str(key): self._copy_feature(source, self.plan(key)) for key in keys}
+        return self._per_feature("copy", keys, report, lambda key: self._copy_feature(source, self.plan(key)))
 
     def _operated(self, features: Sequence[Any] | None) -> list[FeatureKey]:
         """The features an operation acts on: those named (checked), else all, upstreams first."""
         if features:
             return [self.plan(f).key for f in features]
         return list(self.graph.topological_order())
+
+    @staticmethod
+    def _per_feature(
+        task: str, keys: list[FeatureKey], report: Reporter | None, work: Callable[[FeatureKey], int]
+    ) -> dict[str, int]:
+        """``work`` of each feature in turn (rows), ``report`` told of each as it ends."""
+        if report is not None:
+            report.start(task, len(keys), unit="feature", items="row")
+        out: dict[str, int] = {}
+        for key in keys:
+            out[str(key)] = work(key)
+            if report is not None:
+                report.advance(task, items=out[str(key)], note=str(key))
+        if report is not None:
+            report.finish(task)
+        return out
 
     def _copy_feature(self, source: MetadataStore, plan: FeaturePlan) -> int:
         """Copy one feature's rows from ``source``: those this store lacks, into history or latest as they fall."""
@@ -740,6 +761,7 @@ class MetadataStore(StoreBackend):
         keep: int | None = None,
         older_than: dt.timedelta | dt.datetime | None = None,
         dry_run: bool = False,
+        report: Reporter | None = None,
     ) -> dict[str, int]:
         """Drop history rows the retention does not ask for; return how many rows go per feature.
 
@@ -749,7 +771,8 @@ class MetadataStore(StoreBackend):
         a tombstone written before then goes too, with its history (an expansion's "no children" row,
         which says its parent was computed, is no tombstone). ``dry_run``: count only.
         Dropping history leaves the sync records as they are; dropping a tombstone forgets them,
-        as a hard delete does (the next resolve of each feature compares in full).
+        as a hard delete does (the next resolve of each feature compares in full). ``report``
+        hears of each feature done (:mod:`strata.progress`).
         """
         if (keep is None) == (older_than is None):
             raise DefinitionError("compact needs one retention", "pass keep=N or older_than=DURATION (not both)")
@@ -763,10 +786,10 @@ class MetadataStore(StoreBackend):
         if older_than is not None:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             cutoff = older_than if isinstance(older_than, dt.datetime) else now - older_than
-        out: dict[str, int] = {}
-        for key in self._operated(features):
-            out[str(key)] = self._compact_feature(self.plan(key), keep, cutoff, dry_run=dry_run)
-        return out
+        keys = self._operated(features)
+        return self._per_feature(
+            "compact", keys, report, lambda key: self._compact_feature(self.plan(key), keep, cutoff, dry_run=dry_run)
+        )
 
     def _compact_feature(self, plan: FeaturePlan, keep: int | None, cutoff: Any, *, dry_run: bool) -> int:
         import polars as pl
