@@ -634,3 +634,47 @@ def test_reading_commands_on_a_fresh_project_create_no_store(strata: Cli, root: 
         result = strata("migrations", *command)
         assert result.code == 0, (command, result.err)
     assert not (root / "prod.duckdb").exists()
+
+
+TWO_STORES = """
+  store: prod
+stores:
+  prod: {type: duckdb, path: prod.duckdb}
+  fresh: {type: duckdb, path: fresh.duckdb}
+"""
+
+
+def test_a_new_store_at_the_codes_graph_passes_the_gate_in_a_project_with_migration_history(
+    strata: Cli, make_project: MakeProject
+) -> None:
+    """A store set up after a migration was applied elsewhere (a new environment, a developer's store).
+
+    It holds the code's graph (pushed) and never held the graph the migration starts from: the
+    migration is not needed there, and the gate, `generate` and `apply` say so.
+    """
+    root = make_project({"feats/graph.py": GRAPH.replace("{audio}", "1")}, extra=TWO_STORES)
+    assert strata("graph", "push").code == 0
+    write_graph(root, audio="2")
+    assert strata("migrations", "generate", "--name", "bump_audio").code == 0
+    applied = strata("migrations", "apply")
+    assert applied.code == 0, applied.err
+    code = current_version(root)
+    assert strata("graph", "push", "--store", "fresh").code == 0  # the new store starts at the code's graph
+
+    gate = cli_run(root, "migrations", "status", "--check", "--store", "fresh")
+    assert gate.returncode == 0, gate.stderr
+    assert f"the code's graph ({code}) is the latest snapshot in fresh" in gate.stdout
+    generated = strata("migrations", "generate", "--store", "fresh")
+    assert generated.code == 0, generated.err
+    assert generated.out.startswith("nothing to migrate")
+    listed = strata("migrations", "status", "--store", "fresh", "--json")
+    assert [m["state"] for m in json.loads(listed.out)["migrations"]] == ["not needed (the store started past it)"]
+    again = strata("migrations", "apply", "--store", "fresh")
+    assert again.code == 0, again.err
+    assert again.out.strip() == "nothing to apply: every migration is applied to fresh"
+    write_graph(root, audio="3")  # the next change reaches both stores through one migration
+    assert strata("migrations", "generate", "--name", "next").code == 0
+    for store in ("prod", "fresh"):
+        done = strata("migrations", "apply", "--store", store)
+        assert done.code == 0, done.err
+        assert "0002_next" in done.out

@@ -64,7 +64,7 @@ def generate(ctx: Context, name: str, reconcile: tuple[str, ...], store_name: st
 
     ctx.json = ctx.json or json_output
     project, graph, loaded = _loaded(ctx)
-    progress, stored = _store_state(project, store_name)
+    progress, stored = _store_state(project, store_name, loaded)
     if stored.latest is None:
         raise SnapshotNotFoundError(
             f"no graph was pushed to {stored.name}, so there is nothing to migrate from",
@@ -194,7 +194,7 @@ def status(ctx: Context, check: bool, store_name: str | None, json_output: bool)
 
     ctx.json = ctx.json or json_output
     project, graph, loaded = _loaded(ctx)
-    progress, stored = _store_state(project, store_name)
+    progress, stored = _store_state(project, store_name, loaded)
     check_pending(loaded, progress.applied, graph, stored.snapshots)
     rows = _rows(loaded, progress)
     gap = _gap(graph, loaded, progress, stored)
@@ -248,15 +248,19 @@ def _gap(graph: FeatureGraph, loaded: Loaded, progress: Progress, stored: Stored
     return {"latest": latest, "uncovered": True, "message": f"{differs} and no migration covers it"}
 
 
-def _store_state(project: Project, store_name: str | None) -> tuple[Progress, Stored]:
-    """The store's migration progress and its snapshots, read without writing."""
+def _store_state(project: Project, store_name: str | None, loaded: Loaded) -> tuple[Progress, Stored]:
+    """The store's migration progress (migrations it started past counted: ``Progress.beyond``) and its snapshots.
+
+    Read without writing.
+    """
     from strata.features.migrations import Progress, Stored
     from strata.features.project import make_store, opened, store_config
 
     config = store_config(project, store_name)
     store = make_store(project, config.name, read_only=True)
     with opened(store, config):
-        progress, stored = Progress.of(store), Stored.of(store)
+        stored = Stored.of(store)
+        progress = Progress.of(store).beyond(loaded, stored)
     return progress, stored
 
 
@@ -295,7 +299,7 @@ def list_(ctx: Context, store_name: str | None, json_output: bool) -> None:
     ctx.json = ctx.json or json_output
     project = ctx.project()
     loaded = load(project.root)  # the feature modules are not imported: files stay listable whatever the code
-    progress, _stored = _store_state(project, store_name)
+    progress, _stored = _store_state(project, store_name, loaded)
     rows = _rows(loaded, progress)
     ctx.emit(rows, lambda: _echo_rows(rows))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
@@ -353,6 +353,8 @@ class Progress:
 
     applied: set[str]
     done: dict[str, set[int]]
+    past: frozenset[str] = frozenset()
+    """Migrations counted as applied though the store never ran them: it started past them (see :meth:`beyond`)."""
 
     @classmethod
     def of(cls, store: MetadataStore) -> Progress:
@@ -365,8 +367,29 @@ class Progress:
                 done.setdefault(record["migration"], set()).add(int(record["operation"]))
         return cls(applied, done)
 
+    def beyond(self, loaded: Loaded, stored: Stored) -> Progress:
+        """This progress with the first pending migrations the store started past counted as applied.
+
+        A store set up after those migrations were applied elsewhere (a new environment, a
+        developer's store) holds a graph one of them leads to, but never the graph they start
+        from: there is nothing for them to do in it. Such are the pending migrations up to the
+        last one whose ``to`` the store holds, as long as none of them starts from a snapshot the
+        store holds or has operations done (a graph pushed before its migration was applied: that
+        one still has to run).
+        """
+        todo = [m for m in loaded.chain if m.id not in self.applied]
+        reach = max((i for i, m in enumerate(todo) if m.to_snapshot in stored.snapshots), default=-1)
+        past: list[str] = []
+        for migration in todo[: reach + 1]:
+            if migration.from_snapshot in stored.snapshots or self.done.get(migration.id):
+                break
+            past.append(migration.id)
+        return replace(self, applied=self.applied | set(past), past=self.past | frozenset(past))
+
     def state(self, migration: Migration) -> str:
-        """``applied``, ``pending``, or ``partial (k/n operations)``."""
+        """``applied``, ``not needed``, ``pending``, or ``partial (k/n operations)``."""
+        if migration.id in self.past:
+            return "not needed (the store started past it)"
         if migration.id in self.applied:
             return "applied"
         finished = len(self.done.get(migration.id, set()))
@@ -597,8 +620,8 @@ def apply(
     them (a refactor followed by a real change, or the other way round, leaves it stale).
     ``report`` hears of each operation of each migration as it ends (:mod:`strata.progress`).
     """
-    progress = Progress.of(store)
     stored = Stored.of(store)
+    progress = Progress.of(store).beyond(loaded, stored)
     check_pending(loaded, progress.applied, store.graph, stored.snapshots)
     todo = pending(loaded, progress, until)
     check_applicable(loaded, todo, progress, stored, store.graph.snapshot_version)
