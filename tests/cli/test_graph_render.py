@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.build.test_expansion import FEATURES as EXPANSION
 from tests.cli.conftest import MakeProject
 from tests.helpers import STRATA, Cli
 from tests.servers import graphviz_dot  # noqa: F401 - the fixture the picture tests use
+from tests.ui.conftest import start_ui
 
 FEATURES = """
 import polars as pl
@@ -429,3 +431,16 @@ def test_a_root_field_whose_code_version_changed_is_stale_as_why_says(strata: Cl
         1,
         "strata: error: not in sync: pages (2 stale); " + failed.err.split("; ", 1)[1],
     )
+    server = start_ui(root)
+    try:
+        with urllib.request.urlopen(server.url, timeout=30) as answer:  # noqa: S310 - a local test server
+            page = answer.read().decode()
+        with urllib.request.urlopen(server.url.rstrip("/") + "/feature?key=pages", timeout=30) as answer:  # noqa: S310
+            feature_page = answer.read().decode()
+    finally:
+        server.stop()
+    assert 'class="node stale" data-feature="pages"' in page
+    assert '<g class="field stale" data-field="html">' in page
+    assert '<g class="field root" data-field="title">' in page
+    assert '<span class="badge stale">2 stale</span></td><td>code (2)</td>' in feature_page
+    assert '<span class="badge root">root</span></td><td></td>' in feature_page
