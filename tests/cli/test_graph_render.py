@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.build.test_expansion import FEATURES as EXPANSION
 from tests.cli.conftest import MakeProject
 from tests.helpers import STRATA, Cli
 from tests.servers import graphviz_dot  # noqa: F401 - the fixture the picture tests use
+from tests.ui.conftest import start_ui
 
 FEATURES = """
 import polars as pl
@@ -371,3 +373,74 @@ def test_an_expansion_counts_parents_per_field_and_children_as_samples(
     lines = strata("graph", "render", "--format", "mermaid").out.splitlines()
     assert lines[5] == '    f1["frames<br/>6 samples<br/>pixels: 2 in sync, 2 stale"]:::stale'
     assert lines[6] == '    f2["summary<br/>3 samples<br/>frames: 3 in sync"]:::inSync'
+
+
+PAGES = """
+import strata as st
+
+
+class Pages(st.Feature, spec=st.FeatureSpec("pages", id_columns=["site", "path"], fields=["html", "title"])):
+    pass
+"""
+
+
+def test_a_root_field_whose_code_version_changed_is_stale_as_why_says(strata: Cli, make_project: MakeProject) -> None:
+    """`strata why` calls such a root sample stale (cause `code`, as a resolve with its samples); render, status agree."""
+    root = make_project({"feats.py": PAGES})
+    frame = pl.DataFrame({"site": ["s1", "s1"], "path": ["/a", "/b"], "html": ["<p>", "<i>"], "title": ["t", "u"]})
+    frame = frame.with_columns(
+        strata_dv__html=pl.Series([sample_hash("md5", [h]) for h in ["<p>", "<i>"]]),
+        strata_dv__title=pl.Series([sample_hash("md5", [t]) for t in ["t", "u"]]),
+    )
+    project = Project(root)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write_changed("pages", frame)
+    assert strata("status", "--assert-in-sync").code == 0
+    plain = strata("--json", "graph", "render", "--format", "text").json()["status"]["pages"]
+    assert plain["state"] == "in sync"
+    assert plain["fields"]["html"] == {"state": "in sync", "in_sync": 2, "stale": 0, "failed": 0, "causes": {}}
+    (root / "feats.py").write_text(PAGES.replace('"html", "title"', 'st.FieldSpec("html", code_version="2"), "title"'))
+    sys.modules.pop("feats", None)  # the next command imports the edited module (as test_graph_snapshots does)
+    why = strata("--json", "why", "pages", "s1,/a")
+    assert why.code == 0, why.err
+    (node,) = why.json()["samples"][0]["lineage"]
+    assert node["status"] == "stale"
+    assert [f["causes"][0]["kind"] if f["causes"] else None for f in node["fields"]] == ["code", None]
+    rendered = strata("--json", "graph", "render", "--format", "text")
+    assert rendered.code == 0, rendered.err
+    pages = rendered.json()["status"]["pages"]
+    assert pages["state"] == "stale"
+    assert pages["fields"]["html"] == {"state": "stale", "in_sync": 0, "stale": 2, "failed": 0, "causes": {"code": 2}}
+    assert pages["fields"]["title"]["state"] == "in sync"
+    mermaid = strata("graph", "render", "--format", "mermaid").out
+    assert 'html: 0 in sync, 2 stale<br/>title: 2 in sync"]:::stale' in mermaid
+    status = strata("--json", "status")
+    (row,) = status.json()["features"]
+    assert row == {
+        "feature": "pages",
+        "root": True,
+        "samples": 2,
+        "fields": {"html": {"code": 2}},
+        "stale": {"html": 2, "title": 0},
+        "in_sync": False,
+    }
+    text = strata("status").out
+    assert text.endswith("changed fields:\n  pages.html <- code (2)\n"), text
+    failed = strata("status", "--assert-in-sync")
+    assert (failed.code, failed.err) == (
+        1,
+        "strata: error: not in sync: pages (2 stale); " + failed.err.split("; ", 1)[1],
+    )
+    server = start_ui(root)
+    try:
+        with urllib.request.urlopen(server.url, timeout=30) as answer:  # noqa: S310 - a local test server
+            page = answer.read().decode()
+        with urllib.request.urlopen(server.url.rstrip("/") + "/feature?key=pages", timeout=30) as answer:  # noqa: S310
+            feature_page = answer.read().decode()
+    finally:
+        server.stop()
+    assert 'class="node stale" data-feature="pages"' in page
+    assert '<g class="field stale" data-field="html">' in page
+    assert '<g class="field root" data-field="title">' in page
+    assert '<span class="badge stale">2 stale</span></td><td>code (2)</td>' in feature_page
+    assert '<span class="badge root">root</span></td><td></td>' in feature_page

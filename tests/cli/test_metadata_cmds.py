@@ -183,6 +183,21 @@ def test_delete_takes_a_multi_column_id_in_id_column_order(strata: Cli, use: Use
         assert prod.read("clip").select("video_id", "clip").rows() == [("v1", 0)]
 
 
+def test_a_multi_column_id_holding_a_comma_is_given_in_csv_quotes(strata: Cli, use: Use) -> None:
+    """`--id` values are comma-separated, so a value holding a comma or a quote is quoted, CSV-style (as `strata why`)."""
+    with use("prod") as prod:
+        videos = ["Doe, John", 'say "hi"', "Doe"]
+        prod.write("clip", pl.DataFrame({"video_id": videos, "clip": [0, 0, 0], "strata_dv__pixels": ["p", "q", "r"]}))
+    result = strata("metadata", "delete", "clip", "--id", '"Doe, John",0', "--id", '"say ""hi""",0', "--json")
+    assert result.code == 0, result.err
+    assert result.json()["deleted"] == 2
+    with use("prod") as prod:
+        assert prod.read("clip").select("video_id", "clip").rows() == [("Doe", 0)]
+    unclosed = strata("metadata", "delete", "clip", "--id", '"Doe,0')
+    assert unclosed.code == 2
+    assert unclosed.err.startswith('strata: error: --id "Doe,0 has a quote that is not closed; ')
+
+
 def test_compact_keep_and_older_than(strata: Cli, use: Use) -> None:
     with use("prod") as prod:
         fill(prod)

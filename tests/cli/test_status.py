@@ -89,7 +89,14 @@ def test_changed_data_flows_field_by_field(strata: Cli, steps: Steps) -> None:
     assert _cells(result.out, "embedding") == ["embedding", "100", "0", "0", "0", "in sync"]
     assert result.out.endswith("changed fields:\n  transcript.text <- video.audio (5)\n")
     rows = _rows(strata("status", "--json"))
-    assert rows["video"] == {"feature": "video", "root": True, "samples": 100, "in_sync": None}
+    assert rows["video"] == {
+        "feature": "video",
+        "root": True,
+        "samples": 100,
+        "fields": {},
+        "stale": {"audio": 0, "frames": 0},
+        "in_sync": None,
+    }
     assert rows["transcript"] == {
         "feature": "transcript",
         "root": False,

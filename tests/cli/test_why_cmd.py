@@ -6,9 +6,14 @@ import re
 from pathlib import Path
 
 import polars as pl
+from hypothesis import given
+from hypothesis import strategies as hs
 
 from strata.features.project import load_graph, make_store
+from strata.features.versions import sample_hash
 from strata.project.project import Project
+from strata.views.why import parse_ids
+from tests.cli.conftest import MakeProject
 from tests.cli.test_status import Steps, steps  # noqa: F401 - steps: the fixture running the example's steps
 from tests.helpers import Cli
 
@@ -161,3 +166,54 @@ def test_several_id_columns_are_given_in_order_or_by_name(strata: Cli, tmp_path:
         "strata: error: `2` gives 1 value(s), but the id columns are sample_uid, frame; give one value per id "
         "column, comma-separated in that order, or sample_uid=VALUE,frame=VALUE\n"
     )
+
+
+PAGES = """
+import strata as st
+
+
+class Pages(st.Feature, spec=st.FeatureSpec("pages", id_columns=["site", "path"], fields=["html"])):
+    pass
+"""
+
+
+def test_an_id_holding_a_comma_or_a_quote_is_given_in_csv_quotes(strata: Cli, make_project: MakeProject) -> None:
+    """Ids are text, and a comma is a plain character of one (a path, a CSV key, `Doe, John`)."""
+    root = make_project({"feats.py": PAGES})
+    paths = ["/a,b.html", 'say "hi"', "/c"]
+    frame = pl.DataFrame({"site": ["s1"] * 3, "path": paths, "html": ["<p>"] * 3})
+    frame = frame.with_columns(strata_dv__html=pl.lit(sample_hash("md5", ["<p>"])))
+    project = Project(root)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write_changed("pages", frame)
+    for word in ('site=s1,path="/a,b.html"', 'path="/a,b.html",site=s1', 's1,"/a,b.html"'):
+        found = strata("why", "pages", word)
+        assert found.code == 0, (word, found.err)
+        assert found.out.splitlines()[0] == "pages site=s1,path=/a,b.html: present (store local)", word
+    quoted = strata("--json", "why", "pages", 's1,"say ""hi"""', 'site="s1",path=/c')
+    assert quoted.code == 0, quoted.err
+    assert [s["ids"] for s in quoted.json()["samples"]] == [
+        {"site": "s1", "path": 'say "hi"'},
+        {"site": "s1", "path": "/c"},
+    ]
+    bare = strata("why", "pages", "site=s1,path=/a,b.html")
+    assert bare.code == 2
+    assert bare.err == (
+        "strata: error: cannot read `site=s1,path=/a,b.html` as ids; give them as site=VALUE,path=VALUE "
+        '(a value holding a comma or a quote in double quotes: path="/a,b.html", "" for a quote in it)\n'
+    )
+    twice = strata("why", "pages", "site=s1,site=s2,path=/c")
+    assert twice.code == 2
+    assert twice.err == "strata: error: `site=s1,site=s2,path=/c` names `site` twice; name each id column once\n"
+    open_quote = strata("why", "pages", 's1,"/a')
+    assert open_quote.code == 2
+    assert open_quote.err.startswith('strata: error: `s1,"/a` has a quote that is not closed; ')
+
+
+@given(hs.lists(hs.text(hs.characters(codec="utf-8")), min_size=2, max_size=3), hs.booleans())
+def test_any_text_ids_quoted_csv_style_read_back(values: list[str], named: bool) -> None:
+    """Every value, quoted the way the help says (double quotes, `""` for a quote), reads back unchanged."""
+    columns = [f"c{i}" for i in range(len(values))]
+    quoted = ['"' + v.replace('"', '""') + '"' for v in values]
+    word = ",".join(f"{c}={q}" for c, q in zip(columns, quoted, strict=True)) if named else ",".join(quoted)
+    assert parse_ids([word], columns) == [dict(zip(columns, values, strict=True))]

@@ -93,7 +93,8 @@ def copy(ctx: Context, feature_keys: tuple[str, ...], source_name: str, target_n
     multiple=True,
     metavar="VALUE[,VALUE…]",
     help="A sample to delete (repeat for several; default: every sample). Several id columns: "
-    "their values comma-separated in the order `strata features show` lists them; an expansion's "
+    "their values comma-separated in the order `strata features show` lists them, a value holding a "
+    'comma or a quote in double quotes (`"Doe, John",3`; "" for a quote in it); an expansion\'s '
     "parent ids alone take all its children.",
 )
 @click.option("--hard", is_flag=True, help="Erase the rows and their history (default: soft, tombstones).")
@@ -171,6 +172,22 @@ def _delete_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _id_values(value: str) -> list[str]:
+    """One ``--id`` of several id columns: its comma-separated values, CSV quotes undone (``"Doe, John",3``)."""
+    import csv
+
+    from strata.errors import UsageError
+
+    try:
+        (row,) = csv.reader([value], strict=True)
+    except csv.Error as exc:
+        reason = "has a quote that is not closed" if "end of data" in str(exc) else f"is not CSV ({exc})"
+        raise UsageError(
+            f"--id {value} {reason}", 'quote a value holding a comma or a quote in double quotes, "" for a quote in it'
+        ) from exc
+    return row or [""]
+
+
 def _id_frame(store: MetadataStore, key: Any, values: tuple[str, ...]) -> Any:
     """The ``--id`` values as a frame of the feature's id columns (or an expansion's parent ids), typed as stored."""
     import polars as pl
@@ -179,7 +196,7 @@ def _id_frame(store: MetadataStore, key: Any, values: tuple[str, ...]) -> Any:
 
     plan = store.plan(key)
     columns = list(plan.id_columns)
-    rows = [[value] if len(columns) == 1 else value.split(",") for value in values]
+    rows = [[value] if len(columns) == 1 else _id_values(value) for value in values]
     if plan.child_ids and all(len(row) == len(plan.resolve_ids) for row in rows):
         columns = list(plan.resolve_ids)
     for value, row in zip(values, rows, strict=True):

@@ -24,7 +24,8 @@ def status(
     """What each feature must add, recompute (which fields, why) or remove.
 
     Features are listed upstreams first, with their live samples in the store. Root features
-    show their sample count only: they resolve against the samples their caller supplies.
+    resolve against the samples their caller supplies, so they show their sample count and,
+    per field, the samples whose code_version is not the code's (stale, cause `code`).
     """
     from strata.errors import RuntimeFailure
     from strata.features.project import load_graph, make_store, opened, store_config
@@ -58,7 +59,9 @@ def _status_text(store: str, rows: Sequence[dict[str, Any]]) -> str:
     body = []
     for row in rows:
         if row["root"]:
-            body.append([row["feature"], row["samples"], None, None, None, "root"])
+            body.append(
+                [row["feature"], row["samples"], None, None, None, "stale" if row["in_sync"] is False else "root"]
+            )
             continue
         state = "in sync" if row["in_sync"] else "stale"
         body.append([row["feature"], row["samples"], row["added"], row["changed"], row["removed"], state])
@@ -66,7 +69,6 @@ def _status_text(store: str, rows: Sequence[dict[str, Any]]) -> str:
     details = [
         f"  {row['feature']}.{field} <- " + ", ".join(f"{cause} ({count})" for cause, count in sorted(causes.items()))
         for row in rows
-        if not row["root"]
         for field, causes in row["fields"].items()
     ]
     if details:

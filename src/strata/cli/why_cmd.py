@@ -31,7 +31,9 @@ def why(ctx: Context, feature_key: str, ids: tuple[str, ...], store_name: str | 
 
     Each ID is one sample: its value for a feature of one id column (`3`), the values of
     several id columns comma-separated in their order (`3,7`, as `strata features show` lists
-    them), or named (`sample_uid=3,frame=7`). For every feature on the way: the stored data
+    them), or named (`sample_uid=3,frame=7`, each id column once). A value holding a comma or
+    a quote goes in double quotes, CSV-style, with "" for a quote in it: `'path="/a,b.html"'`
+    or `'s1,"/a,b.html"'` (single quotes for the shell). For every feature on the way: the stored data
     version of each field, the one the code and upstreams now give, and the cause of every
     difference (a code_version, an upstream field and the upstream samples behind it). A root
     loaded by target-strata shows its stream, the record's key and the run that last changed

@@ -202,10 +202,10 @@ def feature_body(data: dict[str, Any]) -> str:
 def _staleness(status: dict[str, Any] | None, name: str, stale: dict[str, int]) -> str:
     if status is None:
         return '<span class="badge unknown">?</span>'
-    if status["root"]:
-        return '<span class="badge root">root</span>'
     count = int(stale.get(name, 0))
-    return f'<span class="badge stale">{count} stale</span>' if count else '<span class="badge ok">in sync</span>'
+    if count:
+        return f'<span class="badge stale">{count} stale</span>'
+    return '<span class="badge root">root</span>' if status["root"] else '<span class="badge ok">in sync</span>'
 
 
 def _search(feature: str, sample: str = "") -> str:

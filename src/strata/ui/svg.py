@@ -40,23 +40,25 @@ def feature_class(feature: dict[str, Any]) -> str:
         return "failed"
     if status is None:
         return "unknown"
-    if status["root"]:
+    if status["root"] and status["in_sync"] is not False:
         return "root"
     return "ok" if status["in_sync"] else "stale"
 
 
 def field_cells(feature: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(field, what to show, class)`` per field: ``5 stale`` / ``in sync`` / ``root`` / ``?``."""
+    """``(field, what to show, class)`` per field: ``5 stale`` / ``in sync`` / ``root`` / ``?``.
+
+    A root's field is ``N stale`` when N samples hold another code_version than the code's.
+    """
     status = feature.get("status")
     cells = []
     for name in feature["fields"]:
         if status is None:
             cells.append((name, "?", "unknown"))
-        elif status["root"]:
-            cells.append((name, "root", "root"))
         else:
             stale = int(status.get("stale", {}).get(name, 0))
-            cells.append((name, f"{stale} stale", "stale") if stale else (name, "in sync", "ok"))
+            fine = (name, "root", "root") if status["root"] else (name, "in sync", "ok")
+            cells.append((name, f"{stale} stale", "stale") if stale else fine)
     return cells
 
 

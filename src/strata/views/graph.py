@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from strata.resolve.plan import CAUSE_CODE
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from strata.features.keys import FeatureKey
     from strata.project.project import Project
     from strata.resolve.increment import Increment
-    from strata.resolve.plan import FeaturePlan
+    from strata.resolve.plan import FeaturePlan, FieldPlan
     from strata.stores.base import MetadataStore
 
 
@@ -305,18 +307,31 @@ RENDERERS = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
 
 
 def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, Any]]:
-    """Per feature: live samples in ``store`` and, for non-root features, the increment's counts.
+    """Per feature: live samples in ``store``, the increment's counts, and per field its causes and stale samples.
 
-    Root features need their candidate samples to resolve, so they show their sample count only.
     ``fields`` maps each stale field to its causes (``code``, or the upstream fields whose data
     changed) and how many samples each cause touches; ``stale`` maps every field to the samples
-    it must be computed for (added ones, and changed ones whose cause names it).
+    it must be computed for (added ones, and changed ones whose cause names it). A root feature
+    resolves against the samples its caller supplies, so it has no increment: its stale samples
+    are the rows whose field's code_version is not the code's (cause ``code``, as ``strata why``
+    and a resolve with its samples say); ``in_sync`` is False when there are some, else None
+    (its data cannot be checked without the samples).
     """
     rows = []
     for key in keys:
-        _, ids, increment = _resolved(store, key)
+        plan, ids, increment = _resolved(store, key)
         if increment is None:
-            rows.append({"feature": str(key), "root": True, "samples": len(ids), "in_sync": None})
+            stale = code_stale(store, plan)
+            rows.append(
+                {
+                    "feature": str(key),
+                    "root": True,
+                    "samples": len(ids),
+                    "fields": {name: {CAUSE_CODE: n} for name, n in stale.items() if n},
+                    "stale": stale,
+                    "in_sync": False if any(stale.values()) else None,
+                }
+            )
             continue
         counts = increment.counts()
         rows.append(
@@ -331,6 +346,32 @@ def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, A
             }
         )
     return rows
+
+
+def code_stale(store: MetadataStore, plan: FeaturePlan) -> dict[str, int]:
+    """Per field of ``plan``: live rows whose stored code version (``strata_cv__<field>``) is none of the code's.
+
+    Counted where the rows live (one aggregate through the store's lazy read), not loaded. A
+    row without a code version for the field (none stored, or no such column yet) counts as
+    stale, as in a resolve; a feature with no rows has none.
+    """
+    frame = store.read(plan.key, lazy=True)
+    stored = set(frame.collect_schema().names())
+    counts = [_code_stale_count(f, f.cv_column in stored).alias(f.name) for f in plan.fields]
+    if not counts:
+        return {}
+    (row,) = frame.select(*counts).collect(backend="polars").rows(named=True)
+    return {f.name: int(row[f.name] or 0) for f in plan.fields}
+
+
+def _code_stale_count(fplan: FieldPlan, stored: bool) -> Any:
+    """The Narwhals aggregate counting the rows whose ``strata_cv__<field>`` is none of the current ones."""
+    import narwhals as nw
+
+    if not stored:
+        return nw.len()
+    column = nw.col(fplan.cv_column)
+    return (column.is_null() | ~column.is_in(list(fplan.current_code_versions))).cast(nw.Int64).sum()
 
 
 def _resolved(store: MetadataStore, key: FeatureKey) -> tuple[FeaturePlan, Any, Increment | None]:
@@ -348,15 +389,18 @@ def field_status(
     A field's stale samples are the increment's added ones and the changed ones with a cause
     for that field; those whose key is in ``failed[str(key)]`` (sample keys as ``strata
     build`` records its failures in the run history) count as failed instead. Samples to
-    remove count in no field. A root feature's fields are all in sync: they hold what ingest
-    wrote.
+    remove count in no field. A root feature's stale samples are those whose field's code_version
+    is not the code's (:func:`code_stale`, cause ``code``); its data is what ingest wrote.
     """
     out: GraphStatus = {}
     for key in keys:
         plan, ids, increment = _resolved(store, key)
         if increment is None:
             samples = len(ids)
-            fields = {f.name: FieldState(samples) for f in plan.fields}
+            stale = code_stale(store, plan)
+            fields = {
+                name: FieldState(samples - n, stale=n, causes={CAUSE_CODE: n} if n else {}) for name, n in stale.items()
+            }
             out[str(key)] = FeatureState(str(key), root=True, samples=samples, removed=0, fields=fields)
             continue
         out[str(key)] = _feature_state(plan, ids, increment.collect(), set((failed or {}).get(str(key), ())))
@@ -434,10 +478,12 @@ def _failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey
 
 
 def out_of_sync(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """``transcript (5 changed)`` for every feature of :func:`status` that is not in sync."""
+    """``transcript (5 changed)``, ``video (3 stale)`` for every feature of :func:`status` that is not in sync."""
     found = []
     for row in rows:
-        if row["in_sync"] is False:
+        if row["in_sync"] is False and row["root"]:
+            found.append(f"{row['feature']} ({max(row['stale'].values())} stale)")
+        elif row["in_sync"] is False:
             parts = [f"{row[p]} {p}" for p in ("added", "changed", "removed") if row[p]]
             found.append(f"{row['feature']} ({', '.join(parts)})")
     return found

@@ -241,29 +241,99 @@ def why(store: MetadataStore, feature: Any, ids: Any) -> Why:
 def parse_ids(texts: Sequence[str], id_columns: Sequence[str]) -> list[dict[str, str]]:
     """Samples from words as a user types them, one sample per word.
 
-    ``3`` (a feature of one id column); ``3,7`` (values comma-separated in the order of the id
-    columns, as ``metadata delete --id`` takes them); ``sample_uid=3,frame=7`` (named, any
-    order). Values stay text: :func:`why` reads them as the stored types.
+    ``3`` (a feature of one id column: the word whole); ``3,7`` (values comma-separated in the
+    order of the id columns, as ``metadata delete --id`` takes them); ``sample_uid=3,frame=7``
+    (named, any order, each id column once). A value holding a comma or a quote is written in
+    double quotes, CSV-style, with ``""`` for a quote in it: ``path="/a,b.html"``,
+    ``s1,"/a,b.html"``; two values of one id column are refused. Values stay text: :func:`why`
+    reads them as the stored types.
     """
-    out = []
-    for text in texts:
-        if "=" not in text:
-            values = [text] if len(id_columns) == 1 else text.split(",")
-            if len(values) != len(id_columns):
-                raise UsageError(
-                    f"`{text}` gives {len(values)} value(s), but the id columns are {', '.join(id_columns)}",
-                    f"give one value per id column, comma-separated in that order, or {_pairs(id_columns)}",
-                )
-            out.append(dict(zip(id_columns, values, strict=True)))
+    return [_parse_word(text, id_columns) for text in texts]
+
+
+def _parse_word(text: str, id_columns: Sequence[str]) -> dict[str, str]:
+    """One sample from one word (:func:`parse_ids`)."""
+    parts = _split_word(text)
+    if all(name is None for name, _ in parts):
+        values = [value for _, value in parts]
+        if len(id_columns) == 1 and len(values) != 1:
+            values = [text]
+        if len(values) != len(id_columns):
+            raise UsageError(
+                f"`{text}` gives {len(values)} value(s), but the id columns are {', '.join(id_columns)}",
+                f"give one value per id column, comma-separated in that order, or {_pairs(id_columns)}",
+            )
+        return dict(zip(id_columns, values, strict=True))
+    sample: dict[str, str] = {}
+    for name, value in parts:
+        if name is None:
+            raise UsageError(f"cannot read `{text}` as ids", f"give them as {_pairs(id_columns)} {QUOTING}")
+        if name in sample:
+            raise UsageError(f"`{text}` names `{name}` twice", "name each id column once")
+        sample[name] = value
+    return sample
+
+
+QUOTING = '(a value holding a comma or a quote in double quotes: path="/a,b.html", "" for a quote in it)'
+"""How :func:`parse_ids` quotes, as its errors say it."""
+
+
+def _split_word(text: str) -> list[tuple[str | None, str]]:
+    """The comma-separated parts of a word as ``(name or None, value)``, CSV quoting undone.
+
+    A part (``"a,b"``) or the value of a named part (``path="a,b"``) starting with ``"`` runs to
+    the closing quote, ``""`` standing for a quote; anywhere else a quote is a plain character.
+    Python's :mod:`csv` reads each quoted field; it knows a quote only at a field's start, so
+    the value of ``name="…"`` is handed to it from after the ``=``.
+    """
+    parts: list[tuple[str | None, str]] = []
+    at = 0
+    while True:
+        name: str | None = None
+        if not text.startswith('"', at):
+            stop = _end_of_part(text, at)
+            head, sep, _ = text[at:stop].partition("=")
+            if sep:
+                if not head.strip():
+                    raise UsageError(f"cannot read `{text}` as ids", f"give them as NAME=VALUE,… {QUOTING}")
+                name = head.strip()
+                at += len(head) + 1
+        if text.startswith('"', at):
+            value, at = _quoted(text, at)
+        else:
+            stop = _end_of_part(text, at)
+            value, at = text[at:stop], stop
+        parts.append((name, value))
+        if at == len(text):
+            return parts
+        at += 1  # the comma
+
+
+def _end_of_part(text: str, at: int) -> int:
+    stop = text.find(",", at)
+    return len(text) if stop < 0 else stop
+
+
+def _quoted(text: str, at: int) -> tuple[str, int]:
+    """The value of the quoted field starting at ``text[at]`` (``"``) and the index after it (end or a comma)."""
+    import csv
+
+    close = at + 1
+    while True:
+        close = text.find('"', close)
+        if close < 0:
+            raise UsageError(
+                f"`{text}` has a quote that is not closed", 'close the quoted value (a quote inside it is written "")'
+            )
+        if text.startswith('""', close):
+            close += 2
             continue
-        sample: dict[str, str] = {}
-        for part in text.split(","):
-            name, sep, value = part.partition("=")
-            if not sep or not name.strip():
-                raise UsageError(f"cannot read `{text}` as ids", f"give them as {_pairs(id_columns)}")
-            sample[name.strip()] = value
-        out.append(sample)
-    return out
+        break
+    after = close + 1
+    if after < len(text) and text[after] != ",":
+        raise UsageError(f"cannot read `{text}` as ids", "end a quoted value at a comma or at the end of the word")
+    (value,) = next(csv.reader([text[at:after]]))
+    return value, after
 
 
 def _pairs(id_columns: Sequence[str]) -> str:
