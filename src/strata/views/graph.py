@@ -304,32 +304,37 @@ RENDERERS = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
 # -- status ------------------------------------------------------------------------------
 
 
-def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, Any]]:
+def status(
+    store: MetadataStore, keys: Sequence[FeatureKey], failed: Mapping[str, Collection[str]] | None = None
+) -> list[dict[str, Any]]:
     """Per feature: live samples in ``store`` and, for non-root features, the increment's counts.
 
     Root features need their candidate samples to resolve, so they show their sample count only.
     ``fields`` maps each stale field to its causes (``code``, or the upstream fields whose data
     changed) and how many samples each cause touches; ``stale`` maps every field to the samples
-    it must be computed for (added ones, and changed ones whose cause names it).
+    it must be computed for (added ones, and changed ones whose cause names it). ``failed``
+    lists the samples whose last build failed (as :func:`field_status` takes them); given,
+    ``failed_samples`` keeps those still to compute, the rule :func:`field_status` counts by.
     """
     rows = []
     for key in keys:
-        _, ids, increment = _resolved(store, key)
+        plan, ids, increment = _resolved(store, key)
         if increment is None:
             rows.append({"feature": str(key), "root": True, "samples": len(ids), "in_sync": None})
             continue
         counts = increment.counts()
-        rows.append(
-            {
-                "feature": str(key),
-                "root": False,
-                "samples": len(ids),
-                **counts,
-                "fields": increment.changed_fields(),
-                "stale": increment.stale_fields(),
-                "in_sync": not any(counts.values()),
-            }
-        )
+        row = {
+            "feature": str(key),
+            "root": False,
+            "samples": len(ids),
+            **counts,
+            "fields": increment.changed_fields(),
+            "stale": increment.stale_fields(),
+            "in_sync": not any(counts.values()),
+        }
+        if failed is not None:
+            row["failed_samples"] = sorted(_still_failed(plan, increment.collect(), set(failed.get(str(key), ()))))
+        rows.append(row)
     return rows
 
 
@@ -361,6 +366,16 @@ def field_status(
             continue
         out[str(key)] = _feature_state(plan, ids, increment.collect(), set((failed or {}).get(str(key), ())))
     return out
+
+
+def _still_failed(plan: FeaturePlan, increment: Increment, failed: set[str]) -> set[str]:
+    """The samples of ``failed`` still to compute (added or changed): a failed sample deleted since is none."""
+    from strata.build.runner import sample_keys
+
+    if not failed:
+        return set()
+    added, changed = increment.added.to_native(), increment.changed.to_native()
+    return failed.intersection([*sample_keys(plan, added), *sample_keys(plan, changed)])
 
 
 def _feature_state(plan: FeaturePlan, ids: Any, increment: Increment, failed: set[str]) -> FeatureState:
@@ -405,7 +420,7 @@ def store_status(project: Project, graph: FeatureGraph, store_name: str | None =
     keys = graph.topological_order()
     store = make_store(project, config.name, graph=graph, read_only=True)
     with opened(store, config):
-        states = field_status(store, keys, _failed_samples(project, config.name, keys))
+        states = field_status(store, keys, failed_samples(project, config.name, keys))
     pending = any(f.stale or f.failed for s in states.values() for f in s.fields.values())
     return states if pending or any(s.samples for s in states.values()) else None
 
@@ -420,7 +435,7 @@ def _nothing_written(config: Any) -> bool:
     return path is not None and (str(path) == ":memory:" or not path.exists())
 
 
-def _failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
+def failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
     """Per feature, the samples whose last build failed (``strata_build_errors``); none without a history."""
     from strata.history import db
 
