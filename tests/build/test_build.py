@@ -214,6 +214,25 @@ def test_a_failing_batch_is_recorded_skipped_and_retried_when_its_inputs_change(
     assert case.rows("SELECT text FROM transcript WHERE sample_uid = 0") == [("T:fixed",)]
 
 
+def test_a_failed_sample_deleted_upstream_is_no_build_error_after_the_next_build(case: Case) -> None:
+    """A sample that failed, then left the source, never needs computing again: the build forgets its failure."""
+    from strata.history import RunHistory
+
+    case.source(10)
+    assert case.build(BUILD_FAIL="raise")["code"] == 1  # batch [0-3] failed and is recorded
+    project = Project(case.root)
+    with RunHistory.open(project) as history:
+        assert sorted(history.build_errors("local", "transcript")) == ["0", "1", "2", "3"]
+    with make_store(project, graph=load_graph(project)) as store:
+        store.delete("video", pl.DataFrame({"sample_uid": [0, 1]}))
+    again = case.build(BUILD_FAIL="raise")  # 2 and 3 fail again on the same inputs: skipped
+    assert again["code"] == 0, again["err"]
+    assert again["features"][0]["skipped"] == 2
+    with RunHistory.open(project) as history:
+        assert sorted(history.build_errors("local", "transcript")) == ["2", "3"]  # 0 and 1: gone, not failed
+        assert {f["sample"] for f in history.failures()} == {"2", "3"}
+
+
 def test_a_killed_build_keeps_finished_batches_and_the_rerun_does_the_rest(case: Case) -> None:
     case.source(20)
     proc = subprocess.Popen(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.build.test_build import Case
-from tests.helpers import STRATA, wait_for
+from tests.helpers import STRATA, Cli, wait_for
 
 
 def _parents() -> dict[int, int]:
@@ -142,3 +144,80 @@ def test_a_signal_to_a_building_run_stops_its_workers_at_once(case: Case, signum
     assert proc.returncode == 128 + signum, err
     assert err.startswith(f"strata: interrupted by {signum.name}: run "), err
     wait_for(lambda: not alive(workers), "the workers to stop", timeout=20)
+
+
+HOLD = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SELECT count(*) FROM transcript").fetchall()
+print("holding", flush=True)
+sys.stdin.read()
+con.close()
+print("let go", flush=True)
+"""
+
+
+@pytest.fixture
+def reader(case: Case) -> Iterator[subprocess.Popen[str]]:
+    """A process holding the store open read-only (as a `strata ui` read does) until its stdin closes.
+
+    Sample 0 changed since the last build: the next build has something to write.
+    """
+    case.source(10)
+    assert case.build()["code"] == 0
+    case.source(10, audio={0: "changed"})
+    store = str(case.root / ".strata" / "metadata.duckdb")
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, store], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "holding\n"
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_a_build_waits_for_a_reader_that_lets_go(case: Case, reader: subprocess.Popen[str]) -> None:
+    """DuckDB refuses a writer while another process reads the file; the build tries again for a few seconds."""
+    with subprocess.Popen(
+        [*STRATA, "build", "--workers", "1"],
+        cwd=case.root,
+        env={**os.environ, **case.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as build:
+        wait_for(lambda: _holds_build_lock(case), "the build to take its lock", timeout=60)
+        time.sleep(0.5)  # the reader reads on a while: the build, which opens the store next, meets it held
+        assert reader.stdin is not None
+        assert reader.stdout is not None
+        reader.stdin.close()  # the reader lets go while the build waits for the file
+        assert reader.stdout.readline() == "let go\n"
+        _, err = build.communicate(timeout=60)
+    assert build.returncode == 0, err
+    assert case.rows("SELECT text FROM transcript WHERE sample_uid = 0") == [("T:changed",)]
+
+
+def test_a_reader_that_holds_the_store_is_named_not_the_build_itself(
+    strata: Cli, case: Case, reader: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strata.stores.duckdb import store
+
+    monkeypatch.setattr(store, "LOCK_WAIT", 0.3)  # the wait is a few seconds: this reader never lets go
+    monkeypatch.setenv("BUILD_LOG", str(case.log))
+    done = strata("-C", str(case.root), "build", "--workers", "1")
+    assert done.code == 1
+    assert done.err.count("\n") == 1, done.err
+    assert f"the file is locked by another process (pid {reader.pid}, " in done.err
+    assert f"pid {os.getpid()})" not in done.err  # the build holds the build lock itself: it is not the holder
+    assert "a build is running" not in done.err
+
+
+def _holds_build_lock(case: Case) -> bool:
+    from strata.build.lock import holder
+    from strata.features.project import store_config
+    from strata.project.project import Project
+
+    return holder(store_config(Project(case.root))) is not None

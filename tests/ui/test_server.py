@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import textwrap
@@ -163,6 +164,26 @@ def test_on_loopback_it_answers_only_loopback_host_names(hostile_ui: Server) -> 
     assert _get(hostile_ui.url, host="attacker.example")[0] == 400  # a rebound DNS name reads nothing
 
 
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"), ("::1", "[::1]")],
+)
+def test_a_loopback_host_still_answers_only_loopback_host_names_without_a_warning(
+    hostile: Path, host: str, address: str
+) -> None:
+    """`--host 127.0.0.1` serves this machine only, as no --host does: a DNS name rebound to it reads nothing."""
+    server = start_ui(hostile, "--host", host)
+    try:
+        assert server.url.startswith(f"http://{address}:")
+        own = _get(server.url, host=server.url.split("/")[2])[0]  # the bound address itself, port and all
+        named = _get(server.url, host="localhost")[0]
+        rebound = _get(server.url, host="attacker.example")[0]
+    finally:
+        code, err = server.stop()
+    assert (own, named, rebound) == (200, 200, 400)
+    assert (code, err) == (0, "")  # no warning: loopback
+
+
 def test_a_store_that_cannot_be_opened_is_a_message_on_the_page(hostile: Path) -> None:
     server = start_ui(hostile, "--store", "pg")
     try:
@@ -256,3 +277,151 @@ def _files(root: Path) -> list[Path]:
     """What a project holds, less caches (Python's bytecode, the parsed project file every command keeps)."""
     caches = ("__pycache__", "cache")
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and not set(caches) & set(p.parts))
+
+
+GONE_FEATURES = """
+import polars as pl
+import strata as st
+
+
+class Docs(st.Feature, spec=st.FeatureSpec("docs", id_columns=["doc"], fields=["body"])):
+    pass
+
+
+class Parsed(st.Feature, spec=st.FeatureSpec("parsed", id_columns=["doc"], deps=[Docs],
+        fields=[st.FieldSpec("words", deps=[st.FieldDep(Docs, ["body"])])])):
+    batch_size = 1
+
+    def compute(self, inputs):
+        docs = inputs[Docs]
+        if "boom" in docs["doc"].to_list():
+            raise ValueError("cannot parse boom")
+        return docs.select("doc", pl.col("body").str.len_chars().alias("words"))
+"""
+
+
+def _project(root: Path, features: str, bodies: dict[str, str]) -> Project:
+    """A project of ``features`` whose root `docs` holds ``bodies`` (doc -> body), as ingest writes it."""
+    root.mkdir()
+    (root / "feats.py").write_text(textwrap.dedent(features))
+    write_project(
+        root,
+        "version: 1\nfeatures: {entrypoints: [feats], store: local}\n"
+        "stores:\n  local: {type: duckdb, path: .strata/metadata.duckdb}\n",
+    )
+    _docs(Project(root), bodies)
+    return Project(root)
+
+
+def _docs(project: Project, bodies: dict[str, str]) -> None:
+    frame = pl.DataFrame({"doc": list(bodies), "body": list(bodies.values())})
+    frame = frame.with_columns(strata_dv__body=pl.Series([sample_hash("md5", [b]) for b in bodies.values()]))
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write_changed("docs", frame)
+
+
+def test_a_failed_sample_deleted_upstream_is_no_build_error_on_the_page(tmp_path: Path) -> None:
+    """A sample that failed, then left its upstream, is nothing to build: the page agrees with `graph render`."""
+    project = _project(tmp_path / "gone", GONE_FEATURES, {"a": "x", "boom": "y"})
+    root = project.root
+    assert run_strata("build", cwd=root).code == 1  # boom fails, and is recorded
+    server = start_ui(root)
+    try:
+        _, failing, _ = _get(server.url)
+        with make_store(project, graph=load_graph(project)) as store:
+            store.delete("docs", pl.DataFrame({"doc": ["boom"]}))
+        _, graph, _ = _get(server.url)  # before any build: boom is no longer to compute
+        _, errors, _ = _get(server.url + "errors")
+        _, feature, _ = _get(server.url + "feature?key=parsed")
+        again = run_strata("build", cwd=root)
+        _, errors_after, _ = _get(server.url + "errors")
+    finally:
+        server.stop()
+    assert "1 failed" in failing
+    rendered = run_strata("graph", "render", "--format", "mermaid", cwd=root)
+    assert "failed" not in rendered.out.split("classDef failed", 1)[1].split("\n", 1)[1]  # render: nothing failed
+    assert "1 failed" not in graph
+    assert "cannot parse boom" not in errors
+    assert "cannot parse boom" not in feature
+    assert again.code == 0, again.err
+    assert "cannot parse boom" not in errors_after
+    with RunHistory.open(project) as history:
+        assert history.failures() == []  # the build forgot the failure of a sample it never computes again
+
+
+SLOW_FEATURES = """
+import fcntl
+import os
+import time
+
+import polars as pl
+import strata as st
+
+
+def _until_a_build_holds(lock):
+    \"\"\"Wait (at most 30 s) until a build holds ``lock``, the store's build lock: it opens the store next.\"\"\"
+    deadline = time.monotonic() + 30
+    with open(lock) as file:
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(file, fcntl.LOCK_UN)
+            except BlockingIOError:
+                return
+            time.sleep(0.02)
+
+
+class Docs(st.Feature, spec=st.FeatureSpec("docs", id_columns=["doc"], fields=["body"])):
+    pass
+
+
+class Parsed(st.Feature, spec=st.FeatureSpec("parsed", id_columns=["doc"], deps=[Docs],
+        fields=[st.FieldSpec("words", deps=[st.FieldDep(Docs, ["body"])])])):
+
+    @classmethod
+    def load_input(cls, upstream):
+        lock = os.environ.get("SLOW_READ_UNTIL_BUILD")
+        if lock:  # the page's process only: its status read goes on while a build starts
+            _until_a_build_holds(lock)
+            time.sleep(0.5)  # and a little after: the build meets the store held open
+        return upstream[Docs.key()]
+
+    def compute(self, inputs):
+        return inputs[Docs].select("doc", pl.col("body").str.len_chars().alias("words"))
+"""
+
+
+def test_a_build_started_while_the_page_reads_the_store_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page holds the DuckDB file open (read-only) while it reads; a build started then waits, not fails."""
+    import threading
+
+    project = _project(tmp_path / "slow", SLOW_FEATURES, {"a": "x", "b": "y"})
+    root = project.root
+    assert run_strata("build", cwd=root).code == 0
+    _docs(project, {"a": "x", "b": "changed"})
+    monkeypatch.setenv("SLOW_READ_UNTIL_BUILD", str(root / ".strata" / "metadata.duckdb.build.lock"))
+    server = start_ui(root)
+    monkeypatch.delenv("SLOW_READ_UNTIL_BUILD")
+    answers: list[tuple[int, str, dict[str, str]]] = []
+    try:
+        reading = threading.Thread(target=lambda: answers.append(_get(server.url)))
+        reading.start()
+        wait_for(lambda: _reads_store(server), "the page to open the store")
+        built = run_strata("build", cwd=root, timeout=120)
+        reading.join(timeout=60)
+    finally:
+        server.stop()
+    assert built.code == 0, built.err
+    assert [status for status, _, _ in answers] == [200]
+    assert "1 stale" in answers[0][1]  # the page read its status while the build waited
+
+
+def _reads_store(server: Server) -> bool:
+    """Whether the page's process has the store file open (Linux: its open files in /proc)."""
+    opened = []
+    for fd in Path(f"/proc/{server.process.pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            opened.append(str(fd.readlink()))
+    return any(name.endswith("metadata.duckdb") for name in opened)

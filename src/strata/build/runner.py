@@ -202,8 +202,6 @@ class Builder:
         work = pl.concat(
             [added.with_columns(pl.lit(None, pl.String).alias(c) for c in causes), changed], how="diagonal"
         )
-        if work.is_empty():
-            return
         work = self._skip_failed(plan, work, result)
         if work.is_empty():
             return
@@ -221,7 +219,11 @@ class Builder:
             self.report.finish(result.key, "done", f"{result.written} written")
 
     def _skip_failed(self, plan: FeaturePlan, work: pl.DataFrame, result: FeatureBuild) -> pl.DataFrame:
-        """Leave out samples that failed before on the very same inputs."""
+        """Leave out samples that failed before on the very same inputs; forget failures of samples not to compute.
+
+        A failed sample missing from the increment was deleted upstream since: it never needs
+        computing again, so its failure is no build error any more.
+        """
         if self.history is None:
             return work
         failed = self.history.build_errors(self.store_name, str(plan.key))
@@ -231,6 +233,11 @@ class Builder:
         import polars as pl
 
         keys = sample_keys(plan, work)
+        gone = sorted(set(failed).difference(keys))
+        if gone:
+            self.history.clear_build_errors(self.store_name, str(plan.key), gone)
+        if work.is_empty():
+            return work
         inputs = _input_keys(plan, work)
         skip = pl.Series([failed.get(k, (None,))[0] == v for k, v in zip(keys, inputs, strict=True)])
         result.skipped = int(skip.sum())

@@ -51,7 +51,7 @@ def ui(ctx: Context, port: int, host: str | None, store_name: str | None) -> Non
         click.echo(f"{READY}{url(sock)} (read-only; Ctrl-C stops)")
 
     try:
-        serve(source, sock, any_host=host is not None, ready=ready)
+        serve(source, sock, ready=ready)
     finally:
         sock.close()
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import re
 import sys
 import traceback
@@ -435,8 +436,15 @@ def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]
         from strata.build.lock import holder, running
 
         who = holder(config)
-        if who is not None:  # the store's own lock error would not say who holds it
+        if who is not None and who != f"pid {os.getpid()}":  # the store's own lock error would not say who holds it
             raise running(config, who) from exc
+        held = _held_by(exc)
+        if held is not None:
+            raise RuntimeFailure(
+                f"cannot open store `{config.name}` ({config.describe()}): "
+                f"the file is locked by another process ({held})",
+                "wait for it to finish (a `strata ui` page lets go between reads), or stop that process",
+            ) from exc
         detail = config.shown(" ".join(str(exc).split()))
         raise RuntimeFailure(
             f"cannot open store `{config.name}` ({config.describe()}): {detail}",
@@ -446,6 +454,18 @@ def opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore]
         yield store
     finally:
         store.__exit__(None, None, None)
+
+
+def _held_by(exc: BaseException) -> str | None:
+    """``pid 123, /usr/bin/python3``: the process whose lock on a DuckDB file refused ``exc``; None for other errors."""
+    from strata.stores.duckdb.store import is_lock_conflict
+
+    if not is_lock_conflict(exc):
+        return None
+    found = re.search(r"Conflicting lock is held in (.*?) \(PID (\d+)\)", str(exc))
+    if found is None:
+        return "pid unknown"
+    return f"pid {found[2]}, {found[1]}"
 
 
 def _default_store(project: Project) -> StoreConfig:

@@ -16,7 +16,7 @@ from strata.errors import FeatureNotFoundError, RunNotFoundError, SampleNotFound
 from strata.ui import data, html
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -32,12 +32,12 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 ASSETS = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"]
-"""Host headers accepted on loopback: a page elsewhere cannot reach it by DNS rebinding."""
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+"""Host names accepted on loopback (and the bound address): a page elsewhere cannot reach it by DNS rebinding."""
 
 
-def create_app(source: data.Source, *, any_host: bool = False) -> Starlette:
-    """The application serving ``source``; ``any_host`` accepts every Host header (``--host``)."""
+def create_app(source: data.Source, *, hosts: Sequence[str] | None = LOOPBACK_NAMES) -> Starlette:
+    """The application serving ``source``, answering requests for the Host names ``hosts`` only (None: any)."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -66,8 +66,8 @@ def create_app(source: data.Source, *, any_host: bool = False) -> Starlette:
         ("/static/{name}", _asset),
     ]
     routes = [Route(path, endpoint, methods=["GET"]) for path, endpoint in pages]
-    hosts = ["*"] if any_host else LOOPBACK_NAMES
-    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+    allowed = ["*"] if hosts is None else list(hosts)
+    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
 
 
 def _arg(request: Request, name: str) -> str:

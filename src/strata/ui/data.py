@@ -77,7 +77,7 @@ def graph_page(source: Source) -> dict[str, Any]:
     graph = load_graph(project)
     config = store_config(project, source.store_name)
     status, note = _status(source, project, graph, config)
-    failed = _failed_counts(project, config.name)
+    failed = {key: len(row.get("failed_samples", ())) for key, row in status.items()}
     features = []
     depths: dict[Any, int] = {}
     for key in graph.topological_order():  # upstreams first: a root is 0, else one more than its deepest upstream
@@ -97,14 +97,16 @@ def _status(
 ) -> tuple[dict[str, dict[str, Any]], str | None]:
     """``strata status`` per feature key, and a note when it is not read now (busy store, store error)."""
     from strata.features.project import make_store, opened
-    from strata.views.graph import status
+    from strata.views.graph import failed_samples, status
 
     busy = _writer(project, config)
     if busy is None:
         try:
+            keys = graph.topological_order()
+            failed = failed_samples(project, config.name, keys)
             store = make_store(project, source.store_name, graph=graph, read_only=True)
             with opened(store, config):
-                rows = status(store, graph.topological_order())
+                rows = status(store, keys, failed)
         except StrataError as exc:
             return {}, message(exc)
         found = {row["feature"]: row for row in rows}
@@ -128,13 +130,6 @@ def _writer(project: Project, config: StoreConfig) -> str | None:
     if running:
         return f"run {running[0]['run_id'][:8]} is running"
     return None
-
-
-def _failed_counts(project: Project, store: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for failure in _failures(project, store):
-        counts[failure["feature"]] = counts.get(failure["feature"], 0) + 1
-    return counts
 
 
 # -- one feature ---------------------------------------------------------------------------
@@ -163,7 +158,11 @@ def feature_page(source: Source, key: str) -> dict[str, Any]:
         "status": status.get(name),
         "note": note,
         "store": config.describe(),
-        "failures": [f for f in _failures(project, config.name) if f["feature"] == name],
+        "failures": [
+            f
+            for f in _still_to_compute(_failures(project, config.name), config.name, status, note)
+            if f["feature"] == name
+        ],
         "builds": builds[:10],
     }
 
@@ -196,8 +195,18 @@ def run_page(source: Source, run_id: str) -> dict[str, Any]:
 
 
 def errors_page(source: Source) -> dict[str, Any]:
-    """Samples whose compute failed, in every store: which, why, since when, in which run."""
-    return {"failures": _failures(source.project(), None)}
+    """Samples whose compute failed, in every store: which, why, since when, in which run.
+
+    Of the shown store, only those still to compute (as ``strata graph render`` counts them): a
+    sample deleted upstream since it failed is nothing to build. The note says when staleness
+    could not be read now.
+    """
+    from strata.features.project import load_graph, store_config
+
+    project = source.project()
+    config = store_config(project, source.store_name)
+    status, note = _status(source, project, load_graph(project), config)
+    return {"failures": _still_to_compute(_failures(project, None), config.name, status, note), "note": note}
 
 
 def state_page(source: Source) -> dict[str, Any]:
@@ -263,6 +272,20 @@ def _failures(project: Project, store: str | None) -> list[dict[str, Any]]:
         }
         for f in found
     ]
+
+
+def _still_to_compute(
+    failures: list[dict[str, Any]], store: str, status: dict[str, dict[str, Any]], note: str | None
+) -> list[dict[str, Any]]:
+    """``failures`` less those of ``store`` not to compute any more per ``status``; all unless read now (no note)."""
+    if note is not None:
+        return failures
+    kept = []
+    for failure in failures:
+        row = status.get(failure["feature"]) if failure["store"] == store else None
+        if row is None or row["root"] or failure["sample"] in row.get("failed_samples", ()):
+            kept.append(failure)
+    return kept
 
 
 def _sample_id(recorded: str) -> str:

@@ -291,7 +291,7 @@ def run_body(data: dict[str, Any]) -> str:
 
 def errors_body(data: dict[str, Any]) -> str:
     """Samples whose compute failed: which, why, since when."""
-    return "<h1>Build errors</h1>" + _failures(data["failures"])
+    return "<h1>Build errors</h1>" + notice(data.get("note")) + _failures(data["failures"])
 
 
 def state_body(data: dict[str, Any]) -> str:

@@ -77,18 +77,27 @@ def started(process: subprocess.Popen[str], timeout: float) -> str | None:
     return line.split()[2] if line.startswith(READY + "http://") else None
 
 
+def _address(sock: socket.socket) -> str:
+    """The bound address as a Host header names it: ``127.0.0.2``, ``[::1]``."""
+    host = str(sock.getsockname()[0])
+    return f"[{host}]" if ":" in host else host
+
+
 def url(sock: socket.socket) -> str:
     """``http://127.0.0.1:8765/`` for the bound socket."""
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/"
+    return f"http://{_address(sock)}:{sock.getsockname()[1]}/"
 
 
-def serve(source: Source, sock: socket.socket, *, any_host: bool, ready: Callable[[], None]) -> None:
-    """Answer on ``sock`` until interrupted (Ctrl-C or SIGTERM); ``ready`` is called once it is ready to answer."""
+def serve(source: Source, sock: socket.socket, *, ready: Callable[[], None]) -> None:
+    """Answer on ``sock`` until interrupted (Ctrl-C or SIGTERM); ``ready`` is called once it is ready to answer.
+
+    On a loopback address only requests naming this machine (``localhost``, a loopback address,
+    the bound one) are answered: a web page elsewhere cannot read it through a DNS name rebound
+    to 127.0.0.1. On any other address every Host name is (``strata ui`` warns).
+    """
     import uvicorn
 
-    from strata.ui.app import create_app
+    from strata.ui.app import LOOPBACK_NAMES, create_app
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -105,7 +114,8 @@ def serve(source: Source, sock: socket.socket, *, any_host: bool, ready: Callabl
                 for sig, handler in originals.items():
                     signal.signal(sig, handler)
 
-    app = create_app(source, any_host=any_host)
+    address = _address(sock)
+    app = create_app(source, hosts=[*LOOPBACK_NAMES, address] if is_loopback(address) else None)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
     server = Server(config)
     server.run(sockets=[sock])

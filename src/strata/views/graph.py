@@ -306,7 +306,9 @@ RENDERERS = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
 # -- status ------------------------------------------------------------------------------
 
 
-def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, Any]]:
+def status(
+    store: MetadataStore, keys: Sequence[FeatureKey], failed: Mapping[str, Collection[str]] | None = None
+) -> list[dict[str, Any]]:
     """Per feature: live samples in ``store``, the increment's counts, and per field its causes and stale samples.
 
     ``fields`` maps each stale field to its causes (``code``, or the upstream fields whose data
@@ -315,7 +317,9 @@ def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, A
     resolves against the samples its caller supplies, so it has no increment: its stale samples
     are the rows whose field's code_version is not the code's (cause ``code``, as ``strata why``
     and a resolve with its samples say); ``in_sync`` is False when there are some, else None
-    (its data cannot be checked without the samples).
+    (its data cannot be checked without the samples). ``failed`` lists the samples whose last
+    build failed (as :func:`field_status` takes them); given, a non-root row's
+    ``failed_samples`` keeps those still to compute, the rule :func:`field_status` counts by.
     """
     rows = []
     for key in keys:
@@ -334,17 +338,18 @@ def status(store: MetadataStore, keys: Sequence[FeatureKey]) -> list[dict[str, A
             )
             continue
         counts = increment.counts()
-        rows.append(
-            {
-                "feature": str(key),
-                "root": False,
-                "samples": len(ids),
-                **counts,
-                "fields": increment.changed_fields(),
-                "stale": increment.stale_fields(),
-                "in_sync": not any(counts.values()),
-            }
-        )
+        row = {
+            "feature": str(key),
+            "root": False,
+            "samples": len(ids),
+            **counts,
+            "fields": increment.changed_fields(),
+            "stale": increment.stale_fields(),
+            "in_sync": not any(counts.values()),
+        }
+        if failed is not None:
+            row["failed_samples"] = sorted(_still_failed(plan, increment.collect(), set(failed.get(str(key), ()))))
+        rows.append(row)
     return rows
 
 
@@ -407,6 +412,16 @@ def field_status(
     return out
 
 
+def _still_failed(plan: FeaturePlan, increment: Increment, failed: set[str]) -> set[str]:
+    """The samples of ``failed`` still to compute (added or changed): a failed sample deleted since is none."""
+    from strata.build.runner import sample_keys
+
+    if not failed:
+        return set()
+    added, changed = increment.added.to_native(), increment.changed.to_native()
+    return failed.intersection([*sample_keys(plan, added), *sample_keys(plan, changed)])
+
+
 def _feature_state(plan: FeaturePlan, ids: Any, increment: Increment, failed: set[str]) -> FeatureState:
     import polars as pl
 
@@ -449,7 +464,7 @@ def store_status(project: Project, graph: FeatureGraph, store_name: str | None =
     keys = graph.topological_order()
     store = make_store(project, config.name, graph=graph, read_only=True)
     with opened(store, config):
-        states = field_status(store, keys, _failed_samples(project, config.name, keys))
+        states = field_status(store, keys, failed_samples(project, config.name, keys))
     pending = any(f.stale or f.failed for s in states.values() for f in s.fields.values())
     return states if pending or any(s.samples for s in states.values()) else None
 
@@ -464,7 +479,7 @@ def _nothing_written(config: Any) -> bool:
     return path is not None and (str(path) == ":memory:" or not path.exists())
 
 
-def _failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
+def failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
     """Per feature, the samples whose last build failed (``strata_build_errors``); none without a history."""
     from strata.history import db
 

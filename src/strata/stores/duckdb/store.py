@@ -235,6 +235,35 @@ def _run(con: duckdb.DuckDBPyConnection | None, query: str, params: list[Any] | 
     return con.execute(query, params or []).fetchall()
 
 
+LOCK_WAIT = 5.0
+"""Seconds a writer waits for a file another process holds open (a read of ``strata ui`` or ``strata status``)."""
+
+
+def _connect_writer(path: str, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect(path)`` to write, tried again in short steps for :data:`LOCK_WAIT` seconds while it is locked.
+
+    DuckDB lets one process write a file only while no other has it open, and does not wait:
+    a reader that opens, reads and closes lets go within moments.
+    """
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return duckdb.connect(path, config=config)
+        except duckdb.IOException as exc:
+            if not is_lock_conflict(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether DuckDB refused to open a file because another process holds it."""
+    return "Could not set lock on file" in str(exc)
+
+
 class DuckDBStore(MetadataStore):
     """Metadata in a DuckDB database (``path``: a file, or ``":memory:"``).
 
@@ -306,7 +335,7 @@ class DuckDBStore(MetadataStore):
         else:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(self.path, config={"memory_limit": self.memory_limit})
+            self._con = _connect_writer(self.path, {"memory_limit": self.memory_limit})
         _run(self._con, f"SET TimeZone = {literal(SESSION_ZONE)}")  # ICU is built in; as a connect option it is not yet
         self._tables = set()
         self._known_columns = {}
