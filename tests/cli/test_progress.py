@@ -91,6 +91,11 @@ def test_build_with_json_or_a_quiet_log_level_prints_no_progress(case: Case) -> 
     assert done.err.startswith("strata: error: compute failed for some batches of transcript")
     assert done.err.count("\n") == 1, done.err
     case.source(10, audio={5: "changed"})
+    after = case.strata("build", "transcript", "--json", BUILD_FAIL="", **EVERY_BATCH)  # --json after the command too
+    assert after.code == 0, after.err
+    assert [f["feature"] for f in json.loads(after.out)["features"]] == ["transcript"]
+    assert after.err == ""
+    case.source(10, audio={5: "again"})
     quiet = case.strata("--log-level", "warning", "build", **EVERY_BATCH)
     assert quiet.code == 0, quiet.err
     assert quiet.err == ""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     help="Where compute runs: this machine's processes, or Ray tasks (default: features.executor, else local).",
 )
 @click.option("--store", "store_name", metavar="NAME", help="Store to build in (default: features.store).")
+@click.option("--json", "json_output", is_flag=True, help="Print JSON (same as the global --json); no progress.")
 @pass_context
 def build(
     ctx: Context,
@@ -34,6 +35,7 @@ def build(
     workers: int | None,
     executor: str | None,
     store_name: str | None,
+    json_output: bool,
 ) -> None:
     """Run compute for every feature (or FEATURE and what it needs) on the samples that are stale.
 
@@ -44,6 +46,7 @@ def build(
     from strata.cli.progress import reporting
     from strata.errors import RuntimeFailure
 
+    ctx.json = ctx.json or json_output
     project = ctx.project()
     with reporting(ctx, "build") as report:
         results = run_build(

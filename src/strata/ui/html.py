@@ -314,7 +314,11 @@ def sample_body(feature: str, sample: str, data: dict[str, Any]) -> str:
     parts = [f"<h1>Why: {esc(feature)} {esc(sample)}</h1>", f'<p class="meta">store: {esc(data.get("store"))}</p>']
     parts.append(notice(data.get("note")))
     for found in data.get("samples", []):
-        parts.append(f"<h2>{esc(_ids(found['ids']))}: {_status(found['status'])}</h2>")
+        behind = dict.fromkeys(
+            n["feature"] for n in found["lineage"][:-1] if n["status"] not in ("present", "up to date")
+        )
+        note = f" <small>upstream not in sync: {esc(', '.join(behind))}</small>" if behind else ""
+        parts.append(f"<h2>{esc(_ids(found['ids']))}: {_status(found['status'])}{note}</h2>")
         parts += [_node(node) for node in found["lineage"]]
     parts.append("<details><summary>JSON (as `strata why --json`)</summary>")
     parts.append(f'<pre class="json">{esc(json.dumps(data, indent=2, default=str))}</pre></details>')
