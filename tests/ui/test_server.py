@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import textwrap
@@ -425,3 +426,20 @@ def _reads_store(server: Server) -> bool:
         with contextlib.suppress(OSError):  # closed meanwhile
             opened.append(str(fd.readlink()))
     return any(name.endswith("metadata.duckdb") for name in opened)
+
+
+def test_the_graph_names_samples_to_remove_in_the_words_of_strata_status(tmp_path: Path) -> None:
+    """A feature's line on the graph counts what `strata status` counts: to add, to recompute, to remove."""
+    project = _project(tmp_path / "words", GONE_FEATURES, {"a": "x", "c": "z"})
+    root = project.root
+    assert run_strata("build", cwd=root).code == 0
+    with make_store(project, graph=load_graph(project)) as store:
+        store.delete("docs", pl.DataFrame({"doc": ["c"]}))
+    server = start_ui(root)
+    try:
+        _, graph, _ = _get(server.url)
+    finally:
+        server.stop()
+    assert "2 samples · 1 to remove" in graph
+    status = run_strata("status", "parsed", "--json", cwd=root)
+    assert [f["removed"] for f in json.loads(status.out)["features"] if f["feature"] == "parsed"] == [1]

@@ -63,14 +63,14 @@ def field_cells(feature: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def subtitle(feature: dict[str, Any]) -> str:
-    """``200 samples · 5 to compute · 3 failed`` under the key."""
+    """``200 samples · 5 to recompute · 1 to remove · 3 failed`` under the key (the words of ``strata status``)."""
     status = feature.get("status")
     parts = []
     if status is not None:
         parts.append(f"{status['samples']} samples")
         if not status["root"]:
-            todo = status["added"] + status["changed"] + status["removed"]
-            parts.append(f"{todo} to update" if todo else "in sync")
+            counts = (("added", "to add"), ("changed", "to recompute"), ("removed", "to remove"))
+            parts += [f"{status[key]} {words}" for key, words in counts if status[key]] or ["in sync"]
     if feature.get("failed"):
         parts.append(f"{feature['failed']} failed")
     return " · ".join(parts) or "status not read"
