@@ -26,7 +26,7 @@ def test_a_changed_root_field_is_the_cause_named(strata: Cli, steps: Steps) -> N
     lines = result.out.splitlines()
     assert lines[0] == "transcript sample_uid=v003: stale (store local)"
     assert strata("why", "embedding", "v003").out.splitlines()[0] == (
-        "embedding sample_uid=v003: up to date; upstream not in sync: transcript (store local)"
+        "embedding sample_uid=v003: up to date; upstream not in sync: transcript stale (store local)"
     )
     assert lines[1].startswith("  video sample_uid=v003 · present · written ")
     assert lines[4].startswith("  transcript sample_uid=v003 · stale · written ")
@@ -36,6 +36,17 @@ def test_a_changed_root_field_is_the_cause_named(strata: Cli, steps: Steps) -> N
     assert re.fullmatch(cause, lines[6])
     assert len(lines) == 7
     assert "up to date" in strata("why", "transcript", "sample_uid=v004").out.splitlines()[0]
+
+
+def test_a_deleted_root_is_named_deleted_above_the_sample(strata: Cli, steps: Steps) -> None:  # noqa: F811
+    steps("roots", "transcript", "embedding")
+    assert strata("metadata", "delete", "video", "--id", "v003").code == 0
+    lines = strata("why", "embedding", "v003").out.splitlines()
+    assert (
+        lines[0]
+        == "embedding sample_uid=v003: to remove; upstream not in sync: video deleted, transcript to remove (store local)"
+    )
+    assert lines[1].startswith("  video sample_uid=v003 · deleted · written ")
 
 
 def test_json_has_every_node_and_cause(strata: Cli, steps: Steps) -> None:  # noqa: F811

@@ -136,6 +136,33 @@ def test_an_expansion_child_names_its_parent(store_factory: StoreFactory) -> Non
         assert (str(link.feature), link.lineage, link.ids) == ("video", "expansion", ({"sample_uid": 2},))
 
 
+def test_an_expansion_child_its_parents_last_write_left_out_is_dropped(store_factory: StoreFactory) -> None:
+    """A child the parent's later write did not produce is missing for that reason, not for a gone upstream."""
+    with store_factory(graph=lineage_graph()) as store:
+        lineage_store(store)
+        parent = store.read("frames").to_native().filter(pl.col("sample_uid") == 2)
+        parent = parent.select("sample_uid", "strata_in__video__frames").unique()
+        store.write("frames", pl.concat([children(parent, [1], "-new"), children(parent, [3])]))
+        found = st.why(store, "frames", {"sample_uid": 2, "frame": 0})
+        assert seen(found) == {
+            "video sample_uid=2": ("present", [], {}),
+            "frames sample_uid=2,frame=0": ("missing", [("dropped", [])], {}),
+        }
+        assert "last write of `frames` for sample_uid=2 did not produce it" in found.samples[0].nodes[-1].causes[0].text
+        assert seen(st.why(store, "frames", {"sample_uid": 2, "frame": 1}))["frames sample_uid=2,frame=1"] == (
+            "up to date",
+            [],
+            {},
+        )
+        store.delete("video", pl.DataFrame({"sample_uid": [2]}))
+        found = st.why(store, "frames", {"sample_uid": 2, "frame": 1})
+        assert seen(found)["frames sample_uid=2,frame=1"] == (
+            "to remove",
+            [("gone", [("video", "sample_uid=2", "removed")])],
+            {},
+        )
+
+
 def test_an_aggregation_names_the_children_changed_added_and_removed(store_factory: StoreFactory) -> None:
     with store_factory(graph=lineage_graph()) as store:
         lineage_store(store)
@@ -218,8 +245,45 @@ def test_a_dev_store_answers_through_its_fallback(make: Make) -> None:  # noqa: 
             "video sample_uid=1": ("present", [], {}),
             "transcript sample_uid=1": ("to add", [("new", [("video", "sample_uid=1", "added")])], {}),
         }  # dev holds no transcript: a build computes it there, as `lookup` and resolve_update say
+        assert seen(st.why(dev, "transcript", "1")) == seen(
+            st.why(dev, "transcript", 1)
+        )  # ids typed as prod holds them
         with pytest.raises(SampleNotFoundError, match=r"no sample sample_uid=7 in `transcript` nor its upstreams"):
             st.why(dev, "transcript", 7)
+
+
+def test_an_aggregation_in_a_dev_store_compares_its_children_in_the_fallback_by_time(make: Make) -> None:  # noqa: F811
+    """Each store numbers its own writes: the children a dev row saw are found by when they were written."""
+    prod = make("prod", graph=lineage_graph())
+    with prod:
+        lineage_store(prod)
+        for tag in ("a", "b", "c"):  # prod's numbers run ahead of dev's
+            prod.write("video", pl.DataFrame({"sample_uid": [1], "strata_dv__frames": [f"v1-{tag}"]}))
+    dev = make("dev", graph=lineage_graph(), fallbacks=[prod])
+    with dev:
+        dev.write("summary", dev.resolve_update("summary").added.to_native())
+        assert seen(st.why(dev, "summary", 2))["summary sample_uid=2"] == ("up to date", [], {})
+    with prod:
+        parent = prod.read("frames").to_native().filter(pl.col("sample_uid") == 2)
+        parent = parent.select("sample_uid", "strata_in__video__frames").unique()
+        prod.write(
+            "frames",
+            children(parent, [0, 1, 2]).with_columns(
+                pl.when(pl.col("frame") == 1)
+                .then(pl.lit("p2-1-new"))
+                .otherwise(pl.col("strata_dv__pixels"))
+                .alias("strata_dv__pixels")
+            ),
+        )
+    with dev:
+        found = st.why(dev, "summary", 2)
+        assert seen(found)["summary sample_uid=2"] == (
+            "stale",
+            [],
+            {"mean": [("input", "frames.pixels", [("frames", "sample_uid=2,frame=1", "changed")])]},
+        )
+        link = found.samples[0].nodes[-1].upstreams[0]
+        assert (link.lineage, link.total) == ("aggregation", 3)
 
 
 def test_a_field_reading_another_input_list_is_stale_by_code_shown_without_the_stored_hash(

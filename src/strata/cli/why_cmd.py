@@ -88,10 +88,12 @@ def _opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore
 
 def render(found: Why) -> str:
     """The lineage of each asked sample for people: roots first, each field with its versions and causes."""
+    from strata.views.why import behind_text
+
     blocks = []
     for sample in found.samples:
-        behind = [f"{n.feature}" for n in sample.nodes[:-1] if n.status not in ("present", "up to date")]
-        note = f"; upstream not in sync: {', '.join(dict.fromkeys(behind))}" if behind else ""
+        behind = behind_text((str(n.feature), n.status) for n in sample.nodes[:-1])
+        note = f"; upstream not in sync: {behind}" if behind else ""
         lines = [f"{found.feature} {_ids(sample.ids)}: {sample.status}{note} (store {found.store})"]
         for node in sample.nodes:
             lines += list(_node_lines(node))

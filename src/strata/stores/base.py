@@ -56,6 +56,7 @@ from strata.stores.sync import Pending, SqlPending
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
+    import polars as pl
     import pyarrow as pa
 
     from strata.progress import Reporter
@@ -231,12 +232,31 @@ class MetadataStore(StoreBackend):
         if not self.fallbacks:
             return self
         for store in self._chain():
-            if store._max_seq(plan.table) is None:  # noqa: SLF001 - a store of the chain
-                continue
-            frame = store._read(plan, history=False, include_deleted=True)  # noqa: SLF001 - a store of the chain
-            if frame is not None and len(frame.head(1).collect(backend="polars")):
+            if store._max_seq(plan.table) is not None and store._holds_rows(plan):  # noqa: SLF001 - a store of the chain
                 return store
         return self
+
+    def _holds_rows(self, plan: FeaturePlan) -> bool:
+        """Whether ``plan``'s latest table has a row (a tombstone counts); a backend may ask more directly."""
+        frame = self._read(plan, history=False, include_deleted=True)
+        return frame is not None and len(frame.head(1).collect(backend="polars")) > 0
+
+    def _read_matching(self, plan: FeaturePlan, match: Mapping[str, Any], *, history: bool) -> pl.DataFrame | None:
+        """Rows of ``plan`` (tombstones too; ``history``: every row) whose columns equal ``match``'s values.
+
+        A value None matches null. Read from this store only, None without a table. Here a
+        filter of :meth:`_read`, which lazy backends run inside the engine; a backend whose
+        ``_read`` fetches the whole table asks its engine for the few rows instead.
+        """
+        import narwhals as nw
+
+        frame = self._read(plan, history=history, include_deleted=True)
+        if frame is None:
+            return None
+        for column, value in match.items():
+            frame = frame.filter(nw.col(column).is_null() if value is None else nw.col(column) == value)
+        native: pl.DataFrame = frame.collect(backend="polars").to_native()
+        return native
 
     def _read_through(self, plan: FeaturePlan, *, history: bool, include_deleted: bool) -> Any:
         """:meth:`_read` from the store of the chain that holds ``plan``'s rows."""
@@ -1349,14 +1369,18 @@ class MetadataStore(StoreBackend):
         parts = [nw.from_native(f.lazy() if lazy else f) for f in frames]
         return Increment(plan.key, parts[0], parts[1], parts[2], lazy=lazy, meta=meta)
 
-    def _id_donors(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, FeaturePlan]:
+    def _id_donors(
+        self, plan: FeaturePlan, columns: Sequence[str], *, through: bool = False
+    ) -> dict[str, tuple[MetadataStore, FeaturePlan]]:
         """For each id column, the nearest stored feature that has it: ``plan`` itself, else upstream.
 
         Where a table does not exist yet, its stand-in takes its id types from here, so an
         increment's id types never depend on which tables exist. Columns no stored feature
-        has are left out (nothing holds a value of them yet).
+        has are left out (nothing holds a value of them yet). Each donor comes with the store
+        holding its table: this one, or with ``through`` the first of the chain that has it.
         """
-        donors: dict[str, FeaturePlan] = {}
+        stores = self._chain() if through else [self]
+        donors: dict[str, tuple[MetadataStore, FeaturePlan]] = {}
         queue, seen = [plan.key], set()
         while queue and len(donors) < len(columns):
             key = queue.pop(0)
@@ -1364,30 +1388,36 @@ class MetadataStore(StoreBackend):
                 continue
             seen.add(key)
             candidate = self.plan(key)
-            if self._has_table(candidate.table):
+            holder = next((s for s in stores if s._has_table(candidate.table)), None)  # noqa: SLF001 - a store of the chain
+            if holder is not None:
                 for column in columns:
                     if column in candidate.id_columns:
-                        donors.setdefault(column, candidate)
+                        donors.setdefault(column, (holder, candidate))
             queue.extend(self.graph.upstream(key))
         return donors
 
-    def _id_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any]:
+    def _id_schema(self, plan: FeaturePlan, columns: Sequence[str], *, through: bool = False) -> dict[str, Any]:
         """Polars types of ``columns`` as stored (see :meth:`_id_donors`); String where nothing holds them.
 
         The feature's own table answers at once when it exists (the common case: an in-sync
-        resolve); otherwise each donor is read once for all the columns it gives.
+        resolve); otherwise each donor is read once for all the columns it gives. ``through``:
+        as the chain's reads find them (a dev store holding none of a feature's rows yet).
         """
         import polars as pl
 
-        own = self._stored_schema(plan, columns)
-        if own is not None:
-            return own
+        for store in self._chain() if through else [self]:
+            own = store._stored_schema(plan, columns)  # noqa: SLF001 - a store of the chain
+            if own is not None:
+                return own
         schema: dict[str, Any] = dict.fromkeys(columns, pl.String)
-        by_donor: dict[FeatureKey, list[str]] = {}
-        for column, donor in self._id_donors(plan, columns).items():
-            by_donor.setdefault(donor.key, []).append(column)
-        for key, wanted in by_donor.items():
-            stored = self._stored_schema(self.plan(key), wanted)
+        by_donor: dict[tuple[int, FeatureKey], list[str]] = {}
+        holders: dict[tuple[int, FeatureKey], MetadataStore] = {}
+        for column, (holder, donor) in self._id_donors(plan, columns, through=through).items():
+            slot = (id(holder), donor.key)
+            by_donor.setdefault(slot, []).append(column)
+            holders[slot] = holder
+        for slot, wanted in by_donor.items():
+            stored = holders[slot]._stored_schema(self.plan(slot[1]), wanted)  # noqa: SLF001 - a store of the chain
             assert stored is not None
             schema.update(stored)
         return schema

@@ -515,6 +515,42 @@ class SqlTablesStore(MetadataStore):
             query = f"SELECT * FROM {ident(plan.table)}{where}"
         return nw.from_native(self._frame(query, schema).lazy())
 
+    def _read_matching(self, plan: FeaturePlan, match: Mapping[str, Any], *, history: bool) -> pl.DataFrame | None:
+        """The few rows asked, found by the engine (through the ids index where it applies), not the whole table.
+
+        The values go in as a one-row temp table typed as stored, never as SQL text; each
+        column is compared with a scalar subquery of it, which the planner treats as a constant.
+        """
+        import polars as pl
+
+        if not self._has_table(plan.table):
+            return None
+        schema = self._schema(plan.table)
+        given = {c: v for c, v in match.items() if v is not None}
+        try:
+            values = pl.DataFrame({c: [v] for c, v in given.items()}, schema={c: schema[c] for c in given})
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            return pl.DataFrame(schema=schema)  # not a value of the stored type: no row holds it
+        batch = self._batch(values) if given else None
+        try:
+            where = (
+                " AND ".join(
+                    f"{ident(c)} IS NULL" if v is None else f"{ident(c)} = (SELECT {ident(c)} FROM {batch})"
+                    for c, v in match.items()
+                )
+                or "true"
+            )
+            columns = sql.ids_list(tuple(schema))
+            tables = [plan.table + HISTORY, plan.table] if history else [plan.table]
+            query = " UNION ALL ".join(f"SELECT {columns} FROM {ident(t)} WHERE {where}" for t in tables)
+            return self._frame(query, schema)
+        finally:
+            if batch is not None:
+                self._drop(batch)
+
+    def _holds_rows(self, plan: FeaturePlan) -> bool:
+        return self._has_table(plan.table) and bool(self._run(f"SELECT 1 FROM {ident(plan.table)} LIMIT 1"))
+
     def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
         stored = self._schema(plan.table) if self._has_table(plan.table) else {}
         if not stored or any(c not in stored for c in columns):

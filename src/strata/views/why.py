@@ -12,7 +12,9 @@ difference:
   expansion, or, for an aggregation, the children added, removed or changed since the row
   was written (its ``strata_seq``: the children as they were then, read from history);
 - ``new`` / ``gone``: the feature has no row for a sample its upstreams have, or keeps one
-  whose upstream samples are gone (which upstream, deleted or never there).
+  whose upstream samples are gone (which upstream, deleted or never there);
+- ``dropped``: an expansion's child is missing while its parent is there: the parent's last
+  write did not produce it.
 
 A root feature loaded by ``target-strata`` also says where its rows come from: the stream,
 the source record's key and, per field, the run that last changed the field (the
@@ -40,7 +42,19 @@ if TYPE_CHECKING:
     from strata.resolve.plan import FeaturePlan, FieldPlan, UpstreamPlan
     from strata.stores.base import MetadataStore
 
-__all__ = ["Cause", "Change", "FieldWhy", "Link", "Node", "SampleWhy", "Source", "Why", "parse_ids", "why"]
+__all__ = [
+    "Cause",
+    "Change",
+    "FieldWhy",
+    "Link",
+    "Node",
+    "SampleWhy",
+    "Source",
+    "Why",
+    "behind_text",
+    "parse_ids",
+    "why",
+]
 
 STREAM_METADATA = "singer_stream"
 """The spec metadata key naming the stream of a feature ``target-strata`` defined from a SCHEMA."""
@@ -75,7 +89,8 @@ class Cause:
     """One reason a field (or a whole sample) differs from what the code and upstreams give.
 
     ``kind``: ``code`` (the field's code_version), ``data`` (a root's data version), ``input``
-    (an upstream field: ``input`` names it), ``new`` (no row yet), ``gone`` (upstream samples gone).
+    (an upstream field: ``input`` names it), ``new`` (no row yet), ``gone`` (upstream samples gone),
+    ``dropped`` (an expansion's child its parent's last write did not produce).
     """
 
     kind: str
@@ -380,7 +395,7 @@ def _typed(store: MetadataStore, plan: FeaturePlan, samples: list[dict[str, Any]
 
     from strata.stores.checks import fit_stored
 
-    stored = _id_types(store, plan)
+    stored = store._id_schema(plan, plan.id_columns, through=True)  # noqa: SLF001 - the types a read compares with
     try:
         frame = pl.DataFrame([{c: s[c] for c in plan.id_columns} for s in samples], strict=False)
     except (TypeError, ValueError, pl.exceptions.PolarsError):
@@ -397,29 +412,6 @@ def _typed(store: MetadataStore, plan: FeaturePlan, samples: list[dict[str, Any]
             f"give a value of type {stored[bad]}",
         ) from None
     return frame.rows(named=True)
-
-
-def _id_types(store: MetadataStore, plan: FeaturePlan) -> dict[str, pl.DataType]:
-    """Polars types of the id columns as stored: in the feature, else the nearest upstream holding them.
-
-    Read through the store's fallbacks, as its reads are; text where no feature holds a column.
-    """
-    import polars as pl
-
-    wanted = list(plan.id_columns)
-    types: dict[str, pl.DataType] = {}
-    queue, seen = [plan.key], set()
-    while queue and len(types) < len(wanted):
-        key = queue.pop(0)
-        if key in seen:
-            continue
-        seen.add(key)
-        frame = store.read(key, include_deleted=True, lazy=True).head(0).collect(backend="polars").to_native()
-        for name in wanted:
-            if name in frame.columns and frame.schema[name] != pl.Null:
-                types.setdefault(name, frame.schema[name])
-        queue.extend(store.graph.upstream(key))
-    return {name: types.get(name, pl.String()) for name in wanted}
 
 
 # -- the walk ----------------------------------------------------------------------------
@@ -462,7 +454,7 @@ class _Walk:
         if plan.is_root:
             node = self._root(plan, ids, row)
         else:
-            links = tuple(self._link(up, ids, row) for up in plan.upstreams)
+            links = tuple(self._link(plan, up, ids, row) for up in plan.upstreams)
             for link in links:
                 for up_ids in link.ids:
                     self._node(link.feature, up_ids)
@@ -476,14 +468,15 @@ class _Walk:
         return rows[0] if rows else None
 
     def _rows(self, plan: FeaturePlan, ids: Mapping[str, Any], *, history: bool) -> list[dict[str, Any]]:
-        """Rows of ``plan`` whose columns in ``ids`` match (tombstones too); history: every row, by ``strata_seq``."""
-        import narwhals as nw
+        """Rows of ``plan`` whose columns in ``ids`` match (tombstones too); history: every row, by ``strata_seq``.
 
-        filters = [nw.col(c).is_null() if v is None else nw.col(c) == v for c, v in ids.items()]
-        frame = self.store.read(
-            plan.key, filters=filters, include_deleted=True, feature_version="all" if history else None
-        )
-        native: pl.DataFrame = frame.to_native()
+        Read from the store of the chain holding the feature, as :meth:`MetadataStore.read` does,
+        but found by the engine: a SQL store sends back the few rows, not the table.
+        """
+        holder = self.store._holder(plan)  # noqa: SLF001 - the store of the chain whose rows a read gives
+        native = holder._read_matching(plan, ids, history=history)  # noqa: SLF001 - a narrowed read
+        if native is None:
+            return []
         if SEQ in native.columns:
             native = native.sort(SEQ)
         return native.rows(named=True)
@@ -529,34 +522,43 @@ class _Walk:
 
     # -- derived features -------------------------------------------------------------
 
-    def _link(self, up: UpstreamPlan, ids: dict[str, Any], row: dict[str, Any] | None) -> Link:
+    def _link(self, plan: FeaturePlan, up: UpstreamPlan, ids: dict[str, Any], row: dict[str, Any] | None) -> Link:
         """The samples of ``up`` that sample ``ids`` reads."""
         if up.lineage.kind != "aggregation":
             wanted = up.lineage.on if up.lineage.kind == "expansion" else up.id_columns
             return Link(up.key, up.lineage.kind, ({c: ids[c] for c in wanted if c in ids},), 1)
-        children = self._children(up, ids, row)
+        children = self._children(plan, up, ids, row)
         behind = [c.ids for c in children if c.change != "same"]
         rest = [c.ids for c in children if c.change == "same"]
         followed = [*behind, *rest][:MAX_CHILDREN]
         return Link(up.key, "aggregation", tuple(followed), len(children))
 
     def _children(
-        self, up: UpstreamPlan, ids: dict[str, Any], row: dict[str, Any] | None, fields: Sequence[str] = ()
+        self,
+        plan: FeaturePlan,
+        up: UpstreamPlan,
+        ids: dict[str, Any],
+        row: dict[str, Any] | None,
+        fields: Sequence[str] = (),
     ) -> list[Change]:
         """An aggregation's children of the sample: live now, or live when its row was written; each with its change.
 
         Read from the upstream's history: a child is ``added`` (not live when the row was
-        written, by ``strata_seq``), ``removed`` (not live now), ``changed`` (a data version of
-        ``fields``, default every field the aggregation reads, differs) or ``same``. With one
-        field, each change carries that field's data versions then and now.
+        written), ``removed`` (not live now), ``changed`` (a data version of ``fields``, default
+        every field the aggregation reads, differs) or ``same``. With one field, each change
+        carries that field's data versions then and now. "When written" is by ``strata_seq``
+        where one store holds both features; across a chain (the row in a dev store, the children
+        in its fallback) each store numbers its own writes, so by the time of writing instead.
         """
         uplan = self.store.plan(up.key)
         seq = None if row is None else row.get(SEQ)
+        holders = {id(self.store._holder(p)) for p in (plan, uplan)}  # noqa: SLF001 - whose numbers compare
+        then_key = SEQ if len(holders) == 1 else WRITTEN_AT
         then: dict[tuple[Any, ...], dict[str, Any]] = {}
         now: dict[tuple[Any, ...], dict[str, Any]] = {}
         for item in self._rows(uplan, {c: ids[c] for c in up.lineage.on}, history=True):
             child = tuple(item[c] for c in uplan.id_columns)
-            if seq is not None and item[SEQ] <= seq:
+            if row is not None and _at_or_before(item.get(then_key), row.get(then_key)):
                 then[child] = item
             now[child] = item
         dvs = [f"strata_dv__{f}" for f in fields or up.fields]
@@ -597,7 +599,8 @@ class _Walk:
         elif any(
             self.nodes[(link.feature, tuple(_sortable(i)))].status != "missing" for link in links for i in link.ids
         ):
-            causes = (self._gone(plan, ids, links),)
+            gone = self._gone(plan, ids, links)
+            causes = (gone if gone.samples or not plan.child_ids else self._dropped(plan, ids),)
         expected = added or changed
         fields = []
         for fplan in plan.fields:
@@ -651,12 +654,13 @@ class _Walk:
         stored = None if row is None else _text(row.get(column))
         now = _text(changed.get(column))
         up = next(u for u in plan.upstreams if u.key == item.feature)
-        samples = self._behind(up, item, ids, row, stored, now)
+        samples = self._behind(plan, up, item, ids, row, stored, now)
         text = f"upstream field {item.dotted} changed" + (f" in {_changes_text(samples)}" if samples else "")
         return Cause("input", text, item.dotted, stored, now, samples)
 
     def _behind(
         self,
+        plan: FeaturePlan,
         up: UpstreamPlan,
         item: FieldInput,
         ids: dict[str, Any],
@@ -666,7 +670,7 @@ class _Walk:
     ) -> tuple[Change, ...]:
         """The upstream samples behind a changed input: the one read (identity, a parent) or the children that moved."""
         if up.lineage.kind == "aggregation":
-            return tuple(c for c in self._children(up, ids, row, [item.field.name]) if c.change != "same")
+            return tuple(c for c in self._children(plan, up, ids, row, [item.field.name]) if c.change != "same")
         wanted = up.lineage.on if up.lineage.kind == "expansion" else up.id_columns
         up_ids = {c: ids[c] for c in wanted}
         change = "changed" if stored is not None and now is not None else "added" if now is not None else "removed"
@@ -698,6 +702,15 @@ class _Walk:
         text = "its upstream samples are gone" + (f": {_changes_text(gone)}" if gone else "")
         return Cause("gone", text, samples=tuple(gone))
 
+    def _dropped(self, plan: FeaturePlan, ids: dict[str, Any]) -> Cause:
+        """Why an expansion's child is missing while its parent is there: the parent's last write left it out."""
+        parent = {c: ids[c] for c in plan.resolve_ids}
+        text = (
+            f"the last write of `{plan.key}` for {_ids_text(parent)} did not produce it "
+            "(a write of an expansion replaces every child of its parent)"
+        )
+        return Cause("dropped", text)
+
     def _live(self, plan: FeaturePlan, ids: Mapping[str, Any]) -> bool:
         return any(not r[DELETED] for r in self._rows(plan, ids, history=False))
 
@@ -725,6 +738,23 @@ def _first(frame: pl.DataFrame, keys: Sequence[str], ids: Mapping[str, Any]) -> 
         if all(item.get(k) == ids[k] for k in keys):
             return item
     return None
+
+
+def behind_text(nodes: Iterable[tuple[str, str]]) -> str:
+    """``transcript stale, video deleted``: of (feature, status) upstream of an asked sample, those not in sync.
+
+    Each feature once, with the status of its first such sample; empty when all are in sync.
+    """
+    behind: dict[str, str] = {}
+    for feature, status in nodes:
+        if status not in ("present", "up to date"):
+            behind.setdefault(feature, status)
+    return ", ".join(f"{feature} {status}" for feature, status in behind.items())
+
+
+def _at_or_before(value: Any, limit: Any) -> bool:
+    """Whether a child's number (or time) ``value`` is at or before the row's; unknown ones are not."""
+    return value is not None and limit is not None and value <= limit
 
 
 def _code_cause(stored: str | None, fplan: FieldPlan) -> Cause:

@@ -978,6 +978,32 @@ class ClickHouseStore(MetadataStore):
         frame = _from_clickhouse(self._frame(query, schema), schema)
         return nw.from_native(frame.lazy())
 
+    def _read_matching(self, plan: FeaturePlan, match: Mapping[str, Any], *, history: bool) -> pl.DataFrame | None:
+        """The few rows asked, selected by the engine: the values go in as a one-row batch typed as stored."""
+        import polars as pl
+
+        if not self._has_table(plan.table):
+            return None
+        self._tables[plan.table] = self._columns(plan.table)  # columns grow under other connections
+        schema = self._schema(plan.table)
+        try:
+            values = pl.DataFrame({c: [v] for c, v in match.items()}, schema={c: schema[c] for c in match})
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            return pl.DataFrame(schema=schema)  # not a value of the stored type: no row holds it
+        columns = list(match)
+        with self._batches(values) as (batch,):
+            if history:
+                query = (
+                    f"SELECT {ids_list(list(schema))} FROM {self._t(plan.table)} WHERE {self._committed(plan.table)} "
+                    f"AND {ident(KIND)} != {_GONE} AND {self._matching(batch, columns)} ORDER BY {ident(SEQ)}"
+                )
+            else:
+                query = f"SELECT * FROM {self._latest_of(plan, batch, columns)} ORDER BY {ident(SEQ)}"
+            return _from_clickhouse(self._frame(query, schema), schema)
+
+    def _holds_rows(self, plan: FeaturePlan) -> bool:
+        return self._has_table(plan.table) and bool(self._rows(f"SELECT 1 FROM {self._latest(plan)} LIMIT 1"))
+
     def _stored_schema(self, plan: FeaturePlan, columns: Sequence[str]) -> dict[str, Any] | None:
         stored = self._schema(plan.table) if self._has_table(plan.table) else {}
         if not stored or any(c not in stored for c in columns):

@@ -1510,7 +1510,7 @@ class DuckDBStore(MetadataStore):
             return sql.padded(
                 ident(plan.table + ROWS if rows_alone else plan.table), self._lacking(plan.table, columns)
             )
-        donors = self._id_donors(resolving, plan.id_columns)
+        donors = {c: d for c, (_, d) in self._id_donors(resolving, plan.id_columns).items()}
         stored = {d.table: self._columns(d.table) for d in donors.values()}  # one lookup per donor table
         types = {c: stored[d.table][c] for c, d in donors.items()}
         for source in self._through.values():  # upstreams a fallback holds give the types this store lacks
