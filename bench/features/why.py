@@ -1,6 +1,6 @@
 """``strata.why`` of one sample at 1M samples on DuckDB, against what a Metaxy user does instead.
 
-    .venv/bin/python bench/features/why.py [--n 1000000] [--repeat 5] [--json PATH]
+    .venv/bin/python bench/features/why.py [--n 1000000] [--repeat 5] [--stores sqlite,postgres] [--json PATH]
 
 The graph and data of ``strata_run.py`` (video -> transcript -> embedding), every feature
 written for ``n`` samples, then the README's delta written at the root only, so transcript is
@@ -18,11 +18,16 @@ non-root feature and filters the increment to the sample (``whole``), or passes
 ``global_filters`` so every read is cut to it (``narrowed``: no causes come out, only
 provenance). Medians of wall seconds and of the process's CPU seconds (DuckDB's threads
 included), with the load average: the machine is shared. Files under ``bench/.work/features/why/``.
+
+``--stores`` also times strata alone on the same data in other stores (``sqlite``, ``postgres``
+on a server of the bench's own, ``clickhouse`` through chDB), cold and warm as above, against
+its DuckDB figure: Metaxy is compared on DuckDB only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -40,35 +45,46 @@ SAMPLE = 200
 sys.path[:0] = [str(HERE), str(ROOT)]
 
 
-def store_path(n: int) -> Path:
-    """The strata store of ``n`` samples."""
-    return WORK / f"strata_{n}.duckdb"
+STORES = ("duckdb", "sqlite", "postgres", "clickhouse")
 
 
-def setup(n: int) -> dict[str, Any]:
-    """The strata store: a first pass of every feature, then the root delta alone."""
+def open_store(kind: str, n: int, *, read_only: bool, fresh: bool = False) -> Any:
+    """The strata store of ``n`` samples of ``kind`` (PostgreSQL: the server in ``STRATA_BENCH_DSN``)."""
+    import shutil
+
     import strata_run
 
     import strata as st
 
-    path = store_path(n)
-    path.unlink(missing_ok=True)
+    graph = strata_run.build_graph()
+    if kind == "postgres":
+        return st.PostgresStore(os.environ["STRATA_BENCH_DSN"], schema=f"why_{n}", graph=graph, read_only=read_only)
+    path = WORK / f"strata_{n}.{kind}"
+    if fresh:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    classes = {"duckdb": st.DuckDBStore, "sqlite": st.SQLiteStore, "clickhouse": st.ClickHouseStore}
+    return classes[kind](path, graph=graph, read_only=read_only)
+
+
+def setup(kind: str, n: int) -> dict[str, Any]:
+    """The strata store: a first pass of every feature, then the root delta alone."""
+    import strata_run
+
     problems: list[str] = []
-    with st.DuckDBStore(path, graph=strata_run.build_graph()) as store:
-        strata_run.first_pass(store, strata_run.root_samples(n, delta=False), lazy=True, problems=problems)
-        inc = store.resolve_update("video", samples=strata_run.root_samples(n, delta=True), lazy=True)
+    with open_store(kind, n, read_only=False, fresh=True) as store:
+        lazy = kind in ("duckdb", "clickhouse")
+        strata_run.first_pass(store, strata_run.root_samples(n, delta=False), lazy=lazy, problems=problems)
+        inc = store.resolve_update("video", samples=strata_run.root_samples(n, delta=True), lazy=lazy)
         strata_run.write_parts(store, "video", inc, delete=True)
     return {"n": n, "problems": problems}
 
 
-def lookups(n: int, repeat: int) -> dict[str, Any]:
+def lookups(kind: str, n: int, repeat: int) -> dict[str, Any]:
     """Open the store read-only and ask ``why`` of the sample ``repeat`` times; check the answer."""
-    import strata_run
-
     import strata as st
 
     started = time.perf_counter()
-    store = st.DuckDBStore(store_path(n), graph=strata_run.build_graph(), read_only=True)
+    store = open_store(kind, n, read_only=True)
     seconds: list[float] = []
     cpu: list[float] = []
     opened = 0.0
@@ -111,13 +127,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--stores", default="", help="also time strata alone in: sqlite,postgres,clickhouse")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--metaxy-python", help="Metaxy's venv python (default: made by metaxy_venv.py)")
     parser.add_argument("--worker", choices=["setup", "lookup"], help=argparse.SUPPRESS)
+    parser.add_argument("--kind", choices=STORES, default="duckdb", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(setup(args.n) if args.worker == "setup" else lookups(args.n, args.repeat)))
+        done = setup(args.kind, args.n) if args.worker == "setup" else lookups(args.kind, args.n, args.repeat)
+        print(json.dumps(done))
         return 0
+    others = [k for k in args.stores.split(",") if k]
+    if unknown := [k for k in others if k not in STORES[1:]]:
+        sys.exit(f"unknown store {', '.join(unknown)}: give some of {', '.join(STORES[1:])}")
     WORK.mkdir(parents=True, exist_ok=True)
     # Fair to strata: its bytecode compiled, as Metaxy's venv has it (PYTHONDONTWRITEBYTECODE=1 here).
     subprocess.run([str(STRATA_PY), "-m", "compileall", "-q", str(ROOT / "src")], check=True)
@@ -130,30 +152,65 @@ def main() -> int:
     _child([*theirs, "setup", "--n", str(args.n), *workdir])
     sides = {"strata": [*mine, "--worker", "lookup"]}
     sides |= {f"metaxy_{way}": [*theirs, "lookup", "--way", way, *workdir] for way in ("whole", "narrowed")}
-    cold: dict[str, dict[str, list[float]]] = {name: {"inside": [], "process": [], "cpu": []} for name in sides}
-    for _ in range(args.repeat):  # alternating: strata, Metaxy whole, Metaxy narrowed, strata, ...
-        for name, cmd in sides.items():
-            got, wall = _child([*cmd, "--repeat", "1"])
-            inside = got["open_and_first"] if name == "strata" else got["open"] + got["seconds"][0]
-            cold[name]["inside"].append(inside)
-            cold[name]["process"].append(wall)
-            cold[name]["cpu"].append(got["cpu"][0])
-            if name == "strata" and not got["ok"]:
-                sys.exit("strata's answer is not the expected one")
-    warm = {name: _child([*cmd, "--repeat", str(args.repeat + 1)])[0] for name, cmd in sides.items()}
-    result: dict[str, Any] = {"n": args.n, "repeat": args.repeat, "load": os.getloadavg(), "cold": {}, "warm": {}}
-    for name in sides:
-        result["cold"][name] = {k: median(v) for k, v in cold[name].items()}
-        result["warm"][name] = {k: median(warm[name][k][1:]) for k in ("seconds", "cpu")}
+    result: dict[str, Any] = {"n": args.n, "repeat": args.repeat, "load": os.getloadavg()}
+    result |= timed(sides, args.repeat)
     for kind in ("cold", "warm"):
         key = "inside" if kind == "cold" else "seconds"
         mine_s = result[kind]["strata"][key]
         result[kind]["ratio_whole"] = round(result[kind]["metaxy_whole"][key] / mine_s, 1)
         result[kind]["ratio_narrowed"] = round(result[kind]["metaxy_narrowed"][key] / mine_s, 1)
+    if others:
+        result["stores"] = other_stores(others, mine, args.repeat, result)
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def timed(sides: dict[str, list[str]], repeat: int) -> dict[str, Any]:
+    """Cold lookups alternating between ``sides`` (a new process each), then warm ones: medians per side."""
+    cold: dict[str, dict[str, list[float]]] = {name: {"inside": [], "process": [], "cpu": []} for name in sides}
+    for _ in range(repeat):  # alternating: strata, Metaxy whole, Metaxy narrowed, strata, ...
+        for name, cmd in sides.items():
+            got, wall = _child([*cmd, "--repeat", "1"])
+            inside = got["open_and_first"] if name.startswith("strata") else got["open"] + got["seconds"][0]
+            cold[name]["inside"].append(inside)
+            cold[name]["process"].append(wall)
+            cold[name]["cpu"].append(got["cpu"][0])
+            if name.startswith("strata") and not got["ok"]:
+                sys.exit(f"{name}'s answer is not the expected one")
+    warm = {name: _child([*cmd, "--repeat", str(repeat + 1)])[0] for name, cmd in sides.items()}
+    result: dict[str, Any] = {"cold": {}, "warm": {}}
+    for name in sides:
+        result["cold"][name] = {k: median(v) for k, v in cold[name].items()}
+        result["warm"][name] = {k: median(warm[name][k][1:]) for k in ("seconds", "cpu")}
+    return result
+
+
+def other_stores(kinds: list[str], mine: list[str], repeat: int, duckdb: dict[str, Any]) -> dict[str, Any]:
+    """The cold and warm lookups of strata in each of ``kinds``, each against its DuckDB figure (``x_duckdb``)."""
+    from tests.servers import postgres_bin_dir, running_postgres
+
+    bin_dir = postgres_bin_dir() if "postgres" in kinds else None
+    if "postgres" in kinds and bin_dir is None:
+        sys.exit("PostgreSQL is not installed: apt-get install -y postgresql")
+    out: dict[str, Any] = {}
+    with running_postgres(bin_dir) if bin_dir is not None else contextlib.nullcontext(None) as server:
+        if server is not None:
+            os.environ["STRATA_BENCH_DSN"] = server.dsn()
+        for kind in kinds:
+            print(f"setting up {kind}...", file=sys.stderr)
+            started = time.perf_counter()
+            _child([*mine, "--kind", kind, "--worker", "setup"])
+            side = f"strata_{kind}"
+            got = timed({side: [*mine, "--kind", kind, "--worker", "lookup"]}, repeat)
+            out[kind] = {"setup_seconds": round(time.perf_counter() - started, 1)}
+            out[kind] |= {part: got[part][side] for part in ("cold", "warm")}
+            out[kind]["x_duckdb"] = {
+                "cold": round(got["cold"][side]["inside"] / duckdb["cold"]["strata"]["inside"], 2),
+                "warm": round(got["warm"][side]["seconds"] / duckdb["warm"]["strata"]["seconds"], 2),
+            }
+    return out
 
 
 if __name__ == "__main__":
