@@ -260,3 +260,54 @@ def test_a_fallback_on_the_same_file_is_a_cycle(tmp_path: Path) -> None:
         "store `dev` falls back on itself (dev -> again); a store's fallbacks must not lead back to it"
     )
     assert not (tmp_path / "dev.duckdb").exists()
+
+
+def test_a_sample_looked_up_through_the_chain_has_the_status_the_whole_resolve_gives(make: Make) -> None:
+    """A narrowed resolve across a chain reads only the sample's rows; its answer is the full resolve's."""
+    from tests.stores.graphs import lineage_graph
+    from tests.stores.test_why import children, lineage_store
+
+    prod = make("prod", graph=lineage_graph())
+    with prod:
+        lineage_store(prod)  # video 1, 2 -> frames 0..2 each -> summary, in sync
+        prod.write("video", pl.DataFrame({"sample_uid": [3], "strata_dv__frames": ["v3"]}))
+    dev = make("dev", graph=lineage_graph(), fallbacks=[prod])
+    with dev:
+        dev.write("summary", dev.resolve_update("summary").added.to_native())  # summary 1, 2 of prod's frames
+    with prod:  # frame 1 of video 2 changes in prod
+        parent = prod.read("frames").to_native().filter(pl.col("sample_uid") == 2)
+        parent = parent.select("sample_uid", "strata_in__video__frames").unique()
+        changed = pl.when(pl.col("frame") == 1).then(pl.lit("p2-1-new")).otherwise(pl.col("strata_dv__pixels"))
+        prod.write("frames", children(parent, [0, 1, 2]).with_columns(changed.alias("strata_dv__pixels")))
+    frames = [{"sample_uid": s, "frame": f} for s in (1, 2, 3) for f in (0, 1, 5)]
+    summaries = [{"sample_uid": s} for s in (1, 2, 3, 4)]
+    with dev:
+        assert_lookups_agree(dev, "frames", frames)  # video in prod, no frames in dev
+        assert_lookups_agree(dev, "summary", summaries)  # frames in prod, summary 1, 2 in dev
+        inc = dev.resolve_update("frames").added.to_native()
+        dev.write("frames", children(inc.filter(pl.col("sample_uid") == 3), [0, 5]))
+        assert_lookups_agree(dev, "frames", frames)  # video in prod, frames of 3 in dev
+
+
+def assert_lookups_agree(store: st.MetadataStore, key: str, samples: list[dict[str, int]]) -> None:
+    """Each sample's status from ``lookup`` (a resolve narrowed to it) is what the whole resolve says of it."""
+    whole = store.resolve_update(key).collect()
+    parts = {p: whole_ids(getattr(whole, p)) for p in ("added", "changed", "removed")}
+    assert any(parts.values()), "nothing to compare"
+    held = whole_ids(store.read(key))
+    for ids in samples:
+        parent = ids["sample_uid"]
+        here = (tuple(ids.values()) if len(ids) > 1 else parent) in held
+        expected = "to add" if parent in parts["added"] else "stale" if parent in parts["changed"] else None
+        expected = expected or ("up to date" if here else "missing")
+        if here and parent in parts["removed"]:
+            expected = "to remove"
+        assert store.lookup(key, ids)[key]["status"] == expected, (key, ids, parts)
+
+
+def whole_ids(frame: object) -> set[object]:
+    """The samples of a read or an increment part: resolve ids (``sample_uid``), or whole id tuples for a read."""
+    native = frame.to_native() if hasattr(frame, "to_native") else frame
+    assert isinstance(native, pl.DataFrame)
+    ids = [c for c in ("sample_uid", "frame") if c in native.columns]
+    return {r[0] if len(ids) == 1 else tuple(r) for r in native.select(ids).rows()}

@@ -290,6 +290,8 @@ class MetadataStore(StoreBackend):
         from strata.resolve import polars as engine
 
         def latest(source: MetadataStore, table_plan: FeaturePlan) -> pl.DataFrame | None:
+            if only is not None:  # the resolve ids are id columns of every table compared: whole samples kept
+                return source._read_matching(table_plan, {k: only[k] for k in plan.resolve_ids}, history=False)
             frame = source._read(table_plan, history=False, include_deleted=True)
             return None if frame is None else frame.collect(backend="polars").to_native()
 
@@ -1304,13 +1306,15 @@ class MetadataStore(StoreBackend):
         related = [*reversed(_ancestors(graph, key)), key, *graph.downstream(key)]
         out: dict[str, dict[str, Any]] = {}
         import narwhals as nw
+        import polars as pl
 
         for fkey in dict.fromkeys(related):
             plan = self.plan(fkey)
             if not set(plan.id_columns) <= set(ids):
                 continue
-            exprs = [nw.col(c) == ids[c] for c in plan.id_columns]
-            rows = self.read(fkey, filters=exprs).rows(named=True)
+            exprs = [nw.col(c) == ids[c] for c in plan.resolve_ids]  # an expansion's increment is per parent
+            found = self._holder(plan)._read_matching(plan, {c: ids[c] for c in plan.id_columns}, history=False)  # noqa: SLF001
+            rows = [] if found is None else found.filter(~pl.col(DELETED)).rows(named=True)
             status = "missing"
             causes: dict[str, str] = {}
             if not plan.is_root:

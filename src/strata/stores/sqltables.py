@@ -526,6 +526,9 @@ class SqlTablesStore(MetadataStore):
         if not self._has_table(plan.table):
             return None
         schema = self._schema(plan.table)
+        if any(c not in schema and v is not None for c, v in match.items()):
+            return pl.DataFrame(schema=schema)  # a column never written holds nulls only
+        match = {c: v for c, v in match.items() if c in schema}
         given = {c: v for c, v in match.items() if v is not None}
         try:
             values = pl.DataFrame({c: [v] for c, v in given.items()}, schema={c: schema[c] for c in given})

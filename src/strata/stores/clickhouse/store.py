@@ -986,6 +986,9 @@ class ClickHouseStore(MetadataStore):
             return None
         self._tables[plan.table] = self._columns(plan.table)  # columns grow under other connections
         schema = self._schema(plan.table)
+        if any(c not in schema and v is not None for c, v in match.items()):
+            return pl.DataFrame(schema=schema)  # a column never written holds nulls only
+        match = {c: v for c, v in match.items() if c in schema}
         try:
             values = pl.DataFrame({c: [v] for c, v in match.items()}, schema={c: schema[c] for c in match})
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
