@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from strata.demo import articles
-from strata.ui.serve import started
+from strata.ui.serve import page_address, ready_line
 from tests.helpers import STRATA, run_strata
 from tests.servers import _apt_install
 
@@ -45,6 +45,8 @@ class Server:
 
     url: str
     process: subprocess.Popen[str]
+    line: str
+    """The line it printed with its address."""
 
     def stop(self) -> tuple[int, str]:
         """Stop it (SIGTERM, as Ctrl-C would); its exit code and what it wrote on stderr."""
@@ -79,12 +81,12 @@ def start_ui(root: Path, *args: str) -> Server:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    address = started(process, START_TIMEOUT)
-    if address is None:
+    line = ready_line(process, START_TIMEOUT)
+    if line is None:
         process.kill()
         out, err = process.communicate(timeout=30)
         pytest.fail(f"`strata ui` did not start: {out[-500:]!r} {err[-2000:]}")
-    return Server(address, process)
+    return Server(page_address(line), process, line)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from strata.history import RunHistory
 from strata.project.project import Project
-from tests.helpers import wait_for
+from tests.helpers import run_strata, wait_for
 from tests.ui.conftest import Demo, Server
 
 if TYPE_CHECKING:
@@ -73,6 +74,38 @@ def test_the_graph_shows_the_demo_features_and_what_its_source_change_made_stale
     assert "clean: 60 added" in browser.find_element("tag name", "main").text  # its first build, from the history
     browser.save_screenshot(str(tmp_path / "feature.png"))
     assert (tmp_path / "graph.png").stat().st_size > 10_000
+
+
+def test_each_edge_of_the_graph_names_the_upstream_fields_read_as_graph_render_does(
+    ui: Server, demo: Demo, browser: WebDriver, tmp_path: Path
+) -> None:
+    _open(browser, ui)
+    shown = {}
+    for edge in browser.find_elements("css selector", "svg.graph g.link"):
+        label = edge.find_element("css selector", "text.edge-label")
+        assert label.is_displayed()
+        shown[edge.get_attribute("data-up"), edge.get_attribute("data-down")] = label.text
+    rendered = run_strata("graph", "render", "--format", "dot", "--no-status", cwd=demo.root)
+    assert rendered.code == 0, rendered.err
+    drawn = {(up, down): label for up, down, label in re.findall(r'"(.+)" -> "(.+)" \[label="(.+)"\];', rendered.out)}
+    assert (
+        shown
+        == drawn
+        == {
+            ("articles", "clean"): "body, title",
+            ("articles", "embedding"): "tags",  # past clean: its curve dips below the boxes
+            ("clean", "embedding"): "text",
+        }
+    )
+    for edge in browser.find_elements("css selector", "svg.graph g.link"):  # each label in the gap between its boxes
+        box = edge.find_element("css selector", "text.edge-label").rect
+        up, down = (
+            browser.find_element("css selector", f'a.node[data-feature="{edge.get_attribute(end)}"] rect').rect
+            for end in ("data-up", "data-down")
+        )
+        assert up["x"] + up["width"] <= box["x"]
+        assert box["x"] + box["width"] <= down["x"]
+    browser.save_screenshot(str(tmp_path / "edges.png"))
 
 
 def test_a_run_opens_with_its_status_records_and_log(ui: Server, browser: WebDriver, tmp_path: Path) -> None:

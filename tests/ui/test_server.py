@@ -219,13 +219,38 @@ def test_an_unknown_store_is_one_line(strata: Cli, hostile: Path) -> None:
 def test_another_host_warns_in_one_line(hostile: Path) -> None:
     server = start_ui(hostile, "--host", "0.0.0.0")  # noqa: S104 - what the warning is about
     try:
-        assert server.url.startswith("http://0.0.0.0:")
+        assert server.url.startswith("http://127.0.0.1:")  # 0.0.0.0 is every interface: this machine's is printed
         port = server.url.rsplit(":", 1)[1].strip("/")
         assert _get(f"http://127.0.0.1:{port}/", host="my-machine.local")[0] == 200  # any Host header then
     finally:
         code, err = server.stop()
     assert err.splitlines()[0] == (
         "strata: warning: serving on 0.0.0.0: anyone who can reach this machine can read the page "
+        "(there is no login); leave out --host to serve on 127.0.0.1 only"
+    )
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "address", "bound"),
+    [("0.0.0.0", "127.0.0.1", "0.0.0.0"), ("::", "[::1]", "[::]")],  # noqa: S104 - what is tested
+)
+def test_a_wildcard_host_prints_an_address_a_browser_can_open(
+    hostile: Path, host: str, address: str, bound: str
+) -> None:
+    """`--host 0.0.0.0` (or `::`) listens on every interface: it prints this machine's address, and says so."""
+    server = start_ui(hostile, "--host", host)
+    try:
+        port = server.url.rsplit(":", 1)[1].strip("/")
+        assert server.line == (
+            f"strata ui: http://{address}:{port}/ (listening on every interface, {bound}:{port}; "
+            "read-only; Ctrl-C stops)\n"
+        )
+        assert _get(server.url)[0] == 200  # the printed address opens the page
+    finally:
+        code, err = server.stop()
+    assert err.splitlines()[0] == (
+        f"strata: warning: serving on {host}: anyone who can reach this machine can read the page "
         "(there is no login); leave out --host to serve on 127.0.0.1 only"
     )
     assert code == 0
@@ -245,13 +270,14 @@ def test_while_a_build_holds_the_store_the_page_says_so_and_keeps_its_last_readi
     from strata.features.project import store_config
 
     _, before, _ = _get(hostile_ui.url)
-    assert "2 stale" in before  # parsed.words: the two samples whose compute failed are still to compute
+    failed = '<span class="badge failed">2 failed</span>'  # parsed.words's badge: counted as `graph render` does
+    assert failed in before  # the two samples whose compute failed are failed, not stale
     with build_lock(store_config(Project(hostile))):
         _, live, _ = _get(hostile_ui.url + "api/live")
         assert f"build running (pid {os.getpid()})" in live
         _, during, _ = _get(hostile_ui.url)
     assert f"a build is running on store `local` (pid {os.getpid()}): staleness as read at" in during
-    assert "2 stale" in during  # what it read last, without opening the store the build writes
+    assert failed in during  # what it read last, without opening the store the build writes
     _, after, _ = _get(hostile_ui.url + "api/live")
     assert "build running" not in after
 
@@ -443,3 +469,45 @@ def test_the_graph_names_samples_to_remove_in_the_words_of_strata_status(tmp_pat
     assert "2 samples · 1 to remove" in graph
     status = run_strata("status", "parsed", "--json", cwd=root)
     assert [f["removed"] for f in json.loads(status.out)["features"] if f["feature"] == "parsed"] == [1]
+
+
+def _graph_fields(browser: WebDriver, feature: str) -> dict[str, tuple[str, str, str]]:
+    """Per field of ``feature``'s box on the graph: its class, what it shows, and its tooltip."""
+    box = browser.find_element("css selector", f'a.node[data-feature="{feature}"]')
+    return {
+        g.get_attribute("data-field") or "": (
+            (g.get_attribute("class") or "").replace("field", "").strip(),
+            g.find_element("css selector", "text.count").text,
+            g.find_element("css selector", "title").get_attribute("textContent") or "",
+        )
+        for g in box.find_elements("css selector", "g.field")
+    }
+
+
+def test_a_failed_sample_is_counted_failed_on_the_page_as_graph_render_counts_it(
+    tmp_path: Path, browser: WebDriver
+) -> None:
+    """The page's per-field counts are `graph render`'s: a sample whose build failed is failed, not stale."""
+    project = _project(tmp_path / "failing", GONE_FEATURES, {"a": "x", "b": "y", "boom": "z"})
+    root = project.root
+    assert run_strata("build", cwd=root).code == 1  # boom fails, and is recorded
+    _docs(project, {"a": "x", "b": "changed", "boom": "z"})  # b is stale: its body changed
+    rendered = run_strata("graph", "render", "--format", "text", cwd=root)
+    counts = run_strata("--json", "graph", "render", "--format", "text", cwd=root)
+    server = start_ui(root)
+    try:
+        browser.get(server.url)
+        wait_for(lambda: browser.find_elements("css selector", "svg.graph a.node"), "the graph")
+        graph = _graph_fields(browser, "parsed")
+        box = browser.find_element("css selector", 'a.node[data-feature="parsed"]').get_attribute("class")
+        browser.get(server.url + "feature?key=parsed")
+        wait_for(lambda: browser.find_elements("css selector", "table.fields"), "the page of parsed")
+        row = browser.find_element("css selector", "table.fields tbody tr").text
+    finally:
+        server.stop()
+    assert "  words  v1  <- docs.body  [1 in sync, 1 stale, 1 failed: docs.body 1, new 1]" in rendered.out.splitlines()
+    words = json.loads(counts.out)["status"]["parsed"]["fields"]["words"]
+    assert (words["state"], words["in_sync"], words["stale"], words["failed"]) == ("failed", 1, 1, 1)
+    assert graph == {"words": ("failed", "1 stale, 1 failed", "words: 1 in sync, 1 stale, 1 failed")}
+    assert (box or "").split() == ["node", "failed"]
+    assert row == "words 1 docs.body 1 stale, 1 failed docs.body (1), new (1)"

@@ -32,7 +32,7 @@ def ui(ctx: Context, port: int, host: str | None, store_name: str | None) -> Non
     """
     from strata.features.project import store_config
     from strata.ui.data import Source
-    from strata.ui.serve import LOOPBACK, READY, bind, is_loopback, serve, url
+    from strata.ui.serve import LOOPBACK, READY, bind, is_loopback, serve, url, where
 
     project = ctx.project()
     store_config(project, store_name)  # an unknown store is one line now, not an error on every page
@@ -48,7 +48,7 @@ def ui(ctx: Context, port: int, host: str | None, store_name: str | None) -> Non
         )
 
     def ready() -> None:
-        click.echo(f"{READY}{url(sock)} (read-only; Ctrl-C stops)")
+        click.echo(f"{READY}{url(sock)} ({where(sock)}read-only; Ctrl-C stops)")
 
     try:
         serve(source, sock, ready=ready)

@@ -2,7 +2,9 @@
 
 Every function takes a :class:`Source` (where the project is, which environment and store) and
 reads the project again, so an edited ``strata.yml`` or feature module shows on the next load.
-Staleness comes from :func:`strata.views.graph.status` (``strata status``), runs from the run
+Staleness comes from :func:`strata.views.graph.status_and_fields`: per feature what ``strata
+status`` counts (to add, to recompute, to remove) and per field what ``strata graph render``
+counts (in sync, stale, failed), from one resolve; runs from the run
 history (``strata runs``), logs through :func:`strata.history.shown.run_with_log` (secrets
 redacted), state ids from the state backend (``strata state list``).
 
@@ -95,9 +97,12 @@ def graph_page(source: Source) -> dict[str, Any]:
 def _status(
     source: Source, project: Project, graph: FeatureGraph, config: StoreConfig
 ) -> tuple[dict[str, dict[str, Any]], str | None]:
-    """``strata status`` per feature key, and a note when it is not read now (busy store, store error)."""
+    """Per feature key its ``strata status`` row, with ``state``: its fields' counts as ``graph render``'s.
+
+    And a note when it is not read now (busy store, store error).
+    """
     from strata.features.project import make_store, opened
-    from strata.views.graph import failed_samples, status
+    from strata.views.graph import failed_samples, status_and_fields
 
     busy = _writer(project, config)
     if busy is None:
@@ -106,10 +111,10 @@ def _status(
             failed = failed_samples(project, config.name, keys)
             store = make_store(project, source.store_name, graph=graph, read_only=True)
             with opened(store, config):
-                rows = status(store, keys, failed)
+                rows = status_and_fields(store, keys, failed)
         except StrataError as exc:
             return {}, message(exc)
-        found = {row["feature"]: row for row in rows}
+        found = {row["feature"]: row | {"state": state} for row, state in rows}
         source.last_status = (time.time(), found)
         return found, None
     if source.last_status is None:

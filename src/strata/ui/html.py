@@ -113,17 +113,14 @@ def graph_body(data: dict[str, Any]) -> str:
     """The graph (SVG), then a table of every feature and field with its staleness."""
     rows = []
     for feature in data["features"]:
-        cells = svg.field_cells(feature)
-        causes = (feature.get("status") or {}).get("fields", {})
-        for index, (name, shown, css) in enumerate(cells):
-            why = ", ".join(f"{cause} ({count})" for cause, count in sorted(causes.get(name, {}).items()))
+        for index, name in enumerate(feature["fields"]):
             rows.append(
                 [
                     link(svg.feature_href(feature["key"]), feature["key"]) if index == 0 else "",
                     esc(svg.subtitle(feature)) if index == 0 else "",
                     esc(name),
-                    f'<span class="badge {esc(css)}">{esc(shown)}</span>',
-                    esc(why or ""),
+                    _staleness(feature.get("status"), name),
+                    esc(svg.field_causes(feature.get("status"), name)),
                 ]
             )
     return (
@@ -145,15 +142,13 @@ def feature_body(data: dict[str, Any]) -> str:
     """A feature's definition, its staleness per field with causes, its failed samples and latest builds."""
     feature, status = data["feature"], data["status"]
     key = feature["key"]
-    stale = (status or {}).get("stale", {})
-    causes = (status or {}).get("fields", {})
     fields = [
         [
             esc(f["key"]),
             esc(f["code_version"]),
             esc(", ".join(f["inputs"]) or "(root)"),
-            _staleness(status, f["key"], stale),
-            esc(", ".join(f"{c} ({n})" for c, n in sorted(causes.get(f["key"], {}).items()))),
+            _staleness(status, f["key"]),
+            esc(svg.field_causes(status, f["key"])),
         ]
         for f in feature["fields"]
     ]
@@ -199,13 +194,10 @@ def feature_body(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _staleness(status: dict[str, Any] | None, name: str, stale: dict[str, int]) -> str:
-    if status is None:
-        return '<span class="badge unknown">?</span>'
-    count = int(stale.get(name, 0))
-    if count:
-        return f'<span class="badge stale">{count} stale</span>'
-    return '<span class="badge root">root</span>' if status["root"] else '<span class="badge ok">in sync</span>'
+def _staleness(status: dict[str, Any] | None, name: str) -> str:
+    """A field's badge: ``5 stale``, ``1 stale, 1 failed``, ``in sync``, ``root`` (:func:`strata.ui.svg.field_cell`)."""
+    shown, css, _ = svg.field_cell(status, name)
+    return f'<span class="badge {esc(css)}">{esc(shown)}</span>'
 
 
 def _search(feature: str, sample: str = "") -> str:

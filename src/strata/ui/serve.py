@@ -67,6 +67,12 @@ def started(process: subprocess.Popen[str], timeout: float) -> str | None:
 
     For scripts and tests that serve a page in a subprocess; waits at most ``timeout`` seconds.
     """
+    line = ready_line(process, timeout)
+    return None if line is None else page_address(line)
+
+
+def ready_line(process: subprocess.Popen[str], timeout: float) -> str | None:
+    """The whole line of :func:`started` (``strata ui: http://… (…)``), or None if none came in ``timeout`` seconds."""
     import selectors
 
     assert process.stdout is not None
@@ -74,18 +80,40 @@ def started(process: subprocess.Popen[str], timeout: float) -> str | None:
         selector.register(process.stdout, selectors.EVENT_READ)
         ready = selector.select(timeout=timeout)
     line = process.stdout.readline() if ready else ""
-    return line.split()[2] if line.startswith(READY + "http://") else None
+    return line if line.startswith(READY + "http://") else None
+
+
+def page_address(line: str) -> str:
+    """The address in the line ``strata ui`` prints once it answers: ``http://127.0.0.1:8765/``."""
+    return line.split()[2]
 
 
 def _address(sock: socket.socket) -> str:
-    """The bound address as a Host header names it: ``127.0.0.2``, ``[::1]``."""
+    """The bound address as a Host header names it: ``127.0.0.2``, ``[::1]``, ``0.0.0.0``."""
     host = str(sock.getsockname()[0])
     return f"[{host}]" if ":" in host else host
 
 
+def is_wildcard(sock: socket.socket) -> bool:
+    """Whether ``sock`` listens on every interface (bound to ``0.0.0.0`` or ``::``)."""
+    return ipaddress.ip_address(str(sock.getsockname()[0])).is_unspecified
+
+
 def url(sock: socket.socket) -> str:
-    """``http://127.0.0.1:8765/`` for the bound socket."""
-    return f"http://{_address(sock)}:{sock.getsockname()[1]}/"
+    """``http://127.0.0.1:8765/``: the page's address, one a browser on this machine opens.
+
+    On every interface (``0.0.0.0``, ``::``), no browser opens the bound address: this
+    machine's loopback one of the same family is given instead.
+    """
+    host = _address(sock)
+    if is_wildcard(sock):
+        host = "[::1]" if sock.family == socket.AF_INET6 else LOOPBACK
+    return f"http://{host}:{sock.getsockname()[1]}/"
+
+
+def where(sock: socket.socket) -> str:
+    """What the page's address line adds after it: ``listening on every interface, 0.0.0.0:8765; `` or nothing."""
+    return f"listening on every interface, {_address(sock)}:{sock.getsockname()[1]}; " if is_wildcard(sock) else ""
 
 
 def serve(source: Source, sock: socket.socket, *, ready: Callable[[], None]) -> None:

@@ -1,7 +1,8 @@
 """The feature graph as inline SVG: one column per topological depth, one box per feature.
 
-Each box lists the feature's fields with their staleness (samples to compute, from ``strata
-status``); a box links to the feature's page. The layout needs no ``dot``: roots on the left,
+Each box lists the feature's fields with their counts (stale and failed samples, counted as
+``strata graph render`` counts them); each edge names the upstream fields the downstream reads,
+as render's do; a box links to the feature's page. The layout needs no ``dot``: roots on the left,
 every feature one column right of its deepest upstream, boxes stacked in graph order. Every
 text goes through :func:`html.escape`; colours come from CSS classes (``ok``, ``stale``,
 ``failed``, ``root``, ``unknown``) in ``static/ui.css``.
@@ -22,6 +23,8 @@ LINE = 20
 MARGIN = 12
 MAX_CHARS = 30
 """Characters of a key or field name drawn before an ellipsis (the full text is in the box's tooltip)."""
+EDGE_CHARS = 13
+"""Characters of an edge's label drawn before an ellipsis: what fits between two columns (all in its tooltip)."""
 
 
 def feature_href(key: str) -> str:
@@ -33,33 +36,45 @@ def _short(text: str, limit: int = MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+STATE_CLASSES = {"in sync": "ok", "stale": "stale", "failed": "failed"}
+"""The CSS class of each state of :mod:`strata.views.graph` (``graph render``'s colours: green, amber, red)."""
+
+
 def feature_class(feature: dict[str, Any]) -> str:
-    """``failed``, ``stale``, ``ok``, ``root`` or ``unknown`` (status not read)."""
+    """``failed``, ``stale``, ``ok``, ``root`` or ``unknown`` (status not read): its worst field's, as render's."""
     status = feature.get("status")
-    if feature.get("failed"):
-        return "failed"
     if status is None:
         return "unknown"
-    if status["root"] and status["in_sync"] is not False:
-        return "root"
-    return "ok" if status["in_sync"] else "stale"
+    state = status["state"].state
+    return "root" if state == "in sync" and status["root"] else STATE_CLASSES[state]
 
 
-def field_cells(feature: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(field, what to show, class)`` per field: ``5 stale`` / ``in sync`` / ``root`` / ``?``.
+def field_cell(status: dict[str, Any] | None, name: str) -> tuple[str, str, str]:
+    """``(what to show, class, every count)`` of one field: ``5 stale``, ``1 stale, 1 failed``, ``in sync``, ``root``.
 
+    The counts are ``graph render``'s (:func:`strata.views.graph.field_status`): a sample whose
+    last build failed is failed, not stale; every count is render's text, ``55 in sync, 5 stale``.
     A root's field is ``N stale`` when N samples hold another code_version than the code's.
     """
-    status = feature.get("status")
-    cells = []
-    for name in feature["fields"]:
-        if status is None:
-            cells.append((name, "?", "unknown"))
-        else:
-            stale = int(status.get("stale", {}).get(name, 0))
-            fine = (name, "root", "root") if status["root"] else (name, "in sync", "ok")
-            cells.append((name, f"{stale} stale", "stale") if stale else fine)
-    return cells
+    counts = None if status is None else status["state"].fields.get(name)
+    if status is None or counts is None:
+        return "?", "unknown", "status not read"
+    if counts.state == "in sync":
+        shown, css = ("root", "root") if status["root"] else ("in sync", "ok")
+    else:
+        shown, css = counts.pending_text(), STATE_CLASSES[counts.state]
+    return shown, css, counts.counts_text()
+
+
+def field_causes(status: dict[str, Any] | None, name: str) -> str:
+    """Why a field's samples are stale or failed, as ``graph render`` says: ``articles.body (5), new (2)``."""
+    counts = None if status is None else status["state"].fields.get(name)
+    return "" if counts is None else ", ".join(f"{cause} ({n})" for cause, n in sorted(counts.causes.items()))
+
+
+def field_cells(feature: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """``(field, what to show, class, every count)`` per field of ``feature`` (:func:`field_cell`)."""
+    return [(name, *field_cell(feature.get("status"), name)) for name in feature["fields"]]
 
 
 def subtitle(feature: dict[str, Any]) -> str:
@@ -95,26 +110,41 @@ def render(features: list[dict[str, Any]], edges: list[tuple[str, str, list[str]
             f'viewBox="0 0 {width} {height}" role="img" aria-label="feature graph">'
         )
     ]
-    parts += [_edge(boxes[up], boxes[down], used) for up, down, used in edges if up in boxes and down in boxes]
+    parts += [
+        _edge(up, down, boxes[up], boxes[down], used) for up, down, used in edges if up in boxes and down in boxes
+    ]
     parts += [_box(feature, *boxes[feature["key"]]) for feature in features]
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def _edge(up: tuple[int, int, int], down: tuple[int, int, int], used: list[str]) -> str:
-    """A curve from the upstream's box to the downstream's; one that skips columns dips below the boxes between."""
+def _edge(up_key: str, down_key: str, up: tuple[int, int, int], down: tuple[int, int, int], used: list[str]) -> str:
+    """A curve from the upstream's box to the downstream's, labelled with the upstream fields read.
+
+    One that skips columns dips below the boxes between. The label (``graph render``'s,
+    :func:`strata.views.graph.edge_label`) sits at the curve's middle, in the gap between the two boxes.
+    """
+    from strata.views.graph import edge_label
+
     x1, y1 = up[0] + WIDTH, up[1] + HEADER // 2
     x2, y2 = down[0], down[1] + HEADER // 2
     if x2 - x1 > GAP_X:
         low = max(up[1] + up[2], down[1] + down[2]) + GAP_Y // 2
-        curve = f"M{x1},{up[1] + up[2] - 10} C{x1 + GAP_X},{low} {x2 - GAP_X},{low} {x2 - 6},{y2}"
+        points = [(x1, up[1] + up[2] - 10), (x1 + GAP_X, low), (x2 - GAP_X, low), (x2 - 6, y2)]
     else:
         middle = (x1 + x2) // 2
-        curve = f"M{x1},{y1} C{middle},{y1} {middle},{y2} {x2 - 6},{y2}"
-    label = escape(", ".join(used))
+        points = [(x1, y1), (middle, y1), (middle, y2), (x2 - 6, y2)]
+    (ax, ay), (bx, by), (cx, cy), (dx, dy) = points
+    curve = f"M{ax},{ay} C{bx},{by} {cx},{cy} {dx},{dy}"
+    label_x, label_y = (ax + 3 * bx + 3 * cx + dx) // 8, (ay + 3 * by + 3 * cy + dy) // 8  # the curve at t = 1/2
+    label = edge_label(used)
     return (
-        f'<path class="edge" d="{curve}"><title>{label}</title></path>'
+        f'<g class="link" data-up="{escape(up_key)}" data-down="{escape(down_key)}">'
+        f"<title>{escape(down_key)} reads {escape(up_key)}: {escape(label)}</title>"
+        f'<path class="edge" d="{curve}"/>'
         f'<path class="arrow" d="M{x2 - 8},{y2 - 5} L{x2},{y2} L{x2 - 8},{y2 + 5} Z"/>'
+        f'<text class="edge-label" x="{label_x}" y="{label_y - 4}" text-anchor="middle">'
+        f"{escape(_short(label, EDGE_CHARS))}</text></g>"
     )
 
 
@@ -128,10 +158,10 @@ def _box(feature: dict[str, Any], x: int, y: int, height: int) -> str:
         f'<text class="key" x="{x + 10}" y="{y + 17}">{escape(_short(key))}</text>',
         f'<text class="sub" x="{x + 10}" y="{y + 33}">{escape(subtitle(feature))}</text>',
     ]
-    for index, (name, shown, cell) in enumerate(field_cells(feature)):
+    for index, (name, shown, cell, counts) in enumerate(field_cells(feature)):
         top = y + HEADER + index * LINE
         lines.append(
-            f'<g class="field {cell}" data-field="{escape(name)}">'
+            f'<g class="field {cell}" data-field="{escape(name)}"><title>{escape(name)}: {escape(counts)}</title>'
             f'<text class="name" x="{x + 14}" y="{top + 14}">{escape(_short(name, 20))}</text>'
             f'<text class="count" x="{x + WIDTH - 10}" y="{top + 14}" text-anchor="end">{escape(shown)}</text></g>'
         )

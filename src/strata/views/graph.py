@@ -75,6 +75,11 @@ def describe(graph: FeatureGraph, key: FeatureKey) -> dict[str, Any]:
     }
 
 
+def edge_label(used: Sequence[str]) -> str:
+    """What an edge of the graph says: the upstream fields the downstream reads, ``body, title``."""
+    return ", ".join(used)
+
+
 def edges(graph: FeatureGraph) -> list[tuple[FeatureKey, FeatureKey, list[str]]]:
     """``(upstream, downstream, upstream fields used)`` for every dependency, in graph order."""
     out: list[tuple[FeatureKey, FeatureKey, list[str]]] = []
@@ -119,9 +124,11 @@ class FieldState:
 
     def counts_text(self) -> str:
         """``17 in sync, 3 stale, 1 failed`` (zero stale or failed counts left out)."""
-        parts = [f"{self.in_sync} in sync"]
-        parts += [f"{n} {name}" for name, n in (("stale", self.stale), ("failed", self.failed)) if n]
-        return ", ".join(parts)
+        return ", ".join([f"{self.in_sync} in sync", *filter(None, [self.pending_text()])])
+
+    def pending_text(self) -> str:
+        """``3 stale, 1 failed``: the counts not in sync (zero ones left out; "" when all are in sync)."""
+        return ", ".join(f"{n} {name}" for name, n in (("stale", self.stale), ("failed", self.failed)) if n)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -241,7 +248,7 @@ def render_mermaid(graph: FeatureGraph, status: Mapping[str, FeatureState] | Non
         label = "<br/>".join(mermaid_text(row) for row in rows)
         lines.append(f'    {ids[key]}["{label}"]:::{_MERMAID_CLASSES[state.state]}')
     for up, down, used in edges(graph):
-        label = f'|"{mermaid_text(", ".join(used))}"|' if used else ""
+        label = f'|"{mermaid_text(edge_label(used))}"|' if used else ""
         lines.append(f"    {ids[up]} -->{label} {ids[down]}")
     return "\n".join(lines)
 
@@ -272,7 +279,7 @@ def render_dot(graph: FeatureGraph, status: Mapping[str, FeatureState] | None = 
         else:
             lines.append(f"    {_dot_string(str(key))} [{_dot_attributes(str(key), names, state)}];")
     for up, down, used in edges(graph):
-        attrs = f" [label={_dot_string(', '.join(used))}]" if used else ""
+        attrs = f" [label={_dot_string(edge_label(used))}]" if used else ""
         lines.append(f"    {_dot_string(str(up))} -> {_dot_string(str(down))}{attrs};")
     lines.append("}")
     return "\n".join(lines)
@@ -321,36 +328,69 @@ def status(
     build failed (as :func:`field_status` takes them); given, a non-root row's
     ``failed_samples`` keeps those still to compute, the rule :func:`field_status` counts by.
     """
-    rows = []
+    return [_status_row(_read(store, key), failed) for key in keys]
+
+
+def status_and_fields(
+    store: MetadataStore, keys: Sequence[FeatureKey], failed: Mapping[str, Collection[str]]
+) -> list[tuple[dict[str, Any], FeatureState]]:
+    """Per feature: its :func:`status` row and its :func:`field_status` state, from one resolve.
+
+    For a view that shows both (``strata ui``): its per-field counts are then those of
+    ``strata graph render``, and the store is read once.
+    """
+    found = []
     for key in keys:
-        plan, ids, increment = _resolved(store, key)
-        if increment is None:
-            stale = code_stale(store, plan)
-            rows.append(
-                {
-                    "feature": str(key),
-                    "root": True,
-                    "samples": len(ids),
-                    "fields": {name: {CAUSE_CODE: n} for name, n in stale.items() if n},
-                    "stale": stale,
-                    "in_sync": False if any(stale.values()) else None,
-                }
-            )
-            continue
-        counts = increment.counts()
-        row = {
-            "feature": str(key),
-            "root": False,
-            "samples": len(ids),
-            **counts,
-            "fields": increment.changed_fields(),
-            "stale": increment.stale_fields(),
-            "in_sync": not any(counts.values()),
+        read = _read(store, key)
+        found.append((_status_row(read, failed), _field_state(read, set(failed.get(str(key), ())))))
+    return found
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one feature's views are made of: its plan, live ids, increment (None for a root) and code-stale counts."""
+
+    plan: FeaturePlan
+    ids: Any
+    increment: Increment | None
+    code_stale: dict[str, int]
+
+
+def _read(store: MetadataStore, key: FeatureKey) -> _Read:
+    """A feature's plan, the id columns of its live rows, and its increment or, for a root, its code-stale counts."""
+    plan = store.plan(key)
+    ids = store.read(key, columns=list(plan.id_columns))
+    if plan.is_root:
+        return _Read(plan, ids, None, code_stale(store, plan))
+    return _Read(plan, ids, store.resolve_update(key).collect(), {})
+
+
+def _status_row(read: _Read, failed: Mapping[str, Collection[str]] | None) -> dict[str, Any]:
+    """One feature's row of :func:`status`."""
+    key, increment = str(read.plan.key), read.increment
+    if increment is None:
+        stale = read.code_stale
+        return {
+            "feature": key,
+            "root": True,
+            "samples": len(read.ids),
+            "fields": {name: {CAUSE_CODE: n} for name, n in stale.items() if n},
+            "stale": stale,
+            "in_sync": False if any(stale.values()) else None,
         }
-        if failed is not None:
-            row["failed_samples"] = sorted(_still_failed(plan, increment.collect(), set(failed.get(str(key), ()))))
-        rows.append(row)
-    return rows
+    counts = increment.counts()
+    row = {
+        "feature": key,
+        "root": False,
+        "samples": len(read.ids),
+        **counts,
+        "fields": increment.changed_fields(),
+        "stale": increment.stale_fields(),
+        "in_sync": not any(counts.values()),
+    }
+    if failed is not None:
+        row["failed_samples"] = sorted(_still_failed(read.plan, increment, set(failed.get(key, ()))))
+    return row
 
 
 def code_stale(store: MetadataStore, plan: FeaturePlan) -> dict[str, int]:
@@ -379,13 +419,6 @@ def _code_stale_count(fplan: FieldPlan, stored: bool) -> Any:
     return (column.is_null() | ~column.is_in(list(fplan.current_code_versions))).cast(nw.Int64).sum()
 
 
-def _resolved(store: MetadataStore, key: FeatureKey) -> tuple[FeaturePlan, Any, Increment | None]:
-    """A feature's plan, the id columns of its live rows, and its increment (None for a root feature)."""
-    plan = store.plan(key)
-    ids = store.read(key, columns=list(plan.id_columns))
-    return plan, ids, None if plan.is_root else store.resolve_update(key)
-
-
 def field_status(
     store: MetadataStore, keys: Sequence[FeatureKey], failed: Mapping[str, Collection[str]] | None = None
 ) -> GraphStatus:
@@ -397,19 +430,19 @@ def field_status(
     remove count in no field. A root feature's stale samples are those whose field's code_version
     is not the code's (:func:`code_stale`, cause ``code``); its data is what ingest wrote.
     """
-    out: GraphStatus = {}
-    for key in keys:
-        plan, ids, increment = _resolved(store, key)
-        if increment is None:
-            samples = len(ids)
-            stale = code_stale(store, plan)
-            fields = {
-                name: FieldState(samples - n, stale=n, causes={CAUSE_CODE: n} if n else {}) for name, n in stale.items()
-            }
-            out[str(key)] = FeatureState(str(key), root=True, samples=samples, removed=0, fields=fields)
-            continue
-        out[str(key)] = _feature_state(plan, ids, increment.collect(), set((failed or {}).get(str(key), ())))
-    return out
+    return {str(key): _field_state(_read(store, key), set((failed or {}).get(str(key), ()))) for key in keys}
+
+
+def _field_state(read: _Read, failed: set[str]) -> FeatureState:
+    """One feature's :class:`FeatureState` (:func:`field_status`)."""
+    if read.increment is None:
+        samples = len(read.ids)
+        fields = {
+            name: FieldState(samples - n, stale=n, causes={CAUSE_CODE: n} if n else {})
+            for name, n in read.code_stale.items()
+        }
+        return FeatureState(str(read.plan.key), root=True, samples=samples, removed=0, fields=fields)
+    return _feature_state(read.plan, read.ids, read.increment, failed)
 
 
 def _still_failed(plan: FeaturePlan, increment: Increment, failed: set[str]) -> set[str]:
