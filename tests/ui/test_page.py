@@ -134,7 +134,7 @@ def test_searching_a_sample_id_shows_its_lineage(ui: Server, browser: WebDriver,
     steps = browser.find_elements("css selector", "section.step")
     assert [s.get_attribute("data-feature") for s in steps] == ["articles", "clean", "embedding"]
     assert [_text_of(s, "h2 .badge") for s in steps] == ["present", "stale", "up to date"]
-    assert "id=3: up to date upstream not in sync: clean" in browser.find_element("tag name", "main").text
+    assert "id=3: up to date upstream not in sync: clean stale" in browser.find_element("tag name", "main").text
     fields = {
         r.find_element("css selector", "td").text: r.text for r in steps[1].find_elements("css selector", "tbody tr")
     }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from strata.ui import svg
+from strata.views.why import behind_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -306,10 +307,8 @@ def sample_body(feature: str, sample: str, data: dict[str, Any]) -> str:
     parts = [f"<h1>Why: {esc(feature)} {esc(sample)}</h1>", f'<p class="meta">store: {esc(data.get("store"))}</p>']
     parts.append(notice(data.get("note")))
     for found in data.get("samples", []):
-        behind = dict.fromkeys(
-            n["feature"] for n in found["lineage"][:-1] if n["status"] not in ("present", "up to date")
-        )
-        note = f" <small>upstream not in sync: {esc(', '.join(behind))}</small>" if behind else ""
+        behind = behind_text((n["feature"], n["status"]) for n in found["lineage"][:-1])
+        note = f" <small>upstream not in sync: {esc(behind)}</small>" if behind else ""
         parts.append(f"<h2>{esc(_ids(found['ids']))}: {_status(found['status'])}{note}</h2>")
         parts += [_node(node) for node in found["lineage"]]
     parts.append("<details><summary>JSON (as `strata why --json`)</summary>")
