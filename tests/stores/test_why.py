@@ -163,6 +163,23 @@ def test_an_expansion_child_its_parents_last_write_left_out_is_dropped(store_fac
         )
 
 
+def test_a_child_deleted_after_its_parents_last_write_is_deleted_not_dropped(store_factory: StoreFactory) -> None:
+    with store_factory(graph=lineage_graph()) as store:
+        lineage_store(store)
+        parent = store.read("frames").to_native().filter(pl.col("sample_uid") == 2)
+        parent = parent.select("sample_uid", "strata_in__video__frames").unique()
+        store.write("frames", children(parent, [1, 2]))  # frame 0 left out by this write
+        store.delete("frames", pl.DataFrame({"sample_uid": [2], "frame": [2]}))  # frame 2 deleted afterwards
+        assert seen(st.why(store, "frames", {"sample_uid": 2, "frame": 0}))["frames sample_uid=2,frame=0"] == (
+            "missing",
+            [("dropped", [])],
+            {},
+        )
+        deleted = st.why(store, "frames", {"sample_uid": 2, "frame": 2}).samples[0].nodes[-1]
+        assert (deleted.status, [c.kind for c in deleted.causes]) == ("missing", ["deleted"])
+        assert deleted.causes[0].text == "deleted from `frames` while its parent sample_uid=2 is still there"
+
+
 def test_an_aggregation_names_the_children_changed_added_and_removed(store_factory: StoreFactory) -> None:
     with store_factory(graph=lineage_graph()) as store:
         lineage_store(store)

@@ -250,11 +250,18 @@ class MetadataStore(StoreBackend):
         """
         import narwhals as nw
 
+        from strata.stores.checks import typed_match
+
         frame = self._read(plan, history=history, include_deleted=True)
         if frame is None:
             return None
-        for column, value in match.items():
-            frame = frame.filter(nw.col(column).is_null() if value is None else nw.col(column) == value)
+        empty: pl.DataFrame = frame.head(0).collect(backend="polars").to_native()
+        values = typed_match(match, empty.schema)
+        if values is None:
+            return empty  # no stored row can hold these values
+        nulls = [c for c, v in match.items() if v is None and c in empty.columns]
+        for expr in [*(nw.col(c).is_null() for c in nulls), *(nw.col(c) == values[c][0] for c in values.columns)]:
+            frame = frame.filter(expr)
         native: pl.DataFrame = frame.collect(backend="polars").to_native()
         return native
 

@@ -95,6 +95,32 @@ def fit_stored(store: str, feature: object, frame: pl.DataFrame, stored: Mapping
     return frame.with_columns(casts) if casts else frame
 
 
+def typed_match(match: Mapping[str, Any], stored: Mapping[str, pl.DataType]) -> pl.DataFrame | None:
+    """``match`` as one row of the stored types (no column for a None), or None when no stored row can equal it.
+
+    A value the cast to its stored type changes (a datetime with a time of day for a Date
+    column, 1.5 for an integer one, text that is no number) matches no row, as a comparison
+    in the engine would not; 1.0 for an integer column is 1. A column the table lacks holds
+    nulls only. For a backend that hands the values to its engine (``_read_matching``).
+    """
+    import polars as pl
+
+    if any(c not in stored and v is not None for c, v in match.items()):
+        return None
+    columns = []
+    for column, value in match.items():
+        if value is None:
+            continue
+        try:
+            cast = pl.Series(column, [value], dtype=stored[column], strict=False)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            return None
+        if cast.null_count() or cast.to_list()[0] != value:
+            return None
+        columns.append(cast)
+    return pl.DataFrame(columns)
+
+
 def _held(values: pl.Series, want: pl.DataType) -> pl.Series | None:
     """``values`` cast to ``want`` when each survives the cast as it is (cast back, it is unchanged), else None.
 

@@ -20,7 +20,7 @@ from strata.resolve.increment import Increment
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT
 from strata.resolve.sql import DUCKDB, Dialect, ident, literal
 from strata.stores.base import MetadataStore
-from strata.stores.checks import check_case, fit_stored
+from strata.stores.checks import check_case, fit_stored, typed_match
 from strata.stores.snapshots import MIGRATIONS, SNAPSHOTS
 
 if TYPE_CHECKING:
@@ -518,38 +518,29 @@ class SqlTablesStore(MetadataStore):
     def _read_matching(self, plan: FeaturePlan, match: Mapping[str, Any], *, history: bool) -> pl.DataFrame | None:
         """The few rows asked, found by the engine (through the ids index where it applies), not the whole table.
 
-        The values go in as a one-row temp table typed as stored, never as SQL text; each
-        column is compared with a scalar subquery of it, which the planner treats as a constant.
+        Each value is cast to its column's stored type (``checks.typed_match``) and written as
+        the engine's own constant (:meth:`_literal`): one plain ``SELECT``, which a session
+        that may not write (a read replica) runs too.
         """
         import polars as pl
 
         if not self._has_table(plan.table):
             return None
         schema = self._schema(plan.table)
-        if any(c not in schema and v is not None for c, v in match.items()):
-            return pl.DataFrame(schema=schema)  # a column never written holds nulls only
-        match = {c: v for c, v in match.items() if c in schema}
-        given = {c: v for c, v in match.items() if v is not None}
-        try:
-            values = pl.DataFrame({c: [v] for c, v in given.items()}, schema={c: schema[c] for c in given})
-        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-            return pl.DataFrame(schema=schema)  # not a value of the stored type: no row holds it
-        batch = self._batch(values) if given else None
-        try:
-            where = (
-                " AND ".join(
-                    f"{ident(c)} IS NULL" if v is None else f"{ident(c)} = (SELECT {ident(c)} FROM {batch})"
-                    for c, v in match.items()
-                )
-                or "true"
-            )
-            columns = sql.ids_list(tuple(schema))
-            tables = [plan.table + HISTORY, plan.table] if history else [plan.table]
-            query = " UNION ALL ".join(f"SELECT {columns} FROM {ident(t)} WHERE {where}" for t in tables)
-            return self._frame(query, schema)
-        finally:
-            if batch is not None:
-                self._drop(batch)
+        values = typed_match(match, schema)
+        if values is None:
+            return pl.DataFrame(schema=schema)  # no stored row can hold these values
+        checks = [f"{ident(c)} IS NULL" for c, v in match.items() if v is None and c in schema]
+        checks += [f"{ident(c)} = {self._literal(values[c])}" for c in values.columns]
+        where = " AND ".join(checks) or "true"
+        columns = sql.ids_list(tuple(schema))
+        tables = [plan.table + HISTORY, plan.table] if history else [plan.table]
+        query = " UNION ALL ".join(f"SELECT {columns} FROM {ident(t)} WHERE {where}" for t in tables)
+        return self._frame(query, schema)
+
+    @abstractmethod
+    def _literal(self, value: pl.Series) -> str:
+        """The SQL constant of a one-value series of a stored type, as the engine keeps such a value."""
 
     def _holds_rows(self, plan: FeaturePlan) -> bool:
         return self._has_table(plan.table) and bool(self._run(f"SELECT 1 FROM {ident(plan.table)} LIMIT 1"))

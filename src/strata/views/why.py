@@ -13,8 +13,8 @@ difference:
   was written (its ``strata_seq``: the children as they were then, read from history);
 - ``new`` / ``gone``: the feature has no row for a sample its upstreams have, or keeps one
   whose upstream samples are gone (which upstream, deleted or never there);
-- ``dropped``: an expansion's child is missing while its parent is there: the parent's last
-  write did not produce it.
+- ``dropped`` / ``deleted``: an expansion's child is missing while its parent is there: the
+  parent's last write did not produce it, or a delete took it since.
 
 A root feature loaded by ``target-strata`` also says where its rows come from: the stream,
 the source record's key and, per field, the run that last changed the field (the
@@ -90,7 +90,8 @@ class Cause:
 
     ``kind``: ``code`` (the field's code_version), ``data`` (a root's data version), ``input``
     (an upstream field: ``input`` names it), ``new`` (no row yet), ``gone`` (upstream samples gone),
-    ``dropped`` (an expansion's child its parent's last write did not produce).
+    ``dropped`` (an expansion's child its parent's last write did not produce), ``deleted`` (one a
+    delete took since).
     """
 
     kind: str
@@ -600,7 +601,7 @@ class _Walk:
             self.nodes[(link.feature, tuple(_sortable(i)))].status != "missing" for link in links for i in link.ids
         ):
             gone = self._gone(plan, ids, links)
-            causes = (gone if gone.samples or not plan.child_ids else self._dropped(plan, ids),)
+            causes = (gone if gone.samples or not plan.child_ids else self._dropped(plan, ids, row),)
         expected = added or changed
         fields = []
         for fplan in plan.fields:
@@ -702,9 +703,20 @@ class _Walk:
         text = "its upstream samples are gone" + (f": {_changes_text(gone)}" if gone else "")
         return Cause("gone", text, samples=tuple(gone))
 
-    def _dropped(self, plan: FeaturePlan, ids: dict[str, Any]) -> Cause:
-        """Why an expansion's child is missing while its parent is there: the parent's last write left it out."""
+    def _dropped(self, plan: FeaturePlan, ids: dict[str, Any], row: dict[str, Any] | None) -> Cause:
+        """Why an expansion's child is missing while its parent is there: a delete, or the parent's last write.
+
+        A write of the parent numbers its children (and its "no children" row) with its own
+        ``strata_seq``; a tombstone numbered after that is a delete's.
+        """
         parent = {c: ids[c] for c in plan.resolve_ids}
+        written = [
+            r[SEQ]
+            for r in self._rows(plan, parent, history=False)
+            if not r[DELETED] or all(r[c] is None for c in plan.child_ids)
+        ]
+        if row is not None and row[DELETED] and (not written or row[SEQ] > max(written)):
+            return Cause("deleted", f"deleted from `{plan.key}` while its parent {_ids_text(parent)} is still there")
         text = (
             f"the last write of `{plan.key}` for {_ids_text(parent)} did not produce it "
             "(a write of an expansion replaces every child of its parent)"

@@ -32,7 +32,7 @@ from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.plan import DELETED, FEATURE_VERSION, SEQ, SNAPSHOT_VERSION, WRITTEN_AT, FeaturePlan
 from strata.stores.base import MetadataStore
-from strata.stores.checks import fit_stored
+from strata.stores.checks import fit_stored, typed_match
 from strata.stores.snapshots import MIGRATIONS, SNAPSHOTS
 from strata.stores.sqltables import (
     META,
@@ -986,22 +986,22 @@ class ClickHouseStore(MetadataStore):
             return None
         self._tables[plan.table] = self._columns(plan.table)  # columns grow under other connections
         schema = self._schema(plan.table)
-        if any(c not in schema and v is not None for c, v in match.items()):
-            return pl.DataFrame(schema=schema)  # a column never written holds nulls only
-        match = {c: v for c, v in match.items() if c in schema}
-        try:
-            values = pl.DataFrame({c: [v] for c, v in match.items()}, schema={c: schema[c] for c in match})
-        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-            return pl.DataFrame(schema=schema)  # not a value of the stored type: no row holds it
-        columns = list(match)
+        values = typed_match(match, schema)
+        if values is None:
+            return pl.DataFrame(schema=schema)  # no stored row can hold these values
+        nulls = [c for c, v in match.items() if v is None and c in schema]
+        values = values.with_columns(pl.lit(None, schema[c]).alias(c) for c in nulls)
+        columns = values.columns
         with self._batches(values) as (batch,):
             if history:
+                matching = f" AND {self._matching(batch, columns)}" if columns else ""
                 query = (
                     f"SELECT {ids_list(list(schema))} FROM {self._t(plan.table)} WHERE {self._committed(plan.table)} "
-                    f"AND {ident(KIND)} != {_GONE} AND {self._matching(batch, columns)} ORDER BY {ident(SEQ)}"
+                    f"AND {ident(KIND)} != {_GONE}{matching} ORDER BY {ident(SEQ)}"
                 )
             else:
-                query = f"SELECT * FROM {self._latest_of(plan, batch, columns)} ORDER BY {ident(SEQ)}"
+                latest = self._latest_of(plan, batch, columns) if columns else self._latest(plan)
+                query = f"SELECT * FROM {latest} ORDER BY {ident(SEQ)}"
             return _from_clickhouse(self._frame(query, schema), schema)
 
     def _holds_rows(self, plan: FeaturePlan) -> bool:

@@ -404,6 +404,13 @@ class PostgresStore(SqlTablesStore):
 
     # -- reading -------------------------------------------------------------------------
 
+    def _literal(self, value: pl.Series) -> str:
+        """The value as psycopg writes a constant of its Python type (quoted, typed: ``'2020-01-01'::date``)."""
+        from psycopg import sql as pgsql
+
+        assert self._con is not None
+        return pgsql.Literal(value.to_list()[0]).as_string(self._con)
+
     def _frame(self, query: str, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
         """The rows of ``query`` as a frame of ``schema``, read with one ``COPY ... TO STDOUT``."""
         assert self._con is not None

@@ -28,7 +28,7 @@ from strata.errors import WriteError
 from strata.features.versions import DEFAULT_ALGORITHM
 from strata.resolve import sql
 from strata.resolve.plan import DELETED, SEQ, FeaturePlan
-from strata.resolve.sql import ident
+from strata.resolve.sql import ident, literal
 from strata.resolve.text import sqlite_text
 from strata.stores.checks import check_case
 from strata.stores.sqltables import (
@@ -309,6 +309,23 @@ class SQLiteStore(SqlTablesStore):
 
     def _frame(self, query: str, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
         return from_sqlite(self._run(query), schema)
+
+    def _literal(self, value: pl.Series) -> str:
+        """The value as written (:func:`to_sqlite`): a number, quoted text, or a blob."""
+        import math
+
+        kept = to_sqlite(value.to_frame()).row(0)[0]
+        if isinstance(kept, bool):
+            return str(int(kept))
+        if isinstance(kept, int):
+            return str(kept)
+        if isinstance(kept, float):
+            if math.isnan(kept):
+                return "NULL"  # equal to nothing
+            return repr(kept) if math.isfinite(kept) else ("-9e999" if kept < 0 else "9e999")
+        if isinstance(kept, bytes):
+            return f"X'{kept.hex()}'"
+        return literal(str(kept))
 
     def _declared(self, dtype: pl.DataType) -> str:
         return declared_type(dtype)
