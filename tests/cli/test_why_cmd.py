@@ -200,7 +200,7 @@ def test_an_id_holding_a_comma_or_a_quote_is_given_in_csv_quotes(strata: Cli, ma
     for word in ('site=s1,path="/a,b.html"', 'path="/a,b.html",site=s1', 's1,"/a,b.html"'):
         found = strata("why", "pages", word)
         assert found.code == 0, (word, found.err)
-        assert found.out.splitlines()[0] == "pages site=s1,path=/a,b.html: present (store local)", word
+        assert found.out.splitlines()[0] == 'pages site=s1,path="/a,b.html": present (store local)', word  # reads back
     quoted = strata("--json", "why", "pages", 's1,"say ""hi"""', 'site="s1",path=/c')
     assert quoted.code == 0, quoted.err
     assert [s["ids"] for s in quoted.json()["samples"]] == [
@@ -228,3 +228,13 @@ def test_any_text_ids_quoted_csv_style_read_back(values: list[str], named: bool)
     quoted = ['"' + v.replace('"', '""') + '"' for v in values]
     word = ",".join(f"{c}={q}" for c, q in zip(columns, quoted, strict=True)) if named else ",".join(quoted)
     assert parse_ids([word], columns) == [dict(zip(columns, values, strict=True))]
+
+
+def test_an_id_word_reads_back_as_the_same_sample() -> None:
+    """What `why` prints of a sample can be pasted back: values with commas, quotes or `=` are quoted."""
+    from strata.views.why import id_word
+
+    for ids in ({"site": "a,b", "path": "/boom"}, {"site": 'say "hi"', "path": "k=v"}, {"site": "3", "path": ""}):
+        for named in (True, False):
+            assert parse_ids([id_word(ids, named=named)], ["site", "path"]) == [ids], (ids, named)
+    assert id_word({"site": "a,b", "path": "/boom"}) == 'site="a,b",path=/boom'

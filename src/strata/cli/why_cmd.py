@@ -147,7 +147,9 @@ def _short(version: str | None) -> str:
 
 
 def _ids(ids: Mapping[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in ids.items())
+    from strata.views.why import id_word
+
+    return id_word(ids)
 
 
 COMMANDS = [why]

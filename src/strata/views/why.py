@@ -52,6 +52,7 @@ __all__ = [
     "Source",
     "Why",
     "behind_text",
+    "id_word",
     "parse_ids",
     "why",
 ]
@@ -786,8 +787,23 @@ def _changes_text(samples: Iterable[Change], *, with_change: bool = True) -> str
     return ", ".join(shown) + more
 
 
+def id_word(ids: Mapping[str, Any], *, named: bool = True) -> str:
+    """A sample's ids as one word :func:`parse_ids` reads back: ``sample_uid=3,frame=7`` (or ``3,7``).
+
+    A value holding a comma or a quote (or, unnamed, an ``=``) is quoted CSV-style: ``path="/a,b.html"``.
+    """
+
+    def shown(value: Any) -> str:
+        text = str(value)
+        if any(c in text for c in ',"') or (not named and "=" in text):
+            return '"' + text.replace('"', '""') + '"'
+        return text
+
+    return ",".join(f"{k}={shown(v)}" if named else shown(v) for k, v in ids.items())
+
+
 def _ids_text(ids: Mapping[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in ids.items())
+    return id_word(ids)
 
 
 def _text(value: Any) -> str | None:
