@@ -133,3 +133,28 @@ def test_a_build_into_a_sqlite_store_from_the_command_line(strata: Cli, make_pro
         assert con.execute("SELECT sample_uid, y FROM double ORDER BY 1").fetchall() == [(1, 20), (2, 40)]
     con.close()
     assert strata("status", "--assert-in-sync").code == 0
+
+
+def test_why_in_a_dev_store_with_no_file_yet_reads_through_and_says_whose_row_it_shows(
+    strata: Cli, make_project: MakeProject
+) -> None:
+    root = make_project({"feats.py": GRAPH}, extra=STORES)
+    project = Project.find(root, environ={})
+    with make_store(project, graph=load_graph(project)) as prod:
+        prod.write("raw", pl.DataFrame({"sample_uid": [1, 2], "x": [10, 20], "strata_dv__x": ["a", "b"]}))
+    assert strata("build").code == 0  # prod holds double too
+    assert not (root / "dev.duckdb").exists()
+    found = strata("why", "double", "1", "--store", "dev")
+    assert found.code == 0, found.err
+    lines = found.out.splitlines()
+    assert lines[0] == "double sample_uid=1: to add (store dev)"  # dev computes its own on a build
+    assert "row read from prod" in lines[1]  # raw, read through
+    assert "row read from prod" in lines[3]
+    assert lines[4] == (
+        "    <- not computed in store `dev` yet: the row shown is prod's; a build computes `double` here, where it writes"
+    )
+    data = strata("--json", "why", "double", "1", "--store", "dev").json()
+    raw, double = data["samples"][0]["lineage"]
+    assert (raw["held_by"], double["held_by"]) == ("prod", "prod")
+    assert [f["stale"] for f in double["fields"]] == [True]  # dev has no value yet: stored is prod's
+    assert not (root / "dev.duckdb").exists()  # a read creates nothing

@@ -61,7 +61,8 @@ def _opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore
     """:func:`~strata.features.project.opened`; a store file missing or no database is bad input (exit 2).
 
     ``why`` only reads: such a file will not open on retry, unlike one another process holds
-    locked, or a server out of reach (exit 1, as everywhere).
+    locked, or a server out of reach (exit 1, as everywhere). A store with fallbacks that has no
+    file yet reads through to them, as ``status`` does.
     """
     from pathlib import Path
 
@@ -69,7 +70,7 @@ def _opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore
     from strata.features.project import opened
 
     path = config.path
-    if path is not None and str(path) != ":memory:" and not Path(path).exists():
+    if path is not None and str(path) != ":memory:" and not Path(path).exists() and not store.fallbacks:
         raise UsageError(
             f"store `{config.name}` has no database at {path}, so it holds no samples yet",
             "load or build into it first, or name another store with --store",
@@ -105,6 +106,8 @@ def _node_lines(node: Node) -> Iterator[str]:
     head = [f"{node.feature} {_ids(node.ids)}", node.status]
     if node.written_at:
         head.append(f"written {node.written_at[:19].replace('T', ' ')}")
+    if node.held_by:
+        head.append(f"row read from {node.held_by}")
     if node.upstreams:
         head.append("from " + ", ".join(_link(link) for link in node.upstreams))
     yield "  " + " · ".join(head)

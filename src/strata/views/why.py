@@ -23,6 +23,7 @@ the source record's key and, per field, the run that last changed the field (the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -127,15 +128,19 @@ class FieldWhy:
     """A root loaded by ``target-strata``: the run that last changed the field's value."""
     changed_at: str | None = None
     """When that row was written (ISO 8601)."""
+    pending: str | None = None
+    """``to add`` or ``to remove`` when the whole sample is (its value is not the store's yet, or goes)."""
 
     @property
     def stale(self) -> bool:
-        return bool(self.causes)
+        """Whether the field differs from what the code and upstreams give (a cause, a value to add or remove)."""
+        return bool(self.causes) or self.stored != self.expected or self.pending is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "field": self.name,
             "stale": self.stale,
+            "pending": self.pending,
             "stored": self.stored,
             "expected": self.expected,
             "code_version": self.code_version,
@@ -192,6 +197,8 @@ class Node:
     upstreams: tuple[Link, ...] = ()
     written_at: str | None = None
     source: Source | None = None
+    held_by: str | None = None
+    """The store of the chain the row was read from, when it is a fallback, not the store asked."""
 
     @property
     def is_root(self) -> bool:
@@ -207,6 +214,7 @@ class Node:
             "fields": [f.to_json() for f in self.fields],
             "upstreams": [u.to_json() for u in self.upstreams],
             "source": None if self.source is None else self.source.to_json(),
+            "held_by": self.held_by,
         }
 
 
@@ -461,6 +469,9 @@ class _Walk:
                 for up_ids in link.ids:
                     self._node(link.feature, up_ids)
             node = self._derived(plan, ids, row, links)
+        fallback = self._fallback(plan) if row is not None else None
+        if fallback is not None:
+            node = dataclasses.replace(node, held_by=fallback)
         self.nodes[slot] = node
         return node
 
@@ -591,7 +602,7 @@ class _Walk:
         live = row is not None and not row[DELETED]
         status, causes = "missing", tuple[Cause, ...]()
         if added is not None:
-            status, causes = "to add", (self._new(plan, row, links),)
+            status, causes = "to add", (self._new(plan, row, links, self._fallback(plan)),)
         elif removed is not None and live:
             status, causes = "to remove", (self._gone(plan, ids, links),)
         elif changed is not None:
@@ -616,7 +627,8 @@ class _Walk:
                 )
             now = expected.get(fplan.dv_column) if expected is not None else None if status == "to remove" else stored
             shown = shown_code_version(stored_cv)
-            fields.append(FieldWhy(fplan.name, stored, now, shown, fplan.code_version, field_causes))
+            pending = status if status in ("to add", "to remove") else None
+            fields.append(FieldWhy(fplan.name, stored, now, shown, fplan.code_version, field_causes, pending=pending))
         return Node(plan.key, ids, status, tuple(fields), causes, tuple(links), None if row is None else _time(row))
 
     def _resolved(self, plan: FeaturePlan, ids: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -678,11 +690,16 @@ class _Walk:
         change = "changed" if stored is not None and now is not None else "added" if now is not None else "removed"
         return (Change(up.key, up_ids, change, stored, now),)
 
-    def _new(self, plan: FeaturePlan, row: dict[str, Any] | None, links: Sequence[Link]) -> Cause:
-        """Why the feature has a sample to add: no row yet (or a deleted one); the upstream samples it comes from."""
+    def _new(self, plan: FeaturePlan, row: dict[str, Any] | None, links: Sequence[Link], fallback: str | None) -> Cause:
+        """Why the feature has a sample to add: no row (a deleted one, or only a fallback's); what it comes from."""
         samples = tuple(Change(link.feature, i, "added") for link in links for i in link.ids[:MAX_CHILDREN])
         if row is not None and row[DELETED]:
             text = f"deleted from `{plan.key}` while its upstream samples are still there"
+        elif row is not None and fallback is not None:
+            text = (
+                f"not computed in {self.store._called()} yet: the row shown is {fallback}'s; "  # noqa: SLF001 - its name
+                f"a build computes `{plan.key}` here, where it writes"
+            )
         else:
             text = f"not computed yet: `{plan.key}` has no row for it" + (
                 f"; it comes from {_changes_text(samples, with_change=False)}" if samples else ""
@@ -723,6 +740,11 @@ class _Walk:
             "(a write of an expansion replaces every child of its parent)"
         )
         return Cause("dropped", text)
+
+    def _fallback(self, plan: FeaturePlan) -> str | None:
+        """The name of the fallback the feature's rows are read from; None when it is the store asked."""
+        holder = self.store._holder(plan)  # noqa: SLF001 - the store of the chain whose rows a read gives
+        return None if holder is self.store else holder.name or holder.shown(holder.describe())
 
     def _live(self, plan: FeaturePlan, ids: Mapping[str, Any]) -> bool:
         return any(not r[DELETED] for r in self._rows(plan, ids, history=False))
