@@ -224,6 +224,26 @@ def test_an_aggregation_whose_children_are_all_gone_is_to_remove(store_factory: 
         )
 
 
+def test_an_aggregation_of_a_parent_with_no_children_says_so(store_factory: StoreFactory) -> None:
+    """A video whose frames write produced no child: `summary` has no sample, and why says why, not 'no sample'."""
+    with store_factory(graph=lineage_graph()) as store:
+        lineage_store(store)
+        store.write("video", pl.DataFrame({"sample_uid": [3], "strata_dv__frames": ["v3"]}))
+        none = {"sample_uid": [3], "frame": [None], "strata_in__video__frames": ["v3"], "strata_dv__pixels": ["-"]}
+        store.write("frames", pl.DataFrame(none, schema_overrides={"frame": pl.Int64, "strata_dv__pixels": pl.String}))
+        found = st.why(store, "summary", 3)
+        assert seen(found)["summary sample_uid=3"] == (
+            "missing",
+            [("empty", [("frames", "sample_uid=3", "removed")])],
+            {},
+        )
+        assert found.samples[0].nodes[-1].causes[0].text == (
+            "`frames` holds no child of sample_uid=3: there is nothing to aggregate"
+        )
+        with pytest.raises(SampleNotFoundError):
+            st.why(store, "summary", 7)
+
+
 def test_the_json_holds_every_node_roots_first(store_factory: StoreFactory) -> None:
     with store_factory(graph=graph_of(), name="dev") as store:
         sync(store, roots(2))

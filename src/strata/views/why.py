@@ -92,6 +92,7 @@ class Cause:
 
     ``kind``: ``code`` (the field's code_version), ``data`` (a root's data version), ``input``
     (an upstream field: ``input`` names it), ``new`` (no row yet), ``gone`` (upstream samples gone),
+    ``empty`` (an aggregation's upstream holds the parent but no child of it),
     ``dropped`` (an expansion's child its parent's last write did not produce), ``deleted`` (one a
     delete took since).
     """
@@ -439,7 +440,7 @@ class _Walk:
     def sample(self, ids: dict[str, Any]) -> SampleWhy:
         self.nodes = {}
         self._node(self.key, ids)
-        if all(n.status == "missing" for n in self.nodes.values()):
+        if all(n.status == "missing" and not n.causes for n in self.nodes.values()):
             raise self._not_found(ids)
         order = {k: i for i, k in enumerate(self.graph.topological_order())}
         nodes = sorted(self.nodes.values(), key=lambda n: (order[n.feature], _sortable(n.ids)))
@@ -614,6 +615,8 @@ class _Walk:
         ):
             gone = self._gone(plan, ids, links)
             causes = (gone if gone.samples or not plan.child_ids else self._dropped(plan, ids, row),)
+        elif (empty := self._childless(plan, ids, links)) is not None:
+            causes = (empty,)
         expected = added or changed
         fields = []
         for fplan in plan.fields:
@@ -740,6 +743,17 @@ class _Walk:
             "(a write of an expansion replaces every child of its parent)"
         )
         return Cause("dropped", text)
+
+    def _childless(self, plan: FeaturePlan, ids: dict[str, Any], links: Sequence[Link]) -> Cause | None:
+        """Why an aggregation has no sample where its upstream holds the parent, but no child of it (or None)."""
+        for up, link in zip(plan.upstreams, links, strict=True):
+            if link.lineage != "aggregation" or link.total or up.optional:
+                continue
+            parent = {c: ids[c] for c in up.lineage.on}
+            if self._rows(self.store.plan(up.key), parent, history=False):
+                text = f"`{up.key}` holds no child of {_ids_text(parent)}: there is nothing to aggregate"
+                return Cause("empty", text, samples=(Change(up.key, parent, "removed"),))
+        return None
 
     def _fallback(self, plan: FeaturePlan) -> str | None:
         """The name of the fallback the feature's rows are read from; None when it is the store asked."""
