@@ -238,3 +238,25 @@ def test_an_id_word_reads_back_as_the_same_sample() -> None:
         for named in (True, False):
             assert parse_ids([id_word(ids, named=named)], ["site", "path"]) == [ids], (ids, named)
     assert id_word({"site": "a,b", "path": "/boom"}) == 'site="a,b",path=/boom'
+
+
+def test_a_sample_whose_build_failed_names_the_error_and_since_when(strata: Cli, make_project: MakeProject) -> None:
+    """A stale sample the last build failed on: `why` says so, as the page's build errors and render do."""
+    from tests.cli.test_graph_render import FEATURES, write_articles
+
+    root = make_project({"feats.py": FEATURES})
+    write_articles(root)
+    assert strata("build", "--workers", "1").code == 0
+    write_articles(root, bodies={7: "boom", 3: "fine"})
+    assert strata("build", "--workers", "1").code != 0  # clean 7 fails
+    lines = strata("why", "clean", "7").out.splitlines()
+    assert lines[0] == "clean id=7: stale (store local)"
+    failed = [line for line in lines if "its last build failed" in line]
+    assert len(failed) == 1, lines
+    assert re.fullmatch(
+        r"    <- its last build failed \(since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): .*cannot clean a body that says boom.*",
+        failed[0],
+    )
+    data = strata("--json", "why", "clean", "7", "3", "7").json()
+    assert [s["ids"] for s in data["samples"]] == [{"id": 7}, {"id": 3}]  # asked twice, answered once
+    assert [c["kind"] for c in data["samples"][1]["lineage"][-1]["causes"]] == []  # 3 was built: no failure

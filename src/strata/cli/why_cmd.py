@@ -51,9 +51,20 @@ def why(ctx: Context, feature_key: str, ids: tuple[str, ...], store_name: str | 
     samples = parse_ids(ids, graph.spec(key).id_columns)
     store = make_store(project, store_name, graph=graph, read_only=True)
     with _opened(store, config):
-        found = lookup(store, key, samples)
+        found = lookup(store, key, samples, failures=_failures(project, config.name))
     found = type(found)(found.feature, config.name, found.samples)
     ctx.emit(found.to_json(), lambda: click.echo(render(found)))
+
+
+def _failures(project: Any, store: str) -> list[dict[str, Any]]:
+    """The samples of ``store`` whose build failed, from the run history (none while the project has none)."""
+    from strata.history import RunHistory, db
+
+    default = db.default_file(project)
+    if default is not None and not default.exists():
+        return []
+    with RunHistory.open(project) as history:
+        return history.failures(store)
 
 
 @contextlib.contextmanager

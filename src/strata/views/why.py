@@ -249,7 +249,7 @@ class Why:
 # -- entry point -------------------------------------------------------------------------
 
 
-def why(store: MetadataStore, feature: Any, ids: Any) -> Why:
+def why(store: MetadataStore, feature: Any, ids: Any, *, failures: Iterable[Mapping[str, Any]] = ()) -> Why:
     """The lineage of one sample (or several) of ``feature``, from its roots down, with every cause.
 
     ``ids``: one sample as a mapping of the feature's id columns (``{"sample_uid": 3}``), a
@@ -257,11 +257,16 @@ def why(store: MetadataStore, feature: Any, ids: Any) -> Why:
     values). Values may be text (``"3"``): they are read as the stored id types. ``store`` must
     be open. Raises :class:`SampleNotFoundError` for a sample no feature on the way holds,
     :class:`~strata.errors.FeatureNotFoundError` for an unknown feature, :class:`UsageError`
-    for ids of the wrong shape or type.
+    for ids of the wrong shape or type. A sample asked twice is answered once.
+
+    ``failures``: a build's failed samples of this store, as ``RunHistory.failures`` gives them
+    (``feature``, ``sample``, ``error``, ``failed_at``): a sample still to compute that failed
+    names its last error (the command line and the page pass them; the store knows none).
     """
     plan = store.plan(feature)
-    samples = tuple(_Walk(store, plan.key).sample(one) for one in _samples(store, plan, ids))
-    return Why(plan.key, store.name or store.describe(), samples)
+    walk = _Walk(store, plan.key, failures)
+    asked = {_sortable(one): one for one in _samples(store, plan, ids)}
+    return Why(plan.key, store.name or store.describe(), tuple(walk.sample(one) for one in asked.values()))
 
 
 def parse_ids(texts: Sequence[str], id_columns: Sequence[str]) -> list[dict[str, str]]:
@@ -431,11 +436,12 @@ def _typed(store: MetadataStore, plan: FeaturePlan, samples: list[dict[str, Any]
 class _Walk:
     """One sample's nodes, found from the asked feature upward, each sample of each feature once."""
 
-    def __init__(self, store: MetadataStore, key: FeatureKey) -> None:
+    def __init__(self, store: MetadataStore, key: FeatureKey, failures: Iterable[Mapping[str, Any]] = ()) -> None:
         self.store = store
         self.key = key
         self.graph = store.graph
         self.nodes: dict[tuple[FeatureKey, tuple[Any, ...]], Node] = {}
+        self.failures = {(str(f["feature"]), str(f["sample"])): f for f in failures}
 
     def sample(self, ids: dict[str, Any]) -> SampleWhy:
         self.nodes = {}
@@ -617,6 +623,8 @@ class _Walk:
             causes = (gone if gone.samples or not plan.child_ids else self._dropped(plan, ids, row),)
         elif (empty := self._childless(plan, ids, links)) is not None:
             causes = (empty,)
+        if status in ("to add", "stale") and (failed := self._failed(plan, ids)) is not None:
+            causes = (*causes, failed)
         expected = added or changed
         fields = []
         for fplan in plan.fields:
@@ -743,6 +751,22 @@ class _Walk:
             "(a write of an expansion replaces every child of its parent)"
         )
         return Cause("dropped", text)
+
+    def _failed(self, plan: FeaturePlan, ids: dict[str, Any]) -> Cause | None:
+        """The last build's failure on the sample (keyed by its resolve ids, as the build records it), or None."""
+        import polars as pl
+
+        from strata.build.runner import sample_keys
+
+        if not self.failures:
+            return None
+        key = sample_keys(plan, pl.DataFrame([{c: ids[c] for c in plan.resolve_ids}]))[0]
+        found = self.failures.get((str(plan.key), key))
+        if found is None:
+            return None
+        at = found.get("failed_at")
+        since = f" (since {at.strftime('%Y-%m-%d %H:%M:%S')} UTC)" if isinstance(at, dt.datetime) else ""
+        return Cause("failed", f"its last build failed{since}: {found['error']}")
 
     def _childless(self, plan: FeaturePlan, ids: dict[str, Any], links: Sequence[Link]) -> Cause | None:
         """Why an aggregation has no sample where its upstream holds the parent, but no child of it (or None)."""
