@@ -260,3 +260,18 @@ def test_a_sample_whose_build_failed_names_the_error_and_since_when(strata: Cli,
     data = strata("--json", "why", "clean", "7", "3", "7").json()
     assert [s["ids"] for s in data["samples"]] == [{"id": 7}, {"id": 3}]  # asked twice, answered once
     assert [c["kind"] for c in data["samples"][1]["lineage"][-1]["causes"]] == []  # 3 was built: no failure
+
+
+def test_an_aggregation_of_many_children_says_how_many_it_followed() -> None:
+    import strata as st
+    from strata.cli.why_cmd import render
+    from tests.stores.graphs import lineage_graph
+    from tests.stores.test_why import children
+
+    with st.InMemoryStore(graph=lineage_graph()) as store:
+        store.write("video", pl.DataFrame({"sample_uid": [1], "strata_dv__frames": ["v1"]}))
+        store.write("frames", children(store.resolve_update("frames").added.to_native(), list(range(60))))
+        store.write("summary", store.resolve_update("summary").added.to_native())
+        lines = render(st.why(store, "summary", 1)).splitlines()
+    assert "    (followed 50 of the 60 samples of frames, those behind a change first)" in lines
+    assert sum(line.startswith("  frames ") for line in lines) == 50

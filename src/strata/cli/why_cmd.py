@@ -122,6 +122,10 @@ def _node_lines(node: Node) -> Iterator[str]:
     if node.upstreams:
         head.append("from " + ", ".join(_link(link) for link in node.upstreams))
     yield "  " + " · ".join(head)
+    for link in node.upstreams:
+        if len(link.ids) < link.total:
+            followed = f"followed {len(link.ids)} of the {link.total} samples of {link.feature}"
+            yield f"    ({followed}, those behind a change first)"
     if node.source is not None:
         yield f"    stream {node.source.stream}, record key {_ids(node.source.key)}"
     for cause in node.causes:
