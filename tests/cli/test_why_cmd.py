@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import polars as pl
+import pytest
 from hypothesis import given
 from hypothesis import strategies as hs
 
@@ -275,3 +276,22 @@ def test_an_aggregation_of_many_children_says_how_many_it_followed() -> None:
         lines = render(st.why(store, "summary", 1)).splitlines()
     assert "    (followed 50 of the 60 samples of frames, those behind a change first)" in lines
     assert sum(line.startswith("  frames ") for line in lines) == 50
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite"])
+def test_a_store_path_under_a_file_is_one_line_not_an_empty_store(
+    strata: Cli, make_project: MakeProject, kind: str
+) -> None:
+    root = make_project(
+        {"feats.py": PAGES}, extra=f"  store: gone\nstores:\n  gone: {{type: {kind}, path: notes.txt/x.db}}\n"
+    )
+    (root / "notes.txt").write_text("a file, not a directory\n")
+    line = (
+        "strata: error: cannot open store `gone`: "
+        f"{root / 'notes.txt'} is a file, so nothing can be at {root / 'notes.txt' / 'x.db'}; "
+        "give the store a path in a directory (strata.yml)\n"
+    )
+    for args in (["status"], ["why", "pages", "s1,/a"]):
+        done = strata(*args)
+        assert (done.code, done.err) == (2, line), args
+    assert (root / "notes.txt").read_text() == "a file, not a directory\n"

@@ -81,6 +81,8 @@ def _opened(store: MetadataStore, config: StoreConfig) -> Iterator[MetadataStore
     from strata.features.project import opened
 
     path = config.path
+    if path is not None:
+        store._check_place(path)  # noqa: SLF001 - a path no file can be at says so first
     if path is not None and str(path) != ":memory:" and not Path(path).exists() and not store.fallbacks:
         raise UsageError(
             f"store `{config.name}` has no database at {path}, so it holds no samples yet",

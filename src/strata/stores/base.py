@@ -337,6 +337,24 @@ class MetadataStore(StoreBackend):
                 "write through a store opened for writing (not read_only)",
             )
 
+    def _check_place(self, path: str | Path) -> None:
+        """Refuse a store file no file can ever be at: the nearest ancestor that exists is no directory.
+
+        Else a read would take the missing file for an empty store, and a write fail on making
+        its directory, neither saying why.
+        """
+        if str(path) == ":memory:":
+            return
+        for parent in Path(path).parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise UsageError(
+                        f"cannot open {self._called()}: {self.shown(str(parent))} is a file, so nothing can be at "
+                        f"{self.shown(str(path))}",
+                        "give the store a path in a directory (strata.yml)",
+                    )
+                return
+
     def _called(self) -> str:
         """What a message calls the store: ``store `prod```, else its kind and place (values hidden)."""
         return f"store `{self.name}`" if self.name else self.shown(self.describe())

@@ -327,6 +327,7 @@ class DuckDBStore(MetadataStore):
     def _open(self) -> None:
         import duckdb
 
+        self._check_place(self.path)
         if self.read_only:
             # A file that does not exist yet is an empty store: nothing is created for a read.
             exists = self.path != ":memory:" and Path(self.path).exists()

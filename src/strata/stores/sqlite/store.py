@@ -224,6 +224,7 @@ class SQLiteStore(SqlTablesStore):
     def _open(self) -> None:
         import sqlite3
 
+        self._check_place(self.path)
         exists = self.path != ":memory:" and Path(self.path).exists()
         if self.read_only and exists:
             uri = Path(self.path).resolve().as_uri() + "?mode=ro"
