@@ -25,6 +25,7 @@ def test_init_writes_project_file_gitignore_and_system_dir(strata: Cli, tmp_path
     assert (root / ".strata").is_dir()
     assert ".strata/" in (root / ".gitignore").read_text()
     assert ".env" in (root / ".gitignore").read_text()
+    assert "*.build.lock" in (root / ".gitignore").read_text().splitlines()  # a build's lock beside a store file
 
 
 def test_init_refuses_an_existing_project_and_changes_nothing(strata: Cli, tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ _GITIGNORE = """\
 # strata: local state, plugin environments and secrets stay out of git
 .strata/
 .env
+*.build.lock
 """
 
 
@@ -52,7 +53,7 @@ def init_project(directory: Path) -> Path:
     gitignore = directory / ".gitignore"
     if gitignore.exists():
         lines = gitignore.read_text(encoding="utf-8").splitlines()
-        missing = [line for line in (".strata/", ".env") if line not in lines]
+        missing = [line for line in (".strata/", ".env", "*.build.lock") if line not in lines]
         if missing:
             write_atomic(gitignore, "\n".join([*lines, *missing]) + "\n")
     else:
