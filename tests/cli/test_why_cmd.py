@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def test_a_deleted_root_is_named_deleted_above_the_sample(strata: Cli, steps: St
         == "embedding sample_uid=v003: to remove; upstream not in sync: video deleted, transcript to remove (store local)"
     )
     assert lines[1].startswith("  video sample_uid=v003 · deleted · written ")
+    deleted_at = strata("--json", "why", "video", "v003").json()["samples"][0]["lineage"][0]["written_at"]
+    local = dt.datetime.fromisoformat(deleted_at).replace(tzinfo=dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert lines[1].endswith(f" · written {local}")  # the machine's time zone, as runs list shows times
 
 
 def test_json_has_every_node_and_cause(strata: Cli, steps: Steps) -> None:  # noqa: F811

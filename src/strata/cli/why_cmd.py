@@ -118,7 +118,7 @@ def render(found: Why) -> str:
 def _node_lines(node: Node) -> Iterator[str]:
     head = [f"{node.feature} {_ids(node.ids)}", node.status]
     if node.written_at:
-        head.append(f"written {node.written_at[:19].replace('T', ' ')}")
+        head.append(f"written {_local(node.written_at)}")
     if node.held_by:
         head.append(f"row read from {node.held_by}")
     if node.upstreams:
@@ -146,7 +146,8 @@ def _versions(field: FieldWhy) -> str:
     code += "" if field.code_version == field.expected_code_version else f" -> {field.expected_code_version}"
     parts = [data, f"code {code}"]
     if field.run is not None:
-        parts.append(f"changed by run {field.run[:8]}" + (f" at {field.changed_at[:19]}" if field.changed_at else ""))
+        at = f" at {_local(field.changed_at)}" if field.changed_at else ""
+        parts.append(f"changed by run {field.run[:8]}{at}")
     return "  ".join(parts)
 
 
@@ -160,6 +161,19 @@ def _link(link: Link) -> str:
     if link.lineage == "aggregation":
         return f"{link.feature} (aggregation of {link.total} sample{'' if link.total == 1 else 's'})"
     return f"{link.feature} ({link.lineage})"
+
+
+def _local(stamp: str) -> str:
+    """A stored time (ISO 8601, UTC) in the machine's time zone, as ``strata runs list`` shows times."""
+    import datetime as dt
+
+    from strata.history.shown import local_time
+
+    try:
+        at = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    return local_time(at if at.tzinfo else at.replace(tzinfo=dt.UTC))
 
 
 def _short(version: str | None) -> str:
