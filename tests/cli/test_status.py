@@ -181,6 +181,14 @@ def test_choosing_a_store(strata: Cli, steps: Steps, reference: Path) -> None:
     assert missing.code == 2
     assert missing.err == "strata: error: no store named `prod`; stores in strata.yml: local, scratch, other\n"
 
+    from tests.helpers import run_strata
+
+    chosen = run_strata("status", cwd=Path.cwd(), env={"STRATA_FEATURES_STORE": "prod"})
+    assert (chosen.code, chosen.err) == (
+        2,
+        "strata: error: no store named `prod` (from STRATA_FEATURES_STORE); stores in strata.yml: local, scratch, other\n",
+    )
+
 
 def test_bad_store_config_and_unreadable_store(strata: Cli, reference: Path) -> None:
     project_file = reference / "strata.yml"

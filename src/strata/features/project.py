@@ -397,7 +397,8 @@ def store_config(project: Project, name: str | None = None) -> StoreConfig:
             )
         else:
             hint = f"stores in {project.file_name}: {', '.join(configs)}"
-        raise UsageError(f"no store named `{wanted}`", hint)
+        said = "" if name is not None else f" (from {_chosen_store(project)[1]})"
+        raise UsageError(f"no store named `{wanted}`{said}", hint)
     return configs[wanted]
 
 

@@ -235,7 +235,7 @@ class PostgresStore(SqlTablesStore):
             return RuntimeFailure(
                 f"PostgreSQL store `{self.describe()}`: the connection failed while {doing}: {detail}",
                 "check that the server is up and reachable and the credentials are right, then run the command "
-                "again (a write is kept whole or not at all)",
+                "again" + ("" if self.read_only else " (a write is kept whole or not at all)"),
             )
         return RuntimeFailure(
             f"PostgreSQL store `{self.describe()}`: {doing} failed: {detail}",
