@@ -91,15 +91,31 @@ def test_a_deleted_root_sample_is_the_cause_of_a_removal_downstream(store_factor
         }
 
 
+def test_a_sample_deleted_then_sent_again_waits_for_its_upstream_downstream(store_factory: StoreFactory) -> None:
+    """Deleted, built (removed downstream), then the source sends it again: downstream waits, nothing is gone."""
+    with store_factory(graph=graph_of()) as store:
+        sync(store, roots(3))
+        store.delete("video", pl.DataFrame({"sample_uid": [1]}))
+        sync(store, roots(3).filter(pl.col("sample_uid") != 1))
+        store.write("video", roots(3).filter(pl.col("sample_uid") == 1))
+        found = seen(st.why(store, "embedding", 1))
+        assert found["transcript sample_uid=1"][:2] == ("to add", [("new", [("video", "sample_uid=1", "added")])])
+        assert found["embedding sample_uid=1"] == (
+            "missing",
+            [("new", [("transcript", "sample_uid=1", "to add")])],
+            {},
+        )
+
+
 def test_a_new_root_sample_is_to_add_downstream(store_factory: StoreFactory) -> None:
     with store_factory(graph=graph_of()) as store:
         sync(store, roots(2))
         store.write("video", rows(store.resolve_update("video", samples=roots(3))))
         found = seen(st.why(store, "embedding", 2))
         assert found["transcript sample_uid=2"] == ("to add", [("new", [("video", "sample_uid=2", "added")])], {})
-        assert found["embedding sample_uid=2"] == (
+        assert found["embedding sample_uid=2"] == (  # computed after transcript: nothing of it is gone
             "missing",
-            [("gone", [("transcript", "sample_uid=2", "removed")])],
+            [("new", [("transcript", "sample_uid=2", "to add")])],
             {},
         )
 

@@ -729,6 +729,12 @@ class _Walk:
                 gone.extend([] if self._live(uplan, parent) else [Change(up.key, parent, "removed")])
                 continue
             gone.extend(Change(up.key, i, "removed") for i in link.ids if not self._live(uplan, i))
+        upstream = [self.nodes.get((g.feature, _sortable(g.ids))) for g in gone]
+        if gone and all(n is not None and n.status == "to add" for n in upstream):  # it comes back after them
+            waiting = tuple(Change(g.feature, g.ids, "to add") for g in gone)
+            return Cause(
+                "new", f"waits for its upstream samples, which are to add: {_changes_text(waiting)}", samples=waiting
+            )
         text = "its upstream samples are gone" + (f": {_changes_text(gone)}" if gone else "")
         return Cause("gone", text, samples=tuple(gone))
 
