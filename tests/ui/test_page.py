@@ -44,7 +44,7 @@ def _text_of(element: Any, css: str) -> str:
 
 
 def _fields(browser: WebDriver, feature: str) -> dict[str, str]:
-    """What the graph's box of ``feature`` shows per field (``5 stale``, ``in sync``, ``root``)."""
+    """What the graph's box of ``feature`` shows per field (``5 stale``, ``in sync``)."""
     box = browser.find_element("css selector", f'a.node[data-feature="{feature}"]')
     return {
         g.get_attribute("data-field") or "": g.find_element("css selector", "text.count").text
@@ -58,7 +58,7 @@ def test_the_graph_shows_the_demo_features_and_what_its_source_change_made_stale
     _open(browser, ui)
     nodes = browser.find_elements("css selector", "svg.graph a.node")
     assert [n.get_attribute("data-feature") for n in nodes] == ["articles", "clean", "embedding"]
-    assert _fields(browser, "articles") == dict.fromkeys(["title", "body", "tags", "views"], "root")
+    assert _fields(browser, "articles") == dict.fromkeys(["title", "body", "tags", "views"], "in sync")  # as render's
     assert _fields(browser, "clean") == {"text": "5 stale", "headline": "in sync"}  # articles.body of 5 changed
     assert _fields(browser, "embedding") == {"vector": "in sync"}  # stale once the new clean.text is written
     assert "stale" in (nodes[1].get_attribute("class") or "").split()

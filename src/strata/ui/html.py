@@ -19,6 +19,8 @@ from strata.views.why import behind_text
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from strata.views.graph import FeatureState
+
 NAV = (
     ("graph", "/", "Graph"),
     ("runs", "/runs", "Runs"),
@@ -157,16 +159,7 @@ def feature_body(data: dict[str, Any]) -> str:
         [link(svg.feature_href(d["feature"]), d["feature"]), esc(d["lineage"]), esc(", ".join(d["on"]))]
         for d in feature["deps"]
     ]
-    counts = (
-        "status not read"
-        if status is None
-        else f"{status['samples']} samples"
-        + (
-            ""
-            if status["root"]
-            else f": {status['added']} to add, {status['changed']} to recompute, {status['removed']} to remove"
-        )
-    )
+    counts = "status not read" if status is None else _counts(status)
     parts = [
         f'<h1>{esc(key)}</h1><p class="meta">{esc(feature["description"] or "")}</p>',
         f'<p class="meta">store: {esc(data["store"])} · <span id="counts">{esc(counts)}</span></p>',
@@ -195,8 +188,17 @@ def feature_body(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _counts(status: dict[str, Any]) -> str:
+    """``200 samples: 0 to add, 5 to recompute, 1 to remove`` in the feature's unit (parents of an expansion)."""
+    state: FeatureState = status["state"]
+    if status["root"]:
+        return state.samples_text()
+    counts = (("added", "to add"), ("changed", "to recompute"), ("removed", "to remove"))
+    return f"{state.samples_text()}: " + ", ".join(state.count_text(status[key], words) for key, words in counts)
+
+
 def _staleness(status: dict[str, Any] | None, name: str) -> str:
-    """A field's badge: ``5 stale``, ``1 stale, 1 failed``, ``in sync``, ``root`` (:func:`strata.ui.svg.field_cell`)."""
+    """A field's badge: ``5 stale``, ``1 stale, 1 failed``, ``in sync`` (:func:`strata.ui.svg.field_cell`)."""
     shown, css, _ = svg.field_cell(status, name)
     return f'<span class="badge {esc(css)}">{esc(shown)}</span>'
 

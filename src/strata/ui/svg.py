@@ -5,7 +5,7 @@ Each box lists the feature's fields with their counts (stale and failed samples,
 as render's do; a box links to the feature's page. The layout needs no ``dot``: roots on the left,
 every feature one column right of its deepest upstream, boxes stacked in graph order. Every
 text goes through :func:`html.escape`; colours come from CSS classes (``ok``, ``stale``,
-``failed``, ``root``, ``unknown``) in ``static/ui.css``.
+``failed``, ``unknown``) in ``static/ui.css``.
 """
 
 from __future__ import annotations
@@ -41,29 +41,29 @@ STATE_CLASSES = {"in sync": "ok", "stale": "stale", "failed": "failed"}
 
 
 def feature_class(feature: dict[str, Any]) -> str:
-    """``failed``, ``stale``, ``ok``, ``root`` or ``unknown`` (status not read): its worst field's, as render's."""
+    """``failed``, ``stale``, ``ok`` or ``unknown`` (status not read): its worst field's, as render's (a root's too)."""
     status = feature.get("status")
     if status is None:
         return "unknown"
-    state = status["state"].state
-    return "root" if state == "in sync" and status["root"] else STATE_CLASSES[state]
+    return STATE_CLASSES[status["state"].state]
 
 
 def field_cell(status: dict[str, Any] | None, name: str) -> tuple[str, str, str]:
-    """``(what to show, class, every count)`` of one field: ``5 stale``, ``1 stale, 1 failed``, ``in sync``, ``root``.
+    """``(what to show, class, every count)`` of one field: ``5 stale``, ``1 stale, 1 failed``, ``in sync``.
 
     The counts are ``graph render``'s (:func:`strata.views.graph.field_status`): a sample whose
     last build failed is failed, not stale; every count is render's text, ``55 in sync, 5 stale``.
-    A root's field is ``N stale`` when N samples hold another code_version than the code's.
+    A root's field is ``N stale`` when N samples hold another code_version than the code's, else
+    ``in sync`` (green), as render's pictures say.
     """
     counts = None if status is None else status["state"].fields.get(name)
     if status is None or counts is None:
         return "?", "unknown", "status not read"
     if counts.state == "in sync":
-        shown, css = ("root", "root") if status["root"] else ("in sync", "ok")
+        shown, css = "in sync", "ok"
     else:
-        shown, css = counts.pending_text(), STATE_CLASSES[counts.state]
-    return shown, css, counts.counts_text()
+        shown, css = status["state"].pending_text(name), STATE_CLASSES[counts.state]
+    return shown, css, status["state"].counts_text(name)
 
 
 def field_causes(status: dict[str, Any] | None, name: str) -> str:
@@ -82,13 +82,28 @@ def subtitle(feature: dict[str, Any]) -> str:
     status = feature.get("status")
     parts = []
     if status is not None:
-        parts.append(f"{status['samples']} samples")
+        parts += status_counts(status)
         if not status["root"]:
-            counts = (("added", "to add"), ("changed", "to recompute"), ("removed", "to remove"))
-            parts += [f"{status[key]} {words}" for key, words in counts if status[key]] or ["in sync"]
+            parts = parts[:1] + (parts[1:] or ["in sync"])
     if feature.get("failed"):
-        parts.append(f"{feature['failed']} failed")
+        parts.append(
+            status["state"].count_text(feature["failed"], "failed") if status else f"{feature['failed']} failed"
+        )
     return " · ".join(parts) or "status not read"
+
+
+def status_counts(status: dict[str, Any]) -> list[str]:
+    """``200 samples``, ``5 to recompute`` …: a feature's samples, then what its build will do (none zero).
+
+    In the feature's unit (:class:`strata.views.graph.FeatureState`): an expansion's are
+    ``13 samples from 10 parents``, ``3 parents to recompute``.
+    """
+    state = status["state"]
+    parts = [state.samples_text()]
+    if not status["root"]:
+        counts = (("added", "to add"), ("changed", "to recompute"), ("removed", "to remove"))
+        parts += [state.count_text(status[key], words) for key, words in counts if status[key]]
+    return parts
 
 
 def render(features: list[dict[str, Any]], edges: list[tuple[str, str, list[str]]]) -> str:
