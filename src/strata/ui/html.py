@@ -220,7 +220,7 @@ def _failures(failures: list[dict[str, Any]], *, with_feature: bool = True) -> s
     rows = [
         [
             *([esc(f["store"]), link(svg.feature_href(f["feature"]), f["feature"])] if with_feature else []),
-            link("/sample", f["sample_id"], feature=f["feature"], id=f["sample_id"]),
+            _why_link(f),
             f'<span class="error-text">{esc(f["error"])}</span>',
             esc(f["since"]),
             link("/run", f["run_id"][:8], id=f["run_id"]) if f.get("run_id") else "-",
@@ -228,6 +228,15 @@ def _failures(failures: list[dict[str, Any]], *, with_feature: bool = True) -> s
         for f in failures
     ]
     return table(head, rows, "failures")
+
+
+def _why_link(failure: dict[str, Any]) -> str:
+    """The failed sample linked to the why explaining it (:func:`strata.ui.data.why_of`): an expansion's parent's."""
+    why = failure.get("why")
+    if why is None:
+        return esc(failure["sample"])
+    feature, word, text = why
+    return link("/sample", text, feature=feature, id=word)
 
 
 # -- runs, errors, state -------------------------------------------------------------------------
@@ -286,7 +295,8 @@ def run_body(data: dict[str, Any]) -> str:
 
 def errors_body(data: dict[str, Any]) -> str:
     """Samples whose compute failed: which, why, since when."""
-    return "<h1>Build errors</h1>" + notice(data.get("note")) + _failures(data["failures"])
+    where = f'<p class="meta">build errors of store `{esc(data["store"])}` (the page\'s, `--store`)</p>'
+    return "<h1>Build errors</h1>" + where + notice(data.get("note")) + _failures(data["failures"])
 
 
 def state_body(data: dict[str, Any]) -> str:
@@ -320,7 +330,10 @@ def sample_body(feature: str, sample: str, data: dict[str, Any]) -> str:
 
 
 def _ids(ids: dict[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in ids.items())
+    """A sample's ids as ``strata why`` prints them and reads them back (:func:`strata.views.why.id_word`)."""
+    from strata.views.why import id_word
+
+    return id_word(ids)
 
 
 def _status(status: str) -> str:

@@ -428,8 +428,10 @@ def held_parents(store: MetadataStore, plan: FeaturePlan) -> int:
     from strata.resolve.plan import DELETED
 
     frame = store.read(plan.key, include_deleted=True, lazy=True)
-    childless = nw.all_horizontal(*(nw.col(c).is_null() for c in plan.child_ids), ignore_nulls=False)
-    held = frame.filter(~nw.col(DELETED) | childless).select(list(plan.resolve_ids)).unique()
+    if DELETED in frame.collect_schema().names():  # else nothing was written: no rows
+        childless = nw.all_horizontal(*(nw.col(c).is_null() for c in plan.child_ids), ignore_nulls=False)
+        frame = frame.filter(~nw.col(DELETED) | childless)
+    held = frame.select(list(plan.resolve_ids)).unique()
     return int(held.select(nw.len()).collect(backend="polars").item())
 
 
