@@ -12,6 +12,7 @@ from strata.history import RunHistory
 from strata.project.project import Project
 from tests.helpers import run_strata, wait_for
 from tests.ui.conftest import Demo, Server
+from tests.ui.test_graph_layout import OVERFLOW
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -63,6 +64,7 @@ def test_the_graph_shows_the_demo_features_and_what_its_source_change_made_stale
     assert _fields(browser, "embedding") == {"vector": "in sync"}  # stale once the new clean.text is written
     assert "stale" in (nodes[1].get_attribute("class") or "").split()
     assert "articles.body (5)" in browser.find_element("css selector", "table.features").text
+    assert browser.execute_script(OVERFLOW) == []  # every text inside its box, every box inside the picture
     browser.save_screenshot(str(tmp_path / "graph.png"))
 
     nodes[1].click()  # the feature's page: its fields, sample counts and causes
