@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from strata.features.project import load_graph, make_store
 from strata.features.versions import sample_hash
@@ -531,3 +533,63 @@ def test_an_expansion_with_empty_parents_counts_in_one_unit_never_negative(
         server.stop()
     assert f"<title>pixels: {pixels_counts}</title>" in page  # the page's tooltip: render's words
     assert f"<title>frames: {sum(counts)} samples from {len(counts)} parents" in page
+
+
+def _children(parents: pl.DataFrame, counts: dict[int, int]) -> pl.DataFrame:
+    """Each parent's frames ``0..n-1`` (``n`` from ``counts``), or its one "no children" row (frame null) for none."""
+    rows = []
+    for parent in parents.iter_rows(named=True):
+        n = counts[parent["sample_uid"]]
+        rows += [parent | {"frame": f, "strata_dv__pixels": f"p{parent['sample_uid']}-{f}"} for f in range(n)]
+        rows += [] if n else [parent | {"frame": None, "strata_dv__pixels": f"p{parent['sample_uid']}-none"}]
+    schema = parents.schema | {"frame": pl.Int64, "strata_dv__pixels": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    before=hst.lists(hst.integers(0, 3), max_size=5),
+    after=hst.lists(hst.integers(0, 3), max_size=6),
+    rebuilt=hst.sets(hst.integers(0, 5)),
+)
+def test_counts_of_an_expansion_and_its_aggregation_are_never_negative_and_add_up(
+    before: list[int], after: list[int], rebuilt: set[int]
+) -> None:
+    """Videos with 0..3 frames (0: a "no children" row) -> frames -> summary; then videos change, come and go.
+
+    Each field's counts are in its feature's unit (parents for frames): in sync, stale and failed
+    add up to the units held, less those to remove, plus those to add; none is negative.
+    """
+    import strata as st
+    from strata.views.graph import field_status
+    from tests.stores.graphs import lineage_graph
+
+    def videos(counts: list[int]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"sample_uid": list(range(len(counts))), "strata_dv__frames": [f"v{c}" for c in counts]},
+            schema={"sample_uid": pl.Int64, "strata_dv__frames": pl.String},
+        )
+
+    graph = lineage_graph()
+    with st.InMemoryStore(graph=graph) as store:
+        store.write("video", videos(before))
+        store.write("frames", _children(store.resolve_update("frames").added.to_native(), dict(enumerate(before))))
+        store.write("summary", store.resolve_update("summary").added.to_native())
+        store.write("video", videos(after))
+        if len(after) < len(before):
+            store.delete("video", pl.DataFrame({"sample_uid": list(range(len(after), len(before)))}))
+        increment = store.resolve_update("frames").collect()
+        redone = increment.changed.to_native().filter(pl.col("sample_uid").is_in(sorted(rebuilt)))
+        columns = [c for c in redone.columns if not c.startswith("strata_cause__")]
+        store.write("frames", _children(redone.select(columns), dict(enumerate(after))))  # some parents recomputed
+        keys = graph.topological_order()
+        states = field_status(store, keys)
+        for key in keys:
+            state = states[str(key)]
+            counts = store.resolve_update(key).collect().counts() if key.table_name != "video" else {"added": 0}
+            units = state.samples if state.parents is None else state.parents
+            for name, found in state.fields.items():
+                assert min(found.in_sync, found.stale, found.failed) >= 0, (key, name, found, before, after)
+                total = found.in_sync + found.stale + found.failed
+                assert total == units - state.removed + counts["added"], (key, name, found, before, after)
+        assert states["frames"].parents == len(before)  # those without frames too; rebuilt or to remove, still held
