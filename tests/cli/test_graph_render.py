@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from strata.features.project import load_graph, make_store
 from strata.features.versions import sample_hash
@@ -371,7 +373,7 @@ def test_an_expansion_counts_parents_per_field_and_children_as_samples(
     assert strata("build", "--workers", "1").code == 0
     videos([2, 4, 1, 2])  # video 1 gets a frame more, video 3 is new
     lines = strata("graph", "render", "--format", "mermaid").out.splitlines()
-    assert lines[5] == '    f1["frames<br/>6 samples<br/>pixels: 2 in sync, 2 stale"]:::stale'
+    assert lines[5] == '    f1["frames<br/>6 samples from 3 parents<br/>pixels: 2 parents in sync, 2 stale"]:::stale'
     assert lines[6] == '    f2["summary<br/>3 samples<br/>frames: 3 in sync"]:::inSync'
 
 
@@ -441,6 +443,153 @@ def test_a_root_field_whose_code_version_changed_is_stale_as_why_says(strata: Cl
         server.stop()
     assert 'class="node stale" data-feature="pages"' in page
     assert '<g class="field stale" data-field="html">' in page
-    assert '<g class="field root" data-field="title">' in page
+    assert '<g class="field ok" data-field="title">' in page  # green "in sync", as render's pictures
     assert '<span class="badge stale">2 stale</span></td><td>code (2)</td>' in feature_page
-    assert '<span class="badge root">root</span></td><td></td>' in feature_page
+    assert '<span class="badge ok">in sync</span></td><td></td>' in feature_page
+
+
+def _write_videos(root: Path, counts: list[int]) -> None:
+    """The ``video`` root of :data:`EXPANSION` as ingest writes it: video ``i`` has ``counts[i]`` frames."""
+    frame = pl.DataFrame({"sample_uid": list(range(len(counts))), "count": counts, "title": ["t"] * len(counts)})
+    frame = frame.with_columns(
+        pl.Series("strata_dv__count", [sample_hash("md5", [str(c)]) for c in counts], dtype=pl.String),
+        pl.Series("strata_dv__title", [sample_hash("md5", ["t"])] * len(counts), dtype=pl.String),
+    )
+    project = Project(root)
+    with make_store(project, graph=load_graph(project)) as store:
+        store.write_changed("video", frame)
+
+
+def _units(feature: dict[str, object]) -> int:
+    """The samples a feature's field counts are in: parents for an expansion, else its samples."""
+    units = feature.get("parents", feature["samples"])
+    assert isinstance(units, int)
+    return units
+
+
+@pytest.mark.parametrize(
+    ("counts", "then"),
+    [
+        ([0, 0, 0, 1, 2, 1, 3, 1, 2, 3], None),  # the trial's: 10 videos, 3 without frames, 13 frames
+        ([0, 0, 0, 1, 2, 1, 3, 1, 2, 3], "code"),  # then frames' pixels get a new code_version
+        ([0, 0, 0], "code"),  # no video has a frame: frames holds no sample, only "no children" rows
+        ([2, 0, 1], [0, 0, 1, 4]),  # then video 0 loses its frames, video 3 is new
+        ([2, 0, 1], [2, 3]),  # then video 2 leaves, video 1 gets frames
+    ],
+)
+def test_an_expansion_with_empty_parents_counts_in_one_unit_never_negative(
+    strata: Cli,
+    make_project: MakeProject,
+    monkeypatch: pytest.MonkeyPatch,
+    counts: list[int],
+    then: str | list[int] | None,
+) -> None:
+    """Every field's counts are in the feature's one unit (parents of an expansion, as its heading says): none negative.
+
+    In sync, stale and failed add up to the units there will be once built: those held, less the
+    ones to remove, plus the ones to add.
+    """
+    root = make_project({"feats.py": EXPANSION})
+    monkeypatch.setenv("EXPANSION_LOG", str(root / "compute.log"))
+    _write_videos(root, counts)
+    assert strata("build", "--workers", "1").code == 0
+    if then == "code":
+        (root / "feats.py").write_text(
+            EXPANSION.replace('FieldSpec("pixels", ', 'FieldSpec("pixels", code_version="2", ')
+        )
+        sys.modules.pop("feats", None)
+    elif isinstance(then, list):
+        _write_videos(root, then)
+    rendered = strata("--json", "graph", "render", "--format", "text")
+    assert rendered.code == 0, rendered.err
+    status = rendered.json()["status"]
+    frames = status["frames"]
+    assert frames["samples"] == sum(counts)
+    assert frames["parents"] == len(counts)
+    added = {"video": 0, "frames": max(0, len(then) - len(counts)) if isinstance(then, list) else 0}
+    for name, feature in status.items():
+        for field, state in feature["fields"].items():
+            assert min(state["in_sync"], state["stale"], state["failed"]) >= 0, (name, field, state)
+            total = state["in_sync"] + state["stale"] + state["failed"]
+            assert total == _units(feature) - feature["removed"] + added.get(name, state["causes"].get("new", 0))
+    text = strata("graph", "render", "--format", "text").out
+    heading = f"[{sum(counts)} samples from {len(counts)} parents"
+    assert re.search(rf"^frames  <- video \(expansion on sample_uid\)  {re.escape(heading)}", text, re.MULTILINE), text
+    pixels = next(line for line in text.splitlines() if line.startswith("  pixels"))
+    assert re.search(r"\[\d+ parents? in sync", pixels), pixels
+    mermaid = _node(strata("graph", "render", "--format", "mermaid").out, "frames")
+    assert f"{sum(counts)} samples from {len(counts)} parents" in mermaid
+    assert re.search(r"pixels: \d+ parents? in sync", mermaid), mermaid
+    assert "-" not in re.sub(r"\w-\w", "", mermaid.split("<br/>", 1)[1]), mermaid
+    dot = _dot_node(strata("graph", "render", "--format", "dot").out, "frames")
+    assert f"{sum(counts)} samples from {len(counts)} parents" in dot
+    _, pixels_counts = _dot_field(dot, "pixels")
+    assert pixels_counts in mermaid
+    server = start_ui(root)
+    try:
+        with urllib.request.urlopen(server.url, timeout=30) as answer:  # noqa: S310 - a local test server
+            page = answer.read().decode()
+    finally:
+        server.stop()
+    assert f"<title>pixels: {pixels_counts}</title>" in page  # the page's tooltip: render's words
+    assert f"<title>frames: {sum(counts)} samples from {len(counts)} parents" in page
+
+
+def _children(parents: pl.DataFrame, counts: dict[int, int]) -> pl.DataFrame:
+    """Each parent's frames ``0..n-1`` (``n`` from ``counts``), or its one "no children" row (frame null) for none."""
+    rows = []
+    for parent in parents.iter_rows(named=True):
+        n = counts[parent["sample_uid"]]
+        rows += [parent | {"frame": f, "strata_dv__pixels": f"p{parent['sample_uid']}-{f}"} for f in range(n)]
+        rows += [] if n else [parent | {"frame": None, "strata_dv__pixels": f"p{parent['sample_uid']}-none"}]
+    schema = parents.schema | {"frame": pl.Int64, "strata_dv__pixels": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    before=hst.lists(hst.integers(0, 3), max_size=5),
+    after=hst.lists(hst.integers(0, 3), max_size=6),
+    rebuilt=hst.sets(hst.integers(0, 5)),
+)
+def test_counts_of_an_expansion_and_its_aggregation_are_never_negative_and_add_up(
+    before: list[int], after: list[int], rebuilt: set[int]
+) -> None:
+    """Videos with 0..3 frames (0: a "no children" row) -> frames -> summary; then videos change, come and go.
+
+    Each field's counts are in its feature's unit (parents for frames): in sync, stale and failed
+    add up to the units held, less those to remove, plus those to add; none is negative.
+    """
+    import strata as st
+    from strata.views.graph import field_status
+    from tests.stores.graphs import lineage_graph
+
+    def videos(counts: list[int]) -> pl.DataFrame:
+        return pl.DataFrame(
+            {"sample_uid": list(range(len(counts))), "strata_dv__frames": [f"v{c}" for c in counts]},
+            schema={"sample_uid": pl.Int64, "strata_dv__frames": pl.String},
+        )
+
+    graph = lineage_graph()
+    with st.InMemoryStore(graph=graph) as store:
+        store.write("video", videos(before))
+        store.write("frames", _children(store.resolve_update("frames").added.to_native(), dict(enumerate(before))))
+        store.write("summary", store.resolve_update("summary").added.to_native())
+        store.write("video", videos(after))
+        if len(after) < len(before):
+            store.delete("video", pl.DataFrame({"sample_uid": list(range(len(after), len(before)))}))
+        increment = store.resolve_update("frames").collect()
+        redone = increment.changed.to_native().filter(pl.col("sample_uid").is_in(sorted(rebuilt)))
+        columns = [c for c in redone.columns if not c.startswith("strata_cause__")]
+        store.write("frames", _children(redone.select(columns), dict(enumerate(after))))  # some parents recomputed
+        keys = graph.topological_order()
+        states = field_status(store, keys)
+        for key in keys:
+            state = states[str(key)]
+            counts = store.resolve_update(key).collect().counts() if key.table_name != "video" else {"added": 0}
+            units = state.samples if state.parents is None else state.parents
+            for name, found in state.fields.items():
+                assert min(found.in_sync, found.stale, found.failed) >= 0, (key, name, found, before, after)
+                total = found.in_sync + found.stale + found.failed
+                assert total == units - state.removed + counts["added"], (key, name, found, before, after)
+        assert states["frames"].parents == len(before)  # those without frames too; rebuilt or to remove, still held

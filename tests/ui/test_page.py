@@ -12,6 +12,7 @@ from strata.history import RunHistory
 from strata.project.project import Project
 from tests.helpers import run_strata, wait_for
 from tests.ui.conftest import Demo, Server
+from tests.ui.test_graph_layout import OVERFLOW
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -44,7 +45,7 @@ def _text_of(element: Any, css: str) -> str:
 
 
 def _fields(browser: WebDriver, feature: str) -> dict[str, str]:
-    """What the graph's box of ``feature`` shows per field (``5 stale``, ``in sync``, ``root``)."""
+    """What the graph's box of ``feature`` shows per field (``5 stale``, ``in sync``)."""
     box = browser.find_element("css selector", f'a.node[data-feature="{feature}"]')
     return {
         g.get_attribute("data-field") or "": g.find_element("css selector", "text.count").text
@@ -58,11 +59,12 @@ def test_the_graph_shows_the_demo_features_and_what_its_source_change_made_stale
     _open(browser, ui)
     nodes = browser.find_elements("css selector", "svg.graph a.node")
     assert [n.get_attribute("data-feature") for n in nodes] == ["articles", "clean", "embedding"]
-    assert _fields(browser, "articles") == dict.fromkeys(["title", "body", "tags", "views"], "root")
+    assert _fields(browser, "articles") == dict.fromkeys(["title", "body", "tags", "views"], "in sync")  # as render's
     assert _fields(browser, "clean") == {"text": "5 stale", "headline": "in sync"}  # articles.body of 5 changed
     assert _fields(browser, "embedding") == {"vector": "in sync"}  # stale once the new clean.text is written
     assert "stale" in (nodes[1].get_attribute("class") or "").split()
     assert "articles.body (5)" in browser.find_element("css selector", "table.features").text
+    assert browser.execute_script(OVERFLOW) == []  # every text inside its box, every box inside the picture
     browser.save_screenshot(str(tmp_path / "graph.png"))
 
     nodes[1].click()  # the feature's page: its fields, sample counts and causes

@@ -511,3 +511,120 @@ def test_a_failed_sample_is_counted_failed_on_the_page_as_graph_render_counts_it
     assert graph == {"words": ("failed", "1 stale, 1 failed", "words: 1 in sync, 1 stale, 1 failed")}
     assert (box or "").split() == ["node", "failed"]
     assert row == "words 1 docs.body 1 stale, 1 failed docs.body (1), new (1)"
+
+
+LINKED_FEATURES = """
+import polars as pl
+import strata as st
+
+
+class Pages(st.Feature, spec=st.FeatureSpec("pages", id_columns=["site", "path"], fields=["html"])):
+    pass
+
+
+class Parsed(st.Feature, spec=st.FeatureSpec("parsed", id_columns=["site", "path"], deps=[Pages],
+        fields=[st.FieldSpec("words", deps=[st.FieldDep(Pages, ["html"])])])):
+    batch_size = 1
+
+    def compute(self, inputs):
+        pages = inputs[Pages]
+        if any("," in p for p in pages["path"].to_list()):
+            raise ValueError("cannot parse a path with a comma")
+        return pages.select("site", "path", pl.col("html").str.len_chars().alias("words"))
+
+
+class Video(st.Feature, spec=st.FeatureSpec("video", id_columns=["sample_uid"], fields=["count"])):
+    pass
+
+
+class Frames(st.Feature, spec=st.FeatureSpec("frames", id_columns=["sample_uid", "frame"],
+        deps=[st.FeatureDep(Video, st.Lineage.expansion(["sample_uid"]))],
+        fields=[st.FieldSpec("pixels", deps=[st.FieldDep(Video, ["count"])])])):
+    batch_size = 1
+
+    def compute(self, inputs):
+        videos = inputs[Video]
+        if "v,1" in videos["sample_uid"].to_list():
+            raise ValueError("cannot split video v,1")
+        rows = [(v, f, f) for v, n in zip(videos["sample_uid"], videos["count"]) for f in range(n)]
+        return pl.DataFrame(rows, schema={"sample_uid": pl.String, "frame": pl.Int64, "pixels": pl.Int64},
+                            orient="row")
+"""
+
+
+def _linked_project(root: Path) -> Project:
+    """:data:`LINKED_FEATURES` in stores `local` and `second`, built in `local`: two samples fail there."""
+    root.mkdir()
+    (root / "feats.py").write_text(LINKED_FEATURES)
+    write_project(
+        root,
+        "version: 1\nfeatures: {entrypoints: [feats], store: local}\nstores:\n"
+        "  local: {type: duckdb, path: .strata/metadata.duckdb}\n  second: {type: duckdb, path: .strata/second.duckdb}\n",
+    )
+    project = Project(root)
+    html = ["<p>", "<i>"]
+    pages = pl.DataFrame({"site": ["s1", "s1"], "path": ["/a", "/a,b"], "html": html})
+    pages = pages.with_columns(strata_dv__html=pl.Series([sample_hash("md5", [h]) for h in html]))
+    videos = pl.DataFrame({"sample_uid": ["v0", "v,1"], "count": [2, 3]})
+    videos = videos.with_columns(strata_dv__count=pl.Series([sample_hash("md5", [str(c)]) for c in [2, 3]]))
+    for name in ("local", "second"):
+        with make_store(project, name, graph=load_graph(project)) as store:
+            store.write_changed("pages", pages)
+            store.write_changed("video", videos)
+    assert run_strata("build", cwd=root).code == 1  # parsed s1,"/a,b" and frames of video "v,1" fail in local
+    return project
+
+
+def _sample_links(page: str) -> list[str]:
+    """The ``/sample`` links of a page, unescaped."""
+    import html
+    import re
+
+    return [html.unescape(href) for href in re.findall(r'href="(/sample\?[^"]*)"', page)]
+
+
+def test_the_build_errors_page_shows_the_failures_of_its_store_only(tmp_path: Path) -> None:
+    """A failure of store `local` is not one of `second` (whose why links would read `second`), and the page says so."""
+    root = _linked_project(tmp_path / "two").root
+    server = start_ui(root, "--store", "second")
+    try:
+        _, second, _ = _get(server.url + "errors")
+    finally:
+        server.stop()
+    server = start_ui(root)
+    try:
+        _, local, _ = _get(server.url + "errors")
+    finally:
+        server.stop()
+    assert "cannot parse a path with a comma" in local
+    assert "cannot parse a path with a comma" not in second
+    assert "cannot split video" not in second
+    assert "build errors of store `second`" in second
+    assert "build errors of store `local`" in local
+
+
+def test_a_failed_sample_links_to_a_why_that_reads_its_ids_back(tmp_path: Path) -> None:
+    """A value with a comma is quoted as `strata why` reads it; an expansion's failure (a parent) links to the parent."""
+    root = _linked_project(tmp_path / "linked").root
+    server = start_ui(root)
+    try:
+        _, errors, _ = _get(server.url + "errors")
+        links = _sample_links(errors)
+        answers = {link: _get(server.url + link.lstrip("/")) for link in links}
+    finally:
+        server.stop()
+    assert sorted(links) == sorted(
+        [
+            "/sample?" + "&".join([f"feature={f}", "id=" + quote(i, safe="")])
+            for f, i in [("parsed", 'site=s1,path="/a,b"'), ("video", 'sample_uid="v,1"')]
+        ]
+    ), links
+    for link, (code, page, _) in answers.items():
+        assert code == 200, (link, page)
+        assert 'class="error"' not in page, (link, page)
+    parsed = next(page for link, (_, page, _) in answers.items() if "parsed" in link)
+    assert "site=s1,path=&quot;/a,b&quot;: " in parsed  # the sample's heading: the word it was asked with
+    video = next(page for link, (_, page, _) in answers.items() if "video" in link)
+    assert "sample_uid=&quot;v,1&quot;: " in video
+    assert '<a href="/feature?key=frames">frames</a></td><td><a href="/sample?feature=video&amp;id=' in errors
+    assert '">v,1 (parent video)</a>' in errors  # says it is the parent's why

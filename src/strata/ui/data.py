@@ -165,7 +165,7 @@ def feature_page(source: Source, key: str) -> dict[str, Any]:
         "store": config.describe(),
         "failures": [
             f
-            for f in _still_to_compute(_failures(project, config.name), config.name, status, note)
+            for f in _still_to_compute(_failures(project, config.name, graph), config.name, status, note)
             if f["feature"] == name
         ],
         "builds": builds[:10],
@@ -200,18 +200,20 @@ def run_page(source: Source, run_id: str) -> dict[str, Any]:
 
 
 def errors_page(source: Source) -> dict[str, Any]:
-    """Samples whose compute failed, in every store: which, why, since when, in which run.
+    """Samples whose compute failed in the page's store (``--store``): which, why, since when, in which run.
 
-    Of the shown store, only those still to compute (as ``strata graph render`` counts them): a
-    sample deleted upstream since it failed is nothing to build. The note says when staleness
-    could not be read now.
+    Only the page's store: every other page (a sample's lineage, staleness) reads that one. Only
+    those still to compute (as ``strata graph render`` counts them): a sample deleted upstream
+    since it failed is nothing to build. The note says when staleness could not be read now.
     """
     from strata.features.project import load_graph, store_config
 
     project = source.project()
+    graph = load_graph(project)
     config = store_config(project, source.store_name)
-    status, note = _status(source, project, load_graph(project), config)
-    return {"failures": _still_to_compute(_failures(project, None), config.name, status, note), "note": note}
+    status, note = _status(source, project, graph, config)
+    failures = _still_to_compute(_failures(project, config.name, graph), config.name, status, note)
+    return {"store": config.name, "failures": failures, "note": note}
 
 
 def state_page(source: Source) -> dict[str, Any]:
@@ -258,7 +260,8 @@ def _run_row(run: Run) -> dict[str, Any]:
     return run.to_dict() | {"duration": duration_text(run), "started": local_time(run.started_at)}
 
 
-def _failures(project: Project, store: str | None) -> list[dict[str, Any]]:
+def _failures(project: Project, store: str, graph: FeatureGraph | None = None) -> list[dict[str, Any]]:
+    """The build errors of ``store``; given the ``graph``, each with the why explaining it (:func:`why_of`)."""
     from strata.history.shown import local_time
     from strata.project.settings import redact_urls
 
@@ -270,7 +273,7 @@ def _failures(project: Project, store: str | None) -> list[dict[str, Any]]:
     return [
         f
         | {
-            "sample_id": _sample_id(f["sample"]),
+            "why": None if graph is None else why_of(graph, f["feature"], f["sample"]),
             "error": redact_urls(str(f["error"])),
             "since": local_time(f["failed_at"]),
             "failed_at": str(f["failed_at"]),
@@ -293,13 +296,36 @@ def _still_to_compute(
     return kept
 
 
-def _sample_id(recorded: str) -> str:
-    """A failed sample's key as the build records it (JSON) written as ``strata why`` takes it: ``3``, ``3,7``."""
+def why_of(graph: FeatureGraph, feature: str, recorded: str) -> tuple[str, str, str] | None:
+    """``(feature, sample word, text)`` of the ``strata why`` that explains a failed sample, as the build records it.
+
+    ``text`` is what the page shows: the value of a single id column as it is, else the word.
+
+    The build keys a failure by the feature's resolve ids (JSON: the value alone for one id
+    column, else a list; ``build/runner.py`` ``sample_keys``), written here as the named word
+    :func:`strata.views.why.id_word` makes and ``parse_ids`` reads back (``path="/a,b"``). An
+    expansion computes a parent whole, so its key is the parent's: the why is the parent
+    feature's sample (its children may not exist). None when the feature is gone from the graph,
+    or the key cannot be read as those ids.
+    """
+    from strata.resolve.plan import FeaturePlan
+    from strata.views.why import id_word
+
     try:
+        plan = FeaturePlan.build(graph, graph.spec(feature).key)
         value = json.loads(recorded)
-    except ValueError:
-        return recorded
-    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    except (StrataError, ValueError):
+        return None
+    columns = plan.resolve_ids
+    values = value if len(columns) > 1 else [value]
+    if not isinstance(values, list) or len(values) != len(columns):
+        return None
+    word = id_word(dict(zip(columns, values, strict=True)), named=True)
+    text = str(values[0]) if len(columns) == 1 else word
+    if not plan.child_ids:
+        return str(plan.key), word, text
+    parent = next(up for up in plan.upstreams if up.lineage.kind == "expansion")
+    return (str(parent.key), word, f"{text} (parent {parent.key})") if set(parent.id_columns) == set(columns) else None
 
 
 # -- what changed: the page asks every few seconds ---------------------------------------------
@@ -316,8 +342,8 @@ def live(source: Source) -> dict[str, Any]:
 
     project = source.project()
     runs = _runs(project, 20)
-    failures = _failures(project, None)
     config = store_config(project, source.store_name)
+    failures = _failures(project, config.name)
     stamps = [_mtime(project.root / project.file_name)]
     if config.path is not None:
         stamps += [_mtime(config.path), _mtime(config.path.with_name(config.path.name + ".wal"))]

@@ -19,6 +19,8 @@ from strata.views.why import behind_text
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from strata.views.graph import FeatureState
+
 NAV = (
     ("graph", "/", "Graph"),
     ("runs", "/runs", "Runs"),
@@ -157,16 +159,7 @@ def feature_body(data: dict[str, Any]) -> str:
         [link(svg.feature_href(d["feature"]), d["feature"]), esc(d["lineage"]), esc(", ".join(d["on"]))]
         for d in feature["deps"]
     ]
-    counts = (
-        "status not read"
-        if status is None
-        else f"{status['samples']} samples"
-        + (
-            ""
-            if status["root"]
-            else f": {status['added']} to add, {status['changed']} to recompute, {status['removed']} to remove"
-        )
-    )
+    counts = "status not read" if status is None else _counts(status)
     parts = [
         f'<h1>{esc(key)}</h1><p class="meta">{esc(feature["description"] or "")}</p>',
         f'<p class="meta">store: {esc(data["store"])} · <span id="counts">{esc(counts)}</span></p>',
@@ -195,8 +188,17 @@ def feature_body(data: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _counts(status: dict[str, Any]) -> str:
+    """``200 samples: 0 to add, 5 to recompute, 1 to remove`` in the feature's unit (parents of an expansion)."""
+    state: FeatureState = status["state"]
+    if status["root"]:
+        return state.samples_text()
+    counts = (("added", "to add"), ("changed", "to recompute"), ("removed", "to remove"))
+    return f"{state.samples_text()}: " + ", ".join(state.count_text(status[key], words) for key, words in counts)
+
+
 def _staleness(status: dict[str, Any] | None, name: str) -> str:
-    """A field's badge: ``5 stale``, ``1 stale, 1 failed``, ``in sync``, ``root`` (:func:`strata.ui.svg.field_cell`)."""
+    """A field's badge: ``5 stale``, ``1 stale, 1 failed``, ``in sync`` (:func:`strata.ui.svg.field_cell`)."""
     shown, css, _ = svg.field_cell(status, name)
     return f'<span class="badge {esc(css)}">{esc(shown)}</span>'
 
@@ -218,7 +220,7 @@ def _failures(failures: list[dict[str, Any]], *, with_feature: bool = True) -> s
     rows = [
         [
             *([esc(f["store"]), link(svg.feature_href(f["feature"]), f["feature"])] if with_feature else []),
-            link("/sample", f["sample_id"], feature=f["feature"], id=f["sample_id"]),
+            _why_link(f),
             f'<span class="error-text">{esc(f["error"])}</span>',
             esc(f["since"]),
             link("/run", f["run_id"][:8], id=f["run_id"]) if f.get("run_id") else "-",
@@ -226,6 +228,15 @@ def _failures(failures: list[dict[str, Any]], *, with_feature: bool = True) -> s
         for f in failures
     ]
     return table(head, rows, "failures")
+
+
+def _why_link(failure: dict[str, Any]) -> str:
+    """The failed sample linked to the why explaining it (:func:`strata.ui.data.why_of`): an expansion's parent's."""
+    why = failure.get("why")
+    if why is None:
+        return esc(failure["sample"])
+    feature, word, text = why
+    return link("/sample", text, feature=feature, id=word)
 
 
 # -- runs, errors, state -------------------------------------------------------------------------
@@ -284,7 +295,8 @@ def run_body(data: dict[str, Any]) -> str:
 
 def errors_body(data: dict[str, Any]) -> str:
     """Samples whose compute failed: which, why, since when."""
-    return "<h1>Build errors</h1>" + notice(data.get("note")) + _failures(data["failures"])
+    where = f'<p class="meta">build errors of store `{esc(data["store"])}` (the page\'s, `--store`)</p>'
+    return "<h1>Build errors</h1>" + where + notice(data.get("note")) + _failures(data["failures"])
 
 
 def state_body(data: dict[str, Any]) -> str:
@@ -318,7 +330,10 @@ def sample_body(feature: str, sample: str, data: dict[str, Any]) -> str:
 
 
 def _ids(ids: dict[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in ids.items())
+    """A sample's ids as ``strata why`` prints them and reads them back (:func:`strata.views.why.id_word`)."""
+    from strata.views.why import id_word
+
+    return id_word(ids)
 
 
 def _status(status: str) -> str:

@@ -122,13 +122,21 @@ class FieldState:
         """``failed`` if any sample failed, else ``stale`` if any is stale, else ``in sync``."""
         return "failed" if self.failed else "stale" if self.stale else "in sync"
 
-    def counts_text(self) -> str:
-        """``17 in sync, 3 stale, 1 failed`` (zero stale or failed counts left out)."""
-        return ", ".join([f"{self.in_sync} in sync", *filter(None, [self.pending_text()])])
+    def counts_text(self, parents: bool = False) -> str:
+        """``17 in sync, 3 stale, 1 failed`` (zero stale or failed counts left out); ``7 parents in sync, 3 stale``."""
+        first = f"{self.in_sync} {_parents(self.in_sync)} in sync" if parents else f"{self.in_sync} in sync"
+        return ", ".join([first, *filter(None, [self.pending_text()])])
 
-    def pending_text(self) -> str:
-        """``3 stale, 1 failed``: the counts not in sync (zero ones left out; "" when all are in sync)."""
-        return ", ".join(f"{n} {name}" for name, n in (("stale", self.stale), ("failed", self.failed)) if n)
+    def pending_text(self, parents: bool = False) -> str:
+        """``3 stale, 1 failed``: the counts not in sync (zero ones left out; "" when all are in sync).
+
+        With ``parents``, the first names the unit: ``3 parents stale, 1 failed``.
+        """
+        counts = [(name, n) for name, n in (("stale", self.stale), ("failed", self.failed)) if n]
+        words = [f"{n} {name}" for name, n in counts]
+        if parents and counts:
+            words[0] = f"{counts[0][1]} {_parents(counts[0][1])} {counts[0][0]}"
+        return ", ".join(words)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,7 +152,10 @@ class FieldState:
 class FeatureState:
     """One feature in the store: live samples, samples to remove, and each field's :class:`FieldState`.
 
-    Counts are in the units the feature resolves in: samples, or parents for a 1:N expansion.
+    Counts are in the unit the feature resolves (and builds) in: its samples, or for a 1:N
+    expansion its parents (``parents`` of them held, "no children" ones included), since a
+    parent is computed whole and a parent not computed yet has no children to count. The
+    texts name the unit when it is parents: ``13 samples from 10 parents``, ``7 parents in sync``.
     """
 
     feature: str
@@ -152,6 +163,8 @@ class FeatureState:
     samples: int
     removed: int
     fields: dict[str, FieldState]
+    parents: int | None = None
+    """For an expansion: the parents held (the unit of every other count); None otherwise."""
 
     @property
     def state(self) -> str:
@@ -159,19 +172,50 @@ class FeatureState:
         worst = max((STATES.index(f.state) for f in self.fields.values()), default=0)
         return STATES[max(worst, 1 if self.removed else 0)]
 
+    @property
+    def unit(self) -> str:
+        """What the counts count: ``samples``, or ``parents`` for an expansion."""
+        return "samples" if self.parents is None else "parents"
+
+    def samples_text(self) -> str:
+        """``20 samples``; an expansion's ``13 samples from 10 parents``."""
+        parents = "" if self.parents is None else f" from {self.parents} {_parents(self.parents)}"
+        return f"{self.samples} samples{parents}"
+
+    def count_text(self, n: int, words: str) -> str:
+        """``2 to remove``; an expansion's ``2 parents to remove`` (``n`` in this feature's unit)."""
+        return f"{n} {words}" if self.parents is None else f"{n} {_parents(n)} {words}"
+
     def heading(self) -> str:
-        """``20 samples``, ``20 samples, 2 to remove``."""
-        return f"{self.samples} samples" + (f", {self.removed} to remove" if self.removed else "")
+        """``20 samples``, ``20 samples, 2 to remove``.
+
+        An expansion's: ``13 samples from 10 parents, 1 parent to remove``.
+        """
+        return self.samples_text() + (f", {self.count_text(self.removed, 'to remove')}" if self.removed else "")
+
+    def counts_text(self, name: str) -> str:
+        """Field ``name``'s :meth:`FieldState.counts_text`, naming this feature's unit when it is parents."""
+        return self.fields[name].counts_text(self.parents is not None)
+
+    def pending_text(self, name: str) -> str:
+        """Field ``name``'s :meth:`FieldState.pending_text`, naming this feature's unit when it is parents."""
+        return self.fields[name].pending_text(self.parents is not None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found = {
             "feature": self.feature,
             "root": self.root,
             "state": self.state,
+            "unit": self.unit,
             "samples": self.samples,
             "removed": self.removed,
             "fields": {name: f.to_json() for name, f in self.fields.items()},
         }
+        return found | ({} if self.parents is None else {"parents": self.parents})
+
+
+def _parents(n: int) -> str:
+    return "parent" if n == 1 else "parents"
 
 
 GraphStatus = dict[str, FeatureState]
@@ -203,14 +247,16 @@ def render_text(graph: FeatureGraph, status: Mapping[str, FeatureState] | None =
             inputs = ", ".join(i.dotted for i in graph.field_inputs(key, fspec.key))
             text = f"  {fspec.key.name:<{width}}  v{fspec.code_version}"
             text = f"{text}  <- {inputs}" if inputs else text
-            counts = None if state is None else state.fields.get(fspec.key.name)
-            lines.append(text if counts is None else f"{text}  [{_counts_with_causes(counts)}]")
+            if state is None or fspec.key.name not in state.fields:
+                lines.append(text)
+            else:
+                lines.append(f"{text}  [{_counts_with_causes(state, fspec.key.name)}]")
     return "\n".join(lines)
 
 
-def _counts_with_causes(state: FieldState) -> str:
-    causes = ", ".join(f"{cause} {n}" for cause, n in sorted(state.causes.items()))
-    return state.counts_text() + (f": {causes}" if causes else "")
+def _counts_with_causes(state: FeatureState, name: str) -> str:
+    causes = ", ".join(f"{cause} {n}" for cause, n in sorted(state.fields[name].causes.items()))
+    return state.counts_text(name) + (f": {causes}" if causes else "")
 
 
 def mermaid_text(text: str) -> str:
@@ -244,7 +290,7 @@ def render_mermaid(graph: FeatureGraph, status: Mapping[str, FeatureState] | Non
             lines.append(f'    {ids[key]}["{mermaid_text(str(key))}<br/>{mermaid_text(", ".join(fields))}"]')
             continue
         rows = [str(key), state.heading()]
-        rows += [f"{name}: {state.fields[name].counts_text()}" for name in fields if name in state.fields]
+        rows += [f"{name}: {state.counts_text(name)}" for name in fields if name in state.fields]
         label = "<br/>".join(mermaid_text(row) for row in rows)
         lines.append(f'    {ids[key]}["{label}"]:::{_MERMAID_CLASSES[state.state]}')
     for up, down, used in edges(graph):
@@ -300,7 +346,7 @@ def _dot_attributes(key: str, names: Sequence[str], state: FeatureState) -> str:
         colour = COLOURS[counts.state]
         rows.append(
             f'<TR><TD ALIGN="LEFT" BGCOLOR="{colour}">{escape(name)}</TD>'
-            f'<TD ALIGN="LEFT" BGCOLOR="{colour}">{escape(counts.counts_text())}</TD></TR>'
+            f'<TD ALIGN="LEFT" BGCOLOR="{colour}">{escape(state.counts_text(name))}</TD></TR>'
         )
     table = f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="4">{"".join(rows)}</TABLE>'
     css = state.state.replace(" ", "-")
@@ -348,12 +394,16 @@ def status_and_fields(
 
 @dataclass(frozen=True)
 class _Read:
-    """What one feature's views are made of: its plan, live ids, increment (None for a root) and code-stale counts."""
+    """What one feature's views are made of: its plan, live ids, increment (None for a root) and code-stale counts.
+
+    ``parents``: for an expansion, the parents it holds (:func:`held_parents`); else None.
+    """
 
     plan: FeaturePlan
     ids: Any
     increment: Increment | None
     code_stale: dict[str, int]
+    parents: int | None = None
 
 
 def _read(store: MetadataStore, key: FeatureKey) -> _Read:
@@ -362,7 +412,27 @@ def _read(store: MetadataStore, key: FeatureKey) -> _Read:
     ids = store.read(key, columns=list(plan.id_columns))
     if plan.is_root:
         return _Read(plan, ids, None, code_stale(store, plan))
-    return _Read(plan, ids, store.resolve_update(key).collect(), {})
+    parents = held_parents(store, plan) if plan.child_ids else None
+    return _Read(plan, ids, store.resolve_update(key).collect(), {}, parents)
+
+
+def held_parents(store: MetadataStore, plan: FeaturePlan) -> int:
+    """The parents an expansion holds, as its resolve compares them: those with a live child or a "no children" row.
+
+    Every parent a resolve calls changed or to remove is one of them, so a field's in-sync
+    parents (these less the changed and removed ones) are never negative. Counted where the
+    rows live (the latest rows through the store's lazy read), not loaded.
+    """
+    import narwhals as nw
+
+    from strata.resolve.plan import DELETED
+
+    frame = store.read(plan.key, include_deleted=True, lazy=True)
+    if DELETED in frame.collect_schema().names():  # else nothing was written: no rows
+        childless = nw.all_horizontal(*(nw.col(c).is_null() for c in plan.child_ids), ignore_nulls=False)
+        frame = frame.filter(~nw.col(DELETED) | childless)
+    held = frame.select(list(plan.resolve_ids)).unique()
+    return int(held.select(nw.len()).collect(backend="polars").item())
 
 
 def _status_row(read: _Read, failed: Mapping[str, Collection[str]] | None) -> dict[str, Any]:
@@ -442,7 +512,7 @@ def _field_state(read: _Read, failed: set[str]) -> FeatureState:
             for name, n in read.code_stale.items()
         }
         return FeatureState(str(read.plan.key), root=True, samples=samples, removed=0, fields=fields)
-    return _feature_state(read.plan, read.ids, read.increment, failed)
+    return _feature_state(read, read.increment, failed)
 
 
 def _still_failed(plan: FeaturePlan, increment: Increment, failed: set[str]) -> set[str]:
@@ -455,13 +525,14 @@ def _still_failed(plan: FeaturePlan, increment: Increment, failed: set[str]) -> 
     return failed.intersection([*sample_keys(plan, added), *sample_keys(plan, changed)])
 
 
-def _feature_state(plan: FeaturePlan, ids: Any, increment: Increment, failed: set[str]) -> FeatureState:
+def _feature_state(read: _Read, increment: Increment, failed: set[str]) -> FeatureState:
+    """A non-root feature's counts in the unit it resolves in (:class:`FeatureState`): held less changed, removed."""
     import polars as pl
 
     from strata.build.runner import sample_keys
 
-    live = ids.to_native()
-    units = live.select(list(plan.resolve_ids)).unique().height if plan.child_ids else live.height
+    plan, live = read.plan, read.ids.to_native()
+    units = live.height if read.parents is None else read.parents
     added = increment.added.to_native()
     changed = increment.changed.to_native()
     removed = len(increment.removed)
@@ -478,7 +549,9 @@ def _feature_state(plan: FeaturePlan, ids: Any, increment: Increment, failed: se
             failed=failures,
             causes=causes,
         )
-    return FeatureState(str(plan.key), root=False, samples=live.height, removed=removed, fields=fields)
+    return FeatureState(
+        str(plan.key), root=False, samples=live.height, removed=removed, fields=fields, parents=read.parents
+    )
 
 
 def store_status(project: Project, graph: FeatureGraph, store_name: str | None = None) -> GraphStatus | None:
