@@ -579,7 +579,8 @@ def test_counts_of_an_expansion_and_its_aggregation_are_never_negative_and_add_u
         if len(after) < len(before):
             store.delete("video", pl.DataFrame({"sample_uid": list(range(len(after), len(before)))}))
         increment = store.resolve_update("frames").collect()
-        redone = increment.changed.to_native().filter(pl.col("sample_uid").is_in(sorted(rebuilt)))
+        changed = increment.changed.to_native()  # with nothing written yet, its ids are text: none is rebuilt
+        redone = changed.filter(pl.col("sample_uid").is_in(sorted(rebuilt))) if len(changed) else changed
         columns = [c for c in redone.columns if not c.startswith("strata_cause__")]
         store.write("frames", _children(redone.select(columns), dict(enumerate(after))))  # some parents recomputed
         keys = graph.topological_order()

@@ -624,6 +624,7 @@ def test_a_failed_sample_links_to_a_why_that_reads_its_ids_back(tmp_path: Path) 
         assert 'class="error"' not in page, (link, page)
     parsed = next(page for link, (_, page, _) in answers.items() if "parsed" in link)
     assert "site=s1,path=&quot;/a,b&quot;: " in parsed  # the sample's heading: the word it was asked with
+    assert "its last build failed (since " in parsed  # the lineage names the failure, as strata why does
     video = next(page for link, (_, page, _) in answers.items() if "video" in link)
     assert "sample_uid=&quot;v,1&quot;: " in video
     assert '<a href="/feature?key=frames">frames</a></td><td><a href="/sample?feature=video&amp;id=' in errors

@@ -40,6 +40,7 @@ def why(ctx: Context, feature_key: str, ids: tuple[str, ...], store_name: str | 
     each field. Reads only.
     """
     from strata.features.project import load_graph, make_store, store_config
+    from strata.views.graph import failures
     from strata.views.why import parse_ids
     from strata.views.why import why as lookup
 
@@ -51,20 +52,9 @@ def why(ctx: Context, feature_key: str, ids: tuple[str, ...], store_name: str | 
     samples = parse_ids(ids, graph.spec(key).id_columns)
     store = make_store(project, store_name, graph=graph, read_only=True)
     with _opened(store, config):
-        found = lookup(store, key, samples, failures=_failures(project, config.name))
+        found = lookup(store, key, samples, failures=failures(project, config.name))
     found = type(found)(found.feature, config.name, found.samples)
     ctx.emit(found.to_json(), lambda: click.echo(render(found)))
-
-
-def _failures(project: Any, store: str) -> list[dict[str, Any]]:
-    """The samples of ``store`` whose build failed, from the run history (none while the project has none)."""
-    from strata.history import RunHistory, db
-
-    default = db.default_file(project)
-    if default is not None and not default.exists():
-        return []
-    with RunHistory.open(project) as history:
-        return history.failures(store)
 
 
 @contextlib.contextmanager

@@ -394,7 +394,7 @@ def sample_page(source: Source, feature: str, sample: str) -> dict[str, Any]:
     samples = parse_ids([sample], graph.spec(key).id_columns)
     store = make_store(project, source.store_name, graph=graph, read_only=True)
     with opened(store, config):
-        found = why(store, key, samples).to_json()
+        found = why(store, key, samples, failures=_failures(project, config.name)).to_json()
     return found | {"store": config.name, "note": None}
 
 

@@ -587,15 +587,32 @@ def _nothing_written(config: Any) -> bool:
 
 def failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
     """Per feature, the samples whose last build failed (``strata_build_errors``); none without a history."""
-    from strata.history import db
+    history = _history(project)
+    if history is None:
+        return {}
+    with history:
+        return {str(key): set(history.build_errors(store_name, str(key))) for key in keys}
+
+
+def failures(project: Project, store_name: str) -> list[dict[str, Any]]:
+    """Every sample of the store whose last build failed, as ``RunHistory.failures`` gives them, URLs redacted."""
+    from strata.project.settings import redact_urls
+
+    history = _history(project)
+    if history is None:
+        return []
+    with history:
+        return [f | {"error": redact_urls(str(f["error"]))} for f in history.failures(store_name)]
+
+
+def _history(project: Project) -> Any:
+    """The project's run history, or None while it has none (a read creates no system database)."""
+    from strata.history import RunHistory, db
 
     default = db.default_file(project)
     if default is not None and not default.exists():
-        return {}
-    from strata.history import RunHistory
-
-    with RunHistory.open(project) as history:
-        return {str(key): set(history.build_errors(store_name, str(key))) for key in keys}
+        return None
+    return RunHistory.open(project)
 
 
 def out_of_sync(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -23,6 +23,7 @@ the source record's key and, per field, the run that last changed the field (the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
@@ -771,7 +772,14 @@ class _Walk:
         if found is None:
             return None
         at = found.get("failed_at")
-        since = f" (since {at.strftime('%Y-%m-%d %H:%M:%S')} UTC)" if isinstance(at, dt.datetime) else ""
+        with contextlib.suppress(ValueError):  # a page's records carry the time as text
+            at = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
+        if isinstance(at, dt.datetime):  # the machine's time zone, as every time shown to people
+            from strata.history.shown import local_time
+
+            since = f" (since {local_time(at if at.tzinfo else at.replace(tzinfo=dt.UTC))})"
+        else:
+            since = ""
         return Cause("failed", f"its last build failed{since}: {found['error']}")
 
     def _childless(self, plan: FeaturePlan, ids: dict[str, Any], links: Sequence[Link]) -> Cause | None:
