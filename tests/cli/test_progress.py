@@ -31,6 +31,13 @@ LINE = re.compile(r"^\d\d:\d\d:\d\d info +(?P<text>.*)$")
 FAILURE = "ValueError: cannot transcribe sample 3"
 EVERY_BATCH = {"STRATA_PROGRESS_EVERY": "0"}
 """Plain lines as often as steps end (the default is one every few seconds per task)."""
+FAILED_TRANSCRIPT = [
+    "build transcript: 1/3 batches, 4 samples (N/s), 1 failed batch; " + FAILURE,
+    "build transcript: 2/3 batches, 8 samples (N/s), 1 failed batch",
+    "build transcript: 3/3 batches, 10 samples (N/s), 1 failed batch",
+    "build transcript: done in N s: 3/3 batches, 10 samples (N/s), 1 failed batch; 6 written",
+]
+"""A build of transcript whose first batch fails, a line per batch."""
 
 
 def progress_lines(err: str, prefix: str) -> list[str]:
@@ -62,12 +69,7 @@ def case(tmp_path: Path) -> Case:
 def test_build_prints_one_plain_line_per_batch_with_counts_and_failures(case: Case) -> None:
     done = case.strata("build", "transcript", BUILD_FAIL="raise", **EVERY_BATCH)
     assert done.code == 1
-    assert progress_lines(done.err, "build ") == [
-        "build transcript: 1/3 batches, 4 samples (N/s), 1 failed batch; " + FAILURE,
-        "build transcript: 2/3 batches, 8 samples (N/s), 1 failed batch",
-        "build transcript: 3/3 batches, 10 samples (N/s), 1 failed batch",
-        "build transcript: done in N s: 3/3 batches, 10 samples (N/s), 1 failed batch; 6 written",
-    ]
+    assert progress_lines(done.err, "build ") == FAILED_TRANSCRIPT
     assert done.out.startswith("build:\n")
     assert "build transcript" not in done.out
 
@@ -136,10 +138,7 @@ def test_a_features_build_block_of_run_reports_progress_as_build_does(case: Case
     done = case.strata("run", "features:build", BUILD_FAIL="raise", **EVERY_BATCH)
     assert done.code == 1
     assert progress_lines(done.err, "build ") == [
-        "build transcript: 1/3 batches, 4 samples (N/s), 1 failed batch; " + FAILURE,
-        "build transcript: 2/3 batches, 8 samples (N/s), 1 failed batch",
-        "build transcript: 3/3 batches, 10 samples (N/s), 1 failed batch",
-        "build transcript: done in N s: 3/3 batches, 10 samples (N/s), 1 failed batch; 6 written",
+        *FAILED_TRANSCRIPT,
         "build embedding: 1/1 batch, 6 samples (N/s)",
         "build embedding: done in N s: 1/1 batch, 6 samples (N/s); 6 written",
     ]
