@@ -364,7 +364,7 @@ def _build(
 
     What each block did goes into ``run`` (its history row) and the run log as soon as it ends.
     """
-    from strata.build.runner import build
+    from strata.build.runner import build, failed
 
     done: list[dict[str, Any]] = []
     for block in blocks:
@@ -378,11 +378,12 @@ def _build(
             run.add_builds(built)
         if log_path is not None:
             _log_builds(log_path, built)
-        failed = [r.key for r in results if r.failures]
-        if failed:
+        reason = failed(results)
+        if reason:
             raise RuntimeFailure(
-                f"`{block}`: compute failed for some batches of {', '.join(failed)}",
-                "see `strata build --dry-run`; failed samples are skipped until their inputs change",
+                f"`{block}`: {reason}",
+                (f"see the errors in `strata runs show {run.id[:8]}`" if run else "see `strata build`")
+                + "; those samples are skipped until their inputs change",
             )
     return done
 
