@@ -31,6 +31,13 @@ LINE = re.compile(r"^\d\d:\d\d:\d\d info +(?P<text>.*)$")
 FAILURE = "ValueError: cannot transcribe sample 3"
 EVERY_BATCH = {"STRATA_PROGRESS_EVERY": "0"}
 """Plain lines as often as steps end (the default is one every few seconds per task)."""
+FAILED_TRANSCRIPT = [
+    "build transcript: 1/3 batches, 4 samples (N/s), 1 failed batch; " + FAILURE,
+    "build transcript: 2/3 batches, 8 samples (N/s), 1 failed batch",
+    "build transcript: 3/3 batches, 10 samples (N/s), 1 failed batch",
+    "build transcript: done in N s: 3/3 batches, 10 samples (N/s), 1 failed batch; 6 written",
+]
+"""A build of transcript whose first batch fails, a line per batch."""
 
 
 def progress_lines(err: str, prefix: str) -> list[str]:
@@ -62,12 +69,7 @@ def case(tmp_path: Path) -> Case:
 def test_build_prints_one_plain_line_per_batch_with_counts_and_failures(case: Case) -> None:
     done = case.strata("build", "transcript", BUILD_FAIL="raise", **EVERY_BATCH)
     assert done.code == 1
-    assert progress_lines(done.err, "build ") == [
-        "build transcript: 1/3 batches, 4 samples (N/s), 1 failed batch; " + FAILURE,
-        "build transcript: 2/3 batches, 8 samples (N/s), 1 failed batch",
-        "build transcript: 3/3 batches, 10 samples (N/s), 1 failed batch",
-        "build transcript: done in N s: 3/3 batches, 10 samples (N/s), 1 failed batch; 6 written",
-    ]
+    assert progress_lines(done.err, "build ") == FAILED_TRANSCRIPT
     assert done.out.startswith("build:\n")
     assert "build transcript" not in done.out
 
@@ -130,6 +132,31 @@ def test_build_on_a_terminal_shows_rich_progress_and_the_same_result(case: Case,
     assert re.search(r"embedding\b.*\b1/1 batch\b.*\b6 samples\b", shown.err), shown.err
     assert "build transcript:" not in shown.err  # the bars, not the plain lines
     assert "strata: error: compute failed for some batches of transcript" in shown.err
+
+
+def test_a_features_build_block_of_run_reports_progress_as_build_does(case: Case) -> None:
+    done = case.strata("run", "features:build", BUILD_FAIL="raise", **EVERY_BATCH)
+    assert done.code == 1
+    assert progress_lines(done.err, "build ") == [
+        *FAILED_TRANSCRIPT,
+        "build embedding: 1/1 batch, 6 samples (N/s)",
+        "build embedding: done in N s: 1/1 batch, 6 samples (N/s); 6 written",
+    ]
+    case.source(10, audio={5: "changed"})
+    quiet = case.strata("--json", "run", "features:build", BUILD_FAIL="", **EVERY_BATCH)
+    assert quiet.code == 0, quiet.err
+    assert quiet.err == ""
+    assert json.loads(quiet.out)[0]["builds"][0]["feature"] == "transcript"
+
+
+def test_a_features_build_block_of_run_on_a_terminal_shows_rich_progress(case: Case) -> None:
+    shown = run_in_terminal("run", "features:build", cwd=case.root, env={**case.env, "BUILD_FAIL": "raise"})
+    assert shown.code == 1, shown.err
+    assert re.search(r"transcript\b.*\b3/3 batches\b.*\b10 samples\b.*\b1 failed batch", shown.err), shown.err
+    assert re.search(r"embedding\b.*\b1/1 batch\b.*\b6 samples\b", shown.err), shown.err
+    assert "build transcript:" not in shown.err  # the bars, not the plain lines
+    assert "built embedding: 6 written" not in shown.out  # the run failed: its one error line says so
+    assert "compute failed for some batches of transcript" in shown.err
 
 
 # -- install -----------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def test_what_a_build_did_is_in_the_run_history_and_its_log(case: RunCase) -> No
     assert shown.json()["builds"] == run.builds
     log = shown.json()["log"]
     assert "features:build | clip: 10 added, 0 recomputed, 0 removed, 6 written (text 6, size 6)" in log
-    assert "features:build | clip: batch of 4 failed (0, 1, 2, 3…): ValueError: cannot cut sample 3" in log
+    assert "features:build | clip: batch of 4 failed (0, 1, 2, 3): ValueError: cannot cut sample 3" in log
     human = case.strata("runs", "show", run.run_id)
     assert "built        clip: 10 added, 0 recomputed, 0 removed, 6 written (text 6, size 6)" in human.out
 

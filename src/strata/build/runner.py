@@ -39,7 +39,7 @@ from strata.errors import DefinitionError, FeatureNotFoundError, RuntimeFailure,
 from strata.features.keys import FeatureKey, feature_key_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from concurrent.futures import Future
 
     import polars as pl
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from strata.stores.base import MetadataStore
 
 DEFAULT_BATCH_SIZE = 10_000
+FIRST_IDS = 5
+"""Ids a failed batch (or a group of skipped samples) names in what ``build`` returns."""
 _ERROR_TEXT = 500
 _IN_LIMIT = 50_000
 """Above this many samples, upstream rows are read whole and narrowed in Polars."""
@@ -77,8 +79,11 @@ class FeatureBuild:
     """Per field: samples written because that field was stale (added, or changed with a cause for it)."""
     skipped: int = 0
     """Samples left out because they failed before on the same inputs."""
+    skipped_errors: list[dict[str, Any]] = field(default_factory=list)
+    """Per error the skipped samples failed with: how many, the first ids (JSON values), the error."""
     batches: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    """Per failed batch: its samples, the first ids (JSON values: a list for several id columns), the error."""
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -93,6 +98,7 @@ class FeatureBuild:
             "written": self.written,
             "written_fields": self.written_fields,
             "skipped": self.skipped,
+            "skipped_errors": self.skipped_errors,
             "batches": self.batches,
             "failures": self.failures,
             "seconds": round(self.seconds, 3),
@@ -169,15 +175,19 @@ class Builder:
             self._ray.close()
             self._ray = None
 
-    def run(self, keys: list[FeatureKey], *, dry_run: bool) -> list[FeatureBuild]:
+    def run(
+        self, keys: list[FeatureKey], *, dry_run: bool, into: list[FeatureBuild] | None = None
+    ) -> list[FeatureBuild]:
+        """Build ``keys`` in order; each feature's result goes into ``into`` as it starts (so a stopped build tells)."""
         graph = self.store.graph
-        results = []
+        results = [] if into is None else into
         for key in keys:
             plan = self.store.plan(key)
             if plan.is_root:
                 continue
             cls = graph.feature(key)
             result = FeatureBuild(str(key), has_compute(cls), written_fields={f.name: 0 for f in plan.fields})
+            results.append(result)
             started = time.monotonic()
             increment = self.store.resolve_update(key)
             counts = increment.counts()
@@ -186,7 +196,6 @@ class Builder:
             if not dry_run and result.computable:
                 self._apply(cls, plan, increment, result)
             result.seconds = time.monotonic() - started
-            results.append(result)
         return results
 
     # -- one feature -------------------------------------------------------------------------
@@ -239,9 +248,17 @@ class Builder:
         if work.is_empty():
             return work
         inputs = _input_keys(plan, work)
-        skip = pl.Series([failed.get(k, (None,))[0] == v for k, v in zip(keys, inputs, strict=True)])
-        result.skipped = int(skip.sum())
-        return work.filter(~skip)
+        skip = [failed.get(k, (None,))[0] == v for k, v in zip(keys, inputs, strict=True)]
+        by_error: dict[str, list[str]] = {}
+        for key, skipped in zip(keys, skip, strict=True):
+            if skipped:
+                by_error.setdefault(failed[key][1], []).append(key)
+        result.skipped = sum(skip)
+        result.skipped_errors = [
+            {"samples": len(samples), "first": _first_ids(samples), "error": error}
+            for error, samples in by_error.items()
+        ]
+        return work.filter(~pl.Series(skip))
 
     def _upstream_rows(self, plan: FeaturePlan, work: pl.DataFrame) -> dict[str, pl.DataFrame]:
         """Each upstream's live rows (user columns) for the samples to compute, read once per feature."""
@@ -320,7 +337,7 @@ class Builder:
         except Exception as exc:  # noqa: BLE001 - recorded per batch; other batches go on
             message = _describe(exc)
             samples = sample_keys(plan, batch)
-            result.failures.append({"samples": len(batch), "first": samples[:5], "error": message})
+            result.failures.append({"samples": len(batch), "first": _first_ids(samples), "error": message})
             if self.history is not None:
                 inputs = dict(zip(samples, _input_keys(plan, batch), strict=True))
                 self.history.record_build_errors(self.store_name, str(plan.key), inputs, message, self.run_id)
@@ -501,6 +518,11 @@ def sample_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
     return [json.dumps(list(row), default=str, separators=(",", ":")) for row in rows]
 
 
+def _first_ids(keys: list[str]) -> list[Any]:
+    """The first samples of ``keys`` (from :func:`sample_keys`) as JSON values: an id, or a list of ids."""
+    return [json.loads(key) for key in keys[:FIRST_IDS]]
+
+
 def _input_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
     columns = list(plan.input_columns)
     rows = frame.select(columns).rows() if columns else [() for _ in range(len(frame))]
@@ -520,11 +542,14 @@ def build(
     store_name: str | None = None,
     run_id: str | None = None,
     report: Reporter | None = None,
+    into: list[FeatureBuild] | None = None,
 ) -> list[FeatureBuild]:
     """Build the project's features (``names`` and what they need; all when empty).
 
     ``executor`` (``local`` or ``ray``) overrides ``features.executor``. ``report`` hears of each
-    feature's batches as they end (:mod:`strata.progress`).
+    feature's batches as they end (:mod:`strata.progress`). ``into`` gets each feature's result
+    as its build starts, filled in as batches are written: a caller stopped by a signal reads
+    there what was written (and stays written) before it.
     """
     from strata.build.lock import build_lock
     from strata.features.project import EXECUTORS, build_executor, load_graph, make_store, opened, store_config
@@ -553,8 +578,24 @@ def build(
         )
         done = False
         try:
-            results = builder.run(keys, dry_run=dry_run)
+            results = builder.run(keys, dry_run=dry_run, into=into)
             done = True
         finally:
             builder.close(abandon=not done)
         return results
+
+
+def failed(results: Sequence[FeatureBuild]) -> str | None:
+    """What a build whose batches failed fails with (exit 1), or None.
+
+    Samples skipped for failing before on the same inputs do not fail it: their failure failed
+    the build that met it, and nothing retries them short of new inputs, so a scheduled build
+    would otherwise fail until then. ``skipped`` and ``skipped_errors`` say they are left.
+    """
+    keys = [r.key for r in results if r.failures]
+    return f"compute failed for some batches of {', '.join(keys)}" if keys else None
+
+
+def kept(results: Sequence[FeatureBuild]) -> str:
+    """What a stopped build wrote, which stays: ``transcript: 8 rows, embedding: 4 rows`` (empty: nothing)."""
+    return ", ".join(f"{r.key}: {r.written} row{'' if r.written == 1 else 's'}" for r in results if r.written)

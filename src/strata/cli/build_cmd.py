@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from strata.build.runner import FeatureBuild
+    from strata.errors import Interrupted
 
 
 @click.command()
@@ -40,40 +41,59 @@ def build(
     """Run compute for every feature (or FEATURE and what it needs) on the samples that are stale.
 
     Failing batches are recorded with their samples and skipped until their inputs change;
-    the command then exits 1 after finishing everything else.
+    the command then exits 1 after finishing everything else. A later build skips them, says
+    so with their errors, and exits 0 unless a batch fails anew. Batches written stay written
+    when the build is stopped (Ctrl-C): the next build goes on with the rest.
     """
     from strata.build.runner import build as run_build
+    from strata.build.runner import failed
     from strata.cli.progress import reporting
     from strata.errors import RuntimeFailure
 
     ctx.json = ctx.json or json_output
     project = ctx.project()
-    with reporting(ctx, "build") as report:
-        results = run_build(
-            project,
-            list(feature_keys),
-            dry_run=dry_run,
-            workers=workers,
-            executor=executor,
-            store_name=store_name,
-            report=report,
-        )
+    started: list[FeatureBuild] = []
+    try:
+        with reporting(ctx, "build") as report:
+            results = run_build(
+                project,
+                list(feature_keys),
+                dry_run=dry_run,
+                workers=workers,
+                executor=executor,
+                store_name=store_name,
+                report=report,
+                into=started,
+            )
+    except KeyboardInterrupt:
+        raise stopped(started) from None
     ctx.emit(
         {"dry_run": dry_run, "features": [r.to_json() for r in results]},
         lambda: click.echo(text(results, dry_run=dry_run)),
     )
-    failed = [r.key for r in results if r.failures]
-    if failed and not dry_run:
-        raise RuntimeFailure(
-            f"compute failed for some batches of {', '.join(failed)}",
-            "see the errors above; those samples are skipped until their inputs change",
-        )
+    reason = failed(results)
+    if reason and not dry_run:
+        where = "see `failures` in the JSON output" if ctx.json else "see the errors above"
+        raise RuntimeFailure(reason, f"{where}; those samples are skipped until their inputs change")
+
+
+def stopped(started: Sequence[FeatureBuild]) -> Interrupted:
+    """The one line of a build stopped by Ctrl-C: what it wrote stays, the next build goes on."""
+    from strata.build.runner import kept
+    from strata.errors import Interrupted
+
+    written = kept(started)
+    done = f", the batches written stay written ({written})" if written else " before any batch was written"
+    return Interrupted(f"interrupted by SIGINT{done}", "run `strata build` again to go on with the rest")
+
+
+SKIPPED = "skipped samples are computed again once their inputs change (`strata ui` lists the build errors)"
 
 
 def text(results: Sequence[FeatureBuild], *, dry_run: bool) -> str:
     """The plan or the outcome as a table, then per field the causes, then any failures."""
     from strata.cli.tables import table
-    from strata.history.model import failure_line
+    from strata.history.model import failure_line, skipped_line
 
     if not results:
         return "nothing to build: no feature with upstreams in the graph"
@@ -83,7 +103,7 @@ def text(results: Sequence[FeatureBuild], *, dry_run: bool) -> str:
         if dry_run:
             rows.append([r.key, r.added, r.changed, r.removed, note or "to build"])
         else:
-            done = note or ("failed batches" if r.failures else "built")
+            done = note or ("failed batches" if r.failures else "failed before" if r.skipped else "built")
             rows.append([r.key, r.added, r.changed, r.removed, r.written, r.skipped, f"{r.seconds:.2f}", done])
     headers = (
         ["feature", "add", "recompute", "remove", "status"]
@@ -99,6 +119,9 @@ def text(results: Sequence[FeatureBuild], *, dry_run: bool) -> str:
     if details:
         lines += ["recompute per field (cause):", *details]
     lines += [f"  {failure_line(r.key, failure)}" for r in results for failure in r.failures]
+    skipped = [f"  {skipped_line(r.key, group)}" for r in results for group in r.skipped_errors]
+    if skipped:
+        lines += [*skipped, SKIPPED]
     return "\n".join(lines)
 
 

@@ -54,7 +54,9 @@ def run_blocks(ctx: Context, project: Project, blocks: list[str], flags: dict[st
         raise UsageError(
             "the pipeline is not available in this strata", "run the plugins with `strata invoke` meanwhile"
         ) from None
-    results = run_pipeline(project, blocks, RunOptions(**flags))
+    from strata.cli.progress import build_reporting
+
+    results = run_pipeline(project, blocks, RunOptions(**flags, build_progress=build_reporting(ctx)))
     rows = [
         {
             "state_id": r.state_id,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 from strata.progress import EVERY_SECONDS, LOGGER, LogReporter, Reporter, Tally
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from strata.cli.context import Context
 
@@ -36,6 +36,24 @@ def reporting(ctx: Context, prefix: str) -> Iterator[Reporter | None]:
             yield bars
     else:
         yield LogReporter(prefix, every=_every())
+
+
+def build_reporting(
+    ctx: Context, before: Callable[[], None] | None = None
+) -> Callable[[], contextlib.AbstractContextManager[Reporter | None]]:
+    """What a ``features:build`` block of ``run`` reports its batches to, as ``strata build`` does.
+
+    ``before`` runs as each block starts (``run`` ends its line of records there).
+    """
+
+    @contextlib.contextmanager
+    def block() -> Iterator[Reporter | None]:
+        if before is not None:
+            before()
+        with reporting(ctx, "build") as report:
+            yield report
+
+    return block
 
 
 def _every() -> float:

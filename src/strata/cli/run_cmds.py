@@ -161,19 +161,21 @@ def _dump(ctx: Context, blocks: list[str], options: RunOptions, what: str) -> No
 
 
 def _execute(ctx: Context, blocks: list[str], options: RunOptions) -> None:
+    from strata.cli.progress import build_reporting
     from strata.ingest.pipeline import run_blocks
     from strata.project.files import ensure_writable
 
     project = ctx.project()
     if not options.dry_run:
         ensure_writable(project.system_dir)
-    if not ctx.json and sys.stderr.isatty():
-        options.progress = _progress_printer()
+    records = RecordsLine() if not ctx.json and sys.stderr.isatty() else None
+    options.progress = records
+    options.build_progress = build_reporting(ctx, before=None if records is None else records.end)
     try:
         results = run_blocks(project, blocks, options)
     finally:
-        if options.progress is not None:
-            click.echo("", err=True)  # ends the progress line, so the summary or the error starts a line
+        if records is not None:
+            records.end()  # so the summary or the error starts a line
 
     def human() -> None:
         for result in results:
@@ -201,6 +203,7 @@ def _line(result: RunResult) -> str:
         return "would run: " + "; ".join(result.plan)
     built = "".join(
         f"\n  built {b['feature']}: {b['written']} written, {b['removed']} removed"
+        + (f", {b['skipped']} skipped (failed before on the same inputs)" if b.get("skipped") else "")
         for b in result.builds
         if b["computable"]
     )
@@ -216,21 +219,30 @@ def _line(result: RunResult) -> str:
     )
 
 
-def _progress_printer() -> Any:
-    from strata.cli.tables import counted
+class RecordsLine:
+    """The records read so far, on one line of the terminal redrawn at most once a second."""
 
-    last = [0.0]
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._open = False
 
-    def show(records: dict[str, int], elapsed: float) -> None:
-        if elapsed - last[0] < 1:
+    def __call__(self, records: dict[str, int], elapsed: float) -> None:
+        from strata.cli.tables import counted
+
+        if elapsed - self._last < 1:
             return
-        last[0] = elapsed
+        self._last = elapsed
         total = sum(records.values())
         rate = total / elapsed if elapsed else 0.0
         streams = ", ".join(f"{k}={v}" for k, v in sorted(records.items()))
         click.echo(f"\r{elapsed:6.1f} s  {counted(total, 'record')} ({rate:.0f}/s)  {streams}", err=True, nl=False)
+        self._open = True
 
-    return show
+    def end(self) -> None:
+        """End the line if one is shown, so what follows (build bars, the summary, an error) starts its own."""
+        if self._open:
+            click.echo("", err=True)
+            self._open = False
 
 
 COMMANDS = [run, el]

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -267,7 +268,11 @@ class Run:
 def _kept_build(build: Mapping[str, Any]) -> dict[str, Any]:
     failures = list(build.get("failures") or [])
     kept = [{**f, "error": clean_error(str(f.get("error", "")))} for f in failures[:MAX_FAILURES]]
-    return {**build, "failures": kept, "failed_batches": len(failures)}
+    out = {**build, "failures": kept, "failed_batches": len(failures)}
+    if "skipped_errors" in build:
+        skipped = build["skipped_errors"][:MAX_FAILURES]
+        out["skipped_errors"] = [{**f, "error": clean_error(str(f.get("error", "")))} for f in skipped]
+    return out
 
 
 def build_summary(build: Mapping[str, Any]) -> str:
@@ -285,15 +290,37 @@ def build_summary(build: Mapping[str, Any]) -> str:
 
 
 def failure_line(feature: str, failure: Mapping[str, Any]) -> str:
-    """One failed batch: ``clip: batch of 4 failed (0, 1, 2, 3…): ValueError: …`` (URL credentials hidden)."""
-    first = ", ".join(str(s) for s in failure.get("first") or [])
-    error = redact_urls(str(failure.get("error", "")))
-    return f"{feature}: batch of {failure.get('samples', 0)} failed ({first}…): {error}"
+    """One failed batch: ``clip: batch of 4 failed (0, 1, 2, 3): ValueError: …`` (URL credentials hidden)."""
+    return f"{feature}: batch of {failure.get('samples', 0)} failed {_samples(failure)}"
+
+
+def skipped_line(feature: str, skipped: Mapping[str, Any]) -> str:
+    """Samples a build skipped for one error: ``clip: 4 samples skipped, they failed before … (0, 1, 2, 3): …``."""
+    count = int(skipped.get("samples", 0))
+    return f"{feature}: {count} sample{'' if count == 1 else 's'} skipped, they failed before on the same inputs " + (
+        _samples(skipped)
+    )
+
+
+def _samples(failure: Mapping[str, Any]) -> str:
+    """``(0, 1, 2, 3…): error``: the first samples (``…`` when there are more), then the error, URL credentials hidden.
+
+    A sample of several id columns is the JSON list of its ids (``["ex.com","/a,b.html"]``); a
+    run recorded before ids were JSON values holds each as its JSON text, shown as it is.
+    """
+    first = failure.get("first") or []
+    shown = ", ".join(s if isinstance(s, str) else json.dumps(s, default=str, separators=(",", ":")) for s in first)
+    more = "…" if int(failure.get("samples", 0)) > len(first) else ""
+    return f"({shown}{more}): {redact_urls(str(failure.get('error', '')))}"
 
 
 def build_lines(build: Mapping[str, Any]) -> list[str]:
-    """What one feature's build did, for the run log: its summary, then each failed batch."""
-    return [build_summary(build), *(failure_line(build["feature"], f) for f in build.get("failures") or [])]
+    """What one feature's build did, for the run log: its summary, each failed batch, each error of skipped samples."""
+    return [
+        build_summary(build),
+        *(failure_line(build["feature"], f) for f in build.get("failures") or []),
+        *(skipped_line(build["feature"], f) for f in build.get("skipped_errors") or []),
+    ]
 
 
 RUN_ID_VARIABLE = "STRATA_RUN_ID"

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import FrameType
 
+    from strata.progress import Reporter
     from strata.project.project import PluginRef, Project
 
 _METRIC = re.compile(r"METRIC: (\{.*\})")
@@ -69,6 +70,8 @@ class RunOptions:
     force: bool = False
     dry_run: bool = False
     progress: Callable[[dict[str, int], float], None] | None = None
+    build_progress: Callable[[], contextlib.AbstractContextManager[Reporter | None]] | None = None
+    """Around each ``features:build`` block: the reporter its batches go to (None: nothing shown)."""
     refresh_catalog: bool = False
     """Discover again even when a cached catalog exists (``--full-refresh`` does too)."""
     state_strategy: str = "auto"
@@ -361,22 +364,26 @@ def _build(
 
     What each block did goes into ``run`` (its history row) and the run log as soon as it ends.
     """
-    from strata.build.runner import build
+    from strata.build.runner import build, failed
 
     done: list[dict[str, Any]] = []
     for block in blocks:
-        results = build(project, feature_names(block), dry_run=options.dry_run, run_id=run.id if run else None)
+        with contextlib.nullcontext() if options.build_progress is None else options.build_progress() as report:
+            results = build(
+                project, feature_names(block), dry_run=options.dry_run, run_id=run.id if run else None, report=report
+            )
         built = [r.to_json() for r in results]
         done.extend(built)
         if run is not None:
             run.add_builds(built)
         if log_path is not None:
             _log_builds(log_path, built)
-        failed = [r.key for r in results if r.failures]
-        if failed:
+        reason = failed(results)
+        if reason:
             raise RuntimeFailure(
-                f"`{block}`: compute failed for some batches of {', '.join(failed)}",
-                "see `strata build --dry-run`; failed samples are skipped until their inputs change",
+                f"`{block}`: {reason}",
+                (f"see the errors in `strata runs show {run.id[:8]}`" if run else "see `strata build`")
+                + "; those samples are skipped until their inputs change",
             )
     return done
 
