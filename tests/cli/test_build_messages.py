@@ -36,8 +36,8 @@ def test_a_build_that_skips_samples_failed_before_says_so_with_their_errors(case
     assert row[:6] == ["transcript", "4", "0", "0", "0", "4"]
     assert " ".join(row[7:]) == "failed before"
     assert again.out.endswith(
-        f"  transcript: 4 samples skipped, they failed before on the same inputs (0, 1, 2, 3): {FAILURE}\n"
-        "skipped samples are computed again once their inputs change (`strata ui` lists the build errors)\n"
+        f"  transcript: 4 samples skipped, they failed before on the same inputs and code (0, 1, 2, 3): {FAILURE}\n"
+        "skipped samples are computed again once their inputs or their code_version change (`strata ui` lists the build errors)\n"
     )
     assert again.err == ""
     as_json = case.strata("--json", "build", BUILD_FAIL="raise")
@@ -56,11 +56,14 @@ def test_a_features_build_block_that_skips_samples_failed_before_says_so(case: C
     assert case.strata("run", "features:build", BUILD_FAIL="raise").code == 1
     again = case.strata("run", "features:build", BUILD_FAIL="raise")
     assert again.code == 0, again.err
-    assert "built transcript: 0 written, 0 removed, 4 skipped (failed before on the same inputs)" in again.out
+    assert "built transcript: 0 written, 0 removed, 4 skipped (failed before on the same inputs and code)" in again.out
     run = again.out.split("run ")[1].split()[0]
     shown = case.strata("runs", "show", run)
     assert shown.code == 0, shown.err
-    assert f"transcript: 4 samples skipped, they failed before on the same inputs (0, 1, 2, 3): {FAILURE}" in shown.out
+    assert (
+        f"transcript: 4 samples skipped, they failed before on the same inputs and code (0, 1, 2, 3): {FAILURE}"
+        in shown.out
+    )
 
 
 COMPOSITE = """
@@ -108,7 +111,7 @@ def test_failed_ids_are_json_values_and_the_text_shows_all_of_them_without_an_el
     assert text.code == 0, text.err
     assert "…" not in text.out
     ids = '["ex.com","/a,b.html"], ["ex.com","/c.html"], ["ex.com","/q\\"uote.html"]'
-    assert f"page_len: 3 samples skipped, they failed before on the same inputs ({ids}): ValueError: no parser" in (
+    assert f"page_len: 3 samples skipped, they failed before on the same inputs and code ({ids}): ValueError: no parser" in (
         text.out
     )
 
@@ -175,3 +178,18 @@ def test_ctrl_c_during_a_build_says_the_batches_written_stay_and_the_next_build_
     rest = run_strata("--json", "build", cwd=tmp_path)
     assert rest.code == 0, rest.err
     assert [(f["added"], f["written"]) for f in json.loads(rest.out)["features"]] == [(2, 2)]
+
+
+def test_a_bumped_code_version_computes_the_samples_that_failed_before(case: Case) -> None:
+    """The user fixed `compute` and bumped its code_version: the failed samples are computed again, not skipped."""
+    assert case.strata("build", BUILD_FAIL="raise").code == 1
+    module = next(case.root.glob("**/*.py"))  # the features module of the case
+    text = module.read_text()
+    bumped = text.replace('st.FieldSpec("text", deps=', 'st.FieldSpec("text", code_version="2", deps=', 1)
+    assert bumped != text
+    module.write_text(bumped)
+    fixed = case.strata("build")
+    assert fixed.code == 0, fixed.err
+    assert "failed before" not in fixed.out
+    [row] = [line.split() for line in fixed.out.splitlines() if line.startswith("transcript ")]
+    assert row[5] == "0", row  # none skipped

@@ -78,7 +78,7 @@ class FeatureBuild:
     written_fields: dict[str, int] = field(default_factory=dict)
     """Per field: samples written because that field was stale (added, or changed with a cause for it)."""
     skipped: int = 0
-    """Samples left out because they failed before on the same inputs."""
+    """Samples left out because they failed before on the same inputs and code versions."""
     skipped_errors: list[dict[str, Any]] = field(default_factory=list)
     """Per error the skipped samples failed with: how many, the first ids (JSON values), the error."""
     batches: int = 0
@@ -524,9 +524,15 @@ def _first_ids(keys: list[str]) -> list[Any]:
 
 
 def _input_keys(plan: FeaturePlan, frame: pl.DataFrame) -> list[str]:
+    """What a sample's failure is recorded against: its inputs and the code versions computing it.
+
+    A later build skips the sample while both are the same; new inputs, or a bumped
+    ``code_version`` (the compute fixed), compute it again.
+    """
     columns = list(plan.input_columns)
+    code = [f.code_version for f in plan.fields]
     rows = frame.select(columns).rows() if columns else [() for _ in range(len(frame))]
-    return [json.dumps(list(row), separators=(",", ":")) for row in rows]
+    return [json.dumps([*row, *code], separators=(",", ":")) for row in rows]
 
 
 # -- entry point -----------------------------------------------------------------------------

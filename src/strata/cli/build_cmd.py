@@ -87,7 +87,10 @@ def stopped(started: Sequence[FeatureBuild]) -> Interrupted:
     return Interrupted(f"interrupted by SIGINT{done}", "run `strata build` again to go on with the rest")
 
 
-SKIPPED = "skipped samples are computed again once their inputs change (`strata ui` lists the build errors)"
+SKIPPED = (
+    "skipped samples are computed again once their inputs or their code_version change "
+    "(`strata ui` lists the build errors)"
+)
 
 
 def text(results: Sequence[FeatureBuild], *, dry_run: bool) -> str:

@@ -203,7 +203,7 @@ def _line(result: RunResult) -> str:
         return "would run: " + "; ".join(result.plan)
     built = "".join(
         f"\n  built {b['feature']}: {b['written']} written, {b['removed']} removed"
-        + (f", {b['skipped']} skipped (failed before on the same inputs)" if b.get("skipped") else "")
+        + (f", {b['skipped']} skipped (failed before on the same inputs and code)" if b.get("skipped") else "")
         for b in result.builds
         if b["computable"]
     )

@@ -297,9 +297,8 @@ def failure_line(feature: str, failure: Mapping[str, Any]) -> str:
 def skipped_line(feature: str, skipped: Mapping[str, Any]) -> str:
     """Samples a build skipped for one error: ``clip: 4 samples skipped, they failed before … (0, 1, 2, 3): …``."""
     count = int(skipped.get("samples", 0))
-    return f"{feature}: {count} sample{'' if count == 1 else 's'} skipped, they failed before on the same inputs " + (
-        _samples(skipped)
-    )
+    said = f"{feature}: {count} sample{'' if count == 1 else 's'} skipped"
+    return f"{said}, they failed before on the same inputs and code {_samples(skipped)}"
 
 
 def _samples(failure: Mapping[str, Any]) -> str:
