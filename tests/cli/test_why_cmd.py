@@ -295,7 +295,7 @@ def test_a_store_path_under_a_file_is_one_line_not_an_empty_store(
         f"{root / 'notes.txt'} is a file, so nothing can be at {root / 'notes.txt' / 'x.db'}; "
         "give the store a path in a directory (strata.yml)\n"
     )
-    for args in (["status"], ["why", "pages", "s1,/a"]):
+    for args in (["status"], ["why", "pages", "s1,/a"], ["build"], ["graph", "render", "--format", "text"]):
         done = strata(*args)
         assert (done.code, done.err) == (2, line), args
     assert (root / "notes.txt").read_text() == "a file, not a directory\n"

@@ -569,6 +569,8 @@ def build(
     store = make_store(project, store_name, graph=graph, read_only=dry_run)
     keys = selected(graph, names)
     count = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    if config.path is not None:
+        store._check_place(config.path)  # noqa: SLF001 - before the lock beside it: a path no file can be at
     lock = contextlib.nullcontext() if dry_run else build_lock(config)  # a dry run writes nothing, not even a lock
     with lock, opened(store, config), graph.use(), RunHistory.open(project) as history:
         builder = Builder(

@@ -338,22 +338,8 @@ class MetadataStore(StoreBackend):
             )
 
     def _check_place(self, path: str | Path) -> None:
-        """Refuse a store file no file can ever be at: the nearest ancestor that exists is no directory.
-
-        Else a read would take the missing file for an empty store, and a write fail on making
-        its directory, neither saying why.
-        """
-        if str(path) == ":memory:":
-            return
-        for parent in Path(path).parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise UsageError(
-                        f"cannot open {self._called()}: {self.shown(str(parent))} is a file, so nothing can be at "
-                        f"{self.shown(str(path))}",
-                        "give the store a path in a directory (strata.yml)",
-                    )
-                return
+        """:func:`check_place` of this store's file."""
+        check_place(path, self._called(), self.shown)
 
     def _called(self) -> str:
         """What a message calls the store: ``store `prod```, else its kind and place (values hidden)."""
@@ -1513,3 +1499,21 @@ def _ancestors(graph: FeatureGraph, key: FeatureKey) -> list[FeatureKey]:
             seen.append(item)
             stack.extend(graph.upstream(item))
     return seen
+
+
+def check_place(path: str | Path, called: str, shown: Callable[[str], str] = str) -> None:
+    """Refuse a store file no file can ever be at: the nearest ancestor that exists is no directory.
+
+    Else a read would take the missing file for an empty store, and a write fail on making its
+    directory, neither saying why. ``called``: what the message calls the store.
+    """
+    if str(path) == ":memory:":
+        return
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(
+                    f"cannot open {called}: {shown(str(parent))} is a file, so nothing can be at {shown(str(path))}",
+                    "give the store a path in a directory (strata.yml)",
+                )
+            return

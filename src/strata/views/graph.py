@@ -565,6 +565,10 @@ def store_status(project: Project, graph: FeatureGraph, store_name: str | None =
     from strata.features.project import make_store, opened, store_config
 
     config = store_config(project, store_name)
+    if config.path is not None:
+        from strata.stores.base import check_place
+
+        check_place(config.path, f"store `{config.name}`")
     if _nothing_written(config):
         return None
     keys = graph.topological_order()
