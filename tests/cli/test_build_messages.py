@@ -111,8 +111,9 @@ def test_failed_ids_are_json_values_and_the_text_shows_all_of_them_without_an_el
     assert text.code == 0, text.err
     assert "…" not in text.out
     ids = '["ex.com","/a,b.html"], ["ex.com","/c.html"], ["ex.com","/q\\"uote.html"]'
-    assert f"page_len: 3 samples skipped, they failed before on the same inputs and code ({ids}): ValueError: no parser" in (
-        text.out
+    assert (
+        f"page_len: 3 samples skipped, they failed before on the same inputs and code ({ids}): ValueError: no parser"
+        in (text.out)
     )
 
 
