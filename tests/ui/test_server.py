@@ -21,7 +21,7 @@ from strata.features.versions import sample_hash
 from strata.history import RunHistory
 from strata.project.project import Project
 from tests.helpers import Cli, run_strata, wait_for, write_project
-from tests.ui.conftest import Server, start_ui
+from tests.ui.conftest import Demo, Server, start_ui
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -629,3 +629,30 @@ def test_a_failed_sample_links_to_a_why_that_reads_its_ids_back(tmp_path: Path) 
     assert "sample_uid=&quot;v,1&quot;: " in video
     assert '<a href="/feature?key=frames">frames</a></td><td><a href="/sample?feature=video&amp;id=' in errors
     assert '">v,1 (parent video)</a>' in errors  # says it is the parent's why
+
+
+def test_a_long_log_says_it_shows_only_its_last_lines(demo: Demo, tmp_path: Path) -> None:
+    """A run's log past the page's 2000 lines: the page says how many it shows of how many, and where the rest is."""
+    import shutil
+
+    from strata.history import RunHistory
+    from strata.project.project import Project
+
+    root = tmp_path / "copy"
+    shutil.copytree(demo.root, root)
+    with RunHistory.open(Project(root)) as history:
+        run = history.list(limit=1)[0]
+        path = history.log_file(run)
+    assert path is not None
+    with path.open("a", encoding="utf-8") as log:
+        log.writelines(f"line {i}\n" for i in range(3000))
+    total = len(path.read_text(encoding="utf-8").splitlines())
+    server = start_ui(root)
+    try:
+        code, page, _ = _get(f"{server.url}run?id={run.id}")
+    finally:
+        server.stop()
+    assert code == 200, page
+    assert f"the last 2000 of its {total} lines; the whole log is {path}" in page
+    assert "line 2999" in page
+    assert "line 999\n" not in page

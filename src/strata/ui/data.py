@@ -191,11 +191,17 @@ def run_page(source: Source, run_id: str) -> dict[str, Any]:
 
         raise RunNotFoundError(f"no run with id `{run_id}`", "this project has no run history yet")
     run, path, log = run_with_log(project, run_id, LOG_LINES)
+    cut = None
+    if path is not None and log is not None and log.count("\n") >= LOG_LINES:
+        with path.open("rb") as lines:
+            total = sum(1 for _ in lines)
+        cut = f"the last {LOG_LINES} of its {total} lines; the whole log is {path}" if total > LOG_LINES else None
     return {
         "run": _run_row(run),
         "builds": [line for build in run.builds for line in build_lines(build)],
         "log_file": None if path is None else str(path),
         "log": log,
+        "log_cut": cut,
     }
 
 

@@ -284,7 +284,7 @@ def run_body(data: dict[str, Any]) -> str:
     if data["log"] is None:
         log = notice("this run has no log file" if data["log_file"] is None else f"log missing: {data['log_file']}")
     else:
-        log = f'<pre id="log" class="log">{esc(data["log"])}</pre>'
+        log = notice(data.get("log_cut")) + f'<pre id="log" class="log">{esc(data["log"])}</pre>'
     return (
         f'<h1>Run {esc(run["run_id"][:8])} <span class="badge {esc(run["status"])}">{esc(run["status"])}</span></h1>'
         f'<table class="facts">{rows}</table>'
