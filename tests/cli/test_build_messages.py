@@ -105,7 +105,7 @@ def test_failed_ids_are_json_values_and_the_text_shows_all_of_them_without_an_el
     assert failure["first"] == [["ex.com", path] for path in paths]
     assert done.err == (
         "strata: error: compute failed for some batches of page_len; "
-        "see `failures` in the JSON output; those samples are skipped until their inputs change\n"
+        "see `failures` in the JSON output; those samples are skipped until their inputs or code_version change\n"
     )
     text = run_strata("build", cwd=tmp_path)  # skips them now, naming them as the failure did
     assert text.code == 0, text.err

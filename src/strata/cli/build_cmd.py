@@ -40,7 +40,7 @@ def build(
 ) -> None:
     """Run compute for every feature (or FEATURE and what it needs) on the samples that are stale.
 
-    Failing batches are recorded with their samples and skipped until their inputs change;
+    Failing batches are recorded with their samples and skipped until their inputs or code_version change;
     the command then exits 1 after finishing everything else. A later build skips them, says
     so with their errors, and exits 0 unless a batch fails anew. Batches written stay written
     when the build is stopped (Ctrl-C): the next build goes on with the rest.
@@ -74,7 +74,7 @@ def build(
     reason = failed(results)
     if reason and not dry_run:
         where = "see `failures` in the JSON output" if ctx.json else "see the errors above"
-        raise RuntimeFailure(reason, f"{where}; those samples are skipped until their inputs change")
+        raise RuntimeFailure(reason, f"{where}; those samples are skipped until their inputs or code_version change")
 
 
 def stopped(started: Sequence[FeatureBuild]) -> Interrupted:

@@ -383,7 +383,7 @@ def _build(
             raise RuntimeFailure(
                 f"`{block}`: {reason}",
                 (f"see the errors in `strata runs show {run.id[:8]}`" if run else "see `strata build`")
-                + "; those samples are skipped until their inputs change",
+                + "; those samples are skipped until their inputs or code_version change",
             )
     return done
 
