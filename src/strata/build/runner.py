@@ -16,7 +16,7 @@ are never computed):
 
 A batch that raises or returns a bad frame is recorded in the system database
 (``strata_build_errors``: which samples, on which inputs, what error) and skipped; other
-batches go on. Those samples are skipped by later builds until their inputs change.
+batches go on. Those samples are skipped by later builds until their inputs or code versions change.
 
 ``compute(self, inputs)`` gets :class:`~strata.build.worker.Inputs`: per upstream feature, a Polars frame of its live
 rows for the batch (id columns and the user's columns), and ``inputs.samples``, the batch's ids
