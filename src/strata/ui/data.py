@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from strata.features.graph import FeatureGraph
     from strata.features.project import StoreConfig
     from strata.history.model import Run
-    from strata.history.runs import RunHistory
     from strata.project.project import Project
 
 RUNS_SHOWN = 50
@@ -186,7 +185,9 @@ def run_page(source: Source, run_id: str) -> dict[str, Any]:
     from strata.history.shown import run_with_log
 
     project = source.project()
-    if _history(project) is None:
+    from strata.views.graph import run_history
+
+    if run_history(project) is None:
         from strata.errors import RunNotFoundError
 
         raise RunNotFoundError(f"no run with id `{run_id}`", "this project has no run history yet")
@@ -242,18 +243,10 @@ def state_page(source: Source) -> dict[str, Any]:
     }
 
 
-def _history(project: Project) -> RunHistory | None:
-    """The run history, or None while the project has none yet (the page creates no system database)."""
-    from strata.history import RunHistory, db
-
-    default = db.default_file(project)
-    if default is not None and not default.exists():
-        return None
-    return RunHistory.open(project)
-
-
 def _runs(project: Project, limit: int, state_id: str | None = None) -> list[dict[str, Any]]:
-    history = _history(project)
+    from strata.views.graph import run_history
+
+    history = run_history(project)
     if history is None:
         return []
     with history:
@@ -267,24 +260,18 @@ def _run_row(run: Run) -> dict[str, Any]:
 
 
 def _failures(project: Project, store: str, graph: FeatureGraph | None = None) -> list[dict[str, Any]]:
-    """The build errors of ``store``; given the ``graph``, each with the why explaining it (:func:`why_of`)."""
+    """The build errors of ``store`` (:func:`~strata.views.graph.failures`); given the ``graph``, each with its why."""
     from strata.history.shown import local_time
-    from strata.project.settings import redact_urls
+    from strata.views.graph import failures
 
-    history = _history(project)
-    if history is None:
-        return []
-    with history:
-        found = history.failures(store)
     return [
         f
         | {
             "why": None if graph is None else why_of(graph, f["feature"], f["sample"]),
-            "error": redact_urls(str(f["error"])),
             "since": local_time(f["failed_at"]),
             "failed_at": str(f["failed_at"]),
         }
-        for f in found
+        for f in failures(project, store)
     ]
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from strata.features.graph import FeatureGraph
     from strata.features.keys import FeatureKey
+    from strata.history.runs import RunHistory
     from strata.project.project import Project
     from strata.resolve.increment import Increment
     from strata.resolve.plan import FeaturePlan, FieldPlan
@@ -591,7 +592,7 @@ def _nothing_written(config: Any) -> bool:
 
 def failed_samples(project: Project, store_name: str, keys: Sequence[FeatureKey]) -> dict[str, set[str]]:
     """Per feature, the samples whose last build failed (``strata_build_errors``); none without a history."""
-    history = _history(project)
+    history = run_history(project)
     if history is None:
         return {}
     with history:
@@ -602,14 +603,14 @@ def failures(project: Project, store_name: str) -> list[dict[str, Any]]:
     """Every sample of the store whose last build failed, as ``RunHistory.failures`` gives them, URLs redacted."""
     from strata.project.settings import redact_urls
 
-    history = _history(project)
+    history = run_history(project)
     if history is None:
         return []
     with history:
         return [f | {"error": redact_urls(str(f["error"]))} for f in history.failures(store_name)]
 
 
-def _history(project: Project) -> Any:
+def run_history(project: Project) -> RunHistory | None:
     """The project's run history, or None while it has none (a read creates no system database)."""
     from strata.history import RunHistory, db
 

@@ -442,6 +442,7 @@ class _Walk:
         self.key = key
         self.graph = store.graph
         self.nodes: dict[tuple[FeatureKey, tuple[Any, ...]], Node] = {}
+        self.holders: dict[FeatureKey, MetadataStore] = {}
         self.failures = {(str(f["feature"]), str(f["sample"])): f for f in failures}
 
     def sample(self, ids: dict[str, Any]) -> SampleWhy:
@@ -494,8 +495,7 @@ class _Walk:
         Read from the store of the chain holding the feature, as :meth:`MetadataStore.read` does,
         but found by the engine: a SQL store sends back the few rows, not the table.
         """
-        holder = self.store._holder(plan)  # noqa: SLF001 - the store of the chain whose rows a read gives
-        native = holder._read_matching(plan, ids, history=history)  # noqa: SLF001 - a narrowed read
+        native = self._holder(plan)._read_matching(plan, ids, history=history)  # noqa: SLF001 - a narrowed read
         if native is None:
             return []
         if SEQ in native.columns:
@@ -573,7 +573,7 @@ class _Walk:
         """
         uplan = self.store.plan(up.key)
         seq = None if row is None else row.get(SEQ)
-        holders = {id(self.store._holder(p)) for p in (plan, uplan)}  # noqa: SLF001 - whose numbers compare
+        holders = {id(self._holder(p)) for p in (plan, uplan)}  # whose numbers compare
         then_key = SEQ if len(holders) == 1 else WRITTEN_AT
         then: dict[tuple[Any, ...], dict[str, Any]] = {}
         now: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -793,9 +793,15 @@ class _Walk:
                 return Cause("empty", text, samples=(Change(up.key, parent, "removed"),))
         return None
 
+    def _holder(self, plan: FeaturePlan) -> MetadataStore:
+        """The store of the chain whose rows a read of ``plan`` gives, asked once per feature of the walk."""
+        if plan.key not in self.holders:
+            self.holders[plan.key] = self.store._holder(plan)  # noqa: SLF001 - it asks each store of the chain
+        return self.holders[plan.key]
+
     def _fallback(self, plan: FeaturePlan) -> str | None:
         """The name of the fallback the feature's rows are read from; None when it is the store asked."""
-        holder = self.store._holder(plan)  # noqa: SLF001 - the store of the chain whose rows a read gives
+        holder = self._holder(plan)
         return None if holder is self.store else holder.name or holder.shown(holder.describe())
 
     def _live(self, plan: FeaturePlan, ids: Mapping[str, Any]) -> bool:
