@@ -255,11 +255,14 @@ class MetadataStore(StoreBackend):
         frame = self._read(plan, history=history, include_deleted=True)
         if frame is None:
             return None
-        empty: pl.DataFrame = frame.head(0).collect(backend="polars").to_native()
-        values = typed_match(match, empty.schema)
-        if values is None:
-            return empty  # no stored row can hold these values
-        nulls = [c for c, v in match.items() if v is None and c in empty.columns]
+        stored = self._stored_schema(plan, list(match))  # the types, without a query where a backend knows them
+        if stored is None:  # a column the table lacks: its schema from an empty read
+            stored = dict(frame.head(0).collect(backend="polars").to_native().schema)
+        values = typed_match(match, stored)
+        if values is None:  # no stored row can hold these values
+            native_empty: pl.DataFrame = frame.head(0).collect(backend="polars").to_native()
+            return native_empty
+        nulls = [c for c, v in match.items() if v is None and c in stored]
         for expr in [*(nw.col(c).is_null() for c in nulls), *(nw.col(c) == values[c][0] for c in values.columns)]:
             frame = frame.filter(expr)
         native: pl.DataFrame = frame.collect(backend="polars").to_native()
